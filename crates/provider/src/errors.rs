@@ -1,0 +1,165 @@
+//! One error model for every service: a gRPC code chosen by meaning plus `google.rpc`
+//! details (`ErrorInfo`, `LocalizedMessage`, `RetryInfo`, `BadRequest`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+/// Stable `ErrorInfo.reason` values shared by every provider client.
+pub mod reasons {
+    /// The provider refused pasarela's own credentials (never the caller's fault).
+    pub const PROVIDER_AUTH_FAILED: &str = "PROVIDER_AUTH_FAILED";
+    /// The provider answered something pasarela cannot read (HTML, truncated JSON, ...).
+    pub const PROVIDER_BAD_RESPONSE: &str = "PROVIDER_BAD_RESPONSE";
+    /// The provider could not be reached or answered 5xx.
+    pub const PROVIDER_UNAVAILABLE: &str = "PROVIDER_UNAVAILABLE";
+    /// The provider did not answer within the call's deadline.
+    pub const PROVIDER_TIMEOUT: &str = "PROVIDER_TIMEOUT";
+    /// A call that moves money or state may have been executed: the answer was lost.
+    pub const PROVIDER_OUTCOME_UNKNOWN: &str = "PROVIDER_OUTCOME_UNKNOWN";
+    /// Calls fail fast while the provider's circuit is open.
+    pub const CIRCUIT_OPEN: &str = "CIRCUIT_OPEN";
+}
+
+/// A failure to hand back to the caller as a rich `tonic::Status`.
+///
+/// `message` must never carry a secret or a raw provider body: it is what the caller reads.
+#[derive(Debug, Clone)]
+pub struct ProviderError {
+    pub code: Code,
+    pub reason: String,
+    pub domain: String,
+    pub message: String,
+    pub metadata: HashMap<String, String>,
+    pub localized: Option<(String, String)>,
+    pub retry_after: Option<Duration>,
+    pub violations: Vec<(String, String)>,
+}
+
+impl ProviderError {
+    pub fn new(code: Code, reason: impl Into<String>, domain: impl Into<String>) -> Self {
+        let reason = reason.into();
+        Self {
+            code,
+            message: reason.to_lowercase().replace('_', " "),
+            reason,
+            domain: domain.into(),
+            metadata: HashMap::new(),
+            localized: None,
+            retry_after: None,
+            violations: Vec::new(),
+        }
+    }
+
+    pub fn message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    /// Adds an `ErrorInfo.metadata` entry (the provider's own code, type, HTTP status...).
+    pub fn meta(mut self, key: impl Into<String>, value: impl ToString) -> Self {
+        self.metadata.insert(key.into(), value.to_string());
+        self
+    }
+
+    /// The provider's human text, for a person reading the error (`es-CO`, `es-MX`).
+    pub fn localized(mut self, locale: impl Into<String>, text: impl Into<String>) -> Self {
+        self.localized = Some((locale.into(), text.into()));
+        self
+    }
+
+    pub fn retry_after(mut self, delay: Duration) -> Self {
+        self.retry_after = Some(delay);
+        self
+    }
+
+    /// A `BadRequest` field violation reported by the provider itself.
+    pub fn violation(mut self, field: impl Into<String>, description: impl Into<String>) -> Self {
+        self.violations.push((field.into(), description.into()));
+        self
+    }
+}
+
+impl From<ProviderError> for Status {
+    fn from(error: ProviderError) -> Self {
+        let mut details = ErrorDetails::with_error_info(error.reason, error.domain, error.metadata);
+        if let Some((locale, text)) = error.localized {
+            details.set_localized_message(locale, text);
+        }
+        if let Some(delay) = error.retry_after {
+            details.set_retry_info(Some(delay));
+        }
+        if !error.violations.is_empty() {
+            details.set_bad_request(
+                error
+                    .violations
+                    .into_iter()
+                    .map(|(field, description)| FieldViolation::new(field, description))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        Status::with_error_details(error.code, error.message, details)
+    }
+}
+
+/// A `INVALID_ARGUMENT` status with one `FieldViolation` per bad field.
+pub fn bad_request(violations: Vec<(String, String)>) -> Status {
+    let summary = violations
+        .iter()
+        .map(|(field, _)| field.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let details = ErrorDetails::with_bad_request(
+        violations
+            .into_iter()
+            .map(|(field, description)| FieldViolation::new(field, description))
+            .collect::<Vec<_>>(),
+    );
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("invalid request: {summary}"),
+        details,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_carries_every_detail() {
+        let status: Status = ProviderError::new(Code::FailedPrecondition, "OTP_EXPIRED", "bcs")
+            .meta("provider_code", "1020")
+            .localized("es-CO", "OTP vencida")
+            .retry_after(Duration::from_secs(2))
+            .into();
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        let details = status.get_error_details();
+        let info = details.error_info().expect("error info");
+        assert_eq!(info.reason, "OTP_EXPIRED");
+        assert_eq!(info.domain, "bcs");
+        assert_eq!(info.metadata["provider_code"], "1020");
+        assert_eq!(details.localized_message().unwrap().message, "OTP vencida");
+        assert!(details.retry_info().is_some());
+    }
+
+    #[test]
+    fn bad_request_lists_every_field() {
+        let status = bad_request(vec![
+            ("a".into(), "required".into()),
+            ("b".into(), "too long".into()),
+        ]);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let fields: Vec<_> = details
+            .bad_request()
+            .unwrap()
+            .field_violations
+            .iter()
+            .map(|v| v.field.clone())
+            .collect();
+        assert_eq!(fields, ["a", "b"]);
+    }
+}

@@ -1,0 +1,16 @@
+//! The outbound kit every provider client shares: pooled rustls HTTP clients, deadlines,
+//! retries for safe operations, a circuit breaker per provider, and one gRPC error model.
+#![forbid(unsafe_code)]
+
+pub mod breaker;
+pub mod deadline;
+pub mod errors;
+pub mod http;
+pub mod metrics;
+pub mod outbound;
+pub mod retry;
+pub mod validate;
+
+pub use errors::{ProviderError, reasons};
+pub use outbound::{Operation, Outbound, RawResponse};
+pub use validate::Violations;

@@ -1,0 +1,79 @@
+//! Prometheus families of outbound calls (per provider operation), shared by every client
+//! and registered once by the server.
+
+use std::sync::LazyLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub provider: &'static str,
+    pub operation: &'static str,
+    /// `ok`, `http_error`, `timeout`, `unavailable`, `circuit_open`.
+    pub outcome: &'static str,
+    /// The HTTP status, empty when none was received.
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub provider: &'static str,
+    pub operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    pub provider: &'static str,
+}
+
+pub struct ProviderMetrics {
+    pub calls: Family<CallLabels, Counter>,
+    pub latency: Family<OperationLabels, Histogram>,
+    pub retries: Family<OperationLabels, Counter>,
+    pub breaker_state: Family<ProviderLabels, Gauge>,
+}
+
+static METRICS: LazyLock<ProviderMetrics> = LazyLock::new(|| ProviderMetrics {
+    calls: Family::default(),
+    latency: Family::new_with_constructor(|| {
+        Histogram::new([
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ])
+    }),
+    retries: Family::default(),
+    breaker_state: Family::default(),
+});
+
+pub fn global() -> &'static ProviderMetrics {
+    &METRICS
+}
+
+/// Adds the outbound families to the server's registry.
+pub fn register(registry: &mut Registry) {
+    let m = global();
+    registry.register(
+        "pasarela_provider_calls",
+        "Provider HTTP calls by operation, outcome and HTTP status",
+        m.calls.clone(),
+    );
+    registry.register(
+        "pasarela_provider_call_duration_seconds",
+        "Latency of provider HTTP calls, retries included",
+        m.latency.clone(),
+    );
+    registry.register(
+        "pasarela_provider_retries",
+        "Provider calls retried after a failure",
+        m.retries.clone(),
+    );
+    registry.register(
+        "pasarela_provider_circuit_state",
+        "Circuit breaker state per provider: 0 closed, 1 open, 2 half-open",
+        m.breaker_state.clone(),
+    );
+}

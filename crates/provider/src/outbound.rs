@@ -1,0 +1,257 @@
+//! Sends one provider call: circuit breaker, deadline, retries for safe operations,
+//! failures classified into the gRPC error model, and metrics.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::{RequestBuilder, StatusCode};
+use tonic::Code;
+
+use crate::breaker::{Breaker, BreakerSettings};
+use crate::errors::{ProviderError, reasons};
+use crate::http::{HttpSettings, build_client};
+use crate::metrics::{self, CallLabels, OperationLabels, ProviderLabels};
+use crate::retry::{RetryPolicy, RetrySettings};
+
+/// A provider operation as the outbound kit needs to know it.
+#[derive(Debug, Clone, Copy)]
+pub struct Operation {
+    /// Low-cardinality name for metrics and logs, e.g. `generate_otc`.
+    pub name: &'static str,
+    /// Reads and token requests: repeating them cannot do harm twice.
+    pub safe_to_retry: bool,
+}
+
+/// A provider's answer, read whole: status, headers and body.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Bytes,
+}
+
+/// Statuses that say "try again later" rather than "no".
+const RETRYABLE_STATUSES: [StatusCode; 3] = [
+    StatusCode::BAD_GATEWAY,
+    StatusCode::SERVICE_UNAVAILABLE,
+    StatusCode::GATEWAY_TIMEOUT,
+];
+
+/// One provider's pooled client, breaker and retry budget.
+#[derive(Debug)]
+pub struct Outbound {
+    domain: &'static str,
+    client: reqwest::Client,
+    breaker: Breaker,
+    retry: RetryPolicy,
+    ceiling: Duration,
+}
+
+/// Settings of a provider's outbound path, from configuration.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundSettings {
+    pub http: HttpSettings,
+    pub retry: RetrySettings,
+    pub breaker: BreakerSettings,
+}
+
+enum Attempt {
+    Answered(RawResponse),
+    Failed(reqwest::Error),
+}
+
+impl Outbound {
+    /// `domain` names the provider in errors and metrics (e.g. `bancocajasocial.com.co`).
+    pub fn new(domain: &'static str, settings: &OutboundSettings) -> anyhow::Result<Self> {
+        Ok(Self {
+            domain,
+            client: build_client(&settings.http)?,
+            breaker: Breaker::new(settings.breaker.clone()),
+            retry: RetryPolicy::new(settings.retry.clone()),
+            ceiling: settings.http.timeout,
+        })
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    pub fn domain(&self) -> &'static str {
+        self.domain
+    }
+
+    /// The longest a call may take when the caller gives no deadline.
+    pub fn ceiling(&self) -> Duration {
+        self.ceiling
+    }
+
+    /// Sends `request` within `budget`. Any HTTP answer is `Ok` (the caller maps its
+    /// status and body); transport failures, timeouts and an open circuit are `Err`.
+    pub async fn send(
+        &self,
+        operation: Operation,
+        request: RequestBuilder,
+        budget: Duration,
+    ) -> Result<RawResponse, ProviderError> {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(budget, self.send_with_retries(operation, request))
+            .await
+        {
+            Ok(result) => result,
+            Err(_) => {
+                self.breaker.record(false);
+                Err(self.timeout_error(operation))
+            }
+        };
+        self.observe(operation, &result, started.elapsed());
+        result
+    }
+
+    async fn send_with_retries(
+        &self,
+        operation: Operation,
+        request: RequestBuilder,
+    ) -> Result<RawResponse, ProviderError> {
+        let mut delays = operation
+            .safe_to_retry
+            .then(|| self.retry.delays())
+            .into_iter()
+            .flatten();
+        loop {
+            if let Err(wait) = self.breaker.admit() {
+                return Err(self.circuit_open(wait));
+            }
+            let attempt = match request.try_clone() {
+                Some(request) => attempt(request).await,
+                None => return Err(self.internal("request body cannot be replayed")),
+            };
+            let success = matches!(&attempt, Attempt::Answered(r) if !RETRYABLE_STATUSES.contains(&r.status) && !r.status.is_server_error());
+            self.breaker.record(success);
+            self.retry.record(success);
+            let retryable = match &attempt {
+                Attempt::Answered(r) => RETRYABLE_STATUSES.contains(&r.status),
+                Attempt::Failed(e) => e.is_connect() || e.is_timeout() || e.is_request(),
+            };
+            if retryable && self.retry.may_retry() {
+                if let Some(delay) = delays.next() {
+                    metrics::global()
+                        .retries
+                        .get_or_create(&OperationLabels {
+                            provider: self.domain,
+                            operation: operation.name,
+                        })
+                        .inc();
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+            }
+            return match attempt {
+                Attempt::Answered(response) => Ok(response),
+                Attempt::Failed(error) => Err(self.transport_error(operation, &error)),
+            };
+        }
+    }
+
+    fn transport_error(&self, operation: Operation, error: &reqwest::Error) -> ProviderError {
+        if error.is_timeout() {
+            return self.timeout_error(operation);
+        }
+        // A refused connection never carried the request; anything later might have.
+        if error.is_connect() || operation.safe_to_retry {
+            return ProviderError::new(
+                Code::Unavailable,
+                reasons::PROVIDER_UNAVAILABLE,
+                self.domain,
+            )
+            .message(format!("{} could not be reached", self.domain))
+            .retry_after(Duration::from_secs(1));
+        }
+        self.outcome_unknown(Code::Unavailable)
+    }
+
+    fn timeout_error(&self, operation: Operation) -> ProviderError {
+        if operation.safe_to_retry {
+            ProviderError::new(
+                Code::DeadlineExceeded,
+                reasons::PROVIDER_TIMEOUT,
+                self.domain,
+            )
+            .message(format!("{} did not answer in time", self.domain))
+        } else {
+            self.outcome_unknown(Code::DeadlineExceeded)
+        }
+    }
+
+    fn outcome_unknown(&self, code: Code) -> ProviderError {
+        ProviderError::new(code, reasons::PROVIDER_OUTCOME_UNKNOWN, self.domain).message(format!(
+            "the request reached {} but its answer was lost: the operation may have been executed",
+            self.domain
+        ))
+    }
+
+    fn circuit_open(&self, wait: Duration) -> ProviderError {
+        ProviderError::new(Code::Unavailable, reasons::CIRCUIT_OPEN, self.domain)
+            .message(format!(
+                "{} is failing; calls are suspended for a moment",
+                self.domain
+            ))
+            .retry_after(wait)
+    }
+
+    fn internal(&self, why: &str) -> ProviderError {
+        ProviderError::new(Code::Internal, reasons::PROVIDER_BAD_RESPONSE, self.domain).message(why)
+    }
+
+    fn observe(
+        &self,
+        operation: Operation,
+        result: &Result<RawResponse, ProviderError>,
+        elapsed: Duration,
+    ) {
+        let m = metrics::global();
+        let (outcome, status) = match result {
+            Ok(r) if r.status.is_success() => ("ok", r.status.as_u16().to_string()),
+            Ok(r) => ("http_error", r.status.as_u16().to_string()),
+            Err(e) if e.reason == reasons::CIRCUIT_OPEN => ("circuit_open", String::new()),
+            Err(e) if e.code == Code::DeadlineExceeded => ("timeout", String::new()),
+            Err(_) => ("unavailable", String::new()),
+        };
+        m.calls
+            .get_or_create(&CallLabels {
+                provider: self.domain,
+                operation: operation.name,
+                outcome,
+                status,
+            })
+            .inc();
+        m.latency
+            .get_or_create(&OperationLabels {
+                provider: self.domain,
+                operation: operation.name,
+            })
+            .observe(elapsed.as_secs_f64());
+        m.breaker_state
+            .get_or_create(&ProviderLabels {
+                provider: self.domain,
+            })
+            .set(self.breaker.state() as i64);
+    }
+}
+
+async fn attempt(request: RequestBuilder) -> Attempt {
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(error) => return Attempt::Failed(error),
+    };
+    let status = response.status();
+    let headers = response.headers().clone();
+    match response.bytes().await {
+        Ok(body) => Attempt::Answered(RawResponse {
+            status,
+            headers,
+            body,
+        }),
+        Err(error) => Attempt::Failed(error),
+    }
+}
