@@ -71,9 +71,7 @@ impl Breaker {
                 *inner = Inner::HalfOpen { probe_started: now };
                 Ok(())
             }
-            Inner::HalfOpen { probe_started } => {
-                Err(probe_started + self.settings.open_for - now)
-            }
+            Inner::HalfOpen { probe_started } => Err(probe_started + self.settings.open_for - now),
         }
     }
 
@@ -81,7 +79,9 @@ impl Breaker {
         let mut inner = self.lock();
         *inner = match (&*inner, success) {
             (_, true) => Inner::Closed { failures: 0 },
-            (Inner::Closed { failures }, false) if failures + 1 < self.settings.failure_threshold => {
+            (Inner::Closed { failures }, false)
+                if failures + 1 < self.settings.failure_threshold =>
+            {
                 Inner::Closed {
                     failures: failures + 1,
                 }
@@ -101,7 +101,9 @@ impl Breaker {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

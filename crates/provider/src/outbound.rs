@@ -95,15 +95,14 @@ impl Outbound {
         budget: Duration,
     ) -> Result<RawResponse, ProviderError> {
         let started = Instant::now();
-        let result = match tokio::time::timeout(budget, self.send_with_retries(operation, request))
-            .await
-        {
-            Ok(result) => result,
-            Err(_) => {
-                self.breaker.record(false);
-                Err(self.timeout_error(operation))
-            }
-        };
+        let result =
+            match tokio::time::timeout(budget, self.send_with_retries(operation, request)).await {
+                Ok(result) => result,
+                Err(_) => {
+                    self.breaker.record(false);
+                    Err(self.timeout_error(operation))
+                }
+            };
         self.observe(operation, &result, started.elapsed());
         result
     }
@@ -133,18 +132,19 @@ impl Outbound {
                 Attempt::Answered(r) => RETRYABLE_STATUSES.contains(&r.status),
                 Attempt::Failed(e) => e.is_connect() || e.is_timeout() || e.is_request(),
             };
-            if retryable && self.retry.may_retry() {
-                if let Some(delay) = delays.next() {
-                    metrics::global()
-                        .retries
-                        .get_or_create(&OperationLabels {
-                            provider: self.domain,
-                            operation: operation.name,
-                        })
-                        .inc();
-                    tokio::time::sleep(delay).await;
-                    continue;
-                }
+            if retryable
+                && self.retry.may_retry()
+                && let Some(delay) = delays.next()
+            {
+                metrics::global()
+                    .retries
+                    .get_or_create(&OperationLabels {
+                        provider: self.domain,
+                        operation: operation.name,
+                    })
+                    .inc();
+                tokio::time::sleep(delay).await;
+                continue;
             }
             return match attempt {
                 Attempt::Answered(response) => Ok(response),
