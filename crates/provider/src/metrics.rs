@@ -36,6 +36,10 @@ pub struct ProviderMetrics {
     pub latency: Family<OperationLabels, Histogram>,
     pub retries: Family<OperationLabels, Counter>,
     pub breaker_state: Family<ProviderLabels, Gauge>,
+    /// Access tokens fetched from a provider (Daviplata's OAuth2 token).
+    pub token_refreshes: Family<ProviderLabels, Counter>,
+    /// Outcomes replayed from the idempotency store instead of calling the provider.
+    pub idempotency_replays: Family<OperationLabels, Counter>,
 }
 
 static METRICS: LazyLock<ProviderMetrics> = LazyLock::new(|| ProviderMetrics {
@@ -47,6 +51,8 @@ static METRICS: LazyLock<ProviderMetrics> = LazyLock::new(|| ProviderMetrics {
     }),
     retries: Family::default(),
     breaker_state: Family::default(),
+    token_refreshes: Family::default(),
+    idempotency_replays: Family::default(),
 });
 
 pub fn global() -> &'static ProviderMetrics {
@@ -75,5 +81,15 @@ pub fn register(registry: &mut Registry) {
         "pasarela_provider_circuit_state",
         "Circuit breaker state per provider: 0 closed, 1 open, 2 half-open",
         m.breaker_state.clone(),
+    );
+    registry.register(
+        "pasarela_provider_token_refreshes",
+        "Access tokens requested from a provider",
+        m.token_refreshes.clone(),
+    );
+    registry.register(
+        "pasarela_idempotency_replays",
+        "Answers replayed from the idempotency store",
+        m.idempotency_replays.clone(),
     );
 }
