@@ -1,0 +1,251 @@
+//! Builds and runs one pasarela process: the enabled services behind the RPC and auth
+//! layers, health and reflection on the gRPC port, metrics and probe health on the admin
+//! port, and a bounded drain on shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::routing::get;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::{Routes, RoutesBuilder};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tower::ServiceBuilder;
+
+use crate::config::{Config, ServiceName};
+use crate::rpc_layer::{self, RpcLayer};
+
+/// A started process. It runs until [`Running::shutdown`] or the future given to
+/// [`Running::run_until`] says stop.
+pub struct Running {
+    pub grpc_addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Drains and stops, as SIGTERM would.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.context("server task panicked")?
+    }
+
+    /// Serves until `signal` resolves (or the server fails), then drains and stops.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Running { stop, mut task, .. } = self;
+        tokio::select! {
+            result = &mut task => result.context("server task panicked")?,
+            () = signal => {
+                let _ = stop.send(true);
+                task.await.context("server task panicked")?
+            }
+        }
+    }
+}
+
+/// Binds the listeners, builds every enabled service, and starts serving.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let mut routes = RoutesBuilder::default();
+    routes.add_service(health_service.clone());
+    if config.reflection {
+        add_reflection(&mut routes)?;
+    }
+    for name in dedup(&config.services) {
+        add_service(&mut routes, &config, name).await?;
+        health
+            .set_service_status(name.grpc_name(), ServingStatus::Serving)
+            .await;
+    }
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding gRPC address {}", config.listen))?;
+    let grpc_addr = listener.local_addr()?;
+    let admin = match config.admin_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding admin address {addr}"))?,
+        ),
+        None => None,
+    };
+    let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
+
+    let (stop, stopped) = watch::channel(false);
+    let auth = pasarela_auth::AuthLayer::new(&config.auth)
+        .await
+        .context("building the auth layer")?;
+    let mut server = tonic::transport::Server::builder()
+        .max_connection_age(config.max_connection_age.unwrap_or(std::time::Duration::MAX));
+    if let Some(tls) = &config.tls {
+        server = server
+            .tls_config(pasarela_auth::server_tls_config(tls)?)
+            .context("server TLS")?;
+    }
+    let router = server
+        .layer(
+            ServiceBuilder::new()
+                .layer(RpcLayer::new(&[
+                    pasarela::FILE_DESCRIPTOR_SET,
+                    tonic_health::pb::FILE_DESCRIPTOR_SET,
+                ]))
+                .layer(auth),
+        )
+        .add_routes(routes.routes());
+
+    // The admin port outlives the drain so probes keep reading NOT_SERVING until the end.
+    let admin_task = admin.map(|listener| tokio::spawn(serve_admin(listener, health_service)));
+    let services = dedup(&config.services);
+    let shutdown = config.shutdown.clone();
+    let task = tokio::spawn(async move {
+        let graceful = drain_signal(stopped.clone(), health, services, shutdown.drain_delay);
+        let serving =
+            router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), graceful);
+        tokio::pin!(serving);
+        let mut bound = stopped;
+        let result = tokio::select! {
+            result = &mut serving => result.context("gRPC server failed"),
+            () = async {
+                let _ = bound.wait_for(|stop| *stop).await;
+                tokio::time::sleep(shutdown.drain_delay + shutdown.drain_timeout).await;
+            } => {
+                tracing::warn!("drain bound reached; closing the remaining calls");
+                Ok(())
+            }
+        };
+        if let Some(admin_task) = admin_task {
+            admin_task.abort();
+        }
+        tracing::info!("pasarela stopped");
+        result
+    });
+    tracing::info!(%grpc_addr, ?admin_addr, "pasarela serving");
+    Ok(Running {
+        grpc_addr,
+        admin_addr,
+        stop,
+        task,
+    })
+}
+
+/// Resolves when in-flight calls may start draining: health is turned NOT_SERVING at the
+/// stop signal, and new calls are still accepted during `delay` (load balancers and
+/// kube-proxy take a moment to notice).
+async fn drain_signal(
+    mut stopped: watch::Receiver<bool>,
+    health: HealthReporter,
+    services: Vec<ServiceName>,
+    delay: std::time::Duration,
+) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+    tracing::info!("stop requested: health NOT_SERVING, draining");
+    health.set_service_status("", ServingStatus::NotServing).await;
+    for name in services {
+        health
+            .set_service_status(name.grpc_name(), ServingStatus::NotServing)
+            .await;
+    }
+    tokio::time::sleep(delay).await;
+}
+
+async fn add_service(
+    routes: &mut RoutesBuilder,
+    config: &Config,
+    name: ServiceName,
+) -> anyhow::Result<()> {
+    let limit = config.max_request_bytes;
+    let missing = || format!("service {name:?} is enabled but has no configuration section");
+    match name {
+        ServiceName::Security => {
+            let section = config.security.clone().with_context(missing)?;
+            let service = pasarela_security::service(section).await?;
+            routes.add_service(service.max_decoding_message_size(limit));
+        }
+        ServiceName::Bureau => {
+            let section = config.bureau.clone().with_context(missing)?;
+            let service = pasarela_bureau::service(section).await?;
+            routes.add_service(service.max_decoding_message_size(limit));
+        }
+        ServiceName::RecurringPayments => {
+            let section = config.recurring_payments.clone().with_context(missing)?;
+            let service = pasarela_recurring_payments::service(section).await?;
+            routes.add_service(service.max_decoding_message_size(limit));
+        }
+    }
+    Ok(())
+}
+
+fn add_reflection(routes: &mut RoutesBuilder) -> anyhow::Result<()> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pasarela::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    routes.add_service(builder().build_v1().context("reflection v1")?);
+    routes.add_service(builder().build_v1alpha().context("reflection v1alpha")?);
+    Ok(())
+}
+
+fn dedup(services: &[ServiceName]) -> Vec<ServiceName> {
+    ServiceName::ALL
+        .into_iter()
+        .filter(|name| services.contains(name))
+        .collect()
+}
+
+/// The admin port: `/metrics` for Prometheus and `grpc.health.v1` in plaintext for
+/// Kubernetes probes (which cannot present a client certificate).
+async fn serve_admin<H>(listener: TcpListener, health: H)
+where
+    H: tonic::server::NamedService
+        + tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    H::Future: Send + 'static,
+{
+    let registry = Arc::new(metrics_registry());
+    let metrics = get(move || {
+        let registry = registry.clone();
+        async move { render_metrics(&registry) }
+    });
+    let app = Routes::new(health).into_axum_router().route("/metrics", metrics);
+    if let Err(error) = axum::serve(listener, app).await {
+        tracing::error!(%error, "admin server failed");
+    }
+}
+
+fn metrics_registry() -> Registry {
+    let mut registry = Registry::default();
+    rpc_layer::register(&mut registry);
+    pasarela_provider::metrics::register(&mut registry);
+    registry
+}
+
+fn render_metrics(registry: &Registry) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, registry) {
+        Ok(()) => (
+            [(
+                http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(_) => http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}

@@ -1,0 +1,121 @@
+//! The command line: `serve`, `dev`, `sandbox` and `token`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::{app, dev, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(name = "pasarela", version, about = "gRPC gateway to Banco Caja Social, Kiban and Daviplata")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the services named in configuration (one, several or all) on one port.
+    Serve {
+        /// TOML configuration file; `PASARELA_*` variables override it.
+        #[arg(long, env = "PASARELA_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// All three services plus the sandbox providers, for one machine.
+    Dev {
+        /// gRPC address.
+        #[arg(long, env = "PASARELA_LISTEN", default_value = "127.0.0.1:50051")]
+        listen: SocketAddr,
+        /// Optional TOML file overriding the dev configuration.
+        #[arg(long, env = "PASARELA_CONFIG")]
+        config: Option<PathBuf>,
+        /// Where the sandbox keeps its dev certificates.
+        #[arg(long, env = "PASARELA_DEV_DIR", default_value = ".pasarela")]
+        dir: PathBuf,
+    },
+    /// The provider emulators alone.
+    Sandbox(pasarela_sandbox::SandboxArgs),
+    /// Mint a bearer token that `pasarela dev` accepts.
+    Token {
+        /// A scope to grant (repeatable); `*` grants every RPC.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// The token's subject.
+        #[arg(long, default_value = "dev")]
+        subject: String,
+        /// Lifetime, e.g. `1h`, `15m`.
+        #[arg(long, default_value = "1h", value_parser = humantime_serde::re::humantime::parse_duration)]
+        ttl: Duration,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config } => {
+            let config = Config::load(config.as_deref())?;
+            telemetry::init(&config.log);
+            app::start(config).await?.run_until(stop_signal()).await
+        }
+        Command::Dev {
+            listen,
+            config,
+            dir,
+        } => {
+            let sandbox = pasarela_sandbox::Sandbox::start(dev::sandbox_options(&dir)).await?;
+            let mut config = dev::config_for(&sandbox, config.as_deref())?;
+            config.listen = listen;
+            telemetry::init(&config.log);
+            let running = app::start(config).await?;
+            print_dev_banner(&running, &sandbox);
+            running.run_until(stop_signal()).await
+        }
+        Command::Sandbox(args) => pasarela_sandbox::run_standalone(args).await,
+        Command::Token {
+            scopes,
+            subject,
+            ttl,
+        } => {
+            let token =
+                pasarela_auth::mint_dev_token(&pasarela_auth::Config::dev(), &subject, &scopes, ttl)?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+fn print_dev_banner(running: &app::Running, sandbox: &pasarela_sandbox::Sandbox) {
+    let grpc = running.grpc_addr;
+    println!("pasarela dev: gRPC on {grpc} (security, bureau, recurring-payments)");
+    if let Some(admin) = running.admin_addr {
+        println!("metrics: http://{admin}/metrics");
+    }
+    println!("sandbox: bcs {} kiban {} daviplata {} admin {}", sandbox.bcs_url, sandbox.kiban_url, sandbox.daviplata_url, sandbox.admin_url);
+    println!(
+        "try: grpcurl -plaintext -H \"authorization: Bearer $(pasarela token --scope '*')\" {grpc} list"
+    );
+}
+
+/// SIGTERM (Kubernetes) or Ctrl-C (a terminal).
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

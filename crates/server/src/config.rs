@@ -1,0 +1,191 @@
+//! pasarela's configuration: defaults, then a TOML file, then `PASARELA_*` environment
+//! variables (`__` separates nested keys: `PASARELA_SECURITY__BASE_URL`).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use figment::{Figment, Provider};
+use figment::providers::{Env, Format as _, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The services one process can serve; a deployment picks one, several or all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceName {
+    Security,
+    Bureau,
+    RecurringPayments,
+}
+
+impl ServiceName {
+    pub const ALL: [ServiceName; 3] = [
+        ServiceName::Security,
+        ServiceName::Bureau,
+        ServiceName::RecurringPayments,
+    ];
+
+    /// The fully qualified gRPC service name, as health and reflection know it.
+    pub fn grpc_name(self) -> &'static str {
+        match self {
+            ServiceName::Security => "pasarela.security.v1.SecurityService",
+            ServiceName::Bureau => "pasarela.bureau.v1.BureauService",
+            ServiceName::RecurringPayments => {
+                "pasarela.recurring_payments.v1.RecurringPaymentsService"
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter (`info`, `pasarela=debug,info`); `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Json,
+            level: "info".into(),
+        }
+    }
+}
+
+/// How the process stops on SIGTERM: health turns NOT_SERVING, new calls are still served
+/// for `drain_delay` (endpoint removal is asynchronous), then in-flight calls get at most
+/// `drain_timeout` to finish.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownSettings {
+    #[serde(with = "humantime_serde")]
+    pub drain_delay: Duration,
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        Self {
+            drain_delay: Duration::from_secs(2),
+            drain_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// gRPC address of every enabled service.
+    pub listen: SocketAddr,
+    /// Plaintext admin address: `/metrics` and `grpc.health.v1` for probes (the probe
+    /// cannot speak mTLS). `None` turns it off.
+    pub admin_listen: Option<SocketAddr>,
+    pub services: Vec<ServiceName>,
+    /// Serve gRPC reflection (v1 and v1alpha); close it in production if wanted.
+    pub reflection: bool,
+    /// Connections are closed after this age so that new replicas get traffic
+    /// (kube-proxy balances connections, not calls).
+    #[serde(with = "humantime_serde")]
+    pub max_connection_age: Option<Duration>,
+    /// Largest request message accepted; larger ones are `RESOURCE_EXHAUSTED`.
+    pub max_request_bytes: usize,
+    pub shutdown: ShutdownSettings,
+    pub log: LogSettings,
+    /// Server TLS, optionally requiring client certificates (mTLS).
+    pub tls: Option<pasarela_auth::TlsSettings>,
+    pub auth: pasarela_auth::Config,
+    pub security: Option<pasarela_security::Config>,
+    pub bureau: Option<pasarela_bureau::Config>,
+    pub recurring_payments: Option<pasarela_recurring_payments::Config>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: ([0, 0, 0, 0], 50051).into(),
+            admin_listen: Some(([0, 0, 0, 0], 9090).into()),
+            services: ServiceName::ALL.to_vec(),
+            reflection: true,
+            max_connection_age: Some(Duration::from_secs(300)),
+            max_request_bytes: 256 * 1024,
+            shutdown: ShutdownSettings::default(),
+            log: LogSettings::default(),
+            tls: None,
+            auth: pasarela_auth::Config::default(),
+            security: None,
+            bureau: None,
+            recurring_payments: None,
+        }
+    }
+}
+
+/// The keys of `Config` that have plain defaults, fed to figment as the first layer.
+#[derive(Serialize)]
+struct Defaults {
+    listen: SocketAddr,
+    services: Vec<ServiceName>,
+}
+
+impl Defaults {
+    fn new() -> Self {
+        Self {
+            listen: Config::default().listen,
+            services: ServiceName::ALL.to_vec(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then `file` (if any), then `PASARELA_*` variables.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        Self::load_over(Serialized::defaults(Defaults::new()), file)
+    }
+
+    /// Like [`Config::load`], with `base` between the defaults and the file (the values
+    /// `pasarela dev` derives from its sandbox).
+    pub fn load_over(base: impl Provider, file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Defaults::new())).merge(base);
+        if let Some(file) = file {
+            anyhow::ensure!(file.exists(), "configuration file {} not found", file.display());
+            figment = figment.merge(Toml::file(file));
+        }
+        figment
+            .merge(Env::prefixed("PASARELA_").split("__").filter(is_config_key))
+            .extract()
+            .context("invalid configuration")
+    }
+}
+
+/// Top-level keys `PASARELA_*` variables may set; other `PASARELA_*` variables (such as
+/// `PASARELA_CONFIG`, the file's path) are not configuration keys.
+const KEYS: [&str; 13] = [
+    "listen",
+    "admin_listen",
+    "services",
+    "reflection",
+    "max_connection_age",
+    "max_request_bytes",
+    "shutdown",
+    "log",
+    "tls",
+    "auth",
+    "security",
+    "bureau",
+    "recurring_payments",
+];
+
+fn is_config_key(key: &figment::value::UncasedStr) -> bool {
+    let top = key.as_str().split('.').next().unwrap_or_default();
+    KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
+}

@@ -1,0 +1,60 @@
+//! `pasarela dev`: the embedded sandbox plus every service configured against it, so a new
+//! user has all three services answering `grpcurl` with one command.
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::Serialized;
+use pasarela_sandbox::{Sandbox, SandboxOptions};
+use serde_json::json;
+
+use crate::config::Config;
+
+/// Where the sandbox of `pasarela dev` writes its certificates.
+pub fn sandbox_options(dir: &Path) -> SandboxOptions {
+    SandboxOptions {
+        pki_dir: dir.join("pki"),
+        ..SandboxOptions::default()
+    }
+}
+
+/// pasarela's configuration pointed at `sandbox`: loopback addresses, human-readable
+/// logs, the dev auth policy, and each provider's sandbox URL, credentials and PKI.
+pub fn config_for(sandbox: &Sandbox, config_file: Option<&Path>) -> anyhow::Result<Config> {
+    let mut config = Config::load_over(Serialized::defaults(dev_values(sandbox)), config_file)?;
+    config.auth = pasarela_auth::Config::dev();
+    Ok(config)
+}
+
+fn dev_values(sandbox: &Sandbox) -> serde_json::Value {
+    let credentials = &sandbox.credentials;
+    json!({
+        "listen": "127.0.0.1:50051",
+        "admin_listen": "127.0.0.1:9090",
+        "log": { "format": "pretty" },
+        "shutdown": { "drain_delay": "0s" },
+        "security": {
+            "base_url": sandbox.bcs_url,
+            "client_id": credentials.bcs_client_id,
+            "client_secret": credentials.bcs_client_secret,
+        },
+        "bureau": {
+            "base_url": sandbox.kiban_url,
+            "api_key": credentials.kiban_api_key,
+            "environment": "sandbox",
+        },
+        "recurring_payments": {
+            "base_url": sandbox.daviplata_url,
+            "client_id": credentials.daviplata_client_id,
+            "client_secret": credentials.daviplata_client_secret,
+            "outbound": { "http": {
+                "ca_file": path(&sandbox.pki.ca_cert),
+                "cert_file": path(&sandbox.pki.client_cert),
+                "key_file": path(&sandbox.pki.client_key),
+            }},
+        },
+    })
+}
+
+fn path(path: &Path) -> PathBuf {
+    path.to_path_buf()
+}

@@ -1,0 +1,254 @@
+//! The tower layer around every RPC: a request id (taken from `x-request-id` or made),
+//! a tracing span carrying it, and the per-RPC metrics (calls by code, latency, in flight).
+
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use http::{HeaderValue, Request, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use prost::Message as _;
+use tower::{Layer, Service};
+use tracing::Instrument as _;
+
+/// Header carrying the id that follows one call across pasarela and the providers.
+pub const REQUEST_ID: &str = "x-request-id";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    method: String,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    method: String,
+}
+
+struct RpcMetrics {
+    calls: Family<CallLabels, Counter>,
+    latency: Family<MethodLabels, Histogram>,
+    in_flight: Gauge,
+}
+
+static METRICS: LazyLock<RpcMetrics> = LazyLock::new(|| RpcMetrics {
+    calls: Family::default(),
+    latency: Family::new_with_constructor(|| {
+        Histogram::new([
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ])
+    }),
+    in_flight: Gauge::default(),
+});
+
+/// Adds the per-RPC families to the server's registry.
+pub fn register(registry: &mut Registry) {
+    registry.register(
+        "pasarela_rpc_calls",
+        "RPCs handled, by method and gRPC status code",
+        METRICS.calls.clone(),
+    );
+    registry.register(
+        "pasarela_rpc_duration_seconds",
+        "RPC latency as seen by the server",
+        METRICS.latency.clone(),
+    );
+    registry.register(
+        "pasarela_rpc_in_flight",
+        "RPCs being handled right now",
+        METRICS.in_flight.clone(),
+    );
+}
+
+/// Method paths known from the contracts; anything else is labelled `unknown` so that a
+/// caller cannot blow up the metric's cardinality with made-up paths.
+fn known_methods(descriptor_sets: &[&[u8]]) -> HashSet<String> {
+    descriptor_sets
+        .iter()
+        .filter_map(|bytes| prost_types::FileDescriptorSet::decode(*bytes).ok())
+        .flat_map(|set| set.file)
+        .flat_map(|file| {
+            let package = file.package().to_owned();
+            file.service.into_iter().flat_map(move |service| {
+                let prefix = format!("/{package}.{}/", service.name());
+                service
+                    .method
+                    .into_iter()
+                    .map(move |method| format!("{prefix}{}", method.name()))
+            })
+        })
+        .collect()
+}
+
+#[derive(Clone)]
+pub struct RpcLayer {
+    known: Arc<HashSet<String>>,
+}
+
+impl RpcLayer {
+    pub fn new(descriptor_sets: &[&[u8]]) -> Self {
+        Self {
+            known: Arc::new(known_methods(descriptor_sets)),
+        }
+    }
+}
+
+impl<S> Layer<S> for RpcLayer {
+    type Service = RpcService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcService {
+            inner,
+            known: self.known.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RpcService<S> {
+    inner: S,
+    known: Arc<HashSet<String>>,
+}
+
+impl<S, B, RB> Service<Request<B>> for RpcService<S>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let request_id = ensure_request_id(&mut request);
+        let path = request.uri().path();
+        let method = if self.known.contains(path) {
+            path.to_owned()
+        } else {
+            "unknown".to_owned()
+        };
+        let span = tracing::info_span!("rpc", method = %method, request_id = %request_id);
+        // The clone is ready (tower's contract is poll_ready on the service we call).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(
+            async move {
+                METRICS.in_flight.inc();
+                let started = Instant::now();
+                let result = inner.call(request).await;
+                METRICS.in_flight.dec();
+                let code = match &result {
+                    Ok(response) => grpc_code(response),
+                    Err(_) => "UNKNOWN".into(),
+                };
+                METRICS
+                    .latency
+                    .get_or_create(&MethodLabels {
+                        method: method.clone(),
+                    })
+                    .observe(started.elapsed().as_secs_f64());
+                METRICS
+                    .calls
+                    .get_or_create(&CallLabels { method, code })
+                    .inc();
+                result.map(|mut response| {
+                    if let Ok(value) = HeaderValue::from_str(&request_id) {
+                        response.headers_mut().insert(REQUEST_ID, value);
+                    }
+                    response
+                })
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// The caller's request id when it sent a sane one, else a new one; written back into
+/// the request so handlers and the auth layer see the same id.
+fn ensure_request_id<B>(request: &mut Request<B>) -> String {
+    let given = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned);
+    let id = given.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        request.headers_mut().insert(REQUEST_ID, value);
+    }
+    id
+}
+
+/// The gRPC status of a unary answer: errors travel trailers-only (in the headers); an
+/// answer without `grpc-status` in its headers carries a message and ends OK.
+fn grpc_code<B>(response: &Response<B>) -> String {
+    let code = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(tonic::Code::from_i32)
+        .unwrap_or(tonic::Code::Ok);
+    upper_snake(&format!("{code:?}"))
+}
+
+/// `InvalidArgument` -> `INVALID_ARGUMENT`, the canonical spelling of gRPC codes.
+fn upper_snake(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_methods_come_from_the_contracts() {
+        let known = known_methods(&[pasarela::FILE_DESCRIPTOR_SET]);
+        assert!(
+            known.iter().any(|m| m.starts_with("/pasarela.")),
+            "{known:?}"
+        );
+    }
+
+    #[test]
+    fn codes_use_canonical_names() {
+        assert_eq!(upper_snake("Ok"), "OK");
+        assert_eq!(upper_snake("InvalidArgument"), "INVALID_ARGUMENT");
+    }
+
+    #[test]
+    fn request_id_is_kept_or_made() {
+        let mut given = Request::builder()
+            .header(REQUEST_ID, "abc-123")
+            .body(())
+            .unwrap();
+        assert_eq!(ensure_request_id(&mut given), "abc-123");
+        let mut hostile = Request::builder()
+            .header(REQUEST_ID, "a b\tc")
+            .body(())
+            .unwrap();
+        let made = ensure_request_id(&mut hostile);
+        assert_eq!(made.len(), 32);
+        assert_eq!(hostile.headers()[REQUEST_ID], made.as_str());
+    }
+}
