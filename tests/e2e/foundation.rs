@@ -1,0 +1,250 @@
+//! The foundation: every contract is discoverable through reflection (v1 and v1alpha),
+//! health answers per service without a token, and a real `pasarela dev` process answers
+//! a real `grpcurl`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use prost::Message as _;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+use crate::support::{pasarela_bin, spawn_app, tool};
+
+/// The provider operations each service must expose (specs README: 19 + 1 + 4).
+pub const SERVICES: [(&str, usize); 3] = [
+    ("pasarela.security.v1.SecurityService", 19),
+    ("pasarela.bureau.v1.BureauService", 1),
+    ("pasarela.recurring_payments.v1.RecurringPaymentsService", 4),
+];
+
+async fn reflect(channel: tonic::transport::Channel, request: MessageRequest) -> MessageResponse {
+    let mut client = ServerReflectionClient::new(channel);
+    let outbound = tokio_stream::once(ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    });
+    let mut answers = client
+        .server_reflection_info(outbound)
+        .await
+        .expect("reflection answers without a token")
+        .into_inner();
+    answers
+        .message()
+        .await
+        .expect("reflection stream")
+        .and_then(|answer| answer.message_response)
+        .expect("one reflection answer")
+}
+
+#[tokio::test]
+async fn reflection_lists_every_service() {
+    let app = spawn_app().await;
+    let MessageResponse::ListServicesResponse(list) =
+        reflect(app.channel(), MessageRequest::ListServices(String::new())).await
+    else {
+        panic!("not a service list");
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in SERVICES
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"])
+    {
+        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+    }
+}
+
+#[tokio::test]
+async fn reflection_describes_every_provider_operation() {
+    let app = spawn_app().await;
+    for (service, operations) in SERVICES {
+        let MessageResponse::FileDescriptorResponse(files) = reflect(
+            app.channel(),
+            MessageRequest::FileContainingSymbol(service.to_owned()),
+        )
+        .await
+        else {
+            panic!("no descriptor for {service}");
+        };
+        let methods: usize = files
+            .file_descriptor_proto
+            .iter()
+            .map(|bytes| prost_types::FileDescriptorProto::decode(bytes.as_slice()).unwrap())
+            .flat_map(|file| {
+                let package = file.package().to_owned();
+                file.service
+                    .into_iter()
+                    .filter(move |s| format!("{package}.{}", s.name()) == service)
+            })
+            .map(|s| s.method.len())
+            .sum();
+        assert_eq!(methods, operations, "{service}");
+    }
+}
+
+#[tokio::test]
+async fn health_answers_per_service_without_a_token() {
+    let app = spawn_app().await;
+    let mut health = HealthClient::new(app.channel());
+    for service in SERVICES.iter().map(|(name, _)| *name).chain([""]) {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("health of {service:?}: {e}"))
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "pasarela.nothing.v1.Nothing".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+}
+
+/// A real `pasarela dev` process on a free port, killed on drop.
+pub struct DevProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub banner: BTreeMap<String, String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for DevProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+impl DevProcess {
+    pub fn start() -> DevProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let mut child = Command::new(pasarela_bin())
+            .args(["dev", "--listen", &addr.to_string()])
+            .env("PASARELA_DEV_DIR", dir.path())
+            .env("PASARELA_ADMIN_LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("pasarela dev starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut banner = BTreeMap::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("banner line");
+            if let Some((key, value)) = line.split_once(": ") {
+                banner.insert(key.to_owned(), value.to_owned());
+            }
+            if line.starts_with("try:") {
+                break;
+            }
+        }
+        assert!(
+            banner.keys().any(|k| k == "pasarela dev"),
+            "pasarela dev printed no banner: {banner:?}"
+        );
+        DevProcess {
+            child,
+            addr,
+            banner,
+            _dir: dir,
+        }
+    }
+
+    pub fn grpcurl(&self, args: &[&str]) -> String {
+        let output = Command::new(tool("grpcurl", "scripts/install-test-tools.sh"))
+            .arg("-plaintext")
+            .args(args)
+            .output()
+            .expect("grpcurl runs");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "grpcurl {args:?} failed: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+}
+
+/// `pasarela token` prints the token alone on its last line.
+pub fn mint_with_cli(scope: &str) -> String {
+    let output = Command::new(pasarela_bin())
+        .args(["token", "--scope", scope])
+        .output()
+        .expect("pasarela token runs");
+    assert!(output.status.success(), "pasarela token failed");
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .lines()
+        .last()
+        .expect("a token line")
+        .to_owned()
+}
+
+#[test]
+fn grpcurl_lists_and_describes_everything() {
+    let dev = DevProcess::start();
+    let addr = dev.addr.to_string();
+    let list = dev.grpcurl(&[&addr, "list"]);
+    for expected in SERVICES.iter().map(|(name, _)| *name).chain([
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ]) {
+        assert!(list.lines().any(|l| l == expected), "{expected} not in:\n{list}");
+    }
+    for (service, operations) in SERVICES {
+        let described = dev.grpcurl(&[&addr, "describe", service]);
+        let rpcs = described
+            .lines()
+            .filter(|l| l.trim_start().starts_with("rpc "))
+            .count();
+        assert_eq!(rpcs, operations, "{service}:\n{described}");
+    }
+    let health = dev.grpcurl(&[&addr, "grpc.health.v1.Health/Check"]);
+    assert!(health.contains("SERVING"), "{health}");
+}
+
+#[test]
+fn grpcurl_calls_need_the_minted_token() {
+    let dev = DevProcess::start();
+    let addr = dev.addr.to_string();
+    let method = "pasarela.bureau.v1.BureauService/GetPasswordExpiration";
+    let output = Command::new(tool("grpcurl", "scripts/install-test-tools.sh"))
+        .args(["-plaintext", "-d", "{}", &addr, method])
+        .output()
+        .expect("grpcurl runs");
+    let refused = String::from_utf8_lossy(&output.stderr);
+    assert!(refused.contains("Unauthenticated"), "{refused}");
+
+    let header = format!("authorization: Bearer {}", mint_with_cli("*"));
+    let output = Command::new(tool("grpcurl", "scripts/install-test-tools.sh"))
+        .args(["-plaintext", "-H", &header, "-d", "{}", &addr, method])
+        .output()
+        .expect("grpcurl runs");
+    let answer = String::from_utf8_lossy(&output.stderr);
+    // An empty request passes auth and is refused by validation, before any provider call.
+    assert!(answer.contains("InvalidArgument"), "{answer}");
+}

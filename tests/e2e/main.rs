@@ -1,0 +1,6 @@
+//! pasarela's end-to-end suite: real gRPC clients -> pasarela -> real HTTP -> sandbox, over
+//! loopback. One binary, one module per capability.
+
+mod support;
+
+mod foundation;

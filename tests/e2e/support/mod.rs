@@ -1,0 +1,175 @@
+//! `spawn_app`: the sandbox and pasarela started in-process on ephemeral loopback ports,
+//! clients with a dev token, captured logs, and the path of the `pasarela` binary for the
+//! tests that need a real process.
+#![allow(dead_code)] // each test module uses its own part of the harness
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Mutex, Once};
+use std::time::Duration;
+
+use pasarela_sandbox::Sandbox;
+use pasarela_server::Config;
+use pasarela_server::app::Running;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+
+pub struct TestApp {
+    pub sandbox: Sandbox,
+    pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+    running: Option<Running>,
+    channel: Channel,
+}
+
+/// The sandbox plus every service, configured as `pasarela dev` does.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], with the configuration changed by `configure` before start.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    capture_logs();
+    let pki = tempfile::tempdir().expect("temp dir").keep();
+    let sandbox = Sandbox::start(pasarela_server::dev::sandbox_options(&pki))
+        .await
+        .expect("sandbox starts");
+    spawn_app_on(sandbox, configure).await
+}
+
+/// pasarela in front of an already running `sandbox` (two replicas sharing one sandbox).
+pub async fn spawn_app_on(sandbox: Sandbox, configure: impl FnOnce(&mut Config)) -> TestApp {
+    capture_logs();
+    let mut config = pasarela_server::dev::config_for(&sandbox, None).expect("dev config");
+    config.listen = ([127, 0, 0, 1], 0).into();
+    config.admin_listen = Some(([127, 0, 0, 1], 0).into());
+    configure(&mut config);
+    let running = pasarela_server::app::start(config)
+        .await
+        .expect("pasarela starts");
+    let addr = running.grpc_addr;
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect_timeout(Duration::from_secs(5))
+        .connect_lazy();
+    TestApp {
+        sandbox,
+        addr,
+        admin_addr: running.admin_addr,
+        running: Some(running),
+        channel,
+    }
+}
+
+impl TestApp {
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// A token minted for the dev auth policy with `scopes`.
+    pub fn token(&self, scopes: &[&str]) -> String {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        pasarela_auth::mint_dev_token(
+            &pasarela_auth::Config::dev(),
+            "e2e",
+            &scopes,
+            Duration::from_secs(600),
+        )
+        .expect("dev token")
+    }
+
+    /// Adds a bearer token with every scope to each call.
+    pub fn bearer(&self) -> impl tonic::service::Interceptor + Clone + use<> {
+        bearer_with(&self.token(&["*"]))
+    }
+
+    /// Everything logged in this test process so far.
+    pub fn logs(&self) -> String {
+        logs()
+    }
+
+    /// Drains and stops pasarela (the sandbox stops when dropped).
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+
+/// An interceptor sending `token` as the bearer of every call.
+pub fn bearer_with(token: &str) -> impl tonic::service::Interceptor + Clone + use<> {
+    let value: MetadataValue<Ascii> = format!("Bearer {token}").parse().expect("ascii token");
+    move |mut request: tonic::Request<()>| {
+        request
+            .metadata_mut()
+            .insert("authorization", value.clone());
+        Ok(request)
+    }
+}
+
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+static CAPTURE: Once = Once::new();
+
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every log line of the process, pasarela's own crates at TRACE, into [`LOGS`], so that
+/// tests can prove no secret reaches a log.
+fn capture_logs() {
+    CAPTURE.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::new(
+            "info,audit=trace,pasarela=trace,pasarela_server=trace,pasarela_auth=trace,\
+             pasarela_provider=trace,pasarela_security=trace,pasarela_bureau=trace,\
+             pasarela_recurring_payments=trace,pasarela_sandbox=debug",
+        );
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(|| LogWriter)
+            .try_init();
+    });
+}
+
+pub fn logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}
+
+/// The `pasarela` binary next to this test binary (built by `scripts/test`).
+pub fn pasarela_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("PASARELA_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let bin = dir.join("pasarela");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (`cargo build -p pasarela-server`, done by scripts/test)",
+        bin.display()
+    );
+    bin
+}
+
+/// A tool the project's scripts install; a clear failure when it is absent.
+pub fn tool(name: &str, installer: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    found.unwrap_or_else(|| panic!("`{name}` is not installed: run {installer}"))
+}
