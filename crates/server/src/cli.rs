@@ -38,6 +38,16 @@ pub enum Command {
     },
     /// The provider emulators alone.
     Sandbox(pasarela_sandbox::SandboxArgs),
+    /// Ask a running pasarela whether it is serving (exit 0) or not (exit 1): a health
+    /// check for images whose runtime has no shell or grpcurl.
+    Health {
+        /// The admin (plaintext) address of the process.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        addr: SocketAddr,
+        /// A service name; empty asks about the whole process.
+        #[arg(long, default_value = "")]
+        service: String,
+    },
     /// Mint a bearer token that `pasarela dev` accepts.
     Token {
         /// A scope to grant (repeatable); `*` grants every RPC.
@@ -73,6 +83,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             running.run_until(stop_signal()).await
         }
         Command::Sandbox(args) => pasarela_sandbox::run_standalone(args).await,
+        Command::Health { addr, service } => check_health(addr, service).await,
         Command::Token {
             scopes,
             subject,
@@ -96,6 +107,23 @@ fn print_dev_banner(running: &app::Running, sandbox: &pasarela_sandbox::Sandbox)
     println!(
         "try: grpcurl -plaintext -H \"authorization: Bearer $(pasarela token --scope '*')\" {grpc} list"
     );
+}
+
+async fn check_health(addr: SocketAddr, service: String) -> anyhow::Result<()> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(2))
+        .connect()
+        .await?;
+    let status = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest { service })
+        .await?
+        .into_inner()
+        .status();
+    anyhow::ensure!(status == ServingStatus::Serving, "not serving: {status:?}");
+    println!("SERVING");
+    Ok(())
 }
 
 /// SIGTERM (Kubernetes) or Ctrl-C (a terminal).
