@@ -66,7 +66,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
             let config = Config::load(config.as_deref())?;
-            telemetry::init(&config.log);
+            let _telemetry = telemetry::init(&config.log)?;
             app::start(config).await?.run_until(stop_signal()).await
         }
         Command::Dev {
@@ -77,7 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let sandbox = pasarela_sandbox::Sandbox::start(dev::sandbox_options(&dir)).await?;
             let mut config = dev::config_for(&sandbox, config.as_deref())?;
             config.listen = listen;
-            telemetry::init(&config.log);
+            let _telemetry = telemetry::init(&config.log)?;
             let running = app::start(config).await?;
             print_dev_banner(&running, &sandbox);
             running.run_until(stop_signal()).await

@@ -51,6 +51,8 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// A `tracing` filter (`info`, `pasarela=debug,info`); `RUST_LOG` wins when set.
     pub level: String,
+    /// OTLP/gRPC collector (`http://otel-collector:4317`) to export traces to; none when unset.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for LogSettings {
@@ -58,6 +60,7 @@ impl Default for LogSettings {
         Self {
             format: LogFormat::Json,
             level: "info".into(),
+            otlp_endpoint: None,
         }
     }
 }

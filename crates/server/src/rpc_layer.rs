@@ -141,6 +141,7 @@ where
             "unknown".to_owned()
         };
         let span = tracing::info_span!("rpc", method = %method, request_id = %request_id);
+        crate::telemetry::continue_trace(&span, request.headers());
         // The clone is ready (tower's contract is poll_ready on the service we call).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);

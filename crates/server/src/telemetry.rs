@@ -1,23 +1,95 @@
-//! Logs through tracing-subscriber: JSON for `serve`, human-readable for `dev`, the level
-//! from configuration unless `RUST_LOG` is set.
+//! Logs and traces: JSON logs for `serve`, human-readable for `dev`, the level from
+//! configuration unless `RUST_LOG` is set, and optional OTLP trace export with the W3C
+//! trace context taken from incoming metadata.
 
-use tracing_subscriber::EnvFilter;
+use anyhow::Context as _;
+use opentelemetry::propagation::Extractor;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::{LogFormat, LogSettings};
 
-/// Installs the process-wide subscriber; later calls are ignored (tests start many apps).
-pub fn init(settings: &LogSettings) {
+/// Keeps the trace exporter alive; dropping it flushes the spans still buffered.
+pub struct Telemetry {
+    tracer_provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.tracer_provider.take() {
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+/// Installs the process-wide subscriber (once; later calls only return a handle).
+pub fn init(settings: &LogSettings) -> anyhow::Result<Telemetry> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match settings.format {
-        LogFormat::Json => builder
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match settings.format {
+        LogFormat::Json => fmt
             .json()
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+            .boxed(),
+        LogFormat::Pretty => fmt.compact().boxed(),
     };
+    let tracer_provider = settings
+        .otlp_endpoint
+        .as_deref()
+        .map(tracer_provider)
+        .transpose()?;
+    let otel = tracer_provider.as_ref().map(|provider| {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        tracing_opentelemetry::layer().with_tracer(provider.tracer("pasarela"))
+    });
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init();
+    Ok(Telemetry { tracer_provider })
+}
+
+fn tracer_provider(endpoint: &str) -> anyhow::Result<SdkTracerProvider> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()
+        .context("building the OTLP exporter")?;
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name("pasarela")
+                .build(),
+        )
+        .build())
+}
+
+struct Headers<'a>(&'a http::HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// Makes `span` a child of the caller's trace (`traceparent` metadata), when tracing is on.
+pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&Headers(headers))
+    });
+    let _ = span.set_parent(parent);
 }
