@@ -19,3 +19,10 @@ pub mod common {
         tonic::include_proto!("pasarela.common.v1");
     }
 }
+
+/// `pasarela.recurring_payments.v1`: Daviplata subscriptions (request, activate, cancel, charge).
+pub mod recurring_payments {
+    pub mod v1 {
+        tonic::include_proto!("pasarela.recurring_payments.v1");
+    }
+}

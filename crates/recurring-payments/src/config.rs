@@ -1,0 +1,127 @@
+//! The recurring-payments section of pasarela's configuration: where Daviplata lives, the
+//! credentials pasarela presents to it, and where idempotency records are kept.
+
+use std::time::Duration;
+
+use pasarela_provider::outbound::OutboundSettings;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Daviplata's base URL, e.g. `https://apislab.daviplata.com`.
+    pub base_url: String,
+    /// OAuth2 client id (the API Market "consumer key"), also sent on every business call.
+    pub client_id: String,
+    /// OAuth2 client secret (the "consumer secret").
+    pub client_secret: SecretString,
+    /// Transport (mutual TLS identity and CA, timeouts), retries and breaker.
+    #[serde(default)]
+    pub outbound: OutboundSettings,
+    /// Where idempotency records live: `memory` (one replica) or `redis`.
+    #[serde(default)]
+    pub idempotency: IdempotencyConfig,
+    /// Header carrying the client id on business calls: the spec says `client_id`; IBM API
+    /// Connect lab clients use `x-ibm-client-id`.
+    #[serde(default = "defaults::client_id_header")]
+    pub client_id_header: String,
+    /// OAuth2 scope of the token.
+    #[serde(default = "defaults::scope")]
+    pub scope: String,
+    /// `Consumer.paymentProviderId`: the id Daviplata gave pasarela's operator.
+    #[serde(default = "defaults::payment_provider_id")]
+    pub payment_provider_id: String,
+    /// `TransactionHeader.apiRulesVersion`.
+    #[serde(default = "defaults::api_rules_version")]
+    pub api_rules_version: String,
+    /// Paths of the five operations under `base_url`.
+    #[serde(default)]
+    pub paths: Paths,
+    /// Pass the OTP that only Daviplata's lab returns on to the caller (dev and tests).
+    #[serde(default)]
+    pub lab_otp_passthrough: bool,
+    /// A token is renewed this long before Daviplata says it expires (at most a fifth of
+    /// its lifetime), so that no call leaves with a token about to lapse.
+    #[serde(default = "defaults::token_refresh_margin", with = "humantime_serde")]
+    pub token_refresh_margin: Duration,
+}
+
+/// Operation paths, relative to `base_url`; Daviplata's environments differ.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Paths {
+    pub token: String,
+    pub request: String,
+    pub activate: String,
+    pub cancel: String,
+    pub payment: String,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Self {
+            token: "/oauth2Provider/type1/v1/token".into(),
+            request: "/v1/payments/subscriptions/request".into(),
+            activate: "/v1/payments/subscriptions/activate".into(),
+            cancel: "/v1/payments/subscriptions/cancel".into(),
+            payment: "/v1/payments/subscriptions/payment".into(),
+        }
+    }
+}
+
+/// Which idempotency store to use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// In the process: correct for one replica only.
+    #[default]
+    Memory,
+    /// Shared by every replica.
+    Redis,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdempotencyConfig {
+    pub store: StoreKind,
+    /// `redis://host:port/db` (may carry a password); required with `store = "redis"`.
+    pub url: Option<SecretString>,
+    /// How long an outcome is kept and replayed.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+}
+
+impl Default for IdempotencyConfig {
+    fn default() -> Self {
+        Self {
+            store: StoreKind::Memory,
+            url: None,
+            ttl: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
+
+mod defaults {
+    use std::time::Duration;
+
+    pub fn client_id_header() -> String {
+        "client_id".into()
+    }
+
+    pub fn scope() -> String {
+        "pg_recurrente".into()
+    }
+
+    pub fn payment_provider_id() -> String {
+        "00000001".into()
+    }
+
+    pub fn api_rules_version() -> String {
+        "1.0".into()
+    }
+
+    pub fn token_refresh_margin() -> Duration {
+        Duration::from_secs(60)
+    }
+}

@@ -1,0 +1,21 @@
+//! Daviplata "Pago Recurrente" behind `pasarela.recurring_payments.v1`: the mutual-TLS
+//! OAuth2 client, the wire translation, and idempotent activate, charge and cancel.
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod handler;
+
+pub use config::{Config, IdempotencyConfig, Paths, StoreKind};
+pub use handler::RecurringPayments;
+
+use pasarela::recurring_payments::v1::recurring_payments_service_server::RecurringPaymentsServiceServer;
+
+/// Builds the service once at start: the Daviplata client (mTLS identity read now) and
+/// the idempotency store.
+pub async fn service(
+    config: Config,
+) -> anyhow::Result<RecurringPaymentsServiceServer<RecurringPayments>> {
+    Ok(RecurringPaymentsServiceServer::new(
+        RecurringPayments::new(config).await?,
+    ))
+}
