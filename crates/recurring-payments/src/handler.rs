@@ -1,48 +1,328 @@
-//! The gRPC handlers of `RecurringPaymentsService`.
+//! The gRPC handlers of `RecurringPaymentsService`: validate, hold the idempotency key,
+//! build the wire request, call Daviplata, answer.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use pasarela::recurring_payments::v1 as pb;
 use pasarela::recurring_payments::v1::recurring_payments_service_server::RecurringPaymentsService;
-use pasarela::recurring_payments::v1::*;
+use pasarela_provider::{ProviderError, deadline};
 use tonic::{Request, Response, Status};
 
 use crate::Config;
+use crate::config::StoreKind;
+use crate::daviplata::wire::{self, Defaults, Reference};
+use crate::daviplata::{Daviplata, client};
+use crate::idempotency::{Begin, Ending, Idempotency, MemoryStore, RedisStore, Store, fingerprint};
+use crate::limits::Limits;
+use crate::validate;
 
+/// The service; cheap to clone (everything shared sits behind one `Arc`).
+#[derive(Clone)]
 pub struct RecurringPayments {
-    _config: Config,
+    core: Arc<Core>,
+}
+
+struct Core {
+    daviplata: Daviplata,
+    idempotency: Idempotency,
+    limits: Limits,
+    payment_provider_id: String,
+    api_rules_version: String,
+    lab_otp_passthrough: bool,
 }
 
 impl RecurringPayments {
+    /// Builds the Daviplata client (reads the mTLS identity now) and connects the store.
     pub async fn new(config: Config) -> anyhow::Result<Self> {
-        Ok(Self { _config: config })
+        let daviplata = Daviplata::new(&config)?;
+        let store: Arc<dyn Store> = match config.idempotency.store {
+            StoreKind::Memory => Arc::new(MemoryStore::default()),
+            StoreKind::Redis => {
+                let url = config.idempotency.url.as_ref().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "idempotency.url is required with idempotency.store = \"redis\""
+                    )
+                })?;
+                Arc::new(RedisStore::connect(url).await?)
+            }
+        };
+        // A claim outlives its call (token wait plus the provider call) before a repeat
+        // may take it over.
+        let lease = daviplata.ceiling() * 3;
+        Ok(Self {
+            core: Arc::new(Core {
+                idempotency: Idempotency::new(store, config.idempotency.ttl, lease),
+                daviplata,
+                limits: Limits::default(),
+                payment_provider_id: config.payment_provider_id,
+                api_rules_version: config.api_rules_version,
+                lab_otp_passthrough: config.lab_otp_passthrough,
+            }),
+        })
     }
+}
+
+/// When the provider call must be over: the caller's `grpc-timeout` or the ceiling.
+fn deadline_of<T>(core: &Core, request: &Request<T>) -> Instant {
+    Instant::now() + deadline::budget(request.metadata(), core.daviplata.ceiling())
+}
+
+impl Core {
+    fn defaults(&self) -> Defaults<'_> {
+        Defaults {
+            payment_provider_id: &self.payment_provider_id,
+            api_rules_version: &self.api_rules_version,
+        }
+    }
+
+    /// Runs `call` at most once per idempotency key and request: a repeat replays the
+    /// first outcome, a lost outcome is retried with the same provider transaction id.
+    async fn idempotent<R, F, Fut>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        request_without_key: &impl prost::Message,
+        given_transaction_id: &str,
+        deadline: Instant,
+        call: F,
+    ) -> Result<R, Status>
+    where
+        R: prost::Message + Default,
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<R, ProviderError>>,
+    {
+        let proposed = if given_transaction_id.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            given_transaction_id.to_owned()
+        };
+        let fingerprint = fingerprint(operation, request_without_key);
+        let ticket = match self
+            .idempotency
+            .begin(operation, key, &fingerprint, proposed, deadline)
+            .await?
+        {
+            Begin::Replay(outcome) => {
+                tracing::info!(operation, "idempotent replay");
+                return outcome.replay();
+            }
+            Begin::Run(ticket) => ticket,
+        };
+        let result = call(ticket.transaction_id().to_owned()).await;
+        let reason = result.as_ref().err().map(|e| e.reason.clone());
+        let result = result.map_err(Status::from);
+        self.idempotency
+            .finish(ticket, Ending::of(&result, reason.as_deref()))
+            .await;
+        result
+    }
+
+    async fn request(
+        &self,
+        request: pb::RequestSubscriptionRequest,
+        deadline: Instant,
+    ) -> Result<pb::RequestSubscriptionResponse, Status> {
+        validate::request(&request)?;
+        let reference = reference(request.transaction.as_ref(), None);
+        let body = wire::request_body(&self.defaults(), &reference, &request);
+        let pass_otp = self.lab_otp_passthrough;
+        self.daviplata
+            .call(client::REQUEST, &body, deadline, &[], |answer| {
+                answer.into_request_response(pass_otp)
+            })
+            .await
+            .map_err(Status::from)
+    }
+
+    async fn activate(
+        &self,
+        request: pb::ActivateSubscriptionRequest,
+        deadline: Instant,
+    ) -> Result<pb::ActivateSubscriptionResponse, Status> {
+        validate::activate(&request)?;
+        let unkeyed = pb::ActivateSubscriptionRequest {
+            idempotency_key: String::new(),
+            ..request.clone()
+        };
+        let given = given_id(request.transaction.as_ref());
+        let req = &request;
+        let response = self
+            .idempotent(
+                "activate",
+                &request.idempotency_key,
+                &unkeyed,
+                given,
+                deadline,
+                |id| async move {
+                    let reference = reference(req.transaction.as_ref(), Some(id));
+                    let body = wire::activate_body(&self.defaults(), &reference, req);
+                    let secrets: &[&str] = &[&req.otp_value];
+                    let read = wire::Answer::into_activate_response;
+                    self.daviplata
+                        .call(client::ACTIVATE, &body, deadline, secrets, read)
+                        .await
+                },
+            )
+            .await?;
+        self.limits.learn(
+            request.commerce.as_ref(),
+            request.wallet.as_ref(),
+            response.subscription.as_ref(),
+        );
+        Ok(response)
+    }
+
+    async fn cancel(
+        &self,
+        request: pb::CancelSubscriptionRequest,
+        deadline: Instant,
+    ) -> Result<pb::CancelSubscriptionResponse, Status> {
+        validate::cancel(&request)?;
+        let unkeyed = pb::CancelSubscriptionRequest {
+            idempotency_key: String::new(),
+            ..request.clone()
+        };
+        let given = given_id(request.transaction.as_ref());
+        let req = &request;
+        let response = self
+            .idempotent(
+                "cancel",
+                &request.idempotency_key,
+                &unkeyed,
+                given,
+                deadline,
+                |id| async move {
+                    let reference = reference(req.transaction.as_ref(), Some(id));
+                    let body = wire::cancel_body(&self.defaults(), &reference, req);
+                    let secrets: &[&str] = &[];
+                    let read = wire::Answer::into_cancel_response;
+                    self.daviplata
+                        .call(client::CANCEL, &body, deadline, secrets, read)
+                        .await
+                },
+            )
+            .await?;
+        self.limits
+            .forget(request.commerce.as_ref(), request.wallet.as_ref());
+        Ok(response)
+    }
+
+    async fn charge(
+        &self,
+        request: pb::ChargeSubscriptionRequest,
+        deadline: Instant,
+    ) -> Result<pb::ChargeSubscriptionResponse, Status> {
+        let known_maximum = self
+            .limits
+            .known(request.commerce.as_ref(), request.wallet.as_ref());
+        validate::charge(&request, known_maximum)?;
+        let unkeyed = pb::ChargeSubscriptionRequest {
+            idempotency_key: String::new(),
+            ..request.clone()
+        };
+        let given = given_id(request.transaction.as_ref());
+        let req = &request;
+        let response = self
+            .idempotent(
+                "charge",
+                &request.idempotency_key,
+                &unkeyed,
+                given,
+                deadline,
+                |id| async move {
+                    let reference = reference(req.transaction.as_ref(), Some(id));
+                    let body = wire::payment_body(&self.defaults(), &reference, req);
+                    let secrets: &[&str] = &[];
+                    let read = wire::Answer::into_charge_response;
+                    self.daviplata
+                        .call(client::PAYMENT, &body, deadline, secrets, read)
+                        .await
+                },
+            )
+            .await?;
+        self.limits.learn(
+            request.commerce.as_ref(),
+            request.wallet.as_ref(),
+            response.subscription.as_ref(),
+        );
+        Ok(response)
+    }
+}
+
+fn given_id(transaction: Option<&pb::ProviderTransaction>) -> &str {
+    transaction.map_or("", |t| t.transaction_id.as_str())
+}
+
+/// The `TransactionHeader` reference: the idempotency record's id when there is one, else
+/// the caller's, else a new UUID; the caller's time or now.
+fn reference(transaction: Option<&pb::ProviderTransaction>, fixed_id: Option<String>) -> Reference {
+    let transaction_id = fixed_id
+        .or_else(|| {
+            transaction
+                .map(|t| t.transaction_id.clone())
+                .filter(|id| !id.is_empty())
+        })
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    Reference {
+        transaction_id,
+        transaction_date: wire::transaction_date(
+            transaction.and_then(|t| t.transaction_time.as_ref()),
+        ),
+    }
+}
+
+/// Runs a state-changing call on its own task: a caller hanging up must not abandon a
+/// charge between the provider's answer and the idempotency record.
+async fn detached<T, Fut>(future: Fut) -> Result<Response<T>, Status>
+where
+    T: Send + 'static,
+    Fut: Future<Output = Result<T, Status>> + Send + 'static,
+{
+    tokio::spawn(future)
+        .await
+        .map_err(|_| Status::internal("the call's task failed"))?
+        .map(Response::new)
 }
 
 #[tonic::async_trait]
 impl RecurringPaymentsService for RecurringPayments {
     async fn request_subscription(
         &self,
-        _request: Request<RequestSubscriptionRequest>,
-    ) -> Result<Response<RequestSubscriptionResponse>, Status> {
-        Err(Status::unimplemented("request_subscription"))
+        request: Request<pb::RequestSubscriptionRequest>,
+    ) -> Result<Response<pb::RequestSubscriptionResponse>, Status> {
+        let deadline = deadline_of(&self.core, &request);
+        self.core
+            .request(request.into_inner(), deadline)
+            .await
+            .map(Response::new)
     }
 
     async fn activate_subscription(
         &self,
-        _request: Request<ActivateSubscriptionRequest>,
-    ) -> Result<Response<ActivateSubscriptionResponse>, Status> {
-        Err(Status::unimplemented("activate_subscription"))
+        request: Request<pb::ActivateSubscriptionRequest>,
+    ) -> Result<Response<pb::ActivateSubscriptionResponse>, Status> {
+        let deadline = deadline_of(&self.core, &request);
+        let core = Arc::clone(&self.core);
+        detached(async move { core.activate(request.into_inner(), deadline).await }).await
     }
 
     async fn cancel_subscription(
         &self,
-        _request: Request<CancelSubscriptionRequest>,
-    ) -> Result<Response<CancelSubscriptionResponse>, Status> {
-        Err(Status::unimplemented("cancel_subscription"))
+        request: Request<pb::CancelSubscriptionRequest>,
+    ) -> Result<Response<pb::CancelSubscriptionResponse>, Status> {
+        let deadline = deadline_of(&self.core, &request);
+        let core = Arc::clone(&self.core);
+        detached(async move { core.cancel(request.into_inner(), deadline).await }).await
     }
 
     async fn charge_subscription(
         &self,
-        _request: Request<ChargeSubscriptionRequest>,
-    ) -> Result<Response<ChargeSubscriptionResponse>, Status> {
-        Err(Status::unimplemented("charge_subscription"))
+        request: Request<pb::ChargeSubscriptionRequest>,
+    ) -> Result<Response<pb::ChargeSubscriptionResponse>, Status> {
+        let deadline = deadline_of(&self.core, &request);
+        let core = Arc::clone(&self.core);
+        detached(async move { core.charge(request.into_inner(), deadline).await }).await
     }
 }

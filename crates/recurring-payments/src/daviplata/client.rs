@@ -1,0 +1,299 @@
+//! The Daviplata HTTP client: mutual TLS through the shared outbound kit, the OAuth2 token,
+//! the client id header, one retry after a 401 with a fresh token, and answers turned into
+//! typed responses or mapped errors.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::FutureExt as _;
+use pasarela_provider::outbound::{Operation, Outbound, RawResponse};
+use pasarela_provider::{ProviderError, metrics, reasons};
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+use tonic::Code;
+
+use super::errors::{self, DOMAIN, Fault};
+use super::token::{Token, TokenCache};
+use super::wire::{Answer, Unreadable};
+use crate::config::{Config, Paths};
+
+/// One of the four business operations.
+#[derive(Debug, Clone, Copy)]
+pub struct BusinessOp {
+    name: &'static str,
+    /// Activate, cancel and payment change state: their lost answers are unknown outcomes.
+    changes_state: bool,
+    path: fn(&Paths) -> &str,
+}
+
+impl BusinessOp {
+    fn operation(self) -> Operation {
+        // None of them is repeated by pasarela: request sends the holder an SMS, the others
+        // move state or money.
+        Operation {
+            name: self.name,
+            safe_to_retry: false,
+        }
+    }
+}
+
+pub const REQUEST: BusinessOp = BusinessOp {
+    name: "subscription_request",
+    changes_state: false,
+    path: |p| &p.request,
+};
+pub const ACTIVATE: BusinessOp = BusinessOp {
+    name: "subscription_activate",
+    changes_state: true,
+    path: |p| &p.activate,
+};
+pub const CANCEL: BusinessOp = BusinessOp {
+    name: "subscription_cancel",
+    changes_state: true,
+    path: |p| &p.cancel,
+};
+pub const PAYMENT: BusinessOp = BusinessOp {
+    name: "subscription_payment",
+    changes_state: true,
+    path: |p| &p.payment,
+};
+
+const TOKEN: Operation = Operation {
+    name: "token",
+    safe_to_retry: true,
+};
+
+/// Daviplata, built once at start: one pooled mTLS client and one token cache.
+#[derive(Clone)]
+pub struct Daviplata {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    outbound: Outbound,
+    base_url: String,
+    paths: Paths,
+    client_id: String,
+    client_secret: SecretString,
+    client_id_header: HeaderName,
+    scope: String,
+    refresh_margin: Duration,
+    tokens: TokenCache,
+}
+
+#[derive(Serialize)]
+struct TokenRequest<'a> {
+    grant_type: &'static str,
+    client_id: &'a str,
+    client_secret: &'a str,
+    scope: &'a str,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: Option<SecretString>,
+    /// Seconds; some gateways send it as a string.
+    expires_in: Option<serde_json::Value>,
+}
+
+impl Daviplata {
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let outbound = Outbound::new(DOMAIN, &config.outbound)?;
+        let client_id_header = HeaderName::try_from(config.client_id_header.as_str())
+            .with_context(|| format!("client_id_header {:?}", config.client_id_header))?;
+        anyhow::ensure!(
+            config.base_url.starts_with("https://") || config.base_url.starts_with("http://"),
+            "base_url must be an http(s) URL"
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                outbound,
+                base_url: config.base_url.trim_end_matches('/').to_owned(),
+                paths: config.paths.clone(),
+                client_id: config.client_id.clone(),
+                client_secret: config.client_secret.clone(),
+                client_id_header,
+                scope: config.scope.clone(),
+                refresh_margin: config.token_refresh_margin,
+                tokens: TokenCache::default(),
+            }),
+        })
+    }
+
+    /// The longest a provider call may take when the caller sets no deadline.
+    pub fn ceiling(&self) -> Duration {
+        self.inner.outbound.ceiling()
+    }
+
+    /// Sends `body` to `op` before `deadline` and reads the answer with `read`. A 401 drops
+    /// the token and the call is sent once more with a new one (Daviplata did not act).
+    /// `secrets` are scrubbed from any provider text passed on in an error.
+    pub async fn call<T>(
+        &self,
+        op: BusinessOp,
+        body: &impl Serialize,
+        deadline: Instant,
+        secrets: &[&str],
+        read: impl FnOnce(Answer) -> Result<T, Unreadable>,
+    ) -> Result<T, ProviderError> {
+        let body = serde_json::to_vec(body).map_err(|_| internal("request body not encodable"))?;
+        let mut response = self.send_once(op, &body, deadline).await?;
+        if response.0.status == StatusCode::UNAUTHORIZED {
+            self.inner.tokens.invalidate(&response.1);
+            tracing::info!(
+                operation = op.name,
+                "daviplata refused the token; retrying once with a new one"
+            );
+            response = self.send_once(op, &body, deadline).await?;
+        }
+        interpret(op, response.0, secrets, read)
+    }
+
+    async fn send_once(
+        &self,
+        op: BusinessOp,
+        body: &[u8],
+        deadline: Instant,
+    ) -> Result<(RawResponse, Arc<Token>), ProviderError> {
+        let token = self.token(deadline).await?;
+        let inner = &self.inner;
+        let request = inner
+            .outbound
+            .client()
+            .post(format!("{}{}", inner.base_url, (op.path)(&inner.paths)))
+            .header(&inner.client_id_header, &inner.client_id)
+            .bearer_auth(token.value.expose_secret())
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json")
+            .body(body.to_vec());
+        let response = inner
+            .outbound
+            .send(op.operation(), request, remaining(deadline))
+            .await?;
+        tracing::debug!(
+            operation = op.name,
+            status = response.status.as_u16(),
+            "daviplata answered"
+        );
+        Ok((response, token))
+    }
+
+    /// A valid token, waiting at most until `deadline` for the one being fetched.
+    async fn token(&self, deadline: Instant) -> Result<Arc<Token>, ProviderError> {
+        let inner = Arc::clone(&self.inner);
+        let wait = self.inner.tokens.get(move || fetch_token(inner).boxed());
+        tokio::time::timeout(remaining(deadline), wait)
+            .await
+            .unwrap_or_else(|_| {
+                Err(
+                    ProviderError::new(Code::DeadlineExceeded, reasons::PROVIDER_TIMEOUT, DOMAIN)
+                        .message("no Daviplata access token within the call's deadline"),
+                )
+            })
+    }
+}
+
+/// D0: one token request; its own budget, as many calls may be waiting on it.
+async fn fetch_token(inner: Arc<Inner>) -> Result<Token, ProviderError> {
+    metrics::global()
+        .token_refreshes
+        .get_or_create(&metrics::ProviderLabels { provider: DOMAIN })
+        .inc();
+    let form = TokenRequest {
+        grant_type: "client_credentials",
+        client_id: &inner.client_id,
+        client_secret: inner.client_secret.expose_secret(),
+        scope: &inner.scope,
+    };
+    let request = inner
+        .outbound
+        .client()
+        .post(format!("{}{}", inner.base_url, inner.paths.token))
+        .header(ACCEPT, "application/json")
+        .form(&form);
+    let response = inner
+        .outbound
+        .send(TOKEN, request, inner.outbound.ceiling())
+        .await?;
+    if !response.status.is_success() {
+        let error = errors::token_error(&Fault::parse(response.status.as_u16(), &response.body));
+        tracing::warn!(status = response.status.as_u16(), reason = %error.reason, "daviplata refused the token request");
+        return Err(error);
+    }
+    let answer: TokenAnswer = serde_json::from_slice(&response.body)
+        .map_err(|_| bad_token_answer("the token answer is not JSON"))?;
+    let value = answer
+        .access_token
+        .filter(|t| !t.expose_secret().is_empty())
+        .ok_or_else(|| bad_token_answer("the token answer has no access_token"))?;
+    let lifetime = answer
+        .expires_in
+        .as_ref()
+        .and_then(seconds)
+        .ok_or_else(|| bad_token_answer("the token answer has no expires_in"))?;
+    tracing::info!(expires_in = lifetime.as_secs(), "daviplata token issued");
+    Ok(Token::new(value, lifetime, inner.refresh_margin))
+}
+
+fn seconds(value: &serde_json::Value) -> Option<Duration> {
+    match value {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .map(Duration::from_secs)
+}
+
+fn bad_token_answer(why: &str) -> ProviderError {
+    ProviderError::new(Code::Unavailable, reasons::PROVIDER_BAD_RESPONSE, DOMAIN).message(why)
+}
+
+fn internal(why: &str) -> ProviderError {
+    ProviderError::new(Code::Internal, reasons::PROVIDER_BAD_RESPONSE, DOMAIN).message(why)
+}
+
+fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+/// A business answer: success read by `read`, a decline in a success envelope, or an error.
+fn interpret<T>(
+    op: BusinessOp,
+    response: RawResponse,
+    secrets: &[&str],
+    read: impl FnOnce(Answer) -> Result<T, Unreadable>,
+) -> Result<T, ProviderError> {
+    let http = response.status.as_u16();
+    if !response.status.is_success() {
+        return Err(errors::business_error(
+            &Fault::parse(http, &response.body),
+            op.changes_state,
+            secrets,
+        ));
+    }
+    let answer: Answer = serde_json::from_slice(&response.body)
+        .map_err(|_| unreadable(op, http, Unreadable("not JSON")))?;
+    if let Some(result) = &answer.result
+        && let Some(status) = result.status_code().filter(|s| *s != 0)
+    {
+        let fault = Fault::declined(http, status, &result.message);
+        return Err(errors::business_error(&fault, op.changes_state, secrets));
+    }
+    read(answer).map_err(|why| unreadable(op, http, why))
+}
+
+/// A success status whose body cannot be read: for a state change Daviplata did act, but
+/// what it answered (an approval number) is lost, so the outcome is unknown.
+fn unreadable(op: BusinessOp, http: u16, why: Unreadable) -> ProviderError {
+    let (code, reason) = if op.changes_state {
+        (Code::Unavailable, reasons::PROVIDER_OUTCOME_UNKNOWN)
+    } else {
+        (Code::Internal, reasons::PROVIDER_BAD_RESPONSE)
+    };
+    ProviderError::new(code, reason, DOMAIN)
+        .message(format!("Daviplata's answer could not be read: {}", why.0))
+        .meta("http_status", http)
+}

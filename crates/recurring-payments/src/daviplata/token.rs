@@ -1,0 +1,189 @@
+//! Daviplata's OAuth2 client-credentials token: cached until shortly before it expires and
+//! renewed by exactly one request however many calls wait for it (single flight); a token
+//! Daviplata refuses is dropped so that the next call fetches a new one.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt as _;
+use futures::future::{BoxFuture, Shared};
+use pasarela_provider::ProviderError;
+use secrecy::SecretString;
+
+/// An access token and when to stop using it.
+#[derive(Debug)]
+pub struct Token {
+    pub value: SecretString,
+    renew_at: Instant,
+}
+
+impl Token {
+    /// A token valid for `lifetime` from now; see [`usable_for`].
+    pub fn new(value: SecretString, lifetime: Duration, margin: Duration) -> Self {
+        Self {
+            value,
+            renew_at: Instant::now() + usable_for(lifetime, margin),
+        }
+    }
+
+    fn is_fresh(&self) -> bool {
+        Instant::now() < self.renew_at
+    }
+}
+
+/// How long a token of `lifetime` is used: renewed `margin` early, but never more than a
+/// fifth of its lifetime early, so that short-lived tokens are still used.
+fn usable_for(lifetime: Duration, margin: Duration) -> Duration {
+    lifetime.saturating_sub(margin.min(lifetime / 5))
+}
+
+type Flight = Shared<BoxFuture<'static, Result<Arc<Token>, ProviderError>>>;
+
+#[derive(Default)]
+struct State {
+    token: Option<Arc<Token>>,
+    /// The token request under way, shared by every caller waiting for it.
+    flight: Option<Flight>,
+}
+
+#[derive(Default)]
+pub struct TokenCache {
+    state: Mutex<State>,
+}
+
+impl TokenCache {
+    /// A fresh token: the cached one, the one being fetched, or one fetched by `fetch` now.
+    pub async fn get<F>(&self, fetch: F) -> Result<Arc<Token>, ProviderError>
+    where
+        F: FnOnce() -> BoxFuture<'static, Result<Token, ProviderError>>,
+    {
+        let flight = {
+            let mut state = self.lock();
+            if let Some(token) = state.token.as_ref().filter(|t| t.is_fresh()) {
+                return Ok(Arc::clone(token));
+            }
+            state
+                .flight
+                .get_or_insert_with(|| fetch().map(|r| r.map(Arc::new)).boxed().shared())
+                .clone()
+        };
+        let result = flight.clone().await;
+        let mut state = self.lock();
+        if state.flight.as_ref().is_some_and(|f| f.ptr_eq(&flight)) {
+            state.flight = None;
+            if let Ok(token) = &result {
+                state.token = Some(Arc::clone(token));
+            }
+        }
+        result
+    }
+
+    /// Drops `stale` if it is still the cached token (not one renewed meanwhile).
+    pub fn invalidate(&self, stale: &Arc<Token>) {
+        let mut state = self.lock();
+        if state.token.as_ref().is_some_and(|t| Arc::ptr_eq(t, stale)) {
+            state.token = None;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state is two options replaced whole: a panic elsewhere cannot tear it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn counting_fetch(
+        count: &Arc<AtomicUsize>,
+        lifetime: Duration,
+    ) -> impl FnOnce() -> BoxFuture<'static, Result<Token, ProviderError>> + use<> {
+        let count = Arc::clone(count);
+        move || {
+            async move {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                Ok(Token::new(
+                    format!("token-{n}").into(),
+                    lifetime,
+                    Duration::ZERO,
+                ))
+            }
+            .boxed()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn many_waiters_cause_one_fetch() {
+        let cache = Arc::new(TokenCache::default());
+        let count = Arc::new(AtomicUsize::new(0));
+        let waiters: Vec<_> = (0..200)
+            .map(|_| {
+                let cache = Arc::clone(&cache);
+                let fetch = counting_fetch(&count, Duration::from_secs(900));
+                tokio::spawn(async move { cache.get(fetch).await.map(|_| ()) })
+            })
+            .collect();
+        for waiter in waiters {
+            waiter.await.unwrap().unwrap();
+        }
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn invalidation_forces_one_new_fetch() {
+        let cache = TokenCache::default();
+        let count = Arc::new(AtomicUsize::new(0));
+        let first = cache
+            .get(counting_fetch(&count, Duration::from_secs(900)))
+            .await
+            .unwrap();
+        let again = cache
+            .get(counting_fetch(&count, Duration::from_secs(900)))
+            .await
+            .unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        cache.invalidate(&first);
+        let renewed = cache
+            .get(counting_fetch(&count, Duration::from_secs(900)))
+            .await
+            .unwrap();
+        cache.invalidate(&first);
+        let kept = cache
+            .get(counting_fetch(&count, Duration::from_secs(900)))
+            .await
+            .unwrap();
+        assert!(
+            Arc::ptr_eq(&renewed, &kept),
+            "a stale invalidation keeps the new token"
+        );
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_is_renewed() {
+        let cache = TokenCache::default();
+        let count = Arc::new(AtomicUsize::new(0));
+        cache
+            .get(counting_fetch(&count, Duration::ZERO))
+            .await
+            .unwrap();
+        cache
+            .get(counting_fetch(&count, Duration::ZERO))
+            .await
+            .unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn renewal_margin_is_bounded_by_the_lifetime() {
+        let secs = Duration::from_secs;
+        assert_eq!(usable_for(secs(900), secs(60)), secs(840));
+        assert_eq!(usable_for(secs(10), secs(60)), secs(8));
+        assert_eq!(usable_for(secs(0), secs(60)), secs(0));
+    }
+}

@@ -1,0 +1,134 @@
+//! The in-process idempotency store: correct for one replica (the default).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+
+use super::Store;
+
+/// Expired entries are swept once the map has grown by this many since the last sweep.
+const SWEEP_EVERY: usize = 1024;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    entries: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<String, (String, Instant)>,
+    next_sweep: usize,
+}
+
+impl Entries {
+    fn live(&mut self, key: &str) -> Option<&String> {
+        let now = Instant::now();
+        if self
+            .map
+            .get(key)
+            .is_some_and(|(_, expires)| *expires <= now)
+        {
+            self.map.remove(key);
+        }
+        self.map.get(key).map(|(value, _)| value)
+    }
+
+    fn put(&mut self, key: &str, value: &str, ttl: Duration) {
+        if self.map.len() >= self.next_sweep {
+            let now = Instant::now();
+            self.map.retain(|_, (_, expires)| *expires > now);
+            self.next_sweep = self.map.len() + SWEEP_EVERY;
+        }
+        self.map
+            .insert(key.to_owned(), (value.to_owned(), Instant::now() + ttl));
+    }
+}
+
+impl MemoryStore {
+    fn with<T>(&self, f: impl FnOnce(&mut Entries) -> T) -> T {
+        // Each operation replaces whole entries: a panic elsewhere cannot tear one.
+        f(&mut self.entries.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl Store for MemoryStore {
+    fn insert_new<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
+        let existing = self.with(|entries| match entries.live(key) {
+            Some(existing) => Some(existing.clone()),
+            None => {
+                entries.put(key, value, ttl);
+                None
+            }
+        });
+        futures::future::ready(Ok(existing)).boxed()
+    }
+
+    fn replace<'a>(
+        &'a self,
+        key: &'a str,
+        expected: &'a str,
+        value: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, anyhow::Result<bool>> {
+        let replaced = self.with(|entries| {
+            let matches = entries.live(key).is_some_and(|current| current == expected);
+            if matches {
+                entries.put(key, value, ttl);
+            }
+            matches
+        });
+        futures::future::ready(Ok(replaced)).boxed()
+    }
+
+    fn remove<'a>(
+        &'a self,
+        key: &'a str,
+        expected: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<bool>> {
+        let removed = self.with(|entries| {
+            let matches = entries.live(key).is_some_and(|current| current == expected);
+            if matches {
+                entries.map.remove(key);
+            }
+            matches
+        });
+        futures::future::ready(Ok(removed)).boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn claims_compare_and_expire() {
+        let store = MemoryStore::default();
+        let ttl = Duration::from_secs(60);
+        assert_eq!(store.insert_new("k", "a", ttl).await.unwrap(), None);
+        assert_eq!(
+            store.insert_new("k", "b", ttl).await.unwrap().as_deref(),
+            Some("a")
+        );
+        assert!(!store.replace("k", "b", "c", ttl).await.unwrap());
+        assert!(store.replace("k", "a", "c", ttl).await.unwrap());
+        assert!(!store.remove("k", "a").await.unwrap());
+        assert!(store.remove("k", "c").await.unwrap());
+        assert_eq!(
+            store.insert_new("k", "d", Duration::ZERO).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.insert_new("k", "e", ttl).await.unwrap(),
+            None,
+            "expired entries are gone"
+        );
+    }
+}
