@@ -117,3 +117,100 @@ impl Store for RedisStore {
         .boxed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::process::{Child, Command, Stdio};
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A `redis-server` of the test's own on a free loopback port, killed on drop.
+    struct TestRedis {
+        child: Child,
+        url: String,
+    }
+
+    impl TestRedis {
+        pub async fn start() -> Self {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("redis-server could not start ({e}): run scripts/redis.sh to install it")
+                });
+            let url = format!("redis://127.0.0.1:{port}/");
+            for _ in 0..100 {
+                if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+                {
+                    return Self { child, url };
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("redis-server did not listen on port {port}");
+        }
+    }
+
+    impl Drop for TestRedis {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    #[tokio::test]
+    async fn claims_compare_and_expire_in_redis() {
+        let redis = TestRedis::start().await;
+        let store = RedisStore::connect(&SecretString::from(redis.url.clone()))
+            .await
+            .unwrap();
+        let ttl = Duration::from_secs(60);
+        assert_eq!(store.insert_new("k", "a", ttl).await.unwrap(), None);
+        assert_eq!(
+            store.insert_new("k", "b", ttl).await.unwrap().as_deref(),
+            Some("a")
+        );
+        assert!(!store.replace("k", "b", "c", ttl).await.unwrap());
+        assert!(store.replace("k", "a", "c", ttl).await.unwrap());
+        assert!(!store.remove("k", "a").await.unwrap());
+        assert!(store.remove("k", "c").await.unwrap());
+        assert_eq!(store.insert_new("k", "d", ttl).await.unwrap(), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn one_of_many_concurrent_claims_wins() {
+        let redis = TestRedis::start().await;
+        let store = Arc::new(
+            RedisStore::connect(&SecretString::from(redis.url.clone()))
+                .await
+                .unwrap(),
+        );
+        let claims: Vec<_> = (0..20)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let value = format!("claim-{i}");
+                    store
+                        .insert_new("race", &value, Duration::from_secs(60))
+                        .await
+                        .unwrap()
+                        .is_none()
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for claim in claims {
+            winners += usize::from(claim.await.unwrap());
+        }
+        assert_eq!(winners, 1);
+    }
+}
