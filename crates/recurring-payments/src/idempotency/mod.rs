@@ -162,10 +162,16 @@ pub enum Ending {
 impl Ending {
     /// Classifies an error by its reason; every other outcome is final.
     pub fn of<T: prost::Message>(result: &Result<T, Status>, reason: Option<&str>) -> Self {
-        const NOT_SENT: [&str; 3] = [
+        // For state changes the client reports every ambiguous failure as
+        // PROVIDER_OUTCOME_UNKNOWN, so these reasons only arise before the request left or
+        // from a refusal in which Daviplata did not act.
+        const NOT_SENT: [&str; 6] = [
             reasons::PROVIDER_AUTH_FAILED,
             reasons::CIRCUIT_OPEN,
             reasons::PROVIDER_UNAVAILABLE,
+            reasons::PROVIDER_TIMEOUT,
+            reasons::PROVIDER_BAD_RESPONSE,
+            crate::daviplata::errors::reason::PROVIDER_RATE_LIMITED,
         ];
         match reason {
             Some(reasons::PROVIDER_OUTCOME_UNKNOWN) => Ending::Unknown,

@@ -1,0 +1,177 @@
+//! The service against a minimal Daviplata double over real HTTP on loopback, for what the
+//! sandbox cannot stage precisely: a token revoked between calls, and a payment whose
+//! answer is lost after Daviplata executed it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use pasarela::common::v1::{DocumentType, Identification, Money};
+use pasarela::recurring_payments::v1::recurring_payments_service_server::RecurringPaymentsService;
+use pasarela::recurring_payments::v1::{ChargeSubscriptionRequest, Commerce, Wallet};
+use pasarela_recurring_payments::{Config, RecurringPayments};
+use serde_json::{Value, json};
+use tonic::{Code, Request};
+use tonic_types::StatusExt as _;
+
+/// What the double has seen and how it misbehaves.
+#[derive(Default)]
+struct Double {
+    tokens_issued: AtomicUsize,
+    /// The only token accepted; the double "revokes" by changing it.
+    valid_token: Mutex<String>,
+    /// Approval number per `transactionId`: Daviplata deduplicates payments by it.
+    payments: Mutex<HashMap<String, String>>,
+    payment_calls: AtomicUsize,
+    /// Execute the next payment, then answer too late.
+    lose_next_answer: AtomicBool,
+}
+
+async fn token(State(double): State<Arc<Double>>) -> Json<Value> {
+    let n = double.tokens_issued.fetch_add(1, Ordering::SeqCst);
+    let token = format!("token-{n}");
+    *double.valid_token.lock().unwrap() = token.clone();
+    Json(
+        json!({"token_type": "Bearer", "access_token": token, "expires_in": 900, "scope": "pg_recurrente"}),
+    )
+}
+
+async fn payment(
+    State(double): State<Arc<Double>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    double.payment_calls.fetch_add(1, Ordering::SeqCst);
+    let bearer = format!("Bearer {}", double.valid_token.lock().unwrap());
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(bearer.as_str())
+        || headers.get("client_id").and_then(|v| v.to_str().ok()) != Some("the-client")
+    {
+        let refusal = json!({"codigoError": "401", "mensajeError": "No cuenta con autorización para realizar la transacción"});
+        return (StatusCode::UNAUTHORIZED, Json(refusal)).into_response();
+    }
+    let id = body["TransactionHeader"]["transactionId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let approval = {
+        let mut payments = double.payments.lock().unwrap();
+        let next = format!("{:016}", payments.len() + 1);
+        payments.entry(id.clone()).or_insert(next).clone()
+    };
+    if double.lose_next_answer.swap(false, Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+    let answer = json!({"resultStatus": {"status": 0, "message": "Transacción aprobada",
+        "transactionId": id, "transactionDate": "2023-08-02T20:25:45.040-05:00",
+        "approvalNumber": approval}});
+    Json(answer).into_response()
+}
+
+async fn start_double() -> (Arc<Double>, String) {
+    let double = Arc::new(Double::default());
+    let app = Router::new()
+        .route("/oauth2Provider/type1/v1/token", post(token))
+        .route("/v1/payments/subscriptions/payment", post(payment))
+        .with_state(Arc::clone(&double));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (double, url)
+}
+
+async fn service(base_url: String) -> RecurringPayments {
+    let config: Config = serde_json::from_value(json!({
+        "base_url": base_url,
+        "client_id": "the-client",
+        "client_secret": "the-secret",
+        "outbound": {"http": {"timeout": "500ms"}},
+    }))
+    .unwrap();
+    RecurringPayments::new(config).await.unwrap()
+}
+
+fn charge(key: &str) -> Request<ChargeSubscriptionRequest> {
+    let mut holder = Identification {
+        number: "1027868487".into(),
+        ..Default::default()
+    };
+    holder.set_type(DocumentType::Cc);
+    Request::new(ChargeSubscriptionRequest {
+        idempotency_key: key.into(),
+        commerce: Some(Commerce {
+            commerce_id: "3fa85f64-5717-4562-b3fc-2c963f66afa6".into(),
+            ..Default::default()
+        }),
+        wallet: Some(Wallet {
+            holder: Some(holder),
+            product_code: String::new(),
+            product_number: "3158765639".into(),
+        }),
+        amount: Some(Money {
+            currency_code: "COP".into(),
+            minor_units: 150_000,
+        }),
+        ..Default::default()
+    })
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_renewed_and_the_call_sent_once_more() {
+    let (double, url) = start_double().await;
+    let service = service(url).await;
+    service.charge_subscription(charge("first")).await.unwrap();
+    *double.valid_token.lock().unwrap() = "revoked".into();
+    let second = service.charge_subscription(charge("second")).await.unwrap();
+    assert_eq!(second.get_ref().approval_number, "0000000000000002");
+    assert_eq!(double.tokens_issued.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        double.payment_calls.load(Ordering::SeqCst),
+        3,
+        "one refused, then once more"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_charge_is_retried_with_the_same_transaction_id() {
+    let (double, url) = start_double().await;
+    let service = service(url).await;
+    double.lose_next_answer.store(true, Ordering::SeqCst);
+
+    let lost = service
+        .charge_subscription(charge("order-7"))
+        .await
+        .unwrap_err();
+    assert_eq!(lost.code(), Code::DeadlineExceeded);
+    let info = lost.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(info.reason, "PROVIDER_OUTCOME_UNKNOWN");
+
+    let retried = service
+        .charge_subscription(charge("order-7"))
+        .await
+        .unwrap();
+    assert_eq!(retried.get_ref().approval_number, "0000000000000001");
+    assert_eq!(
+        double.payments.lock().unwrap().len(),
+        1,
+        "Daviplata saw one transaction id"
+    );
+    assert_eq!(double.payment_calls.load(Ordering::SeqCst), 2);
+
+    let replayed = service
+        .charge_subscription(charge("order-7"))
+        .await
+        .unwrap();
+    assert_eq!(replayed.get_ref(), retried.get_ref());
+    assert_eq!(
+        double.payment_calls.load(Ordering::SeqCst),
+        2,
+        "a replay calls nobody"
+    );
+}
