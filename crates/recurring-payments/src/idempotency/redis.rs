@@ -146,13 +146,14 @@ mod tests {
                 .unwrap_or_else(|e| {
                     panic!("redis-server could not start ({e}): run scripts/redis.sh to install it")
                 });
-            let url = format!("redis://127.0.0.1:{port}/");
+            // Owned at once, so that every path below ends the child.
+            let redis = Self {
+                child,
+                url: format!("redis://127.0.0.1:{port}/"),
+            };
             for _ in 0..100 {
-                if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_ok()
-                {
-                    return Self { child, url };
+                if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                    return redis;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
