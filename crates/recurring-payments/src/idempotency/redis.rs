@@ -152,7 +152,10 @@ mod tests {
                 url: format!("redis://127.0.0.1:{port}/"),
             };
             for _ in 0..100 {
-                if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+                {
                     return redis;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
