@@ -1,0 +1,167 @@
+//! The audit trail: one structured line per call (target `audit`) with the principal, the
+//! method, the gRPC code, the latency and the request id; never a token or a body.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use tonic::Code;
+
+use crate::principal::Principal;
+use crate::rejection::Reason;
+
+/// Header carrying the call's request id (set by the server's RPC layer).
+const REQUEST_ID: &str = "x-request-id";
+
+/// Longest method path written; anything longer is a made-up path.
+const MAX_METHOD_LEN: usize = 200;
+
+/// What is known about a call before its outcome.
+#[derive(Debug, Clone)]
+pub struct Call {
+    method: String,
+    request_id: String,
+    peer: Option<String>,
+    started: Instant,
+}
+
+impl Call {
+    pub fn start<B>(request: &http::Request<B>, peer: Option<String>) -> Self {
+        let path = request.uri().path();
+        let method = path.get(..MAX_METHOD_LEN).unwrap_or(path).to_owned();
+        let request_id = request
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        Self {
+            method,
+            request_id,
+            peer,
+            started: Instant::now(),
+        }
+    }
+
+    /// Writes the call's audit line.
+    pub fn finish(&self, principal: Option<&Principal>, code: Code, reason: Option<Reason>) {
+        tracing::info!(
+            target: "audit",
+            principal = principal.map_or("-", |p| p.subject.as_str()),
+            source = principal.map_or_else(|| "-".to_owned(), |p| p.source.to_string()),
+            client_id = principal.and_then(|p| p.client_id.as_deref()).unwrap_or("-"),
+            peer = self.peer.as_deref().unwrap_or("-"),
+            method = %self.method,
+            code = %canonical(code),
+            reason = reason.map_or("-", Reason::name),
+            latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            request_id = %self.request_id,
+            "call"
+        );
+    }
+}
+
+/// `PermissionDenied` -> `PERMISSION_DENIED`, the spelling of gRPC codes everywhere else.
+fn canonical(code: Code) -> String {
+    let name = format!("{code:?}");
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+/// The gRPC status in `headers` (a trailers-only answer, or the trailers of a stream).
+pub fn status_code(headers: &HeaderMap) -> Option<Code> {
+    let value = headers
+        .get("grpc-status")?
+        .to_str()
+        .ok()?
+        .parse::<i32>()
+        .ok()?;
+    Some(Code::from_i32(value))
+}
+
+/// A response body that writes the audit line once the call's status is known: at its
+/// trailers, at its end, or when it is dropped unfinished (the caller went away).
+pub struct AuditedBody {
+    inner: tonic::body::Body,
+    call: Option<(Call, Option<Principal>)>,
+}
+
+impl AuditedBody {
+    pub fn new(inner: tonic::body::Body, call: Call, principal: Option<Principal>) -> Self {
+        Self {
+            inner,
+            call: Some((call, principal)),
+        }
+    }
+
+    fn finish(&mut self, code: Code) {
+        if let Some((call, principal)) = self.call.take() {
+            call.finish(principal.as_ref(), code, None);
+        }
+    }
+}
+
+impl Body for AuditedBody {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(code) = frame.trailers_ref().and_then(status_code) {
+                    self.finish(code);
+                }
+            }
+            Poll::Ready(Some(Err(status))) => self.finish(status.code()),
+            Poll::Ready(None) => self.finish(Code::Ok),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for AuditedBody {
+    fn drop(&mut self) {
+        self.finish(Code::Cancelled);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_use_canonical_names() {
+        assert_eq!(canonical(Code::Ok), "OK");
+        assert_eq!(canonical(Code::PermissionDenied), "PERMISSION_DENIED");
+    }
+
+    #[test]
+    fn status_is_read_from_headers() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(status_code(&headers), None);
+        headers.insert("grpc-status", "7".parse().unwrap());
+        assert_eq!(status_code(&headers), Some(Code::PermissionDenied));
+    }
+}

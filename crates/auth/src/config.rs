@@ -1,0 +1,283 @@
+//! The auth policy as configuration: who may call (JWT issuers, mTLS identities), what each
+//! method requires, what is exempt, and how fast a caller may go.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+
+/// Issuer and audience of the tokens `pasarela token` mints and `pasarela dev` accepts.
+pub const DEV_ISSUER: &str = "pasarela-dev";
+pub const DEV_AUDIENCE: &str = "pasarela";
+
+/// The HS256 secret of `pasarela dev`. It is public on purpose: `pasarela token` and
+/// `pasarela dev` agree on it with nothing shared by hand, and it grants nothing elsewhere
+/// because `serve` refuses HS256 unless `allow_hs256 = true` is configured.
+const DEV_HS256_SECRET: &str = "pasarela-dev-only-hs256-secret-never-use-in-production";
+
+/// Shortest HS256 secret accepted: RFC 7518 asks for a key at least as long as the hash.
+const MIN_HS256_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Required `iss` of bearer tokens.
+    pub issuer: Option<String>,
+    /// Required `aud` of bearer tokens (pasarela's own name at the issuer).
+    pub audience: Option<String>,
+    /// Where the issuer publishes its signing keys (RS256, ES256, ...).
+    pub jwks: Option<JwksSettings>,
+    /// HS256 with a shared secret: for development only, refused unless `allow_hs256`.
+    pub hs256_secret: Option<SecretString>,
+    pub allow_hs256: bool,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+    /// Scopes each method requires, by method (`pkg.Service/Method`), service
+    /// (`pkg.Service`) or `*`; the most specific entry wins, a method matching none is
+    /// denied. `{method}` and `{service}` in a scope stand for the called method's names.
+    pub methods: BTreeMap<String, Vec<String>>,
+    /// A granted scope that satisfies every requirement (dev uses `*`); unset in production.
+    pub superuser_scope: Option<String>,
+    /// Methods or services callable with no credentials (health probes send none).
+    pub exempt: Vec<String>,
+    /// Who may use server reflection.
+    pub reflection: ReflectionAccess,
+    pub mtls: MtlsSettings,
+    /// Per-principal limits; a method is counted in the first group that matches it.
+    pub rate_limits: Vec<RateLimit>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwksSettings {
+    /// One of `url` or `file`.
+    pub url: Option<String>,
+    pub file: Option<PathBuf>,
+    /// How often the key set is re-read.
+    #[serde(default = "JwksSettings::default_refresh", with = "humantime_serde")]
+    pub refresh: Duration,
+    /// Least time between two re-reads caused by an unknown `kid`, so that forged `kid`s
+    /// cannot turn pasarela into a flood against the issuer.
+    #[serde(default = "JwksSettings::default_cooldown", with = "humantime_serde")]
+    pub unknown_kid_cooldown: Duration,
+}
+
+impl JwksSettings {
+    fn default_refresh() -> Duration {
+        Duration::from_secs(300)
+    }
+
+    fn default_cooldown() -> Duration {
+        Duration::from_secs(10)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReflectionAccess {
+    /// No credentials needed (grpcurl `list`/`describe` just work).
+    Open,
+    /// Like any other method: a principal and the scopes `methods` requires.
+    Authenticated,
+    /// Refused to everybody.
+    Closed,
+}
+
+/// Client certificates that stand as principals (mTLS on the gRPC port is set up by
+/// [`crate::TlsSettings`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MtlsSettings {
+    /// Certificate identity (SPIFFE URI SAN, else the subject as `CN=..., O=...`) to the
+    /// scopes it is granted. A certificate not listed is transport only: its caller still
+    /// needs a bearer token.
+    pub principals: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Name of the group, in logs and in the `RESOURCE_EXHAUSTED` details.
+    pub name: String,
+    /// Methods, services or `*` counted in this group.
+    pub methods: Vec<String>,
+    /// Sustained calls per second of one principal.
+    pub per_second: f64,
+    /// Calls one principal may make at once above the sustained rate.
+    pub burst: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            audience: None,
+            jwks: None,
+            hs256_secret: None,
+            allow_hs256: false,
+            leeway: Duration::from_secs(30),
+            methods: BTreeMap::new(),
+            superuser_scope: None,
+            exempt: vec!["grpc.health.v1.Health".into()],
+            reflection: ReflectionAccess::Open,
+            mtls: MtlsSettings::default(),
+            rate_limits: vec![RateLimit {
+                name: "default".into(),
+                methods: vec!["*".into()],
+                per_second: 50.0,
+                burst: 100,
+            }],
+        }
+    }
+}
+
+impl Config {
+    /// `pasarela dev`: HS256 with the published dev secret, every method requiring a scope
+    /// named after it (`pasarela.bureau.v1.BureauService/GetPasswordExpiration`), and `*`
+    /// granting everything.
+    pub fn dev() -> Config {
+        Config {
+            issuer: Some(DEV_ISSUER.into()),
+            audience: Some(DEV_AUDIENCE.into()),
+            hs256_secret: Some(SecretString::from(DEV_HS256_SECRET)),
+            allow_hs256: true,
+            methods: BTreeMap::from([("*".into(), vec!["{method}".into()])]),
+            superuser_scope: Some("*".into()),
+            ..Config::default()
+        }
+    }
+
+    /// Refuses policies that would be unsafe or could never admit anybody.
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        let jwt = self.jwks.is_some() || self.hs256_secret.is_some();
+        anyhow::ensure!(
+            jwt || !self.mtls.principals.is_empty(),
+            "auth: no way to identify callers; configure auth.jwks, auth.mtls.principals or \
+             (development only) auth.hs256_secret with auth.allow_hs256 = true"
+        );
+        if jwt {
+            anyhow::ensure!(
+                self.issuer.is_some() && self.audience.is_some(),
+                "auth: bearer tokens need auth.issuer and auth.audience"
+            );
+        }
+        if let Some(secret) = &self.hs256_secret {
+            anyhow::ensure!(
+                self.allow_hs256,
+                "auth: auth.hs256_secret is for development only; set auth.allow_hs256 = true \
+                 to accept it"
+            );
+            anyhow::ensure!(
+                secret.expose_secret().len() >= MIN_HS256_SECRET_BYTES,
+                "auth: auth.hs256_secret must be at least {MIN_HS256_SECRET_BYTES} bytes"
+            );
+        }
+        if let Some(jwks) = &self.jwks {
+            anyhow::ensure!(
+                jwks.url.is_some() != jwks.file.is_some(),
+                "auth: auth.jwks needs exactly one of `url` or `file`"
+            );
+        }
+        for limit in &self.rate_limits {
+            anyhow::ensure!(
+                limit.per_second > 0.0 && limit.per_second.is_finite() && limit.burst > 0,
+                "auth: rate limit {:?} needs per_second > 0 and burst > 0",
+                limit.name
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Inbound TLS of the gRPC port; with `client_ca_file`, client certificates signed by that
+/// CA are verified (and required when `client_auth_required`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_auth_required: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_policy_is_valid() {
+        Config::dev().validate().expect("dev config");
+    }
+
+    #[test]
+    fn default_policy_admits_nobody_and_says_so() {
+        let error = Config::default().validate().unwrap_err().to_string();
+        assert!(error.contains("auth.jwks"), "{error}");
+    }
+
+    #[test]
+    fn hs256_needs_explicit_opt_in_and_the_error_hides_the_secret() {
+        let config = Config {
+            allow_hs256: false,
+            ..Config::dev()
+        };
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("allow_hs256"), "{error}");
+        assert!(!error.contains(DEV_HS256_SECRET), "{error}");
+    }
+
+    #[test]
+    fn short_hs256_secrets_are_refused() {
+        let config = Config {
+            hs256_secret: Some(SecretString::from("short")),
+            ..Config::dev()
+        };
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn jwks_needs_one_source() {
+        let config = Config {
+            hs256_secret: None,
+            allow_hs256: false,
+            jwks: Some(JwksSettings {
+                url: None,
+                file: None,
+                refresh: Duration::from_secs(60),
+                unknown_kid_cooldown: Duration::from_secs(1),
+            }),
+            ..Config::dev()
+        };
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn toml_shape_parses() {
+        let config: Config = serde_json::from_value(serde_json::json!({
+            "issuer": "https://idp",
+            "audience": "pasarela",
+            "jwks": { "url": "https://idp/jwks.json", "refresh": "10m" },
+            "leeway": "5s",
+            "methods": { "pasarela.bureau.v1.BureauService": ["bureau.read"] },
+            "reflection": "closed",
+            "mtls": { "principals": { "spiffe://cluster.local/ns/a/sa/b": ["bureau.read"] } },
+            "rate_limits": [{ "name": "all", "methods": ["*"], "per_second": 5.0, "burst": 5 }],
+        }))
+        .expect("parses");
+        config.validate().expect("valid");
+        assert_eq!(config.reflection, ReflectionAccess::Closed);
+        assert_eq!(config.jwks.unwrap().refresh, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let parsed: Result<Config, _> =
+            serde_json::from_value(serde_json::json!({ "isuer": "typo" }));
+        assert!(parsed.is_err());
+    }
+}

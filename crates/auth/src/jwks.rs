@@ -1,0 +1,178 @@
+//! The issuer's public signing keys (a JWK set from a URL or a file), cached, re-read on a
+//! schedule and when a token names a key id the cache does not know (key rotation).
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use jsonwebtoken::DecodingKey;
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm};
+use tokio::time::Instant;
+
+use crate::config::JwksSettings;
+
+/// Longest wait for the issuer's key set.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One signing key of the set.
+#[derive(Clone)]
+pub struct Key {
+    pub kid: Option<String>,
+    pub decoding: DecodingKey,
+    /// The algorithm the issuer pinned the key to, when it did.
+    pub algorithm: Option<KeyAlgorithm>,
+}
+
+enum Source {
+    Url(reqwest::Client, String),
+    File(PathBuf),
+}
+
+pub struct Jwks {
+    source: Source,
+    keys: RwLock<Arc<Vec<Key>>>,
+    /// When an unknown `kid` last caused a re-read; held across the re-read so that many
+    /// calls with the same new `kid` cause one request.
+    unknown_kid_fetch: tokio::sync::Mutex<Option<Instant>>,
+    cooldown: Duration,
+}
+
+impl Jwks {
+    /// Reads the key set once (a wrong URL or file fails start-up, not the first call)
+    /// and re-reads it every `refresh` for as long as the returned handle lives.
+    pub async fn load(settings: &JwksSettings) -> anyhow::Result<Arc<Jwks>> {
+        let source = match (&settings.url, &settings.file) {
+            (Some(url), _) => Source::Url(
+                reqwest::Client::builder()
+                    .timeout(FETCH_TIMEOUT)
+                    .build()
+                    .context("JWKS HTTP client")?,
+                url.clone(),
+            ),
+            (None, Some(file)) => Source::File(file.clone()),
+            (None, None) => anyhow::bail!("auth.jwks needs `url` or `file`"),
+        };
+        let keys = source.fetch().await?;
+        let jwks = Arc::new(Jwks {
+            source,
+            keys: RwLock::new(Arc::new(keys)),
+            unknown_kid_fetch: tokio::sync::Mutex::new(None),
+            cooldown: settings.unknown_kid_cooldown,
+        });
+        tokio::spawn(refresh_every(Arc::downgrade(&jwks), settings.refresh));
+        Ok(jwks)
+    }
+
+    /// The key a token names; on an unknown `kid` the set is re-read (at most once per
+    /// cooldown) before giving up. A token without `kid` is accepted only when the set
+    /// holds a single key.
+    pub async fn key(&self, kid: Option<&str>) -> Option<Key> {
+        if let Some(key) = self.cached(kid) {
+            return Some(key);
+        }
+        let kid = kid?;
+        let mut last = self.unknown_kid_fetch.lock().await;
+        if let Some(key) = self.cached(Some(kid)) {
+            return Some(key);
+        }
+        if last.is_some_and(|at| at.elapsed() < self.cooldown) {
+            return None;
+        }
+        *last = Some(Instant::now());
+        tracing::info!(kid, "unknown signing key id; re-reading the JWKS");
+        self.refresh().await;
+        self.cached(Some(kid))
+    }
+
+    fn cached(&self, kid: Option<&str>) -> Option<Key> {
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner()).clone();
+        match kid {
+            Some(kid) => keys.iter().find(|k| k.kid.as_deref() == Some(kid)).cloned(),
+            None if keys.len() == 1 => keys.first().cloned(),
+            None => None,
+        }
+    }
+
+    /// Re-reads the set; on failure the keys already known stay in use.
+    async fn refresh(&self) {
+        match self.source.fetch().await {
+            Ok(keys) => *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys),
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "JWKS refresh failed; keeping the cached keys")
+            }
+        }
+    }
+}
+
+async fn refresh_every(jwks: Weak<Jwks>, period: Duration) {
+    let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
+    loop {
+        ticks.tick().await;
+        let Some(jwks) = jwks.upgrade() else { return };
+        jwks.refresh().await;
+    }
+}
+
+impl Source {
+    async fn fetch(&self) -> anyhow::Result<Vec<Key>> {
+        let set: JwkSet = match self {
+            Source::Url(client, url) => client
+                .get(url)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .with_context(|| format!("fetching JWKS from {url}"))?
+                .json()
+                .await
+                .with_context(|| format!("JWKS at {url} is not a JWK set"))?,
+            Source::File(path) => {
+                let text = tokio::fs::read_to_string(path)
+                    .await
+                    .with_context(|| format!("reading JWKS file {}", path.display()))?;
+                serde_json::from_str(&text)
+                    .with_context(|| format!("JWKS file {} is not a JWK set", path.display()))?
+            }
+        };
+        Ok(signing_keys(&set))
+    }
+}
+
+/// The public signing keys of a set. Symmetric (`oct`) keys are dropped: an issuer's
+/// published keys are public, so a shared secret among them would let anyone sign.
+fn signing_keys(set: &JwkSet) -> Vec<Key> {
+    set.keys
+        .iter()
+        .filter(|jwk| !matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)))
+        .filter_map(|jwk| {
+            let decoding = DecodingKey::from_jwk(jwk)
+                .inspect_err(|error| tracing::warn!(kid = ?jwk.common.key_id, %error, "skipping unusable JWK"))
+                .ok()?;
+            Some(Key {
+                kid: jwk.common.key_id.clone(),
+                decoding,
+                algorithm: jwk.common.key_algorithm,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symmetric_keys_in_a_jwks_are_ignored() {
+        let set: JwkSet = serde_json::from_value(serde_json::json!({ "keys": [
+            { "kty": "oct", "kid": "shared", "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0" },
+            { "kty": "EC", "kid": "ec", "crv": "P-256", "alg": "ES256",
+              "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+              "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0" },
+        ]}))
+        .expect("jwk set");
+        let keys = signing_keys(&set);
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].kid.as_deref(), Some("ec"));
+        assert_eq!(keys[0].algorithm, Some(KeyAlgorithm::ES256));
+    }
+}

@@ -1,0 +1,292 @@
+//! Bearer JWTs: verification against the issuer's keys (or the dev HS256 secret), the
+//! claims pasarela reads, and minting of dev tokens.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::ExposeSecret as _;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::jwks::Jwks;
+use crate::principal::{Principal, PrincipalSource};
+use crate::rejection::{Reason, Rejection};
+
+/// Algorithms accepted with keys from a JWKS; HMAC never is (see `jwks::signing_keys`).
+const ASYMMETRIC: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// The claims pasarela reads; `scope` is OAuth2's space-separated string, `scp` the list
+/// some issuers send instead.
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    scp: Option<Vec<String>>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    azp: Option<String>,
+}
+
+impl Claims {
+    fn into_principal(self) -> Principal {
+        let spaced = self
+            .scope
+            .iter()
+            .flat_map(|s| s.split_whitespace().map(str::to_owned));
+        let scopes = spaced.chain(self.scp.into_iter().flatten()).collect();
+        Principal {
+            subject: self.sub,
+            client_id: self.client_id.or(self.azp),
+            scopes,
+            source: PrincipalSource::Jwt,
+        }
+    }
+}
+
+pub struct Verifier {
+    hs256: Option<DecodingKey>,
+    jwks: Option<Arc<Jwks>>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    leeway: Duration,
+}
+
+impl Verifier {
+    pub async fn new(config: &Config) -> anyhow::Result<Verifier> {
+        let jwks = match &config.jwks {
+            Some(settings) => Some(Jwks::load(settings).await?),
+            None => None,
+        };
+        let hs256 = config
+            .hs256_secret
+            .as_ref()
+            .filter(|_| config.allow_hs256)
+            .map(|secret| DecodingKey::from_secret(secret.expose_secret().as_bytes()));
+        if hs256.is_some() {
+            tracing::warn!(
+                "auth accepts HS256 tokens signed with a shared secret: development only"
+            );
+        }
+        Ok(Verifier {
+            hs256,
+            jwks,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            leeway: config.leeway,
+        })
+    }
+
+    /// The principal a bearer token proves, or why it proves nothing.
+    pub async fn verify(&self, token: &str) -> Result<Principal, Rejection> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| rejection(e.kind()))?;
+        let key = self.key_for(&header).await?;
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.leeway.as_secs();
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        validation.set_issuer(self.issuer.as_slice());
+        validation.set_audience(self.audience.as_slice());
+        jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .map(|data| data.claims.into_principal())
+            .map_err(|e| rejection(e.kind()))
+    }
+
+    async fn key_for(&self, header: &Header) -> Result<DecodingKey, Rejection> {
+        let not_allowed = || {
+            Rejection::new(Reason::TokenAlgorithmNotAllowed)
+                .with("alg", format!("{:?}", header.alg))
+        };
+        if header.alg == Algorithm::HS256 {
+            return self.hs256.clone().ok_or_else(not_allowed);
+        }
+        let jwks = self
+            .jwks
+            .as_ref()
+            .filter(|_| ASYMMETRIC.contains(&header.alg))
+            .ok_or_else(not_allowed)?;
+        let key = jwks
+            .key(header.kid.as_deref())
+            .await
+            .ok_or_else(|| Rejection::new(Reason::TokenUnknownKey))?;
+        match key.algorithm {
+            Some(pinned) if pinned.to_string() != format!("{:?}", header.alg) => Err(not_allowed()),
+            _ => Ok(key.decoding),
+        }
+    }
+}
+
+/// What each verification failure means to the caller.
+fn rejection(kind: &ErrorKind) -> Rejection {
+    let reason = match kind {
+        ErrorKind::ExpiredSignature => Reason::TokenExpired,
+        ErrorKind::ImmatureSignature => Reason::TokenNotYetValid,
+        ErrorKind::InvalidSignature
+        | ErrorKind::InvalidEcdsaKey
+        | ErrorKind::InvalidRsaKey(_)
+        | ErrorKind::Crypto(_) => Reason::TokenInvalidSignature,
+        ErrorKind::InvalidIssuer => Reason::TokenWrongIssuer,
+        ErrorKind::InvalidAudience => Reason::TokenWrongAudience,
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::MissingAlgorithm
+        | ErrorKind::InvalidAlgorithmName => Reason::TokenAlgorithmNotAllowed,
+        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidSubject | ErrorKind::Json(_) => {
+            Reason::TokenClaimsInvalid
+        }
+        _ => Reason::TokenMalformed,
+    };
+    Rejection::new(reason)
+}
+
+#[derive(Serialize)]
+struct MintedClaims<'a> {
+    iss: &'a str,
+    aud: &'a str,
+    sub: &'a str,
+    scope: String,
+    iat: u64,
+    nbf: u64,
+    exp: u64,
+}
+
+/// A token `config` accepts, signed with its HS256 secret: what `pasarela token` prints
+/// for `pasarela dev`. Refused for a configuration that does not accept HS256.
+pub fn mint_dev_token(
+    config: &Config,
+    subject: &str,
+    scopes: &[String],
+    ttl: Duration,
+) -> anyhow::Result<String> {
+    let secret = config
+        .hs256_secret
+        .as_ref()
+        .filter(|_| config.allow_hs256)
+        .context(
+            "minting needs auth.hs256_secret with auth.allow_hs256 = true (development only)",
+        )?;
+    let issuer = config
+        .issuer
+        .as_deref()
+        .context("minting needs auth.issuer")?;
+    let audience = config
+        .audience
+        .as_deref()
+        .context("minting needs auth.audience")?;
+    anyhow::ensure!(!subject.is_empty(), "a token needs a subject");
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let claims = MintedClaims {
+        iss: issuer,
+        aud: audience,
+        sub: subject,
+        scope: scopes.join(" "),
+        iat: now,
+        nbf: now,
+        exp: now + ttl.as_secs(),
+    };
+    let key = EncodingKey::from_secret(secret.expose_secret().as_bytes());
+    Ok(jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &key,
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scopes(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    async fn dev_verifier() -> Verifier {
+        Verifier::new(&Config::dev()).await.expect("verifier")
+    }
+
+    #[tokio::test]
+    async fn dev_tokens_round_trip() {
+        let token = mint_dev_token(
+            &Config::dev(),
+            "alice",
+            &scopes(&["a", "b"]),
+            Duration::from_secs(60),
+        )
+        .expect("token");
+        let principal = dev_verifier().await.verify(&token).await.expect("valid");
+        assert_eq!(principal.subject, "alice");
+        assert_eq!(principal.scopes, scopes(&["a", "b"]));
+        assert_eq!(principal.source, PrincipalSource::Jwt);
+    }
+
+    #[tokio::test]
+    async fn wrong_secret_wrong_audience_and_garbage_are_told_apart() {
+        let verifier = dev_verifier().await;
+        let other = Config {
+            hs256_secret: Some("another-secret-of-at-least-thirty-two-bytes".into()),
+            ..Config::dev()
+        };
+        let forged =
+            mint_dev_token(&other, "eve", &scopes(&["*"]), Duration::from_secs(60)).unwrap();
+        let reason = |token: String| {
+            let verifier = &verifier;
+            async move { verifier.verify(&token).await.unwrap_err().reason }
+        };
+        assert_eq!(reason(forged).await, Reason::TokenInvalidSignature);
+        let elsewhere = Config {
+            audience: Some("someone-else".into()),
+            ..Config::dev()
+        };
+        let token = mint_dev_token(&elsewhere, "bob", &[], Duration::from_secs(60)).unwrap();
+        assert_eq!(reason(token).await, Reason::TokenWrongAudience);
+        assert_eq!(reason("not.a.jwt".into()).await, Reason::TokenMalformed);
+    }
+
+    #[tokio::test]
+    async fn hs256_is_refused_when_not_configured() {
+        let token = mint_dev_token(&Config::dev(), "alice", &[], Duration::from_secs(60)).unwrap();
+        let verifier = Verifier {
+            hs256: None,
+            jwks: None,
+            issuer: Config::dev().issuer,
+            audience: Config::dev().audience,
+            leeway: Duration::ZERO,
+        };
+        let rejected = verifier.verify(&token).await.unwrap_err();
+        assert_eq!(rejected.reason, Reason::TokenAlgorithmNotAllowed);
+    }
+
+    #[test]
+    fn minting_needs_an_hs256_config() {
+        let config = Config {
+            allow_hs256: false,
+            ..Config::dev()
+        };
+        assert!(mint_dev_token(&config, "a", &[], Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn claims_accept_scope_string_and_scp_list() {
+        let claims: Claims = serde_json::from_value(serde_json::json!({
+            "sub": "s", "scope": "a b", "scp": ["c"], "azp": "app"
+        }))
+        .unwrap();
+        let principal = claims.into_principal();
+        assert_eq!(principal.scopes, scopes(&["a", "b", "c"]));
+        assert_eq!(principal.client_id.as_deref(), Some("app"));
+    }
+}

@@ -1,0 +1,232 @@
+//! The tower layer in front of every service: gate (exempt, closed), authenticate (bearer
+//! JWT, else a listed client certificate), authorize (method scopes), rate limit, then hand
+//! the call on with its [`Principal`] and audit it.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
+use http::{Request, Response};
+use http_body::Body as _;
+use tonic::Code;
+use tower::{Layer, Service};
+
+use crate::audit::{AuditedBody, Call, status_code};
+use crate::config::Config;
+use crate::jwt::Verifier;
+use crate::mtls::CertificatePrincipals;
+use crate::policy::{Gate, MethodPath, Policy};
+use crate::principal::Principal;
+use crate::rate_limit::RateLimiter;
+use crate::rejection::{Reason, Rejection};
+
+/// Everything the layer decides with, shared by all connections (and so are the buckets
+/// of the rate limiter).
+struct Guard {
+    policy: Policy,
+    verifier: Verifier,
+    certificates: CertificatePrincipals,
+    limiter: RateLimiter,
+}
+
+/// `tonic::transport::Server::builder().layer(auth_layer)`.
+#[derive(Clone)]
+pub struct AuthLayer {
+    guard: Arc<Guard>,
+}
+
+impl AuthLayer {
+    /// Validates `config` and loads what it names (the JWKS is read here, so a wrong URL
+    /// fails start-up).
+    pub async fn new(config: &Config) -> anyhow::Result<AuthLayer> {
+        config.validate()?;
+        Ok(AuthLayer {
+            guard: Arc::new(Guard {
+                policy: Policy::new(config),
+                verifier: Verifier::new(config).await?,
+                certificates: CertificatePrincipals::new(&config.mtls),
+                limiter: RateLimiter::new(&config.rate_limits),
+            }),
+        })
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            guard: self.guard.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    guard: Arc<Guard>,
+}
+
+/// The outcome of the checks: who is calling (none for exempt methods), or a refusal.
+type Admission = Result<Option<Principal>, (Option<Principal>, Rejection)>;
+
+/// What the checks read from a request, taken out of it so that no borrow of the request
+/// (whose body need not be `Sync`) is held across an await.
+struct Credentials {
+    path: String,
+    authorization: Option<http::HeaderValue>,
+    peer: Option<String>,
+}
+
+impl Credentials {
+    fn of<B>(request: &Request<B>) -> Self {
+        Self {
+            path: request.uri().path().to_owned(),
+            authorization: request.headers().get(http::header::AUTHORIZATION).cloned(),
+            peer: CertificatePrincipals::peer_identity(request),
+        }
+    }
+}
+
+impl Guard {
+    async fn admit(&self, credentials: &Credentials) -> Admission {
+        let path = MethodPath::parse(&credentials.path);
+        match self.policy.gate(path.as_ref()) {
+            Gate::Exempt => return Ok(None),
+            Gate::Refuse(reason) => return Err((None, Rejection::new(reason))),
+            Gate::Authenticate => {}
+        }
+        let principal = self
+            .authenticate(credentials)
+            .await
+            .map_err(|r| (None, r))?;
+        let checks = self
+            .policy
+            .authorize(path.as_ref(), &principal)
+            .and_then(|()| self.rate_limit(&principal, path.as_ref()));
+        match checks {
+            Ok(()) => Ok(Some(principal)),
+            Err(rejection) => Err((Some(principal), rejection)),
+        }
+    }
+
+    /// A bearer token decides when one is sent (a bad token is never rescued by a
+    /// certificate); otherwise a listed client certificate stands as the principal.
+    async fn authenticate(&self, credentials: &Credentials) -> Result<Principal, Rejection> {
+        if let Some(header) = &credentials.authorization {
+            let token =
+                bearer_token(header).ok_or_else(|| Rejection::new(Reason::TokenMalformed))?;
+            return self.verifier.verify(token).await;
+        }
+        credentials
+            .peer
+            .as_deref()
+            .and_then(|identity| self.certificates.principal(identity))
+            .ok_or_else(|| Rejection::new(Reason::TokenMissing))
+    }
+
+    fn rate_limit(
+        &self,
+        principal: &Principal,
+        path: Option<&MethodPath<'_>>,
+    ) -> Result<(), Rejection> {
+        self.limiter
+            .check(&principal.rate_key(), path)
+            .map_err(|exceeded| {
+                Rejection::new(Reason::RateLimited)
+                    .with("group", exceeded.group)
+                    .retry_after(exceeded.retry_after)
+            })
+    }
+}
+
+/// The token of `authorization: Bearer <token>` (the scheme is case-insensitive).
+fn bearer_token(header: &http::HeaderValue) -> Option<&str> {
+    let (scheme, token) = header.to_str().ok()?.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send,
+    ReqBody: Send + 'static,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        // The clone is ready (tower's contract is poll_ready on the service we call).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let guard = self.guard.clone();
+        Box::pin(async move {
+            let credentials = Credentials::of(&request);
+            let call = Call::start(&request, credentials.peer.clone());
+            let principal = match guard.admit(&credentials).await {
+                Ok(principal) => principal,
+                Err((principal, rejection)) => {
+                    let reason = rejection.reason;
+                    call.finish(principal.as_ref(), reason.code(), Some(reason));
+                    return Ok(rejection.into_status().into_http());
+                }
+            };
+            // Handlers need the caller, not its credential.
+            request.headers_mut().remove(http::header::AUTHORIZATION);
+            if let Some(principal) = &principal {
+                request.extensions_mut().insert(principal.clone());
+            }
+            let response = inner.call(request).await?;
+            Ok(audited(response, call, principal))
+        })
+    }
+}
+
+/// The response with its audit line written now (the status is already in the headers)
+/// or when the body reaches its trailers.
+fn audited<B>(
+    response: Response<B>,
+    call: Call,
+    principal: Option<Principal>,
+) -> Response<tonic::body::Body>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = response.into_parts();
+    let body = tonic::body::Body::new(body);
+    let known = status_code(&parts.headers).or(body.is_end_stream().then_some(Code::Ok));
+    let body = match (known, principal) {
+        (Some(code), principal) => {
+            call.finish(principal.as_ref(), code, None);
+            body
+        }
+        (None, principal) => tonic::body::Body::new(AuditedBody::new(body, call, principal)),
+    };
+    Response::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_scheme_is_parsed_strictly() {
+        let value = |s: &str| http::HeaderValue::from_str(s).unwrap();
+        assert_eq!(bearer_token(&value("Bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(&value("bearer abc")), Some("abc"));
+        assert_eq!(bearer_token(&value("Basic abc")), None);
+        assert_eq!(bearer_token(&value("Bearer ")), None);
+        assert_eq!(bearer_token(&value("abc")), None);
+    }
+}

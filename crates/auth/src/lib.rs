@@ -1,0 +1,25 @@
+//! pasarela's inbound auth: a tower layer that every service sits behind (bearer JWT or
+//! mTLS principals, per-method scopes, per-principal rate limits, an audit line per call),
+//! the server's TLS set-up, and dev token minting.
+#![forbid(unsafe_code)]
+
+mod audit;
+mod config;
+mod jwks;
+mod jwt;
+mod layer;
+mod mtls;
+mod policy;
+mod principal;
+mod rate_limit;
+mod rejection;
+
+pub use config::{
+    Config, DEV_AUDIENCE, DEV_ISSUER, JwksSettings, MtlsSettings, RateLimit, ReflectionAccess,
+    TlsSettings,
+};
+pub use jwt::mint_dev_token;
+pub use layer::{AuthLayer, AuthService};
+pub use mtls::{certificate_identity, server_tls_config};
+pub use principal::{Principal, PrincipalSource};
+pub use rejection::DOMAIN;

@@ -1,0 +1,80 @@
+//! Client certificates as identities: the server's TLS set-up (optionally verifying client
+//! certificates against a CA) and the identity a verified certificate carries.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
+
+use crate::config::{MtlsSettings, TlsSettings};
+use crate::principal::{Principal, PrincipalSource};
+
+/// tonic's TLS set-up for the gRPC port. With `client_ca_file`, a client certificate is
+/// verified against that CA (a certificate from any other CA fails the handshake) and is
+/// required when `client_auth_required`.
+pub fn server_tls_config(settings: &TlsSettings) -> anyhow::Result<ServerTlsConfig> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let identity = Identity::from_pem(read(&settings.cert_file)?, read(&settings.key_file)?);
+    let config = ServerTlsConfig::new().identity(identity);
+    match &settings.client_ca_file {
+        Some(ca) => Ok(config
+            .client_ca_root(Certificate::from_pem(read(ca)?))
+            .client_auth_optional(!settings.client_auth_required)),
+        None => {
+            anyhow::ensure!(
+                !settings.client_auth_required,
+                "tls.client_auth_required needs tls.client_ca_file"
+            );
+            Ok(config)
+        }
+    }
+}
+
+/// The identity of a certificate: its SPIFFE URI SAN, else its subject (`CN=..., O=...`).
+pub fn certificate_identity(der: &[u8]) -> Option<String> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let spiffe = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .and_then(|san| {
+            san.value.general_names.iter().find_map(|name| match name {
+                GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some((*uri).to_owned()),
+                _ => None,
+            })
+        });
+    spiffe.or_else(|| Some(cert.subject().to_string()).filter(|s| !s.is_empty()))
+}
+
+/// Certificate identities that stand as principals, with the scopes each is granted.
+#[derive(Debug, Clone)]
+pub struct CertificatePrincipals(BTreeMap<String, Vec<String>>);
+
+impl CertificatePrincipals {
+    pub fn new(settings: &MtlsSettings) -> Self {
+        Self(settings.principals.clone())
+    }
+
+    /// The identity of the connection's verified client certificate, if it sent one.
+    pub fn peer_identity<B>(request: &http::Request<B>) -> Option<String> {
+        let info = request
+            .extensions()
+            .get::<TlsConnectInfo<TcpConnectInfo>>()?;
+        let certs = info.peer_certs()?;
+        certificate_identity(certs.first()?)
+    }
+
+    /// The principal a certificate identity stands for, when it is listed.
+    pub fn principal(&self, identity: &str) -> Option<Principal> {
+        self.0.get(identity).map(|scopes| Principal {
+            subject: identity.to_owned(),
+            client_id: None,
+            scopes: scopes.clone(),
+            source: PrincipalSource::Mtls,
+        })
+    }
+}

@@ -1,0 +1,132 @@
+//! Per-principal rate limits: one token bucket (GCRA) per principal and method group, shared
+//! by every connection of the process, so opening more connections buys no extra calls.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::RateLimit;
+use crate::policy::{MethodPath, MethodSet};
+
+/// Past this many buckets, the full ones (next arrival time already past) are forgotten.
+const SWEEP_EVERY: usize = 4096;
+
+struct Group {
+    name: String,
+    methods: MethodSet,
+    /// Time one call costs: 1 / rate.
+    interval: Duration,
+    /// How far ahead of now a principal's theoretical arrival time may run (the burst).
+    tolerance: Duration,
+}
+
+/// Refused: the group that tripped and when a retry will be admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exceeded {
+    pub group: String,
+    pub retry_after: Duration,
+}
+
+pub struct RateLimiter {
+    groups: Vec<Group>,
+    /// (group index, principal key) -> theoretical arrival time of the next call.
+    buckets: Mutex<HashMap<(usize, String), Instant>>,
+}
+
+impl RateLimiter {
+    pub fn new(limits: &[RateLimit]) -> Self {
+        let groups = limits
+            .iter()
+            .map(|limit| {
+                let interval = Duration::from_secs_f64(1.0 / limit.per_second);
+                Group {
+                    name: limit.name.clone(),
+                    methods: MethodSet::new(&limit.methods),
+                    interval,
+                    tolerance: interval * limit.burst.saturating_sub(1),
+                }
+            })
+            .collect();
+        Self {
+            groups,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts one call of `principal` to `path` against the first group covering it.
+    pub fn check(&self, principal: &str, path: Option<&MethodPath<'_>>) -> Result<(), Exceeded> {
+        let Some((index, group)) = path.and_then(|path| {
+            self.groups
+                .iter()
+                .enumerate()
+                .find(|(_, group)| group.methods.contains(path))
+        }) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= SWEEP_EVERY {
+            buckets.retain(|_, tat| *tat > now);
+        }
+        let tat = buckets.entry((index, principal.to_owned())).or_insert(now);
+        let earliest = tat.checked_sub(group.tolerance).unwrap_or(now);
+        if earliest > now {
+            return Err(Exceeded {
+                group: group.name.clone(),
+                retry_after: earliest - now,
+            });
+        }
+        *tat = (*tat).max(now) + group.interval;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(per_second: f64, burst: u32) -> RateLimiter {
+        RateLimiter::new(&[
+            RateLimit {
+                name: "charges".into(),
+                methods: vec!["p.Payments/Charge".into()],
+                per_second,
+                burst,
+            },
+            RateLimit {
+                name: "rest".into(),
+                methods: vec!["*".into()],
+                per_second: 1000.0,
+                burst: 1000,
+            },
+        ])
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn burst_then_refusal_then_recovery() {
+        let limiter = limiter(10.0, 3);
+        let charge = MethodPath::parse("/p.Payments/Charge");
+        for _ in 0..3 {
+            assert!(limiter.check("jwt:a", charge.as_ref()).is_ok());
+        }
+        let refused = limiter.check("jwt:a", charge.as_ref()).unwrap_err();
+        assert_eq!(refused.group, "charges");
+        assert!(refused.retry_after > Duration::ZERO);
+        assert!(refused.retry_after <= Duration::from_millis(100));
+        tokio::time::advance(refused.retry_after).await;
+        assert!(limiter.check("jwt:a", charge.as_ref()).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn principals_and_groups_are_counted_apart() {
+        let limiter = limiter(1.0, 1);
+        let charge = MethodPath::parse("/p.Payments/Charge");
+        let cancel = MethodPath::parse("/p.Payments/Cancel");
+        assert!(limiter.check("jwt:a", charge.as_ref()).is_ok());
+        assert!(limiter.check("jwt:a", charge.as_ref()).is_err());
+        assert!(limiter.check("jwt:b", charge.as_ref()).is_ok());
+        assert!(limiter.check("jwt:a", cancel.as_ref()).is_ok());
+    }
+}
