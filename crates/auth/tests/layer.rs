@@ -1,0 +1,462 @@
+//! The auth layer in front of a real tonic server on loopback, called by real gRPC clients:
+//! every refusal with its code and reason, scopes, principals for handlers, rate limits,
+//! audit lines, JWKS rotation and mTLS identities.
+
+mod support;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use base64::Engine as _;
+use pasarela_auth::{Config, JwksSettings, RateLimit, ReflectionAccess, TlsSettings};
+use support::*;
+use tonic::Code;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+use tonic_types::StatusExt as _;
+
+#[tokio::test]
+async fn health_needs_no_token() {
+    let addr = serve(&config(), None).await;
+    call(&channel(addr).await, CHECK, None)
+        .await
+        .expect("health answers without credentials");
+}
+
+#[tokio::test]
+async fn every_bad_token_is_unauthenticated_with_its_reason() {
+    let addr = serve(&config(), None).await;
+    let channel = channel(addr).await;
+    let altered = |key: &str, value: serde_json::Value| {
+        let mut claims = claims("alice", "whoami");
+        claims[key] = value;
+        sign_hs256(SECRET, claims)
+    };
+    let mut no_subject = claims("alice", "whoami");
+    no_subject.as_object_mut().expect("object").remove("sub");
+    let cases = [
+        (None, "TOKEN_MISSING"),
+        (Some("not-a-jwt".to_owned()), "TOKEN_MALFORMED"),
+        (Some(altered("exp", (now() - 3600).into())), "TOKEN_EXPIRED"),
+        (
+            Some(altered("nbf", (now() + 3600).into())),
+            "TOKEN_NOT_YET_VALID",
+        ),
+        (
+            Some(sign_hs256(
+                "another-secret-of-at-least-32-bytes!",
+                claims("alice", "whoami"),
+            )),
+            "TOKEN_INVALID_SIGNATURE",
+        ),
+        (
+            Some(altered("aud", "someone-else".into())),
+            "TOKEN_WRONG_AUDIENCE",
+        ),
+        (
+            Some(altered("iss", "https://evil.test".into())),
+            "TOKEN_WRONG_ISSUER",
+        ),
+        (Some(sign_hs256(SECRET, no_subject)), "TOKEN_CLAIMS_INVALID"),
+    ];
+    for (token, expected) in cases {
+        let status = whoami(&channel, token.as_deref()).await.unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::Unauthenticated,
+            "{expected}: {status:?}"
+        );
+        assert_eq!(reason(&status), expected);
+    }
+}
+
+#[tokio::test]
+async fn each_scope_reaches_exactly_its_methods() {
+    let config = config();
+    let addr = serve(&config, None).await;
+    let channel = channel(addr).await;
+    let whoami_token = token(&config, "alice", &["whoami"]);
+    let bureau_token = token(&config, "bob", &["bureau.read"]);
+
+    assert!(whoami(&channel, Some(&whoami_token)).await.is_ok());
+    let denied = call(&channel, BUREAU, Some(&whoami_token))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(reason(&denied), "SCOPE_MISSING");
+    let info = denied.get_details_error_info().expect("error info");
+    assert_eq!(info.metadata["required_scopes"], "bureau.read");
+
+    // Past auth, the router answers: the bureau service is not mounted here.
+    let reached = call(&channel, BUREAU, Some(&bureau_token))
+        .await
+        .unwrap_err();
+    assert_eq!(reached.code(), Code::Unimplemented);
+    let denied = whoami(&channel, Some(&bureau_token)).await.unwrap_err();
+    assert_eq!(reason(&denied), "SCOPE_MISSING");
+
+    for token in [&whoami_token, &bureau_token] {
+        let unconfigured = call(&channel, SECURITY, Some(token)).await.unwrap_err();
+        assert_eq!(unconfigured.code(), Code::PermissionDenied);
+        assert_eq!(reason(&unconfigured), "METHOD_NOT_CONFIGURED");
+    }
+}
+
+#[tokio::test]
+async fn handlers_see_the_principal_but_not_the_token() {
+    let addr = serve(&config(), None).await;
+    let mut claims = claims("alice", "whoami extra");
+    claims["client_id"] = "billing-app".into();
+    let seen = whoami(&channel(addr).await, Some(&sign_hs256(SECRET, claims)))
+        .await
+        .expect("allowed");
+    assert_eq!(
+        seen,
+        "alice jwt [whoami,extra] client=billing-app authorization=false"
+    );
+}
+
+#[tokio::test]
+async fn dev_policy_wants_each_methods_scope_and_star_grants_all() {
+    let dev = Config::dev();
+    let addr = serve(&dev, None).await;
+    let channel = channel(addr).await;
+    let own = token(&dev, "dev", &["pasarela.test.v1.Whoami/Get"]);
+    let other = token(
+        &dev,
+        "dev",
+        &["pasarela.bureau.v1.BureauService/GetPasswordExpiration"],
+    );
+    let star = token(&dev, "dev", &["*"]);
+    assert!(whoami(&channel, Some(&own)).await.is_ok());
+    assert!(whoami(&channel, Some(&star)).await.is_ok());
+    let denied = whoami(&channel, Some(&other)).await.unwrap_err();
+    assert_eq!(reason(&denied), "SCOPE_MISSING");
+    assert!(call(&channel, CHECK, None).await.is_ok());
+}
+
+#[tokio::test]
+async fn closed_reflection_is_refused_to_everybody() {
+    let config = Config {
+        reflection: ReflectionAccess::Closed,
+        superuser_scope: Some("*".into()),
+        ..config()
+    };
+    let addr = serve(&config, None).await;
+    let star = token(&config, "root", &["*"]);
+    let refused = call(
+        &channel(addr).await,
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        Some(&star),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert_eq!(reason(&refused), "REFLECTION_CLOSED");
+}
+
+#[tokio::test]
+async fn rate_limit_holds_across_connections_trips_and_recovers() {
+    let config = Config {
+        rate_limits: vec![RateLimit {
+            name: "whoami".into(),
+            methods: vec!["pasarela.test.v1.Whoami".into()],
+            per_second: 10.0,
+            burst: 2,
+        }],
+        ..config()
+    };
+    let addr = serve(&config, None).await;
+    let (first, second) = (channel(addr).await, channel(addr).await);
+    let alice = token(&config, "alice", &["whoami"]);
+    assert!(whoami(&first, Some(&alice)).await.is_ok());
+    assert!(whoami(&second, Some(&alice)).await.is_ok());
+    let limited = whoami(&first, Some(&alice)).await.unwrap_err();
+    assert_eq!(limited.code(), Code::ResourceExhausted);
+    assert_eq!(reason(&limited), "RATE_LIMITED");
+    let delay = limited
+        .get_details_retry_info()
+        .and_then(|info| info.retry_delay)
+        .expect("RetryInfo with a delay");
+
+    let bob = token(&config, "bob", &["whoami"]);
+    assert!(
+        whoami(&second, Some(&bob)).await.is_ok(),
+        "another principal has its own bucket"
+    );
+    tokio::time::sleep(delay).await;
+    assert!(
+        whoami(&second, Some(&alice)).await.is_ok(),
+        "recovers after RetryInfo's delay"
+    );
+}
+
+#[tokio::test]
+async fn every_call_leaves_one_audit_line_without_the_token() {
+    let config = config();
+    let addr = serve(&config, None).await;
+    let channel = channel(addr).await;
+    let alice = token(&config, "alice", &["whoami"]);
+    let expired = {
+        let mut claims = claims("mallory", "whoami");
+        claims["exp"] = (now() - 3600).into();
+        sign_hs256(SECRET, claims)
+    };
+    whoami_as(&channel, Some(&alice), Some("audit-ok"))
+        .await
+        .expect("allowed");
+    whoami_as(&channel, Some(&expired), Some("audit-expired"))
+        .await
+        .unwrap_err();
+    let bureau = token(&config, "alice", &["whoami"]);
+    whoami_as(&channel, Some(&bureau), Some("audit-again"))
+        .await
+        .expect("allowed");
+
+    let ok = audit_lines("audit-ok");
+    assert_eq!(ok.len(), 1, "{ok:?}");
+    let fields = &ok[0]["fields"];
+    assert_eq!(fields["principal"], "alice");
+    assert_eq!(fields["source"], "jwt");
+    assert_eq!(fields["method"], WHOAMI);
+    assert_eq!(fields["code"], "OK");
+    assert!(fields["latency_ms"].as_f64().is_some());
+
+    let refused = audit_lines("audit-expired");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["fields"]["code"], "UNAUTHENTICATED");
+    assert_eq!(refused[0]["fields"]["reason"], "TOKEN_EXPIRED");
+
+    let logs = logs();
+    for token in [&alice, &expired, &bureau] {
+        assert!(!logs.contains(token.as_str()), "a token reached the log");
+        let signature = token.rsplit('.').next().expect("signature");
+        assert!(
+            !logs.contains(signature),
+            "a token signature reached the log"
+        );
+    }
+    assert!(!logs.contains(SECRET));
+}
+
+/// An ES256 key with its public JWK, generated for the test.
+struct SigningKey {
+    encoding: jsonwebtoken::EncodingKey,
+    jwk: serde_json::Value,
+}
+
+impl SigningKey {
+    fn generate(kid: &str) -> Self {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("P-256");
+        let point = pair.public_key_raw();
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        Self {
+            encoding: jsonwebtoken::EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes())
+                .expect("EC key"),
+            jwk: serde_json::json!({
+                "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
+                "x": b64(&point[1..33]), "y": b64(&point[33..65]),
+            }),
+        }
+    }
+
+    fn sign(&self, kid: &str, claims: &serde_json::Value) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&header, claims, &self.encoding).expect("signs")
+    }
+}
+
+/// Serves whatever `keys` holds as a JWK set, over loopback HTTP.
+async fn serve_jwks(keys: Arc<RwLock<Vec<serde_json::Value>>>) -> String {
+    let app = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            let keys = keys.read().expect("keys").clone();
+            async move { axum::Json(serde_json::json!({ "keys": keys })) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/jwks.json")
+}
+
+fn jwks_config(url: String) -> Config {
+    Config {
+        hs256_secret: None,
+        allow_hs256: false,
+        jwks: Some(JwksSettings {
+            url: Some(url),
+            file: None,
+            refresh: Duration::from_secs(3600),
+            unknown_kid_cooldown: Duration::from_secs(3600),
+        }),
+        ..config()
+    }
+}
+
+#[tokio::test]
+async fn jwks_rotation_is_accepted_without_restart() {
+    let first = SigningKey::generate("first");
+    let second = SigningKey::generate("second");
+    let published = Arc::new(RwLock::new(vec![first.jwk.clone()]));
+    let config = jwks_config(serve_jwks(published.clone()).await);
+    let addr = serve(&config, None).await;
+    let channel = channel(addr).await;
+    let claims = claims("svc", "whoami");
+
+    let seen = whoami(&channel, Some(&first.sign("first", &claims))).await;
+    assert!(seen.expect("first key").starts_with("svc jwt"));
+
+    published.write().expect("keys").push(second.jwk.clone());
+    assert!(
+        whoami(&channel, Some(&second.sign("second", &claims)))
+            .await
+            .is_ok()
+    );
+
+    let forged = whoami(&channel, Some(&first.sign("second", &claims)))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&forged), "TOKEN_INVALID_SIGNATURE");
+    let unknown = whoami(&channel, Some(&first.sign("third", &claims)))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::Unauthenticated);
+    assert_eq!(reason(&unknown), "TOKEN_UNKNOWN_KEY");
+    let symmetric = whoami(&channel, Some(&sign_hs256(SECRET, claims.clone())))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&symmetric), "TOKEN_ALGORITHM_NOT_ALLOWED");
+}
+
+#[tokio::test]
+async fn jwks_from_a_file_and_a_wrong_source_fails_start_up() {
+    let key = SigningKey::generate("file-key");
+    let dir = tempfile::tempdir().expect("dir");
+    let file = write(
+        dir.path(),
+        "jwks.json",
+        &serde_json::json!({ "keys": [key.jwk] }).to_string(),
+    );
+    let mut config = jwks_config(String::new());
+    config.jwks = Some(JwksSettings {
+        url: None,
+        file: Some(file),
+        refresh: Duration::from_secs(3600),
+        unknown_kid_cooldown: Duration::from_secs(1),
+    });
+    let addr = serve(&config, None).await;
+    let token = key.sign("file-key", &claims("svc", "whoami"));
+    assert!(whoami(&channel(addr).await, Some(&token)).await.is_ok());
+
+    let broken = jwks_config("http://127.0.0.1:9/nothing-here".into());
+    assert!(pasarela_auth::AuthLayer::new(&broken).await.is_err());
+}
+
+const SPIFFE_ID: &str = "spiffe://pasarela.test/ns/payments/sa/billing";
+
+fn tls_client(pki: &Pki, identity: Option<(String, String)>) -> ClientTlsConfig {
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&pki.cert_pem))
+        .domain_name("localhost");
+    match identity {
+        Some((cert, key)) => tls.identity(Identity::from_pem(cert, key)),
+        None => tls,
+    }
+}
+
+async fn tls_whoami(
+    addr: std::net::SocketAddr,
+    tls: ClientTlsConfig,
+    token: Option<&str>,
+) -> Result<String, tonic::Status> {
+    let endpoint = Endpoint::from_shared(format!("https://{addr}"))
+        .expect("endpoint")
+        .tls_config(tls)
+        .expect("client tls");
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|error| tonic::Status::unavailable(error.to_string()))?;
+    whoami(&channel, token).await
+}
+
+#[tokio::test]
+async fn mtls_identity_stands_as_principal_and_foreign_certificates_are_refused() {
+    let pki = Pki::new("pasarela test CA");
+    let foreign = Pki::new("someone else's CA");
+    let dir = tempfile::tempdir().expect("dir");
+    let (server_cert, server_key) = pki.issue(&["localhost"], None, "pasarela");
+    let tls = TlsSettings {
+        cert_file: write(dir.path(), "server.pem", &server_cert),
+        key_file: write(dir.path(), "server.key", &server_key),
+        client_ca_file: Some(write(dir.path(), "ca.pem", &pki.cert_pem)),
+        client_auth_required: false,
+    };
+    let mut config = config();
+    config
+        .mtls
+        .principals
+        .insert(SPIFFE_ID.into(), vec!["whoami".into()]);
+    let addr = serve(&config, Some(&tls)).await;
+
+    let listed = pki.issue(&[], Some(SPIFFE_ID), "billing");
+    let seen = tls_whoami(addr, tls_client(&pki, Some(listed)), None).await;
+    assert_eq!(
+        seen.expect("listed certificate is a principal"),
+        format!("{SPIFFE_ID} mtls [whoami] client=- authorization=false")
+    );
+
+    let unlisted = pki.issue(
+        &[],
+        Some("spiffe://pasarela.test/ns/x/sa/intruder"),
+        "intruder",
+    );
+    let refused = tls_whoami(addr, tls_client(&pki, Some(unlisted.clone())), None)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&refused), "TOKEN_MISSING");
+    let bearer = token(&config, "alice", &["whoami"]);
+    let seen = tls_whoami(addr, tls_client(&pki, Some(unlisted)), Some(&bearer)).await;
+    assert!(seen.expect("token over mTLS").starts_with("alice jwt"));
+
+    let anonymous = tls_whoami(addr, tls_client(&pki, None), None)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&anonymous), "TOKEN_MISSING");
+
+    let stranger = foreign.issue(&[], Some(SPIFFE_ID), "billing");
+    let refused = tls_whoami(addr, tls_client(&pki, Some(stranger)), Some(&bearer)).await;
+    let status = refused.expect_err("a certificate from another CA never reaches a handler");
+    assert!(
+        status.get_details_error_info().is_none(),
+        "refused by the TLS handshake, not by a policy: {status:?}"
+    );
+}
+
+#[tokio::test]
+async fn required_client_certificates_keep_out_callers_without_one() {
+    let pki = Pki::new("pasarela test CA");
+    let dir = tempfile::tempdir().expect("dir");
+    let (server_cert, server_key) = pki.issue(&["localhost"], None, "pasarela");
+    let tls = TlsSettings {
+        cert_file: write(dir.path(), "server.pem", &server_cert),
+        key_file: write(dir.path(), "server.key", &server_key),
+        client_ca_file: Some(write(dir.path(), "ca.pem", &pki.cert_pem)),
+        client_auth_required: true,
+    };
+    let config = config();
+    let addr = serve(&config, Some(&tls)).await;
+    let bearer = token(&config, "alice", &["whoami"]);
+    let refused = tls_whoami(addr, tls_client(&pki, None), Some(&bearer)).await;
+    assert!(refused.is_err());
+    let client = pki.issue(&[], None, "some-client");
+    assert!(
+        tls_whoami(addr, tls_client(&pki, Some(client)), Some(&bearer))
+            .await
+            .is_ok()
+    );
+}
