@@ -333,6 +333,44 @@ async fn jwks_rotation_is_accepted_without_restart() {
 }
 
 #[tokio::test]
+async fn jwks_is_reread_on_schedule_and_unknown_kids_cannot_force_rereads() {
+    let early = SigningKey::generate("early");
+    let late = SigningKey::generate("late");
+    let published = Arc::new(RwLock::new(vec![early.jwk.clone()]));
+    let mut config = jwks_config(serve_jwks(published.clone()).await);
+    let refresh = Duration::from_millis(200);
+    if let Some(jwks) = config.jwks.as_mut() {
+        jwks.refresh = refresh;
+    }
+    let addr = serve(&config, None).await;
+    let channel = channel(addr).await;
+    let token = late.sign("late", &claims("svc", "whoami"));
+
+    let unknown = whoami(&channel, Some(&token)).await.unwrap_err();
+    assert_eq!(reason(&unknown), "TOKEN_UNKNOWN_KEY");
+    published.write().expect("keys").push(late.jwk.clone());
+    let cooled = whoami(&channel, Some(&token)).await.unwrap_err();
+    assert_eq!(
+        reason(&cooled),
+        "TOKEN_UNKNOWN_KEY",
+        "no second re-read within the cooldown"
+    );
+
+    let mut accepted = false;
+    for _ in 0..50 {
+        tokio::time::sleep(refresh).await;
+        if whoami(&channel, Some(&token)).await.is_ok() {
+            accepted = true;
+            break;
+        }
+    }
+    assert!(
+        accepted,
+        "the scheduled re-read never picked up the new key"
+    );
+}
+
+#[tokio::test]
 async fn jwks_from_a_file_and_a_wrong_source_fails_start_up() {
     let key = SigningKey::generate("file-key");
     let dir = tempfile::tempdir().expect("dir");
@@ -354,6 +392,45 @@ async fn jwks_from_a_file_and_a_wrong_source_fails_start_up() {
 
     let broken = jwks_config("http://127.0.0.1:9/nothing-here".into());
     assert!(pasarela_auth::AuthLayer::new(&broken).await.is_err());
+}
+
+#[tokio::test]
+async fn rs256_tokens_verify_against_the_jwks() {
+    let jwk: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/rs256-test-only.jwk.json")).expect("jwk");
+    let dir = tempfile::tempdir().expect("dir");
+    let file = write(
+        dir.path(),
+        "jwks.json",
+        &serde_json::json!({ "keys": [jwk] }).to_string(),
+    );
+    let mut config = jwks_config(String::new());
+    config.jwks = Some(JwksSettings {
+        url: None,
+        file: Some(file),
+        refresh: Duration::from_secs(3600),
+        unknown_kid_cooldown: Duration::from_secs(1),
+    });
+    let addr = serve(&config, None).await;
+    let key =
+        jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("fixtures/rs256-test-only.key.pem"))
+            .expect("RSA key");
+    let sign = |alg| {
+        let mut header = jsonwebtoken::Header::new(alg);
+        header.kid = Some("rsa-test".into());
+        jsonwebtoken::encode(&header, &claims("svc", "whoami"), &key).expect("signs")
+    };
+    let channel = channel(addr).await;
+    assert!(
+        whoami(&channel, Some(&sign(jsonwebtoken::Algorithm::RS256)))
+            .await
+            .is_ok()
+    );
+    // The JWK pins RS256: the same key under another algorithm is refused.
+    let other = whoami(&channel, Some(&sign(jsonwebtoken::Algorithm::PS256)))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&other), "TOKEN_ALGORITHM_NOT_ALLOWED");
 }
 
 const SPIFFE_ID: &str = "spiffe://pasarela.test/ns/payments/sa/billing";
