@@ -78,3 +78,45 @@ impl CertificatePrincipals {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn certificate(uri: Option<&str>) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["billing.internal".to_owned()]).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "billing");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "acme");
+        if let Some(uri) = uri {
+            params
+                .subject_alt_names
+                .push(rcgen::SanType::URI(uri.try_into().expect("uri")));
+        }
+        params.self_signed(&key).expect("cert").der().to_vec()
+    }
+
+    #[test]
+    fn spiffe_uri_wins_over_the_subject() {
+        let der = certificate(Some("spiffe://cluster.local/ns/pay/sa/billing"));
+        assert_eq!(
+            certificate_identity(&der).as_deref(),
+            Some("spiffe://cluster.local/ns/pay/sa/billing")
+        );
+    }
+
+    #[test]
+    fn subject_stands_when_there_is_no_spiffe_uri() {
+        let der = certificate(Some("https://billing.example"));
+        assert_eq!(
+            certificate_identity(&der).as_deref(),
+            Some("CN=billing, O=acme")
+        );
+        assert_eq!(certificate_identity(b"not a certificate"), None);
+    }
+}
