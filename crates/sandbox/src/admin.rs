@@ -1,0 +1,108 @@
+//! The admin listener: fault rules, call counts, Daviplata's counters and test helpers,
+//! and Banco Caja Social's helpers under `/bcs`. Plain JSON over HTTP, for tests and CI.
+
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{delete, get, post};
+use serde_json::json;
+
+use crate::daviplata::Daviplata;
+use crate::faults::{Faults, RuleSpec};
+
+#[derive(Clone)]
+struct Admin {
+    faults: Faults,
+    daviplata: Daviplata,
+}
+
+pub fn router(faults: Faults, daviplata: Daviplata, bcs: Router) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route(
+            "/faults",
+            post(add_fault).get(list_faults).delete(clear_faults),
+        )
+        .route("/faults/{id}", delete(remove_fault))
+        .route("/calls", get(calls))
+        .route("/reset", post(reset))
+        .route("/daviplata/counters", get(daviplata_counters))
+        .route("/daviplata/reset", post(daviplata_reset))
+        .route("/daviplata/tokens/expire", post(expire_tokens))
+        .route(
+            "/daviplata/otp-sessions/{id}/expire",
+            post(expire_otp_session),
+        )
+        .with_state(Admin { faults, daviplata })
+        .nest("/bcs", bcs)
+}
+
+fn refused(status: StatusCode, why: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": why.into() }))).into_response()
+}
+
+async fn add_fault(
+    State(admin): State<Admin>,
+    spec: Result<Json<RuleSpec>, JsonRejection>,
+) -> Response {
+    let spec = match spec {
+        Ok(Json(spec)) => spec,
+        Err(rejection) => return refused(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    match admin.faults.add(spec) {
+        Ok(rule) => (StatusCode::CREATED, Json(rule)).into_response(),
+        Err(why) => refused(StatusCode::BAD_REQUEST, why),
+    }
+}
+
+async fn list_faults(State(admin): State<Admin>) -> Response {
+    Json(admin.faults.rules()).into_response()
+}
+
+async fn clear_faults(State(admin): State<Admin>) -> StatusCode {
+    admin.faults.clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn remove_fault(State(admin): State<Admin>, Path(id): Path<u64>) -> Response {
+    if admin.faults.remove(id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        refused(StatusCode::NOT_FOUND, format!("no fault rule {id}"))
+    }
+}
+
+async fn calls(State(admin): State<Admin>) -> Response {
+    Json(admin.faults.calls()).into_response()
+}
+
+/// Fault rules and every count go; the emulators' state stays.
+async fn reset(State(admin): State<Admin>) -> StatusCode {
+    admin.faults.reset();
+    admin.daviplata.reset_counters();
+    StatusCode::NO_CONTENT
+}
+
+async fn daviplata_counters(State(admin): State<Admin>) -> Response {
+    Json(admin.daviplata.counters()).into_response()
+}
+
+async fn daviplata_reset(State(admin): State<Admin>) -> StatusCode {
+    admin.daviplata.reset();
+    StatusCode::NO_CONTENT
+}
+
+async fn expire_tokens(State(admin): State<Admin>) -> StatusCode {
+    admin.daviplata.expire_tokens();
+    StatusCode::NO_CONTENT
+}
+
+async fn expire_otp_session(State(admin): State<Admin>, Path(id): Path<String>) -> Response {
+    if admin.daviplata.expire_otp_session(&id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        refused(StatusCode::NOT_FOUND, format!("no OTP session {id}"))
+    }
+}

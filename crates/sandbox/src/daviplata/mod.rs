@@ -1,0 +1,149 @@
+//! The Daviplata "Pago Recurrente" emulator (D0-D4): the OAuth2 client-credentials token
+//! and the four subscription operations, behind the gateway's checks (client id header,
+//! bearer token). Mutual TLS is the listener's job (see `serve` and `pki`).
+
+pub mod errors;
+mod state;
+mod wire;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub use state::{Daviplata, Settings};
+
+use errors::{Failure, Gateway, OAuth, Refusal};
+use wire::{ActivateDetail, Envelope, PaymentDetail, Wallet};
+
+pub const TOKEN_PATH: &str = "/oauth2Provider/type1/v1/token";
+pub const REQUEST_PATH: &str = "/v1/payments/subscriptions/request";
+pub const ACTIVATE_PATH: &str = "/v1/payments/subscriptions/activate";
+pub const CANCEL_PATH: &str = "/v1/payments/subscriptions/cancel";
+pub const PAYMENT_PATH: &str = "/v1/payments/subscriptions/payment";
+
+/// The only scope the recurring-payment APIs know.
+const SCOPE: &str = "pg_recurrente";
+
+/// The document says `client_id`; IBM API Connect's public lab clients send
+/// `x-ibm-client-id`. Both are accepted.
+const CLIENT_ID_HEADERS: [&str; 2] = ["client_id", "x-ibm-client-id"];
+
+pub fn router(daviplata: Daviplata) -> Router {
+    Router::new()
+        .route(TOKEN_PATH, post(token))
+        .route(REQUEST_PATH, post(request))
+        .route(ACTIVATE_PATH, post(activate))
+        .route(CANCEL_PATH, post(cancel))
+        .route(PAYMENT_PATH, post(payment))
+        .with_state(daviplata)
+}
+
+#[derive(Default, Deserialize)]
+struct TokenForm {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+}
+
+/// D0. The checks run in the order the gateway's answers imply: the client must be known
+/// before its secret, grant type or scope mean anything.
+async fn token(State(daviplata): State<Daviplata>, body: Bytes) -> Response {
+    let form: TokenForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let settings = daviplata.settings();
+    let checks = [
+        (
+            form.client_id.as_deref() == Some(settings.client_id.as_str()),
+            Failure::Gateway(Gateway::UnknownClient),
+        ),
+        (
+            form.client_secret.as_deref() == Some(settings.client_secret.as_str()),
+            Failure::OAuth(OAuth::InvalidClient),
+        ),
+        (
+            form.grant_type.as_deref() == Some("client_credentials"),
+            Failure::OAuth(OAuth::UnknownGrant),
+        ),
+        (
+            form.scope.as_deref() == Some(SCOPE),
+            Failure::OAuth(OAuth::InvalidScope),
+        ),
+    ];
+    if let Some((_, failure)) = checks.into_iter().find(|(passed, _)| !passed) {
+        return failure.into_response();
+    }
+    let (access_token, ttl) = daviplata.issue_token();
+    Json(json!({
+        "token_type": "Bearer",
+        "access_token": access_token,
+        "expires_in": ttl.as_secs(),
+        "scope": SCOPE,
+    }))
+    .into_response()
+}
+
+/// The gateway's checks before any business call: a known client id, then a bearer
+/// token it issued that has not expired.
+fn authorize(daviplata: &Daviplata, headers: &HeaderMap) -> Result<(), Failure> {
+    let client_id = CLIENT_ID_HEADERS
+        .iter()
+        .find_map(|name| headers.get(*name))
+        .and_then(|value| value.to_str().ok());
+    if client_id != Some(daviplata.settings().client_id.as_str()) {
+        return Err(Failure::Gateway(Gateway::UnknownClient));
+    }
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
+        .ok_or(Failure::Gateway(Gateway::NoBearer))?;
+    if daviplata.token_is_valid(token.trim()) {
+        Ok(())
+    } else {
+        Err(Failure::Refused(Refusal::TokenInvalid))
+    }
+}
+
+fn answer(result: Result<Value, Failure>) -> Response {
+    match result {
+        Ok(body) => Json(body).into_response(),
+        Err(failure) => failure.into_response(),
+    }
+}
+
+async fn request(State(daviplata): State<Daviplata>, headers: HeaderMap, body: Bytes) -> Response {
+    answer(authorize(&daviplata, &headers).and_then(|()| {
+        let (request, _) = wire::parse::<Envelope<Wallet>>(&body, wire::REQUEST_SCHEMA)?;
+        daviplata.request(request)
+    }))
+}
+
+async fn activate(State(daviplata): State<Daviplata>, headers: HeaderMap, body: Bytes) -> Response {
+    answer(authorize(&daviplata, &headers).and_then(|()| {
+        let (request, raw) = wire::parse::<Envelope<ActivateDetail>>(&body, wire::ACTIVATE_SCHEMA)?;
+        daviplata.activate(request, &raw)
+    }))
+}
+
+async fn cancel(State(daviplata): State<Daviplata>, headers: HeaderMap, body: Bytes) -> Response {
+    answer(authorize(&daviplata, &headers).and_then(|()| {
+        let (request, raw) = wire::parse::<Envelope<Wallet>>(&body, wire::CANCEL_SCHEMA)?;
+        daviplata.cancel(request, &raw)
+    }))
+}
+
+async fn payment(State(daviplata): State<Daviplata>, headers: HeaderMap, body: Bytes) -> Response {
+    answer(authorize(&daviplata, &headers).and_then(|()| {
+        let (request, raw) = wire::parse::<Envelope<PaymentDetail>>(&body, wire::PAYMENT_SCHEMA)?;
+        daviplata.pay(request, &raw)
+    }))
+}
