@@ -26,3 +26,10 @@ pub mod recurring_payments {
         tonic::include_proto!("pasarela.recurring_payments.v1");
     }
 }
+
+/// `pasarela.bureau.v1`: Kiban's Buró de Crédito (password expiration).
+pub mod bureau {
+    pub mod v1 {
+        tonic::include_proto!("pasarela.bureau.v1");
+    }
+}

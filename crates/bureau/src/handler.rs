@@ -1,0 +1,47 @@
+//! The gRPC handler of `BureauService`: validate, call Kiban within the caller's
+//! deadline, answer.
+
+use pasarela::bureau::v1::bureau_service_server::BureauService;
+use pasarela::bureau::v1::{GetPasswordExpirationRequest, GetPasswordExpirationResponse};
+use pasarela_provider::deadline;
+use tonic::{Request, Response, Status};
+
+use crate::config::{Config, Environment};
+use crate::kiban::Kiban;
+use crate::request;
+
+pub struct Bureau {
+    kiban: Kiban,
+    environment: Environment,
+}
+
+impl Bureau {
+    /// Builds the Kiban client once; fails on an unusable URL, header or API key.
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            kiban: Kiban::new(config)?,
+            environment: config.environment,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl BureauService for Bureau {
+    async fn get_password_expiration(
+        &self,
+        request: Request<GetPasswordExpirationRequest>,
+    ) -> Result<Response<GetPasswordExpirationResponse>, Status> {
+        let budget = deadline::budget(request.metadata(), self.kiban.ceiling());
+        let query = request::validate(request.into_inner(), self.environment)?;
+        match self.kiban.password_expiry(&query, budget).await {
+            Ok(response) => {
+                tracing::info!(kiban_request_id = %response.request_id, "password expiration read");
+                Ok(Response::new(response))
+            }
+            Err(error) => {
+                tracing::warn!(reason = %error.reason, code = ?error.code, "password expiration failed");
+                Err(error.into())
+            }
+        }
+    }
+}
