@@ -1,0 +1,196 @@
+//! The gate every operation passes first: MuleSoft client-id enforcement (401 when the
+//! client credentials or the token are missing or wrong), the headers an operation marks as
+//! required, and the `X-Invoker-*` pattern table printed under "Create Transation Challenge
+//! V2 Questions", which applies to every operation that sends those headers (400).
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use axum::http::HeaderMap;
+use chrono::NaiveDate;
+use regex::Regex;
+
+use super::envelope::{BcsError, Op};
+use super::state::State;
+
+/// The spec names each credential differently across operations; either spelling is accepted.
+const CLIENT_ID: &[&str] = &["X-Security-ClientID", "client_id"];
+const CLIENT_SECRET: &[&str] = &["X-Security-ClientSecret", "client_secret"];
+const TOKEN: &[&str] = &["X-Security-Token", "Authorization"];
+
+/// How a header's value is checked.
+enum Check {
+    /// The spec's regular expression, typos (`A-z`) included, as the gateway would meet it.
+    Pattern(&'static str),
+    /// A date `YYYY-MM-DD` (S18 "AAAA-MM-DD"; S19's "YY-MM-DD" with a four-digit year).
+    Date,
+}
+
+/// One row of the header table: name, maximum length in characters, check.
+const HEADER_RULES: &[(&str, usize, Check)] = &[
+    (
+        "X-Ident-DeviceFingerPrint",
+        5500,
+        Check::Pattern(r"^[ñAa-zA-z,0-9_ ,\W]*$"),
+    ),
+    (
+        "X-Ident-NavigHabit",
+        600,
+        Check::Pattern(r"^[ñAa-zA-z,0-9_ ,\W]*$"),
+    ),
+    (
+        "X-Security-CustLoginId",
+        30,
+        Check::Pattern(r"^[a-zA-z,0-9]*$"),
+    ),
+    (
+        "Authorization",
+        usize::MAX,
+        Check::Pattern(r"^[a-zA-z,0-9,\W]*$"),
+    ),
+    ("X-Invoker-Channel", 20, Check::Pattern(r"^[a-zA-z,0-9]*$")),
+    ("X-Invoker-ATMId", 20, Check::Pattern(r"^[a-zA-z,0-9]*$")),
+    ("X-Invoker-BranchId", 20, Check::Pattern(r"^[a-zA-z,0-9]*$")),
+    (
+        "X-Invoker-TerminalId",
+        20,
+        Check::Pattern(r"^[a-zA-z,0-9]*$"),
+    ),
+    (
+        "X-Invoker-Component",
+        20,
+        Check::Pattern(r"^[a-zA-z,0-9]*$"),
+    ),
+    (
+        "X-Invoker-UserIPAddress",
+        39,
+        Check::Pattern(r"^[a-zA-z,0-9,\W.\:]*$"),
+    ),
+    (
+        "X-Invoker-ServerIPAddress",
+        39,
+        Check::Pattern(r"^[a-zA-z,0-9,\W.\:]*$"),
+    ),
+    (
+        "X-Invoker-UserMACAddress",
+        17,
+        Check::Pattern(r"^([0-9A-Fa-f]{2}[:-]){5}([0-9A-Fa-f]{2})$"),
+    ),
+    (
+        "X-Invoker-ServerMACAddress",
+        17,
+        Check::Pattern(r"^([0-9A-Fa-f]{2}[:-]){5}([0-9A-Fa-f]{2})$"),
+    ),
+    ("X-Invoker-ProcessDate", 10, Check::Date),
+    ("X-Invoker-TxId", 30, Check::Pattern(r"^[a-zA-z,0-9]*$")),
+    ("X-Invoker-SessionKey", 30, Check::Pattern(r"^[\s\S]+$")),
+    ("X-Invoker-Source", 20, Check::Pattern(r"^[a-zA-z,0-9]*$")),
+    ("X-Invoker-Country", 3, Check::Pattern(r"^[a-zA-z,\W]*$")),
+    (
+        "X-Invoker-ProcessBpmId",
+        30,
+        Check::Pattern(r"^[a-zA-z,0-9]*$"),
+    ),
+    (
+        "X-Invoker-ProcessId",
+        20,
+        Check::Pattern(r"^[a-zA-z,0-9]*$"),
+    ),
+    ("X-Invoker-Network", 4, Check::Pattern(r"^[a-zA-z,0-9]*$")),
+    (
+        "X-Invoker-subChannel",
+        4,
+        Check::Pattern(r"^[a-zA-z,0-9]*$"),
+    ),
+    ("X-Invoker-User", 20, Check::Pattern(r"^[a-zA-z,0-9]*$")),
+    ("X-Invoker-Action", 30, Check::Pattern(r"^[a-zA-z,0-9]*$")),
+    (
+        "X-Invoker-Destination",
+        30,
+        Check::Pattern(r"^[a-zA-z,0-9]*$"),
+    ),
+    (
+        "X-Invoker-ModifierUser",
+        30,
+        Check::Pattern(r"^[a-zA-z,0-9]*$"),
+    ),
+    (
+        "X-Invoker-ReferencedNumber",
+        30,
+        Check::Pattern(r"^[a-zA-z,0-9]*$"),
+    ),
+    (
+        "X-Invoker-RequestNumber",
+        30,
+        Check::Pattern(r"^[a-zA-z,0-9,\W]*$"),
+    ),
+    ("X-Invoker-CustId", 30, Check::Pattern(r"^[a-zA-z,0-9]*$")),
+];
+
+/// `HEADER_RULES` with each pattern compiled once (`None` for date checks).
+static COMPILED: LazyLock<Vec<Option<Regex>>> = LazyLock::new(|| {
+    HEADER_RULES
+        .iter()
+        .map(|(_, _, check)| match check {
+            Check::Pattern(pattern) => Some(Regex::new(pattern).expect("header patterns compile")),
+            Check::Date => None,
+        })
+        .collect()
+});
+
+/// A header's value, or `None` when absent or only spaces: S18 tells callers to "send
+/// spaces" for headers they do not fill, which the pattern table would otherwise reject.
+pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<Cow<'a, str>> {
+    let value = String::from_utf8_lossy(headers.get(name)?.as_bytes());
+    (!value.trim().is_empty()).then_some(value)
+}
+
+fn first_header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<Cow<'a, str>> {
+    names.iter().find_map(|name| header(headers, name))
+}
+
+/// Lets the request through, or answers the operation's 401 or 400 row.
+pub(crate) fn admit(state: &State, op: Op, headers: &HeaderMap) -> Result<(), BcsError> {
+    if !credentials_accepted(state, headers) {
+        return Err(op.unauthorized());
+    }
+    if let Some(missing) = op
+        .profile()
+        .required_headers
+        .iter()
+        .find(|name| header(headers, name).is_none())
+    {
+        return Err(op.bad_request(format!("falta el header {missing}")));
+    }
+    for ((name, max, _), regex) in HEADER_RULES.iter().zip(COMPILED.iter()) {
+        let Some(value) = header(headers, name) else {
+            continue;
+        };
+        let fits = value.chars().count() <= *max
+            && match regex {
+                Some(regex) => regex.is_match(&value),
+                None => NaiveDate::parse_from_str(&value, "%Y-%m-%d").is_ok(),
+            };
+        if !fits {
+            return Err(op.bad_request(format!("el header {name} no cumple el formato")));
+        }
+    }
+    Ok(())
+}
+
+/// Client id and secret must be the sandbox's; a token must be present. The spec has no
+/// operation that issues Banco Caja Social tokens, so any non-empty bearer is accepted.
+fn credentials_accepted(state: &State, headers: &HeaderMap) -> bool {
+    let id = first_header(headers, CLIENT_ID);
+    let secret = first_header(headers, CLIENT_SECRET);
+    let token = first_header(headers, TOKEN);
+    let token_present = token.is_some_and(|token| {
+        let token = token.trim();
+        let bearer = token.strip_prefix("Bearer ").unwrap_or(token);
+        !bearer.trim().is_empty()
+    });
+    match (id, secret) {
+        (Some(id), Some(secret)) => token_present && state.accepts_client(&id, &secret),
+        _ => false,
+    }
+}

@@ -1,0 +1,127 @@
+//! One-time codes with a purpose: generate (S2 V1, S3 V3) and validate (S4). Codes are
+//! "sent by SMS" to the admin outbox, expire, are single use and burn after a few wrong tries.
+
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State as Shared;
+use axum::http::{HeaderMap, StatusCode};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use super::codes;
+use super::envelope::{Op, Reply, ok};
+use super::fixtures::ContactInfo;
+use super::guard::admit;
+use super::input;
+use super::state::{OneTimeCode, State};
+use super::wire::OtcRequest;
+
+/// S2: POST /securityManagement/V1/generateOTC.
+pub(super) async fn generate_v1(
+    Shared(state): Shared<State>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    generate(Op::GenerateOtcV1, &state, &headers, &body)
+}
+
+/// S3: POST /securityManagement/V3/generateOTC: same as V1, but business errors travel as 206.
+pub(super) async fn generate_v3(
+    Shared(state): Shared<State>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    generate(Op::GenerateOtcV3, &state, &headers, &body)
+}
+
+fn generate(op: Op, state: &State, headers: &HeaderMap, body: &Bytes) -> Reply {
+    admit(state, op, headers)?;
+    let request: OtcRequest = input::body(op, body)?;
+    let ident = &request.gov_issue_ident;
+    let issue = request.otc.otc_issue.trim();
+    if ident.gov_issue_ident_type.is_empty()
+        || ident.ident_serial_num.is_empty()
+        || issue.is_empty()
+    {
+        return Err(op.bad_request("govIssueIdent y otc.otcIssue son obligatorios"));
+    }
+    let mut bank = state.bank();
+    let customer = bank
+        .customer(&ident.gov_issue_ident_type, &ident.ident_serial_num)
+        .ok_or_else(|| op.reject(&codes::OTC_CUSTOMER_NOT_FOUND))?;
+    let contact = match request.contact_info {
+        Some(given) if !(given.cell_phone.is_empty() && given.email_addr.is_empty()) => {
+            ContactInfo {
+                cell_phone: given.cell_phone,
+                email_addr: given.email_addr,
+            }
+        }
+        _ => customer.data.contact_info.clone(),
+    };
+    if contact.cell_phone.is_empty() && contact.email_addr.is_empty() {
+        return Err(op.reject(&codes::OTC_NO_CONTACT));
+    }
+    let key = customer.key();
+    let code = bank.send_code(&key, issue, contact);
+    let expires = bank.expiry();
+    bank.otcs.insert(
+        (key, issue.to_string()),
+        OneTimeCode {
+            code,
+            expires,
+            attempts: 0,
+        },
+    );
+    Ok(ok(StatusCode::CREATED, json!({})))
+}
+
+/// S4: POST /securityManagement/V1/validateOTC.
+pub(super) async fn validate(
+    Shared(state): Shared<State>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let op = Op::ValidateOtc;
+    admit(&state, op, &headers)?;
+    let request: OtcRequest = input::body(op, &body)?;
+    let ident = &request.gov_issue_ident;
+    let issue = request.otc.otc_issue.trim();
+    let Some(given) = request.otc.otc_value.as_ref() else {
+        return Err(op.bad_request("otc.otcValue es obligatorio"));
+    };
+    if ident.gov_issue_ident_type.is_empty()
+        || ident.ident_serial_num.is_empty()
+        || issue.is_empty()
+    {
+        return Err(op.bad_request("govIssueIdent y otc.otcIssue son obligatorios"));
+    }
+    let mut bank = state.bank();
+    let max_attempts = bank.fixtures.otc.max_attempts;
+    let key = bank
+        .customer(&ident.gov_issue_ident_type, &ident.ident_serial_num)
+        .ok_or_else(|| op.reject(&codes::OTC_CUSTOMER_NOT_FOUND))?
+        .key();
+    let slot = (key, issue.to_string());
+    let otc = bank
+        .otcs
+        .get_mut(&slot)
+        .ok_or_else(|| op.reject(&codes::OTC_NONE))?;
+    if otc.attempts >= max_attempts {
+        return Err(op.reject(&codes::OTC_ATTEMPTS));
+    }
+    if Instant::now() >= otc.expires {
+        return Err(op.reject(&codes::OTC_EXPIRED));
+    }
+    if otc.code.expose_secret() != given.expose_secret() {
+        otc.attempts += 1;
+        let burned = otc.attempts >= max_attempts;
+        return Err(op.reject(if burned {
+            &codes::OTC_ATTEMPTS
+        } else {
+            &codes::OTC_WRONG
+        }));
+    }
+    bank.otcs.remove(&slot);
+    Ok(ok(StatusCode::OK, json!({})))
+}

@@ -1,0 +1,283 @@
+//! The emulator's mutable bank: customers with their users, cards and holds, the one-time
+//! codes in flight, the SMS outbox, withdrawal OTPs and challenge sessions.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, FixedOffset, Utc};
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::fixtures::{Account, ContactInfo, CustomerFixture, Fixtures, Transaction};
+
+/// Colombia's offset (UTC-5, no daylight saving): the bank stamps its own local time.
+const BOGOTA_OFFSET_SECONDS: i32 = -5 * 3600;
+
+/// Shared handle to the bank; clones see the same state.
+#[derive(Clone)]
+pub struct State {
+    bank: Arc<Mutex<Bank>>,
+    client_id: Arc<str>,
+    client_secret: Arc<SecretString>,
+}
+
+impl State {
+    /// A bank seeded from `fixtures`, accepting only `client_id` / `client_secret`.
+    pub fn new(fixtures: Fixtures, client_id: String, client_secret: String) -> State {
+        State {
+            bank: Arc::new(Mutex::new(Bank::seed(fixtures))),
+            client_id: client_id.into(),
+            client_secret: Arc::new(client_secret.into()),
+        }
+    }
+
+    /// How long a one-time code (OTC, withdrawal OTP, challenge code) lives; tests shorten it.
+    pub fn with_otc_ttl(self, ttl: Duration) -> State {
+        self.set_otc_ttl(ttl);
+        self
+    }
+
+    pub fn set_otc_ttl(&self, ttl: Duration) {
+        self.bank().otc_ttl = ttl;
+    }
+
+    /// Back to the fixtures: users, holds, codes and sessions as seeded.
+    pub fn reset(&self) {
+        let mut bank = self.bank();
+        let ttl = bank.otc_ttl;
+        *bank = Bank::seed(bank.fixtures.clone());
+        bank.otc_ttl = ttl;
+    }
+
+    pub(crate) fn accepts_client(&self, id: &str, secret: &str) -> bool {
+        *self.client_id == *id && self.client_secret.expose_secret() == secret
+    }
+
+    /// The bank, locked for one short, await-free critical section.
+    pub(crate) fn bank(&self) -> MutexGuard<'_, Bank> {
+        self.bank
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A customer's identity: document type and number.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct CustomerKey {
+    pub ident_type: String,
+    pub ident_num: String,
+}
+
+/// A seeded customer and what has happened to their digital user since.
+pub(crate) struct Customer {
+    pub data: CustomerFixture,
+    pub user: Option<User>,
+}
+
+impl Customer {
+    pub fn key(&self) -> CustomerKey {
+        CustomerKey {
+            ident_type: self.data.gov_issue_ident_type.clone(),
+            ident_num: self.data.ident_serial_num.clone(),
+        }
+    }
+
+    /// A customer-level lock (`type C`, `status S`) on `channel`: "CLIENT BLOCKED FOR THIS CHANNEL".
+    pub fn blocked_on(&self, channel: &str) -> bool {
+        self.data
+            .channel_holds
+            .iter()
+            .any(|hold| hold.r#type == "C" && hold.status == "S" && hold.channel == channel)
+    }
+
+    pub fn owns_account(&self, acct_id: &str) -> Option<&Account> {
+        self.data
+            .accounts
+            .iter()
+            .find(|account| account.acct_id == acct_id)
+    }
+}
+
+/// A digital user: its password, whether it is locked, and the reuse history.
+pub(crate) struct User {
+    pub password: SecretString,
+    pub locked: bool,
+    pub history: Vec<SecretString>,
+    pub failed_attempts: u32,
+}
+
+impl User {
+    pub fn new(password: SecretString) -> User {
+        User {
+            password,
+            locked: false,
+            history: Vec::new(),
+            failed_attempts: 0,
+        }
+    }
+
+    /// Installs a new password, remembering the old one for the history rule.
+    pub fn replace_password(&mut self, password: SecretString, keep: usize) {
+        let old = std::mem::replace(&mut self.password, password);
+        self.history.insert(0, old);
+        self.history.truncate(keep);
+        self.locked = false;
+        self.failed_attempts = 0;
+    }
+}
+
+/// A code "sent by SMS": what the admin outbox shows for the customer.
+#[derive(Clone)]
+pub(crate) struct SentCode {
+    pub code: SecretString,
+    pub purpose: String,
+    pub cell_phone: String,
+    pub email_addr: String,
+    pub sent_at: DateTime<FixedOffset>,
+}
+
+/// A one-time code waiting to be validated.
+pub(crate) struct OneTimeCode {
+    pub code: SecretString,
+    pub expires: Instant,
+    pub attempts: u32,
+}
+
+/// A withdrawal OTP issued by S12 and cashed (or reversed) by S18.
+pub(crate) struct WithdrawalOtp {
+    pub ident_serial_num: String,
+    pub account: Account,
+    pub amount_cents: i128,
+    pub code: SecretString,
+    pub expires: Instant,
+    pub attempts: u32,
+    pub stage: WithdrawalStage,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WithdrawalStage {
+    Pending,
+    Paid,
+    Reversed,
+    /// Too many wrong codes were tried while it was pending.
+    Burned,
+}
+
+/// A challenge in progress: which round it is on and how many tries that round has had.
+pub(crate) struct Challenge {
+    pub transaction: Transaction,
+    pub round: usize,
+    pub retry: u32,
+    /// The code sent for a type `M` question of the current round.
+    pub sent_code: Option<SecretString>,
+}
+
+pub(crate) struct Bank {
+    pub fixtures: Fixtures,
+    pub customers: Vec<Customer>,
+    pub otc_ttl: Duration,
+    pub otcs: HashMap<(CustomerKey, String), OneTimeCode>,
+    pub outbox: HashMap<CustomerKey, SentCode>,
+    pub withdrawal_otps: Vec<WithdrawalOtp>,
+    /// S18 answers by `X-Invoker-TxId`: a repeated TxId gets the first answer, not a second payment.
+    pub withdrawals: HashMap<String, serde_json::Value>,
+    pub challenges: HashMap<(CustomerKey, String), Challenge>,
+    sequence: u64,
+}
+
+impl Bank {
+    fn seed(fixtures: Fixtures) -> Bank {
+        let customers = fixtures
+            .customers
+            .iter()
+            .map(|data| Customer {
+                user: data.password.as_ref().map(|password| User {
+                    password: password.value.clone(),
+                    locked: password.status.eq_ignore_ascii_case("Locked"),
+                    history: password.history.clone(),
+                    failed_attempts: 0,
+                }),
+                data: data.clone(),
+            })
+            .collect();
+        Bank {
+            otc_ttl: Duration::from_secs(fixtures.otc.ttl_seconds),
+            fixtures,
+            customers,
+            otcs: HashMap::new(),
+            outbox: HashMap::new(),
+            withdrawal_otps: Vec::new(),
+            withdrawals: HashMap::new(),
+            challenges: HashMap::new(),
+            sequence: 0,
+        }
+    }
+
+    pub fn customer(&self, ident_type: &str, ident_num: &str) -> Option<&Customer> {
+        self.customers.iter().find(|c| {
+            c.data.gov_issue_ident_type.eq_ignore_ascii_case(ident_type)
+                && c.data.ident_serial_num == ident_num
+        })
+    }
+
+    pub fn customer_mut(&mut self, ident_type: &str, ident_num: &str) -> Option<&mut Customer> {
+        self.customers.iter_mut().find(|c| {
+            c.data.gov_issue_ident_type.eq_ignore_ascii_case(ident_type)
+                && c.data.ident_serial_num == ident_num
+        })
+    }
+
+    /// For the operations that send only the number (S18).
+    pub fn customer_by_number(&self, ident_num: &str) -> Option<&Customer> {
+        self.customers
+            .iter()
+            .find(|c| c.data.ident_serial_num == ident_num)
+    }
+
+    pub fn customer_by_alias(&self, alias: &str) -> Option<&Customer> {
+        self.customers.iter().find(|c| {
+            c.data
+                .alias
+                .as_deref()
+                .is_some_and(|a| a.eq_ignore_ascii_case(alias))
+        })
+    }
+
+    /// Generates a six-digit code, "sends" it to `contact` and returns it.
+    pub fn send_code(
+        &mut self,
+        customer: &CustomerKey,
+        purpose: &str,
+        contact: ContactInfo,
+    ) -> SecretString {
+        let code: SecretString = format!("{:06}", rand::rng().random_range(0..1_000_000)).into();
+        self.outbox.insert(
+            customer.clone(),
+            SentCode {
+                code: code.clone(),
+                purpose: purpose.into(),
+                cell_phone: contact.cell_phone,
+                email_addr: contact.email_addr,
+                sent_at: now(),
+            },
+        );
+        code
+    }
+
+    /// Sequential numbers for approvals and authorizations.
+    pub fn next_sequence(&mut self) -> u64 {
+        self.sequence += 1;
+        self.sequence
+    }
+
+    pub fn expiry(&self) -> Instant {
+        Instant::now() + self.otc_ttl
+    }
+}
+
+/// The bank's local time.
+pub(crate) fn now() -> DateTime<FixedOffset> {
+    let offset = FixedOffset::east_opt(BOGOTA_OFFSET_SECONDS).expect("valid offset");
+    Utc::now().with_timezone(&offset)
+}
