@@ -20,8 +20,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     tonic_prost_build::configure()
-        // `src/lib.rs` mounts `google.type` at the crate root, not under `pasarela`.
-        .extern_path(".google.type", "crate::google::type")
         .build_client(true)
         .build_server(true)
         .compile_fds(descriptors)?;

@@ -6,30 +6,45 @@
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/pasarela_descriptor.bin"));
 
+/// The generated modules, nested as their proto packages so that the relative paths prost
+/// writes between packages (`super::super::...::google::r#type`) resolve.
+mod generated {
+    pub mod google {
+        pub mod r#type {
+            tonic::include_proto!("google.r#type");
+        }
+    }
+
+    pub mod pasarela {
+        pub mod common {
+            pub mod v1 {
+                tonic::include_proto!("pasarela.common.v1");
+            }
+        }
+        pub mod security {
+            pub mod v1 {
+                tonic::include_proto!("pasarela.security.v1");
+            }
+        }
+        pub mod bureau {
+            pub mod v1 {
+                tonic::include_proto!("pasarela.bureau.v1");
+            }
+        }
+        pub mod recurring_payments {
+            pub mod v1 {
+                tonic::include_proto!("pasarela.recurring_payments.v1");
+            }
+        }
+    }
+}
+
 /// `google.type` messages the contracts use (`Date`).
-pub mod google {
-    pub mod r#type {
-        tonic::include_proto!("google.r#type");
-    }
-}
-
+pub use generated::google;
 /// `pasarela.common.v1`: identification, pagination, money and the invoker context.
-pub mod common {
-    pub mod v1 {
-        tonic::include_proto!("pasarela.common.v1");
-    }
-}
-
-/// `pasarela.recurring_payments.v1`: Daviplata subscriptions (request, activate, cancel, charge).
-pub mod recurring_payments {
-    pub mod v1 {
-        tonic::include_proto!("pasarela.recurring_payments.v1");
-    }
-}
-
+/// `pasarela.security.v1`: Banco Caja Social one-time codes, users and passwords,
+/// enrollment, channel holds, challenges and OTP withdrawals.
 /// `pasarela.bureau.v1`: Kiban's Buró de Crédito (password expiration).
-pub mod bureau {
-    pub mod v1 {
-        tonic::include_proto!("pasarela.bureau.v1");
-    }
-}
+/// `pasarela.recurring_payments.v1`: Daviplata subscriptions (request, activate, cancel,
+/// charge).
+pub use generated::pasarela::{bureau, common, recurring_payments, security};
