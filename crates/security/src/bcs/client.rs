@@ -1,0 +1,511 @@
+//! The Banco Caja Social client: the operations as data (method, path, retry safety, which
+//! credential headers), one pooled HTTP client, and one path for every call — validate,
+//! fill the invoker context, send, read the answer.
+
+use pasarela_provider::{Operation, Outbound, Violations, deadline};
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+use tracing::Instrument as _;
+
+use super::envelope;
+use super::errors::{DOMAIN, bad_response};
+use super::invoker::{self, ProcessIdRule, TxIds};
+use super::wire::{Outgoing, Unreadable};
+use crate::config::{Config, InvokerFields, Paths};
+
+/// Which headers carry pasarela's credentials. The spec names them two ways: the
+/// MuleSoft `X-Security-*` family (S1-S13, S16, S17) and the gateway's `client_id`,
+/// `client_secret` and `Authorization: Bearer` (S14, S15, S18, S19).
+#[derive(Debug)]
+pub struct Credentials {
+    id: &'static str,
+    secret: &'static str,
+    token: &'static str,
+    bearer: bool,
+}
+
+const MULE: Credentials = Credentials {
+    id: "X-Security-ClientID",
+    secret: "X-Security-ClientSecret",
+    token: "X-Security-Token",
+    bearer: false,
+};
+
+/// S17 lists the `X-Security-*` client headers but `Authorization` for the token.
+const MULE_BEARER: Credentials = Credentials {
+    id: "X-Security-ClientID",
+    secret: "X-Security-ClientSecret",
+    token: "Authorization",
+    bearer: true,
+};
+
+const GATEWAY: Credentials = Credentials {
+    id: "client_id",
+    secret: "client_secret",
+    token: "Authorization",
+    bearer: true,
+};
+
+/// How an operation fills the generated invoker values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// Every operation but S18: TxId `APII...`, ProcessId = TxId.
+    Api,
+    /// S18 at a banking correspondent: fixed channel values, TxId `APIF...`, ProcessId from
+    /// the TxId's last 11 digits.
+    Correspondent,
+}
+
+/// One provider operation.
+#[derive(Debug)]
+pub struct Op {
+    /// Name in metrics, logs and `ErrorInfo.metadata.operation`.
+    pub name: &'static str,
+    method: Method,
+    path: fn(&Paths) -> &str,
+    /// Reads are retried on transient failures; writes never are.
+    safe_to_retry: bool,
+    credentials: &'static Credentials,
+    channel: Channel,
+}
+
+macro_rules! op {
+    ($const:ident, $name:literal, $method:ident, $path:ident, $safe:literal, $credentials:ident, $channel:ident) => {
+        pub const $const: Op = Op {
+            name: $name,
+            method: Method::$method,
+            path: |paths| &paths.$path,
+            safe_to_retry: $safe,
+            credentials: &$credentials,
+            channel: Channel::$channel,
+        };
+    };
+}
+
+op!(
+    PASSWORD_STATUS,
+    "get_password_status",
+    GET,
+    password_status,
+    true,
+    MULE,
+    Api
+);
+op!(
+    GENERATE_OTC,
+    "generate_otc",
+    POST,
+    generate_otc,
+    false,
+    MULE,
+    Api
+);
+op!(
+    GENERATE_OTC_V3,
+    "generate_otc_v3",
+    POST,
+    generate_otc_v3,
+    false,
+    MULE,
+    Api
+);
+op!(
+    VALIDATE_OTC,
+    "validate_otc",
+    POST,
+    validate_otc,
+    false,
+    MULE,
+    Api
+);
+op!(
+    TRANSACTION_CHALLENGE,
+    "create_transaction_challenge",
+    POST,
+    transaction_challenge,
+    false,
+    MULE,
+    Api
+);
+op!(
+    ENROLL_DIGITAL_USER,
+    "enroll_digital_user",
+    POST,
+    digital_enrollment,
+    false,
+    MULE,
+    Api
+);
+op!(
+    VALIDATE_DIGITAL_ENROLLMENT,
+    "validate_digital_enrollment",
+    GET,
+    digital_enrollment,
+    true,
+    MULE,
+    Api
+);
+op!(
+    CHANGE_PASSWORD,
+    "change_password",
+    PUT,
+    change_password,
+    false,
+    MULE,
+    Api
+);
+op!(
+    CREATE_USER,
+    "create_user",
+    POST,
+    create_user,
+    false,
+    MULE,
+    Api
+);
+op!(
+    VALIDATE_ENROLLMENT_CARD,
+    "validate_enrollment_card",
+    GET,
+    validate_enrollment_card,
+    true,
+    MULE,
+    Api
+);
+op!(
+    VALIDATE_PASSWORD_RECOVERY,
+    "validate_password_recovery",
+    GET,
+    validate_password_recovery,
+    true,
+    MULE,
+    Api
+);
+op!(
+    REQUEST_WITHDRAWAL_OTP,
+    "request_withdrawal_otp",
+    POST,
+    withdrawal_otp,
+    false,
+    MULE,
+    Api
+);
+op!(
+    UPDATE_PASSWORD_STATUS,
+    "update_password_status",
+    POST,
+    update_password_status,
+    false,
+    MULE,
+    Api
+);
+op!(
+    LIST_CHANNEL_HOLDS,
+    "list_channel_holds",
+    GET,
+    list_channel_holds,
+    true,
+    GATEWAY,
+    Api
+);
+op!(
+    SET_CHANNEL_HOLD,
+    "set_channel_hold",
+    POST,
+    set_channel_hold,
+    false,
+    GATEWAY,
+    Api
+);
+// A consultation sent as POST: repeating it changes nothing.
+op!(
+    AUTHENTICATION_LEVEL,
+    "get_authentication_level",
+    POST,
+    authentication_level,
+    true,
+    MULE,
+    Api
+);
+op!(
+    AUTHENTICATE_CHANNEL,
+    "authenticate_channel",
+    POST,
+    authentication_channel,
+    false,
+    MULE_BEARER,
+    Api
+);
+op!(
+    WITHDRAW_WITH_OTP,
+    "withdraw_with_otp",
+    POST,
+    withdraw_with_otp,
+    false,
+    GATEWAY,
+    Correspondent
+);
+op!(
+    QUESTION_CHALLENGE,
+    "create_question_challenge",
+    POST,
+    question_challenge,
+    false,
+    GATEWAY,
+    Api
+);
+
+/// Placeholder of the customer's document number in configured paths.
+const PATH_ID: &str = "{identSerialNum}";
+
+/// Header carrying pasarela's request id (set by the server's RPC layer).
+const REQUEST_ID: &str = "x-request-id";
+
+/// What a call sent that the handler may need back.
+#[derive(Debug)]
+pub struct Sent {
+    pub tx_id: String,
+}
+
+/// The bank as pasarela sees it.
+#[derive(Debug)]
+pub struct Bcs {
+    outbound: Outbound,
+    base_url: String,
+    client_id: String,
+    client_secret: SecretString,
+    access_token: Option<SecretString>,
+    paths: Paths,
+    invoker: InvokerFields,
+    withdrawal_invoker: InvokerFields,
+    tx_id_prefix: String,
+    withdrawal_tx_id_prefix: String,
+    bank_code: String,
+    tx_ids: TxIds,
+}
+
+impl Bcs {
+    pub fn new(config: Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            outbound: Outbound::new(DOMAIN, &config.outbound)?,
+            base_url: config.base_url.trim_end_matches('/').to_owned(),
+            client_id: config.client_id,
+            client_secret: config.client_secret,
+            access_token: config.access_token,
+            paths: config.paths,
+            invoker: config.invoker,
+            withdrawal_invoker: config.withdrawal_invoker,
+            tx_id_prefix: config.tx_id_prefix,
+            withdrawal_tx_id_prefix: config.withdrawal_tx_id_prefix,
+            bank_code: config.bank_code,
+            tx_ids: TxIds::new(),
+        })
+    }
+
+    /// The invoker values of a call before the request's own layer: the deployment's,
+    /// then the operation's fixed ones.
+    pub fn base_invoker(&self, op: &Op) -> InvokerFields {
+        let mut fields = self.invoker.clone();
+        if op.channel == Channel::Correspondent {
+            invoker::merge(&mut fields, &self.withdrawal_invoker);
+        }
+        fields
+    }
+
+    /// Runs one operation: `build` translates and checks the request's fields, the invoker
+    /// context is resolved and checked, and only a request without any violation is sent.
+    pub async fn run<B, T>(
+        &self,
+        op: &Op,
+        metadata: &MetadataMap,
+        context: Option<&pasarela::common::v1::InvokerContext>,
+        build: impl FnOnce(&InvokerFields, &mut Violations) -> Outgoing<B>,
+    ) -> Result<(T, Sent), Status>
+    where
+        B: Serialize,
+        T: DeserializeOwned,
+    {
+        let mut violations = Violations::new();
+        let fields = self.resolve(op, metadata, context);
+        invoker::check(&fields, &mut violations);
+        let outgoing = build(&fields, &mut violations);
+        violations.finish()?;
+        let span = tracing::info_span!(
+            "bcs",
+            operation = op.name,
+            request_number = %fields.request_number,
+            tx_id = %fields.tx_id,
+        );
+        let budget = deadline::budget(metadata, self.outbound.ceiling());
+        let answer = async {
+            let request = self.request(op, &fields, &outgoing);
+            let raw = self
+                .outbound
+                .send(
+                    Operation {
+                        name: op.name,
+                        safe_to_retry: op.safe_to_retry,
+                    },
+                    request,
+                    budget,
+                )
+                .await?;
+            tracing::debug!(status = raw.status.as_u16(), "bank answered");
+            envelope::read::<T>(op.name, &raw)
+        }
+        .instrument(span.clone())
+        .await
+        .inspect_err(|error| {
+            span.in_scope(
+                || tracing::info!(reason = %error.reason, code = ?error.code, "bank call failed"),
+            );
+        })?;
+        Ok((
+            answer,
+            Sent {
+                tx_id: fields.tx_id,
+            },
+        ))
+    }
+
+    /// The invoker values of one call, generated ones filled in.
+    fn resolve(
+        &self,
+        op: &Op,
+        metadata: &MetadataMap,
+        context: Option<&pasarela::common::v1::InvokerContext>,
+    ) -> InvokerFields {
+        let mut fields = self.base_invoker(op);
+        if let Some(context) = context {
+            invoker::merge(&mut fields, &invoker::from_context(context));
+        }
+        let (prefix, rule) = match op.channel {
+            Channel::Api => (&self.tx_id_prefix, ProcessIdRule::TxId),
+            Channel::Correspondent => (
+                &self.withdrawal_tx_id_prefix,
+                ProcessIdRule::LastDigits {
+                    digits: 11,
+                    width: 12,
+                },
+            ),
+        };
+        if fields.tx_id.is_empty() {
+            fields.tx_id = self
+                .tx_ids
+                .next(prefix, &self.bank_code, invoker::bank_now());
+        }
+        if fields.process_id.is_empty() {
+            fields.process_id = invoker::process_id(rule, &fields.tx_id);
+        }
+        if fields.request_number.is_empty() {
+            let request_id = metadata
+                .get(REQUEST_ID)
+                .and_then(|value| value.to_str().ok());
+            fields.request_number = invoker::request_number(request_id);
+        }
+        if fields.session_key.is_empty() {
+            fields.session_key.clone_from(&fields.request_number);
+        }
+        fields
+    }
+
+    fn request<B: Serialize>(
+        &self,
+        op: &Op,
+        fields: &InvokerFields,
+        outgoing: &Outgoing<B>,
+    ) -> reqwest::RequestBuilder {
+        let mut path = (op.path)(&self.paths).to_owned();
+        if let Some(id) = &outgoing.path_id {
+            path = path.replace(PATH_ID, &encode_segment(id));
+        }
+        let now = invoker::bank_now();
+        let mut request = self
+            .outbound
+            .client()
+            .request(op.method.clone(), format!("{}{path}", self.base_url))
+            .header("Accept", "application/json")
+            .header("X-Invoker-ProcessDate", now.format("%Y-%m-%d").to_string())
+            .header(
+                "X-Ident-TransactionDate",
+                now.format("%Y-%m-%dT%H:%M:%S%.3f").to_string(),
+            )
+            .header(op.credentials.id, &self.client_id)
+            .header(op.credentials.secret, self.client_secret.expose_secret());
+        if let Some(token) = &self.access_token {
+            let token = token.expose_secret();
+            let value = if op.credentials.bearer {
+                format!("Bearer {token}")
+            } else {
+                token.to_owned()
+            };
+            request = request.header(op.credentials.token, value);
+        }
+        for (name, value) in invoker::headers(fields) {
+            request = request.header(name, value);
+        }
+        if !outgoing.query.is_empty() {
+            request = request.query(&outgoing.query);
+        }
+        if let Some(body) = &outgoing.body {
+            request = request.json(body);
+        }
+        request
+    }
+}
+
+/// A path segment percent-encoded: document numbers are checked for length, not charset.
+fn encode_segment(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (byte as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// Turns a wire answer that does not fit the proto response into `PROVIDER_BAD_RESPONSE`.
+pub fn readable<P>(op: &Op, converted: Result<P, Unreadable>) -> Result<P, Status> {
+    converted.map_err(|what| Status::from(bad_response(op.name, 200, what)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pasarela_provider::outbound::OutboundSettings;
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(encode_segment("1007641"), "1007641");
+        assert_eq!(encode_segment("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn default_settings_build_a_client() {
+        let config: Config = serde_json::from_value(serde_json::json!({
+            "base_url": "http://127.0.0.1:1/",
+            "client_id": "id",
+            "client_secret": "secret",
+        }))
+        .unwrap();
+        assert_eq!(
+            config.outbound.http.timeout,
+            OutboundSettings::default().http.timeout
+        );
+        let bcs = Bcs::new(config).unwrap();
+        assert_eq!(bcs.base_url, "http://127.0.0.1:1");
+        let withdrawal = bcs.base_invoker(&WITHDRAW_WITH_OTP);
+        assert_eq!(
+            (withdrawal.channel.as_str(), withdrawal.branch_id.as_str()),
+            ("13", "1108")
+        );
+        assert_eq!(bcs.base_invoker(&CHANGE_PASSWORD).channel, "007");
+    }
+}

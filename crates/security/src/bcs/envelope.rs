@@ -1,0 +1,225 @@
+//! Reads the bank's answers: the envelope in every casing seen (`responseType` /
+//! `ResponseType`, `errorCode` / `ErrorCode`, values `OK`, `WR`, `ER`, `ER500`...), success
+//! bodies handed on for typed parsing, failures to the error table.
+
+use pasarela_provider::{ProviderError, RawResponse};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::errors::{Failure, bad_response, from_failure};
+
+/// `responseType.value`s that mean the operation went through (`WR`: done, with a warning).
+const SUCCESS_VALUES: &[&str] = &["OK", "WR"];
+
+/// Statuses whose meaning stands even when the body cannot be read (a gateway's HTML page).
+fn status_speaks_alone(status: u16) -> bool {
+    matches!(status, 401 | 403 | 408 | 429) || status >= 500
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct Envelope {
+    response_type: Option<Wrapped>,
+    response_detail: Option<Detail>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Wrapped {
+    value: Value,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct Detail {
+    error_code: Value,
+    error_desc: Value,
+    error_type: Value,
+}
+
+/// The typed success body of `operation`, or the error its answer stands for.
+pub fn read<T: DeserializeOwned>(operation: &str, raw: &RawResponse) -> Result<T, ProviderError> {
+    let status = raw.status.as_u16();
+    let body = match parse_object(&raw.body) {
+        Some(body) => body,
+        None if status_speaks_alone(status) => {
+            return Err(from_failure(
+                operation,
+                &Failure {
+                    http: status,
+                    ..Failure::default()
+                },
+            ));
+        }
+        None => return Err(bad_response(operation, status, unreadable(&raw.body))),
+    };
+    let envelope: Envelope = serde_json::from_value(body.clone())
+        .map_err(|_| bad_response(operation, status, "an envelope of the wrong shape"))?;
+    let value = envelope
+        .response_type
+        .as_ref()
+        .map(|wrapped| text(&wrapped.value))
+        .unwrap_or_default();
+    let failed = !raw.status.is_success()
+        || (!value.is_empty() && !SUCCESS_VALUES.contains(&value.to_ascii_uppercase().as_str()));
+    if failed {
+        let detail = envelope.response_detail.unwrap_or_default();
+        return Err(from_failure(
+            operation,
+            &Failure {
+                http: status,
+                value,
+                code: text(&detail.error_code),
+                kind: text(&detail.error_type),
+                desc: text(&detail.error_desc),
+            },
+        ));
+    }
+    serde_json::from_value(body).map_err(|_| {
+        bad_response(
+            operation,
+            status,
+            "a body that does not match the operation",
+        )
+    })
+}
+
+/// The body as a JSON object with every key's first letter in lower case, so one set of
+/// camelCase structs reads `ResponseType`, `TrnSrcInfo.BlockingInfo` and their kin.
+fn parse_object(body: &[u8]) -> Option<Value> {
+    match serde_json::from_slice::<Value>(body).ok()? {
+        Value::Object(map) => Some(Value::Object(normalize_map(map))),
+        _ => None,
+    }
+}
+
+fn normalize_map(map: Map<String, Value>) -> Map<String, Value> {
+    map.into_iter()
+        .map(|(key, value)| (lower_first(&key), normalize(value)))
+        .collect()
+}
+
+fn normalize(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(normalize_map(map)),
+        Value::Array(items) => Value::Array(items.into_iter().map(normalize).collect()),
+        other => other,
+    }
+}
+
+fn lower_first(key: &str) -> String {
+    let mut chars = key.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// A JSON scalar as text (the bank prints codes both as strings and numbers).
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.trim().to_owned(),
+        Value::Number(number) => number.to_string(),
+        Value::Bool(flag) => flag.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Names what kind of unreadable body arrived, without quoting it.
+fn unreadable(body: &[u8]) -> &'static str {
+    let trimmed = body.trim_ascii();
+    if trimmed.is_empty() {
+        "an empty body"
+    } else if trimmed.starts_with(b"<") {
+        "an HTML or XML body instead of JSON"
+    } else if serde_json::from_slice::<Value>(trimmed).is_ok() {
+        "JSON that is not an object"
+    } else {
+        "a body that is not valid JSON"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+    use reqwest::header::HeaderMap;
+    use tonic::Code;
+
+    fn raw(status: u16, body: &str) -> RawResponse {
+        RawResponse {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: HeaderMap::new(),
+            body: body.as_bytes().to_vec().into(),
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Holds {
+        trn_src_info: Value,
+    }
+
+    #[test]
+    fn both_casings_of_the_envelope_are_read() {
+        let camel = r#"{"responseType":{"value":"ER"},"responseDetail":{"errorCode":"1008","errorDesc":"x","errorType":"OUD"}}"#;
+        let pascal = r#"{"ResponseType":{"value":"ER"},"ResponseDetail":{"ErrorCode":"00068","ErrorDesc":"Usuario ya existe.","ErrorType":"OUD"}}"#;
+        let error = read::<Value>("op", &raw(400, camel)).unwrap_err();
+        assert_eq!(error.reason, "PASSWORD_EQUALS_ID");
+        let error = read::<Value>("op", &raw(400, pascal)).unwrap_err();
+        assert_eq!(error.code, Code::AlreadyExists);
+        assert_eq!(error.reason, "USER_ALREADY_EXISTS");
+    }
+
+    #[test]
+    fn an_error_envelope_on_206_is_a_failure() {
+        let body = r#"{"responseType":{"value":"ER"},"responseDetail":{"errorCode":"1","errorDesc":"BUSSINES MISTAKE","errorType":"BDA"}}"#;
+        let error = read::<Value>("generate_otc_v3", &raw(206, body)).unwrap_err();
+        assert_eq!(error.reason, "BUSINESS_RULE_REJECTED");
+    }
+
+    #[test]
+    fn er500_with_an_empty_detail_is_unavailable() {
+        let body = r#"{"responseType":{"value":"ER500"},"responseDetail":{"errorCode":"","errorDesc":"","errorType":""}}"#;
+        let error = read::<Value>("list_channel_holds", &raw(500, body)).unwrap_err();
+        assert_eq!(error.code, Code::Unavailable);
+        assert_eq!(error.metadata["provider_response_type"], "ER500");
+    }
+
+    #[test]
+    fn pascal_case_bodies_reach_camel_case_structs() {
+        let body = r#"{"ResponseType":{"Value":"OK"},"TrnSrcInfo":{"ResultsPagesGeneric":{"TotalRecords":"1"}}}"#;
+        let holds: Holds = read("op", &raw(200, body)).unwrap();
+        assert_eq!(
+            holds.trn_src_info["resultsPagesGeneric"]["totalRecords"],
+            "1"
+        );
+    }
+
+    #[test]
+    fn a_success_without_envelope_is_read() {
+        let body = r#"{"trnSrcInfo":{}}"#;
+        assert!(read::<Holds>("op", &raw(200, body)).is_ok());
+    }
+
+    #[test]
+    fn malformed_answers_are_bad_responses_without_the_body() {
+        for body in ["", "<html>oops secret</html>", "{\"responseType\":", "[1]"] {
+            let error = read::<Value>("op", &raw(200, body)).unwrap_err();
+            assert_eq!(error.reason, "PROVIDER_BAD_RESPONSE", "{body:?}");
+            assert_eq!(error.code, Code::Internal);
+            assert!(!error.message.contains("oops"), "{}", error.message);
+        }
+        let error = read::<Holds>("op", &raw(200, r#"{"trnSrcInfo":1}"#)).map(|_| ());
+        assert!(error.is_ok(), "a Value field takes any shape");
+    }
+
+    #[test]
+    fn a_gateway_page_keeps_the_meaning_of_its_status() {
+        let error = read::<Value>("op", &raw(502, "<html>Bad gateway</html>")).unwrap_err();
+        assert_eq!(error.code, Code::Unavailable);
+        let error = read::<Value>("op", &raw(401, "")).unwrap_err();
+        assert_eq!(error.reason, "PROVIDER_AUTH_FAILED");
+    }
+}

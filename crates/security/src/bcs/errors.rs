@@ -1,0 +1,212 @@
+//! Turns the bank's failures into pasarela's error model: a row of the error table when the
+//! answer names a known code, else the meaning of its HTTP status; malformed answers are
+//! `PROVIDER_BAD_RESPONSE`. Messages never carry a provider body or a secret.
+
+use std::time::Duration;
+
+use pasarela_provider::{ProviderError, reasons};
+use tonic::Code;
+
+use super::error_table::{ERROR_TABLE, ErrorRow};
+
+/// `ErrorInfo.domain` of every error that comes from the bank.
+pub const DOMAIN: &str = "bancocajasocial.com";
+
+/// Longest provider text passed on as a `LocalizedMessage`.
+const MAX_TEXT: usize = 300;
+
+/// A failure as the bank wrote it (envelope detail plus HTTP status).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub http: u16,
+    /// `responseType.value` (`ER`, `ER500`, ...), empty when absent.
+    pub value: String,
+    pub code: String,
+    pub kind: String,
+    pub desc: String,
+}
+
+/// What an HTTP status means when the answer names no known code: (first, last status,
+/// gRPC code, reason). The first matching range wins.
+const BY_STATUS: &[(u16, u16, Code, &str)] = &[
+    (401, 401, Code::Unavailable, reasons::PROVIDER_AUTH_FAILED),
+    (403, 403, Code::Internal, "PROVIDER_FORBIDDEN"),
+    (404, 404, Code::NotFound, "NOT_FOUND"),
+    (405, 405, Code::Internal, "PROVIDER_METHOD_NOT_ALLOWED"),
+    (408, 408, Code::DeadlineExceeded, reasons::PROVIDER_TIMEOUT),
+    (409, 409, Code::Aborted, "PROVIDER_CONFLICT"),
+    (429, 429, Code::ResourceExhausted, "PROVIDER_RATE_LIMITED"),
+    // A business rejection: an `ER` envelope on 2xx (S3 and the IVR reto answer 206) or a
+    // 4xx whose code no table names.
+    (200, 299, Code::FailedPrecondition, "PROVIDER_REJECTED"),
+    (400, 499, Code::FailedPrecondition, "PROVIDER_REJECTED"),
+    (500, 599, Code::Unavailable, reasons::PROVIDER_UNAVAILABLE),
+];
+
+/// Reasons after which the same call may succeed a moment later.
+const RETRYABLE: &[&str] = &[reasons::PROVIDER_UNAVAILABLE, "PROVIDER_RATE_LIMITED"];
+
+/// The table row for `code`/`kind`: the one printed with the same HTTP status, else one
+/// of the same status class, else the first. `None` when no table names the code.
+pub fn lookup(http: u16, code: &str, kind: &str) -> Option<&'static ErrorRow> {
+    let candidates = || {
+        ERROR_TABLE
+            .iter()
+            .filter(move |row| row.code == code.trim() && row.kind == kind.trim())
+    };
+    candidates()
+        .find(|row| row.http == http)
+        .or_else(|| candidates().find(|row| row.http / 100 == http / 100))
+        .or_else(|| candidates().next())
+}
+
+/// The rich error for a failure answered by `operation`.
+pub fn from_failure(operation: &str, failure: &Failure) -> ProviderError {
+    let row = lookup(failure.http, &failure.code, &failure.kind);
+    let (code, reason) = match row {
+        Some(row) => (row.grpc, row.reason),
+        None => by_status(failure.http),
+    };
+    let text = provider_text(&failure.desc).or_else(|| row.map(|row| row.text.to_owned()));
+    let mut error = ProviderError::new(code, reason, DOMAIN)
+        .message(format!(
+            "Banco Caja Social refused {operation}: {} (code {:?}, type {:?}, HTTP {})",
+            reason.to_lowercase().replace('_', " "),
+            failure.code,
+            failure.kind,
+            failure.http
+        ))
+        .meta("provider_code", &failure.code)
+        .meta("provider_type", &failure.kind)
+        .meta("http_status", failure.http)
+        .meta("operation", operation);
+    if !failure.value.is_empty() {
+        error = error.meta("provider_response_type", &failure.value);
+    }
+    if let Some(text) = text {
+        error = error.localized("es-CO", text);
+    }
+    if RETRYABLE.contains(&reason) {
+        error = error.retry_after(Duration::from_secs(1));
+    }
+    error
+}
+
+/// An answer pasarela cannot read (HTML, truncated JSON, an empty body, a field of the
+/// wrong shape). `what` says which part, never its content.
+pub fn bad_response(operation: &str, http: u16, what: &str) -> ProviderError {
+    ProviderError::new(Code::Internal, reasons::PROVIDER_BAD_RESPONSE, DOMAIN)
+        .message(format!(
+            "Banco Caja Social answered {operation} with HTTP {http} and {what}"
+        ))
+        .meta("http_status", http)
+        .meta("operation", operation)
+}
+
+fn by_status(http: u16) -> (Code, &'static str) {
+    BY_STATUS
+        .iter()
+        .find(|(first, last, _, _)| (*first..=*last).contains(&http))
+        .map(|(_, _, code, reason)| (*code, *reason))
+        .unwrap_or((Code::Internal, reasons::PROVIDER_BAD_RESPONSE))
+}
+
+/// The bank's own text, trimmed, without control characters, bounded in length.
+fn provider_text(desc: &str) -> Option<String> {
+    let text: String = desc
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_TEXT)
+        .collect();
+    (!text.is_empty()).then_some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(http: u16, code: &str, kind: &str) -> Failure {
+        Failure {
+            http,
+            value: "ER".into(),
+            code: code.into(),
+            kind: kind.into(),
+            desc: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_http_status_separates_rows_sharing_a_code() {
+        assert_eq!(lookup(400, "1", "BDA").unwrap().reason, "BAD_REQUEST");
+        assert_eq!(
+            lookup(206, "1", "BDA").unwrap().reason,
+            "BUSINESS_RULE_REJECTED"
+        );
+        assert_eq!(
+            lookup(400, "32", "RGN").unwrap().reason,
+            "PASSWORD_STATUS_UNCHANGED"
+        );
+        assert_eq!(lookup(404, "32", "RGN").unwrap().reason, "USER_NOT_FOUND");
+        assert_eq!(
+            lookup(500, "00001", "BE").unwrap().reason,
+            reasons::PROVIDER_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn a_401_row_of_the_bank_is_never_unauthenticated() {
+        let error = from_failure("change_password", &failure(401, "401", "OUD"));
+        assert_eq!(error.code, Code::Unavailable);
+        assert_eq!(error.reason, reasons::PROVIDER_AUTH_FAILED);
+        let error = from_failure("change_password", &failure(401, "", ""));
+        assert_eq!(error.reason, reasons::PROVIDER_AUTH_FAILED);
+    }
+
+    #[test]
+    fn unknown_codes_fall_back_to_the_status() {
+        let cases = [
+            (206, Code::FailedPrecondition, "PROVIDER_REJECTED"),
+            (400, Code::FailedPrecondition, "PROVIDER_REJECTED"),
+            (404, Code::NotFound, "NOT_FOUND"),
+            (503, Code::Unavailable, reasons::PROVIDER_UNAVAILABLE),
+            (302, Code::Internal, reasons::PROVIDER_BAD_RESPONSE),
+        ];
+        for (http, code, reason) in cases {
+            let error = from_failure("op", &failure(http, "99999", "XYZ"));
+            assert_eq!(
+                (error.code, error.reason.as_str()),
+                (code, reason),
+                "{http}"
+            );
+        }
+    }
+
+    #[test]
+    fn metadata_and_text_come_from_the_answer() {
+        let mut answer = failure(400, "1008", "OUD");
+        answer.desc = "La clave es igual al numero de identificacion\n".into();
+        let error = from_failure("change_password", &answer);
+        assert_eq!(error.code, Code::InvalidArgument);
+        assert_eq!(error.reason, "PASSWORD_EQUALS_ID");
+        assert_eq!(error.metadata["provider_code"], "1008");
+        assert_eq!(error.metadata["provider_type"], "OUD");
+        assert_eq!(error.metadata["http_status"], "400");
+        assert_eq!(
+            error.localized,
+            Some((
+                "es-CO".into(),
+                "La clave es igual al numero de identificacion".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn the_table_text_stands_in_for_an_empty_description() {
+        let error = from_failure("update_password_status", &failure(401, "32", "RGN"));
+        assert_eq!(
+            error.localized.unwrap().1,
+            "La clave ya se encuentra en el estado solicitado"
+        );
+    }
+}

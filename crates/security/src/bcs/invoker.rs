@@ -1,0 +1,310 @@
+//! The invoker context of a call, sent as `X-Invoker-*` headers (plus
+//! `X-Security-CustLoginId` and `X-Ident-*`): deployment defaults, per-operation values,
+//! the request's own overrides, generated values where the spec says the API generates
+//! them, and every header checked against the spec's pattern and length table (printed
+//! under "Create Transation Challenge V2 Questions", valid for every operation).
+
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Datelike, FixedOffset, Utc};
+use pasarela::common::v1::InvokerContext;
+use pasarela_provider::Violations;
+use regex::Regex;
+
+use crate::config::InvokerFields;
+
+/// The bank stamps Colombian time (UTC-5, no daylight saving).
+const BANK_OFFSET_SECONDS: i32 = -5 * 3600;
+
+/// Longest value of `X-Invoker-RequestNumber` (and of a generated session key).
+const REQUEST_NUMBER_MAX: usize = 30;
+
+/// Each value is checked with the spec's own expression, typos included (`A-z` also
+/// admits ``[\]^_` ``), and must in any case be printable ASCII to travel as a header.
+struct Rule {
+    header: &'static str,
+    /// Field of `pasarela.common.v1.InvokerContext`, for `BadRequest`.
+    field: &'static str,
+    get: fn(&InvokerFields) -> &str,
+    max: usize,
+    pattern: &'static str,
+    /// "SI" in the table: the header must be sent.
+    required: bool,
+}
+
+const ALNUM: &str = r"^[a-zA-z,0-9]*$";
+const ALNUM_SYMBOLS: &str = r"^[a-zA-z,0-9,\W]*$";
+const IP: &str = r"^[a-zA-z,0-9,\W.\:]*$";
+const MAC: &str = r"^([0-9A-Fa-f]{2}[:-]){5}([0-9A-Fa-f]{2})$";
+const COUNTRY: &str = r"^[a-zA-z,\W]*$";
+const ANY: &str = r"^[\s\S]*$";
+const FREE_TEXT: &str = r"^[ñAa-zA-z,0-9_ ,\W]*$";
+
+/// Declares the table once and derives from it the merge of two layers and the reading of
+/// a request's `InvokerContext`, so that no field can be forgotten in one of the three.
+macro_rules! invoker_rules {
+    ($($field:ident => $header:literal, $max:expr, $pattern:expr, $required:expr;)*) => {
+        static RULES: &[Rule] = &[$(Rule {
+            header: $header,
+            field: stringify!($field),
+            get: |fields| fields.$field.as_str(),
+            max: $max,
+            pattern: $pattern,
+            required: $required,
+        },)*];
+
+        /// Lays `over` on `base`: a non-empty field of `over` wins.
+        pub fn merge(base: &mut InvokerFields, over: &InvokerFields) {
+            $(if !over.$field.is_empty() {
+                base.$field.clone_from(&over.$field);
+            })*
+        }
+
+        /// The layer a request contributes.
+        pub fn from_context(context: &InvokerContext) -> InvokerFields {
+            InvokerFields { $($field: context.$field.trim().to_owned(),)* }
+        }
+    };
+}
+
+invoker_rules! {
+    channel => "X-Invoker-Channel", 20, ALNUM, false;
+    sub_channel => "X-Invoker-subChannel", 4, ALNUM, false;
+    branch_id => "X-Invoker-BranchId", 20, ALNUM, false;
+    terminal_id => "X-Invoker-TerminalId", 20, ALNUM, false;
+    atm_id => "X-Invoker-ATMId", 20, ALNUM, false;
+    component => "X-Invoker-Component", 20, ALNUM, false;
+    user_ip_address => "X-Invoker-UserIPAddress", 39, IP, true;
+    server_ip_address => "X-Invoker-ServerIPAddress", 39, IP, true;
+    user_mac_address => "X-Invoker-UserMACAddress", 17, MAC, true;
+    server_mac_address => "X-Invoker-ServerMACAddress", 17, MAC, true;
+    tx_id => "X-Invoker-TxId", 30, ALNUM, false;
+    session_key => "X-Invoker-SessionKey", 30, ANY, false;
+    source => "X-Invoker-Source", 20, ALNUM, false;
+    country => "X-Invoker-Country", 3, COUNTRY, true;
+    process_bpm_id => "X-Invoker-ProcessBpmId", 30, ALNUM, false;
+    process_id => "X-Invoker-ProcessId", 20, ALNUM, true;
+    network => "X-Invoker-Network", 4, ALNUM, false;
+    user => "X-Invoker-User", 20, ALNUM, true;
+    action => "X-Invoker-Action", 30, ALNUM, false;
+    destination => "X-Invoker-Destination", 30, ALNUM, false;
+    modifier_user => "X-Invoker-ModifierUser", 30, ALNUM, false;
+    referenced_number => "X-Invoker-ReferencedNumber", 30, ALNUM, false;
+    request_number => "X-Invoker-RequestNumber", 30, ALNUM_SYMBOLS, false;
+    cust_id => "X-Invoker-CustId", 30, ALNUM, false;
+    ally => "X-Invoker-Ally", 50, ALNUM_SYMBOLS, true;
+    cust_login_id => "X-Security-CustLoginId", 30, ALNUM, false;
+    device_fingerprint => "X-Ident-DeviceFingerPrint", 5500, FREE_TEXT, false;
+    navig_habit => "X-Ident-NavigHabit", 600, FREE_TEXT, false;
+}
+
+static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+    RULES
+        .iter()
+        .map(|rule| Regex::new(rule.pattern).expect("the spec's header patterns compile"))
+        .collect()
+});
+
+/// How an operation derives `X-Invoker-ProcessId` from the TxId when the caller gives none.
+#[derive(Debug, Clone, Copy)]
+pub enum ProcessIdRule {
+    /// "Codigo APII, generar para todos los llamados": the TxId itself (its last 20
+    /// characters, the header's limit).
+    TxId,
+    /// S18: the TxId's last `digits` digits, right-aligned and zero-padded to `width`
+    /// (`APIF4087320000000001` -> `020000000001`).
+    LastDigits { digits: usize, width: usize },
+}
+
+/// How TxIds are made: `prefix` + Julian date (last digit of the year and day of the year)
+/// + the bank's code + a 10-digit sequence, e.g. `APIF4087320000000001`.
+#[derive(Debug)]
+pub struct TxIds {
+    sequence: AtomicU64,
+}
+
+const SEQUENCE_MODULUS: u64 = 10_000_000_000;
+
+impl Default for TxIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TxIds {
+    /// Starts the sequence from the clock, so that a restarted process does not reuse the
+    /// numbers of its predecessor (the sequence advances one per call, far slower than
+    /// milliseconds pass).
+    pub fn new() -> Self {
+        let millis = u64::try_from(Utc::now().timestamp_millis()).unwrap_or_default();
+        Self {
+            sequence: AtomicU64::new(millis % SEQUENCE_MODULUS),
+        }
+    }
+
+    pub fn next(&self, prefix: &str, bank_code: &str, now: DateTime<FixedOffset>) -> String {
+        let number = self.sequence.fetch_add(1, Ordering::Relaxed) % SEQUENCE_MODULUS;
+        format!(
+            "{prefix}{}{:03}{bank_code}{number:010}",
+            now.year().rem_euclid(10),
+            now.ordinal()
+        )
+    }
+}
+
+/// The bank's current local time.
+pub fn bank_now() -> DateTime<FixedOffset> {
+    let offset = FixedOffset::east_opt(BANK_OFFSET_SECONDS).expect("a valid offset");
+    Utc::now().with_timezone(&offset)
+}
+
+/// Derives the process id from a TxId.
+pub fn process_id(rule: ProcessIdRule, tx_id: &str) -> String {
+    match rule {
+        ProcessIdRule::TxId => last_chars(tx_id, 20),
+        ProcessIdRule::LastDigits { digits, width } => {
+            let digits: String = last_chars(tx_id, digits);
+            format!("{digits:0>width$}")
+        }
+    }
+}
+
+fn last_chars(text: &str, count: usize) -> String {
+    let skip = text.chars().count().saturating_sub(count);
+    text.chars().skip(skip).collect()
+}
+
+/// The request number of a call: the caller's, else pasarela's request id (cut to the
+/// header's 30 characters), else a new id.
+pub fn request_number(request_id: Option<&str>) -> String {
+    let id = request_id
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    id.chars().take(REQUEST_NUMBER_MAX).collect()
+}
+
+/// Records every header of `fields` that breaks the table, as a violation of the
+/// request's `invoker.<field>`.
+pub fn check(fields: &InvokerFields, violations: &mut Violations) {
+    for (rule, pattern) in RULES.iter().zip(PATTERNS.iter()) {
+        let value = (rule.get)(fields);
+        let field = format!("invoker.{}", rule.field);
+        if value.is_empty() {
+            if rule.required {
+                violations.add(field, format!("{} is required", rule.header));
+            }
+            continue;
+        }
+        let length = value.chars().count();
+        if length > rule.max {
+            violations.add(
+                field,
+                format!(
+                    "{} must be at most {} characters, got {length}",
+                    rule.header, rule.max
+                ),
+            );
+        } else if !value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+            violations.add(field, format!("{} must be printable ASCII", rule.header));
+        } else if !pattern.is_match(value) {
+            violations.add(
+                field,
+                format!("{} must match {}", rule.header, rule.pattern),
+            );
+        }
+    }
+}
+
+/// The headers of `fields`, empty ones left out.
+pub fn headers(fields: &InvokerFields) -> impl Iterator<Item = (&'static str, &str)> {
+    RULES
+        .iter()
+        .map(move |rule| (rule.header, (rule.get)(fields)))
+        .filter(|(_, value)| !value.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(date: &str) -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339(date).unwrap()
+    }
+
+    #[test]
+    fn tx_ids_follow_the_withdrawal_rule() {
+        let ids = TxIds {
+            sequence: AtomicU64::new(1),
+        };
+        let id = ids.next("APIF", "32", at("2024-03-27T10:00:00-05:00"));
+        assert_eq!(id, "APIF4087320000000001");
+        assert_eq!(
+            ids.next("APII", "32", at("2030-01-01T00:00:00-05:00")),
+            "APII0001320000000002"
+        );
+        assert_eq!(
+            process_id(
+                ProcessIdRule::LastDigits {
+                    digits: 11,
+                    width: 12
+                },
+                &id
+            ),
+            "020000000001"
+        );
+        assert_eq!(process_id(ProcessIdRule::TxId, &id), id);
+    }
+
+    #[test]
+    fn the_sequence_wraps_at_ten_digits() {
+        let ids = TxIds {
+            sequence: AtomicU64::new(SEQUENCE_MODULUS - 1),
+        };
+        let now = at("2024-01-01T00:00:00-05:00");
+        assert!(ids.next("APII", "32", now).ends_with("9999999999"));
+        assert!(ids.next("APII", "32", now).ends_with("0000000000"));
+    }
+
+    #[test]
+    fn layers_merge_and_every_bad_header_is_reported() {
+        let mut fields = InvokerFields {
+            channel: "007".into(),
+            user: "PASARELA".into(),
+            ..InvokerFields::default()
+        };
+        merge(
+            &mut fields,
+            &from_context(&InvokerContext {
+                channel: "0-7".into(),
+                user_mac_address: "11-16-17-81-41-T7".into(),
+                country: "COLO".into(),
+                ..InvokerContext::default()
+            }),
+        );
+        assert_eq!(fields.user, "PASARELA");
+        let mut violations = Violations::new();
+        check(&fields, &mut violations);
+        let status = violations.finish().unwrap_err();
+        for field in [
+            "invoker.channel",
+            "invoker.user_mac_address",
+            "invoker.country",
+            "invoker.ally",
+            "invoker.process_id",
+        ] {
+            assert!(
+                status.message().contains(field),
+                "{field}: {}",
+                status.message()
+            );
+        }
+    }
+
+    #[test]
+    fn request_numbers_fit_the_header() {
+        assert_eq!(request_number(Some("abc")), "abc");
+        assert_eq!(request_number(Some(&"x".repeat(32))).len(), 30);
+        assert_eq!(request_number(None).len(), 30);
+    }
+}

@@ -1,0 +1,11 @@
+//! Banco Caja Social: the client, its wire formats and its error table.
+
+pub mod client;
+mod envelope;
+mod error_table;
+pub mod errors;
+mod fields;
+pub mod invoker;
+pub mod wire;
+
+pub use error_table::{ERROR_TABLE, ErrorRow, Source};

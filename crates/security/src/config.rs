@@ -1,0 +1,183 @@
+//! The security section of pasarela's configuration: where Banco Caja Social lives, the
+//! credentials pasarela presents, operation paths, and the deployment's invoker defaults.
+
+use pasarela_provider::outbound::OutboundSettings;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The bank's base URL, e.g. `https://apis.dev.bancocajasocial.co/api`.
+    pub base_url: String,
+    /// MuleSoft client id (`X-Security-ClientID` / `client_id`).
+    pub client_id: String,
+    /// MuleSoft client secret (`X-Security-ClientSecret` / `client_secret`).
+    pub client_secret: SecretString,
+    /// OAuth2 access token for `X-Security-Token` / `Authorization: Bearer`, where the
+    /// environment requires one.
+    #[serde(default)]
+    pub access_token: Option<SecretString>,
+    /// Transport (TLS, timeouts), retries and breaker.
+    #[serde(default)]
+    pub outbound: OutboundSettings,
+    /// Operation paths under `base_url`; the bank mixes `securityManagement` and
+    /// `security-management` across environments.
+    #[serde(default)]
+    pub paths: Paths,
+    /// `X-Invoker-*` values of this deployment; a request's own invoker context wins.
+    #[serde(default = "defaults::invoker")]
+    pub invoker: InvokerFields,
+    /// Values the spec fixes for OTP withdrawals at a banking correspondent (S18), laid
+    /// over `invoker`.
+    #[serde(default = "defaults::withdrawal_invoker")]
+    pub withdrawal_invoker: InvokerFields,
+    /// First letters of generated TxIds ("APII": calls through the API).
+    #[serde(default = "defaults::tx_id_prefix")]
+    pub tx_id_prefix: String,
+    /// First letters of generated withdrawal TxIds ("APIF": banking correspondent).
+    #[serde(default = "defaults::withdrawal_tx_id_prefix")]
+    pub withdrawal_tx_id_prefix: String,
+    /// The bank's code inside generated TxIds.
+    #[serde(default = "defaults::bank_code")]
+    pub bank_code: String,
+}
+
+/// Operation paths, relative to `base_url`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Paths {
+    pub password_status: String,
+    pub generate_otc: String,
+    pub generate_otc_v3: String,
+    pub validate_otc: String,
+    pub transaction_challenge: String,
+    pub digital_enrollment: String,
+    pub change_password: String,
+    pub create_user: String,
+    /// `{identSerialNum}` is replaced by the customer's document number.
+    pub validate_enrollment_card: String,
+    /// `{identSerialNum}` is replaced by the customer's document number.
+    pub validate_password_recovery: String,
+    pub withdrawal_otp: String,
+    pub update_password_status: String,
+    /// `{identSerialNum}` is replaced by the customer's document number.
+    pub list_channel_holds: String,
+    pub set_channel_hold: String,
+    pub authentication_level: String,
+    pub authentication_channel: String,
+    pub withdraw_with_otp: String,
+    pub question_challenge: String,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Self {
+            password_status: "/user/password/status".into(),
+            generate_otc: "/securityManagement/V1/generateOTC".into(),
+            generate_otc_v3: "/securityManagement/V3/generateOTC".into(),
+            validate_otc: "/securityManagement/V1/validateOTC".into(),
+            transaction_challenge: "/retoManagement/v1/Customer".into(),
+            digital_enrollment: "/userManagement/v1/Customer".into(),
+            change_password: "/user-management/v1/customer".into(),
+            create_user: "/security-management/v1/customer".into(),
+            validate_enrollment_card: "/security-management/v1/customer/{identSerialNum}/validate"
+                .into(),
+            validate_password_recovery:
+                "/security-management/v1/customer/{identSerialNum}/password".into(),
+            withdrawal_otp: "/security-management/v1/withdrawal/otp".into(),
+            update_password_status: "/security-management/v1/customer/password/status".into(),
+            list_channel_holds: "/security-management/v1/channelholds/{identSerialNum}".into(),
+            set_channel_hold: "/security-management/v1/channelholds".into(),
+            authentication_level: "/reto-management/v1/authentication-level".into(),
+            authentication_channel: "/reto-management/v1/authentication-channel".into(),
+            withdraw_with_otp: "/security-management/v3/withdrawal/otp".into(),
+            question_challenge: "/reto-management/v2/customer".into(),
+        }
+    }
+}
+
+/// The `X-Invoker-*` (and `X-Security-CustLoginId`, `X-Ident-*`) values one layer
+/// contributes; an empty field leaves the value of the layer below.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InvokerFields {
+    pub channel: String,
+    pub sub_channel: String,
+    pub branch_id: String,
+    pub terminal_id: String,
+    pub atm_id: String,
+    pub component: String,
+    pub user_ip_address: String,
+    pub server_ip_address: String,
+    pub user_mac_address: String,
+    pub server_mac_address: String,
+    pub tx_id: String,
+    pub session_key: String,
+    pub source: String,
+    pub country: String,
+    pub process_bpm_id: String,
+    pub process_id: String,
+    pub network: String,
+    pub user: String,
+    pub action: String,
+    pub destination: String,
+    pub modifier_user: String,
+    pub referenced_number: String,
+    pub request_number: String,
+    pub cust_id: String,
+    pub ally: String,
+    pub cust_login_id: String,
+    pub device_fingerprint: String,
+    pub navig_habit: String,
+}
+
+mod defaults {
+    use super::InvokerFields;
+
+    /// The spec's defaults: channel "007" (Internet), country "CO", network "32" (Banco
+    /// Caja Social), and all-zero MAC addresses when they cannot be known.
+    pub fn invoker() -> InvokerFields {
+        InvokerFields {
+            channel: "007".into(),
+            sub_channel: "00".into(),
+            branch_id: "1102".into(),
+            country: "CO".into(),
+            network: "32".into(),
+            user: "PASARELA".into(),
+            ally: "PASARELA".into(),
+            user_ip_address: "0.0.0.0".into(),
+            server_ip_address: "0.0.0.0".into(),
+            user_mac_address: "00-00-00-00-00-00".into(),
+            server_mac_address: "00-00-00-00-00-00".into(),
+            ..InvokerFields::default()
+        }
+    }
+
+    /// S18's fixed values ("Valor fijo") for the banking-correspondent channel.
+    pub fn withdrawal_invoker() -> InvokerFields {
+        InvokerFields {
+            channel: "13".into(),
+            sub_channel: "07".into(),
+            branch_id: "1108".into(),
+            source: "18".into(),
+            country: "CO".into(),
+            user: "NEWCBSER".into(),
+            modifier_user: "NEWCBSER".into(),
+            action: "C".into(),
+            ..InvokerFields::default()
+        }
+    }
+
+    pub fn tx_id_prefix() -> String {
+        "APII".into()
+    }
+
+    pub fn withdrawal_tx_id_prefix() -> String {
+        "APIF".into()
+    }
+
+    pub fn bank_code() -> String {
+        "32".into()
+    }
+}

@@ -1,0 +1,22 @@
+//! Banco Caja Social "security-management" behind `pasarela.security.v1`: the bank's
+//! client (headers, credentials, wire formats, error table) and the `SecurityService`
+//! handlers for its 19 operations.
+#![forbid(unsafe_code)]
+#![allow(
+    clippy::result_large_err,
+    reason = "ProviderError and Status are the suite's error model, built only on failure paths"
+)]
+
+pub mod bcs;
+pub mod config;
+mod handler;
+
+pub use config::{Config, InvokerFields, Paths};
+pub use handler::Security;
+
+use pasarela::security::v1::security_service_server::SecurityServiceServer;
+
+/// Builds the service once at start: one pooled HTTP client for the bank.
+pub async fn service(config: Config) -> anyhow::Result<SecurityServiceServer<Security>> {
+    Ok(SecurityServiceServer::new(Security::new(config)?))
+}
