@@ -19,10 +19,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         descriptors.encode_to_vec(),
     )?;
 
+    // `google.rpc` is in the descriptor set only so that reflection clients (grpcurl) can
+    // decode error details; its Rust types come from tonic-types.
+    let mut generated = descriptors;
+    generated
+        .file
+        .retain(|file| !file.package().starts_with("google.rpc"));
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_fds(descriptors)?;
+        .compile_fds(generated)?;
     Ok(())
 }
 

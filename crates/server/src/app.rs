@@ -189,8 +189,17 @@ fn add_reflection(routes: &mut RoutesBuilder) -> anyhow::Result<()> {
             .register_encoded_file_descriptor_set(pasarela::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    routes.add_service(builder().build_v1().context("reflection v1")?);
-    routes.add_service(builder().build_v1alpha().context("reflection v1alpha")?);
+    // Each version lists the other too, so `list` shows both whichever a client speaks.
+    let v1 = builder()
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("reflection v1")?;
+    let v1alpha = builder()
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .context("reflection v1alpha")?;
+    routes.add_service(v1);
+    routes.add_service(v1alpha);
     Ok(())
 }
 
