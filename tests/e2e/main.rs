@@ -5,3 +5,4 @@ mod support;
 
 mod bureau;
 mod foundation;
+mod recurring_payments;

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use reqwest::{RequestBuilder, StatusCode};
+use rustls::AlertDescription;
 use tonic::Code;
 
 use crate::breaker::{Breaker, BreakerSettings};
@@ -130,7 +131,9 @@ impl Outbound {
             self.retry.record(success);
             let retryable = match &attempt {
                 Attempt::Answered(r) => RETRYABLE_STATUSES.contains(&r.status),
-                Attempt::Failed(e) => e.is_connect() || e.is_timeout() || e.is_request(),
+                Attempt::Failed(e) => {
+                    (e.is_connect() || e.is_timeout() || e.is_request()) && tls_refusal(e).is_none()
+                }
             };
             if retryable
                 && self.retry.may_retry()
@@ -156,6 +159,16 @@ impl Outbound {
     fn transport_error(&self, operation: Operation, error: &reqwest::Error) -> ProviderError {
         if error.is_timeout() {
             return self.timeout_error(operation);
+        }
+        if let Some(alert) = tls_refusal(error) {
+            // The provider's TLS layer refused pasarela's client certificate (or its
+            // absence): no request was processed, and only an operator can fix it.
+            return ProviderError::new(Code::Internal, reasons::PROVIDER_AUTH_FAILED, self.domain)
+                .message(format!(
+                    "{} refused pasarela's TLS client certificate",
+                    self.domain
+                ))
+                .meta("tls_alert", format!("{alert:?}"));
         }
         // A refused connection never carried the request; anything later might have.
         if error.is_connect() || operation.safe_to_retry {
@@ -237,6 +250,38 @@ impl Outbound {
             })
             .set(self.breaker.state() as i64);
     }
+}
+
+/// TLS alerts by which a server refuses the client's certificate.
+const CERTIFICATE_REFUSALS: [AlertDescription; 6] = [
+    AlertDescription::CertificateRequired,
+    AlertDescription::BadCertificate,
+    AlertDescription::UnsupportedCertificate,
+    AlertDescription::CertificateUnknown,
+    AlertDescription::UnknownCA,
+    AlertDescription::AccessDenied,
+];
+
+/// The certificate-refusal alert the server sent, found anywhere in `error`'s chain (rustls
+/// errors travel inside `io::Error`s, whose `source` skips them).
+fn tls_refusal(error: &reqwest::Error) -> Option<AlertDescription> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = current {
+        let inner = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        let rustls = inner
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .or_else(|| error.downcast_ref::<rustls::Error>());
+        if let Some(rustls::Error::AlertReceived(alert)) = rustls
+            && CERTIFICATE_REFUSALS.contains(alert)
+        {
+            return Some(*alert);
+        }
+        current = error.source();
+    }
+    None
 }
 
 async fn attempt(request: RequestBuilder) -> Attempt {

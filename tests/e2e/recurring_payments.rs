@@ -1,0 +1,678 @@
+//! Recurring payments end to end: a tonic client -> pasarela -> mutual TLS -> the sandbox's
+//! Daviplata. The subscription life cycle, OTP failures, maximum amounts, the token (expiry,
+//! single flight), idempotent charges in one process and across two processes sharing a
+//! real Redis, lost answers, and a missing client certificate.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::future::join_all;
+use pasarela::common::v1::{DocumentType, Identification, Money};
+use pasarela::recurring_payments::v1::recurring_payments_service_client::RecurringPaymentsServiceClient;
+use pasarela::recurring_payments::v1::{
+    ActivateSubscriptionRequest, CancelSubscriptionRequest, ChargeSubscriptionRequest,
+    ChargeSubscriptionResponse, Commerce, GeneralInfo, RequestSubscriptionRequest, Wallet,
+};
+use pasarela_recurring_payments::StoreKind;
+use pasarela_sandbox::{Sandbox, SandboxOptions};
+use serde_json::{Value, json};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use tonic_types::StatusExt as _;
+
+use crate::support::{TestApp, spawn_app_on, spawn_app_with};
+
+type Client = RecurringPaymentsServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// The dev bearer token on every call.
+#[derive(Clone)]
+struct Bearer(MetadataValue<Ascii>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// Every test's merchant.
+const COMMERCE_ID: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
+
+/// Seeded active wallets of the sandbox: (document kind, number, product number).
+const WALLET: (DocumentType, &str, &str) = (DocumentType::Cc, "1000000001", "3000000001");
+const OTHER_WALLET: (DocumentType, &str, &str) = (DocumentType::Ce, "2000000002", "3000000002");
+
+/// pasarela against its own sandbox, the lab OTP passed on (the tests play the holder), and
+/// a rate limit that admits the concurrency tests.
+async fn app() -> TestApp {
+    spawn_app_with(lab_setup).await
+}
+
+fn lab_setup(config: &mut pasarela_server::Config) {
+    if let Some(section) = config.recurring_payments.as_mut() {
+        section.lab_otp_passthrough = true;
+    }
+    for limit in &mut config.auth.rate_limits {
+        limit.burst = 10_000;
+        limit.per_second = 10_000.0;
+    }
+}
+
+fn client(app: &TestApp) -> Client {
+    client_on(app, app.channel())
+}
+
+fn client_on(app: &TestApp, channel: Channel) -> Client {
+    let token = format!("Bearer {}", app.token(&["*"]));
+    RecurringPaymentsServiceClient::with_interceptor(channel, Bearer(token.parse().expect("ascii")))
+}
+
+fn commerce() -> Option<Commerce> {
+    Some(Commerce {
+        commerce_id: COMMERCE_ID.into(),
+        commerce_name: "Comercializadora La Pradera".into(),
+        category: "Vestuario".into(),
+    })
+}
+
+fn wallet((kind, number, product): (DocumentType, &str, &str)) -> Option<Wallet> {
+    let mut holder = Identification {
+        number: number.into(),
+        ..Default::default()
+    };
+    holder.set_type(kind);
+    Some(Wallet {
+        holder: Some(holder),
+        product_code: String::new(),
+        product_number: product.into(),
+    })
+}
+
+fn cop(minor_units: i64) -> Option<Money> {
+    Some(Money {
+        currency_code: "COP".into(),
+        minor_units,
+    })
+}
+
+fn reason(status: &Status) -> String {
+    status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
+        .unwrap_or_default()
+}
+
+/// D1: returns (OTP session id, the lab OTP).
+async fn request_otp(client: &mut Client, who: (DocumentType, &str, &str)) -> (String, String) {
+    let answer = client
+        .request_subscription(RequestSubscriptionRequest {
+            commerce: commerce(),
+            wallet: wallet(who),
+            transaction: None,
+        })
+        .await
+        .expect("subscription requested")
+        .into_inner();
+    assert!(answer.otp_expire_time.is_some());
+    (answer.otp_session_id, answer.lab_otp_value)
+}
+
+fn activation(
+    key: &str,
+    who: (DocumentType, &str, &str),
+    session: &str,
+    otp: &str,
+    max: i64,
+) -> ActivateSubscriptionRequest {
+    ActivateSubscriptionRequest {
+        idempotency_key: key.into(),
+        commerce: commerce(),
+        wallet: wallet(who),
+        otp_value: otp.into(),
+        otp_session_id: session.into(),
+        maximum_amount: cop(max),
+        transaction: None,
+    }
+}
+
+/// D1 then D2 with the right OTP.
+async fn subscribe(client: &mut Client, who: (DocumentType, &str, &str), max: i64) {
+    let (session, otp) = request_otp(client, who).await;
+    let key = format!("activate-{}", uuid::Uuid::new_v4());
+    let activated = client
+        .activate_subscription(activation(&key, who, &session, &otp, max))
+        .await
+        .expect("activated")
+        .into_inner();
+    let subscription = activated.subscription.expect("subscription");
+    assert_eq!(subscription.maximum_amount, cop(max));
+    assert_eq!(subscription.commerce.unwrap().commerce_id, COMMERCE_ID);
+}
+
+fn charge(key: &str, who: (DocumentType, &str, &str), amount: i64) -> ChargeSubscriptionRequest {
+    ChargeSubscriptionRequest {
+        idempotency_key: key.into(),
+        commerce: commerce(),
+        wallet: wallet(who),
+        amount: cop(amount),
+        invoice_id: "AB12345678".into(),
+        invoice_description: "PAGO MENSUAL PLAN FAMILIAR".into(),
+        general_info: vec![GeneralInfo {
+            name: "Referencia".into(),
+            value: "1010101".into(),
+        }],
+        transaction: None,
+    }
+}
+
+fn cancellation(key: &str, who: (DocumentType, &str, &str)) -> CancelSubscriptionRequest {
+    CancelSubscriptionRequest {
+        idempotency_key: key.into(),
+        commerce: commerce(),
+        wallet: wallet(who),
+        transaction: None,
+    }
+}
+
+async fn admin(
+    sandbox: &Sandbox,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let request = reqwest::Client::new().request(method, format!("{}{path}", sandbox.admin_url));
+    let request = match body {
+        Some(body) => request.json(&body),
+        None => request,
+    };
+    let response = request.send().await.expect("sandbox admin answers");
+    assert!(
+        response.status().is_success(),
+        "admin {path}: {}",
+        response.status()
+    );
+    response.json().await.unwrap_or(Value::Null)
+}
+
+/// The Daviplata emulator's counter `name` (tokens_issued, payments_made, ...).
+async fn counter(sandbox: &Sandbox, name: &str) -> u64 {
+    let counters = admin(sandbox, reqwest::Method::GET, "/daviplata/counters", None).await;
+    counters[name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no counter {name}: {counters}"))
+}
+
+async fn fault(sandbox: &Sandbox, path: &str, fault: Value) {
+    let rule = json!({ "provider": "daviplata", "path": path, "fault": fault, "times": 1 });
+    admin(sandbox, reqwest::Method::POST, "/faults", Some(rule)).await;
+}
+
+#[tokio::test]
+async fn a_subscription_lives_requested_activated_charged_cancelled() {
+    let app = app().await;
+    let mut client = client(&app);
+    subscribe(&mut client, WALLET, 5_000_000).await;
+
+    let first = client
+        .charge_subscription(charge("charge-1", WALLET, 1_500_050))
+        .await
+        .unwrap()
+        .into_inner();
+    let second = client
+        .charge_subscription(charge("charge-2", WALLET, 100))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!first.approval_number.is_empty());
+    assert_ne!(first.approval_number, second.approval_number);
+    assert_eq!(first.result.unwrap().status, 0);
+
+    client
+        .cancel_subscription(cancellation("cancel-1", WALLET))
+        .await
+        .unwrap();
+    let refused = client
+        .charge_subscription(charge("charge-3", WALLET, 100))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&refused), "SUBSCRIPTION_INVALID");
+    let again = client
+        .cancel_subscription(cancellation("cancel-2", WALLET))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (again.code(), reason(&again).as_str()),
+        (Code::NotFound, "SUBSCRIPTION_NOT_FOUND")
+    );
+    assert_eq!(counter(&app.sandbox, "payments_made").await, 2);
+
+    let logs = app.logs();
+    assert!(
+        !logs.contains(&app.sandbox.credentials.daviplata_client_secret),
+        "client secret logged"
+    );
+}
+
+#[tokio::test]
+async fn wrong_expired_and_reused_otps_are_refused() {
+    let app = app().await;
+    let mut client = client(&app);
+    let (session, otp) = request_otp(&mut client, WALLET).await;
+    let wrong = if otp == "000000" { "111111" } else { "000000" };
+
+    let refused = client
+        .activate_subscription(activation("a-1", WALLET, &session, wrong, 100_000))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refused.code(), reason(&refused).as_str()),
+        (Code::FailedPrecondition, "OTP_INVALID")
+    );
+    assert!(
+        !refused.message().contains(wrong) && !format!("{:?}", refused.details()).contains(wrong)
+    );
+
+    admin(
+        &app.sandbox,
+        reqwest::Method::POST,
+        &format!("/daviplata/otp-sessions/{session}/expire"),
+        None,
+    )
+    .await;
+    let expired = client
+        .activate_subscription(activation("a-2", WALLET, &session, &otp, 100_000))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (expired.code(), reason(&expired).as_str()),
+        (Code::FailedPrecondition, "OTP_EXPIRED")
+    );
+
+    let (session, otp) = request_otp(&mut client, WALLET).await;
+    client
+        .activate_subscription(activation("a-3", WALLET, &session, &otp, 100_000))
+        .await
+        .unwrap();
+    let reused = client
+        .activate_subscription(activation("a-4", WALLET, &session, &otp, 100_000))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&reused), "OTP_EXPIRED");
+
+    let (session, otp) = request_otp(&mut client, WALLET).await;
+    let twice = client
+        .activate_subscription(activation("a-5", WALLET, &session, &otp, 100_000))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (twice.code(), reason(&twice).as_str()),
+        (Code::AlreadyExists, "SUBSCRIPTION_ALREADY_EXISTS")
+    );
+
+    assert!(!app.logs().contains(&otp), "an OTP reached the logs");
+}
+
+#[tokio::test]
+async fn bad_requests_list_every_violation_and_reach_nobody() {
+    let app = app().await;
+    let mut client = client(&app);
+    let mut bad = charge("", OTHER_WALLET, -5);
+    bad.wallet
+        .as_mut()
+        .unwrap()
+        .holder
+        .as_mut()
+        .unwrap()
+        .set_type(DocumentType::Pa);
+    bad.amount.as_mut().unwrap().currency_code = "USD".into();
+    let status = client.charge_subscription(bad).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let details = status.get_error_details();
+    let fields: Vec<_> = details
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .iter()
+        .map(|v| v.field.as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "idempotency_key",
+            "wallet.holder.type",
+            "amount.currency_code",
+            "amount.minor_units"
+        ]
+    );
+    assert_eq!(
+        counter(&app.sandbox, "tokens_issued").await,
+        0,
+        "nothing was sent"
+    );
+}
+
+#[tokio::test]
+async fn charges_above_the_maximum_are_refused() {
+    let app = app().await;
+    let mut client = client(&app);
+    subscribe(&mut client, WALLET, 100_000).await;
+
+    // This replica saw the activation: refused before any call.
+    let local = client
+        .charge_subscription(charge("over-1", WALLET, 100_001))
+        .await
+        .unwrap_err();
+    assert_eq!(local.code(), Code::InvalidArgument);
+    // A replica that did not see it: Daviplata refuses.
+    let (other, _guard) = second_replica(&app, memory_store()).await;
+    let mut other = client_on(&app, other);
+    let remote = other
+        .charge_subscription(charge("over-2", WALLET, 100_001))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (remote.code(), reason(&remote).as_str()),
+        (Code::FailedPrecondition, "AMOUNT_OVER_MAXIMUM")
+    );
+
+    client
+        .charge_subscription(charge("at-max", WALLET, 100_000))
+        .await
+        .unwrap();
+    assert_eq!(counter(&app.sandbox, "payments_made").await, 1);
+}
+
+#[tokio::test]
+async fn an_expired_token_is_renewed_mid_run() {
+    let sandbox = Sandbox::start(SandboxOptions {
+        pki_dir: tempfile::tempdir().unwrap().keep().join("pki"),
+        daviplata_token_ttl: Duration::from_secs(1),
+        ..SandboxOptions::default()
+    })
+    .await
+    .unwrap();
+    let app = spawn_app_on(sandbox, lab_setup).await;
+    let mut client = client(&app);
+    subscribe(&mut client, WALLET, 1_000_000).await;
+    assert_eq!(counter(&app.sandbox, "tokens_issued").await, 1);
+
+    // The token's lifetime passes: pasarela renews it before using it again.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    client
+        .charge_subscription(charge("after-expiry", WALLET, 100))
+        .await
+        .unwrap();
+    assert_eq!(counter(&app.sandbox, "tokens_issued").await, 2);
+
+    // Daviplata drops every token early: the 401 costs one renewal and one resend.
+    admin(
+        &app.sandbox,
+        reqwest::Method::POST,
+        "/daviplata/tokens/expire",
+        None,
+    )
+    .await;
+    client
+        .charge_subscription(charge("after-revocation", WALLET, 100))
+        .await
+        .unwrap();
+    assert_eq!(counter(&app.sandbox, "tokens_issued").await, 3);
+    assert_eq!(counter(&app.sandbox, "payments_made").await, 2);
+}
+
+#[tokio::test]
+async fn two_hundred_calls_from_a_cold_start_fetch_one_token() {
+    let app = app().await;
+    let calls = (0..200).map(|_| {
+        let mut client = client(&app);
+        async move { request_otp(&mut client, WALLET).await }
+    });
+    let sessions = join_all(calls).await;
+    assert_eq!(sessions.len(), 200);
+    assert_eq!(counter(&app.sandbox, "tokens_issued").await, 1);
+    assert_eq!(counter(&app.sandbox, "otps_sent").await, 200);
+}
+
+/// Sends `charge` 20 times at once, then 20 times one after another, through `clients`
+/// in turn; every answer must be the same approval.
+async fn charge_forty_times(
+    clients: &[Client],
+    request: &ChargeSubscriptionRequest,
+) -> Vec<ChargeSubscriptionResponse> {
+    let concurrent = (0..20).map(|i| {
+        let mut client = clients[i % clients.len()].clone();
+        let request = request.clone();
+        async move { client.charge_subscription(request).await }
+    });
+    let mut answers: Vec<_> = join_all(concurrent)
+        .await
+        .into_iter()
+        .map(|answer| answer.expect("every duplicate is answered").into_inner())
+        .collect();
+    for i in 0..20 {
+        let mut client = clients[i % clients.len()].clone();
+        answers.push(
+            client
+                .charge_subscription(request.clone())
+                .await
+                .unwrap()
+                .into_inner(),
+        );
+    }
+    answers
+}
+
+fn one_approval(answers: &[ChargeSubscriptionResponse]) {
+    let first = &answers[0].approval_number;
+    assert!(!first.is_empty());
+    assert!(
+        answers.iter().all(|a| &a.approval_number == first),
+        "different approvals under one key"
+    );
+}
+
+#[tokio::test]
+async fn one_key_charges_once_however_often_it_is_sent() {
+    let app = app().await;
+    let mut client = client(&app);
+    subscribe(&mut client, WALLET, 1_000_000).await;
+    let answers = charge_forty_times(&[client.clone()], &charge("order-42", WALLET, 25_000)).await;
+    one_approval(&answers);
+    assert_eq!(counter(&app.sandbox, "payments_made").await, 1);
+
+    let mut changed = charge("order-42", WALLET, 26_000);
+    changed.invoice_id = "AB99".into();
+    let refused = client.charge_subscription(changed).await.unwrap_err();
+    assert_eq!(
+        (refused.code(), reason(&refused).as_str()),
+        (Code::FailedPrecondition, "IDEMPOTENCY_KEY_REUSED")
+    );
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_retried_with_the_same_transaction_id() {
+    let app = app().await;
+    let mut client = client(&app);
+    subscribe(&mut client, WALLET, 1_000_000).await;
+    fault(
+        &app.sandbox,
+        "/v1/payments/subscriptions/payment",
+        json!({ "type": "drop", "after_handler": true }),
+    )
+    .await;
+
+    let lost = client
+        .charge_subscription(charge("order-9", WALLET, 7_000))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&lost), "PROVIDER_OUTCOME_UNKNOWN");
+    assert!(matches!(
+        lost.code(),
+        Code::Unavailable | Code::DeadlineExceeded
+    ));
+    assert_eq!(
+        counter(&app.sandbox, "payments_made").await,
+        1,
+        "Daviplata did charge"
+    );
+
+    let retried = client
+        .charge_subscription(charge("order-9", WALLET, 7_000))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!retried.approval_number.is_empty());
+    assert_eq!(
+        counter(&app.sandbox, "payments_made").await,
+        1,
+        "the retry was deduplicated"
+    );
+    assert_eq!(counter(&app.sandbox, "payments_replayed").await, 1);
+}
+
+#[tokio::test]
+async fn a_missing_client_certificate_is_refused_and_mapped() {
+    let app = spawn_app_with(|config| {
+        lab_setup(config);
+        let http = &mut config.recurring_payments.as_mut().unwrap().outbound.http;
+        http.cert_file = None;
+        http.key_file = None;
+    })
+    .await;
+    let mut client = client(&app);
+    let status = client
+        .request_subscription(RequestSubscriptionRequest {
+            commerce: commerce(),
+            wallet: wallet(WALLET),
+            transaction: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(status.code(), Code::Unavailable | Code::Internal),
+        "{status:?}"
+    );
+    assert_eq!(reason(&status), "PROVIDER_AUTH_FAILED");
+    assert_eq!(counter(&app.sandbox, "tokens_issued").await, 0);
+}
+
+/// The idempotency section for the in-process store.
+fn memory_store() -> Value {
+    json!({ "store": "memory" })
+}
+
+fn redis_store(url: &str) -> Value {
+    json!({ "store": "redis", "url": url })
+}
+
+/// A second pasarela replica of the recurring-payments service, against `app`'s sandbox,
+/// served on loopback without the auth layer. The guard stops it.
+async fn second_replica(
+    app: &TestApp,
+    idempotency: Value,
+) -> (Channel, tokio::task::JoinHandle<()>) {
+    let mut config = pasarela_server::dev::config_for(&app.sandbox, None)
+        .expect("dev config")
+        .recurring_payments
+        .expect("recurring payments section");
+    config.idempotency = serde_json::from_value(idempotency).expect("idempotency section");
+    let service = pasarela_recurring_payments::service(config)
+        .await
+        .expect("service starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(incoming)
+            .await
+            .expect("second replica serves");
+    });
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    (channel, server)
+}
+
+/// A `redis-server` of the test's own on a free loopback port, killed on drop.
+struct TestRedis {
+    child: Child,
+    url: String,
+}
+
+impl TestRedis {
+    async fn start() -> TestRedis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a: SocketAddr| a.port())
+            .expect("free port");
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("redis-server could not start ({e}): run scripts/redis.sh to install it")
+            });
+        let redis = TestRedis {
+            child,
+            url: format!("redis://127.0.0.1:{port}/"),
+        };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return redis;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not listen on port {port}");
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn two_replicas_sharing_redis_charge_once_per_key() {
+    let redis = TestRedis::start().await;
+    let url = redis.url.clone();
+    let app = spawn_app_with(move |config| {
+        lab_setup(config);
+        let section = config.recurring_payments.as_mut().unwrap();
+        section.idempotency = serde_json::from_value(redis_store(&url)).unwrap();
+        assert_eq!(section.idempotency.store, StoreKind::Redis);
+    })
+    .await;
+    let mut first = client(&app);
+    subscribe(&mut first, WALLET, 1_000_000).await;
+    let (second, _guard) = second_replica(&app, redis_store(&redis.url)).await;
+    let second = client_on(&app, second);
+
+    let answers =
+        charge_forty_times(&[first, second], &charge("shared-order-1", WALLET, 33_300)).await;
+    one_approval(&answers);
+    assert_eq!(counter(&app.sandbox, "payments_made").await, 1);
+}
