@@ -60,6 +60,13 @@ impl Fixtures {
                 key.0,
                 key.1
             );
+            if let Some(password) = &customer.password {
+                ensure!(
+                    matches!(password.status.as_str(), "Active" | "Locked"),
+                    "password of {}: status must be Active or Locked",
+                    customer.ident_serial_num
+                );
+            }
             for hold in &customer.channel_holds {
                 ensure!(
                     matches!(hold.r#type.as_str(), "C" | "P")

@@ -14,6 +14,7 @@ mod input;
 mod otc;
 mod passwords;
 mod policy;
+mod reto;
 mod state;
 mod wire;
 mod withdrawal;

@@ -194,7 +194,7 @@ impl Bank {
             .map(|data| Customer {
                 user: data.password.as_ref().map(|password| User {
                     password: password.value.clone(),
-                    locked: password.status.eq_ignore_ascii_case("Locked"),
+                    locked: password.status == "Locked",
                     history: password.history.clone(),
                     failed_attempts: 0,
                 }),
