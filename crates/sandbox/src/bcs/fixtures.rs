@@ -310,3 +310,31 @@ pub(crate) struct AnswerFixture {
     #[serde(default)]
     pub value: Option<SecretString>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_set_is_valid() {
+        let fixtures = Fixtures::builtin();
+        assert!(fixtures.customers.len() >= 10);
+        assert!(!fixtures.transactions.is_empty());
+    }
+
+    #[test]
+    fn inconsistent_files_are_refused() {
+        let customer = r#"{ "govIssueIdentType": "CC", "identSerialNum": "1" }"#;
+        let refused = [
+            format!(r#"{{ "customers": [ {customer}, {customer} ] }}"#),
+            r#"{ "customers": [], "transactions": [ { "id": "1", "desc": "x", "authLevel": "1", "questions": ["q"] } ] }"#.into(),
+            r#"{ "customers": [ { "govIssueIdentType": "CC", "identSerialNum": "1", "channelHolds": [ { "channel": "007", "subChannel": "00", "type": "X", "status": "S", "establishDt": "" } ] } ] }"#.into(),
+            r#"{ "customers": [ { "govIssueIdentType": "CC", "identSerialNum": "1", "password": { "value": "x", "status": "active" } } ] }"#.into(),
+            r#"{ "customers": [ { "govIssueIdentType": "CC", "identSerialNum": "1", "pin": "1234" } ] }"#.into(),
+        ];
+        for text in refused {
+            assert!(Fixtures::parse(&text).is_err(), "{text}");
+        }
+        assert!(Fixtures::parse(&format!(r#"{{ "customers": [ {customer} ] }}"#)).is_ok());
+    }
+}
