@@ -66,117 +66,29 @@ const fn retryable(code: Code, reason: &'static str, summary: &'static str) -> M
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Envelope statuses that say more than the HTTP status they come with.
-const ENVELOPE_STATUSES: [(u16, &str, Meaning); 1] = [(
-    401,
-    "SERVICE_ERROR",
-    meaning(
-        Code::FailedPrecondition,
-        reason::BUREAU_CREDENTIALS_REJECTED,
-        "Buró de Crédito rejected the member code or password",
-    ),
-)];
+#[rustfmt::skip]
+const ENVELOPE_STATUSES: [(u16, &str, Meaning); 1] = [
+    (401, "SERVICE_ERROR", meaning(Code::FailedPrecondition, reason::BUREAU_CREDENTIALS_REJECTED, "Buró de Crédito rejected the member code or password")),
+];
 
 /// The HTTP status alone, when the body says nothing more specific. Kiban publicly
 /// documents 400, 401, 403, 406, 408, 409 and 503; the rest are any gateway's.
+#[rustfmt::skip]
 const STATUSES: [(u16, Meaning); 12] = [
-    (
-        400,
-        meaning(
-            Code::InvalidArgument,
-            reason::PROVIDER_REJECTED_REQUEST,
-            "Kiban rejected the request",
-        ),
-    ),
+    (400, meaning(Code::InvalidArgument, reason::PROVIDER_REJECTED_REQUEST, "Kiban rejected the request")),
     // The member's credentials travel in the body, so a bare 401 is pasarela's API key:
     // an operator must fix it, a retry by the caller cannot.
-    (
-        401,
-        meaning(
-            Code::Internal,
-            reasons::PROVIDER_AUTH_FAILED,
-            "Kiban refused pasarela's API key",
-        ),
-    ),
-    (
-        403,
-        meaning(
-            Code::Internal,
-            reasons::PROVIDER_AUTH_FAILED,
-            "Kiban does not allow pasarela's API key this service",
-        ),
-    ),
-    (
-        404,
-        meaning(
-            Code::Internal,
-            reasons::PROVIDER_BAD_RESPONSE,
-            "Kiban does not know this path: check the configured path",
-        ),
-    ),
-    (
-        406,
-        meaning(
-            Code::FailedPrecondition,
-            reason::BUREAU_REJECTED,
-            "Buró de Crédito rejected the request",
-        ),
-    ),
-    (
-        408,
-        retryable(
-            Code::DeadlineExceeded,
-            reasons::PROVIDER_TIMEOUT,
-            "Buró de Crédito did not answer Kiban in time",
-        ),
-    ),
-    (
-        409,
-        retryable(
-            Code::Aborted,
-            reason::PROVIDER_CONFLICT,
-            "Kiban is processing a conflicting request",
-        ),
-    ),
-    (
-        429,
-        retryable(
-            Code::Unavailable,
-            reason::PROVIDER_RATE_LIMITED,
-            "Kiban is limiting pasarela's rate",
-        ),
-    ),
-    (
-        500,
-        retryable(
-            Code::Unavailable,
-            reasons::PROVIDER_UNAVAILABLE,
-            "Kiban failed",
-        ),
-    ),
-    (
-        502,
-        retryable(
-            Code::Unavailable,
-            reasons::PROVIDER_UNAVAILABLE,
-            "Kiban's gateway failed",
-        ),
-    ),
-    (
-        503,
-        retryable(
-            Code::Unavailable,
-            reasons::PROVIDER_UNAVAILABLE,
-            "Kiban is unavailable",
-        ),
-    ),
-    (
-        504,
-        retryable(
-            Code::DeadlineExceeded,
-            reasons::PROVIDER_TIMEOUT,
-            "Kiban's gateway timed out",
-        ),
-    ),
+    (401, meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Kiban refused pasarela's API key")),
+    (403, meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Kiban does not allow pasarela's API key this service")),
+    (404, meaning(Code::Internal, reasons::PROVIDER_BAD_RESPONSE, "Kiban does not know this path: check the configured path")),
+    (406, meaning(Code::FailedPrecondition, reason::BUREAU_REJECTED, "Buró de Crédito rejected the request")),
+    (408, retryable(Code::DeadlineExceeded, reasons::PROVIDER_TIMEOUT, "Buró de Crédito did not answer Kiban in time")),
+    (409, retryable(Code::Aborted, reason::PROVIDER_CONFLICT, "Kiban is processing a conflicting request")),
+    (429, retryable(Code::Unavailable, reason::PROVIDER_RATE_LIMITED, "Kiban is limiting pasarela's rate")),
+    (500, retryable(Code::Unavailable, reasons::PROVIDER_UNAVAILABLE, "Kiban failed")),
+    (502, retryable(Code::Unavailable, reasons::PROVIDER_UNAVAILABLE, "Kiban's gateway failed")),
+    (503, retryable(Code::Unavailable, reasons::PROVIDER_UNAVAILABLE, "Kiban is unavailable")),
+    (504, retryable(Code::DeadlineExceeded, reasons::PROVIDER_TIMEOUT, "Kiban's gateway timed out")),
 ];
 
 const ANY_SERVER_ERROR: Meaning = retryable(
@@ -206,25 +118,11 @@ struct FieldRule {
     secret: bool,
 }
 
+#[rustfmt::skip]
 const FIELDS: [FieldRule; 3] = [
-    FieldRule {
-        provider: "clave",
-        field: "member_code",
-        reason: reason::PROVIDER_REJECTED_REQUEST,
-        secret: false,
-    },
-    FieldRule {
-        provider: "contrasena",
-        field: "password",
-        reason: reason::PROVIDER_REJECTED_REQUEST,
-        secret: true,
-    },
-    FieldRule {
-        provider: "testCaseId",
-        field: "test_case_id",
-        reason: reason::TEST_CASE_NOT_FOUND,
-        secret: false,
-    },
+    FieldRule { provider: "clave", field: "member_code", reason: reason::PROVIDER_REJECTED_REQUEST, secret: false },
+    FieldRule { provider: "contrasena", field: "password", reason: reason::PROVIDER_REJECTED_REQUEST, secret: true },
+    FieldRule { provider: "testCaseId", field: "test_case_id", reason: reason::TEST_CASE_NOT_FOUND, secret: false },
 ];
 
 /// The error for a non-success answer (or a success envelope whose status is not
