@@ -539,6 +539,32 @@ async fn a_lost_answer_is_retried_with_the_same_transaction_id() {
 }
 
 #[tokio::test]
+async fn a_hung_charge_times_out_and_its_retry_charges_once() {
+    let app = app().await;
+    let mut client = client(&app);
+    subscribe(&mut client, WALLET, 1_000_000).await;
+    fault(
+        &app.sandbox,
+        "/v1/payments/subscriptions/payment",
+        json!({ "type": "hang", "after_handler": true }),
+    )
+    .await;
+
+    let mut hurried = tonic::Request::new(charge("order-10", WALLET, 9_900));
+    hurried.set_timeout(Duration::from_millis(800));
+    let lost = client.charge_subscription(hurried).await.unwrap_err();
+    assert_eq!(lost.code(), Code::DeadlineExceeded);
+
+    let retried = client
+        .charge_subscription(charge("order-10", WALLET, 9_900))
+        .await
+        .expect("the retry learns the outcome")
+        .into_inner();
+    assert!(!retried.approval_number.is_empty());
+    assert_eq!(counter(&app.sandbox, "payments_made").await, 1);
+}
+
+#[tokio::test]
 async fn a_missing_client_certificate_is_refused_and_mapped() {
     let app = spawn_app_with(|config| {
         lab_setup(config);
