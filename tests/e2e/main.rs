@@ -4,5 +4,6 @@
 mod support;
 
 mod bureau;
+mod auth;
 mod foundation;
 mod recurring_payments;

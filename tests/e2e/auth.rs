@@ -1,0 +1,185 @@
+//! Auth end to end: pasarela as `pasarela dev` runs it, called by real gRPC clients with
+//! and without tokens; refusals carry their code and reason, each scope reaches exactly its
+//! RPCs, limits trip and recover, and every call leaves an audit line with no token in it.
+
+use std::time::Duration;
+
+use tonic::Code;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic_types::StatusExt as _;
+
+use crate::support::{logs, spawn_app, spawn_app_with};
+
+const BUREAU: &str = "/pasarela.bureau.v1.BureauService/GetPasswordExpiration";
+const CANCEL: &str =
+    "/pasarela.recurring_payments.v1.RecurringPaymentsService/CancelSubscription";
+const HEALTH: &str = "/grpc.health.v1.Health/Check";
+
+/// A unary call with an empty message to `path`: what auth lets through reaches the
+/// handler, whose validation refuses the empty request before any provider call.
+async fn call(
+    channel: Channel,
+    path: &'static str,
+    token: Option<&str>,
+    request_id: &str,
+) -> Result<(), tonic::Status> {
+    let mut request = tonic::Request::new(());
+    request
+        .metadata_mut()
+        .insert("x-request-id", request_id.parse().expect("ascii id"));
+    if let Some(token) = token {
+        let value: MetadataValue<_> = format!("Bearer {token}").parse().expect("ascii token");
+        request.metadata_mut().insert("authorization", value);
+    }
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    grpc.unary(request, tonic::codegen::http::uri::PathAndQuery::from_static(path), codec)
+        .await
+        .map(|_| ())
+}
+
+fn reason(status: &tonic::Status) -> String {
+    status
+        .get_details_error_info()
+        .map(|info| info.reason)
+        .unwrap_or_default()
+}
+
+fn request_id(label: &str) -> String {
+    format!("e2e-auth-{label}-{}", uuid::Uuid::new_v4().simple())
+}
+
+#[tokio::test]
+async fn refusals_carry_their_code_and_reason() {
+    let app = spawn_app().await;
+    let forged = pasarela_auth::mint_dev_token(
+        &pasarela_auth::Config {
+            hs256_secret: Some("a-secret-pasarela-dev-does-not-know-at-all".into()),
+            ..pasarela_auth::Config::dev()
+        },
+        "eve",
+        &["*".to_owned()],
+        Duration::from_secs(60),
+    )
+    .expect("token");
+    let elsewhere = pasarela_auth::mint_dev_token(
+        &pasarela_auth::Config {
+            audience: Some("another-service".into()),
+            ..pasarela_auth::Config::dev()
+        },
+        "eve",
+        &["*".to_owned()],
+        Duration::from_secs(60),
+    )
+    .expect("token");
+    let cases = [
+        (None, Code::Unauthenticated, "TOKEN_MISSING"),
+        (Some("garbage"), Code::Unauthenticated, "TOKEN_MALFORMED"),
+        (Some(forged.as_str()), Code::Unauthenticated, "TOKEN_INVALID_SIGNATURE"),
+        (Some(elsewhere.as_str()), Code::Unauthenticated, "TOKEN_WRONG_AUDIENCE"),
+    ];
+    for (token, code, expected) in cases {
+        let status = call(app.channel(), BUREAU, token, &request_id("refusal"))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), code, "{expected}: {status:?}");
+        assert_eq!(reason(&status), expected);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn each_scope_reaches_exactly_its_rpcs() {
+    let app = spawn_app().await;
+    let bureau = app.token(&["pasarela.bureau.v1.BureauService/GetPasswordExpiration"]);
+    let everything = app.token(&["*"]);
+
+    let reached = call(app.channel(), BUREAU, Some(&bureau), &request_id("scope"))
+        .await
+        .unwrap_err();
+    assert_eq!(reached.code(), Code::InvalidArgument, "{reached:?}");
+    let denied = call(app.channel(), CANCEL, Some(&bureau), &request_id("scope"))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(reason(&denied), "SCOPE_MISSING");
+    let reached = call(app.channel(), CANCEL, Some(&everything), &request_id("scope"))
+        .await
+        .unwrap_err();
+    assert_eq!(reached.code(), Code::InvalidArgument, "{reached:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn health_needs_no_token() {
+    let app = spawn_app().await;
+    call(app.channel(), HEALTH, None, &request_id("health"))
+        .await
+        .expect("health answers without credentials");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rate_limit_trips_and_recovers() {
+    let app = spawn_app_with(|config| {
+        config.auth.rate_limits = vec![pasarela_auth::RateLimit {
+            name: "bureau".into(),
+            methods: vec!["pasarela.bureau.v1.BureauService".into()],
+            per_second: 5.0,
+            burst: 2,
+        }];
+    })
+    .await;
+    let token = app.token(&["*"]);
+    for _ in 0..2 {
+        let passed = call(app.channel(), BUREAU, Some(&token), &request_id("limit")).await;
+        assert_eq!(passed.unwrap_err().code(), Code::InvalidArgument);
+    }
+    let limited = call(app.channel(), BUREAU, Some(&token), &request_id("limit"))
+        .await
+        .unwrap_err();
+    assert_eq!(limited.code(), Code::ResourceExhausted);
+    assert_eq!(reason(&limited), "RATE_LIMITED");
+    let delay = limited
+        .get_details_retry_info()
+        .and_then(|info| info.retry_delay)
+        .expect("RetryInfo");
+    tokio::time::sleep(delay).await;
+    let recovered = call(app.channel(), BUREAU, Some(&token), &request_id("limit")).await;
+    assert_eq!(recovered.unwrap_err().code(), Code::InvalidArgument);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_call_leaves_an_audit_line_without_the_token() {
+    let app = spawn_app().await;
+    let token = app.token(&["*"]);
+    let allowed = request_id("audit-allowed");
+    let refused = request_id("audit-refused");
+    let _ = call(app.channel(), BUREAU, Some(&token), &allowed).await;
+    let _ = call(app.channel(), BUREAU, None, &refused).await;
+
+    let logs = logs();
+    let audit = |id: &str| -> Vec<serde_json::Value> {
+        logs.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|line| line["target"] == "audit" && line["fields"]["request_id"] == id)
+            .collect()
+    };
+    let lines = audit(&allowed);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["fields"]["principal"], "e2e");
+    assert_eq!(lines[0]["fields"]["method"], BUREAU);
+    assert_eq!(lines[0]["fields"]["code"], "INVALID_ARGUMENT");
+    let lines = audit(&refused);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["fields"]["code"], "UNAUTHENTICATED");
+    assert_eq!(lines[0]["fields"]["reason"], "TOKEN_MISSING");
+    let signature = token.rsplit('.').next().expect("signature");
+    assert!(!logs.contains(signature), "a token reached the log");
+    app.stop().await;
+}
