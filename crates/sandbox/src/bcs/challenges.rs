@@ -17,7 +17,9 @@ use super::guard::{admit, header};
 use super::input;
 use super::reto::{Given, Step, answer, authorization_code, start, transaction};
 use super::state::{Bank, CustomerKey, State};
-use super::wire::{AuthChannelRequest, AuthLevelRequest, ChallengeRequest, GovIssueIdent};
+use super::wire::{
+    AuthChannelRequest, AuthChannelTransaction, AuthLevelRequest, ChallengeRequest, GovIssueIdent,
+};
 
 fn customer_key(bank: &Bank, ident: &GovIssueIdent) -> Option<CustomerKey> {
     bank.customer(&ident.gov_issue_ident_type, &ident.ident_serial_num)
@@ -96,11 +98,7 @@ pub(super) async fn authentication_channel(
     ))
 }
 
-fn channel_transaction(
-    trn: &super::wire::AuthChannelTransaction,
-    step: Step,
-    code: Option<String>,
-) -> Value {
+fn channel_transaction(trn: &AuthChannelTransaction, step: Step, code: Option<String>) -> Value {
     let (authorization, reason, iteration, retry, questions) = match step {
         Step::Ask {
             question,

@@ -8,12 +8,12 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::codes;
-use super::envelope::{Op, Reply, ok};
-use super::fixtures::{ChannelPair, Hold, Unblocking};
+use super::envelope::{BcsError, Op, Reply, ok};
+use super::fixtures::{ChannelPair, Hold, PseudoChannel, Unblocking};
 use super::guard::admit;
 use super::input::{self, Query};
 use super::state::{Customer, State, now};
-use super::wire::SetHoldRequest;
+use super::wire::{BlockingInfoRequest, SetHoldRequest};
 
 /// The spec caps a page at 20 records.
 const MAX_PAGE: usize = 20;
@@ -47,12 +47,7 @@ fn stamp() -> String {
     now().format("%Y-%m-%d %I.%M.%S %p").to_string()
 }
 
-fn parse_number(
-    op: Op,
-    query: &Query,
-    name: &str,
-    default: usize,
-) -> Result<usize, super::envelope::BcsError> {
+fn parse_number(op: Op, query: &Query, name: &str, default: usize) -> Result<usize, BcsError> {
     query.get(name).map_or(Ok(default), |value| {
         value
             .parse()
@@ -181,9 +176,9 @@ pub(super) async fn set(Shared(state): Shared<State>, headers: HeaderMap, body: 
 /// Either `channel` + `subChannel`, or a pseudo-channel name (`channelDesc`), never both.
 fn target_channels(
     op: Op,
-    pseudo_channels: &[super::fixtures::PseudoChannel],
-    info: &super::wire::BlockingInfoRequest,
-) -> Result<Vec<ChannelPair>, super::envelope::BcsError> {
+    pseudo_channels: &[PseudoChannel],
+    info: &BlockingInfoRequest,
+) -> Result<Vec<ChannelPair>, BcsError> {
     let desc = info.channel_desc.trim();
     let explicit = !info.channel.trim().is_empty() || !info.sub_channel.trim().is_empty();
     match (desc.is_empty(), explicit) {

@@ -8,7 +8,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::codes;
-use super::envelope::{Op, Reply, ok};
+use super::envelope::{BcsError, Op, Reply, ok};
+use super::fixtures::PasswordPolicy;
 use super::guard::admit;
 use super::input::{self, Query};
 use super::policy::{Candidate, policy_problem, violation};
@@ -161,8 +162,8 @@ fn check_new_password(
     password: &SecretString,
     ident_serial_num: &str,
     user: Option<&User>,
-    policy: &super::fixtures::PasswordPolicy,
-) -> Result<(), super::envelope::BcsError> {
+    policy: &PasswordPolicy,
+) -> Result<(), BcsError> {
     let candidate = Candidate {
         password: password.expose_secret(),
         ident_serial_num,
