@@ -138,6 +138,11 @@ pub fn free_port() -> u16 {
 
 impl DevProcess {
     pub fn start() -> DevProcess {
+        DevProcess::start_with_env(&[])
+    }
+
+    /// Like [`DevProcess::start`], with extra environment variables (`PASARELA_*` keys).
+    pub fn start_with_env(env: &[(&str, &str)]) -> DevProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mut child = Command::new(pasarela_bin())
@@ -145,6 +150,7 @@ impl DevProcess {
             .env("PASARELA_DEV_DIR", dir.path())
             .env("PASARELA_ADMIN_LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -4,6 +4,7 @@
 mod support;
 
 mod bureau;
+mod deploy;
 mod auth;
 mod foundation;
 mod recurring_payments;
