@@ -12,8 +12,7 @@ use tonic_types::StatusExt as _;
 use crate::support::{logs, spawn_app, spawn_app_with};
 
 const BUREAU: &str = "/pasarela.bureau.v1.BureauService/GetPasswordExpiration";
-const CANCEL: &str =
-    "/pasarela.recurring_payments.v1.RecurringPaymentsService/CancelSubscription";
+const CANCEL: &str = "/pasarela.recurring_payments.v1.RecurringPaymentsService/CancelSubscription";
 const HEALTH: &str = "/grpc.health.v1.Health/Check";
 
 /// A unary call with an empty message to `path`: what auth lets through reaches the
@@ -37,9 +36,13 @@ async fn call(
         .await
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let codec = tonic_prost::ProstCodec::<(), ()>::default();
-    grpc.unary(request, tonic::codegen::http::uri::PathAndQuery::from_static(path), codec)
-        .await
-        .map(|_| ())
+    grpc.unary(
+        request,
+        tonic::codegen::http::uri::PathAndQuery::from_static(path),
+        codec,
+    )
+    .await
+    .map(|_| ())
 }
 
 fn reason(status: &tonic::Status) -> String {
@@ -79,8 +82,16 @@ async fn refusals_carry_their_code_and_reason() {
     let cases = [
         (None, Code::Unauthenticated, "TOKEN_MISSING"),
         (Some("garbage"), Code::Unauthenticated, "TOKEN_MALFORMED"),
-        (Some(forged.as_str()), Code::Unauthenticated, "TOKEN_INVALID_SIGNATURE"),
-        (Some(elsewhere.as_str()), Code::Unauthenticated, "TOKEN_WRONG_AUDIENCE"),
+        (
+            Some(forged.as_str()),
+            Code::Unauthenticated,
+            "TOKEN_INVALID_SIGNATURE",
+        ),
+        (
+            Some(elsewhere.as_str()),
+            Code::Unauthenticated,
+            "TOKEN_WRONG_AUDIENCE",
+        ),
     ];
     for (token, code, expected) in cases {
         let status = call(app.channel(), BUREAU, token, &request_id("refusal"))
@@ -107,9 +118,14 @@ async fn each_scope_reaches_exactly_its_rpcs() {
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
     assert_eq!(reason(&denied), "SCOPE_MISSING");
-    let reached = call(app.channel(), CANCEL, Some(&everything), &request_id("scope"))
-        .await
-        .unwrap_err();
+    let reached = call(
+        app.channel(),
+        CANCEL,
+        Some(&everything),
+        &request_id("scope"),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(reached.code(), Code::InvalidArgument, "{reached:?}");
     app.stop().await;
 }
