@@ -28,6 +28,9 @@ const SPEC_MEMBER: (&str, &str, (i32, i32, i32)) = ("FF12345678", "P4SSW0RD", (2
 /// A password no member has, well formed.
 const WRONG_PASSWORD: &str = "Qx7Lw2Np";
 
+/// A violation expected: the field and words of its description.
+type Expected = (&'static str, &'static str);
+
 /// Kiban's route as the sandbox counts it.
 const KIBAN_ROUTE: &str = "POST /api/v1/password-expiry-date-bc-pm";
 
@@ -183,7 +186,7 @@ async fn an_unknown_or_missing_test_case_is_refused_by_the_sandbox() {
 #[tokio::test]
 async fn every_length_and_empty_error_is_listed_before_any_call() {
     let app = spawn_app().await;
-    let cases: [(&str, &str, &[(&str, &str)]); 7] = [
+    let cases: [(&str, &str, &[Expected]); 7] = [
         ("PM0000001", MEMBER.1, &[("member_code", "exactly 10")]),
         ("PM000000001", MEMBER.1, &[("member_code", "exactly 10")]),
         (MEMBER.0, "Abc1234", &[("password", "exactly 8")]),
