@@ -36,6 +36,8 @@ fn dev_values(sandbox: &Sandbox) -> serde_json::Value {
             "base_url": sandbox.bcs_url,
             "client_id": credentials.bcs_client_id,
             "client_secret": credentials.bcs_client_secret,
+            // The BCS emulator wants a token header and accepts any non-empty one.
+            "access_token": "sandbox-bcs-token",
         },
         "bureau": {
             "base_url": sandbox.kiban_url,
