@@ -3,8 +3,10 @@
 
 mod support;
 
+mod auth;
 mod bureau;
 mod deploy;
-mod auth;
 mod foundation;
+mod observability;
 mod recurring_payments;
+mod security;
