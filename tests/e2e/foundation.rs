@@ -11,10 +11,10 @@ use prost::Message as _;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
 
 use crate::support::{pasarela_bin, spawn_app, tool};
 
@@ -53,12 +53,14 @@ async fn reflection_lists_every_service() {
         panic!("not a service list");
     };
     let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
-    for expected in SERVICES
-        .iter()
-        .map(|(name, _)| *name)
-        .chain(["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"])
-    {
-        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+    for expected in SERVICES.iter().map(|(name, _)| *name).chain([
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+    ]) {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
     }
 }
 
@@ -219,7 +221,10 @@ fn grpcurl_lists_and_describes_everything() {
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
     ]) {
-        assert!(list.lines().any(|l| l == expected), "{expected} not in:\n{list}");
+        assert!(
+            list.lines().any(|l| l == expected),
+            "{expected} not in:\n{list}"
+        );
     }
     for (service, operations) in SERVICES {
         let described = dev.grpcurl(&[&addr, "describe", service]);

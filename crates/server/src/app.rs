@@ -83,8 +83,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let auth = pasarela_auth::AuthLayer::new(&config.auth)
         .await
         .context("building the auth layer")?;
-    let mut server = tonic::transport::Server::builder()
-        .max_connection_age(config.max_connection_age.unwrap_or(std::time::Duration::MAX));
+    let mut server = tonic::transport::Server::builder().max_connection_age(
+        config
+            .max_connection_age
+            .unwrap_or(std::time::Duration::MAX),
+    );
     if let Some(tls) = &config.tls {
         server = server
             .tls_config(pasarela_auth::server_tls_config(tls)?)
@@ -147,7 +150,9 @@ async fn drain_signal(
 ) {
     let _ = stopped.wait_for(|stop| *stop).await;
     tracing::info!("stop requested: health NOT_SERVING, draining");
-    health.set_service_status("", ServingStatus::NotServing).await;
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
     for name in services {
         health
             .set_service_status(name.grpc_name(), ServingStatus::NotServing)
@@ -230,7 +235,9 @@ where
         let registry = registry.clone();
         async move { render_metrics(&registry) }
     });
-    let app = Routes::new(health).into_axum_router().route("/metrics", metrics);
+    let app = Routes::new(health)
+        .into_axum_router()
+        .route("/metrics", metrics);
     if let Err(error) = axum::serve(listener, app).await {
         tracing::error!(%error, "admin server failed");
     }

@@ -10,7 +10,11 @@ use crate::config::Config;
 use crate::{app, dev, telemetry};
 
 #[derive(Debug, Parser)]
-#[command(name = "pasarela", version, about = "gRPC gateway to Banco Caja Social, Kiban and Daviplata")]
+#[command(
+    name = "pasarela",
+    version,
+    about = "gRPC gateway to Banco Caja Social, Kiban and Daviplata"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -89,8 +93,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             subject,
             ttl,
         } => {
-            let token =
-                pasarela_auth::mint_dev_token(&pasarela_auth::Config::dev(), &subject, &scopes, ttl)?;
+            let token = pasarela_auth::mint_dev_token(
+                &pasarela_auth::Config::dev(),
+                &subject,
+                &scopes,
+                ttl,
+            )?;
             println!("{token}");
             Ok(())
         }
@@ -103,7 +111,10 @@ fn print_dev_banner(running: &app::Running, sandbox: &pasarela_sandbox::Sandbox)
     if let Some(admin) = running.admin_addr {
         println!("metrics: http://{admin}/metrics");
     }
-    println!("sandbox: bcs {} kiban {} daviplata {} admin {}", sandbox.bcs_url, sandbox.kiban_url, sandbox.daviplata_url, sandbox.admin_url);
+    println!(
+        "sandbox: bcs {} kiban {} daviplata {} admin {}",
+        sandbox.bcs_url, sandbox.kiban_url, sandbox.daviplata_url, sandbox.admin_url
+    );
     println!(
         "try: grpcurl -plaintext -H \"authorization: Bearer $(pasarela token --scope '*')\" {grpc} list"
     );

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use figment::{Figment, Provider};
 use figment::providers::{Env, Format as _, Serialized, Toml};
+use figment::{Figment, Provider};
 use serde::{Deserialize, Serialize};
 
 /// The services one process can serve; a deployment picks one, several or all.
@@ -160,7 +160,11 @@ impl Config {
     pub fn load_over(base: impl Provider, file: Option<&Path>) -> anyhow::Result<Config> {
         let mut figment = Figment::from(Serialized::defaults(Defaults::new())).merge(base);
         if let Some(file) = file {
-            anyhow::ensure!(file.exists(), "configuration file {} not found", file.display());
+            anyhow::ensure!(
+                file.exists(),
+                "configuration file {} not found",
+                file.display()
+            );
             figment = figment.merge(Toml::file(file));
         }
         figment
