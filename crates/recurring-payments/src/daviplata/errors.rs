@@ -43,300 +43,60 @@ const fn meaning(code: Code, reason: &'static str, summary: &'static str) -> Mea
 }
 
 /// Documented `mensajeError` texts (accents and case folded), most specific first.
+#[rustfmt::skip]
 const MESSAGES: [(&str, Meaning); 17] = [
-    (
-        "otp errado",
-        meaning(
-            Code::FailedPrecondition,
-            reason::OTP_INVALID,
-            "the OTP is wrong",
-        ),
-    ),
-    (
-        "otp expirado o ya fue usado",
-        meaning(
-            Code::FailedPrecondition,
-            reason::OTP_EXPIRED,
-            "the OTP expired or was already used",
-        ),
-    ),
-    (
-        "monedero ya esta asociado",
-        meaning(
-            Code::AlreadyExists,
-            reason::SUBSCRIPTION_ALREADY_EXISTS,
-            "the wallet is already subscribed to this merchant",
-        ),
-    ),
-    (
-        "suscripcion invalida",
-        meaning(
-            Code::FailedPrecondition,
-            reason::SUBSCRIPTION_INVALID,
-            "the subscription is not valid or the wallet is not subscribed",
-        ),
-    ),
-    (
-        "monedero no esta asociado",
-        meaning(
-            Code::NotFound,
-            reason::SUBSCRIPTION_NOT_FOUND,
-            "the wallet has no subscription with this merchant",
-        ),
-    ),
-    (
-        "monedero no asociado al documento",
-        meaning(
-            Code::FailedPrecondition,
-            reason::WALLET_NOT_ELIGIBLE,
-            "the wallet does not belong to the document or cannot subscribe",
-        ),
-    ),
-    (
-        "supera el valor maximo",
-        meaning(
-            Code::FailedPrecondition,
-            reason::AMOUNT_OVER_MAXIMUM,
-            "the amount exceeds the subscription's maximum",
-        ),
-    ),
-    (
-        "no se puede ejecutar la transaccion",
-        meaning(
-            Code::FailedPrecondition,
-            reason::TRANSACTION_REJECTED,
-            "Daviplata refused to execute the transaction",
-        ),
-    ),
-    (
-        "error de negocio retornado por el backend",
-        meaning(
-            Code::FailedPrecondition,
-            reason::PROVIDER_BUSINESS_ERROR,
-            "Daviplata's backend refused the transaction",
-        ),
-    ),
-    (
-        "no cuenta con autorizacion",
-        meaning(
-            Code::Unavailable,
-            reasons::PROVIDER_AUTH_FAILED,
-            "Daviplata refused pasarela's access token",
-        ),
-    ),
-    (
-        "could not verify that you are authorized",
-        meaning(
-            Code::Unavailable,
-            reasons::PROVIDER_AUTH_FAILED,
-            "Daviplata refused pasarela's access token",
-        ),
-    ),
-    (
-        "not registered with mutual tls",
-        meaning(
-            Code::Internal,
-            reasons::PROVIDER_AUTH_FAILED,
-            "Daviplata has no client certificate registered for pasarela",
-        ),
-    ),
-    (
-        "invalid client cert",
-        meaning(
-            Code::Internal,
-            reasons::PROVIDER_AUTH_FAILED,
-            "Daviplata refused pasarela's client certificate",
-        ),
-    ),
-    (
-        "invalid client id or secret",
-        meaning(
-            Code::Internal,
-            reasons::PROVIDER_AUTH_FAILED,
-            "Daviplata refused pasarela's client id or secret",
-        ),
-    ),
-    (
-        "timeout con sistemas proveedores",
-        meaning(
-            Code::DeadlineExceeded,
-            reasons::PROVIDER_TIMEOUT,
-            "Daviplata's own providers timed out",
-        ),
-    ),
-    (
-        "error de sistema ret",
-        meaning(
-            Code::Unavailable,
-            reasons::PROVIDER_UNAVAILABLE,
-            "Daviplata's own providers failed",
-        ),
-    ),
-    (
-        "validate rest",
-        meaning(
-            Code::InvalidArgument,
-            reason::PROVIDER_REJECTED_REQUEST,
-            "Daviplata rejected the request's structure",
-        ),
-    ),
+    ("otp errado", meaning(Code::FailedPrecondition, reason::OTP_INVALID, "the OTP is wrong")),
+    ("otp expirado o ya fue usado", meaning(Code::FailedPrecondition, reason::OTP_EXPIRED, "the OTP expired or was already used")),
+    ("monedero ya esta asociado", meaning(Code::AlreadyExists, reason::SUBSCRIPTION_ALREADY_EXISTS, "the wallet is already subscribed to this merchant")),
+    ("suscripcion invalida", meaning(Code::FailedPrecondition, reason::SUBSCRIPTION_INVALID, "the subscription is not valid or the wallet is not subscribed")),
+    ("monedero no esta asociado", meaning(Code::NotFound, reason::SUBSCRIPTION_NOT_FOUND, "the wallet has no subscription with this merchant")),
+    ("monedero no asociado al documento", meaning(Code::FailedPrecondition, reason::WALLET_NOT_ELIGIBLE, "the wallet does not belong to the document or cannot subscribe")),
+    ("supera el valor maximo", meaning(Code::FailedPrecondition, reason::AMOUNT_OVER_MAXIMUM, "the amount exceeds the subscription's maximum")),
+    ("no se puede ejecutar la transaccion", meaning(Code::FailedPrecondition, reason::TRANSACTION_REJECTED, "Daviplata refused to execute the transaction")),
+    ("error de negocio retornado por el backend", meaning(Code::FailedPrecondition, reason::PROVIDER_BUSINESS_ERROR, "Daviplata's backend refused the transaction")),
+    ("no cuenta con autorizacion", meaning(Code::Unavailable, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused pasarela's access token")),
+    ("could not verify that you are authorized", meaning(Code::Unavailable, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused pasarela's access token")),
+    ("not registered with mutual tls", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata has no client certificate registered for pasarela")),
+    ("invalid client cert", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused pasarela's client certificate")),
+    ("invalid client id or secret", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused pasarela's client id or secret")),
+    ("timeout con sistemas proveedores", meaning(Code::DeadlineExceeded, reasons::PROVIDER_TIMEOUT, "Daviplata's own providers timed out")),
+    ("error de sistema ret", meaning(Code::Unavailable, reasons::PROVIDER_UNAVAILABLE, "Daviplata's own providers failed")),
+    ("validate rest", meaning(Code::InvalidArgument, reason::PROVIDER_REJECTED_REQUEST, "Daviplata rejected the request's structure")),
 ];
 
 /// Documented generic provider codes (`2100- Internal Server Error`, ...).
+#[rustfmt::skip]
 const PROVIDER_CODES: [(&str, Meaning); 4] = [
-    (
-        "2100",
-        meaning(
-            Code::Unavailable,
-            reasons::PROVIDER_UNAVAILABLE,
-            "a Daviplata service is not available",
-        ),
-    ),
-    (
-        "3200",
-        meaning(
-            Code::Unavailable,
-            reasons::PROVIDER_UNAVAILABLE,
-            "Daviplata's service bus failed",
-        ),
-    ),
-    (
-        "2103",
-        meaning(
-            Code::DeadlineExceeded,
-            reasons::PROVIDER_TIMEOUT,
-            "a Daviplata service timed out",
-        ),
-    ),
-    (
-        "6842",
-        meaning(
-            Code::Internal,
-            reason::PROVIDER_REJECTED_REQUEST,
-            "Daviplata's backend rejected the message structure",
-        ),
-    ),
+    ("2100", meaning(Code::Unavailable, reasons::PROVIDER_UNAVAILABLE, "a Daviplata service is not available")),
+    ("3200", meaning(Code::Unavailable, reasons::PROVIDER_UNAVAILABLE, "Daviplata's service bus failed")),
+    ("2103", meaning(Code::DeadlineExceeded, reasons::PROVIDER_TIMEOUT, "a Daviplata service timed out")),
+    ("6842", meaning(Code::Internal, reason::PROVIDER_REJECTED_REQUEST, "Daviplata's backend rejected the message structure")),
 ];
 
 /// OAuth2 `error` values of the token endpoint: pasarela's own credentials or settings
 /// are wrong, which no retry by the caller can fix.
-const OAUTH_ERRORS: [(&str, Meaning); 5] = [
-    (
-        "invalid_client",
-        meaning(
-            Code::Internal,
-            reasons::PROVIDER_AUTH_FAILED,
-            "Daviplata refused pasarela's client id or secret",
-        ),
-    ),
-    (
-        "invalid_scope",
-        meaning(
-            Code::Internal,
-            reasons::PROVIDER_AUTH_FAILED,
-            "Daviplata refused the token scope",
-        ),
-    ),
-    (
-        "unsupported_grant_type",
-        meaning(
-            Code::Internal,
-            reasons::PROVIDER_AUTH_FAILED,
-            "Daviplata refused the grant type",
-        ),
-    ),
-    (
-        "unauthorized_client",
-        meaning(
-            Code::Internal,
-            reasons::PROVIDER_AUTH_FAILED,
-            "Daviplata does not allow pasarela this grant",
-        ),
-    ),
-    (
-        "invalid_request",
-        meaning(
-            Code::Internal,
-            reasons::PROVIDER_AUTH_FAILED,
-            "Daviplata refused the token request",
-        ),
-    ),
+#[rustfmt::skip]
+const OAUTH_ERRORS: [(&str, Meaning); 6] = [
+    ("invalid_client", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused pasarela's client id or secret")),
+    ("invalid_scope", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused the token scope")),
+    ("unknown", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused the grant type")),
+    ("unsupported_grant_type", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused the grant type")),
+    ("unauthorized_client", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata does not allow pasarela this grant")),
+    ("invalid_request", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused the token request")),
 ];
 
 /// The HTTP status alone, when nothing more specific matched.
+#[rustfmt::skip]
 const STATUSES: [(u16, Meaning); 9] = [
-    (
-        400,
-        meaning(
-            Code::InvalidArgument,
-            reason::PROVIDER_REJECTED_REQUEST,
-            "Daviplata rejected a field of the request",
-        ),
-    ),
-    (
-        401,
-        meaning(
-            Code::Unavailable,
-            reasons::PROVIDER_AUTH_FAILED,
-            "Daviplata refused pasarela's credentials",
-        ),
-    ),
-    (
-        403,
-        meaning(
-            Code::Internal,
-            reasons::PROVIDER_AUTH_FAILED,
-            "pasarela's token lacks the scope of this operation",
-        ),
-    ),
-    (
-        404,
-        meaning(
-            Code::Internal,
-            reasons::PROVIDER_BAD_RESPONSE,
-            "Daviplata does not know this path: check the configured paths",
-        ),
-    ),
-    (
-        422,
-        meaning(
-            Code::FailedPrecondition,
-            reason::PROVIDER_BUSINESS_ERROR,
-            "Daviplata refused the transaction",
-        ),
-    ),
-    (
-        429,
-        meaning(
-            Code::Unavailable,
-            reason::PROVIDER_RATE_LIMITED,
-            "Daviplata is limiting pasarela's rate",
-        ),
-    ),
-    (
-        502,
-        meaning(
-            Code::Unavailable,
-            reasons::PROVIDER_UNAVAILABLE,
-            "Daviplata's gateway failed",
-        ),
-    ),
-    (
-        503,
-        meaning(
-            Code::Unavailable,
-            reasons::PROVIDER_UNAVAILABLE,
-            "Daviplata is unavailable",
-        ),
-    ),
-    (
-        504,
-        meaning(
-            Code::DeadlineExceeded,
-            reasons::PROVIDER_TIMEOUT,
-            "Daviplata timed out",
-        ),
-    ),
+    (400, meaning(Code::InvalidArgument, reason::PROVIDER_REJECTED_REQUEST, "Daviplata rejected a field of the request")),
+    (401, meaning(Code::Unavailable, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused pasarela's credentials")),
+    (403, meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "pasarela's token lacks the scope of this operation")),
+    (404, meaning(Code::Internal, reasons::PROVIDER_BAD_RESPONSE, "Daviplata does not know this path: check the configured paths")),
+    (422, meaning(Code::FailedPrecondition, reason::PROVIDER_BUSINESS_ERROR, "Daviplata refused the transaction")),
+    (429, meaning(Code::Unavailable, reason::PROVIDER_RATE_LIMITED, "Daviplata is limiting pasarela's rate")),
+    (502, meaning(Code::Unavailable, reasons::PROVIDER_UNAVAILABLE, "Daviplata's gateway failed")),
+    (503, meaning(Code::Unavailable, reasons::PROVIDER_UNAVAILABLE, "Daviplata is unavailable")),
+    (504, meaning(Code::DeadlineExceeded, reasons::PROVIDER_TIMEOUT, "Daviplata timed out")),
 ];
 
 /// Reasons that leave open whether a state-changing call was executed.
