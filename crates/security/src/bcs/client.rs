@@ -71,10 +71,24 @@ pub struct Op {
     safe_to_retry: bool,
     credentials: &'static Credentials,
     channel: Channel,
+    /// Invoker fields this operation's header list marks required beyond the table's.
+    required: &'static [&'static str],
 }
 
 macro_rules! op {
     ($const:ident, $name:literal, $method:ident, $path:ident, $safe:literal, $credentials:ident, $channel:ident) => {
+        op!(
+            $const,
+            $name,
+            $method,
+            $path,
+            $safe,
+            $credentials,
+            $channel,
+            &[]
+        );
+    };
+    ($const:ident, $name:literal, $method:ident, $path:ident, $safe:literal, $credentials:ident, $channel:ident, $required:expr) => {
         pub const $const: Op = Op {
             name: $name,
             method: Method::$method,
@@ -82,9 +96,25 @@ macro_rules! op {
             safe_to_retry: $safe,
             credentials: &$credentials,
             channel: Channel::$channel,
+            required: $required,
         };
     };
 }
+
+/// S12: "X-Invoker-Source ... (Required)", "X-Security-CustLoginId ... (Required)".
+const WITHDRAWAL_OTP_REQUIRED: &[&str] = &["source", "cust_login_id"];
+
+/// S18: every header its table marks "SI".
+const WITHDRAWAL_REQUIRED: &[&str] = &[
+    "channel",
+    "branch_id",
+    "terminal_id",
+    "tx_id",
+    "session_key",
+    "sub_channel",
+    "action",
+    "modifier_user",
+];
 
 op!(
     PASSWORD_STATUS,
@@ -192,7 +222,8 @@ op!(
     withdrawal_otp,
     false,
     MULE,
-    Api
+    Api,
+    WITHDRAWAL_OTP_REQUIRED
 );
 op!(
     UPDATE_PASSWORD_STATUS,
@@ -247,7 +278,8 @@ op!(
     withdraw_with_otp,
     false,
     GATEWAY,
-    Correspondent
+    Correspondent,
+    WITHDRAWAL_REQUIRED
 );
 op!(
     QUESTION_CHALLENGE,
@@ -332,6 +364,7 @@ impl Bcs {
         let mut violations = Violations::new();
         let fields = self.resolve(op, metadata, context);
         invoker::check(&fields, &mut violations);
+        invoker::require(&fields, op.required, &mut violations);
         let outgoing = build(&fields, &mut violations);
         violations.finish()?;
         let span = tracing::info_span!(

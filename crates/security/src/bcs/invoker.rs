@@ -216,6 +216,19 @@ pub fn check(fields: &InvokerFields, violations: &mut Violations) {
     }
 }
 
+/// Records a violation for each of `names` (fields of `InvokerContext`) that is empty:
+/// headers one operation requires although the table marks them optional.
+pub fn require(fields: &InvokerFields, names: &[&str], violations: &mut Violations) {
+    for rule in RULES.iter().filter(|rule| names.contains(&rule.field)) {
+        if (rule.get)(fields).is_empty() {
+            violations.add(
+                format!("invoker.{}", rule.field),
+                format!("{} is required by this operation", rule.header),
+            );
+        }
+    }
+}
+
 /// The headers of `fields`, empty ones left out.
 pub fn headers(fields: &InvokerFields) -> impl Iterator<Item = (&'static str, &str)> {
     RULES
@@ -299,6 +312,19 @@ mod tests {
                 status.message()
             );
         }
+    }
+
+    #[test]
+    fn operations_may_require_optional_headers() {
+        let fields = InvokerFields {
+            source: "18".into(),
+            ..InvokerFields::default()
+        };
+        let mut violations = Violations::new();
+        require(&fields, &["source", "terminal_id"], &mut violations);
+        let message = violations.finish().unwrap_err().message().to_owned();
+        assert!(message.contains("invoker.terminal_id"), "{message}");
+        assert!(!message.contains("invoker.source"), "{message}");
     }
 
     #[test]

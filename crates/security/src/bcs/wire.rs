@@ -1161,7 +1161,6 @@ pub struct HoldsInfo {
 #[serde(rename_all = "camelCase", default)]
 pub struct ResultsPages {
     total_records: Text,
-    records_x_page: Text,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1240,10 +1239,6 @@ impl HoldsAnswer {
             .into_iter()
             .map(|record| record.read(offset))
             .collect::<Result<Vec<_>, _>>()?;
-        let page_size = match info.results_pages_generic.records_x_page.number()? {
-            0 => size,
-            given => given.max(size),
-        };
         let total_pages = if total == 0 {
             0
         } else {
@@ -1253,7 +1248,7 @@ impl HoldsAnswer {
             holds,
             page: Some(PageInfo {
                 page_number: number,
-                page_size,
+                page_size: size,
                 total_items: total,
                 total_pages,
                 has_next_page: i64::from(number) * i64::from(size) < i64::from(total),

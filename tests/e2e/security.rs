@@ -1,0 +1,1041 @@
+//! `pasarela.security.v1` end to end: a tonic client -> pasarela -> HTTP -> the Banco Caja
+//! Social emulator, for each of the 19 RPCs, their business errors, validation without
+//! provider calls, the bank's own failures, and no secret in any log.
+
+use pasarela::common::v1::{DocumentType, Identification, InvokerContext, Money, PageRequest};
+use pasarela::security::v1::security_service_client::SecurityServiceClient;
+use pasarela::security::v1::*;
+use serde_json::{Value, json};
+use tonic::Code;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+use crate::support::{TestApp, spawn_app_with};
+
+/// The sandbox accepts any non-empty token; the spec has no operation that issues one.
+const TOKEN: &str = "e2e-bcs-token";
+
+async fn app() -> TestApp {
+    spawn_app_with(|config| {
+        let security = config.security.as_mut().expect("dev config has security");
+        security.access_token = Some(TOKEN.to_owned().into());
+    })
+    .await
+}
+
+fn client(app: &TestApp) -> SecurityServiceClient<InterceptedService<Channel, impl Interceptor>> {
+    SecurityServiceClient::with_interceptor(app.channel(), app.bearer())
+}
+
+fn cc(number: &str) -> Option<Identification> {
+    Some(Identification {
+        r#type: DocumentType::Cc.into(),
+        number: number.into(),
+    })
+}
+
+fn pesos(amount: i64) -> Option<Money> {
+    Some(Money {
+        currency_code: "COP".into(),
+        minor_units: amount * 100,
+    })
+}
+
+/// The `ErrorInfo.reason` of a failed call.
+fn reason(status: &tonic::Status) -> String {
+    status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
+        .unwrap_or_default()
+}
+
+fn localized(status: &tonic::Status) -> String {
+    status
+        .get_error_details()
+        .localized_message()
+        .map(|message| message.message.clone())
+        .unwrap_or_default()
+}
+
+fn bad_fields(status: &tonic::Status) -> Vec<String> {
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .iter()
+                .map(|v| v.field.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[track_caller]
+fn assert_error(status: &tonic::Status, code: Code, expected_reason: &str) {
+    assert_eq!(status.code(), code, "{status:?}");
+    assert_eq!(reason(status), expected_reason, "{status:?}");
+}
+
+async fn admin_get(app: &TestApp, path: &str) -> Value {
+    reqwest::get(format!("{}{path}", app.sandbox.admin_url))
+        .await
+        .expect("admin answers")
+        .json()
+        .await
+        .expect("admin JSON")
+}
+
+async fn admin_send(app: &TestApp, method: reqwest::Method, path: &str, body: Value) {
+    let response = reqwest::Client::new()
+        .request(method, format!("{}{path}", app.sandbox.admin_url))
+        .json(&body)
+        .send()
+        .await
+        .expect("admin answers");
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+}
+
+/// The last code the bank "sent by SMS" to a customer.
+async fn outbox(app: &TestApp, number: &str) -> String {
+    let sent = admin_get(app, &format!("/bcs/otc/CC/{number}")).await;
+    sent["otc"].as_str().expect("a code was sent").to_owned()
+}
+
+/// Fails if any of `secrets` appears in what the process logged so far.
+#[track_caller]
+fn assert_not_logged(app: &TestApp, secrets: &[&str]) {
+    let logs = app.logs();
+    for secret in secrets {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+}
+
+// ---- S1, S13: password status -----------------------------------------------------------
+
+#[tokio::test]
+async fn password_status_by_document_and_alias() {
+    let app = app().await;
+    let mut client = client(&app);
+    let by_document = client
+        .get_password_status(GetPasswordStatusRequest {
+            transaction_id: "4835799410".into(),
+            customer_type: CustomerType::Natural.into(),
+            subject: Some(get_password_status_request::Subject::Customer(
+                cc("1007641").unwrap(),
+            )),
+            ..Default::default()
+        })
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(by_document.status(), PasswordStatus::Active);
+    assert_eq!(by_document.contact.unwrap().cell_phone, "3175137626");
+
+    let by_alias = client
+        .get_password_status(GetPasswordStatusRequest {
+            transaction_id: "4835799411".into(),
+            customer_type: CustomerType::Natural.into(),
+            subject: Some(get_password_status_request::Subject::UserAlias(
+                "ALIAS8985".into(),
+            )),
+            ..Default::default()
+        })
+        .await
+        .expect("status by alias")
+        .into_inner();
+    assert_eq!(by_alias.status(), PasswordStatus::Active);
+
+    let locked = client
+        .get_password_status(GetPasswordStatusRequest {
+            transaction_id: "1".into(),
+            customer_type: CustomerType::Natural.into(),
+            subject: Some(get_password_status_request::Subject::Customer(
+                cc("1030").unwrap(),
+            )),
+            ..Default::default()
+        })
+        .await
+        .expect("locked status")
+        .into_inner();
+    assert_eq!(locked.status(), PasswordStatus::Locked);
+
+    let missing = client
+        .get_password_status(GetPasswordStatusRequest {
+            transaction_id: "2".into(),
+            customer_type: CustomerType::Natural.into(),
+            subject: Some(get_password_status_request::Subject::Customer(
+                cc("999999999").unwrap(),
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_error(&missing, Code::NotFound, "USER_NOT_FOUND");
+    assert!(localized(&missing).contains("no existe"), "{missing:?}");
+}
+
+#[tokio::test]
+async fn locking_a_password_shows_in_its_status_and_twice_is_refused() {
+    let app = app().await;
+    let mut client = client(&app);
+    let lock = || UpdatePasswordStatusRequest {
+        customer: cc("1007641"),
+        status: PasswordStatus::Locked.into(),
+        ..Default::default()
+    };
+    let changed = client
+        .update_password_status(lock())
+        .await
+        .expect("lock")
+        .into_inner();
+    assert!(!changed.description.is_empty());
+    assert!(changed.effective_time.is_some());
+
+    let status = client
+        .get_password_status(GetPasswordStatusRequest {
+            transaction_id: "3".into(),
+            customer_type: CustomerType::Natural.into(),
+            subject: Some(get_password_status_request::Subject::Customer(
+                cc("1007641").unwrap(),
+            )),
+            ..Default::default()
+        })
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(status.status(), PasswordStatus::Locked);
+
+    let again = client.update_password_status(lock()).await.unwrap_err();
+    assert_error(
+        &again,
+        Code::FailedPrecondition,
+        "PASSWORD_STATUS_UNCHANGED",
+    );
+}
+
+// ---- S2, S3, S4: one-time codes -----------------------------------------------------------
+
+#[tokio::test]
+async fn a_one_time_code_validates_once() {
+    let app = app().await;
+    let mut client = client(&app);
+    client
+        .generate_otc(GenerateOtcRequest {
+            customer: cc("1007641"),
+            purpose: "LOGIN".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("generate");
+    let code = outbox(&app, "1007641").await;
+    let validate = || ValidateOtcRequest {
+        customer: cc("1007641"),
+        purpose: "LOGIN".into(),
+        code: code.clone(),
+        ..Default::default()
+    };
+    client.validate_otc(validate()).await.expect("first use");
+    let reused = client.validate_otc(validate()).await.unwrap_err();
+    assert_error(&reused, Code::FailedPrecondition, "OTC_REJECTED");
+    assert!(
+        localized(&reused).contains("No existe Otc vigente"),
+        "{reused:?}"
+    );
+    assert!(!reused.message().contains(&code));
+    assert_not_logged(&app, &[&code]);
+}
+
+#[tokio::test]
+async fn an_expired_or_wrong_one_time_code_is_refused() {
+    let app = app().await;
+    let mut client = client(&app);
+    admin_send(
+        &app,
+        reqwest::Method::PUT,
+        "/bcs/otc-ttl",
+        json!({ "millis": 1 }),
+    )
+    .await;
+    client
+        .generate_otc_v3(GenerateOtcV3Request {
+            customer: cc("1007641"),
+            purpose: "PAGO".into(),
+            contact: Some(ContactInfo {
+                cell_phone: "3175137626".into(),
+                email: String::new(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("generate v3");
+    let code = outbox(&app, "1007641").await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let expired = client
+        .validate_otc(ValidateOtcRequest {
+            customer: cc("1007641"),
+            purpose: "PAGO".into(),
+            code: code.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_error(&expired, Code::FailedPrecondition, "OTC_REJECTED");
+    assert!(localized(&expired).contains("vencida"), "{expired:?}");
+
+    let unknown = client
+        .generate_otc_v3(GenerateOtcV3Request {
+            customer: cc("424242"),
+            purpose: "PAGO".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
+    assert_not_logged(&app, &[&code]);
+}
+
+// ---- S5, S16, S17, S19: challenges -----------------------------------------------------------
+
+fn pse_data() -> Vec<TransactionData> {
+    vec![
+        TransactionData {
+            name: "NOMBRE_COMERCIO".into(),
+            value: "COLEGIO JONATHAN SWIFT".into(),
+        },
+        TransactionData {
+            name: "CODIGO_CONVENIO".into(),
+            value: "PSE".into(),
+        },
+    ]
+}
+
+#[tokio::test]
+async fn a_transaction_challenge_v1_is_authorized_at_once() {
+    let app = app().await;
+    let mut client = client(&app);
+    let challenge = |code: &str| CreateTransactionChallengeRequest {
+        customer: cc("111111"),
+        customer_type: CustomerType::Natural.into(),
+        transaction_code: code.into(),
+        data: pse_data(),
+        amount: pesos(10_000),
+        source_account: "222222".into(),
+        ..Default::default()
+    };
+    let authorized = client
+        .create_transaction_challenge(challenge("100090"))
+        .await
+        .expect("challenge")
+        .into_inner();
+    assert_eq!(authorized.result(), AuthorizationResult::Authorized);
+    assert!(authorized.authorization_code.contains("100090"));
+
+    let unknown = client
+        .create_transaction_challenge(challenge("999999"))
+        .await
+        .unwrap_err();
+    assert_error(
+        &unknown,
+        Code::FailedPrecondition,
+        "TRANSACTION_NOT_CONFIGURED",
+    );
+}
+
+#[tokio::test]
+async fn the_authentication_level_of_a_transaction() {
+    let app = app().await;
+    let mut client = client(&app);
+    let level = |transaction: &str| GetAuthenticationLevelRequest {
+        customer: cc("1030"),
+        adviser: cc("1025"),
+        request_number: "257896".into(),
+        transaction_request_id: transaction.into(),
+        auth_system: "SIEBEL".into(),
+        ..Default::default()
+    };
+    let answer = client
+        .get_authentication_level(level("101261"))
+        .await
+        .expect("level")
+        .into_inner();
+    assert_eq!(answer.level, 3);
+    assert_eq!(answer.request_number, "257896");
+    let unknown = client
+        .get_authentication_level(level("424242"))
+        .await
+        .unwrap_err();
+    assert_error(
+        &unknown,
+        Code::FailedPrecondition,
+        "TRANSACTION_NOT_CONFIGURED",
+    );
+}
+
+fn channel_round(
+    customer: &str,
+    trace: Option<ChallengeTrace>,
+    answered: Option<(&ChannelQuestion, &str)>,
+) -> AuthenticateChannelRequest {
+    AuthenticateChannelRequest {
+        customer: cc(customer),
+        person: Some(PersonInfo {
+            first_name: "ROSA".into(),
+            middle_name: "GRICELDA".into(),
+            r#type: CustomerType::Natural.into(),
+            ..Default::default()
+        }),
+        transaction_code: "API429".into(),
+        transaction_request_id: "900006".into(),
+        request_number: "1234".into(),
+        trace,
+        answers: answered
+            .map(|(question, option)| {
+                vec![ChannelQuestionAnswer {
+                    r#type: question.r#type.clone(),
+                    code: question.code.clone(),
+                    text: question.text.clone(),
+                    answer_length: question.answer_length,
+                    format: question.format.clone(),
+                    answers: vec![ChannelAnswer {
+                        status_code: option.into(),
+                        value: question
+                            .options
+                            .iter()
+                            .find(|o| o.status_code == option)
+                            .map(|o| o.text.clone())
+                            .unwrap_or_else(|| "NO".into()),
+                    }],
+                    ..Default::default()
+                }]
+            })
+            .unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn channel_authentication_rounds_reach_an_authorization_code() {
+    let app = app().await;
+    let mut client = client(&app);
+    let mut round = client
+        .authenticate_channel(channel_round("51901591", None, None))
+        .await
+        .expect("open")
+        .into_inner();
+    for _ in 0..2 {
+        assert_eq!(round.result(), AuthorizationResult::QuestionsPending);
+        let question = round.questions[0].clone();
+        round = client
+            .authenticate_channel(channel_round(
+                "51901591",
+                round.trace,
+                Some((&question, "A")),
+            ))
+            .await
+            .expect("answer")
+            .into_inner();
+    }
+    assert_eq!(round.result(), AuthorizationResult::Authorized);
+    assert!(round.authorization_code.contains("900006"));
+}
+
+#[tokio::test]
+async fn channel_authentication_is_denied_when_retries_run_out() {
+    let app = app().await;
+    let mut client = client(&app);
+    let mut round = client
+        .authenticate_channel(channel_round("111111", None, None))
+        .await
+        .expect("open")
+        .into_inner();
+    // 111111 answers A to the first question; B is wrong, and two tries are allowed.
+    for _ in 0..2 {
+        assert_eq!(round.result(), AuthorizationResult::QuestionsPending);
+        let question = round.questions[0].clone();
+        round = client
+            .authenticate_channel(channel_round("111111", round.trace, Some((&question, "B"))))
+            .await
+            .expect("answer")
+            .into_inner();
+    }
+    assert_eq!(round.result(), AuthorizationResult::Denied);
+    assert!(round.authorization_code.is_empty());
+}
+
+fn question_round(
+    round: ChallengeRound,
+    trace: Option<ChallengeTrace>,
+    answers: Vec<QuestionAnswer>,
+) -> CreateQuestionChallengeRequest {
+    CreateQuestionChallengeRequest {
+        customer: cc("111111"),
+        customer_type: CustomerType::Natural.into(),
+        round: round.into(),
+        transaction_code: "100090".into(),
+        data: pse_data(),
+        amount: pesos(10_000),
+        source_account: "222222".into(),
+        trace,
+        answers,
+        ..Default::default()
+    }
+}
+
+fn answer_to(question: &ChallengeQuestion, option: &str, answer: &str) -> QuestionAnswer {
+    QuestionAnswer {
+        question_type: question.r#type.clone(),
+        question_id: question.id.clone(),
+        question_text: question.text.clone(),
+        answer_length: question.answer_length.clone(),
+        format: question.format.clone(),
+        option_id: option.into(),
+        answer: answer.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn question_challenge_rounds_reach_an_authorization_code() {
+    let app = app().await;
+    let mut client = client(&app);
+    let opened = client
+        .create_question_challenge(question_round(ChallengeRound::Initial, None, Vec::new()))
+        .await
+        .expect("open")
+        .into_inner();
+    assert_eq!(opened.result(), AuthorizationResult::QuestionsPending);
+    let code_question = &opened.questions[0];
+    assert_eq!(code_question.r#type, "M");
+    let code = outbox(&app, "111111").await;
+
+    let second = client
+        .create_question_challenge(question_round(
+            ChallengeRound::Answer,
+            opened.trace,
+            vec![answer_to(code_question, "", &code)],
+        ))
+        .await
+        .expect("code round")
+        .into_inner();
+    assert_eq!(second.result(), AuthorizationResult::QuestionsPending);
+    let card_question = &second.questions[0];
+    assert_eq!(card_question.options.len(), 2);
+
+    let done = client
+        .create_question_challenge(question_round(
+            ChallengeRound::Answer,
+            second.trace,
+            vec![answer_to(card_question, "A", "2580")],
+        ))
+        .await
+        .expect("card round")
+        .into_inner();
+    assert_eq!(done.result(), AuthorizationResult::Authorized);
+    assert!(done.authorization_code.contains("100090"));
+    assert_not_logged(&app, &[&code, "2580"]);
+}
+
+#[tokio::test]
+async fn question_challenge_is_denied_when_retries_run_out() {
+    let app = app().await;
+    let mut client = client(&app);
+    let mut round = client
+        .create_question_challenge(question_round(ChallengeRound::Initial, None, Vec::new()))
+        .await
+        .expect("open")
+        .into_inner();
+    for _ in 0..3 {
+        assert_eq!(round.result(), AuthorizationResult::QuestionsPending);
+        let question = round.questions[0].clone();
+        round = client
+            .create_question_challenge(question_round(
+                ChallengeRound::Answer,
+                round.trace,
+                vec![answer_to(&question, "", "000000")],
+            ))
+            .await
+            .expect("wrong answer")
+            .into_inner();
+    }
+    assert_eq!(round.result(), AuthorizationResult::Denied);
+}
+
+// ---- S6, S7: digital enrollment ----------------------------------------------------------------
+
+#[tokio::test]
+async fn digital_enrollment_then_its_check_says_already_exists() {
+    let app = app().await;
+    let mut client = client(&app);
+    let check = || ValidateDigitalEnrollmentRequest {
+        customer: cc("51901591"),
+        ..Default::default()
+    };
+    client
+        .validate_digital_enrollment(check())
+        .await
+        .expect("may enroll");
+    client
+        .enroll_digital_user(EnrollDigitalUserRequest {
+            customer: cc("51901591"),
+            password: "Rosa2025ab".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("enroll");
+    let enrolled = client
+        .validate_digital_enrollment(check())
+        .await
+        .unwrap_err();
+    assert_error(&enrolled, Code::AlreadyExists, "USER_ALREADY_EXISTS");
+    assert_eq!(
+        enrolled.get_error_details().error_info().unwrap().metadata["provider_code"],
+        "00068"
+    );
+    assert_not_logged(&app, &["Rosa2025ab"]);
+}
+
+// ---- S8, S9: users and passwords ----------------------------------------------------------------
+
+#[tokio::test]
+async fn password_changes_follow_the_policy() {
+    let app = app().await;
+    let mut client = client(&app);
+    let change = |current: &str, new: &str| ChangePasswordRequest {
+        customer: cc("38250250"),
+        current_password: current.into(),
+        new_password: new.into(),
+        ..Default::default()
+    };
+    let cases = [
+        (
+            "Casa2024ab",
+            "38250250",
+            Code::InvalidArgument,
+            "PASSWORD_EQUALS_ID",
+        ),
+        (
+            "Casa2024ab",
+            "Casa2024ab",
+            Code::FailedPrecondition,
+            "PASSWORD_EQUALS_PREVIOUS",
+        ),
+        (
+            "Casa2024ab",
+            "abc",
+            Code::InvalidArgument,
+            "PASSWORD_LENGTH_INVALID",
+        ),
+        (
+            "Casa2024ab",
+            "Casa1234ab",
+            Code::InvalidArgument,
+            "PASSWORD_REPEATED_OR_CONSECUTIVE",
+        ),
+        (
+            "Casa2024ab",
+            "20252026",
+            Code::InvalidArgument,
+            "PASSWORD_ONLY_DIGITS",
+        ),
+        (
+            "Wrong2024x",
+            "Nube2025xy",
+            Code::FailedPrecondition,
+            "INVALID_CREDENTIALS",
+        ),
+    ];
+    for (current, new, code, expected) in cases {
+        let refused = client
+            .change_password(change(current, new))
+            .await
+            .unwrap_err();
+        assert_error(&refused, code, expected);
+        assert!(!refused.message().contains(new));
+    }
+    client
+        .change_password(change("Casa2024ab", "Nube2025xy"))
+        .await
+        .expect("a password within the policy");
+    assert_not_logged(&app, &["Casa2024ab", "Nube2025xy", "Wrong2024x"]);
+}
+
+#[tokio::test]
+async fn users_are_created_once_and_never_for_unlinkable_customers() {
+    let app = app().await;
+    let mut client = client(&app);
+    let create = |customer: &str| CreateUserRequest {
+        customer: cc(customer),
+        password: "Rosa2025ab".into(),
+        ..Default::default()
+    };
+    client
+        .create_user(create("51901591"))
+        .await
+        .expect("create");
+    let again = client.create_user(create("51901591")).await.unwrap_err();
+    assert_error(&again, Code::AlreadyExists, "USER_ALREADY_EXISTS");
+    let unlinkable = client.create_user(create("80000001")).await.unwrap_err();
+    assert_error(
+        &unlinkable,
+        Code::FailedPrecondition,
+        "CUSTOMER_NOT_LINKABLE",
+    );
+    client
+        .create_user(CreateUserRequest {
+            customer: cc("1030"),
+            password: "Otra2025cd".into(),
+            recovery: true,
+            ..Default::default()
+        })
+        .await
+        .expect("recover a locked user's password");
+    assert_not_logged(&app, &["Rosa2025ab", "Otra2025cd"]);
+}
+
+// ---- S10, S11: card secrets ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn card_secrets_are_checked_for_enrollment_and_recovery() {
+    let app = app().await;
+    let mut client = client(&app);
+    client
+        .validate_enrollment_card(ValidateEnrollmentCardRequest {
+            customer: cc("51901591"),
+            card_type: CardType::Debit.into(),
+            card_secret: "4321".into(),
+            card_last_digits: "159101".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("right PIN");
+    let wrong = client
+        .validate_enrollment_card(ValidateEnrollmentCardRequest {
+            customer: cc("51901591"),
+            card_type: CardType::Credit.into(),
+            card_secret: "999".into(),
+            card_last_digits: "159102".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_error(&wrong, Code::FailedPrecondition, "CARD_SECRET_MISMATCH");
+
+    client
+        .validate_password_recovery(ValidatePasswordRecoveryRequest {
+            customer: cc("1007641"),
+            card_type: CardType::Debit.into(),
+            card_secret: "1234".into(),
+            card_last_digits: "123456".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("right PIN for recovery");
+    let no_user = client
+        .validate_password_recovery(ValidatePasswordRecoveryRequest {
+            customer: cc("51901591"),
+            card_type: CardType::Debit.into(),
+            card_secret: "4321".into(),
+            card_last_digits: "159101".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(no_user.code(), Code::NotFound, "{no_user:?}");
+    assert_not_logged(&app, &["4321", "1234"]);
+}
+
+// ---- S12, S18: withdrawals -------------------------------------------------------------------------
+
+fn teller() -> Option<InvokerContext> {
+    Some(InvokerContext {
+        terminal_id: "PDS0059".into(),
+        ..Default::default()
+    })
+}
+
+fn withdrawal(otp: &str) -> WithdrawWithOtpRequest {
+    WithdrawWithOtpRequest {
+        invoker: teller(),
+        audit_number: "017269".into(),
+        service_point_code: "0000000059".into(),
+        service_point_name: "MI OFICINA BETTY".into(),
+        city_code: "25386".into(),
+        city_name: "LA MESA".into(),
+        department_code: "25".into(),
+        correspondent_account: "83000109863".into(),
+        r#type: WithdrawalType::Normal.into(),
+        amount: pesos(20_000),
+        otp: otp.into(),
+        customer_document_number: "1028780657".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_withdrawal_otp_is_cashed_once_at_a_correspondent() {
+    let app = app().await;
+    let mut client = client(&app);
+    let issued = client
+        .request_withdrawal_otp(RequestWithdrawalOtpRequest {
+            invoker: Some(InvokerContext {
+                source: "18".into(),
+                cust_login_id: "CC1028780657".into(),
+                ..Default::default()
+            }),
+            customer: cc("1028780657"),
+            account_id: "26500084997".into(),
+            amount: pesos(20_000),
+            otc_id: "001".into(),
+        })
+        .await
+        .expect("OTP issued")
+        .into_inner();
+    assert!(!issued.otp.is_empty());
+
+    let paid = client
+        .withdraw_with_otp(withdrawal(&issued.otp))
+        .await
+        .expect("cashed")
+        .into_inner();
+    assert!(!paid.approval_id.is_empty());
+    assert_eq!(paid.account_id, "26500084997");
+    assert!(paid.tx_id.starts_with("APIF"), "{}", paid.tx_id);
+    assert_eq!(paid.tx_id.len(), 20);
+
+    let again = client
+        .withdraw_with_otp(withdrawal(&issued.otp))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+    assert!(localized(&again).contains("UTILIZADA"), "{again:?}");
+    assert_not_logged(&app, &[&issued.otp]);
+}
+
+#[tokio::test]
+async fn a_withdrawal_otp_needs_the_source_and_login_headers() {
+    let app = app().await;
+    let mut client = client(&app);
+    let refused = client
+        .request_withdrawal_otp(RequestWithdrawalOtpRequest {
+            customer: cc("1028780657"),
+            account_id: "26500084997".into(),
+            amount: pesos(20_000),
+            otc_id: "001".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let fields = bad_fields(&refused);
+    assert!(fields.contains(&"invoker.source".to_owned()), "{fields:?}");
+    assert!(
+        fields.contains(&"invoker.cust_login_id".to_owned()),
+        "{fields:?}"
+    );
+}
+
+// ---- S14, S15: channel holds ---------------------------------------------------------------------
+
+fn holds(
+    customer: &str,
+    filter: HoldFilter,
+    page_number: i32,
+    page_size: i32,
+) -> ListChannelHoldsRequest {
+    ListChannelHoldsRequest {
+        customer: cc(customer),
+        filter: filter.into(),
+        page: Some(PageRequest {
+            page_size,
+            page_number,
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn channel_holds_are_paginated_and_filtered() {
+    let app = app().await;
+    let mut client = client(&app);
+    let mut seen = 0;
+    for page_number in 1..=3 {
+        let page = client
+            .list_channel_holds(holds("38250250", HoldFilter::All, page_number, 10))
+            .await
+            .expect("page")
+            .into_inner();
+        let info = page.page.unwrap();
+        assert_eq!(info.total_items, 25);
+        assert_eq!(info.total_pages, 3);
+        assert_eq!(info.has_next_page, page_number < 3);
+        seen += page.holds.len();
+    }
+    assert_eq!(seen, 25);
+
+    let locked = client
+        .list_channel_holds(holds("38250250", HoldFilter::Locked, 1, 20))
+        .await
+        .expect("locked")
+        .into_inner();
+    assert_eq!(locked.page.unwrap().total_items, 13);
+    assert!(
+        locked
+            .holds
+            .iter()
+            .all(|h| h.status() == HoldStatus::Locked)
+    );
+    assert!(locked.holds.iter().all(|h| h.hold_time.is_some()));
+
+    let failing = client
+        .list_channel_holds(holds("80000004", HoldFilter::All, 1, 20))
+        .await
+        .unwrap_err();
+    assert_eq!(failing.code(), Code::Unavailable, "{failing:?}");
+}
+
+#[tokio::test]
+async fn a_locked_channel_then_shows_in_the_holds() {
+    let app = app().await;
+    let mut client = client(&app);
+    client
+        .set_channel_hold(SetChannelHoldRequest {
+            customer: cc("1007641"),
+            action: HoldAction::Lock.into(),
+            r#type: HoldType::User.into(),
+            channel: "015".into(),
+            sub_channel: "00".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("lock");
+    let listed = client
+        .list_channel_holds(holds("1007641", HoldFilter::Locked, 1, 20))
+        .await
+        .expect("holds")
+        .into_inner();
+    let hold = listed
+        .holds
+        .iter()
+        .find(|hold| hold.channel == "015")
+        .expect("the new hold is listed");
+    assert_eq!(hold.status(), HoldStatus::Locked);
+    assert_eq!(hold.r#type(), HoldType::User);
+
+    let both = client
+        .set_channel_hold(SetChannelHoldRequest {
+            customer: cc("1007641"),
+            action: HoldAction::Lock.into(),
+            r#type: HoldType::Product.into(),
+            channel: "015".into(),
+            sub_channel: "00".into(),
+            pseudo_channel: "TODOS".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let fields = bad_fields(&both);
+    assert!(fields.contains(&"pseudo_channel".to_owned()), "{fields:?}");
+    assert!(fields.contains(&"account_id".to_owned()), "{fields:?}");
+}
+
+// ---- validation, the bank's own failures ------------------------------------------------------
+
+#[tokio::test]
+async fn invalid_requests_list_every_field_and_never_reach_the_bank() {
+    let app = app().await;
+    let mut client = client(&app);
+    let before = admin_get(&app, "/calls").await;
+    let refused = client
+        .change_password(ChangePasswordRequest {
+            invoker: Some(InvokerContext {
+                channel: "0-7".into(),
+                user_mac_address: "11-16-17-81-41-T7".into(),
+                ..Default::default()
+            }),
+            customer: Some(Identification {
+                r#type: DocumentType::Unspecified.into(),
+                number: String::new(),
+            }),
+            current_password: String::new(),
+            new_password: "Nueva2025ab".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let fields = bad_fields(&refused);
+    for field in [
+        "invoker.channel",
+        "invoker.user_mac_address",
+        "customer.type",
+        "customer.number",
+        "current_password",
+    ] {
+        assert!(fields.contains(&field.to_owned()), "{field}: {fields:?}");
+    }
+    let oversized = client
+        .list_channel_holds(holds("38250250", HoldFilter::All, 1, 21))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&oversized), ["page.page_size"]);
+    assert_eq!(
+        admin_get(&app, "/calls").await,
+        before,
+        "no call reached the bank"
+    );
+    assert_not_logged(&app, &["Nueva2025ab"]);
+}
+
+#[tokio::test]
+async fn the_bank_refusing_pasarelas_credentials_is_not_the_callers_fault() {
+    let app = spawn_app_with(|config| {
+        let security = config.security.as_mut().expect("security");
+        security.access_token = Some(TOKEN.to_owned().into());
+        security.client_secret = "not-the-secret".to_owned().into();
+    })
+    .await;
+    let refused = client(&app)
+        .validate_digital_enrollment(ValidateDigitalEnrollmentRequest {
+            customer: cc("51901591"),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_error(&refused, Code::Unavailable, "PROVIDER_AUTH_FAILED");
+    assert!(!refused.message().contains("not-the-secret"));
+    assert_not_logged(&app, &["not-the-secret"]);
+}
+
+#[tokio::test]
+async fn malformed_answers_are_bad_responses() {
+    let app = app().await;
+    let mut client = client(&app);
+    let faults = [
+        json!({ "type": "status", "status": 200, "body": "<html>maintenance</html>", "content_type": "text/html" }),
+        json!({ "type": "status", "status": 200 }),
+        json!({ "type": "malformed" }),
+    ];
+    for fault in faults {
+        admin_send(
+            &app,
+            reqwest::Method::POST,
+            "/faults",
+            json!({ "provider": "bcs", "path": "/userManagement/v1/Customer", "fault": fault, "times": 1 }),
+        )
+        .await;
+        let refused = client
+            .validate_digital_enrollment(ValidateDigitalEnrollmentRequest {
+                customer: cc("51901591"),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_error(&refused, Code::Internal, "PROVIDER_BAD_RESPONSE");
+        assert!(!refused.message().contains("maintenance"));
+    }
+}
