@@ -274,6 +274,33 @@ mod tests {
         assert_eq!(config.jwks.unwrap().refresh, Duration::from_secs(600));
     }
 
+    /// The ```toml blocks of docs/auth.md, which must stay loadable.
+    fn documented_toml() -> Vec<&'static str> {
+        include_str!("../../../docs/auth.md")
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|block| block.split("```").next())
+            .collect()
+    }
+
+    #[test]
+    fn documented_configuration_loads() {
+        #[derive(Deserialize)]
+        struct File {
+            auth: Option<Config>,
+            tls: Option<TlsSettings>,
+        }
+        let blocks = documented_toml();
+        assert_eq!(blocks.len(), 2, "{blocks:?}");
+        let auth = toml::from_str::<File>(blocks[0]).expect("auth block").auth;
+        let auth = auth.expect("an [auth] table");
+        auth.validate().expect("valid");
+        assert_eq!(auth.methods.len(), 3);
+        assert_eq!(auth.rate_limits.len(), 2);
+        let tls = toml::from_str::<File>(blocks[1]).expect("tls block").tls;
+        assert!(tls.expect("a [tls] table").client_ca_file.is_some());
+    }
+
     #[test]
     fn unknown_keys_are_refused() {
         let parsed: Result<Config, _> =
