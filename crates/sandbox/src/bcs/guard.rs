@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use axum::http::HeaderMap;
-use chrono::NaiveDate;
+use chrono::{NaiveDate, NaiveDateTime};
 use regex::Regex;
 
 use super::envelope::{BcsError, Op};
@@ -24,10 +24,24 @@ enum Check {
     Pattern(&'static str),
     /// A date `YYYY-MM-DD` (S18 "AAAA-MM-DD"; S19's "YY-MM-DD" with a four-digit year).
     Date,
+    /// A local date and time like the table's example `2019-10-01T23:57:59.700`.
+    DateTime,
+}
+
+impl Check {
+    /// `regex` is this rule's compiled pattern, for `Pattern` rules.
+    fn accepts(&self, regex: Option<&Regex>, value: &str) -> bool {
+        match self {
+            Check::Pattern(_) => regex.is_some_and(|regex| regex.is_match(value)),
+            Check::Date => NaiveDate::parse_from_str(value, "%Y-%m-%d").is_ok(),
+            Check::DateTime => NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S%.f").is_ok(),
+        }
+    }
 }
 
 /// One row of the header table: name, maximum length in characters, check.
 const HEADER_RULES: &[(&str, usize, Check)] = &[
+    ("X-Ident-TransactionDate", 30, Check::DateTime),
     (
         "X-Ident-DeviceFingerPrint",
         5500,
@@ -127,13 +141,13 @@ const HEADER_RULES: &[(&str, usize, Check)] = &[
     ("X-Invoker-CustId", 30, Check::Pattern(r"^[a-zA-z,0-9]*$")),
 ];
 
-/// `HEADER_RULES` with each pattern compiled once (`None` for date checks).
+/// `HEADER_RULES` with each pattern compiled once (`None` for date and time checks).
 static COMPILED: LazyLock<Vec<Option<Regex>>> = LazyLock::new(|| {
     HEADER_RULES
         .iter()
         .map(|(_, _, check)| match check {
             Check::Pattern(pattern) => Some(Regex::new(pattern).expect("header patterns compile")),
-            Check::Date => None,
+            Check::Date | Check::DateTime => None,
         })
         .collect()
 });
@@ -162,15 +176,11 @@ pub(crate) fn admit(state: &State, op: Op, headers: &HeaderMap) -> Result<(), Bc
     {
         return Err(op.bad_request(format!("falta el header {missing}")));
     }
-    for ((name, max, _), regex) in HEADER_RULES.iter().zip(COMPILED.iter()) {
+    for ((name, max, check), regex) in HEADER_RULES.iter().zip(COMPILED.iter()) {
         let Some(value) = header(headers, name) else {
             continue;
         };
-        let fits = value.chars().count() <= *max
-            && match regex {
-                Some(regex) => regex.is_match(&value),
-                None => NaiveDate::parse_from_str(&value, "%Y-%m-%d").is_ok(),
-            };
+        let fits = value.chars().count() <= *max && check.accepts(regex.as_ref(), &value);
         if !fits {
             return Err(op.bad_request(format!("el header {name} no cumple el formato")));
         }

@@ -2,6 +2,8 @@
 //! question (a type `M` question sends a code to the outbox), a wrong answer is retried up
 //! to the transaction's limit, and the last right answer yields an authorization code.
 
+use std::time::Instant;
+
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
@@ -78,8 +80,9 @@ fn ask(bank: &mut Bank, session: &(CustomerKey, String)) -> Step {
             .map(|c| c.data.contact_info.clone())
             .unwrap_or_default();
         let code = bank.send_code(&session.0, "RETO", contact);
+        let expires = bank.expiry();
         if let Some(challenge) = bank.challenges.get_mut(session) {
-            challenge.sent_code = Some(code);
+            challenge.sent_code = Some((code, expires));
         }
     }
     Step::Ask {
@@ -112,7 +115,12 @@ pub(crate) fn answer(
         .and_then(|id| question(bank, id))
         .ok_or(codes::TX_DATA_INVALID)?;
     let right = if asked.r#type == "M" {
-        matches!((&challenge.sent_code, given.value), (Some(sent), Some(value)) if sent.expose_secret() == value.expose_secret())
+        // The code sent for this round, still alive, is the only right answer.
+        matches!(
+            (&challenge.sent_code, given.value),
+            (Some((sent, expires)), Some(value))
+                if Instant::now() < *expires && sent.expose_secret() == value.expose_secret()
+        )
     } else {
         expected_answer(bank, key, &asked.id, given)
     };

@@ -169,8 +169,8 @@ pub(crate) struct Challenge {
     pub transaction: Transaction,
     pub round: usize,
     pub retry: u32,
-    /// The code sent for a type `M` question of the current round.
-    pub sent_code: Option<SecretString>,
+    /// The code sent for a type `M` question of the current round, and when it expires.
+    pub sent_code: Option<(SecretString, Instant)>,
 }
 
 pub(crate) struct Bank {

@@ -204,6 +204,7 @@ async fn invoker_headers_follow_the_pattern_table() {
         ("X-Invoker-UserIPAddress", "10.5.46.143"),
         ("X-Invoker-Country", "CO"),
         ("X-Invoker-Network", "    "),
+        ("X-Ident-TransactionDate", "2019-10-01T23:57:59.700"),
     ];
     let mut request = bcs.call(Method::GET, path);
     for (name, value) in valid {
@@ -218,6 +219,7 @@ async fn invoker_headers_follow_the_pattern_table() {
         ("X-Invoker-Network", "3232X"),
         ("X-Invoker-User", "CC 11233"),
         ("X-Invoker-Country", "COLO"),
+        ("X-Ident-TransactionDate", "01/10/2019 23:57"),
     ];
     for (name, value) in violations {
         let (status, body) = send(bcs.call(Method::GET, path).header(name, value)).await;
@@ -1136,6 +1138,30 @@ async fn challenge_v2_denies_when_retries_run_out() {
         (status, pascal(&body).1),
         (StatusCode::INTERNAL_SERVER_ERROR, "20005"),
         "the session is over"
+    );
+}
+
+#[tokio::test]
+async fn a_challenge_code_expires() {
+    let bcs = start().await;
+    bcs.set_code_lifetime(200).await;
+    challenge_v2(&bcs, challenge("111111", "100090", None, None)).await;
+    let code = bcs.outbox("111111").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (_, body) = challenge_v2(
+        &bcs,
+        challenge(
+            "111111",
+            "100090",
+            Some((2, 1)),
+            Some(json!({ "value": code })),
+        ),
+    )
+    .await;
+    assert_eq!(body["authorization"]["value"], "TV");
+    assert_eq!(
+        body["trace"]["retry"]["value"], "2",
+        "an expired code is a wrong answer"
     );
 }
 
