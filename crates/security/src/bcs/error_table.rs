@@ -2025,3 +2025,94 @@ pub static ERROR_TABLE: &[ErrorRow] = &[
         "El usuario no existe",
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The spec's tables, verbatim.
+    const SPEC_TABLES: &str = include_str!("../../fixtures/bcs_error_tables.txt");
+
+    fn spec_rows() -> impl Iterator<Item = &'static str> {
+        SPEC_TABLES
+            .lines()
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+    }
+
+    /// The row of `ERROR_TABLE` a printed line stands for: its HTTP status, code and type
+    /// run together open the line, and a description follows.
+    fn mapping_of(line: &str) -> Option<&'static ErrorRow> {
+        ERROR_TABLE
+            .iter()
+            .filter(|row| row.source == Source::Table)
+            .find(|row| {
+                line.strip_prefix(&format!("{}{}{}", row.http, row.code, row.kind))
+                    .is_some_and(|description| !description.trim().is_empty())
+            })
+    }
+
+    #[test]
+    fn every_code_of_the_spec_tables_has_a_mapping() {
+        let unmapped: Vec<_> = spec_rows()
+            .filter(|line| mapping_of(line).is_none())
+            .collect();
+        assert!(unmapped.is_empty(), "unmapped rows: {unmapped:#?}");
+        assert!(
+            spec_rows().count() > 400,
+            "the fixture holds the spec's tables"
+        );
+    }
+
+    #[test]
+    fn every_table_row_is_printed_in_the_spec() {
+        for row in ERROR_TABLE.iter().filter(|row| row.source == Source::Table) {
+            let printed = format!("{}{}{}", row.http, row.code, row.kind);
+            assert!(
+                spec_rows().any(|line| line.starts_with(&printed)),
+                "{printed} is not in the spec's tables"
+            );
+        }
+    }
+
+    #[test]
+    fn every_mapping_names_a_failure_and_a_stable_reason() {
+        for row in ERROR_TABLE {
+            assert_ne!(row.grpc, Code::Ok, "{row:?}");
+            assert!(
+                !row.reason.is_empty()
+                    && row
+                        .reason
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c == '_'),
+                "{row:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_issue_examples_map_as_required() {
+        let of = |http, code, kind| {
+            let row = ERROR_TABLE
+                .iter()
+                .find(|row| row.http == http && row.code == code && row.kind == kind)
+                .expect("row");
+            (row.grpc, row.reason)
+        };
+        assert_eq!(
+            of(400, "1008", "OUD"),
+            (Code::InvalidArgument, "PASSWORD_EQUALS_ID")
+        );
+        assert_eq!(
+            of(400, "00068", "OUD"),
+            (Code::AlreadyExists, "USER_ALREADY_EXISTS")
+        );
+        assert_eq!(
+            of(401, "401", "OUD"),
+            (Code::Unavailable, "PROVIDER_AUTH_FAILED")
+        );
+        assert_eq!(
+            of(400, "00201", "RGN"),
+            (Code::FailedPrecondition, "CARD_SECRET_MISMATCH")
+        );
+    }
+}
