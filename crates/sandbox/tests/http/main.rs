@@ -5,4 +5,5 @@ mod bcs;
 mod daviplata;
 mod faults;
 mod kiban;
+mod lifecycle;
 mod support;
