@@ -203,6 +203,18 @@ pub struct TlsSettings {
     pub client_ca_file: Option<PathBuf>,
     #[serde(default)]
     pub client_auth_required: bool,
+    /// How often [`crate::tls_incoming`] looks for a renewed certificate and key.
+    #[serde(
+        default = "TlsSettings::default_reload_every",
+        with = "humantime_serde"
+    )]
+    pub reload_every: Duration,
+}
+
+impl TlsSettings {
+    fn default_reload_every() -> Duration {
+        Duration::from_secs(10)
+    }
 }
 
 #[cfg(test)]

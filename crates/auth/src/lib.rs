@@ -13,6 +13,7 @@ mod policy;
 mod principal;
 mod rate_limit;
 mod rejection;
+mod tls;
 
 pub use config::{
     Config, DEV_AUDIENCE, DEV_ISSUER, JwksSettings, MtlsSettings, RateLimit, ReflectionAccess,
@@ -20,6 +21,7 @@ pub use config::{
 };
 pub use jwt::mint_dev_token;
 pub use layer::{AuthLayer, AuthService};
-pub use mtls::{certificate_identity, server_tls_config};
+pub use mtls::certificate_identity;
 pub use principal::{Principal, PrincipalSource};
 pub use rejection::DOMAIN;
+pub use tls::{server_tls_config, tls_incoming};

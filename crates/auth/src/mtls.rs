@@ -1,38 +1,13 @@
-//! Client certificates as identities: the server's TLS set-up (optionally verifying client
-//! certificates against a CA) and the identity a verified certificate carries.
+//! Client certificates as identities: the identity a verified certificate carries, and the
+//! principals configuration makes of them.
 
 use std::collections::BTreeMap;
 
-use anyhow::Context as _;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
 
-use crate::config::{MtlsSettings, TlsSettings};
+use crate::config::MtlsSettings;
 use crate::principal::{Principal, PrincipalSource};
-
-/// tonic's TLS set-up for the gRPC port. With `client_ca_file`, a client certificate is
-/// verified against that CA (a certificate from any other CA fails the handshake) and is
-/// required when `client_auth_required`.
-pub fn server_tls_config(settings: &TlsSettings) -> anyhow::Result<ServerTlsConfig> {
-    let read = |path: &std::path::Path| {
-        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
-    };
-    let identity = Identity::from_pem(read(&settings.cert_file)?, read(&settings.key_file)?);
-    let config = ServerTlsConfig::new().identity(identity);
-    match &settings.client_ca_file {
-        Some(ca) => Ok(config
-            .client_ca_root(Certificate::from_pem(read(ca)?))
-            .client_auth_optional(!settings.client_auth_required)),
-        None => {
-            anyhow::ensure!(
-                !settings.client_auth_required,
-                "tls.client_auth_required needs tls.client_ca_file"
-            );
-            Ok(config)
-        }
-    }
-}
 
 /// The identity of a certificate: its SPIFFE URI SAN, else its subject (`CN=..., O=...`).
 pub fn certificate_identity(der: &[u8]) -> Option<String> {

@@ -472,6 +472,7 @@ async fn mtls_identity_stands_as_principal_and_foreign_certificates_are_refused(
         key_file: write(dir.path(), "server.key", &server_key),
         client_ca_file: Some(write(dir.path(), "ca.pem", &pki.cert_pem)),
         client_auth_required: false,
+        reload_every: Duration::from_secs(10),
     };
     let mut config = config();
     config
@@ -524,6 +525,7 @@ async fn required_client_certificates_keep_out_callers_without_one() {
         key_file: write(dir.path(), "server.key", &server_key),
         client_ca_file: Some(write(dir.path(), "ca.pem", &pki.cert_pem)),
         client_auth_required: true,
+        reload_every: Duration::from_secs(10),
     };
     let config = config();
     let addr = serve(&config, Some(&tls)).await;
@@ -536,4 +538,57 @@ async fn required_client_certificates_keep_out_callers_without_one() {
             .await
             .is_ok()
     );
+}
+
+#[tokio::test]
+async fn reloading_tls_keeps_mtls_identities_and_serves_a_renewed_certificate() {
+    let first_ca = Pki::new("first server CA");
+    let second_ca = Pki::new("second server CA");
+    let clients = Pki::new("client CA");
+    let dir = tempfile::tempdir().expect("dir");
+    let (cert, key) = first_ca.issue(&["localhost"], None, "pasarela");
+    let tls = TlsSettings {
+        cert_file: write(dir.path(), "server.pem", &cert),
+        key_file: write(dir.path(), "server.key", &key),
+        client_ca_file: Some(write(dir.path(), "clients.pem", &clients.cert_pem)),
+        client_auth_required: true,
+        reload_every: Duration::from_millis(100),
+    };
+    let mut config = config();
+    config
+        .mtls
+        .principals
+        .insert(SPIFFE_ID.into(), vec!["whoami".into()]);
+    let addr = serve_reloading(&config, &tls).await;
+    let listed = clients.issue(&[], Some(SPIFFE_ID), "billing");
+    let trusting = |ca: &Pki| {
+        ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&ca.cert_pem))
+            .domain_name("localhost")
+            .identity(Identity::from_pem(&listed.0, &listed.1))
+    };
+
+    let seen = tls_whoami(addr, trusting(&first_ca), None).await;
+    assert!(seen.expect("listed certificate").starts_with(SPIFFE_ID));
+    let stranger = second_ca.issue(&[], Some(SPIFFE_ID), "billing");
+    let foreign = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&first_ca.cert_pem))
+        .domain_name("localhost")
+        .identity(Identity::from_pem(stranger.0, stranger.1));
+    assert!(tls_whoami(addr, foreign, None).await.is_err());
+    assert!(tls_whoami(addr, trusting(&second_ca), None).await.is_err());
+
+    // Renewal by another CA, written as a Secret update would be: key, then certificate.
+    let (cert, key) = second_ca.issue(&["localhost"], None, "pasarela");
+    write(dir.path(), "server.key", &key);
+    write(dir.path(), "server.pem", &cert);
+    let mut renewed = false;
+    for _ in 0..50 {
+        tokio::time::sleep(tls.reload_every).await;
+        if tls_whoami(addr, trusting(&second_ca), None).await.is_ok() {
+            renewed = true;
+            break;
+        }
+    }
+    assert!(renewed, "the renewed certificate was never served");
 }

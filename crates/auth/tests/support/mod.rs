@@ -146,6 +146,23 @@ pub async fn serve(config: &Config, tls: Option<&TlsSettings>) -> SocketAddr {
     addr
 }
 
+/// Like [`serve`] with TLS, through [`pasarela_auth::tls_incoming`] (certificate files
+/// re-read when they change) instead of tonic's own TLS.
+pub async fn serve_reloading(config: &Config, tls: &TlsSettings) -> SocketAddr {
+    capture_logs();
+    let auth = AuthLayer::new(config).await.expect("auth layer");
+    let (_, health) = tonic_health::server::health_reporter();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let incoming = pasarela_auth::tls_incoming(listener, tls).expect("tls incoming");
+    let router = tonic::transport::Server::builder()
+        .layer(auth)
+        .add_service(health)
+        .add_service(Whoami);
+    tokio::spawn(router.serve_with_incoming(incoming));
+    addr
+}
+
 pub async fn channel(addr: SocketAddr) -> Channel {
     Endpoint::from_shared(format!("http://{addr}"))
         .expect("endpoint")

@@ -1,0 +1,253 @@
+//! Inbound TLS of the gRPC port, optionally verifying client certificates (mTLS): tonic's
+//! static set-up, or a listener whose certificate files are re-read when they change
+//! (Kubernetes rewrites mounted Secrets under a running pod).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use rustls::RootCertStore;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+
+use crate::config::TlsSettings;
+
+/// Longest a client may take over its handshake before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pause after a failed `accept` (out of file descriptors, say) so the loop cannot spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Handshaken connections waiting for the server to take them.
+const BACKLOG: usize = 64;
+
+/// tonic's TLS set-up for the gRPC port, read once. With `client_ca_file`, a client
+/// certificate is verified against that CA (a certificate from any other CA fails the
+/// handshake) and is required when `client_auth_required`.
+pub fn server_tls_config(settings: &TlsSettings) -> anyhow::Result<ServerTlsConfig> {
+    let read =
+        |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let identity = Identity::from_pem(read(&settings.cert_file)?, read(&settings.key_file)?);
+    let config = ServerTlsConfig::new().identity(identity);
+    match &settings.client_ca_file {
+        Some(ca) => Ok(config
+            .client_ca_root(Certificate::from_pem(read(ca)?))
+            .client_auth_optional(!settings.client_auth_required)),
+        None => {
+            ensure_ca_when_required(settings)?;
+            Ok(config)
+        }
+    }
+}
+
+fn ensure_ca_when_required(settings: &TlsSettings) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        settings.client_ca_file.is_some() || !settings.client_auth_required,
+        "tls.client_auth_required needs tls.client_ca_file"
+    );
+    Ok(())
+}
+
+/// Connections of `listener` after a TLS handshake with the same rules as
+/// [`server_tls_config`], for `Server::serve_with_incoming`; the server certificate and key
+/// are re-read every `reload_every` when their files changed. The handler side sees the
+/// same `TlsConnectInfo` (client certificates) as with tonic's own TLS.
+pub fn tls_incoming(
+    listener: TcpListener,
+    settings: &TlsSettings,
+) -> anyhow::Result<ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certificate = Arc::new(ReloadingCertificate::load(settings, provider.clone())?);
+    let mut config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_client_cert_verifier(client_verifier(settings, provider)?)
+        .with_cert_resolver(certificate.clone());
+    // gRPC clients (grpc-go among them) insist on negotiating HTTP/2.
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    tokio::spawn(reload_every(
+        Arc::downgrade(&certificate),
+        settings.reload_every,
+    ));
+    let (sender, receiver) = mpsc::channel(BACKLOG);
+    tokio::spawn(accept(
+        listener,
+        TlsAcceptor::from(Arc::new(config)),
+        sender,
+    ));
+    Ok(ReceiverStream::new(receiver))
+}
+
+fn client_verifier(
+    settings: &TlsSettings,
+    provider: Arc<CryptoProvider>,
+) -> anyhow::Result<Arc<dyn ClientCertVerifier>> {
+    ensure_ca_when_required(settings)?;
+    let Some(ca) = &settings.client_ca_file else {
+        return Ok(WebPkiClientVerifier::no_client_auth());
+    };
+    let mut roots = RootCertStore::empty();
+    for cert in
+        CertificateDer::pem_file_iter(ca).with_context(|| format!("reading {}", ca.display()))?
+    {
+        roots
+            .add(cert.with_context(|| format!("a certificate of {}", ca.display()))?)
+            .with_context(|| format!("a CA of {}", ca.display()))?;
+    }
+    let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+    let builder = if settings.client_auth_required {
+        builder
+    } else {
+        builder.allow_unauthenticated()
+    };
+    builder.build().context("client certificate verifier")
+}
+
+/// Accepts until the server stops taking connections; each handshake runs on its own task
+/// so that a slow client cannot hold up the others.
+async fn accept(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    connections: mpsc::Sender<Result<TlsStream<TcpStream>, std::io::Error>>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = connections.closed() => return,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(connection) => connection,
+            Err(error) => {
+                tracing::warn!(%error, "accepting a connection failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let connections = connections.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => {
+                    let _ = connections.send(Ok(tls)).await;
+                }
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake refused"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        });
+    }
+}
+
+/// When each of the certificate and key files was last modified.
+type Stamp = [Option<SystemTime>; 2];
+
+/// The server's certificate and key, swapped when the files change.
+struct ReloadingCertificate {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: RwLock<(Arc<CertifiedKey>, Stamp)>,
+}
+
+impl fmt::Debug for ReloadingCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReloadingCertificate")
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReloadingCertificate {
+    fn load(settings: &TlsSettings, provider: Arc<CryptoProvider>) -> anyhow::Result<Self> {
+        let (cert_file, key_file) = (settings.cert_file.clone(), settings.key_file.clone());
+        let stamp = stamp(&cert_file, &key_file);
+        let key = certified_key(&cert_file, &key_file, &provider)?;
+        Ok(Self {
+            cert_file,
+            key_file,
+            provider,
+            current: RwLock::new((Arc::new(key), stamp)),
+        })
+    }
+
+    /// Re-reads the files if they changed; a pair that does not load (the key written
+    /// before the certificate, say) keeps the current one and is tried again next time.
+    fn reload_if_changed(&self) {
+        let stamp = stamp(&self.cert_file, &self.key_file);
+        if stamp == self.current.read().unwrap_or_else(|p| p.into_inner()).1 {
+            return;
+        }
+        match certified_key(&self.cert_file, &self.key_file, &self.provider) {
+            Ok(key) => {
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = (Arc::new(key), stamp);
+                tracing::info!(cert_file = %self.cert_file.display(), "server certificate reloaded");
+            }
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "server certificate not reloaded; keeping the current one")
+            }
+        }
+    }
+}
+
+impl ResolvesServerCert for ReloadingCertificate {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .0
+                .clone(),
+        )
+    }
+}
+
+async fn reload_every(certificate: Weak<ReloadingCertificate>, period: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        ticks.tick().await;
+        let Some(certificate) = certificate.upgrade() else {
+            return;
+        };
+        certificate.reload_if_changed();
+    }
+}
+
+fn stamp(cert_file: &Path, key_file: &Path) -> Stamp {
+    [cert_file, key_file].map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok())
+}
+
+fn certified_key(
+    cert_file: &Path,
+    key_file: &Path,
+    provider: &CryptoProvider,
+) -> anyhow::Result<CertifiedKey> {
+    let chain = CertificateDer::pem_file_iter(cert_file)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("reading certificates of {}", cert_file.display()))?;
+    anyhow::ensure!(
+        !chain.is_empty(),
+        "no certificate in {}",
+        cert_file.display()
+    );
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .with_context(|| format!("reading the private key of {}", key_file.display()))?;
+    CertifiedKey::from_der(chain, key, provider).with_context(|| {
+        format!(
+            "{} and {} do not make a pair",
+            cert_file.display(),
+            key_file.display()
+        )
+    })
+}
