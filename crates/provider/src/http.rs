@@ -2,7 +2,8 @@
 //! (mutual TLS) and private CA, connect and request timeouts.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use serde::Deserialize;
@@ -79,9 +80,113 @@ pub fn build_client(settings: &HttpSettings) -> anyhow::Result<reqwest::Client> 
     builder.build().context("building the HTTP client")
 }
 
+/// How often the certificate files are looked at for a change.
+const RELOAD_CHECK_EVERY: Duration = Duration::from_secs(10);
+
+/// A client rebuilt when its CA, certificate or key file changes: Kubernetes updates a
+/// mounted Secret under a running pod, and a rotated client certificate must be used
+/// without a restart.
+#[derive(Debug)]
+pub struct ReloadingClient {
+    settings: HttpSettings,
+    client: RwLock<reqwest::Client>,
+    check_every: Duration,
+    /// When the files were last looked at, and what they looked like then.
+    seen: Mutex<(Instant, Vec<FileStamp>)>,
+}
+
+/// Modification time and size of a file, `None` where unreadable.
+type FileStamp = Option<(SystemTime, u64)>;
+
+impl ReloadingClient {
+    pub fn new(settings: &HttpSettings) -> anyhow::Result<Self> {
+        Ok(Self {
+            client: RwLock::new(build_client(settings)?),
+            check_every: RELOAD_CHECK_EVERY,
+            seen: Mutex::new((Instant::now(), stamps(settings))),
+            settings: settings.clone(),
+        })
+    }
+
+    /// The client to use now; `domain` names the provider in the log of a reload.
+    pub fn current(&self, domain: &str) -> reqwest::Client {
+        if self.files_changed() {
+            match build_client(&self.settings) {
+                Ok(client) => {
+                    tracing::info!(
+                        provider = domain,
+                        "certificate files changed: client rebuilt"
+                    );
+                    *self.client.write().unwrap_or_else(|p| p.into_inner()) = client;
+                }
+                Err(error) => tracing::warn!(
+                    provider = domain,
+                    error = %format!("{error:#}"),
+                    "certificate files changed but cannot be used; keeping the previous client"
+                ),
+            }
+        }
+        self.client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn files_changed(&self) -> bool {
+        if self.settings.ca_file.is_none() && self.settings.cert_file.is_none() {
+            return false;
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.0.elapsed() < self.check_every {
+            return false;
+        }
+        let now = stamps(&self.settings);
+        let changed = now != seen.1;
+        *seen = (Instant::now(), now);
+        changed
+    }
+}
+
+/// The stamp of each certificate file.
+fn stamps(settings: &HttpSettings) -> Vec<FileStamp> {
+    [&settings.ca_file, &settings.cert_file, &settings.key_file]
+        .into_iter()
+        .flatten()
+        .map(|path| {
+            let meta = std::fs::metadata(path).ok()?;
+            Some((meta.modified().ok()?, meta.len()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_changed_certificate_file_is_noticed_once() {
+        let dir = std::env::temp_dir().join(format!("pasarela-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, "").unwrap();
+        let settings = HttpSettings {
+            ca_file: Some(ca.clone()),
+            ..HttpSettings::default()
+        };
+        let client = ReloadingClient {
+            client: RwLock::new(reqwest::Client::new()),
+            check_every: Duration::ZERO,
+            seen: Mutex::new((Instant::now(), stamps(&settings))),
+            settings,
+        };
+        assert!(!client.files_changed());
+        std::fs::write(&ca, "rotated").unwrap();
+        assert!(client.files_changed());
+        assert!(!client.files_changed(), "the change is reported once");
+        // An unusable new file keeps the previous client instead of failing calls.
+        let _ = client.current("test");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn half_an_identity_is_refused() {

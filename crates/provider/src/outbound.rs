@@ -10,7 +10,7 @@ use tonic::Code;
 
 use crate::breaker::{Breaker, BreakerSettings};
 use crate::errors::{ProviderError, reasons};
-use crate::http::{HttpSettings, build_client};
+use crate::http::{HttpSettings, ReloadingClient};
 use crate::metrics::{self, CallLabels, OperationLabels, ProviderLabels};
 use crate::retry::{RetryPolicy, RetrySettings};
 
@@ -42,7 +42,7 @@ const RETRYABLE_STATUSES: [StatusCode; 3] = [
 #[derive(Debug)]
 pub struct Outbound {
     domain: &'static str,
-    client: reqwest::Client,
+    client: ReloadingClient,
     breaker: Breaker,
     retry: RetryPolicy,
     ceiling: Duration,
@@ -67,15 +67,16 @@ impl Outbound {
     pub fn new(domain: &'static str, settings: &OutboundSettings) -> anyhow::Result<Self> {
         Ok(Self {
             domain,
-            client: build_client(&settings.http)?,
+            client: ReloadingClient::new(&settings.http)?,
             breaker: Breaker::new(settings.breaker.clone()),
             retry: RetryPolicy::new(settings.retry.clone()),
             ceiling: settings.http.timeout,
         })
     }
 
-    pub fn client(&self) -> &reqwest::Client {
-        &self.client
+    /// The pooled client, rebuilt first if its certificate files changed on disk.
+    pub fn client(&self) -> reqwest::Client {
+        self.client.current(self.domain)
     }
 
     pub fn domain(&self) -> &'static str {
