@@ -293,6 +293,11 @@ fn probes_are_native_grpc_on_the_admin_port_with_the_service_name() {
                 [service],
                 "{overlay}: one service per workload"
             );
+            // The kubelet's gRPC probe speaks no TLS: it must never need the gRPC port.
+            assert_ne!(config.listen.port(), admin, "{overlay} {service:?}");
+            if overlay == "prod" {
+                assert!(config.tls.is_some(), "prod serves TLS on the gRPC port");
+            }
         }
     }
 }
