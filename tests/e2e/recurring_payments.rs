@@ -394,7 +394,7 @@ async fn charges_above_the_maximum_are_refused() {
 async fn an_expired_token_is_renewed_mid_run() {
     let sandbox = Sandbox::start(SandboxOptions {
         pki_dir: tempfile::tempdir().unwrap().keep().join("pki"),
-        daviplata_token_ttl: Duration::from_secs(1),
+        daviplata_token_ttl: Duration::from_secs(2),
         ..SandboxOptions::default()
     })
     .await
@@ -402,15 +402,15 @@ async fn an_expired_token_is_renewed_mid_run() {
     let app = spawn_app_on(sandbox, lab_setup).await;
     let mut client = client(&app);
     subscribe(&mut client, WALLET, 1_000_000).await;
-    assert_eq!(counter(&app.sandbox, "tokens_issued").await, 1);
 
     // The token's lifetime passes: pasarela renews it before using it again.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let issued = counter(&app.sandbox, "tokens_issued").await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     client
         .charge_subscription(charge("after-expiry", WALLET, 100))
         .await
         .unwrap();
-    assert_eq!(counter(&app.sandbox, "tokens_issued").await, 2);
+    assert_eq!(counter(&app.sandbox, "tokens_issued").await, issued + 1);
 
     // Daviplata drops every token early: the 401 costs one renewal and one resend.
     admin(
@@ -424,7 +424,7 @@ async fn an_expired_token_is_renewed_mid_run() {
         .charge_subscription(charge("after-revocation", WALLET, 100))
         .await
         .unwrap();
-    assert_eq!(counter(&app.sandbox, "tokens_issued").await, 3);
+    assert_eq!(counter(&app.sandbox, "tokens_issued").await, issued + 2);
     assert_eq!(counter(&app.sandbox, "payments_made").await, 2);
 }
 
@@ -540,7 +540,12 @@ async fn a_lost_answer_is_retried_with_the_same_transaction_id() {
 
 #[tokio::test]
 async fn a_hung_charge_times_out_and_its_retry_charges_once() {
-    let app = app().await;
+    let app = spawn_app_with(|config| {
+        lab_setup(config);
+        let http = &mut config.recurring_payments.as_mut().unwrap().outbound.http;
+        http.timeout = Duration::from_millis(500);
+    })
+    .await;
     let mut client = client(&app);
     subscribe(&mut client, WALLET, 1_000_000).await;
     fault(
@@ -550,10 +555,17 @@ async fn a_hung_charge_times_out_and_its_retry_charges_once() {
     )
     .await;
 
-    let mut hurried = tonic::Request::new(charge("order-10", WALLET, 9_900));
-    hurried.set_timeout(Duration::from_millis(800));
-    let lost = client.charge_subscription(hurried).await.unwrap_err();
+    let lost = client
+        .charge_subscription(charge("order-10", WALLET, 9_900))
+        .await
+        .unwrap_err();
     assert_eq!(lost.code(), Code::DeadlineExceeded);
+    assert_eq!(reason(&lost), "PROVIDER_OUTCOME_UNKNOWN");
+    assert_eq!(
+        counter(&app.sandbox, "payments_made").await,
+        1,
+        "Daviplata did charge"
+    );
 
     let retried = client
         .charge_subscription(charge("order-10", WALLET, 9_900))
@@ -562,6 +574,7 @@ async fn a_hung_charge_times_out_and_its_retry_charges_once() {
         .into_inner();
     assert!(!retried.approval_number.is_empty());
     assert_eq!(counter(&app.sandbox, "payments_made").await, 1);
+    assert_eq!(counter(&app.sandbox, "payments_replayed").await, 1);
 }
 
 #[tokio::test]
@@ -600,7 +613,8 @@ fn redis_store(url: &str) -> Value {
 }
 
 /// A second pasarela replica of the recurring-payments service, against `app`'s sandbox,
-/// served on loopback without the auth layer. The guard stops it.
+/// behind the dev auth layer (idempotency keys are per caller), on loopback. The guard
+/// stops it.
 async fn second_replica(
     app: &TestApp,
     idempotency: Value,
@@ -613,11 +627,15 @@ async fn second_replica(
     let service = pasarela_recurring_payments::service(config)
         .await
         .expect("service starts");
+    let auth = pasarela_auth::AuthLayer::new(&pasarela_auth::Config::dev())
+        .await
+        .expect("auth layer");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let server = tokio::spawn(async move {
         tonic::transport::Server::builder()
+            .layer(auth)
             .add_service(service)
             .serve_with_incoming(incoming)
             .await

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use pasarela::recurring_payments::v1 as pb;
 use pasarela::recurring_payments::v1::recurring_payments_service_server::RecurringPaymentsService;
+use pasarela_auth::Principal;
 use pasarela_provider::{ProviderError, deadline};
 use tonic::{Request, Response, Status};
 
@@ -64,6 +65,22 @@ impl RecurringPayments {
     }
 }
 
+/// An idempotency key within its caller's key space.
+#[derive(Clone, Copy)]
+struct KeyOf<'a> {
+    caller: &'a str,
+    key: &'a str,
+}
+
+/// Whose key space a call uses: the principal the auth layer put in the request, or one
+/// shared space when the service runs without the layer.
+fn caller_of<T>(request: &Request<T>) -> String {
+    request.extensions().get::<Principal>().map_or_else(
+        || "anonymous".to_owned(),
+        |p| format!("{}:{}", p.source, p.subject),
+    )
+}
+
 /// When the provider call must be over: the caller's `grpc-timeout` or the ceiling.
 fn deadline_of<T>(core: &Core, request: &Request<T>) -> Instant {
     Instant::now() + deadline::budget(request.metadata(), core.daviplata.ceiling())
@@ -82,7 +99,7 @@ impl Core {
     async fn idempotent<R, F, Fut>(
         &self,
         operation: &'static str,
-        key: &str,
+        key: KeyOf<'_>,
         request_without_key: &impl prost::Message,
         given_transaction_id: &str,
         deadline: Instant,
@@ -101,7 +118,14 @@ impl Core {
         let fingerprint = fingerprint(operation, request_without_key);
         let ticket = match self
             .idempotency
-            .begin(operation, key, &fingerprint, proposed, deadline)
+            .begin(
+                operation,
+                key.caller,
+                key.key,
+                &fingerprint,
+                proposed,
+                deadline,
+            )
             .await?
         {
             Begin::Replay(outcome) => {
@@ -139,6 +163,7 @@ impl Core {
     async fn activate(
         &self,
         request: pb::ActivateSubscriptionRequest,
+        caller: String,
         deadline: Instant,
     ) -> Result<pb::ActivateSubscriptionResponse, Status> {
         validate::activate(&request)?;
@@ -151,7 +176,10 @@ impl Core {
         let response = self
             .idempotent(
                 "activate",
-                &request.idempotency_key,
+                KeyOf {
+                    caller: &caller,
+                    key: &request.idempotency_key,
+                },
                 &unkeyed,
                 given,
                 deadline,
@@ -177,6 +205,7 @@ impl Core {
     async fn cancel(
         &self,
         request: pb::CancelSubscriptionRequest,
+        caller: String,
         deadline: Instant,
     ) -> Result<pb::CancelSubscriptionResponse, Status> {
         validate::cancel(&request)?;
@@ -189,7 +218,10 @@ impl Core {
         let response = self
             .idempotent(
                 "cancel",
-                &request.idempotency_key,
+                KeyOf {
+                    caller: &caller,
+                    key: &request.idempotency_key,
+                },
                 &unkeyed,
                 given,
                 deadline,
@@ -212,6 +244,7 @@ impl Core {
     async fn charge(
         &self,
         request: pb::ChargeSubscriptionRequest,
+        caller: String,
         deadline: Instant,
     ) -> Result<pb::ChargeSubscriptionResponse, Status> {
         let known_maximum = self
@@ -227,7 +260,10 @@ impl Core {
         let response = self
             .idempotent(
                 "charge",
-                &request.idempotency_key,
+                KeyOf {
+                    caller: &caller,
+                    key: &request.idempotency_key,
+                },
                 &unkeyed,
                 given,
                 deadline,
@@ -305,7 +341,8 @@ impl RecurringPaymentsService for RecurringPayments {
     ) -> Result<Response<pb::ActivateSubscriptionResponse>, Status> {
         let deadline = deadline_of(&self.core, &request);
         let core = Arc::clone(&self.core);
-        detached(async move { core.activate(request.into_inner(), deadline).await }).await
+        let caller = caller_of(&request);
+        detached(async move { core.activate(request.into_inner(), caller, deadline).await }).await
     }
 
     async fn cancel_subscription(
@@ -314,7 +351,8 @@ impl RecurringPaymentsService for RecurringPayments {
     ) -> Result<Response<pb::CancelSubscriptionResponse>, Status> {
         let deadline = deadline_of(&self.core, &request);
         let core = Arc::clone(&self.core);
-        detached(async move { core.cancel(request.into_inner(), deadline).await }).await
+        let caller = caller_of(&request);
+        detached(async move { core.cancel(request.into_inner(), caller, deadline).await }).await
     }
 
     async fn charge_subscription(
@@ -323,6 +361,7 @@ impl RecurringPaymentsService for RecurringPayments {
     ) -> Result<Response<pb::ChargeSubscriptionResponse>, Status> {
         let deadline = deadline_of(&self.core, &request);
         let core = Arc::clone(&self.core);
-        detached(async move { core.charge(request.into_inner(), deadline).await }).await
+        let caller = caller_of(&request);
+        detached(async move { core.charge(request.into_inner(), caller, deadline).await }).await
     }
 }

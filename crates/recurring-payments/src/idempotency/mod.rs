@@ -202,17 +202,18 @@ impl Idempotency {
         }
     }
 
-    /// Claims `key` for a request of `fingerprint`, proposing `transaction_id` for the
-    /// provider; waits (until `deadline`) while another call holds the key.
+    /// Claims `owner`'s `key` for a request of `fingerprint`, proposing `transaction_id`
+    /// for the provider; waits (until `deadline`) while another call holds the key.
     pub async fn begin(
         &self,
         operation: &'static str,
+        owner: &str,
         key: &str,
         fingerprint: &str,
         transaction_id: String,
         deadline: Instant,
     ) -> Result<Begin, Status> {
-        let key = store_key(operation, key);
+        let key = store_key(operation, owner, key);
         loop {
             let claim = Record {
                 fingerprint: fingerprint.to_owned(),
@@ -335,9 +336,14 @@ pub fn fingerprint(operation: &str, request_without_key: &impl prost::Message) -
     hex::encode(hasher.finalize())
 }
 
-/// Keys are hashed: callers' keys can hold any printable character.
-fn store_key(operation: &str, key: &str) -> String {
-    let digest = hex::encode(Sha256::digest(key.as_bytes()));
+/// Each caller has its own key space (two callers' "order-1" are different keys); keys
+/// are hashed, as callers' keys and identities can hold any printable character.
+fn store_key(operation: &str, owner: &str, key: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(owner.as_bytes());
+    hasher.update([0]);
+    hasher.update(key.as_bytes());
+    let digest = hex::encode(hasher.finalize());
     format!("pasarela:recurring-payments:idempotency:{operation}:{digest}")
 }
 
@@ -403,8 +409,15 @@ mod tests {
     }
 
     async fn run(idem: &Idempotency, fingerprint: &str, txid: &str) -> Result<Begin, Status> {
-        idem.begin("charge", "key-1", fingerprint, txid.to_owned(), soon())
-            .await
+        idem.begin(
+            "charge",
+            "caller",
+            "key-1",
+            fingerprint,
+            txid.to_owned(),
+            soon(),
+        )
+        .await
     }
 
     #[tokio::test]
@@ -490,6 +503,29 @@ mod tests {
             panic!("an abandoned claim is taken over");
         };
         assert_eq!(retry.transaction_id(), "first-id");
+    }
+
+    #[tokio::test]
+    async fn callers_have_their_own_key_spaces() {
+        let idem = idempotency();
+        let Begin::Run(_first) = run(&idem, "f", "t1").await.unwrap() else {
+            panic!("first call runs");
+        };
+        let other = idem
+            .begin(
+                "charge",
+                "another caller",
+                "key-1",
+                "f",
+                "t2".into(),
+                soon(),
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(other, Begin::Run(_)),
+            "another caller's key-1 is its own"
+        );
     }
 
     #[test]
