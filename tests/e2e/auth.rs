@@ -199,3 +199,86 @@ async fn every_call_leaves_an_audit_line_without_the_token() {
     assert!(!logs.contains(signature), "a token reached the log");
     app.stop().await;
 }
+
+/// A TLS channel to `addr` trusting `ca`, presenting `identity` (certificate, key files).
+async fn mtls_channel(
+    addr: std::net::SocketAddr,
+    ca: &std::path::Path,
+    identity: (&std::path::Path, &std::path::Path),
+) -> Result<Channel, tonic::transport::Error> {
+    let read = |path: &std::path::Path| std::fs::read(path).expect("PEM file");
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(read(ca)))
+        .identity(tonic::transport::Identity::from_pem(
+            read(identity.0),
+            read(identity.1),
+        ))
+        .domain_name("localhost");
+    tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+        .expect("endpoint")
+        .tls_config(tls)?
+        .connect()
+        .await
+}
+
+#[tokio::test]
+async fn client_certificate_stands_as_principal_and_a_foreign_one_is_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let sandbox = pasarela_sandbox::Sandbox::start(pasarela_server::dev::sandbox_options(
+        &dir.path().join("ours"),
+    ))
+    .await
+    .expect("sandbox");
+    let pki = sandbox.pki.clone();
+    let identity = pasarela_auth::certificate_file_identity(&pki.client_cert).expect("identity");
+    let tls = pasarela_auth::TlsSettings {
+        cert_file: pki.server_cert.clone(),
+        key_file: pki.server_key.clone(),
+        client_ca_file: Some(pki.ca_cert.clone()),
+        client_auth_required: false,
+        reload_every: Duration::from_secs(10),
+    };
+    let granted = identity.clone();
+    let app = crate::support::spawn_app_on(sandbox, move |config| {
+        config.tls = Some(tls);
+        config.auth.mtls.principals.insert(
+            granted,
+            vec!["pasarela.bureau.v1.BureauService/GetPasswordExpiration".into()],
+        );
+    })
+    .await;
+
+    let channel = mtls_channel(app.addr, &pki.ca_cert, (&pki.client_cert, &pki.client_key))
+        .await
+        .expect("our client certificate connects");
+    let reached = call(channel.clone(), BUREAU, None, &request_id("mtls"))
+        .await
+        .unwrap_err();
+    assert_eq!(reached.code(), Code::InvalidArgument, "{reached:?}");
+    let denied = call(channel, CANCEL, None, &request_id("mtls"))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&denied), "SCOPE_MISSING");
+
+    let other = pasarela_sandbox::Sandbox::start(pasarela_server::dev::sandbox_options(
+        &dir.path().join("theirs"),
+    ))
+    .await
+    .expect("another sandbox, another CA");
+    let foreign = match mtls_channel(
+        app.addr,
+        &pki.ca_cert,
+        (&other.pki.client_cert, &other.pki.client_key),
+    )
+    .await
+    {
+        Ok(channel) => call(channel, BUREAU, None, &request_id("foreign")).await,
+        Err(error) => Err(tonic::Status::unavailable(error.to_string())),
+    };
+    let refused = foreign.expect_err("a certificate from another CA never reaches a handler");
+    assert!(
+        reason(&refused).is_empty(),
+        "refused by the handshake: {refused:?}"
+    );
+    app.stop().await;
+}

@@ -21,7 +21,7 @@ pub use config::{
 };
 pub use jwt::mint_dev_token;
 pub use layer::{AuthLayer, AuthService};
-pub use mtls::certificate_identity;
+pub use mtls::{certificate_file_identity, certificate_identity};
 pub use principal::{Principal, PrincipalSource};
 pub use rejection::DOMAIN;
 pub use tls::{server_tls_config, tls_incoming};

@@ -2,6 +2,11 @@
 //! principals configuration makes of them.
 
 use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context as _;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
 
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
@@ -23,6 +28,14 @@ pub fn certificate_identity(der: &[u8]) -> Option<String> {
             })
         });
     spiffe.or_else(|| Some(cert.subject().to_string()).filter(|s| !s.is_empty()))
+}
+
+/// The identity `auth.mtls.principals` must list for the certificate in a PEM file.
+pub fn certificate_file_identity(path: &Path) -> anyhow::Result<String> {
+    let der = CertificateDer::from_pem_file(path)
+        .with_context(|| format!("reading a certificate from {}", path.display()))?;
+    certificate_identity(&der)
+        .with_context(|| format!("{} holds no usable identity", path.display()))
 }
 
 /// Certificate identities that stand as principals, with the scopes each is granted.
