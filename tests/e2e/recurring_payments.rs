@@ -603,6 +603,44 @@ async fn a_missing_client_certificate_is_refused_and_mapped() {
     assert_eq!(counter(&app.sandbox, "tokens_issued").await, 0);
 }
 
+#[tokio::test]
+async fn refused_provider_credentials_are_never_the_callers_fault() {
+    let wrong_secret = |section: &mut pasarela_recurring_payments::Config| {
+        section.client_secret = serde_json::from_value(json!("not-the-secret")).unwrap();
+    };
+    let wrong_scope = |section: &mut pasarela_recurring_payments::Config| {
+        section.scope = "pg_otro".into();
+    };
+    let cases: [(&dyn Fn(&mut pasarela_recurring_payments::Config), &str); 2] = [
+        (&wrong_secret, "invalid_client"),
+        (&wrong_scope, "invalid_scope"),
+    ];
+    for (spoil, oauth_error) in cases {
+        let app = spawn_app_with(|config| {
+            lab_setup(config);
+            spoil(config.recurring_payments.as_mut().unwrap());
+        })
+        .await;
+        let status = client(&app)
+            .request_subscription(RequestSubscriptionRequest {
+                commerce: commerce(),
+                wallet: wallet(WALLET),
+                transaction: None,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Internal, "{oauth_error}");
+        let details = status.get_error_details();
+        let info = details.error_info().expect("error info");
+        assert_eq!(info.reason, "PROVIDER_AUTH_FAILED");
+        assert_eq!(info.metadata["oauth_error"], oauth_error);
+        assert!(
+            !app.logs().contains("not-the-secret"),
+            "a client secret was logged"
+        );
+    }
+}
+
 /// The idempotency section for the in-process store.
 fn memory_store() -> Value {
     json!({ "store": "memory" })
