@@ -603,17 +603,19 @@ async fn a_missing_client_certificate_is_refused_and_mapped() {
     assert_eq!(counter(&app.sandbox, "tokens_issued").await, 0);
 }
 
+/// A change to the recurring-payments section that breaks pasarela's own credentials.
+type Spoil = fn(&mut pasarela_recurring_payments::Config);
+
 #[tokio::test]
 async fn refused_provider_credentials_are_never_the_callers_fault() {
-    let wrong_secret = |section: &mut pasarela_recurring_payments::Config| {
-        section.client_secret = serde_json::from_value(json!("not-the-secret")).unwrap();
-    };
-    let wrong_scope = |section: &mut pasarela_recurring_payments::Config| {
-        section.scope = "pg_otro".into();
-    };
-    let cases: [(&dyn Fn(&mut pasarela_recurring_payments::Config), &str); 2] = [
-        (&wrong_secret, "invalid_client"),
-        (&wrong_scope, "invalid_scope"),
+    let cases: [(Spoil, &str); 2] = [
+        (
+            |section| {
+                section.client_secret = serde_json::from_value(json!("not-the-secret")).unwrap()
+            },
+            "invalid_client",
+        ),
+        (|section| section.scope = "pg_otro".into(), "invalid_scope"),
     ];
     for (spoil, oauth_error) in cases {
         let app = spawn_app_with(|config| {
