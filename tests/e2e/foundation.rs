@@ -259,3 +259,19 @@ fn grpcurl_calls_need_the_minted_token() {
     // An empty request passes auth and is refused by validation, before any provider call.
     assert!(answer.contains("InvalidArgument"), "{answer}");
 }
+
+#[test]
+fn buf_lint_is_clean() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new(tool("buf", "scripts/install-test-tools.sh"))
+        .arg("lint")
+        .current_dir(root)
+        .output()
+        .expect("buf runs");
+    assert!(
+        output.status.success() && output.stdout.is_empty(),
+        "buf lint:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
