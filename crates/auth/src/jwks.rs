@@ -134,7 +134,10 @@ impl Source {
                     .with_context(|| format!("JWKS file {} is not a JWK set", path.display()))?
             }
         };
-        Ok(signing_keys(&set))
+        let keys = signing_keys(&set);
+        // An empty set is a broken issuer answer, not a revocation of every key.
+        anyhow::ensure!(!keys.is_empty(), "the JWKS holds no usable signing key");
+        Ok(keys)
     }
 }
 

@@ -392,6 +392,11 @@ async fn jwks_from_a_file_and_a_wrong_source_fails_start_up() {
 
     let broken = jwks_config("http://127.0.0.1:9/nothing-here".into());
     assert!(pasarela_auth::AuthLayer::new(&broken).await.is_err());
+    let empty = write(dir.path(), "empty.json", r#"{ "keys": [] }"#);
+    if let Some(jwks) = config.jwks.as_mut() {
+        jwks.file = Some(empty);
+    }
+    assert!(pasarela_auth::AuthLayer::new(&config).await.is_err());
 }
 
 #[tokio::test]
