@@ -95,3 +95,63 @@ async fn stopped() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SandboxArgs,
+    }
+
+    #[test]
+    fn flags_become_options() {
+        let cli = Cli::parse_from([
+            "sandbox",
+            "--host",
+            "0.0.0.0",
+            "--daviplata-port",
+            "0",
+            "--pki-dir",
+            "pki",
+            "--daviplata-token-ttl-secs",
+            "5",
+        ]);
+        let options = cli.args.options();
+        assert_eq!(options.host.to_string(), "0.0.0.0");
+        assert_eq!((options.admin_port, options.daviplata_port), (7700, 0));
+        assert_eq!(options.pki_dir, PathBuf::from("pki"));
+        assert_eq!(options.daviplata_token_ttl, Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn the_banner_names_every_url_and_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = Sandbox::start(SandboxOptions {
+            pki_dir: dir.path().to_path_buf(),
+            ..SandboxOptions::default()
+        })
+        .await
+        .unwrap();
+        let lines = banner(&sandbox);
+        let names: Vec<&str> = lines.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            names,
+            [
+                "admin_url",
+                "bcs_url",
+                "kiban_url",
+                "daviplata_url",
+                "daviplata_ca_cert",
+                "daviplata_client_cert",
+                "daviplata_client_key"
+            ]
+        );
+        assert!(lines[3].1.starts_with("https://localhost:"));
+        assert!(std::path::Path::new(&lines[4].1).is_file());
+    }
+}

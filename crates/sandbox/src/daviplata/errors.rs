@@ -212,3 +212,47 @@ fn ibm(status: u16, http_message: &str, information: &str) -> serde_json::Value 
         "moreInformation": information,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_has_its_row() {
+        let refusals = [
+            Refusal::TokenInvalid,
+            Refusal::OtpWrong,
+            Refusal::OtpExpiredOrUsed,
+            Refusal::WalletAlreadySubscribed,
+            Refusal::WalletNotEligible,
+            Refusal::SubscriptionInvalid,
+            Refusal::WalletNotSubscribed,
+            Refusal::AmountOverMaximum,
+            Refusal::CannotExecute,
+        ];
+        let failures = refusals
+            .map(Failure::Refused)
+            .into_iter()
+            .chain([Gateway::UnknownClient, Gateway::NoBearer].map(Failure::Gateway))
+            .chain(
+                [
+                    OAuth::InvalidClient,
+                    OAuth::InvalidScope,
+                    OAuth::UnknownGrant,
+                ]
+                .map(Failure::OAuth),
+            );
+        for failure in failures {
+            let status = failure.clone().into_response().status();
+            assert!(status.is_client_error(), "{failure:?} answers {status}");
+        }
+    }
+
+    #[test]
+    fn documented_bodies_are_json_with_their_status() {
+        for (status, body) in DOCUMENTED_FAULT_BODIES {
+            let body: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(body["codigoError"], status.to_string());
+        }
+    }
+}
