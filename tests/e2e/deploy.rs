@@ -410,13 +410,37 @@ fn every_service_has_a_service_disruption_budget_autoscaler_and_network_policy()
                 _ => assert!(min >= 2, "{context}: production survives losing a pod"),
             }
 
-            assert_network_policy(
-                manifests.of_service("NetworkPolicy", service),
-                pod_labels,
-                &context,
+            let policy = manifests.of_service("NetworkPolicy", service);
+            assert_network_policy(policy, pod_labels, &context);
+            let provider = provider_url(&pod_config(&manifests, deployment), service);
+            assert!(
+                egress_ports(policy).contains(&provider.port_or_known_default().expect("a port")),
+                "{context}: egress reaches the provider at {provider}"
             );
         }
     }
+}
+
+/// Where the service's provider is, by its configuration.
+fn provider_url(config: &Config, service: ServiceName) -> reqwest::Url {
+    let base_url = match service {
+        ServiceName::Security => config.security.as_ref().map(|s| &s.base_url),
+        ServiceName::Bureau => config.bureau.as_ref().map(|s| &s.base_url),
+        ServiceName::RecurringPayments => config.recurring_payments.as_ref().map(|s| &s.base_url),
+    };
+    let base_url = base_url.unwrap_or_else(|| panic!("{service:?} has its section"));
+    reqwest::Url::parse(base_url).unwrap_or_else(|e| panic!("{base_url}: {e}"))
+}
+
+fn egress_ports(policy: &Value) -> Vec<u16> {
+    policy["spec"]["egress"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|rule| rule["ports"].as_array().into_iter().flatten())
+        .filter_map(|port| port["port"].as_u64())
+        .filter_map(|port| u16::try_from(port).ok())
+        .collect()
 }
 
 /// Isolated both ways; ingress only from selected peers; egress only to listed ports, DNS
@@ -448,14 +472,7 @@ fn assert_network_policy(policy: &Value, pod_labels: &Value, context: &str) {
             "{context}: open egress {rule}"
         );
     }
-    assert!(
-        egress.iter().any(|rule| rule["ports"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|p| p["port"] == 53)),
-        "{context}: DNS"
-    );
+    assert!(egress_ports(policy).contains(&53), "{context}: DNS");
 }
 
 #[test]
@@ -864,4 +881,112 @@ async fn sigterm_bounds_the_drain_even_when_a_call_never_ends() {
     assert!(status.success(), "exit status {status:?}");
     let cut = call.await.expect("call task");
     assert!(cut.is_err(), "the stuck call is cut, not answered: {cut:?}");
+}
+
+/// One row of the key table in `docs/deploy.md`.
+struct DocumentedKey {
+    key: String,
+    variable: String,
+    /// The default, when the cell is one literal (`5m`, `true`, `["a"]`).
+    default: Option<String>,
+}
+
+fn documented_keys() -> Vec<DocumentedKey> {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/deploy.md"))
+        .expect("docs/deploy.md");
+    let literal = |cell: &str| {
+        let inner = cell.strip_prefix('`')?.strip_suffix('`')?;
+        (!inner.contains('`')).then(|| inner.to_owned())
+    };
+    doc.lines()
+        .filter(|line| line.starts_with("| `"))
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let variable = literal(cells.get(2)?)?;
+            variable.starts_with("PASARELA_").then(|| DocumentedKey {
+                key: literal(cells[1]).expect("a key"),
+                variable,
+                default: literal(cells[3]),
+            })
+        })
+        .collect()
+}
+
+/// `<provider>` rows stand for each provider's section.
+fn expand(documented: &DocumentedKey) -> Vec<(String, String)> {
+    const PROVIDERS: [&str; 3] = ["security", "bureau", "recurring_payments"];
+    if documented.key.contains("<provider>") {
+        PROVIDERS
+            .iter()
+            .map(|p| {
+                let upper = p.to_uppercase();
+                (
+                    documented.key.replace("<provider>", p),
+                    documented.variable.replace("<PROVIDER>", &upper),
+                )
+            })
+            .collect()
+    } else {
+        vec![(documented.key.clone(), documented.variable.clone())]
+    }
+}
+
+/// Sections that exist only with some keys set: `tls` needs its certificate and key.
+const SECTION_COMPANIONS: [(&str, [(&str, &str); 2]); 1] = [(
+    "tls.",
+    [
+        ("PASARELA_TLS__CERT_FILE", "tls.crt"),
+        ("PASARELA_TLS__KEY_FILE", "tls.key"),
+    ],
+)];
+
+#[test]
+fn every_documented_key_is_accepted_under_its_variable() {
+    let documented = documented_keys();
+    assert!(
+        documented.len() > 60,
+        "the key table is found: {} rows",
+        documented.len()
+    );
+    // The least configuration that loads: each service's required keys.
+    let required = BTreeMap::from(
+        [
+            ("PASARELA_SECURITY__BASE_URL", "https://bcs.example"),
+            ("PASARELA_SECURITY__CLIENT_ID", "id"),
+            ("PASARELA_SECURITY__CLIENT_SECRET", "secret"),
+            ("PASARELA_BUREAU__BASE_URL", "https://kiban.example"),
+            ("PASARELA_BUREAU__API_KEY", "key"),
+            (
+                "PASARELA_RECURRING_PAYMENTS__BASE_URL",
+                "https://daviplata.example",
+            ),
+            ("PASARELA_RECURRING_PAYMENTS__CLIENT_ID", "id"),
+            ("PASARELA_RECURRING_PAYMENTS__CLIENT_SECRET", "secret"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    Config::load_over(Serialized::defaults(nest(&required)), None)
+        .expect("the least configuration");
+    for row in &documented {
+        for (key, variable) in expand(row) {
+            if key.contains('<') {
+                continue;
+            }
+            let spelled = format!("PASARELA_{}", key.to_uppercase().replace('.', "__"));
+            assert_eq!(variable, spelled, "the variable of {key}");
+            let Some(default) = &row.default else {
+                continue;
+            };
+            let mut variables = required.clone();
+            for (prefix, companions) in SECTION_COMPANIONS {
+                if key.starts_with(prefix) {
+                    variables.extend(companions.map(|(k, v)| (k.to_owned(), v.to_owned())));
+                }
+            }
+            variables.insert(variable.clone(), default.clone());
+            if let Err(e) = Config::load_over(Serialized::defaults(nest(&variables)), None) {
+                panic!("{variable}={default} (documented default of {key}) is refused: {e:#}");
+            }
+        }
+    }
 }
