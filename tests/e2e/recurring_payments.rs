@@ -539,6 +539,46 @@ async fn a_lost_answer_is_retried_with_the_same_transaction_id() {
 }
 
 #[tokio::test]
+async fn lost_activation_and_cancellation_answers_are_recovered_under_their_keys() {
+    let app = app().await;
+    let mut client = client(&app);
+    let (session, otp) = request_otp(&mut client, WALLET).await;
+    fault(
+        &app.sandbox,
+        "/v1/payments/subscriptions/activate",
+        json!({ "type": "malformed" }),
+    )
+    .await;
+    let activate = activation("act-lost", WALLET, &session, &otp, 200_000);
+    let lost = client
+        .activate_subscription(activate.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&lost), "PROVIDER_OUTCOME_UNKNOWN");
+    let recovered = client.activate_subscription(activate).await.unwrap();
+    let subscription = recovered.into_inner().subscription.unwrap();
+    assert_eq!(subscription.maximum_amount, cop(200_000));
+    assert_eq!(counter(&app.sandbox, "subscriptions_activated").await, 1);
+
+    fault(
+        &app.sandbox,
+        "/v1/payments/subscriptions/cancel",
+        json!({ "type": "drop", "after_handler": true }),
+    )
+    .await;
+    let lost = client
+        .cancel_subscription(cancellation("cancel-lost", WALLET))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&lost), "PROVIDER_OUTCOME_UNKNOWN");
+    client
+        .cancel_subscription(cancellation("cancel-lost", WALLET))
+        .await
+        .expect("the cancellation's answer is recovered, not refused as already done");
+    assert_eq!(counter(&app.sandbox, "subscriptions_cancelled").await, 1);
+}
+
+#[tokio::test]
 async fn a_hung_charge_times_out_and_its_retry_charges_once() {
     let app = spawn_app_with(|config| {
         lab_setup(config);
