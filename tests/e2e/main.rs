@@ -9,4 +9,5 @@ mod deploy;
 mod foundation;
 mod observability;
 mod recurring_payments;
+mod reliability;
 mod security;
