@@ -2,10 +2,6 @@
 //! expires, with the member's credentials validated before the call and Kiban's echo of
 //! them dropped from its answer.
 #![forbid(unsafe_code)]
-#![allow(
-    clippy::result_large_err,
-    reason = "ProviderError is the suite's shared error model, built only on failure paths"
-)]
 
 pub mod config;
 mod handler;

@@ -32,6 +32,13 @@ pub struct ProviderError {
     pub reason: String,
     pub domain: String,
     pub message: String,
+    /// Boxed so that `Result<T, ProviderError>` stays small on the happy path.
+    pub details: Box<Details>,
+}
+
+/// The `google.rpc` details of a [`ProviderError`] besides its `ErrorInfo` reason.
+#[derive(Debug, Clone, Default)]
+pub struct Details {
     pub metadata: HashMap<String, String>,
     pub localized: Option<(String, String)>,
     pub retry_after: Option<Duration>,
@@ -46,10 +53,7 @@ impl ProviderError {
             message: reason.to_lowercase().replace('_', " "),
             reason,
             domain: domain.into(),
-            metadata: HashMap::new(),
-            localized: None,
-            retry_after: None,
-            violations: Vec::new(),
+            details: Box::default(),
         }
     }
 
@@ -60,40 +64,43 @@ impl ProviderError {
 
     /// Adds an `ErrorInfo.metadata` entry (the provider's own code, type, HTTP status...).
     pub fn meta(mut self, key: impl Into<String>, value: impl ToString) -> Self {
-        self.metadata.insert(key.into(), value.to_string());
+        self.details.metadata.insert(key.into(), value.to_string());
         self
     }
 
     /// The provider's human text, for a person reading the error (`es-CO`, `es-MX`).
     pub fn localized(mut self, locale: impl Into<String>, text: impl Into<String>) -> Self {
-        self.localized = Some((locale.into(), text.into()));
+        self.details.localized = Some((locale.into(), text.into()));
         self
     }
 
     pub fn retry_after(mut self, delay: Duration) -> Self {
-        self.retry_after = Some(delay);
+        self.details.retry_after = Some(delay);
         self
     }
 
     /// A `BadRequest` field violation reported by the provider itself.
     pub fn violation(mut self, field: impl Into<String>, description: impl Into<String>) -> Self {
-        self.violations.push((field.into(), description.into()));
+        self.details
+            .violations
+            .push((field.into(), description.into()));
         self
     }
 }
 
 impl From<ProviderError> for Status {
     fn from(error: ProviderError) -> Self {
-        let mut details = ErrorDetails::with_error_info(error.reason, error.domain, error.metadata);
-        if let Some((locale, text)) = error.localized {
+        let extra = *error.details;
+        let mut details = ErrorDetails::with_error_info(error.reason, error.domain, extra.metadata);
+        if let Some((locale, text)) = extra.localized {
             details.set_localized_message(locale, text);
         }
-        if let Some(delay) = error.retry_after {
+        if let Some(delay) = extra.retry_after {
             details.set_retry_info(Some(delay));
         }
-        if !error.violations.is_empty() {
+        if !extra.violations.is_empty() {
             details.set_bad_request(
-                error
+                extra
                     .violations
                     .into_iter()
                     .map(|(field, description)| FieldViolation::new(field, description))

@@ -105,7 +105,7 @@ async fn the_circuit_opens_and_fails_fast_with_retry_info() {
         .unwrap_err();
     assert_eq!(error.code, Code::Unavailable);
     assert_eq!(error.reason, reasons::CIRCUIT_OPEN);
-    assert!(error.retry_after.is_some());
+    assert!(error.details.retry_after.is_some());
     assert_eq!(calls.load(Ordering::SeqCst), 2, "no call while open");
 }
 

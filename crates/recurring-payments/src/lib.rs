@@ -1,10 +1,6 @@
 //! Daviplata "Pago Recurrente" behind `pasarela.recurring_payments.v1`: the mutual-TLS
 //! OAuth2 client, the wire translation, and idempotent activate, charge and cancel.
 #![forbid(unsafe_code)]
-#![allow(
-    clippy::result_large_err,
-    reason = "ProviderError is the suite's shared error model, built only on failure paths"
-)]
 
 pub mod config;
 mod daviplata;

@@ -2,10 +2,6 @@
 //! client (headers, credentials, wire formats, error table) and the `SecurityService`
 //! handlers for its 19 operations.
 #![forbid(unsafe_code)]
-#![allow(
-    clippy::result_large_err,
-    reason = "ProviderError and Status are the suite's error model, built only on failure paths"
-)]
 
 pub mod bcs;
 pub mod config;

@@ -382,8 +382,8 @@ mod tests {
                 (code, expected),
                 "{message}"
             );
-            assert_eq!(error.localized.as_ref().unwrap().1, message);
-            assert_eq!(error.metadata["provider_code"], "422");
+            assert_eq!(error.details.localized.as_ref().unwrap().1, message);
+            assert_eq!(error.details.metadata["provider_code"], "422");
         }
     }
 
@@ -417,7 +417,7 @@ mod tests {
         assert_eq!(charge.code, Code::DeadlineExceeded);
         assert_eq!(charge.reason, reasons::PROVIDER_OUTCOME_UNKNOWN);
         assert_eq!(
-            charge.metadata["provider_reason"],
+            charge.details.metadata["provider_reason"],
             reasons::PROVIDER_TIMEOUT
         );
         let refused = business_error(&Fault::parse(422, &body("Otp errado")), true, &[]);
@@ -432,7 +432,7 @@ mod tests {
         );
         let error = business_error(&fault, true, &["847687"]);
         assert_eq!(error.code, Code::InvalidArgument);
-        assert_eq!(error.violations[0].0, "provider.otpValue");
+        assert_eq!(error.details.violations[0].0, "provider.otpValue");
         let text = format!("{error:?}");
         assert!(!text.contains("847687"), "{text}");
         let echoed = business_error(

@@ -184,7 +184,7 @@ mod tests {
         let body = r#"{"responseType":{"value":"ER500"},"responseDetail":{"errorCode":"","errorDesc":"","errorType":""}}"#;
         let error = read::<Value>("list_channel_holds", &raw(500, body)).unwrap_err();
         assert_eq!(error.code, Code::Unavailable);
-        assert_eq!(error.metadata["provider_response_type"], "ER500");
+        assert_eq!(error.details.metadata["provider_response_type"], "ER500");
     }
 
     #[test]

@@ -189,11 +189,11 @@ mod tests {
         let error = from_failure("change_password", &answer);
         assert_eq!(error.code, Code::InvalidArgument);
         assert_eq!(error.reason, "PASSWORD_EQUALS_ID");
-        assert_eq!(error.metadata["provider_code"], "1008");
-        assert_eq!(error.metadata["provider_type"], "OUD");
-        assert_eq!(error.metadata["http_status"], "400");
+        assert_eq!(error.details.metadata["provider_code"], "1008");
+        assert_eq!(error.details.metadata["provider_type"], "OUD");
+        assert_eq!(error.details.metadata["http_status"], "400");
         assert_eq!(
-            error.localized,
+            error.details.localized,
             Some((
                 "es-CO".into(),
                 "La clave es igual al numero de identificacion".into()
@@ -205,7 +205,7 @@ mod tests {
     fn the_table_text_stands_in_for_an_empty_description() {
         let error = from_failure("update_password_status", &failure(401, "32", "RGN"));
         assert_eq!(
-            error.localized.unwrap().1,
+            error.details.localized.unwrap().1,
             "La clave ya se encuentra en el estado solicitado"
         );
     }
