@@ -12,6 +12,9 @@ use figment::providers::Serialized;
 use figment::value::{Dict, Value as Setting};
 use pasarela::bureau::v1::bureau_service_client::BureauServiceClient;
 use pasarela::bureau::v1::{GetPasswordExpirationRequest, GetPasswordExpirationResponse};
+use pasarela::common::v1::{DocumentType, Identification};
+use pasarela::recurring_payments::v1::recurring_payments_service_client::RecurringPaymentsServiceClient;
+use pasarela::recurring_payments::v1::{Commerce, RequestSubscriptionRequest, Wallet};
 use pasarela_server::Config;
 use pasarela_server::config::ServiceName;
 use serde::Deserialize as _;
@@ -988,5 +991,259 @@ fn every_documented_key_is_accepted_under_its_variable() {
                 panic!("{variable}={default} (documented default of {key}) is refused: {e:#}");
             }
         }
+    }
+}
+
+/// The files `container` of `deployment` would find under its Secret volume mounts, decoded from
+/// the rendered Secrets and written under `root`: mount path to the folder holding them.
+fn mount_secrets(
+    manifests: &Manifests,
+    deployment: &Value,
+    container: &Value,
+    root: &Path,
+) -> Vec<(String, PathBuf)> {
+    let mut mounts = Vec::new();
+    for mount in container["volumeMounts"].as_array().into_iter().flatten() {
+        let volume = volume(deployment, mount["name"].as_str().expect("mount name"));
+        let Some(secret) = volume["secret"]["secretName"].as_str() else {
+            continue;
+        };
+        let data = manifests
+            .named("Secret", secret)
+            .and_then(|s| s["data"].as_object())
+            .unwrap_or_else(|| panic!("dev renders Secret {secret}"));
+        let dir = root.join(mount["name"].as_str().expect("mount name"));
+        std::fs::create_dir_all(&dir).expect("mount folder");
+        for (file, encoded) in data {
+            let bytes = secret_bytes(encoded.as_str().expect("base64 text"));
+            std::fs::write(dir.join(file), bytes).expect("secret file written");
+        }
+        let path = mount["mountPath"].as_str().expect("mount path").to_owned();
+        mounts.push((path, dir));
+    }
+    mounts
+}
+
+/// A Secret's `data` value (base64, which kubectl may wrap over several lines).
+fn secret_bytes(encoded: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let joined: String = encoded.split_whitespace().collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(joined)
+        .expect("base64")
+}
+
+/// The value of every variable the container sets, Secrets decoded: the pod's environment.
+fn pod_environment(manifests: &Manifests, container: &Value) -> BTreeMap<String, String> {
+    let mut variables = pod_variables(manifests, container);
+    for variable in container["env"].as_array().into_iter().flatten() {
+        let reference = &variable["valueFrom"]["secretKeyRef"];
+        let (Some(secret), Some(key)) = (reference["name"].as_str(), reference["key"].as_str())
+        else {
+            continue;
+        };
+        let name = variable["name"].as_str().expect("env name").to_owned();
+        let encoded = manifests
+            .named("Secret", secret)
+            .and_then(|s| s["data"][key].as_str());
+        match encoded {
+            Some(encoded) => {
+                let bytes = secret_bytes(encoded);
+                variables.insert(name, String::from_utf8(bytes).expect("utf-8 secret"));
+            }
+            None => {
+                assert_eq!(
+                    reference["optional"], true,
+                    "{secret}.{key} is in the render"
+                );
+                variables.remove(&name);
+            }
+        }
+    }
+    variables
+}
+
+/// `pasarela serve` started the way the dev overlay starts one pod: its configuration file,
+/// its variables and its Secret files, with the cluster's names swapped for loopback ones
+/// (the sandbox's URLs, free ports) and Redis for a process-local store.
+struct DevPod {
+    child: std::process::Child,
+    grpc: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    _root: tempfile::TempDir,
+}
+
+impl Drop for DevPod {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl DevPod {
+    fn start(
+        manifests: &Manifests,
+        service: ServiceName,
+        sandbox: &pasarela_sandbox::Sandbox,
+    ) -> DevPod {
+        let deployment = manifests.of_service("Deployment", service);
+        let root = tempfile::tempdir().expect("temp dir");
+        let mut file = config_file(manifests, deployment).to_owned();
+        for (mount_path, dir) in mount_secrets(
+            manifests,
+            deployment,
+            pasarela_container(deployment),
+            root.path(),
+        ) {
+            file = file.replace(&mount_path, &dir.display().to_string());
+        }
+        let config = root.path().join("pasarela.toml");
+        std::fs::write(&config, file).expect("config written");
+
+        let grpc: std::net::SocketAddr = ([127, 0, 0, 1], crate::foundation::free_port()).into();
+        let admin: std::net::SocketAddr = ([127, 0, 0, 1], crate::foundation::free_port()).into();
+        // The provider's URL, and for recurring-payments a process-local idempotency store
+        // in place of the cluster's Redis.
+        let service_overrides = match service {
+            ServiceName::Security => vec![("PASARELA_SECURITY__BASE_URL", sandbox.bcs_url.clone())],
+            ServiceName::Bureau => vec![("PASARELA_BUREAU__BASE_URL", sandbox.kiban_url.clone())],
+            ServiceName::RecurringPayments => vec![
+                (
+                    "PASARELA_RECURRING_PAYMENTS__BASE_URL",
+                    sandbox.daviplata_url.clone(),
+                ),
+                (
+                    "PASARELA_RECURRING_PAYMENTS__IDEMPOTENCY__STORE",
+                    "memory".into(),
+                ),
+            ],
+        };
+        let mut environment = pod_environment(manifests, pasarela_container(deployment));
+        let addresses = [
+            ("PASARELA_LISTEN", grpc.to_string()),
+            ("PASARELA_ADMIN_LISTEN", admin.to_string()),
+        ];
+        for (name, value) in addresses.into_iter().chain(service_overrides) {
+            environment.insert(name.into(), value);
+        }
+        let child = Command::new(crate::support::pasarela_bin())
+            .arg("serve")
+            .env_clear()
+            .envs(&environment)
+            .env("PASARELA_CONFIG", &config)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("pasarela serve starts");
+        DevPod {
+            child,
+            grpc,
+            admin,
+            _root: root,
+        }
+    }
+
+    async fn serving(&self, service: ServiceName) {
+        let admin = self.admin;
+        eventually("the pod's readiness probe passes", || async move {
+            let Ok(endpoint) = Endpoint::from_shared(format!("http://{admin}")) else {
+                return false;
+            };
+            let Ok(channel) = endpoint.connect().await else {
+                return false;
+            };
+            let request = HealthCheckRequest {
+                service: service.grpc_name().into(),
+            };
+            HealthClient::new(channel)
+                .check(request)
+                .await
+                .is_ok_and(|answer| answer.into_inner().status() == ServingStatus::Serving)
+        })
+        .await;
+    }
+
+    async fn channel(&self) -> tonic::transport::Channel {
+        Endpoint::from_shared(format!("http://{}", self.grpc))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("the pod accepts a connection")
+    }
+}
+
+/// The dev overlay's pods, configured exactly as rendered, serve real calls against the
+/// sandbox with the overlay's own Secrets: the dev token issuer, the fake credentials,
+/// and the throwaway PKI over Daviplata's mutual TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_overlay_pods_serve_against_the_sandbox_with_their_secrets() {
+    let manifests = Manifests::of("dev");
+    let sandbox_pod = manifests
+        .named("Deployment", "pasarela-sandbox")
+        .expect("the sandbox Deployment");
+    let root = tempfile::tempdir().expect("temp dir");
+    let container = &sandbox_pod["spec"]["template"]["spec"]["containers"][0];
+    let pki = mount_secrets(&manifests, sandbox_pod, container, root.path())
+        .pop()
+        .expect("the sandbox's PKI mount")
+        .1;
+    let sandbox = pasarela_sandbox::Sandbox::start(pasarela_sandbox::SandboxOptions {
+        pki_dir: pki.clone(),
+        ..pasarela_sandbox::SandboxOptions::default()
+    })
+    .await
+    .expect("the sandbox starts on the overlay's PKI");
+    let mounted = std::fs::read(pki.join("server.pem")).expect("server.pem");
+    assert_eq!(
+        std::fs::read(&sandbox.pki.server_cert).expect("server cert"),
+        mounted,
+        "the sandbox serves the overlay's certificate rather than a new one"
+    );
+
+    let token = bearer_with(&mint_with_cli("*"));
+    let pods: Vec<_> = ServiceName::ALL
+        .into_iter()
+        .map(|service| (service, DevPod::start(&manifests, service, &sandbox)))
+        .collect();
+    for (service, pod) in &pods {
+        pod.serving(*service).await;
+    }
+
+    let bureau = &pods[1].1;
+    let mut client = BureauServiceClient::with_interceptor(bureau.channel().await, token.clone());
+    let answer = client
+        .get_password_expiration(kiban_success())
+        .await
+        .expect("bureau answers through the dev secrets");
+    assert!(answer.into_inner().expiration_date.is_some());
+
+    let payments = &pods[2].1;
+    let mut client =
+        RecurringPaymentsServiceClient::with_interceptor(payments.channel().await, token);
+    let answer = client
+        .request_subscription(subscription_request())
+        .await
+        .expect("recurring-payments reaches Daviplata's emulator over the overlay's mTLS");
+    assert!(!answer.into_inner().otp_session_id.is_empty());
+}
+
+fn subscription_request() -> RequestSubscriptionRequest {
+    let mut holder = Identification {
+        number: "1000000001".into(),
+        ..Default::default()
+    };
+    holder.set_type(DocumentType::Cc);
+    RequestSubscriptionRequest {
+        commerce: Some(Commerce {
+            commerce_id: "3fa85f64-5717-4562-b3fc-2c963f66afa6".into(),
+            commerce_name: "Comercializadora La Pradera".into(),
+            category: "Vestuario".into(),
+        }),
+        wallet: Some(Wallet {
+            holder: Some(holder),
+            product_code: String::new(),
+            product_number: "3000000001".into(),
+        }),
+        transaction: None,
     }
 }
