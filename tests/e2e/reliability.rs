@@ -1301,9 +1301,9 @@ async fn settle_charges(app: &TestApp, approvals: &Approvals) {
         }
         assert!(last.is_none(), "key {key} has no outcome: {last:?}");
     }
-    let approvals = approvals.lock().expect("approvals");
+    let approvals = approvals.lock().expect("approvals").clone();
     let mut seen = HashSet::new();
-    for (key, numbers) in approvals.iter() {
+    for (key, numbers) in &approvals {
         assert_eq!(
             numbers.len(),
             1,
