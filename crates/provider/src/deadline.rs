@@ -10,7 +10,11 @@ pub const MARGIN: Duration = Duration::from_millis(20);
 /// The caller's deadline from the `grpc-timeout` header (`<digits><unit>`, unit one of
 /// H, M, S, m, u, n), if it sent one.
 pub fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
-    let raw = metadata.get("grpc-timeout")?.to_str().ok()?;
+    parse_grpc_timeout(metadata.get("grpc-timeout")?.to_str().ok()?)
+}
+
+/// Parses a `grpc-timeout` header value.
+pub fn parse_grpc_timeout(raw: &str) -> Option<Duration> {
     let (digits, unit) = raw.split_at(raw.len().checked_sub(1)?);
     let value: u64 = digits.parse().ok()?;
     Some(match unit {

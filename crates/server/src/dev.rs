@@ -48,6 +48,9 @@ fn dev_values(sandbox: &Sandbox) -> serde_json::Value {
             "base_url": sandbox.daviplata_url,
             "client_id": credentials.daviplata_client_id,
             "client_secret": credentials.daviplata_client_secret,
+            // The sandbox hands the OTP back like Daviplata's lab, so a developer with
+            // grpcurl can finish an activation.
+            "lab_otp_passthrough": true,
             "outbound": { "http": {
                 "ca_file": path(&sandbox.pki.ca_cert),
                 "cert_file": path(&sandbox.pki.client_cert),

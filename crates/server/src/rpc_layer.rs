@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
@@ -20,6 +20,10 @@ use tracing::Instrument as _;
 
 /// Header carrying the id that follows one call across pasarela and the providers.
 pub const REQUEST_ID: &str = "x-request-id";
+
+/// How much earlier than tonic's own `grpc-timeout` timer this layer answers, so that an
+/// expired call reads `DEADLINE_EXCEEDED` (tonic's timer answers `CANCELLED`).
+const DEADLINE_LEAD: Duration = Duration::from_millis(5);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
@@ -117,9 +121,9 @@ pub struct RpcService<S> {
     known: Arc<HashSet<String>>,
 }
 
-impl<S, B, RB> Service<Request<B>> for RpcService<S>
+impl<S, B> Service<Request<B>> for RpcService<S>
 where
-    S: Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S: Service<Request<B>, Response = Response<tonic::body::Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send,
     B: Send + 'static,
@@ -140,6 +144,12 @@ where
         } else {
             "unknown".to_owned()
         };
+        let deadline = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(pasarela_provider::deadline::parse_grpc_timeout)
+            .map(|timeout| timeout.saturating_sub(DEADLINE_LEAD));
         let span = tracing::info_span!("rpc", method = %method, request_id = %request_id);
         crate::telemetry::continue_trace(&span, request.headers());
         // The clone is ready (tower's contract is poll_ready on the service we call).
@@ -149,7 +159,12 @@ where
             async move {
                 METRICS.in_flight.inc();
                 let started = Instant::now();
-                let result = inner.call(request).await;
+                let result = match deadline {
+                    Some(deadline) => tokio::time::timeout(deadline, inner.call(request))
+                        .await
+                        .unwrap_or_else(|_| Ok(deadline_exceeded())),
+                    None => inner.call(request).await,
+                };
                 METRICS.in_flight.dec();
                 let code = match &result {
                     Ok(response) => grpc_code(response),
@@ -175,6 +190,11 @@ where
             .instrument(span),
         )
     }
+}
+
+fn deadline_exceeded() -> Response<tonic::body::Body> {
+    tonic::Status::deadline_exceeded("the call's deadline expired before pasarela could answer")
+        .into_http()
 }
 
 /// The caller's request id when it sent a sane one, else a new one; written back into
