@@ -376,13 +376,17 @@ fn every_service_has_a_service_disruption_budget_autoscaler_and_network_policy()
                 selects(&svc["spec"]["selector"], pod_labels),
                 "{context}: Service"
             );
-            assert!(
-                svc["spec"]["ports"]
-                    .as_array()
-                    .expect("ports")
-                    .iter()
-                    .any(|p| p["targetPort"] == "grpc"),
-                "{context}: Service reaches the gRPC port"
+            let grpc_port = svc["spec"]["ports"]
+                .as_array()
+                .expect("ports")
+                .iter()
+                .find(|p| p["targetPort"] == "grpc")
+                .unwrap_or_else(|| panic!("{context}: Service reaches the gRPC port"));
+            let tls = pod_config(&manifests, deployment).tls.is_some();
+            assert_eq!(
+                grpc_port["appProtocol"] == "kubernetes.io/h2c",
+                !tls,
+                "{context}: the Service names cleartext HTTP/2 exactly when the port is plaintext"
             );
 
             let budget = manifests.of_service("PodDisruptionBudget", service);
