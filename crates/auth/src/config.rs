@@ -48,6 +48,9 @@ pub struct Config {
     pub mtls: MtlsSettings,
     /// Per-principal limits; a method is counted in the first group that matches it.
     pub rate_limits: Vec<RateLimit>,
+    /// Redis holding the rate-limit buckets, so that they hold across replicas; unset, each
+    /// process counts alone. While Redis cannot answer, each process counts alone too.
+    pub rate_limit_redis_url: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -130,6 +133,7 @@ impl Default for Config {
                 per_second: 50.0,
                 burst: 100,
             }],
+            rate_limit_redis_url: None,
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::policy::{Gate, MethodPath, Policy};
 use crate::principal::Principal;
 use crate::rate_limit::RateLimiter;
 use crate::rejection::{Reason, Rejection};
+use crate::shared_buckets::SharedBuckets;
 
 /// Everything the layer decides with, shared by all connections (and so are the buckets
 /// of the rate limiter).
@@ -45,9 +46,16 @@ impl AuthLayer {
                 policy: Policy::new(config),
                 verifier: Verifier::new(config).await?,
                 certificates: CertificatePrincipals::new(&config.mtls),
-                limiter: RateLimiter::new(&config.rate_limits),
+                limiter: RateLimiter::new(&config.rate_limits, shared_buckets(config).await?),
             }),
         })
+    }
+}
+
+async fn shared_buckets(config: &Config) -> anyhow::Result<Option<SharedBuckets>> {
+    match &config.rate_limit_redis_url {
+        Some(url) => Ok(Some(SharedBuckets::connect(url).await?)),
+        None => Ok(None),
     }
 }
 
@@ -101,10 +109,10 @@ impl Guard {
             .authenticate(credentials)
             .await
             .map_err(|r| (None, r))?;
-        let checks = self
-            .policy
-            .authorize(path.as_ref(), &principal)
-            .and_then(|()| self.rate_limit(&principal, path.as_ref()));
+        let checks = match self.policy.authorize(path.as_ref(), &principal) {
+            Ok(()) => self.rate_limit(&principal, path.as_ref()).await,
+            Err(rejection) => Err(rejection),
+        };
         match checks {
             Ok(()) => Ok(Some(principal)),
             Err(rejection) => Err((Some(principal), rejection)),
@@ -126,13 +134,14 @@ impl Guard {
             .ok_or_else(|| Rejection::new(Reason::TokenMissing))
     }
 
-    fn rate_limit(
+    async fn rate_limit(
         &self,
         principal: &Principal,
         path: Option<&MethodPath<'_>>,
     ) -> Result<(), Rejection> {
         self.limiter
             .check(&principal.rate_key(), path)
+            .await
             .map_err(|exceeded| {
                 Rejection::new(Reason::RateLimited)
                     .with("group", exceeded.group)

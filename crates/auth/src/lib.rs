@@ -13,6 +13,7 @@ mod policy;
 mod principal;
 mod rate_limit;
 mod rejection;
+mod shared_buckets;
 mod tls;
 
 pub use config::{

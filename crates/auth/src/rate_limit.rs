@@ -1,5 +1,6 @@
-//! Per-principal rate limits: one token bucket (GCRA) per principal and method group, shared
-//! by every connection of the process, so opening more connections buys no extra calls.
+//! Per-principal rate limits: one token bucket (GCRA) per principal and method group,
+//! shared by every connection of the process, and by every replica when the buckets live in
+//! Redis, so opening more connections buys no extra calls.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,9 +10,14 @@ use tokio::time::Instant;
 
 use crate::config::RateLimit;
 use crate::policy::{MethodPath, MethodSet};
+use crate::shared_buckets::SharedBuckets;
 
 /// Past this many buckets, the full ones (next arrival time already past) are forgotten.
 const SWEEP_EVERY: usize = 4096;
+
+/// Least time between two warnings that Redis is unavailable, so an outage is one line per
+/// period rather than one per call.
+const WARN_EVERY: Duration = Duration::from_secs(10);
 
 struct Group {
     name: String,
@@ -33,10 +39,13 @@ pub struct RateLimiter {
     groups: Vec<Group>,
     /// (group index, principal key) -> theoretical arrival time of the next call.
     buckets: Mutex<HashMap<(usize, String), Instant>>,
+    /// Buckets of all replicas; the local ones stand in while Redis cannot answer.
+    shared: Option<SharedBuckets>,
+    last_warning: Mutex<Option<Instant>>,
 }
 
 impl RateLimiter {
-    pub fn new(limits: &[RateLimit]) -> Self {
+    pub fn new(limits: &[RateLimit], shared: Option<SharedBuckets>) -> Self {
         let groups = limits
             .iter()
             .map(|limit| {
@@ -52,11 +61,17 @@ impl RateLimiter {
         Self {
             groups,
             buckets: Mutex::new(HashMap::new()),
+            shared,
+            last_warning: Mutex::new(None),
         }
     }
 
     /// Counts one call of `principal` to `path` against the first group covering it.
-    pub fn check(&self, principal: &str, path: Option<&MethodPath<'_>>) -> Result<(), Exceeded> {
+    pub async fn check(
+        &self,
+        principal: &str,
+        path: Option<&MethodPath<'_>>,
+    ) -> Result<(), Exceeded> {
         let Some((index, group)) = path.and_then(|path| {
             self.groups
                 .iter()
@@ -65,6 +80,44 @@ impl RateLimiter {
         }) else {
             return Ok(());
         };
+        let wait = match self.shared_wait(group, principal).await {
+            Some(wait) => wait,
+            None => self.local_wait(index, group, principal),
+        };
+        match wait {
+            None => Ok(()),
+            Some(retry_after) => Err(Exceeded {
+                group: group.name.clone(),
+                retry_after,
+            }),
+        }
+    }
+
+    /// The shared bucket's answer, or `None` when there is no shared bucket or Redis
+    /// cannot answer now.
+    async fn shared_wait(&self, group: &Group, principal: &str) -> Option<Option<Duration>> {
+        let shared = self.shared.as_ref()?;
+        let bucket = format!("pasarela:rate:{}:{principal}", group.name);
+        match shared.take(&bucket, group.interval, group.tolerance).await {
+            Ok(wait) => Some(wait),
+            Err(error) => {
+                self.warn_unshared(&error);
+                None
+            }
+        }
+    }
+
+    fn warn_unshared(&self, error: &anyhow::Error) {
+        let now = Instant::now();
+        let mut last = self.last_warning.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|at| now.duration_since(at) >= WARN_EVERY) {
+            *last = Some(now);
+            tracing::warn!(error = %format!("{error:#}"), "rate-limit redis unavailable; counting in this replica alone");
+        }
+    }
+
+    /// GCRA on this process's buckets: `None` when admitted, else how long to wait.
+    fn local_wait(&self, index: usize, group: &Group, principal: &str) -> Option<Duration> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= SWEEP_EVERY {
@@ -73,13 +126,10 @@ impl RateLimiter {
         let tat = buckets.entry((index, principal.to_owned())).or_insert(now);
         let earliest = tat.checked_sub(group.tolerance).unwrap_or(now);
         if earliest > now {
-            return Err(Exceeded {
-                group: group.name.clone(),
-                retry_after: earliest - now,
-            });
+            return Some(earliest - now);
         }
         *tat = (*tat).max(now) + group.interval;
-        Ok(())
+        None
     }
 }
 
@@ -88,20 +138,23 @@ mod tests {
     use super::*;
 
     fn limiter(per_second: f64, burst: u32) -> RateLimiter {
-        RateLimiter::new(&[
-            RateLimit {
-                name: "charges".into(),
-                methods: vec!["p.Payments/Charge".into()],
-                per_second,
-                burst,
-            },
-            RateLimit {
-                name: "rest".into(),
-                methods: vec!["*".into()],
-                per_second: 1000.0,
-                burst: 1000,
-            },
-        ])
+        RateLimiter::new(
+            &[
+                RateLimit {
+                    name: "charges".into(),
+                    methods: vec!["p.Payments/Charge".into()],
+                    per_second,
+                    burst,
+                },
+                RateLimit {
+                    name: "rest".into(),
+                    methods: vec!["*".into()],
+                    per_second: 1000.0,
+                    burst: 1000,
+                },
+            ],
+            None,
+        )
     }
 
     #[tokio::test(start_paused = true)]
@@ -109,14 +162,14 @@ mod tests {
         let limiter = limiter(10.0, 3);
         let charge = MethodPath::parse("/p.Payments/Charge");
         for _ in 0..3 {
-            assert!(limiter.check("jwt:a", charge.as_ref()).is_ok());
+            assert!(limiter.check("jwt:a", charge.as_ref()).await.is_ok());
         }
-        let refused = limiter.check("jwt:a", charge.as_ref()).unwrap_err();
+        let refused = limiter.check("jwt:a", charge.as_ref()).await.unwrap_err();
         assert_eq!(refused.group, "charges");
         assert!(refused.retry_after > Duration::ZERO);
         assert!(refused.retry_after <= Duration::from_millis(100));
         tokio::time::advance(refused.retry_after).await;
-        assert!(limiter.check("jwt:a", charge.as_ref()).is_ok());
+        assert!(limiter.check("jwt:a", charge.as_ref()).await.is_ok());
     }
 
     #[tokio::test(start_paused = true)]
@@ -124,9 +177,9 @@ mod tests {
         let limiter = limiter(1.0, 1);
         let charge = MethodPath::parse("/p.Payments/Charge");
         let cancel = MethodPath::parse("/p.Payments/Cancel");
-        assert!(limiter.check("jwt:a", charge.as_ref()).is_ok());
-        assert!(limiter.check("jwt:a", charge.as_ref()).is_err());
-        assert!(limiter.check("jwt:b", charge.as_ref()).is_ok());
-        assert!(limiter.check("jwt:a", cancel.as_ref()).is_ok());
+        assert!(limiter.check("jwt:a", charge.as_ref()).await.is_ok());
+        assert!(limiter.check("jwt:a", charge.as_ref()).await.is_err());
+        assert!(limiter.check("jwt:b", charge.as_ref()).await.is_ok());
+        assert!(limiter.check("jwt:a", cancel.as_ref()).await.is_ok());
     }
 }

@@ -191,6 +191,55 @@ async fn rate_limit_holds_across_connections_trips_and_recovers() {
 }
 
 #[tokio::test]
+async fn rate_limit_in_redis_holds_across_replicas_and_outlives_an_outage() {
+    let redis = TestRedis::start().await;
+    let config = Config {
+        rate_limits: vec![RateLimit {
+            name: "whoami".into(),
+            methods: vec!["pasarela.test.v1.Whoami".into()],
+            per_second: 1.0,
+            burst: 2,
+        }],
+        rate_limit_redis_url: Some(redis.url.clone().into()),
+        ..config()
+    };
+    let (first, second) = (serve(&config, None).await, serve(&config, None).await);
+    let (first, second) = (channel(first).await, channel(second).await);
+    let alice = token(&config, "alice", &["whoami"]);
+
+    assert!(whoami(&first, Some(&alice)).await.is_ok());
+    assert!(whoami(&second, Some(&alice)).await.is_ok());
+    let limited = whoami(&first, Some(&alice)).await.unwrap_err();
+    assert_eq!(
+        reason(&limited),
+        "RATE_LIMITED",
+        "the replicas share one bucket"
+    );
+    let delay = limited
+        .get_details_retry_info()
+        .and_then(|info| info.retry_delay)
+        .expect("RetryInfo with a delay");
+    tokio::time::sleep(delay).await;
+    assert!(
+        whoami(&second, Some(&alice)).await.is_ok(),
+        "recovers after RetryInfo's delay"
+    );
+
+    drop(redis);
+    assert!(
+        whoami(&first, Some(&alice)).await.is_ok(),
+        "calls go on without redis"
+    );
+    assert!(whoami(&first, Some(&alice)).await.is_ok());
+    let limited = whoami(&first, Some(&alice)).await.unwrap_err();
+    assert_eq!(
+        reason(&limited),
+        "RATE_LIMITED",
+        "counted in the replica meanwhile"
+    );
+}
+
+#[tokio::test]
 async fn every_call_leaves_one_audit_line_without_the_token() {
     let config = config();
     let addr = serve(&config, None).await;
