@@ -101,7 +101,11 @@ impl Outbound {
             match tokio::time::timeout(budget, self.send_with_retries(operation, request)).await {
                 Ok(result) => result,
                 Err(_) => {
-                    self.breaker.record(false);
+                    // A caller's short deadline says nothing about the provider's health;
+                    // only a provider slower than pasarela's own ceiling counts against it.
+                    if budget >= self.ceiling {
+                        self.breaker.record(false);
+                    }
                     Err(self.timeout_error(operation))
                 }
             };

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::routing::get;
+use futures::future::BoxFuture;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -56,7 +57,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let mut routes = RoutesBuilder::default();
     routes.add_service(health_service.clone());
     if config.reflection {
-        add_reflection(&mut routes)?;
+        add_reflection(&mut routes, &dedup(&config.services))?;
     }
     for name in dedup(&config.services) {
         add_service(&mut routes, &config, name).await?;
@@ -79,20 +80,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
 
+    // TLS connections come from a listener that re-reads renewed certificate files.
+    let incoming = match &config.tls {
+        Some(tls) => {
+            Incoming::Tls(pasarela_auth::tls_incoming(listener, tls).context("server TLS")?)
+        }
+        None => Incoming::Plain(listener),
+    };
     let (stop, stopped) = watch::channel(false);
     let auth = pasarela_auth::AuthLayer::new(&config.auth)
         .await
         .context("building the auth layer")?;
-    let mut server = tonic::transport::Server::builder().max_connection_age(
+    let server = tonic::transport::Server::builder().max_connection_age(
         config
             .max_connection_age
             .unwrap_or(std::time::Duration::MAX),
     );
-    if let Some(tls) = &config.tls {
-        server = server
-            .tls_config(pasarela_auth::server_tls_config(tls)?)
-            .context("server TLS")?;
-    }
     let router = server
         .layer(
             ServiceBuilder::new()
@@ -110,8 +113,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let shutdown = config.shutdown.clone();
     let task = tokio::spawn(async move {
         let graceful = drain_signal(stopped.clone(), health, services, shutdown.drain_delay);
-        let serving =
-            router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), graceful);
+        let serving: BoxFuture<'static, Result<(), tonic::transport::Error>> = match incoming {
+            Incoming::Plain(listener) => Box::pin(
+                router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), graceful),
+            ),
+            Incoming::Tls(connections) => {
+                Box::pin(router.serve_with_incoming_shutdown(connections, graceful))
+            }
+        };
         tokio::pin!(serving);
         let mut bound = stopped;
         let result = tokio::select! {
@@ -138,6 +147,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         task,
     })
 }
+
+enum Incoming {
+    Plain(TcpListener),
+    Tls(TlsConnections),
+}
+
+type TlsConnections = tokio_stream::wrappers::ReceiverStream<
+    Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>,
+>;
 
 /// Resolves when in-flight calls may start draining: health is turned NOT_SERVING at the
 /// stop signal, and new calls are still accepted during `delay` (load balancers and
@@ -188,11 +206,27 @@ async fn add_service(
     Ok(())
 }
 
-fn add_reflection(routes: &mut RoutesBuilder) -> anyhow::Result<()> {
+/// Services reflection lists besides the enabled pasarela ones.
+const INFRASTRUCTURE_SERVICES: [&str; 3] = [
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+/// Reflection lists what this process serves: a pod running one service does not
+/// advertise the other two.
+fn add_reflection(routes: &mut RoutesBuilder, services: &[ServiceName]) -> anyhow::Result<()> {
     let builder = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pasarela::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        let names = services
+            .iter()
+            .map(|name| name.grpc_name())
+            .chain(INFRASTRUCTURE_SERVICES);
+        names.fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(pasarela::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+            |builder, name| builder.with_service_name(name),
+        )
     };
     // Each version lists the other too, so `list` shows both whichever a client speaks.
     let v1 = builder()

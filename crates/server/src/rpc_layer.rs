@@ -180,7 +180,8 @@ where
                     .calls
                     .get_or_create(&CallLabels { method, code })
                     .inc();
-                result.map(|mut response| {
+                result.map(|response| {
+                    let mut response = rewrite_transport_status(response);
                     if let Ok(value) = HeaderValue::from_str(&request_id) {
                         response.headers_mut().insert(REQUEST_ID, value);
                     }
@@ -189,6 +190,35 @@ where
             }
             .instrument(span),
         )
+    }
+}
+
+/// Statuses tonic's codec answers before a handler runs, re-coded by meaning: a request
+/// that is not valid protobuf (invalid UTF-8 in a string) is the caller's bad input, and a
+/// message over the size limit is a resource limit, not a range error.
+const TRANSPORT_STATUS_REWRITES: [(tonic::Code, &str, tonic::Code); 2] = [
+    (
+        tonic::Code::Internal,
+        "failed to decode Protobuf message",
+        tonic::Code::InvalidArgument,
+    ),
+    (
+        tonic::Code::OutOfRange,
+        "Error, decoded message length too large",
+        tonic::Code::ResourceExhausted,
+    ),
+];
+
+fn rewrite_transport_status(response: Response<tonic::body::Body>) -> Response<tonic::body::Body> {
+    let Some(status) = tonic::Status::from_header_map(response.headers()) else {
+        return response;
+    };
+    let rewrite = TRANSPORT_STATUS_REWRITES
+        .iter()
+        .find(|(code, prefix, _)| status.code() == *code && status.message().starts_with(prefix));
+    match rewrite {
+        Some((_, _, code)) => tonic::Status::new(*code, status.message()).into_http(),
+        None => response,
     }
 }
 

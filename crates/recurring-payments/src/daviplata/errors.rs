@@ -264,6 +264,16 @@ pub fn business_error(fault: &Fault, changes_state: bool, secrets: &[&str]) -> P
     error
 }
 
+/// Statuses with which the token endpoint refuses pasarela's credentials or grant; any
+/// other unexpected answer is a bad response, not a refusal.
+const TOKEN_REFUSALS: [u16; 3] = [400, 401, 403];
+
+const TOKEN_REFUSED: Meaning = meaning(
+    Code::Internal,
+    reasons::PROVIDER_AUTH_FAILED,
+    "Daviplata refused pasarela's token request",
+);
+
 /// The error of the token request (D0).
 pub fn token_error(fault: &Fault) -> ProviderError {
     let meaning = fault
@@ -271,13 +281,12 @@ pub fn token_error(fault: &Fault) -> ProviderError {
         .as_deref()
         .and_then(|e| lookup(&OAUTH_ERRORS, &e))
         .or_else(|| fault.message.as_deref().and_then(by_message))
-        .unwrap_or_else(|| match by_status(fault.http) {
-            m if m.code == Code::Unavailable || m.code == Code::DeadlineExceeded => m,
-            _ => meaning(
-                Code::Internal,
-                reasons::PROVIDER_AUTH_FAILED,
-                "Daviplata refused pasarela's token request",
-            ),
+        .unwrap_or_else(|| {
+            if TOKEN_REFUSALS.contains(&fault.http) {
+                TOKEN_REFUSED
+            } else {
+                by_status(fault.http)
+            }
         });
     build(meaning, fault, &[])
 }
