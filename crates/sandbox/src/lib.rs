@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod amount;
 pub mod bcs;
 mod daviplata;
 mod faults;
@@ -16,7 +17,7 @@ mod standalone;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -106,6 +107,13 @@ pub struct Sandbox {
 impl Sandbox {
     /// Starts the four listeners and returns once they accept connections.
     pub async fn start(options: SandboxOptions) -> anyhow::Result<Sandbox> {
+        // Refused here, because a token's expiry computed from it would overflow later.
+        anyhow::ensure!(
+            Instant::now()
+                .checked_add(options.daviplata_token_ttl)
+                .is_some(),
+            "the Daviplata token lifetime is too long to compute an expiry from"
+        );
         let pki = DevPki::load_or_create(&options.pki_dir)
             .with_context(|| format!("dev PKI in {}", options.pki_dir.display()))?;
         let tls = Arc::new(

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use secrecy::SecretString;
@@ -49,8 +50,15 @@ impl Fixtures {
         Ok(fixtures)
     }
 
-    /// Cross-references serde cannot see: unique customers, known questions, valid holds.
+    /// What serde cannot see: a usable code lifetime, unique customers, known questions,
+    /// valid holds.
     fn check(&self) -> anyhow::Result<()> {
+        ensure!(
+            Instant::now()
+                .checked_add(Duration::from_secs(self.otc.ttl_seconds))
+                .is_some(),
+            "otc.ttlSeconds is too long to compute an expiry from"
+        );
         let mut seen = HashSet::new();
         for customer in &self.customers {
             let key = (&customer.gov_issue_ident_type, &customer.ident_serial_num);
@@ -331,6 +339,7 @@ mod tests {
             r#"{ "customers": [ { "govIssueIdentType": "CC", "identSerialNum": "1", "channelHolds": [ { "channel": "007", "subChannel": "00", "type": "X", "status": "S", "establishDt": "" } ] } ] }"#.into(),
             r#"{ "customers": [ { "govIssueIdentType": "CC", "identSerialNum": "1", "password": { "value": "x", "status": "active" } } ] }"#.into(),
             r#"{ "customers": [ { "govIssueIdentType": "CC", "identSerialNum": "1", "pin": "1234" } ] }"#.into(),
+            r#"{ "otc": { "maxAttempts": 3, "ttlSeconds": 18446744073709551615 }, "customers": [] }"#.into(),
         ];
         for text in refused {
             assert!(Fixtures::parse(&text).is_err(), "{text}");

@@ -148,7 +148,7 @@ pub(crate) struct OneTimeCode {
 pub(crate) struct WithdrawalOtp {
     pub ident_serial_num: String,
     pub account: Account,
-    pub amount_cents: i128,
+    pub amount_cents: u128,
     pub code: SecretString,
     pub expires: Instant,
     pub attempts: u32,

@@ -44,20 +44,8 @@ impl<'de> Deserialize<'de> for Text {
 
 impl Text {
     /// An amount in cents, from "20000", 20000 or "15000.50"; `None` unless positive.
-    pub fn cents(&self) -> Option<i128> {
-        let (whole, fraction) = self.0.trim().split_once('.').unwrap_or((self.0.trim(), ""));
-        if whole.is_empty()
-            || fraction.len() > 2
-            || !(whole
-                .chars()
-                .chain(fraction.chars())
-                .all(|c| c.is_ascii_digit()))
-        {
-            return None;
-        }
-        let cents =
-            whole.parse::<i128>().ok()? * 100 + format!("{fraction:0<2}").parse::<i128>().ok()?;
-        (cents > 0).then_some(cents)
+    pub fn cents(&self) -> Option<u128> {
+        crate::amount::cents(self.0.trim()).filter(|cents| *cents > 0)
     }
 
     pub fn counter(&self) -> Option<u32> {

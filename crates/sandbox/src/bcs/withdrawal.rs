@@ -188,7 +188,7 @@ fn find_payable(
     bank: &mut Bank,
     ident_num: &str,
     given: &str,
-    amount_cents: i128,
+    amount_cents: u128,
 ) -> Result<usize, Fault> {
     let max_attempts = bank.fixtures.otc.max_attempts;
     let now = Instant::now();
@@ -221,7 +221,7 @@ fn find_payable(
 }
 
 /// The paid withdrawal a reversal undoes: same customer, code and amount.
-fn find_reversible(bank: &Bank, ident_num: &str, given: &str, amount_cents: i128) -> Option<usize> {
+fn find_reversible(bank: &Bank, ident_num: &str, given: &str, amount_cents: u128) -> Option<usize> {
     bank.withdrawal_otps.iter().rposition(|otp| {
         otp.ident_serial_num == ident_num
             && otp.code.expose_secret() == given

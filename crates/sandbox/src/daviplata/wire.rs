@@ -422,20 +422,9 @@ pub fn otp_expiration(at: DateTime<Utc>) -> String {
 }
 
 /// An amount in cents, from a JSON number with at most two decimals; `None` for anything
-/// else (negative, exponent, more decimals).
+/// else (negative, exponent, more decimals, more than `u64` holds).
 pub fn cents(amount: &Number) -> Option<u64> {
-    let text = amount.to_string();
-    let (units, fraction) = text.split_once('.').unwrap_or((&text, ""));
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(units) || !(fraction.is_empty() || (fraction.len() <= 2 && digits(fraction))) {
-        return None;
-    }
-    let fraction = format!("{fraction:0<2}");
-    units
-        .parse::<u64>()
-        .ok()?
-        .checked_mul(100)?
-        .checked_add(fraction.parse().ok()?)
+    u64::try_from(crate::amount::cents(&amount.to_string())?).ok()
 }
 
 #[cfg(test)]

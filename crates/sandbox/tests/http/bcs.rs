@@ -1492,6 +1492,42 @@ async fn withdrawal_otp_requests_are_checked() {
     );
 }
 
+/// 10^38 fits an `i128`, a hundred times it does not: the sandbox once multiplied it into
+/// cents unchecked.
+const AMOUNT_BEYOND_CENTS: &str = "100000000000000000000000000000000000000";
+
+#[tokio::test]
+async fn an_amount_too_large_to_hold_is_refused_not_a_crash() {
+    let bcs = start().await;
+    let body = json!({
+        "govIssueIdent": ident("1028780657"),
+        "xFerInfo": { "depAcctIdFrom": { "acctId": "26500084997" }, "curAmt": { "amt": AMOUNT_BEYOND_CENTS } },
+        "otc": { "idOtc": "001" },
+    });
+    let request = bcs
+        .call(Method::POST, OTP_REQUEST)
+        .header("X-Invoker-Source", "18")
+        .header("X-Security-CustLoginId", "CC1028780657")
+        .json(&body);
+    let (status, body) = send(request).await;
+    assert_eq!(
+        (status, camel(&body)),
+        (StatusCode::BAD_REQUEST, ("ER", "OSB-382505", "EXP"))
+    );
+
+    let mut challenge = challenge("111111", "100090", None, None);
+    challenge["tx"]["amt"] = json!(AMOUNT_BEYOND_CENTS);
+    let (status, body) = bcs.post("/retoManagement/v1/Customer", challenge).await;
+    assert_eq!(
+        (status, pascal(&body)),
+        (StatusCode::INTERNAL_SERVER_ERROR, ("ER", "20005", "RGN"))
+    );
+    let (status, _) = bcs
+        .get("/user/password/status?govIssueIdentType=CC&identSerialNum=1007641")
+        .await;
+    assert_eq!(status, StatusCode::OK, "the sandbox still serves");
+}
+
 #[tokio::test]
 async fn withdrawal_otps_expire_and_burn() {
     let bcs = start().await;

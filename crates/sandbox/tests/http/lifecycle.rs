@@ -70,3 +70,14 @@ async fn a_client_configured_once_works_across_restarts() {
         .expect("the old client is still trusted");
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn a_token_lifetime_too_long_to_count_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SandboxOptions {
+        pki_dir: dir.path().to_path_buf(),
+        daviplata_token_ttl: std::time::Duration::MAX,
+        ..SandboxOptions::default()
+    };
+    assert!(Sandbox::start(options).await.is_err());
+}
