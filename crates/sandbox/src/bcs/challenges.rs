@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use super::codes;
 use super::enrollment::IDENT_TYPES;
 use super::envelope::{BcsError, Op, Reply, ok};
-use super::fixtures::Question;
-use super::guard::{admit, header};
+use super::fixtures::{Question, Transaction};
+use super::guard::header;
 use super::input;
 use super::reto::{Given, Step, answer, authorization_code, start, transaction};
 use super::state::{Bank, CustomerKey, State};
@@ -26,6 +26,19 @@ fn customer_key(bank: &Bank, ident: &GovIssueIdent) -> Option<CustomerKey> {
         .map(|c| c.key())
 }
 
+/// The transaction the risk engine knows by `id`, or "TX NO PARAMETRIZADA".
+fn parameterised(op: Op, bank: &Bank, id: &str) -> Result<Transaction, BcsError> {
+    transaction(bank, id).ok_or_else(|| op.reject(&codes::TX_NOT_PARAMETERIZED))
+}
+
+/// S16 and S17 need the transaction and the customer's number.
+fn check_reto(op: Op, trn_rq_uid: &str, ident: &GovIssueIdent) -> Result<(), BcsError> {
+    if trn_rq_uid.trim().is_empty() || ident.ident_serial_num.is_empty() {
+        return Err(op.bad_request("transaction.trnRqUID y govIssueIdent son obligatorios"));
+    }
+    Ok(())
+}
+
 /// S16: POST /reto-management/v1/authentication-level.
 pub(super) async fn authentication_level(
     Shared(state): Shared<State>,
@@ -33,15 +46,10 @@ pub(super) async fn authentication_level(
     body: Bytes,
 ) -> Reply {
     let op = Op::AuthenticationLevel;
-    admit(&state, op, &headers)?;
-    let request: AuthLevelRequest = input::body(op, &body)?;
+    let request: AuthLevelRequest = input::admitted_body(&state, op, &headers, &body)?;
     let trn = &request.transaction;
-    if trn.trn_rq_uid.trim().is_empty() || trn.gov_issue_ident.ident_serial_num.is_empty() {
-        return Err(op.bad_request("transaction.trnRqUID y govIssueIdent son obligatorios"));
-    }
-    let bank = state.bank();
-    let tx = transaction(&bank, &trn.trn_rq_uid)
-        .ok_or_else(|| op.reject(&codes::TX_NOT_PARAMETERIZED))?;
+    check_reto(op, &trn.trn_rq_uid, &trn.gov_issue_ident)?;
+    let tx = parameterised(op, &state.bank(), &trn.trn_rq_uid)?;
     Ok(ok(
         StatusCode::OK,
         json!({
@@ -67,15 +75,11 @@ pub(super) async fn authentication_channel(
     body: Bytes,
 ) -> Reply {
     let op = Op::AuthenticationChannel;
-    admit(&state, op, &headers)?;
-    let request: AuthChannelRequest = input::body(op, &body)?;
+    let request: AuthChannelRequest = input::admitted_body(&state, op, &headers, &body)?;
     let trn = &request.transaction;
-    if trn.trn_rq_uid.trim().is_empty() || trn.gov_issue_ident.ident_serial_num.is_empty() {
-        return Err(op.bad_request("transaction.trnRqUID y govIssueIdent son obligatorios"));
-    }
+    check_reto(op, &trn.trn_rq_uid, &trn.gov_issue_ident)?;
     let mut bank = state.bank();
-    let tx = transaction(&bank, &trn.trn_rq_uid)
-        .ok_or_else(|| op.reject(&codes::TX_NOT_PARAMETERIZED))?;
+    let tx = parameterised(op, &bank, &trn.trn_rq_uid)?;
     let key = customer_key(&bank, &trn.gov_issue_ident)
         .ok_or_else(|| op.reject(&codes::TX_DATA_INVALID))?;
     let step = match trn.question_list.first() {
@@ -162,6 +166,26 @@ fn check_challenge(op: Op, request: &ChallengeRequest) -> Result<(), BcsError> {
     Ok(())
 }
 
+/// What S5 and S19 are about: a parameterised transaction of a known customer.
+fn subjects(
+    op: Op,
+    bank: &Bank,
+    request: &ChallengeRequest,
+) -> Result<(Transaction, CustomerKey), BcsError> {
+    check_challenge(op, request)?;
+    let tx = parameterised(op, bank, &request.tx.id)?;
+    let key = customer_key(bank, &request.gov_issue_ident)
+        .ok_or_else(|| op.reject(&codes::RETO_NOT_FOUND))?;
+    Ok((tx, key))
+}
+
+/// S5 and S19 print the caller's `X-Invoker-TxId` in 20 characters and a stamp to the
+/// millisecond.
+fn challenge_code(key: &CustomerKey, tx_id: &str, headers: &HeaderMap) -> String {
+    let caller_tx = header(headers, "X-Invoker-TxId").unwrap_or_default();
+    authorization_code(key, tx_id, &caller_tx, 20, "%Y%m%d%H%M%S%3f")
+}
+
 /// S5: POST /retoManagement/v1/Customer: version 1 has no question rounds, so a
 /// parameterised transaction of a known customer is authorized at once.
 pub(super) async fn create_v1(
@@ -170,19 +194,11 @@ pub(super) async fn create_v1(
     body: Bytes,
 ) -> Reply {
     let op = Op::ChallengeV1;
-    admit(&state, op, &headers)?;
-    let request: ChallengeRequest = input::body(op, &body)?;
-    check_challenge(op, &request)?;
-    let bank = state.bank();
-    let tx = transaction(&bank, &request.tx.id)
-        .ok_or_else(|| op.reject(&codes::TX_NOT_PARAMETERIZED))?;
-    let key = customer_key(&bank, &request.gov_issue_ident)
-        .ok_or_else(|| op.reject(&codes::RETO_NOT_FOUND))?;
-    let caller_tx = header(&headers, "X-Invoker-TxId").unwrap_or_default();
-    let code = authorization_code(&key, &tx.id, &caller_tx, 20, "%Y%m%d%H%M%S%3f");
+    let request: ChallengeRequest = input::admitted_body(&state, op, &headers, &body)?;
+    let (tx, key) = subjects(op, &state.bank(), &request)?;
     Ok(ok(
         StatusCode::OK,
-        json!({ "authorization": { "value": "SI", "code": code } }),
+        json!({ "authorization": { "value": "SI", "code": challenge_code(&key, &tx.id, &headers) } }),
     ))
 }
 
@@ -193,14 +209,9 @@ pub(super) async fn create_v2(
     body: Bytes,
 ) -> Reply {
     let op = Op::ChallengeV2;
-    admit(&state, op, &headers)?;
-    let request: ChallengeRequest = input::body(op, &body)?;
-    check_challenge(op, &request)?;
+    let request: ChallengeRequest = input::admitted_body(&state, op, &headers, &body)?;
     let mut bank = state.bank();
-    let tx = transaction(&bank, &request.tx.id)
-        .ok_or_else(|| op.reject(&codes::TX_NOT_PARAMETERIZED))?;
-    let key = customer_key(&bank, &request.gov_issue_ident)
-        .ok_or_else(|| op.reject(&codes::RETO_NOT_FOUND))?;
+    let (tx, key) = subjects(op, &bank, &request)?;
     let step = match (
         request.request_type.value.0.trim(),
         &request.trace,
@@ -218,7 +229,6 @@ pub(super) async fn create_v2(
         }
         _ => return Err(op.bad_request("requestType R requiere trace y questionList")),
     };
-    let caller_tx = header(&headers, "X-Invoker-TxId").unwrap_or_default();
     let body = match step {
         Step::Ask {
             question,
@@ -230,7 +240,7 @@ pub(super) async fn create_v2(
             "questionList": [ { "question": question_v2(&question) } ],
         }),
         Step::Approved => json!({
-            "authorization": { "value": "SI", "code": authorization_code(&key, &tx.id, &caller_tx, 20, "%Y%m%d%H%M%S%3f") }
+            "authorization": { "value": "SI", "code": challenge_code(&key, &tx.id, &headers) }
         }),
         Step::Denied { iteration, retry } => json!({
             "authorization": { "value": "NO", "code": null },

@@ -1,16 +1,7 @@
 //! The rows of the spec's error tables the emulator answers with (HTTP status, code, type,
 //! description), plus the few codes the spec leaves unnamed, marked "sandbox".
 
-use super::envelope::Fault;
-
-const fn row(status: u16, code: &'static str, kind: &'static str, desc: &'static str) -> Fault {
-    Fault {
-        status,
-        code,
-        kind,
-        desc,
-    }
-}
+use super::envelope::{Fault, row};
 
 // S1 and S13: users and password states.
 pub const USER_NOT_FOUND: Fault = row(

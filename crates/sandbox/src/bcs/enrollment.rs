@@ -11,8 +11,7 @@ use serde_json::json;
 use super::codes;
 use super::envelope::{Fault, Op, Reply, ok};
 use super::fixtures::{Card, CustomerFixture};
-use super::guard::admit;
-use super::input::{self, Query};
+use super::input;
 use super::state::State;
 use super::wire::EnrollmentRequest;
 
@@ -26,8 +25,7 @@ pub(super) async fn check(
     RawQuery(raw): RawQuery,
 ) -> Reply {
     let op = Op::DigitalEnrollmentCheck;
-    admit(&state, op, &headers)?;
-    let query = Query::parse(op, raw)?;
+    let query = input::admitted_query(&state, op, &headers, raw)?;
     let (Some(ident_type), Some(ident_num)) =
         (query.get("govIssueIdentType"), query.get("identSerialNum"))
     else {
@@ -46,10 +44,9 @@ pub(super) async fn check(
 /// S6: POST /userManagement/v1/Customer: enrolls the customer in the digital channels.
 pub(super) async fn enroll(Shared(state): Shared<State>, headers: HeaderMap, body: Bytes) -> Reply {
     let op = Op::DigitalEnroll;
-    admit(&state, op, &headers)?;
-    let request: EnrollmentRequest = input::body(op, &body)?;
+    let request: EnrollmentRequest = input::admitted_body(&state, op, &headers, &body)?;
     let ident = &request.gov_issue_ident;
-    if ident.gov_issue_ident_type.is_empty() || ident.ident_serial_num.is_empty() {
+    if ident.is_incomplete() {
         return Err(op.bad_request("govIssueIdent es obligatorio"));
     }
     let mut bank = state.bank();
@@ -143,8 +140,7 @@ fn validate_card(
     raw: Option<String>,
 ) -> Reply {
     let op = purpose.op;
-    admit(state, op, headers)?;
-    let query = Query::parse(op, raw)?;
+    let query = input::admitted_query(state, op, headers, raw)?;
     let ident_type = query.get("govIssueIdentType").unwrap_or_default();
     if !IDENT_TYPES.contains(&ident_type) {
         return Err(op.reject(&codes::INVALID_IDENT_TYPE));

@@ -61,7 +61,13 @@ pub(crate) struct Profile {
     pub required_headers: &'static [&'static str],
 }
 
-const fn fault(status: u16, code: &'static str, kind: &'static str, desc: &'static str) -> Fault {
+/// A row of an error table, in the order the spec prints its columns.
+pub(crate) const fn row(
+    status: u16,
+    code: &'static str,
+    kind: &'static str,
+    desc: &'static str,
+) -> Fault {
     Fault {
         status,
         code,
@@ -70,36 +76,36 @@ const fn fault(status: u16, code: &'static str, kind: &'static str, desc: &'stat
     }
 }
 
-const APIKIT_BAD_REQUEST: Fault = fault(400, "400", "OUD", "Bad Request");
-const APIKIT_UNAUTHORIZED: Fault = fault(401, "401", "OUD", "Unauthorized");
-const BDA_BAD_REQUEST: Fault = fault(400, "1", "BDA", "BAD REQUEST.");
-const BDA_BUSINESS: Fault = fault(206, "1", "BDA", "BUSSINES MISTAKE");
-const BDA_UNAUTHORIZED: Fault = fault(401, "1004", "BDA", "UNATHORIZED");
-const RETO_BAD_REQUEST: Fault = fault(
+const APIKIT_BAD_REQUEST: Fault = row(400, "400", "OUD", "Bad Request");
+const APIKIT_UNAUTHORIZED: Fault = row(401, "401", "OUD", "Unauthorized");
+const BDA_BAD_REQUEST: Fault = row(400, "1", "BDA", "BAD REQUEST.");
+const BDA_BUSINESS: Fault = row(206, "1", "BDA", "BUSSINES MISTAKE");
+const BDA_UNAUTHORIZED: Fault = row(401, "1004", "BDA", "UNATHORIZED");
+const RETO_BAD_REQUEST: Fault = row(
     400,
     "BAD REQUEST",
     "BDA",
     "Indicates that there is a validation error at the input messaging level.",
 );
-const RETO_UNAUTHORIZED: Fault = fault(
+const RETO_UNAUTHORIZED: Fault = row(
     401,
     "UNATHORIZED",
     "BDA",
     "Indicates that the API consumer is not authorized to consume the resource.",
 );
-const OUD_BAD_REQUEST: Fault = fault(
+const OUD_BAD_REQUEST: Fault = row(
     400,
     "00400",
     "OUD",
     "Bad Request Hay un error en la estructuración del JSON de entrada",
 );
-const OUD_UNAUTHORIZED: Fault = fault(
+const OUD_UNAUTHORIZED: Fault = row(
     401,
     "00401",
     "OUD",
     "Unauthorized La solicitud no está autorizada. Las credenciales de autenticación incluidas con esta solicitud faltan o no son válidas.",
 );
-const OSB_BAD_REQUEST: Fault = fault(
+const OSB_BAD_REQUEST: Fault = row(
     400,
     "OSB-382505",
     "EXP",
@@ -223,35 +229,25 @@ impl Op {
             Some(status) if fault.status == 400 => status,
             _ => fault.status,
         };
-        BcsError::new(profile.casing, status, "ER", fault)
+        BcsError::new(profile.casing, "ER", &Fault { status, ..*fault })
     }
 
     /// The operation's own bad-request row, saying which input was wrong (never its value).
     pub fn bad_request(self, what: impl AsRef<str>) -> BcsError {
         let profile = self.profile();
-        let mut error = BcsError::new(
-            profile.casing,
-            profile.bad_request.status,
-            "ER",
-            &profile.bad_request,
-        );
+        let mut error = BcsError::new(profile.casing, "ER", &profile.bad_request);
         error.desc = format!("{}: {}", profile.bad_request.desc, what.as_ref());
         error
     }
 
     pub fn unauthorized(self) -> BcsError {
         let profile = self.profile();
-        BcsError::new(
-            profile.casing,
-            profile.unauthorized.status,
-            "ER",
-            &profile.unauthorized,
-        )
+        BcsError::new(profile.casing, "ER", &profile.unauthorized)
     }
 
     /// The documented technical failure of the channel-holds backend: `ER500`, empty detail.
     pub fn backend_failure(self) -> BcsError {
-        BcsError::new(self.profile().casing, 500, "ER500", &fault(500, "", "", ""))
+        BcsError::new(self.profile().casing, "ER500", &row(500, "", "", ""))
     }
 }
 
@@ -277,10 +273,10 @@ pub(crate) struct BcsError {
 }
 
 impl BcsError {
-    fn new(casing: Casing, status: u16, value: &'static str, fault: &Fault) -> Self {
+    fn new(casing: Casing, value: &'static str, fault: &Fault) -> Self {
         Self {
             casing,
-            status,
+            status: fault.status,
             value,
             code: fault.code.into(),
             desc: fault.desc.into(),
@@ -322,5 +318,5 @@ pub(crate) type Reply = Result<Response, BcsError>;
 
 /// The APIKit answer to a path no operation has.
 pub(crate) async fn not_found() -> BcsError {
-    BcsError::new(Camel, 404, "ER", &fault(404, "404", "OUD", "Not Found"))
+    BcsError::new(Camel, "ER", &row(404, "404", "OUD", "Not Found"))
 }

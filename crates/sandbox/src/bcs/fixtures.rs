@@ -256,6 +256,23 @@ pub(crate) struct ContactInfo {
     pub email_addr: String,
 }
 
+impl ContactInfo {
+    /// Neither a phone nor an e-mail address to send a code to.
+    pub fn is_empty(&self) -> bool {
+        self.cell_phone.is_empty() && self.email_addr.is_empty()
+    }
+}
+
+/// A request's own `contactInfo`: where S2 and S3 send the code instead of the customer's.
+impl From<super::wire::ContactInfo> for ContactInfo {
+    fn from(given: super::wire::ContactInfo) -> Self {
+        ContactInfo {
+            cell_phone: given.cell_phone,
+            email_addr: given.email_addr,
+        }
+    }
+}
+
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct PasswordFixture {

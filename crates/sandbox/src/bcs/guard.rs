@@ -39,106 +39,47 @@ impl Check {
     }
 }
 
+/// The table's patterns, named by what they admit.
+const ALPHANUMERIC: Check = Check::Pattern(r"^[a-zA-z,0-9]*$");
+const ALPHANUMERIC_SYMBOLS: Check = Check::Pattern(r"^[a-zA-z,0-9,\W]*$");
+const LETTERS_SYMBOLS: Check = Check::Pattern(r"^[a-zA-z,\W]*$");
+const FREE_TEXT: Check = Check::Pattern(r"^[ñAa-zA-z,0-9_ ,\W]*$");
+const IP_ADDRESS: Check = Check::Pattern(r"^[a-zA-z,0-9,\W.\:]*$");
+const MAC_ADDRESS: Check = Check::Pattern(r"^([0-9A-Fa-f]{2}[:-]){5}([0-9A-Fa-f]{2})$");
+const NOT_EMPTY: Check = Check::Pattern(r"^[\s\S]+$");
+
 /// One row of the header table: name, maximum length in characters, check.
 const HEADER_RULES: &[(&str, usize, Check)] = &[
     ("X-Ident-TransactionDate", 30, Check::DateTime),
-    (
-        "X-Ident-DeviceFingerPrint",
-        5500,
-        Check::Pattern(r"^[ñAa-zA-z,0-9_ ,\W]*$"),
-    ),
-    (
-        "X-Ident-NavigHabit",
-        600,
-        Check::Pattern(r"^[ñAa-zA-z,0-9_ ,\W]*$"),
-    ),
-    (
-        "X-Security-CustLoginId",
-        30,
-        Check::Pattern(r"^[a-zA-z,0-9]*$"),
-    ),
-    (
-        "Authorization",
-        usize::MAX,
-        Check::Pattern(r"^[a-zA-z,0-9,\W]*$"),
-    ),
-    ("X-Invoker-Channel", 20, Check::Pattern(r"^[a-zA-z,0-9]*$")),
-    ("X-Invoker-ATMId", 20, Check::Pattern(r"^[a-zA-z,0-9]*$")),
-    ("X-Invoker-BranchId", 20, Check::Pattern(r"^[a-zA-z,0-9]*$")),
-    (
-        "X-Invoker-TerminalId",
-        20,
-        Check::Pattern(r"^[a-zA-z,0-9]*$"),
-    ),
-    (
-        "X-Invoker-Component",
-        20,
-        Check::Pattern(r"^[a-zA-z,0-9]*$"),
-    ),
-    (
-        "X-Invoker-UserIPAddress",
-        39,
-        Check::Pattern(r"^[a-zA-z,0-9,\W.\:]*$"),
-    ),
-    (
-        "X-Invoker-ServerIPAddress",
-        39,
-        Check::Pattern(r"^[a-zA-z,0-9,\W.\:]*$"),
-    ),
-    (
-        "X-Invoker-UserMACAddress",
-        17,
-        Check::Pattern(r"^([0-9A-Fa-f]{2}[:-]){5}([0-9A-Fa-f]{2})$"),
-    ),
-    (
-        "X-Invoker-ServerMACAddress",
-        17,
-        Check::Pattern(r"^([0-9A-Fa-f]{2}[:-]){5}([0-9A-Fa-f]{2})$"),
-    ),
+    ("X-Ident-DeviceFingerPrint", 5500, FREE_TEXT),
+    ("X-Ident-NavigHabit", 600, FREE_TEXT),
+    ("X-Security-CustLoginId", 30, ALPHANUMERIC),
+    ("Authorization", usize::MAX, ALPHANUMERIC_SYMBOLS),
+    ("X-Invoker-Channel", 20, ALPHANUMERIC),
+    ("X-Invoker-ATMId", 20, ALPHANUMERIC),
+    ("X-Invoker-BranchId", 20, ALPHANUMERIC),
+    ("X-Invoker-TerminalId", 20, ALPHANUMERIC),
+    ("X-Invoker-Component", 20, ALPHANUMERIC),
+    ("X-Invoker-UserIPAddress", 39, IP_ADDRESS),
+    ("X-Invoker-ServerIPAddress", 39, IP_ADDRESS),
+    ("X-Invoker-UserMACAddress", 17, MAC_ADDRESS),
+    ("X-Invoker-ServerMACAddress", 17, MAC_ADDRESS),
     ("X-Invoker-ProcessDate", 10, Check::Date),
-    ("X-Invoker-TxId", 30, Check::Pattern(r"^[a-zA-z,0-9]*$")),
-    ("X-Invoker-SessionKey", 30, Check::Pattern(r"^[\s\S]+$")),
-    ("X-Invoker-Source", 20, Check::Pattern(r"^[a-zA-z,0-9]*$")),
-    ("X-Invoker-Country", 3, Check::Pattern(r"^[a-zA-z,\W]*$")),
-    (
-        "X-Invoker-ProcessBpmId",
-        30,
-        Check::Pattern(r"^[a-zA-z,0-9]*$"),
-    ),
-    (
-        "X-Invoker-ProcessId",
-        20,
-        Check::Pattern(r"^[a-zA-z,0-9]*$"),
-    ),
-    ("X-Invoker-Network", 4, Check::Pattern(r"^[a-zA-z,0-9]*$")),
-    (
-        "X-Invoker-subChannel",
-        4,
-        Check::Pattern(r"^[a-zA-z,0-9]*$"),
-    ),
-    ("X-Invoker-User", 20, Check::Pattern(r"^[a-zA-z,0-9]*$")),
-    ("X-Invoker-Action", 30, Check::Pattern(r"^[a-zA-z,0-9]*$")),
-    (
-        "X-Invoker-Destination",
-        30,
-        Check::Pattern(r"^[a-zA-z,0-9]*$"),
-    ),
-    (
-        "X-Invoker-ModifierUser",
-        30,
-        Check::Pattern(r"^[a-zA-z,0-9]*$"),
-    ),
-    (
-        "X-Invoker-ReferencedNumber",
-        30,
-        Check::Pattern(r"^[a-zA-z,0-9]*$"),
-    ),
-    (
-        "X-Invoker-RequestNumber",
-        30,
-        Check::Pattern(r"^[a-zA-z,0-9,\W]*$"),
-    ),
-    ("X-Invoker-CustId", 30, Check::Pattern(r"^[a-zA-z,0-9]*$")),
+    ("X-Invoker-TxId", 30, ALPHANUMERIC),
+    ("X-Invoker-SessionKey", 30, NOT_EMPTY),
+    ("X-Invoker-Source", 20, ALPHANUMERIC),
+    ("X-Invoker-Country", 3, LETTERS_SYMBOLS),
+    ("X-Invoker-ProcessBpmId", 30, ALPHANUMERIC),
+    ("X-Invoker-ProcessId", 20, ALPHANUMERIC),
+    ("X-Invoker-Network", 4, ALPHANUMERIC),
+    ("X-Invoker-subChannel", 4, ALPHANUMERIC),
+    ("X-Invoker-User", 20, ALPHANUMERIC),
+    ("X-Invoker-Action", 30, ALPHANUMERIC),
+    ("X-Invoker-Destination", 30, ALPHANUMERIC),
+    ("X-Invoker-ModifierUser", 30, ALPHANUMERIC),
+    ("X-Invoker-ReferencedNumber", 30, ALPHANUMERIC),
+    ("X-Invoker-RequestNumber", 30, ALPHANUMERIC_SYMBOLS),
+    ("X-Invoker-CustId", 30, ALPHANUMERIC),
 ];
 
 /// `HEADER_RULES` with each pattern compiled once (`None` for date and time checks).

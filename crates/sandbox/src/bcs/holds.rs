@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use super::codes;
 use super::envelope::{BcsError, Op, Reply, ok};
 use super::fixtures::{ChannelPair, Hold, PseudoChannel, Unblocking};
-use super::guard::admit;
 use super::input::{self, Query};
 use super::state::{Customer, State, now};
 use super::wire::{BlockingInfoRequest, SetHoldRequest};
@@ -63,8 +62,7 @@ pub(super) async fn list(
     RawQuery(raw): RawQuery,
 ) -> Reply {
     let op = Op::ListChannelHolds;
-    admit(&state, op, &headers)?;
-    let query = Query::parse(op, raw)?;
+    let query = input::admitted_query(&state, op, &headers, raw)?;
     let ident_type = query
         .get("GovIssueIdentType")
         .ok_or_else(|| op.bad_request("GovIssueIdentType es obligatorio"))?;
@@ -140,8 +138,7 @@ fn hold_json(hold: &Hold) -> Value {
 /// S15: POST /security-management/v1/channelholds.
 pub(super) async fn set(Shared(state): Shared<State>, headers: HeaderMap, body: Bytes) -> Reply {
     let op = Op::SetChannelHold;
-    admit(&state, op, &headers)?;
-    let request: SetHoldRequest = input::body(op, &body)?;
+    let request: SetHoldRequest = input::admitted_body(&state, op, &headers, &body)?;
     let info = request.trn_src_info.blocking_info;
     if info.ident_serial_num.is_empty() || info.gov_issue_ident_type.is_empty() {
         return Err(op.bad_request("identSerialNum y govIssueIdentType son obligatorios"));

@@ -1,5 +1,5 @@
-//! Reading a request: its JSON body and its query string, answering the operation's own
-//! bad-request row when they cannot be read.
+//! Reading a request once the gate has admitted it: its JSON body and its query string,
+//! answering the operation's own bad-request row when they cannot be read.
 
 use std::collections::HashMap;
 
@@ -8,10 +8,33 @@ use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;
 
 use super::envelope::{BcsError, Op};
-use super::guard::header;
+use super::guard::{admit, header};
+use super::state::State;
 
 /// The channel the request is registered with; the spec's default is "007" (Internet).
 const DEFAULT_CHANNEL: &str = "007";
+
+/// The JSON body of a request the gate admits.
+pub(crate) fn admitted_body<T: DeserializeOwned>(
+    state: &State,
+    op: Op,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, BcsError> {
+    admit(state, op, headers)?;
+    self::body(op, body)
+}
+
+/// The query string of a request the gate admits.
+pub(crate) fn admitted_query(
+    state: &State,
+    op: Op,
+    headers: &HeaderMap,
+    raw: Option<String>,
+) -> Result<Query, BcsError> {
+    admit(state, op, headers)?;
+    Query::parse(op, raw)
+}
 
 pub(crate) fn body<T: DeserializeOwned>(op: Op, body: &Bytes) -> Result<T, BcsError> {
     serde_json::from_slice(body).map_err(|_| op.bad_request("el cuerpo no es un JSON valido"))

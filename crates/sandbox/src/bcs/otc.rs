@@ -10,12 +10,11 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use super::codes;
-use super::envelope::{Op, Reply, ok};
+use super::envelope::{BcsError, Op, Reply, ok};
 use super::fixtures::ContactInfo;
-use super::guard::admit;
 use super::input;
 use super::state::{OneTimeCode, State};
-use super::wire::OtcRequest;
+use super::wire::{GovIssueIdent, OtcBody, OtcRequest};
 
 /// S2: POST /securityManagement/V1/generateOTC.
 pub(super) async fn generate_v1(
@@ -35,31 +34,29 @@ pub(super) async fn generate_v3(
     generate(Op::GenerateOtcV3, &state, &headers, &body)
 }
 
-fn generate(op: Op, state: &State, headers: &HeaderMap, body: &Bytes) -> Reply {
-    admit(state, op, headers)?;
-    let request: OtcRequest = input::body(op, body)?;
-    let ident = &request.gov_issue_ident;
-    let issue = request.otc.otc_issue.trim();
-    if ident.gov_issue_ident_type.is_empty()
-        || ident.ident_serial_num.is_empty()
-        || issue.is_empty()
-    {
+/// The code's purpose (`otc.otcIssue`), once the customer and the purpose are both given.
+fn purpose<'a>(op: Op, ident: &GovIssueIdent, otc: &'a OtcBody) -> Result<&'a str, BcsError> {
+    let issue = otc.otc_issue.trim();
+    if ident.is_incomplete() || issue.is_empty() {
         return Err(op.bad_request("govIssueIdent y otc.otcIssue son obligatorios"));
     }
+    Ok(issue)
+}
+
+fn generate(op: Op, state: &State, headers: &HeaderMap, body: &Bytes) -> Reply {
+    let request: OtcRequest = input::admitted_body(state, op, headers, body)?;
+    let ident = &request.gov_issue_ident;
+    let issue = purpose(op, ident, &request.otc)?;
     let mut bank = state.bank();
     let customer = bank
         .customer(&ident.gov_issue_ident_type, &ident.ident_serial_num)
         .ok_or_else(|| op.reject(&codes::OTC_CUSTOMER_NOT_FOUND))?;
-    let contact = match request.contact_info {
-        Some(given) if !(given.cell_phone.is_empty() && given.email_addr.is_empty()) => {
-            ContactInfo {
-                cell_phone: given.cell_phone,
-                email_addr: given.email_addr,
-            }
-        }
-        _ => customer.data.contact_info.clone(),
-    };
-    if contact.cell_phone.is_empty() && contact.email_addr.is_empty() {
+    let contact = request
+        .contact_info
+        .map(ContactInfo::from)
+        .filter(|given| !given.is_empty())
+        .unwrap_or_else(|| customer.data.contact_info.clone());
+    if contact.is_empty() {
         return Err(op.reject(&codes::OTC_NO_CONTACT));
     }
     let key = customer.key();
@@ -83,19 +80,12 @@ pub(super) async fn validate(
     body: Bytes,
 ) -> Reply {
     let op = Op::ValidateOtc;
-    admit(&state, op, &headers)?;
-    let request: OtcRequest = input::body(op, &body)?;
+    let request: OtcRequest = input::admitted_body(&state, op, &headers, &body)?;
     let ident = &request.gov_issue_ident;
-    let issue = request.otc.otc_issue.trim();
     let Some(given) = request.otc.otc_value.as_ref() else {
         return Err(op.bad_request("otc.otcValue es obligatorio"));
     };
-    if ident.gov_issue_ident_type.is_empty()
-        || ident.ident_serial_num.is_empty()
-        || issue.is_empty()
-    {
-        return Err(op.bad_request("govIssueIdent y otc.otcIssue son obligatorios"));
-    }
+    let issue = purpose(op, ident, &request.otc)?;
     let mut bank = state.bank();
     let max_attempts = bank.fixtures.otc.max_attempts;
     let key = bank

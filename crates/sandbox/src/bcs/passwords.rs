@@ -10,8 +10,7 @@ use serde_json::json;
 use super::codes;
 use super::envelope::{BcsError, Op, Reply, ok};
 use super::fixtures::PasswordPolicy;
-use super::guard::admit;
-use super::input::{self, Query};
+use super::input;
 use super::policy::{Candidate, policy_problem, violation};
 use super::state::{State, User, now};
 use super::wire::{ChangePasswordRequest, CreateUserRequest, SetPasswordStatusRequest};
@@ -23,8 +22,7 @@ pub(super) async fn status(
     RawQuery(raw): RawQuery,
 ) -> Reply {
     let op = Op::PasswordStatus;
-    admit(&state, op, &headers)?;
-    let query = Query::parse(op, raw)?;
+    let query = input::admitted_query(&state, op, &headers, raw)?;
     let bank = state.bank();
     let customer = match (
         query.get("govIssueIdentType"),
@@ -63,8 +61,7 @@ pub(super) async fn status(
 /// S8: PUT /user-management/v1/customer. Wrong current passwords count towards a lock.
 pub(super) async fn change(Shared(state): Shared<State>, headers: HeaderMap, body: Bytes) -> Reply {
     let op = Op::ChangePassword;
-    admit(&state, op, &headers)?;
-    let request: ChangePasswordRequest = input::body(op, &body)?;
+    let request: ChangePasswordRequest = input::admitted_body(&state, op, &headers, &body)?;
     let ident = &request.gov_issue_ident;
     let (Some(current), Some(new)) = (
         request.cust_pswd.crypt_pswd,
@@ -72,7 +69,7 @@ pub(super) async fn change(Shared(state): Shared<State>, headers: HeaderMap, bod
     ) else {
         return Err(op.reject(&codes::MISSING_FIELDS));
     };
-    if ident.gov_issue_ident_type.is_empty() || ident.ident_serial_num.is_empty() {
+    if ident.is_incomplete() {
         return Err(op.reject(&codes::MISSING_FIELDS));
     }
     let mut bank = state.bank();
@@ -93,16 +90,7 @@ pub(super) async fn change(Shared(state): Shared<State>, headers: HeaderMap, bod
         return Err(op.reject(&codes::INVALID_CREDENTIALS));
     }
     user.failed_attempts = 0;
-    let candidate = Candidate {
-        password: new.expose_secret(),
-        ident_serial_num: &ident.ident_serial_num,
-        current: Some(&user.password),
-        history: &user.history,
-        policy: &policy,
-    };
-    if let Some(broken) = violation(&candidate) {
-        return Err(op.reject(&broken));
-    }
+    check_new_password(op, &new, &ident.ident_serial_num, Some(user), &policy)?;
     user.replace_password(new, policy.history);
     Ok(ok(StatusCode::CREATED, json!({})))
 }
@@ -115,8 +103,7 @@ pub(super) async fn create_or_recover(
     body: Bytes,
 ) -> Reply {
     let op = Op::CreateUser;
-    admit(&state, op, &headers)?;
-    let request: CreateUserRequest = input::body(op, &body)?;
+    let request: CreateUserRequest = input::admitted_body(&state, op, &headers, &body)?;
     let ident = &request.gov_issue_ident;
     let recovering = match request.recuperation_flag.value.0.trim() {
         "S" => true,
@@ -127,7 +114,7 @@ pub(super) async fn create_or_recover(
     let Some(password) = request.info_password.password else {
         return Err(op.reject(&codes::MISSING_FIELDS));
     };
-    if ident.gov_issue_ident_type.is_empty() || ident.ident_serial_num.is_empty() {
+    if ident.is_incomplete() {
         return Err(op.reject(&codes::MISSING_FIELDS));
     }
     let mut bank = state.bank();
@@ -189,10 +176,9 @@ pub(super) async fn set_status(
     body: Bytes,
 ) -> Reply {
     let op = Op::SetPasswordStatus;
-    admit(&state, op, &headers)?;
-    let request: SetPasswordStatusRequest = input::body(op, &body)?;
+    let request: SetPasswordStatusRequest = input::admitted_body(&state, op, &headers, &body)?;
     let ident = &request.gov_issue_ident;
-    if ident.gov_issue_ident_type.is_empty() || ident.ident_serial_num.is_empty() {
+    if ident.is_incomplete() {
         return Err(op.bad_request("govIssueIdent es obligatorio"));
     }
     let Some(&(_, lock)) = PASSWORD_STATES

@@ -3,16 +3,12 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::envelope::Fault;
+use super::envelope::{self, Fault};
 use super::fixtures::PasswordPolicy;
 
+/// Every row of the policy tables is a 400 of type OUD.
 const fn row(code: &'static str, desc: &'static str) -> Fault {
-    Fault {
-        status: 400,
-        code,
-        kind: "OUD",
-        desc,
-    }
+    envelope::row(400, code, "OUD", desc)
 }
 
 /// A proposed password and what it is compared with.

@@ -16,6 +16,13 @@ pub(crate) struct GovIssueIdent {
     pub ident_serial_num: String,
 }
 
+impl GovIssueIdent {
+    /// Either the document type or its number is missing.
+    pub fn is_incomplete(&self) -> bool {
+        self.gov_issue_ident_type.is_empty() || self.ident_serial_num.is_empty()
+    }
+}
+
 #[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub(crate) struct ContactInfo {

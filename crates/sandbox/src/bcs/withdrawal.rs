@@ -52,15 +52,12 @@ pub(super) async fn request_otp(
     body: Bytes,
 ) -> Reply {
     let op = Op::WithdrawalOtp;
-    admit(&state, op, &headers)?;
-    let request: WithdrawalOtpRequest = input::body(op, &body)?;
+    let request: WithdrawalOtpRequest = input::admitted_body(&state, op, &headers, &body)?;
     let ident = &request.gov_issue_ident;
     let acct_id = request.x_fer_info.dep_acct_id_from.acct_id.trim();
     let amount = request.x_fer_info.cur_amt.amt.cents();
-    let missing = ident.gov_issue_ident_type.is_empty()
-        || ident.ident_serial_num.is_empty()
-        || acct_id.is_empty()
-        || request.otc.id_otc.trim().is_empty();
+    let missing =
+        ident.is_incomplete() || acct_id.is_empty() || request.otc.id_otc.trim().is_empty();
     let (false, Some(amount_cents)) = (missing, amount) else {
         return Err(
             op.bad_request("govIssueIdent, acctId, amt (positivo) e idOtc son obligatorios")
