@@ -1,11 +1,13 @@
 //! The outbound kit every provider client shares: pooled rustls HTTP clients, deadlines,
-//! retries for safe operations, a circuit breaker per provider, and one gRPC error model.
+//! retries for safe operations, a circuit breaker per provider, one gRPC error model, and
+//! the idempotency store of money-moving calls.
 #![forbid(unsafe_code)]
 
 pub mod breaker;
 pub mod deadline;
 pub mod errors;
 pub mod http;
+pub mod idempotency;
 pub mod metrics;
 pub mod outbound;
 pub mod retry;

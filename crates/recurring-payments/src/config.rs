@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+pub use pasarela_provider::idempotency::{IdempotencyConfig, StoreKind};
 use pasarela_provider::outbound::OutboundSettings;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -66,38 +67,6 @@ impl Default for Paths {
             activate: "/v1/payments/subscriptions/activate".into(),
             cancel: "/v1/payments/subscriptions/cancel".into(),
             payment: "/v1/payments/subscriptions/payment".into(),
-        }
-    }
-}
-
-/// Which idempotency store to use.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreKind {
-    /// In the process: correct for one replica only.
-    #[default]
-    Memory,
-    /// Shared by every replica.
-    Redis,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct IdempotencyConfig {
-    pub store: StoreKind,
-    /// `redis://host:port/db` (may carry a password); required with `store = "redis"`.
-    pub url: Option<SecretString>,
-    /// How long an outcome is kept and replayed.
-    #[serde(with = "humantime_serde")]
-    pub ttl: Duration,
-}
-
-impl Default for IdempotencyConfig {
-    fn default() -> Self {
-        Self {
-            store: StoreKind::Memory,
-            url: None,
-            ttl: Duration::from_secs(24 * 60 * 60),
         }
     }
 }

@@ -8,16 +8,35 @@ use std::time::Instant;
 use pasarela::recurring_payments::v1 as pb;
 use pasarela::recurring_payments::v1::recurring_payments_service_server::RecurringPaymentsService;
 use pasarela_auth::Principal;
-use pasarela_provider::{ProviderError, deadline};
+use pasarela_provider::idempotency::{self, Claim, Idempotency, Scope, detached, fingerprint};
+use pasarela_provider::{ProviderError, deadline, reasons};
 use tonic::{Request, Response, Status};
 
 use crate::Config;
-use crate::config::StoreKind;
+use crate::daviplata::errors::{DOMAIN, reason};
 use crate::daviplata::wire::{self, Defaults, Reference};
 use crate::daviplata::{Daviplata, client};
-use crate::idempotency::{Begin, Ending, Idempotency, MemoryStore, RedisStore, Store, fingerprint};
 use crate::limits::Limits;
 use crate::validate;
+
+/// Idempotency records of activate, cancel and charge. For state changes the client
+/// reports every ambiguous failure as `PROVIDER_OUTCOME_UNKNOWN`, so the `not_sent`
+/// reasons only arise before the request left or from a refusal in which Daviplata did not
+/// act.
+const IDEMPOTENCY: Scope = Scope {
+    keys: "pasarela:recurring-payments:idempotency",
+    domain: "pasarela.recurring_payments",
+    provider: DOMAIN,
+    provider_name: "Daviplata",
+    not_sent: &[
+        reasons::PROVIDER_AUTH_FAILED,
+        reasons::CIRCUIT_OPEN,
+        reasons::PROVIDER_UNAVAILABLE,
+        reasons::PROVIDER_TIMEOUT,
+        reasons::PROVIDER_BAD_RESPONSE,
+        reason::PROVIDER_RATE_LIMITED,
+    ],
+};
 
 /// The service; cheap to clone (everything shared sits behind one `Arc`).
 #[derive(Clone)]
@@ -38,23 +57,13 @@ impl RecurringPayments {
     /// Builds the Daviplata client (reads the mTLS identity now) and connects the store.
     pub async fn new(config: Config) -> anyhow::Result<Self> {
         let daviplata = Daviplata::new(&config)?;
-        let store: Arc<dyn Store> = match config.idempotency.store {
-            StoreKind::Memory => Arc::new(MemoryStore::default()),
-            StoreKind::Redis => {
-                let url = config.idempotency.url.as_ref().ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "idempotency.url is required with idempotency.store = \"redis\""
-                    )
-                })?;
-                Arc::new(RedisStore::connect(url).await?)
-            }
-        };
+        let store = idempotency::open_store(&config.idempotency).await?;
         // A claim outlives its call (token wait plus the provider call) before a repeat
         // may take it over.
         let lease = daviplata.ceiling() * 3;
         Ok(Self {
             core: Arc::new(Core {
-                idempotency: Idempotency::new(store, config.idempotency.ttl, lease),
+                idempotency: Idempotency::new(store, IDEMPOTENCY, config.idempotency.ttl, lease),
                 daviplata,
                 limits: Limits::default(),
                 payment_provider_id: config.payment_provider_id,
@@ -110,37 +119,20 @@ impl Core {
         F: FnOnce(String) -> Fut,
         Fut: Future<Output = Result<R, ProviderError>>,
     {
-        let proposed = if given_transaction_id.is_empty() {
+        let transaction_id = if given_transaction_id.is_empty() {
             uuid::Uuid::new_v4().to_string()
         } else {
             given_transaction_id.to_owned()
         };
-        let fingerprint = fingerprint(operation, request_without_key);
-        let ticket = match self
-            .idempotency
-            .begin(
-                operation,
-                key.caller,
-                key.key,
-                &fingerprint,
-                proposed,
-                deadline,
-            )
-            .await?
-        {
-            Begin::Replay(outcome) => {
-                tracing::info!(operation, "idempotent replay");
-                return outcome.replay();
-            }
-            Begin::Run(ticket) => ticket,
+        let claim = Claim {
+            operation,
+            caller: key.caller,
+            key: key.key,
+            fingerprint: fingerprint(operation, request_without_key),
+            transaction_id,
+            deadline,
         };
-        let result = call(ticket.transaction_id().to_owned()).await;
-        let reason = result.as_ref().err().map(|e| e.reason.clone());
-        let result = result.map_err(Status::from);
-        self.idempotency
-            .finish(ticket, Ending::of(&result, reason.as_deref()))
-            .await;
-        result
+        self.idempotency.once(claim, call).await
     }
 
     async fn request(
@@ -309,19 +301,6 @@ fn reference(transaction: Option<&pb::ProviderTransaction>, fixed_id: Option<Str
     }
 }
 
-/// Runs a state-changing call on its own task: a caller hanging up must not abandon a
-/// charge between the provider's answer and the idempotency record.
-async fn detached<T, Fut>(future: Fut) -> Result<Response<T>, Status>
-where
-    T: Send + 'static,
-    Fut: Future<Output = Result<T, Status>> + Send + 'static,
-{
-    tokio::spawn(future)
-        .await
-        .map_err(|_| Status::internal("the call's task failed"))?
-        .map(Response::new)
-}
-
 #[tonic::async_trait]
 impl RecurringPaymentsService for RecurringPayments {
     async fn request_subscription(
@@ -342,7 +321,9 @@ impl RecurringPaymentsService for RecurringPayments {
         let deadline = deadline_of(&self.core, &request);
         let core = Arc::clone(&self.core);
         let caller = caller_of(&request);
-        detached(async move { core.activate(request.into_inner(), caller, deadline).await }).await
+        detached(async move { core.activate(request.into_inner(), caller, deadline).await })
+            .await
+            .map(Response::new)
     }
 
     async fn cancel_subscription(
@@ -352,7 +333,9 @@ impl RecurringPaymentsService for RecurringPayments {
         let deadline = deadline_of(&self.core, &request);
         let core = Arc::clone(&self.core);
         let caller = caller_of(&request);
-        detached(async move { core.cancel(request.into_inner(), caller, deadline).await }).await
+        detached(async move { core.cancel(request.into_inner(), caller, deadline).await })
+            .await
+            .map(Response::new)
     }
 
     async fn charge_subscription(
@@ -362,6 +345,8 @@ impl RecurringPaymentsService for RecurringPayments {
         let deadline = deadline_of(&self.core, &request);
         let core = Arc::clone(&self.core);
         let caller = caller_of(&request);
-        detached(async move { core.charge(request.into_inner(), caller, deadline).await }).await
+        detached(async move { core.charge(request.into_inner(), caller, deadline).await })
+            .await
+            .map(Response::new)
     }
 }

@@ -5,7 +5,6 @@
 pub mod config;
 mod daviplata;
 mod handler;
-mod idempotency;
 mod limits;
 mod money;
 mod validate;

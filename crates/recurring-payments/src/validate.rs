@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use pasarela::common::v1::{DocumentType, Money};
 use pasarela::recurring_payments::v1 as pb;
-use pasarela_provider::Violations;
+use pasarela_provider::{Violations, idempotency};
 use regex::Regex;
 use tonic::Status;
 
@@ -22,7 +22,6 @@ static DOCUMENT_NUMBER: LazyLock<Regex> = LazyLock::new(|| regex("^[0-9]{5,15}$"
 static PRODUCT_CODE: LazyLock<Regex> = LazyLock::new(|| regex("^[A-Z0-9_]{1,10}$"));
 static PRODUCT_NUMBER: LazyLock<Regex> = LazyLock::new(|| regex("^[0-9]{10}$"));
 static OTP_SESSION: LazyLock<Regex> = LazyLock::new(|| regex("^[A-Za-z0-9-]{1,36}$"));
-static IDEMPOTENCY_KEY: LazyLock<Regex> = LazyLock::new(|| regex("^[\\x21-\\x7E]{1,255}$"));
 
 /// Free-text fields: (name, most characters).
 const COMMERCE_NAME_MAX: usize = 100;
@@ -120,17 +119,6 @@ fn transaction(v: &mut Violations, transaction: Option<&pb::ProviderTransaction>
     }
 }
 
-fn idempotency_key(v: &mut Violations, key: &str) {
-    if v.required("idempotency_key", key) {
-        v.pattern(
-            "idempotency_key",
-            key,
-            &IDEMPOTENCY_KEY,
-            "1 to 255 printable ASCII characters",
-        );
-    }
-}
-
 /// A COP amount above zero and, when known, within `maximum`.
 fn amount(v: &mut Violations, field: &str, money: &Money, maximum: Option<i64>) {
     if money.currency_code != CURRENCY {
@@ -157,7 +145,7 @@ pub fn request(request: &pb::RequestSubscriptionRequest) -> Result<(), Status> {
 
 pub fn activate(request: &pb::ActivateSubscriptionRequest) -> Result<(), Status> {
     let mut v = Violations::new();
-    idempotency_key(&mut v, &request.idempotency_key);
+    idempotency::check_key(&mut v, &request.idempotency_key);
     commerce(&mut v, request.commerce.as_ref());
     wallet(&mut v, request.wallet.as_ref());
     if v.required("otp_value", &request.otp_value) {
@@ -181,7 +169,7 @@ pub fn activate(request: &pb::ActivateSubscriptionRequest) -> Result<(), Status>
 
 pub fn cancel(request: &pb::CancelSubscriptionRequest) -> Result<(), Status> {
     let mut v = Violations::new();
-    idempotency_key(&mut v, &request.idempotency_key);
+    idempotency::check_key(&mut v, &request.idempotency_key);
     commerce(&mut v, request.commerce.as_ref());
     wallet(&mut v, request.wallet.as_ref());
     transaction(&mut v, request.transaction.as_ref());
@@ -194,7 +182,7 @@ pub fn charge(
     known_maximum: Option<i64>,
 ) -> Result<(), Status> {
     let mut v = Violations::new();
-    idempotency_key(&mut v, &request.idempotency_key);
+    idempotency::check_key(&mut v, &request.idempotency_key);
     commerce(&mut v, request.commerce.as_ref());
     wallet(&mut v, request.wallet.as_ref());
     match &request.amount {

@@ -1,33 +1,51 @@
-//! Idempotency of activate, charge and cancel: the request's fingerprint and outcome kept
-//! under the caller's key (24 h by default), the first outcome replayed, a different request
-//! under the same key refused, a concurrent duplicate made to wait for the first, and an
-//! unknown outcome retried with the same provider transaction id (Daviplata deduplicates
-//! by it) instead of blindly.
+//! Idempotency of money-moving calls (charges, activations, withdrawals): the request's
+//! fingerprint and outcome kept under the caller's key (24 h by default), the first outcome
+//! replayed, a different request under the same key refused, a concurrent duplicate made to
+//! wait for the first, and an unknown outcome retried with the same provider transaction id
+//! (the provider deduplicates by it) instead of blindly.
 
+mod config;
 mod memory;
 mod redis;
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::future::BoxFuture;
-use pasarela_provider::{ProviderError, metrics, reasons};
+use regex::Regex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tonic::{Code, Status};
 
+use crate::errors::ProviderError;
+use crate::metrics;
+use crate::reasons;
+use crate::validate::Violations;
+
+pub use config::{IdempotencyConfig, StoreKind, open_store};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
-
-/// `ErrorInfo.domain` of pasarela's own idempotency errors.
-const DOMAIN: &str = "pasarela.recurring_payments";
 
 pub mod reason {
     pub const IDEMPOTENCY_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
     pub const IDEMPOTENCY_KEY_IN_FLIGHT: &str = "IDEMPOTENCY_KEY_IN_FLIGHT";
     pub const IDEMPOTENCY_STORE_UNAVAILABLE: &str = "IDEMPOTENCY_STORE_UNAVAILABLE";
+}
+
+/// Name of the request field that carries the key, in every service's proto.
+pub const KEY_FIELD: &str = "idempotency_key";
+
+static KEY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new("^[\\x21-\\x7E]{1,255}$").expect("the key pattern compiles"));
+
+/// Records a violation unless `key` is 1 to 255 printable ASCII characters.
+pub fn check_key(v: &mut Violations, key: &str) {
+    if v.required(KEY_FIELD, key) {
+        v.pattern(KEY_FIELD, key, &KEY, "1 to 255 printable ASCII characters");
+    }
 }
 
 /// Where records live. Every operation is atomic on one key; values are opaque strings
@@ -53,13 +71,39 @@ pub trait Store: Send + Sync {
     /// Removes the key if it still holds `expected`.
     fn remove<'a>(&'a self, key: &'a str, expected: &'a str)
     -> BoxFuture<'a, anyhow::Result<bool>>;
+
+    /// Reserves the next `count` numbers of the counter `key` for the caller alone (among
+    /// everyone who shares this store) and returns the first; a counter the store does not
+    /// hold yet starts after `seed`. Counters never expire.
+    fn reserve<'a>(
+        &'a self,
+        key: &'a str,
+        count: u64,
+        seed: u64,
+    ) -> BoxFuture<'a, anyhow::Result<u64>>;
+}
+
+/// Whose records these are: one service in front of one provider.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope {
+    /// Prefix of the store's keys, e.g. `pasarela:recurring-payments:idempotency`.
+    pub keys: &'static str,
+    /// `ErrorInfo.domain` of the idempotency errors, e.g. `pasarela.recurring_payments`.
+    pub domain: &'static str,
+    /// The provider's domain, for metrics.
+    pub provider: &'static str,
+    /// The provider's name, for messages.
+    pub provider_name: &'static str,
+    /// Reasons of the errors after which the provider certainly did not act: the key is
+    /// freed. Every other error is final, but `PROVIDER_OUTCOME_UNKNOWN`.
+    pub not_sent: &'static [&'static str],
 }
 
 /// What is known about one key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Record {
     fingerprint: String,
-    /// The provider `transactionId` every attempt under this key sends.
+    /// The provider transaction id every attempt under this key sends.
     transaction_id: String,
     state: State,
 }
@@ -160,31 +204,41 @@ pub enum Ending {
 }
 
 impl Ending {
-    /// Classifies an error by its reason; every other outcome is final.
-    pub fn of<T: prost::Message>(result: &Result<T, Status>, reason: Option<&str>) -> Self {
-        // For state changes the client reports every ambiguous failure as
-        // PROVIDER_OUTCOME_UNKNOWN, so these reasons only arise before the request left or
-        // from a refusal in which Daviplata did not act.
-        const NOT_SENT: [&str; 6] = [
-            reasons::PROVIDER_AUTH_FAILED,
-            reasons::CIRCUIT_OPEN,
-            reasons::PROVIDER_UNAVAILABLE,
-            reasons::PROVIDER_TIMEOUT,
-            reasons::PROVIDER_BAD_RESPONSE,
-            crate::daviplata::errors::reason::PROVIDER_RATE_LIMITED,
-        ];
+    /// Classifies an error by its reason: `not_sent` reasons free the key, an unknown
+    /// outcome keeps the transaction id, every other outcome is final.
+    pub fn of<T: prost::Message>(
+        result: &Result<T, Status>,
+        reason: Option<&str>,
+        not_sent: &[&str],
+    ) -> Self {
         match reason {
             Some(reasons::PROVIDER_OUTCOME_UNKNOWN) => Ending::Unknown,
-            Some(r) if NOT_SENT.contains(&r) => Ending::NotSent,
+            Some(r) if not_sent.contains(&r) => Ending::NotSent,
             _ => Ending::Final(Outcome::of(result)),
         }
     }
+}
+
+/// One call under an idempotency key.
+pub struct Claim<'a> {
+    pub operation: &'static str,
+    /// The caller's identity: each caller has its own key space.
+    pub caller: &'a str,
+    pub key: &'a str,
+    /// [`fingerprint`] of the request without its key.
+    pub fingerprint: String,
+    /// The provider transaction id proposed for a first attempt; a key whose outcome is
+    /// unknown keeps the one of its first attempt.
+    pub transaction_id: String,
+    /// How long a duplicate may wait for the first call.
+    pub deadline: Instant,
 }
 
 /// The idempotency coordinator over a [`Store`].
 #[derive(Clone)]
 pub struct Idempotency {
     store: Arc<dyn Store>,
+    scope: Scope,
     ttl: Duration,
     /// How long an in-flight claim is trusted before a repeat may take it over.
     lease: Duration,
@@ -193,66 +247,83 @@ pub struct Idempotency {
 }
 
 impl Idempotency {
-    pub fn new(store: Arc<dyn Store>, ttl: Duration, lease: Duration) -> Self {
+    pub fn new(store: Arc<dyn Store>, scope: Scope, ttl: Duration, lease: Duration) -> Self {
         Self {
             store,
+            scope,
             ttl,
             lease,
             poll: Duration::from_millis(25),
         }
     }
 
-    /// Claims `owner`'s `key` for a request of `fingerprint`, proposing `transaction_id`
-    /// for the provider; waits (until `deadline`) while another call holds the key.
-    pub async fn begin(
-        &self,
-        operation: &'static str,
-        owner: &str,
-        key: &str,
-        fingerprint: &str,
-        transaction_id: String,
-        deadline: Instant,
-    ) -> Result<Begin, Status> {
-        let key = store_key(operation, owner, key);
+    /// Runs `call` at most once per key and request: a repeat replays the first outcome,
+    /// a lost outcome is retried with the same provider transaction id (given to `call`).
+    pub async fn once<R, F, Fut>(&self, claim: Claim<'_>, call: F) -> Result<R, Status>
+    where
+        R: prost::Message + Default,
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<R, ProviderError>>,
+    {
+        let operation = claim.operation;
+        let ticket = match self.begin(claim).await? {
+            Begin::Replay(outcome) => {
+                tracing::info!(operation, "idempotent replay");
+                return outcome.replay();
+            }
+            Begin::Run(ticket) => ticket,
+        };
+        let result = call(ticket.transaction_id().to_owned()).await;
+        let reason = result.as_ref().err().map(|e| e.reason.clone());
+        let result = result.map_err(Status::from);
+        let ending = Ending::of(&result, reason.as_deref(), self.scope.not_sent);
+        self.finish(ticket, ending).await;
+        result
+    }
+
+    /// Claims the caller's key for a request, proposing a transaction id for the
+    /// provider; waits (until the claim's deadline) while another call holds the key.
+    pub async fn begin(&self, claim: Claim<'_>) -> Result<Begin, Status> {
+        let key = self.store_key(claim.operation, claim.caller, claim.key);
         loop {
-            let claim = Record {
-                fingerprint: fingerprint.to_owned(),
-                transaction_id: transaction_id.clone(),
+            let proposed = Record {
+                fingerprint: claim.fingerprint.clone(),
+                transaction_id: claim.transaction_id.clone(),
                 state: self.in_flight(),
             };
-            let claimed = encode(&claim);
+            let claimed = encode(&proposed);
             let existing = self
                 .store
                 .insert_new(&key, &claimed, self.ttl)
                 .await
-                .map_err(store_down)?;
+                .map_err(|error| self.store_down(error))?;
             let Some(existing) = existing else {
                 return Ok(Begin::Run(Ticket {
                     key,
                     claimed,
-                    record: claim,
+                    record: proposed,
                 }));
             };
             let Ok(record) = serde_json::from_str::<Record>(&existing) else {
                 return Err(Status::internal("idempotency record unreadable"));
             };
-            if record.fingerprint != fingerprint {
-                return Err(key_reused());
+            if record.fingerprint != claim.fingerprint {
+                return Err(self.key_reused());
             }
             match &record.state {
                 State::Done { outcome } => {
                     metrics::global()
                         .idempotency_replays
                         .get_or_create(&metrics::OperationLabels {
-                            provider: crate::daviplata::errors::DOMAIN,
-                            operation,
+                            provider: self.scope.provider,
+                            operation: claim.operation,
                         })
                         .inc();
                     return Ok(Begin::Replay(outcome.clone()));
                 }
                 State::InFlight { lease_until_ms } if *lease_until_ms > now_ms() => {
-                    if Instant::now() + self.poll >= deadline {
-                        return Err(in_flight());
+                    if Instant::now() + self.poll >= claim.deadline {
+                        return Err(self.in_flight_error());
                     }
                     tokio::time::sleep(self.poll).await;
                 }
@@ -281,7 +352,7 @@ impl Idempotency {
             .store
             .replace(key, existing, &claimed, self.ttl)
             .await
-            .map_err(store_down)?;
+            .map_err(|error| self.store_down(error))?;
         tracing::info!(won, "retrying an idempotency key whose outcome was unknown");
         Ok(won.then(|| Ticket {
             key: key.to_owned(),
@@ -323,10 +394,57 @@ impl Idempotency {
                 .saturating_add(self.lease.as_millis().try_into().unwrap_or(u64::MAX)),
         }
     }
+
+    /// Each caller has its own key space (two callers' "order-1" are different keys);
+    /// keys are hashed, as callers' keys and identities can hold any printable character.
+    fn store_key(&self, operation: &str, owner: &str, key: &str) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(owner.as_bytes());
+        hasher.update([0]);
+        hasher.update(key.as_bytes());
+        let digest = hex::encode(hasher.finalize());
+        format!("{}:{operation}:{digest}", self.scope.keys)
+    }
+
+    fn key_reused(&self) -> Status {
+        ProviderError::new(
+            Code::FailedPrecondition,
+            reason::IDEMPOTENCY_KEY_REUSED,
+            self.scope.domain,
+        )
+        .message("this idempotency key was used for a different request; use a new key")
+        .into()
+    }
+
+    fn in_flight_error(&self) -> Status {
+        ProviderError::new(
+            Code::Aborted,
+            reason::IDEMPOTENCY_KEY_IN_FLIGHT,
+            self.scope.domain,
+        )
+        .message("a request with this idempotency key is still running; retry later")
+        .retry_after(Duration::from_secs(1))
+        .into()
+    }
+
+    fn store_down(&self, error: anyhow::Error) -> Status {
+        tracing::error!(error = %error, "idempotency store unavailable");
+        ProviderError::new(
+            Code::Unavailable,
+            reason::IDEMPOTENCY_STORE_UNAVAILABLE,
+            self.scope.domain,
+        )
+        .message(format!(
+            "the idempotency store is unavailable; nothing was sent to {}",
+            self.scope.provider_name
+        ))
+        .retry_after(Duration::from_secs(1))
+        .into()
+    }
 }
 
 /// A digest of everything that makes two requests "the same": the operation and the
-/// encoded request without its idempotency key. Secrets inside (the OTP) leave only
+/// encoded request without its idempotency key. Secrets inside (an OTP) leave only
 /// through the hash.
 pub fn fingerprint(operation: &str, request_without_key: &impl prost::Message) -> String {
     let mut hasher = Sha256::new();
@@ -336,15 +454,16 @@ pub fn fingerprint(operation: &str, request_without_key: &impl prost::Message) -
     hex::encode(hasher.finalize())
 }
 
-/// Each caller has its own key space (two callers' "order-1" are different keys); keys
-/// are hashed, as callers' keys and identities can hold any printable character.
-fn store_key(operation: &str, owner: &str, key: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(owner.as_bytes());
-    hasher.update([0]);
-    hasher.update(key.as_bytes());
-    let digest = hex::encode(hasher.finalize());
-    format!("pasarela:recurring-payments:idempotency:{operation}:{digest}")
+/// Runs a state-changing call on its own task: a caller hanging up must not abandon a
+/// call between the provider's answer and the idempotency record.
+pub async fn detached<T, Fut>(future: Fut) -> Result<T, Status>
+where
+    T: Send + 'static,
+    Fut: Future<Output = Result<T, Status>> + Send + 'static,
+{
+    tokio::spawn(future)
+        .await
+        .map_err(|_| Status::internal("the call's task failed"))?
 }
 
 fn encode(record: &Record) -> String {
@@ -360,64 +479,43 @@ fn now_ms() -> u64 {
         .unwrap_or(u64::MAX)
 }
 
-fn key_reused() -> Status {
-    ProviderError::new(
-        Code::FailedPrecondition,
-        reason::IDEMPOTENCY_KEY_REUSED,
-        DOMAIN,
-    )
-    .message("this idempotency key was used for a different request; use a new key")
-    .into()
-}
-
-fn in_flight() -> Status {
-    ProviderError::new(Code::Aborted, reason::IDEMPOTENCY_KEY_IN_FLIGHT, DOMAIN)
-        .message("a request with this idempotency key is still running; retry later")
-        .retry_after(Duration::from_secs(1))
-        .into()
-}
-
-fn store_down(error: anyhow::Error) -> Status {
-    tracing::error!(error = %error, "idempotency store unavailable");
-    ProviderError::new(
-        Code::Unavailable,
-        reason::IDEMPOTENCY_STORE_UNAVAILABLE,
-        DOMAIN,
-    )
-    .message("the idempotency store is unavailable; nothing was sent to Daviplata")
-    .retry_after(Duration::from_secs(1))
-    .into()
-}
-
 #[cfg(test)]
 mod tests {
-    use pasarela::recurring_payments::v1::CancelSubscriptionResponse;
+    use prost_types::Timestamp;
     use tonic_types::StatusExt as _;
 
     use super::*;
 
+    const SCOPE: Scope = Scope {
+        keys: "pasarela:test:idempotency",
+        domain: "pasarela.test",
+        provider: "provider.test",
+        provider_name: "the provider",
+        not_sent: &[reasons::CIRCUIT_OPEN],
+    };
+
     fn idempotency() -> Idempotency {
         Idempotency::new(
             Arc::new(MemoryStore::default()),
+            SCOPE,
             Duration::from_secs(60),
             Duration::from_secs(30),
         )
     }
 
-    fn soon() -> Instant {
-        Instant::now() + Duration::from_millis(200)
+    fn claim<'a>(caller: &'a str, fingerprint: &str, txid: &str) -> Claim<'a> {
+        Claim {
+            operation: "charge",
+            caller,
+            key: "key-1",
+            fingerprint: fingerprint.to_owned(),
+            transaction_id: txid.to_owned(),
+            deadline: Instant::now() + Duration::from_millis(200),
+        }
     }
 
     async fn run(idem: &Idempotency, fingerprint: &str, txid: &str) -> Result<Begin, Status> {
-        idem.begin(
-            "charge",
-            "caller",
-            "key-1",
-            fingerprint,
-            txid.to_owned(),
-            soon(),
-        )
-        .await
+        idem.begin(claim("caller", fingerprint, txid)).await
     }
 
     #[tokio::test]
@@ -426,21 +524,46 @@ mod tests {
         let Begin::Run(ticket) = run(&idem, "f", "t1").await.unwrap() else {
             panic!("first call runs");
         };
-        let failed: Result<CancelSubscriptionResponse, Status> =
+        let failed: Result<Timestamp, Status> =
             Err(
-                ProviderError::new(Code::FailedPrecondition, "OTP_INVALID", "daviplata.com").into(),
+                ProviderError::new(Code::FailedPrecondition, "OTP_INVALID", "provider.test").into(),
             );
-        idem.finish(ticket, Ending::of(&failed, Some("OTP_INVALID")))
-            .await;
+        idem.finish(
+            ticket,
+            Ending::of(&failed, Some("OTP_INVALID"), SCOPE.not_sent),
+        )
+        .await;
         let Begin::Replay(outcome) = run(&idem, "f", "t2").await.unwrap() else {
             panic!("repeat replays");
         };
-        let replayed = outcome.replay::<CancelSubscriptionResponse>().unwrap_err();
+        let replayed = outcome.replay::<Timestamp>().unwrap_err();
         assert_eq!(replayed.code(), Code::FailedPrecondition);
         assert_eq!(
             replayed.get_error_details().error_info().unwrap().reason,
             "OTP_INVALID"
         );
+    }
+
+    #[tokio::test]
+    async fn once_runs_the_call_once_and_replays_its_answer() {
+        let idem = idempotency();
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        for _ in 0..3 {
+            let answer = idem
+                .once(claim("caller", "f", "t1"), |id| {
+                    calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    async move {
+                        Ok::<_, ProviderError>(Timestamp {
+                            seconds: id.len() as i64,
+                            nanos: 0,
+                        })
+                    }
+                })
+                .await
+                .unwrap();
+            assert_eq!(answer.seconds, 2);
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
@@ -451,6 +574,10 @@ mod tests {
         };
         let refused = run(&idem, "other", "t2").await.err().unwrap();
         assert_eq!(refused.code(), Code::FailedPrecondition);
+        assert_eq!(
+            refused.get_error_details().error_info().unwrap().domain,
+            "pasarela.test"
+        );
     }
 
     #[tokio::test]
@@ -482,7 +609,11 @@ mod tests {
         let Begin::Run(ticket) = run(&idem, "f", "first-id").await.unwrap() else {
             panic!("first call runs");
         };
-        idem.finish(ticket, Ending::NotSent).await;
+        let refused: Result<Timestamp, Status> =
+            Err(ProviderError::new(Code::Unavailable, reasons::CIRCUIT_OPEN, "p").into());
+        let ending = Ending::of(&refused, Some(reasons::CIRCUIT_OPEN), SCOPE.not_sent);
+        assert!(matches!(ending, Ending::NotSent));
+        idem.finish(ticket, ending).await;
         let Begin::Run(retry) = run(&idem, "f", "second-id").await.unwrap() else {
             panic!("the key is free again");
         };
@@ -493,6 +624,7 @@ mod tests {
     async fn an_expired_lease_is_taken_over() {
         let idem = Idempotency::new(
             Arc::new(MemoryStore::default()),
+            SCOPE,
             Duration::from_secs(60),
             Duration::ZERO,
         );
@@ -512,14 +644,7 @@ mod tests {
             panic!("first call runs");
         };
         let other = idem
-            .begin(
-                "charge",
-                "another caller",
-                "key-1",
-                "f",
-                "t2".into(),
-                soon(),
-            )
+            .begin(claim("another caller", "f", "t2"))
             .await
             .unwrap();
         assert!(
@@ -530,8 +655,22 @@ mod tests {
 
     #[test]
     fn fingerprints_ignore_nothing_but_the_key() {
-        let a = CancelSubscriptionResponse::default();
+        let a = Timestamp::default();
         assert_eq!(fingerprint("cancel", &a), fingerprint("cancel", &a));
         assert_ne!(fingerprint("cancel", &a), fingerprint("charge", &a));
+    }
+
+    #[test]
+    fn keys_are_printable_ascii_up_to_255() {
+        for (key, good) in [
+            ("order-1", true),
+            ("", false),
+            ("with space", false),
+            (&"k".repeat(256), false),
+        ] {
+            let mut v = Violations::new();
+            check_key(&mut v, key);
+            assert_eq!(v.is_empty(), good, "{key:?}");
+        }
     }
 }

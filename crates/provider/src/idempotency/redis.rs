@@ -1,5 +1,6 @@
 //! The Redis idempotency store, shared by every replica: a claim is one atomic
-//! `SET NX GET PX` (Redis 7+), compare-and-swap and compare-and-delete are Lua scripts.
+//! `SET NX GET PX` (Redis 7+), compare-and-swap, compare-and-delete and the seeded counter
+//! are Lua scripts.
 
 use std::time::Duration;
 
@@ -25,10 +26,18 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
+/// A counter Redis lost (or never had) starts from the caller's seed, not from zero.
+const RESERVE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+return redis.call('INCRBY', KEYS[1], ARGV[1])";
+
 pub struct RedisStore {
     connection: ConnectionManager,
     replace: Script,
     remove: Script,
+    reserve: Script,
 }
 
 impl RedisStore {
@@ -43,6 +52,7 @@ impl RedisStore {
             connection,
             replace: Script::new(REPLACE),
             remove: Script::new(REMOVE),
+            reserve: Script::new(RESERVE),
         })
     }
 }
@@ -113,6 +123,28 @@ impl Store for RedisStore {
                 .await
                 .context("compare-and-delete")?;
             Ok(removed == 1)
+        }
+        .boxed()
+    }
+
+    fn reserve<'a>(
+        &'a self,
+        key: &'a str,
+        count: u64,
+        seed: u64,
+    ) -> BoxFuture<'a, anyhow::Result<u64>> {
+        let mut connection = self.connection.clone();
+        async move {
+            // Redis integers are signed 64-bit: callers' counters stay far below that.
+            let last: u64 = self
+                .reserve
+                .key(key)
+                .arg(count)
+                .arg(seed)
+                .invoke_async(&mut connection)
+                .await
+                .context("reserve")?;
+            Ok(last - count + 1)
         }
         .boxed()
     }
@@ -216,5 +248,30 @@ mod tests {
             winners += usize::from(claim.await.unwrap());
         }
         assert_eq!(winners, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_clients_of_one_redis_never_reserve_the_same_number() {
+        let redis = TestRedis::start().await;
+        let url = SecretString::from(redis.url.clone());
+        let stores = [
+            Arc::new(RedisStore::connect(&url).await.unwrap()),
+            Arc::new(RedisStore::connect(&url).await.unwrap()),
+        ];
+        let reservations: Vec<_> = (0..40)
+            .map(|i| {
+                let store = Arc::clone(&stores[i % 2]);
+                tokio::spawn(async move { store.reserve("seq", 5, 1_000).await.unwrap() })
+            })
+            .collect();
+        let mut numbers = std::collections::HashSet::new();
+        for reservation in reservations {
+            let first = reservation.await.unwrap();
+            assert!(first > 1_000, "the seed starts the counter");
+            for n in first..first + 5 {
+                assert!(numbers.insert(n), "{n} reserved twice");
+            }
+        }
+        assert_eq!(numbers.len(), 200);
     }
 }

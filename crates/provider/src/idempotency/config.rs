@@ -1,0 +1,60 @@
+//! The `idempotency` section every idempotent service's configuration carries, and the
+//! store it names.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::{MemoryStore, RedisStore, Store};
+
+/// Which idempotency store to use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// In the process: correct for one replica only.
+    #[default]
+    Memory,
+    /// Shared by every replica.
+    Redis,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdempotencyConfig {
+    pub store: StoreKind,
+    /// `redis://host:port/db` (may carry a password); required with `store = "redis"`.
+    pub url: Option<SecretString>,
+    /// How long an outcome is kept and replayed.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+}
+
+impl Default for IdempotencyConfig {
+    fn default() -> Self {
+        Self {
+            store: StoreKind::Memory,
+            url: None,
+            ttl: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
+
+impl IdempotencyConfig {
+    /// The Redis URL, required when the store is Redis.
+    pub fn redis_url(&self) -> anyhow::Result<&SecretString> {
+        self.url.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("idempotency.url is required with idempotency.store = \"redis\"")
+        })
+    }
+}
+
+/// Opens the configured store; Redis is connected now, so that a wrong URL stops the start
+/// instead of the first call.
+pub async fn open_store(config: &IdempotencyConfig) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match config.store {
+        StoreKind::Memory => Arc::new(MemoryStore::default()),
+        StoreKind::Redis => Arc::new(RedisStore::connect(config.redis_url()?).await?),
+    })
+}
