@@ -112,22 +112,6 @@ const OSB_BAD_REQUEST: Fault = row(
     "OSB Validate action failed validationOtpProposito_PNN_EXP",
 );
 
-const fn profile(
-    casing: Casing,
-    bad_request: Fault,
-    unauthorized: Fault,
-    business_status: Option<u16>,
-    required_headers: &'static [&'static str],
-) -> Profile {
-    Profile {
-        casing,
-        bad_request,
-        unauthorized,
-        business_status,
-        required_headers,
-    }
-}
-
 use Casing::{Camel, Pascal};
 
 /// Headers S18's table marks "SI" (the client credentials are checked for every operation).
@@ -164,62 +148,83 @@ const CHALLENGE_V2_REQUIRED: &[&str] = &[
     "X-Invoker-User",
 ];
 
-/// Indexed by `Op as usize`.
-static PROFILES: [Profile; 19] = [
-    profile(Camel, APIKIT_BAD_REQUEST, APIKIT_UNAUTHORIZED, None, &[]),
-    profile(Camel, BDA_BAD_REQUEST, BDA_UNAUTHORIZED, None, &[]),
-    profile(Camel, BDA_BUSINESS, BDA_UNAUTHORIZED, Some(206), &[]),
-    profile(Camel, BDA_BAD_REQUEST, BDA_UNAUTHORIZED, None, &[]),
-    profile(Pascal, RETO_BAD_REQUEST, RETO_UNAUTHORIZED, Some(500), &[]),
-    profile(Pascal, RETO_BAD_REQUEST, RETO_UNAUTHORIZED, None, &[]),
-    profile(Pascal, RETO_BAD_REQUEST, RETO_UNAUTHORIZED, None, &[]),
-    profile(Camel, APIKIT_BAD_REQUEST, APIKIT_UNAUTHORIZED, None, &[]),
-    profile(Camel, APIKIT_BAD_REQUEST, APIKIT_UNAUTHORIZED, None, &[]),
-    profile(Pascal, OUD_BAD_REQUEST, OUD_UNAUTHORIZED, None, &[]),
-    profile(Pascal, OUD_BAD_REQUEST, OUD_UNAUTHORIZED, None, &[]),
-    profile(
-        Camel,
-        OSB_BAD_REQUEST,
-        APIKIT_UNAUTHORIZED,
-        None,
-        &["X-Invoker-Source", "X-Security-CustLoginId"],
-    ),
-    profile(Camel, APIKIT_BAD_REQUEST, APIKIT_UNAUTHORIZED, None, &[]),
-    profile(Camel, APIKIT_BAD_REQUEST, APIKIT_UNAUTHORIZED, None, &[]),
-    profile(Camel, APIKIT_BAD_REQUEST, APIKIT_UNAUTHORIZED, None, &[]),
-    profile(
-        Camel,
-        APIKIT_BAD_REQUEST,
-        APIKIT_UNAUTHORIZED,
-        Some(206),
-        &[],
-    ),
-    profile(
-        Camel,
-        APIKIT_BAD_REQUEST,
-        APIKIT_UNAUTHORIZED,
-        Some(206),
-        &[],
-    ),
-    profile(
-        Camel,
-        APIKIT_BAD_REQUEST,
-        APIKIT_UNAUTHORIZED,
-        None,
-        WITHDRAWAL_REQUIRED,
-    ),
-    profile(
-        Pascal,
-        RETO_BAD_REQUEST,
-        RETO_UNAUTHORIZED,
-        Some(500),
-        CHALLENGE_V2_REQUIRED,
-    ),
-];
+/// The error-table families; an operation's profile is its family's, with the rows its
+/// own table changes.
+const APIKIT: Profile = Profile {
+    casing: Camel,
+    bad_request: APIKIT_BAD_REQUEST,
+    unauthorized: APIKIT_UNAUTHORIZED,
+    business_status: None,
+    required_headers: &[],
+};
+const BDA: Profile = Profile {
+    bad_request: BDA_BAD_REQUEST,
+    unauthorized: BDA_UNAUTHORIZED,
+    ..APIKIT
+};
+const RETO: Profile = Profile {
+    casing: Pascal,
+    bad_request: RETO_BAD_REQUEST,
+    unauthorized: RETO_UNAUTHORIZED,
+    ..APIKIT
+};
+const OUD: Profile = Profile {
+    casing: Pascal,
+    bad_request: OUD_BAD_REQUEST,
+    unauthorized: OUD_UNAUTHORIZED,
+    ..APIKIT
+};
+const GENERATE_OTC_V3: Profile = Profile {
+    bad_request: BDA_BUSINESS,
+    business_status: Some(206),
+    ..BDA
+};
+const CHALLENGE_V1: Profile = Profile {
+    business_status: Some(500),
+    ..RETO
+};
+const WITHDRAWAL_OTP: Profile = Profile {
+    bad_request: OSB_BAD_REQUEST,
+    required_headers: &["X-Invoker-Source", "X-Security-CustLoginId"],
+    ..APIKIT
+};
+const IVR_RETO: Profile = Profile {
+    business_status: Some(206),
+    ..APIKIT
+};
+const WITHDRAWAL: Profile = Profile {
+    required_headers: WITHDRAWAL_REQUIRED,
+    ..APIKIT
+};
+const CHALLENGE_V2: Profile = Profile {
+    business_status: Some(500),
+    required_headers: CHALLENGE_V2_REQUIRED,
+    ..RETO
+};
 
 impl Op {
     pub fn profile(self) -> &'static Profile {
-        &PROFILES[self as usize]
+        match self {
+            Op::PasswordStatus => &APIKIT,
+            Op::GenerateOtcV1 => &BDA,
+            Op::GenerateOtcV3 => &GENERATE_OTC_V3,
+            Op::ValidateOtc => &BDA,
+            Op::ChallengeV1 => &CHALLENGE_V1,
+            Op::DigitalEnroll => &RETO,
+            Op::DigitalEnrollmentCheck => &RETO,
+            Op::ChangePassword => &APIKIT,
+            Op::CreateUser => &APIKIT,
+            Op::EnrollmentValidation => &OUD,
+            Op::RecoveryValidation => &OUD,
+            Op::WithdrawalOtp => &WITHDRAWAL_OTP,
+            Op::SetPasswordStatus => &APIKIT,
+            Op::ListChannelHolds => &APIKIT,
+            Op::SetChannelHold => &APIKIT,
+            Op::AuthenticationLevel => &IVR_RETO,
+            Op::AuthenticationChannel => &IVR_RETO,
+            Op::Withdrawal => &WITHDRAWAL,
+            Op::ChallengeV2 => &CHALLENGE_V2,
+        }
     }
 
     /// A business rejection from an error table, with the operation's casing and status.
