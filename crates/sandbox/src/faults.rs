@@ -246,7 +246,8 @@ impl Faults {
     }
 
     fn lock(&self) -> MutexGuard<'_, Book> {
-        // Every change is made whole under the lock: a panic elsewhere cannot tear it.
+        // A poisoned lock is still safe to use: every change is made whole under it, so a
+        // panic cannot leave the book half-changed.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

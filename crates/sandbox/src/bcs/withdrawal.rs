@@ -105,48 +105,77 @@ pub(super) async fn withdraw(
         return Err(op.reject(&codes::NO_TRANSACTION));
     }
     let request: WithdrawalRequest = input::body(op, &body)?;
-    let trn = &request.trn;
-    let otp = &trn.otp;
-    let hour_ok = trn.transaction_hour.is_empty()
-        || NaiveTime::parse_from_str(&trn.transaction_hour, "%H:%M:%S").is_ok();
-    let complete = !trn.trn_rq_uid.trim().is_empty()
-        && !trn.dep_acct_id_from.acct_id.trim().is_empty()
-        && !otp.gov_issue_ident.ident_serial_num.trim().is_empty();
-    let (true, true, Some(given), Some(amount_cents)) = (
-        hour_ok,
-        complete,
-        otp.otp_value.as_ref(),
-        otp.cur_amt.amt.cents(),
-    ) else {
-        return Err(op.bad_request("trn incompleto: trnRqUID, depAcctIdFrom, otp.otpValue, otp.curAmt.amt, otp.govIssueIdent"));
-    };
-    let ident_num = otp.gov_issue_ident.ident_serial_num.trim();
-    if bank.customer_by_number(ident_num).is_none() {
-        return Err(op.reject(&codes::CUSTOMER_NOT_FOUND));
-    }
-    let reverse = match otp.r#type.trim() {
-        "Normal" => false,
-        "Reverse" => true,
-        _ => return Err(op.bad_request("otp.type debe ser Normal o Reverse")),
-    };
-    let index = if reverse {
-        find_reversible(&bank, ident_num, given.expose_secret(), amount_cents)
-            .ok_or_else(|| op.reject(&codes::NO_TRANSACTION))?
-    } else {
-        find_payable(&mut bank, ident_num, given.expose_secret(), amount_cents)
-            .map_err(|fault| op.reject(&fault))?
-    };
+    let cashing = Cashing::read(op, &bank, &request)?;
+    let index = cashing
+        .target(&mut bank)
+        .map_err(|fault| op.reject(&fault))?;
     let approval_id = format!("{:06}", bank.next_sequence());
-    let paid = &mut bank.withdrawal_otps[index];
-    paid.stage = if reverse {
-        WithdrawalStage::Reversed
-    } else {
-        WithdrawalStage::Paid
-    };
-    let answer =
-        wire::withdrawal_paid(&approval_id, &paid.account.acct_id, &paid.account.acct_type);
+    let settled = &mut bank.withdrawal_otps[index];
+    settled.stage = cashing.outcome;
+    let account = &settled.account;
+    let answer = wire::withdrawal_paid(&approval_id, &account.acct_id, &account.acct_type);
     bank.withdrawals.insert(tx_id, answer.clone());
     Ok((StatusCode::OK, Json(answer)).into_response())
+}
+
+/// `otp.type`: what cashing a code does to its withdrawal OTP.
+const OTP_TYPES: &[(&str, WithdrawalStage)] = &[
+    ("Normal", WithdrawalStage::Paid),
+    ("Reverse", WithdrawalStage::Reversed),
+];
+
+/// What S18's body asks: pay (or reverse) the customer's OTP for an amount.
+struct Cashing<'a> {
+    ident_num: &'a str,
+    code: &'a str,
+    amount_cents: u128,
+    outcome: WithdrawalStage,
+}
+
+impl<'a> Cashing<'a> {
+    /// The body's checks, in the order the bank answers them.
+    fn read(op: Op, bank: &Bank, request: &'a WithdrawalRequest) -> Result<Self, BcsError> {
+        let trn = &request.trn;
+        let otp = &trn.otp;
+        let hour_ok = trn.transaction_hour.is_empty()
+            || NaiveTime::parse_from_str(&trn.transaction_hour, "%H:%M:%S").is_ok();
+        let complete = !trn.trn_rq_uid.trim().is_empty()
+            && !trn.dep_acct_id_from.acct_id.trim().is_empty()
+            && !otp.gov_issue_ident.ident_serial_num.trim().is_empty();
+        let (true, true, Some(given), Some(amount_cents)) = (
+            hour_ok,
+            complete,
+            otp.otp_value.as_ref(),
+            otp.cur_amt.amt.cents(),
+        ) else {
+            return Err(op.bad_request("trn incompleto: trnRqUID, depAcctIdFrom, otp.otpValue, otp.curAmt.amt, otp.govIssueIdent"));
+        };
+        let ident_num = otp.gov_issue_ident.ident_serial_num.trim();
+        if bank.customer_by_number(ident_num).is_none() {
+            return Err(op.reject(&codes::CUSTOMER_NOT_FOUND));
+        }
+        let Some(&(_, outcome)) = OTP_TYPES
+            .iter()
+            .find(|(name, _)| *name == otp.r#type.trim())
+        else {
+            return Err(op.bad_request("otp.type debe ser Normal o Reverse"));
+        };
+        Ok(Cashing {
+            ident_num,
+            code: given.expose_secret(),
+            amount_cents,
+            outcome,
+        })
+    }
+
+    /// The index of the withdrawal OTP this cashing settles, or why none can be.
+    fn target(&self, bank: &mut Bank) -> Result<usize, Fault> {
+        if self.outcome == WithdrawalStage::Reversed {
+            find_reversible(bank, self).ok_or(codes::NO_TRANSACTION)
+        } else {
+            find_payable(bank, self)
+        }
+    }
 }
 
 /// S18's fixed values and its TxId / ProcessId rules; returns the TxId.
@@ -181,23 +210,20 @@ fn check_headers(op: Op, headers: &HeaderMap) -> Result<String, BcsError> {
 
 /// The pending OTP the code opens, or why none does. A wrong code counts against the
 /// customer's newest pending OTP, which burns at the configured number of attempts.
-fn find_payable(
-    bank: &mut Bank,
-    ident_num: &str,
-    given: &str,
-    amount_cents: u128,
-) -> Result<usize, Fault> {
+fn find_payable(bank: &mut Bank, cashing: &Cashing) -> Result<usize, Fault> {
     let max_attempts = bank.fixtures.otc.max_attempts;
     let now = Instant::now();
+    let mine = |otp: &WithdrawalOtp| otp.ident_serial_num == cashing.ident_num;
     let matching = bank
         .withdrawal_otps
         .iter()
-        .rposition(|otp| otp.ident_serial_num == ident_num && otp.code.expose_secret() == given);
+        .rposition(|otp| mine(otp) && otp.code.expose_secret() == cashing.code);
     let Some(index) = matching else {
-        let newest =
-            bank.withdrawal_otps.iter_mut().rev().find(|otp| {
-                otp.ident_serial_num == ident_num && otp.stage == WithdrawalStage::Pending
-            });
+        let newest = bank
+            .withdrawal_otps
+            .iter_mut()
+            .rev()
+            .find(|otp| mine(otp) && otp.stage == WithdrawalStage::Pending);
         if let Some(otp) = newest {
             otp.attempts += 1;
             if otp.attempts >= max_attempts {
@@ -212,17 +238,19 @@ fn find_payable(
         WithdrawalStage::Paid | WithdrawalStage::Reversed => Err(codes::OTP_USED),
         WithdrawalStage::Burned => Err(codes::OTP_ATTEMPTS),
         WithdrawalStage::Pending if now >= otp.expires => Err(codes::OTP_EXPIRED),
-        WithdrawalStage::Pending if otp.amount_cents != amount_cents => Err(codes::OTP_AMOUNT),
+        WithdrawalStage::Pending if otp.amount_cents != cashing.amount_cents => {
+            Err(codes::OTP_AMOUNT)
+        }
         WithdrawalStage::Pending => Ok(index),
     }
 }
 
 /// The paid withdrawal a reversal undoes: same customer, code and amount.
-fn find_reversible(bank: &Bank, ident_num: &str, given: &str, amount_cents: u128) -> Option<usize> {
+fn find_reversible(bank: &Bank, cashing: &Cashing) -> Option<usize> {
     bank.withdrawal_otps.iter().rposition(|otp| {
-        otp.ident_serial_num == ident_num
-            && otp.code.expose_secret() == given
-            && otp.amount_cents == amount_cents
+        otp.ident_serial_num == cashing.ident_num
+            && otp.code.expose_secret() == cashing.code
+            && otp.amount_cents == cashing.amount_cents
             && otp.stage == WithdrawalStage::Paid
     })
 }

@@ -13,12 +13,13 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::post;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 pub use state::{Daviplata, Settings};
 
 use errors::{Failure, Gateway, OAuth, Refusal};
-use wire::{ActivateDetail, Envelope, PaymentDetail, Wallet};
+use wire::{Envelope, Property, Wallet};
 
 pub const TOKEN_PATH: &str = "/oauth2Provider/type1/v1/token";
 pub const REQUEST_PATH: &str = "/v1/payments/subscriptions/request";
@@ -113,7 +114,22 @@ fn authorize(daviplata: &Daviplata, headers: &HeaderMap) -> Result<(), Failure> 
     }
 }
 
-fn answer(result: Result<Value, Failure>) -> Response {
+/// A business call (D1-D4): the gateway's checks, then the body against `schema`, then
+/// the operation.
+fn business<D>(
+    daviplata: &Daviplata,
+    headers: &HeaderMap,
+    body: &[u8],
+    schema: &[Property],
+    operation: impl FnOnce(&Daviplata, Envelope<D>, &Value) -> Result<Value, Failure>,
+) -> Response
+where
+    Envelope<D>: DeserializeOwned,
+{
+    let result = authorize(daviplata, headers).and_then(|()| {
+        let (request, raw) = wire::parse::<Envelope<D>>(body, schema)?;
+        operation(daviplata, request, &raw)
+    });
     match result {
         Ok(body) => Json(body).into_response(),
         Err(failure) => failure.into_response(),
@@ -121,29 +137,26 @@ fn answer(result: Result<Value, Failure>) -> Response {
 }
 
 async fn request(State(daviplata): State<Daviplata>, headers: HeaderMap, body: Bytes) -> Response {
-    answer(authorize(&daviplata, &headers).and_then(|()| {
-        let (request, _) = wire::parse::<Envelope<Wallet>>(&body, wire::REQUEST_SCHEMA)?;
-        daviplata.request(request)
-    }))
+    business(
+        &daviplata,
+        &headers,
+        &body,
+        wire::REQUEST_SCHEMA,
+        |daviplata, request: Envelope<Wallet>, _| daviplata.request(request),
+    )
 }
 
 async fn activate(State(daviplata): State<Daviplata>, headers: HeaderMap, body: Bytes) -> Response {
-    answer(authorize(&daviplata, &headers).and_then(|()| {
-        let (request, raw) = wire::parse::<Envelope<ActivateDetail>>(&body, wire::ACTIVATE_SCHEMA)?;
-        daviplata.activate(request, &raw)
-    }))
+    let schema = wire::ACTIVATE_SCHEMA;
+    business(&daviplata, &headers, &body, schema, Daviplata::activate)
 }
 
 async fn cancel(State(daviplata): State<Daviplata>, headers: HeaderMap, body: Bytes) -> Response {
-    answer(authorize(&daviplata, &headers).and_then(|()| {
-        let (request, raw) = wire::parse::<Envelope<Wallet>>(&body, wire::CANCEL_SCHEMA)?;
-        daviplata.cancel(request, &raw)
-    }))
+    let schema = wire::CANCEL_SCHEMA;
+    business(&daviplata, &headers, &body, schema, Daviplata::cancel)
 }
 
 async fn payment(State(daviplata): State<Daviplata>, headers: HeaderMap, body: Bytes) -> Response {
-    answer(authorize(&daviplata, &headers).and_then(|()| {
-        let (request, raw) = wire::parse::<Envelope<PaymentDetail>>(&body, wire::PAYMENT_SCHEMA)?;
-        daviplata.pay(request, &raw)
-    }))
+    let schema = wire::PAYMENT_SCHEMA;
+    business(&daviplata, &headers, &body, schema, Daviplata::pay)
 }

@@ -101,6 +101,13 @@ struct Subscription {
     active: bool,
 }
 
+impl Subscription {
+    /// In force for this wallet, merchant and payment provider.
+    fn serves(&self, owner: &Owner) -> bool {
+        self.active && self.owner == *owner
+    }
+}
+
 /// The state-changing operations whose answers are replayed for a repeated
 /// `transactionId`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -137,7 +144,7 @@ struct Inner {
     book: Mutex<Book>,
 }
 
-/// `transactionId` and `transactionDate` of an answer.
+/// The status of an approved answer, dated now in Bogotá time.
 fn result(transaction_id: String, message: &'static str) -> ResultStatus {
     ResultStatus {
         status: 0,
@@ -189,7 +196,8 @@ impl Daviplata {
     }
 
     fn lock(&self) -> MutexGuard<'_, Book> {
-        // Each operation changes the book whole under the lock.
+        // A poisoned lock is still safe to use: each operation changes the book whole under
+        // it, so a panic cannot leave it half-changed.
         self.inner
             .book
             .lock()
@@ -322,37 +330,11 @@ impl Daviplata {
             if session.otp != detail.otp_value {
                 return Err(Failure::Refused(Refusal::OtpWrong));
             }
-            if book
-                .subscriptions
-                .iter()
-                .any(|s| s.active && s.owner == owner)
-            {
+            if book.subscriptions.iter().any(|s| s.serves(&owner)) {
                 return Err(Failure::Refused(Refusal::WalletAlreadySubscribed));
             }
             session.used = true;
-            let view = SubscriptionView {
-                subscription_id: uuid::Uuid::new_v4().to_string(),
-                max_value: Amount {
-                    amount_currency_type: detail.amount_currency_type.clone(),
-                    amount_value: detail.amount_value.clone(),
-                },
-                payment_provider: PaymentProvider {
-                    payment_provider_id: owner.payment_provider_id.clone(),
-                },
-                commerce: Commerce {
-                    commerce_id: owner.commerce_id.clone(),
-                    commerce_name: request.header.commerce_name.clone(),
-                    category: request.header.category.clone(),
-                },
-                identification: Identification {
-                    identification_type: owner.identification_type.clone(),
-                    identification_number: owner.identification_number.clone(),
-                },
-                product: Product {
-                    product_code: detail.wallet.product_code.clone(),
-                    product_number: owner.product_number.clone(),
-                },
-            };
+            let view = subscription_view(&request, &owner);
             book.subscriptions.push(Subscription {
                 owner: owner.clone(),
                 view: view.clone(),
@@ -375,7 +357,7 @@ impl Daviplata {
             let subscription = book
                 .subscriptions
                 .iter_mut()
-                .find(|s| s.active && s.owner == owner)
+                .find(|s| s.serves(&owner))
                 .ok_or(Failure::Refused(Refusal::WalletNotSubscribed))?;
             subscription.active = false;
             book.counters.subscriptions_cancelled += 1;
@@ -401,7 +383,7 @@ impl Daviplata {
             let subscription = book
                 .subscriptions
                 .iter()
-                .find(|s| s.active && s.owner == owner)
+                .find(|s| s.serves(&owner))
                 .ok_or(Failure::Refused(Refusal::SubscriptionInvalid))?;
             if subscription.max_cents.is_some_and(|max| cents > max) {
                 return Err(Failure::Refused(Refusal::AmountOverMaximum));
@@ -453,6 +435,34 @@ impl Daviplata {
             },
         );
         Ok(answer)
+    }
+}
+
+/// What activate, and every payment after it, show of a new subscription.
+fn subscription_view(request: &Envelope<ActivateDetail>, owner: &Owner) -> SubscriptionView {
+    let detail = &request.detail;
+    SubscriptionView {
+        subscription_id: uuid::Uuid::new_v4().to_string(),
+        max_value: Amount {
+            amount_currency_type: detail.amount_currency_type.clone(),
+            amount_value: detail.amount_value.clone(),
+        },
+        payment_provider: PaymentProvider {
+            payment_provider_id: owner.payment_provider_id.clone(),
+        },
+        commerce: Commerce {
+            commerce_id: owner.commerce_id.clone(),
+            commerce_name: request.header.commerce_name.clone(),
+            category: request.header.category.clone(),
+        },
+        identification: Identification {
+            identification_type: owner.identification_type.clone(),
+            identification_number: owner.identification_number.clone(),
+        },
+        product: Product {
+            product_code: detail.wallet.product_code.clone(),
+            product_number: owner.product_number.clone(),
+        },
     }
 }
 
