@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
-use pasarela_sandbox::{Sandbox, SandboxOptions};
+use pasarela_sandbox::Sandbox;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
+
+use crate::support::{self, TestSandbox, other_code};
 
 const Q_OTC: &str = "202410181111029014581";
 const Q_DEBIT: &str = "202410181112571944582";
@@ -28,17 +30,15 @@ enum Credentials {
 }
 
 async fn start_with(fixtures: Option<std::path::PathBuf>) -> Bcs {
-    let pki = tempfile::tempdir().expect("temp dir");
-    let options = SandboxOptions {
-        bcs_fixtures: fixtures,
-        pki_dir: pki.path().to_path_buf(),
-        ..SandboxOptions::default()
-    };
-    let sandbox = Sandbox::start(options).await.expect("sandbox starts");
+    let TestSandbox {
+        sandbox,
+        http,
+        pki_dir,
+    } = support::start_with(|options| options.bcs_fixtures = fixtures).await;
     Bcs {
         sandbox,
-        http: reqwest::Client::new(),
-        _pki: pki,
+        http,
+        _pki: pki_dir,
     }
 }
 
@@ -132,6 +132,13 @@ fn camel(body: &Value) -> (&str, &str, &str) {
     )
 }
 
+/// `errorDesc` of a camelCase error envelope.
+fn camel_desc(body: &Value) -> &str {
+    body["responseDetail"]["errorDesc"]
+        .as_str()
+        .unwrap_or_default()
+}
+
 /// `(value, code, type)` of a PascalCase error envelope.
 fn pascal(body: &Value) -> (&str, &str, &str) {
     (
@@ -145,6 +152,11 @@ fn pascal(body: &Value) -> (&str, &str, &str) {
     )
 }
 
+/// S1's path for a customer of document type CC.
+fn password_status(number: &str) -> String {
+    format!("/user/password/status?govIssueIdentType=CC&identSerialNum={number}")
+}
+
 fn ident(number: &str) -> Value {
     json!({ "govIssueIdentType": "CC", "identSerialNum": number })
 }
@@ -154,8 +166,8 @@ fn ident(number: &str) -> Value {
 #[tokio::test]
 async fn missing_or_wrong_credentials_get_the_operation_401() {
     let bcs = start().await;
-    let status_path = "/user/password/status?govIssueIdentType=CC&identSerialNum=1007641";
-    let (status, body) = send(bcs.request(Method::GET, status_path, Credentials::None)).await;
+    let status_path = password_status("1007641");
+    let (status, body) = send(bcs.request(Method::GET, &status_path, Credentials::None)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(camel(&body), ("ER", "401", "OUD"));
 
@@ -189,14 +201,14 @@ async fn missing_or_wrong_credentials_get_the_operation_401() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(pascal(&body), ("ER", "00401", "OUD"));
 
-    let gateway_spelling = bcs.request(Method::GET, status_path, Credentials::Gateway);
+    let gateway_spelling = bcs.request(Method::GET, &status_path, Credentials::Gateway);
     assert_eq!(send(gateway_spelling).await.0, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn invoker_headers_follow_the_pattern_table() {
     let bcs = start().await;
-    let path = "/user/password/status?govIssueIdentType=CC&identSerialNum=1007641";
+    let path = password_status("1007641");
     let valid = [
         ("X-Invoker-Channel", "007"),
         ("X-Invoker-UserMACAddress", "00-16-17-81-41-5F"),
@@ -206,7 +218,7 @@ async fn invoker_headers_follow_the_pattern_table() {
         ("X-Invoker-Network", "    "),
         ("X-Ident-TransactionDate", "2019-10-01T23:57:59.700"),
     ];
-    let mut request = bcs.call(Method::GET, path);
+    let mut request = bcs.call(Method::GET, &path);
     for (name, value) in valid {
         request = request.header(name, value);
     }
@@ -222,15 +234,10 @@ async fn invoker_headers_follow_the_pattern_table() {
         ("X-Ident-TransactionDate", "01/10/2019 23:57"),
     ];
     for (name, value) in violations {
-        let (status, body) = send(bcs.call(Method::GET, path).header(name, value)).await;
+        let (status, body) = send(bcs.call(Method::GET, &path).header(name, value)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {value}");
         assert_eq!(camel(&body), ("ER", "400", "OUD"), "{name}");
-        assert!(
-            body["responseDetail"]["errorDesc"]
-                .as_str()
-                .unwrap()
-                .contains(name)
-        );
+        assert!(camel_desc(&body).contains(name), "{body}");
     }
 }
 
@@ -263,9 +270,7 @@ async fn password_status_by_document_or_alias() {
         .await;
     assert_eq!(by_alias["contactInfo"], body["contactInfo"]);
 
-    let (_, locked) = bcs
-        .get("/user/password/status?govIssueIdentType=CC&identSerialNum=1030")
-        .await;
+    let (_, locked) = bcs.get(&password_status("1030")).await;
     assert_eq!(locked["custPswdInfo"]["pswdStatus"], "3");
 
     for query in [
@@ -345,9 +350,7 @@ async fn wrong_current_passwords_lock_the_user_until_activated() {
     }
     let (_, body) = bcs.put(path, change("Sol2024mar", "Rio7Mar2x")).await;
     assert_eq!(camel(&body), ("ER", "1005", "OUD"));
-    let (_, status) = bcs
-        .get("/user/password/status?govIssueIdentType=CC&identSerialNum=1007641")
-        .await;
+    let (_, status) = bcs.get(&password_status("1007641")).await;
     assert_eq!(status["custPswdInfo"]["pswdStatus"], "3");
 
     let activate = json!({ "govIssueIdent": ident("1007641"), "personName": { "user": "" }, "custPswd": { "status": "Active" } });
@@ -386,9 +389,7 @@ async fn create_user_and_recover_password() {
         (status, camel(&body)),
         (StatusCode::BAD_REQUEST, ("ER", "00068", "OUD"))
     );
-    let (_, body) = bcs
-        .get("/user/password/status?govIssueIdentType=CC&identSerialNum=51901591")
-        .await;
+    let (_, body) = bcs.get(&password_status("51901591")).await;
     assert_eq!(body["custPswdInfo"]["pswdStatus"], "1");
 
     let (_, body) = bcs
@@ -403,9 +404,7 @@ async fn create_user_and_recover_password() {
         .post(path, create_user("1030", true, "Nuevo2024x"))
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (_, body) = bcs
-        .get("/user/password/status?govIssueIdentType=CC&identSerialNum=1030")
-        .await;
+    let (_, body) = bcs.get(&password_status("1030")).await;
     assert_eq!(body["custPswdInfo"]["pswdStatus"], "1", "recovery unlocks");
 
     let cases = [
@@ -455,9 +454,7 @@ async fn password_status_locks_and_activates() {
         body["status"]["endDt"].as_str().unwrap().len(),
         "2023-06-23-12:57:48.941".len()
     );
-    let (_, body) = bcs
-        .get("/user/password/status?govIssueIdentType=CC&identSerialNum=1007641")
-        .await;
+    let (_, body) = bcs.get(&password_status("1007641")).await;
     assert_eq!(body["custPswdInfo"]["pswdStatus"], "3");
 
     let (status, body) = bcs.post(path, request("1007641", "3")).await;
@@ -512,7 +509,7 @@ async fn an_otc_is_validated_once() {
     let code = bcs.outbox("1007641").await;
     assert_eq!(code.len(), 6);
 
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let wrong = other_code(&code);
     let (status, body) = bcs
         .post(VALIDATE, otc("1007641", "TRANSFERENCIA", Some(wrong)))
         .await;
@@ -532,12 +529,7 @@ async fn an_otc_is_validated_once() {
         .post(VALIDATE, otc("1007641", "TRANSFERENCIA", Some(&code)))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "single use");
-    assert!(
-        body["responseDetail"]["errorDesc"]
-            .as_str()
-            .unwrap()
-            .contains("No existe")
-    );
+    assert!(camel_desc(&body).contains("No existe"), "{body}");
 }
 
 #[tokio::test]
@@ -545,7 +537,7 @@ async fn wrong_tries_burn_an_otc() {
     let bcs = start().await;
     bcs.post(GENERATE_V3, otc("1007641", "LOGIN", None)).await;
     let code = bcs.outbox("1007641").await;
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let wrong = other_code(&code);
     for _ in 0..3 {
         bcs.post(VALIDATE, otc("1007641", "LOGIN", Some(wrong)))
             .await;
@@ -554,12 +546,7 @@ async fn wrong_tries_burn_an_otc() {
         .post(VALIDATE, otc("1007641", "LOGIN", Some(&code)))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body["responseDetail"]["errorDesc"]
-            .as_str()
-            .unwrap()
-            .contains("intentos")
-    );
+    assert!(camel_desc(&body).contains("intentos"), "{body}");
 }
 
 #[tokio::test]
@@ -573,12 +560,7 @@ async fn an_otc_expires() {
         .post(VALIDATE, otc("1007641", "LOGIN", Some(&code)))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body["responseDetail"]["errorDesc"]
-            .as_str()
-            .unwrap()
-            .contains("vencida")
-    );
+    assert!(camel_desc(&body).contains("vencida"), "{body}");
 }
 
 #[tokio::test]
@@ -1024,10 +1006,24 @@ fn challenge(number: &str, tx: &str, trace: Option<(u32, u32)>, answer: Option<V
     body
 }
 
+/// S19 opens the builtin challenge of customer 111111 for transaction 100090.
+async fn open_challenge(bcs: &Bcs) -> (StatusCode, Value) {
+    challenge_v2(bcs, challenge("111111", "100090", None, None)).await
+}
+
+/// S19 answers that challenge at `trace` (iteration, retry) with `answer`.
+async fn answer_challenge(bcs: &Bcs, trace: (u32, u32), answer: Value) -> (StatusCode, Value) {
+    challenge_v2(
+        bcs,
+        challenge("111111", "100090", Some(trace), Some(answer)),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn challenge_v2_runs_question_rounds_to_an_authorization() {
     let bcs = start().await;
-    let (status, body) = challenge_v2(&bcs, challenge("111111", "100090", None, None)).await;
+    let (status, body) = open_challenge(&bcs).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body["authorization"],
@@ -1040,33 +1036,15 @@ async fn challenge_v2_runs_question_rounds_to_an_authorization() {
     assert_eq!(body["questionList"][0]["question"]["id"], Q_OTC);
     let code = bcs.outbox("111111").await;
 
-    let wrong = if code == "000000" { "111111" } else { "000000" };
-    let (_, body) = challenge_v2(
-        &bcs,
-        challenge(
-            "111111",
-            "100090",
-            Some((2, 1)),
-            Some(json!({ "value": wrong })),
-        ),
-    )
-    .await;
+    let wrong = other_code(&code);
+    let (_, body) = answer_challenge(&bcs, (2, 1), json!({ "value": wrong })).await;
     assert_eq!(
         body["trace"]["retry"]["value"], "2",
         "a wrong answer retries the round"
     );
     assert_eq!(body["questionList"][0]["question"]["id"], Q_OTC);
 
-    let (_, body) = challenge_v2(
-        &bcs,
-        challenge(
-            "111111",
-            "100090",
-            Some((2, 2)),
-            Some(json!({ "value": code })),
-        ),
-    )
-    .await;
+    let (_, body) = answer_challenge(&bcs, (2, 2), json!({ "value": code })).await;
     assert_eq!(
         body["trace"],
         json!({ "iteration": { "value": "3" }, "retry": { "value": "1" } })
@@ -1079,11 +1057,7 @@ async fn challenge_v2_runs_question_rounds_to_an_authorization() {
     assert_eq!(question["answerList"][1]["answer"]["id"], "B");
 
     let answer = json!({ "id": "A", "value": "2580" });
-    let (_, body) = challenge_v2(
-        &bcs,
-        challenge("111111", "100090", Some((3, 1)), Some(answer)),
-    )
-    .await;
+    let (_, body) = answer_challenge(&bcs, (3, 1), answer).await;
     assert_eq!(body["authorization"]["value"], "SI", "{body}");
     let code = body["authorization"]["code"].as_str().unwrap();
     assert!(code[..40].chars().all(|c| c.is_ascii_hexdigit()));
@@ -1094,46 +1068,19 @@ async fn challenge_v2_runs_question_rounds_to_an_authorization() {
 #[tokio::test]
 async fn challenge_v2_denies_when_retries_run_out() {
     let bcs = start().await;
-    challenge_v2(&bcs, challenge("111111", "100090", None, None)).await;
+    open_challenge(&bcs).await;
     let code = bcs.outbox("111111").await;
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let wrong = other_code(&code);
     for retry in 1..=2 {
-        let (_, body) = challenge_v2(
-            &bcs,
-            challenge(
-                "111111",
-                "100090",
-                Some((2, retry)),
-                Some(json!({ "value": wrong })),
-            ),
-        )
-        .await;
+        let (_, body) = answer_challenge(&bcs, (2, retry), json!({ "value": wrong })).await;
         assert_eq!(body["authorization"]["value"], "TV");
     }
-    let (_, body) = challenge_v2(
-        &bcs,
-        challenge(
-            "111111",
-            "100090",
-            Some((2, 3)),
-            Some(json!({ "value": wrong })),
-        ),
-    )
-    .await;
+    let (_, body) = answer_challenge(&bcs, (2, 3), json!({ "value": wrong })).await;
     assert_eq!(
         body["authorization"],
         json!({ "value": "NO", "code": null })
     );
-    let (status, body) = challenge_v2(
-        &bcs,
-        challenge(
-            "111111",
-            "100090",
-            Some((2, 1)),
-            Some(json!({ "value": code })),
-        ),
-    )
-    .await;
+    let (status, body) = answer_challenge(&bcs, (2, 1), json!({ "value": code })).await;
     assert_eq!(
         (status, pascal(&body).1),
         (StatusCode::INTERNAL_SERVER_ERROR, "20005"),
@@ -1145,19 +1092,10 @@ async fn challenge_v2_denies_when_retries_run_out() {
 async fn a_challenge_code_expires() {
     let bcs = start().await;
     bcs.set_code_lifetime(200).await;
-    challenge_v2(&bcs, challenge("111111", "100090", None, None)).await;
+    open_challenge(&bcs).await;
     let code = bcs.outbox("111111").await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let (_, body) = challenge_v2(
-        &bcs,
-        challenge(
-            "111111",
-            "100090",
-            Some((2, 1)),
-            Some(json!({ "value": code })),
-        ),
-    )
-    .await;
+    let (_, body) = answer_challenge(&bcs, (2, 1), json!({ "value": code })).await;
     assert_eq!(body["authorization"]["value"], "TV");
     assert_eq!(
         body["trace"]["retry"]["value"], "2",
@@ -1175,17 +1113,8 @@ async fn challenge_v2_rejections() {
     );
     assert_eq!(body["ResponseDetail"]["ErrorDesc"], "TX NO PARAMETRIZADA");
 
-    challenge_v2(&bcs, challenge("111111", "100090", None, None)).await;
-    let (status, body) = challenge_v2(
-        &bcs,
-        challenge(
-            "111111",
-            "100090",
-            Some((5, 1)),
-            Some(json!({ "value": "1" })),
-        ),
-    )
-    .await;
+    open_challenge(&bcs).await;
+    let (status, body) = answer_challenge(&bcs, (5, 1), json!({ "value": "1" })).await;
     assert_eq!(
         (status, pascal(&body)),
         (StatusCode::INTERNAL_SERVER_ERROR, ("ER", "20005", "RGN"))
@@ -1358,10 +1287,14 @@ async fn authentication_channel_rounds() {
 const OTP_REQUEST: &str = "/security-management/v1/withdrawal/otp";
 const WITHDRAW: &str = "/security-management/v3/withdrawal/otp";
 
-async fn request_withdrawal_otp(bcs: &Bcs, account: &str, amount: u64) -> (StatusCode, Value) {
+async fn request_withdrawal_otp(
+    bcs: &Bcs,
+    account: &str,
+    amount: impl Into<Value>,
+) -> (StatusCode, Value) {
     let body = json!({
         "govIssueIdent": ident("1028780657"),
-        "xFerInfo": { "depAcctIdFrom": { "acctId": account }, "curAmt": { "amt": amount } },
+        "xFerInfo": { "depAcctIdFrom": { "acctId": account }, "curAmt": { "amt": amount.into() } },
         "otc": { "idOtc": "001" },
     });
     let request = bcs
@@ -1424,6 +1357,11 @@ fn cash(otp: &str, amount: u64, kind: &str) -> Value {
     } })
 }
 
+/// S18 with authorization number `n`: cash (`Normal`) or reverse (`Reverse`) `otp`.
+async fn cash_out(bcs: &Bcs, n: u64, otp: &str, amount: u64, kind: &str) -> (StatusCode, Value) {
+    send(correspondent(bcs, n, "C").json(&cash(otp, amount, kind))).await
+}
+
 #[tokio::test]
 async fn a_withdrawal_otp_is_cashed_once() {
     let bcs = start().await;
@@ -1432,18 +1370,17 @@ async fn a_withdrawal_otp_is_cashed_once() {
     let otp = body["otpInfo"]["otpValue"].as_str().unwrap().to_string();
     assert_eq!(otp.len(), 6);
 
-    let wrong = if otp == "000000" { "111111" } else { "000000" };
-    let (status, body) =
-        send(correspondent(&bcs, 1, "C").json(&cash(wrong, 20000, "Normal"))).await;
+    let wrong = other_code(&otp);
+    let (status, body) = cash_out(&bcs, 1, wrong, 20000, "Normal").await;
     assert_eq!((status, camel(&body).1), (StatusCode::BAD_REQUEST, "05621"));
-    let (_, body) = send(correspondent(&bcs, 2, "C").json(&cash(&otp, 19000, "Normal"))).await;
+    let (_, body) = cash_out(&bcs, 2, &otp, 19000, "Normal").await;
     assert_eq!(
         camel(&body).1,
         "05624",
         "the amount must be the requested one"
     );
 
-    let (status, paid) = send(correspondent(&bcs, 3, "C").json(&cash(&otp, 20000, "Normal"))).await;
+    let (status, paid) = cash_out(&bcs, 3, &otp, 20000, "Normal").await;
     assert_eq!(status, StatusCode::OK, "{paid}");
     assert_eq!(paid["responseType"]["value"], "OK");
     assert_eq!(
@@ -1451,20 +1388,19 @@ async fn a_withdrawal_otp_is_cashed_once() {
         json!({ "acctId": "26500084997", "acctType": "AHORROS" })
     );
 
-    let (_, replay) = send(correspondent(&bcs, 3, "C").json(&cash(&otp, 20000, "Normal"))).await;
+    let (_, replay) = cash_out(&bcs, 3, &otp, 20000, "Normal").await;
     assert_eq!(replay, paid, "a repeated TxId replays the first answer");
     let (_, read) = send(correspondent(&bcs, 3, "R")).await;
     assert_eq!(read, paid);
     let (status, body) = send(correspondent(&bcs, 9, "R")).await;
     assert_eq!((status, camel(&body).1), (StatusCode::NOT_FOUND, "05626"));
 
-    let (_, body) = send(correspondent(&bcs, 4, "C").json(&cash(&otp, 20000, "Normal"))).await;
+    let (_, body) = cash_out(&bcs, 4, &otp, 20000, "Normal").await;
     assert_eq!(camel(&body).1, "05623", "single use");
-    let (status, reversed) =
-        send(correspondent(&bcs, 5, "C").json(&cash(&otp, 20000, "Reverse"))).await;
+    let (status, reversed) = cash_out(&bcs, 5, &otp, 20000, "Reverse").await;
     assert_eq!(status, StatusCode::OK);
     assert_ne!(reversed["trn"]["approvalId"], paid["trn"]["approvalId"]);
-    let (_, body) = send(correspondent(&bcs, 6, "C").json(&cash(&otp, 20000, "Reverse"))).await;
+    let (_, body) = cash_out(&bcs, 6, &otp, 20000, "Reverse").await;
     assert_eq!(camel(&body).1, "05626", "a payment is reversed once");
 }
 
@@ -1499,17 +1435,7 @@ const AMOUNT_BEYOND_CENTS: &str = "100000000000000000000000000000000000000";
 #[tokio::test]
 async fn an_amount_too_large_to_hold_is_refused_not_a_crash() {
     let bcs = start().await;
-    let body = json!({
-        "govIssueIdent": ident("1028780657"),
-        "xFerInfo": { "depAcctIdFrom": { "acctId": "26500084997" }, "curAmt": { "amt": AMOUNT_BEYOND_CENTS } },
-        "otc": { "idOtc": "001" },
-    });
-    let request = bcs
-        .call(Method::POST, OTP_REQUEST)
-        .header("X-Invoker-Source", "18")
-        .header("X-Security-CustLoginId", "CC1028780657")
-        .json(&body);
-    let (status, body) = send(request).await;
+    let (status, body) = request_withdrawal_otp(&bcs, "26500084997", AMOUNT_BEYOND_CENTS).await;
     assert_eq!(
         (status, camel(&body)),
         (StatusCode::BAD_REQUEST, ("ER", "OSB-382505", "EXP"))
@@ -1522,9 +1448,7 @@ async fn an_amount_too_large_to_hold_is_refused_not_a_crash() {
         (status, pascal(&body)),
         (StatusCode::INTERNAL_SERVER_ERROR, ("ER", "20005", "RGN"))
     );
-    let (status, _) = bcs
-        .get("/user/password/status?govIssueIdentType=CC&identSerialNum=1007641")
-        .await;
+    let (status, _) = bcs.get(&password_status("1007641")).await;
     assert_eq!(status, StatusCode::OK, "the sandbox still serves");
 }
 
@@ -1535,21 +1459,19 @@ async fn withdrawal_otps_expire_and_burn() {
     let (_, body) = request_withdrawal_otp(&bcs, "26500084997", 5000).await;
     let otp = body["otpInfo"]["otpValue"].as_str().unwrap().to_string();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let (_, body) = send(correspondent(&bcs, 1, "C").json(&cash(&otp, 5000, "Normal"))).await;
+    let (_, body) = cash_out(&bcs, 1, &otp, 5000, "Normal").await;
     assert_eq!(camel(&body).1, "05622");
 
     bcs.set_code_lifetime(60_000).await;
     let (_, body) = request_withdrawal_otp(&bcs, "26500084998", 7000).await;
     let otp = body["otpInfo"]["otpValue"].as_str().unwrap().to_string();
-    let wrong = if otp == "000000" { "111111" } else { "000000" };
+    let wrong = other_code(&otp);
     let mut last = Value::Null;
     for n in 2..5 {
-        last = send(correspondent(&bcs, n, "C").json(&cash(wrong, 7000, "Normal")))
-            .await
-            .1;
+        last = cash_out(&bcs, n, wrong, 7000, "Normal").await.1;
     }
     assert_eq!(camel(&last).1, "05625");
-    let (_, body) = send(correspondent(&bcs, 5, "C").json(&cash(&otp, 7000, "Normal"))).await;
+    let (_, body) = cash_out(&bcs, 5, &otp, 7000, "Normal").await;
     assert_eq!(camel(&body).1, "05625", "a burned OTP stays burned");
 }
 
@@ -1620,9 +1542,7 @@ async fn a_users_own_fixtures_file_is_loaded() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["contactInfo"]["cellPhone"], "3000000777");
-    let (_, body) = bcs
-        .get("/user/password/status?govIssueIdentType=CC&identSerialNum=1007641")
-        .await;
+    let (_, body) = bcs.get(&password_status("1007641")).await;
     assert_eq!(camel(&body).1, "32", "only the file's customers exist");
     let request = json!({
         "govIssueIdent": { "govIssueIdentType": "CE", "identSerialNum": "777" },

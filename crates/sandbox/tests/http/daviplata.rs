@@ -5,7 +5,7 @@ use pasarela_sandbox::DevPki;
 use reqwest::Client;
 use serde_json::{Value, json};
 
-use crate::support::{self, TestSandbox, json, tls_client};
+use crate::support::{self, TestSandbox, json, other_code, tls_client, token_form};
 
 const TOKEN: &str = "/oauth2Provider/type1/v1/token";
 const REQUEST: &str = "/v1/payments/subscriptions/request";
@@ -83,11 +83,12 @@ impl Daviplata {
         json(response).await
     }
 
+    fn valid_token_form(&self) -> String {
+        token_form(&self.sandbox.sandbox.credentials)
+    }
+
     async fn token(&self) -> String {
-        let (id, secret) = self.credentials();
-        let (status, body) = self
-            .token_with(form(id, secret, "client_credentials", "pg_recurrente"))
-            .await;
+        let (status, body) = self.token_with(self.valid_token_form()).await;
         assert_eq!(status, 200, "{body}");
         body["access_token"].as_str().expect("token").to_owned()
     }
@@ -177,10 +178,7 @@ fn message(body: &Value) -> &str {
 #[tokio::test]
 async fn the_token_is_issued_for_client_credentials() {
     let daviplata = start().await;
-    let (id, secret) = daviplata.credentials();
-    let (status, body) = daviplata
-        .token_with(form(id, secret, "client_credentials", "pg_recurrente"))
-        .await;
+    let (status, body) = daviplata.token_with(daviplata.valid_token_form()).await;
     assert_eq!(status, 200);
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 900);
@@ -196,10 +194,7 @@ async fn the_token_lifetime_is_configurable() {
         client: sandbox.daviplata_client(),
         sandbox,
     };
-    let (id, secret) = daviplata.credentials();
-    let (_, body) = daviplata
-        .token_with(form(id, secret, "client_credentials", "pg_recurrente"))
-        .await;
+    let (_, body) = daviplata.token_with(daviplata.valid_token_form()).await;
     assert_eq!(body["expires_in"], 5);
 }
 
@@ -260,10 +255,9 @@ async fn a_foreign_client_certificate_is_refused() {
         &pki.ca_cert,
         Some((&foreign.client_cert, &foreign.client_key)),
     );
-    let (id, secret) = daviplata.credentials();
     let result = client
         .post(daviplata.url(TOKEN))
-        .body(form(id, secret, "client_credentials", "pg_recurrente"))
+        .body(daviplata.valid_token_form())
         .send()
         .await;
     assert!(
@@ -425,8 +419,9 @@ async fn activation_subscribes_the_wallet() {
 async fn a_wrong_otp_is_refused_and_the_right_one_still_works() {
     let daviplata = start().await;
     let (session, otp) = daviplata.request_otp(WALLET).await;
-    let wrong = if otp == "000000" { "111111" } else { "000000" };
-    let (status, body) = daviplata.activate(WALLET, &session, wrong, json!(50)).await;
+    let (status, body) = daviplata
+        .activate(WALLET, &session, other_code(&otp), json!(50))
+        .await;
     assert_eq!((status, message(&body)), (422, "Otp errado"));
     let (status, _) = daviplata.activate(WALLET, &session, &otp, json!(50)).await;
     assert_eq!(status, 200);

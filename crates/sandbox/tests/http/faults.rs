@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{self, TestSandbox, json};
+use crate::support::{self, TestSandbox, json, token_form};
 
 const KIBAN_PATH: &str = "/api/v1/password-expiry-date-bc-pm";
 const TOKEN: &str = "/oauth2Provider/type1/v1/token";
@@ -38,13 +38,9 @@ async fn token(
     sandbox: &TestSandbox,
     client: &reqwest::Client,
 ) -> reqwest::Result<reqwest::Response> {
-    let c = &sandbox.sandbox.credentials;
     client
         .post(format!("{}{TOKEN}", sandbox.sandbox.daviplata_url))
-        .body(format!(
-            "grant_type=client_credentials&client_id={}&client_secret={}&scope=pg_recurrente",
-            c.daviplata_client_id, c.daviplata_client_secret
-        ))
+        .body(token_form(&sandbox.sandbox.credentials))
         .send()
         .await
 }
@@ -56,6 +52,11 @@ fn kiban_rule(fault: Value, times: Option<u32>) -> Value {
         rule["times"] = json!(times);
     }
     rule
+}
+
+/// A rule for the next Daviplata token request only.
+fn next_token_rule(fault: Value) -> Value {
+    json!({ "provider": "daviplata", "path": TOKEN, "fault": fault, "times": 1 })
 }
 
 #[tokio::test]
@@ -146,7 +147,7 @@ async fn rules_only_touch_their_provider_and_route() {
 async fn a_documented_body_fills_a_status_without_one() {
     let sandbox = support::start().await;
     sandbox
-        .inject(json!({ "provider": "daviplata", "path": TOKEN, "fault": { "type": "status", "status": 504 }, "times": 1 }))
+        .inject(next_token_rule(json!({ "type": "status", "status": 504 })))
         .await;
     let (status, body) = json(token(&sandbox, &sandbox.daviplata_client()).await.unwrap()).await;
     assert_eq!(status, 504);
@@ -160,7 +161,7 @@ async fn a_documented_body_fills_a_status_without_one() {
 async fn a_malformed_body_is_not_json_but_the_call_was_handled() {
     let sandbox = support::start().await;
     sandbox
-        .inject(json!({ "provider": "daviplata", "path": TOKEN, "fault": { "type": "malformed" }, "times": 1 }))
+        .inject(next_token_rule(json!({ "type": "malformed" })))
         .await;
     let response = token(&sandbox, &sandbox.daviplata_client()).await.unwrap();
     assert_eq!(response.status(), 200);
@@ -187,7 +188,9 @@ async fn a_dropped_connection_gives_no_answer_and_the_next_call_works() {
 async fn a_drop_after_the_handler_loses_the_answer_of_an_action_taken() {
     let sandbox = support::start().await;
     sandbox
-        .inject(json!({ "provider": "daviplata", "path": TOKEN, "fault": { "type": "drop", "after_handler": true }, "times": 1 }))
+        .inject(next_token_rule(
+            json!({ "type": "drop", "after_handler": true }),
+        ))
         .await;
     let client = sandbox.daviplata_client();
     assert!(token(&sandbox, &client).await.is_err());

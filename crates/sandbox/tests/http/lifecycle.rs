@@ -3,17 +3,9 @@
 
 use pasarela_sandbox::{Sandbox, SandboxOptions};
 
-use crate::support::{self, tls_client};
+use crate::support::{self, tls_client, token_form};
 
 const TOKEN: &str = "/oauth2Provider/type1/v1/token";
-
-fn token_form(sandbox: &Sandbox) -> String {
-    let c = &sandbox.credentials;
-    format!(
-        "grant_type=client_credentials&client_id={}&client_secret={}&scope=pg_recurrente",
-        c.daviplata_client_id, c.daviplata_client_secret
-    )
-}
 
 #[tokio::test]
 async fn the_admin_listener_reports_health() {
@@ -64,7 +56,7 @@ async fn a_client_configured_once_works_across_restarts() {
     let second = Sandbox::start(options()).await.unwrap();
     let response = client
         .post(format!("{}{TOKEN}", second.daviplata_url))
-        .body(token_form(&second))
+        .body(token_form(&second.credentials))
         .send()
         .await
         .expect("the old client is still trusted");

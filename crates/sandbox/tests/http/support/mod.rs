@@ -1,8 +1,7 @@
 //! A sandbox on ephemeral loopback ports with its PKI in a temporary folder, and the
 //! clients the tests speak to it with.
-#![allow(dead_code)] // each test module uses its own part of the harness
 
-use pasarela_sandbox::{Sandbox, SandboxOptions};
+use pasarela_sandbox::{Sandbox, SandboxCredentials, SandboxOptions};
 use reqwest::{Certificate, Client, Identity, Response};
 use serde_json::Value;
 
@@ -100,4 +99,17 @@ pub async fn json(response: Response) -> (u16, Value) {
     let text = response.text().await.expect("body");
     let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
     (status, value)
+}
+
+/// Daviplata's token form with the sandbox's own client credentials.
+pub fn token_form(credentials: &SandboxCredentials) -> String {
+    format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}&scope=pg_recurrente",
+        credentials.daviplata_client_id, credentials.daviplata_client_secret
+    )
+}
+
+/// A six-digit code that is surely not `code`, to answer wrong on purpose.
+pub fn other_code(code: &str) -> &'static str {
+    if code == "000000" { "111111" } else { "000000" }
 }
