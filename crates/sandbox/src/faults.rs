@@ -381,28 +381,24 @@ mod tests {
 
     #[test]
     fn rules_match_provider_method_and_pattern_or_path() {
-        let spec = rule(Provider::Bcs, Some("/c/{id}/validate"), None);
-        assert!(spec.matches(
-            Provider::Bcs,
-            &route("POST", "/c/{id}/validate", "/c/7/validate")
-        ));
-        assert!(!spec.matches(
-            Provider::Kiban,
-            &route("POST", "/c/{id}/validate", "/c/7/validate")
-        ));
-        assert!(!spec.matches(
-            Provider::Bcs,
-            &route("GET", "/c/{id}/validate", "/c/7/validate")
-        ));
+        let pattern = rule(Provider::Bcs, Some("/c/{id}/validate"), None);
         let concrete = rule(Provider::Bcs, Some("/c/7/validate"), None);
-        assert!(concrete.matches(
-            Provider::Bcs,
-            &route("POST", "/c/{id}/validate", "/c/7/validate")
-        ));
-        assert!(!concrete.matches(
-            Provider::Bcs,
-            &route("POST", "/c/{id}/validate", "/c/8/validate")
-        ));
+        let cases = [
+            (&pattern, Provider::Bcs, "POST", "/c/7/validate", true),
+            (&pattern, Provider::Kiban, "POST", "/c/7/validate", false),
+            (&pattern, Provider::Bcs, "GET", "/c/7/validate", false),
+            (&concrete, Provider::Bcs, "POST", "/c/7/validate", true),
+            (&concrete, Provider::Bcs, "POST", "/c/8/validate", false),
+        ];
+        for (spec, provider, method, path, expected) in cases {
+            let call = route(method, "/c/{id}/validate", path);
+            assert_eq!(
+                spec.matches(provider, &call),
+                expected,
+                "{:?} {provider:?} {method} {path}",
+                spec.path
+            );
+        }
     }
 
     #[test]

@@ -498,6 +498,12 @@ const GENERATE_V1: &str = "/securityManagement/V1/generateOTC";
 const GENERATE_V3: &str = "/securityManagement/V3/generateOTC";
 const VALIDATE: &str = "/securityManagement/V1/validateOTC";
 
+/// S4 for customer 1007641: `code` for `purpose`.
+async fn validate_otc(bcs: &Bcs, purpose: &str, code: &str) -> (StatusCode, Value) {
+    bcs.post(VALIDATE, otc("1007641", purpose, Some(code)))
+        .await
+}
+
 #[tokio::test]
 async fn an_otc_is_validated_once() {
     let bcs = start().await;
@@ -510,24 +516,16 @@ async fn an_otc_is_validated_once() {
     assert_eq!(code.len(), 6);
 
     let wrong = other_code(&code);
-    let (status, body) = bcs
-        .post(VALIDATE, otc("1007641", "TRANSFERENCIA", Some(wrong)))
-        .await;
+    let (status, body) = validate_otc(&bcs, "TRANSFERENCIA", wrong).await;
     assert_eq!(
         (status, camel(&body)),
         (StatusCode::BAD_REQUEST, ("ER", "10", "BDA"))
     );
-    let (_, body) = bcs
-        .post(VALIDATE, otc("1007641", "OTRO", Some(&code)))
-        .await;
+    let (_, body) = validate_otc(&bcs, "OTRO", &code).await;
     assert_eq!(camel(&body).1, "10", "a code only opens its own purpose");
-    let (status, body) = bcs
-        .post(VALIDATE, otc("1007641", "TRANSFERENCIA", Some(&code)))
-        .await;
+    let (status, body) = validate_otc(&bcs, "TRANSFERENCIA", &code).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = bcs
-        .post(VALIDATE, otc("1007641", "TRANSFERENCIA", Some(&code)))
-        .await;
+    let (status, body) = validate_otc(&bcs, "TRANSFERENCIA", &code).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "single use");
     assert!(camel_desc(&body).contains("No existe"), "{body}");
 }
@@ -539,12 +537,9 @@ async fn wrong_tries_burn_an_otc() {
     let code = bcs.outbox("1007641").await;
     let wrong = other_code(&code);
     for _ in 0..3 {
-        bcs.post(VALIDATE, otc("1007641", "LOGIN", Some(wrong)))
-            .await;
+        validate_otc(&bcs, "LOGIN", wrong).await;
     }
-    let (status, body) = bcs
-        .post(VALIDATE, otc("1007641", "LOGIN", Some(&code)))
-        .await;
+    let (status, body) = validate_otc(&bcs, "LOGIN", &code).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(camel_desc(&body).contains("intentos"), "{body}");
 }
@@ -556,9 +551,7 @@ async fn an_otc_expires() {
     bcs.post(GENERATE_V1, otc("1007641", "LOGIN", None)).await;
     let code = bcs.outbox("1007641").await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let (status, body) = bcs
-        .post(VALIDATE, otc("1007641", "LOGIN", Some(&code)))
-        .await;
+    let (status, body) = validate_otc(&bcs, "LOGIN", &code).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(camel_desc(&body).contains("vencida"), "{body}");
 }
