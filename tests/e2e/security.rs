@@ -773,8 +773,9 @@ fn teller() -> Option<InvokerContext> {
     })
 }
 
-fn withdrawal(otp: &str) -> WithdrawWithOtpRequest {
+fn withdrawal(otp: &str, key: &str) -> WithdrawWithOtpRequest {
     WithdrawWithOtpRequest {
+        idempotency_key: key.into(),
         invoker: teller(),
         audit_number: "017269".into(),
         service_point_code: "0000000059".into(),
@@ -790,10 +791,10 @@ fn withdrawal(otp: &str) -> WithdrawWithOtpRequest {
     }
 }
 
-#[tokio::test]
-async fn a_withdrawal_otp_is_cashed_once_at_a_correspondent() {
-    let app = app().await;
-    let mut client = client(&app);
+/// Asks the bank for a withdrawal OTP of 20,000 pesos for the withdrawals customer.
+async fn withdrawal_otp<I: Interceptor>(
+    client: &mut SecurityServiceClient<InterceptedService<Channel, I>>,
+) -> String {
     let issued = client
         .request_withdrawal_otp(RequestWithdrawalOtpRequest {
             invoker: Some(InvokerContext {
@@ -810,9 +811,27 @@ async fn a_withdrawal_otp_is_cashed_once_at_a_correspondent() {
         .expect("OTP issued")
         .into_inner();
     assert!(!issued.otp.is_empty());
+    issued.otp
+}
+
+/// The sandbox's route of S18, as `GET /calls` names it.
+const S18_ROUTE: &str = "POST /security-management/v3/withdrawal/otp";
+
+/// How many S18 calls reached the sandbox.
+async fn withdrawals_sent(app: &TestApp) -> u64 {
+    admin_get(app, "/calls").await["bcs"][S18_ROUTE]
+        .as_u64()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_withdrawal_otp_is_cashed_once_at_a_correspondent() {
+    let app = app().await;
+    let mut client = client(&app);
+    let otp = withdrawal_otp(&mut client).await;
 
     let paid = client
-        .withdraw_with_otp(withdrawal(&issued.otp))
+        .withdraw_with_otp(withdrawal(&otp, "cash-1"))
         .await
         .expect("cashed")
         .into_inner();
@@ -822,12 +841,117 @@ async fn a_withdrawal_otp_is_cashed_once_at_a_correspondent() {
     assert_eq!(paid.tx_id.len(), 20);
 
     let again = client
-        .withdraw_with_otp(withdrawal(&issued.otp))
+        .withdraw_with_otp(withdrawal(&otp, "cash-2"))
         .await
         .unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
     assert!(localized(&again).contains("UTILIZADA"), "{again:?}");
-    assert_not_logged(&app, &[&issued.otp]);
+    assert_not_logged(&app, &[&otp]);
+}
+
+#[tokio::test]
+async fn one_key_withdraws_once_however_often_it_is_sent() {
+    let app = app().await;
+    let mut client = client(&app);
+    let otp = withdrawal_otp(&mut client).await;
+    let request = withdrawal(&otp, "withdrawal-42");
+
+    let concurrent = (0..20).map(|_| {
+        let mut client = client.clone();
+        let request = request.clone();
+        async move { client.withdraw_with_otp(request).await }
+    });
+    let mut answers: Vec<_> = futures::future::join_all(concurrent)
+        .await
+        .into_iter()
+        .map(|answer| answer.expect("every duplicate is answered").into_inner())
+        .collect();
+    for _ in 0..20 {
+        let answer = client.withdraw_with_otp(request.clone()).await;
+        answers.push(answer.expect("a repeat replays").into_inner());
+    }
+    let first = &answers[0];
+    assert!(!first.approval_id.is_empty());
+    assert!(
+        answers.iter().all(|answer| answer == first),
+        "different answers under one key"
+    );
+    assert_eq!(withdrawals_sent(&app).await, 1, "one withdrawal reached the bank");
+
+    let mut changed = request.clone();
+    changed.audit_number = "017270".into();
+    let refused = client.withdraw_with_otp(changed).await.unwrap_err();
+    assert_error(
+        &refused,
+        Code::FailedPrecondition,
+        "IDEMPOTENCY_KEY_REUSED",
+    );
+    assert_eq!(withdrawals_sent(&app).await, 1);
+}
+
+#[tokio::test]
+async fn a_lost_withdrawal_answer_is_retried_with_the_same_tx_id() {
+    let app = app().await;
+    let mut client = client(&app);
+    let otp = withdrawal_otp(&mut client).await;
+    admin_send(
+        &app,
+        reqwest::Method::POST,
+        "/faults",
+        json!({
+            "provider": "bcs",
+            "path": "/security-management/v3/withdrawal/otp",
+            "fault": { "type": "drop", "after_handler": true },
+            "times": 1,
+        }),
+    )
+    .await;
+
+    let lost = client
+        .withdraw_with_otp(withdrawal(&otp, "withdrawal-lost"))
+        .await
+        .unwrap_err();
+    assert_error(&lost, Code::Unavailable, "PROVIDER_OUTCOME_UNKNOWN");
+
+    let retried = client
+        .withdraw_with_otp(withdrawal(&otp, "withdrawal-lost"))
+        .await
+        .expect("the bank deduplicates the retry by its TxId")
+        .into_inner();
+    assert!(!retried.approval_id.is_empty());
+    assert_eq!(withdrawals_sent(&app).await, 2, "the first attempt and one retry");
+    let replayed = client
+        .withdraw_with_otp(withdrawal(&otp, "withdrawal-lost"))
+        .await
+        .expect("replayed")
+        .into_inner();
+    assert_eq!(replayed, retried);
+    assert_eq!(withdrawals_sent(&app).await, 2);
+
+    // The OTP was cashed once: under a new key (a new TxId) it is spent.
+    let spent = client
+        .withdraw_with_otp(withdrawal(&otp, "withdrawal-new"))
+        .await
+        .unwrap_err();
+    assert!(localized(&spent).contains("UTILIZADA"), "{spent:?}");
+}
+
+#[tokio::test]
+async fn a_withdrawal_without_an_idempotency_key_never_reaches_the_bank() {
+    let app = app().await;
+    let mut client = client(&app);
+    for key in ["", "with space"] {
+        let refused = client
+            .withdraw_with_otp(withdrawal("otp-value", key))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        assert!(
+            bad_fields(&refused).contains(&"idempotency_key".to_owned()),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(withdrawals_sent(&app).await, 0);
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! The security section of pasarela's configuration: where Banco Caja Social lives, the
-//! credentials pasarela presents, operation paths, and the deployment's invoker defaults.
+//! credentials pasarela presents, operation paths, the deployment's invoker defaults, and
+//! where withdrawal outcomes are kept.
 
+pub use pasarela_provider::idempotency::{IdempotencyConfig, StoreKind};
 use pasarela_provider::outbound::OutboundSettings;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -41,6 +43,10 @@ pub struct Config {
     /// The bank's code inside generated TxIds.
     #[serde(default = "defaults::bank_code")]
     pub bank_code: String,
+    /// Where withdrawal outcomes and the TxId sequence live: `memory` (one replica) or
+    /// `redis` (replicas > 1: shared outcomes, and TxIds unique across replicas).
+    #[serde(default)]
+    pub idempotency: IdempotencyConfig,
 }
 
 /// Operation paths, relative to `base_url`.

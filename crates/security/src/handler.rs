@@ -1,10 +1,15 @@
 //! The gRPC handlers of `SecurityService`: each names its operation, lets the wire module
-//! translate and check the request, and turns the bank's answer into the proto response.
+//! translate and check the request, and turns the bank's answer into the proto response;
+//! withdrawals run once per idempotency key.
+
+use std::sync::Arc;
 
 use pasarela::common::v1::InvokerContext;
 use pasarela::security::v1::security_service_server::SecurityService;
 use pasarela::security::v1::*;
-use pasarela_provider::Violations;
+use pasarela_auth::Principal;
+use pasarela_provider::idempotency::{self, Claim, Idempotency, Scope, detached, fingerprint};
+use pasarela_provider::{Violations, reasons};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::metadata::MetadataMap;
@@ -12,24 +17,56 @@ use tonic::{Request, Response, Status};
 
 use crate::Config;
 use crate::bcs::client::{self, Bcs, Op};
+use crate::bcs::errors::{DOMAIN, SERVICE_DOMAIN, unknown_if_ambiguous};
 use crate::bcs::invoker::bank_now;
 use crate::bcs::wire::{self, Outgoing, Unreadable};
 use crate::config::InvokerFields;
 
-/// `SecurityService` in front of Banco Caja Social.
-#[derive(Debug)]
+/// Idempotency records of withdrawals. Every answer after which the bank may have paid is
+/// `PROVIDER_OUTCOME_UNKNOWN` (see [`unknown_if_ambiguous`]), so the `not_sent` reasons
+/// only arise when the request never reached the bank or the gateway refused it unread.
+const IDEMPOTENCY: Scope = Scope {
+    keys: "pasarela:security:idempotency",
+    domain: SERVICE_DOMAIN,
+    provider: DOMAIN,
+    provider_name: "Banco Caja Social",
+    not_sent: &[
+        reasons::CIRCUIT_OPEN,
+        reasons::PROVIDER_UNAVAILABLE,
+        reasons::PROVIDER_AUTH_FAILED,
+        "PROVIDER_FORBIDDEN",
+        "PROVIDER_RATE_LIMITED",
+    ],
+};
+
+/// `SecurityService` in front of Banco Caja Social; cheap to clone.
+#[derive(Clone)]
 pub struct Security {
+    core: Arc<Core>,
+}
+
+struct Core {
     bcs: Bcs,
+    idempotency: Idempotency,
 }
 
 impl Security {
-    pub fn new(config: Config) -> anyhow::Result<Self> {
+    /// Builds the bank's client and opens the idempotency store (connects Redis now).
+    pub async fn new(config: Config) -> anyhow::Result<Self> {
+        let store = idempotency::open_store(&config.idempotency).await?;
+        let ttl = config.idempotency.ttl;
+        let bcs = Bcs::new(config, Arc::clone(&store))?;
+        // A claim outlives its call before a repeat may take it over.
+        let lease = bcs.ceiling() * 3;
         Ok(Self {
-            bcs: Bcs::new(config)?,
+            core: Arc::new(Core {
+                idempotency: Idempotency::new(store, IDEMPOTENCY, ttl, lease),
+                bcs,
+            }),
         })
     }
 
-    /// Runs `op` and converts its answer into the proto response `P`.
+    /// Runs `op` and converts its answer `W` into the proto response `P`.
     async fn call<B, W, P>(
         &self,
         op: &Op,
@@ -42,299 +79,192 @@ impl Security {
         W: DeserializeOwned,
         P: TryFrom<W, Error = Unreadable>,
     {
-        let (answer, _) = self.bcs.run::<B, W>(op, metadata, invoker, build).await?;
-        client::readable(op, P::try_from(answer)).map(Response::new)
-    }
-
-    /// Runs `op`, whose answer carries nothing but its envelope.
-    async fn acknowledge<B: Serialize, P: Default>(
-        &self,
-        op: &Op,
-        metadata: &MetadataMap,
-        invoker: Option<&InvokerContext>,
-        build: impl FnOnce(&InvokerFields, &mut Violations) -> Outgoing<B>,
-    ) -> Result<Response<P>, Status> {
-        self.bcs
-            .run::<B, wire::Empty>(op, metadata, invoker, build)
+        let answer = self
+            .core
+            .bcs
+            .run::<B, W>(op, metadata, invoker, build)
             .await?;
-        Ok(Response::new(P::default()))
+        Ok(Response::new(client::readable(op, P::try_from(answer))?))
     }
 }
 
-#[tonic::async_trait]
-impl SecurityService for Security {
-    async fn get_password_status(
-        &self,
-        request: Request<GetPasswordStatusRequest>,
-    ) -> Result<Response<GetPasswordStatusResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
-        self.call::<_, wire::PasswordStatusAnswer, _>(
-            &client::PASSWORD_STATUS,
-            &metadata,
-            request.invoker.as_ref(),
-            |_, v| wire::get_password_status(&request, v),
-        )
-        .await
-    }
+/// Whose key space a withdrawal uses: the principal the auth layer put in the request, or
+/// one shared space when the service runs without the layer.
+fn caller_of<T>(request: &Request<T>) -> String {
+    request.extensions().get::<Principal>().map_or_else(
+        || "anonymous".to_owned(),
+        |p| format!("{}:{}", p.source, p.subject),
+    )
+}
 
-    async fn generate_otc(
+impl Core {
+    /// S18 at most once per idempotency key: validated first, then claimed, then sent
+    /// with the key's TxId.
+    async fn withdraw(
         &self,
-        request: Request<GenerateOtcRequest>,
-    ) -> Result<Response<GenerateOtcResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
-        self.acknowledge(
-            &client::GENERATE_OTC,
-            &metadata,
-            request.invoker.as_ref(),
-            |_, v| wire::generate_otc_v1(&request, v),
-        )
-        .await
-    }
-
-    async fn generate_otc_v3(
-        &self,
-        request: Request<GenerateOtcV3Request>,
-    ) -> Result<Response<GenerateOtcV3Response>, Status> {
-        let (metadata, _, request) = request.into_parts();
-        self.acknowledge(
-            &client::GENERATE_OTC_V3,
-            &metadata,
-            request.invoker.as_ref(),
-            |_, v| wire::generate_otc_v3(&request, v),
-        )
-        .await
-    }
-
-    async fn validate_otc(
-        &self,
-        request: Request<ValidateOtcRequest>,
-    ) -> Result<Response<ValidateOtcResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
-        self.acknowledge(
-            &client::VALIDATE_OTC,
-            &metadata,
-            request.invoker.as_ref(),
-            |_, v| wire::validate_otc(&request, v),
-        )
-        .await
-    }
-
-    async fn create_transaction_challenge(
-        &self,
-        request: Request<CreateTransactionChallengeRequest>,
-    ) -> Result<Response<CreateTransactionChallengeResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
-        self.call::<_, wire::ChallengeAnswer, _>(
-            &client::TRANSACTION_CHALLENGE,
-            &metadata,
-            request.invoker.as_ref(),
-            |_, v| wire::create_transaction_challenge(&request, v),
-        )
-        .await
-    }
-
-    async fn enroll_digital_user(
-        &self,
-        request: Request<EnrollDigitalUserRequest>,
-    ) -> Result<Response<EnrollDigitalUserResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
-        self.acknowledge(
-            &client::ENROLL_DIGITAL_USER,
-            &metadata,
-            request.invoker.as_ref(),
-            |_, v| wire::enroll_digital_user(&request, v),
-        )
-        .await
-    }
-
-    async fn validate_digital_enrollment(
-        &self,
-        request: Request<ValidateDigitalEnrollmentRequest>,
-    ) -> Result<Response<ValidateDigitalEnrollmentResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
-        self.acknowledge(
-            &client::VALIDATE_DIGITAL_ENROLLMENT,
-            &metadata,
-            request.invoker.as_ref(),
-            |_, v| wire::validate_digital_enrollment(&request, v),
-        )
-        .await
-    }
-
-    async fn change_password(
-        &self,
-        request: Request<ChangePasswordRequest>,
-    ) -> Result<Response<ChangePasswordResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
-        self.acknowledge(
-            &client::CHANGE_PASSWORD,
-            &metadata,
-            request.invoker.as_ref(),
-            |_, v| wire::change_password(&request, v),
-        )
-        .await
-    }
-
-    async fn create_user(
-        &self,
-        request: Request<CreateUserRequest>,
-    ) -> Result<Response<CreateUserResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
-        self.acknowledge(
-            &client::CREATE_USER,
-            &metadata,
-            request.invoker.as_ref(),
-            |_, v| wire::create_user(&request, v),
-        )
-        .await
-    }
-
-    async fn validate_enrollment_card(
-        &self,
-        request: Request<ValidateEnrollmentCardRequest>,
-    ) -> Result<Response<ValidateEnrollmentCardResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
-        self.acknowledge(
-            &client::VALIDATE_ENROLLMENT_CARD,
-            &metadata,
-            request.invoker.as_ref(),
-            |_, v| wire::validate_enrollment_card(&request, v),
-        )
-        .await
-    }
-
-    async fn validate_password_recovery(
-        &self,
-        request: Request<ValidatePasswordRecoveryRequest>,
-    ) -> Result<Response<ValidatePasswordRecoveryResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
-        self.acknowledge(
-            &client::VALIDATE_PASSWORD_RECOVERY,
-            &metadata,
-            request.invoker.as_ref(),
-            |_, v| wire::validate_password_recovery(&request, v),
-        )
-        .await
-    }
-
-    async fn request_withdrawal_otp(
-        &self,
-        request: Request<RequestWithdrawalOtpRequest>,
-    ) -> Result<Response<RequestWithdrawalOtpResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
-        self.call::<_, wire::WithdrawalOtpAnswer, _>(
-            &client::REQUEST_WITHDRAWAL_OTP,
-            &metadata,
-            request.invoker.as_ref(),
-            |_, v| wire::request_withdrawal_otp(&request, v),
-        )
-        .await
-    }
-
-    async fn update_password_status(
-        &self,
-        request: Request<UpdatePasswordStatusRequest>,
-    ) -> Result<Response<UpdatePasswordStatusResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
-        self.call::<_, wire::PasswordStatusChange, _>(
-            &client::UPDATE_PASSWORD_STATUS,
-            &metadata,
-            request.invoker.as_ref(),
-            |_, v| wire::update_password_status(&request, v),
-        )
-        .await
-    }
-
-    async fn list_channel_holds(
-        &self,
-        request: Request<ListChannelHoldsRequest>,
-    ) -> Result<Response<ListChannelHoldsResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
-        let op = &client::LIST_CHANNEL_HOLDS;
-        let (page_number, page_size) = wire::page(&mut Violations::new(), request.page.as_ref());
-        let (answer, _) = self
-            .bcs
-            .run::<_, wire::HoldsAnswer>(op, &metadata, request.invoker.as_ref(), |_, v| {
-                wire::list_channel_holds(&request, v)
-            })
-            .await?;
-        client::readable(op, answer.into_response(page_number, page_size)).map(Response::new)
-    }
-
-    async fn set_channel_hold(
-        &self,
-        request: Request<SetChannelHoldRequest>,
-    ) -> Result<Response<SetChannelHoldResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
-        self.acknowledge(
-            &client::SET_CHANNEL_HOLD,
-            &metadata,
-            request.invoker.as_ref(),
-            |fields, v| {
-                let audit = wire::Audit {
-                    user: &fields.user,
-                    branch_id: &fields.branch_id,
-                };
-                wire::set_channel_hold(&request, audit, v)
-            },
-        )
-        .await
-    }
-
-    async fn get_authentication_level(
-        &self,
-        request: Request<GetAuthenticationLevelRequest>,
-    ) -> Result<Response<GetAuthenticationLevelResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
-        self.call::<_, wire::AuthLevelAnswer, _>(
-            &client::AUTHENTICATION_LEVEL,
-            &metadata,
-            request.invoker.as_ref(),
-            |_, v| wire::get_authentication_level(&request, bank_now(), v),
-        )
-        .await
-    }
-
-    async fn authenticate_channel(
-        &self,
-        request: Request<AuthenticateChannelRequest>,
-    ) -> Result<Response<AuthenticateChannelResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
-        self.call::<_, wire::AuthChannelAnswer, _>(
-            &client::AUTHENTICATE_CHANNEL,
-            &metadata,
-            request.invoker.as_ref(),
-            |_, v| wire::authenticate_channel(&request, v),
-        )
-        .await
-    }
-
-    async fn withdraw_with_otp(
-        &self,
-        request: Request<WithdrawWithOtpRequest>,
-    ) -> Result<Response<WithdrawWithOtpResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
+        request: WithdrawWithOtpRequest,
+        metadata: MetadataMap,
+        caller: String,
+    ) -> Result<WithdrawWithOtpResponse, Status> {
         let op = &client::WITHDRAW_WITH_OTP;
-        let (answer, sent) = self
+        let deadline = self.bcs.deadline(&metadata);
+        let prepared = self
             .bcs
-            .run::<_, wire::WithdrawalAnswer>(op, &metadata, request.invoker.as_ref(), |_, v| {
+            .prepare(op, &metadata, request.invoker.as_ref(), |_, v| {
+                idempotency::check_key(v, &request.idempotency_key);
                 wire::withdraw_with_otp(&request, bank_now(), v)
             })
             .await?;
-        client::readable(op, answer.into_response(sent.tx_id)).map(Response::new)
+        let unkeyed = WithdrawWithOtpRequest {
+            idempotency_key: String::new(),
+            ..request.clone()
+        };
+        let claim = Claim {
+            operation: op.name,
+            caller: &caller,
+            key: &request.idempotency_key,
+            fingerprint: fingerprint(op.name, &unkeyed),
+            transaction_id: prepared.tx_id().to_owned(),
+            deadline,
+        };
+        self.idempotency
+            .once(claim, |tx_id| async move {
+                let sent = prepared.with_tx_id(tx_id.clone());
+                let answer: wire::WithdrawalAnswer = self
+                    .bcs
+                    .send(op, sent, deadline)
+                    .await
+                    .map_err(unknown_if_ambiguous)?;
+                client::readable(op, answer.into_response(tx_id)).map_err(unknown_if_ambiguous)
+            })
+            .await
+    }
+}
+
+/// Implements the service: the RPCs written out in `rest`, then those that are one
+/// operation each (the request built by the wire module, the answer `W` read into the
+/// response by `TryFrom<W>`).
+macro_rules! security_service {
+    (
+        rest { $($rest:tt)* }
+        $($method:ident($request:ident) -> $response:ident
+            = $op:ident as $answer:ty, |$r:ident, $fields:pat_param, $v:ident| $build:expr;)*
+    ) => {
+        #[tonic::async_trait]
+        impl SecurityService for Security {
+            $(
+                async fn $method(
+                    &self,
+                    request: Request<$request>,
+                ) -> Result<Response<$response>, Status> {
+                    let (metadata, _, $r) = request.into_parts();
+                    let invoker = $r.invoker.as_ref();
+                    self.call::<_, $answer, _>(&client::$op, &metadata, invoker, |$fields, $v| {
+                        $build
+                    })
+                    .await
+                }
+            )*
+            $($rest)*
+        }
+    };
+}
+
+security_service! {
+    rest {
+        /// The page asked for shapes the response (its number and size).
+        async fn list_channel_holds(
+            &self,
+            request: Request<ListChannelHoldsRequest>,
+        ) -> Result<Response<ListChannelHoldsResponse>, Status> {
+            let (metadata, _, request) = request.into_parts();
+            let op = &client::LIST_CHANNEL_HOLDS;
+            let (number, size) = wire::page(&mut Violations::new(), request.page.as_ref());
+            let answer: wire::HoldsAnswer = self
+                .core
+                .bcs
+                .run(op, &metadata, request.invoker.as_ref(), |_, v| {
+                    wire::list_channel_holds(&request, v)
+                })
+                .await?;
+            Ok(Response::new(client::readable(
+                op,
+                answer.into_response(number, size),
+            )?))
+        }
+
+        /// Runs on its own task: a caller hanging up must not abandon a withdrawal between
+        /// the bank's answer and its idempotency record.
+        async fn withdraw_with_otp(
+            &self,
+            request: Request<WithdrawWithOtpRequest>,
+        ) -> Result<Response<WithdrawWithOtpResponse>, Status> {
+            let caller = caller_of(&request);
+            let (metadata, _, request) = request.into_parts();
+            let core = Arc::clone(&self.core);
+            detached(async move { core.withdraw(request, metadata, caller).await })
+                .await
+                .map(Response::new)
+        }
     }
 
-    async fn create_question_challenge(
-        &self,
-        request: Request<CreateQuestionChallengeRequest>,
-    ) -> Result<Response<CreateQuestionChallengeResponse>, Status> {
-        let (metadata, _, request) = request.into_parts();
-        self.call::<_, wire::ChallengeAnswer, _>(
-            &client::QUESTION_CHALLENGE,
-            &metadata,
-            request.invoker.as_ref(),
-            |_, v| wire::create_question_challenge(&request, v),
-        )
-        .await
-    }
+    get_password_status(GetPasswordStatusRequest) -> GetPasswordStatusResponse
+        = PASSWORD_STATUS as wire::PasswordStatusAnswer,
+        |r, _, v| wire::get_password_status(&r, v);
+    generate_otc(GenerateOtcRequest) -> GenerateOtcResponse
+        = GENERATE_OTC as wire::Empty,
+        |r, _, v| wire::generate_otc_v1(&r, v);
+    generate_otc_v3(GenerateOtcV3Request) -> GenerateOtcV3Response
+        = GENERATE_OTC_V3 as wire::Empty,
+        |r, _, v| wire::generate_otc_v3(&r, v);
+    validate_otc(ValidateOtcRequest) -> ValidateOtcResponse
+        = VALIDATE_OTC as wire::Empty,
+        |r, _, v| wire::validate_otc(&r, v);
+    create_transaction_challenge(CreateTransactionChallengeRequest)
+        -> CreateTransactionChallengeResponse
+        = TRANSACTION_CHALLENGE as wire::ChallengeAnswer,
+        |r, _, v| wire::create_transaction_challenge(&r, v);
+    enroll_digital_user(EnrollDigitalUserRequest) -> EnrollDigitalUserResponse
+        = ENROLL_DIGITAL_USER as wire::Empty,
+        |r, _, v| wire::enroll_digital_user(&r, v);
+    validate_digital_enrollment(ValidateDigitalEnrollmentRequest)
+        -> ValidateDigitalEnrollmentResponse
+        = VALIDATE_DIGITAL_ENROLLMENT as wire::Empty,
+        |r, _, v| wire::validate_digital_enrollment(&r, v);
+    change_password(ChangePasswordRequest) -> ChangePasswordResponse
+        = CHANGE_PASSWORD as wire::Empty,
+        |r, _, v| wire::change_password(&r, v);
+    create_user(CreateUserRequest) -> CreateUserResponse
+        = CREATE_USER as wire::Empty,
+        |r, _, v| wire::create_user(&r, v);
+    validate_enrollment_card(ValidateEnrollmentCardRequest) -> ValidateEnrollmentCardResponse
+        = VALIDATE_ENROLLMENT_CARD as wire::Empty,
+        |r, _, v| wire::validate_enrollment_card(&r, v);
+    validate_password_recovery(ValidatePasswordRecoveryRequest)
+        -> ValidatePasswordRecoveryResponse
+        = VALIDATE_PASSWORD_RECOVERY as wire::Empty,
+        |r, _, v| wire::validate_password_recovery(&r, v);
+    request_withdrawal_otp(RequestWithdrawalOtpRequest) -> RequestWithdrawalOtpResponse
+        = REQUEST_WITHDRAWAL_OTP as wire::WithdrawalOtpAnswer,
+        |r, _, v| wire::request_withdrawal_otp(&r, v);
+    update_password_status(UpdatePasswordStatusRequest) -> UpdatePasswordStatusResponse
+        = UPDATE_PASSWORD_STATUS as wire::PasswordStatusChange,
+        |r, _, v| wire::update_password_status(&r, v);
+    set_channel_hold(SetChannelHoldRequest) -> SetChannelHoldResponse
+        = SET_CHANNEL_HOLD as wire::Empty,
+        |r, fields, v| wire::set_channel_hold(
+            &r,
+            wire::Audit { user: &fields.user, branch_id: &fields.branch_id },
+            v,
+        );
+    get_authentication_level(GetAuthenticationLevelRequest) -> GetAuthenticationLevelResponse
+        = AUTHENTICATION_LEVEL as wire::AuthLevelAnswer,
+        |r, _, v| wire::get_authentication_level(&r, bank_now(), v);
+    authenticate_channel(AuthenticateChannelRequest) -> AuthenticateChannelResponse
+        = AUTHENTICATE_CHANNEL as wire::AuthChannelAnswer,
+        |r, _, v| wire::authenticate_channel(&r, v);
+    create_question_challenge(CreateQuestionChallengeRequest)
+        -> CreateQuestionChallengeResponse
+        = QUESTION_CHALLENGE as wire::ChallengeAnswer,
+        |r, _, v| wire::create_question_challenge(&r, v);
 }

@@ -100,9 +100,7 @@ impl Fixture {
             },
         }))
         .expect("config");
-        let service = runtime
-            .block_on(async { Security::new(config) })
-            .expect("service");
+        let service = runtime.block_on(Security::new(config)).expect("service");
         Fixture {
             runtime,
             answer,

@@ -2,17 +2,21 @@
 //! credential headers), one pooled HTTP client, and one path for every call — validate,
 //! fill the invoker context, send, read the answer.
 
-use pasarela_provider::{Operation, Outbound, Violations, deadline};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pasarela_provider::idempotency::{Store, reason};
+use pasarela_provider::{Operation, Outbound, ProviderError, Violations, deadline};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tonic::Status;
 use tonic::metadata::MetadataMap;
+use tonic::{Code, Status};
 use tracing::Instrument as _;
 
 use super::envelope;
-use super::errors::{DOMAIN, bad_response};
+use super::errors::{DOMAIN, SERVICE_DOMAIN, bad_response};
 use super::invoker::{self, ProcessIdRule, TxIds};
 use super::wire::{Outgoing, Unreadable};
 use crate::config::{Config, InvokerFields, Paths};
@@ -297,12 +301,6 @@ const PATH_ID: &str = "{identSerialNum}";
 /// Header carrying pasarela's request id (set by the server's RPC layer).
 const REQUEST_ID: &str = "x-request-id";
 
-/// What a call sent that the handler may need back.
-#[derive(Debug)]
-pub struct Sent {
-    pub tx_id: String,
-}
-
 /// The bank as pasarela sees it.
 #[derive(Debug)]
 pub struct Bcs {
@@ -320,8 +318,33 @@ pub struct Bcs {
     tx_ids: TxIds,
 }
 
+/// A request checked and ready to send: its invoker values and what it carries.
+pub struct Prepared<B> {
+    fields: InvokerFields,
+    outgoing: Outgoing<B>,
+    /// How the ProcessId follows the TxId, unless the caller gave one.
+    derived_process_id: Option<ProcessIdRule>,
+}
+
+impl<B> Prepared<B> {
+    pub fn tx_id(&self) -> &str {
+        &self.fields.tx_id
+    }
+
+    /// The same request under another TxId: a retry whose first outcome is unknown re-sends
+    /// the first attempt's, so that the bank deduplicates it.
+    pub fn with_tx_id(mut self, tx_id: String) -> Self {
+        if let Some(rule) = self.derived_process_id {
+            self.fields.process_id = invoker::process_id(rule, &tx_id);
+        }
+        self.fields.tx_id = tx_id;
+        self
+    }
+}
+
 impl Bcs {
-    pub fn new(config: Config) -> anyhow::Result<Self> {
+    /// `store` holds the TxId sequence (shared by every replica when it is Redis).
+    pub fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         Ok(Self {
             outbound: Outbound::new(DOMAIN, &config.outbound)?,
             base_url: config.base_url.trim_end_matches('/').to_owned(),
@@ -334,8 +357,18 @@ impl Bcs {
             tx_id_prefix: config.tx_id_prefix,
             withdrawal_tx_id_prefix: config.withdrawal_tx_id_prefix,
             bank_code: config.bank_code,
-            tx_ids: TxIds::new(),
+            tx_ids: TxIds::new(store),
         })
+    }
+
+    /// When a call must be over: the caller's `grpc-timeout`, else the configured ceiling.
+    pub fn deadline(&self, metadata: &MetadataMap) -> Instant {
+        Instant::now() + deadline::budget(metadata, self.outbound.ceiling())
+    }
+
+    /// The longest a call may take when the caller gives no deadline.
+    pub fn ceiling(&self) -> Duration {
+        self.outbound.ceiling()
     }
 
     /// The invoker values of a call before the request's own layer: the deployment's,
@@ -348,34 +381,65 @@ impl Bcs {
         fields
     }
 
-    /// Runs one operation: `build` translates and checks the request's fields, the invoker
-    /// context is resolved and checked, and only a request without any violation is sent.
+    /// Runs one operation: [`Bcs::prepare`], then [`Bcs::send`].
     pub async fn run<B, T>(
         &self,
         op: &Op,
         metadata: &MetadataMap,
         context: Option<&pasarela::common::v1::InvokerContext>,
         build: impl FnOnce(&InvokerFields, &mut Violations) -> Outgoing<B>,
-    ) -> Result<(T, Sent), Status>
+    ) -> Result<T, Status>
     where
         B: Serialize,
         T: DeserializeOwned,
     {
+        let prepared = self.prepare(op, metadata, context, build).await?;
+        Ok(self.send(op, prepared, self.deadline(metadata)).await?)
+    }
+
+    /// `build` translates and checks the request's fields, the invoker context is resolved
+    /// and checked; only a request without any violation is prepared.
+    pub async fn prepare<B>(
+        &self,
+        op: &Op,
+        metadata: &MetadataMap,
+        context: Option<&pasarela::common::v1::InvokerContext>,
+        build: impl FnOnce(&InvokerFields, &mut Violations) -> Outgoing<B>,
+    ) -> Result<Prepared<B>, Status> {
         let mut violations = Violations::new();
-        let fields = self.resolve(op, metadata, context);
+        let (fields, derived_process_id) = self.resolve(op, metadata, context).await?;
         invoker::check(&fields, &mut violations);
         invoker::require(&fields, op.required, &mut violations);
         let outgoing = build(&fields, &mut violations);
         violations.finish()?;
+        Ok(Prepared {
+            fields,
+            outgoing,
+            derived_process_id,
+        })
+    }
+
+    /// Sends a prepared request and reads the bank's answer, by `deadline`.
+    pub async fn send<B, T>(
+        &self,
+        op: &Op,
+        prepared: Prepared<B>,
+        deadline: Instant,
+    ) -> Result<T, ProviderError>
+    where
+        B: Serialize,
+        T: DeserializeOwned,
+    {
+        let fields = &prepared.fields;
         let span = tracing::info_span!(
             "bcs",
             operation = op.name,
             request_number = %fields.request_number,
             tx_id = %fields.tx_id,
         );
-        let budget = deadline::budget(metadata, self.outbound.ceiling());
-        let answer = async {
-            let request = self.request(op, &fields, &outgoing);
+        let budget = deadline.saturating_duration_since(Instant::now());
+        async {
+            let request = self.request(op, fields, &prepared.outgoing);
             let raw = self
                 .outbound
                 .send(
@@ -396,22 +460,17 @@ impl Bcs {
             span.in_scope(
                 || tracing::info!(reason = %error.reason, code = ?error.code, "bank call failed"),
             );
-        })?;
-        Ok((
-            answer,
-            Sent {
-                tx_id: fields.tx_id,
-            },
-        ))
+        })
     }
 
-    /// The invoker values of one call, generated ones filled in.
-    fn resolve(
+    /// The invoker values of one call, generated ones filled in, and how its ProcessId
+    /// follows its TxId when the caller gave none.
+    async fn resolve(
         &self,
         op: &Op,
         metadata: &MetadataMap,
         context: Option<&pasarela::common::v1::InvokerContext>,
-    ) -> InvokerFields {
+    ) -> Result<(InvokerFields, Option<ProcessIdRule>), Status> {
         let mut fields = self.base_invoker(op);
         if let Some(context) = context {
             invoker::merge(&mut fields, &invoker::from_context(context));
@@ -429,9 +488,12 @@ impl Bcs {
         if fields.tx_id.is_empty() {
             fields.tx_id = self
                 .tx_ids
-                .next(prefix, &self.bank_code, invoker::bank_now());
+                .next(prefix, &self.bank_code, invoker::bank_now())
+                .await
+                .map_err(sequence_unavailable)?;
         }
-        if fields.process_id.is_empty() {
+        let derived = fields.process_id.is_empty().then_some(rule);
+        if let Some(rule) = derived {
             fields.process_id = invoker::process_id(rule, &fields.tx_id);
         }
         if fields.request_number.is_empty() {
@@ -443,7 +505,7 @@ impl Bcs {
         if fields.session_key.is_empty() {
             fields.session_key.clone_from(&fields.request_number);
         }
-        fields
+        Ok((fields, derived))
     }
 
     fn request<B: Serialize>(
@@ -505,13 +567,28 @@ fn encode_segment(segment: &str) -> String {
 }
 
 /// Turns a wire answer that does not fit the proto response into `PROVIDER_BAD_RESPONSE`.
-pub fn readable<P>(op: &Op, converted: Result<P, Unreadable>) -> Result<P, Status> {
-    converted.map_err(|what| Status::from(bad_response(op.name, 200, what)))
+pub fn readable<P>(op: &Op, converted: Result<P, Unreadable>) -> Result<P, ProviderError> {
+    converted.map_err(|what| bad_response(op.name, 200, what))
+}
+
+/// The TxId sequence lives in the idempotency store: without it no TxId can be made, and
+/// nothing is sent.
+fn sequence_unavailable(error: anyhow::Error) -> Status {
+    tracing::error!(error = %error, "TxId sequence unavailable");
+    ProviderError::new(
+        Code::Unavailable,
+        reason::IDEMPOTENCY_STORE_UNAVAILABLE,
+        SERVICE_DOMAIN,
+    )
+    .message("no TxId could be reserved (the idempotency store is unavailable); nothing was sent to Banco Caja Social")
+    .retry_after(Duration::from_secs(1))
+    .into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pasarela_provider::idempotency::MemoryStore;
     use pasarela_provider::outbound::OutboundSettings;
 
     #[test]
@@ -532,7 +609,7 @@ mod tests {
             config.outbound.http.timeout,
             OutboundSettings::default().http.timeout
         );
-        let bcs = Bcs::new(config).unwrap();
+        let bcs = Bcs::new(config, Arc::new(MemoryStore::default())).unwrap();
         assert_eq!(bcs.base_url, "http://127.0.0.1:1");
         let withdrawal = bcs.base_invoker(&WITHDRAW_WITH_OTP);
         assert_eq!(

@@ -12,6 +12,9 @@ use super::error_table::{ERROR_TABLE, ErrorRow};
 /// `ErrorInfo.domain` of every error that comes from the bank.
 pub const DOMAIN: &str = "bancocajasocial.com";
 
+/// `ErrorInfo.domain` of pasarela's own errors in this service (idempotency, TxIds).
+pub const SERVICE_DOMAIN: &str = "pasarela.security";
+
 /// Longest provider text passed on as a `LocalizedMessage`.
 const MAX_TEXT: usize = 300;
 
@@ -103,6 +106,50 @@ pub fn bad_response(operation: &str, http: u16, what: &str) -> ProviderError {
         .meta("operation", operation)
 }
 
+/// Answers after which the bank may have moved money although the call failed: (first,
+/// last HTTP status, the reason they must carry, if one).
+const AMBIGUOUS: &[(u16, u16, Option<&str>)] = &[
+    // A success whose body cannot be read: the approval number is lost.
+    (200, 299, Some(reasons::PROVIDER_BAD_RESPONSE)),
+    (408, 408, None),
+    (500, 599, None),
+];
+
+/// For a money-moving operation (S18): an answer after which the bank may have acted
+/// becomes `PROVIDER_OUTCOME_UNKNOWN`, the table's reason kept in metadata
+/// `provider_reason`, so that a retry re-sends the same TxId instead of a new withdrawal.
+pub fn unknown_if_ambiguous(error: ProviderError) -> ProviderError {
+    let http = error
+        .details
+        .metadata
+        .get("http_status")
+        .and_then(|status| status.parse::<u16>().ok());
+    let ambiguous = http.is_some_and(|http| {
+        AMBIGUOUS.iter().any(|(first, last, reason)| {
+            (*first..=*last).contains(&http) && reason.is_none_or(|r| r == error.reason)
+        })
+    });
+    if !ambiguous {
+        return error;
+    }
+    let code = match error.code {
+        Code::DeadlineExceeded => Code::DeadlineExceeded,
+        _ => Code::Unavailable,
+    };
+    let message = format!(
+        "{}; the bank may have executed it: retry with the same idempotency key",
+        error.message
+    );
+    let provider_reason = error.reason.clone();
+    ProviderError {
+        code,
+        reason: reasons::PROVIDER_OUTCOME_UNKNOWN.to_owned(),
+        message,
+        ..error
+    }
+    .meta("provider_reason", provider_reason)
+}
+
 fn by_status(http: u16) -> (Code, &'static str) {
     BY_STATUS
         .iter()
@@ -134,6 +181,33 @@ mod tests {
             kind: kind.into(),
             desc: String::new(),
         }
+    }
+
+    #[test]
+    fn ambiguous_answers_of_a_withdrawal_are_unknown_outcomes() {
+        for (http, code, unknown) in [
+            (500, "500", true),
+            (504, "", true),
+            (408, "00408", true),
+            (400, "05621", false),
+            (206, "1", false),
+        ] {
+            let error = unknown_if_ambiguous(from_failure(
+                "withdraw_with_otp",
+                &failure(http, code, "RGN"),
+            ));
+            assert_eq!(
+                error.reason == reasons::PROVIDER_OUTCOME_UNKNOWN,
+                unknown,
+                "{http} {code}: {error:?}"
+            );
+        }
+        let lost = unknown_if_ambiguous(bad_response("withdraw_with_otp", 200, "truncated JSON"));
+        assert_eq!(lost.reason, reasons::PROVIDER_OUTCOME_UNKNOWN);
+        assert_eq!(
+            lost.details.metadata["provider_reason"],
+            "PROVIDER_BAD_RESPONSE"
+        );
     }
 
     #[test]

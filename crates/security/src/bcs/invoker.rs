@@ -4,12 +4,14 @@
 //! them, and every header checked against the spec's pattern and length table (printed
 //! under "Create Transation Challenge V2 Questions", valid for every operation).
 
-use std::sync::LazyLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::fmt;
+use std::ops::Range;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Datelike, FixedOffset, Utc};
 use pasarela::common::v1::InvokerContext;
 use pasarela_provider::Violations;
+use pasarela_provider::idempotency::Store;
 use regex::Regex;
 
 use crate::config::InvokerFields;
@@ -119,38 +121,78 @@ pub enum ProcessIdRule {
 
 /// How TxIds are made: `prefix` + Julian date (last digit of the year and day of the year)
 /// + the bank's code + a 10-digit sequence, e.g. `APIF4087320000000001`.
-#[derive(Debug)]
+///
+/// The sequence is a counter in the idempotency store, taken in blocks: in memory it is
+/// the process's own (one replica); in Redis every replica shares it, so two replicas
+/// never send the same TxId (the bank deduplicates S18 by TxId: a collision would answer
+/// one customer's withdrawal with another's). A counter the store does not hold yet starts
+/// from the clock, so that a restarted process (or Redis) does not reuse recent numbers:
+/// the sequence advances one per call, far slower than milliseconds pass.
 pub struct TxIds {
-    sequence: AtomicU64,
+    store: Arc<dyn Store>,
+    /// Numbers reserved by this process and not used yet.
+    block: Mutex<Range<u64>>,
 }
+
+/// The store's counter of TxId sequence numbers.
+const SEQUENCE_KEY: &str = "pasarela:security:tx-id-sequence";
+
+/// Numbers reserved at once: one store round trip per this many calls.
+const BLOCK: u64 = 100;
 
 const SEQUENCE_MODULUS: u64 = 10_000_000_000;
 
-impl Default for TxIds {
-    fn default() -> Self {
-        Self::new()
+impl fmt::Debug for TxIds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TxIds").finish_non_exhaustive()
     }
 }
 
 impl TxIds {
-    /// Starts the sequence from the clock, so that a restarted process does not reuse the
-    /// numbers of its predecessor (the sequence advances one per call, far slower than
-    /// milliseconds pass).
-    pub fn new() -> Self {
-        let millis = u64::try_from(Utc::now().timestamp_millis()).unwrap_or_default();
+    pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
-            sequence: AtomicU64::new(millis % SEQUENCE_MODULUS),
+            store,
+            block: Mutex::new(0..0),
         }
     }
 
-    pub fn next(&self, prefix: &str, bank_code: &str, now: DateTime<FixedOffset>) -> String {
-        let number = self.sequence.fetch_add(1, Ordering::Relaxed) % SEQUENCE_MODULUS;
-        format!(
-            "{prefix}{}{:03}{bank_code}{number:010}",
-            now.year().rem_euclid(10),
-            now.ordinal()
-        )
+    pub async fn next(
+        &self,
+        prefix: &str,
+        bank_code: &str,
+        now: DateTime<FixedOffset>,
+    ) -> anyhow::Result<String> {
+        Ok(tx_id(prefix, bank_code, now, self.number().await?))
     }
+
+    async fn number(&self) -> anyhow::Result<u64> {
+        if let Some(number) = self.reserved().next() {
+            return Ok(number);
+        }
+        let seed = u64::try_from(Utc::now().timestamp_millis()).unwrap_or_default();
+        let first = self.store.reserve(SEQUENCE_KEY, BLOCK, seed).await?;
+        let mut block = self.reserved();
+        // Calls racing for a new block each get one; the loser's rest is left unused.
+        if block.is_empty() {
+            *block = first + 1..first + BLOCK;
+        }
+        Ok(first)
+    }
+
+    fn reserved(&self) -> MutexGuard<'_, Range<u64>> {
+        // A range is replaced whole: a panic elsewhere cannot tear it.
+        self.block.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A TxId from its parts; the sequence keeps its last ten digits.
+fn tx_id(prefix: &str, bank_code: &str, now: DateTime<FixedOffset>, number: u64) -> String {
+    format!(
+        "{prefix}{}{:03}{bank_code}{:010}",
+        now.year().rem_euclid(10),
+        now.ordinal(),
+        number % SEQUENCE_MODULUS
+    )
 }
 
 /// The bank's current local time.
@@ -239,6 +281,8 @@ pub fn headers(fields: &InvokerFields) -> impl Iterator<Item = (&'static str, &s
 
 #[cfg(test)]
 mod tests {
+    use pasarela_provider::idempotency::MemoryStore;
+
     use super::*;
 
     fn at(date: &str) -> DateTime<FixedOffset> {
@@ -247,13 +291,10 @@ mod tests {
 
     #[test]
     fn tx_ids_follow_the_withdrawal_rule() {
-        let ids = TxIds {
-            sequence: AtomicU64::new(1),
-        };
-        let id = ids.next("APIF", "32", at("2024-03-27T10:00:00-05:00"));
+        let id = tx_id("APIF", "32", at("2024-03-27T10:00:00-05:00"), 1);
         assert_eq!(id, "APIF4087320000000001");
         assert_eq!(
-            ids.next("APII", "32", at("2030-01-01T00:00:00-05:00")),
+            tx_id("APII", "32", at("2030-01-01T00:00:00-05:00"), 2),
             "APII0001320000000002"
         );
         assert_eq!(
@@ -271,12 +312,32 @@ mod tests {
 
     #[test]
     fn the_sequence_wraps_at_ten_digits() {
-        let ids = TxIds {
-            sequence: AtomicU64::new(SEQUENCE_MODULUS - 1),
-        };
         let now = at("2024-01-01T00:00:00-05:00");
-        assert!(ids.next("APII", "32", now).ends_with("9999999999"));
-        assert!(ids.next("APII", "32", now).ends_with("0000000000"));
+        assert!(tx_id("APII", "32", now, SEQUENCE_MODULUS - 1).ends_with("9999999999"));
+        assert!(tx_id("APII", "32", now, SEQUENCE_MODULUS).ends_with("0000000000"));
+    }
+
+    /// Two replicas sharing one store (Redis in production) never make the same TxId.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn replicas_sharing_a_store_never_repeat_a_tx_id() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let replicas = [
+            Arc::new(TxIds::new(Arc::clone(&store))),
+            Arc::new(TxIds::new(store)),
+        ];
+        let now = at("2024-03-27T10:00:00-05:00");
+        let calls: Vec<_> = (0..500)
+            .map(|i| {
+                let ids = Arc::clone(&replicas[i % 2]);
+                tokio::spawn(async move { ids.next("APIF", "32", now).await.unwrap() })
+            })
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for call in calls {
+            let id = call.await.unwrap();
+            assert_eq!(id.len(), 20, "{id}");
+            assert!(seen.insert(id.clone()), "{id} made twice");
+        }
     }
 
     #[test]

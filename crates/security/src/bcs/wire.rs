@@ -204,6 +204,32 @@ impl Authorization {
 #[derive(Debug, Default, Deserialize)]
 pub struct Empty {}
 
+/// Responses that carry nothing but the bank's success.
+macro_rules! acknowledged {
+    ($($response:ident),* $(,)?) => {$(
+        impl TryFrom<Empty> for pb::$response {
+            type Error = Unreadable;
+
+            fn try_from(_: Empty) -> Result<Self, Unreadable> {
+                Ok(Self::default())
+            }
+        }
+    )*};
+}
+
+acknowledged!(
+    GenerateOtcResponse,
+    GenerateOtcV3Response,
+    ValidateOtcResponse,
+    EnrollDigitalUserResponse,
+    ValidateDigitalEnrollmentResponse,
+    ChangePasswordResponse,
+    CreateUserResponse,
+    ValidateEnrollmentCardResponse,
+    ValidatePasswordRecoveryResponse,
+    SetChannelHoldResponse,
+);
+
 /// A timestamp in the bank's local time (UTC-5) in one of `formats`.
 fn bank_time(
     text: &str,
