@@ -168,9 +168,61 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         figment
-            .merge(Env::prefixed("PASARELA_").split("__").filter(is_config_key))
+            .merge(
+                Env::prefixed("PASARELA_")
+                    .split("__")
+                    .filter(|key| is_config_key(key) && !key.as_str().ends_with(FROM_FILE)),
+            )
+            .merge(Serialized::defaults(values_from_files(std::env::vars())?))
             .extract()
             .context("invalid configuration")
+    }
+}
+
+/// Suffix of a variable naming a file that holds a key's value:
+/// `PASARELA_SECURITY__CLIENT_SECRET_FROM_FILE=/secrets/bcs/client-secret` sets
+/// `security.client_secret`, so credentials mounted from a Secret never sit in the
+/// environment.
+const FROM_FILE: &str = "_from_file";
+
+/// The values of every `PASARELA_<KEY>_FROM_FILE` variable, read from their files (one
+/// trailing newline dropped), nested as the key says.
+fn values_from_files(
+    vars: impl Iterator<Item = (String, String)>,
+) -> anyhow::Result<serde_json::Value> {
+    let mut root = serde_json::Map::new();
+    for (name, path) in vars {
+        let lower = name.to_ascii_lowercase();
+        let Some(key) = lower
+            .strip_prefix("pasarela_")
+            .and_then(|k| k.strip_suffix(FROM_FILE))
+        else {
+            continue;
+        };
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("{name}: reading {path}"))?;
+        let value = text.strip_suffix('\n').unwrap_or(&text);
+        let value = value.strip_suffix('\r').unwrap_or(value);
+        let path: Vec<&str> = key.split("__").collect();
+        insert_path(&mut root, &path, value.to_owned());
+    }
+    Ok(serde_json::Value::Object(root))
+}
+
+fn insert_path(map: &mut serde_json::Map<String, serde_json::Value>, path: &[&str], value: String) {
+    match path {
+        [] => {}
+        [last] => {
+            map.insert((*last).to_owned(), serde_json::Value::String(value));
+        }
+        [head, rest @ ..] => {
+            let child = map
+                .entry((*head).to_owned())
+                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+            if let serde_json::Value::Object(child) = child {
+                insert_path(child, rest, value);
+            }
+        }
     }
 }
 
@@ -195,4 +247,43 @@ const KEYS: [&str; 13] = [
 fn is_config_key(key: &figment::value::UncasedStr) -> bool {
     let top = key.as_str().split('.').next().unwrap_or_default();
     KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_come_from_files_named_by_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("client-secret");
+        std::fs::write(&secret, "s3cr3t\n").unwrap();
+        let vars = [
+            (
+                "PASARELA_SECURITY__CLIENT_SECRET_FROM_FILE".to_owned(),
+                secret.display().to_string(),
+            ),
+            ("PASARELA_LISTEN".to_owned(), "ignored here".to_owned()),
+            ("HOME".to_owned(), "/".to_owned()),
+        ];
+        let values = values_from_files(vars.into_iter()).unwrap();
+        assert_eq!(
+            values,
+            serde_json::json!({"security": {"client_secret": "s3cr3t"}})
+        );
+    }
+
+    #[test]
+    fn a_missing_secret_file_is_named() {
+        let vars = [(
+            "PASARELA_BUREAU__API_KEY_FROM_FILE".to_owned(),
+            "no-such-file".to_owned(),
+        )];
+        let error = format!("{:#}", values_from_files(vars.into_iter()).unwrap_err());
+        assert!(
+            error.contains("PASARELA_BUREAU__API_KEY_FROM_FILE"),
+            "{error}"
+        );
+        assert!(error.contains("no-such-file"), "{error}");
+    }
 }
