@@ -25,7 +25,9 @@ async fn app() -> TestApp {
     .await
 }
 
-fn client(app: &TestApp) -> SecurityServiceClient<InterceptedService<Channel, impl Interceptor>> {
+fn client(
+    app: &TestApp,
+) -> SecurityServiceClient<InterceptedService<Channel, impl Interceptor + Clone>> {
     SecurityServiceClient::with_interceptor(app.channel(), app.bearer())
 }
 

@@ -54,6 +54,17 @@ impl MemoryStore {
         // Each operation replaces whole entries: a panic elsewhere cannot tear one.
         f(&mut self.entries.lock().unwrap_or_else(PoisonError::into_inner))
     }
+
+    /// Applies `change` if `key` holds `expected`, under one lock; says whether it did.
+    fn if_holds(&self, key: &str, expected: &str, change: impl FnOnce(&mut Entries)) -> bool {
+        self.with(|entries| {
+            let holds = entries.live(key).is_some_and(|current| current == expected);
+            if holds {
+                change(entries);
+            }
+            holds
+        })
+    }
 }
 
 impl Store for MemoryStore {
@@ -80,13 +91,7 @@ impl Store for MemoryStore {
         value: &'a str,
         ttl: Duration,
     ) -> BoxFuture<'a, anyhow::Result<bool>> {
-        let replaced = self.with(|entries| {
-            let matches = entries.live(key).is_some_and(|current| current == expected);
-            if matches {
-                entries.put(key, value, ttl);
-            }
-            matches
-        });
+        let replaced = self.if_holds(key, expected, |entries| entries.put(key, value, ttl));
         futures::future::ready(Ok(replaced)).boxed()
     }
 
@@ -95,12 +100,8 @@ impl Store for MemoryStore {
         key: &'a str,
         expected: &'a str,
     ) -> BoxFuture<'a, anyhow::Result<bool>> {
-        let removed = self.with(|entries| {
-            let matches = entries.live(key).is_some_and(|current| current == expected);
-            if matches {
-                entries.map.remove(key);
-            }
-            matches
+        let removed = self.if_holds(key, expected, |entries| {
+            entries.map.remove(key);
         });
         futures::future::ready(Ok(removed)).boxed()
     }
@@ -129,15 +130,7 @@ mod tests {
     async fn claims_compare_and_expire() {
         let store = MemoryStore::default();
         let ttl = Duration::from_secs(60);
-        assert_eq!(store.insert_new("k", "a", ttl).await.unwrap(), None);
-        assert_eq!(
-            store.insert_new("k", "b", ttl).await.unwrap().as_deref(),
-            Some("a")
-        );
-        assert!(!store.replace("k", "b", "c", ttl).await.unwrap());
-        assert!(store.replace("k", "a", "c", ttl).await.unwrap());
-        assert!(!store.remove("k", "a").await.unwrap());
-        assert!(store.remove("k", "c").await.unwrap());
+        crate::idempotency::tests::claims_compare_and_swap(&store).await;
         assert_eq!(
             store.insert_new("k", "d", Duration::ZERO).await.unwrap(),
             None

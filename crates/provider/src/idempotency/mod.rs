@@ -653,6 +653,20 @@ mod tests {
         );
     }
 
+    /// What every store must do: claim a free key only, compare before it swaps or removes.
+    pub(super) async fn claims_compare_and_swap(store: &dyn Store) {
+        let ttl = Duration::from_secs(60);
+        assert_eq!(store.insert_new("k", "a", ttl).await.unwrap(), None);
+        assert_eq!(
+            store.insert_new("k", "b", ttl).await.unwrap().as_deref(),
+            Some("a")
+        );
+        assert!(!store.replace("k", "b", "c", ttl).await.unwrap());
+        assert!(store.replace("k", "a", "c", ttl).await.unwrap());
+        assert!(!store.remove("k", "a").await.unwrap());
+        assert!(store.remove("k", "c").await.unwrap());
+    }
+
     #[test]
     fn fingerprints_ignore_nothing_but_the_key() {
         let a = Timestamp::default();

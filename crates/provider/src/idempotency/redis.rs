@@ -209,16 +209,8 @@ mod tests {
         let store = RedisStore::connect(&SecretString::from(redis.url.clone()))
             .await
             .unwrap();
+        crate::idempotency::tests::claims_compare_and_swap(&store).await;
         let ttl = Duration::from_secs(60);
-        assert_eq!(store.insert_new("k", "a", ttl).await.unwrap(), None);
-        assert_eq!(
-            store.insert_new("k", "b", ttl).await.unwrap().as_deref(),
-            Some("a")
-        );
-        assert!(!store.replace("k", "b", "c", ttl).await.unwrap());
-        assert!(store.replace("k", "a", "c", ttl).await.unwrap());
-        assert!(!store.remove("k", "a").await.unwrap());
-        assert!(store.remove("k", "c").await.unwrap());
         assert_eq!(store.insert_new("k", "d", ttl).await.unwrap(), None);
     }
 

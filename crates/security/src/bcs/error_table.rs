@@ -44,22 +44,13 @@ const fn row(
     }
 }
 
-const fn example(
-    http: u16,
-    code: &'static str,
-    kind: &'static str,
-    grpc: Code,
-    reason: &'static str,
-    text: &'static str,
-) -> ErrorRow {
-    ErrorRow {
-        http,
-        code,
-        kind,
-        grpc,
-        reason,
-        text,
-        source: Source::Example,
+impl ErrorRow {
+    /// The row as seen only in an example answer, not in a printed table.
+    const fn seen_in_example(self) -> ErrorRow {
+        ErrorRow {
+            source: Source::Example,
+            ..self
+        }
     }
 }
 
@@ -1952,78 +1943,87 @@ pub static ERROR_TABLE: &[ErrorRow] = &[
         "El estado de la clave es invalido",
     ),
     // Codes seen only in the spec's examples.
-    example(
+    row(
         404,
         "32",
         "OUD",
         Code::NotFound,
         "USER_NOT_FOUND",
         "ERROR: Buscando el usuario-El usuario no existe",
-    ),
-    example(
+    )
+    .seen_in_example(),
+    row(
         400,
         "10",
         "BDA",
         Code::FailedPrecondition,
         "OTC_REJECTED",
         "Error en Generar Otc",
-    ),
-    example(
+    )
+    .seen_in_example(),
+    row(
         400,
         "20005",
         "RGN",
         Code::InvalidArgument,
         "TRANSACTION_DATA_INVALID",
         "ERROR_ID: 39081 LOS DATOS DE LA TRANSACCION NO SON VALIDOS",
-    ),
-    example(
+    )
+    .seen_in_example(),
+    row(
         400,
         "HV",
         "STA",
         Code::FailedPrecondition,
         "HASH_VALIDATION_FAILED",
         "HASH VALIDATION HAS FAILED",
-    ),
-    example(
+    )
+    .seen_in_example(),
+    row(
         400,
         "1005",
         "OUD",
         Code::FailedPrecondition,
         "PASSWORD_LOCKED",
         "ERROR: autenticacion-La clave se encuentra bloqueada",
-    ),
-    example(
+    )
+    .seen_in_example(),
+    row(
         404,
         "00001",
         "RGN",
         Code::NotFound,
         "ACCOUNT_NOT_FOUND",
         "NO EXISTE NUMERO DE PRESTAMO",
-    ),
-    example(
+    )
+    .seen_in_example(),
+    row(
         400,
         "100",
         "",
         Code::FailedPrecondition,
         "TRANSACTION_NOT_CONFIGURED",
         "TX NO PARAMETRIZADA",
-    ),
-    example(
+    )
+    .seen_in_example(),
+    row(
         400,
         "05620",
         "RGN",
         Code::NotFound,
         "ACCOUNT_NOT_FOUND",
         "NO EXISTE NMERO DE CUENTA",
-    ),
-    example(
+    )
+    .seen_in_example(),
+    row(
         404,
         "32",
         "RGN",
         Code::NotFound,
         "USER_NOT_FOUND",
         "El usuario no existe",
-    ),
+    )
+    .seen_in_example(),
 ];
 
 #[cfg(test)]

@@ -102,10 +102,7 @@ pub fn digits(
     max: usize,
 ) -> String {
     let value = text(violations, field, value, min, max);
-    if !value.is_empty() {
-        violations.pattern(field, &value, &DIGITS, "digits only");
-    }
-    value
+    matching(violations, field, value, (&DIGITS, "digits only"))
 }
 
 /// A field of ASCII letters and digits only, `min..=max` of them (0 = optional).
@@ -117,8 +114,23 @@ pub fn alphanumeric(
     max: usize,
 ) -> String {
     let value = text(violations, field, value, min, max);
+    matching(
+        violations,
+        field,
+        value,
+        (&ALNUM, "letters and digits only"),
+    )
+}
+
+/// `value` if empty or matching `pattern` (described for the caller), else a violation.
+fn matching(
+    violations: &mut Violations,
+    field: &str,
+    value: String,
+    (pattern, described): (&Regex, &str),
+) -> String {
     if !value.is_empty() {
-        violations.pattern(field, &value, &ALNUM, "letters and digits only");
+        violations.pattern(field, &value, pattern, described);
     }
     value
 }
@@ -138,10 +150,7 @@ pub fn secret(violations: &mut Violations, field: &str, value: &str, max: usize)
 
 pub fn email(violations: &mut Violations, field: &str, value: &str) -> String {
     let value = text(violations, field, value, 0, 100);
-    if !value.is_empty() {
-        violations.pattern(field, &value, &EMAIL, "an e-mail address");
-    }
-    value
+    matching(violations, field, value, (&EMAIL, "an e-mail address"))
 }
 
 /// An amount in whole Colombian pesos: the bank's `amt` has no decimals.

@@ -387,28 +387,25 @@ fn generate_otc(
     })
 }
 
-pub fn generate_otc_v1(
-    request: &pb::GenerateOtcRequest,
-    v: &mut Violations,
-) -> Outgoing<OtcRequest> {
-    generate_otc(
-        v,
-        request.customer.as_ref(),
-        &request.purpose,
-        request.contact.as_ref(),
-    )
+/// Requests of two RPCs whose fields are the same become one wire request: declares a
+/// translation per RPC that reads those fields and hands them to the shared one.
+macro_rules! same_fields {
+    ($($name:ident($request:ident) -> $body:ty = $shared:ident($($field:ident),*);)*) => {$(
+        pub fn $name(request: &pb::$request, v: &mut Violations) -> $body {
+            $shared(v, $(same_fields!(@read request.$field)),*)
+        }
+    )*};
+    (@read $request:ident.customer) => { $request.customer.as_ref() };
+    (@read $request:ident.contact) => { $request.contact.as_ref() };
+    (@read $request:ident.card_type) => { $request.card_type };
+    (@read $request:ident.$field:ident) => { &$request.$field };
 }
 
-pub fn generate_otc_v3(
-    request: &pb::GenerateOtcV3Request,
-    v: &mut Violations,
-) -> Outgoing<OtcRequest> {
-    generate_otc(
-        v,
-        request.customer.as_ref(),
-        &request.purpose,
-        request.contact.as_ref(),
-    )
+same_fields! {
+    generate_otc_v1(GenerateOtcRequest) -> Outgoing<OtcRequest>
+        = generate_otc(customer, purpose, contact);
+    generate_otc_v3(GenerateOtcV3Request) -> Outgoing<OtcRequest>
+        = generate_otc(customer, purpose, contact);
 }
 
 pub fn validate_otc(request: &pb::ValidateOtcRequest, v: &mut Violations) -> Outgoing<OtcRequest> {
@@ -543,37 +540,56 @@ fn tx(v: &mut Violations, fields_: TxFields<'_>) -> Tx {
     }
 }
 
-pub fn create_transaction_challenge(
-    request: &pb::CreateTransactionChallengeRequest,
+/// What S5 and S19 share: who is challenged, for which transaction; no rounds.
+fn challenge(
     v: &mut Violations,
-) -> Outgoing<ChallengeRequest> {
-    Outgoing::body(ChallengeRequest {
+    customer_type: i32,
+    customer: Option<&pasarela::common::v1::Identification>,
+    transaction: TxFields<'_>,
+) -> ChallengeRequest {
+    ChallengeRequest {
         client_type: wrapped(
             fields::choice(
                 v,
                 "customer_type",
-                request.customer_type,
+                customer_type,
                 CUSTOMER_TYPES,
                 CUSTOMER_TYPE_EXPECTED,
             )
             .into(),
         ),
-        gov_issue_ident: gov_issue_ident(v, "customer", request.customer.as_ref()),
+        gov_issue_ident: gov_issue_ident(v, "customer", customer),
         request_type: None,
-        tx: tx(
-            v,
-            TxFields {
-                code: &request.transaction_code,
-                data: &request.data,
-                amount: request.amount.as_ref(),
-                source: &request.source_account,
-                destination: &request.destination_account,
-            },
-        ),
+        tx: tx(v, transaction),
         trace: None,
         question: None,
         question_list: Vec::new(),
-    })
+    }
+}
+
+/// S5 and S19 name their transaction's fields alike.
+macro_rules! challenge_of {
+    ($v:ident, $request:ident) => {
+        challenge(
+            $v,
+            $request.customer_type,
+            $request.customer.as_ref(),
+            TxFields {
+                code: &$request.transaction_code,
+                data: &$request.data,
+                amount: $request.amount.as_ref(),
+                source: &$request.source_account,
+                destination: &$request.destination_account,
+            },
+        )
+    };
+}
+
+pub fn create_transaction_challenge(
+    request: &pb::CreateTransactionChallengeRequest,
+    v: &mut Violations,
+) -> Outgoing<ChallengeRequest> {
+    Outgoing::body(challenge_of!(v, request))
 }
 
 pub fn create_question_challenge(
@@ -597,28 +613,7 @@ pub fn create_question_challenge(
         .map(|(i, answer)| question_entry(v, i, answer))
         .collect();
     Outgoing::body(ChallengeRequest {
-        client_type: wrapped(
-            fields::choice(
-                v,
-                "customer_type",
-                request.customer_type,
-                CUSTOMER_TYPES,
-                CUSTOMER_TYPE_EXPECTED,
-            )
-            .into(),
-        ),
-        gov_issue_ident: gov_issue_ident(v, "customer", request.customer.as_ref()),
         request_type: Some(wrapped(round.into())),
-        tx: tx(
-            v,
-            TxFields {
-                code: &request.transaction_code,
-                data: &request.data,
-                amount: request.amount.as_ref(),
-                source: &request.source_account,
-                destination: &request.destination_account,
-            },
-        ),
         trace: request.trace.map(|trace| Trace {
             iteration: wrapped(trace.iteration.to_string()),
             retry: wrapped(trace.retry.to_string()),
@@ -627,6 +622,7 @@ pub fn create_question_challenge(
             quantity: question_list.len().to_string(),
         }),
         question_list,
+        ..challenge_of!(v, request)
     })
 }
 
@@ -869,68 +865,37 @@ pub fn create_user(
 const CARD_TYPES: &[(pb::CardType, &str)] =
     &[(pb::CardType::Credit, "CCA"), (pb::CardType::Debit, "DBC")];
 
-struct CardCheck<'a> {
-    customer: Option<&'a pasarela::common::v1::Identification>,
+fn card_check(
+    v: &mut Violations,
+    customer: Option<&pasarela::common::v1::Identification>,
     card_type: i32,
-    secret: &'a str,
-    last_digits: &'a str,
-}
-
-fn card_check(v: &mut Violations, check: CardCheck<'_>) -> Outgoing<NoBody> {
-    let ident = gov_issue_ident(v, "customer", check.customer);
-    let last_digits = fields::digits(v, "card_last_digits", check.last_digits, 6, 6);
+    secret: &str,
+    last_digits: &str,
+) -> Outgoing<NoBody> {
+    let ident = gov_issue_ident(v, "customer", customer);
+    let last_digits = fields::digits(v, "card_last_digits", last_digits, 6, 6);
     Outgoing::query(
         Some(ident.ident_serial_num),
         vec![
             ("govIssueIdentType", ident.gov_issue_ident_type),
             (
                 "acctType",
-                fields::choice(
-                    v,
-                    "card_type",
-                    check.card_type,
-                    CARD_TYPES,
-                    "CREDIT or DEBIT",
-                )
-                .into(),
+                fields::choice(v, "card_type", card_type, CARD_TYPES, "CREDIT or DEBIT").into(),
             ),
             (
                 "secretId",
-                fields::secret(v, "card_secret", check.secret, SECRET_MAX),
+                fields::secret(v, "card_secret", secret, SECRET_MAX),
             ),
             ("acctId", last_digits),
         ],
     )
 }
 
-pub fn validate_enrollment_card(
-    request: &pb::ValidateEnrollmentCardRequest,
-    v: &mut Violations,
-) -> Outgoing<NoBody> {
-    card_check(
-        v,
-        CardCheck {
-            customer: request.customer.as_ref(),
-            card_type: request.card_type,
-            secret: &request.card_secret,
-            last_digits: &request.card_last_digits,
-        },
-    )
-}
-
-pub fn validate_password_recovery(
-    request: &pb::ValidatePasswordRecoveryRequest,
-    v: &mut Violations,
-) -> Outgoing<NoBody> {
-    card_check(
-        v,
-        CardCheck {
-            customer: request.customer.as_ref(),
-            card_type: request.card_type,
-            secret: &request.card_secret,
-            last_digits: &request.card_last_digits,
-        },
-    )
+same_fields! {
+    validate_enrollment_card(ValidateEnrollmentCardRequest) -> Outgoing<NoBody>
+        = card_check(customer, card_type, card_secret, card_last_digits);
+    validate_password_recovery(ValidatePasswordRecoveryRequest) -> Outgoing<NoBody>
+        = card_check(customer, card_type, card_secret, card_last_digits);
 }
 
 // ---- S12: withdrawal OTP ---------------------------------------------------------------------
