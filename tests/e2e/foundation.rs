@@ -275,3 +275,63 @@ fn buf_lint_is_clean() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// `pasarela sandbox` alone: it prints one `name=value` line per URL and certificate, then
+/// serves them until stopped.
+#[tokio::test]
+async fn the_sandbox_runs_standalone_and_prints_its_urls() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(pasarela_bin())
+        .arg("sandbox")
+        .args(["--admin-port", "0", "--bcs-port", "0", "--kiban-port", "0"])
+        .args(["--daviplata-port", "0"])
+        .arg("--pki-dir")
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("pasarela sandbox starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let printed: BTreeMap<String, String> = BufReader::new(stdout)
+        .lines()
+        .map(|line| line.expect("a line"))
+        .take(7)
+        .filter_map(|line| {
+            let (name, value) = line.split_once('=')?;
+            Some((name.to_owned(), value.to_owned()))
+        })
+        .collect();
+    for name in ["admin_url", "bcs_url", "kiban_url", "daviplata_url"] {
+        assert!(
+            printed.contains_key(name),
+            "{name} not printed: {printed:?}"
+        );
+    }
+    for name in [
+        "daviplata_ca_cert",
+        "daviplata_client_cert",
+        "daviplata_client_key",
+    ] {
+        let path = std::path::Path::new(&printed[name]);
+        assert!(
+            path.starts_with(dir.path()) && path.is_file(),
+            "{name}: {path:?}"
+        );
+    }
+    let health = reqwest::get(format!("{}/health", printed["admin_url"]))
+        .await
+        .expect("admin answers");
+    assert!(health.status().is_success());
+    let no_key = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/password-expiry-date-bc-pm",
+            printed["kiban_url"]
+        ))
+        .json(&serde_json::json!({"clave": "PM00000001", "contrasena": "Abc12345"}))
+        .send()
+        .await
+        .expect("kiban answers");
+    assert_eq!(no_key.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let _ = child.kill();
+    let _ = child.wait();
+}
