@@ -727,14 +727,15 @@ async fn second_replica(
     (channel, server)
 }
 
-/// A `redis-server` of the test's own on a free loopback port, killed on drop.
-struct TestRedis {
+/// A `redis-server` of the test's own on a free loopback port, killed on drop (the
+/// security module's replicas share one too).
+pub(crate) struct TestRedis {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl TestRedis {
-    async fn start() -> TestRedis {
+    pub(crate) async fn start() -> TestRedis {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a: SocketAddr| a.port())

@@ -28,7 +28,15 @@ async fn app() -> TestApp {
 fn client(
     app: &TestApp,
 ) -> SecurityServiceClient<InterceptedService<Channel, impl Interceptor + Clone>> {
-    SecurityServiceClient::with_interceptor(app.channel(), app.bearer())
+    client_on(app, app.channel())
+}
+
+/// A client of `app`'s caller over `channel` (another replica).
+fn client_on(
+    app: &TestApp,
+    channel: Channel,
+) -> SecurityServiceClient<InterceptedService<Channel, impl Interceptor + Clone>> {
+    SecurityServiceClient::with_interceptor(channel, app.bearer())
 }
 
 fn cc(number: &str) -> Option<Identification> {
@@ -878,16 +886,16 @@ async fn one_key_withdraws_once_however_often_it_is_sent() {
         answers.iter().all(|answer| answer == first),
         "different answers under one key"
     );
-    assert_eq!(withdrawals_sent(&app).await, 1, "one withdrawal reached the bank");
+    assert_eq!(
+        withdrawals_sent(&app).await,
+        1,
+        "one withdrawal reached the bank"
+    );
 
     let mut changed = request.clone();
     changed.audit_number = "017270".into();
     let refused = client.withdraw_with_otp(changed).await.unwrap_err();
-    assert_error(
-        &refused,
-        Code::FailedPrecondition,
-        "IDEMPOTENCY_KEY_REUSED",
-    );
+    assert_error(&refused, Code::FailedPrecondition, "IDEMPOTENCY_KEY_REUSED");
     assert_eq!(withdrawals_sent(&app).await, 1);
 }
 
@@ -921,7 +929,11 @@ async fn a_lost_withdrawal_answer_is_retried_with_the_same_tx_id() {
         .expect("the bank deduplicates the retry by its TxId")
         .into_inner();
     assert!(!retried.approval_id.is_empty());
-    assert_eq!(withdrawals_sent(&app).await, 2, "the first attempt and one retry");
+    assert_eq!(
+        withdrawals_sent(&app).await,
+        2,
+        "the first attempt and one retry"
+    );
     let replayed = client
         .withdraw_with_otp(withdrawal(&otp, "withdrawal-lost"))
         .await
@@ -936,6 +948,78 @@ async fn a_lost_withdrawal_answer_is_retried_with_the_same_tx_id() {
         .await
         .unwrap_err();
     assert!(localized(&spent).contains("UTILIZADA"), "{spent:?}");
+}
+
+/// pasarela again, against `app`'s sandbox, its withdrawals recorded in the Redis at
+/// `url`; the caller shuts it down.
+async fn second_replica(app: &TestApp, url: &str) -> pasarela_server::app::Running {
+    let mut config = pasarela_server::dev::config_for(&app.sandbox, None).expect("dev config");
+    config.listen = ([127, 0, 0, 1], 0).into();
+    config.admin_listen = None;
+    shares_redis(&mut config, url);
+    pasarela_server::app::start(config)
+        .await
+        .expect("second replica starts")
+}
+
+/// The security section with the sandbox's token and its idempotency in Redis at `url`.
+fn shares_redis(config: &mut pasarela_server::config::Config, url: &str) {
+    let security = config.security.as_mut().expect("dev config has security");
+    security.access_token = Some(TOKEN.to_owned().into());
+    security.idempotency = serde_json::from_value(json!({ "store": "redis", "url": url }))
+        .expect("idempotency section");
+}
+
+#[tokio::test]
+async fn two_replicas_sharing_redis_withdraw_once_with_distinct_tx_ids() {
+    let redis = crate::recurring_payments::TestRedis::start().await;
+    let url = redis.url.clone();
+    let app = spawn_app_with(|config| shares_redis(config, &url)).await;
+    let replica = second_replica(&app, &redis.url).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", replica.grpc_addr))
+        .expect("endpoint")
+        .connect_lazy();
+    let mut first = client_on(&app, app.channel());
+    let second = client_on(&app, channel);
+
+    let otp = withdrawal_otp(&mut first).await;
+    let request = withdrawal(&otp, "shared-withdrawal");
+    let sends = (0..20).map(|i| {
+        let request = request.clone();
+        let (mut first, mut second) = (first.clone(), second.clone());
+        async move {
+            match i % 2 {
+                0 => first.withdraw_with_otp(request).await,
+                _ => second.withdraw_with_otp(request).await,
+            }
+        }
+    });
+    let answers: Vec<_> = futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|answer| answer.expect("every duplicate is answered").into_inner())
+        .collect();
+    assert!(answers.iter().all(|answer| answer == &answers[0]));
+    assert_eq!(
+        withdrawals_sent(&app).await,
+        1,
+        "one withdrawal for two replicas"
+    );
+
+    // Each replica makes its own TxId for a new withdrawal: never the same one.
+    let mut tx_ids = vec![answers[0].tx_id.clone()];
+    for (i, mut client) in [first.clone(), second.clone()].into_iter().enumerate() {
+        let otp = withdrawal_otp(&mut first).await;
+        let paid = client
+            .withdraw_with_otp(withdrawal(&otp, &format!("replica-{i}")))
+            .await
+            .expect("cashed")
+            .into_inner();
+        tx_ids.push(paid.tx_id);
+    }
+    let distinct: std::collections::HashSet<_> = tx_ids.iter().collect();
+    assert_eq!(distinct.len(), tx_ids.len(), "{tx_ids:?}");
+    replica.shutdown().await.expect("second replica stops");
 }
 
 #[tokio::test]
