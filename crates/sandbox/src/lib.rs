@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use axum::Router;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -120,31 +121,7 @@ impl Sandbox {
             pki.server_config()
                 .context("Daviplata's TLS configuration")?,
         );
-        let credentials = options.credentials.clone();
-        let faults = faults::Faults::default();
-
-        let fixtures = match &options.bcs_fixtures {
-            Some(path) => bcs::Fixtures::from_path(path)?,
-            None => bcs::Fixtures::builtin(),
-        };
-        let bcs_state = bcs::State::new(
-            fixtures,
-            credentials.bcs_client_id.clone(),
-            credentials.bcs_client_secret.clone(),
-        );
-        let kiban = kiban::Kiban::new(credentials.kiban_api_key.clone());
-        let daviplata = daviplata::Daviplata::new(daviplata::Settings {
-            client_id: credentials.daviplata_client_id.clone(),
-            client_secret: credentials.daviplata_client_secret.clone(),
-            token_ttl: options.daviplata_token_ttl,
-            otp_ttl: DAVIPLATA_OTP_TTL,
-        });
-
-        let bcs_router = faults.wrap(Provider::Bcs, bcs::router(bcs_state.clone()));
-        let kiban_router = faults.wrap(Provider::Kiban, kiban::router(kiban));
-        let daviplata_router =
-            faults.wrap(Provider::Daviplata, daviplata::router(daviplata.clone()));
-        let admin_router = admin::router(faults, daviplata, bcs::admin_router(bcs_state));
+        let [bcs_router, kiban_router, daviplata_router, admin_router] = routers(&options)?;
 
         let host = options.host;
         let bcs = bind(host, options.bcs_port, "bcs").await?;
@@ -175,7 +152,7 @@ impl Sandbox {
             daviplata_url: urls.2,
             admin_url: urls.3,
             pki,
-            credentials,
+            credentials: options.credentials,
             stop,
             tasks,
         })
@@ -192,6 +169,35 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         self.stop.cancel();
     }
+}
+
+/// The routers of the four listeners, in the order bcs, kiban, daviplata, admin: each
+/// emulator behind the fault layer, and the admin API over their shared state.
+fn routers(options: &SandboxOptions) -> anyhow::Result<[Router; 4]> {
+    let credentials = &options.credentials;
+    let faults = faults::Faults::default();
+    let fixtures = match &options.bcs_fixtures {
+        Some(path) => bcs::Fixtures::from_path(path)?,
+        None => bcs::Fixtures::builtin(),
+    };
+    let bcs_state = bcs::State::new(
+        fixtures,
+        credentials.bcs_client_id.clone(),
+        credentials.bcs_client_secret.clone(),
+    );
+    let kiban = kiban::Kiban::new(credentials.kiban_api_key.clone());
+    let daviplata = daviplata::Daviplata::new(daviplata::Settings {
+        client_id: credentials.daviplata_client_id.clone(),
+        client_secret: credentials.daviplata_client_secret.clone(),
+        token_ttl: options.daviplata_token_ttl,
+        otp_ttl: DAVIPLATA_OTP_TTL,
+    });
+    Ok([
+        faults.wrap(Provider::Bcs, bcs::router(bcs_state.clone())),
+        faults.wrap(Provider::Kiban, kiban::router(kiban)),
+        faults.wrap(Provider::Daviplata, daviplata::router(daviplata.clone())),
+        admin::router(faults, daviplata, bcs::admin_router(bcs_state)),
+    ])
 }
 
 async fn bind(host: IpAddr, port: u16, name: &str) -> anyhow::Result<TcpListener> {

@@ -229,7 +229,13 @@ pub(super) async fn create_v2(
         }
         _ => return Err(op.bad_request("requestType R requiere trace y questionList")),
     };
-    let body = match step {
+    let code = matches!(step, Step::Approved).then(|| challenge_code(&key, &tx.id, &headers));
+    Ok((StatusCode::OK, Json(answer_v2(step, code))).into_response())
+}
+
+/// S19's answer for where the challenge stands; `code` authorizes an approved one.
+fn answer_v2(step: Step, code: Option<String>) -> Value {
+    match step {
         Step::Ask {
             question,
             iteration,
@@ -239,15 +245,12 @@ pub(super) async fn create_v2(
             "trace": trace_v2(iteration, retry),
             "questionList": [ { "question": question_v2(&question) } ],
         }),
-        Step::Approved => json!({
-            "authorization": { "value": "SI", "code": challenge_code(&key, &tx.id, &headers) }
-        }),
+        Step::Approved => json!({ "authorization": { "value": "SI", "code": code } }),
         Step::Denied { iteration, retry } => json!({
             "authorization": { "value": "NO", "code": null },
             "trace": trace_v2(iteration, retry),
         }),
-    };
-    Ok((StatusCode::OK, Json(body)).into_response())
+    }
 }
 
 fn trace_v2(iteration: u32, retry: u32) -> Value {

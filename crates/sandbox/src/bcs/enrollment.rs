@@ -9,9 +9,9 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use super::codes;
-use super::envelope::{Fault, Op, Reply, ok};
+use super::envelope::{BcsError, Fault, Op, Reply, ok};
 use super::fixtures::{Card, CustomerFixture};
-use super::input;
+use super::input::{self, Query};
 use super::state::State;
 use super::wire::EnrollmentRequest;
 
@@ -86,31 +86,90 @@ const RECOVERY: Purpose = Purpose {
     user_fault: codes::NO_USER_TO_RECOVER,
 };
 
-/// A product kind (`acctType`): its cards and the rows for no card, no match, wrong secret.
-type CardKind = (
-    &'static str,
-    fn(&CustomerFixture) -> &[Card],
-    Fault,
-    Fault,
-    Fault,
-);
+/// A product kind (`acctType`): where its cards are, and the rows for no card of the kind,
+/// no card ending in `acctId`, and a wrong secret (PIN or CVV).
+struct CardKind {
+    acct_type: &'static str,
+    cards: fn(&CustomerFixture) -> &[Card],
+    no_cards: Fault,
+    mismatch: Fault,
+    wrong_secret: Fault,
+}
 
 const CARD_KINDS: &[CardKind] = &[
-    (
-        "DBC",
-        |c| &c.debit_cards,
-        codes::NO_DEBIT_CARDS,
-        codes::DEBIT_CARD_MISMATCH,
-        codes::PIN_MISMATCH,
-    ),
-    (
-        "CCA",
-        |c| &c.credit_cards,
-        codes::NO_CREDIT_CARDS,
-        codes::CREDIT_CARD_MISMATCH,
-        codes::CVV_MISMATCH,
-    ),
+    CardKind {
+        acct_type: "DBC",
+        cards: |c| &c.debit_cards,
+        no_cards: codes::NO_DEBIT_CARDS,
+        mismatch: codes::DEBIT_CARD_MISMATCH,
+        wrong_secret: codes::PIN_MISMATCH,
+    },
+    CardKind {
+        acct_type: "CCA",
+        cards: |c| &c.credit_cards,
+        no_cards: codes::NO_CREDIT_CARDS,
+        mismatch: codes::CREDIT_CARD_MISMATCH,
+        wrong_secret: codes::CVV_MISMATCH,
+    },
 ];
+
+/// What S10 and S11 ask: does the customer's card of `kind` ending in `acct_id` have
+/// `secret`?
+struct CardQuestion<'a> {
+    ident_type: &'a str,
+    kind: &'static CardKind,
+    acct_id: &'a str,
+    secret: &'a str,
+}
+
+impl<'a> CardQuestion<'a> {
+    /// The query's checks, in the order the bank answers them.
+    fn read(op: Op, query: &'a Query, ident_num: &str) -> Result<Self, BcsError> {
+        let ident_type = query.get("govIssueIdentType").unwrap_or_default();
+        if !IDENT_TYPES.contains(&ident_type) {
+            return Err(op.reject(&codes::INVALID_IDENT_TYPE));
+        }
+        if ident_num.is_empty() || !ident_num.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(op.reject(&codes::INVALID_IDENT_NUMBER));
+        }
+        let (Some(acct_type), Some(secret), Some(acct_id)) = (
+            query.get("acctType"),
+            query.get("secretId"),
+            query.get("acctId"),
+        ) else {
+            return Err(op.bad_request("acctType, secretId y acctId son obligatorios"));
+        };
+        if acct_id.len() != 6 || !acct_id.chars().all(|c| c.is_ascii_digit()) {
+            return Err(op.bad_request("acctId son los ultimos seis digitos"));
+        }
+        let kind = CARD_KINDS
+            .iter()
+            .find(|kind| kind.acct_type == acct_type)
+            .ok_or_else(|| op.bad_request("acctType debe ser CCA o DBC"))?;
+        Ok(CardQuestion {
+            ident_type,
+            kind,
+            acct_id,
+            secret,
+        })
+    }
+
+    /// The customer's card answers the question, or the row saying why not.
+    fn answer(&self, customer: &CustomerFixture) -> Result<(), Fault> {
+        let cards = (self.kind.cards)(customer);
+        if cards.is_empty() {
+            return Err(self.kind.no_cards);
+        }
+        let card = cards
+            .iter()
+            .find(|card| card.number.ends_with(self.acct_id))
+            .ok_or(self.kind.mismatch)?;
+        if card.secret.expose_secret() != self.secret {
+            return Err(self.kind.wrong_secret);
+        }
+        Ok(())
+    }
+}
 
 /// S10: GET /security-management/v1/customer/{identSerialNum}/validate.
 pub(super) async fn validate_enrollment(
@@ -141,31 +200,10 @@ fn validate_card(
 ) -> Reply {
     let op = purpose.op;
     let query = input::admitted_query(state, op, headers, raw)?;
-    let ident_type = query.get("govIssueIdentType").unwrap_or_default();
-    if !IDENT_TYPES.contains(&ident_type) {
-        return Err(op.reject(&codes::INVALID_IDENT_TYPE));
-    }
-    if ident_num.is_empty() || !ident_num.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(op.reject(&codes::INVALID_IDENT_NUMBER));
-    }
-    let (Some(acct_type), Some(secret), Some(acct_id)) = (
-        query.get("acctType"),
-        query.get("secretId"),
-        query.get("acctId"),
-    ) else {
-        return Err(op.bad_request("acctType, secretId y acctId son obligatorios"));
-    };
-    if acct_id.len() != 6 || !acct_id.chars().all(|c| c.is_ascii_digit()) {
-        return Err(op.bad_request("acctId son los ultimos seis digitos"));
-    }
-    let Some((_, cards_of, no_cards, mismatch, wrong_secret)) =
-        CARD_KINDS.iter().find(|(kind, ..)| *kind == acct_type)
-    else {
-        return Err(op.bad_request("acctType debe ser CCA o DBC"));
-    };
+    let question = CardQuestion::read(op, &query, ident_num)?;
     let bank = state.bank();
     let customer = bank
-        .customer(ident_type, ident_num)
+        .customer(question.ident_type, ident_num)
         .ok_or_else(|| op.reject(&codes::NO_CLIENT_DATA))?;
     if customer.blocked_on(&input::channel(headers)) {
         return Err(op.reject(&codes::BLOCKED_FOR_CHANNEL));
@@ -179,16 +217,8 @@ fn validate_card(
     if customer.data.contact_info.email_addr.is_empty() {
         return Err(op.reject(&codes::NO_EMAIL));
     }
-    let cards = cards_of(&customer.data);
-    if cards.is_empty() {
-        return Err(op.reject(no_cards));
-    }
-    let card = cards
-        .iter()
-        .find(|card| card.number.ends_with(acct_id))
-        .ok_or_else(|| op.reject(mismatch))?;
-    if card.secret.expose_secret() != secret {
-        return Err(op.reject(wrong_secret));
-    }
+    question
+        .answer(&customer.data)
+        .map_err(|fault| op.reject(&fault))?;
     Ok(ok(StatusCode::OK, json!({})))
 }

@@ -54,6 +54,42 @@ fn parse_number(op: Op, query: &Query, name: &str, default: usize) -> Result<usi
     })
 }
 
+/// What S14's query asks for: whose holds, which ones, and which page.
+struct Listing<'a> {
+    ident_type: &'a str,
+    locked_only: bool,
+    /// 1-based, as `initialRecord`.
+    first: usize,
+    per_page: usize,
+}
+
+impl<'a> Listing<'a> {
+    fn read(op: Op, query: &'a Query) -> Result<Self, BcsError> {
+        let ident_type = query
+            .get("GovIssueIdentType")
+            .ok_or_else(|| op.bad_request("GovIssueIdentType es obligatorio"))?;
+        let locked_only = match query.get("status") {
+            None => false,
+            Some(given) => FILTERS
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(given))
+                .map(|(_, locked)| *locked)
+                .ok_or_else(|| op.bad_request("status debe ser T (All) o B (Locked)"))?,
+        };
+        let first = parse_number(op, query, "initialRecord", 1)?.max(1);
+        let per_page = parse_number(op, query, "RecordsXPage", MAX_PAGE)?;
+        if per_page == 0 || per_page > MAX_PAGE {
+            return Err(op.bad_request("RecordsXPage debe estar entre 1 y 20"));
+        }
+        Ok(Listing {
+            ident_type,
+            locked_only,
+            first,
+            per_page,
+        })
+    }
+}
+
 /// S14: GET /security-management/v1/channelholds/{identSerialNum}.
 pub(super) async fn list(
     Shared(state): Shared<State>,
@@ -63,25 +99,10 @@ pub(super) async fn list(
 ) -> Reply {
     let op = Op::ListChannelHolds;
     let query = input::admitted_query(&state, op, &headers, raw)?;
-    let ident_type = query
-        .get("GovIssueIdentType")
-        .ok_or_else(|| op.bad_request("GovIssueIdentType es obligatorio"))?;
-    let locked_only = match query.get("status") {
-        None => false,
-        Some(given) => FILTERS
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(given))
-            .map(|(_, locked)| *locked)
-            .ok_or_else(|| op.bad_request("status debe ser T (All) o B (Locked)"))?,
-    };
-    let first = parse_number(op, &query, "initialRecord", 1)?.max(1);
-    let per_page = parse_number(op, &query, "RecordsXPage", MAX_PAGE)?;
-    if per_page == 0 || per_page > MAX_PAGE {
-        return Err(op.bad_request("RecordsXPage debe estar entre 1 y 20"));
-    }
+    let listing = Listing::read(op, &query)?;
     let bank = state.bank();
     let customer = bank
-        .customer(ident_type, &ident_num)
+        .customer(listing.ident_type, &ident_num)
         .ok_or_else(|| op.reject(&codes::CUSTOMER_NOT_FOUND))?;
     if customer.data.faulty_backend {
         return Err(op.backend_failure());
@@ -90,12 +111,12 @@ pub(super) async fn list(
         .data
         .channel_holds
         .iter()
-        .filter(|hold| !locked_only || hold.status == "S")
+        .filter(|hold| !listing.locked_only || hold.status == "S")
         .collect();
     let page: Vec<Value> = matching
         .iter()
-        .skip(first - 1)
-        .take(per_page)
+        .skip(listing.first - 1)
+        .take(listing.per_page)
         .map(|hold| hold_json(hold))
         .collect();
     Ok(ok(
