@@ -115,12 +115,7 @@ pub(crate) fn answer(
         .and_then(|id| question(bank, id))
         .ok_or(codes::TX_DATA_INVALID)?;
     let right = if asked.r#type == "M" {
-        // The code sent for this round, still alive, is the only right answer.
-        matches!(
-            (&challenge.sent_code, given.value),
-            (Some((sent, expires)), Some(value))
-                if Instant::now() < *expires && sent.expose_secret() == value.expose_secret()
-        )
+        sent_code_matches(challenge, given)
     } else {
         expected_answer(bank, key, &asked.id, given)
     };
@@ -141,6 +136,16 @@ pub(crate) fn answer(
         return Ok(Step::Denied { iteration, retry });
     }
     Ok(ask(bank, &session))
+}
+
+/// A type `M` question has no recorded answer: the code sent for this round, while it is
+/// alive, is the only right one.
+fn sent_code_matches(challenge: &Challenge, given: &Given) -> bool {
+    matches!(
+        (&challenge.sent_code, given.value),
+        (Some((sent, expires)), Some(value))
+            if Instant::now() < *expires && sent.expose_secret() == value.expose_secret()
+    )
 }
 
 /// Compares with the customer's recorded answer: the option id and/or the value it names.

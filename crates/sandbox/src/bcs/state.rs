@@ -265,7 +265,7 @@ impl Bank {
         code
     }
 
-    /// Sequential numbers for approvals and authorizations.
+    /// S18 approval numbers: sequential, so that no two withdrawals share one.
     pub fn next_sequence(&mut self) -> u64 {
         self.sequence += 1;
         self.sequence
