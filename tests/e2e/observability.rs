@@ -1,11 +1,19 @@
-//! What an SRE reads: `/metrics` on the admin port carries every family during a run, and
-//! one request id follows a call through the answer's metadata and the logs.
+//! What an SRE reads: `/metrics` on the admin port carries every family during a run, one
+//! request id follows a call through the answer's metadata and the logs, and spans reach an
+//! OTLP collector in the caller's trace.
 
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use pasarela::bureau::v1::GetPasswordExpirationRequest;
 use pasarela::bureau::v1::bureau_service_client::BureauServiceClient;
 use tonic::Request;
 
-use crate::support::spawn_app;
+use crate::foundation::{DevProcess, mint_with_cli};
+use crate::support::{bearer_with, spawn_app};
 
 /// Families this test's traffic (bureau calls, one retried through a 503) must fill.
 const FAMILIES: [&str; 7] = [
@@ -115,4 +123,81 @@ async fn one_request_id_follows_the_call() {
         .expect("a seeded member's date");
     let made = made.metadata().get("x-request-id").expect("an id is made");
     assert_eq!(made.len(), 32);
+}
+
+/// A collector on loopback that keeps the trace ids of the spans it receives.
+#[derive(Clone, Default)]
+struct Collector(std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let spans = request
+            .into_inner()
+            .resource_spans
+            .into_iter()
+            .flat_map(|r| r.scope_spans)
+            .flat_map(|s| s.spans)
+            .map(|span| span.trace_id);
+        self.0.lock().unwrap().extend(spans);
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+/// With `log.otlp_endpoint`, a real `pasarela dev` process exports the call's span to an
+/// OTLP collector, in the caller's trace (W3C `traceparent`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_an_otlp_collector_in_the_callers_trace() {
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let mut dev = DevProcess::start_with_env(&[("PASARELA_LOG__OTLP_ENDPOINT", &endpoint)]);
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", dev.addr))
+        .unwrap()
+        .connect()
+        .await
+        .expect("pasarela dev answers");
+    let mut client =
+        BureauServiceClient::with_interceptor(channel, bearer_with(&mint_with_cli("*")));
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut request = Request::new(bureau_request("Abc12345"));
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-00f067aa0ba902b7-01")
+            .parse()
+            .unwrap(),
+    );
+    client
+        .get_password_expiration(request)
+        .await
+        .expect("a seeded member's date");
+    drop(client);
+
+    // SIGTERM: the process drains and flushes its spans on the way out.
+    let pid = dev.child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let exit = tokio::task::block_in_place(|| dev.child.wait()).expect("pasarela exits");
+    assert!(exit.success(), "{exit:?}");
+    let received = collector.0.lock().unwrap().clone();
+    let wanted: Vec<u8> = (0..trace_id.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&trace_id[i..i + 2], 16).unwrap())
+        .collect();
+    assert!(
+        received.iter().any(|id| *id == wanted),
+        "no span of trace {trace_id} among {} exported",
+        received.len()
+    );
 }

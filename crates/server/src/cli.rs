@@ -70,8 +70,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
             let config = Config::load(config.as_deref())?;
-            let _telemetry = telemetry::init(&config.log)?;
-            app::start(config).await?.run_until(stop_signal()).await
+            let telemetry = telemetry::init(&config.log)?;
+            let result = app::start(config).await?.run_until(stop_signal()).await;
+            telemetry.shutdown().await;
+            result
         }
         Command::Dev {
             listen,
@@ -81,10 +83,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let sandbox = pasarela_sandbox::Sandbox::start(dev::sandbox_options(&dir)).await?;
             let mut config = dev::config_for(&sandbox, config.as_deref())?;
             config.listen = listen;
-            let _telemetry = telemetry::init(&config.log)?;
+            let telemetry = telemetry::init(&config.log)?;
             let running = app::start(config).await?;
             print_dev_banner(&running, &sandbox);
-            running.run_until(stop_signal()).await
+            let result = running.run_until(stop_signal()).await;
+            telemetry.shutdown().await;
+            result
         }
         Command::Sandbox(args) => pasarela_sandbox::run_standalone(args).await,
         Command::Health { addr, service } => check_health(addr, service).await,

@@ -7,23 +7,28 @@ use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::runtime::Tokio;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::{LogFormat, LogSettings};
 
-/// Keeps the trace exporter alive; dropping it flushes the spans still buffered.
+/// Keeps the trace exporter alive until [`Telemetry::shutdown`] flushes it.
 pub struct Telemetry {
     tracer_provider: Option<SdkTracerProvider>,
 }
 
-impl Drop for Telemetry {
-    fn drop(&mut self) {
-        if let Some(provider) = self.tracer_provider.take() {
-            let _ = provider.shutdown();
+impl Telemetry {
+    /// Exports the spans still buffered; the exporter's shutdown blocks, so it runs off the
+    /// async workers.
+    pub async fn shutdown(self) {
+        if let Some(provider) = self.tracer_provider {
+            let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
         }
     }
 }
@@ -46,13 +51,16 @@ pub fn init(settings: &LogSettings) -> anyhow::Result<Telemetry> {
         .as_deref()
         .map(tracer_provider)
         .transpose()?;
+    // Traces keep every call's spans whatever the log level: the log filter applies to
+    // the log lines alone.
     let otel = tracer_provider.as_ref().map(|provider| {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-        tracing_opentelemetry::layer().with_tracer(provider.tracer("pasarela"))
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("pasarela"))
+            .with_filter(LevelFilter::INFO)
     });
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
+        .with(fmt.with_filter(filter))
         .with(otel)
         .try_init();
     Ok(Telemetry { tracer_provider })
@@ -64,8 +72,11 @@ fn tracer_provider(endpoint: &str) -> anyhow::Result<SdkTracerProvider> {
         .with_endpoint(endpoint)
         .build()
         .context("building the OTLP exporter")?;
+    // The exporter speaks tonic, so its batches are sent from the tokio runtime rather
+    // than from the SDK's own thread.
+    let processor = BatchSpanProcessor::builder(exporter, Tokio).build();
     Ok(SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
+        .with_span_processor(processor)
         .with_resource(
             opentelemetry_sdk::Resource::builder()
                 .with_service_name("pasarela")
