@@ -1,7 +1,7 @@
 //! `pasarela dev`: the embedded sandbox plus every service configured against it, so a new
 //! user has all three services answering `grpcurl` with one command.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use figment::providers::Serialized;
 use pasarela_sandbox::{Sandbox, SandboxOptions};
@@ -52,14 +52,10 @@ fn dev_values(sandbox: &Sandbox) -> serde_json::Value {
             // grpcurl can finish an activation.
             "lab_otp_passthrough": true,
             "outbound": { "http": {
-                "ca_file": path(&sandbox.pki.ca_cert),
-                "cert_file": path(&sandbox.pki.client_cert),
-                "key_file": path(&sandbox.pki.client_key),
+                "ca_file": sandbox.pki.ca_cert,
+                "cert_file": sandbox.pki.client_cert,
+                "key_file": sandbox.pki.client_key,
             }},
         },
     })
-}
-
-fn path(path: &Path) -> PathBuf {
-    path.to_path_buf()
 }
