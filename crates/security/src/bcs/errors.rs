@@ -71,12 +71,16 @@ pub fn from_failure(operation: &str, failure: &Failure) -> ProviderError {
         None => by_status(failure.http),
     };
     let text = provider_text(&failure.desc).or_else(|| row.map(|row| row.text.to_owned()));
+    // Only codes of the spec's tables are quoted in the message: an unlisted one is the
+    // bank's free text and stays in the metadata.
+    let quoted = match row {
+        Some(row) => format!("code {:?}, type {:?}", row.code, row.kind),
+        None => "a code not in the spec's tables".to_owned(),
+    };
     let mut error = ProviderError::new(code, reason, DOMAIN)
         .message(format!(
-            "Banco Caja Social refused {operation}: {} (code {:?}, type {:?}, HTTP {})",
+            "Banco Caja Social refused {operation}: {} ({quoted}, HTTP {})",
             reason.to_lowercase().replace('_', " "),
-            failure.code,
-            failure.kind,
             failure.http
         ))
         .meta("provider_code", &failure.code)
