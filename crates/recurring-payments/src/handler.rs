@@ -10,6 +10,7 @@ use pasarela::recurring_payments::v1::recurring_payments_service_server::Recurri
 use pasarela_auth::Principal;
 use pasarela_provider::idempotency::{self, Claim, Idempotency, Scope, detached, fingerprint};
 use pasarela_provider::{ProviderError, deadline, reasons};
+use serde::Serialize;
 use tonic::{Request, Response, Status};
 
 use crate::Config;
@@ -142,7 +143,12 @@ impl Core {
     ) -> Result<pb::RequestSubscriptionResponse, Status> {
         validate::request(&request)?;
         let reference = reference(request.transaction.as_ref(), None);
-        let body = wire::request_body(&self.defaults(), &reference, &request);
+        let body = wire::wallet_body(
+            &self.defaults(),
+            &reference,
+            request.commerce.as_ref(),
+            request.wallet.as_ref(),
+        );
         let pass_otp = self.lab_otp_passthrough;
         self.daviplata
             .call(client::REQUEST, &body, deadline, &[], |answer| {
@@ -152,6 +158,39 @@ impl Core {
             .map_err(Status::from)
     }
 
+    /// Activate, cancel and charge: the key is held, then the request goes to Daviplata
+    /// under the record's transaction id.
+    async fn keyed<Q: Keyed, D: Serialize, R: prost::Message + Default>(
+        &self,
+        how: KeyedOp<Q, D, R>,
+        request: &Q,
+        caller: &str,
+        deadline: Instant,
+        secrets: &[&str],
+    ) -> Result<R, Status> {
+        let key = KeyOf {
+            caller,
+            key: request.key(),
+        };
+        let unkeyed = request.without_key();
+        let given = given_id(request.transaction());
+        self.idempotent(
+            how.operation,
+            key,
+            &unkeyed,
+            given,
+            deadline,
+            |id| async move {
+                let reference = reference(request.transaction(), Some(id));
+                let body = (how.body)(&self.defaults(), &reference, request);
+                self.daviplata
+                    .call(how.op, &body, deadline, secrets, how.read)
+                    .await
+            },
+        )
+        .await
+    }
+
     async fn activate(
         &self,
         request: pb::ActivateSubscriptionRequest,
@@ -159,32 +198,9 @@ impl Core {
         deadline: Instant,
     ) -> Result<pb::ActivateSubscriptionResponse, Status> {
         validate::activate(&request)?;
-        let unkeyed = pb::ActivateSubscriptionRequest {
-            idempotency_key: String::new(),
-            ..request.clone()
-        };
-        let given = given_id(request.transaction.as_ref());
-        let req = &request;
+        let secrets: &[&str] = &[&request.otp_value];
         let response = self
-            .idempotent(
-                "activate",
-                KeyOf {
-                    caller: &caller,
-                    key: &request.idempotency_key,
-                },
-                &unkeyed,
-                given,
-                deadline,
-                |id| async move {
-                    let reference = reference(req.transaction.as_ref(), Some(id));
-                    let body = wire::activate_body(&self.defaults(), &reference, req);
-                    let secrets: &[&str] = &[&req.otp_value];
-                    let read = wire::Answer::into_activate_response;
-                    self.daviplata
-                        .call(client::ACTIVATE, &body, deadline, secrets, read)
-                        .await
-                },
-            )
+            .keyed(ACTIVATE, &request, &caller, deadline, secrets)
             .await?;
         self.limits.learn(
             request.commerce.as_ref(),
@@ -201,33 +217,7 @@ impl Core {
         deadline: Instant,
     ) -> Result<pb::CancelSubscriptionResponse, Status> {
         validate::cancel(&request)?;
-        let unkeyed = pb::CancelSubscriptionRequest {
-            idempotency_key: String::new(),
-            ..request.clone()
-        };
-        let given = given_id(request.transaction.as_ref());
-        let req = &request;
-        let response = self
-            .idempotent(
-                "cancel",
-                KeyOf {
-                    caller: &caller,
-                    key: &request.idempotency_key,
-                },
-                &unkeyed,
-                given,
-                deadline,
-                |id| async move {
-                    let reference = reference(req.transaction.as_ref(), Some(id));
-                    let body = wire::cancel_body(&self.defaults(), &reference, req);
-                    let secrets: &[&str] = &[];
-                    let read = wire::Answer::into_cancel_response;
-                    self.daviplata
-                        .call(client::CANCEL, &body, deadline, secrets, read)
-                        .await
-                },
-            )
-            .await?;
+        let response = self.keyed(CANCEL, &request, &caller, deadline, &[]).await?;
         self.limits
             .forget(request.commerce.as_ref(), request.wallet.as_ref());
         Ok(response)
@@ -243,33 +233,7 @@ impl Core {
             .limits
             .known(request.commerce.as_ref(), request.wallet.as_ref());
         validate::charge(&request, known_maximum)?;
-        let unkeyed = pb::ChargeSubscriptionRequest {
-            idempotency_key: String::new(),
-            ..request.clone()
-        };
-        let given = given_id(request.transaction.as_ref());
-        let req = &request;
-        let response = self
-            .idempotent(
-                "charge",
-                KeyOf {
-                    caller: &caller,
-                    key: &request.idempotency_key,
-                },
-                &unkeyed,
-                given,
-                deadline,
-                |id| async move {
-                    let reference = reference(req.transaction.as_ref(), Some(id));
-                    let body = wire::payment_body(&self.defaults(), &reference, req);
-                    let secrets: &[&str] = &[];
-                    let read = wire::Answer::into_charge_response;
-                    self.daviplata
-                        .call(client::PAYMENT, &body, deadline, secrets, read)
-                        .await
-                },
-            )
-            .await?;
+        let response = self.keyed(CHARGE, &request, &caller, deadline, &[]).await?;
         self.limits.learn(
             request.commerce.as_ref(),
             request.wallet.as_ref(),
@@ -278,6 +242,88 @@ impl Core {
         Ok(response)
     }
 }
+
+/// A request that carries an idempotency key and may name its provider transaction.
+trait Keyed: prost::Message + Clone {
+    fn key(&self) -> &str;
+    fn transaction(&self) -> Option<&pb::ProviderTransaction>;
+    /// The request as its fingerprint sees it: a repeat under another key is the same call.
+    fn without_key(&self) -> Self;
+}
+
+macro_rules! keyed {
+    ($($request:ty),+) => {$(
+        impl Keyed for $request {
+            fn key(&self) -> &str {
+                &self.idempotency_key
+            }
+            fn transaction(&self) -> Option<&pb::ProviderTransaction> {
+                self.transaction.as_ref()
+            }
+            fn without_key(&self) -> Self {
+                Self {
+                    idempotency_key: String::new(),
+                    ..self.clone()
+                }
+            }
+        }
+    )+};
+}
+
+keyed!(
+    pb::ActivateSubscriptionRequest,
+    pb::CancelSubscriptionRequest,
+    pb::ChargeSubscriptionRequest
+);
+
+/// How one keyed operation is recorded, sent and read.
+struct KeyedOp<Q, D, R> {
+    /// The idempotency record's operation name (part of its fingerprint).
+    operation: &'static str,
+    op: client::BusinessOp,
+    body: fn(&Defaults, &Reference, &Q) -> wire::Envelope<D>,
+    read: fn(wire::Answer) -> Result<R, wire::Unreadable>,
+}
+
+const ACTIVATE: KeyedOp<
+    pb::ActivateSubscriptionRequest,
+    wire::ActivateDetail,
+    pb::ActivateSubscriptionResponse,
+> = KeyedOp {
+    operation: "activate",
+    op: client::ACTIVATE,
+    body: wire::activate_body,
+    read: wire::Answer::into_activate_response,
+};
+
+const CANCEL: KeyedOp<
+    pb::CancelSubscriptionRequest,
+    wire::WalletDetail,
+    pb::CancelSubscriptionResponse,
+> = KeyedOp {
+    operation: "cancel",
+    op: client::CANCEL,
+    body: |defaults, reference, request| {
+        wire::wallet_body(
+            defaults,
+            reference,
+            request.commerce.as_ref(),
+            request.wallet.as_ref(),
+        )
+    },
+    read: wire::Answer::into_cancel_response,
+};
+
+const CHARGE: KeyedOp<
+    pb::ChargeSubscriptionRequest,
+    wire::PaymentDetail,
+    pb::ChargeSubscriptionResponse,
+> = KeyedOp {
+    operation: "charge",
+    op: client::PAYMENT,
+    body: wire::payment_body,
+    read: wire::Answer::into_charge_response,
+};
 
 fn given_id(transaction: Option<&pb::ProviderTransaction>) -> &str {
     transaction.map_or("", |t| t.transaction_id.as_str())

@@ -168,30 +168,14 @@ fn wallet_detail(wallet: Option<&pb::Wallet>) -> WalletDetail {
     }
 }
 
-pub fn request_body(
+/// The body of request and cancel: the wallet and nothing more.
+pub fn wallet_body(
     defaults: &Defaults,
     reference: &Reference,
-    request: &pb::RequestSubscriptionRequest,
+    commerce: Option<&pb::Commerce>,
+    wallet: Option<&pb::Wallet>,
 ) -> Envelope<WalletDetail> {
-    envelope(
-        defaults,
-        reference,
-        request.commerce.as_ref(),
-        wallet_detail(request.wallet.as_ref()),
-    )
-}
-
-pub fn cancel_body(
-    defaults: &Defaults,
-    reference: &Reference,
-    request: &pb::CancelSubscriptionRequest,
-) -> Envelope<WalletDetail> {
-    envelope(
-        defaults,
-        reference,
-        request.commerce.as_ref(),
-        wallet_detail(request.wallet.as_ref()),
-    )
+    envelope(defaults, reference, commerce, wallet_detail(wallet))
 }
 
 pub fn activate_body(
