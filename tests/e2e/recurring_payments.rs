@@ -3,8 +3,6 @@
 //! single flight), idempotent charges in one process and across two processes sharing a
 //! real Redis, lost answers, and a missing client certificate.
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -24,7 +22,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
-use crate::support::{TestApp, spawn_app_on, spawn_app_with};
+use crate::support::{TestApp, TestRedis, spawn_app_on, spawn_app_with};
 
 type Client = RecurringPaymentsServiceClient<InterceptedService<Channel, Bearer>>;
 
@@ -725,59 +723,6 @@ async fn second_replica(
         .unwrap()
         .connect_lazy();
     (channel, server)
-}
-
-/// A `redis-server` of the test's own on a free loopback port, killed on drop (the
-/// security module's replicas share one too).
-pub(crate) struct TestRedis {
-    child: Child,
-    pub(crate) url: String,
-}
-
-impl TestRedis {
-    pub(crate) async fn start() -> TestRedis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a: SocketAddr| a.port())
-            .expect("free port");
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("redis-server could not start ({e}): run scripts/redis.sh to install it")
-            });
-        let redis = TestRedis {
-            child,
-            url: format!("redis://127.0.0.1:{port}/"),
-        };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return redis;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not listen on port {port}");
-    }
-}
-
-impl Drop for TestRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]

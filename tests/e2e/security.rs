@@ -972,7 +972,7 @@ fn shares_redis(config: &mut pasarela_server::config::Config, url: &str) {
 
 #[tokio::test]
 async fn two_replicas_sharing_redis_withdraw_once_with_distinct_tx_ids() {
-    let redis = crate::recurring_payments::TestRedis::start().await;
+    let redis = crate::support::TestRedis::start().await;
     let url = redis.url.clone();
     let app = spawn_app_with(|config| shares_redis(config, &url)).await;
     let replica = second_replica(&app, &redis.url).await;

@@ -15,6 +15,10 @@ use pasarela_server::app::Running;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
+#[path = "../../common/redis_server.rs"]
+mod redis_server;
+pub use redis_server::TestRedis;
+
 pub struct TestApp {
     pub sandbox: Sandbox,
     pub addr: SocketAddr,

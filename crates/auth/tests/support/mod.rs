@@ -21,6 +21,10 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 use tonic_prost::ProstCodec;
 
+#[path = "../../../../tests/common/redis_server.rs"]
+mod redis_server;
+pub use redis_server::TestRedis;
+
 pub const SECRET: &str = "integration-test-secret-of-at-least-32-bytes";
 pub const ISSUER: &str = "https://issuer.test";
 pub const AUDIENCE: &str = "pasarela-test";
@@ -285,48 +289,6 @@ pub fn write(dir: &Path, name: &str, contents: &str) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, contents).expect("write");
     path
-}
-
-/// A private redis-server on a free loopback port, stopped when dropped.
-pub struct TestRedis {
-    child: std::process::Child,
-    pub url: String,
-}
-
-impl TestRedis {
-    pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("redis-server could not start ({e}): run scripts/redis.sh"));
-        let redis = TestRedis {
-            child,
-            url: format!("redis://127.0.0.1:{port}/"),
-        };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return redis;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not start listening on {port}");
-    }
-}
-
-impl Drop for TestRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());

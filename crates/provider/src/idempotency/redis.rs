@@ -151,57 +151,15 @@ impl Store for RedisStore {
 }
 
 #[cfg(test)]
+#[path = "../../../../tests/common/redis_server.rs"]
+mod redis_server;
+
+#[cfg(test)]
 mod tests {
-    use std::net::TcpListener;
-    use std::process::{Child, Command, Stdio};
     use std::sync::Arc;
 
+    use super::redis_server::TestRedis;
     use super::*;
-
-    /// A `redis-server` of the test's own on a free loopback port, killed on drop.
-    struct TestRedis {
-        child: Child,
-        url: String,
-    }
-
-    impl TestRedis {
-        pub async fn start() -> Self {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("free port")
-                .port();
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("redis-server could not start ({e}): run scripts/redis.sh to install it")
-                });
-            // Owned at once, so that every path below ends the child.
-            let redis = Self {
-                child,
-                url: format!("redis://127.0.0.1:{port}/"),
-            };
-            for _ in 0..100 {
-                if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_ok()
-                {
-                    return redis;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            panic!("redis-server did not listen on port {port}");
-        }
-    }
-
-    impl Drop for TestRedis {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 
     #[tokio::test]
     async fn claims_compare_and_expire_in_redis() {
