@@ -725,50 +725,43 @@ async fn users_are_created_once_and_never_for_unlinkable_customers() {
 
 // ---- S10, S11: card secrets ----------------------------------------------------------------------
 
+/// A card check of either kind (enrollment or recovery): both send the same four fields.
+macro_rules! card_check {
+    ($request:ident: $customer:expr, $card_type:expr, $secret:expr, $last_digits:expr) => {
+        $request {
+            customer: cc($customer),
+            card_type: $card_type.into(),
+            card_secret: $secret.into(),
+            card_last_digits: $last_digits.into(),
+            ..Default::default()
+        }
+    };
+}
+
 #[tokio::test]
 async fn card_secrets_are_checked_for_enrollment_and_recovery() {
     let app = app().await;
     let mut client = client(&app);
     client
-        .validate_enrollment_card(ValidateEnrollmentCardRequest {
-            customer: cc("51901591"),
-            card_type: CardType::Debit.into(),
-            card_secret: "4321".into(),
-            card_last_digits: "159101".into(),
-            ..Default::default()
-        })
+        .validate_enrollment_card(card_check!(ValidateEnrollmentCardRequest:
+            "51901591", CardType::Debit, "4321", "159101"))
         .await
         .expect("right PIN");
     let wrong = client
-        .validate_enrollment_card(ValidateEnrollmentCardRequest {
-            customer: cc("51901591"),
-            card_type: CardType::Credit.into(),
-            card_secret: "999".into(),
-            card_last_digits: "159102".into(),
-            ..Default::default()
-        })
+        .validate_enrollment_card(card_check!(ValidateEnrollmentCardRequest:
+            "51901591", CardType::Credit, "999", "159102"))
         .await
         .unwrap_err();
     assert_error(&wrong, Code::FailedPrecondition, "CARD_SECRET_MISMATCH");
 
     client
-        .validate_password_recovery(ValidatePasswordRecoveryRequest {
-            customer: cc("1007641"),
-            card_type: CardType::Debit.into(),
-            card_secret: "1234".into(),
-            card_last_digits: "123456".into(),
-            ..Default::default()
-        })
+        .validate_password_recovery(card_check!(ValidatePasswordRecoveryRequest:
+            "1007641", CardType::Debit, "1234", "123456"))
         .await
         .expect("right PIN for recovery");
     let no_user = client
-        .validate_password_recovery(ValidatePasswordRecoveryRequest {
-            customer: cc("51901591"),
-            card_type: CardType::Debit.into(),
-            card_secret: "4321".into(),
-            card_last_digits: "159101".into(),
-            ..Default::default()
-        })
+        .validate_password_recovery(card_check!(ValidatePasswordRecoveryRequest:
+            "51901591", CardType::Debit, "4321", "159101"))
         .await
         .unwrap_err();
     assert_eq!(no_user.code(), Code::NotFound, "{no_user:?}");
