@@ -15,29 +15,14 @@ use pasarela::recurring_payments::v1::{
 use pasarela_recurring_payments::StoreKind;
 use pasarela_sandbox::{Sandbox, SandboxOptions};
 use serde_json::{Value, json};
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
-use crate::support::{TestApp, TestRedis, spawn_app_on, spawn_app_with};
+use crate::support::{Bearer, TestApp, TestRedis, spawn_app_on, spawn_app_with};
 
 type Client = RecurringPaymentsServiceClient<InterceptedService<Channel, Bearer>>;
-
-/// The dev bearer token on every call.
-#[derive(Clone)]
-struct Bearer(MetadataValue<Ascii>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
 
 /// Every test's merchant.
 const COMMERCE_ID: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
@@ -67,8 +52,7 @@ fn client(app: &TestApp) -> Client {
 }
 
 fn client_on(app: &TestApp, channel: Channel) -> Client {
-    let token = format!("Bearer {}", app.token(&["*"]));
-    RecurringPaymentsServiceClient::with_interceptor(channel, Bearer(token.parse().expect("ascii")))
+    RecurringPaymentsServiceClient::with_interceptor(channel, app.bearer())
 }
 
 fn commerce() -> Option<Commerce> {

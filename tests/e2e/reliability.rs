@@ -29,14 +29,12 @@ use prost_types::{DescriptorProto, FileDescriptorSet};
 use rand::Rng as _;
 use serde_json::{Value, json};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
-use crate::support::{TestApp, spawn_app_with};
+use crate::support::{Bearer, TestApp, spawn_app_with};
 
 // ---- fixtures and clients ------------------------------------------------------------------
 
@@ -71,34 +69,16 @@ type Bureau = BureauServiceClient<InterceptedService<Channel, Bearer>>;
 type Security = SecurityServiceClient<InterceptedService<Channel, Bearer>>;
 type Payments = RecurringPaymentsServiceClient<InterceptedService<Channel, Bearer>>;
 
-/// The dev bearer token on every call.
-#[derive(Clone)]
-struct Bearer(MetadataValue<Ascii>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
-
-fn bearer(app: &TestApp) -> Bearer {
-    let value = format!("Bearer {}", app.token(&["*"]));
-    Bearer(value.parse().expect("ascii token"))
-}
-
 fn bureau(app: &TestApp) -> Bureau {
-    BureauServiceClient::with_interceptor(app.channel(), bearer(app))
+    BureauServiceClient::with_interceptor(app.channel(), app.bearer())
 }
 
 fn security(app: &TestApp) -> Security {
-    SecurityServiceClient::with_interceptor(app.channel(), bearer(app))
+    SecurityServiceClient::with_interceptor(app.channel(), app.bearer())
 }
 
 fn payments(app: &TestApp) -> Payments {
-    RecurringPaymentsServiceClient::with_interceptor(app.channel(), bearer(app))
+    RecurringPaymentsServiceClient::with_interceptor(app.channel(), app.bearer())
 }
 
 /// `pasarela dev` with limits that admit load and the lab OTP passed on (the tests play
@@ -952,7 +932,7 @@ async fn raw_call(app: &TestApp, token: &Bearer, path: &str, body: Vec<u8>) -> R
 #[tokio::test]
 async fn a_generated_corpus_of_bad_input_never_reaches_a_provider() {
     let app = app().await;
-    let token = bearer(&app);
+    let token = app.bearer();
     let contracts = Contracts::load();
     assert_eq!(contracts.rpcs.len(), 24, "every RPC of the three services");
     let mut wrong = Vec::new();
@@ -1014,7 +994,7 @@ fn refusal_problem(answer: &Result<(), Status>, field: &str) -> Option<String> {
 #[tokio::test]
 async fn invalid_utf8_in_any_string_field_is_invalid_argument() {
     let app = app().await;
-    let token = bearer(&app);
+    let token = app.bearer();
     let contracts = Contracts::load();
     let before = all_calls(&app).await;
     let mut wrong = Vec::new();
@@ -1040,7 +1020,7 @@ async fn invalid_utf8_in_any_string_field_is_invalid_argument() {
 #[tokio::test]
 async fn a_message_above_the_size_limit_is_refused_unread() {
     let app = app().await;
-    let token = bearer(&app);
+    let token = app.bearer();
     let contracts = Contracts::load();
     let before = all_calls(&app).await;
     let huge = vec![b'7'; 300 * 1024];

@@ -84,7 +84,7 @@ impl TestApp {
     }
 
     /// Adds a bearer token with every scope to each call.
-    pub fn bearer(&self) -> impl tonic::service::Interceptor + Clone + use<> {
+    pub fn bearer(&self) -> Bearer {
         bearer_with(&self.token(&["*"]))
     }
 
@@ -101,15 +101,25 @@ impl TestApp {
     }
 }
 
-/// An interceptor sending `token` as the bearer of every call.
-pub fn bearer_with(token: &str) -> impl tonic::service::Interceptor + Clone + use<> {
-    let value: MetadataValue<Ascii> = format!("Bearer {token}").parse().expect("ascii token");
-    move |mut request: tonic::Request<()>| {
+/// The bearer token on every call: a named interceptor, so that client types can be spelt.
+#[derive(Clone)]
+pub struct Bearer(pub MetadataValue<Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         request
             .metadata_mut()
-            .insert("authorization", value.clone());
+            .insert("authorization", self.0.clone());
         Ok(request)
     }
+}
+
+/// An interceptor sending `token` as the bearer of every call.
+pub fn bearer_with(token: &str) -> Bearer {
+    Bearer(format!("Bearer {token}").parse().expect("ascii token"))
 }
 
 static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
