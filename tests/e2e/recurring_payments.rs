@@ -479,27 +479,30 @@ async fn one_key_charges_once_however_often_it_is_sent() {
     );
 }
 
-#[tokio::test]
-async fn a_lost_answer_is_retried_with_the_same_transaction_id() {
-    let app = app().await;
-    let mut client = client(&app);
+/// A charge whose answer `fault_kind` loses after Daviplata charged: `judge` checks the
+/// failure, then the same charge again learns the one payment instead of making another.
+async fn lost_charge_is_retried_once(
+    app: &TestApp,
+    order: &str,
+    amount: i64,
+    fault_kind: &str,
+    judge: impl FnOnce(&Status),
+) {
+    let mut client = client(app);
     subscribe(&mut client, WALLET, 1_000_000).await;
     fault(
         &app.sandbox,
         "/v1/payments/subscriptions/payment",
-        json!({ "type": "drop", "after_handler": true }),
+        json!({ "type": fault_kind, "after_handler": true }),
     )
     .await;
 
     let lost = client
-        .charge_subscription(charge("order-9", WALLET, 7_000))
+        .charge_subscription(charge(order, WALLET, amount))
         .await
         .unwrap_err();
+    judge(&lost);
     assert_eq!(reason(&lost), "PROVIDER_OUTCOME_UNKNOWN");
-    assert!(matches!(
-        lost.code(),
-        Code::Unavailable | Code::DeadlineExceeded
-    ));
     assert_eq!(
         counter(&app.sandbox, "payments_made").await,
         1,
@@ -507,9 +510,9 @@ async fn a_lost_answer_is_retried_with_the_same_transaction_id() {
     );
 
     let retried = client
-        .charge_subscription(charge("order-9", WALLET, 7_000))
+        .charge_subscription(charge(order, WALLET, amount))
         .await
-        .unwrap()
+        .expect("the retry learns the outcome")
         .into_inner();
     assert!(!retried.approval_number.is_empty());
     assert_eq!(
@@ -518,6 +521,18 @@ async fn a_lost_answer_is_retried_with_the_same_transaction_id() {
         "the retry was deduplicated"
     );
     assert_eq!(counter(&app.sandbox, "payments_replayed").await, 1);
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_retried_with_the_same_transaction_id() {
+    let app = app().await;
+    lost_charge_is_retried_once(&app, "order-9", 7_000, "drop", |lost| {
+        assert!(matches!(
+            lost.code(),
+            Code::Unavailable | Code::DeadlineExceeded
+        ));
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -568,35 +583,10 @@ async fn a_hung_charge_times_out_and_its_retry_charges_once() {
         http.timeout = Duration::from_millis(500);
     })
     .await;
-    let mut client = client(&app);
-    subscribe(&mut client, WALLET, 1_000_000).await;
-    fault(
-        &app.sandbox,
-        "/v1/payments/subscriptions/payment",
-        json!({ "type": "hang", "after_handler": true }),
-    )
+    lost_charge_is_retried_once(&app, "order-10", 9_900, "hang", |lost| {
+        assert_eq!(lost.code(), Code::DeadlineExceeded);
+    })
     .await;
-
-    let lost = client
-        .charge_subscription(charge("order-10", WALLET, 9_900))
-        .await
-        .unwrap_err();
-    assert_eq!(lost.code(), Code::DeadlineExceeded);
-    assert_eq!(reason(&lost), "PROVIDER_OUTCOME_UNKNOWN");
-    assert_eq!(
-        counter(&app.sandbox, "payments_made").await,
-        1,
-        "Daviplata did charge"
-    );
-
-    let retried = client
-        .charge_subscription(charge("order-10", WALLET, 9_900))
-        .await
-        .expect("the retry learns the outcome")
-        .into_inner();
-    assert!(!retried.approval_number.is_empty());
-    assert_eq!(counter(&app.sandbox, "payments_made").await, 1);
-    assert_eq!(counter(&app.sandbox, "payments_replayed").await, 1);
 }
 
 #[tokio::test]
