@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::Uri;
+use axum::response::Response;
 use pasarela::common::v1::{DocumentType, Identification, Money};
 use pasarela::recurring_payments::v1::recurring_payments_service_server::RecurringPaymentsService;
 use pasarela::recurring_payments::v1::{
@@ -19,13 +19,14 @@ use pasarela::recurring_payments::v1::{
 };
 use pasarela_recurring_payments::{Config, RecurringPayments};
 use proptest::prelude::*;
-use proptest::test_runner::{Config as Cases, TestCaseError, TestRunner};
-use serde_json::{Value, json};
-use tonic::{Code, Request, Status};
-use tonic_types::StatusExt as _;
+use proptest::test_runner::{Config as Cases, TestRunner};
+use serde_json::json;
+use tonic::{Request, Status};
 
-/// Put into made-up bodies so that an echo of the raw body can be told.
-const MARKER: &str = "RAWBODY";
+#[path = "../../../tests/common/answer_fuzz.rs"]
+mod answer_fuzz;
+
+use answer_fuzz::{MARKER, body, check, raw};
 
 const TOKEN_PATH: &str = "/oauth2Provider/type1/v1/token";
 
@@ -109,11 +110,6 @@ async fn respond(State(script): State<Arc<Script>>, uri: Uri) -> Response {
                 .into_bytes(),
         ),
     }
-}
-
-fn raw(status: u16, body: Vec<u8>) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// The loopback Daviplata and the service pointed at it, on a runtime of their own.
@@ -244,67 +240,11 @@ async fn call(service: &RecurringPayments, rpc: usize, key: &str) -> Result<(), 
     }
 }
 
-/// JSON shaped like Daviplata's answers, with any type in any place.
-fn envelope() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| json!(f)),
-        proptest::sample::select(WORDS).prop_map(Value::from),
-        ".{0,12}".prop_map(Value::from),
-    ];
-    leaf.prop_recursive(4, 48, 6, |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            proptest::collection::btree_map(proptest::sample::select(KEYS), inner, 0..6).prop_map(
-                |map| Value::Object(map.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
-            ),
-        ]
-    })
-}
-
-/// Any body: raw bytes, an envelope, or an envelope cut short.
-fn body() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![
-        proptest::collection::vec(any::<u8>(), 0..256),
-        envelope().prop_map(|value| value.to_string().into_bytes()),
-        (envelope(), any::<prop::sample::Index>()).prop_map(|(value, cut)| {
-            let text = value.to_string().into_bytes();
-            let at = cut.index(text.len().max(1));
-            text[..at.min(text.len())].to_vec()
-        }),
-    ]
-}
-
 fn status() -> impl Strategy<Value = u16> {
     prop_oneof![
         proptest::sample::select(&[200u16, 201, 400, 401, 422, 500, 502, 504][..]),
         100u16..600,
     ]
-}
-
-/// A failure must be a meaningful code with `ErrorInfo` or `BadRequest`, and its message
-/// must not carry the body.
-fn check(result: Result<(), Status>) -> Result<(), TestCaseError> {
-    let Err(status) = result else {
-        return Ok(());
-    };
-    let details = status.get_error_details();
-    prop_assert!(
-        !matches!(status.code(), Code::Unknown | Code::Ok),
-        "{status:?}"
-    );
-    prop_assert!(
-        details.error_info().is_some() || details.bad_request().is_some(),
-        "unmapped: {status:?}"
-    );
-    prop_assert!(
-        !status.message().contains(MARKER),
-        "the body reached the message: {:?}",
-        status.message()
-    );
-    Ok(())
 }
 
 fn runner() -> TestRunner {
@@ -319,9 +259,10 @@ fn runner() -> TestRunner {
 fn any_business_answer_is_parsed_or_mapped() {
     let fixture = Fixture::start();
     runner()
-        .run(&(0..RPCS, status(), body()), |(rpc, status, body)| {
-            check(fixture.call(rpc, Target::Business, status, body))
-        })
+        .run(
+            &(0..RPCS, status(), body(KEYS, WORDS)),
+            |(rpc, status, body)| check(fixture.call(rpc, Target::Business, status, body)),
+        )
         .unwrap_or_else(|failure| panic!("{failure}"));
 }
 
@@ -329,8 +270,9 @@ fn any_business_answer_is_parsed_or_mapped() {
 fn any_token_answer_is_parsed_or_mapped() {
     let fixture = Fixture::start();
     runner()
-        .run(&(0..RPCS, status(), body()), |(rpc, status, body)| {
-            check(fixture.call(rpc, Target::Token, status, body))
-        })
+        .run(
+            &(0..RPCS, status(), body(KEYS, WORDS)),
+            |(rpc, status, body)| check(fixture.call(rpc, Target::Token, status, body)),
+        )
         .unwrap_or_else(|failure| panic!("{failure}"));
 }
