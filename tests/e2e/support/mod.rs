@@ -3,10 +3,8 @@
 //! tests that need a real process.
 #![allow(dead_code)] // each test module uses its own part of the harness
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use pasarela_sandbox::Sandbox;
@@ -15,8 +13,11 @@ use pasarela_server::app::Running;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
+#[path = "../../common/captured_logs.rs"]
+mod captured_logs;
 #[path = "../../common/redis_server.rs"]
 mod redis_server;
+pub use captured_logs::logs;
 pub use redis_server::TestRedis;
 
 pub struct TestApp {
@@ -122,43 +123,14 @@ pub fn bearer_with(token: &str) -> Bearer {
     Bearer(format!("Bearer {token}").parse().expect("ascii token"))
 }
 
-static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-static CAPTURE: Once = Once::new();
-
-struct LogWriter;
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        LOGS.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Every log line of the process, pasarela's own crates at TRACE, into [`LOGS`], so that
-/// tests can prove no secret reaches a log.
+/// Every log line of the process, pasarela's own crates at TRACE, so that tests can prove
+/// no secret reaches a log.
 fn capture_logs() {
-    CAPTURE.call_once(|| {
-        let filter = tracing_subscriber::EnvFilter::new(
-            "info,audit=trace,pasarela=trace,pasarela_server=trace,pasarela_auth=trace,\
-             pasarela_provider=trace,pasarela_security=trace,pasarela_bureau=trace,\
-             pasarela_recurring_payments=trace,pasarela_sandbox=debug",
-        );
-        let _ = tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .with_writer(|| LogWriter)
-            .try_init();
-    });
-}
-
-pub fn logs() -> String {
-    String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    captured_logs::capture(
+        "info,audit=trace,pasarela=trace,pasarela_server=trace,pasarela_auth=trace,\
+         pasarela_provider=trace,pasarela_security=trace,pasarela_bureau=trace,\
+         pasarela_recurring_payments=trace,pasarela_sandbox=debug",
+    );
 }
 
 /// The `pasarela` binary next to this test binary (built by `scripts/test`).

@@ -6,10 +6,8 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::{Ready, ready};
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Mutex, Once};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
@@ -21,8 +19,11 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 use tonic_prost::ProstCodec;
 
+#[path = "../../../../tests/common/captured_logs.rs"]
+mod captured_logs;
 #[path = "../../../../tests/common/redis_server.rs"]
 mod redis_server;
+pub use captured_logs::logs;
 pub use redis_server::TestRedis;
 
 pub const SECRET: &str = "integration-test-secret-of-at-least-32-bytes";
@@ -291,39 +292,9 @@ pub fn write(dir: &Path, name: &str, contents: &str) -> std::path::PathBuf {
     path
 }
 
-static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-static CAPTURE: Once = Once::new();
-
-struct LogWriter;
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        LOGS.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Every log line of this test process, auth at TRACE, into [`LOGS`].
+/// Every log line of this test process, auth at TRACE.
 fn capture_logs() {
-    CAPTURE.call_once(|| {
-        let _ = tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "info,audit=trace,pasarela_auth=trace",
-            ))
-            .with_writer(|| LogWriter)
-            .try_init();
-    });
-}
-
-pub fn logs() -> String {
-    String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    captured_logs::capture("info,audit=trace,pasarela_auth=trace");
 }
 
 /// The audit lines (as JSON) of calls with `request_id`.

@@ -1,0 +1,39 @@
+//! Every log line of a test process, as JSON, kept in memory: tests read what was logged
+//! and prove that no secret was. Included with `#[path]` by each test harness.
+
+use std::io::Write;
+use std::sync::{Mutex, Once};
+
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+static CAPTURE: Once = Once::new();
+
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends every log line that `filter` admits into [`LOGS`]; the process's first call wins.
+pub fn capture(filter: &str) {
+    CAPTURE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(|| LogWriter)
+            .try_init();
+    });
+}
+
+/// Everything logged in this process so far.
+pub fn logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}
