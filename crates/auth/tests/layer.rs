@@ -515,19 +515,31 @@ async fn tls_whoami(
     whoami(&channel, token).await
 }
 
+/// Server TLS from files in `dir`: a localhost certificate issued by `server`, client
+/// certificates checked against `clients`.
+fn server_tls(
+    dir: &std::path::Path,
+    server: &Pki,
+    clients: &Pki,
+    client_auth_required: bool,
+    reload_every: Duration,
+) -> TlsSettings {
+    let (cert, key) = server.issue(&["localhost"], None, "pasarela");
+    TlsSettings {
+        cert_file: write(dir, "server.pem", &cert),
+        key_file: write(dir, "server.key", &key),
+        client_ca_file: Some(write(dir, "clients.pem", &clients.cert_pem)),
+        client_auth_required,
+        reload_every,
+    }
+}
+
 #[tokio::test]
 async fn mtls_identity_stands_as_principal_and_foreign_certificates_are_refused() {
     let pki = Pki::new("pasarela test CA");
     let foreign = Pki::new("someone else's CA");
     let dir = tempfile::tempdir().expect("dir");
-    let (server_cert, server_key) = pki.issue(&["localhost"], None, "pasarela");
-    let tls = TlsSettings {
-        cert_file: write(dir.path(), "server.pem", &server_cert),
-        key_file: write(dir.path(), "server.key", &server_key),
-        client_ca_file: Some(write(dir.path(), "ca.pem", &pki.cert_pem)),
-        client_auth_required: false,
-        reload_every: Duration::from_secs(10),
-    };
+    let tls = server_tls(dir.path(), &pki, &pki, false, Duration::from_secs(10));
     let mut config = config();
     config
         .mtls
@@ -573,14 +585,7 @@ async fn mtls_identity_stands_as_principal_and_foreign_certificates_are_refused(
 async fn required_client_certificates_keep_out_callers_without_one() {
     let pki = Pki::new("pasarela test CA");
     let dir = tempfile::tempdir().expect("dir");
-    let (server_cert, server_key) = pki.issue(&["localhost"], None, "pasarela");
-    let tls = TlsSettings {
-        cert_file: write(dir.path(), "server.pem", &server_cert),
-        key_file: write(dir.path(), "server.key", &server_key),
-        client_ca_file: Some(write(dir.path(), "ca.pem", &pki.cert_pem)),
-        client_auth_required: true,
-        reload_every: Duration::from_secs(10),
-    };
+    let tls = server_tls(dir.path(), &pki, &pki, true, Duration::from_secs(10));
     let config = config();
     let addr = serve(&config, Some(&tls)).await;
     let bearer = token(&config, "alice", &["whoami"]);
@@ -600,14 +605,13 @@ async fn reloading_tls_keeps_mtls_identities_and_serves_a_renewed_certificate() 
     let second_ca = Pki::new("second server CA");
     let clients = Pki::new("client CA");
     let dir = tempfile::tempdir().expect("dir");
-    let (cert, key) = first_ca.issue(&["localhost"], None, "pasarela");
-    let tls = TlsSettings {
-        cert_file: write(dir.path(), "server.pem", &cert),
-        key_file: write(dir.path(), "server.key", &key),
-        client_ca_file: Some(write(dir.path(), "clients.pem", &clients.cert_pem)),
-        client_auth_required: true,
-        reload_every: Duration::from_millis(100),
-    };
+    let tls = server_tls(
+        dir.path(),
+        &first_ca,
+        &clients,
+        true,
+        Duration::from_millis(100),
+    );
     let mut config = config();
     config
         .mtls
