@@ -2,6 +2,7 @@
 //! provider's keys and words with any type in any place, envelopes cut short) and the check
 //! every RPC's outcome must pass. Included with `#[path]` by each provider's fuzz target.
 
+use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use proptest::prelude::*;
@@ -17,6 +18,16 @@ pub const MARKER: &str = "RAWBODY";
 pub fn raw(status: u16, body: Vec<u8>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Serves `app` on a free loopback port; answers its base URL.
+pub async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    url
 }
 
 /// JSON shaped like the provider's answers (its `keys`, its leaf `words`), with any type in

@@ -26,7 +26,7 @@ use tonic::{Request, Status};
 #[path = "../../../tests/common/answer_fuzz.rs"]
 mod answer_fuzz;
 
-use answer_fuzz::{MARKER, body, check, raw};
+use answer_fuzz::{MARKER, body, check, raw, serve};
 
 const TOKEN_PATH: &str = "/oauth2Provider/type1/v1/token";
 
@@ -124,7 +124,11 @@ impl Fixture {
     fn start() -> Fixture {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let script = Arc::new(Script::default());
-        let url = runtime.block_on(serve(Arc::clone(&script)));
+        let url = runtime.block_on(serve(
+            Router::new()
+                .fallback(respond)
+                .with_state(Arc::clone(&script)),
+        ));
         let config: Config = serde_json::from_value(json!({
             "base_url": url,
             "client_id": "fuzz-client",
@@ -154,16 +158,6 @@ impl Fixture {
         let key = format!("fuzz-{}", self.keys.fetch_add(1, Ordering::Relaxed));
         self.runtime.block_on(call(&self.service, rpc, &key))
     }
-}
-
-async fn serve(script: Arc<Script>) -> String {
-    let app = Router::new().fallback(respond).with_state(script);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    url
 }
 
 fn commerce() -> Option<Commerce> {

@@ -19,7 +19,7 @@ use tonic::{Request, Status};
 #[path = "../../../tests/common/answer_fuzz.rs"]
 mod answer_fuzz;
 
-use answer_fuzz::{MARKER, body, check, raw};
+use answer_fuzz::{MARKER, body, check, raw, serve};
 
 /// Keys of the bank's envelopes and payloads, in the casings the spec uses.
 const KEYS: &[&str] = &[
@@ -86,7 +86,11 @@ impl Fixture {
     fn start() -> Fixture {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let answer = Answer::default();
-        let url = runtime.block_on(serve(Arc::clone(&answer)));
+        let url = runtime.block_on(serve(
+            Router::new()
+                .fallback(respond)
+                .with_state(Arc::clone(&answer)),
+        ));
         let config: Config = serde_json::from_value(json!({
             "base_url": url,
             "client_id": "fuzz-client",
@@ -112,16 +116,6 @@ impl Fixture {
         *self.answer.lock().expect("answer") = (status, body);
         self.runtime.block_on(call(&self.service, rpc))
     }
-}
-
-async fn serve(answer: Answer) -> String {
-    let app = Router::new().fallback(respond).with_state(answer);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    url
 }
 
 fn cc(number: &str) -> Option<Identification> {
