@@ -3,6 +3,7 @@
 //! provider calls, the bank's own failures, and no secret in any log.
 
 use pasarela::common::v1::{DocumentType, Identification, InvokerContext, Money, PageRequest};
+use pasarela::security::v1::get_password_status_request::Subject;
 use pasarela::security::v1::security_service_client::SecurityServiceClient;
 use pasarela::security::v1::*;
 use serde_json::{Value, json};
@@ -143,19 +144,27 @@ fn assert_not_logged(app: &TestApp, secrets: &[&str]) {
 
 // ---- S1, S13: password status -----------------------------------------------------------
 
+/// A natural person's password status, asked under `transaction_id`.
+fn status_request(transaction_id: &str, subject: Subject) -> GetPasswordStatusRequest {
+    GetPasswordStatusRequest {
+        transaction_id: transaction_id.into(),
+        customer_type: CustomerType::Natural.into(),
+        subject: Some(subject),
+        ..Default::default()
+    }
+}
+
+/// The holder of the CC `number`, as a password status subject.
+fn customer(number: &str) -> Subject {
+    Subject::Customer(cc(number).expect("an identification"))
+}
+
 #[tokio::test]
 async fn password_status_by_document_and_alias() {
     let app = app().await;
     let mut client = client(&app);
     let by_document = client
-        .get_password_status(GetPasswordStatusRequest {
-            transaction_id: "4835799410".into(),
-            customer_type: CustomerType::Natural.into(),
-            subject: Some(get_password_status_request::Subject::Customer(
-                cc("1007641").unwrap(),
-            )),
-            ..Default::default()
-        })
+        .get_password_status(status_request("4835799410", customer("1007641")))
         .await
         .expect("status")
         .into_inner();
@@ -163,42 +172,24 @@ async fn password_status_by_document_and_alias() {
     assert_eq!(by_document.contact.unwrap().cell_phone, "3175137626");
 
     let by_alias = client
-        .get_password_status(GetPasswordStatusRequest {
-            transaction_id: "4835799411".into(),
-            customer_type: CustomerType::Natural.into(),
-            subject: Some(get_password_status_request::Subject::UserAlias(
-                "ALIAS8985".into(),
-            )),
-            ..Default::default()
-        })
+        .get_password_status(status_request(
+            "4835799411",
+            Subject::UserAlias("ALIAS8985".into()),
+        ))
         .await
         .expect("status by alias")
         .into_inner();
     assert_eq!(by_alias.status(), PasswordStatus::Active);
 
     let locked = client
-        .get_password_status(GetPasswordStatusRequest {
-            transaction_id: "1".into(),
-            customer_type: CustomerType::Natural.into(),
-            subject: Some(get_password_status_request::Subject::Customer(
-                cc("1030").unwrap(),
-            )),
-            ..Default::default()
-        })
+        .get_password_status(status_request("1", customer("1030")))
         .await
         .expect("locked status")
         .into_inner();
     assert_eq!(locked.status(), PasswordStatus::Locked);
 
     let missing = client
-        .get_password_status(GetPasswordStatusRequest {
-            transaction_id: "2".into(),
-            customer_type: CustomerType::Natural.into(),
-            subject: Some(get_password_status_request::Subject::Customer(
-                cc("999999999").unwrap(),
-            )),
-            ..Default::default()
-        })
+        .get_password_status(status_request("2", customer("999999999")))
         .await
         .unwrap_err();
     assert_error(&missing, Code::NotFound, "USER_NOT_FOUND");
@@ -223,14 +214,7 @@ async fn locking_a_password_shows_in_its_status_and_twice_is_refused() {
     assert!(changed.effective_time.is_some());
 
     let status = client
-        .get_password_status(GetPasswordStatusRequest {
-            transaction_id: "3".into(),
-            customer_type: CustomerType::Natural.into(),
-            subject: Some(get_password_status_request::Subject::Customer(
-                cc("1007641").unwrap(),
-            )),
-            ..Default::default()
-        })
+        .get_password_status(status_request("3", customer("1007641")))
         .await
         .expect("status")
         .into_inner();
