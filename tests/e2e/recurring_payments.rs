@@ -20,7 +20,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
-use crate::support::{Bearer, TestApp, TestRedis, spawn_app_on, spawn_app_with};
+use crate::support::{Bearer, TestApp, TestRedis, admin, spawn_app_on, spawn_app_with};
 
 type Client = RecurringPaymentsServiceClient<InterceptedService<Channel, Bearer>>;
 
@@ -161,26 +161,6 @@ fn cancellation(key: &str, who: (DocumentType, &str, &str)) -> CancelSubscriptio
         wallet: wallet(who),
         transaction: None,
     }
-}
-
-async fn admin(
-    sandbox: &Sandbox,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> Value {
-    let request = reqwest::Client::new().request(method, format!("{}{path}", sandbox.admin_url));
-    let request = match body {
-        Some(body) => request.json(&body),
-        None => request,
-    };
-    let response = request.send().await.expect("sandbox admin answers");
-    assert!(
-        response.status().is_success(),
-        "admin {path}: {}",
-        response.status()
-    );
-    response.json().await.unwrap_or(Value::Null)
 }
 
 /// The Daviplata emulator's counter `name` (tokens_issued, payments_made, ...).

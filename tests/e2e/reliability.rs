@@ -34,7 +34,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
-use crate::support::{Bearer, TestApp, spawn_app_with};
+use crate::support::{Bearer, TestApp, admin, spawn_app_with};
 
 // ---- fixtures and clients ------------------------------------------------------------------
 
@@ -236,22 +236,6 @@ fn without_indexes(field: &str) -> String {
 
 // ---- the sandbox's admin API ---------------------------------------------------------------
 
-async fn admin(app: &TestApp, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-    let request =
-        reqwest::Client::new().request(method, format!("{}{path}", app.sandbox.admin_url));
-    let request = match body {
-        Some(body) => request.json(&body),
-        None => request,
-    };
-    let response = request.send().await.expect("sandbox admin answers");
-    assert!(
-        response.status().is_success(),
-        "admin {path}: {}",
-        response.status()
-    );
-    response.json().await.unwrap_or(Value::Null)
-}
-
 /// Adds a fault rule: on `provider` (one route, or any when `path` is `None`), `times`
 /// calls or until cleared.
 async fn inject(
@@ -268,7 +252,7 @@ async fn inject(
     if let Some(times) = times {
         rule["times"] = json!(times);
     }
-    admin(app, reqwest::Method::POST, "/faults", Some(rule)).await;
+    admin(&app.sandbox, reqwest::Method::POST, "/faults", Some(rule)).await;
 }
 
 async fn clear_faults(app: &TestApp) {
@@ -280,7 +264,7 @@ async fn clear_faults(app: &TestApp) {
 }
 
 async fn all_calls(app: &TestApp) -> Value {
-    admin(app, reqwest::Method::GET, "/calls", None).await
+    admin(&app.sandbox, reqwest::Method::GET, "/calls", None).await
 }
 
 /// Calls the sandbox received on one route.
@@ -289,7 +273,13 @@ async fn calls(app: &TestApp, (provider, route): (&str, &str)) -> u64 {
 }
 
 async fn counter(app: &TestApp, name: &str) -> u64 {
-    let counters = admin(app, reqwest::Method::GET, "/daviplata/counters", None).await;
+    let counters = admin(
+        &app.sandbox,
+        reqwest::Method::GET,
+        "/daviplata/counters",
+        None,
+    )
+    .await;
     counters[name]
         .as_u64()
         .unwrap_or_else(|| panic!("no counter {name}: {counters}"))
@@ -1208,7 +1198,7 @@ async fn a_soak_under_random_faults_stays_up_and_charges_at_most_once() {
         tokio::spawn(async move {
             while started.elapsed() < duration {
                 let rule = random_fault(&mut rand::rng());
-                admin(&app, reqwest::Method::POST, "/faults", Some(rule)).await;
+                admin(&app.sandbox, reqwest::Method::POST, "/faults", Some(rule)).await;
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
         })

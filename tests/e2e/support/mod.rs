@@ -133,6 +133,27 @@ fn capture_logs() {
     );
 }
 
+/// Calls the sandbox's admin API; a refusal fails the test. Answers the JSON body, or null.
+pub async fn admin(
+    sandbox: &Sandbox,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let request = reqwest::Client::new().request(method, format!("{}{path}", sandbox.admin_url));
+    let request = match body {
+        Some(body) => request.json(&body),
+        None => request,
+    };
+    let response = request.send().await.expect("sandbox admin answers");
+    assert!(
+        response.status().is_success(),
+        "admin {path}: {}",
+        response.status()
+    );
+    response.json().await.unwrap_or(serde_json::Value::Null)
+}
+
 /// The `pasarela` binary next to this test binary (built by `scripts/test`).
 pub fn pasarela_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("PASARELA_BIN") {
