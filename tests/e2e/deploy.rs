@@ -8,13 +8,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use figment::providers::Serialized;
+use figment::providers::{Format as _, Serialized, Toml};
 use figment::value::{Dict, Value as Setting};
 use pasarela::bureau::v1::bureau_service_client::BureauServiceClient;
 use pasarela::bureau::v1::{GetPasswordExpirationRequest, GetPasswordExpirationResponse};
 use pasarela::common::v1::{DocumentType, Identification};
 use pasarela::recurring_payments::v1::recurring_payments_service_client::RecurringPaymentsServiceClient;
 use pasarela::recurring_payments::v1::{Commerce, RequestSubscriptionRequest, Wallet};
+use pasarela::security::v1::security_service_client::SecurityServiceClient;
+use pasarela::security::v1::{
+    CustomerType, GetPasswordStatusRequest, PasswordStatus, get_password_status_request,
+};
+use pasarela_recurring_payments::{IdempotencyConfig, StoreKind};
 use pasarela_server::Config;
 use pasarela_server::config::ServiceName;
 use serde::Deserialize as _;
@@ -38,6 +43,13 @@ fn overlay_dir(overlay: &str) -> PathBuf {
         .join(overlay)
 }
 
+/// The objects of one overlay's render.
+fn objects(overlay: &str) -> Vec<Value> {
+    serde_yaml_ng::Deserializer::from_str(&render(overlay))
+        .map(|document| Value::deserialize(document).expect("a YAML object"))
+        .collect()
+}
+
 /// `kubectl kustomize` of one overlay, as the platform team would apply it.
 fn render(overlay: &str) -> String {
     let output = Command::new(tool("kubectl", INSTALLER))
@@ -57,15 +69,77 @@ fn render(overlay: &str) -> String {
 struct Manifests {
     overlay: &'static str,
     objects: Vec<Value>,
+    /// The data of the Secrets the pods mount, by name: the overlay's own, or, where the
+    /// platform team creates them (prod), dev's fake ones of the same names.
+    secrets: BTreeMap<String, Map<String, Value>>,
+}
+
+/// The overlay that renders its Secrets (from obviously fake values).
+const SECRETS_OVERLAY: &str = "dev";
+
+/// A Secret only prod names, stood in for by one of dev's.
+struct StandIn {
+    secret: &'static str,
+    from: &'static str,
+    /// Each key with its key in `from`.
+    keys: [(&'static str, &'static str); 3],
+}
+
+/// prod's gRPC certificate comes from dev's throwaway PKI.
+const PROD_ONLY_SECRETS: [StandIn; 1] = [StandIn {
+    secret: "pasarela-grpc-tls",
+    from: "pasarela-sandbox-pki",
+    keys: [
+        ("tls.crt", "server.pem"),
+        ("tls.key", "server-key.pem"),
+        ("ca.crt", "ca.pem"),
+    ],
+}];
+
+/// A generated Secret's name without the content hash kustomize appends to it.
+fn unhashed(name: &str) -> &str {
+    name.rsplit_once('-')
+        .filter(|(_, hash)| hash.len() == 10)
+        .map_or(name, |(base, _)| base)
+}
+
+/// The data of every Secret among `objects`, by name.
+fn secret_data(objects: &[Value]) -> BTreeMap<String, Map<String, Value>> {
+    objects
+        .iter()
+        .filter(|o| o["kind"] == "Secret")
+        .filter_map(|o| {
+            let name = o["metadata"]["name"].as_str()?.to_owned();
+            Some((name, o["data"].as_object()?.clone()))
+        })
+        .collect()
 }
 
 impl Manifests {
     fn of(overlay: &'static str) -> Manifests {
-        let yaml = render(overlay);
-        let objects = serde_yaml_ng::Deserializer::from_str(&yaml)
-            .map(|document| Value::deserialize(document).expect("a YAML object"))
-            .collect();
-        Manifests { overlay, objects }
+        let objects = objects(overlay);
+        let secrets = if overlay == SECRETS_OVERLAY {
+            secret_data(&objects)
+        } else {
+            let mut secrets: BTreeMap<_, _> = secret_data(&self::objects(SECRETS_OVERLAY))
+                .into_iter()
+                .map(|(name, data)| (unhashed(&name).to_owned(), data))
+                .collect();
+            let stand_ins = PROD_ONLY_SECRETS.map(|stand_in| {
+                let source = &secrets[stand_in.from];
+                let data = stand_in
+                    .keys
+                    .map(|(key, from)| (key.to_owned(), source[from].clone()));
+                (stand_in.secret.to_owned(), data.into_iter().collect())
+            });
+            secrets.extend(stand_ins);
+            secrets
+        };
+        Manifests {
+            overlay,
+            objects,
+            secrets,
+        }
     }
 
     fn all(&self, kind: &str) -> impl Iterator<Item = &Value> {
@@ -128,17 +202,46 @@ fn selects(match_labels: &Value, labels: &Value) -> bool {
 }
 
 /// What the pasarela container of `deployment` is configured with: its mounted TOML file,
-/// with the `PASARELA_*` variables the pod sets, loaded by pasarela's own configuration.
-/// Secret values are not in the manifests; a stand-in takes their place.
+/// the `PASARELA_*` variables the pod sets, and the values its `*_FROM_FILE` variables
+/// name, read from its Secret volumes written out as the kubelet would (prod's Secrets
+/// stood in for by dev's), all loaded by pasarela's own configuration loader.
 fn pod_config(manifests: &Manifests, deployment: &Value) -> Config {
     let container = pasarela_container(deployment);
-    let file = config_file(manifests, deployment);
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("pasarela.toml");
-    std::fs::write(&path, file).expect("config file written");
-    let variables = pod_variables(manifests, container);
-    Config::load_over(Serialized::defaults(nest(&variables)), Some(&path))
+    std::fs::write(&path, config_file(manifests, deployment)).expect("config file written");
+    let mounts = mount_secrets(manifests, deployment, container, dir.path());
+    let (from_files, plain): (BTreeMap<_, _>, BTreeMap<_, _>) = pod_variables(manifests, container)
+        .into_iter()
+        .partition(|(name, _)| name.ends_with(FROM_FILE));
+    let mut settings = nest(&plain);
+    for (name, pod_path) in from_files {
+        let key = name.strip_suffix(FROM_FILE).expect("a _FROM_FILE variable");
+        let file = mounts.local(&pod_path).unwrap_or_else(|| {
+            panic!(
+                "{}: {name}={pod_path} is in no Secret volume",
+                manifests.overlay
+            )
+        });
+        let text = std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{}: {name}={pod_path}: {e}", manifests.overlay));
+        insert(
+            &mut settings,
+            &key_path(key),
+            Setting::from(file_value(&text).to_owned()),
+        );
+    }
+    Config::load_over(Serialized::defaults(settings), Some(&path))
         .unwrap_or_else(|e| panic!("{}: {e:#}", manifests.overlay))
+}
+
+/// Suffix of a variable naming the file that holds a key's value.
+const FROM_FILE: &str = "_FROM_FILE";
+
+/// A file's content as a key's value: one trailing newline is not part of it.
+fn file_value(text: &str) -> &str {
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    text.strip_suffix('\r').unwrap_or(text)
 }
 
 /// The TOML file `PASARELA_CONFIG` points at, found through the container's mounts.
@@ -178,32 +281,39 @@ fn env_value<'c>(container: &'c Value, name: &str) -> Option<&'c str> {
         .as_str()
 }
 
-/// The container's `PASARELA_*` configuration variables, from `env` and `envFrom`.
+/// The container's `PASARELA_*` configuration variables, from `env` (literal values only:
+/// nothing is taken from a Secret into the environment) and `envFrom` ConfigMaps.
 fn pod_variables(manifests: &Manifests, container: &Value) -> BTreeMap<String, String> {
     let mut variables = BTreeMap::new();
     for source in container["envFrom"].as_array().into_iter().flatten() {
         let map = source["configMapRef"]["name"]
             .as_str()
-            .expect("envFrom a ConfigMap");
+            .unwrap_or_else(|| panic!("{}: envFrom a ConfigMap only: {source}", manifests.overlay));
         for (key, value) in manifests.config_map(map) {
             variables.insert(key.clone(), value.as_str().expect("text").to_owned());
         }
     }
     for variable in container["env"].as_array().into_iter().flatten() {
         let name = variable["name"].as_str().expect("env name").to_owned();
-        let value = match variable["value"].as_str() {
-            Some(value) => value.to_owned(),
-            None => format!(
-                "secret-{}",
-                variable["valueFrom"]["secretKeyRef"]["key"]
-                    .as_str()
-                    .expect("a Secret key")
-            ),
-        };
-        variables.insert(name, value);
+        let value = variable["value"].as_str().unwrap_or_else(|| {
+            panic!(
+                "{}: {name} is not a literal value: {variable}",
+                manifests.overlay
+            )
+        });
+        variables.insert(name, value.to_owned());
     }
     variables.remove("PASARELA_CONFIG");
     variables
+}
+
+/// `A__B` as the key path `[a, b]`.
+fn key_path(name: &str) -> Vec<String> {
+    name.strip_prefix("PASARELA_")
+        .unwrap_or_else(|| panic!("{name}"))
+        .split("__")
+        .map(str::to_lowercase)
+        .collect()
 }
 
 /// `PASARELA_A__B=v` as `{a: {b: v}}`, each value parsed as pasarela's loader parses
@@ -211,12 +321,8 @@ fn pod_variables(manifests: &Manifests, container: &Value) -> BTreeMap<String, S
 fn nest(variables: &BTreeMap<String, String>) -> Dict {
     let mut root = Dict::new();
     for (name, raw) in variables {
-        let key = name
-            .strip_prefix("PASARELA_")
-            .unwrap_or_else(|| panic!("{name}"));
-        let path: Vec<String> = key.split("__").map(str::to_lowercase).collect();
         let value: Setting = raw.parse().unwrap_or_else(|never| match never {});
-        insert(&mut root, &path, value);
+        insert(&mut root, &key_path(name), value);
     }
     root
 }
@@ -428,15 +534,22 @@ fn every_service_has_a_service_disruption_budget_autoscaler_and_network_policy()
     }
 }
 
-/// Where the service's provider is, by its configuration.
-fn provider_url(config: &Config, service: ServiceName) -> reqwest::Url {
+/// The service's provider base URL, by its configuration.
+fn provider_base_url(config: &Config, service: ServiceName) -> String {
     let base_url = match service {
         ServiceName::Security => config.security.as_ref().map(|s| &s.base_url),
         ServiceName::Bureau => config.bureau.as_ref().map(|s| &s.base_url),
         ServiceName::RecurringPayments => config.recurring_payments.as_ref().map(|s| &s.base_url),
     };
-    let base_url = base_url.unwrap_or_else(|| panic!("{service:?} has its section"));
-    reqwest::Url::parse(base_url).unwrap_or_else(|e| panic!("{base_url}: {e}"))
+    base_url
+        .unwrap_or_else(|| panic!("{service:?} has its section"))
+        .clone()
+}
+
+/// Where the service's provider is, by its configuration.
+fn provider_url(config: &Config, service: ServiceName) -> reqwest::Url {
+    let base_url = provider_base_url(config, service);
+    reqwest::Url::parse(&base_url).unwrap_or_else(|e| panic!("{base_url}: {e}"))
 }
 
 fn egress_ports(policy: &Value) -> Vec<u16> {
@@ -526,80 +639,196 @@ fn shutdown_timings_nest_pre_stop_then_drain_then_grace_period() {
     }
 }
 
-#[test]
-fn recurring_payments_shares_idempotency_in_redis_when_it_can_scale_out() {
-    for overlay in OVERLAYS {
-        let manifests = Manifests::of(overlay);
-        let service = ServiceName::RecurringPayments;
-        let deployment = manifests.of_service("Deployment", service);
-        let config = pod_config(&manifests, deployment);
-        let section = config
-            .recurring_payments
-            .expect("the recurring_payments section");
-        let max =
-            int(&manifests.of_service("HorizontalPodAutoscaler", service)["spec"]["maxReplicas"]);
-        if max > 1 {
-            assert_eq!(
-                section.idempotency.store,
-                pasarela_recurring_payments::StoreKind::Redis,
-                "{overlay}"
-            );
-            assert!(section.idempotency.url.is_some(), "{overlay}: a Redis URL");
+/// The services whose idempotency records (and, for security, the TxId sequence) must be
+/// shared by every replica, with their store's settings.
+fn idempotency(config: &Config, service: ServiceName) -> Option<&IdempotencyConfig> {
+    match service {
+        ServiceName::Security => config.security.as_ref().map(|s| &s.idempotency),
+        ServiceName::RecurringPayments => {
+            config.recurring_payments.as_ref().map(|s| &s.idempotency)
         }
-        let policy = manifests.of_service("NetworkPolicy", service);
-        let redis = policy["spec"]["egress"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|rule| {
-                rule["ports"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|p| p["port"] == 6379)
-            });
-        assert!(redis, "{overlay}: egress to Redis");
+        ServiceName::Bureau => None,
     }
 }
 
+fn reaches_redis(policy: &Value) -> bool {
+    egress_ports(policy).contains(&6379)
+}
+
 #[test]
-fn credentials_come_from_secrets_that_prod_leaves_to_the_platform_team() {
+fn idempotent_services_share_their_records_in_redis_when_they_can_scale_out() {
     for overlay in OVERLAYS {
         let manifests = Manifests::of(overlay);
         for service in ServiceName::ALL {
             let deployment = manifests.of_service("Deployment", service);
+            let config = pod_config(&manifests, deployment);
+            let policy = manifests.of_service("NetworkPolicy", service);
+            let context = format!("{overlay} {service:?}");
+            let Some(store) = idempotency(&config, service) else {
+                assert!(
+                    !reaches_redis(policy),
+                    "{context}: no Redis egress it does not need"
+                );
+                continue;
+            };
+            let max = int(
+                &manifests.of_service("HorizontalPodAutoscaler", service)["spec"]["maxReplicas"],
+            );
+            if max > 1 {
+                assert_eq!(store.store, StoreKind::Redis, "{context}");
+                assert!(store.url.is_some(), "{context}: a Redis URL");
+            }
+            if store.store == StoreKind::Redis {
+                assert!(reaches_redis(policy), "{context}: egress to Redis");
+                if let Some(redis) = manifests.named("NetworkPolicy", "redis") {
+                    let labels = &deployment["spec"]["template"]["metadata"]["labels"];
+                    assert!(
+                        admits(redis, labels),
+                        "{context}: the in-cluster Redis admits it"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Whether an ingress rule of `policy` lets pods labelled `labels` in.
+fn admits(policy: &Value, labels: &Value) -> bool {
+    policy["spec"]["ingress"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|rule| rule["from"].as_array().into_iter().flatten())
+        .any(|peer| peer_selects(&peer["podSelector"], labels))
+}
+
+/// A pod selector's `matchLabels` and `In` expressions against `labels`.
+fn peer_selects(selector: &Value, labels: &Value) -> bool {
+    let by_labels = selector["matchLabels"]
+        .as_object()
+        .is_none_or(|wanted| wanted.iter().all(|(k, v)| &labels[k] == v));
+    let by_expressions = selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|e| {
+            e["operator"] == "In"
+                && e["values"].as_array().is_some_and(|values| {
+                    values.contains(&labels[e["key"].as_str().unwrap_or_default()])
+                })
+        });
+    by_labels && by_expressions
+}
+
+/// Keys whose values are credentials, or may carry one (a Redis URL with its password).
+const CREDENTIALS: [&str; 9] = [
+    "security.client_id",
+    "security.client_secret",
+    "security.access_token",
+    "security.idempotency.url",
+    "bureau.api_key",
+    "recurring_payments.client_id",
+    "recurring_payments.client_secret",
+    "recurring_payments.idempotency.url",
+    "auth.hs256_secret",
+];
+
+/// `security.client_secret` as `PASARELA_SECURITY__CLIENT_SECRET`.
+fn variable_of(key: &str) -> String {
+    format!("PASARELA_{}", key.to_uppercase().replace('.', "__"))
+}
+
+#[test]
+fn credentials_come_only_from_secret_volumes_that_prod_leaves_to_the_platform_team() {
+    for overlay in OVERLAYS {
+        let manifests = Manifests::of(overlay);
+        let secret_values: Vec<String> = manifests
+            .all("Secret")
+            .flat_map(|s| s["data"].as_object().into_iter().flatten())
+            .filter_map(|(_, encoded)| String::from_utf8(secret_bytes(encoded.as_str()?)).ok())
+            .collect();
+        for service in ServiceName::ALL {
+            let deployment = manifests.of_service("Deployment", service);
+            let container = pasarela_container(deployment);
+            let context = format!("{overlay} {service:?}");
             for secret in referenced_secrets(deployment) {
                 let present = manifests.named("Secret", &secret).is_some();
                 // dev generates obviously fake values; prod names Secrets created out of band.
-                assert_eq!(present, overlay == "dev", "{overlay}: Secret {secret}");
+                assert_eq!(present, overlay == "dev", "{context}: Secret {secret}");
             }
-            for (name, value) in pod_variables(&manifests, pasarela_container(deployment)) {
-                let secret = ["SECRET", "API_KEY", "PASSWORD", "IDEMPOTENCY__URL"]
-                    .iter()
-                    .any(|s| name.contains(s));
+
+            // pod_variables refuses any variable whose value is not written out (secretKeyRef).
+            let variables = pod_variables(&manifests, container);
+            let file = config_file(&manifests, deployment);
+            for (name, value) in variables
+                .iter()
+                .chain([(&"config".to_owned(), &file.to_owned())])
+            {
+                for secret in &secret_values {
+                    assert!(
+                        !value.contains(secret.as_str()),
+                        "{context}: a Secret's value is in {name}"
+                    );
+                }
+            }
+            let toml = figment::Figment::from(Toml::string(file));
+            let section = component(service).replace('-', "_");
+            for key in CREDENTIALS {
+                let variable = variable_of(key);
                 assert!(
-                    !secret || value.starts_with("secret-"),
-                    "{overlay}: {name} must come from a Secret"
+                    !variables.contains_key(&variable),
+                    "{context}: {variable} in the environment"
+                );
+                assert!(
+                    toml.find_value(key).is_err(),
+                    "{context}: {key} in the config file"
+                );
+                let own = key.starts_with(&format!("{section}."));
+                let from_file = variables.contains_key(&format!("{variable}{FROM_FILE}"));
+                assert!(!own || from_file, "{context}: {key} is read from a file");
+            }
+
+            let root = tempfile::tempdir().expect("temp dir");
+            let mounts = mount_secrets(&manifests, deployment, container, root.path());
+            for (name, path) in variables.iter().filter(|(n, _)| n.ends_with(FROM_FILE)) {
+                let mount = container["volumeMounts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|m| {
+                        m["mountPath"]
+                            .as_str()
+                            .is_some_and(|dir| path.starts_with(&format!("{dir}/")))
+                    })
+                    .unwrap_or_else(|| panic!("{context}: {name}={path} is in no mount"));
+                assert_eq!(
+                    mount["readOnly"], true,
+                    "{context}: {path} is mounted read-only"
+                );
+                let volume = volume(deployment, mount["name"].as_str().expect("mount name"));
+                assert!(
+                    volume["secret"]["secretName"].is_string(),
+                    "{context}: {path} is a Secret's"
+                );
+                let local = mounts.local(path).expect("a Secret mount");
+                assert!(
+                    local.is_file(),
+                    "{context}: the Secret has the key of {path}"
                 );
             }
         }
     }
 }
 
+/// The Secrets the pod mounts.
 fn referenced_secrets(deployment: &Value) -> Vec<String> {
-    let pod = &deployment["spec"]["template"]["spec"];
-    let from_env = pod["containers"]
+    deployment["spec"]["template"]["spec"]["volumes"]
         .as_array()
         .into_iter()
         .flatten()
-        .flat_map(|c| c["env"].as_array().into_iter().flatten())
-        .filter_map(|e| e["valueFrom"]["secretKeyRef"]["name"].as_str());
-    let from_volumes = pod["volumes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v["secret"]["secretName"].as_str());
-    from_env.chain(from_volumes).map(str::to_owned).collect()
+        .filter_map(|v| v["secret"]["secretName"].as_str())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The Dockerfile cannot be built here (no image can be pulled), so what the manifests rely
@@ -998,34 +1227,56 @@ fn every_documented_key_is_accepted_under_its_variable() {
     }
 }
 
-/// The files `container` of `deployment` would find under its Secret volume mounts, decoded from
-/// the rendered Secrets and written under `root`: mount path to the folder holding them.
+/// A container's Secret volumes written out under a temp folder, the way the kubelet mounts
+/// them: each mount path with the folder standing for it.
+struct SecretMounts(Vec<(String, PathBuf)>);
+
+impl SecretMounts {
+    /// Where the pod's file `path` is here; `None` outside every Secret mount.
+    fn local(&self, path: &str) -> Option<PathBuf> {
+        self.0.iter().find_map(|(mount, dir)| {
+            let rest = path.strip_prefix(mount.as_str())?.strip_prefix('/')?;
+            Some(dir.join(rest))
+        })
+    }
+
+    /// `text` with every mount path replaced by the folder standing for it.
+    fn localize(&self, text: &str) -> String {
+        self.0.iter().fold(text.to_owned(), |text, (mount, dir)| {
+            text.replace(mount.as_str(), &dir.display().to_string())
+        })
+    }
+
+    fn folders(&self) -> impl Iterator<Item = &Path> {
+        self.0.iter().map(|(_, dir)| dir.as_path())
+    }
+}
+
+/// The files `container` of `deployment` finds under its Secret volume mounts, decoded
+/// from the Secrets of `manifests` and written under `root`. A Secret `manifests` has no
+/// data for (prod's gRPC certificate) is an empty folder.
 fn mount_secrets(
     manifests: &Manifests,
     deployment: &Value,
     container: &Value,
     root: &Path,
-) -> Vec<(String, PathBuf)> {
+) -> SecretMounts {
     let mut mounts = Vec::new();
     for mount in container["volumeMounts"].as_array().into_iter().flatten() {
-        let volume = volume(deployment, mount["name"].as_str().expect("mount name"));
-        let Some(secret) = volume["secret"]["secretName"].as_str() else {
+        let name = mount["name"].as_str().expect("mount name");
+        let Some(secret) = volume(deployment, name)["secret"]["secretName"].as_str() else {
             continue;
         };
-        let data = manifests
-            .named("Secret", secret)
-            .and_then(|s| s["data"].as_object())
-            .unwrap_or_else(|| panic!("dev renders Secret {secret}"));
-        let dir = root.join(mount["name"].as_str().expect("mount name"));
+        let dir = root.join(name);
         std::fs::create_dir_all(&dir).expect("mount folder");
-        for (file, encoded) in data {
+        for (file, encoded) in manifests.secrets.get(secret).into_iter().flatten() {
             let bytes = secret_bytes(encoded.as_str().expect("base64 text"));
             std::fs::write(dir.join(file), bytes).expect("secret file written");
         }
         let path = mount["mountPath"].as_str().expect("mount path").to_owned();
         mounts.push((path, dir));
     }
-    mounts
+    SecretMounts(mounts)
 }
 
 /// A Secret's `data` value (base64, which kubectl may wrap over several lines).
@@ -1037,99 +1288,47 @@ fn secret_bytes(encoded: &str) -> Vec<u8> {
         .expect("base64")
 }
 
-/// The value of every variable the container sets, Secrets decoded: the pod's environment.
-fn pod_environment(manifests: &Manifests, container: &Value) -> BTreeMap<String, String> {
-    let mut variables = pod_variables(manifests, container);
-    for variable in container["env"].as_array().into_iter().flatten() {
-        let reference = &variable["valueFrom"]["secretKeyRef"];
-        let (Some(secret), Some(key)) = (reference["name"].as_str(), reference["key"].as_str())
-        else {
-            continue;
-        };
-        let name = variable["name"].as_str().expect("env name").to_owned();
-        let encoded = manifests
-            .named("Secret", secret)
-            .and_then(|s| s["data"][key].as_str());
-        match encoded {
-            Some(encoded) => {
-                let bytes = secret_bytes(encoded);
-                variables.insert(name, String::from_utf8(bytes).expect("utf-8 secret"));
-            }
-            None => {
-                assert_eq!(
-                    reference["optional"], true,
-                    "{secret}.{key} is in the render"
-                );
-                variables.remove(&name);
-            }
-        }
-    }
-    variables
-}
-
-/// `pasarela serve` started the way the dev overlay starts one pod: its configuration file,
-/// its variables and its Secret files, with the cluster's names swapped for loopback ones
-/// (the sandbox's URLs, free ports) and Redis for a process-local store.
-struct DevPod {
+/// `pasarela serve` started the way an overlay starts one pod: exactly its configuration
+/// file, its variables and its Secret files, with free loopback ports and the addresses
+/// outside this machine (the cluster's, the providers', the issuer's) swapped for loopback
+/// ones.
+struct Pod {
     child: std::process::Child,
     grpc: std::net::SocketAddr,
     admin: std::net::SocketAddr,
     _root: tempfile::TempDir,
 }
 
-impl Drop for DevPod {
+impl Drop for Pod {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-impl DevPod {
-    fn start(
-        manifests: &Manifests,
-        service: ServiceName,
-        sandbox: &pasarela_sandbox::Sandbox,
-    ) -> DevPod {
+impl Pod {
+    /// `loopback` pairs an address the manifests name with the local one standing for it,
+    /// swapped wherever it appears: variables, the TOML file, Secret files.
+    fn start(manifests: &Manifests, service: ServiceName, loopback: &[(String, String)]) -> Pod {
         let deployment = manifests.of_service("Deployment", service);
+        let container = pasarela_container(deployment);
         let root = tempfile::tempdir().expect("temp dir");
-        let mut file = config_file(manifests, deployment).to_owned();
-        for (mount_path, dir) in mount_secrets(
-            manifests,
-            deployment,
-            pasarela_container(deployment),
-            root.path(),
-        ) {
-            file = file.replace(&mount_path, &dir.display().to_string());
+        let mounts = mount_secrets(manifests, deployment, container, root.path());
+        for folder in mounts.folders() {
+            swap_in_files(folder, loopback);
         }
         let config = root.path().join("pasarela.toml");
-        std::fs::write(&config, file).expect("config written");
+        let file = mounts.localize(config_file(manifests, deployment));
+        std::fs::write(&config, swap(&file, loopback)).expect("config written");
 
         let grpc: std::net::SocketAddr = ([127, 0, 0, 1], crate::foundation::free_port()).into();
         let admin: std::net::SocketAddr = ([127, 0, 0, 1], crate::foundation::free_port()).into();
-        // The provider's URL, and for recurring-payments a process-local idempotency store
-        // in place of the cluster's Redis.
-        let service_overrides = match service {
-            ServiceName::Security => vec![("PASARELA_SECURITY__BASE_URL", sandbox.bcs_url.clone())],
-            ServiceName::Bureau => vec![("PASARELA_BUREAU__BASE_URL", sandbox.kiban_url.clone())],
-            ServiceName::RecurringPayments => vec![
-                (
-                    "PASARELA_RECURRING_PAYMENTS__BASE_URL",
-                    sandbox.daviplata_url.clone(),
-                ),
-                (
-                    "PASARELA_RECURRING_PAYMENTS__IDEMPOTENCY__STORE",
-                    "memory".into(),
-                ),
-            ],
-        };
-        let mut environment = pod_environment(manifests, pasarela_container(deployment));
-        let addresses = [
-            ("PASARELA_LISTEN", grpc.to_string()),
-            ("PASARELA_ADMIN_LISTEN", admin.to_string()),
-        ];
-        for (name, value) in addresses.into_iter().chain(service_overrides) {
-            environment.insert(name.into(), value);
-        }
+        let mut environment: BTreeMap<String, String> = pod_variables(manifests, container)
+            .into_iter()
+            .map(|(name, value)| (name, swap(&mounts.localize(&value), loopback)))
+            .collect();
+        environment.insert("PASARELA_LISTEN".into(), grpc.to_string());
+        environment.insert("PASARELA_ADMIN_LISTEN".into(), admin.to_string());
         let child = Command::new(crate::support::pasarela_bin())
             .arg("serve")
             .env_clear()
@@ -1139,7 +1338,7 @@ impl DevPod {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("pasarela serve starts");
-        DevPod {
+        Pod {
             child,
             grpc,
             admin,
@@ -1176,18 +1375,65 @@ impl DevPod {
     }
 }
 
-/// The dev overlay's pods, configured exactly as rendered, serve real calls against the
-/// sandbox with the overlay's own Secrets: the dev token issuer, the fake credentials,
-/// and the throwaway PKI over Daviplata's mutual TLS.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dev_overlay_pods_serve_against_the_sandbox_with_their_secrets() {
-    let manifests = Manifests::of("dev");
+fn swap(text: &str, loopback: &[(String, String)]) -> String {
+    loopback
+        .iter()
+        .fold(text.to_owned(), |text, (remote, local)| {
+            text.replace(remote, local)
+        })
+}
+
+fn swap_in_files(folder: &Path, loopback: &[(String, String)]) {
+    for entry in std::fs::read_dir(folder).expect("mount folder") {
+        let path = entry.expect("mount entry").path();
+        let text = std::fs::read_to_string(&path).expect("a text Secret");
+        std::fs::write(&path, swap(&text, loopback)).expect("secret file written");
+    }
+}
+
+/// Each service's provider URL, as the overlay configures it, with the sandbox's emulator
+/// of that provider; and the Redis URL of the rendered Secret with `redis`'s.
+fn loopback_addresses(
+    manifests: &Manifests,
+    sandbox: &pasarela_sandbox::Sandbox,
+    redis: &crate::support::TestRedis,
+) -> Vec<(String, String)> {
+    let emulators = [
+        (ServiceName::Security, &sandbox.bcs_url),
+        (ServiceName::Bureau, &sandbox.kiban_url),
+        (ServiceName::RecurringPayments, &sandbox.daviplata_url),
+    ];
+    let mut pairs: Vec<(String, String)> = emulators
+        .into_iter()
+        .map(|(service, emulator)| {
+            let config = pod_config(manifests, manifests.of_service("Deployment", service));
+            (provider_base_url(&config, service), emulator.clone())
+        })
+        .collect();
+    let redis_url = manifests
+        .secrets
+        .iter()
+        .find(|(name, _)| unhashed(name) == "pasarela-redis")
+        .and_then(|(_, data)| data["url"].as_str())
+        .map(secret_bytes)
+        .map(|bytes| String::from_utf8(bytes).expect("a URL"))
+        .expect("the Redis URL");
+    pairs.push((redis_url, redis.url.clone()));
+    pairs
+}
+
+/// The sandbox on the dev overlay's throwaway PKI, as the sandbox pod mounts it; the folder
+/// holding the PKI lives as long as the returned guard.
+async fn sandbox_on_the_overlay_pki(
+    manifests: &Manifests,
+) -> (pasarela_sandbox::Sandbox, tempfile::TempDir) {
     let sandbox_pod = manifests
         .named("Deployment", "pasarela-sandbox")
         .expect("the sandbox Deployment");
     let root = tempfile::tempdir().expect("temp dir");
     let container = &sandbox_pod["spec"]["template"]["spec"]["containers"][0];
-    let pki = mount_secrets(&manifests, sandbox_pod, container, root.path())
+    let pki = mount_secrets(manifests, sandbox_pod, container, root.path())
+        .0
         .pop()
         .expect("the sandbox's PKI mount")
         .1;
@@ -1203,22 +1449,43 @@ async fn dev_overlay_pods_serve_against_the_sandbox_with_their_secrets() {
         mounted,
         "the sandbox serves the overlay's certificate rather than a new one"
     );
+    (sandbox, root)
+}
+
+/// The dev overlay's pods, configured exactly as rendered, serve real calls against the
+/// sandbox with the overlay's own Secrets read from files: the dev token issuer, the fake
+/// credentials, Redis' URL, and the throwaway PKI over Daviplata's mutual TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_overlay_pods_serve_against_the_sandbox_with_their_secret_files() {
+    let manifests = Manifests::of("dev");
+    let (sandbox, _pki) = sandbox_on_the_overlay_pki(&manifests).await;
+    let redis = crate::support::TestRedis::start().await;
+    let loopback = loopback_addresses(&manifests, &sandbox, &redis);
 
     let token = bearer_with(&mint_with_cli("*"));
     let pods: Vec<_> = ServiceName::ALL
         .into_iter()
-        .map(|service| (service, DevPod::start(&manifests, service, &sandbox)))
+        .map(|service| (service, Pod::start(&manifests, service, &loopback)))
         .collect();
     for (service, pod) in &pods {
         pod.serving(*service).await;
     }
+
+    let security = &pods[0].1;
+    let mut client =
+        SecurityServiceClient::with_interceptor(security.channel().await, token.clone());
+    let answer = client
+        .get_password_status(password_status_request())
+        .await
+        .expect("security answers with the client credentials and token from files");
+    assert_eq!(answer.into_inner().status(), PasswordStatus::Active);
 
     let bureau = &pods[1].1;
     let mut client = BureauServiceClient::with_interceptor(bureau.channel().await, token.clone());
     let answer = client
         .get_password_expiration(kiban_success())
         .await
-        .expect("bureau answers through the dev secrets");
+        .expect("bureau answers with the API key from its file");
     assert!(answer.into_inner().expiration_date.is_some());
 
     let payments = &pods[2].1;
@@ -1229,6 +1496,104 @@ async fn dev_overlay_pods_serve_against_the_sandbox_with_their_secrets() {
         .await
         .expect("recurring-payments reaches Daviplata's emulator over the overlay's mTLS");
     assert!(!answer.into_inner().otp_session_id.is_empty());
+}
+
+/// The prod overlay's pods start and turn ready with exactly their rendered configuration:
+/// its Secrets (created by the platform team there, dev's fake ones here) mounted as
+/// files, the gRPC port's TLS, Redis and Daviplata's mutual TLS, so every `*_FROM_FILE`
+/// variable and file path they name is accepted by the real loader and used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prod_overlay_pods_start_from_their_secret_files() {
+    let manifests = Manifests::of("prod");
+    let (sandbox, _pki) = sandbox_on_the_overlay_pki(&Manifests::of(SECRETS_OVERLAY)).await;
+    let redis = crate::support::TestRedis::start().await;
+    let issuer = Issuer::start().await;
+    let mut loopback = loopback_addresses(&manifests, &sandbox, &redis);
+    let config = pod_config(
+        &manifests,
+        manifests.of_service("Deployment", ServiceName::Bureau),
+    );
+    let jwks_url = config
+        .auth
+        .jwks
+        .and_then(|jwks| jwks.url)
+        .expect("prod names its issuer's JWKS URL");
+    loopback.push((jwks_url, issuer.jwks_url.clone()));
+
+    for service in ServiceName::ALL {
+        Pod::start(&manifests, service, &loopback)
+            .serving(service)
+            .await;
+    }
+}
+
+/// An identity provider on loopback publishing one public signing key (the P-256 key of
+/// RFC 7515, appendix A.3), so that prod's pods can read their issuer's key set.
+struct Issuer {
+    jwks_url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Issuer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Issuer {
+    async fn start() -> Issuer {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("a loopback port");
+        let jwks_url = format!(
+            "http://{}/jwks.json",
+            listener.local_addr().expect("address")
+        );
+        let body = json!({ "keys": [{
+            "kty": "EC", "kid": "prod-test", "crv": "P-256", "alg": "ES256", "use": "sig",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+        }]})
+        .to_string();
+        let task = tokio::spawn(async move {
+            while let Ok((connection, _)) = listener.accept().await {
+                tokio::spawn(answer_jwks(connection, body.clone()));
+            }
+        });
+        Issuer { jwks_url, task }
+    }
+}
+
+/// Answers one HTTP/1.1 request, whatever it asks, with the key set.
+async fn answer_jwks(mut connection: tokio::net::TcpStream, body: String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match connection.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buffer[..n]),
+        }
+    }
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = connection.write_all(answer.as_bytes()).await;
+}
+
+fn password_status_request() -> GetPasswordStatusRequest {
+    GetPasswordStatusRequest {
+        transaction_id: "4835799410".into(),
+        customer_type: CustomerType::Natural.into(),
+        subject: Some(get_password_status_request::Subject::Customer(
+            Identification {
+                r#type: DocumentType::Cc.into(),
+                number: "1007641".into(),
+            },
+        )),
+        ..Default::default()
+    }
 }
 
 fn subscription_request() -> RequestSubscriptionRequest {

@@ -171,7 +171,7 @@ impl Config {
             .merge(
                 Env::prefixed("PASARELA_")
                     .split("__")
-                    .filter(|key| is_config_key(key) && !key.as_str().ends_with(FROM_FILE)),
+                    .filter(|key| is_config_key(key) && !names_a_file(key)),
             )
             .merge(Serialized::defaults(values_from_files(std::env::vars())?))
             .extract()
@@ -243,6 +243,12 @@ const KEYS: [&str; 13] = [
     "bureau",
     "recurring_payments",
 ];
+
+/// Whether a variable's key is a `*_FROM_FILE` one; variables keep their case here
+/// (`SECURITY.CLIENT_SECRET_FROM_FILE`).
+fn names_a_file(key: &figment::value::UncasedStr) -> bool {
+    key.as_str().to_ascii_lowercase().ends_with(FROM_FILE)
+}
 
 fn is_config_key(key: &figment::value::UncasedStr) -> bool {
     let top = key.as_str().split('.').next().unwrap_or_default();
