@@ -428,12 +428,15 @@ fn channel_round(
     }
 }
 
-#[tokio::test]
-async fn channel_authentication_rounds_reach_an_authorization_code() {
-    let app = app().await;
-    let mut client = client(&app);
+/// Opens a channel authentication for `customer` and gives `answer` to each of the two
+/// question rounds that follow; answers the last round.
+async fn answer_both_rounds<I: Interceptor>(
+    client: &mut SecurityServiceClient<InterceptedService<Channel, I>>,
+    customer: &str,
+    answer: &str,
+) -> AuthenticateChannelResponse {
     let mut round = client
-        .authenticate_channel(channel_round("51901591", None, None))
+        .authenticate_channel(channel_round(customer, None, None))
         .await
         .expect("open")
         .into_inner();
@@ -442,14 +445,21 @@ async fn channel_authentication_rounds_reach_an_authorization_code() {
         let question = round.questions[0].clone();
         round = client
             .authenticate_channel(channel_round(
-                "51901591",
+                customer,
                 round.trace,
-                Some((&question, "A")),
+                Some((&question, answer)),
             ))
             .await
             .expect("answer")
             .into_inner();
     }
+    round
+}
+
+#[tokio::test]
+async fn channel_authentication_rounds_reach_an_authorization_code() {
+    let app = app().await;
+    let round = answer_both_rounds(&mut client(&app), "51901591", "A").await;
     assert_eq!(round.result(), AuthorizationResult::Authorized);
     assert!(round.authorization_code.contains("900006"));
 }
@@ -457,22 +467,8 @@ async fn channel_authentication_rounds_reach_an_authorization_code() {
 #[tokio::test]
 async fn channel_authentication_is_denied_when_retries_run_out() {
     let app = app().await;
-    let mut client = client(&app);
-    let mut round = client
-        .authenticate_channel(channel_round("111111", None, None))
-        .await
-        .expect("open")
-        .into_inner();
     // 111111 answers A to the first question; B is wrong, and two tries are allowed.
-    for _ in 0..2 {
-        assert_eq!(round.result(), AuthorizationResult::QuestionsPending);
-        let question = round.questions[0].clone();
-        round = client
-            .authenticate_channel(channel_round("111111", round.trace, Some((&question, "B"))))
-            .await
-            .expect("answer")
-            .into_inner();
-    }
+    let round = answer_both_rounds(&mut client(&app), "111111", "B").await;
     assert_eq!(round.result(), AuthorizationResult::Denied);
     assert!(round.authorization_code.is_empty());
 }
