@@ -34,7 +34,7 @@ impl Default for HttpSettings {
         Self {
             connect_timeout: Duration::from_secs(2),
             timeout: Duration::from_secs(10),
-            pool_max_idle_per_host: 32,
+            pool_max_idle_per_host: 256,
             ca_file: None,
             cert_file: None,
             key_file: None,

@@ -10,6 +10,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::runtime::Tokio;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -18,14 +19,16 @@ use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::{LogFormat, LogSettings};
 
-/// Keeps the trace exporter alive until [`Telemetry::shutdown`] flushes it.
+/// Keeps the log writer and the trace exporter alive until [`Telemetry::shutdown`]
+/// flushes them.
 pub struct Telemetry {
     tracer_provider: Option<SdkTracerProvider>,
+    _log_writer: WorkerGuard,
 }
 
 impl Telemetry {
     /// Exports the spans still buffered; the exporter's shutdown blocks, so it runs off the
-    /// async workers.
+    /// async workers. The log writer flushes when this returns.
     pub async fn shutdown(self) {
         if let Some(provider) = self.tracer_provider {
             let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
@@ -37,7 +40,12 @@ impl Telemetry {
 pub fn init(settings: &LogSettings) -> anyhow::Result<Telemetry> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.level));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Lines are written by a dedicated thread, so a call does not wait on stderr; not
+    // lossy: audit lines are never dropped (a full buffer slows callers instead).
+    let (writer, log_writer) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
     let fmt = match settings.format {
         LogFormat::Json => fmt
             .json()
@@ -63,7 +71,10 @@ pub fn init(settings: &LogSettings) -> anyhow::Result<Telemetry> {
         .with(fmt.with_filter(filter))
         .with(otel)
         .try_init();
-    Ok(Telemetry { tracer_provider })
+    Ok(Telemetry {
+        tracer_provider,
+        _log_writer: log_writer,
+    })
 }
 
 fn tracer_provider(endpoint: &str) -> anyhow::Result<SdkTracerProvider> {
