@@ -346,6 +346,23 @@ fn jwks_config(url: String) -> Config {
     }
 }
 
+/// Verification against the single `jwk`, read from a JWKS file written in `dir`.
+fn jwks_file_config(dir: &std::path::Path, jwk: &serde_json::Value) -> Config {
+    let file = write(
+        dir,
+        "jwks.json",
+        &serde_json::json!({ "keys": [jwk] }).to_string(),
+    );
+    let mut config = jwks_config(String::new());
+    config.jwks = Some(JwksSettings {
+        url: None,
+        file: Some(file),
+        refresh: Duration::from_secs(3600),
+        unknown_kid_cooldown: Duration::from_secs(1),
+    });
+    config
+}
+
 #[tokio::test]
 async fn jwks_rotation_is_accepted_without_restart() {
     let first = SigningKey::generate("first");
@@ -423,18 +440,7 @@ async fn jwks_is_reread_on_schedule_and_unknown_kids_cannot_force_rereads() {
 async fn jwks_from_a_file_and_a_wrong_source_fails_start_up() {
     let key = SigningKey::generate("file-key");
     let dir = tempfile::tempdir().expect("dir");
-    let file = write(
-        dir.path(),
-        "jwks.json",
-        &serde_json::json!({ "keys": [key.jwk] }).to_string(),
-    );
-    let mut config = jwks_config(String::new());
-    config.jwks = Some(JwksSettings {
-        url: None,
-        file: Some(file),
-        refresh: Duration::from_secs(3600),
-        unknown_kid_cooldown: Duration::from_secs(1),
-    });
+    let mut config = jwks_file_config(dir.path(), &key.jwk);
     let addr = serve(&config, None).await;
     let token = key.sign("file-key", &claims("svc", "whoami"));
     assert!(whoami(&channel(addr).await, Some(&token)).await.is_ok());
@@ -453,18 +459,7 @@ async fn rs256_tokens_verify_against_the_jwks() {
     let jwk: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/rs256-test-only.jwk.json")).expect("jwk");
     let dir = tempfile::tempdir().expect("dir");
-    let file = write(
-        dir.path(),
-        "jwks.json",
-        &serde_json::json!({ "keys": [jwk] }).to_string(),
-    );
-    let mut config = jwks_config(String::new());
-    config.jwks = Some(JwksSettings {
-        url: None,
-        file: Some(file),
-        refresh: Duration::from_secs(3600),
-        unknown_kid_cooldown: Duration::from_secs(1),
-    });
+    let config = jwks_file_config(dir.path(), &jwk);
     let addr = serve(&config, None).await;
     let key =
         jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("fixtures/rs256-test-only.key.pem"))
