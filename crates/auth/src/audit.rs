@@ -55,7 +55,7 @@ impl Call {
             client_id = principal.and_then(|p| p.client_id.as_deref()).unwrap_or("-"),
             peer = self.peer.as_deref().unwrap_or("-"),
             method = %self.method,
-            code = %canonical(code),
+            code = %code_name(code),
             reason = reason.map_or("-", Reason::name),
             latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,
             request_id = %self.request_id,
@@ -64,8 +64,9 @@ impl Call {
     }
 }
 
-/// `PermissionDenied` -> `PERMISSION_DENIED`, the spelling of gRPC codes everywhere else.
-fn canonical(code: Code) -> String {
+/// `PermissionDenied` -> `PERMISSION_DENIED`, the spelling of gRPC codes everywhere else
+/// (audit lines here, the server's metric labels).
+pub fn code_name(code: Code) -> String {
     let name = format!("{code:?}");
     let mut out = String::with_capacity(name.len() + 4);
     for (i, c) in name.chars().enumerate() {
@@ -153,8 +154,8 @@ mod tests {
 
     #[test]
     fn codes_use_canonical_names() {
-        assert_eq!(canonical(Code::Ok), "OK");
-        assert_eq!(canonical(Code::PermissionDenied), "PERMISSION_DENIED");
+        assert_eq!(code_name(Code::Ok), "OK");
+        assert_eq!(code_name(Code::PermissionDenied), "PERMISSION_DENIED");
     }
 
     #[test]

@@ -253,19 +253,7 @@ fn grpc_code<B>(response: &Response<B>) -> String {
         .and_then(|v| v.parse::<i32>().ok())
         .map(tonic::Code::from_i32)
         .unwrap_or(tonic::Code::Ok);
-    upper_snake(&format!("{code:?}"))
-}
-
-/// `InvalidArgument` -> `INVALID_ARGUMENT`, the canonical spelling of gRPC codes.
-fn upper_snake(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 4);
-    for (i, c) in name.chars().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
+    pasarela_auth::code_name(code)
 }
 
 #[cfg(test)]
@@ -283,8 +271,13 @@ mod tests {
 
     #[test]
     fn codes_use_canonical_names() {
-        assert_eq!(upper_snake("Ok"), "OK");
-        assert_eq!(upper_snake("InvalidArgument"), "INVALID_ARGUMENT");
+        let answered = Response::new(());
+        assert_eq!(grpc_code(&answered), "OK");
+        let refused = Response::builder()
+            .header("grpc-status", "3")
+            .body(())
+            .unwrap();
+        assert_eq!(grpc_code(&refused), "INVALID_ARGUMENT");
     }
 
     #[test]
