@@ -3,7 +3,7 @@
 //! configuration a pod receives parses as pasarela's own, and a real process drains on
 //! SIGTERM the way the manifests' timings assume.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -820,6 +820,87 @@ fn credentials_come_only_from_secret_volumes_that_prod_leaves_to_the_platform_te
     }
 }
 
+/// One row of the Secret table in `docs/deploy.md` whose file a `*_FROM_FILE` variable
+/// names.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct DocumentedFile {
+    secret: String,
+    key: String,
+    path: String,
+    variable: String,
+}
+
+fn documented_files() -> BTreeSet<DocumentedFile> {
+    // The first code literal of a cell: `pasarela-dev-auth` (dev).
+    let first = |cell: &str| cell.split('`').nth(1).map(str::to_owned);
+    deploy_doc()
+        .lines()
+        .filter(|line| line.starts_with("| `pasarela-"))
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let variable = literal(cells.get(4)?)?;
+            variable.ends_with(FROM_FILE).then(|| DocumentedFile {
+                secret: first(cells[1]).expect("a Secret"),
+                key: literal(cells[2]).expect("a key"),
+                path: literal(cells[3]).expect("a path"),
+                variable,
+            })
+        })
+        .collect()
+}
+
+/// What the `*_FROM_FILE` variables of every pasarela pod of every overlay read, as the
+/// Secret table of the docs spells it.
+fn files_the_pods_read() -> BTreeSet<DocumentedFile> {
+    let mut files = BTreeSet::new();
+    for overlay in OVERLAYS {
+        let manifests = Manifests::of(overlay);
+        for service in ServiceName::ALL {
+            let deployment = manifests.of_service("Deployment", service);
+            let container = pasarela_container(deployment);
+            let variables = pod_variables(&manifests, container);
+            for (variable, path) in variables
+                .into_iter()
+                .filter(|(n, _)| n.ends_with(FROM_FILE))
+            {
+                let (dir, key) = path.rsplit_once('/').expect("a file path");
+                let mount = container["volumeMounts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|m| m["mountPath"] == dir)
+                    .unwrap_or_else(|| panic!("{overlay}: {variable}={path} is in no mount"));
+                let volume = volume(deployment, mount["name"].as_str().expect("mount name"));
+                let secret = volume["secret"]["secretName"].as_str().expect("a Secret");
+                files.insert(DocumentedFile {
+                    secret: unhashed(secret).to_owned(),
+                    key: key.to_owned(),
+                    path: path.clone(),
+                    variable,
+                });
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn the_secret_table_is_what_the_pods_read_and_covers_every_secret_key() {
+    let documented = documented_files();
+    assert_eq!(
+        documented,
+        files_the_pods_read(),
+        "docs/deploy.md's Secret table against the rendered pods"
+    );
+    for key in CREDENTIALS {
+        let variable = format!("{}{FROM_FILE}", variable_of(key));
+        assert!(
+            documented.iter().any(|row| row.variable == variable),
+            "{key} has its Secret file documented"
+        );
+    }
+}
+
 /// The Secrets the pod mounts.
 fn referenced_secrets(deployment: &Value) -> Vec<String> {
     deployment["spec"]["template"]["spec"]["volumes"]
@@ -1127,19 +1208,27 @@ struct DocumentedKey {
     default: Option<String>,
 }
 
+fn deploy_doc() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/deploy.md"))
+        .expect("docs/deploy.md")
+}
+
+/// A table cell that is one code literal (`5m`), without its backticks.
+fn literal(cell: &str) -> Option<String> {
+    let inner = cell.strip_prefix('`')?.strip_suffix('`')?;
+    (!inner.contains('`')).then(|| inner.to_owned())
+}
+
+/// The key table rows (`*_FROM_FILE` rows belong to the Secret table).
 fn documented_keys() -> Vec<DocumentedKey> {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/deploy.md"))
-        .expect("docs/deploy.md");
-    let literal = |cell: &str| {
-        let inner = cell.strip_prefix('`')?.strip_suffix('`')?;
-        (!inner.contains('`')).then(|| inner.to_owned())
-    };
-    doc.lines()
+    deploy_doc()
+        .lines()
         .filter(|line| line.starts_with("| `"))
         .filter_map(|line| {
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
             let variable = literal(cells.get(2)?)?;
-            variable.starts_with("PASARELA_").then(|| DocumentedKey {
+            let key = variable.starts_with("PASARELA_") && !variable.ends_with(FROM_FILE);
+            key.then(|| DocumentedKey {
                 key: literal(cells[1]).expect("a key"),
                 variable,
                 default: literal(cells[3]),
