@@ -9,7 +9,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic_types::StatusExt as _;
 
-use crate::support::{logs, spawn_app, spawn_app_with};
+use crate::support::{logs, reason, spawn_app, spawn_app_with};
 
 const BUREAU: &str = "/pasarela.bureau.v1.BureauService/GetPasswordExpiration";
 const CANCEL: &str = "/pasarela.recurring_payments.v1.RecurringPaymentsService/CancelSubscription";
@@ -43,13 +43,6 @@ async fn call(
     )
     .await
     .map(|_| ())
-}
-
-fn reason(status: &tonic::Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|info| info.reason)
-        .unwrap_or_default()
 }
 
 fn request_id(label: &str) -> String {

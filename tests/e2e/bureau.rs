@@ -15,7 +15,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
-use crate::support::{TestApp, spawn_app, spawn_app_with};
+use crate::support::{TestApp, reason, spawn_app, spawn_app_with};
 
 /// Kiban's documented sandbox test cases.
 const SUCCESS_CASE: &str = "663567bb713cf2110a110679";
@@ -54,14 +54,6 @@ async fn ask(
         .get_password_expiration(request)
         .await
         .map(tonic::Response::into_inner)
-}
-
-fn reason(status: &Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default()
 }
 
 fn violations(status: &Status) -> Vec<(String, String)> {

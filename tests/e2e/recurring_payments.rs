@@ -20,7 +20,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
-use crate::support::{Bearer, TestApp, TestRedis, admin, spawn_app_on, spawn_app_with};
+use crate::support::{Bearer, TestApp, TestRedis, admin, reason, spawn_app_on, spawn_app_with};
 
 type Client = RecurringPaymentsServiceClient<InterceptedService<Channel, Bearer>>;
 
@@ -81,14 +81,6 @@ fn cop(minor_units: i64) -> Option<Money> {
         currency_code: "COP".into(),
         minor_units,
     })
-}
-
-fn reason(status: &Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default()
 }
 
 /// D1: returns (OTP session id, the lab OTP).

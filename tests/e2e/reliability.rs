@@ -34,7 +34,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
-use crate::support::{Bearer, TestApp, admin, spawn_app_with};
+use crate::support::{Bearer, TestApp, admin, reason, spawn_app_with};
 
 // ---- fixtures and clients ------------------------------------------------------------------
 
@@ -196,14 +196,6 @@ async fn subscribe(app: &TestApp, maximum: i64) -> String {
         .await
         .expect("subscription activated");
     requested.lab_otp_value
-}
-
-fn reason(status: &Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default()
 }
 
 fn violated_fields(status: &Status) -> Vec<String> {

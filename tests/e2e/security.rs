@@ -13,7 +13,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
-use crate::support::{TestApp, spawn_app_with};
+use crate::support::{TestApp, reason, spawn_app_with};
 
 /// The sandbox accepts any non-empty token; the spec has no operation that issues one.
 const TOKEN: &str = "e2e-bcs-token";
@@ -55,14 +55,6 @@ fn pesos(amount: i64) -> Option<Money> {
 }
 
 /// The `ErrorInfo.reason` of a failed call.
-fn reason(status: &tonic::Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default()
-}
-
 fn localized(status: &tonic::Status) -> String {
     status
         .get_error_details()

@@ -12,6 +12,7 @@ use pasarela_server::Config;
 use pasarela_server::app::Running;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
+use tonic_types::StatusExt as _;
 
 #[path = "../../common/captured_logs.rs"]
 mod captured_logs;
@@ -131,6 +132,14 @@ fn capture_logs() {
          pasarela_provider=trace,pasarela_security=trace,pasarela_bureau=trace,\
          pasarela_recurring_payments=trace,pasarela_sandbox=debug",
     );
+}
+
+/// The `ErrorInfo` reason of a refusal, or empty when it carries none.
+pub fn reason(status: &tonic::Status) -> String {
+    status
+        .get_details_error_info()
+        .map(|info| info.reason)
+        .unwrap_or_default()
 }
 
 /// Calls the sandbox's admin API; a refusal fails the test. Answers the JSON body, or null.
