@@ -196,7 +196,7 @@ async fn spans_reach_an_otlp_collector_in_the_callers_trace() {
         .map(|i| u8::from_str_radix(&trace_id[i..i + 2], 16).unwrap())
         .collect();
     assert!(
-        received.iter().any(|id| *id == wanted),
+        received.contains(&wanted),
         "no span of trace {trace_id} among {} exported",
         received.len()
     );

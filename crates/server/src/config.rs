@@ -280,6 +280,15 @@ mod tests {
     }
 
     #[test]
+    fn file_variables_are_not_keys_themselves() {
+        let key = figment::value::UncasedStr::new("BUREAU.API_KEY_FROM_FILE");
+        assert!(names_a_file(key));
+        assert!(!names_a_file(figment::value::UncasedStr::new(
+            "bureau.api_key"
+        )));
+    }
+
+    #[test]
     fn a_missing_secret_file_is_named() {
         let vars = [(
             "PASARELA_BUREAU__API_KEY_FROM_FILE".to_owned(),
