@@ -44,16 +44,18 @@ pub struct ProviderMetrics {
 
 static METRICS: LazyLock<ProviderMetrics> = LazyLock::new(|| ProviderMetrics {
     calls: Family::default(),
-    latency: Family::new_with_constructor(|| {
-        Histogram::new([
-            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-        ])
-    }),
+    latency: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
     retries: Family::default(),
     breaker_state: Family::default(),
     token_refreshes: Family::default(),
     idempotency_replays: Family::default(),
 });
+
+/// Latency buckets, in seconds, of every pasarela histogram: from half a millisecond (a
+/// refused call) to ten seconds (the default provider ceiling).
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 pub fn global() -> &'static ProviderMetrics {
     &METRICS
