@@ -36,6 +36,11 @@ mod generated {
                 tonic::include_proto!("pasarela.recurring_payments.v1");
             }
         }
+        pub mod operations {
+            pub mod v1 {
+                tonic::include_proto!("pasarela.operations.v1");
+            }
+        }
     }
 }
 
@@ -47,4 +52,5 @@ pub use generated::google;
 /// `pasarela.bureau.v1`: Kiban's Buró de Crédito (password expiration).
 /// `pasarela.recurring_payments.v1`: Daviplata subscriptions (request, activate, cancel,
 /// charge).
-pub use generated::pasarela::{bureau, common, recurring_payments, security};
+/// `pasarela.operations.v1`: the operators' reconciliation of unknown outcomes.
+pub use generated::pasarela::{bureau, common, operations, recurring_payments, security};

@@ -140,7 +140,7 @@ impl Guard {
         path: Option<&MethodPath<'_>>,
     ) -> Result<(), Rejection> {
         self.limiter
-            .check(&principal.rate_key(), path)
+            .check(&principal.key(), path)
             .await
             .map_err(|exceeded| {
                 Rejection::new(Reason::RateLimited)

@@ -33,8 +33,9 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// Key under which this caller's calls are counted, the same on every connection.
-    pub(crate) fn rate_key(&self) -> String {
+    /// The caller's identity, `source:subject`: the same on every connection, the key its
+    /// rate limits and idempotency keys are counted under.
+    pub fn key(&self) -> String {
         format!("{}:{}", self.source, self.subject)
     }
 }

@@ -40,6 +40,9 @@ pub struct ProviderMetrics {
     pub token_refreshes: Family<ProviderLabels, Counter>,
     /// Outcomes replayed from the idempotency store instead of calling the provider.
     pub idempotency_replays: Family<OperationLabels, Counter>,
+    /// Idempotency keys whose outcome is unknown and not yet settled (a claim whose owner
+    /// died counts too), as last counted in the shared store.
+    pub idempotency_unknown: Family<OperationLabels, Gauge>,
 }
 
 static METRICS: LazyLock<ProviderMetrics> = LazyLock::new(|| ProviderMetrics {
@@ -49,6 +52,7 @@ static METRICS: LazyLock<ProviderMetrics> = LazyLock::new(|| ProviderMetrics {
     breaker_state: Family::default(),
     token_refreshes: Family::default(),
     idempotency_replays: Family::default(),
+    idempotency_unknown: Family::default(),
 });
 
 /// Latency buckets, in seconds, of every pasarela histogram: from half a millisecond (a
@@ -93,5 +97,10 @@ pub fn register(registry: &mut Registry) {
         "pasarela_idempotency_replays",
         "Answers replayed from the idempotency store",
         m.idempotency_replays.clone(),
+    );
+    registry.register(
+        "pasarela_idempotency_unknown_outcomes",
+        "Idempotency keys whose provider outcome is unknown and awaits reconciliation",
+        m.idempotency_unknown.clone(),
     );
 }

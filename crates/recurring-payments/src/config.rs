@@ -23,6 +23,12 @@ pub struct Config {
     /// Where idempotency records live: `memory` (one replica) or `redis`.
     #[serde(default)]
     pub idempotency: IdempotencyConfig,
+    /// After an unknown outcome, re-send the same `transactionId` on a retry under the same
+    /// key. Off by default: the spec never says Daviplata deduplicates by it, and if it does
+    /// not, a re-send charges twice. Turn it on only once Daviplata confirms deduplication
+    /// (`pasarela probe` checks a lab); while off, the key waits for an operator.
+    #[serde(default)]
+    pub resend_unknown_outcomes: bool,
     /// Header carrying the client id on business calls: the spec says `client_id`; IBM API
     /// Connect lab clients use `x-ibm-client-id`.
     #[serde(default = "defaults::client_id_header")]

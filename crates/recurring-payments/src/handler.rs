@@ -8,7 +8,10 @@ use std::time::Instant;
 use pasarela::recurring_payments::v1 as pb;
 use pasarela::recurring_payments::v1::recurring_payments_service_server::RecurringPaymentsService;
 use pasarela_auth::Principal;
-use pasarela_provider::idempotency::{self, Claim, Idempotency, Scope, detached, fingerprint};
+use pasarela_provider::idempotency::{
+    self, Approval, Claim, Idempotency, Ledger, OnUnknown, Outcome, Scope, SettleError, detached,
+    fingerprint,
+};
 use pasarela_provider::{ProviderError, deadline, reasons};
 use serde::Serialize;
 use tonic::{Request, Response, Status};
@@ -61,10 +64,17 @@ impl RecurringPayments {
         let store = idempotency::open_store(&config.idempotency).await?;
         // A claim outlives its call (token wait plus the provider call) before a repeat
         // may take it over.
-        let lease = daviplata.ceiling() * 3;
+        let lease = config.idempotency.lease_or(daviplata.ceiling());
+        let on_unknown = if config.resend_unknown_outcomes {
+            OnUnknown::Retry
+        } else {
+            OnUnknown::Hold
+        };
+        let idempotency =
+            Idempotency::new(store, IDEMPOTENCY, config.idempotency.ttl, lease, on_unknown);
         Ok(Self {
             core: Arc::new(Core {
-                idempotency: Idempotency::new(store, IDEMPOTENCY, config.idempotency.ttl, lease),
+                idempotency,
                 daviplata,
                 limits: Limits::default(),
                 payment_provider_id: config.payment_provider_id,
@@ -72,6 +82,60 @@ impl RecurringPayments {
                 lab_otp_passthrough: config.lab_otp_passthrough,
             }),
         })
+    }
+
+    /// The service's idempotency records, for the operators' reconciliation API.
+    pub fn ledger(&self) -> Ledger {
+        Ledger::new(
+            SERVICE,
+            &[ACTIVATE.operation, CANCEL.operation, CHARGE.operation],
+            self.core.idempotency.clone(),
+            settled,
+        )
+    }
+}
+
+/// The package operators name when they settle this service's keys.
+const SERVICE: &str = "pasarela.recurring_payments.v1";
+
+/// The response an operator's settlement replays: what Daviplata would have answered,
+/// with the approval or subscription the operator read in Daviplata's records.
+fn settled(
+    operation: &str,
+    transaction_id: &str,
+    approval: &Approval,
+) -> Result<Outcome, SettleError> {
+    let result = Some(pb::ResultStatus {
+        status: 0,
+        message: "reconciled by an operator".into(),
+        transaction_id: transaction_id.to_owned(),
+        transaction_time: None,
+    });
+    let required = |field: &'static str, value: &str| {
+        if value.is_empty() {
+            Err(SettleError::Invalid {
+                field,
+                description: format!("is required to settle a {operation} as succeeded"),
+            })
+        } else {
+            Ok(value.to_owned())
+        }
+    };
+    match operation {
+        "activate" => Ok(Outcome::of(&Ok(pb::ActivateSubscriptionResponse {
+            result,
+            subscription: Some(pb::Subscription {
+                subscription_id: required("subscription_id", &approval.subscription_id)?,
+                ..pb::Subscription::default()
+            }),
+        }))),
+        "cancel" => Ok(Outcome::of(&Ok(pb::CancelSubscriptionResponse { result }))),
+        "charge" => Ok(Outcome::of(&Ok(pb::ChargeSubscriptionResponse {
+            result,
+            approval_number: required("approval_number", &approval.approval_number)?,
+            subscription: None,
+        }))),
+        other => Err(SettleError::NotFound(other.to_owned())),
     }
 }
 
@@ -85,10 +149,10 @@ struct KeyOf<'a> {
 /// Whose key space a call uses: the principal the auth layer put in the request, or one
 /// shared space when the service runs without the layer.
 fn caller_of<T>(request: &Request<T>) -> String {
-    request.extensions().get::<Principal>().map_or_else(
-        || "anonymous".to_owned(),
-        |p| format!("{}:{}", p.source, p.subject),
-    )
+    request
+        .extensions()
+        .get::<Principal>()
+        .map_or_else(|| "anonymous".to_owned(), Principal::key)
 }
 
 /// When the provider call must be over: the caller's `grpc-timeout` or the ceiling.
@@ -104,14 +168,14 @@ impl Core {
         }
     }
 
-    /// Runs `call` at most once per idempotency key and request: a repeat replays the
-    /// first outcome, a lost outcome is retried with the same provider transaction id.
+    /// Runs `call` at most once per idempotency key and request under pasarela's own
+    /// transaction id: a repeat replays the first outcome; a lost outcome is held for an
+    /// operator, or re-sent with the same id when `resend_unknown_outcomes` is on.
     async fn idempotent<R, F, Fut>(
         &self,
         operation: &'static str,
         key: KeyOf<'_>,
         request_without_key: &impl prost::Message,
-        given_transaction_id: &str,
         deadline: Instant,
         call: F,
     ) -> Result<R, Status>
@@ -120,20 +184,17 @@ impl Core {
         F: FnOnce(String) -> Fut,
         Fut: Future<Output = Result<R, ProviderError>>,
     {
-        let transaction_id = if given_transaction_id.is_empty() {
-            uuid::Uuid::new_v4().to_string()
-        } else {
-            given_transaction_id.to_owned()
-        };
         let claim = Claim {
             operation,
             caller: key.caller,
             key: key.key,
             fingerprint: fingerprint(operation, request_without_key),
-            transaction_id,
+            transaction_id: uuid::Uuid::new_v4().to_string(),
             deadline,
         };
-        self.idempotency.once(claim, call).await
+        self.idempotency
+            .once(claim, |attempt| call(attempt.transaction_id))
+            .await
     }
 
     async fn request(
@@ -173,12 +234,10 @@ impl Core {
             key: request.key(),
         };
         let unkeyed = request.without_key();
-        let given = given_id(request.transaction());
         self.idempotent(
             how.operation,
             key,
             &unkeyed,
-            given,
             deadline,
             |id| async move {
                 let reference = reference(request.transaction(), Some(id));
@@ -325,11 +384,7 @@ const CHARGE: KeyedOp<
     read: wire::Answer::into_charge_response,
 };
 
-fn given_id(transaction: Option<&pb::ProviderTransaction>) -> &str {
-    transaction.map_or("", |t| t.transaction_id.as_str())
-}
-
-/// The `TransactionHeader` reference: the idempotency record's id when there is one, else
+/// The `TransactionHeader` reference: the idempotency record's id on keyed calls, else
 /// the caller's, else a new UUID; the caller's time or now.
 fn reference(transaction: Option<&pb::ProviderTransaction>, fixed_id: Option<String>) -> Reference {
     let transaction_id = fixed_id

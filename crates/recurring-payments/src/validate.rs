@@ -100,12 +100,31 @@ fn wallet(v: &mut Violations, wallet: Option<&pb::Wallet>) {
     }
 }
 
-fn transaction(v: &mut Violations, transaction: Option<&pb::ProviderTransaction>) {
+/// Whose transaction id a call sends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TransactionId {
+    /// The caller may name the call (a request for an OTP moves nothing).
+    Caller,
+    /// Idempotent calls send pasarela's own id: one a caller picks could be another
+    /// caller's, answered with that call's outcome by a provider that deduplicates.
+    Pasarela,
+}
+
+fn transaction(
+    v: &mut Violations,
+    transaction: Option<&pb::ProviderTransaction>,
+    whose: TransactionId,
+) {
     let Some(transaction) = transaction else {
         return;
     };
     let id = &transaction.transaction_id;
-    if !id.is_empty() && uuid::Uuid::try_parse(id).is_err() {
+    if !id.is_empty() && whose == TransactionId::Pasarela {
+        v.add(
+            "transaction.transaction_id",
+            "is chosen by pasarela on idempotent calls: leave it empty (the idempotency key names the call)",
+        );
+    } else if !id.is_empty() && uuid::Uuid::try_parse(id).is_err() {
         v.add("transaction.transaction_id", "must be a UUID");
     }
     if let Some(time) = &transaction.transaction_time
@@ -139,7 +158,7 @@ pub fn request(request: &pb::RequestSubscriptionRequest) -> Result<(), Status> {
     let mut v = Violations::new();
     commerce(&mut v, request.commerce.as_ref());
     wallet(&mut v, request.wallet.as_ref());
-    transaction(&mut v, request.transaction.as_ref());
+    transaction(&mut v, request.transaction.as_ref(), TransactionId::Caller);
     v.finish()
 }
 
@@ -163,7 +182,7 @@ pub fn activate(request: &pb::ActivateSubscriptionRequest) -> Result<(), Status>
     if let Some(maximum) = &request.maximum_amount {
         amount(&mut v, "maximum_amount", maximum, None);
     }
-    transaction(&mut v, request.transaction.as_ref());
+    transaction(&mut v, request.transaction.as_ref(), TransactionId::Pasarela);
     v.finish()
 }
 
@@ -172,7 +191,7 @@ pub fn cancel(request: &pb::CancelSubscriptionRequest) -> Result<(), Status> {
     idempotency::check_key(&mut v, &request.idempotency_key);
     commerce(&mut v, request.commerce.as_ref());
     wallet(&mut v, request.wallet.as_ref());
-    transaction(&mut v, request.transaction.as_ref());
+    transaction(&mut v, request.transaction.as_ref(), TransactionId::Pasarela);
     v.finish()
 }
 
@@ -214,7 +233,7 @@ pub fn charge(
             GENERAL_INFO_VALUE_MAX,
         );
     }
-    transaction(&mut v, request.transaction.as_ref());
+    transaction(&mut v, request.transaction.as_ref(), TransactionId::Pasarela);
     v.finish()
 }
 

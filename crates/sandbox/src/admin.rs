@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{delete, get, post};
 use serde_json::json;
 
-use crate::daviplata::Daviplata;
+use crate::daviplata::{Daviplata, Readings};
 use crate::faults::{Faults, RuleSpec};
 
 #[derive(Clone)]
@@ -30,6 +30,10 @@ pub fn router(faults: Faults, daviplata: Daviplata, bcs: Router) -> Router {
         .route("/reset", post(reset))
         .route("/daviplata/counters", get(daviplata_counters))
         .route("/daviplata/reset", post(daviplata_reset))
+        .route(
+            "/daviplata/readings",
+            get(daviplata_readings).put(set_daviplata_readings),
+        )
         .route("/daviplata/tokens/expire", post(expire_tokens))
         .route(
             "/daviplata/otp-sessions/{id}/expire",
@@ -92,6 +96,23 @@ async fn daviplata_counters(State(admin): State<Admin>) -> Response {
 async fn daviplata_reset(State(admin): State<Admin>) -> StatusCode {
     admin.daviplata.reset();
     StatusCode::NO_CONTENT
+}
+
+async fn daviplata_readings(State(admin): State<Admin>) -> Response {
+    Json(admin.daviplata.readings()).into_response()
+}
+
+async fn set_daviplata_readings(
+    State(admin): State<Admin>,
+    readings: Result<Json<Readings>, JsonRejection>,
+) -> Response {
+    match readings {
+        Ok(Json(readings)) => {
+            admin.daviplata.set_readings(readings);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(rejection) => refused(StatusCode::BAD_REQUEST, rejection.body_text()),
+    }
 }
 
 async fn expire_tokens(State(admin): State<Admin>) -> StatusCode {

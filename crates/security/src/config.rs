@@ -47,6 +47,59 @@ pub struct Config {
     /// `redis` (replicas > 1: shared outcomes, and TxIds unique across replicas).
     #[serde(default)]
     pub idempotency: IdempotencyConfig,
+    /// What a retried withdrawal (S18) whose first outcome is unknown does.
+    #[serde(default)]
+    pub withdrawal_reconciliation: Reconciliation,
+}
+
+/// How a withdrawal whose outcome is unknown is settled. The spec documents S18's
+/// `X-Invoker-Action: R` ("Consulta") with the same TxId, but neither its answer for a TxId
+/// the bank does not know nor that a repeated `Action: C` is deduplicated: pasarela never
+/// re-sends a create whose outcome is unknown.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Reconciliation {
+    pub mode: ReconciliationMode,
+    /// Refusals of a consulta that mean "no withdrawal under this TxId": only then is the
+    /// withdrawal sent. Any other answer leaves the key unknown, for an operator.
+    pub not_found: Vec<ProviderCode>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReconciliationMode {
+    /// Ask the bank (`Action: R`, same TxId) and settle the key from its answer.
+    #[default]
+    Query,
+    /// Ask nobody: the key waits for an operator.
+    Hold,
+}
+
+/// One refusal as the bank writes it: HTTP status, `errorCode`, `errorType`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderCode {
+    pub http: u16,
+    pub code: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl Default for Reconciliation {
+    /// The two "nothing found" rows the spec prints for its queries: `404 NO FOUND BDA`
+    /// ("no information is found for the filters sent in the query", S5-S7) and
+    /// `404 1006 BDA` (S2-S4).
+    fn default() -> Self {
+        let row = |code: &str| ProviderCode {
+            http: 404,
+            code: code.into(),
+            kind: "BDA".into(),
+        };
+        Self {
+            mode: ReconciliationMode::Query,
+            not_found: vec![row("NO FOUND"), row("1006")],
+        }
+    }
 }
 
 /// Operation paths, relative to `base_url`.
@@ -170,7 +223,7 @@ mod defaults {
             country: "CO".into(),
             user: "NEWCBSER".into(),
             modifier_user: "NEWCBSER".into(),
-            action: "C".into(),
+            action: crate::bcs::invoker::ACTION_CREATE.into(),
             ..InvokerFields::default()
         }
     }

@@ -8,19 +8,22 @@ use pasarela::common::v1::InvokerContext;
 use pasarela::security::v1::security_service_server::SecurityService;
 use pasarela::security::v1::*;
 use pasarela_auth::Principal;
-use pasarela_provider::idempotency::{self, Claim, Idempotency, Scope, detached, fingerprint};
-use pasarela_provider::{Violations, reasons};
+use pasarela_provider::idempotency::{
+    self, Approval, Attempt, Claim, Idempotency, Ledger, OnUnknown, Outcome, Scope, SettleError,
+    detached, fingerprint,
+};
+use pasarela_provider::{ProviderError, Violations, reasons};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use crate::Config;
-use crate::bcs::client::{self, Bcs, Op};
-use crate::bcs::errors::{DOMAIN, SERVICE_DOMAIN, unknown_if_ambiguous};
-use crate::bcs::invoker::bank_now;
+use crate::bcs::client::{self, Bcs, Op, Prepared};
+use crate::bcs::errors::{DOMAIN, SERVICE_DOMAIN, still_unknown, unknown_if_ambiguous};
+use crate::bcs::invoker::{ACTION_CREATE, ACTION_READ, bank_now};
 use crate::bcs::wire::{self, Outgoing, Unreadable};
-use crate::config::InvokerFields;
+use crate::config::{InvokerFields, ProviderCode, Reconciliation, ReconciliationMode};
 
 /// Idempotency records of withdrawals. Every answer after which the bank may have paid is
 /// `PROVIDER_OUTCOME_UNKNOWN` (see [`unknown_if_ambiguous`]), so the `not_sent` reasons
@@ -48,22 +51,43 @@ pub struct Security {
 struct Core {
     bcs: Bcs,
     idempotency: Idempotency,
+    reconciliation: Reconciliation,
 }
+
+/// The package operators name when they settle this service's keys.
+const SERVICE: &str = "pasarela.security.v1";
 
 impl Security {
     /// Builds the bank's client and opens the idempotency store (connects Redis now).
     pub async fn new(config: Config) -> anyhow::Result<Self> {
         let store = idempotency::open_store(&config.idempotency).await?;
         let ttl = config.idempotency.ttl;
+        let reconciliation = config.withdrawal_reconciliation.clone();
+        let on_unknown = match reconciliation.mode {
+            ReconciliationMode::Query => OnUnknown::Retry,
+            ReconciliationMode::Hold => OnUnknown::Hold,
+        };
+        let idempotency_config = config.idempotency.clone();
         let bcs = Bcs::new(config, Arc::clone(&store))?;
         // A claim outlives its call before a repeat may take it over.
-        let lease = bcs.ceiling() * 3;
+        let lease = idempotency_config.lease_or(bcs.ceiling());
         Ok(Self {
             core: Arc::new(Core {
-                idempotency: Idempotency::new(store, IDEMPOTENCY, ttl, lease),
+                idempotency: Idempotency::new(store, IDEMPOTENCY, ttl, lease, on_unknown),
                 bcs,
+                reconciliation,
             }),
         })
+    }
+
+    /// The service's idempotency records, for the operators' reconciliation API.
+    pub fn ledger(&self) -> Ledger {
+        Ledger::new(
+            SERVICE,
+            &[client::WITHDRAW_WITH_OTP.name],
+            self.core.idempotency.clone(),
+            settled,
+        )
     }
 
     /// Runs `op` and converts its answer `W` into the proto response `P`.
@@ -91,10 +115,10 @@ impl Security {
 /// Whose key space a withdrawal uses: the principal the auth layer put in the request, or
 /// one shared space when the service runs without the layer.
 fn caller_of<T>(request: &Request<T>) -> String {
-    request.extensions().get::<Principal>().map_or_else(
-        || "anonymous".to_owned(),
-        |p| format!("{}:{}", p.source, p.subject),
-    )
+    request
+        .extensions()
+        .get::<Principal>()
+        .map_or_else(|| "anonymous".to_owned(), Principal::key)
 }
 
 impl Core {
@@ -128,17 +152,84 @@ impl Core {
             deadline,
         };
         self.idempotency
-            .once(claim, |tx_id| async move {
-                let sent = prepared.with_tx_id(tx_id.clone());
-                let answer: wire::WithdrawalAnswer = self
-                    .bcs
-                    .send(op, sent, deadline)
-                    .await
-                    .map_err(unknown_if_ambiguous)?;
-                client::readable(op, answer.into_response(tx_id)).map_err(unknown_if_ambiguous)
-            })
+            .once(claim, |attempt| self.withdraw_once(prepared, attempt, deadline))
             .await
     }
+
+    /// One attempt of S18 under its key's TxId. After an unknown outcome the bank is asked
+    /// first (`Action: R`): only a documented "no such withdrawal" lets the create go.
+    async fn withdraw_once(
+        &self,
+        prepared: Prepared<wire::WithdrawalRequest>,
+        attempt: Attempt,
+        deadline: std::time::Instant,
+    ) -> Result<WithdrawWithOtpResponse, ProviderError> {
+        let op = &client::WITHDRAW_WITH_OTP;
+        let tx_id = attempt.transaction_id;
+        let mut sent = prepared.with_tx_id(tx_id.clone());
+        if attempt.after_unknown {
+            sent.set_action(ACTION_READ);
+            let consulted = self.bcs.send(&client::WITHDRAWAL_QUERY, &sent, deadline).await;
+            sent.set_action(ACTION_CREATE);
+            match consulted {
+                Ok(answer) => return self.read_withdrawal(answer, tx_id),
+                Err(error) if !self.bank_has_none(&error) => return Err(still_unknown(error)),
+                Err(_) => tracing::info!(
+                    tx_id = %tx_id,
+                    "the bank has no withdrawal under the TxId of an unknown outcome: sending it"
+                ),
+            }
+        }
+        let answer = self
+            .bcs
+            .send(op, &sent, deadline)
+            .await
+            .map_err(unknown_if_ambiguous)?;
+        self.read_withdrawal(answer, tx_id)
+    }
+
+    fn read_withdrawal(
+        &self,
+        answer: wire::WithdrawalAnswer,
+        tx_id: String,
+    ) -> Result<WithdrawWithOtpResponse, ProviderError> {
+        client::readable(&client::WITHDRAW_WITH_OTP, answer.into_response(tx_id))
+            .map_err(unknown_if_ambiguous)
+    }
+
+    /// Whether a consulta's refusal is one the configuration says means "no withdrawal".
+    fn bank_has_none(&self, error: &ProviderError) -> bool {
+        let meta = &error.details.metadata;
+        let field = |name: &str| meta.get(name).map(String::as_str).unwrap_or_default();
+        self.reconciliation.not_found.iter().any(|row: &ProviderCode| {
+            field("http_status") == row.http.to_string()
+                && field("provider_code") == row.code
+                && field("provider_type") == row.kind
+        })
+    }
+}
+
+/// The answer an operator's settlement replays: the approval they read in the bank's
+/// records, under the key's TxId (the account is not known to pasarela then).
+fn settled(
+    operation: &str,
+    transaction_id: &str,
+    approval: &Approval,
+) -> Result<Outcome, SettleError> {
+    if operation != client::WITHDRAW_WITH_OTP.name {
+        return Err(SettleError::NotFound(operation.to_owned()));
+    }
+    if approval.approval_number.is_empty() {
+        return Err(SettleError::Invalid {
+            field: "approval_number",
+            description: "is required to settle a withdrawal as succeeded".into(),
+        });
+    }
+    Ok(Outcome::of(&Ok(WithdrawWithOtpResponse {
+        approval_id: approval.approval_number.clone(),
+        tx_id: transaction_id.to_owned(),
+        ..WithdrawWithOtpResponse::default()
+    })))
 }
 
 /// Implements the service: the RPCs written out in `rest`, then those that are one

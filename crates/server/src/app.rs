@@ -19,7 +19,12 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::ServiceBuilder;
 
+use pasarela::recurring_payments::v1::recurring_payments_service_server::RecurringPaymentsServiceServer;
+use pasarela::security::v1::security_service_server::SecurityServiceServer;
+use pasarela_provider::idempotency::Ledger;
+
 use crate::config::{Config, ServiceName};
+use crate::operations::Operations;
 use crate::rpc_layer::{self, RpcLayer};
 
 /// A started process. It runs until [`Running::shutdown`] or the future given to
@@ -59,12 +64,24 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     if config.reflection {
         add_reflection(&mut routes, &dedup(&config.services))?;
     }
+    let mut ledgers = Vec::new();
     for name in dedup(&config.services) {
-        add_service(&mut routes, &config, name).await?;
+        ledgers.extend(add_service(&mut routes, &config, name).await?);
         health
             .set_service_status(name.grpc_name(), ServingStatus::Serving)
             .await;
     }
+    // Operators reconcile unknown outcomes wherever money-moving services run.
+    let counter = (!ledgers.is_empty()).then(|| {
+        let operations = Operations::new(ledgers);
+        let counter = operations.spawn_counter();
+        routes.add_service(
+            operations
+                .into_server()
+                .max_decoding_message_size(config.max_request_bytes),
+        );
+        counter
+    });
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -136,6 +153,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         if let Some(admin_task) = admin_task {
             admin_task.abort();
         }
+        if let Some(counter) = counter {
+            counter.abort();
+        }
         tracing::info!("pasarela stopped");
         result
     });
@@ -179,32 +199,42 @@ async fn drain_signal(
     tokio::time::sleep(delay).await;
 }
 
+/// Adds one service; answers its idempotency ledger when it moves money.
 async fn add_service(
     routes: &mut RoutesBuilder,
     config: &Config,
     name: ServiceName,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Ledger>> {
     let limit = config.max_request_bytes;
     let missing = || format!("service {name:?} is enabled but has no configuration section");
-    match name {
+    Ok(match name {
         ServiceName::Security => {
             let section = config.security.clone().with_context(missing)?;
-            let service = pasarela_security::service(section).await?;
-            routes.add_service(service.max_decoding_message_size(limit));
+            let service = pasarela_security::Security::new(section).await?;
+            let ledger = service.ledger();
+            routes.add_service(SecurityServiceServer::new(service).max_decoding_message_size(limit));
+            Some(ledger)
         }
         ServiceName::Bureau => {
             let section = config.bureau.clone().with_context(missing)?;
             let service = pasarela_bureau::service(section).await?;
             routes.add_service(service.max_decoding_message_size(limit));
+            None
         }
         ServiceName::RecurringPayments => {
             let section = config.recurring_payments.clone().with_context(missing)?;
-            let service = pasarela_recurring_payments::service(section).await?;
-            routes.add_service(service.max_decoding_message_size(limit));
+            let service = pasarela_recurring_payments::RecurringPayments::new(section).await?;
+            let ledger = service.ledger();
+            routes.add_service(
+                RecurringPaymentsServiceServer::new(service).max_decoding_message_size(limit),
+            );
+            Some(ledger)
         }
-    }
-    Ok(())
+    })
 }
+
+/// The operators' service, served beside every service that moves money.
+const OPERATIONS_SERVICE: &str = "pasarela.operations.v1.OperationsService";
 
 /// Services reflection lists besides the enabled pasarela ones.
 const INFRASTRUCTURE_SERVICES: [&str; 3] = [
@@ -217,9 +247,14 @@ const INFRASTRUCTURE_SERVICES: [&str; 3] = [
 /// advertise the other two.
 fn add_reflection(routes: &mut RoutesBuilder, services: &[ServiceName]) -> anyhow::Result<()> {
     let builder = || {
+        let operations = services
+            .iter()
+            .any(|name| name.moves_money())
+            .then_some(OPERATIONS_SERVICE);
         let names = services
             .iter()
             .map(|name| name.grpc_name())
+            .chain(operations)
             .chain(INFRASTRUCTURE_SERVICES);
         names.fold(
             tonic_reflection::server::Builder::configure()

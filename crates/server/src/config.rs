@@ -26,6 +26,11 @@ impl ServiceName {
         ServiceName::RecurringPayments,
     ];
 
+    /// Whether the service keeps idempotency records an operator may have to settle.
+    pub fn moves_money(self) -> bool {
+        matches!(self, ServiceName::Security | ServiceName::RecurringPayments)
+    }
+
     /// The fully qualified gRPC service name, as health and reflection know it.
     pub fn grpc_name(self) -> &'static str {
         match self {

@@ -6,6 +6,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod dev;
+pub mod operations;
 pub mod rpc_layer;
 pub mod telemetry;
 

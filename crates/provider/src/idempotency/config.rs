@@ -29,6 +29,10 @@ pub struct IdempotencyConfig {
     /// How long an outcome is kept and replayed.
     #[serde(with = "humantime_serde")]
     pub ttl: Duration,
+    /// How long a claim is trusted while its call runs; past it (its replica died) the
+    /// outcome counts as unknown. Three times the provider's deadline ceiling when unset.
+    #[serde(with = "humantime_serde")]
+    pub lease: Option<Duration>,
 }
 
 impl Default for IdempotencyConfig {
@@ -37,11 +41,17 @@ impl Default for IdempotencyConfig {
             store: StoreKind::Memory,
             url: None,
             ttl: Duration::from_secs(24 * 60 * 60),
+            lease: None,
         }
     }
 }
 
 impl IdempotencyConfig {
+    /// The configured lease, or three times `ceiling` (a token wait plus the call).
+    pub fn lease_or(&self, ceiling: Duration) -> Duration {
+        self.lease.unwrap_or(ceiling * 3)
+    }
+
     /// The Redis URL, required when the store is Redis.
     pub fn redis_url(&self) -> anyhow::Result<&SecretString> {
         self.url.as_ref().ok_or_else(|| {

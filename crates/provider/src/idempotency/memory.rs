@@ -1,6 +1,6 @@
 //! The in-process idempotency store: correct for one replica (the default).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,8 @@ struct Entries {
     next_sweep: usize,
     /// Counters of [`Store::reserve`]: the last number handed out.
     counters: HashMap<String, u64>,
+    /// Sets of [`Store::track`].
+    sets: HashMap<String, BTreeSet<String>>,
 }
 
 impl Entries {
@@ -84,6 +86,11 @@ impl Store for MemoryStore {
         futures::future::ready(Ok(existing)).boxed()
     }
 
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
+        let value = self.with(|entries| entries.live(key).cloned());
+        futures::future::ready(Ok(value)).boxed()
+    }
+
     fn replace<'a>(
         &'a self,
         key: &'a str,
@@ -119,6 +126,41 @@ impl Store for MemoryStore {
             first
         });
         futures::future::ready(Ok(first)).boxed()
+    }
+
+    fn track<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        self.with(|entries| {
+            entries
+                .sets
+                .entry(set.to_owned())
+                .or_default()
+                .insert(member.to_owned())
+        });
+        futures::future::ready(Ok(())).boxed()
+    }
+
+    fn untrack<'a>(
+        &'a self,
+        set: &'a str,
+        member: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        self.with(|entries| {
+            if let Some(members) = entries.sets.get_mut(set) {
+                members.remove(member);
+            }
+        });
+        futures::future::ready(Ok(())).boxed()
+    }
+
+    fn members<'a>(&'a self, set: &'a str) -> BoxFuture<'a, anyhow::Result<Vec<String>>> {
+        let members = self.with(|entries| {
+            entries
+                .sets
+                .get(set)
+                .map(|members| members.iter().cloned().collect())
+                .unwrap_or_default()
+        });
+        futures::future::ready(Ok(members)).boxed()
     }
 }
 

@@ -1,10 +1,12 @@
 //! Idempotency of money-moving calls (charges, activations, withdrawals): the request's
 //! fingerprint and outcome kept under the caller's key (24 h by default), the first outcome
 //! replayed, a different request under the same key refused, a concurrent duplicate made to
-//! wait for the first, and an unknown outcome retried with the same provider transaction id
-//! (the provider deduplicates by it) instead of blindly.
+//! wait for the first. An unknown outcome is never re-sent blindly: a repeat either waits
+//! for an operator to settle the key ([`OnUnknown::Hold`]) or runs again told that it
+//! follows an unknown outcome ([`OnUnknown::Retry`]), so that it can ask the provider first.
 
 mod config;
+mod ledger;
 mod memory;
 mod redis;
 
@@ -26,6 +28,7 @@ use crate::reasons;
 use crate::validate::Violations;
 
 pub use config::{IdempotencyConfig, StoreKind, open_store};
+pub use ledger::{Approval, Ledger, Outstanding, Settlement, SettleError, Settler};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
@@ -34,6 +37,9 @@ pub mod reason {
     pub const IDEMPOTENCY_KEY_IN_FLIGHT: &str = "IDEMPOTENCY_KEY_IN_FLIGHT";
     pub const IDEMPOTENCY_STORE_UNAVAILABLE: &str = "IDEMPOTENCY_STORE_UNAVAILABLE";
 }
+
+/// `ErrorInfo.metadata` of a held unknown outcome: key `state`, this value.
+pub const AWAITING_RECONCILIATION: &str = "awaiting_reconciliation";
 
 /// Name of the request field that carries the key, in every service's proto.
 pub const KEY_FIELD: &str = "idempotency_key";
@@ -59,6 +65,9 @@ pub trait Store: Send + Sync {
         ttl: Duration,
     ) -> BoxFuture<'a, anyhow::Result<Option<String>>>;
 
+    /// What `key` holds now.
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>>;
+
     /// Replaces `expected` by `value`; false when the key holds something else.
     fn replace<'a>(
         &'a self,
@@ -81,6 +90,16 @@ pub trait Store: Send + Sync {
         count: u64,
         seed: u64,
     ) -> BoxFuture<'a, anyhow::Result<u64>>;
+
+    /// Adds `member` to the set `set` (sets never expire).
+    fn track<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// Removes `member` from the set `set`.
+    fn untrack<'a>(&'a self, set: &'a str, member: &'a str)
+    -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// Every member of the set `set`.
+    fn members<'a>(&'a self, set: &'a str) -> BoxFuture<'a, anyhow::Result<Vec<String>>>;
 }
 
 /// Whose records these are: one service in front of one provider.
@@ -99,12 +118,33 @@ pub struct Scope {
     pub not_sent: &'static [&'static str],
 }
 
+/// What a repeat under a key whose outcome is unknown does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnUnknown {
+    /// Nothing is sent: the repeat answers `PROVIDER_OUTCOME_UNKNOWN` (metadata `state`
+    /// [`AWAITING_RECONCILIATION`]) until an operator settles the key.
+    #[default]
+    Hold,
+    /// The call runs again with the first attempt's transaction id and
+    /// [`Attempt::after_unknown`] set: it asks the provider what became of the first
+    /// attempt, or re-sends to a provider known to deduplicate.
+    Retry,
+}
+
 /// What is known about one key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Record {
     fingerprint: String,
     /// The provider transaction id every attempt under this key sends.
     transaction_id: String,
+    /// Operation and caller, for an operator listing unknown outcomes.
+    #[serde(default)]
+    operation: String,
+    #[serde(default)]
+    caller: String,
+    #[serde(default)]
+    first_attempt_ms: u64,
     state: State,
 }
 
@@ -112,15 +152,24 @@ struct Record {
 #[serde(tag = "state", rename_all = "snake_case")]
 enum State {
     /// A call is under way; past `lease_until_ms` (its owner died) it counts as unknown.
-    InFlight {
-        lease_until_ms: u64,
+    InFlight { lease_until_ms: u64 },
+    /// The provider may or may not have acted.
+    Unknown {
+        #[serde(default)]
+        since_ms: u64,
     },
-    /// The provider may or may not have acted: the next attempt re-sends the same
-    /// transaction id.
-    Unknown,
-    Done {
-        outcome: Outcome,
-    },
+    Done { outcome: Outcome },
+}
+
+impl Record {
+    /// Unknown, or a claim whose owner died before it ended.
+    fn is_unknown(&self, now_ms: u64) -> bool {
+        match self.state {
+            State::Unknown { .. } => true,
+            State::InFlight { lease_until_ms } => lease_until_ms <= now_ms,
+            State::Done { .. } => false,
+        }
+    }
 }
 
 /// A finished call, replayable: the encoded response or the full status.
@@ -184,19 +233,34 @@ pub struct Ticket {
     key: String,
     claimed: String,
     record: Record,
+    after_unknown: bool,
 }
 
 impl Ticket {
     pub fn transaction_id(&self) -> &str {
         &self.record.transaction_id
     }
+
+    /// Whether an earlier attempt under this key ended with an unknown outcome.
+    pub fn after_unknown(&self) -> bool {
+        self.after_unknown
+    }
+}
+
+/// What the call of a claimed key is told.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    /// The provider transaction id of every attempt under the key.
+    pub transaction_id: String,
+    /// An earlier attempt's outcome is unknown: the provider may already have acted.
+    pub after_unknown: bool,
 }
 
 /// What became of a call, for the record.
 pub enum Ending {
     /// Success or a definite refusal: replayed for every repeat.
     Final(Outcome),
-    /// The provider may have acted: the next repeat re-sends the same transaction id.
+    /// The provider may have acted: the key waits for reconciliation.
     Unknown,
     /// The provider certainly did not act (no token, circuit open, connection refused):
     /// the key is freed so that a repeat runs afresh.
@@ -242,27 +306,35 @@ pub struct Idempotency {
     ttl: Duration,
     /// How long an in-flight claim is trusted before a repeat may take it over.
     lease: Duration,
+    on_unknown: OnUnknown,
     /// Pause between two looks at a key another call holds.
     poll: Duration,
 }
 
 impl Idempotency {
-    pub fn new(store: Arc<dyn Store>, scope: Scope, ttl: Duration, lease: Duration) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        scope: Scope,
+        ttl: Duration,
+        lease: Duration,
+        on_unknown: OnUnknown,
+    ) -> Self {
         Self {
             store,
             scope,
             ttl,
             lease,
+            on_unknown,
             poll: Duration::from_millis(25),
         }
     }
 
-    /// Runs `call` at most once per key and request: a repeat replays the first outcome,
-    /// a lost outcome is retried with the same provider transaction id (given to `call`).
+    /// Runs `call` at most once per key and request: a repeat replays the first outcome;
+    /// after an unknown outcome a repeat is held or retried as [`OnUnknown`] says.
     pub async fn once<R, F, Fut>(&self, claim: Claim<'_>, call: F) -> Result<R, Status>
     where
         R: prost::Message + Default,
-        F: FnOnce(String) -> Fut,
+        F: FnOnce(Attempt) -> Fut,
         Fut: Future<Output = Result<R, ProviderError>>,
     {
         let operation = claim.operation;
@@ -273,7 +345,11 @@ impl Idempotency {
             }
             Begin::Run(ticket) => ticket,
         };
-        let result = call(ticket.transaction_id().to_owned()).await;
+        let attempt = Attempt {
+            transaction_id: ticket.transaction_id().to_owned(),
+            after_unknown: ticket.after_unknown,
+        };
+        let result = call(attempt).await;
         let reason = result.as_ref().err().map(|e| e.reason.clone());
         let result = result.map_err(Status::from);
         let ending = Ending::of(&result, reason.as_deref(), self.scope.not_sent);
@@ -289,6 +365,9 @@ impl Idempotency {
             let proposed = Record {
                 fingerprint: claim.fingerprint.clone(),
                 transaction_id: claim.transaction_id.clone(),
+                operation: claim.operation.to_owned(),
+                caller: claim.caller.to_owned(),
+                first_attempt_ms: now_ms(),
                 state: self.in_flight(),
             };
             let claimed = encode(&proposed);
@@ -298,15 +377,9 @@ impl Idempotency {
                 .await
                 .map_err(|error| self.store_down(error))?;
             let Some(existing) = existing else {
-                return Ok(Begin::Run(Ticket {
-                    key,
-                    claimed,
-                    record: proposed,
-                }));
+                return self.claimed(key, claimed, proposed).await;
             };
-            let Ok(record) = serde_json::from_str::<Record>(&existing) else {
-                return Err(Status::internal("idempotency record unreadable"));
-            };
+            let record = self.decode(&existing)?;
             if record.fingerprint != claim.fingerprint {
                 return Err(self.key_reused());
             }
@@ -327,8 +400,8 @@ impl Idempotency {
                     }
                     tokio::time::sleep(self.poll).await;
                 }
-                State::InFlight { .. } | State::Unknown => {
-                    if let Some(ticket) = self.take_over(&key, &existing, record).await? {
+                State::InFlight { .. } | State::Unknown { .. } => {
+                    if let Some(ticket) = self.after_unknown(&key, &existing, record).await? {
                         return Ok(Begin::Run(ticket));
                     }
                 }
@@ -336,51 +409,95 @@ impl Idempotency {
         }
     }
 
-    /// Re-claims a key whose outcome is unknown, keeping its transaction id.
-    async fn take_over(
+    /// A free key is ours: it is listed among the open keys before anything is sent, so
+    /// that an operator sees it if this process dies mid-call.
+    async fn claimed(&self, key: String, claimed: String, record: Record) -> Result<Begin, Status> {
+        if let Err(error) = self.store.track(&self.open_set(), &key).await {
+            let _ = self.store.remove(&key, &claimed).await;
+            return Err(self.store_down(error));
+        }
+        Ok(Begin::Run(Ticket {
+            key,
+            claimed,
+            record,
+            after_unknown: false,
+        }))
+    }
+
+    /// A key whose outcome is unknown (or whose owner died): held for an operator, or
+    /// re-claimed with its transaction id. `None` when another call changed it first.
+    async fn after_unknown(
         &self,
         key: &str,
         existing: &str,
         record: Record,
     ) -> Result<Option<Ticket>, Status> {
-        let claim = Record {
-            state: self.in_flight(),
-            ..record
+        let state = match self.on_unknown {
+            OnUnknown::Hold if matches!(record.state, State::Unknown { .. }) => {
+                return Err(self.awaiting_reconciliation(&record));
+            }
+            OnUnknown::Hold => State::Unknown { since_ms: now_ms() },
+            OnUnknown::Retry => self.in_flight(),
         };
-        let claimed = encode(&claim);
+        let next = Record { state, ..record };
+        let encoded = encode(&next);
         let won = self
             .store
-            .replace(key, existing, &claimed, self.ttl)
+            .replace(key, existing, &encoded, self.ttl)
             .await
             .map_err(|error| self.store_down(error))?;
-        tracing::info!(won, "retrying an idempotency key whose outcome was unknown");
-        Ok(won.then(|| Ticket {
+        if !won {
+            return Ok(None);
+        }
+        if self.on_unknown == OnUnknown::Hold {
+            tracing::warn!(
+                operation = %next.operation,
+                "an idempotency claim outlived its lease: its outcome is unknown"
+            );
+            return Err(self.awaiting_reconciliation(&next));
+        }
+        tracing::info!(
+            operation = %next.operation,
+            "retrying an idempotency key whose outcome was unknown"
+        );
+        Ok(Some(Ticket {
             key: key.to_owned(),
-            claimed,
-            record: claim,
+            claimed: encoded,
+            record: next,
+            after_unknown: true,
         }))
     }
 
-    /// Records what became of the call of `ticket`.
+    /// Records what became of the call of `ticket`. A final or not-sent key leaves the
+    /// open set (before a freed key can be claimed anew); an unknown one stays in it.
     pub async fn finish(&self, ticket: Ticket, ending: Ending) {
+        let open = self.open_set();
+        // A retry after an unknown outcome that never left does not make it known.
+        let ending = match ending {
+            Ending::NotSent if ticket.after_unknown => Ending::Unknown,
+            other => other,
+        };
+        let unknown = matches!(ending, Ending::Unknown);
         let stored = match ending {
-            Ending::NotSent => self.store.remove(&ticket.key, &ticket.claimed).await,
-            Ending::Unknown | Ending::Final(_) => {
-                let state = match ending {
-                    Ending::Final(outcome) => State::Done { outcome },
-                    _ => State::Unknown,
-                };
-                let record = Record {
-                    state,
-                    ..ticket.record
-                };
-                self.store
-                    .replace(&ticket.key, &ticket.claimed, &encode(&record), self.ttl)
+            Ending::NotSent => {
+                let _ = self.store.untrack(&open, &ticket.key).await;
+                self.store.remove(&ticket.key, &ticket.claimed).await
+            }
+            Ending::Final(outcome) => self.settle_ticket(&ticket, State::Done { outcome }).await,
+            Ending::Unknown => {
+                let since_ms = now_ms();
+                self.settle_ticket(&ticket, State::Unknown { since_ms })
                     .await
             }
         };
         match stored {
-            Ok(true) => {}
+            Ok(true) if unknown => tracing::warn!(
+                operation = %ticket.record.operation,
+                "provider outcome unknown: the key awaits reconciliation"
+            ),
+            Ok(true) => {
+                let _ = self.store.untrack(&open, &ticket.key).await;
+            }
             Ok(false) => {
                 tracing::warn!("an idempotency claim was taken over before its call ended")
             }
@@ -388,11 +505,33 @@ impl Idempotency {
         }
     }
 
+    async fn settle_ticket(&self, ticket: &Ticket, state: State) -> anyhow::Result<bool> {
+        let record = Record {
+            state,
+            ..ticket.record.clone()
+        };
+        self.store
+            .replace(&ticket.key, &ticket.claimed, &encode(&record), self.ttl)
+            .await
+    }
+
     fn in_flight(&self) -> State {
         State::InFlight {
             lease_until_ms: now_ms()
                 .saturating_add(self.lease.as_millis().try_into().unwrap_or(u64::MAX)),
         }
+    }
+
+    /// The set of keys that have not reached a final outcome yet.
+    fn open_set(&self) -> String {
+        format!("{}:open", self.scope.keys)
+    }
+
+    fn decode(&self, value: &str) -> Result<Record, Status> {
+        serde_json::from_str::<Record>(value).map_err(|_| {
+            tracing::error!(scope = self.scope.keys, "an idempotency record is unreadable");
+            Status::internal("idempotency record unreadable")
+        })
     }
 
     /// Each caller has its own key space (two callers' "order-1" are different keys);
@@ -424,6 +563,23 @@ impl Idempotency {
         )
         .message("a request with this idempotency key is still running; retry later")
         .retry_after(Duration::from_secs(1))
+        .into()
+    }
+
+    /// A repeat of a key whose outcome is unknown, held: nothing is sent.
+    fn awaiting_reconciliation(&self, record: &Record) -> Status {
+        ProviderError::new(
+            Code::Unavailable,
+            reasons::PROVIDER_OUTCOME_UNKNOWN,
+            self.scope.domain,
+        )
+        .message(format!(
+            "the outcome of an earlier attempt under this idempotency key is unknown ({} may \
+             have acted); nothing was sent again: the key awaits reconciliation by an operator",
+            self.scope.provider_name
+        ))
+        .meta("state", AWAITING_RECONCILIATION)
+        .meta("transaction_id", &record.transaction_id)
         .into()
     }
 
@@ -495,11 +651,16 @@ mod tests {
     };
 
     fn idempotency() -> Idempotency {
+        with_policy(OnUnknown::Retry)
+    }
+
+    fn with_policy(on_unknown: OnUnknown) -> Idempotency {
         Idempotency::new(
             Arc::new(MemoryStore::default()),
             SCOPE,
             Duration::from_secs(60),
             Duration::from_secs(30),
+            on_unknown,
         )
     }
 
@@ -550,11 +711,11 @@ mod tests {
         let calls = std::sync::atomic::AtomicUsize::new(0);
         for _ in 0..3 {
             let answer = idem
-                .once(claim("caller", "f", "t1"), |id| {
+                .once(claim("caller", "f", "t1"), |attempt| {
                     calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     async move {
                         Ok::<_, ProviderError>(Timestamp {
-                            seconds: id.len() as i64,
+                            seconds: attempt.transaction_id.len() as i64,
                             nanos: 0,
                         })
                     }
@@ -601,6 +762,62 @@ mod tests {
             panic!("an unknown outcome runs again");
         };
         assert_eq!(retry.transaction_id(), "first-id");
+        assert!(retry.after_unknown());
+    }
+
+    #[tokio::test]
+    async fn a_held_unknown_outcome_is_never_sent_again() {
+        let idem = with_policy(OnUnknown::Hold);
+        let Begin::Run(ticket) = run(&idem, "f", "first-id").await.unwrap() else {
+            panic!("first call runs");
+        };
+        idem.finish(ticket, Ending::Unknown).await;
+        for _ in 0..3 {
+            let held = run(&idem, "f", "second-id").await.err().unwrap();
+            assert_eq!(held.code(), Code::Unavailable);
+            let details = held.get_error_details();
+            let info = details.error_info().unwrap();
+            assert_eq!(info.reason, reasons::PROVIDER_OUTCOME_UNKNOWN);
+            assert_eq!(info.metadata["state"], AWAITING_RECONCILIATION);
+            assert_eq!(info.metadata["transaction_id"], "first-id");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_an_unknown_outcome_that_never_left_stays_unknown() {
+        let idem = idempotency();
+        let Begin::Run(ticket) = run(&idem, "f", "first-id").await.unwrap() else {
+            panic!("first call runs");
+        };
+        idem.finish(ticket, Ending::Unknown).await;
+        let Begin::Run(retry) = run(&idem, "f", "second-id").await.unwrap() else {
+            panic!("retried");
+        };
+        idem.finish(retry, Ending::NotSent).await;
+        let Begin::Run(again) = run(&idem, "f", "third-id").await.unwrap() else {
+            panic!("retried again");
+        };
+        assert!(again.after_unknown(), "the first attempt is still unknown");
+        assert_eq!(again.transaction_id(), "first-id");
+    }
+
+    #[tokio::test]
+    async fn a_dead_claim_under_hold_becomes_an_unknown_outcome() {
+        let idem = Idempotency::new(
+            Arc::new(MemoryStore::default()),
+            SCOPE,
+            Duration::from_secs(60),
+            Duration::ZERO,
+            OnUnknown::Hold,
+        );
+        let Begin::Run(_abandoned) = run(&idem, "f", "first-id").await.unwrap() else {
+            panic!("first call runs");
+        };
+        let held = run(&idem, "f", "second-id").await.err().unwrap();
+        assert_eq!(
+            held.get_error_details().error_info().unwrap().metadata["state"],
+            AWAITING_RECONCILIATION
+        );
     }
 
     #[tokio::test]
@@ -627,6 +844,7 @@ mod tests {
             SCOPE,
             Duration::from_secs(60),
             Duration::ZERO,
+            OnUnknown::Retry,
         );
         let Begin::Run(_abandoned) = run(&idem, "f", "first-id").await.unwrap() else {
             panic!("first call runs");
@@ -663,8 +881,17 @@ mod tests {
         );
         assert!(!store.replace("k", "b", "c", ttl).await.unwrap());
         assert!(store.replace("k", "a", "c", ttl).await.unwrap());
+        assert_eq!(store.get("k").await.unwrap().as_deref(), Some("c"));
         assert!(!store.remove("k", "a").await.unwrap());
         assert!(store.remove("k", "c").await.unwrap());
+        assert_eq!(store.get("k").await.unwrap(), None);
+
+        store.track("open", "k1").await.unwrap();
+        store.track("open", "k2").await.unwrap();
+        store.track("open", "k1").await.unwrap();
+        store.untrack("open", "k2").await.unwrap();
+        assert_eq!(store.members("open").await.unwrap(), vec!["k1".to_owned()]);
+        assert!(store.members("other").await.unwrap().is_empty());
     }
 
     #[test]

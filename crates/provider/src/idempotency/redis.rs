@@ -1,6 +1,6 @@
 //! The Redis idempotency store, shared by every replica: a claim is one atomic
 //! `SET NX GET PX` (Redis 7+), compare-and-swap, compare-and-delete and the seeded counter
-//! are Lua scripts.
+//! are Lua scripts; the set of open keys is a Redis set.
 
 use std::time::Duration;
 
@@ -85,6 +85,19 @@ impl Store for RedisStore {
         .boxed()
     }
 
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
+        let mut connection = self.connection.clone();
+        async move {
+            let value: Option<String> = redis::cmd("GET")
+                .arg(key)
+                .query_async(&mut connection)
+                .await
+                .context("GET")?;
+            Ok(value)
+        }
+        .boxed()
+    }
+
     fn replace<'a>(
         &'a self,
         key: &'a str,
@@ -145,6 +158,51 @@ impl Store for RedisStore {
                 .await
                 .context("reserve")?;
             Ok(last - count + 1)
+        }
+        .boxed()
+    }
+
+    fn track<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        let mut connection = self.connection.clone();
+        async move {
+            let _: i64 = redis::cmd("SADD")
+                .arg(set)
+                .arg(member)
+                .query_async(&mut connection)
+                .await
+                .context("SADD")?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn untrack<'a>(
+        &'a self,
+        set: &'a str,
+        member: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        let mut connection = self.connection.clone();
+        async move {
+            let _: i64 = redis::cmd("SREM")
+                .arg(set)
+                .arg(member)
+                .query_async(&mut connection)
+                .await
+                .context("SREM")?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn members<'a>(&'a self, set: &'a str) -> BoxFuture<'a, anyhow::Result<Vec<String>>> {
+        let mut connection = self.connection.clone();
+        async move {
+            let members: Vec<String> = redis::cmd("SMEMBERS")
+                .arg(set)
+                .query_async(&mut connection)
+                .await
+                .context("SMEMBERS")?;
+            Ok(members)
         }
         .boxed()
     }

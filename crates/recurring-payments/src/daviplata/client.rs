@@ -276,11 +276,19 @@ fn interpret<T>(
     }
     let answer: Answer = serde_json::from_slice(&response.body)
         .map_err(|_| unreadable(op, http, Unreadable("not JSON")))?;
-    if let Some(result) = &answer.result
-        && let Some(status) = result.status_code().filter(|s| *s != 0)
-    {
-        let fault = Fault::declined(http, status, &result.message);
-        return Err(errors::business_error(&fault, op.changes_state, secrets));
+    // Only a status that says 0 is a success: a missing, non-numeric or unlisted one
+    // leaves the outcome unknown, never OK.
+    let result = answer
+        .result
+        .as_ref()
+        .ok_or_else(|| unreadable(op, http, Unreadable("no resultStatus")))?;
+    match result.status_code() {
+        Some(0) => {}
+        Some(status) => {
+            let fault = Fault::declined(http, status, &result.message);
+            return Err(errors::business_error(&fault, op.changes_state, secrets));
+        }
+        None => return Err(unreadable(op, http, Unreadable("no numeric resultStatus.status"))),
     }
     read(answer).map_err(|why| unreadable(op, http, why))
 }

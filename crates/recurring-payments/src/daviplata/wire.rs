@@ -237,6 +237,7 @@ pub struct ResultStatus {
 }
 
 impl ResultStatus {
+    /// The status as a number (`0` or `"0"`); `None` when missing or not a number.
     pub fn status_code(&self) -> Option<i64> {
         match self.status.as_ref()? {
             serde_json::Value::Number(n) => n.as_i64(),
@@ -382,10 +383,16 @@ impl Answer {
         })
     }
 
+    /// An activation is only known done with the subscription it created.
     pub fn into_activate_response(self) -> Result<pb::ActivateSubscriptionResponse, Unreadable> {
+        let result = self.result()?;
+        let subscription = self
+            .subscription
+            .ok_or(Unreadable("no Subscription"))?
+            .into_proto();
         Ok(pb::ActivateSubscriptionResponse {
-            result: Some(self.result()?),
-            subscription: self.subscription.map(Subscription::into_proto),
+            result: Some(result),
+            subscription: Some(subscription),
         })
     }
 

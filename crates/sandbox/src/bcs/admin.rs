@@ -12,7 +12,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::state::{CustomerKey, State};
+use super::state::{CustomerKey, Readings, State};
 
 pub(super) fn router(state: State) -> Router {
     Router::new()
@@ -20,6 +20,8 @@ pub(super) fn router(state: State) -> Router {
         .route("/customers", get(customers))
         .route("/customers/{ident_type}/{ident_num}", get(customer))
         .route("/otc-ttl", put(set_ttl))
+        .route("/readings", get(readings).put(set_readings))
+        .route("/withdrawals", get(withdrawal_counts))
         .route("/reset", post(reset))
         .with_state(state)
 }
@@ -101,6 +103,20 @@ struct Ttl {
 async fn set_ttl(Shared(state): Shared<State>, Json(ttl): Json<Ttl>) -> StatusCode {
     state.set_otc_ttl(Duration::from_millis(ttl.millis));
     StatusCode::NO_CONTENT
+}
+
+async fn readings(Shared(state): Shared<State>) -> Response {
+    Json(state.bank().readings).into_response()
+}
+
+/// Switches how the bank reads what the spec leaves open (see `Readings`).
+async fn set_readings(Shared(state): Shared<State>, Json(readings): Json<Readings>) -> StatusCode {
+    state.bank().readings = readings;
+    StatusCode::NO_CONTENT
+}
+
+async fn withdrawal_counts(Shared(state): Shared<State>) -> Response {
+    Json(state.bank().withdrawal_counts).into_response()
 }
 
 async fn reset(Shared(state): Shared<State>) -> StatusCode {

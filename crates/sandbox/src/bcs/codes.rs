@@ -128,4 +128,11 @@ pub const OTP_EXPIRED: Fault = row(400, "05622", "RGN", "OTP VENCIDA");
 pub const OTP_USED: Fault = row(400, "05623", "RGN", "OTP YA UTILIZADA");
 pub const OTP_AMOUNT: Fault = row(400, "05624", "RGN", "VALOR NO CORRESPONDE A LA OTP");
 pub const OTP_ATTEMPTS: Fault = row(400, "05625", "RGN", "NUMERO DE INTENTOS SUPERADO");
+/// The spec's refusal of a query that finds nothing (S5-S7's tables).
+pub const QUERY_NOT_FOUND: Fault = row(
+    404,
+    "NO FOUND",
+    "BDA",
+    "Indicates that no information is found for the filters sent in the query.",
+);
 pub const NO_TRANSACTION: Fault = row(404, "05626", "RGN", "NO EXISTE LA TRANSACCION");

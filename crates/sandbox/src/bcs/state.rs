@@ -45,9 +45,10 @@ impl State {
     /// Back to the fixtures: users, holds, codes and sessions as seeded.
     pub fn reset(&self) {
         let mut bank = self.bank();
-        let ttl = bank.otc_ttl;
+        let (ttl, readings) = (bank.otc_ttl, bank.readings);
         *bank = Bank::seed(bank.fixtures.clone());
         bank.otc_ttl = ttl;
+        bank.readings = readings;
     }
 
     pub(crate) fn accepts_client(&self, id: &str, secret: &str) -> bool {
@@ -180,10 +181,52 @@ pub(crate) struct Bank {
     pub otcs: HashMap<(CustomerKey, String), OneTimeCode>,
     pub outbox: HashMap<CustomerKey, SentCode>,
     pub withdrawal_otps: Vec<WithdrawalOtp>,
-    /// S18 answers by `X-Invoker-TxId`: a repeated TxId gets the first answer, not a second payment.
+    /// S18 answers by `X-Invoker-TxId`: what a consulta (`Action: R`) answers, and what a
+    /// repeated create gets when the bank deduplicates.
     pub withdrawals: HashMap<String, serde_json::Value>,
     pub challenges: HashMap<(CustomerKey, String), Challenge>,
+    /// How this bank reads what the spec leaves open; kept across resets.
+    pub readings: Readings,
+    pub withdrawal_counts: WithdrawalCounts,
     sequence: u64,
+}
+
+/// The readings of S18 the spec leaves open, switchable on the admin listener so that tests
+/// can run pasarela against a bank of either kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Readings {
+    /// A create (`Action: C`) with a TxId already paid answers the first answer (true) or
+    /// is executed again (false: the spec never promises deduplication).
+    pub dedup_tx_ids: bool,
+    /// How a consulta of an unknown TxId is refused.
+    pub consulta_not_found: ConsultaNotFound,
+}
+
+impl Default for Readings {
+    fn default() -> Self {
+        Readings {
+            dedup_tx_ids: true,
+            consulta_not_found: ConsultaNotFound::NoFound,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ConsultaNotFound {
+    /// The spec's generic query refusal: `404 NO FOUND BDA`.
+    NoFound,
+    /// A business code of the withdrawal family: `404 05626 RGN` "NO EXISTE LA TRANSACCION".
+    Rgn,
+}
+
+/// What S18 saw: creates, consultas, and the withdrawals actually paid or reversed.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub(crate) struct WithdrawalCounts {
+    pub creates: u64,
+    pub queries: u64,
+    pub executed: u64,
 }
 
 impl Bank {
@@ -210,6 +253,8 @@ impl Bank {
             withdrawal_otps: Vec::new(),
             withdrawals: HashMap::new(),
             challenges: HashMap::new(),
+            readings: Readings::default(),
+            withdrawal_counts: WithdrawalCounts::default(),
             sequence: 0,
         }
     }

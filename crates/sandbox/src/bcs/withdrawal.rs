@@ -1,7 +1,8 @@
 //! Cash withdrawal at a banking correspondent: the customer requests an OTP for an amount
 //! from one of their accounts (S12); the correspondent cashes it, or reverses a payment,
-//! with S18's fixed headers and TxId / ProcessId rules. A repeated TxId replays the first
-//! answer instead of paying twice.
+//! with S18's fixed headers and TxId / ProcessId rules. A consulta (`Action: R`) answers
+//! what became of a TxId; a repeated create replays the first answer or, when the bank is
+//! switched not to deduplicate, is executed again.
 
 use std::sync::LazyLock;
 use std::time::Instant;
@@ -19,7 +20,7 @@ use super::codes;
 use super::envelope::{BcsError, Fault, Op, Reply, ok};
 use super::guard::{admit, header};
 use super::input;
-use super::state::{Bank, State, WithdrawalOtp, WithdrawalStage};
+use super::state::{Bank, ConsultaNotFound, State, WithdrawalOtp, WithdrawalStage};
 use super::wire::{self, WithdrawalOtpRequest, WithdrawalRequest};
 
 /// Headers S18 fixes to one value ("Valor fijo"). The channel is also accepted zero-padded
@@ -98,11 +99,21 @@ pub(super) async fn withdraw(
     let tx_id = check_headers(op, &headers)?;
     let reading = header(&headers, "X-Invoker-Action").is_some_and(|action| action.trim() == "R");
     let mut bank = state.bank();
-    if let Some(answer) = bank.withdrawals.get(&tx_id) {
-        return Ok((StatusCode::OK, Json(answer.clone())).into_response());
-    }
     if reading {
-        return Err(op.reject(&codes::NO_TRANSACTION));
+        bank.withdrawal_counts.queries += 1;
+        return match bank.withdrawals.get(&tx_id) {
+            Some(answer) => Ok((StatusCode::OK, Json(answer.clone())).into_response()),
+            None => Err(op.reject(match bank.readings.consulta_not_found {
+                ConsultaNotFound::NoFound => &codes::QUERY_NOT_FOUND,
+                ConsultaNotFound::Rgn => &codes::NO_TRANSACTION,
+            })),
+        };
+    }
+    bank.withdrawal_counts.creates += 1;
+    if bank.readings.dedup_tx_ids
+        && let Some(answer) = bank.withdrawals.get(&tx_id)
+    {
+        return Ok((StatusCode::OK, Json(answer.clone())).into_response());
     }
     let request: WithdrawalRequest = input::body(op, &body)?;
     let cashing = Cashing::read(op, &bank, &request)?;
@@ -114,6 +125,7 @@ pub(super) async fn withdraw(
     settled.stage = cashing.outcome;
     let account = &settled.account;
     let answer = wire::withdrawal_paid(&approval_id, &account.acct_id, &account.acct_type);
+    bank.withdrawal_counts.executed += 1;
     bank.withdrawals.insert(tx_id, answer.clone());
     Ok((StatusCode::OK, Json(answer)).into_response())
 }

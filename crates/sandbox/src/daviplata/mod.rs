@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-pub use state::{Daviplata, Settings};
+pub use state::{Daviplata, Readings, Settings};
 
 use errors::{Failure, Gateway, OAuth, Refusal};
 use wire::{Envelope, Property, Wallet};

@@ -1,6 +1,7 @@
 //! The Daviplata emulator's state and rules: issued tokens, OTP sessions (3 minutes, single
-//! use), subscriptions per wallet, merchant and payment provider, payments deduplicated by
-//! the caller's `transactionId`, and the counts tests use to prove "exactly one".
+//! use), subscriptions per wallet, merchant and payment provider, state changes deduplicated
+//! by the caller's `transactionId` (or not: the spec never promises it, and the admin
+//! listener switches it off), and the counts tests use to prove "exactly one".
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -122,8 +123,25 @@ struct Replay {
     answer: Value,
 }
 
+/// The readings of the spec this Daviplata plays, switchable on the admin listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Readings {
+    /// A repeated `transactionId` gets the first answer (true) or is executed again.
+    pub dedup_transaction_ids: bool,
+}
+
+impl Default for Readings {
+    fn default() -> Self {
+        Readings {
+            dedup_transaction_ids: true,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Book {
+    readings: Readings,
     /// token -> when it stops being valid
     tokens: HashMap<String, Instant>,
     sessions: HashMap<String, OtpSession>,
@@ -212,9 +230,22 @@ impl Daviplata {
         self.lock().counters = Counters::default();
     }
 
-    /// Forgets tokens, sessions, subscriptions, payments and counts.
+    /// Forgets tokens, sessions, subscriptions, payments and counts; keeps the readings.
     pub fn reset(&self) {
-        *self.lock() = Book::default();
+        let mut book = self.lock();
+        let readings = book.readings;
+        *book = Book {
+            readings,
+            ..Book::default()
+        };
+    }
+
+    pub fn readings(&self) -> Readings {
+        self.lock().readings
+    }
+
+    pub fn set_readings(&self, readings: Readings) {
+        self.lock().readings = readings;
     }
 
     /// Makes every issued token expired, as if its lifetime had passed.
@@ -411,7 +442,12 @@ impl Daviplata {
         run: impl FnOnce(&mut Book) -> Result<Value, Failure>,
     ) -> Result<Value, Failure> {
         let mut book = self.lock();
-        let Some(id) = request.header.transaction_id.clone() else {
+        let id = request
+            .header
+            .transaction_id
+            .clone()
+            .filter(|_| book.readings.dedup_transaction_ids);
+        let Some(id) = id else {
             return run(&mut book);
         };
         let fingerprint = fingerprint(raw);

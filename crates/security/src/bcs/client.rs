@@ -71,38 +71,23 @@ pub struct Op {
     pub name: &'static str,
     method: Method,
     path: fn(&Paths) -> &str,
-    /// Reads are retried on transient failures; writes never are.
-    safe_to_retry: bool,
+    retry: Retry,
     credentials: &'static Credentials,
     channel: Channel,
     /// Invoker fields this operation's header list marks required beyond the table's.
     required: &'static [&'static str],
+    /// The spec's success example carries `responseType.value` `OK`: an answer without it
+    /// is not taken for a success.
+    success_marker: bool,
 }
 
-macro_rules! op {
-    ($const:ident, $name:literal, $method:ident, $path:ident, $safe:literal, $credentials:ident, $channel:ident) => {
-        op!(
-            $const,
-            $name,
-            $method,
-            $path,
-            $safe,
-            $credentials,
-            $channel,
-            &[]
-        );
-    };
-    ($const:ident, $name:literal, $method:ident, $path:ident, $safe:literal, $credentials:ident, $channel:ident, $required:expr) => {
-        pub const $const: Op = Op {
-            name: $name,
-            method: Method::$method,
-            path: |paths| &paths.$path,
-            safe_to_retry: $safe,
-            credentials: &$credentials,
-            channel: Channel::$channel,
-            required: $required,
-        };
-    };
+/// Whether pasarela repeats an operation after a transient failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// A read: repeating it changes nothing.
+    Safe,
+    /// A write, or a check of a secret the bank counts attempts of.
+    Never,
 }
 
 /// S12: "X-Invoker-Source ... (Required)", "X-Security-CustLoginId ... (Required)".
@@ -120,180 +105,206 @@ const WITHDRAWAL_REQUIRED: &[&str] = &[
     "modifier_user",
 ];
 
-op!(
-    PASSWORD_STATUS,
-    "get_password_status",
-    GET,
-    password_status,
-    true,
-    MULE,
-    Api
-);
-op!(
-    GENERATE_OTC,
-    "generate_otc",
-    POST,
-    generate_otc,
-    false,
-    MULE,
-    Api
-);
-op!(
-    GENERATE_OTC_V3,
-    "generate_otc_v3",
-    POST,
-    generate_otc_v3,
-    false,
-    MULE,
-    Api
-);
-op!(
-    VALIDATE_OTC,
-    "validate_otc",
-    POST,
-    validate_otc,
-    false,
-    MULE,
-    Api
-);
-op!(
-    TRANSACTION_CHALLENGE,
-    "create_transaction_challenge",
-    POST,
-    transaction_challenge,
-    false,
-    MULE,
-    Api
-);
-op!(
-    ENROLL_DIGITAL_USER,
-    "enroll_digital_user",
-    POST,
-    digital_enrollment,
-    false,
-    MULE,
-    Api
-);
-op!(
-    VALIDATE_DIGITAL_ENROLLMENT,
-    "validate_digital_enrollment",
-    GET,
-    digital_enrollment,
-    true,
-    MULE,
-    Api
-);
-op!(
-    CHANGE_PASSWORD,
-    "change_password",
-    PUT,
-    change_password,
-    false,
-    MULE,
-    Api
-);
-op!(
-    CREATE_USER,
-    "create_user",
-    POST,
-    create_user,
-    false,
-    MULE,
-    Api
-);
-op!(
-    VALIDATE_ENROLLMENT_CARD,
-    "validate_enrollment_card",
-    GET,
-    validate_enrollment_card,
-    true,
-    MULE,
-    Api
-);
-op!(
-    VALIDATE_PASSWORD_RECOVERY,
-    "validate_password_recovery",
-    GET,
-    validate_password_recovery,
-    true,
-    MULE,
-    Api
-);
-op!(
-    REQUEST_WITHDRAWAL_OTP,
-    "request_withdrawal_otp",
-    POST,
-    withdrawal_otp,
-    false,
-    MULE,
-    Api,
-    WITHDRAWAL_OTP_REQUIRED
-);
-op!(
-    UPDATE_PASSWORD_STATUS,
-    "update_password_status",
-    POST,
-    update_password_status,
-    false,
-    MULE,
-    Api
-);
-op!(
-    LIST_CHANNEL_HOLDS,
-    "list_channel_holds",
-    GET,
-    list_channel_holds,
-    true,
-    GATEWAY,
-    Api
-);
-op!(
-    SET_CHANNEL_HOLD,
-    "set_channel_hold",
-    POST,
-    set_channel_hold,
-    false,
-    GATEWAY,
-    Api
-);
+pub const PASSWORD_STATUS: Op = Op {
+    name: "get_password_status",
+    method: Method::GET,
+    path: |paths| &paths.password_status,
+    retry: Retry::Safe,
+    credentials: &MULE,
+    channel: Channel::Api,
+    required: &[],
+    success_marker: false,
+};
+pub const GENERATE_OTC: Op = Op {
+    name: "generate_otc",
+    method: Method::POST,
+    path: |paths| &paths.generate_otc,
+    retry: Retry::Never,
+    credentials: &MULE,
+    channel: Channel::Api,
+    required: &[],
+    success_marker: false,
+};
+pub const GENERATE_OTC_V3: Op = Op {
+    name: "generate_otc_v3",
+    method: Method::POST,
+    path: |paths| &paths.generate_otc_v3,
+    retry: Retry::Never,
+    credentials: &MULE,
+    channel: Channel::Api,
+    required: &[],
+    success_marker: false,
+};
+pub const VALIDATE_OTC: Op = Op {
+    name: "validate_otc",
+    method: Method::POST,
+    path: |paths| &paths.validate_otc,
+    retry: Retry::Never,
+    credentials: &MULE,
+    channel: Channel::Api,
+    required: &[],
+    success_marker: false,
+};
+pub const TRANSACTION_CHALLENGE: Op = Op {
+    name: "create_transaction_challenge",
+    method: Method::POST,
+    path: |paths| &paths.transaction_challenge,
+    retry: Retry::Never,
+    credentials: &MULE,
+    channel: Channel::Api,
+    required: &[],
+    success_marker: false,
+};
+pub const ENROLL_DIGITAL_USER: Op = Op {
+    name: "enroll_digital_user",
+    method: Method::POST,
+    path: |paths| &paths.digital_enrollment,
+    retry: Retry::Never,
+    credentials: &MULE,
+    channel: Channel::Api,
+    required: &[],
+    success_marker: false,
+};
+pub const VALIDATE_DIGITAL_ENROLLMENT: Op = Op {
+    name: "validate_digital_enrollment",
+    method: Method::GET,
+    path: |paths| &paths.digital_enrollment,
+    retry: Retry::Safe,
+    credentials: &MULE,
+    channel: Channel::Api,
+    required: &[],
+    success_marker: false,
+};
+pub const CHANGE_PASSWORD: Op = Op {
+    name: "change_password",
+    method: Method::PUT,
+    path: |paths| &paths.change_password,
+    retry: Retry::Never,
+    credentials: &MULE,
+    channel: Channel::Api,
+    required: &[],
+    success_marker: false,
+};
+pub const CREATE_USER: Op = Op {
+    name: "create_user",
+    method: Method::POST,
+    path: |paths| &paths.create_user,
+    retry: Retry::Never,
+    credentials: &MULE,
+    channel: Channel::Api,
+    required: &[],
+    success_marker: false,
+};
+// Checks a card PIN / CVV: a repeat could count as a second wrong attempt.
+pub const VALIDATE_ENROLLMENT_CARD: Op = Op {
+    name: "validate_enrollment_card",
+    method: Method::GET,
+    path: |paths| &paths.validate_enrollment_card,
+    retry: Retry::Never,
+    credentials: &MULE,
+    channel: Channel::Api,
+    required: &[],
+    success_marker: false,
+};
+// Checks a card PIN / CVV: a repeat could count as a second wrong attempt.
+pub const VALIDATE_PASSWORD_RECOVERY: Op = Op {
+    name: "validate_password_recovery",
+    method: Method::GET,
+    path: |paths| &paths.validate_password_recovery,
+    retry: Retry::Never,
+    credentials: &MULE,
+    channel: Channel::Api,
+    required: &[],
+    success_marker: false,
+};
+pub const REQUEST_WITHDRAWAL_OTP: Op = Op {
+    name: "request_withdrawal_otp",
+    method: Method::POST,
+    path: |paths| &paths.withdrawal_otp,
+    retry: Retry::Never,
+    credentials: &MULE,
+    channel: Channel::Api,
+    required: WITHDRAWAL_OTP_REQUIRED,
+    success_marker: false,
+};
+pub const UPDATE_PASSWORD_STATUS: Op = Op {
+    name: "update_password_status",
+    method: Method::POST,
+    path: |paths| &paths.update_password_status,
+    retry: Retry::Never,
+    credentials: &MULE,
+    channel: Channel::Api,
+    required: &[],
+    success_marker: false,
+};
+pub const LIST_CHANNEL_HOLDS: Op = Op {
+    name: "list_channel_holds",
+    method: Method::GET,
+    path: |paths| &paths.list_channel_holds,
+    retry: Retry::Safe,
+    credentials: &GATEWAY,
+    channel: Channel::Api,
+    required: &[],
+    success_marker: true,
+};
+pub const SET_CHANNEL_HOLD: Op = Op {
+    name: "set_channel_hold",
+    method: Method::POST,
+    path: |paths| &paths.set_channel_hold,
+    retry: Retry::Never,
+    credentials: &GATEWAY,
+    channel: Channel::Api,
+    required: &[],
+    success_marker: false,
+};
 // A consultation sent as POST: repeating it changes nothing.
-op!(
-    AUTHENTICATION_LEVEL,
-    "get_authentication_level",
-    POST,
-    authentication_level,
-    true,
-    MULE,
-    Api
-);
-op!(
-    AUTHENTICATE_CHANNEL,
-    "authenticate_channel",
-    POST,
-    authentication_channel,
-    false,
-    MULE_BEARER,
-    Api
-);
-op!(
-    WITHDRAW_WITH_OTP,
-    "withdraw_with_otp",
-    POST,
-    withdraw_with_otp,
-    false,
-    GATEWAY,
-    Correspondent,
-    WITHDRAWAL_REQUIRED
-);
-op!(
-    QUESTION_CHALLENGE,
-    "create_question_challenge",
-    POST,
-    question_challenge,
-    false,
-    GATEWAY,
-    Api
-);
+pub const AUTHENTICATION_LEVEL: Op = Op {
+    name: "get_authentication_level",
+    method: Method::POST,
+    path: |paths| &paths.authentication_level,
+    retry: Retry::Safe,
+    credentials: &MULE,
+    channel: Channel::Api,
+    required: &[],
+    success_marker: false,
+};
+pub const AUTHENTICATE_CHANNEL: Op = Op {
+    name: "authenticate_channel",
+    method: Method::POST,
+    path: |paths| &paths.authentication_channel,
+    retry: Retry::Never,
+    credentials: &MULE_BEARER,
+    channel: Channel::Api,
+    required: &[],
+    success_marker: false,
+};
+pub const WITHDRAW_WITH_OTP: Op = Op {
+    name: "withdraw_with_otp",
+    method: Method::POST,
+    path: |paths| &paths.withdraw_with_otp,
+    retry: Retry::Never,
+    credentials: &GATEWAY,
+    channel: Channel::Correspondent,
+    required: WITHDRAWAL_REQUIRED,
+    success_marker: true,
+};
+/// S18 as a consulta (`X-Invoker-Action: R`, the same TxId): what became of a withdrawal
+/// whose answer was lost. A read, so it may be repeated.
+pub const WITHDRAWAL_QUERY: Op = Op {
+    name: "withdrawal_query",
+    retry: Retry::Safe,
+    ..WITHDRAW_WITH_OTP
+};
+pub const QUESTION_CHALLENGE: Op = Op {
+    name: "create_question_challenge",
+    method: Method::POST,
+    path: |paths| &paths.question_challenge,
+    retry: Retry::Never,
+    credentials: &GATEWAY,
+    channel: Channel::Api,
+    required: &[],
+    success_marker: false,
+};
 
 /// Placeholder of the customer's document number in configured paths.
 const PATH_ID: &str = "{identSerialNum}";
@@ -331,8 +342,12 @@ impl<B> Prepared<B> {
         &self.fields.tx_id
     }
 
-    /// The same request under another TxId: a retry whose first outcome is unknown re-sends
-    /// the first attempt's, so that the bank deduplicates it.
+    /// S18's `X-Invoker-Action`: a create or a consulta of the same TxId.
+    pub fn set_action(&mut self, action: &str) {
+        action.clone_into(&mut self.fields.action);
+    }
+
+    /// The same request under the TxId its idempotency key recorded.
     pub fn with_tx_id(mut self, tx_id: String) -> Self {
         if let Some(rule) = self.derived_process_id {
             self.fields.process_id = invoker::process_id(rule, &tx_id);
@@ -394,7 +409,7 @@ impl Bcs {
         T: DeserializeOwned,
     {
         let prepared = self.prepare(op, metadata, context, build).await?;
-        Ok(self.send(op, prepared, self.deadline(metadata)).await?)
+        Ok(self.send(op, &prepared, self.deadline(metadata)).await?)
     }
 
     /// `build` translates and checks the request's fields, the invoker context is resolved
@@ -407,6 +422,10 @@ impl Bcs {
         build: impl FnOnce(&InvokerFields, &mut Violations) -> Outgoing<B>,
     ) -> Result<Prepared<B>, Status> {
         let mut violations = Violations::new();
+        if let (Channel::Correspondent, Some(context)) = (op.channel, context) {
+            let requested = invoker::from_context(context);
+            invoker::refuse_owned(&requested, &self.withdrawal_invoker, &mut violations);
+        }
         let (fields, derived_process_id) = self.resolve(op, metadata, context).await?;
         invoker::check(&fields, &mut violations);
         invoker::require(&fields, op.required, &mut violations);
@@ -423,7 +442,7 @@ impl Bcs {
     pub async fn send<B, T>(
         &self,
         op: &Op,
-        prepared: Prepared<B>,
+        prepared: &Prepared<B>,
         deadline: Instant,
     ) -> Result<T, ProviderError>
     where
@@ -445,14 +464,14 @@ impl Bcs {
                 .send(
                     Operation {
                         name: op.name,
-                        safe_to_retry: op.safe_to_retry,
+                        safe_to_retry: op.retry == Retry::Safe,
                     },
                     request,
                     budget,
                 )
                 .await?;
             tracing::debug!(status = raw.status.as_u16(), "bank answered");
-            envelope::read::<T>(op.name, &raw)
+            envelope::read::<T>(op.name, op.success_marker, &raw)
         }
         .instrument(span.clone())
         .await

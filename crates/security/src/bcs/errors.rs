@@ -154,6 +154,26 @@ pub fn unknown_if_ambiguous(error: ProviderError) -> ProviderError {
     .meta("provider_reason", provider_reason)
 }
 
+/// A consulta (S18 `Action: R`) that did not say what became of a withdrawal whose answer
+/// was lost: the outcome stays unknown (a later retry asks again, an operator may settle
+/// it), the consulta's own reason kept in metadata `consulta_reason`.
+pub fn still_unknown(consulta: ProviderError) -> ProviderError {
+    let code = match consulta.code {
+        Code::DeadlineExceeded => Code::DeadlineExceeded,
+        _ => Code::Unavailable,
+    };
+    let mut error = ProviderError::new(code, reasons::PROVIDER_OUTCOME_UNKNOWN, DOMAIN)
+        .message(
+            "the bank did not say what became of the withdrawal whose answer was lost (its \
+             consulta failed); nothing was sent again: retry later with the same key",
+        )
+        .meta("consulta_reason", &consulta.reason);
+    if let Some(http) = consulta.details.metadata.get("http_status") {
+        error = error.meta("http_status", http);
+    }
+    error
+}
+
 fn by_status(http: u16) -> (Code, &'static str) {
     BY_STATUS
         .iter()

@@ -19,6 +19,15 @@ use crate::config::InvokerFields;
 /// The bank stamps Colombian time (UTC-5, no daylight saving).
 const BANK_OFFSET_SECONDS: i32 = -5 * 3600;
 
+/// S18's `X-Invoker-Action`: "C --> Create (Aplicación de negocio)".
+pub const ACTION_CREATE: &str = "C";
+/// S18's `X-Invoker-Action`: "R -- > Read (Consulta)".
+pub const ACTION_READ: &str = "R";
+
+/// Invoker fields pasarela generates on a withdrawal (its TxId, the ProcessId that follows
+/// it, the action of a create or a consulta).
+const GENERATED_ON_WITHDRAWALS: &[&str] = &["tx_id", "process_id", "action"];
+
 /// Longest value of `X-Invoker-RequestNumber` (and of a generated session key).
 const REQUEST_NUMBER_MAX: usize = 30;
 
@@ -272,6 +281,20 @@ pub fn require(fields: &InvokerFields, names: &[&str], violations: &mut Violatio
 }
 
 /// The headers of `fields`, empty ones left out.
+/// A withdrawal's TxId and the values S18 fixes belong to pasarela: a caller's TxId could
+/// be another customer's, which the bank answers with that customer's withdrawal.
+pub fn refuse_owned(request: &InvokerFields, fixed: &InvokerFields, v: &mut Violations) {
+    for rule in RULES {
+        let owned = GENERATED_ON_WITHDRAWALS.contains(&rule.field) || !(rule.get)(fixed).is_empty();
+        if owned && !(rule.get)(request).is_empty() {
+            v.add(
+                format!("invoker.{}", rule.field),
+                "is set by pasarela on withdrawals (generated, or fixed by the spec): leave it empty",
+            );
+        }
+    }
+}
+
 pub fn headers(fields: &InvokerFields) -> impl Iterator<Item = (&'static str, &str)> {
     RULES
         .iter()

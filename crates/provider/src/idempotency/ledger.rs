@@ -1,0 +1,380 @@
+//! The operator's side of idempotency: the keys whose provider outcome is unknown, listed
+//! and settled — as succeeded (the response a service builds from the provider's approval,
+//! replayed from then on) or as not done (the key freed, so that a retry runs afresh).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::{Idempotency, Outcome, Record, State, encode, now_ms};
+use crate::metrics;
+
+/// One key whose outcome is unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outstanding {
+    pub operation: String,
+    /// The caller's identity (`source:subject`).
+    pub caller: String,
+    /// The hash under which the key is stored (the key itself is never kept).
+    pub key_hash: String,
+    /// The transaction id (TxId, `transactionId`) every attempt under the key sent.
+    pub transaction_id: String,
+    pub first_attempt: SystemTime,
+    /// When the outcome was found unknown; `None` for a claim whose owner died mid-call.
+    pub unknown_since: Option<SystemTime>,
+}
+
+/// What the provider is known to have done, as an operator learnt it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    Succeeded(Approval),
+    NotDone,
+}
+
+/// What an operator read in the provider's records about a call that succeeded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Approval {
+    /// The provider's approval or authorization number.
+    pub approval_number: String,
+    /// The subscription an activation created.
+    pub subscription_id: String,
+}
+
+/// Builds the response a settled success replays for `operation` (the service's own
+/// knowledge of its responses), or names the approval field that is missing.
+pub type Settler =
+    fn(operation: &str, transaction_id: &str, approval: &Approval) -> Result<Outcome, SettleError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettleError {
+    #[error("no idempotency key {0} is recorded")]
+    NotFound(String),
+    #[error("the outcome under this key is not unknown (it is final or still running)")]
+    NotUnknown,
+    #[error("{field}: {description}")]
+    Invalid {
+        field: &'static str,
+        description: String,
+    },
+    #[error("the idempotency store is unavailable")]
+    Store(#[source] anyhow::Error),
+}
+
+/// One service's idempotency records as an operator sees them.
+#[derive(Clone)]
+pub struct Ledger {
+    /// The service's package name, e.g. `pasarela.security.v1`.
+    pub service: &'static str,
+    /// The operations recorded under keys (for the gauge's zeros).
+    pub operations: &'static [&'static str],
+    idempotency: Idempotency,
+    settler: Settler,
+}
+
+impl Ledger {
+    pub fn new(
+        service: &'static str,
+        operations: &'static [&'static str],
+        idempotency: Idempotency,
+        settler: Settler,
+    ) -> Self {
+        Self {
+            service,
+            operations,
+            idempotency,
+            settler,
+        }
+    }
+
+    /// Every key whose outcome is unknown, oldest first; keys that became final or expired
+    /// leave the open set on the way.
+    pub async fn outstanding(&self) -> anyhow::Result<Vec<Outstanding>> {
+        let store = &self.idempotency.store;
+        let open = self.idempotency.open_set();
+        let now = now_ms();
+        let mut found = Vec::new();
+        for key in store.members(&open).await? {
+            let record = store
+                .get(&key)
+                .await?
+                .and_then(|value| serde_json::from_str::<Record>(&value).ok());
+            match record {
+                Some(record) if record.is_unknown(now) => found.push(outstanding(&key, record)),
+                Some(record) if matches!(record.state, State::InFlight { .. }) => {}
+                _ => store.untrack(&open, &key).await?,
+            }
+        }
+        found.sort_by_key(|entry| entry.first_attempt);
+        Ok(found)
+    }
+
+    /// Settles the unknown outcome of `operation` under `key_hash`; answers what it was.
+    /// Each settlement is an audit line naming `operator` and their `note`.
+    pub async fn settle(
+        &self,
+        operation: &str,
+        key_hash: &str,
+        settlement: &Settlement,
+        operator: &str,
+        note: &str,
+    ) -> Result<Outstanding, SettleError> {
+        let idempotency = &self.idempotency;
+        let store = &idempotency.store;
+        let key = format!("{}:{operation}:{key_hash}", idempotency.scope.keys);
+        let existing = store
+            .get(&key)
+            .await
+            .map_err(SettleError::Store)?
+            .ok_or_else(|| SettleError::NotFound(key_hash.to_owned()))?;
+        let record: Record =
+            serde_json::from_str(&existing).map_err(|_| SettleError::NotUnknown)?;
+        if !record.is_unknown(now_ms()) {
+            return Err(SettleError::NotUnknown);
+        }
+        let entry = outstanding(&key, record.clone());
+        let open = idempotency.open_set();
+        let settled = match settlement {
+            Settlement::Succeeded(approval) => {
+                let outcome = (self.settler)(operation, &record.transaction_id, approval)?;
+                let done = Record {
+                    state: State::Done { outcome },
+                    ..record
+                };
+                let replaced = store
+                    .replace(&key, &existing, &encode(&done), idempotency.ttl)
+                    .await
+                    .map_err(SettleError::Store)?;
+                if replaced {
+                    store.untrack(&open, &key).await.map_err(SettleError::Store)?;
+                }
+                replaced
+            }
+            Settlement::NotDone => {
+                store.untrack(&open, &key).await.map_err(SettleError::Store)?;
+                store
+                    .remove(&key, &existing)
+                    .await
+                    .map_err(SettleError::Store)?
+            }
+        };
+        if !settled {
+            return Err(SettleError::NotUnknown);
+        }
+        tracing::info!(
+            target: "audit",
+            operator,
+            service = self.service,
+            operation,
+            key_hash,
+            transaction_id = %entry.transaction_id,
+            settlement = settlement_name(settlement),
+            note,
+            "unknown outcome settled"
+        );
+        self.count().await;
+        Ok(entry)
+    }
+
+    /// Sets the gauge of unknown outcomes from the store; a store that cannot be read
+    /// leaves the last count.
+    pub async fn count(&self) {
+        let Ok(outstanding) = self.outstanding().await else {
+            return;
+        };
+        let gauge = &metrics::global().idempotency_unknown;
+        for operation in self.operations {
+            let count = outstanding
+                .iter()
+                .filter(|entry| entry.operation == *operation)
+                .count();
+            gauge
+                .get_or_create(&metrics::OperationLabels {
+                    provider: self.idempotency.scope.provider,
+                    operation,
+                })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+fn settlement_name(settlement: &Settlement) -> &'static str {
+    match settlement {
+        Settlement::Succeeded(_) => "succeeded",
+        Settlement::NotDone => "not_done",
+    }
+}
+
+fn outstanding(key: &str, record: Record) -> Outstanding {
+    let unknown_since = match record.state {
+        State::Unknown { since_ms } => Some(time(since_ms)),
+        _ => None,
+    };
+    Outstanding {
+        key_hash: key.rsplit(':').next().unwrap_or_default().to_owned(),
+        operation: record.operation,
+        caller: record.caller,
+        transaction_id: record.transaction_id,
+        first_attempt: time(record.first_attempt_ms),
+        unknown_since,
+    }
+}
+
+fn time(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use prost_types::Timestamp;
+
+    use super::super::{Begin, Claim, Ending, MemoryStore, OnUnknown, Scope};
+    use super::*;
+
+    const SCOPE: Scope = Scope {
+        keys: "pasarela:test:idempotency",
+        domain: "pasarela.test",
+        provider: "provider.test",
+        provider_name: "the provider",
+        not_sent: &[],
+    };
+
+    /// Succeeded charges replay a timestamp whose seconds are the approval's length.
+    fn settler(operation: &str, _: &str, approval: &Approval) -> Result<Outcome, SettleError> {
+        if operation != "charge" {
+            return Err(SettleError::Invalid {
+                field: "operation",
+                description: "unknown".into(),
+            });
+        }
+        let seconds = approval.approval_number.len() as i64;
+        Ok(Outcome::of::<Timestamp>(&Ok(Timestamp { seconds, nanos: 0 })))
+    }
+
+    fn ledger() -> Ledger {
+        let idempotency = Idempotency::new(
+            Arc::new(MemoryStore::default()),
+            SCOPE,
+            Duration::from_secs(60),
+            Duration::from_secs(30),
+            OnUnknown::Hold,
+        );
+        Ledger::new("pasarela.test.v1", &["charge"], idempotency, settler)
+    }
+
+    fn claim(txid: &str) -> Claim<'static> {
+        Claim {
+            operation: "charge",
+            caller: "jwt:billing",
+            key: "order-7",
+            fingerprint: "f".into(),
+            transaction_id: txid.into(),
+            deadline: Instant::now() + Duration::from_millis(100),
+        }
+    }
+
+    /// A charge under `order-7` whose outcome was lost.
+    async fn lost(ledger: &Ledger) {
+        let Ok(Begin::Run(ticket)) = ledger.idempotency.begin(claim("tx-1")).await else {
+            panic!("first call runs");
+        };
+        ledger.idempotency.finish(ticket, Ending::Unknown).await;
+    }
+
+    #[tokio::test]
+    async fn an_unknown_outcome_is_listed_and_settled_as_succeeded() {
+        let ledger = ledger();
+        lost(&ledger).await;
+        let listed = ledger.outstanding().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        let entry = &listed[0];
+        assert_eq!(
+            (entry.operation.as_str(), entry.caller.as_str()),
+            ("charge", "jwt:billing")
+        );
+        assert_eq!(entry.transaction_id, "tx-1");
+        assert_eq!(entry.key_hash.len(), 64);
+        assert!(entry.unknown_since.is_some());
+
+        let approval = Approval {
+            approval_number: "123456".into(),
+            ..Approval::default()
+        };
+        let settled = ledger
+            .settle(
+                "charge",
+                &entry.key_hash,
+                &Settlement::Succeeded(approval),
+                "ops",
+                "INC-1",
+            )
+            .await
+            .unwrap();
+        assert_eq!(&settled, entry);
+        assert!(ledger.outstanding().await.unwrap().is_empty());
+        let Ok(Begin::Replay(outcome)) = ledger.idempotency.begin(claim("tx-2")).await else {
+            panic!("the settled outcome is replayed");
+        };
+        assert_eq!(outcome.replay::<Timestamp>().unwrap().seconds, 6);
+        let again = ledger
+            .settle("charge", &entry.key_hash, &Settlement::NotDone, "ops", "INC-1")
+            .await;
+        assert!(matches!(again, Err(SettleError::NotUnknown)), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn an_outcome_settled_as_not_done_frees_the_key() {
+        let ledger = ledger();
+        lost(&ledger).await;
+        let hash = ledger.outstanding().await.unwrap()[0].key_hash.clone();
+        ledger
+            .settle("charge", &hash, &Settlement::NotDone, "ops", "INC-1")
+            .await
+            .unwrap();
+        let Ok(Begin::Run(fresh)) = ledger.idempotency.begin(claim("tx-2")).await else {
+            panic!("the key runs afresh");
+        };
+        assert_eq!(fresh.transaction_id(), "tx-2");
+        assert!(!fresh.after_unknown());
+    }
+
+    #[tokio::test]
+    async fn a_settlement_needs_a_recorded_unknown_key_and_a_valid_approval() {
+        let ledger = ledger();
+        let missing = ledger
+            .settle("charge", &"0".repeat(64), &Settlement::NotDone, "ops", "INC-1")
+            .await;
+        assert!(matches!(missing, Err(SettleError::NotFound(_))));
+        lost(&ledger).await;
+        let hash = ledger.outstanding().await.unwrap()[0].key_hash.clone();
+        let wrong = ledger
+            .settle(
+                "refund",
+                &hash,
+                &Settlement::Succeeded(Approval::default()),
+                "ops",
+                "INC-1",
+            )
+            .await;
+        assert!(matches!(wrong, Err(SettleError::NotFound(_))), "{wrong:?}");
+    }
+
+    #[tokio::test]
+    async fn the_gauge_counts_outstanding_unknown_outcomes() {
+        let ledger = ledger();
+        lost(&ledger).await;
+        ledger.count().await;
+        let labels = metrics::OperationLabels {
+            provider: "provider.test",
+            operation: "charge",
+        };
+        let gauge = &metrics::global().idempotency_unknown;
+        assert_eq!(gauge.get_or_create(&labels).get(), 1);
+        let hash = ledger.outstanding().await.unwrap()[0].key_hash.clone();
+        ledger
+            .settle("charge", &hash, &Settlement::NotDone, "ops", "INC-1")
+            .await
+            .unwrap();
+        assert_eq!(gauge.get_or_create(&labels).get(), 0);
+    }
+}
