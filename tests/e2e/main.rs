@@ -7,6 +7,7 @@ mod auth;
 mod bureau;
 mod deploy;
 mod foundation;
+mod money_once;
 mod observability;
 mod recurring_payments;
 mod reliability;

@@ -22,22 +22,24 @@ use tonic_types::StatusExt as _;
 
 use crate::support::{Bearer, TestApp, TestRedis, admin, reason, spawn_app_on, spawn_app_with};
 
-type Client = RecurringPaymentsServiceClient<InterceptedService<Channel, Bearer>>;
+pub(crate) type Client = RecurringPaymentsServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// Every test's merchant.
-const COMMERCE_ID: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
+pub(crate) const COMMERCE_ID: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
 
 /// Seeded active wallets of the sandbox: (document kind, number, product number).
-const WALLET: (DocumentType, &str, &str) = (DocumentType::Cc, "1000000001", "3000000001");
-const OTHER_WALLET: (DocumentType, &str, &str) = (DocumentType::Ce, "2000000002", "3000000002");
+pub(crate) const WALLET: (DocumentType, &str, &str) =
+    (DocumentType::Cc, "1000000001", "3000000001");
+pub(crate) const OTHER_WALLET: (DocumentType, &str, &str) =
+    (DocumentType::Ce, "2000000002", "3000000002");
 
 /// pasarela against its own sandbox, the lab OTP passed on (the tests play the holder), and
 /// a rate limit that admits the concurrency tests.
-async fn app() -> TestApp {
+pub(crate) async fn app() -> TestApp {
     spawn_app_with(lab_setup).await
 }
 
-fn lab_setup(config: &mut pasarela_server::Config) {
+pub(crate) fn lab_setup(config: &mut pasarela_server::Config) {
     if let Some(section) = config.recurring_payments.as_mut() {
         section.lab_otp_passthrough = true;
     }
@@ -47,15 +49,26 @@ fn lab_setup(config: &mut pasarela_server::Config) {
     }
 }
 
-fn client(app: &TestApp) -> Client {
+/// [`lab_setup`], and pasarela told that Daviplata deduplicates by `transactionId` (as the
+/// sandbox does by default): a lost outcome is re-sent with the same id.
+pub(crate) fn resending(config: &mut pasarela_server::Config) {
+    lab_setup(config);
+    let section = config
+        .recurring_payments
+        .as_mut()
+        .expect("recurring payments");
+    section.resend_unknown_outcomes = true;
+}
+
+pub(crate) fn client(app: &TestApp) -> Client {
     client_on(app, app.channel())
 }
 
-fn client_on(app: &TestApp, channel: Channel) -> Client {
+pub(crate) fn client_on(app: &TestApp, channel: Channel) -> Client {
     RecurringPaymentsServiceClient::with_interceptor(channel, app.bearer())
 }
 
-fn commerce() -> Option<Commerce> {
+pub(crate) fn commerce() -> Option<Commerce> {
     Some(Commerce {
         commerce_id: COMMERCE_ID.into(),
         commerce_name: "Comercializadora La Pradera".into(),
@@ -63,7 +76,7 @@ fn commerce() -> Option<Commerce> {
     })
 }
 
-fn wallet((kind, number, product): (DocumentType, &str, &str)) -> Option<Wallet> {
+pub(crate) fn wallet((kind, number, product): (DocumentType, &str, &str)) -> Option<Wallet> {
     let mut holder = Identification {
         number: number.into(),
         ..Default::default()
@@ -76,7 +89,7 @@ fn wallet((kind, number, product): (DocumentType, &str, &str)) -> Option<Wallet>
     })
 }
 
-fn cop(minor_units: i64) -> Option<Money> {
+pub(crate) fn cop(minor_units: i64) -> Option<Money> {
     Some(Money {
         currency_code: "COP".into(),
         minor_units,
@@ -84,7 +97,10 @@ fn cop(minor_units: i64) -> Option<Money> {
 }
 
 /// D1: returns (OTP session id, the lab OTP).
-async fn request_otp(client: &mut Client, who: (DocumentType, &str, &str)) -> (String, String) {
+pub(crate) async fn request_otp(
+    client: &mut Client,
+    who: (DocumentType, &str, &str),
+) -> (String, String) {
     let answer = client
         .request_subscription(RequestSubscriptionRequest {
             commerce: commerce(),
@@ -98,7 +114,7 @@ async fn request_otp(client: &mut Client, who: (DocumentType, &str, &str)) -> (S
     (answer.otp_session_id, answer.lab_otp_value)
 }
 
-fn activation(
+pub(crate) fn activation(
     key: &str,
     who: (DocumentType, &str, &str),
     session: &str,
@@ -117,7 +133,7 @@ fn activation(
 }
 
 /// D1 then D2 with the right OTP.
-async fn subscribe(client: &mut Client, who: (DocumentType, &str, &str), max: i64) {
+pub(crate) async fn subscribe(client: &mut Client, who: (DocumentType, &str, &str), max: i64) {
     let (session, otp) = request_otp(client, who).await;
     let key = format!("activate-{}", uuid::Uuid::new_v4());
     let activated = client
@@ -130,7 +146,11 @@ async fn subscribe(client: &mut Client, who: (DocumentType, &str, &str), max: i6
     assert_eq!(subscription.commerce.unwrap().commerce_id, COMMERCE_ID);
 }
 
-fn charge(key: &str, who: (DocumentType, &str, &str), amount: i64) -> ChargeSubscriptionRequest {
+pub(crate) fn charge(
+    key: &str,
+    who: (DocumentType, &str, &str),
+    amount: i64,
+) -> ChargeSubscriptionRequest {
     ChargeSubscriptionRequest {
         idempotency_key: key.into(),
         commerce: commerce(),
@@ -146,7 +166,10 @@ fn charge(key: &str, who: (DocumentType, &str, &str), amount: i64) -> ChargeSubs
     }
 }
 
-fn cancellation(key: &str, who: (DocumentType, &str, &str)) -> CancelSubscriptionRequest {
+pub(crate) fn cancellation(
+    key: &str,
+    who: (DocumentType, &str, &str),
+) -> CancelSubscriptionRequest {
     CancelSubscriptionRequest {
         idempotency_key: key.into(),
         commerce: commerce(),
@@ -156,14 +179,14 @@ fn cancellation(key: &str, who: (DocumentType, &str, &str)) -> CancelSubscriptio
 }
 
 /// The Daviplata emulator's counter `name` (tokens_issued, payments_made, ...).
-async fn counter(sandbox: &Sandbox, name: &str) -> u64 {
+pub(crate) async fn counter(sandbox: &Sandbox, name: &str) -> u64 {
     let counters = admin(sandbox, reqwest::Method::GET, "/daviplata/counters", None).await;
     counters[name]
         .as_u64()
         .unwrap_or_else(|| panic!("no counter {name}: {counters}"))
 }
 
-async fn fault(sandbox: &Sandbox, path: &str, fault: Value) {
+pub(crate) async fn fault(sandbox: &Sandbox, path: &str, fault: Value) {
     let rule = json!({ "provider": "daviplata", "path": path, "fault": fault, "times": 1 });
     admin(sandbox, reqwest::Method::POST, "/faults", Some(rule)).await;
 }
@@ -452,7 +475,8 @@ async fn one_key_charges_once_however_often_it_is_sent() {
 }
 
 /// A charge whose answer `fault_kind` loses after Daviplata charged: `judge` checks the
-/// failure, then the same charge again learns the one payment instead of making another.
+/// failure, then the same charge again, re-sent to a Daviplata that deduplicates, learns
+/// the one payment instead of making another.
 async fn lost_charge_is_retried_once(
     app: &TestApp,
     order: &str,
@@ -496,8 +520,8 @@ async fn lost_charge_is_retried_once(
 }
 
 #[tokio::test]
-async fn a_lost_answer_is_retried_with_the_same_transaction_id() {
-    let app = app().await;
+async fn a_lost_answer_is_resent_with_the_same_transaction_id_when_configured() {
+    let app = spawn_app_with(resending).await;
     lost_charge_is_retried_once(&app, "order-9", 7_000, "drop", |lost| {
         assert!(matches!(
             lost.code(),
@@ -508,8 +532,8 @@ async fn a_lost_answer_is_retried_with_the_same_transaction_id() {
 }
 
 #[tokio::test]
-async fn lost_activation_and_cancellation_answers_are_recovered_under_their_keys() {
-    let app = app().await;
+async fn lost_activation_and_cancellation_answers_are_recovered_when_resending() {
+    let app = spawn_app_with(resending).await;
     let mut client = client(&app);
     let (session, otp) = request_otp(&mut client, WALLET).await;
     fault(
@@ -550,7 +574,7 @@ async fn lost_activation_and_cancellation_answers_are_recovered_under_their_keys
 #[tokio::test]
 async fn a_hung_charge_times_out_and_its_retry_charges_once() {
     let app = spawn_app_with(|config| {
-        lab_setup(config);
+        resending(config);
         let http = &mut config.recurring_payments.as_mut().unwrap().outbound.http;
         http.timeout = Duration::from_millis(500);
     })
@@ -628,11 +652,11 @@ async fn refused_provider_credentials_are_never_the_callers_fault() {
 }
 
 /// The idempotency section for the in-process store.
-fn memory_store() -> Value {
+pub(crate) fn memory_store() -> Value {
     json!({ "store": "memory" })
 }
 
-fn redis_store(url: &str) -> Value {
+pub(crate) fn redis_store(url: &str) -> Value {
     json!({ "store": "redis", "url": url })
 }
 

@@ -16,9 +16,9 @@ use tonic_types::StatusExt;
 use crate::support::{TestApp, reason, spawn_app_with};
 
 /// The sandbox accepts any non-empty token; the spec has no operation that issues one.
-const TOKEN: &str = "e2e-bcs-token";
+pub(crate) const TOKEN: &str = "e2e-bcs-token";
 
-async fn app() -> TestApp {
+pub(crate) async fn app() -> TestApp {
     spawn_app_with(|config| {
         let security = config.security.as_mut().expect("dev config has security");
         security.access_token = Some(TOKEN.to_owned().into());
@@ -26,14 +26,14 @@ async fn app() -> TestApp {
     .await
 }
 
-fn client(
+pub(crate) fn client(
     app: &TestApp,
 ) -> SecurityServiceClient<InterceptedService<Channel, impl Interceptor + Clone>> {
     client_on(app, app.channel())
 }
 
 /// A client of `app`'s caller over `channel` (another replica).
-fn client_on(
+pub(crate) fn client_on(
     app: &TestApp,
     channel: Channel,
 ) -> SecurityServiceClient<InterceptedService<Channel, impl Interceptor + Clone>> {
@@ -47,7 +47,7 @@ fn cc(number: &str) -> Option<Identification> {
     })
 }
 
-fn pesos(amount: i64) -> Option<Money> {
+pub(crate) fn pesos(amount: i64) -> Option<Money> {
     Some(Money {
         currency_code: "COP".into(),
         minor_units: amount * 100,
@@ -63,7 +63,7 @@ fn localized(status: &tonic::Status) -> String {
         .unwrap_or_default()
 }
 
-fn bad_fields(status: &tonic::Status) -> Vec<String> {
+pub(crate) fn bad_fields(status: &tonic::Status) -> Vec<String> {
     status
         .get_error_details()
         .bad_request()
@@ -77,12 +77,12 @@ fn bad_fields(status: &tonic::Status) -> Vec<String> {
 }
 
 #[track_caller]
-fn assert_error(status: &tonic::Status, code: Code, expected_reason: &str) {
+pub(crate) fn assert_error(status: &tonic::Status, code: Code, expected_reason: &str) {
     assert_eq!(status.code(), code, "{status:?}");
     assert_eq!(reason(status), expected_reason, "{status:?}");
 }
 
-async fn admin_get(app: &TestApp, path: &str) -> Value {
+pub(crate) async fn admin_get(app: &TestApp, path: &str) -> Value {
     reqwest::get(format!("{}{path}", app.sandbox.admin_url))
         .await
         .expect("admin answers")
@@ -91,7 +91,7 @@ async fn admin_get(app: &TestApp, path: &str) -> Value {
         .expect("admin JSON")
 }
 
-async fn admin_send(app: &TestApp, method: reqwest::Method, path: &str, body: Value) {
+pub(crate) async fn admin_send(app: &TestApp, method: reqwest::Method, path: &str, body: Value) {
     let response = reqwest::Client::new()
         .request(method, format!("{}{path}", app.sandbox.admin_url))
         .json(&body)
@@ -761,7 +761,7 @@ fn teller() -> Option<InvokerContext> {
     })
 }
 
-fn withdrawal(otp: &str, key: &str) -> WithdrawWithOtpRequest {
+pub(crate) fn withdrawal(otp: &str, key: &str) -> WithdrawWithOtpRequest {
     WithdrawWithOtpRequest {
         idempotency_key: key.into(),
         invoker: teller(),
@@ -780,7 +780,7 @@ fn withdrawal(otp: &str, key: &str) -> WithdrawWithOtpRequest {
 }
 
 /// Asks the bank for a withdrawal OTP of 20,000 pesos for the withdrawals customer.
-async fn withdrawal_otp<I: Interceptor>(
+pub(crate) async fn withdrawal_otp<I: Interceptor>(
     client: &mut SecurityServiceClient<InterceptedService<Channel, I>>,
 ) -> String {
     let issued = client
@@ -941,7 +941,7 @@ async fn second_replica(app: &TestApp, url: &str) -> pasarela_server::app::Runni
 }
 
 /// The security section with the sandbox's token and its idempotency in Redis at `url`.
-fn shares_redis(config: &mut pasarela_server::config::Config, url: &str) {
+pub(crate) fn shares_redis(config: &mut pasarela_server::config::Config, url: &str) {
     let security = config.security.as_mut().expect("dev config has security");
     security.access_token = Some(TOKEN.to_owned().into());
     security.idempotency = serde_json::from_value(json!({ "store": "redis", "url": url }))

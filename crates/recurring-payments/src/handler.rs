@@ -70,8 +70,13 @@ impl RecurringPayments {
         } else {
             OnUnknown::Hold
         };
-        let idempotency =
-            Idempotency::new(store, IDEMPOTENCY, config.idempotency.ttl, lease, on_unknown);
+        let idempotency = Idempotency::new(
+            store,
+            IDEMPOTENCY,
+            config.idempotency.ttl,
+            lease,
+            on_unknown,
+        );
         Ok(Self {
             core: Arc::new(Core {
                 idempotency,
@@ -234,19 +239,13 @@ impl Core {
             key: request.key(),
         };
         let unkeyed = request.without_key();
-        self.idempotent(
-            how.operation,
-            key,
-            &unkeyed,
-            deadline,
-            |id| async move {
-                let reference = reference(request.transaction(), Some(id));
-                let body = (how.body)(&self.defaults(), &reference, request);
-                self.daviplata
-                    .call(how.op, &body, deadline, secrets, how.read)
-                    .await
-            },
-        )
+        self.idempotent(how.operation, key, &unkeyed, deadline, |id| async move {
+            let reference = reference(request.transaction(), Some(id));
+            let body = (how.body)(&self.defaults(), &reference, request);
+            self.daviplata
+                .call(how.op, &body, deadline, secrets, how.read)
+                .await
+        })
         .await
     }
 

@@ -182,7 +182,11 @@ pub fn activate(request: &pb::ActivateSubscriptionRequest) -> Result<(), Status>
     if let Some(maximum) = &request.maximum_amount {
         amount(&mut v, "maximum_amount", maximum, None);
     }
-    transaction(&mut v, request.transaction.as_ref(), TransactionId::Pasarela);
+    transaction(
+        &mut v,
+        request.transaction.as_ref(),
+        TransactionId::Pasarela,
+    );
     v.finish()
 }
 
@@ -191,7 +195,11 @@ pub fn cancel(request: &pb::CancelSubscriptionRequest) -> Result<(), Status> {
     idempotency::check_key(&mut v, &request.idempotency_key);
     commerce(&mut v, request.commerce.as_ref());
     wallet(&mut v, request.wallet.as_ref());
-    transaction(&mut v, request.transaction.as_ref(), TransactionId::Pasarela);
+    transaction(
+        &mut v,
+        request.transaction.as_ref(),
+        TransactionId::Pasarela,
+    );
     v.finish()
 }
 
@@ -233,7 +241,11 @@ pub fn charge(
             GENERAL_INFO_VALUE_MAX,
         );
     }
-    transaction(&mut v, request.transaction.as_ref(), TransactionId::Pasarela);
+    transaction(
+        &mut v,
+        request.transaction.as_ref(),
+        TransactionId::Pasarela,
+    );
     v.finish()
 }
 

@@ -87,13 +87,21 @@ async fn start_double() -> (Arc<Double>, String) {
 }
 
 async fn service(base_url: String) -> RecurringPayments {
-    let config: Config = serde_json::from_value(json!({
+    service_with(base_url, json!({})).await
+}
+
+/// The service with `extra` keys laid over the test configuration.
+async fn service_with(base_url: String, extra: serde_json::Value) -> RecurringPayments {
+    let mut config = json!({
         "base_url": base_url,
         "client_id": "the-client",
         "client_secret": "the-secret",
         "outbound": {"http": {"timeout": "500ms"}},
-    }))
-    .unwrap();
+    });
+    if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+        config.extend(extra.clone());
+    }
+    let config: Config = serde_json::from_value(config).unwrap();
     RecurringPayments::new(config).await.unwrap()
 }
 
@@ -139,9 +147,39 @@ async fn a_revoked_token_is_renewed_and_the_call_sent_once_more() {
 }
 
 #[tokio::test]
-async fn a_lost_charge_is_retried_with_the_same_transaction_id() {
+async fn a_lost_charge_is_held_and_never_resent_by_default() {
     let (double, url) = start_double().await;
     let service = service(url).await;
+    double.lose_next_answer.store(true, Ordering::SeqCst);
+
+    let lost = service
+        .charge_subscription(charge("order-8"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        lost.get_error_details().error_info().unwrap().reason,
+        "PROVIDER_OUTCOME_UNKNOWN"
+    );
+    for _ in 0..3 {
+        let held = service
+            .charge_subscription(charge("order-8"))
+            .await
+            .unwrap_err();
+        let info = held.get_error_details().error_info().cloned().unwrap();
+        assert_eq!(info.reason, "PROVIDER_OUTCOME_UNKNOWN");
+        assert_eq!(info.metadata["state"], "awaiting_reconciliation");
+    }
+    assert_eq!(
+        double.payment_calls.load(Ordering::SeqCst),
+        1,
+        "nothing is re-sent"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_charge_is_resent_with_the_same_transaction_id_when_configured() {
+    let (double, url) = start_double().await;
+    let service = service_with(url, json!({ "resend_unknown_outcomes": true })).await;
     double.lose_next_answer.store(true, Ordering::SeqCst);
 
     let lost = service

@@ -152,7 +152,9 @@ impl Core {
             deadline,
         };
         self.idempotency
-            .once(claim, |attempt| self.withdraw_once(prepared, attempt, deadline))
+            .once(claim, |attempt| {
+                self.withdraw_once(prepared, attempt, deadline)
+            })
             .await
     }
 
@@ -169,7 +171,10 @@ impl Core {
         let mut sent = prepared.with_tx_id(tx_id.clone());
         if attempt.after_unknown {
             sent.set_action(ACTION_READ);
-            let consulted = self.bcs.send(&client::WITHDRAWAL_QUERY, &sent, deadline).await;
+            let consulted = self
+                .bcs
+                .send(&client::WITHDRAWAL_QUERY, &sent, deadline)
+                .await;
             sent.set_action(ACTION_CREATE);
             match consulted {
                 Ok(answer) => return self.read_withdrawal(answer, tx_id),
@@ -201,11 +206,14 @@ impl Core {
     fn bank_has_none(&self, error: &ProviderError) -> bool {
         let meta = &error.details.metadata;
         let field = |name: &str| meta.get(name).map(String::as_str).unwrap_or_default();
-        self.reconciliation.not_found.iter().any(|row: &ProviderCode| {
-            field("http_status") == row.http.to_string()
-                && field("provider_code") == row.code
-                && field("provider_type") == row.kind
-        })
+        self.reconciliation
+            .not_found
+            .iter()
+            .any(|row: &ProviderCode| {
+                field("http_status") == row.http.to_string()
+                    && field("provider_code") == row.code
+                    && field("provider_type") == row.kind
+            })
     }
 }
 

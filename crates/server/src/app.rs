@@ -212,7 +212,8 @@ async fn add_service(
             let section = config.security.clone().with_context(missing)?;
             let service = pasarela_security::Security::new(section).await?;
             let ledger = service.ledger();
-            routes.add_service(SecurityServiceServer::new(service).max_decoding_message_size(limit));
+            routes
+                .add_service(SecurityServiceServer::new(service).max_decoding_message_size(limit));
             Some(ledger)
         }
         ServiceName::Bureau => {

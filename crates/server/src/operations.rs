@@ -89,6 +89,7 @@ impl OperationsService for Operations {
         let mut outcomes = Vec::new();
         for ledger in self.ledgers_of(&service)? {
             let outstanding = ledger.outstanding().await.map_err(store_down)?;
+            ledger.publish(&outstanding);
             outcomes.extend(
                 outstanding
                     .into_iter()
@@ -185,13 +186,11 @@ fn bad_field(field: &str, why: &str) -> Status {
 
 fn settle_error(error: SettleError) -> Status {
     match error {
-        SettleError::NotFound(_) => ProviderError::new(
-            Code::NotFound,
-            reasons::OUTCOME_NOT_FOUND,
-            DOMAIN,
-        )
-        .message(error.to_string())
-        .into(),
+        SettleError::NotFound(_) => {
+            ProviderError::new(Code::NotFound, reasons::OUTCOME_NOT_FOUND, DOMAIN)
+                .message(error.to_string())
+                .into()
+        }
         SettleError::NotUnknown => ProviderError::new(
             Code::FailedPrecondition,
             reasons::OUTCOME_NOT_UNKNOWN,

@@ -143,12 +143,18 @@ impl Ledger {
                     .await
                     .map_err(SettleError::Store)?;
                 if replaced {
-                    store.untrack(&open, &key).await.map_err(SettleError::Store)?;
+                    store
+                        .untrack(&open, &key)
+                        .await
+                        .map_err(SettleError::Store)?;
                 }
                 replaced
             }
             Settlement::NotDone => {
-                store.untrack(&open, &key).await.map_err(SettleError::Store)?;
+                store
+                    .untrack(&open, &key)
+                    .await
+                    .map_err(SettleError::Store)?;
                 store
                     .remove(&key, &existing)
                     .await
@@ -176,9 +182,13 @@ impl Ledger {
     /// Sets the gauge of unknown outcomes from the store; a store that cannot be read
     /// leaves the last count.
     pub async fn count(&self) {
-        let Ok(outstanding) = self.outstanding().await else {
-            return;
-        };
+        if let Ok(outstanding) = self.outstanding().await {
+            self.publish(&outstanding);
+        }
+    }
+
+    /// Sets the gauge from a listing just read.
+    pub fn publish(&self, outstanding: &[Outstanding]) {
         let gauge = &metrics::global().idempotency_unknown;
         for operation in self.operations {
             let count = outstanding
@@ -248,7 +258,10 @@ mod tests {
             });
         }
         let seconds = approval.approval_number.len() as i64;
-        Ok(Outcome::of::<Timestamp>(&Ok(Timestamp { seconds, nanos: 0 })))
+        Ok(Outcome::of::<Timestamp>(&Ok(Timestamp {
+            seconds,
+            nanos: 0,
+        })))
     }
 
     fn ledger() -> Ledger {
@@ -317,7 +330,13 @@ mod tests {
         };
         assert_eq!(outcome.replay::<Timestamp>().unwrap().seconds, 6);
         let again = ledger
-            .settle("charge", &entry.key_hash, &Settlement::NotDone, "ops", "INC-1")
+            .settle(
+                "charge",
+                &entry.key_hash,
+                &Settlement::NotDone,
+                "ops",
+                "INC-1",
+            )
             .await;
         assert!(matches!(again, Err(SettleError::NotUnknown)), "{again:?}");
     }
@@ -342,7 +361,13 @@ mod tests {
     async fn a_settlement_needs_a_recorded_unknown_key_and_a_valid_approval() {
         let ledger = ledger();
         let missing = ledger
-            .settle("charge", &"0".repeat(64), &Settlement::NotDone, "ops", "INC-1")
+            .settle(
+                "charge",
+                &"0".repeat(64),
+                &Settlement::NotDone,
+                "ops",
+                "INC-1",
+            )
             .await;
         assert!(matches!(missing, Err(SettleError::NotFound(_))));
         lost(&ledger).await;

@@ -139,11 +139,7 @@ impl Store for MemoryStore {
         futures::future::ready(Ok(())).boxed()
     }
 
-    fn untrack<'a>(
-        &'a self,
-        set: &'a str,
-        member: &'a str,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn untrack<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
         self.with(|entries| {
             if let Some(members) = entries.sets.get_mut(set) {
                 members.remove(member);

@@ -28,7 +28,7 @@ use crate::reasons;
 use crate::validate::Violations;
 
 pub use config::{IdempotencyConfig, StoreKind, open_store};
-pub use ledger::{Approval, Ledger, Outstanding, Settlement, SettleError, Settler};
+pub use ledger::{Approval, Ledger, Outstanding, SettleError, Settlement, Settler};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
@@ -95,8 +95,7 @@ pub trait Store: Send + Sync {
     fn track<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
 
     /// Removes `member` from the set `set`.
-    fn untrack<'a>(&'a self, set: &'a str, member: &'a str)
-    -> BoxFuture<'a, anyhow::Result<()>>;
+    fn untrack<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
 
     /// Every member of the set `set`.
     fn members<'a>(&'a self, set: &'a str) -> BoxFuture<'a, anyhow::Result<Vec<String>>>;
@@ -152,13 +151,17 @@ struct Record {
 #[serde(tag = "state", rename_all = "snake_case")]
 enum State {
     /// A call is under way; past `lease_until_ms` (its owner died) it counts as unknown.
-    InFlight { lease_until_ms: u64 },
+    InFlight {
+        lease_until_ms: u64,
+    },
     /// The provider may or may not have acted.
     Unknown {
         #[serde(default)]
         since_ms: u64,
     },
-    Done { outcome: Outcome },
+    Done {
+        outcome: Outcome,
+    },
 }
 
 impl Record {
@@ -529,7 +532,10 @@ impl Idempotency {
 
     fn decode(&self, value: &str) -> Result<Record, Status> {
         serde_json::from_str::<Record>(value).map_err(|_| {
-            tracing::error!(scope = self.scope.keys, "an idempotency record is unreadable");
+            tracing::error!(
+                scope = self.scope.keys,
+                "an idempotency record is unreadable"
+            );
             Status::internal("idempotency record unreadable")
         })
     }

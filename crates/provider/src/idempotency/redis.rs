@@ -176,11 +176,7 @@ impl Store for RedisStore {
         .boxed()
     }
 
-    fn untrack<'a>(
-        &'a self,
-        set: &'a str,
-        member: &'a str,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn untrack<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
         let mut connection = self.connection.clone();
         async move {
             let _: i64 = redis::cmd("SREM")

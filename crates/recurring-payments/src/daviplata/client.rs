@@ -288,7 +288,13 @@ fn interpret<T>(
             let fault = Fault::declined(http, status, &result.message);
             return Err(errors::business_error(&fault, op.changes_state, secrets));
         }
-        None => return Err(unreadable(op, http, Unreadable("no numeric resultStatus.status"))),
+        None => {
+            return Err(unreadable(
+                op,
+                http,
+                Unreadable("no numeric resultStatus.status"),
+            ));
+        }
     }
     read(answer).map_err(|why| unreadable(op, http, why))
 }

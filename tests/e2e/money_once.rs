@@ -1,0 +1,986 @@
+//! Money moves once without trusting a provider to deduplicate: a lost withdrawal is asked
+//! about (S18 `Action: R`), never re-created blindly; a lost Daviplata call is held until an
+//! operator settles it (or re-sent, when configured, to a Daviplata that deduplicates);
+//! answers without a success status are never successes; TxIds belong to pasarela; the
+//! operators' reconciliation API; a replica killed mid-charge and a Redis outage. Each test
+//! runs against the sandbox in both readings of what the specs leave open.
+
+use std::time::Duration;
+
+use pasarela::operations::v1::operations_service_client::OperationsServiceClient;
+use pasarela::operations::v1::settle_unknown_outcome_request::Settlement;
+use pasarela::operations::v1::{
+    ListUnknownOutcomesRequest, NotDone, SettleUnknownOutcomeRequest, Succeeded, UnknownOutcome,
+};
+use pasarela::security::v1::WithdrawWithOtpRequest;
+use serde_json::{Value, json};
+use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic_types::StatusExt as _;
+
+use crate::recurring_payments::{
+    self as rp, WALLET, activation, cancellation, charge, counter, request_otp, subscribe,
+};
+use crate::security::{
+    self as sec, admin_get, admin_send, assert_error, bad_fields, withdrawal, withdrawal_otp,
+};
+use crate::support::{Bearer, TestApp, TestRedis, bearer_with, reason, spawn_app_with};
+
+const S18_PATH: &str = "/security-management/v3/withdrawal/otp";
+const PAYMENT_PATH: &str = "/v1/payments/subscriptions/payment";
+
+type Operations = OperationsServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// An operator with every scope.
+fn operator(app: &TestApp) -> Operations {
+    OperationsServiceClient::with_interceptor(app.channel(), app.bearer())
+}
+
+/// Every outstanding unknown outcome of `service`.
+async fn unknown(app: &TestApp, service: &str) -> Vec<UnknownOutcome> {
+    operator(app)
+        .list_unknown_outcomes(ListUnknownOutcomesRequest {
+            service: service.into(),
+        })
+        .await
+        .expect("listed")
+        .into_inner()
+        .outcomes
+}
+
+async fn settle(
+    app: &TestApp,
+    outcome: &UnknownOutcome,
+    settlement: Settlement,
+) -> Result<UnknownOutcome, tonic::Status> {
+    operator(app)
+        .settle_unknown_outcome(SettleUnknownOutcomeRequest {
+            service: outcome.service.clone(),
+            operation: outcome.operation.clone(),
+            key_hash: outcome.key_hash.clone(),
+            settlement: Some(settlement),
+            note: "INC-42".into(),
+        })
+        .await
+        .map(|answer| answer.into_inner().settled.expect("the settled key"))
+}
+
+fn succeeded(approval_number: &str, subscription_id: &str) -> Settlement {
+    Settlement::Succeeded(Succeeded {
+        approval_number: approval_number.into(),
+        subscription_id: subscription_id.into(),
+    })
+}
+
+#[track_caller]
+fn assert_held(status: &tonic::Status) {
+    assert_error(status, Code::Unavailable, "PROVIDER_OUTCOME_UNKNOWN");
+    let details = status.get_error_details();
+    let info = details.error_info().expect("error info");
+    assert_eq!(
+        info.metadata["state"], "awaiting_reconciliation",
+        "{status:?}"
+    );
+}
+
+// ---- S18: a lost withdrawal is asked about ------------------------------------------------
+
+/// Sets how the Banco Caja Social emulator reads what S18 leaves open.
+async fn bank_reads(app: &TestApp, dedup_tx_ids: bool, consulta_not_found: &str) {
+    let readings = json!({
+        "dedup_tx_ids": dedup_tx_ids,
+        "consulta_not_found": consulta_not_found,
+    });
+    admin_send(app, reqwest::Method::PUT, "/bcs/readings", readings).await;
+}
+
+/// S18 creates, consultas and withdrawals actually executed by the emulator.
+async fn withdrawals(app: &TestApp) -> (u64, u64, u64) {
+    let counts = admin_get(app, "/bcs/withdrawals").await;
+    let count = |name: &str| counts[name].as_u64().expect("a count");
+    (count("creates"), count("queries"), count("executed"))
+}
+
+/// The next S18 call meets `fault`.
+async fn s18_fault(app: &TestApp, fault: Value) {
+    let rule = json!({ "provider": "bcs", "path": S18_PATH, "fault": fault, "times": 1 });
+    admin_send(app, reqwest::Method::POST, "/faults", rule).await;
+}
+
+async fn lost_withdrawal(app: &TestApp, key: &str, after_handler: bool) -> WithdrawWithOtpRequest {
+    let mut client = sec::client(app);
+    let otp = withdrawal_otp(&mut client).await;
+    s18_fault(
+        app,
+        json!({ "type": "drop", "after_handler": after_handler }),
+    )
+    .await;
+    let request = withdrawal(&otp, key);
+    let lost = client.withdraw_with_otp(request.clone()).await.unwrap_err();
+    assert_error(&lost, Code::Unavailable, "PROVIDER_OUTCOME_UNKNOWN");
+    request
+}
+
+#[tokio::test]
+async fn a_lost_withdrawal_is_learnt_by_a_consulta_whether_or_not_the_bank_deduplicates() {
+    for dedup in [true, false] {
+        let app = sec::app().await;
+        bank_reads(&app, dedup, "no_found").await;
+        let request = lost_withdrawal(&app, "lost-paid", true).await;
+        assert_eq!(withdrawals(&app).await, (1, 0, 1), "the bank paid once");
+
+        let mut client = sec::client(&app);
+        let learnt = client
+            .withdraw_with_otp(request.clone())
+            .await
+            .expect("the consulta finds the withdrawal")
+            .into_inner();
+        assert!(!learnt.approval_id.is_empty());
+        assert_eq!(learnt.account_id, "26500084997");
+        assert_eq!(
+            withdrawals(&app).await,
+            (1, 1, 1),
+            "one consulta, no second create (dedup {dedup})"
+        );
+        let replayed = client
+            .withdraw_with_otp(request)
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(replayed, learnt);
+        assert_eq!(withdrawals(&app).await, (1, 1, 1));
+        assert!(unknown(&app, "pasarela.security.v1").await.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_withdrawal_the_bank_never_saw_is_sent_after_a_consulta_finds_nothing() {
+    let app = sec::app().await;
+    let request = lost_withdrawal(&app, "lost-unseen", false).await;
+    assert_eq!(
+        withdrawals(&app).await,
+        (0, 0, 0),
+        "dropped before the bank"
+    );
+    let paid = sec::client(&app)
+        .withdraw_with_otp(request)
+        .await
+        .expect("sent once the bank says it has none")
+        .into_inner();
+    assert!(!paid.approval_id.is_empty());
+    assert_eq!(withdrawals(&app).await, (1, 1, 1));
+}
+
+#[tokio::test]
+async fn a_consulta_answered_in_another_reading_leaves_the_key_for_an_operator() {
+    // The bank refuses the consulta with a code pasarela is not configured to read as
+    // "no such withdrawal": nothing is re-created, the key waits.
+    let app = sec::app().await;
+    bank_reads(&app, false, "rgn").await;
+    let request = lost_withdrawal(&app, "lost-other-reading", false).await;
+    let mut client = sec::client(&app);
+    for _ in 0..2 {
+        let still = client.withdraw_with_otp(request.clone()).await.unwrap_err();
+        assert_error(&still, Code::Unavailable, "PROVIDER_OUTCOME_UNKNOWN");
+        let details = still.get_error_details();
+        assert_eq!(
+            details.error_info().unwrap().metadata["consulta_reason"],
+            "NOT_FOUND"
+        );
+    }
+    assert_eq!(withdrawals(&app).await, (0, 2, 0), "consultas only");
+
+    let listed = unknown(&app, "pasarela.security.v1").await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let entry = &listed[0];
+    assert_eq!(entry.operation, "withdraw_with_otp");
+    assert_eq!(entry.caller, "jwt:e2e");
+    assert!(entry.provider_transaction_id.starts_with("APIF"));
+    assert!(entry.first_attempt_time.is_some());
+    settle(&app, entry, Settlement::NotDone(NotDone {}))
+        .await
+        .expect("settled as not done");
+    let paid = client
+        .withdraw_with_otp(request)
+        .await
+        .expect("a settled key runs afresh")
+        .into_inner();
+    assert_ne!(paid.tx_id, entry.provider_transaction_id, "a new TxId");
+    assert_eq!(withdrawals(&app).await, (1, 2, 1));
+    assert!(app.logs().contains("unknown outcome settled"));
+}
+
+#[tokio::test]
+async fn the_not_found_answer_of_a_consulta_is_a_setting() {
+    let app = spawn_app_with(|config| {
+        let security = config.security.as_mut().expect("security");
+        security.access_token = Some(sec::TOKEN.to_owned().into());
+        security.withdrawal_reconciliation = serde_json::from_value(json!({
+            "not_found": [{ "http": 404, "code": "05626", "type": "RGN" }],
+        }))
+        .expect("reconciliation section");
+    })
+    .await;
+    bank_reads(&app, false, "rgn").await;
+    let request = lost_withdrawal(&app, "lost-rgn", false).await;
+    let paid = sec::client(&app)
+        .withdraw_with_otp(request)
+        .await
+        .expect("configured to match the bank's reading")
+        .into_inner();
+    assert!(!paid.approval_id.is_empty());
+    assert_eq!(withdrawals(&app).await, (1, 1, 1));
+}
+
+#[tokio::test]
+async fn a_held_withdrawal_is_settled_as_succeeded_by_an_operator() {
+    let app = spawn_app_with(|config| {
+        let security = config.security.as_mut().expect("security");
+        security.access_token = Some(sec::TOKEN.to_owned().into());
+        security.withdrawal_reconciliation =
+            serde_json::from_value(json!({ "mode": "hold" })).expect("reconciliation section");
+    })
+    .await;
+    let request = lost_withdrawal(&app, "lost-held", true).await;
+    let mut client = sec::client(&app);
+    assert_held(&client.withdraw_with_otp(request.clone()).await.unwrap_err());
+    assert_eq!(withdrawals(&app).await, (1, 0, 1), "nobody was asked");
+
+    let entry = unknown(&app, "").await.remove(0);
+    let missing = settle(&app, &entry, succeeded("", "")).await.unwrap_err();
+    assert_eq!(bad_fields(&missing), ["succeeded.approval_number"]);
+    settle(&app, &entry, succeeded("224671", ""))
+        .await
+        .expect("settled");
+    let replayed = client
+        .withdraw_with_otp(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(replayed.approval_id, "224671");
+    assert_eq!(replayed.tx_id, entry.provider_transaction_id);
+    let again = settle(&app, &entry, Settlement::NotDone(NotDone {}))
+        .await
+        .unwrap_err();
+    assert_error(&again, Code::FailedPrecondition, "OUTCOME_NOT_UNKNOWN");
+}
+
+#[tokio::test]
+async fn an_s18_success_without_its_ok_marker_is_an_unknown_outcome() {
+    let app = sec::app().await;
+    let mut client = sec::client(&app);
+    let otp = withdrawal_otp(&mut client).await;
+    let body = json!({ "trn": { "approvalId": "224671", "depAcctId": { "acctId": "1" } } });
+    s18_fault(
+        &app,
+        json!({ "type": "status", "status": 200, "body": body }),
+    )
+    .await;
+    let status = client
+        .withdraw_with_otp(withdrawal(&otp, "no-marker"))
+        .await
+        .unwrap_err();
+    assert_error(&status, Code::Unavailable, "PROVIDER_OUTCOME_UNKNOWN");
+}
+
+#[tokio::test]
+async fn withdrawal_tx_ids_and_fixed_values_belong_to_pasarela() {
+    let app = sec::app().await;
+    let mut client = sec::client(&app);
+    let cases: [(&str, fn(&mut pasarela::common::v1::InvokerContext)); 5] = [
+        ("invoker.tx_id", |i| i.tx_id = "APIF4087320000000001".into()),
+        ("invoker.process_id", |i| {
+            i.process_id = "020000000001".into()
+        }),
+        ("invoker.channel", |i| i.channel = "13".into()),
+        ("invoker.user", |i| i.user = "OTRO".into()),
+        ("invoker.action", |i| i.action = "R".into()),
+    ];
+    for (field, set) in cases {
+        let mut request = withdrawal("otp-value", "owned-fields");
+        set(request.invoker.as_mut().expect("teller context"));
+        let refused = client.withdraw_with_otp(request).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{field}");
+        assert_eq!(bad_fields(&refused), [field]);
+    }
+    assert_eq!(
+        withdrawals(&app).await,
+        (0, 0, 0),
+        "nothing reached the bank"
+    );
+}
+
+// ---- Daviplata: a lost call is held, or re-sent when configured ------------------------------
+
+/// Sets whether the Daviplata emulator deduplicates by `transactionId`.
+async fn daviplata_dedups(app: &TestApp, dedup: bool) {
+    let readings = json!({ "dedup_transaction_ids": dedup });
+    crate::support::admin(
+        &app.sandbox,
+        reqwest::Method::PUT,
+        "/daviplata/readings",
+        Some(readings),
+    )
+    .await;
+}
+
+/// A charge under `key` whose answer is lost after Daviplata charged.
+async fn lost_charge(app: &TestApp, key: &str) {
+    let mut client = rp::client(app);
+    subscribe(&mut client, WALLET, 1_000_000).await;
+    rp::fault(
+        &app.sandbox,
+        PAYMENT_PATH,
+        json!({ "type": "drop", "after_handler": true }),
+    )
+    .await;
+    let lost = client
+        .charge_subscription(charge(key, WALLET, 25_000))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&lost), "PROVIDER_OUTCOME_UNKNOWN");
+    assert_eq!(counter(&app.sandbox, "payments_made").await, 1);
+}
+
+#[tokio::test]
+async fn a_lost_charge_is_held_until_an_operator_settles_it_whatever_daviplata_does() {
+    for dedup in [true, false] {
+        let app = rp::app().await;
+        daviplata_dedups(&app, dedup).await;
+        lost_charge(&app, "held-order").await;
+        let mut client = rp::client(&app);
+        for _ in 0..3 {
+            let held = client
+                .charge_subscription(charge("held-order", WALLET, 25_000))
+                .await
+                .unwrap_err();
+            assert_held(&held);
+        }
+        assert_eq!(counter(&app.sandbox, "payments_made").await, 1);
+        let calls = admin_get(&app, "/calls").await;
+        assert_eq!(
+            calls["daviplata"][format!("POST {PAYMENT_PATH}")],
+            1,
+            "nothing re-sent (dedup {dedup})"
+        );
+
+        let listed = unknown(&app, "pasarela.recurring_payments.v1").await;
+        assert_eq!(listed.len(), 1);
+        let entry = &listed[0];
+        assert_eq!(entry.operation, "charge");
+        assert!(uuid::Uuid::try_parse(&entry.provider_transaction_id).is_ok());
+        assert!(entry.unknown_since.is_some());
+        settle(&app, entry, succeeded("0000000000000001", ""))
+            .await
+            .expect("settled");
+        let replayed = client
+            .charge_subscription(charge("held-order", WALLET, 25_000))
+            .await
+            .expect("the settlement is replayed")
+            .into_inner();
+        assert_eq!(replayed.approval_number, "0000000000000001");
+        assert_eq!(
+            replayed.result.unwrap().transaction_id,
+            entry.provider_transaction_id
+        );
+        assert_eq!(counter(&app.sandbox, "payments_made").await, 1);
+    }
+}
+
+#[tokio::test]
+async fn resending_unknown_outcomes_is_safe_only_where_daviplata_deduplicates() {
+    for (dedup, payments) in [(true, 1), (false, 2)] {
+        let app = spawn_app_with(rp::resending).await;
+        daviplata_dedups(&app, dedup).await;
+        lost_charge(&app, "resent-order").await;
+        rp::client(&app)
+            .charge_subscription(charge("resent-order", WALLET, 25_000))
+            .await
+            .expect("re-sent");
+        assert_eq!(
+            counter(&app.sandbox, "payments_made").await,
+            payments,
+            "dedup {dedup}: why resend_unknown_outcomes is off by default"
+        );
+    }
+}
+
+#[tokio::test]
+async fn held_activations_and_cancellations_are_settled_with_what_they_need() {
+    let app = rp::app().await;
+    let mut client = rp::client(&app);
+    let (session, otp) = request_otp(&mut client, WALLET).await;
+    rp::fault(
+        &app.sandbox,
+        "/v1/payments/subscriptions/activate",
+        json!({ "type": "malformed" }),
+    )
+    .await;
+    let activate = activation("held-activation", WALLET, &session, &otp, 200_000);
+    let lost = client
+        .activate_subscription(activate.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&lost), "PROVIDER_OUTCOME_UNKNOWN");
+    assert_held(
+        &client
+            .activate_subscription(activate.clone())
+            .await
+            .unwrap_err(),
+    );
+
+    let entry = unknown(&app, "pasarela.recurring_payments.v1")
+        .await
+        .remove(0);
+    assert_eq!(entry.operation, "activate");
+    let refused = settle(&app, &entry, succeeded("123", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&refused), ["succeeded.subscription_id"]);
+    settle(&app, &entry, succeeded("", "sub-1"))
+        .await
+        .expect("settled");
+    let settled = client.activate_subscription(activate).await.unwrap();
+    let subscription = settled.into_inner().subscription.expect("a subscription");
+    assert_eq!(subscription.subscription_id, "sub-1");
+
+    rp::fault(
+        &app.sandbox,
+        "/v1/payments/subscriptions/cancel",
+        json!({ "type": "drop", "after_handler": true }),
+    )
+    .await;
+    let cancel = cancellation("held-cancel", WALLET);
+    client
+        .cancel_subscription(cancel.clone())
+        .await
+        .unwrap_err();
+    let entry = unknown(&app, "").await.remove(0);
+    assert_eq!(entry.operation, "cancel");
+    settle(&app, &entry, succeeded("", ""))
+        .await
+        .expect("a cancellation needs no approval");
+    let cancelled = client.cancel_subscription(cancel).await.unwrap();
+    assert_eq!(cancelled.into_inner().result.unwrap().status, 0);
+    assert_eq!(counter(&app.sandbox, "subscriptions_cancelled").await, 1);
+}
+
+// ---- No success without a success status ----------------------------------------------------
+
+#[tokio::test]
+async fn daviplata_answers_without_a_success_status_are_never_ok() {
+    let app = rp::app().await;
+    let mut client = rp::client(&app);
+    subscribe(&mut client, WALLET, 1_000_000).await;
+    let statuses = [
+        json!({ "resultStatus": { "status": "ER" } }),
+        json!({ "resultStatus": {} }),
+        json!({ "resultStatus": { "status": "ER", "approvalNumber": "0000000000009999" } }),
+        json!({ "otherObject": { "status": 0 } }),
+    ];
+    for (i, body) in statuses.into_iter().enumerate() {
+        for path in [PAYMENT_PATH, "/v1/payments/subscriptions/cancel"] {
+            rp::fault(
+                &app.sandbox,
+                path,
+                json!({ "type": "status", "status": 200, "body": body }),
+            )
+            .await;
+        }
+        let charged = client
+            .charge_subscription(charge(&format!("no-status-{i}"), WALLET, 1_000))
+            .await
+            .unwrap_err();
+        assert_eq!(reason(&charged), "PROVIDER_OUTCOME_UNKNOWN", "{body}");
+        let cancelled = client
+            .cancel_subscription(cancellation(&format!("no-status-{i}"), WALLET))
+            .await
+            .unwrap_err();
+        assert_eq!(reason(&cancelled), "PROVIDER_OUTCOME_UNKNOWN", "{body}");
+    }
+    let (session, otp) = request_otp(&mut client, rp::OTHER_WALLET).await;
+    rp::fault(
+        &app.sandbox,
+        "/v1/payments/subscriptions/activate",
+        json!({ "type": "status", "status": 200, "body": { "ResultStatus": { "status": 0 } } }),
+    )
+    .await;
+    let activated = client
+        .activate_subscription(activation(
+            "no-subscription",
+            rp::OTHER_WALLET,
+            &session,
+            &otp,
+            5,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        reason(&activated),
+        "PROVIDER_OUTCOME_UNKNOWN",
+        "an activation without its Subscription is not OK"
+    );
+}
+
+#[tokio::test]
+async fn a_caller_cannot_choose_the_transaction_id_of_an_idempotent_call() {
+    let app = rp::app().await;
+    let mut request = charge("chosen-id", WALLET, 1_000);
+    request.transaction = Some(pasarela::recurring_payments::v1::ProviderTransaction {
+        transaction_id: uuid::Uuid::new_v4().to_string(),
+        transaction_time: None,
+    });
+    let refused = rp::client(&app)
+        .charge_subscription(request)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&refused), ["transaction.transaction_id"]);
+}
+
+// ---- The operators' API ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_reconciliation_api_has_its_own_scopes_and_a_gauge() {
+    let app = rp::app().await;
+    lost_charge(&app, "gauge-order").await;
+
+    let charger =
+        app.token(&["pasarela.recurring_payments.v1.RecurringPaymentsService/ChargeSubscription"]);
+    let mut stranger =
+        OperationsServiceClient::with_interceptor(app.channel(), bearer_with(&charger));
+    let denied = stranger
+        .list_unknown_outcomes(ListUnknownOutcomesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    let reader = app.token(&["pasarela.operations.v1.OperationsService/ListUnknownOutcomes"]);
+    let mut reader = OperationsServiceClient::with_interceptor(app.channel(), bearer_with(&reader));
+    let listed = reader
+        .list_unknown_outcomes(ListUnknownOutcomesRequest::default())
+        .await
+        .expect("a reader lists")
+        .into_inner()
+        .outcomes;
+    assert_eq!(listed.len(), 1);
+    let settle_denied = reader
+        .settle_unknown_outcome(SettleUnknownOutcomeRequest {
+            service: listed[0].service.clone(),
+            operation: listed[0].operation.clone(),
+            key_hash: listed[0].key_hash.clone(),
+            settlement: Some(Settlement::NotDone(NotDone {})),
+            note: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(settle_denied.code(), Code::PermissionDenied);
+
+    let metrics = metrics(&app).await;
+    assert!(
+        metrics.contains(
+            "pasarela_idempotency_unknown_outcomes{provider=\"daviplata.com\",operation=\"charge\"} 1"
+        ),
+        "{metrics}"
+    );
+    let unknown_service = operator(&app)
+        .list_unknown_outcomes(ListUnknownOutcomesRequest {
+            service: "pasarela.bureau.v1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&unknown_service), ["service"]);
+}
+
+async fn metrics(app: &TestApp) -> String {
+    let admin = app.admin_addr.expect("admin port");
+    reqwest::get(format!("http://{admin}/metrics"))
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+// ---- Shared state: a Redis outage ---------------------------------------------------------
+
+#[tokio::test]
+async fn money_moving_calls_fail_closed_while_redis_is_down_and_recover() {
+    let mut redis = TestRedis::start().await;
+    let url = redis.url.clone();
+    let app = spawn_app_with(move |config| {
+        rp::lab_setup(config);
+        let section = config
+            .recurring_payments
+            .as_mut()
+            .expect("recurring payments");
+        section.idempotency = serde_json::from_value(rp::redis_store(&url)).unwrap();
+    })
+    .await;
+    let mut client = rp::client(&app);
+    subscribe(&mut client, WALLET, 1_000_000).await;
+    redis.kill();
+    let refused = client
+        .charge_subscription(charge("outage-order", WALLET, 5_000))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable);
+    assert_eq!(reason(&refused), "IDEMPOTENCY_STORE_UNAVAILABLE");
+    assert_eq!(
+        counter(&app.sandbox, "payments_made").await,
+        0,
+        "nothing sent"
+    );
+    let (session, otp) = request_otp(&mut client, rp::OTHER_WALLET).await;
+    assert!(
+        !session.is_empty() && !otp.is_empty(),
+        "the rest still answers"
+    );
+
+    redis.resume().await;
+    let mut charged = None;
+    for _ in 0..50 {
+        match client
+            .charge_subscription(charge("outage-order", WALLET, 5_000))
+            .await
+        {
+            Ok(answer) => {
+                charged = Some(answer.into_inner());
+                break;
+            }
+            Err(status) => {
+                assert_eq!(reason(&status), "IDEMPOTENCY_STORE_UNAVAILABLE");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert!(charged.is_some(), "charges resume once Redis is back");
+    assert_eq!(counter(&app.sandbox, "payments_made").await, 1);
+}
+
+#[tokio::test]
+async fn a_claim_survives_a_redis_restart_mid_call_and_is_held() {
+    let mut redis = TestRedis::start_durable().await;
+    let url = redis.url.clone();
+    let app = spawn_app_with(move |config| {
+        rp::lab_setup(config);
+        let section = config
+            .recurring_payments
+            .as_mut()
+            .expect("recurring payments");
+        section.idempotency =
+            serde_json::from_value(json!({ "store": "redis", "url": url, "lease": "1s" })).unwrap();
+    })
+    .await;
+    let mut client = rp::client(&app);
+    subscribe(&mut client, WALLET, 1_000_000).await;
+    rp::fault(
+        &app.sandbox,
+        PAYMENT_PATH,
+        json!({ "type": "latency", "ms": 1_500 }),
+    )
+    .await;
+    let mut in_flight = client.clone();
+    let call = tokio::spawn(async move {
+        in_flight
+            .charge_subscription(charge("restart-order", WALLET, 5_000))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.kill();
+    let first = call.await.expect("the call ends");
+    assert!(first.is_ok(), "Daviplata answered: {first:?}");
+    assert_eq!(counter(&app.sandbox, "payments_made").await, 1);
+
+    redis.resume().await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let mut retried = None;
+    for _ in 0..50 {
+        let status = client
+            .charge_subscription(charge("restart-order", WALLET, 5_000))
+            .await
+            .unwrap_err();
+        if reason(&status) != "IDEMPOTENCY_STORE_UNAVAILABLE" {
+            retried = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let retried = retried.expect("Redis came back");
+    assert_held(&retried);
+    assert_eq!(
+        counter(&app.sandbox, "payments_made").await,
+        1,
+        "the claim kept across the restart stopped a second charge"
+    );
+}
+
+// ---- A replica killed mid-call ----------------------------------------------------------------
+
+/// A signing secret of this test's own: the replicas are `pasarela serve` processes.
+const REPLICA_SECRET: &str = "money-once-replicas-hs256-secret-for-tests-only";
+
+/// Every scope the kill test's caller needs, method by method.
+const REPLICA_SCOPES: &[&str] = &[
+    "pasarela.recurring_payments.v1.RecurringPaymentsService/RequestSubscription",
+    "pasarela.recurring_payments.v1.RecurringPaymentsService/ActivateSubscription",
+    "pasarela.recurring_payments.v1.RecurringPaymentsService/ChargeSubscription",
+    "pasarela.security.v1.SecurityService/RequestWithdrawalOtp",
+    "pasarela.security.v1.SecurityService/WithdrawWithOtp",
+    "pasarela.operations.v1.OperationsService/ListUnknownOutcomes",
+];
+
+/// One `pasarela serve` process of security and recurring payments in front of
+/// `sandbox`, its idempotency in the Redis at `redis_url` with a 2 s lease; killed on drop.
+struct Replica {
+    child: std::process::Child,
+    grpc: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Replica {
+    async fn start(sandbox: &pasarela_sandbox::Sandbox, redis_url: &str) -> Replica {
+        let grpc: std::net::SocketAddr = ([127, 0, 0, 1], crate::foundation::free_port()).into();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("pasarela.toml");
+        std::fs::write(&config, replica_config(sandbox, redis_url, grpc)).expect("config");
+        let child = std::process::Command::new(crate::support::pasarela_bin())
+            .arg("serve")
+            .env_clear()
+            .env("PASARELA_CONFIG", &config)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("pasarela serve starts");
+        let replica = Replica {
+            child,
+            grpc,
+            _dir: dir,
+        };
+        replica.serving().await;
+        replica
+    }
+
+    async fn serving(&self) {
+        for _ in 0..200 {
+            let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", self.grpc))
+                .expect("endpoint");
+            if let Ok(channel) = endpoint.connect().await {
+                let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+                let check = tonic_health::pb::HealthCheckRequest::default();
+                if health.check(check).await.is_ok() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the replica on {} never served", self.grpc);
+    }
+
+    fn channel(&self) -> Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.grpc))
+            .expect("endpoint")
+            .connect_lazy()
+    }
+
+    /// `kill -9`: no drain, no last write.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn replica_config(
+    sandbox: &pasarela_sandbox::Sandbox,
+    redis_url: &str,
+    grpc: std::net::SocketAddr,
+) -> String {
+    let credentials = &sandbox.credentials;
+    let pki = &sandbox.pki;
+    format!(
+        r#"services = ["security", "recurring-payments"]
+listen = "{grpc}"
+admin_listen = "127.0.0.1:{admin}"
+
+[shutdown]
+drain_delay = "0s"
+
+[auth]
+issuer = "{issuer}"
+audience = "{audience}"
+hs256_secret = "{REPLICA_SECRET}"
+allow_hs256 = true
+
+[auth.methods]
+"*" = ["{{method}}"]
+
+[security]
+base_url = "{bcs}"
+client_id = "{bcs_id}"
+client_secret = "{bcs_secret}"
+access_token = "{token}"
+
+[security.idempotency]
+store = "redis"
+url = "{redis_url}"
+lease = "2s"
+
+[recurring_payments]
+base_url = "{daviplata}"
+client_id = "{davi_id}"
+client_secret = "{davi_secret}"
+lab_otp_passthrough = true
+
+[recurring_payments.outbound.http]
+ca_file = "{ca}"
+cert_file = "{cert}"
+key_file = "{key}"
+
+[recurring_payments.idempotency]
+store = "redis"
+url = "{redis_url}"
+lease = "2s"
+"#,
+        admin = crate::foundation::free_port(),
+        issuer = pasarela_auth::DEV_ISSUER,
+        audience = pasarela_auth::DEV_AUDIENCE,
+        bcs = sandbox.bcs_url,
+        bcs_id = credentials.bcs_client_id,
+        bcs_secret = credentials.bcs_client_secret,
+        token = sec::TOKEN,
+        daviplata = sandbox.daviplata_url,
+        davi_id = credentials.daviplata_client_id,
+        davi_secret = credentials.daviplata_client_secret,
+        ca = pki.ca_cert.display(),
+        cert = pki.client_cert.display(),
+        key = pki.client_key.display(),
+    )
+}
+
+/// A caller of the replicas, with a token their auth section accepts.
+fn replica_bearer() -> Bearer {
+    let auth: pasarela_auth::Config = serde_json::from_value(json!({
+        "issuer": pasarela_auth::DEV_ISSUER,
+        "audience": pasarela_auth::DEV_AUDIENCE,
+        "hs256_secret": REPLICA_SECRET,
+        "allow_hs256": true,
+    }))
+    .expect("auth section");
+    let scopes: Vec<String> = REPLICA_SCOPES.iter().map(|s| s.to_string()).collect();
+    let token = pasarela_auth::mint_dev_token(&auth, "e2e", &scopes, Duration::from_secs(600))
+        .expect("token");
+    bearer_with(&token)
+}
+
+/// Waits until the sandbox shows that a provider acted.
+async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    for _ in 0..200 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{what} never happened");
+}
+
+#[tokio::test]
+async fn a_replica_killed_mid_call_leaves_money_moved_at_most_once() {
+    let redis = TestRedis::start().await;
+    let pki = tempfile::tempdir().expect("temp dir");
+    let sandbox =
+        pasarela_sandbox::Sandbox::start(pasarela_server::dev::sandbox_options(pki.path()))
+            .await
+            .expect("sandbox starts");
+    let mut first = Replica::start(&sandbox, &redis.url).await;
+    let second = Replica::start(&sandbox, &redis.url).await;
+    let bearer = replica_bearer();
+    let mut payments = pasarela::recurring_payments::v1::recurring_payments_service_client::RecurringPaymentsServiceClient::with_interceptor(first.channel(), bearer.clone());
+    let mut bank =
+        pasarela::security::v1::security_service_client::SecurityServiceClient::with_interceptor(
+            first.channel(),
+            bearer.clone(),
+        );
+    subscribe(&mut payments, WALLET, 1_000_000).await;
+    let otp = withdrawal_otp(&mut bank).await;
+
+    // Both providers act, then never answer: the first replica holds both claims.
+    for (provider, path) in [("daviplata", PAYMENT_PATH), ("bcs", S18_PATH)] {
+        let rule = json!({
+            "provider": provider, "path": path, "times": 1,
+            "fault": { "type": "hang", "after_handler": true },
+        });
+        crate::support::admin(&sandbox, reqwest::Method::POST, "/faults", Some(rule)).await;
+    }
+    let charge_request = charge("killed-charge", WALLET, 40_000);
+    let withdrawal_request = withdrawal(&otp, "killed-withdrawal");
+    let in_flight = {
+        let (mut payments, mut bank) = (payments.clone(), bank.clone());
+        let (charge_request, withdrawal_request) =
+            (charge_request.clone(), withdrawal_request.clone());
+        tokio::spawn(async move {
+            let charged = payments.charge_subscription(charge_request);
+            let withdrawn = bank.withdraw_with_otp(withdrawal_request);
+            let _ = futures::join!(charged, withdrawn);
+        })
+    };
+    until("Daviplata charged and the bank paid", async || {
+        let davi =
+            crate::support::admin(&sandbox, reqwest::Method::GET, "/daviplata/counters", None)
+                .await;
+        let bcs =
+            crate::support::admin(&sandbox, reqwest::Method::GET, "/bcs/withdrawals", None).await;
+        davi["payments_made"] == 1 && bcs["executed"] == 1
+    })
+    .await;
+    first.kill();
+    in_flight.abort();
+
+    // Past the lease, the other replica treats both as unknown outcomes.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let mut payments = pasarela::recurring_payments::v1::recurring_payments_service_client::RecurringPaymentsServiceClient::with_interceptor(second.channel(), bearer.clone());
+    let held = payments
+        .charge_subscription(charge_request)
+        .await
+        .unwrap_err();
+    assert_held(&held);
+    let mut bank =
+        pasarela::security::v1::security_service_client::SecurityServiceClient::with_interceptor(
+            second.channel(),
+            bearer.clone(),
+        );
+    let learnt = bank
+        .withdraw_with_otp(withdrawal_request)
+        .await
+        .expect("the consulta learns the withdrawal the dead replica made")
+        .into_inner();
+    assert!(!learnt.approval_id.is_empty());
+
+    let davi =
+        crate::support::admin(&sandbox, reqwest::Method::GET, "/daviplata/counters", None).await;
+    assert_eq!(davi["payments_made"], 1, "Daviplata charged once");
+    let bcs = crate::support::admin(&sandbox, reqwest::Method::GET, "/bcs/withdrawals", None).await;
+    assert_eq!(
+        (
+            bcs["creates"].as_u64(),
+            bcs["queries"].as_u64(),
+            bcs["executed"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "one withdrawal, learnt by one consulta"
+    );
+    let listed = OperationsServiceClient::with_interceptor(second.channel(), bearer)
+        .list_unknown_outcomes(ListUnknownOutcomesRequest::default())
+        .await
+        .expect("listed")
+        .into_inner()
+        .outcomes;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].operation, "charge");
+}
