@@ -163,13 +163,30 @@ async fn a_withdrawal_the_bank_never_saw_is_sent_after_a_consulta_finds_nothing(
         (0, 0, 0),
         "dropped before the bank"
     );
-    let paid = sec::client(&app)
+    sent_after_one_consulta(&app, request).await;
+}
+
+/// The retry of a lost withdrawal: one consulta finds nothing, then one create pays.
+async fn sent_after_one_consulta(app: &TestApp, request: WithdrawWithOtpRequest) {
+    let paid = sec::client(app)
         .withdraw_with_otp(request)
         .await
         .expect("sent once the bank says it has none")
         .into_inner();
     assert!(!paid.approval_id.is_empty());
-    assert_eq!(withdrawals(&app).await, (1, 1, 1));
+    assert_eq!(withdrawals(app).await, (1, 1, 1));
+}
+
+/// The security service against the sandbox with `reconciliation` as its
+/// `withdrawal_reconciliation` section.
+async fn reconciling_app(reconciliation: Value) -> TestApp {
+    spawn_app_with(|config| {
+        let security = config.security.as_mut().expect("security");
+        security.access_token = Some(sec::TOKEN.to_owned().into());
+        security.withdrawal_reconciliation =
+            serde_json::from_value(reconciliation).expect("reconciliation section");
+    })
+    .await
 }
 
 #[tokio::test]
@@ -213,35 +230,18 @@ async fn a_consulta_answered_in_another_reading_leaves_the_key_for_an_operator()
 
 #[tokio::test]
 async fn the_not_found_answer_of_a_consulta_is_a_setting() {
-    let app = spawn_app_with(|config| {
-        let security = config.security.as_mut().expect("security");
-        security.access_token = Some(sec::TOKEN.to_owned().into());
-        security.withdrawal_reconciliation = serde_json::from_value(json!({
-            "not_found": [{ "http": 404, "code": "05626", "type": "RGN" }],
-        }))
-        .expect("reconciliation section");
-    })
+    let app = reconciling_app(json!({
+        "not_found": [{ "http": 404, "code": "05626", "type": "RGN" }],
+    }))
     .await;
     bank_reads(&app, false, "rgn").await;
     let request = lost_withdrawal(&app, "lost-rgn", false).await;
-    let paid = sec::client(&app)
-        .withdraw_with_otp(request)
-        .await
-        .expect("configured to match the bank's reading")
-        .into_inner();
-    assert!(!paid.approval_id.is_empty());
-    assert_eq!(withdrawals(&app).await, (1, 1, 1));
+    sent_after_one_consulta(&app, request).await;
 }
 
 #[tokio::test]
 async fn a_held_withdrawal_is_settled_as_succeeded_by_an_operator() {
-    let app = spawn_app_with(|config| {
-        let security = config.security.as_mut().expect("security");
-        security.access_token = Some(sec::TOKEN.to_owned().into());
-        security.withdrawal_reconciliation =
-            serde_json::from_value(json!({ "mode": "hold" })).expect("reconciliation section");
-    })
-    .await;
+    let app = reconciling_app(json!({ "mode": "hold" })).await;
     let request = lost_withdrawal(&app, "lost-held", true).await;
     let mut client = sec::client(&app);
     assert_held(&client.withdraw_with_otp(request.clone()).await.unwrap_err());
@@ -284,11 +284,14 @@ async fn an_s18_success_without_its_ok_marker_is_an_unknown_outcome() {
     assert_error(&status, Code::Unavailable, "PROVIDER_OUTCOME_UNKNOWN");
 }
 
+/// Sets one field of a request's invoker context.
+type SetInvoker = fn(&mut pasarela::common::v1::InvokerContext);
+
 #[tokio::test]
 async fn withdrawal_tx_ids_and_fixed_values_belong_to_pasarela() {
     let app = sec::app().await;
     let mut client = sec::client(&app);
-    let cases: [(&str, fn(&mut pasarela::common::v1::InvokerContext)); 5] = [
+    let cases: [(&str, SetInvoker); 5] = [
         ("invoker.tx_id", |i| i.tx_id = "APIF4087320000000001".into()),
         ("invoker.process_id", |i| {
             i.process_id = "020000000001".into()
@@ -605,21 +608,26 @@ async fn metrics(app: &TestApp) -> String {
 
 // ---- Shared state: a Redis outage ---------------------------------------------------------
 
-#[tokio::test]
-async fn money_moving_calls_fail_closed_while_redis_is_down_and_recover() {
-    let mut redis = TestRedis::start().await;
-    let url = redis.url.clone();
+/// Recurring payments with `idempotency` as its idempotency section, one wallet subscribed.
+async fn subscribed_app(idempotency: Value) -> (TestApp, rp::Client) {
     let app = spawn_app_with(move |config| {
         rp::lab_setup(config);
         let section = config
             .recurring_payments
             .as_mut()
             .expect("recurring payments");
-        section.idempotency = serde_json::from_value(rp::redis_store(&url)).unwrap();
+        section.idempotency = serde_json::from_value(idempotency).expect("idempotency section");
     })
     .await;
     let mut client = rp::client(&app);
     subscribe(&mut client, WALLET, 1_000_000).await;
+    (app, client)
+}
+
+#[tokio::test]
+async fn money_moving_calls_fail_closed_while_redis_is_down_and_recover() {
+    let mut redis = TestRedis::start().await;
+    let (app, mut client) = subscribed_app(rp::redis_store(&redis.url)).await;
     redis.kill();
     let refused = client
         .charge_subscription(charge("outage-order", WALLET, 5_000))
@@ -662,19 +670,8 @@ async fn money_moving_calls_fail_closed_while_redis_is_down_and_recover() {
 #[tokio::test]
 async fn a_claim_survives_a_redis_restart_mid_call_and_is_held() {
     let mut redis = TestRedis::start_durable().await;
-    let url = redis.url.clone();
-    let app = spawn_app_with(move |config| {
-        rp::lab_setup(config);
-        let section = config
-            .recurring_payments
-            .as_mut()
-            .expect("recurring payments");
-        section.idempotency =
-            serde_json::from_value(json!({ "store": "redis", "url": url, "lease": "1s" })).unwrap();
-    })
-    .await;
-    let mut client = rp::client(&app);
-    subscribe(&mut client, WALLET, 1_000_000).await;
+    let idempotency = json!({ "store": "redis", "url": redis.url, "lease": "1s" });
+    let (app, mut client) = subscribed_app(idempotency).await;
     rp::fault(
         &app.sandbox,
         PAYMENT_PATH,

@@ -311,7 +311,7 @@ mod tests {
         let auth = toml::from_str::<File>(blocks[0]).expect("auth block").auth;
         let auth = auth.expect("an [auth] table");
         auth.validate().expect("valid");
-        assert_eq!(auth.methods.len(), 3);
+        assert_eq!(auth.methods.len(), 4);
         assert_eq!(auth.rate_limits.len(), 2);
         let tls = toml::from_str::<File>(blocks[1]).expect("tls block").tls;
         assert!(tls.expect("a [tls] table").client_ca_file.is_some());

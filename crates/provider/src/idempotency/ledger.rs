@@ -238,16 +238,9 @@ mod tests {
 
     use prost_types::Timestamp;
 
-    use super::super::{Begin, Claim, Ending, MemoryStore, OnUnknown, Scope};
+    use super::super::tests::SCOPE;
+    use super::super::{Begin, Claim, Ending, MemoryStore, OnUnknown};
     use super::*;
-
-    const SCOPE: Scope = Scope {
-        keys: "pasarela:test:idempotency",
-        domain: "pasarela.test",
-        provider: "provider.test",
-        provider_name: "the provider",
-        not_sent: &[],
-    };
 
     /// Succeeded charges replay a timestamp whose seconds are the approval's length.
     fn settler(operation: &str, _: &str, approval: &Approval) -> Result<Outcome, SettleError> {

@@ -648,7 +648,7 @@ mod tests {
 
     use super::*;
 
-    const SCOPE: Scope = Scope {
+    pub(super) const SCOPE: Scope = Scope {
         keys: "pasarela:test:idempotency",
         domain: "pasarela.test",
         provider: "provider.test",

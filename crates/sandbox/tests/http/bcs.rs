@@ -1386,7 +1386,11 @@ async fn a_withdrawal_otp_is_cashed_once() {
     let (_, read) = send(correspondent(&bcs, 3, "R")).await;
     assert_eq!(read, paid);
     let (status, body) = send(correspondent(&bcs, 9, "R")).await;
-    assert_eq!((status, camel(&body).1), (StatusCode::NOT_FOUND, "05626"));
+    assert_eq!(
+        (status, camel(&body)),
+        (StatusCode::NOT_FOUND, ("ER", "NO FOUND", "BDA")),
+        "the spec's generic query refusal"
+    );
 
     let (_, body) = cash_out(&bcs, 4, &otp, 20000, "Normal").await;
     assert_eq!(camel(&body).1, "05623", "single use");
@@ -1395,6 +1399,38 @@ async fn a_withdrawal_otp_is_cashed_once() {
     assert_ne!(reversed["trn"]["approvalId"], paid["trn"]["approvalId"]);
     let (_, body) = cash_out(&bcs, 6, &otp, 20000, "Reverse").await;
     assert_eq!(camel(&body).1, "05626", "a payment is reversed once");
+    let (_, counts) = bcs.admin("/withdrawals").await;
+    assert_eq!(counts, json!({ "creates": 7, "queries": 2, "executed": 2 }));
+}
+
+/// The other reading of what S18 leaves open: no deduplication by TxId, and a consulta of
+/// an unknown TxId refused with a business code.
+#[tokio::test]
+async fn a_bank_that_does_not_deduplicate_executes_a_repeated_tx_id() {
+    let bcs = start().await;
+    let response = bcs
+        .http
+        .put(format!("{}/bcs/readings", bcs.sandbox.admin_url))
+        .json(&json!({ "dedup_tx_ids": false, "consulta_not_found": "rgn" }))
+        .send()
+        .await
+        .expect("admin answers");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (_, body) = request_withdrawal_otp(&bcs, "26500084997", 20000).await;
+    let otp = body["otpInfo"]["otpValue"].as_str().unwrap().to_string();
+    let (status, paid) = cash_out(&bcs, 3, &otp, 20000, "Normal").await;
+    assert_eq!(status, StatusCode::OK, "{paid}");
+    let (_, again) = cash_out(&bcs, 3, &otp, 20000, "Normal").await;
+    assert_eq!(camel(&again).1, "05623", "executed again: the OTP is spent");
+    let (_, read) = send(correspondent(&bcs, 3, "R")).await;
+    assert_eq!(read, paid, "the consulta still reads the withdrawal");
+    let (status, body) = send(correspondent(&bcs, 9, "R")).await;
+    assert_eq!(
+        (status, camel(&body)),
+        (StatusCode::NOT_FOUND, ("ER", "05626", "RGN"))
+    );
+    let (_, readings) = bcs.admin("/readings").await;
+    assert_eq!(readings["dedup_tx_ids"], false);
 }
 
 #[tokio::test]
