@@ -155,26 +155,64 @@ async fn a_lost_withdrawal_is_learnt_by_a_consulta_whether_or_not_the_bank_dedup
 }
 
 #[tokio::test]
-async fn a_withdrawal_the_bank_never_saw_is_sent_after_a_consulta_finds_nothing() {
-    let app = sec::app().await;
-    let request = lost_withdrawal(&app, "lost-unseen", false).await;
-    assert_eq!(
-        withdrawals(&app).await,
-        (0, 0, 0),
-        "dropped before the bank"
-    );
-    sent_after_one_consulta(&app, request).await;
+async fn a_withdrawal_the_bank_never_saw_is_sent_once_a_quiet_not_found_says_so() {
+    for dedup in [true, false] {
+        let app = reconciling_app(json!({
+            "not_found": [{ "http": 404, "code": "NO FOUND", "type": "BDA" }],
+            "quiet_period": QUIET,
+        }))
+        .await;
+        bank_reads(&app, dedup, "no_found").await;
+        let request = lost_withdrawal(&app, "lost-unseen", false).await;
+        assert_eq!(
+            withdrawals(&app).await,
+            (0, 0, 0),
+            "dropped before the bank"
+        );
+        // At once, "not found" may only mean the bank is still executing it.
+        let early = sec::client(&app)
+            .withdraw_with_otp(request.clone())
+            .await
+            .unwrap_err();
+        assert_error(&early, Code::Unavailable, "PROVIDER_OUTCOME_UNKNOWN");
+        let details = early.get_error_details();
+        assert_eq!(
+            details.error_info().unwrap().metadata["consulta_reason"],
+            "NOT_FOUND_TOO_SOON"
+        );
+        assert!(details.retry_info().is_some());
+        assert_eq!(withdrawals(&app).await, (0, 1, 0), "nothing created");
+        tokio::time::sleep(QUIET_PASSED).await;
+        let paid = sec::client(&app)
+            .withdraw_with_otp(request)
+            .await
+            .expect("sent once the bank says it has none, quietly")
+            .into_inner();
+        assert!(!paid.approval_id.is_empty());
+        assert_eq!(withdrawals(&app).await, (1, 2, 1), "dedup {dedup}");
+    }
 }
 
-/// The retry of a lost withdrawal: one consulta finds nothing, then one create pays.
-async fn sent_after_one_consulta(app: &TestApp, request: WithdrawWithOtpRequest) {
-    let paid = sec::client(app)
+/// The quiet period of the tests that let a "not found" through, and a wait past it.
+const QUIET: &str = "300ms";
+const QUIET_PASSED: Duration = Duration::from_millis(400);
+
+#[tokio::test]
+async fn by_default_a_consulta_that_finds_nothing_creates_nothing() {
+    let app = sec::app().await;
+    let request = lost_withdrawal(&app, "lost-default", false).await;
+    tokio::time::sleep(QUIET_PASSED).await;
+    let held = sec::client(&app)
         .withdraw_with_otp(request)
         .await
-        .expect("sent once the bank says it has none")
-        .into_inner();
-    assert!(!paid.approval_id.is_empty());
-    assert_eq!(withdrawals(app).await, (1, 1, 1));
+        .unwrap_err();
+    assert_error(&held, Code::Unavailable, "PROVIDER_OUTCOME_UNKNOWN");
+    assert_eq!(
+        withdrawals(&app).await,
+        (0, 1, 0),
+        "no create without a configured not-found"
+    );
+    assert_eq!(unknown(&app, "pasarela.security.v1").await.len(), 1);
 }
 
 /// The security service against the sandbox with `reconciliation` as its
@@ -232,11 +270,19 @@ async fn a_consulta_answered_in_another_reading_leaves_the_key_for_an_operator()
 async fn the_not_found_answer_of_a_consulta_is_a_setting() {
     let app = reconciling_app(json!({
         "not_found": [{ "http": 404, "code": "05626", "type": "RGN" }],
+        "quiet_period": QUIET,
     }))
     .await;
     bank_reads(&app, false, "rgn").await;
     let request = lost_withdrawal(&app, "lost-rgn", false).await;
-    sent_after_one_consulta(&app, request).await;
+    tokio::time::sleep(QUIET_PASSED).await;
+    let paid = sec::client(&app)
+        .withdraw_with_otp(request)
+        .await
+        .expect("configured to read the bank's not-found")
+        .into_inner();
+    assert!(!paid.approval_id.is_empty());
+    assert_eq!(withdrawals(&app).await, (1, 1, 1));
 }
 
 #[tokio::test]
@@ -608,7 +654,8 @@ async fn metrics(app: &TestApp) -> String {
 
 // ---- Shared state: a Redis outage ---------------------------------------------------------
 
-/// Recurring payments with `idempotency` as its idempotency section, one wallet subscribed.
+/// Recurring payments with `idempotency` as its idempotency section (a 3 s call ceiling),
+/// one wallet subscribed.
 async fn subscribed_app(idempotency: Value) -> (TestApp, rp::Client) {
     let app = spawn_app_with(move |config| {
         rp::lab_setup(config);
@@ -617,6 +664,7 @@ async fn subscribed_app(idempotency: Value) -> (TestApp, rp::Client) {
             .as_mut()
             .expect("recurring payments");
         section.idempotency = serde_json::from_value(idempotency).expect("idempotency section");
+        section.outbound.http.timeout = Duration::from_secs(3);
     })
     .await;
     let mut client = rp::client(&app);
@@ -670,7 +718,7 @@ async fn money_moving_calls_fail_closed_while_redis_is_down_and_recover() {
 #[tokio::test]
 async fn a_claim_survives_a_redis_restart_mid_call_and_is_held() {
     let mut redis = TestRedis::start_durable().await;
-    let idempotency = json!({ "store": "redis", "url": redis.url, "lease": "1s" });
+    let idempotency = json!({ "store": "redis", "url": redis.url, "lease": "4s" });
     let (app, mut client) = subscribed_app(idempotency).await;
     rp::fault(
         &app.sandbox,
@@ -691,7 +739,7 @@ async fn a_claim_survives_a_redis_restart_mid_call_and_is_held() {
     assert_eq!(counter(&app.sandbox, "payments_made").await, 1);
 
     redis.resume().await;
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    tokio::time::sleep(Duration::from_millis(3_700)).await;
     let mut retried = None;
     for _ in 0..50 {
         let status = client
@@ -824,10 +872,16 @@ client_id = "{bcs_id}"
 client_secret = "{bcs_secret}"
 access_token = "{token}"
 
+[security.outbound.http]
+timeout = "1s"
+
 [security.idempotency]
 store = "redis"
 url = "{redis_url}"
 lease = "2s"
+
+[security.withdrawal_reconciliation]
+not_found = [{{ http = 404, code = "NO FOUND", type = "BDA" }}]
 
 [recurring_payments]
 base_url = "{daviplata}"
@@ -836,6 +890,7 @@ client_secret = "{davi_secret}"
 lab_otp_passthrough = true
 
 [recurring_payments.outbound.http]
+timeout = "1s"
 ca_file = "{ca}"
 cert_file = "{cert}"
 key_file = "{key}"

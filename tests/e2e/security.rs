@@ -877,57 +877,6 @@ async fn one_key_withdraws_once_however_often_it_is_sent() {
     assert_eq!(withdrawals_sent(&app).await, 1);
 }
 
-#[tokio::test]
-async fn a_lost_withdrawal_answer_is_retried_with_the_same_tx_id() {
-    let app = app().await;
-    let mut client = client(&app);
-    let otp = withdrawal_otp(&mut client).await;
-    admin_send(
-        &app,
-        reqwest::Method::POST,
-        "/faults",
-        json!({
-            "provider": "bcs",
-            "path": "/security-management/v3/withdrawal/otp",
-            "fault": { "type": "drop", "after_handler": true },
-            "times": 1,
-        }),
-    )
-    .await;
-
-    let lost = client
-        .withdraw_with_otp(withdrawal(&otp, "withdrawal-lost"))
-        .await
-        .unwrap_err();
-    assert_error(&lost, Code::Unavailable, "PROVIDER_OUTCOME_UNKNOWN");
-
-    let retried = client
-        .withdraw_with_otp(withdrawal(&otp, "withdrawal-lost"))
-        .await
-        .expect("the bank deduplicates the retry by its TxId")
-        .into_inner();
-    assert!(!retried.approval_id.is_empty());
-    assert_eq!(
-        withdrawals_sent(&app).await,
-        2,
-        "the first attempt and one retry"
-    );
-    let replayed = client
-        .withdraw_with_otp(withdrawal(&otp, "withdrawal-lost"))
-        .await
-        .expect("replayed")
-        .into_inner();
-    assert_eq!(replayed, retried);
-    assert_eq!(withdrawals_sent(&app).await, 2);
-
-    // The OTP was cashed once: under a new key (a new TxId) it is spent.
-    let spent = client
-        .withdraw_with_otp(withdrawal(&otp, "withdrawal-new"))
-        .await
-        .unwrap_err();
-    assert!(localized(&spent).contains("UTILIZADA"), "{spent:?}");
-}
-
 /// pasarela again, against `app`'s sandbox, its withdrawals recorded in the Redis at
 /// `url`; the caller shuts it down.
 async fn second_replica(app: &TestApp, url: &str) -> pasarela_server::app::Running {

@@ -43,6 +43,8 @@ pub struct ProviderMetrics {
     /// Idempotency keys whose outcome is unknown and not yet settled (a claim whose owner
     /// died counts too), as last counted in the shared store.
     pub idempotency_unknown: Family<OperationLabels, Gauge>,
+    /// Calls failed closed because the idempotency store could not be read or written.
+    pub idempotency_store_errors: Family<ProviderLabels, Counter>,
 }
 
 static METRICS: LazyLock<ProviderMetrics> = LazyLock::new(|| ProviderMetrics {
@@ -53,6 +55,7 @@ static METRICS: LazyLock<ProviderMetrics> = LazyLock::new(|| ProviderMetrics {
     token_refreshes: Family::default(),
     idempotency_replays: Family::default(),
     idempotency_unknown: Family::default(),
+    idempotency_store_errors: Family::default(),
 });
 
 /// Latency buckets, in seconds, of every pasarela histogram: from half a millisecond (a
@@ -103,4 +106,17 @@ pub fn register(registry: &mut Registry) {
         "Idempotency keys whose provider outcome is unknown and awaits reconciliation",
         m.idempotency_unknown.clone(),
     );
+    registry.register(
+        "pasarela_idempotency_store_errors",
+        "Money-moving calls failed closed because the idempotency store was unavailable",
+        m.idempotency_store_errors.clone(),
+    );
+}
+
+/// Counts a call failed closed by the idempotency store of `provider`.
+pub fn idempotency_store_error(provider: &'static str) {
+    global()
+        .idempotency_store_errors
+        .get_or_create(&ProviderLabels { provider })
+        .inc();
 }

@@ -64,7 +64,7 @@ impl RecurringPayments {
         let store = idempotency::open_store(&config.idempotency).await?;
         // A claim outlives its call (token wait plus the provider call) before a repeat
         // may take it over.
-        let lease = config.idempotency.lease_or(daviplata.ceiling());
+        let lease = config.idempotency.lease_or(daviplata.ceiling())?;
         let on_unknown = if config.resend_unknown_outcomes {
             OnUnknown::Retry
         } else {

@@ -55,14 +55,21 @@ pub struct Config {
 /// How a withdrawal whose outcome is unknown is settled. The spec documents S18's
 /// `X-Invoker-Action: R` ("Consulta") with the same TxId, but neither its answer for a TxId
 /// the bank does not know nor that a repeated `Action: C` is deduplicated: pasarela never
-/// re-sends a create whose outcome is unknown.
+/// re-sends a create whose outcome is unknown unless the bank said it has none.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Reconciliation {
     pub mode: ReconciliationMode,
     /// Refusals of a consulta that mean "no withdrawal under this TxId": only then is the
-    /// withdrawal sent. Any other answer leaves the key unknown, for an operator.
+    /// withdrawal sent. None by default (the spec names none for S18): any refusal leaves
+    /// the key unknown, for an operator; `pasarela probe` finds the bank's own.
     pub not_found: Vec<ProviderCode>,
+    /// How long after the first attempt (or its unknown outcome) a "not found" is believed:
+    /// a bank may still be executing a create pasarela gave up on. Before that, a retry is
+    /// told to come back later and nothing is created. Three times the call ceiling when
+    /// unset.
+    #[serde(with = "humantime_serde")]
+    pub quiet_period: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -86,18 +93,11 @@ pub struct ProviderCode {
 }
 
 impl Default for Reconciliation {
-    /// The two "nothing found" rows the spec prints for its queries: `404 NO FOUND BDA`
-    /// ("no information is found for the filters sent in the query", S5-S7) and
-    /// `404 1006 BDA` (S2-S4).
     fn default() -> Self {
-        let row = |code: &str| ProviderCode {
-            http: 404,
-            code: code.into(),
-            kind: "BDA".into(),
-        };
         Self {
             mode: ReconciliationMode::Query,
-            not_found: vec![row("NO FOUND"), row("1006")],
+            not_found: Vec::new(),
+            quiet_period: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! withdrawals run once per idempotency key.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use pasarela::common::v1::InvokerContext;
 use pasarela::security::v1::security_service_server::SecurityService;
@@ -20,7 +21,9 @@ use tonic::{Request, Response, Status};
 
 use crate::Config;
 use crate::bcs::client::{self, Bcs, Op, Prepared};
-use crate::bcs::errors::{DOMAIN, SERVICE_DOMAIN, still_unknown, unknown_if_ambiguous};
+use crate::bcs::errors::{
+    DOMAIN, SERVICE_DOMAIN, not_found_yet, still_unknown, unknown_if_ambiguous,
+};
 use crate::bcs::invoker::{ACTION_CREATE, ACTION_READ, bank_now};
 use crate::bcs::wire::{self, Outgoing, Unreadable};
 use crate::config::{InvokerFields, ProviderCode, Reconciliation, ReconciliationMode};
@@ -52,6 +55,8 @@ struct Core {
     bcs: Bcs,
     idempotency: Idempotency,
     reconciliation: Reconciliation,
+    /// How long after an attempt a consulta's "not found" is believed.
+    quiet_period: Duration,
 }
 
 /// The package operators name when they settle this service's keys.
@@ -70,12 +75,14 @@ impl Security {
         let idempotency_config = config.idempotency.clone();
         let bcs = Bcs::new(config, Arc::clone(&store))?;
         // A claim outlives its call before a repeat may take it over.
-        let lease = idempotency_config.lease_or(bcs.ceiling());
+        let lease = idempotency_config.lease_or(bcs.ceiling())?;
+        let quiet_period = reconciliation.quiet_period.unwrap_or(bcs.ceiling() * 3);
         Ok(Self {
             core: Arc::new(Core {
                 idempotency: Idempotency::new(store, IDEMPOTENCY, ttl, lease, on_unknown),
                 bcs,
                 reconciliation,
+                quiet_period,
             }),
         })
     }
@@ -179,10 +186,15 @@ impl Core {
             match consulted {
                 Ok(answer) => return self.read_withdrawal(answer, tx_id),
                 Err(error) if !self.bank_has_none(&error) => return Err(still_unknown(error)),
-                Err(_) => tracing::info!(
-                    tx_id = %tx_id,
-                    "the bank has no withdrawal under the TxId of an unknown outcome: sending it"
-                ),
+                Err(_) => {
+                    if let Some(wait) = self.still_quiet(attempt.unknown_since) {
+                        return Err(not_found_yet(wait));
+                    }
+                    tracing::info!(
+                        tx_id = %tx_id,
+                        "the bank has no withdrawal under the TxId of an unknown outcome: sending it"
+                    );
+                }
             }
         }
         let answer = self
@@ -200,6 +212,14 @@ impl Core {
     ) -> Result<WithdrawWithOtpResponse, ProviderError> {
         client::readable(&client::WITHDRAW_WITH_OTP, answer.into_response(tx_id))
             .map_err(unknown_if_ambiguous)
+    }
+
+    /// How much of the quiet period after `since` is left: a bank may still be executing
+    /// the attempt pasarela gave up on, and would then pay twice.
+    fn still_quiet(&self, since: Option<SystemTime>) -> Option<Duration> {
+        let elapsed = since?.elapsed().unwrap_or_default();
+        let left = self.quiet_period.saturating_sub(elapsed);
+        (!left.is_zero()).then_some(left)
     }
 
     /// Whether a consulta's refusal is one the configuration says means "no withdrawal".

@@ -47,9 +47,16 @@ impl Default for IdempotencyConfig {
 }
 
 impl IdempotencyConfig {
-    /// The configured lease, or three times `ceiling` (a token wait plus the call).
-    pub fn lease_or(&self, ceiling: Duration) -> Duration {
-        self.lease.unwrap_or(ceiling * 3)
+    /// The configured lease, or three times `ceiling` (a token wait plus the call). A lease
+    /// no longer than the call could let a repeat take over a claim still in flight.
+    pub fn lease_or(&self, ceiling: Duration) -> anyhow::Result<Duration> {
+        let lease = self.lease.unwrap_or(ceiling * 3);
+        anyhow::ensure!(
+            lease > ceiling,
+            "idempotency.lease ({lease:?}) must be longer than the provider's deadline ceiling \
+             ({ceiling:?}): a shorter one lets a retry take over a call still running"
+        );
+        Ok(lease)
     }
 
     /// The Redis URL, required when the store is Redis.

@@ -92,14 +92,19 @@ impl Ledger {
         let now = now_ms();
         let mut found = Vec::new();
         for key in store.members(&open).await? {
-            let record = store
-                .get(&key)
-                .await?
-                .and_then(|value| serde_json::from_str::<Record>(&value).ok());
+            let value = store.get(&key).await?;
+            let record = value
+                .as_deref()
+                .and_then(|value| serde_json::from_str::<Record>(value).ok());
             match record {
                 Some(record) if record.is_unknown(now) => found.push(outstanding(&key, record)),
                 Some(record) if matches!(record.state, State::InFlight { .. }) => {}
-                _ => store.untrack(&open, &key).await?,
+                // Final, freed or expired: it leaves the set unless it changed meanwhile.
+                _ => {
+                    store
+                        .untrack_if(&open, &key, &key, value.as_deref())
+                        .await?;
+                }
             }
         }
         found.sort_by_key(|entry| entry.first_attempt);
@@ -155,10 +160,15 @@ impl Ledger {
                     .untrack(&open, &key)
                     .await
                     .map_err(SettleError::Store)?;
-                store
+                let removed = store
                     .remove(&key, &existing)
                     .await
-                    .map_err(SettleError::Store)?
+                    .map_err(SettleError::Store)?;
+                if !removed {
+                    // A retry took the key meanwhile: it stays listed.
+                    store.track(&open, &key).await.map_err(SettleError::Store)?;
+                }
+                removed
             }
         };
         if !settled {
@@ -213,10 +223,7 @@ fn settlement_name(settlement: &Settlement) -> &'static str {
 }
 
 fn outstanding(key: &str, record: Record) -> Outstanding {
-    let unknown_since = match record.state {
-        State::Unknown { since_ms } => Some(time(since_ms)),
-        _ => None,
-    };
+    let unknown_since = record.unknown_since_ms.map(time);
     Outstanding {
         key_hash: key.rsplit(':').next().unwrap_or_default().to_owned(),
         operation: record.operation,

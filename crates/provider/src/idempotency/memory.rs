@@ -148,6 +148,25 @@ impl Store for MemoryStore {
         futures::future::ready(Ok(())).boxed()
     }
 
+    fn untrack_if<'a>(
+        &'a self,
+        set: &'a str,
+        member: &'a str,
+        key: &'a str,
+        expected: Option<&'a str>,
+    ) -> BoxFuture<'a, anyhow::Result<bool>> {
+        let removed = self.with(|entries| {
+            if entries.live(key).map(String::as_str) != expected {
+                return false;
+            }
+            entries
+                .sets
+                .get_mut(set)
+                .is_some_and(|members| members.remove(member))
+        });
+        futures::future::ready(Ok(removed)).boxed()
+    }
+
     fn members<'a>(&'a self, set: &'a str) -> BoxFuture<'a, anyhow::Result<Vec<String>>> {
         let members = self.with(|entries| {
             entries

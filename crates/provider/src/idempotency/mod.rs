@@ -38,6 +38,9 @@ pub mod reason {
     pub const IDEMPOTENCY_STORE_UNAVAILABLE: &str = "IDEMPOTENCY_STORE_UNAVAILABLE";
 }
 
+/// The least time a running or unknown record is kept (final ones keep `ttl`).
+pub const OPEN_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
 /// `ErrorInfo.metadata` of a held unknown outcome: key `state`, this value.
 pub const AWAITING_RECONCILIATION: &str = "awaiting_reconciliation";
 
@@ -99,6 +102,16 @@ pub trait Store: Send + Sync {
 
     /// Every member of the set `set`.
     fn members<'a>(&'a self, set: &'a str) -> BoxFuture<'a, anyhow::Result<Vec<String>>>;
+
+    /// Removes `member` from `set` if `key` still holds `expected` (`None`: holds nothing),
+    /// in one step; says whether it did.
+    fn untrack_if<'a>(
+        &'a self,
+        set: &'a str,
+        member: &'a str,
+        key: &'a str,
+        expected: Option<&'a str>,
+    ) -> BoxFuture<'a, anyhow::Result<bool>>;
 }
 
 /// Whose records these are: one service in front of one provider.
@@ -144,6 +157,10 @@ struct Record {
     caller: String,
     #[serde(default)]
     first_attempt_ms: u64,
+    /// When the outcome was first found unknown; kept across retries, so that "unknown
+    /// since" and the quiet period before a "not found" is trusted never move forward.
+    #[serde(default)]
+    unknown_since_ms: Option<u64>,
     state: State,
 }
 
@@ -155,16 +172,22 @@ enum State {
         lease_until_ms: u64,
     },
     /// The provider may or may not have acted.
-    Unknown {
-        #[serde(default)]
-        since_ms: u64,
-    },
+    Unknown {},
     Done {
         outcome: Outcome,
     },
 }
 
 impl Record {
+    /// The record marked unknown, since the first time it was.
+    fn unknown(self) -> Record {
+        Record {
+            unknown_since_ms: self.unknown_since_ms.or(Some(now_ms())),
+            state: State::Unknown {},
+            ..self
+        }
+    }
+
     /// Unknown, or a claim whose owner died before it ended.
     fn is_unknown(&self, now_ms: u64) -> bool {
         match self.state {
@@ -257,6 +280,9 @@ pub struct Attempt {
     pub transaction_id: String,
     /// An earlier attempt's outcome is unknown: the provider may already have acted.
     pub after_unknown: bool,
+    /// When an earlier attempt started or its outcome became unknown, whichever is later:
+    /// a provider may still be working on it for a while after that.
+    pub unknown_since: Option<SystemTime>,
 }
 
 /// What became of a call, for the record.
@@ -322,6 +348,15 @@ impl Idempotency {
         lease: Duration,
         on_unknown: OnUnknown,
     ) -> Self {
+        // Every series an alert reads exists from the start, at zero.
+        let labels = metrics::ProviderLabels {
+            provider: scope.provider,
+        };
+        drop(
+            metrics::global()
+                .idempotency_store_errors
+                .get_or_create(&labels),
+        );
         Self {
             store,
             scope,
@@ -351,6 +386,11 @@ impl Idempotency {
         let attempt = Attempt {
             transaction_id: ticket.transaction_id().to_owned(),
             after_unknown: ticket.after_unknown,
+            unknown_since: ticket.after_unknown.then(|| {
+                let record = &ticket.record;
+                let since = record.unknown_since_ms.unwrap_or(record.first_attempt_ms);
+                UNIX_EPOCH + Duration::from_millis(since.max(record.first_attempt_ms))
+            }),
         };
         let result = call(attempt).await;
         let reason = result.as_ref().err().map(|e| e.reason.clone());
@@ -371,12 +411,13 @@ impl Idempotency {
                 operation: claim.operation.to_owned(),
                 caller: claim.caller.to_owned(),
                 first_attempt_ms: now_ms(),
+                unknown_since_ms: None,
                 state: self.in_flight(),
             };
             let claimed = encode(&proposed);
             let existing = self
                 .store
-                .insert_new(&key, &claimed, self.ttl)
+                .insert_new(&key, &claimed, self.open_ttl())
                 .await
                 .map_err(|error| self.store_down(error))?;
             let Some(existing) = existing else {
@@ -435,26 +476,31 @@ impl Idempotency {
         existing: &str,
         record: Record,
     ) -> Result<Option<Ticket>, Status> {
-        let state = match self.on_unknown {
+        let next = match self.on_unknown {
             OnUnknown::Hold if matches!(record.state, State::Unknown { .. }) => {
                 return Err(self.awaiting_reconciliation(&record));
             }
-            OnUnknown::Hold => State::Unknown { since_ms: now_ms() },
-            OnUnknown::Retry => self.in_flight(),
+            OnUnknown::Hold => record.unknown(),
+            OnUnknown::Retry => Record {
+                state: self.in_flight(),
+                ..record
+            },
         };
-        let next = Record { state, ..record };
         let encoded = encode(&next);
         let won = self
             .store
-            .replace(key, existing, &encoded, self.ttl)
+            .replace(key, existing, &encoded, self.open_ttl())
             .await
             .map_err(|error| self.store_down(error))?;
         if !won {
             return Ok(None);
         }
+        // A key whose claim was lost from the open set is listed again.
+        let _ = self.store.track(&self.open_set(), key).await;
         if self.on_unknown == OnUnknown::Hold {
             tracing::warn!(
                 operation = %next.operation,
+                transaction_id = %next.transaction_id,
                 "an idempotency claim outlived its lease: its outcome is unknown"
             );
             return Err(self.awaiting_reconciliation(&next));
@@ -480,42 +526,75 @@ impl Idempotency {
             Ending::NotSent if ticket.after_unknown => Ending::Unknown,
             other => other,
         };
-        let unknown = matches!(ending, Ending::Unknown);
-        let stored = match ending {
+        let (stored, record) = match ending {
             Ending::NotSent => {
                 let _ = self.store.untrack(&open, &ticket.key).await;
-                self.store.remove(&ticket.key, &ticket.claimed).await
+                let removed = self.store.remove(&ticket.key, &ticket.claimed).await;
+                if !matches!(removed, Ok(true)) {
+                    let _ = self.store.track(&open, &ticket.key).await;
+                }
+                (removed, None)
             }
-            Ending::Final(outcome) => self.settle_ticket(&ticket, State::Done { outcome }).await,
+            Ending::Final(outcome) => {
+                let record = Record {
+                    state: State::Done { outcome },
+                    ..ticket.record.clone()
+                };
+                (
+                    self.settle_ticket(&ticket, &record, self.ttl).await,
+                    Some(record),
+                )
+            }
             Ending::Unknown => {
-                let since_ms = now_ms();
-                self.settle_ticket(&ticket, State::Unknown { since_ms })
-                    .await
+                let record = ticket.record.clone().unknown();
+                let stored = self.settle_ticket(&ticket, &record, self.open_ttl()).await;
+                let _ = self.store.track(&open, &ticket.key).await;
+                (stored, Some(record))
             }
         };
-        match stored {
-            Ok(true) if unknown => tracing::warn!(
+        let record = record.as_ref();
+        match (stored, record.map(|r| &r.state)) {
+            (Ok(true), Some(State::Unknown { .. })) => tracing::warn!(
                 operation = %ticket.record.operation,
+                transaction_id = %ticket.record.transaction_id,
                 "provider outcome unknown: the key awaits reconciliation"
             ),
-            Ok(true) => {
+            (Ok(true), Some(_)) => {
                 let _ = self.store.untrack(&open, &ticket.key).await;
             }
-            Ok(false) => {
-                tracing::warn!("an idempotency claim was taken over before its call ended")
-            }
-            Err(error) => tracing::error!(error = %error, "idempotency outcome not stored"),
+            (Ok(true), None) => {}
+            (Ok(false), _) => tracing::error!(
+                operation = %ticket.record.operation,
+                transaction_id = %ticket.record.transaction_id,
+                outcome = record.map_or("not sent", outcome_kind),
+                "an idempotency claim was taken over before its call ended: this outcome is \
+                 not recorded; reconcile the transaction with the provider"
+            ),
+            (Err(error), _) => tracing::error!(
+                error = %error,
+                operation = %ticket.record.operation,
+                transaction_id = %ticket.record.transaction_id,
+                outcome = record.map_or("not sent", outcome_kind),
+                "idempotency outcome not stored"
+            ),
         }
     }
 
-    async fn settle_ticket(&self, ticket: &Ticket, state: State) -> anyhow::Result<bool> {
-        let record = Record {
-            state,
-            ..ticket.record.clone()
-        };
+    async fn settle_ticket(
+        &self,
+        ticket: &Ticket,
+        record: &Record,
+        ttl: Duration,
+    ) -> anyhow::Result<bool> {
         self.store
-            .replace(&ticket.key, &ticket.claimed, &encode(&record), self.ttl)
+            .replace(&ticket.key, &ticket.claimed, &encode(record), ttl)
             .await
+    }
+
+    /// How long a running or unknown record is kept: far longer than a final one, as
+    /// forgetting it would let a retry run afresh.
+    fn open_ttl(&self) -> Duration {
+        self.ttl.max(OPEN_RETENTION)
     }
 
     fn in_flight(&self) -> State {
@@ -591,6 +670,7 @@ impl Idempotency {
 
     fn store_down(&self, error: anyhow::Error) -> Status {
         tracing::error!(error = %error, "idempotency store unavailable");
+        metrics::idempotency_store_error(self.scope.provider);
         ProviderError::new(
             Code::Unavailable,
             reason::IDEMPOTENCY_STORE_UNAVAILABLE,
@@ -626,6 +706,20 @@ where
     tokio::spawn(future)
         .await
         .map_err(|_| Status::internal("the call's task failed"))?
+}
+
+/// What a record's outcome is, for a log line (never its content).
+fn outcome_kind(record: &Record) -> &'static str {
+    match &record.state {
+        State::Done {
+            outcome: Outcome::Response { .. },
+        } => "success",
+        State::Done {
+            outcome: Outcome::Error { .. },
+        } => "refusal",
+        State::Unknown {} => "unknown",
+        State::InFlight { .. } => "running",
+    }
 }
 
 fn encode(record: &Record) -> String {
@@ -898,6 +992,28 @@ mod tests {
         store.untrack("open", "k2").await.unwrap();
         assert_eq!(store.members("open").await.unwrap(), vec!["k1".to_owned()]);
         assert!(store.members("other").await.unwrap().is_empty());
+        assert_eq!(store.insert_new("k1", "v", ttl).await.unwrap(), None);
+        assert!(!store.untrack_if("open", "k1", "k1", None).await.unwrap());
+        assert!(
+            !store
+                .untrack_if("open", "k1", "k1", Some("w"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .untrack_if("open", "k1", "k1", Some("v"))
+                .await
+                .unwrap()
+        );
+        store.track("open", "gone").await.unwrap();
+        assert!(
+            store
+                .untrack_if("open", "gone", "gone", None)
+                .await
+                .unwrap()
+        );
+        assert!(store.members("open").await.unwrap().is_empty());
     }
 
     #[test]

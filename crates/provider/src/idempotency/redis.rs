@@ -26,6 +26,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
+/// KEYS: the set, the record. ARGV: the member, whether a value is expected, the value.
+const UNTRACK_IF: &str = r"
+local value = redis.call('GET', KEYS[2])
+if (ARGV[2] == '0' and value == false) or (ARGV[2] == '1' and value == ARGV[3]) then
+  return redis.call('SREM', KEYS[1], ARGV[1])
+end
+return 0";
+
 /// A counter Redis lost (or never had) starts from the caller's seed, not from zero.
 const RESERVE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -38,6 +46,7 @@ pub struct RedisStore {
     replace: Script,
     remove: Script,
     reserve: Script,
+    untrack_if: Script,
 }
 
 impl RedisStore {
@@ -53,6 +62,7 @@ impl RedisStore {
             replace: Script::new(REPLACE),
             remove: Script::new(REMOVE),
             reserve: Script::new(RESERVE),
+            untrack_if: Script::new(UNTRACK_IF),
         })
     }
 }
@@ -186,6 +196,30 @@ impl Store for RedisStore {
                 .await
                 .context("SREM")?;
             Ok(())
+        }
+        .boxed()
+    }
+
+    fn untrack_if<'a>(
+        &'a self,
+        set: &'a str,
+        member: &'a str,
+        key: &'a str,
+        expected: Option<&'a str>,
+    ) -> BoxFuture<'a, anyhow::Result<bool>> {
+        let mut connection = self.connection.clone();
+        async move {
+            let removed: i64 = self
+                .untrack_if
+                .key(set)
+                .key(key)
+                .arg(member)
+                .arg(if expected.is_some() { "1" } else { "0" })
+                .arg(expected.unwrap_or_default())
+                .invoke_async(&mut connection)
+                .await
+                .context("compare-and-untrack")?;
+            Ok(removed == 1)
         }
         .boxed()
     }

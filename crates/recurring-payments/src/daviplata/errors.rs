@@ -27,7 +27,7 @@ pub mod reason {
 }
 
 /// A mapping: gRPC code, reason, and what it means in words for the caller.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Meaning {
     code: Code,
     reason: &'static str,
@@ -247,7 +247,9 @@ pub fn business_error(fault: &Fault, changes_state: bool, secrets: &[&str]) -> P
                 .and_then(|code| lookup(&PROVIDER_CODES, &code))
         })
         .unwrap_or_else(|| by_status(fault.http));
-    let ambiguous = changes_state && (fault.http >= 500 || AMBIGUOUS.contains(&meaning.reason));
+    // An answer no table names says nothing about whether Daviplata acted either.
+    let ambiguous = changes_state
+        && (fault.http >= 500 || AMBIGUOUS.contains(&meaning.reason) || meaning == UNEXPECTED);
     let mut error = build(meaning, fault, secrets);
     if ambiguous {
         error = error
@@ -431,6 +433,26 @@ mod tests {
         );
         let refused = business_error(&Fault::parse(422, &body("Otp errado")), true, &[]);
         assert_eq!(refused.reason, reason::OTP_INVALID);
+    }
+
+    #[test]
+    fn answers_no_table_names_leave_a_state_change_unknown() {
+        let faults = [
+            Fault::declined(200, 77, "Transacción en proceso"),
+            Fault::parse(408, b""),
+            Fault::parse(409, b"{}"),
+            Fault::parse(302, b""),
+        ];
+        for fault in faults {
+            let read = business_error(&fault, false, &[]);
+            assert_eq!(read.reason, reasons::PROVIDER_BAD_RESPONSE, "{fault:?}");
+            let charge = business_error(&fault, true, &[]);
+            assert_eq!(
+                charge.reason,
+                reasons::PROVIDER_OUTCOME_UNKNOWN,
+                "{fault:?}: Daviplata may have acted"
+            );
+        }
     }
 
     #[test]

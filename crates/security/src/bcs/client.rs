@@ -594,6 +594,7 @@ pub fn readable<P>(op: &Op, converted: Result<P, Unreadable>) -> Result<P, Provi
 /// nothing is sent.
 fn sequence_unavailable(error: anyhow::Error) -> Status {
     tracing::error!(error = %error, "TxId sequence unavailable");
+    pasarela_provider::metrics::idempotency_store_error(DOMAIN);
     ProviderError::new(
         Code::Unavailable,
         reason::IDEMPOTENCY_STORE_UNAVAILABLE,

@@ -66,8 +66,14 @@ pub fn read<T: DeserializeOwned>(
         .as_ref()
         .map(|wrapped| text(&wrapped.value))
         .unwrap_or_default();
+    let upper = value.to_ascii_uppercase();
+    // With a marker only `OK` is a success and only `ER…` a refusal: anything else (a
+    // warning, a value no table knows) is unreadable, which leaves a withdrawal unknown.
+    if success_marker && raw.status.is_success() && upper != "OK" && !upper.starts_with("ER") {
+        return Err(bad_response(operation, status, "no responseType.value OK"));
+    }
     let failed = !raw.status.is_success()
-        || (!value.is_empty() && !SUCCESS_VALUES.contains(&value.to_ascii_uppercase().as_str()));
+        || (!value.is_empty() && !SUCCESS_VALUES.contains(&upper.as_str()));
     if failed {
         let detail = envelope.response_detail.unwrap_or_default();
         return Err(from_failure(
@@ -80,9 +86,6 @@ pub fn read<T: DeserializeOwned>(
                 desc: text(&detail.error_desc),
             },
         ));
-    }
-    if success_marker && value.is_empty() {
-        return Err(bad_response(operation, status, "no responseType.value"));
     }
     serde_json::from_value(body).map_err(|_| {
         bad_response(
@@ -213,6 +216,11 @@ mod tests {
         assert_eq!(error.reason, "PROVIDER_BAD_RESPONSE");
         let marked = r#"{"responseType":{"value":"OK"},"trnSrcInfo":{}}"#;
         assert!(read::<Holds>("op", true, &raw(200, marked)).is_ok());
+        for value in ["WR", "PENDIENTE"] {
+            let body = format!(r#"{{"responseType":{{"value":"{value}"}},"trnSrcInfo":{{}}}}"#);
+            let error = read::<Holds>("op", true, &raw(200, &body)).unwrap_err();
+            assert_eq!(error.reason, "PROVIDER_BAD_RESPONSE", "{value}");
+        }
     }
 
     #[test]

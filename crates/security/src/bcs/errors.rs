@@ -174,6 +174,18 @@ pub fn still_unknown(consulta: ProviderError) -> ProviderError {
     error
 }
 
+/// A consulta found no withdrawal, but too soon after the attempt whose outcome is unknown
+/// to believe it: the bank may still be executing it. Nothing is created; retry after `wait`.
+pub fn not_found_yet(wait: Duration) -> ProviderError {
+    ProviderError::new(Code::Unavailable, reasons::PROVIDER_OUTCOME_UNKNOWN, DOMAIN)
+        .message(
+            "the bank has no withdrawal under this TxId yet, but may still be executing the \
+             attempt whose answer was lost; nothing was sent again: retry later with the same key",
+        )
+        .meta("consulta_reason", "NOT_FOUND_TOO_SOON")
+        .retry_after(wait)
+}
+
 fn by_status(http: u16) -> (Code, &'static str) {
     BY_STATUS
         .iter()
