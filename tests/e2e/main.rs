@@ -9,6 +9,7 @@ mod clients;
 mod deploy;
 mod foundation;
 mod money_once;
+mod monitoring;
 mod observability;
 mod recurring_payments;
 mod reliability;
