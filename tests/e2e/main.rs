@@ -7,6 +7,7 @@ mod auth;
 mod bureau;
 mod clients;
 mod deploy;
+mod docs;
 mod foundation;
 mod money_once;
 mod monitoring;
