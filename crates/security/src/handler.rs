@@ -1,8 +1,8 @@
-//! The gRPC handlers of `SecurityService`: each names its operation, lets the wire module
-//! translate and check the request, and turns the bank's answer into the proto response;
-//! withdrawals run once per idempotency key.
+//! The gRPC handlers of `SecurityService`, written out: each names its operation and lets
+//! the wire module translate and check the request; the client reads the bank's answer
+//! into the proto response. Withdrawals run once per idempotency key.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use pasarela::common::v1::InvokerContext;
@@ -97,10 +97,11 @@ impl Security {
         )
     }
 
-    /// Runs `op` and converts its answer `W` into the proto response `P`.
+    /// Runs `op` with the request `build` makes; the bank's answer `W` becomes the proto
+    /// response `P` by its `TryFrom`.
     async fn call<B, W, P>(
         &self,
-        op: &Op,
+        op: &Op<W>,
         metadata: &MetadataMap,
         invoker: Option<&InvokerContext>,
         build: impl FnOnce(&InvokerFields, &mut Violations) -> Outgoing<B>,
@@ -110,12 +111,11 @@ impl Security {
         W: DeserializeOwned,
         P: TryFrom<W, Error = Unreadable>,
     {
-        let answer = self
-            .core
+        self.core
             .bcs
-            .run::<B, W>(op, metadata, invoker, build)
-            .await?;
-        Ok(Response::new(client::readable(op, P::try_from(answer))?))
+            .run(op, metadata, invoker, build, P::try_from)
+            .await
+            .map(Response::new)
     }
 }
 
@@ -260,130 +260,252 @@ fn settled(
     })))
 }
 
-/// Implements the service: the RPCs written out in `rest`, then those that are one
-/// operation each (the request built by the wire module, the answer `W` read into the
-/// response by `TryFrom<W>`).
-macro_rules! security_service {
-    (
-        rest { $($rest:tt)* }
-        $($method:ident($request:ident) -> $response:ident
-            = $op:ident as $answer:ty, |$r:ident, $fields:pat_param, $v:ident| $build:expr;)*
-    ) => {
-        #[tonic::async_trait]
-        impl SecurityService for Security {
-            $(
-                async fn $method(
-                    &self,
-                    request: Request<$request>,
-                ) -> Result<Response<$response>, Status> {
-                    let (metadata, _, $r) = request.into_parts();
-                    let invoker = $r.invoker.as_ref();
-                    self.call::<_, $answer, _>(&client::$op, &metadata, invoker, |$fields, $v| {
-                        $build
-                    })
-                    .await
-                }
-            )*
-            $($rest)*
-        }
-    };
-}
-
-security_service! {
-    rest {
-        /// The page asked for shapes the response (its number and size).
-        async fn list_channel_holds(
-            &self,
-            request: Request<ListChannelHoldsRequest>,
-        ) -> Result<Response<ListChannelHoldsResponse>, Status> {
-            let (metadata, _, request) = request.into_parts();
-            let op = &client::LIST_CHANNEL_HOLDS;
-            let (number, size) = wire::page(&mut Violations::new(), request.page.as_ref());
-            let answer: wire::HoldsAnswer = self
-                .core
-                .bcs
-                .run(op, &metadata, request.invoker.as_ref(), |_, v| {
-                    wire::list_channel_holds(&request, v)
-                })
-                .await?;
-            Ok(Response::new(client::readable(
-                op,
-                answer.into_response(number, size),
-            )?))
-        }
-
-        /// Runs on its own task: a caller hanging up must not abandon a withdrawal between
-        /// the bank's answer and its idempotency record.
-        async fn withdraw_with_otp(
-            &self,
-            request: Request<WithdrawWithOtpRequest>,
-        ) -> Result<Response<WithdrawWithOtpResponse>, Status> {
-            let caller = caller_of(&request);
-            let (metadata, _, request) = request.into_parts();
-            let core = Arc::clone(&self.core);
-            detached(async move { core.withdraw(request, metadata, caller).await })
-                .await
-                .map(Response::new)
-        }
+/// `SecurityService`: each RPC names its operation and lets the wire module build the
+/// request; `Security::call` does the rest (the answer read by the response's `TryFrom`).
+#[tonic::async_trait]
+impl SecurityService for Security {
+    async fn get_password_status(
+        &self,
+        request: Request<GetPasswordStatusRequest>,
+    ) -> Result<Response<GetPasswordStatusResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let op = &client::PASSWORD_STATUS;
+        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+            wire::get_password_status(&r, v)
+        })
+        .await
     }
 
-    get_password_status(GetPasswordStatusRequest) -> GetPasswordStatusResponse
-        = PASSWORD_STATUS as wire::PasswordStatusAnswer,
-        |r, _, v| wire::get_password_status(&r, v);
-    generate_otc(GenerateOtcRequest) -> GenerateOtcResponse
-        = GENERATE_OTC as wire::Empty,
-        |r, _, v| wire::generate_otc_v1(&r, v);
-    generate_otc_v3(GenerateOtcV3Request) -> GenerateOtcV3Response
-        = GENERATE_OTC_V3 as wire::Empty,
-        |r, _, v| wire::generate_otc_v3(&r, v);
-    validate_otc(ValidateOtcRequest) -> ValidateOtcResponse
-        = VALIDATE_OTC as wire::Empty,
-        |r, _, v| wire::validate_otc(&r, v);
-    create_transaction_challenge(CreateTransactionChallengeRequest)
-        -> CreateTransactionChallengeResponse
-        = TRANSACTION_CHALLENGE as wire::ChallengeAnswer,
-        |r, _, v| wire::create_transaction_challenge(&r, v);
-    enroll_digital_user(EnrollDigitalUserRequest) -> EnrollDigitalUserResponse
-        = ENROLL_DIGITAL_USER as wire::Empty,
-        |r, _, v| wire::enroll_digital_user(&r, v);
-    validate_digital_enrollment(ValidateDigitalEnrollmentRequest)
-        -> ValidateDigitalEnrollmentResponse
-        = VALIDATE_DIGITAL_ENROLLMENT as wire::Empty,
-        |r, _, v| wire::validate_digital_enrollment(&r, v);
-    change_password(ChangePasswordRequest) -> ChangePasswordResponse
-        = CHANGE_PASSWORD as wire::Empty,
-        |r, _, v| wire::change_password(&r, v);
-    create_user(CreateUserRequest) -> CreateUserResponse
-        = CREATE_USER as wire::Empty,
-        |r, _, v| wire::create_user(&r, v);
-    validate_enrollment_card(ValidateEnrollmentCardRequest) -> ValidateEnrollmentCardResponse
-        = VALIDATE_ENROLLMENT_CARD as wire::Empty,
-        |r, _, v| wire::validate_enrollment_card(&r, v);
-    validate_password_recovery(ValidatePasswordRecoveryRequest)
-        -> ValidatePasswordRecoveryResponse
-        = VALIDATE_PASSWORD_RECOVERY as wire::Empty,
-        |r, _, v| wire::validate_password_recovery(&r, v);
-    request_withdrawal_otp(RequestWithdrawalOtpRequest) -> RequestWithdrawalOtpResponse
-        = REQUEST_WITHDRAWAL_OTP as wire::WithdrawalOtpAnswer,
-        |r, _, v| wire::request_withdrawal_otp(&r, v);
-    update_password_status(UpdatePasswordStatusRequest) -> UpdatePasswordStatusResponse
-        = UPDATE_PASSWORD_STATUS as wire::PasswordStatusChange,
-        |r, _, v| wire::update_password_status(&r, v);
-    set_channel_hold(SetChannelHoldRequest) -> SetChannelHoldResponse
-        = SET_CHANNEL_HOLD as wire::Empty,
-        |r, fields, v| wire::set_channel_hold(
-            &r,
-            wire::Audit { user: &fields.user, branch_id: &fields.branch_id },
-            v,
-        );
-    get_authentication_level(GetAuthenticationLevelRequest) -> GetAuthenticationLevelResponse
-        = AUTHENTICATION_LEVEL as wire::AuthLevelAnswer,
-        |r, _, v| wire::get_authentication_level(&r, bank_now(), v);
-    authenticate_channel(AuthenticateChannelRequest) -> AuthenticateChannelResponse
-        = AUTHENTICATE_CHANNEL as wire::AuthChannelAnswer,
-        |r, _, v| wire::authenticate_channel(&r, v);
-    create_question_challenge(CreateQuestionChallengeRequest)
-        -> CreateQuestionChallengeResponse
-        = QUESTION_CHALLENGE as wire::ChallengeAnswer,
-        |r, _, v| wire::create_question_challenge(&r, v);
+    async fn generate_otc(
+        &self,
+        request: Request<GenerateOtcRequest>,
+    ) -> Result<Response<GenerateOtcResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let op = &client::GENERATE_OTC;
+        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+            wire::generate_otc_v1(&r, v)
+        })
+        .await
+    }
+
+    async fn generate_otc_v3(
+        &self,
+        request: Request<GenerateOtcV3Request>,
+    ) -> Result<Response<GenerateOtcV3Response>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let op = &client::GENERATE_OTC_V3;
+        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+            wire::generate_otc_v3(&r, v)
+        })
+        .await
+    }
+
+    async fn validate_otc(
+        &self,
+        request: Request<ValidateOtcRequest>,
+    ) -> Result<Response<ValidateOtcResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let op = &client::VALIDATE_OTC;
+        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+            wire::validate_otc(&r, v)
+        })
+        .await
+    }
+
+    async fn create_transaction_challenge(
+        &self,
+        request: Request<CreateTransactionChallengeRequest>,
+    ) -> Result<Response<CreateTransactionChallengeResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let op = &client::TRANSACTION_CHALLENGE;
+        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+            wire::create_transaction_challenge(&r, v)
+        })
+        .await
+    }
+
+    async fn enroll_digital_user(
+        &self,
+        request: Request<EnrollDigitalUserRequest>,
+    ) -> Result<Response<EnrollDigitalUserResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let op = &client::ENROLL_DIGITAL_USER;
+        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+            wire::enroll_digital_user(&r, v)
+        })
+        .await
+    }
+
+    async fn validate_digital_enrollment(
+        &self,
+        request: Request<ValidateDigitalEnrollmentRequest>,
+    ) -> Result<Response<ValidateDigitalEnrollmentResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let op = &client::VALIDATE_DIGITAL_ENROLLMENT;
+        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+            wire::validate_digital_enrollment(&r, v)
+        })
+        .await
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<ChangePasswordRequest>,
+    ) -> Result<Response<ChangePasswordResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let op = &client::CHANGE_PASSWORD;
+        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+            wire::change_password(&r, v)
+        })
+        .await
+    }
+
+    async fn create_user(
+        &self,
+        request: Request<CreateUserRequest>,
+    ) -> Result<Response<CreateUserResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let op = &client::CREATE_USER;
+        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+            wire::create_user(&r, v)
+        })
+        .await
+    }
+
+    async fn validate_enrollment_card(
+        &self,
+        request: Request<ValidateEnrollmentCardRequest>,
+    ) -> Result<Response<ValidateEnrollmentCardResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let op = &client::VALIDATE_ENROLLMENT_CARD;
+        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+            wire::validate_enrollment_card(&r, v)
+        })
+        .await
+    }
+
+    async fn validate_password_recovery(
+        &self,
+        request: Request<ValidatePasswordRecoveryRequest>,
+    ) -> Result<Response<ValidatePasswordRecoveryResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let op = &client::VALIDATE_PASSWORD_RECOVERY;
+        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+            wire::validate_password_recovery(&r, v)
+        })
+        .await
+    }
+
+    async fn request_withdrawal_otp(
+        &self,
+        request: Request<RequestWithdrawalOtpRequest>,
+    ) -> Result<Response<RequestWithdrawalOtpResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let op = &client::REQUEST_WITHDRAWAL_OTP;
+        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+            wire::request_withdrawal_otp(&r, v)
+        })
+        .await
+    }
+
+    async fn update_password_status(
+        &self,
+        request: Request<UpdatePasswordStatusRequest>,
+    ) -> Result<Response<UpdatePasswordStatusResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let op = &client::UPDATE_PASSWORD_STATUS;
+        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+            wire::update_password_status(&r, v)
+        })
+        .await
+    }
+
+    async fn set_channel_hold(
+        &self,
+        request: Request<SetChannelHoldRequest>,
+    ) -> Result<Response<SetChannelHoldResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let op = &client::SET_CHANNEL_HOLD;
+        self.call(op, &metadata, r.invoker.as_ref(), |fields, v| {
+            let audit = wire::Audit {
+                user: &fields.user,
+                branch_id: &fields.branch_id,
+            };
+            wire::set_channel_hold(&r, audit, v)
+        })
+        .await
+    }
+
+    async fn get_authentication_level(
+        &self,
+        request: Request<GetAuthenticationLevelRequest>,
+    ) -> Result<Response<GetAuthenticationLevelResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let op = &client::AUTHENTICATION_LEVEL;
+        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+            wire::get_authentication_level(&r, bank_now(), v)
+        })
+        .await
+    }
+
+    async fn authenticate_channel(
+        &self,
+        request: Request<AuthenticateChannelRequest>,
+    ) -> Result<Response<AuthenticateChannelResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let op = &client::AUTHENTICATE_CHANNEL;
+        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+            wire::authenticate_channel(&r, v)
+        })
+        .await
+    }
+
+    async fn create_question_challenge(
+        &self,
+        request: Request<CreateQuestionChallengeRequest>,
+    ) -> Result<Response<CreateQuestionChallengeResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let op = &client::QUESTION_CHALLENGE;
+        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+            wire::create_question_challenge(&r, v)
+        })
+        .await
+    }
+
+    /// The page asked for shapes the response (its number and size).
+    async fn list_channel_holds(
+        &self,
+        request: Request<ListChannelHoldsRequest>,
+    ) -> Result<Response<ListChannelHoldsResponse>, Status> {
+        let (metadata, _, r) = request.into_parts();
+        let chosen = OnceLock::new();
+        let build = |_: &InvokerFields, v: &mut Violations| {
+            let (query, page) = wire::list_channel_holds(&r, v);
+            chosen.get_or_init(|| page);
+            query
+        };
+        let read = |answer: wire::HoldsAnswer| {
+            answer.into_response(chosen.get().copied().unwrap_or_default())
+        };
+        let op = &client::LIST_CHANNEL_HOLDS;
+        self.core
+            .bcs
+            .run(op, &metadata, r.invoker.as_ref(), build, read)
+            .await
+            .map(Response::new)
+    }
+
+    /// Runs on its own task: a caller hanging up must not abandon a withdrawal between
+    /// the bank's answer and its idempotency record.
+    async fn withdraw_with_otp(
+        &self,
+        request: Request<WithdrawWithOtpRequest>,
+    ) -> Result<Response<WithdrawWithOtpResponse>, Status> {
+        let caller = caller_of(&request);
+        let (metadata, _, request) = request.into_parts();
+        let core = Arc::clone(&self.core);
+        detached(async move { core.withdraw(request, metadata, caller).await })
+            .await
+            .map(Response::new)
+    }
 }

@@ -2,6 +2,7 @@
 //! credential headers), one pooled HTTP client, and one path for every call — validate,
 //! fill the invoker context, send, read the answer.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ use tracing::Instrument as _;
 use super::envelope;
 use super::errors::{DOMAIN, SERVICE_DOMAIN, bad_response};
 use super::invoker::{self, ProcessIdRule, TxIds};
-use super::wire::{Outgoing, Unreadable};
+use super::wire::{self, Outgoing, Unreadable};
 use crate::config::{Config, InvokerFields, Paths};
 
 /// Which headers carry pasarela's credentials. The spec names them two ways: the
@@ -64,9 +65,9 @@ pub enum Channel {
     Correspondent,
 }
 
-/// One provider operation.
+/// One provider operation, typed by the answer its success body is read into.
 #[derive(Debug)]
-pub struct Op {
+pub struct Op<W> {
     /// Name in metrics, logs and `ErrorInfo.metadata.operation`.
     pub name: &'static str,
     method: Method,
@@ -79,6 +80,7 @@ pub struct Op {
     /// The spec's success example carries `responseType.value` `OK`: an answer without it
     /// is not taken for a success.
     success_marker: bool,
+    answer: PhantomData<fn() -> W>,
 }
 
 /// Whether pasarela repeats an operation after a transient failure.
@@ -105,7 +107,7 @@ const WITHDRAWAL_REQUIRED: &[&str] = &[
     "modifier_user",
 ];
 
-pub const PASSWORD_STATUS: Op = Op {
+pub const PASSWORD_STATUS: Op<wire::PasswordStatusAnswer> = Op {
     name: "get_password_status",
     method: Method::GET,
     path: |paths| &paths.password_status,
@@ -114,8 +116,9 @@ pub const PASSWORD_STATUS: Op = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    answer: PhantomData,
 };
-pub const GENERATE_OTC: Op = Op {
+pub const GENERATE_OTC: Op<wire::Empty> = Op {
     name: "generate_otc",
     method: Method::POST,
     path: |paths| &paths.generate_otc,
@@ -124,8 +127,9 @@ pub const GENERATE_OTC: Op = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    answer: PhantomData,
 };
-pub const GENERATE_OTC_V3: Op = Op {
+pub const GENERATE_OTC_V3: Op<wire::Empty> = Op {
     name: "generate_otc_v3",
     method: Method::POST,
     path: |paths| &paths.generate_otc_v3,
@@ -134,8 +138,9 @@ pub const GENERATE_OTC_V3: Op = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    answer: PhantomData,
 };
-pub const VALIDATE_OTC: Op = Op {
+pub const VALIDATE_OTC: Op<wire::Empty> = Op {
     name: "validate_otc",
     method: Method::POST,
     path: |paths| &paths.validate_otc,
@@ -144,8 +149,9 @@ pub const VALIDATE_OTC: Op = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    answer: PhantomData,
 };
-pub const TRANSACTION_CHALLENGE: Op = Op {
+pub const TRANSACTION_CHALLENGE: Op<wire::ChallengeAnswer> = Op {
     name: "create_transaction_challenge",
     method: Method::POST,
     path: |paths| &paths.transaction_challenge,
@@ -154,8 +160,9 @@ pub const TRANSACTION_CHALLENGE: Op = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    answer: PhantomData,
 };
-pub const ENROLL_DIGITAL_USER: Op = Op {
+pub const ENROLL_DIGITAL_USER: Op<wire::Empty> = Op {
     name: "enroll_digital_user",
     method: Method::POST,
     path: |paths| &paths.digital_enrollment,
@@ -164,8 +171,9 @@ pub const ENROLL_DIGITAL_USER: Op = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    answer: PhantomData,
 };
-pub const VALIDATE_DIGITAL_ENROLLMENT: Op = Op {
+pub const VALIDATE_DIGITAL_ENROLLMENT: Op<wire::Empty> = Op {
     name: "validate_digital_enrollment",
     method: Method::GET,
     path: |paths| &paths.digital_enrollment,
@@ -174,8 +182,9 @@ pub const VALIDATE_DIGITAL_ENROLLMENT: Op = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    answer: PhantomData,
 };
-pub const CHANGE_PASSWORD: Op = Op {
+pub const CHANGE_PASSWORD: Op<wire::Empty> = Op {
     name: "change_password",
     method: Method::PUT,
     path: |paths| &paths.change_password,
@@ -184,8 +193,9 @@ pub const CHANGE_PASSWORD: Op = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    answer: PhantomData,
 };
-pub const CREATE_USER: Op = Op {
+pub const CREATE_USER: Op<wire::Empty> = Op {
     name: "create_user",
     method: Method::POST,
     path: |paths| &paths.create_user,
@@ -194,9 +204,10 @@ pub const CREATE_USER: Op = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    answer: PhantomData,
 };
 // Checks a card PIN / CVV: a repeat could count as a second wrong attempt.
-pub const VALIDATE_ENROLLMENT_CARD: Op = Op {
+pub const VALIDATE_ENROLLMENT_CARD: Op<wire::Empty> = Op {
     name: "validate_enrollment_card",
     method: Method::GET,
     path: |paths| &paths.validate_enrollment_card,
@@ -205,9 +216,10 @@ pub const VALIDATE_ENROLLMENT_CARD: Op = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    answer: PhantomData,
 };
 // Checks a card PIN / CVV: a repeat could count as a second wrong attempt.
-pub const VALIDATE_PASSWORD_RECOVERY: Op = Op {
+pub const VALIDATE_PASSWORD_RECOVERY: Op<wire::Empty> = Op {
     name: "validate_password_recovery",
     method: Method::GET,
     path: |paths| &paths.validate_password_recovery,
@@ -216,8 +228,9 @@ pub const VALIDATE_PASSWORD_RECOVERY: Op = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    answer: PhantomData,
 };
-pub const REQUEST_WITHDRAWAL_OTP: Op = Op {
+pub const REQUEST_WITHDRAWAL_OTP: Op<wire::WithdrawalOtpAnswer> = Op {
     name: "request_withdrawal_otp",
     method: Method::POST,
     path: |paths| &paths.withdrawal_otp,
@@ -226,8 +239,9 @@ pub const REQUEST_WITHDRAWAL_OTP: Op = Op {
     channel: Channel::Api,
     required: WITHDRAWAL_OTP_REQUIRED,
     success_marker: false,
+    answer: PhantomData,
 };
-pub const UPDATE_PASSWORD_STATUS: Op = Op {
+pub const UPDATE_PASSWORD_STATUS: Op<wire::PasswordStatusChange> = Op {
     name: "update_password_status",
     method: Method::POST,
     path: |paths| &paths.update_password_status,
@@ -236,8 +250,9 @@ pub const UPDATE_PASSWORD_STATUS: Op = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    answer: PhantomData,
 };
-pub const LIST_CHANNEL_HOLDS: Op = Op {
+pub const LIST_CHANNEL_HOLDS: Op<wire::HoldsAnswer> = Op {
     name: "list_channel_holds",
     method: Method::GET,
     path: |paths| &paths.list_channel_holds,
@@ -246,8 +261,9 @@ pub const LIST_CHANNEL_HOLDS: Op = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: true,
+    answer: PhantomData,
 };
-pub const SET_CHANNEL_HOLD: Op = Op {
+pub const SET_CHANNEL_HOLD: Op<wire::Empty> = Op {
     name: "set_channel_hold",
     method: Method::POST,
     path: |paths| &paths.set_channel_hold,
@@ -256,9 +272,10 @@ pub const SET_CHANNEL_HOLD: Op = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    answer: PhantomData,
 };
 // A consultation sent as POST: repeating it changes nothing.
-pub const AUTHENTICATION_LEVEL: Op = Op {
+pub const AUTHENTICATION_LEVEL: Op<wire::AuthLevelAnswer> = Op {
     name: "get_authentication_level",
     method: Method::POST,
     path: |paths| &paths.authentication_level,
@@ -267,8 +284,9 @@ pub const AUTHENTICATION_LEVEL: Op = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    answer: PhantomData,
 };
-pub const AUTHENTICATE_CHANNEL: Op = Op {
+pub const AUTHENTICATE_CHANNEL: Op<wire::AuthChannelAnswer> = Op {
     name: "authenticate_channel",
     method: Method::POST,
     path: |paths| &paths.authentication_channel,
@@ -277,8 +295,9 @@ pub const AUTHENTICATE_CHANNEL: Op = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    answer: PhantomData,
 };
-pub const WITHDRAW_WITH_OTP: Op = Op {
+pub const WITHDRAW_WITH_OTP: Op<wire::WithdrawalAnswer> = Op {
     name: "withdraw_with_otp",
     method: Method::POST,
     path: |paths| &paths.withdraw_with_otp,
@@ -287,15 +306,16 @@ pub const WITHDRAW_WITH_OTP: Op = Op {
     channel: Channel::Correspondent,
     required: WITHDRAWAL_REQUIRED,
     success_marker: true,
+    answer: PhantomData,
 };
 /// S18 as a consulta (`X-Invoker-Action: R`, the same TxId): what became of a withdrawal
 /// whose answer was lost. A read, so it may be repeated.
-pub const WITHDRAWAL_QUERY: Op = Op {
+pub const WITHDRAWAL_QUERY: Op<wire::WithdrawalAnswer> = Op {
     name: "withdrawal_query",
     retry: Retry::Safe,
     ..WITHDRAW_WITH_OTP
 };
-pub const QUESTION_CHALLENGE: Op = Op {
+pub const QUESTION_CHALLENGE: Op<wire::ChallengeAnswer> = Op {
     name: "create_question_challenge",
     method: Method::POST,
     path: |paths| &paths.question_challenge,
@@ -304,6 +324,7 @@ pub const QUESTION_CHALLENGE: Op = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    answer: PhantomData,
 };
 
 /// Placeholder of the customer's document number in configured paths.
@@ -388,7 +409,7 @@ impl Bcs {
 
     /// The invoker values of a call before the request's own layer: the deployment's,
     /// then the operation's fixed ones.
-    pub fn base_invoker(&self, op: &Op) -> InvokerFields {
+    pub fn base_invoker<W>(&self, op: &Op<W>) -> InvokerFields {
         let mut fields = self.invoker.clone();
         if op.channel == Channel::Correspondent {
             invoker::merge(&mut fields, &self.withdrawal_invoker);
@@ -396,27 +417,30 @@ impl Bcs {
         fields
     }
 
-    /// Runs one operation: [`Bcs::prepare`], then [`Bcs::send`].
-    pub async fn run<B, T>(
+    /// Runs one operation: [`Bcs::prepare`], then [`Bcs::send`], and `read`s the answer
+    /// into the proto response (an answer that does not fit is `PROVIDER_BAD_RESPONSE`).
+    pub async fn run<B, W, P>(
         &self,
-        op: &Op,
+        op: &Op<W>,
         metadata: &MetadataMap,
         context: Option<&pasarela::common::v1::InvokerContext>,
         build: impl FnOnce(&InvokerFields, &mut Violations) -> Outgoing<B>,
-    ) -> Result<T, Status>
+        read: impl FnOnce(W) -> Result<P, Unreadable>,
+    ) -> Result<P, Status>
     where
         B: Serialize,
-        T: DeserializeOwned,
+        W: DeserializeOwned,
     {
         let prepared = self.prepare(op, metadata, context, build).await?;
-        Ok(self.send(op, &prepared, self.deadline(metadata)).await?)
+        let answer = self.send(op, &prepared, self.deadline(metadata)).await?;
+        Ok(readable(op, read(answer))?)
     }
 
     /// `build` translates and checks the request's fields, the invoker context is resolved
     /// and checked; only a request without any violation is prepared.
-    pub async fn prepare<B>(
+    pub async fn prepare<B, W>(
         &self,
-        op: &Op,
+        op: &Op<W>,
         metadata: &MetadataMap,
         context: Option<&pasarela::common::v1::InvokerContext>,
         build: impl FnOnce(&InvokerFields, &mut Violations) -> Outgoing<B>,
@@ -439,15 +463,15 @@ impl Bcs {
     }
 
     /// Sends a prepared request and reads the bank's answer, by `deadline`.
-    pub async fn send<B, T>(
+    pub async fn send<B, W>(
         &self,
-        op: &Op,
+        op: &Op<W>,
         prepared: &Prepared<B>,
         deadline: Instant,
-    ) -> Result<T, ProviderError>
+    ) -> Result<W, ProviderError>
     where
         B: Serialize,
-        T: DeserializeOwned,
+        W: DeserializeOwned,
     {
         let fields = &prepared.fields;
         let span = tracing::info_span!(
@@ -471,7 +495,7 @@ impl Bcs {
                 )
                 .await?;
             tracing::debug!(status = raw.status.as_u16(), "bank answered");
-            envelope::read::<T>(op.name, op.success_marker, &raw)
+            envelope::read::<W>(op.name, op.success_marker, &raw)
         }
         .instrument(span.clone())
         .await
@@ -484,9 +508,9 @@ impl Bcs {
 
     /// The invoker values of one call, generated ones filled in, and how its ProcessId
     /// follows its TxId when the caller gave none.
-    async fn resolve(
+    async fn resolve<W>(
         &self,
-        op: &Op,
+        op: &Op<W>,
         metadata: &MetadataMap,
         context: Option<&pasarela::common::v1::InvokerContext>,
     ) -> Result<(InvokerFields, Option<ProcessIdRule>), Status> {
@@ -527,9 +551,9 @@ impl Bcs {
         Ok((fields, derived))
     }
 
-    fn request<B: Serialize>(
+    fn request<B: Serialize, W>(
         &self,
-        op: &Op,
+        op: &Op<W>,
         fields: &InvokerFields,
         outgoing: &Outgoing<B>,
     ) -> reqwest::RequestBuilder {
@@ -586,7 +610,7 @@ fn encode_segment(segment: &str) -> String {
 }
 
 /// Turns a wire answer that does not fit the proto response into `PROVIDER_BAD_RESPONSE`.
-pub fn readable<P>(op: &Op, converted: Result<P, Unreadable>) -> Result<P, ProviderError> {
+pub fn readable<P, W>(op: &Op<W>, converted: Result<P, Unreadable>) -> Result<P, ProviderError> {
     converted.map_err(|what| bad_response(op.name, 200, what))
 }
 

@@ -39,8 +39,9 @@ pub enum Source {
 const MAPPINGS: &str = include_str!("../../fixtures/bcs_error_mappings.tsv");
 
 /// Every mapping, read once; a malformed line fails the first call (and the tests).
-pub static ERROR_TABLE: LazyLock<Vec<ErrorRow>> =
-    LazyLock::new(|| parse(MAPPINGS).unwrap_or_else(|line| panic!("bcs_error_mappings.tsv: {line}")));
+pub static ERROR_TABLE: LazyLock<Vec<ErrorRow>> = LazyLock::new(|| {
+    parse(MAPPINGS).unwrap_or_else(|line| panic!("bcs_error_mappings.tsv: {line}"))
+});
 
 /// gRPC codes by the names the file uses.
 const CODES: &[(&str, Code)] = &[
@@ -75,7 +76,9 @@ fn row(line: &'static str) -> Option<ErrorRow> {
     let mut next = || fields.next();
     let http = next()?.parse().ok()?;
     let (code, kind) = (next()?, next()?);
-    let grpc = next().and_then(|name| CODES.iter().find(|(n, _)| *n == name))?.1;
+    let grpc = next()
+        .and_then(|name| CODES.iter().find(|(n, _)| *n == name))?
+        .1;
     let (reason, text) = (next()?, next()?);
     let source = match next()? {
         "table" => Source::Table,

@@ -1,0 +1,108 @@
+//! Digital enrollment and card secrets: S6 and S7 (enroll, validate enrollment), S10 and S11 (card PIN / CVV checks).
+
+use super::*;
+
+// ---- S6, S7: digital enrollment ------------------------------------------------------------
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrollmentRequest {
+    gov_issue_ident: GovIssueIdent,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contact_info: Option<ContactInfo>,
+    info_password: InfoPassword,
+}
+
+/// `infoPassword`, shared by enrollment (S6) and user creation (S9).
+#[derive(Serialize)]
+pub struct InfoPassword {
+    #[serde(serialize_with = "expose")]
+    pub(super) password: SecretString,
+}
+
+pub fn enroll_digital_user(
+    request: &pb::EnrollDigitalUserRequest,
+    v: &mut Violations,
+) -> Outgoing<EnrollmentRequest> {
+    Outgoing::body(EnrollmentRequest {
+        gov_issue_ident: gov_issue_ident(v, "customer", request.customer.as_ref()),
+        contact_info: contact_info(v, "contact", request.contact.as_ref()),
+        info_password: InfoPassword {
+            password: fields::secret(v, "password", &request.password, SECRET_MAX).into(),
+        },
+    })
+}
+
+pub fn validate_digital_enrollment(
+    request: &pb::ValidateDigitalEnrollmentRequest,
+    v: &mut Violations,
+) -> Outgoing<NoBody> {
+    let ident = gov_issue_ident(v, "customer", request.customer.as_ref());
+    Outgoing::query(
+        None,
+        vec![
+            ("govIssueIdentType", ident.gov_issue_ident_type),
+            ("identSerialNum", ident.ident_serial_num),
+        ],
+    )
+}
+
+// ---- S10, S11: card secret checks ------------------------------------------------------------
+
+/// `acctType`: CCA (credit card, CVV) and DBC (debit card, PIN).
+const CARD_TYPES: &[(pb::CardType, &str)] =
+    &[(pb::CardType::Credit, "CCA"), (pb::CardType::Debit, "DBC")];
+
+fn card_check(
+    v: &mut Violations,
+    customer: Option<&pasarela::common::v1::Identification>,
+    card_type: i32,
+    secret: &str,
+    last_digits: &str,
+) -> Outgoing<NoBody> {
+    let ident = gov_issue_ident(v, "customer", customer);
+    let last_digits = fields::digits(v, "card_last_digits", last_digits, 6, 6);
+    Outgoing::query(
+        Some(ident.ident_serial_num),
+        vec![
+            ("govIssueIdentType", ident.gov_issue_ident_type),
+            (
+                "acctType",
+                fields::choice(v, "card_type", card_type, CARD_TYPES, "CREDIT or DEBIT").into(),
+            ),
+            (
+                "secretId",
+                fields::secret(v, "card_secret", secret, SECRET_MAX),
+            ),
+            ("acctId", last_digits),
+        ],
+    )
+}
+
+/// S10: a card secret check before enrollment.
+pub fn validate_enrollment_card(
+    request: &pb::ValidateEnrollmentCardRequest,
+    v: &mut Violations,
+) -> Outgoing<NoBody> {
+    card_check(
+        v,
+        request.customer.as_ref(),
+        request.card_type,
+        &request.card_secret,
+        &request.card_last_digits,
+    )
+}
+
+/// S11: the same check before a password recovery.
+pub fn validate_password_recovery(
+    request: &pb::ValidatePasswordRecoveryRequest,
+    v: &mut Violations,
+) -> Outgoing<NoBody> {
+    card_check(
+        v,
+        request.customer.as_ref(),
+        request.card_type,
+        &request.card_secret,
+        &request.card_last_digits,
+    )
+}

@@ -1,0 +1,219 @@
+//! Passwords and their status: S1 (status and contact data), S8 (change), S9 (create or recover a user), S13 (lock or activate a password).
+
+use super::*;
+
+// ---- S1: password status -----------------------------------------------------------------
+
+pub fn get_password_status(
+    request: &pb::GetPasswordStatusRequest,
+    v: &mut Violations,
+) -> Outgoing<NoBody> {
+    let mut query = vec![
+        (
+            "transactionId",
+            fields::alphanumeric(v, "transaction_id", &request.transaction_id, 1, 30),
+        ),
+        (
+            "nameAddrType",
+            fields::choice(
+                v,
+                "customer_type",
+                request.customer_type,
+                CUSTOMER_TYPES,
+                CUSTOMER_TYPE_EXPECTED,
+            )
+            .into(),
+        ),
+    ];
+    match &request.subject {
+        Some(pb::get_password_status_request::Subject::Customer(customer)) => {
+            let ident = gov_issue_ident(v, "customer", Some(customer));
+            query.push(("govIssueIdentType", ident.gov_issue_ident_type));
+            query.push(("identSerialNum", ident.ident_serial_num));
+        }
+        Some(pb::get_password_status_request::Subject::UserAlias(alias)) => {
+            query.push((
+                "SPName",
+                fields::alphanumeric(v, "user_alias", alias, 1, 30),
+            ));
+        }
+        None => v.add("subject", "customer or user_alias is required"),
+    }
+    Outgoing::query(None, query)
+}
+
+/// `pswdStatus` as S1 prints it ("1") and as S13 names it ("Active").
+const PASSWORD_STATUSES: &[(&str, pb::PasswordStatus)] = &[
+    ("1", pb::PasswordStatus::Active),
+    ("Active", pb::PasswordStatus::Active),
+    ("3", pb::PasswordStatus::Locked),
+    ("Locked", pb::PasswordStatus::Locked),
+];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PasswordStatusAnswer {
+    cust_pswd_info: PasswordInfo,
+    contact_info: ContactInfoAnswer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PasswordInfo {
+    pswd_status: Text,
+    desc: Text,
+}
+
+impl TryFrom<PasswordStatusAnswer> for pb::GetPasswordStatusResponse {
+    type Error = Unreadable;
+
+    fn try_from(answer: PasswordStatusAnswer) -> Result<Self, Unreadable> {
+        let status = PASSWORD_STATUSES
+            .iter()
+            .find(|(code, _)| code.eq_ignore_ascii_case(&answer.cust_pswd_info.pswd_status.0))
+            .map(|(_, status)| *status)
+            .ok_or("a password status that is neither 1 (active) nor 3 (locked)")?;
+        Ok(Self {
+            status: status.into(),
+            status_description: answer.cust_pswd_info.desc.into_string(),
+            contact: Some(answer.contact_info.into()),
+        })
+    }
+}
+
+// ---- S8, S9: passwords ---------------------------------------------------------------------
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangePasswordRequest {
+    gov_issue_ident: GovIssueIdent,
+    cust_pswd: CryptPswd,
+    subject_pswd: CryptPswd,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CryptPswd {
+    #[serde(serialize_with = "expose")]
+    crypt_pswd: SecretString,
+}
+
+pub fn change_password(
+    request: &pb::ChangePasswordRequest,
+    v: &mut Violations,
+) -> Outgoing<ChangePasswordRequest> {
+    Outgoing::body(ChangePasswordRequest {
+        gov_issue_ident: gov_issue_ident(v, "customer", request.customer.as_ref()),
+        cust_pswd: CryptPswd {
+            crypt_pswd: fields::secret(
+                v,
+                "current_password",
+                &request.current_password,
+                SECRET_MAX,
+            )
+            .into(),
+        },
+        subject_pswd: CryptPswd {
+            crypt_pswd: fields::secret(v, "new_password", &request.new_password, SECRET_MAX).into(),
+        },
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateUserRequest {
+    recuperation_flag: Wrapped<&'static str>,
+    gov_issue_ident: GovIssueIdent,
+    info_password: InfoPassword,
+}
+
+pub fn create_user(
+    request: &pb::CreateUserRequest,
+    v: &mut Violations,
+) -> Outgoing<CreateUserRequest> {
+    Outgoing::body(CreateUserRequest {
+        recuperation_flag: wrapped(if request.recovery { "S" } else { "N" }),
+        gov_issue_ident: gov_issue_ident(v, "customer", request.customer.as_ref()),
+        info_password: InfoPassword {
+            password: fields::secret(v, "password", &request.password, SECRET_MAX).into(),
+        },
+    })
+}
+
+// ---- S13: password status ----------------------------------------------------------------------
+
+/// `custPswd.status`: the spec's example sends the English words.
+const PASSWORD_STATUS_WORDS: &[(pb::PasswordStatus, &str)] = &[
+    (pb::PasswordStatus::Active, "Active"),
+    (pb::PasswordStatus::Locked, "Locked"),
+];
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdatePasswordStatusRequest {
+    gov_issue_ident: GovIssueIdent,
+    person_name: PersonName,
+    cust_pswd: StatusBody,
+}
+
+#[derive(Serialize)]
+pub struct PersonName {
+    user: String,
+}
+
+#[derive(Serialize)]
+pub struct StatusBody {
+    status: &'static str,
+}
+
+pub fn update_password_status(
+    request: &pb::UpdatePasswordStatusRequest,
+    v: &mut Violations,
+) -> Outgoing<UpdatePasswordStatusRequest> {
+    Outgoing::body(UpdatePasswordStatusRequest {
+        gov_issue_ident: gov_issue_ident(v, "customer", request.customer.as_ref()),
+        person_name: PersonName {
+            user: fields::alphanumeric(v, "user", &request.user, 0, 30),
+        },
+        cust_pswd: StatusBody {
+            status: fields::choice(
+                v,
+                "status",
+                request.status,
+                PASSWORD_STATUS_WORDS,
+                "ACTIVE or LOCKED",
+            ),
+        },
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PasswordStatusChange {
+    status: StatusChange,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct StatusChange {
+    status_desc: Text,
+    end_dt: Text,
+}
+
+/// `endDt`: "2023-06-23-12:57:48.941".
+const END_DT_FORMATS: &[&str] = &[
+    "%Y-%m-%d-%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.f",
+];
+
+impl TryFrom<PasswordStatusChange> for pb::UpdatePasswordStatusResponse {
+    type Error = Unreadable;
+
+    fn try_from(answer: PasswordStatusChange) -> Result<Self, Unreadable> {
+        Ok(Self {
+            description: answer.status.status_desc.into_string(),
+            effective_time: bank_time(&answer.status.end_dt.0, END_DT_FORMATS, bank_offset())?,
+        })
+    }
+}

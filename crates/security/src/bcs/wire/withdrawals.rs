@@ -1,0 +1,208 @@
+//! Withdrawals at a banking correspondent: S12 (request an OTP for an amount), S18 (cash or reverse it).
+
+use super::*;
+
+// ---- S12: withdrawal OTP ---------------------------------------------------------------------
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithdrawalOtpRequest {
+    gov_issue_ident: GovIssueIdent,
+    x_fer_info: XFerInfo,
+    otc: IdOtc,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct XFerInfo {
+    dep_acct_id_from: AcctId,
+    cur_amt: CurAmt,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcctId {
+    acct_id: String,
+}
+
+#[derive(Serialize)]
+pub struct CurAmt {
+    amt: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdOtc {
+    id_otc: String,
+}
+
+pub fn request_withdrawal_otp(
+    request: &pb::RequestWithdrawalOtpRequest,
+    v: &mut Violations,
+) -> Outgoing<WithdrawalOtpRequest> {
+    Outgoing::body(WithdrawalOtpRequest {
+        gov_issue_ident: gov_issue_ident(v, "customer", request.customer.as_ref()),
+        x_fer_info: XFerInfo {
+            dep_acct_id_from: AcctId {
+                acct_id: fields::digits(v, "account_id", &request.account_id, 1, 30),
+            },
+            cur_amt: CurAmt {
+                amt: fields::pesos(v, "amount", request.amount.as_ref(), true, 14)
+                    .unwrap_or_default(),
+            },
+        },
+        otc: IdOtc {
+            id_otc: fields::alphanumeric(v, "otc_id", &request.otc_id, 1, 30),
+        },
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WithdrawalOtpAnswer {
+    otp_info: Option<OtpInfo>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OtpInfo {
+    otp_value: SecretString,
+}
+
+impl TryFrom<WithdrawalOtpAnswer> for pb::RequestWithdrawalOtpResponse {
+    type Error = Unreadable;
+
+    fn try_from(answer: WithdrawalOtpAnswer) -> Result<Self, Unreadable> {
+        let info = answer.otp_info.ok_or("no otpInfo.otpValue")?;
+        Ok(Self {
+            otp: info.otp_value.expose_secret().to_owned(),
+        })
+    }
+}
+
+// ---- S18: OTP withdrawal -------------------------------------------------------------------------
+
+const WITHDRAWAL_TYPES: &[(pb::WithdrawalType, &str)] = &[
+    (pb::WithdrawalType::Normal, "Normal"),
+    (pb::WithdrawalType::Reverse, "Reverse"),
+];
+
+#[derive(Serialize)]
+pub struct WithdrawalRequest {
+    trn: WithdrawalTrn,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithdrawalTrn {
+    transaction_hour: String,
+    #[serde(rename = "trnRqUID")]
+    trn_rq_uid: String,
+    code: String,
+    branch_name: String,
+    city_id: String,
+    city: String,
+    state_prov: String,
+    dep_acct_id_from: AcctId,
+    otp: WithdrawalOtp,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithdrawalOtp {
+    r#type: &'static str,
+    cur_amt: CurAmt,
+    #[serde(serialize_with = "expose")]
+    otp_value: SecretString,
+    gov_issue_ident: SerialOnly,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SerialOnly {
+    ident_serial_num: String,
+}
+
+pub fn withdraw_with_otp(
+    request: &pb::WithdrawWithOtpRequest,
+    now: DateTime<FixedOffset>,
+    v: &mut Violations,
+) -> Outgoing<WithdrawalRequest> {
+    Outgoing::body(WithdrawalRequest {
+        trn: WithdrawalTrn {
+            transaction_hour: now.format("%H:%M:%S").to_string(),
+            trn_rq_uid: fields::digits(v, "audit_number", &request.audit_number, 1, 30),
+            code: fields::alphanumeric(v, "service_point_code", &request.service_point_code, 1, 30),
+            branch_name: fields::text(v, "service_point_name", &request.service_point_name, 1, 100),
+            city_id: fields::digits(v, "city_code", &request.city_code, 5, 5),
+            city: fields::text(v, "city_name", &request.city_name, 1, 100),
+            state_prov: fields::digits(v, "department_code", &request.department_code, 2, 2),
+            dep_acct_id_from: AcctId {
+                acct_id: fields::digits(
+                    v,
+                    "correspondent_account",
+                    &request.correspondent_account,
+                    1,
+                    30,
+                ),
+            },
+            otp: WithdrawalOtp {
+                r#type: fields::choice(
+                    v,
+                    "type",
+                    request.r#type,
+                    WITHDRAWAL_TYPES,
+                    "NORMAL or REVERSE",
+                ),
+                cur_amt: CurAmt {
+                    amt: fields::pesos(v, "amount", request.amount.as_ref(), true, 14)
+                        .unwrap_or_default(),
+                },
+                otp_value: fields::secret(v, "otp", &request.otp, SECRET_MAX).into(),
+                gov_issue_ident: SerialOnly {
+                    ident_serial_num: fields::text(
+                        v,
+                        "customer_document_number",
+                        &request.customer_document_number,
+                        1,
+                        30,
+                    ),
+                },
+            },
+        },
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct WithdrawalAnswer {
+    trn: WithdrawalResult,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WithdrawalResult {
+    approval_id: Text,
+    dep_acct_id: DepAcctId,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DepAcctId {
+    acct_id: Text,
+    acct_type: Text,
+}
+
+impl WithdrawalAnswer {
+    pub fn into_response(self, tx_id: String) -> Result<pb::WithdrawWithOtpResponse, Unreadable> {
+        if self.trn.approval_id.0.is_empty() {
+            return Err("no trn.approvalId");
+        }
+        Ok(pb::WithdrawWithOtpResponse {
+            approval_id: self.trn.approval_id.into_string(),
+            account_id: self.trn.dep_acct_id.acct_id.into_string(),
+            account_type: self.trn.dep_acct_id.acct_type.into_string(),
+            tx_id,
+        })
+    }
+}
