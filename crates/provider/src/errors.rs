@@ -26,7 +26,8 @@ pub mod reasons {
 /// A failure to hand back to the caller as a rich `tonic::Status`.
 ///
 /// `message` must never carry a secret or a raw provider body: it is what the caller reads.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{reason}: {message}")]
 pub struct ProviderError {
     pub code: Code,
     pub reason: String,

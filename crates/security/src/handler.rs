@@ -21,6 +21,7 @@ use tonic::{Request, Response, Status};
 
 use crate::Config;
 use crate::bcs::client::{self, Bcs, Op, Prepared};
+use crate::bcs::errors::reason as bcs_reason;
 use crate::bcs::errors::{
     DOMAIN, SERVICE_DOMAIN, not_found_yet, still_unknown, unknown_if_ambiguous,
 };
@@ -40,8 +41,8 @@ const IDEMPOTENCY: Scope = Scope {
         reasons::CIRCUIT_OPEN,
         reasons::PROVIDER_UNAVAILABLE,
         reasons::PROVIDER_AUTH_FAILED,
-        "PROVIDER_FORBIDDEN",
-        "PROVIDER_RATE_LIMITED",
+        bcs_reason::PROVIDER_FORBIDDEN,
+        bcs_reason::PROVIDER_RATE_LIMITED,
     ],
 };
 

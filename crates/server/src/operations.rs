@@ -12,7 +12,7 @@ use pasarela::operations::v1::settle_unknown_outcome_request::Settlement as PbSe
 use pasarela_auth::Principal;
 use pasarela_provider::ProviderError;
 use pasarela_provider::idempotency::{
-    Approval, Ledger, Outstanding, SettleError, Settlement, reason,
+    Approval, Ledger, Outstanding, SettleError, Settlement, StoreUnavailable, reason,
 };
 use tonic::{Code, Request, Response, Status};
 
@@ -205,7 +205,7 @@ fn settle_error(error: SettleError) -> Status {
     }
 }
 
-fn store_down(error: anyhow::Error) -> Status {
+fn store_down(error: StoreUnavailable) -> Status {
     tracing::error!(error = %error, "idempotency store unavailable to an operator");
     ProviderError::new(
         Code::Unavailable,

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Idempotency, Outcome, Record, State, encode, now_ms};
+use super::{Idempotency, Outcome, Record, State, StoreResult, StoreUnavailable, encode, now_ms};
 use crate::metrics;
 
 /// One key whose outcome is unknown.
@@ -55,7 +55,7 @@ pub enum SettleError {
         description: String,
     },
     #[error("the idempotency store is unavailable")]
-    Store(#[source] anyhow::Error),
+    Store(#[source] StoreUnavailable),
 }
 
 /// One service's idempotency records as an operator sees them.
@@ -86,7 +86,7 @@ impl Ledger {
 
     /// Every key whose outcome is unknown, oldest first; keys that became final or expired
     /// leave the open set on the way.
-    pub async fn outstanding(&self) -> anyhow::Result<Vec<Outstanding>> {
+    pub async fn outstanding(&self) -> StoreResult<Vec<Outstanding>> {
         let store = &self.idempotency.store;
         let open = self.idempotency.open_set();
         let now = now_ms();

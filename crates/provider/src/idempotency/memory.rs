@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
-use super::Store;
+use super::{Store, StoreResult};
 
 /// Expired entries are swept once the map has grown by this many since the last sweep.
 const SWEEP_EVERY: usize = 1024;
@@ -75,7 +75,7 @@ impl Store for MemoryStore {
         key: &'a str,
         value: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
+    ) -> BoxFuture<'a, StoreResult<Option<String>>> {
         let existing = self.with(|entries| match entries.live(key) {
             Some(existing) => Some(existing.clone()),
             None => {
@@ -86,7 +86,7 @@ impl Store for MemoryStore {
         futures::future::ready(Ok(existing)).boxed()
     }
 
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
         let value = self.with(|entries| entries.live(key).cloned());
         futures::future::ready(Ok(value)).boxed()
     }
@@ -97,16 +97,12 @@ impl Store for MemoryStore {
         expected: &'a str,
         value: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, anyhow::Result<bool>> {
+    ) -> BoxFuture<'a, StoreResult<bool>> {
         let replaced = self.if_holds(key, expected, |entries| entries.put(key, value, ttl));
         futures::future::ready(Ok(replaced)).boxed()
     }
 
-    fn remove<'a>(
-        &'a self,
-        key: &'a str,
-        expected: &'a str,
-    ) -> BoxFuture<'a, anyhow::Result<bool>> {
+    fn remove<'a>(&'a self, key: &'a str, expected: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
         let removed = self.if_holds(key, expected, |entries| {
             entries.map.remove(key);
         });
@@ -118,7 +114,7 @@ impl Store for MemoryStore {
         key: &'a str,
         count: u64,
         seed: u64,
-    ) -> BoxFuture<'a, anyhow::Result<u64>> {
+    ) -> BoxFuture<'a, StoreResult<u64>> {
         let first = self.with(|entries| {
             let last = entries.counters.entry(key.to_owned()).or_insert(seed);
             let first = last.wrapping_add(1);
@@ -128,7 +124,7 @@ impl Store for MemoryStore {
         futures::future::ready(Ok(first)).boxed()
     }
 
-    fn track<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn track<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, StoreResult<()>> {
         self.with(|entries| {
             entries
                 .sets
@@ -139,7 +135,7 @@ impl Store for MemoryStore {
         futures::future::ready(Ok(())).boxed()
     }
 
-    fn untrack<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn untrack<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, StoreResult<()>> {
         self.with(|entries| {
             if let Some(members) = entries.sets.get_mut(set) {
                 members.remove(member);
@@ -154,7 +150,7 @@ impl Store for MemoryStore {
         member: &'a str,
         key: &'a str,
         expected: Option<&'a str>,
-    ) -> BoxFuture<'a, anyhow::Result<bool>> {
+    ) -> BoxFuture<'a, StoreResult<bool>> {
         let removed = self.with(|entries| {
             if entries.live(key).map(String::as_str) != expected {
                 return false;
@@ -167,7 +163,7 @@ impl Store for MemoryStore {
         futures::future::ready(Ok(removed)).boxed()
     }
 
-    fn members<'a>(&'a self, set: &'a str) -> BoxFuture<'a, anyhow::Result<Vec<String>>> {
+    fn members<'a>(&'a self, set: &'a str) -> BoxFuture<'a, StoreResult<Vec<String>>> {
         let members = self.with(|entries| {
             entries
                 .sets

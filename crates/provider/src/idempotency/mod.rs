@@ -36,7 +36,35 @@ pub mod reason {
     pub const IDEMPOTENCY_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
     pub const IDEMPOTENCY_KEY_IN_FLIGHT: &str = "IDEMPOTENCY_KEY_IN_FLIGHT";
     pub const IDEMPOTENCY_STORE_UNAVAILABLE: &str = "IDEMPOTENCY_STORE_UNAVAILABLE";
+    /// A record the store holds but pasarela cannot read: never replayed, never overwritten.
+    pub const IDEMPOTENCY_RECORD_UNREADABLE: &str = "IDEMPOTENCY_RECORD_UNREADABLE";
 }
+
+/// The store could not be read or written: nothing is known about the key, and nothing
+/// may be sent. (A record that was read but cannot be understood is another failure:
+/// [`reason::IDEMPOTENCY_RECORD_UNREADABLE`].)
+#[derive(Debug, thiserror::Error)]
+#[error("the idempotency store failed ({operation})")]
+pub struct StoreUnavailable {
+    pub operation: &'static str,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl StoreUnavailable {
+    pub fn new(
+        operation: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            operation,
+            source: source.into(),
+        }
+    }
+}
+
+/// What every store operation answers.
+pub type StoreResult<T> = Result<T, StoreUnavailable>;
 
 /// The least time a running or unknown record is kept (final ones keep `ttl`).
 pub const OPEN_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
@@ -66,10 +94,10 @@ pub trait Store: Send + Sync {
         key: &'a str,
         value: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, anyhow::Result<Option<String>>>;
+    ) -> BoxFuture<'a, StoreResult<Option<String>>>;
 
     /// What `key` holds now.
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>>;
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>>;
 
     /// Replaces `expected` by `value`; false when the key holds something else.
     fn replace<'a>(
@@ -78,11 +106,10 @@ pub trait Store: Send + Sync {
         expected: &'a str,
         value: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, anyhow::Result<bool>>;
+    ) -> BoxFuture<'a, StoreResult<bool>>;
 
     /// Removes the key if it still holds `expected`.
-    fn remove<'a>(&'a self, key: &'a str, expected: &'a str)
-    -> BoxFuture<'a, anyhow::Result<bool>>;
+    fn remove<'a>(&'a self, key: &'a str, expected: &'a str) -> BoxFuture<'a, StoreResult<bool>>;
 
     /// Reserves the next `count` numbers of the counter `key` for the caller alone (among
     /// everyone who shares this store) and returns the first; a counter the store does not
@@ -92,16 +119,16 @@ pub trait Store: Send + Sync {
         key: &'a str,
         count: u64,
         seed: u64,
-    ) -> BoxFuture<'a, anyhow::Result<u64>>;
+    ) -> BoxFuture<'a, StoreResult<u64>>;
 
     /// Adds `member` to the set `set` (sets never expire).
-    fn track<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
+    fn track<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, StoreResult<()>>;
 
     /// Removes `member` from the set `set`.
-    fn untrack<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, anyhow::Result<()>>;
+    fn untrack<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, StoreResult<()>>;
 
     /// Every member of the set `set`.
-    fn members<'a>(&'a self, set: &'a str) -> BoxFuture<'a, anyhow::Result<Vec<String>>>;
+    fn members<'a>(&'a self, set: &'a str) -> BoxFuture<'a, StoreResult<Vec<String>>>;
 
     /// Removes `member` from `set` if `key` still holds `expected` (`None`: holds nothing),
     /// in one step; says whether it did.
@@ -111,7 +138,7 @@ pub trait Store: Send + Sync {
         member: &'a str,
         key: &'a str,
         expected: Option<&'a str>,
-    ) -> BoxFuture<'a, anyhow::Result<bool>>;
+    ) -> BoxFuture<'a, StoreResult<bool>>;
 }
 
 /// Whose records these are: one service in front of one provider.
@@ -585,7 +612,7 @@ impl Idempotency {
         ticket: &Ticket,
         record: &Record,
         ttl: Duration,
-    ) -> anyhow::Result<bool> {
+    ) -> StoreResult<bool> {
         self.store
             .replace(&ticket.key, &ticket.claimed, &encode(record), ttl)
             .await
@@ -615,7 +642,16 @@ impl Idempotency {
                 scope = self.scope.keys,
                 "an idempotency record is unreadable"
             );
-            Status::internal("idempotency record unreadable")
+            ProviderError::new(
+                Code::Internal,
+                reason::IDEMPOTENCY_RECORD_UNREADABLE,
+                self.scope.domain,
+            )
+            .message(format!(
+                "the record of this idempotency key cannot be read; nothing was sent to {}",
+                self.scope.provider_name
+            ))
+            .into()
         })
     }
 
@@ -668,7 +704,7 @@ impl Idempotency {
         .into()
     }
 
-    fn store_down(&self, error: anyhow::Error) -> Status {
+    fn store_down(&self, error: StoreUnavailable) -> Status {
         tracing::error!(error = %error, "idempotency store unavailable");
         metrics::idempotency_store_error(self.scope.provider);
         ProviderError::new(

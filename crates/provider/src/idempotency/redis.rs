@@ -11,7 +11,7 @@ use redis::aio::ConnectionManager;
 use redis::{Client, Script};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use super::Store;
+use super::{Store, StoreResult, StoreUnavailable};
 
 const REPLACE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -77,7 +77,7 @@ impl Store for RedisStore {
         key: &'a str,
         value: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
+    ) -> BoxFuture<'a, StoreResult<Option<String>>> {
         let mut connection = self.connection.clone();
         async move {
             let existing: Option<String> = redis::cmd("SET")
@@ -89,20 +89,20 @@ impl Store for RedisStore {
                 .arg(millis(ttl))
                 .query_async(&mut connection)
                 .await
-                .context("SET NX GET")?;
+                .map_err(|error| StoreUnavailable::new("SET NX GET", error))?;
             Ok(existing)
         }
         .boxed()
     }
 
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
         let mut connection = self.connection.clone();
         async move {
             let value: Option<String> = redis::cmd("GET")
                 .arg(key)
                 .query_async(&mut connection)
                 .await
-                .context("GET")?;
+                .map_err(|error| StoreUnavailable::new("GET", error))?;
             Ok(value)
         }
         .boxed()
@@ -114,7 +114,7 @@ impl Store for RedisStore {
         expected: &'a str,
         value: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, anyhow::Result<bool>> {
+    ) -> BoxFuture<'a, StoreResult<bool>> {
         let mut connection = self.connection.clone();
         async move {
             let replaced: i64 = self
@@ -125,17 +125,13 @@ impl Store for RedisStore {
                 .arg(millis(ttl))
                 .invoke_async(&mut connection)
                 .await
-                .context("compare-and-set")?;
+                .map_err(|error| StoreUnavailable::new("compare-and-set", error))?;
             Ok(replaced == 1)
         }
         .boxed()
     }
 
-    fn remove<'a>(
-        &'a self,
-        key: &'a str,
-        expected: &'a str,
-    ) -> BoxFuture<'a, anyhow::Result<bool>> {
+    fn remove<'a>(&'a self, key: &'a str, expected: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
         let mut connection = self.connection.clone();
         async move {
             let removed: i64 = self
@@ -144,7 +140,7 @@ impl Store for RedisStore {
                 .arg(expected)
                 .invoke_async(&mut connection)
                 .await
-                .context("compare-and-delete")?;
+                .map_err(|error| StoreUnavailable::new("compare-and-delete", error))?;
             Ok(removed == 1)
         }
         .boxed()
@@ -155,7 +151,7 @@ impl Store for RedisStore {
         key: &'a str,
         count: u64,
         seed: u64,
-    ) -> BoxFuture<'a, anyhow::Result<u64>> {
+    ) -> BoxFuture<'a, StoreResult<u64>> {
         let mut connection = self.connection.clone();
         async move {
             // Redis integers are signed 64-bit: callers' counters stay far below that.
@@ -166,13 +162,13 @@ impl Store for RedisStore {
                 .arg(seed)
                 .invoke_async(&mut connection)
                 .await
-                .context("reserve")?;
+                .map_err(|error| StoreUnavailable::new("reserve", error))?;
             Ok(last - count + 1)
         }
         .boxed()
     }
 
-    fn track<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn track<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, StoreResult<()>> {
         let mut connection = self.connection.clone();
         async move {
             let _: i64 = redis::cmd("SADD")
@@ -180,13 +176,13 @@ impl Store for RedisStore {
                 .arg(member)
                 .query_async(&mut connection)
                 .await
-                .context("SADD")?;
+                .map_err(|error| StoreUnavailable::new("SADD", error))?;
             Ok(())
         }
         .boxed()
     }
 
-    fn untrack<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn untrack<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, StoreResult<()>> {
         let mut connection = self.connection.clone();
         async move {
             let _: i64 = redis::cmd("SREM")
@@ -194,7 +190,7 @@ impl Store for RedisStore {
                 .arg(member)
                 .query_async(&mut connection)
                 .await
-                .context("SREM")?;
+                .map_err(|error| StoreUnavailable::new("SREM", error))?;
             Ok(())
         }
         .boxed()
@@ -206,7 +202,7 @@ impl Store for RedisStore {
         member: &'a str,
         key: &'a str,
         expected: Option<&'a str>,
-    ) -> BoxFuture<'a, anyhow::Result<bool>> {
+    ) -> BoxFuture<'a, StoreResult<bool>> {
         let mut connection = self.connection.clone();
         async move {
             let removed: i64 = self
@@ -218,20 +214,20 @@ impl Store for RedisStore {
                 .arg(expected.unwrap_or_default())
                 .invoke_async(&mut connection)
                 .await
-                .context("compare-and-untrack")?;
+                .map_err(|error| StoreUnavailable::new("compare-and-untrack", error))?;
             Ok(removed == 1)
         }
         .boxed()
     }
 
-    fn members<'a>(&'a self, set: &'a str) -> BoxFuture<'a, anyhow::Result<Vec<String>>> {
+    fn members<'a>(&'a self, set: &'a str) -> BoxFuture<'a, StoreResult<Vec<String>>> {
         let mut connection = self.connection.clone();
         async move {
             let members: Vec<String> = redis::cmd("SMEMBERS")
                 .arg(set)
                 .query_async(&mut connection)
                 .await
-                .context("SMEMBERS")?;
+                .map_err(|error| StoreUnavailable::new("SMEMBERS", error))?;
             Ok(members)
         }
         .boxed()

@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pasarela_provider::idempotency::{Store, reason};
+use pasarela_provider::idempotency::{Store, StoreUnavailable, reason};
 use pasarela_provider::{Operation, Outbound, ProviderError, Violations, deadline};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -616,7 +616,7 @@ pub fn readable<P, W>(op: &Op<W>, converted: Result<P, Unreadable>) -> Result<P,
 
 /// The TxId sequence lives in the idempotency store: without it no TxId can be made, and
 /// nothing is sent.
-fn sequence_unavailable(error: anyhow::Error) -> Status {
+fn sequence_unavailable(error: StoreUnavailable) -> Status {
     tracing::error!(error = %error, "TxId sequence unavailable");
     pasarela_provider::metrics::idempotency_store_error(DOMAIN);
     ProviderError::new(

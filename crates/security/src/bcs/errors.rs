@@ -18,6 +18,17 @@ pub const SERVICE_DOMAIN: &str = "pasarela.security";
 /// Longest provider text passed on as a `LocalizedMessage`.
 const MAX_TEXT: usize = 300;
 
+/// `ErrorInfo.reason`s this module gives by HTTP status, shared with whoever must tell
+/// them apart (which refusals leave a withdrawal certainly not executed).
+pub mod reason {
+    pub const PROVIDER_FORBIDDEN: &str = "PROVIDER_FORBIDDEN";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    pub const PROVIDER_METHOD_NOT_ALLOWED: &str = "PROVIDER_METHOD_NOT_ALLOWED";
+    pub const PROVIDER_CONFLICT: &str = "PROVIDER_CONFLICT";
+    pub const PROVIDER_RATE_LIMITED: &str = "PROVIDER_RATE_LIMITED";
+    pub const PROVIDER_REJECTED: &str = "PROVIDER_REJECTED";
+}
+
 /// A failure as the bank wrote it (envelope detail plus HTTP status).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -33,21 +44,41 @@ pub struct Failure {
 /// gRPC code, reason). The first matching range wins.
 const BY_STATUS: &[(u16, u16, Code, &str)] = &[
     (401, 401, Code::Unavailable, reasons::PROVIDER_AUTH_FAILED),
-    (403, 403, Code::Internal, "PROVIDER_FORBIDDEN"),
-    (404, 404, Code::NotFound, "NOT_FOUND"),
-    (405, 405, Code::Internal, "PROVIDER_METHOD_NOT_ALLOWED"),
+    (403, 403, Code::Internal, reason::PROVIDER_FORBIDDEN),
+    (404, 404, Code::NotFound, reason::NOT_FOUND),
+    (
+        405,
+        405,
+        Code::Internal,
+        reason::PROVIDER_METHOD_NOT_ALLOWED,
+    ),
     (408, 408, Code::DeadlineExceeded, reasons::PROVIDER_TIMEOUT),
-    (409, 409, Code::Aborted, "PROVIDER_CONFLICT"),
-    (429, 429, Code::ResourceExhausted, "PROVIDER_RATE_LIMITED"),
+    (409, 409, Code::Aborted, reason::PROVIDER_CONFLICT),
+    (
+        429,
+        429,
+        Code::ResourceExhausted,
+        reason::PROVIDER_RATE_LIMITED,
+    ),
     // A business rejection: an `ER` envelope on 2xx (S3 and the IVR reto answer 206) or a
     // 4xx whose code no table names.
-    (200, 299, Code::FailedPrecondition, "PROVIDER_REJECTED"),
-    (400, 499, Code::FailedPrecondition, "PROVIDER_REJECTED"),
+    (
+        200,
+        299,
+        Code::FailedPrecondition,
+        reason::PROVIDER_REJECTED,
+    ),
+    (
+        400,
+        499,
+        Code::FailedPrecondition,
+        reason::PROVIDER_REJECTED,
+    ),
     (500, 599, Code::Unavailable, reasons::PROVIDER_UNAVAILABLE),
 ];
 
 /// Reasons after which the same call may succeed a moment later.
-const RETRYABLE: &[&str] = &[reasons::PROVIDER_UNAVAILABLE, "PROVIDER_RATE_LIMITED"];
+const RETRYABLE: &[&str] = &[reasons::PROVIDER_UNAVAILABLE, reason::PROVIDER_RATE_LIMITED];
 
 /// The table row for `code`/`kind`: the one printed with the same HTTP status, else one
 /// of the same status class, else the first. `None` when no table names the code.

@@ -11,7 +11,7 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 use chrono::{DateTime, Datelike, FixedOffset, Utc};
 use pasarela::common::v1::InvokerContext;
 use pasarela_provider::Violations;
-use pasarela_provider::idempotency::Store;
+use pasarela_provider::idempotency::{Store, StoreResult};
 use regex::Regex;
 
 use crate::config::InvokerFields;
@@ -170,11 +170,11 @@ impl TxIds {
         prefix: &str,
         bank_code: &str,
         now: DateTime<FixedOffset>,
-    ) -> anyhow::Result<String> {
+    ) -> StoreResult<String> {
         Ok(tx_id(prefix, bank_code, now, self.number().await?))
     }
 
-    async fn number(&self) -> anyhow::Result<u64> {
+    async fn number(&self) -> StoreResult<u64> {
         if let Some(number) = self.reserved().next() {
             return Ok(number);
         }
