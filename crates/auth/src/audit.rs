@@ -13,9 +13,6 @@ use tonic::Code;
 use crate::principal::Principal;
 use crate::rejection::Reason;
 
-/// Header carrying the call's request id (set by the server's RPC layer).
-const REQUEST_ID: &str = "x-request-id";
-
 /// Longest method path written; anything longer is a made-up path.
 const MAX_METHOD_LEN: usize = 200;
 
@@ -32,12 +29,7 @@ impl Call {
     pub fn start<B>(request: &http::Request<B>, peer: Option<String>) -> Self {
         let path = request.uri().path();
         let method = path.get(..MAX_METHOD_LEN).unwrap_or(path).to_owned();
-        let request_id = request
-            .headers()
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let request_id = crate::CallContext::of_http(request).request_id;
         Self {
             method,
             request_id,

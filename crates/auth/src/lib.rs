@@ -5,6 +5,7 @@
 
 mod audit;
 mod config;
+pub mod context;
 mod jwks;
 mod jwt;
 mod layer;
@@ -21,6 +22,7 @@ pub use config::{
     Config, DEV_AUDIENCE, DEV_ISSUER, JwksSettings, MtlsSettings, RateLimit, ReflectionAccess,
     TlsSettings,
 };
+pub use context::CallContext;
 pub use jwt::mint_dev_token;
 pub use layer::{AuthLayer, AuthService};
 pub use mtls::{certificate_file_identity, certificate_identity};

@@ -33,6 +33,15 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The key space of a request's caller: its principal's [`Principal::key`], or one
+    /// shared space when the service runs without the auth layer.
+    pub fn key_of<T>(request: &tonic::Request<T>) -> String {
+        request
+            .extensions()
+            .get::<Principal>()
+            .map_or_else(|| "anonymous".to_owned(), Principal::key)
+    }
+
     /// The caller's identity, `source:subject`: the same on every connection, the key its
     /// rate limits and idempotency keys are counted under.
     pub fn key(&self) -> String {

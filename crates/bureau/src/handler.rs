@@ -31,7 +31,8 @@ impl BureauService for Bureau {
         &self,
         request: Request<GetPasswordExpirationRequest>,
     ) -> Result<Response<GetPasswordExpirationResponse>, Status> {
-        let budget = deadline::budget(request.metadata(), self.kiban.ceiling());
+        let remaining = pasarela_auth::CallContext::of(&request).remaining();
+        let budget = deadline::budget(remaining, self.kiban.ceiling());
         let query = request::validate(request.into_inner(), self.environment)?;
         match self.kiban.password_expiry(&query, budget).await {
             Ok(response) => {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use pasarela::recurring_payments::v1 as pb;
 use pasarela::recurring_payments::v1::recurring_payments_service_server::RecurringPaymentsService;
-use pasarela_auth::Principal;
+use pasarela_auth::{CallContext, Principal};
 use pasarela_provider::idempotency::{
     self, Approval, Claim, Idempotency, Ledger, OnUnknown, Outcome, Scope, SettleError, detached,
     fingerprint,
@@ -151,18 +151,10 @@ struct KeyOf<'a> {
     key: &'a str,
 }
 
-/// Whose key space a call uses: the principal the auth layer put in the request, or one
-/// shared space when the service runs without the layer.
-fn caller_of<T>(request: &Request<T>) -> String {
-    request
-        .extensions()
-        .get::<Principal>()
-        .map_or_else(|| "anonymous".to_owned(), Principal::key)
-}
-
 /// When the provider call must be over: the caller's `grpc-timeout` or the ceiling.
 fn deadline_of<T>(core: &Core, request: &Request<T>) -> Instant {
-    Instant::now() + deadline::budget(request.metadata(), core.daviplata.ceiling())
+    let remaining = CallContext::of(request).remaining();
+    Instant::now() + deadline::budget(remaining, core.daviplata.ceiling())
 }
 
 impl Core {
@@ -420,7 +412,7 @@ impl RecurringPaymentsService for RecurringPayments {
     ) -> Result<Response<pb::ActivateSubscriptionResponse>, Status> {
         let deadline = deadline_of(&self.core, &request);
         let core = Arc::clone(&self.core);
-        let caller = caller_of(&request);
+        let caller = Principal::key_of(&request);
         detached(async move { core.activate(request.into_inner(), caller, deadline).await })
             .await
             .map(Response::new)
@@ -432,7 +424,7 @@ impl RecurringPaymentsService for RecurringPayments {
     ) -> Result<Response<pb::CancelSubscriptionResponse>, Status> {
         let deadline = deadline_of(&self.core, &request);
         let core = Arc::clone(&self.core);
-        let caller = caller_of(&request);
+        let caller = Principal::key_of(&request);
         detached(async move { core.cancel(request.into_inner(), caller, deadline).await })
             .await
             .map(Response::new)
@@ -444,7 +436,7 @@ impl RecurringPaymentsService for RecurringPayments {
     ) -> Result<Response<pb::ChargeSubscriptionResponse>, Status> {
         let deadline = deadline_of(&self.core, &request);
         let core = Arc::clone(&self.core);
-        let caller = caller_of(&request);
+        let caller = Principal::key_of(&request);
         detached(async move { core.charge(request.into_inner(), caller, deadline).await })
             .await
             .map(Response::new)

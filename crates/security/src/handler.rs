@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use pasarela::common::v1::InvokerContext;
 use pasarela::security::v1::security_service_server::SecurityService;
 use pasarela::security::v1::*;
-use pasarela_auth::Principal;
+use pasarela_auth::{CallContext, Principal};
 use pasarela_provider::idempotency::{
     self, Approval, Attempt, Claim, Idempotency, Ledger, OnUnknown, Outcome, Scope, SettleError,
     detached, fingerprint,
@@ -16,7 +16,6 @@ use pasarela_provider::idempotency::{
 use pasarela_provider::{ProviderError, Violations, reasons};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use crate::Config;
@@ -103,7 +102,7 @@ impl Security {
     async fn call<B, W, P>(
         &self,
         op: &Op<W>,
-        metadata: &MetadataMap,
+        call: &CallContext,
         invoker: Option<&InvokerContext>,
         build: impl FnOnce(&InvokerFields, &mut Violations) -> Outgoing<B>,
     ) -> Result<Response<P>, Status>
@@ -114,19 +113,10 @@ impl Security {
     {
         self.core
             .bcs
-            .run(op, metadata, invoker, build, P::try_from)
+            .run(op, call, invoker, build, P::try_from)
             .await
             .map(Response::new)
     }
-}
-
-/// Whose key space a withdrawal uses: the principal the auth layer put in the request, or
-/// one shared space when the service runs without the layer.
-fn caller_of<T>(request: &Request<T>) -> String {
-    request
-        .extensions()
-        .get::<Principal>()
-        .map_or_else(|| "anonymous".to_owned(), Principal::key)
 }
 
 impl Core {
@@ -135,14 +125,14 @@ impl Core {
     async fn withdraw(
         &self,
         request: WithdrawWithOtpRequest,
-        metadata: MetadataMap,
+        call: CallContext,
         caller: String,
     ) -> Result<WithdrawWithOtpResponse, Status> {
         let op = &client::WITHDRAW_WITH_OTP;
-        let deadline = self.bcs.deadline(&metadata);
+        let deadline = self.bcs.deadline(&call);
         let prepared = self
             .bcs
-            .prepare(op, &metadata, request.invoker.as_ref(), |_, v| {
+            .prepare(op, &call, request.invoker.as_ref(), |_, v| {
                 idempotency::check_key(v, &request.idempotency_key);
                 wire::withdraw_with_otp(&request, bank_now(), v)
             })
@@ -269,9 +259,10 @@ impl SecurityService for Security {
         &self,
         request: Request<GetPasswordStatusRequest>,
     ) -> Result<Response<GetPasswordStatusResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let call = CallContext::of(&request);
+        let r = request.into_inner();
         let op = &client::PASSWORD_STATUS;
-        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+        self.call(op, &call, r.invoker.as_ref(), |_, v| {
             wire::get_password_status(&r, v)
         })
         .await
@@ -281,9 +272,10 @@ impl SecurityService for Security {
         &self,
         request: Request<GenerateOtcRequest>,
     ) -> Result<Response<GenerateOtcResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let call = CallContext::of(&request);
+        let r = request.into_inner();
         let op = &client::GENERATE_OTC;
-        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+        self.call(op, &call, r.invoker.as_ref(), |_, v| {
             wire::generate_otc_v1(&r, v)
         })
         .await
@@ -293,9 +285,10 @@ impl SecurityService for Security {
         &self,
         request: Request<GenerateOtcV3Request>,
     ) -> Result<Response<GenerateOtcV3Response>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let call = CallContext::of(&request);
+        let r = request.into_inner();
         let op = &client::GENERATE_OTC_V3;
-        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+        self.call(op, &call, r.invoker.as_ref(), |_, v| {
             wire::generate_otc_v3(&r, v)
         })
         .await
@@ -305,9 +298,10 @@ impl SecurityService for Security {
         &self,
         request: Request<ValidateOtcRequest>,
     ) -> Result<Response<ValidateOtcResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let call = CallContext::of(&request);
+        let r = request.into_inner();
         let op = &client::VALIDATE_OTC;
-        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+        self.call(op, &call, r.invoker.as_ref(), |_, v| {
             wire::validate_otc(&r, v)
         })
         .await
@@ -317,9 +311,10 @@ impl SecurityService for Security {
         &self,
         request: Request<CreateTransactionChallengeRequest>,
     ) -> Result<Response<CreateTransactionChallengeResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let call = CallContext::of(&request);
+        let r = request.into_inner();
         let op = &client::TRANSACTION_CHALLENGE;
-        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+        self.call(op, &call, r.invoker.as_ref(), |_, v| {
             wire::create_transaction_challenge(&r, v)
         })
         .await
@@ -329,9 +324,10 @@ impl SecurityService for Security {
         &self,
         request: Request<EnrollDigitalUserRequest>,
     ) -> Result<Response<EnrollDigitalUserResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let call = CallContext::of(&request);
+        let r = request.into_inner();
         let op = &client::ENROLL_DIGITAL_USER;
-        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+        self.call(op, &call, r.invoker.as_ref(), |_, v| {
             wire::enroll_digital_user(&r, v)
         })
         .await
@@ -341,9 +337,10 @@ impl SecurityService for Security {
         &self,
         request: Request<ValidateDigitalEnrollmentRequest>,
     ) -> Result<Response<ValidateDigitalEnrollmentResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let call = CallContext::of(&request);
+        let r = request.into_inner();
         let op = &client::VALIDATE_DIGITAL_ENROLLMENT;
-        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+        self.call(op, &call, r.invoker.as_ref(), |_, v| {
             wire::validate_digital_enrollment(&r, v)
         })
         .await
@@ -353,9 +350,10 @@ impl SecurityService for Security {
         &self,
         request: Request<ChangePasswordRequest>,
     ) -> Result<Response<ChangePasswordResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let call = CallContext::of(&request);
+        let r = request.into_inner();
         let op = &client::CHANGE_PASSWORD;
-        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+        self.call(op, &call, r.invoker.as_ref(), |_, v| {
             wire::change_password(&r, v)
         })
         .await
@@ -365,9 +363,10 @@ impl SecurityService for Security {
         &self,
         request: Request<CreateUserRequest>,
     ) -> Result<Response<CreateUserResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let call = CallContext::of(&request);
+        let r = request.into_inner();
         let op = &client::CREATE_USER;
-        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+        self.call(op, &call, r.invoker.as_ref(), |_, v| {
             wire::create_user(&r, v)
         })
         .await
@@ -377,9 +376,10 @@ impl SecurityService for Security {
         &self,
         request: Request<ValidateEnrollmentCardRequest>,
     ) -> Result<Response<ValidateEnrollmentCardResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let call = CallContext::of(&request);
+        let r = request.into_inner();
         let op = &client::VALIDATE_ENROLLMENT_CARD;
-        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+        self.call(op, &call, r.invoker.as_ref(), |_, v| {
             wire::validate_enrollment_card(&r, v)
         })
         .await
@@ -389,9 +389,10 @@ impl SecurityService for Security {
         &self,
         request: Request<ValidatePasswordRecoveryRequest>,
     ) -> Result<Response<ValidatePasswordRecoveryResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let call = CallContext::of(&request);
+        let r = request.into_inner();
         let op = &client::VALIDATE_PASSWORD_RECOVERY;
-        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+        self.call(op, &call, r.invoker.as_ref(), |_, v| {
             wire::validate_password_recovery(&r, v)
         })
         .await
@@ -401,9 +402,10 @@ impl SecurityService for Security {
         &self,
         request: Request<RequestWithdrawalOtpRequest>,
     ) -> Result<Response<RequestWithdrawalOtpResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let call = CallContext::of(&request);
+        let r = request.into_inner();
         let op = &client::REQUEST_WITHDRAWAL_OTP;
-        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+        self.call(op, &call, r.invoker.as_ref(), |_, v| {
             wire::request_withdrawal_otp(&r, v)
         })
         .await
@@ -413,9 +415,10 @@ impl SecurityService for Security {
         &self,
         request: Request<UpdatePasswordStatusRequest>,
     ) -> Result<Response<UpdatePasswordStatusResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let call = CallContext::of(&request);
+        let r = request.into_inner();
         let op = &client::UPDATE_PASSWORD_STATUS;
-        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+        self.call(op, &call, r.invoker.as_ref(), |_, v| {
             wire::update_password_status(&r, v)
         })
         .await
@@ -425,9 +428,10 @@ impl SecurityService for Security {
         &self,
         request: Request<SetChannelHoldRequest>,
     ) -> Result<Response<SetChannelHoldResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let call = CallContext::of(&request);
+        let r = request.into_inner();
         let op = &client::SET_CHANNEL_HOLD;
-        self.call(op, &metadata, r.invoker.as_ref(), |fields, v| {
+        self.call(op, &call, r.invoker.as_ref(), |fields, v| {
             let audit = wire::Audit {
                 user: &fields.user,
                 branch_id: &fields.branch_id,
@@ -441,9 +445,10 @@ impl SecurityService for Security {
         &self,
         request: Request<GetAuthenticationLevelRequest>,
     ) -> Result<Response<GetAuthenticationLevelResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let call = CallContext::of(&request);
+        let r = request.into_inner();
         let op = &client::AUTHENTICATION_LEVEL;
-        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+        self.call(op, &call, r.invoker.as_ref(), |_, v| {
             wire::get_authentication_level(&r, bank_now(), v)
         })
         .await
@@ -453,9 +458,10 @@ impl SecurityService for Security {
         &self,
         request: Request<AuthenticateChannelRequest>,
     ) -> Result<Response<AuthenticateChannelResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let call = CallContext::of(&request);
+        let r = request.into_inner();
         let op = &client::AUTHENTICATE_CHANNEL;
-        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+        self.call(op, &call, r.invoker.as_ref(), |_, v| {
             wire::authenticate_channel(&r, v)
         })
         .await
@@ -465,9 +471,10 @@ impl SecurityService for Security {
         &self,
         request: Request<CreateQuestionChallengeRequest>,
     ) -> Result<Response<CreateQuestionChallengeResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let call = CallContext::of(&request);
+        let r = request.into_inner();
         let op = &client::QUESTION_CHALLENGE;
-        self.call(op, &metadata, r.invoker.as_ref(), |_, v| {
+        self.call(op, &call, r.invoker.as_ref(), |_, v| {
             wire::create_question_challenge(&r, v)
         })
         .await
@@ -478,7 +485,8 @@ impl SecurityService for Security {
         &self,
         request: Request<ListChannelHoldsRequest>,
     ) -> Result<Response<ListChannelHoldsResponse>, Status> {
-        let (metadata, _, r) = request.into_parts();
+        let call = CallContext::of(&request);
+        let r = request.into_inner();
         let chosen = OnceLock::new();
         let build = |_: &InvokerFields, v: &mut Violations| {
             let (query, page) = wire::list_channel_holds(&r, v);
@@ -491,7 +499,7 @@ impl SecurityService for Security {
         let op = &client::LIST_CHANNEL_HOLDS;
         self.core
             .bcs
-            .run(op, &metadata, r.invoker.as_ref(), build, read)
+            .run(op, &call, r.invoker.as_ref(), build, read)
             .await
             .map(Response::new)
     }
@@ -502,10 +510,11 @@ impl SecurityService for Security {
         &self,
         request: Request<WithdrawWithOtpRequest>,
     ) -> Result<Response<WithdrawWithOtpResponse>, Status> {
-        let caller = caller_of(&request);
-        let (metadata, _, request) = request.into_parts();
+        let caller = Principal::key_of(&request);
+        let call = CallContext::of(&request);
+        let request = request.into_inner();
         let core = Arc::clone(&self.core);
-        detached(async move { core.withdraw(request, metadata, caller).await })
+        detached(async move { core.withdraw(request, call, caller).await })
             .await
             .map(Response::new)
     }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
+use pasarela_auth::CallContext;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -18,8 +19,7 @@ use prost::Message as _;
 use tower::{Layer, Service};
 use tracing::Instrument as _;
 
-/// Header carrying the id that follows one call across pasarela and the providers.
-pub const REQUEST_ID: &str = "x-request-id";
+pub use pasarela_auth::context::REQUEST_ID;
 
 /// How much earlier than tonic's own `grpc-timeout` timer this layer answers, so that an
 /// expired call reads `DEADLINE_EXCEEDED` (tonic's timer answers `CANCELLED`).
@@ -136,18 +136,23 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let request_id = ensure_request_id(&mut request);
+        let timeout = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(pasarela_auth::context::parse_grpc_timeout);
+        // Read once here; the audit line and the handlers take it from the extension.
+        request.extensions_mut().insert(CallContext {
+            request_id: request_id.clone(),
+            deadline: timeout.map(|timeout| Instant::now() + timeout),
+        });
         let path = request.uri().path();
         let method = if self.known.contains(path) {
             path.to_owned()
         } else {
             "unknown".to_owned()
         };
-        let deadline = request
-            .headers()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(pasarela_provider::deadline::parse_grpc_timeout)
-            .map(|timeout| timeout.saturating_sub(DEADLINE_LEAD));
+        let deadline = timeout.map(|timeout| timeout.saturating_sub(DEADLINE_LEAD));
         let span = tracing::info_span!("rpc", method = %method, request_id = %request_id);
         crate::telemetry::continue_trace(&span, request.headers());
         // The clone is ready (tower's contract is poll_ready on the service we call).

@@ -6,13 +6,13 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pasarela_auth::CallContext;
 use pasarela_provider::idempotency::{Store, StoreUnavailable, reason};
 use pasarela_provider::{Operation, Outbound, ProviderError, Violations, deadline};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 use tracing::Instrument as _;
 
@@ -330,9 +330,6 @@ pub const QUESTION_CHALLENGE: Op<wire::ChallengeAnswer> = Op {
 /// Placeholder of the customer's document number in configured paths.
 const PATH_ID: &str = "{identSerialNum}";
 
-/// Header carrying pasarela's request id (set by the server's RPC layer).
-const REQUEST_ID: &str = "x-request-id";
-
 /// The bank as pasarela sees it.
 #[derive(Debug)]
 pub struct Bcs {
@@ -398,8 +395,8 @@ impl Bcs {
     }
 
     /// When a call must be over: the caller's `grpc-timeout`, else the configured ceiling.
-    pub fn deadline(&self, metadata: &MetadataMap) -> Instant {
-        Instant::now() + deadline::budget(metadata, self.outbound.ceiling())
+    pub fn deadline(&self, call: &CallContext) -> Instant {
+        Instant::now() + deadline::budget(call.remaining(), self.outbound.ceiling())
     }
 
     /// The longest a call may take when the caller gives no deadline.
@@ -422,7 +419,7 @@ impl Bcs {
     pub async fn run<B, W, P>(
         &self,
         op: &Op<W>,
-        metadata: &MetadataMap,
+        call: &CallContext,
         context: Option<&pasarela::common::v1::InvokerContext>,
         build: impl FnOnce(&InvokerFields, &mut Violations) -> Outgoing<B>,
         read: impl FnOnce(W) -> Result<P, Unreadable>,
@@ -431,8 +428,8 @@ impl Bcs {
         B: Serialize,
         W: DeserializeOwned,
     {
-        let prepared = self.prepare(op, metadata, context, build).await?;
-        let answer = self.send(op, &prepared, self.deadline(metadata)).await?;
+        let prepared = self.prepare(op, call, context, build).await?;
+        let answer = self.send(op, &prepared, self.deadline(call)).await?;
         Ok(readable(op, read(answer))?)
     }
 
@@ -441,7 +438,7 @@ impl Bcs {
     pub async fn prepare<B, W>(
         &self,
         op: &Op<W>,
-        metadata: &MetadataMap,
+        call: &CallContext,
         context: Option<&pasarela::common::v1::InvokerContext>,
         build: impl FnOnce(&InvokerFields, &mut Violations) -> Outgoing<B>,
     ) -> Result<Prepared<B>, Status> {
@@ -450,7 +447,7 @@ impl Bcs {
             let requested = invoker::from_context(context);
             invoker::refuse_owned(&requested, &self.withdrawal_invoker, &mut violations);
         }
-        let (fields, derived_process_id) = self.resolve(op, metadata, context).await?;
+        let (fields, derived_process_id) = self.resolve(op, call, context).await?;
         invoker::check(&fields, &mut violations);
         invoker::require(&fields, op.required, &mut violations);
         let outgoing = build(&fields, &mut violations);
@@ -511,7 +508,7 @@ impl Bcs {
     async fn resolve<W>(
         &self,
         op: &Op<W>,
-        metadata: &MetadataMap,
+        call: &CallContext,
         context: Option<&pasarela::common::v1::InvokerContext>,
     ) -> Result<(InvokerFields, Option<ProcessIdRule>), Status> {
         let mut fields = self.base_invoker(op);
@@ -540,9 +537,7 @@ impl Bcs {
             fields.process_id = invoker::process_id(rule, &fields.tx_id);
         }
         if fields.request_number.is_empty() {
-            let request_id = metadata
-                .get(REQUEST_ID)
-                .and_then(|value| value.to_str().ok());
+            let request_id = Some(call.request_id.as_str()).filter(|id| !id.is_empty());
             fields.request_number = invoker::request_number(request_id);
         }
         if fields.session_key.is_empty() {

@@ -1,0 +1,121 @@
+//! One call's context, read once: the request id and the caller's deadline. The server's
+//! RPC layer sets it as a request extension; the audit line and every handler read it from
+//! there, and only a service run without that layer (a test, an embedding) reads headers.
+
+use std::time::{Duration, Instant};
+
+/// Header carrying the id that follows one call across pasarela and the providers.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The gRPC deadline header (`<digits><unit>`).
+const GRPC_TIMEOUT: &str = "grpc-timeout";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallContext {
+    /// The caller's `x-request-id`, or the one the RPC layer made; empty when unknown.
+    pub request_id: String,
+    /// When the caller stops waiting (`grpc-timeout` from the call's arrival).
+    pub deadline: Option<Instant>,
+}
+
+impl CallContext {
+    /// The context of a gRPC request: the RPC layer's, else read from its metadata.
+    pub fn of<T>(request: &tonic::Request<T>) -> CallContext {
+        request
+            .extensions()
+            .get::<CallContext>()
+            .cloned()
+            .unwrap_or_else(|| {
+                Self::read(|name| request.metadata().get(name).and_then(|v| v.to_str().ok()))
+            })
+    }
+
+    /// The context of an HTTP request: its extension, else read from its headers.
+    pub fn of_http<B>(request: &http::Request<B>) -> CallContext {
+        request
+            .extensions()
+            .get::<CallContext>()
+            .cloned()
+            .unwrap_or_else(|| Self::from_headers(request.headers()))
+    }
+
+    /// Read from headers, the deadline counted from now.
+    pub fn from_headers(headers: &http::HeaderMap) -> CallContext {
+        Self::read(|name| headers.get(name).and_then(|v| v.to_str().ok()))
+    }
+
+    fn read<'a>(header: impl Fn(&str) -> Option<&'a str>) -> CallContext {
+        CallContext {
+            request_id: header(REQUEST_ID).unwrap_or_default().to_owned(),
+            deadline: header(GRPC_TIMEOUT)
+                .and_then(parse_grpc_timeout)
+                .map(|timeout| Instant::now() + timeout),
+        }
+    }
+
+    /// How long is left before the caller's deadline, if it set one.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+}
+
+/// Parses a `grpc-timeout` header value (unit one of H, M, S, m, u, n).
+pub fn parse_grpc_timeout(raw: &str) -> Option<Duration> {
+    let (digits, unit) = raw.split_at(raw.len().checked_sub(1)?);
+    let value: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(value.saturating_mul(3600)),
+        "M" => Duration::from_secs(value.saturating_mul(60)),
+        "S" => Duration::from_secs(value),
+        "m" => Duration::from_millis(value),
+        "u" => Duration::from_micros(value),
+        "n" => Duration::from_nanos(value),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_unit() {
+        let cases = [
+            ("2H", Duration::from_secs(7200)),
+            ("3M", Duration::from_secs(180)),
+            ("5S", Duration::from_secs(5)),
+            ("250m", Duration::from_millis(250)),
+            ("7u", Duration::from_micros(7)),
+            ("9n", Duration::from_nanos(9)),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(parse_grpc_timeout(raw), Some(expected), "{raw}");
+        }
+        assert_eq!(parse_grpc_timeout("5x"), None);
+        assert_eq!(parse_grpc_timeout("S"), None);
+    }
+
+    #[test]
+    fn the_layers_context_wins_over_headers() {
+        let mut request = tonic::Request::new(());
+        request
+            .metadata_mut()
+            .insert(REQUEST_ID, "from-header".parse().unwrap());
+        request
+            .metadata_mut()
+            .insert(GRPC_TIMEOUT, "500m".parse().unwrap());
+        let read = CallContext::of(&request);
+        assert_eq!(read.request_id, "from-header");
+        assert!(
+            read.remaining()
+                .is_some_and(|left| left <= Duration::from_millis(500))
+        );
+        let set = CallContext {
+            request_id: "from-layer".into(),
+            deadline: None,
+        };
+        request.extensions_mut().insert(set.clone());
+        assert_eq!(CallContext::of(&request), set);
+    }
+}
