@@ -2,8 +2,8 @@
 //! (mutual TLS) and private CA, connect and request timeouts.
 
 use std::path::PathBuf;
-use std::sync::{Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use serde::Deserialize;
@@ -85,65 +85,90 @@ const RELOAD_CHECK_EVERY: Duration = Duration::from_secs(10);
 
 /// A client rebuilt when its CA, certificate or key file changes: Kubernetes updates a
 /// mounted Secret under a running pod, and a rotated client certificate must be used
-/// without a restart.
+/// without a restart. The files are watched by a task of their own: a call only reads
+/// the current client, never the file system.
 #[derive(Debug)]
 pub struct ReloadingClient {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
     settings: HttpSettings,
     client: RwLock<reqwest::Client>,
-    check_every: Duration,
-    /// When the files were last looked at, and what they looked like then.
-    seen: Mutex<(Instant, Vec<FileStamp>)>,
+    /// What the files looked like when last looked at.
+    seen: Mutex<Vec<FileStamp>>,
 }
 
 /// Modification time and size of a file, `None` where unreadable.
 type FileStamp = Option<(SystemTime, u64)>;
 
 impl ReloadingClient {
-    pub fn new(settings: &HttpSettings) -> anyhow::Result<Self> {
-        Ok(Self {
+    /// Builds the client; with certificate files and a tokio runtime, starts watching
+    /// them. `domain` names the provider in the log of a reload.
+    pub fn new(settings: &HttpSettings, domain: &'static str) -> anyhow::Result<Self> {
+        let shared = Arc::new(Shared {
             client: RwLock::new(build_client(settings)?),
-            check_every: RELOAD_CHECK_EVERY,
-            seen: Mutex::new((Instant::now(), stamps(settings))),
+            seen: Mutex::new(stamps(settings)),
             settings: settings.clone(),
-        })
+        });
+        let has_files = settings.ca_file.is_some() || settings.cert_file.is_some();
+        if let (true, Ok(runtime)) = (has_files, tokio::runtime::Handle::try_current()) {
+            runtime.spawn(watch(Arc::downgrade(&shared), domain, RELOAD_CHECK_EVERY));
+        }
+        Ok(Self { shared })
     }
 
-    /// The client to use now; `domain` names the provider in the log of a reload.
-    pub fn current(&self, domain: &str) -> reqwest::Client {
-        if self.files_changed() {
-            match build_client(&self.settings) {
-                Ok(client) => {
-                    tracing::info!(
-                        provider = domain,
-                        "certificate files changed: client rebuilt"
-                    );
-                    *self.client.write().unwrap_or_else(|p| p.into_inner()) = client;
-                }
-                Err(error) => tracing::warn!(
-                    provider = domain,
-                    error = %format!("{error:#}"),
-                    "certificate files changed but cannot be used; keeping the previous client"
-                ),
-            }
-        }
-        self.client
+    /// The client to use now.
+    pub fn current(&self) -> reqwest::Client {
+        self.shared
+            .client
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
+}
 
-    fn files_changed(&self) -> bool {
-        if self.settings.ca_file.is_none() && self.settings.cert_file.is_none() {
-            return false;
-        }
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.0.elapsed() < self.check_every {
-            return false;
-        }
+/// Looks at the files every `every` until the client is dropped; file reads and client
+/// builds run on the blocking pool.
+async fn watch(shared: Weak<Shared>, domain: &'static str, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let _ = tokio::task::spawn_blocking(move || shared.reload_if_changed(domain)).await;
+    }
+}
+
+impl Shared {
+    /// Rebuilds the client if a file changed since last looked at; says whether one did.
+    fn reload_if_changed(&self, domain: &str) -> bool {
         let now = stamps(&self.settings);
-        let changed = now != seen.1;
-        *seen = (Instant::now(), now);
-        changed
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if *seen == now {
+                return false;
+            }
+            *seen = now;
+        }
+        match build_client(&self.settings) {
+            Ok(client) => {
+                tracing::info!(
+                    provider = domain,
+                    "certificate files changed: client rebuilt"
+                );
+                *self.client.write().unwrap_or_else(|p| p.into_inner()) = client;
+            }
+            Err(error) => tracing::warn!(
+                provider = domain,
+                error = %format!("{error:#}"),
+                "certificate files changed but cannot be used; keeping the previous client"
+            ),
+        }
+        true
     }
 }
 
@@ -173,18 +198,16 @@ mod tests {
             ca_file: Some(ca.clone()),
             ..HttpSettings::default()
         };
-        let client = ReloadingClient {
+        let shared = Shared {
             client: RwLock::new(reqwest::Client::new()),
-            check_every: Duration::ZERO,
-            seen: Mutex::new((Instant::now(), stamps(&settings))),
+            seen: Mutex::new(stamps(&settings)),
             settings,
         };
-        assert!(!client.files_changed());
+        assert!(!shared.reload_if_changed("test"));
         std::fs::write(&ca, "rotated").unwrap();
-        assert!(client.files_changed());
-        assert!(!client.files_changed(), "the change is reported once");
         // An unusable new file keeps the previous client instead of failing calls.
-        let _ = client.current("test");
+        assert!(shared.reload_if_changed("test"));
+        assert!(!shared.reload_if_changed("test"), "the change is seen once");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -60,23 +60,28 @@ pub struct OutboundSettings {
 enum Attempt {
     Answered(RawResponse),
     Failed(reqwest::Error),
+    /// An answer body over [`MAX_ANSWER_BYTES`]: read no further.
+    Oversized(StatusCode),
 }
+
+/// The largest answer body read from a provider; their documented answers are a few KiB.
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 impl Outbound {
     /// `domain` names the provider in errors and metrics (e.g. `bancocajasocial.com.co`).
     pub fn new(domain: &'static str, settings: &OutboundSettings) -> anyhow::Result<Self> {
         Ok(Self {
             domain,
-            client: ReloadingClient::new(&settings.http)?,
+            client: ReloadingClient::new(&settings.http, domain)?,
             breaker: Breaker::new(settings.breaker.clone()),
             retry: RetryPolicy::new(settings.retry.clone()),
             ceiling: settings.http.timeout,
         })
     }
 
-    /// The pooled client, rebuilt first if its certificate files changed on disk.
+    /// The pooled client (rebuilt in the background when its certificate files change).
     pub fn client(&self) -> reqwest::Client {
-        self.client.current(self.domain)
+        self.client.current()
     }
 
     pub fn domain(&self) -> &'static str {
@@ -139,6 +144,7 @@ impl Outbound {
                 Attempt::Failed(e) => {
                     (e.is_connect() || e.is_timeout() || e.is_request()) && tls_refusal(e).is_none()
                 }
+                Attempt::Oversized(_) => false,
             };
             if retryable
                 && self.retry.may_retry()
@@ -157,6 +163,7 @@ impl Outbound {
             return match attempt {
                 Attempt::Answered(response) => Ok(response),
                 Attempt::Failed(error) => Err(self.transport_error(operation, &error)),
+                Attempt::Oversized(status) => Err(self.oversized(operation, status)),
             };
         }
     }
@@ -186,6 +193,21 @@ impl Outbound {
             .retry_after(Duration::from_secs(1));
         }
         self.outcome_unknown(Code::Unavailable)
+    }
+
+    /// An answer too large to read: a state change may have happened behind it.
+    fn oversized(&self, operation: Operation, status: StatusCode) -> ProviderError {
+        let error = if operation.safe_to_retry {
+            ProviderError::new(Code::Internal, reasons::PROVIDER_BAD_RESPONSE, self.domain)
+        } else {
+            self.outcome_unknown(Code::Unavailable)
+        };
+        error
+            .message(format!(
+                "{} answered more than {MAX_ANSWER_BYTES} bytes; the answer was not read",
+                self.domain
+            ))
+            .meta("http_status", status.as_u16())
     }
 
     fn timeout_error(&self, operation: Operation) -> ProviderError {
@@ -296,12 +318,27 @@ async fn attempt(request: RequestBuilder) -> Attempt {
     };
     let status = response.status();
     let headers = response.headers().clone();
-    match response.bytes().await {
-        Ok(body) => Attempt::Answered(RawResponse {
-            status,
-            headers,
-            body,
-        }),
-        Err(error) => Attempt::Failed(error),
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
+    {
+        return Attempt::Oversized(status);
     }
+    let mut body = bytes::BytesMut::new();
+    let mut response = response;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() > MAX_ANSWER_BYTES => {
+                return Attempt::Oversized(status);
+            }
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(error) => return Attempt::Failed(error),
+        }
+    }
+    Attempt::Answered(RawResponse {
+        status,
+        headers,
+        body: body.freeze(),
+    })
 }

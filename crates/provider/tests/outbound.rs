@@ -146,3 +146,63 @@ async fn an_unreachable_provider_is_unavailable_even_for_a_charge() {
     assert_eq!(error.code, Code::Unavailable);
     assert_eq!(error.reason, reasons::PROVIDER_UNAVAILABLE);
 }
+
+/// A server that answers `body` to every call.
+async fn answering(body: Vec<u8>, chunked: bool) -> String {
+    let app = Router::new().route(
+        "/op",
+        any(move || {
+            let body = body.clone();
+            async move {
+                if chunked {
+                    let stream = futures::stream::iter(
+                        body.chunks(64 * 1024)
+                            .map(|chunk| Ok::<_, std::io::Error>(chunk.to_vec()))
+                            .collect::<Vec<_>>(),
+                    );
+                    axum::body::Body::from_stream(stream)
+                } else {
+                    axum::body::Body::from(body)
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/op", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+#[tokio::test]
+async fn an_answer_too_large_is_not_read_and_leaves_a_charge_unknown() {
+    let huge = vec![b'x'; pasarela_provider::outbound::MAX_ANSWER_BYTES + 1];
+    for chunked in [false, true] {
+        let url = answering(huge.clone(), chunked).await;
+        let out = outbound(10);
+        let read = out
+            .send(READ, out.client().get(&url), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            read.reason,
+            reasons::PROVIDER_BAD_RESPONSE,
+            "chunked {chunked}"
+        );
+        let charge = out
+            .send(CHARGE, out.client().post(&url), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            charge.reason,
+            reasons::PROVIDER_OUTCOME_UNKNOWN,
+            "chunked {chunked}"
+        );
+    }
+    let fits = answering(vec![b'x'; 1000], true).await;
+    let out = outbound(10);
+    let answer = out
+        .send(READ, out.client().get(&fits), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(answer.body.len(), 1000);
+}
