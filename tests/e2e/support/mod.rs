@@ -14,6 +14,8 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic_types::StatusExt as _;
 
+pub mod corpus;
+
 #[path = "../../common/captured_logs.rs"]
 mod captured_logs;
 #[path = "../../common/redis_server.rs"]

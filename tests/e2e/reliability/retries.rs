@@ -1,0 +1,119 @@
+//! Only safe operations are retried, within a budget.
+
+use super::*;
+
+// ---- 2. retries ----------------------------------------------------------------------------
+
+pub(super) fn unavailable() -> Value {
+    json!({ "type": "status", "status": 503 })
+}
+
+#[tokio::test]
+async fn reads_are_retried_through_one_503() {
+    let app = app().await;
+    inject(&app, "kiban", None, unavailable(), Some(1)).await;
+    bureau(&app)
+        .get_password_expiration(expiration())
+        .await
+        .expect("the retry succeeds");
+    assert_eq!(calls(&app, KIBAN_ROUTE).await, 2);
+
+    inject(
+        &app,
+        "bcs",
+        Some(path_of(STATUS_ROUTE)),
+        unavailable(),
+        Some(1),
+    )
+    .await;
+    security(&app)
+        .get_password_status(password_status())
+        .await
+        .expect("the retry succeeds");
+    assert_eq!(calls(&app, STATUS_ROUTE).await, 2);
+
+    inject(
+        &app,
+        "daviplata",
+        Some(path_of(TOKEN_ROUTE)),
+        unavailable(),
+        Some(1),
+    )
+    .await;
+    payments(&app)
+        .request_subscription(subscription_request())
+        .await
+        .expect("the token request is retried");
+    assert_eq!(calls(&app, TOKEN_ROUTE).await, 2);
+    assert_eq!(counter(&app, "tokens_issued").await, 1);
+}
+
+#[tokio::test]
+async fn writes_are_attempted_exactly_once_under_a_503() {
+    let app = app().await;
+    subscribe(&app, 1_000_000).await;
+    inject(
+        &app,
+        "daviplata",
+        Some(path_of(PAYMENT_ROUTE)),
+        unavailable(),
+        Some(1),
+    )
+    .await;
+    let status = payments(&app)
+        .charge_subscription(charge("once-1", 5_000))
+        .await
+        .expect_err("the 503 is the answer");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(
+        calls(&app, PAYMENT_ROUTE).await,
+        1,
+        "a charge is never retried"
+    );
+    assert_eq!(counter(&app, "payments_made").await, 0);
+
+    inject(
+        &app,
+        "bcs",
+        Some(path_of(OTC_ROUTE)),
+        unavailable(),
+        Some(1),
+    )
+    .await;
+    let status = security(&app)
+        .generate_otc(generate_otc())
+        .await
+        .expect_err("the 503 is the answer");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(
+        calls(&app, OTC_ROUTE).await,
+        1,
+        "an OTP generation is never retried"
+    );
+}
+
+#[tokio::test]
+async fn retries_stop_when_the_budget_is_spent() {
+    let app = spawn_app_with(|config| {
+        roomy(config);
+        // The breaker would stop the calls first; this test is about the retry budget.
+        let outbound = &mut config.bureau.as_mut().expect("bureau").outbound;
+        outbound.breaker.failure_threshold = 1_000;
+    })
+    .await;
+    inject(&app, "kiban", None, unavailable(), None).await;
+    let attempts = 10;
+    for _ in 0..attempts {
+        let status = bureau(&app)
+            .get_password_expiration(expiration())
+            .await
+            .expect_err("Kiban is down");
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    }
+    let sent = calls(&app, KIBAN_ROUTE).await;
+    assert!(sent > attempts, "some calls were retried: {sent}");
+    assert!(
+        sent < attempts * 2,
+        "the budget stopped retrying a provider that keeps failing: {sent} calls for {attempts}"
+    );
+}

@@ -1,0 +1,91 @@
+//! No secret reaches a log line or an error.
+
+use super::*;
+use super::malformed::{call_provider, malformed_answers};
+use super::retries::unavailable;
+
+// ---- 7. secrets ----------------------------------------------------------------------------
+
+/// Secrets this module sends, and the credentials of every service's dev configuration.
+fn secrets_sent(app: &TestApp) -> Vec<String> {
+    let credentials = &app.sandbox.credentials;
+    let mut secrets: Vec<String> = DEV_SECRETS.iter().map(|s| s.to_string()).collect();
+    secrets.extend([
+        MEMBER_PASSWORD.to_owned(),
+        credentials.bcs_client_secret.clone(),
+        credentials.kiban_api_key.clone(),
+        credentials.daviplata_client_secret.clone(),
+        app.token(&["*"]),
+    ]);
+    secrets
+}
+
+#[tokio::test]
+async fn no_secret_reaches_a_log_line_or_an_error() {
+    let app = app().await;
+    let otp = subscribe(&app, 1_000_000).await;
+    // Every service, through success, business refusals and injected faults.
+    let mut errors = Vec::new();
+    for fault in malformed_answers().into_iter().chain([unavailable()]) {
+        for provider in ["kiban", "bcs", "daviplata"] {
+            inject(&app, provider, None, fault.clone(), Some(1)).await;
+            if let Err(status) = call_provider(&app, provider).await {
+                errors.push(format!("{status:?} {:?}", status.get_error_details()));
+            }
+        }
+    }
+    let mut wrong_password = expiration();
+    wrong_password.password = "Qx7Lw2Np".into();
+    errors.extend(
+        bureau(&app)
+            .get_password_expiration(wrong_password)
+            .await
+            .err()
+            .map(|s| format!("{s:?}")),
+    );
+    payments(&app)
+        .charge_subscription(charge("secret-scan-1", 700))
+        .await
+        .expect("charged");
+
+    let logs = app.logs();
+    let mut secrets = secrets_sent(&app);
+    secrets.extend(["Qx7Lw2Np".to_owned()]);
+    for secret in &secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret of {} characters was logged",
+            secret.len()
+        );
+        assert!(
+            errors.iter().all(|error| !error.contains(secret.as_str())),
+            "a secret of {} characters was in an error",
+            secret.len()
+        );
+    }
+    assert!(!logs.contains("Bearer eyJ"), "a bearer token was logged");
+    assert!(!logs.contains("\"eyJ"), "a JWT was logged");
+    assert!(!otp_in_logs(&logs, &otp), "the lab OTP was logged");
+}
+
+/// Whether the 6-digit `otp` stands alone (not inside a longer number) in a log line once
+/// its timestamp, whose fraction of a second could hold the same digits, is removed.
+fn otp_in_logs(logs: &str, otp: &str) -> bool {
+    logs.lines().any(|line| {
+        let line = match serde_json::from_str::<Value>(line) {
+            Ok(mut value) => {
+                if let Some(object) = value.as_object_mut() {
+                    object.remove("timestamp");
+                }
+                value.to_string()
+            }
+            Err(_) => line.to_owned(),
+        };
+        line.match_indices(otp).any(|(at, _)| {
+            let before = line[..at].chars().next_back();
+            let after = line[at + otp.len()..].chars().next();
+            !before.is_some_and(|c| c.is_ascii_digit())
+                && !after.is_some_and(|c| c.is_ascii_digit())
+        })
+    })
+}
