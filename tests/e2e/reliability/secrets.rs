@@ -1,8 +1,8 @@
 //! No secret reaches a log line or an error.
 
-use super::*;
 use super::malformed::{call_provider, malformed_answers};
 use super::retries::unavailable;
+use super::*;
 
 // ---- 7. secrets ----------------------------------------------------------------------------
 

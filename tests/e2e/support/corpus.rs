@@ -227,7 +227,12 @@ impl Decoder for RawDecoder {
 }
 
 /// Sends `body` as the request of the RPC at `path`, over HTTP/2 as any gRPC client.
-pub async fn raw_call(app: &TestApp, token: &Bearer, path: &str, body: Vec<u8>) -> Result<(), Status> {
+pub async fn raw_call(
+    app: &TestApp,
+    token: &Bearer,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<(), Status> {
     let mut grpc = tonic::client::Grpc::new(app.channel());
     grpc.ready()
         .await

@@ -1,0 +1,393 @@
+//! The rendered pods run as real processes from their Secret files: dev against the sandbox, prod against a loopback JWKS issuer.
+
+use super::*;
+
+/// A container's Secret volumes written out under a temp folder, the way the kubelet mounts
+/// them: each mount path with the folder standing for it.
+pub(super) struct SecretMounts(Vec<(String, PathBuf)>);
+
+impl SecretMounts {
+    /// Where the pod's file `path` is here; `None` outside every Secret mount.
+    pub(super) fn local(&self, path: &str) -> Option<PathBuf> {
+        self.0.iter().find_map(|(mount, dir)| {
+            let rest = path.strip_prefix(mount.as_str())?.strip_prefix('/')?;
+            Some(dir.join(rest))
+        })
+    }
+
+    /// `text` with every mount path replaced by the folder standing for it.
+    fn localize(&self, text: &str) -> String {
+        self.0.iter().fold(text.to_owned(), |text, (mount, dir)| {
+            text.replace(mount.as_str(), &dir.display().to_string())
+        })
+    }
+
+    fn folders(&self) -> impl Iterator<Item = &Path> {
+        self.0.iter().map(|(_, dir)| dir.as_path())
+    }
+}
+
+/// The files `container` of `deployment` finds under its Secret volume mounts, decoded
+/// from the Secrets of `manifests` and written under `root`. A Secret `manifests` has no
+/// data for (prod's gRPC certificate) is an empty folder.
+pub(super) fn mount_secrets(
+    manifests: &Manifests,
+    deployment: &Value,
+    container: &Value,
+    root: &Path,
+) -> SecretMounts {
+    let mut mounts = Vec::new();
+    for mount in container["volumeMounts"].as_array().into_iter().flatten() {
+        let name = mount["name"].as_str().expect("mount name");
+        let Some(secret) = volume(deployment, name)["secret"]["secretName"].as_str() else {
+            continue;
+        };
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).expect("mount folder");
+        for (file, encoded) in manifests.secrets.get(secret).into_iter().flatten() {
+            let bytes = secret_bytes(encoded.as_str().expect("base64 text"));
+            std::fs::write(dir.join(file), bytes).expect("secret file written");
+        }
+        let path = mount["mountPath"].as_str().expect("mount path").to_owned();
+        mounts.push((path, dir));
+    }
+    SecretMounts(mounts)
+}
+
+/// A Secret's `data` value (base64, which kubectl may wrap over several lines).
+pub(super) fn secret_bytes(encoded: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let joined: String = encoded.split_whitespace().collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(joined)
+        .expect("base64")
+}
+
+/// `pasarela serve` started the way an overlay starts one pod: exactly its configuration
+/// file, its variables and its Secret files, with free loopback ports and the addresses
+/// outside this machine (the cluster's, the providers', the issuer's) swapped for loopback
+/// ones.
+pub(super) struct Pod {
+    child: std::process::Child,
+    grpc: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    _root: tempfile::TempDir,
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Pod {
+    /// `loopback` pairs an address the manifests name with the local one standing for it,
+    /// swapped wherever it appears: variables, the TOML file, Secret files.
+    fn start(manifests: &Manifests, service: ServiceName, loopback: &[(String, String)]) -> Pod {
+        let deployment = manifests.of_service("Deployment", service);
+        let container = pasarela_container(deployment);
+        let root = tempfile::tempdir().expect("temp dir");
+        let mounts = mount_secrets(manifests, deployment, container, root.path());
+        for folder in mounts.folders() {
+            swap_in_files(folder, loopback);
+        }
+        let config = root.path().join("pasarela.toml");
+        let file = mounts.localize(config_file(manifests, deployment));
+        std::fs::write(&config, swap(&file, loopback)).expect("config written");
+
+        let grpc: std::net::SocketAddr = ([127, 0, 0, 1], crate::foundation::free_port()).into();
+        let admin: std::net::SocketAddr = ([127, 0, 0, 1], crate::foundation::free_port()).into();
+        let mut environment: BTreeMap<String, String> = pod_variables(manifests, container)
+            .into_iter()
+            .map(|(name, value)| (name, swap(&mounts.localize(&value), loopback)))
+            .collect();
+        environment.insert("PASARELA_LISTEN".into(), grpc.to_string());
+        environment.insert("PASARELA_ADMIN_LISTEN".into(), admin.to_string());
+        let child = Command::new(crate::support::pasarela_bin())
+            .arg("serve")
+            .env_clear()
+            .envs(&environment)
+            .env("PASARELA_CONFIG", &config)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("pasarela serve starts");
+        Pod {
+            child,
+            grpc,
+            admin,
+            _root: root,
+        }
+    }
+
+    async fn serving(&self, service: ServiceName) {
+        let admin = self.admin;
+        eventually("the pod's readiness probe passes", || async move {
+            let Ok(endpoint) = Endpoint::from_shared(format!("http://{admin}")) else {
+                return false;
+            };
+            let Ok(channel) = endpoint.connect().await else {
+                return false;
+            };
+            let request = HealthCheckRequest {
+                service: service.grpc_name().into(),
+            };
+            HealthClient::new(channel)
+                .check(request)
+                .await
+                .is_ok_and(|answer| answer.into_inner().status() == ServingStatus::Serving)
+        })
+        .await;
+    }
+
+    async fn channel(&self) -> tonic::transport::Channel {
+        Endpoint::from_shared(format!("http://{}", self.grpc))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("the pod accepts a connection")
+    }
+}
+
+pub(super) fn swap(text: &str, loopback: &[(String, String)]) -> String {
+    loopback
+        .iter()
+        .fold(text.to_owned(), |text, (remote, local)| {
+            text.replace(remote, local)
+        })
+}
+
+pub(super) fn swap_in_files(folder: &Path, loopback: &[(String, String)]) {
+    for entry in std::fs::read_dir(folder).expect("mount folder") {
+        let path = entry.expect("mount entry").path();
+        let text = std::fs::read_to_string(&path).expect("a text Secret");
+        std::fs::write(&path, swap(&text, loopback)).expect("secret file written");
+    }
+}
+
+/// Each service's provider URL, as the overlay configures it, with the sandbox's emulator
+/// of that provider; and the Redis URL of the rendered Secret with `redis`'s.
+pub(super) fn loopback_addresses(
+    manifests: &Manifests,
+    sandbox: &pasarela_sandbox::Sandbox,
+    redis: &crate::support::TestRedis,
+) -> Vec<(String, String)> {
+    let emulators = [
+        (ServiceName::Security, &sandbox.bcs_url),
+        (ServiceName::Bureau, &sandbox.kiban_url),
+        (ServiceName::RecurringPayments, &sandbox.daviplata_url),
+    ];
+    let mut pairs: Vec<(String, String)> = emulators
+        .into_iter()
+        .map(|(service, emulator)| {
+            let config = pod_config(manifests, manifests.of_service("Deployment", service));
+            (provider_base_url(&config, service), emulator.clone())
+        })
+        .collect();
+    let redis_url = manifests
+        .secrets
+        .iter()
+        .find(|(name, _)| unhashed(name) == "pasarela-redis")
+        .and_then(|(_, data)| data["url"].as_str())
+        .map(secret_bytes)
+        .map(|bytes| String::from_utf8(bytes).expect("a URL"))
+        .expect("the Redis URL");
+    pairs.push((redis_url, redis.url.clone()));
+    pairs
+}
+
+/// The sandbox on the dev overlay's throwaway PKI, as the sandbox pod mounts it; the folder
+/// holding the PKI lives as long as the returned guard.
+pub(super) async fn sandbox_on_the_overlay_pki(
+    manifests: &Manifests,
+) -> (pasarela_sandbox::Sandbox, tempfile::TempDir) {
+    let sandbox_pod = manifests
+        .named("Deployment", "pasarela-sandbox")
+        .expect("the sandbox Deployment");
+    let root = tempfile::tempdir().expect("temp dir");
+    let container = &sandbox_pod["spec"]["template"]["spec"]["containers"][0];
+    let pki = mount_secrets(manifests, sandbox_pod, container, root.path())
+        .0
+        .pop()
+        .expect("the sandbox's PKI mount")
+        .1;
+    let sandbox = pasarela_sandbox::Sandbox::start(pasarela_sandbox::SandboxOptions {
+        pki_dir: pki.clone(),
+        ..pasarela_sandbox::SandboxOptions::default()
+    })
+    .await
+    .expect("the sandbox starts on the overlay's PKI");
+    let mounted = std::fs::read(pki.join("server.pem")).expect("server.pem");
+    assert_eq!(
+        std::fs::read(&sandbox.pki.server_cert).expect("server cert"),
+        mounted,
+        "the sandbox serves the overlay's certificate rather than a new one"
+    );
+    (sandbox, root)
+}
+
+/// The dev overlay's pods, configured exactly as rendered, serve real calls against the
+/// sandbox with the overlay's own Secrets read from files: the dev token issuer, the fake
+/// credentials, Redis' URL, and the throwaway PKI over Daviplata's mutual TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+pub(super) async fn dev_overlay_pods_serve_against_the_sandbox_with_their_secret_files() {
+    let manifests = Manifests::of("dev");
+    let (sandbox, _pki) = sandbox_on_the_overlay_pki(&manifests).await;
+    let redis = crate::support::TestRedis::start().await;
+    let loopback = loopback_addresses(&manifests, &sandbox, &redis);
+
+    let token = bearer_with(&mint_with_cli("*"));
+    let pods: Vec<_> = ServiceName::ALL
+        .into_iter()
+        .map(|service| (service, Pod::start(&manifests, service, &loopback)))
+        .collect();
+    for (service, pod) in &pods {
+        pod.serving(*service).await;
+    }
+
+    let security = &pods[0].1;
+    let mut client =
+        SecurityServiceClient::with_interceptor(security.channel().await, token.clone());
+    let answer = client
+        .get_password_status(password_status_request())
+        .await
+        .expect("security answers with the client credentials and token from files");
+    assert_eq!(answer.into_inner().status(), PasswordStatus::Active);
+
+    let bureau = &pods[1].1;
+    let mut client = BureauServiceClient::with_interceptor(bureau.channel().await, token.clone());
+    let answer = client
+        .get_password_expiration(kiban_success())
+        .await
+        .expect("bureau answers with the API key from its file");
+    assert!(answer.into_inner().expiration_date.is_some());
+
+    let payments = &pods[2].1;
+    let mut client =
+        RecurringPaymentsServiceClient::with_interceptor(payments.channel().await, token);
+    let answer = client
+        .request_subscription(subscription_request())
+        .await
+        .expect("recurring-payments reaches Daviplata's emulator over the overlay's mTLS");
+    assert!(!answer.into_inner().otp_session_id.is_empty());
+}
+
+/// The prod overlay's pods start and turn ready with exactly their rendered configuration:
+/// its Secrets (created by the platform team there, dev's fake ones here) mounted as
+/// files, the gRPC port's TLS, Redis and Daviplata's mutual TLS, so every `*_FROM_FILE`
+/// variable and file path they name is accepted by the real loader and used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+pub(super) async fn prod_overlay_pods_start_from_their_secret_files() {
+    let manifests = Manifests::of("prod");
+    let (sandbox, _pki) = sandbox_on_the_overlay_pki(&Manifests::of(SECRETS_OVERLAY)).await;
+    let redis = crate::support::TestRedis::start().await;
+    let issuer = Issuer::start().await;
+    let mut loopback = loopback_addresses(&manifests, &sandbox, &redis);
+    let config = pod_config(
+        &manifests,
+        manifests.of_service("Deployment", ServiceName::Bureau),
+    );
+    let jwks_url = config
+        .auth
+        .jwks
+        .and_then(|jwks| jwks.url)
+        .expect("prod names its issuer's JWKS URL");
+    loopback.push((jwks_url, issuer.jwks_url.clone()));
+
+    for service in ServiceName::ALL {
+        Pod::start(&manifests, service, &loopback)
+            .serving(service)
+            .await;
+    }
+}
+
+/// An identity provider on loopback publishing one public signing key (the P-256 key of
+/// RFC 7515, appendix A.3), so that prod's pods can read their issuer's key set.
+pub(super) struct Issuer {
+    jwks_url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Issuer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Issuer {
+    async fn start() -> Issuer {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("a loopback port");
+        let jwks_url = format!(
+            "http://{}/jwks.json",
+            listener.local_addr().expect("address")
+        );
+        let body = json!({ "keys": [{
+            "kty": "EC", "kid": "prod-test", "crv": "P-256", "alg": "ES256", "use": "sig",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+        }]})
+        .to_string();
+        let task = tokio::spawn(async move {
+            while let Ok((connection, _)) = listener.accept().await {
+                tokio::spawn(answer_jwks(connection, body.clone()));
+            }
+        });
+        Issuer { jwks_url, task }
+    }
+}
+
+/// Answers one HTTP/1.1 request, whatever it asks, with the key set.
+pub(super) async fn answer_jwks(mut connection: tokio::net::TcpStream, body: String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match connection.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buffer[..n]),
+        }
+    }
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = connection.write_all(answer.as_bytes()).await;
+}
+
+pub(super) fn password_status_request() -> GetPasswordStatusRequest {
+    GetPasswordStatusRequest {
+        transaction_id: "4835799410".into(),
+        customer_type: CustomerType::Natural.into(),
+        subject: Some(get_password_status_request::Subject::Customer(
+            Identification {
+                r#type: DocumentType::Cc.into(),
+                number: "1007641".into(),
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+pub(super) fn subscription_request() -> RequestSubscriptionRequest {
+    let mut holder = Identification {
+        number: "1000000001".into(),
+        ..Default::default()
+    };
+    holder.set_type(DocumentType::Cc);
+    RequestSubscriptionRequest {
+        commerce: Some(Commerce {
+            commerce_id: "3fa85f64-5717-4562-b3fc-2c963f66afa6".into(),
+            commerce_name: "Comercializadora La Pradera".into(),
+            category: "Vestuario".into(),
+        }),
+        wallet: Some(Wallet {
+            holder: Some(holder),
+            product_code: String::new(),
+            product_number: "3000000001".into(),
+        }),
+        transaction: None,
+    }
+}
