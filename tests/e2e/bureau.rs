@@ -80,25 +80,6 @@ async fn kiban_calls(app: &TestApp) -> u64 {
     calls["kiban"][KIBAN_ROUTE].as_u64().unwrap_or(0)
 }
 
-/// Adds a fault rule on Kiban's route, until cleared.
-async fn inject(app: &TestApp, fault: Value) {
-    let answer = reqwest::Client::new()
-        .post(format!("{}/faults", app.sandbox.admin_url))
-        .json(&json!({ "provider": "kiban", "fault": fault }))
-        .send()
-        .await
-        .expect("admin answers");
-    assert_eq!(answer.status(), 201, "fault {fault} accepted");
-}
-
-async fn clear_faults(app: &TestApp) {
-    reqwest::Client::new()
-        .delete(format!("{}/faults", app.sandbox.admin_url))
-        .send()
-        .await
-        .expect("admin answers");
-}
-
 #[tokio::test]
 async fn a_member_gets_their_expiration_date() {
     let app = spawn_app().await;
@@ -290,11 +271,11 @@ async fn kibans_failures_keep_their_meaning() {
         ),
     ];
     for (fault, code, expected) in cases {
-        inject(&app, fault.clone()).await;
+        app.inject("kiban", None, fault.clone(), None).await;
         let status = ask(&app, request(MEMBER.0, MEMBER.1, SUCCESS_CASE))
             .await
             .expect_err("failure injected");
-        clear_faults(&app).await;
+        app.clear_faults().await;
         assert_eq!(status.code(), code, "{fault}: {status:?}");
         assert_eq!(reason(&status), expected, "{fault}");
         assert!(
@@ -307,7 +288,8 @@ async fn kibans_failures_keep_their_meaning() {
 #[tokio::test]
 async fn a_hanging_kiban_ends_at_the_callers_deadline() {
     let app = spawn_app().await;
-    inject(&app, json!({"type": "hang"})).await;
+    app.inject("kiban", None, json!({"type": "hang"}), None)
+        .await;
     let mut call = tonic::Request::new(request(MEMBER.0, MEMBER.1, SUCCESS_CASE));
     call.set_timeout(Duration::from_millis(500));
     let status = client(&app)

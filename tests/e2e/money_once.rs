@@ -20,11 +20,9 @@ use tonic::transport::Channel;
 use tonic_types::StatusExt as _;
 
 use crate::recurring_payments::{
-    self as rp, WALLET, activation, cancellation, charge, counter, request_otp, subscribe,
+    self as rp, WALLET, activation, cancellation, charge, request_otp, subscribe,
 };
-use crate::security::{
-    self as sec, admin_get, admin_send, assert_error, bad_fields, withdrawal, withdrawal_otp,
-};
+use crate::security::{self as sec, assert_error, bad_fields, withdrawal, withdrawal_otp};
 use crate::support::{Bearer, TestApp, TestRedis, bearer_with, reason, spawn_app_with};
 
 const S18_PATH: &str = "/security-management/v3/withdrawal/otp";
@@ -92,27 +90,23 @@ async fn bank_reads(app: &TestApp, dedup_tx_ids: bool, consulta_not_found: &str)
         "dedup_tx_ids": dedup_tx_ids,
         "consulta_not_found": consulta_not_found,
     });
-    admin_send(app, reqwest::Method::PUT, "/bcs/readings", readings).await;
+    app.admin_send(reqwest::Method::PUT, "/bcs/readings", readings)
+        .await;
 }
 
 /// S18 creates, consultas and withdrawals actually executed by the emulator.
 async fn withdrawals(app: &TestApp) -> (u64, u64, u64) {
-    let counts = admin_get(app, "/bcs/withdrawals").await;
+    let counts = app.admin_get("/bcs/withdrawals").await;
     let count = |name: &str| counts[name].as_u64().expect("a count");
     (count("creates"), count("queries"), count("executed"))
-}
-
-/// The next S18 call meets `fault`.
-async fn s18_fault(app: &TestApp, fault: Value) {
-    let rule = json!({ "provider": "bcs", "path": S18_PATH, "fault": fault, "times": 1 });
-    admin_send(app, reqwest::Method::POST, "/faults", rule).await;
 }
 
 async fn lost_withdrawal(app: &TestApp, key: &str, after_handler: bool) -> WithdrawWithOtpRequest {
     let mut client = sec::client(app);
     let otp = withdrawal_otp(&mut client).await;
-    s18_fault(
-        app,
+    app.inject_once(
+        "bcs",
+        S18_PATH,
         json!({ "type": "drop", "after_handler": after_handler }),
     )
     .await;
@@ -318,8 +312,9 @@ async fn an_s18_success_without_its_ok_marker_is_an_unknown_outcome() {
     let mut client = sec::client(&app);
     let otp = withdrawal_otp(&mut client).await;
     let body = json!({ "trn": { "approvalId": "224671", "depAcctId": { "acctId": "1" } } });
-    s18_fault(
-        &app,
+    app.inject_once(
+        "bcs",
+        S18_PATH,
         json!({ "type": "status", "status": 200, "body": body }),
     )
     .await;
@@ -378,8 +373,8 @@ async fn daviplata_dedups(app: &TestApp, dedup: bool) {
 async fn lost_charge(app: &TestApp, key: &str) {
     let mut client = rp::client(app);
     subscribe(&mut client, WALLET, 1_000_000).await;
-    rp::fault(
-        &app.sandbox,
+    app.inject_once(
+        "daviplata",
         PAYMENT_PATH,
         json!({ "type": "drop", "after_handler": true }),
     )
@@ -389,7 +384,7 @@ async fn lost_charge(app: &TestApp, key: &str) {
         .await
         .unwrap_err();
     assert_eq!(reason(&lost), "PROVIDER_OUTCOME_UNKNOWN");
-    assert_eq!(counter(&app.sandbox, "payments_made").await, 1);
+    assert_eq!(app.daviplata_counter("payments_made").await, 1);
 }
 
 #[tokio::test]
@@ -406,8 +401,8 @@ async fn a_lost_charge_is_held_until_an_operator_settles_it_whatever_daviplata_d
                 .unwrap_err();
             assert_held(&held);
         }
-        assert_eq!(counter(&app.sandbox, "payments_made").await, 1);
-        let calls = admin_get(&app, "/calls").await;
+        assert_eq!(app.daviplata_counter("payments_made").await, 1);
+        let calls = app.admin_get("/calls").await;
         assert_eq!(
             calls["daviplata"][format!("POST {PAYMENT_PATH}")],
             1,
@@ -433,7 +428,7 @@ async fn a_lost_charge_is_held_until_an_operator_settles_it_whatever_daviplata_d
             replayed.result.unwrap().transaction_id,
             entry.provider_transaction_id
         );
-        assert_eq!(counter(&app.sandbox, "payments_made").await, 1);
+        assert_eq!(app.daviplata_counter("payments_made").await, 1);
     }
 }
 
@@ -448,7 +443,7 @@ async fn resending_unknown_outcomes_is_safe_only_where_daviplata_deduplicates() 
             .await
             .expect("re-sent");
         assert_eq!(
-            counter(&app.sandbox, "payments_made").await,
+            app.daviplata_counter("payments_made").await,
             payments,
             "dedup {dedup}: why resend_unknown_outcomes is off by default"
         );
@@ -460,8 +455,8 @@ async fn held_activations_and_cancellations_are_settled_with_what_they_need() {
     let app = rp::app().await;
     let mut client = rp::client(&app);
     let (session, otp) = request_otp(&mut client, WALLET).await;
-    rp::fault(
-        &app.sandbox,
+    app.inject_once(
+        "daviplata",
         "/v1/payments/subscriptions/activate",
         json!({ "type": "malformed" }),
     )
@@ -494,8 +489,8 @@ async fn held_activations_and_cancellations_are_settled_with_what_they_need() {
     let subscription = settled.into_inner().subscription.expect("a subscription");
     assert_eq!(subscription.subscription_id, "sub-1");
 
-    rp::fault(
-        &app.sandbox,
+    app.inject_once(
+        "daviplata",
         "/v1/payments/subscriptions/cancel",
         json!({ "type": "drop", "after_handler": true }),
     )
@@ -512,7 +507,7 @@ async fn held_activations_and_cancellations_are_settled_with_what_they_need() {
         .expect("a cancellation needs no approval");
     let cancelled = client.cancel_subscription(cancel).await.unwrap();
     assert_eq!(cancelled.into_inner().result.unwrap().status, 0);
-    assert_eq!(counter(&app.sandbox, "subscriptions_cancelled").await, 1);
+    assert_eq!(app.daviplata_counter("subscriptions_cancelled").await, 1);
 }
 
 // ---- No success without a success status ----------------------------------------------------
@@ -530,8 +525,8 @@ async fn daviplata_answers_without_a_success_status_are_never_ok() {
     ];
     for (i, body) in statuses.into_iter().enumerate() {
         for path in [PAYMENT_PATH, "/v1/payments/subscriptions/cancel"] {
-            rp::fault(
-                &app.sandbox,
+            app.inject_once(
+                "daviplata",
                 path,
                 json!({ "type": "status", "status": 200, "body": body }),
             )
@@ -549,8 +544,8 @@ async fn daviplata_answers_without_a_success_status_are_never_ok() {
         assert_eq!(reason(&cancelled), "PROVIDER_OUTCOME_UNKNOWN", "{body}");
     }
     let (session, otp) = request_otp(&mut client, rp::OTHER_WALLET).await;
-    rp::fault(
-        &app.sandbox,
+    app.inject_once(
+        "daviplata",
         "/v1/payments/subscriptions/activate",
         json!({ "type": "status", "status": 200, "body": { "ResultStatus": { "status": 0 } } }),
     )
@@ -684,7 +679,7 @@ async fn money_moving_calls_fail_closed_while_redis_is_down_and_recover() {
     assert_eq!(refused.code(), Code::Unavailable);
     assert_eq!(reason(&refused), "IDEMPOTENCY_STORE_UNAVAILABLE");
     assert_eq!(
-        counter(&app.sandbox, "payments_made").await,
+        app.daviplata_counter("payments_made").await,
         0,
         "nothing sent"
     );
@@ -712,7 +707,7 @@ async fn money_moving_calls_fail_closed_while_redis_is_down_and_recover() {
         }
     }
     assert!(charged.is_some(), "charges resume once Redis is back");
-    assert_eq!(counter(&app.sandbox, "payments_made").await, 1);
+    assert_eq!(app.daviplata_counter("payments_made").await, 1);
 }
 
 #[tokio::test]
@@ -720,8 +715,8 @@ async fn a_claim_survives_a_redis_restart_mid_call_and_is_held() {
     let mut redis = TestRedis::start_durable().await;
     let idempotency = json!({ "store": "redis", "url": redis.url, "lease": "4s" });
     let (app, mut client) = subscribed_app(idempotency).await;
-    rp::fault(
-        &app.sandbox,
+    app.inject_once(
+        "daviplata",
         PAYMENT_PATH,
         json!({ "type": "latency", "ms": 1_500 }),
     )
@@ -736,7 +731,7 @@ async fn a_claim_survives_a_redis_restart_mid_call_and_is_held() {
     redis.kill();
     let first = call.await.expect("the call ends");
     assert!(first.is_ok(), "Daviplata answered: {first:?}");
-    assert_eq!(counter(&app.sandbox, "payments_made").await, 1);
+    assert_eq!(app.daviplata_counter("payments_made").await, 1);
 
     redis.resume().await;
     tokio::time::sleep(Duration::from_millis(3_700)).await;
@@ -755,7 +750,7 @@ async fn a_claim_survives_a_redis_restart_mid_call_and_is_held() {
     let retried = retried.expect("Redis came back");
     assert_held(&retried);
     assert_eq!(
-        counter(&app.sandbox, "payments_made").await,
+        app.daviplata_counter("payments_made").await,
         1,
         "the claim kept across the restart stopped a second charge"
     );

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use pasarela::common::v1::{DocumentType, Identification, Money};
+use pasarela::common::v1::{DocumentType, Identification};
 use pasarela::recurring_payments::v1::recurring_payments_service_client::RecurringPaymentsServiceClient;
 use pasarela::recurring_payments::v1::{
     ActivateSubscriptionRequest, CancelSubscriptionRequest, ChargeSubscriptionRequest,
@@ -20,7 +20,9 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
-use crate::support::{Bearer, TestApp, TestRedis, admin, reason, spawn_app_on, spawn_app_with};
+use crate::support::{
+    Bearer, TestApp, TestRedis, admin, cop, reason, spawn_app_on, spawn_app_with,
+};
 
 pub(crate) type Client = RecurringPaymentsServiceClient<InterceptedService<Channel, Bearer>>;
 
@@ -86,13 +88,6 @@ pub(crate) fn wallet((kind, number, product): (DocumentType, &str, &str)) -> Opt
         holder: Some(holder),
         product_code: String::new(),
         product_number: product.into(),
-    })
-}
-
-pub(crate) fn cop(minor_units: i64) -> Option<Money> {
-    Some(Money {
-        currency_code: "COP".into(),
-        minor_units,
     })
 }
 
@@ -178,19 +173,6 @@ pub(crate) fn cancellation(
     }
 }
 
-/// The Daviplata emulator's counter `name` (tokens_issued, payments_made, ...).
-pub(crate) async fn counter(sandbox: &Sandbox, name: &str) -> u64 {
-    let counters = admin(sandbox, reqwest::Method::GET, "/daviplata/counters", None).await;
-    counters[name]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no counter {name}: {counters}"))
-}
-
-pub(crate) async fn fault(sandbox: &Sandbox, path: &str, fault: Value) {
-    let rule = json!({ "provider": "daviplata", "path": path, "fault": fault, "times": 1 });
-    admin(sandbox, reqwest::Method::POST, "/faults", Some(rule)).await;
-}
-
 #[tokio::test]
 async fn a_subscription_lives_requested_activated_charged_cancelled() {
     let app = app().await;
@@ -229,7 +211,7 @@ async fn a_subscription_lives_requested_activated_charged_cancelled() {
         (again.code(), reason(&again).as_str()),
         (Code::NotFound, "SUBSCRIPTION_NOT_FOUND")
     );
-    assert_eq!(counter(&app.sandbox, "payments_made").await, 2);
+    assert_eq!(app.daviplata_counter("payments_made").await, 2);
 
     let logs = app.logs();
     assert!(
@@ -330,7 +312,7 @@ async fn bad_requests_list_every_violation_and_reach_nobody() {
         ]
     );
     assert_eq!(
-        counter(&app.sandbox, "tokens_issued").await,
+        app.daviplata_counter("tokens_issued").await,
         0,
         "nothing was sent"
     );
@@ -364,7 +346,7 @@ async fn charges_above_the_maximum_are_refused() {
         .charge_subscription(charge("at-max", WALLET, 100_000))
         .await
         .unwrap();
-    assert_eq!(counter(&app.sandbox, "payments_made").await, 1);
+    assert_eq!(app.daviplata_counter("payments_made").await, 1);
 }
 
 #[tokio::test]
@@ -381,13 +363,13 @@ async fn an_expired_token_is_renewed_mid_run() {
     subscribe(&mut client, WALLET, 1_000_000).await;
 
     // The token's lifetime passes: pasarela renews it before using it again.
-    let issued = counter(&app.sandbox, "tokens_issued").await;
+    let issued = app.daviplata_counter("tokens_issued").await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     client
         .charge_subscription(charge("after-expiry", WALLET, 100))
         .await
         .unwrap();
-    assert_eq!(counter(&app.sandbox, "tokens_issued").await, issued + 1);
+    assert_eq!(app.daviplata_counter("tokens_issued").await, issued + 1);
 
     // Daviplata drops every token early: the 401 costs one renewal and one resend.
     admin(
@@ -401,8 +383,8 @@ async fn an_expired_token_is_renewed_mid_run() {
         .charge_subscription(charge("after-revocation", WALLET, 100))
         .await
         .unwrap();
-    assert_eq!(counter(&app.sandbox, "tokens_issued").await, issued + 2);
-    assert_eq!(counter(&app.sandbox, "payments_made").await, 2);
+    assert_eq!(app.daviplata_counter("tokens_issued").await, issued + 2);
+    assert_eq!(app.daviplata_counter("payments_made").await, 2);
 }
 
 #[tokio::test]
@@ -414,8 +396,8 @@ async fn two_hundred_calls_from_a_cold_start_fetch_one_token() {
     });
     let sessions = join_all(calls).await;
     assert_eq!(sessions.len(), 200);
-    assert_eq!(counter(&app.sandbox, "tokens_issued").await, 1);
-    assert_eq!(counter(&app.sandbox, "otps_sent").await, 200);
+    assert_eq!(app.daviplata_counter("tokens_issued").await, 1);
+    assert_eq!(app.daviplata_counter("otps_sent").await, 200);
 }
 
 /// Sends `charge` 20 times at once, then 20 times one after another, through `clients`
@@ -463,7 +445,7 @@ async fn one_key_charges_once_however_often_it_is_sent() {
     subscribe(&mut client, WALLET, 1_000_000).await;
     let answers = charge_forty_times(&[client.clone()], &charge("order-42", WALLET, 25_000)).await;
     one_approval(&answers);
-    assert_eq!(counter(&app.sandbox, "payments_made").await, 1);
+    assert_eq!(app.daviplata_counter("payments_made").await, 1);
 
     let mut changed = charge("order-42", WALLET, 26_000);
     changed.invoice_id = "AB99".into();
@@ -486,8 +468,8 @@ async fn lost_charge_is_retried_once(
 ) {
     let mut client = client(app);
     subscribe(&mut client, WALLET, 1_000_000).await;
-    fault(
-        &app.sandbox,
+    app.inject_once(
+        "daviplata",
         "/v1/payments/subscriptions/payment",
         json!({ "type": fault_kind, "after_handler": true }),
     )
@@ -500,7 +482,7 @@ async fn lost_charge_is_retried_once(
     judge(&lost);
     assert_eq!(reason(&lost), "PROVIDER_OUTCOME_UNKNOWN");
     assert_eq!(
-        counter(&app.sandbox, "payments_made").await,
+        app.daviplata_counter("payments_made").await,
         1,
         "Daviplata did charge"
     );
@@ -512,11 +494,11 @@ async fn lost_charge_is_retried_once(
         .into_inner();
     assert!(!retried.approval_number.is_empty());
     assert_eq!(
-        counter(&app.sandbox, "payments_made").await,
+        app.daviplata_counter("payments_made").await,
         1,
         "the retry was deduplicated"
     );
-    assert_eq!(counter(&app.sandbox, "payments_replayed").await, 1);
+    assert_eq!(app.daviplata_counter("payments_replayed").await, 1);
 }
 
 #[tokio::test]
@@ -536,8 +518,8 @@ async fn lost_activation_and_cancellation_answers_are_recovered_when_resending()
     let app = spawn_app_with(resending).await;
     let mut client = client(&app);
     let (session, otp) = request_otp(&mut client, WALLET).await;
-    fault(
-        &app.sandbox,
+    app.inject_once(
+        "daviplata",
         "/v1/payments/subscriptions/activate",
         json!({ "type": "malformed" }),
     )
@@ -551,10 +533,10 @@ async fn lost_activation_and_cancellation_answers_are_recovered_when_resending()
     let recovered = client.activate_subscription(activate).await.unwrap();
     let subscription = recovered.into_inner().subscription.unwrap();
     assert_eq!(subscription.maximum_amount, cop(200_000));
-    assert_eq!(counter(&app.sandbox, "subscriptions_activated").await, 1);
+    assert_eq!(app.daviplata_counter("subscriptions_activated").await, 1);
 
-    fault(
-        &app.sandbox,
+    app.inject_once(
+        "daviplata",
         "/v1/payments/subscriptions/cancel",
         json!({ "type": "drop", "after_handler": true }),
     )
@@ -568,7 +550,7 @@ async fn lost_activation_and_cancellation_answers_are_recovered_when_resending()
         .cancel_subscription(cancellation("cancel-lost", WALLET))
         .await
         .expect("the cancellation's answer is recovered, not refused as already done");
-    assert_eq!(counter(&app.sandbox, "subscriptions_cancelled").await, 1);
+    assert_eq!(app.daviplata_counter("subscriptions_cancelled").await, 1);
 }
 
 #[tokio::test]
@@ -608,7 +590,7 @@ async fn a_missing_client_certificate_is_refused_and_mapped() {
         "{status:?}"
     );
     assert_eq!(reason(&status), "PROVIDER_AUTH_FAILED");
-    assert_eq!(counter(&app.sandbox, "tokens_issued").await, 0);
+    assert_eq!(app.daviplata_counter("tokens_issued").await, 0);
 }
 
 /// A change to the recurring-payments section that breaks pasarela's own credentials.
@@ -714,5 +696,5 @@ async fn two_replicas_sharing_redis_charge_once_per_key() {
     let answers =
         charge_forty_times(&[first, second], &charge("shared-order-1", WALLET, 33_300)).await;
     one_approval(&answers);
-    assert_eq!(counter(&app.sandbox, "payments_made").await, 1);
+    assert_eq!(app.daviplata_counter("payments_made").await, 1);
 }

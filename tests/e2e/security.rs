@@ -2,18 +2,18 @@
 //! Social emulator, for each of the 19 RPCs, their business errors, validation without
 //! provider calls, the bank's own failures, and no secret in any log.
 
-use pasarela::common::v1::{DocumentType, Identification, InvokerContext, Money, PageRequest};
+use pasarela::common::v1::{DocumentType, Identification, InvokerContext, PageRequest};
 use pasarela::security::v1::get_password_status_request::Subject;
 use pasarela::security::v1::security_service_client::SecurityServiceClient;
 use pasarela::security::v1::*;
-use serde_json::{Value, json};
+use serde_json::json;
 use tonic::Code;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
-use crate::support::{TestApp, reason, spawn_app_with};
+use crate::support::{TestApp, cc, pesos, reason, spawn_app_with};
 
 /// The sandbox accepts any non-empty token; the spec has no operation that issues one.
 pub(crate) const TOKEN: &str = "e2e-bcs-token";
@@ -38,20 +38,6 @@ pub(crate) fn client_on(
     channel: Channel,
 ) -> SecurityServiceClient<InterceptedService<Channel, impl Interceptor + Clone>> {
     SecurityServiceClient::with_interceptor(channel, app.bearer())
-}
-
-fn cc(number: &str) -> Option<Identification> {
-    Some(Identification {
-        r#type: DocumentType::Cc.into(),
-        number: number.into(),
-    })
-}
-
-pub(crate) fn pesos(amount: i64) -> Option<Money> {
-    Some(Money {
-        currency_code: "COP".into(),
-        minor_units: amount * 100,
-    })
 }
 
 /// The `ErrorInfo.reason` of a failed call.
@@ -82,32 +68,9 @@ pub(crate) fn assert_error(status: &tonic::Status, code: Code, expected_reason: 
     assert_eq!(reason(status), expected_reason, "{status:?}");
 }
 
-pub(crate) async fn admin_get(app: &TestApp, path: &str) -> Value {
-    reqwest::get(format!("{}{path}", app.sandbox.admin_url))
-        .await
-        .expect("admin answers")
-        .json()
-        .await
-        .expect("admin JSON")
-}
-
-pub(crate) async fn admin_send(app: &TestApp, method: reqwest::Method, path: &str, body: Value) {
-    let response = reqwest::Client::new()
-        .request(method, format!("{}{path}", app.sandbox.admin_url))
-        .json(&body)
-        .send()
-        .await
-        .expect("admin answers");
-    assert!(
-        response.status().is_success(),
-        "{path}: {}",
-        response.status()
-    );
-}
-
 /// The last code the bank "sent by SMS" to a customer.
 async fn outbox(app: &TestApp, number: &str) -> String {
-    let sent = admin_get(app, &format!("/bcs/otc/CC/{number}")).await;
+    let sent = app.admin_get(&format!("/bcs/otc/CC/{number}")).await;
     sent["otc"].as_str().expect("a code was sent").to_owned()
 }
 
@@ -269,13 +232,8 @@ async fn a_one_time_code_validates_once() {
 async fn an_expired_or_wrong_one_time_code_is_refused() {
     let app = app().await;
     let mut client = client(&app);
-    admin_send(
-        &app,
-        reqwest::Method::PUT,
-        "/bcs/otc-ttl",
-        json!({ "millis": 1 }),
-    )
-    .await;
+    app.admin_send(reqwest::Method::PUT, "/bcs/otc-ttl", json!({ "millis": 1 }))
+        .await;
     client
         .generate_otc_v3(GenerateOtcV3Request {
             customer: cc("1007641"),
@@ -807,7 +765,7 @@ const S18_ROUTE: &str = "POST /security-management/v3/withdrawal/otp";
 
 /// How many S18 calls reached the sandbox.
 async fn withdrawals_sent(app: &TestApp) -> u64 {
-    admin_get(app, "/calls").await["bcs"][S18_ROUTE]
+    app.admin_get("/calls").await["bcs"][S18_ROUTE]
         .as_u64()
         .unwrap_or_default()
 }
@@ -1100,7 +1058,7 @@ async fn a_locked_channel_then_shows_in_the_holds() {
 async fn invalid_requests_list_every_field_and_never_reach_the_bank() {
     let app = app().await;
     let mut client = client(&app);
-    let before = admin_get(&app, "/calls").await;
+    let before = app.admin_get("/calls").await;
     let refused = client
         .change_password(ChangePasswordRequest {
             invoker: Some(InvokerContext {
@@ -1134,7 +1092,7 @@ async fn invalid_requests_list_every_field_and_never_reach_the_bank() {
         .unwrap_err();
     assert_eq!(bad_fields(&oversized), ["page.page_size"]);
     assert_eq!(
-        admin_get(&app, "/calls").await,
+        app.admin_get("/calls").await,
         before,
         "no call reached the bank"
     );
@@ -1171,9 +1129,7 @@ async fn malformed_answers_are_bad_responses() {
         json!({ "type": "malformed" }),
     ];
     for fault in faults {
-        admin_send(
-            &app,
-            reqwest::Method::POST,
+        app.admin_send(reqwest::Method::POST,
             "/faults",
             json!({ "provider": "bcs", "path": "/userManagement/v1/Customer", "fault": fault, "times": 1 }),
         )

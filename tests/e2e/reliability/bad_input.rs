@@ -18,7 +18,7 @@ async fn a_generated_corpus_of_bad_input_never_reaches_a_provider() {
     let mut wrong = Vec::new();
     let mut cases = 0;
     for rpc in provider_rpcs {
-        let before = all_calls(&app).await;
+        let before = app.calls().await;
         // Every field empty: whatever each RPC requires is missing.
         let empty = raw_call(&app, &token, &rpc.path, Vec::new()).await;
         if !matches!(&empty, Err(s) if s.code() == Code::InvalidArgument) {
@@ -39,7 +39,7 @@ async fn a_generated_corpus_of_bad_input_never_reaches_a_provider() {
                 }
             }
         }
-        if all_calls(&app).await != before {
+        if app.calls().await != before {
             wrong.push(format!("{}: a provider was called", rpc.path));
         }
     }
@@ -76,7 +76,7 @@ async fn invalid_utf8_in_any_string_field_is_invalid_argument() {
     let app = app().await;
     let token = app.bearer();
     let contracts = Contracts::load();
-    let before = all_calls(&app).await;
+    let before = app.calls().await;
     let mut wrong = Vec::new();
     for rpc in &contracts.rpcs {
         for field in contracts.string_fields(&rpc.input) {
@@ -88,7 +88,7 @@ async fn invalid_utf8_in_any_string_field_is_invalid_argument() {
             }
         }
     }
-    assert_eq!(all_calls(&app).await, before, "no provider was called");
+    assert_eq!(app.calls().await, before, "no provider was called");
     assert!(
         wrong.is_empty(),
         "{} string fields answered otherwise, first: {}",
@@ -102,7 +102,7 @@ async fn a_message_above_the_size_limit_is_refused_unread() {
     let app = app().await;
     let token = app.bearer();
     let contracts = Contracts::load();
-    let before = all_calls(&app).await;
+    let before = app.calls().await;
     let huge = vec![b'7'; 300 * 1024];
     for rpc in &contracts.rpcs {
         let field = contracts.string_fields(&rpc.input).remove(0);
@@ -116,5 +116,5 @@ async fn a_message_above_the_size_limit_is_refused_unread() {
             rpc.path
         );
     }
-    assert_eq!(all_calls(&app).await, before, "no provider was called");
+    assert_eq!(app.calls().await, before, "no provider was called");
 }

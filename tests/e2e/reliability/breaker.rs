@@ -16,8 +16,7 @@ async fn an_outage_opens_the_circuit_and_a_probe_closes_it() {
     })
     .await;
     let mut client = bureau(&app);
-    inject(
-        &app,
+    app.inject(
         "kiban",
         None,
         json!({ "type": "status", "status": 500 }),
@@ -43,7 +42,7 @@ async fn an_outage_opens_the_circuit_and_a_probe_closes_it() {
     assert_open(&app, &mut client, 4).await;
 
     // Kiban recovers: the next probe succeeds and closes the circuit.
-    clear_faults(&app).await;
+    app.clear_faults().await;
     tokio::time::sleep(open_for).await;
     for _ in 0..3 {
         client
@@ -51,7 +50,7 @@ async fn an_outage_opens_the_circuit_and_a_probe_closes_it() {
             .await
             .expect("closed again");
     }
-    assert_eq!(calls(&app, KIBAN_ROUTE).await, 7);
+    assert_eq!(app.route_calls(KIBAN_ROUTE.0, KIBAN_ROUTE.1).await, 7);
 }
 
 /// The circuit is open: the call fails fast with `RetryInfo`, and Kiban has still seen
@@ -66,14 +65,19 @@ async fn assert_open(app: &TestApp, client: &mut Bureau, seen: u64) {
     let retry = status.get_error_details().retry_info().cloned();
     let delay = retry.and_then(|info| info.retry_delay).expect("RetryInfo");
     assert!(delay > Duration::ZERO, "{delay:?}");
-    assert_eq!(calls(app, KIBAN_ROUTE).await, seen, "no call reached Kiban");
+    assert_eq!(
+        app.route_calls(KIBAN_ROUTE.0, KIBAN_ROUTE.1).await,
+        seen,
+        "no call reached Kiban"
+    );
 }
 
 #[tokio::test]
 async fn one_providers_outage_leaves_the_others_unhurt() {
     let app = app().await;
     subscribe(&app, 1_000_000).await;
-    inject(&app, "kiban", None, json!({ "type": "hang" }), None).await;
+    app.inject("kiban", None, json!({ "type": "hang" }), None)
+        .await;
     let hanging: Vec<_> = (0..32)
         .map(|_| {
             let mut client = bureau(&app);

@@ -14,7 +14,7 @@ const LIVENESS: Duration = Duration::from_secs(3);
 async fn a_slow_provider_ends_at_the_callers_deadline() {
     let app = app().await;
     let latency = json!({ "type": "latency", "ms": PROVIDER_LATENCY_MS });
-    inject(&app, "kiban", None, latency, None).await;
+    app.inject("kiban", None, latency, None).await;
     let mut call = tonic::Request::new(expiration());
     call.set_timeout(Duration::from_millis(300));
     let started = Instant::now();
@@ -27,7 +27,7 @@ async fn a_slow_provider_ends_at_the_callers_deadline() {
     assert_eq!(reason(&status), "PROVIDER_TIMEOUT");
     assert!(elapsed < LIVENESS, "ended after {elapsed:?}");
     assert_eq!(
-        calls(&app, KIBAN_ROUTE).await,
+        app.route_calls(KIBAN_ROUTE.0, KIBAN_ROUTE.1).await,
         1,
         "not retried past the deadline"
     );
@@ -38,8 +38,7 @@ async fn a_charge_cut_short_by_the_deadline_is_abandoned() {
     let app = app().await;
     subscribe(&app, 1_000_000).await;
     let latency_ms = 4_000;
-    inject(
-        &app,
+    app.inject(
         "daviplata",
         Some(path_of(PAYMENT_ROUTE)),
         json!({ "type": "latency", "ms": latency_ms }),
@@ -60,13 +59,17 @@ async fn a_charge_cut_short_by_the_deadline_is_abandoned() {
     );
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     assert_eq!(reason(&status), "PROVIDER_OUTCOME_UNKNOWN");
-    assert_eq!(calls(&app, PAYMENT_ROUTE).await, 1, "sent once");
+    assert_eq!(
+        app.route_calls(PAYMENT_ROUTE.0, PAYMENT_ROUTE.1).await,
+        1,
+        "sent once"
+    );
     // Past the injected latency the emulator would have charged, had pasarela kept the
     // request open: it closed it at the deadline, so nothing was charged.
     tokio::time::sleep(Duration::from_millis(latency_ms + 1_000).saturating_sub(started.elapsed()))
         .await;
     assert_eq!(
-        counter(&app, "payments_made").await,
+        app.daviplata_counter("payments_made").await,
         0,
         "the call was abandoned"
     );
@@ -81,7 +84,7 @@ async fn without_a_caller_deadline_the_configured_ceiling_applies() {
     })
     .await;
     let latency = json!({ "type": "latency", "ms": PROVIDER_LATENCY_MS });
-    inject(&app, "kiban", None, latency, None).await;
+    app.inject("kiban", None, latency, None).await;
     let started = Instant::now();
     let status = bureau(&app)
         .get_password_expiration(expiration())

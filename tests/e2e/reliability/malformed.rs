@@ -55,9 +55,9 @@ async fn malformed_answers_are_mapped_never_echoed() {
     let mut wrong = Vec::new();
     for (provider, path) in targets {
         for fault in malformed_answers() {
-            inject(&app, provider, path, fault.clone(), None).await;
+            app.inject(provider, path, fault.clone(), None).await;
             let answer = call_provider(&app, provider).await;
-            clear_faults(&app).await;
+            app.clear_faults().await;
             let status = answer.expect_err("nothing readable came back");
             let server_error = fault["status"].as_u64().is_some_and(|s| s >= 500);
             let reasons: &[&str] = if server_error {

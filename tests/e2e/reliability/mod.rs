@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use pasarela::bureau::v1::GetPasswordExpirationRequest;
 use pasarela::bureau::v1::bureau_service_client::BureauServiceClient;
-use pasarela::common::v1::{DocumentType, Identification, Money, PageRequest};
+use pasarela::common::v1::PageRequest;
 use pasarela::recurring_payments::v1::recurring_payments_service_client::RecurringPaymentsServiceClient;
 use pasarela::recurring_payments::v1::{
     ActivateSubscriptionRequest, ChargeSubscriptionRequest, Commerce, RequestSubscriptionRequest,
@@ -29,7 +29,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
-use crate::support::{Bearer, TestApp, admin, reason, spawn_app_with};
+use crate::support::{Bearer, TestApp, admin, cc, cop, reason, spawn_app_with};
 
 // ---- fixtures and clients ------------------------------------------------------------------
 
@@ -100,13 +100,6 @@ fn expiration() -> GetPasswordExpirationRequest {
     }
 }
 
-fn cc(number: &str) -> Option<Identification> {
-    Some(Identification {
-        r#type: DocumentType::Cc.into(),
-        number: number.into(),
-    })
-}
-
 fn password_status() -> GetPasswordStatusRequest {
     GetPasswordStatusRequest {
         transaction_id: "4835799410".into(),
@@ -139,13 +132,6 @@ fn wallet() -> Option<Wallet> {
         holder: cc(WALLET.0),
         product_code: String::new(),
         product_number: WALLET.1.into(),
-    })
-}
-
-fn cop(minor_units: i64) -> Option<Money> {
-    Some(Money {
-        currency_code: "COP".into(),
-        minor_units,
     })
 }
 
@@ -222,55 +208,6 @@ fn without_indexes(field: &str) -> String {
 }
 
 // ---- the sandbox's admin API ---------------------------------------------------------------
-
-/// Adds a fault rule: on `provider` (one route, or any when `path` is `None`), `times`
-/// calls or until cleared.
-async fn inject(
-    app: &TestApp,
-    provider: &str,
-    path: Option<&str>,
-    fault: Value,
-    times: Option<u32>,
-) {
-    let mut rule = json!({ "provider": provider, "fault": fault });
-    if let Some(path) = path {
-        rule["path"] = json!(path);
-    }
-    if let Some(times) = times {
-        rule["times"] = json!(times);
-    }
-    admin(&app.sandbox, reqwest::Method::POST, "/faults", Some(rule)).await;
-}
-
-async fn clear_faults(app: &TestApp) {
-    reqwest::Client::new()
-        .delete(format!("{}/faults", app.sandbox.admin_url))
-        .send()
-        .await
-        .expect("admin answers");
-}
-
-async fn all_calls(app: &TestApp) -> Value {
-    admin(&app.sandbox, reqwest::Method::GET, "/calls", None).await
-}
-
-/// Calls the sandbox received on one route.
-async fn calls(app: &TestApp, (provider, route): (&str, &str)) -> u64 {
-    all_calls(app).await[provider][route].as_u64().unwrap_or(0)
-}
-
-async fn counter(app: &TestApp, name: &str) -> u64 {
-    let counters = admin(
-        &app.sandbox,
-        reqwest::Method::GET,
-        "/daviplata/counters",
-        None,
-    )
-    .await;
-    counters[name]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no counter {name}: {counters}"))
-}
 
 /// The route part of a counted route key (`POST /x` -> `/x`), for fault rules.
 fn path_of((_, route): (&str, &'static str)) -> &'static str {

@@ -11,29 +11,22 @@ pub(super) fn unavailable() -> Value {
 #[tokio::test]
 async fn reads_are_retried_through_one_503() {
     let app = app().await;
-    inject(&app, "kiban", None, unavailable(), Some(1)).await;
+    app.inject("kiban", None, unavailable(), Some(1)).await;
     bureau(&app)
         .get_password_expiration(expiration())
         .await
         .expect("the retry succeeds");
-    assert_eq!(calls(&app, KIBAN_ROUTE).await, 2);
+    assert_eq!(app.route_calls(KIBAN_ROUTE.0, KIBAN_ROUTE.1).await, 2);
 
-    inject(
-        &app,
-        "bcs",
-        Some(path_of(STATUS_ROUTE)),
-        unavailable(),
-        Some(1),
-    )
-    .await;
+    app.inject("bcs", Some(path_of(STATUS_ROUTE)), unavailable(), Some(1))
+        .await;
     security(&app)
         .get_password_status(password_status())
         .await
         .expect("the retry succeeds");
-    assert_eq!(calls(&app, STATUS_ROUTE).await, 2);
+    assert_eq!(app.route_calls(STATUS_ROUTE.0, STATUS_ROUTE.1).await, 2);
 
-    inject(
-        &app,
+    app.inject(
         "daviplata",
         Some(path_of(TOKEN_ROUTE)),
         unavailable(),
@@ -44,16 +37,15 @@ async fn reads_are_retried_through_one_503() {
         .request_subscription(subscription_request())
         .await
         .expect("the token request is retried");
-    assert_eq!(calls(&app, TOKEN_ROUTE).await, 2);
-    assert_eq!(counter(&app, "tokens_issued").await, 1);
+    assert_eq!(app.route_calls(TOKEN_ROUTE.0, TOKEN_ROUTE.1).await, 2);
+    assert_eq!(app.daviplata_counter("tokens_issued").await, 1);
 }
 
 #[tokio::test]
 async fn writes_are_attempted_exactly_once_under_a_503() {
     let app = app().await;
     subscribe(&app, 1_000_000).await;
-    inject(
-        &app,
+    app.inject(
         "daviplata",
         Some(path_of(PAYMENT_ROUTE)),
         unavailable(),
@@ -66,27 +58,21 @@ async fn writes_are_attempted_exactly_once_under_a_503() {
         .expect_err("the 503 is the answer");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert_eq!(
-        calls(&app, PAYMENT_ROUTE).await,
+        app.route_calls(PAYMENT_ROUTE.0, PAYMENT_ROUTE.1).await,
         1,
         "a charge is never retried"
     );
-    assert_eq!(counter(&app, "payments_made").await, 0);
+    assert_eq!(app.daviplata_counter("payments_made").await, 0);
 
-    inject(
-        &app,
-        "bcs",
-        Some(path_of(OTC_ROUTE)),
-        unavailable(),
-        Some(1),
-    )
-    .await;
+    app.inject("bcs", Some(path_of(OTC_ROUTE)), unavailable(), Some(1))
+        .await;
     let status = security(&app)
         .generate_otc(generate_otc())
         .await
         .expect_err("the 503 is the answer");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert_eq!(
-        calls(&app, OTC_ROUTE).await,
+        app.route_calls(OTC_ROUTE.0, OTC_ROUTE.1).await,
         1,
         "an OTP generation is never retried"
     );
@@ -101,7 +87,7 @@ async fn retries_stop_when_the_budget_is_spent() {
         outbound.breaker.failure_threshold = 1_000;
     })
     .await;
-    inject(&app, "kiban", None, unavailable(), None).await;
+    app.inject("kiban", None, unavailable(), None).await;
     let attempts = 10;
     for _ in 0..attempts {
         let status = bureau(&app)
@@ -110,7 +96,7 @@ async fn retries_stop_when_the_budget_is_spent() {
             .expect_err("Kiban is down");
         assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     }
-    let sent = calls(&app, KIBAN_ROUTE).await;
+    let sent = app.route_calls(KIBAN_ROUTE.0, KIBAN_ROUTE.1).await;
     assert!(sent > attempts, "some calls were retried: {sent}");
     assert!(
         sent < attempts * 2,

@@ -28,7 +28,7 @@ async fn no_secret_reaches_a_log_line_or_an_error() {
     let mut errors = Vec::new();
     for fault in malformed_answers().into_iter().chain([unavailable()]) {
         for provider in ["kiban", "bcs", "daviplata"] {
-            inject(&app, provider, None, fault.clone(), Some(1)).await;
+            app.inject(provider, None, fault.clone(), Some(1)).await;
             if let Err(status) = call_provider(&app, provider).await {
                 errors.push(format!("{status:?} {:?}", status.get_error_details()));
             }

@@ -231,7 +231,7 @@ async fn a_soak_under_random_faults_stays_up_and_charges_at_most_once() {
 /// With the faults gone, learns the outcome of every key the soak charged, then checks
 /// that each was charged exactly once at the sandbox.
 async fn settle_charges(app: &TestApp, approvals: &Approvals) {
-    clear_faults(app).await;
+    app.clear_faults().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let keys: Vec<usize> = (0..CHARGE_KEYS).collect();
     for key in &keys {
@@ -262,7 +262,7 @@ async fn settle_charges(app: &TestApp, approvals: &Approvals) {
         );
     }
     assert_eq!(
-        counter(app, "payments_made").await,
+        app.daviplata_counter("payments_made").await,
         keys.len() as u64,
         "one payment per key, whatever the faults"
     );

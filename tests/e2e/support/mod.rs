@@ -15,6 +15,9 @@ use tonic::transport::{Channel, Endpoint};
 use tonic_types::StatusExt as _;
 
 pub mod corpus;
+mod verbs;
+
+pub use verbs::{cc, cop, pesos};
 
 #[path = "../../common/captured_logs.rs"]
 mod captured_logs;
