@@ -23,10 +23,7 @@ use proptest::test_runner::{Config as Cases, TestRunner};
 use serde_json::json;
 use tonic::{Request, Status};
 
-#[path = "../../../tests/common/answer_fuzz.rs"]
-mod answer_fuzz;
-
-use answer_fuzz::{MARKER, body, check, raw, serve};
+use pasarela_test_support::answer_fuzz::{MARKER, body, check, raw, serve};
 
 const TOKEN_PATH: &str = "/oauth2Provider/type1/v1/token";
 

@@ -16,10 +16,7 @@ use proptest::test_runner::{Config as Cases, TestRunner};
 use serde_json::json;
 use tonic::{Request, Status};
 
-#[path = "../../../tests/common/answer_fuzz.rs"]
-mod answer_fuzz;
-
-use answer_fuzz::{MARKER, body, check, raw, serve};
+use pasarela_test_support::answer_fuzz::{MARKER, body, check, raw, serve};
 
 /// Keys of the bank's envelopes and payloads, in the casings the spec uses.
 const KEYS: &[&str] = &[

@@ -19,12 +19,9 @@ mod verbs;
 
 pub use verbs::{cc, cop, pesos};
 
-#[path = "../../common/captured_logs.rs"]
-mod captured_logs;
-#[path = "../../common/redis_server.rs"]
-mod redis_server;
-pub use captured_logs::logs;
-pub use redis_server::TestRedis;
+use pasarela_test_support::captured_logs;
+pub use pasarela_test_support::captured_logs::logs;
+pub use pasarela_test_support::redis_server::TestRedis;
 
 pub struct TestApp {
     pub sandbox: Sandbox,

@@ -19,12 +19,9 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 use tonic_prost::ProstCodec;
 
-#[path = "../../../../tests/common/captured_logs.rs"]
-mod captured_logs;
-#[path = "../../../../tests/common/redis_server.rs"]
-mod redis_server;
-pub use captured_logs::logs;
-pub use redis_server::TestRedis;
+use pasarela_test_support::captured_logs;
+pub use pasarela_test_support::captured_logs::logs;
+pub use pasarela_test_support::redis_server::TestRedis;
 
 pub const SECRET: &str = "integration-test-secret-of-at-least-32-bytes";
 pub const ISSUER: &str = "https://issuer.test";

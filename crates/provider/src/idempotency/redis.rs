@@ -235,15 +235,11 @@ impl Store for RedisStore {
 }
 
 #[cfg(test)]
-#[path = "../../../../tests/common/redis_server.rs"]
-mod redis_server;
-
-#[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
-    use super::redis_server::TestRedis;
     use super::*;
+    use pasarela_test_support::redis_server::TestRedis;
 
     #[tokio::test]
     async fn claims_compare_and_expire_in_redis() {

@@ -1,5 +1,5 @@
 //! Every log line of a test process, as JSON, kept in memory: tests read what was logged
-//! and prove that no secret was. Included with `#[path]` by each test harness.
+//! and prove that no secret was. Each test harness captures with its own filter.
 
 use std::io::Write;
 use std::sync::{Mutex, Once};

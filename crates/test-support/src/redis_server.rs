@@ -1,7 +1,6 @@
 //! A `redis-server` of a test's own on a free loopback port, killed on drop: the one harness
-//! every test target with a real Redis includes with `#[path]`. It can be stopped and
-//! started again on the same port, with its append-only file when asked for one.
-#![allow(dead_code)] // each test target that includes it uses its own part
+//! of every test target with a real Redis. It can be stopped and started again on the same
+//! port, with its append-only file when asked for one.
 
 use std::net::TcpListener;
 use std::path::PathBuf;

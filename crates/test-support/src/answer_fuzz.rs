@@ -1,6 +1,6 @@
 //! What the provider parser fuzzers share: made-up answers (raw bytes, envelopes of a
 //! provider's keys and words with any type in any place, envelopes cut short) and the check
-//! every RPC's outcome must pass. Included with `#[path]` by each provider's fuzz target.
+//! every RPC's outcome must pass. Used by each provider's fuzz target.
 
 use axum::Router;
 use axum::http::{StatusCode, header};
