@@ -1,0 +1,299 @@
+//! The coordinator's rules on the memory store, and the contract every store must keep.
+
+use prost_types::Timestamp;
+use tonic_types::StatusExt as _;
+
+use super::*;
+
+pub(super) const SCOPE: Scope = Scope {
+    keys: "pasarela:test:idempotency",
+    domain: "pasarela.test",
+    provider: "provider.test",
+    provider_name: "the provider",
+    not_sent: &[reasons::CIRCUIT_OPEN],
+};
+
+fn idempotency() -> Idempotency {
+    with_policy(OnUnknown::Retry)
+}
+
+fn with_policy(on_unknown: OnUnknown) -> Idempotency {
+    Idempotency::new(
+        Arc::new(MemoryStore::default()),
+        SCOPE,
+        Duration::from_secs(60),
+        Duration::from_secs(30),
+        on_unknown,
+    )
+}
+
+fn claim<'a>(caller: &'a str, fingerprint: &str, txid: &str) -> Claim<'a> {
+    Claim {
+        operation: "charge",
+        caller,
+        key: "key-1",
+        fingerprint: fingerprint.to_owned(),
+        transaction_id: txid.to_owned(),
+        deadline: Instant::now() + Duration::from_millis(200),
+    }
+}
+
+async fn run(idem: &Idempotency, fingerprint: &str, txid: &str) -> Result<Begin, Status> {
+    idem.begin(claim("caller", fingerprint, txid)).await
+}
+
+#[tokio::test]
+async fn the_first_outcome_is_replayed_errors_included() {
+    let idem = idempotency();
+    let Begin::Run(ticket) = run(&idem, "f", "t1").await.unwrap() else {
+        panic!("first call runs");
+    };
+    let failed: Result<Timestamp, Status> =
+        Err(ProviderError::new(Code::FailedPrecondition, "OTP_INVALID", "provider.test").into());
+    idem.finish(
+        ticket,
+        Ending::of(&failed, Some("OTP_INVALID"), SCOPE.not_sent),
+    )
+    .await;
+    let Begin::Replay(outcome) = run(&idem, "f", "t2").await.unwrap() else {
+        panic!("repeat replays");
+    };
+    let replayed = outcome.replay::<Timestamp>().unwrap_err();
+    assert_eq!(replayed.code(), Code::FailedPrecondition);
+    assert_eq!(
+        replayed.get_error_details().error_info().unwrap().reason,
+        "OTP_INVALID"
+    );
+}
+
+#[tokio::test]
+async fn once_runs_the_call_once_and_replays_its_answer() {
+    let idem = idempotency();
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    for _ in 0..3 {
+        let answer = idem
+            .once(claim("caller", "f", "t1"), |attempt| {
+                calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    Ok::<_, ProviderError>(Timestamp {
+                        seconds: attempt.transaction_id.len() as i64,
+                        nanos: 0,
+                    })
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(answer.seconds, 2);
+    }
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_different_request_under_the_key_is_refused() {
+    let idem = idempotency();
+    let Begin::Run(_ticket) = run(&idem, "f", "t1").await.unwrap() else {
+        panic!("first call runs");
+    };
+    let refused = run(&idem, "other", "t2").await.err().unwrap();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(
+        refused.get_error_details().error_info().unwrap().domain,
+        "pasarela.test"
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_in_flight_waits_then_aborts() {
+    let idem = idempotency();
+    let Begin::Run(_ticket) = run(&idem, "f", "t1").await.unwrap() else {
+        panic!("first call runs");
+    };
+    let aborted = run(&idem, "f", "t1").await.err().unwrap();
+    assert_eq!(aborted.code(), Code::Aborted);
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_is_retried_with_the_same_transaction_id() {
+    let idem = idempotency();
+    let Begin::Run(ticket) = run(&idem, "f", "first-id").await.unwrap() else {
+        panic!("first call runs");
+    };
+    idem.finish(ticket, Ending::Unknown).await;
+    let Begin::Run(retry) = run(&idem, "f", "second-id").await.unwrap() else {
+        panic!("an unknown outcome runs again");
+    };
+    assert_eq!(retry.transaction_id(), "first-id");
+    assert!(retry.after_unknown());
+}
+
+#[tokio::test]
+async fn a_held_unknown_outcome_is_never_sent_again() {
+    let idem = with_policy(OnUnknown::Hold);
+    let Begin::Run(ticket) = run(&idem, "f", "first-id").await.unwrap() else {
+        panic!("first call runs");
+    };
+    idem.finish(ticket, Ending::Unknown).await;
+    for _ in 0..3 {
+        let held = run(&idem, "f", "second-id").await.err().unwrap();
+        assert_eq!(held.code(), Code::Unavailable);
+        let details = held.get_error_details();
+        let info = details.error_info().unwrap();
+        assert_eq!(info.reason, reasons::PROVIDER_OUTCOME_UNKNOWN);
+        assert_eq!(info.metadata["state"], AWAITING_RECONCILIATION);
+        assert_eq!(info.metadata["transaction_id"], "first-id");
+    }
+}
+
+#[tokio::test]
+async fn a_retry_after_an_unknown_outcome_that_never_left_stays_unknown() {
+    let idem = idempotency();
+    let Begin::Run(ticket) = run(&idem, "f", "first-id").await.unwrap() else {
+        panic!("first call runs");
+    };
+    idem.finish(ticket, Ending::Unknown).await;
+    let Begin::Run(retry) = run(&idem, "f", "second-id").await.unwrap() else {
+        panic!("retried");
+    };
+    idem.finish(retry, Ending::NotSent).await;
+    let Begin::Run(again) = run(&idem, "f", "third-id").await.unwrap() else {
+        panic!("retried again");
+    };
+    assert!(again.after_unknown(), "the first attempt is still unknown");
+    assert_eq!(again.transaction_id(), "first-id");
+}
+
+#[tokio::test]
+async fn a_dead_claim_under_hold_becomes_an_unknown_outcome() {
+    let idem = Idempotency::new(
+        Arc::new(MemoryStore::default()),
+        SCOPE,
+        Duration::from_secs(60),
+        Duration::ZERO,
+        OnUnknown::Hold,
+    );
+    let Begin::Run(_abandoned) = run(&idem, "f", "first-id").await.unwrap() else {
+        panic!("first call runs");
+    };
+    let held = run(&idem, "f", "second-id").await.err().unwrap();
+    assert_eq!(
+        held.get_error_details().error_info().unwrap().metadata["state"],
+        AWAITING_RECONCILIATION
+    );
+}
+
+#[tokio::test]
+async fn a_call_that_never_left_frees_the_key() {
+    let idem = idempotency();
+    let Begin::Run(ticket) = run(&idem, "f", "first-id").await.unwrap() else {
+        panic!("first call runs");
+    };
+    let refused: Result<Timestamp, Status> =
+        Err(ProviderError::new(Code::Unavailable, reasons::CIRCUIT_OPEN, "p").into());
+    let ending = Ending::of(&refused, Some(reasons::CIRCUIT_OPEN), SCOPE.not_sent);
+    assert!(matches!(ending, Ending::NotSent));
+    idem.finish(ticket, ending).await;
+    let Begin::Run(retry) = run(&idem, "f", "second-id").await.unwrap() else {
+        panic!("the key is free again");
+    };
+    assert_eq!(retry.transaction_id(), "second-id");
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over() {
+    let idem = Idempotency::new(
+        Arc::new(MemoryStore::default()),
+        SCOPE,
+        Duration::from_secs(60),
+        Duration::ZERO,
+        OnUnknown::Retry,
+    );
+    let Begin::Run(_abandoned) = run(&idem, "f", "first-id").await.unwrap() else {
+        panic!("first call runs");
+    };
+    let Begin::Run(retry) = run(&idem, "f", "second-id").await.unwrap() else {
+        panic!("an abandoned claim is taken over");
+    };
+    assert_eq!(retry.transaction_id(), "first-id");
+}
+
+#[tokio::test]
+async fn callers_have_their_own_key_spaces() {
+    let idem = idempotency();
+    let Begin::Run(_first) = run(&idem, "f", "t1").await.unwrap() else {
+        panic!("first call runs");
+    };
+    let other = idem
+        .begin(claim("another caller", "f", "t2"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(other, Begin::Run(_)),
+        "another caller's key-1 is its own"
+    );
+}
+
+/// What every store must do: claim a free key only, compare before it swaps or removes.
+pub(super) async fn claims_compare_and_swap(store: &dyn Store) {
+    let ttl = Duration::from_secs(60);
+    assert_eq!(store.insert_new("k", "a", ttl).await.unwrap(), None);
+    assert_eq!(
+        store.insert_new("k", "b", ttl).await.unwrap().as_deref(),
+        Some("a")
+    );
+    assert!(!store.replace("k", "b", "c", ttl).await.unwrap());
+    assert!(store.replace("k", "a", "c", ttl).await.unwrap());
+    assert_eq!(store.get("k").await.unwrap().as_deref(), Some("c"));
+    assert!(!store.remove("k", "a").await.unwrap());
+    assert!(store.remove("k", "c").await.unwrap());
+    assert_eq!(store.get("k").await.unwrap(), None);
+
+    store.track("open", "k1").await.unwrap();
+    store.track("open", "k2").await.unwrap();
+    store.track("open", "k1").await.unwrap();
+    store.untrack("open", "k2").await.unwrap();
+    assert_eq!(store.members("open").await.unwrap(), vec!["k1".to_owned()]);
+    assert!(store.members("other").await.unwrap().is_empty());
+    assert_eq!(store.insert_new("k1", "v", ttl).await.unwrap(), None);
+    assert!(!store.untrack_if("open", "k1", "k1", None).await.unwrap());
+    assert!(
+        !store
+            .untrack_if("open", "k1", "k1", Some("w"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .untrack_if("open", "k1", "k1", Some("v"))
+            .await
+            .unwrap()
+    );
+    store.track("open", "gone").await.unwrap();
+    assert!(
+        store
+            .untrack_if("open", "gone", "gone", None)
+            .await
+            .unwrap()
+    );
+    assert!(store.members("open").await.unwrap().is_empty());
+}
+
+#[test]
+fn fingerprints_ignore_nothing_but_the_key() {
+    let a = Timestamp::default();
+    assert_eq!(fingerprint("cancel", &a), fingerprint("cancel", &a));
+    assert_ne!(fingerprint("cancel", &a), fingerprint("charge", &a));
+}
+
+#[test]
+fn keys_are_printable_ascii_up_to_255() {
+    for (key, good) in [
+        ("order-1", true),
+        ("", false),
+        ("with space", false),
+        (&"k".repeat(256), false),
+    ] {
+        let mut v = Violations::new();
+        check_key(&mut v, key);
+        assert_eq!(v.is_empty(), good, "{key:?}");
+    }
+}
