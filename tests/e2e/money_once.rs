@@ -454,19 +454,7 @@ async fn resending_unknown_outcomes_is_safe_only_where_daviplata_deduplicates() 
 async fn held_activations_and_cancellations_are_settled_with_what_they_need() {
     let app = rp::app().await;
     let mut client = rp::client(&app);
-    let (session, otp) = request_otp(&mut client, WALLET).await;
-    app.inject_once(
-        "daviplata",
-        "/v1/payments/subscriptions/activate",
-        json!({ "type": "malformed" }),
-    )
-    .await;
-    let activate = activation("held-activation", WALLET, &session, &otp, 200_000);
-    let lost = client
-        .activate_subscription(activate.clone())
-        .await
-        .unwrap_err();
-    assert_eq!(reason(&lost), "PROVIDER_OUTCOME_UNKNOWN");
+    let activate = rp::lost_activation(&app, &mut client, "held-activation").await;
     assert_held(
         &client
             .activate_subscription(activate.clone())

@@ -513,23 +513,34 @@ async fn a_lost_answer_is_resent_with_the_same_transaction_id_when_configured() 
     .await;
 }
 
-#[tokio::test]
-async fn lost_activation_and_cancellation_answers_are_recovered_when_resending() {
-    let app = spawn_app_with(resending).await;
-    let mut client = client(&app);
-    let (session, otp) = request_otp(&mut client, WALLET).await;
+/// An activation under `key` (maximum 200,000 minor units) whose answer Daviplata garbles
+/// after it activated: an unknown outcome. Answers the request, for its retries.
+pub(crate) async fn lost_activation(
+    app: &TestApp,
+    client: &mut Client,
+    key: &str,
+) -> ActivateSubscriptionRequest {
+    let (session, otp) = request_otp(client, WALLET).await;
     app.inject_once(
         "daviplata",
         "/v1/payments/subscriptions/activate",
         json!({ "type": "malformed" }),
     )
     .await;
-    let activate = activation("act-lost", WALLET, &session, &otp, 200_000);
+    let activate = activation(key, WALLET, &session, &otp, 200_000);
     let lost = client
         .activate_subscription(activate.clone())
         .await
         .unwrap_err();
     assert_eq!(reason(&lost), "PROVIDER_OUTCOME_UNKNOWN");
+    activate
+}
+
+#[tokio::test]
+async fn lost_activation_and_cancellation_answers_are_recovered_when_resending() {
+    let app = spawn_app_with(resending).await;
+    let mut client = client(&app);
+    let activate = lost_activation(&app, &mut client, "act-lost").await;
     let recovered = client.activate_subscription(activate).await.unwrap();
     let subscription = recovered.into_inner().subscription.unwrap();
     assert_eq!(subscription.maximum_amount, cop(200_000));
