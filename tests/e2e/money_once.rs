@@ -757,6 +757,7 @@ const REPLICA_SCOPES: &[&str] = &[
     "pasarela.security.v1.SecurityService/RequestWithdrawalOtp",
     "pasarela.security.v1.SecurityService/WithdrawWithOtp",
     "pasarela.operations.v1.OperationsService/ListUnknownOutcomes",
+    "pasarela.operations.v1.OperationsService/SettleUnknownOutcome",
 ];
 
 /// One `pasarela serve` process of security and recurring payments in front of
@@ -1010,12 +1011,35 @@ async fn a_replica_killed_mid_call_leaves_money_moved_at_most_once() {
         (Some(1), Some(1), Some(1)),
         "one withdrawal, learnt by one consulta"
     );
-    let listed = OperationsServiceClient::with_interceptor(second.channel(), bearer)
+    let mut operator = OperationsServiceClient::with_interceptor(second.channel(), bearer);
+    let listed = operator
         .list_unknown_outcomes(ListUnknownOutcomesRequest::default())
         .await
         .expect("listed")
         .into_inner()
         .outcomes;
     assert_eq!(listed.len(), 1, "{listed:?}");
-    assert_eq!(listed[0].operation, "charge");
+    let entry = &listed[0];
+    assert_eq!(entry.operation, "charge");
+
+    // Settled in the shared store, the approval is what every replica answers from then on.
+    operator
+        .settle_unknown_outcome(SettleUnknownOutcomeRequest {
+            service: entry.service.clone(),
+            operation: entry.operation.clone(),
+            key_hash: entry.key_hash.clone(),
+            settlement: Some(succeeded("0000000000000001", "")),
+            note: "INC-7: approved in Daviplata's report".into(),
+        })
+        .await
+        .expect("settled in Redis");
+    let replayed = payments
+        .charge_subscription(charge("killed-charge", WALLET, 40_000))
+        .await
+        .expect("the settlement is replayed")
+        .into_inner();
+    assert_eq!(replayed.approval_number, "0000000000000001");
+    let davi =
+        crate::support::admin(&sandbox, reqwest::Method::GET, "/daviplata/counters", None).await;
+    assert_eq!(davi["payments_made"], 1);
 }

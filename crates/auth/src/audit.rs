@@ -47,27 +47,13 @@ impl Call {
             client_id = principal.and_then(|p| p.client_id.as_deref()).unwrap_or("-"),
             peer = self.peer.as_deref().unwrap_or("-"),
             method = %self.method,
-            code = %code_name(code),
+            code = %crate::context::code_name(code),
             reason = reason.map_or("-", Reason::name),
             latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,
             request_id = %self.request_id,
             "call"
         );
     }
-}
-
-/// `PermissionDenied` -> `PERMISSION_DENIED`, the spelling of gRPC codes everywhere else
-/// (audit lines here, the server's metric labels).
-pub fn code_name(code: Code) -> String {
-    let name = format!("{code:?}");
-    let mut out = String::with_capacity(name.len() + 4);
-    for (i, c) in name.chars().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
 }
 
 /// The gRPC status in `headers` (a trailers-only answer, or the trailers of a stream).
@@ -143,12 +129,6 @@ impl Drop for AuditedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn codes_use_canonical_names() {
-        assert_eq!(code_name(Code::Ok), "OK");
-        assert_eq!(code_name(Code::PermissionDenied), "PERMISSION_DENIED");
-    }
 
     #[test]
     fn status_is_read_from_headers() {

@@ -1,6 +1,7 @@
-//! One call's context, read once: the request id and the caller's deadline. The server's
-//! RPC layer sets it as a request extension; the audit line and every handler read it from
-//! there, and only a service run without that layer (a test, an embedding) reads headers.
+//! One call's context, read once: the request id and the caller's deadline, and the name
+//! its outcome is recorded under. The server's RPC layer sets the context as a request
+//! extension; the audit line and every handler read it from there, and only a service run
+//! without that layer (a test, an embedding) reads headers.
 
 use std::time::{Duration, Instant};
 
@@ -60,6 +61,20 @@ impl CallContext {
     }
 }
 
+/// `PermissionDenied` -> `PERMISSION_DENIED`: how a call's gRPC code is spelt wherever it
+/// is recorded (audit lines, the server's metric labels).
+pub fn code_name(code: tonic::Code) -> String {
+    let name = format!("{code:?}");
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
 /// Parses a `grpc-timeout` header value (unit one of H, M, S, m, u, n).
 pub fn parse_grpc_timeout(raw: &str) -> Option<Duration> {
     let (digits, unit) = raw.split_at(raw.len().checked_sub(1)?);
@@ -78,6 +93,15 @@ pub fn parse_grpc_timeout(raw: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_use_canonical_names() {
+        assert_eq!(code_name(tonic::Code::Ok), "OK");
+        assert_eq!(
+            code_name(tonic::Code::PermissionDenied),
+            "PERMISSION_DENIED"
+        );
+    }
 
     #[test]
     fn parses_every_unit() {

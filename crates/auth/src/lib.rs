@@ -17,7 +17,6 @@ mod rejection;
 mod shared_buckets;
 mod tls;
 
-pub use audit::code_name;
 pub use config::{
     Config, DEV_AUDIENCE, DEV_ISSUER, JwksSettings, MtlsSettings, RateLimit, ReflectionAccess,
     TlsSettings,

@@ -256,7 +256,7 @@ fn grpc_code<B>(response: &Response<B>) -> String {
         .and_then(|v| v.parse::<i32>().ok())
         .map(tonic::Code::from_i32)
         .unwrap_or(tonic::Code::Ok);
-    pasarela_auth::code_name(code)
+    pasarela_auth::context::code_name(code)
 }
 
 #[cfg(test)]
