@@ -8,6 +8,7 @@ mod bureau;
 mod clients;
 mod deploy;
 mod docs;
+mod edge;
 mod foundation;
 mod money_once;
 mod monitoring;

@@ -41,6 +41,9 @@ pub struct Config {
     pub methods: BTreeMap<String, Vec<String>>,
     /// A granted scope that satisfies every requirement (dev uses `*`); unset in production.
     pub superuser_scope: Option<String>,
+    /// Accepts the published dev secret and a superuser scope: `pasarela dev` and a
+    /// development deployment only. Without it, start-up refuses both.
+    pub insecure_dev_credentials: bool,
     /// Methods or services callable with no credentials (health probes send none).
     pub exempt: Vec<String>,
     /// Who may use server reflection.
@@ -124,6 +127,7 @@ impl Default for Config {
             leeway: Duration::from_secs(30),
             methods: BTreeMap::new(),
             superuser_scope: None,
+            insecure_dev_credentials: false,
             exempt: vec!["grpc.health.v1.Health".into()],
             reflection: ReflectionAccess::Open,
             mtls: MtlsSettings::default(),
@@ -150,8 +154,46 @@ impl Config {
             allow_hs256: true,
             methods: BTreeMap::from([("*".into(), vec!["{method}".into()])]),
             superuser_scope: Some("*".into()),
+            insecure_dev_credentials: true,
             ..Config::default()
         }
+    }
+
+    /// Refuses a policy that names a method or service nobody serves: a typo would leave
+    /// its stricter rule (or its own rate limit) silently unused. `services` are
+    /// `pkg.Service` names, `methods` `/pkg.Service/Method` paths; `*` stands for every
+    /// method, except in `exempt`.
+    pub fn check_names(
+        &self,
+        services: &std::collections::HashSet<String>,
+        methods: &std::collections::HashSet<String>,
+    ) -> anyhow::Result<()> {
+        let known = |name: &str| services.contains(name) || methods.contains(&format!("/{name}"));
+        let named = self
+            .methods
+            .keys()
+            .map(|name| ("auth.methods", name))
+            .chain(self.rate_limits.iter().flat_map(|limit| {
+                limit
+                    .methods
+                    .iter()
+                    .map(|name| ("auth.rate_limits.methods", name))
+            }));
+        for (key, name) in named {
+            anyhow::ensure!(
+                name == "*" || known(name),
+                "{key} names {name:?}, which is no service or method pasarela serves \
+                 (`pkg.Service`, `pkg.Service/Method` or `*`)"
+            );
+        }
+        for name in &self.exempt {
+            anyhow::ensure!(
+                known(name),
+                "auth.exempt names {name:?}: exempt only services or methods pasarela serves, \
+                 one by one (`*` would exempt every method from authentication)"
+            );
+        }
+        Ok(())
     }
 
     /// Refuses policies that would be unsafe or could never admit anybody.
@@ -168,6 +210,20 @@ impl Config {
                 "auth: bearer tokens need auth.issuer and auth.audience"
             );
         }
+        let published = self
+            .hs256_secret
+            .as_ref()
+            .is_some_and(|secret| secret.expose_secret() == DEV_HS256_SECRET);
+        anyhow::ensure!(
+            self.insecure_dev_credentials || !published,
+            "auth: auth.hs256_secret is pasarela's published dev secret: anyone can mint its \
+             tokens; set auth.insecure_dev_credentials = true only for a development deployment"
+        );
+        anyhow::ensure!(
+            self.insecure_dev_credentials || self.superuser_scope.is_none(),
+            "auth: auth.superuser_scope grants every method to one scope; set \
+             auth.insecure_dev_credentials = true only for a development deployment"
+        );
         if let Some(secret) = &self.hs256_secret {
             anyhow::ensure!(
                 self.allow_hs256,
@@ -245,6 +301,28 @@ mod tests {
         let error = config.validate().unwrap_err().to_string();
         assert!(error.contains("allow_hs256"), "{error}");
         assert!(!error.contains(DEV_HS256_SECRET), "{error}");
+    }
+
+    #[test]
+    fn dev_credentials_need_the_insecure_flag_outside_dev() {
+        let published = Config {
+            insecure_dev_credentials: false,
+            superuser_scope: None,
+            ..Config::dev()
+        };
+        let error = published.validate().unwrap_err().to_string();
+        assert!(error.contains("insecure_dev_credentials"), "{error}");
+        assert!(!error.contains(DEV_HS256_SECRET), "{error}");
+        let superuser = Config {
+            insecure_dev_credentials: false,
+            hs256_secret: Some(SecretString::from(
+                "a-secret-of-our-own-of-32-bytes-or-more",
+            )),
+            ..Config::dev()
+        };
+        let error = superuser.validate().unwrap_err().to_string();
+        assert!(error.contains("superuser_scope"), "{error}");
+        Config::dev().validate().expect("dev says it is insecure");
     }
 
     #[test]

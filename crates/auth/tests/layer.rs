@@ -139,6 +139,7 @@ async fn closed_reflection_is_refused_to_everybody() {
     let config = Config {
         reflection: ReflectionAccess::Closed,
         superuser_scope: Some("*".into()),
+        insecure_dev_credentials: true,
         ..config()
     };
     let addr = serve(&config, None).await;

@@ -105,6 +105,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         None => Incoming::Plain(listener),
     };
     let (stop, stopped) = watch::channel(false);
+    config.auth.check_names(
+        &rpc_layer::known_services(CONTRACTS),
+        &rpc_layer::known_methods(CONTRACTS),
+    )?;
     let auth = pasarela_auth::AuthLayer::new(&config.auth)
         .await
         .context("building the auth layer")?;
@@ -116,10 +120,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let router = server
         .layer(
             ServiceBuilder::new()
-                .layer(RpcLayer::new(&[
-                    pasarela::FILE_DESCRIPTOR_SET,
-                    tonic_health::pb::FILE_DESCRIPTOR_SET,
-                ]))
+                .layer(RpcLayer::new(CONTRACTS))
                 .layer(auth),
         )
         .add_routes(routes.routes());
@@ -233,6 +234,14 @@ async fn add_service(
         }
     })
 }
+
+/// Every contract a call may name: pasarela's, health's and reflection's.
+const CONTRACTS: &[&[u8]] = &[
+    pasarela::FILE_DESCRIPTOR_SET,
+    tonic_health::pb::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+];
 
 /// The operators' service, served beside every service that moves money.
 const OPERATIONS_SERVICE: &str = "pasarela.operations.v1.OperationsService";

@@ -80,8 +80,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             config,
             dir,
         } => {
+            anyhow::ensure!(
+                listen.ip().is_loopback(),
+                "pasarela dev accepts tokens anyone can mint: it listens on loopback only, not \
+                 {listen}; deploy with `pasarela serve`"
+            );
             let sandbox = pasarela_sandbox::Sandbox::start(dev::sandbox_options(&dir)).await?;
             let mut config = dev::config_for(&sandbox, config.as_deref())?;
+            dev::ensure_sandbox_only(&config, &sandbox)?;
             config.listen = listen;
             let telemetry = telemetry::init(&config.log)?;
             let running = app::start(config).await?;

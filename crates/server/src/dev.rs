@@ -25,6 +25,42 @@ pub fn config_for(sandbox: &Sandbox, config_file: Option<&Path>) -> anyhow::Resu
     Ok(config)
 }
 
+/// `pasarela dev` accepts tokens anyone can mint, so it fronts its own sandbox only: a
+/// configuration file or variable pointing a provider section elsewhere (where real
+/// credentials would be spent) stops it.
+pub fn ensure_sandbox_only(config: &Config, sandbox: &Sandbox) -> anyhow::Result<()> {
+    let sections = [
+        (
+            "security.base_url",
+            config.security.as_ref().map(|s| s.base_url.as_str()),
+            sandbox.bcs_url.as_str(),
+        ),
+        (
+            "bureau.base_url",
+            config.bureau.as_ref().map(|s| s.base_url.as_str()),
+            sandbox.kiban_url.as_str(),
+        ),
+        (
+            "recurring_payments.base_url",
+            config
+                .recurring_payments
+                .as_ref()
+                .map(|s| s.base_url.as_str()),
+            sandbox.daviplata_url.as_str(),
+        ),
+    ];
+    for (key, given, own) in sections {
+        if let Some(given) = given {
+            anyhow::ensure!(
+                given.trim_end_matches('/') == own.trim_end_matches('/'),
+                "pasarela dev fronts its own sandbox only, and {key} points elsewhere; use \
+                 `pasarela serve` with real credentials and real authentication"
+            );
+        }
+    }
+    Ok(())
+}
+
 fn dev_values(sandbox: &Sandbox) -> serde_json::Value {
     let credentials = &sandbox.credentials;
     json!({

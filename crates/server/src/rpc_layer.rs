@@ -71,7 +71,7 @@ pub fn register(registry: &mut Registry) {
 
 /// Method paths known from the contracts; anything else is labelled `unknown` so that a
 /// caller cannot blow up the metric's cardinality with made-up paths.
-fn known_methods(descriptor_sets: &[&[u8]]) -> HashSet<String> {
+pub fn known_methods(descriptor_sets: &[&[u8]]) -> HashSet<String> {
     descriptor_sets
         .iter()
         .filter_map(|bytes| prost_types::FileDescriptorSet::decode(*bytes).ok())
@@ -85,6 +85,21 @@ fn known_methods(descriptor_sets: &[&[u8]]) -> HashSet<String> {
                     .into_iter()
                     .map(move |method| format!("{prefix}{}", method.name()))
             })
+        })
+        .collect()
+}
+
+/// Service names (`pkg.Service`) of the contracts.
+pub fn known_services(descriptor_sets: &[&[u8]]) -> HashSet<String> {
+    descriptor_sets
+        .iter()
+        .filter_map(|bytes| prost_types::FileDescriptorSet::decode(*bytes).ok())
+        .flat_map(|set| set.file)
+        .flat_map(|file| {
+            let package = file.package().to_owned();
+            file.service
+                .into_iter()
+                .map(move |service| format!("{package}.{}", service.name()))
         })
         .collect()
 }
