@@ -94,7 +94,7 @@ impl Verifier {
 
     /// The principal a bearer token proves, or why it proves nothing.
     pub async fn verify(&self, token: &str) -> Result<Principal, Rejection> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| rejection(e.kind()))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| header_rejection(token))?;
         let key = self.key_for(&header).await?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.leeway.as_secs();
@@ -128,6 +128,27 @@ impl Verifier {
             Some(pinned) if pinned.to_string() != format!("{:?}", header.alg) => Err(not_allowed()),
             _ => Ok(key.decoding),
         }
+    }
+}
+
+/// A header that does not decode: an algorithm pasarela does not know (`none` among them)
+/// is refused as such; anything else is no well-formed JWT.
+fn header_rejection(token: &str) -> Rejection {
+    use base64::Engine as _;
+    let alg = token
+        .split('.')
+        .next()
+        .and_then(|part| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .ok()
+        })
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|header| header.get("alg")?.as_str().map(str::to_owned));
+    match alg {
+        Some(alg) => Rejection::new(Reason::TokenAlgorithmNotAllowed)
+            .with("alg", alg.chars().take(16).collect::<String>()),
+        None => Rejection::new(Reason::TokenMalformed),
     }
 }
 
@@ -254,6 +275,25 @@ mod tests {
         let token = mint_dev_token(&elsewhere, "bob", &[], Duration::from_secs(60)).unwrap();
         assert_eq!(reason(token).await, Reason::TokenWrongAudience);
         assert_eq!(reason("not.a.jwt".into()).await, Reason::TokenMalformed);
+    }
+
+    #[tokio::test]
+    async fn an_unsigned_token_is_an_algorithm_not_allowed() {
+        use base64::Engine as _;
+        let encode = |json: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+        let unsigned = format!(
+            "{}.{}.",
+            encode(r#"{"alg":"none","typ":"JWT"}"#),
+            encode(r#"{"sub":"mallory","iss":"pasarela-dev","aud":"pasarela","exp":9999999999}"#)
+        );
+        let verifier = Verifier::new(&Config::dev()).await.unwrap();
+        let rejected = verifier.verify(&unsigned).await.unwrap_err();
+        assert_eq!(rejected.reason, Reason::TokenAlgorithmNotAllowed);
+        let headless = format!("{}.{}.", encode(r#"{"typ":"JWT"}"#), encode("{}"));
+        assert_eq!(
+            verifier.verify(&headless).await.unwrap_err().reason,
+            Reason::TokenMalformed
+        );
     }
 
     #[tokio::test]
