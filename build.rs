@@ -25,12 +25,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     generated
         .file
         .retain(|file| !file.package().starts_with("google.rpc"));
+    // Messages that carry a secret get a redacting `Debug` (src/redacted.rs), so that no
+    // `{:?}` of a request, in a log or a panic, ever prints one.
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        .skip_debug(REDACTED.iter().map(|name| format!(".{name}")))
         .compile_fds(generated)?;
     Ok(())
 }
+
+/// The messages with a field the contracts mark secret; src/redacted.rs names the fields.
+const REDACTED: &[&str] = &[
+    "pasarela.bureau.v1.GetPasswordExpirationRequest",
+    "pasarela.recurring_payments.v1.RequestSubscriptionResponse",
+    "pasarela.recurring_payments.v1.ActivateSubscriptionRequest",
+    "pasarela.security.v1.ValidateOtcRequest",
+    "pasarela.security.v1.EnrollDigitalUserRequest",
+    "pasarela.security.v1.ChangePasswordRequest",
+    "pasarela.security.v1.CreateUserRequest",
+    "pasarela.security.v1.ValidateEnrollmentCardRequest",
+    "pasarela.security.v1.ValidatePasswordRecoveryRequest",
+    "pasarela.security.v1.RequestWithdrawalOtpResponse",
+    "pasarela.security.v1.ChannelAnswer",
+    "pasarela.security.v1.WithdrawWithOtpRequest",
+    "pasarela.security.v1.QuestionAnswer",
+];
 
 fn collect_protos(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {

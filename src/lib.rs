@@ -2,6 +2,8 @@
 //! encoded descriptor set that server reflection serves.
 #![forbid(unsafe_code)]
 
+mod redacted;
+
 /// Every file of `proto/`, encoded as a `FileDescriptorSet`, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/pasarela_descriptor.bin"));
