@@ -60,9 +60,11 @@ impl Running {
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (health, health_service) = tonic_health::server::health_reporter();
     let mut routes = RoutesBuilder::default();
-    routes.add_service(health_service.clone());
+    // Every service, health and reflection included, decodes no more than the services do.
+    let limit = config.max_request_bytes;
+    routes.add_service(health_service.clone().max_decoding_message_size(limit));
     if config.reflection {
-        add_reflection(&mut routes, &dedup(&config.services))?;
+        add_reflection(&mut routes, &dedup(&config.services), limit)?;
     }
     let mut ledgers = Vec::new();
     for name in dedup(&config.services) {
@@ -112,11 +114,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let auth = pasarela_auth::AuthLayer::new(&config.auth)
         .await
         .context("building the auth layer")?;
-    let server = tonic::transport::Server::builder().max_connection_age(
-        config
-            .max_connection_age
-            .unwrap_or(std::time::Duration::MAX),
-    );
+    let http2 = &config.http2;
+    let server = tonic::transport::Server::builder()
+        .max_connection_age(
+            config
+                .max_connection_age
+                .unwrap_or(std::time::Duration::MAX),
+        )
+        .max_connection_age_grace(http2.max_connection_age_grace)
+        .max_concurrent_streams(http2.max_concurrent_streams)
+        .http2_max_pending_accept_reset_streams(Some(http2.max_pending_accept_reset_streams))
+        .http2_max_local_error_reset_streams(Some(http2.max_local_error_reset_streams))
+        .concurrency_limit_per_connection(http2.concurrency_limit_per_connection)
+        .http2_max_header_list_size(http2.max_header_list_size)
+        .http2_keepalive_interval(Some(http2.keepalive_interval))
+        .http2_keepalive_timeout(Some(http2.keepalive_timeout));
     let router = server
         .layer(
             ServiceBuilder::new()
@@ -255,7 +267,11 @@ const INFRASTRUCTURE_SERVICES: [&str; 3] = [
 
 /// Reflection lists what this process serves: a pod running one service does not
 /// advertise the other two.
-fn add_reflection(routes: &mut RoutesBuilder, services: &[ServiceName]) -> anyhow::Result<()> {
+fn add_reflection(
+    routes: &mut RoutesBuilder,
+    services: &[ServiceName],
+    limit: usize,
+) -> anyhow::Result<()> {
     let builder = || {
         let operations = services
             .iter()
@@ -282,8 +298,8 @@ fn add_reflection(routes: &mut RoutesBuilder, services: &[ServiceName]) -> anyho
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .context("reflection v1alpha")?;
-    routes.add_service(v1);
-    routes.add_service(v1alpha);
+    routes.add_service(v1.max_decoding_message_size(limit));
+    routes.add_service(v1alpha.max_decoding_message_size(limit));
     Ok(())
 }
 

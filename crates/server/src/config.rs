@@ -91,6 +91,51 @@ impl Default for ShutdownSettings {
     }
 }
 
+/// HTTP/2 limits of the gRPC port: what one connection may hold and how fast it may churn.
+/// Without them hyper admits unlimited streams per connection and no bound on streams
+/// reset before they are accepted (the rapid-reset attack, RUSTSEC-2024-0003 class).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Http2Settings {
+    /// Streams one connection may have open at once (advertised in SETTINGS); calls beyond
+    /// it wait in the client or are refused.
+    pub max_concurrent_streams: u32,
+    /// Streams a client may reset before the server accepts them; past it the connection
+    /// is closed (GOAWAY).
+    pub max_pending_accept_reset_streams: usize,
+    /// Streams the server may reset for a client's protocol errors before it closes the
+    /// connection.
+    pub max_local_error_reset_streams: usize,
+    /// Calls handled at once per connection (the rest wait).
+    pub concurrency_limit_per_connection: usize,
+    /// Largest header block a call may send, in bytes.
+    pub max_header_list_size: u32,
+    /// A PING after this much silence; the connection is closed when it is not answered
+    /// within `keepalive_timeout`.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub keepalive_timeout: Duration,
+    /// How long calls under way may run on once `max_connection_age` closes a connection.
+    #[serde(with = "humantime_serde")]
+    pub max_connection_age_grace: Duration,
+}
+
+impl Default for Http2Settings {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: 200,
+            max_pending_accept_reset_streams: 20,
+            max_local_error_reset_streams: 1024,
+            concurrency_limit_per_connection: 200,
+            max_header_list_size: 16 * 1024,
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+            max_connection_age_grace: Duration::from_secs(30),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -108,6 +153,7 @@ pub struct Config {
     pub max_connection_age: Option<Duration>,
     /// Largest request message accepted; larger ones are `RESOURCE_EXHAUSTED`.
     pub max_request_bytes: usize,
+    pub http2: Http2Settings,
     pub shutdown: ShutdownSettings,
     pub log: LogSettings,
     /// Server TLS, optionally requiring client certificates (mTLS).
@@ -127,6 +173,7 @@ impl Default for Config {
             reflection: true,
             max_connection_age: Some(Duration::from_secs(300)),
             max_request_bytes: 256 * 1024,
+            http2: Http2Settings::default(),
             shutdown: ShutdownSettings::default(),
             log: LogSettings::default(),
             tls: None,
@@ -233,13 +280,14 @@ fn insert_path(map: &mut serde_json::Map<String, serde_json::Value>, path: &[&st
 
 /// Top-level keys `PASARELA_*` variables may set; other `PASARELA_*` variables (such as
 /// `PASARELA_CONFIG`, the file's path) are not configuration keys.
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 14] = [
     "listen",
     "admin_listen",
     "services",
     "reflection",
     "max_connection_age",
     "max_request_bytes",
+    "http2",
     "shutdown",
     "log",
     "tls",
