@@ -17,6 +17,9 @@ pub const DEV_AUDIENCE: &str = "pasarela";
 /// because `serve` refuses HS256 unless `allow_hs256 = true` is configured.
 const DEV_HS256_SECRET: &str = "pasarela-dev-only-hs256-secret-never-use-in-production";
 
+/// Longest clock skew tolerated on `exp` and `nbf`.
+const MAX_LEEWAY: Duration = Duration::from_secs(300);
+
 /// Shortest HS256 secret accepted: RFC 7518 asks for a key at least as long as the hash.
 const MIN_HS256_SECRET_BYTES: usize = 32;
 
@@ -69,9 +72,17 @@ pub struct JwksSettings {
     /// cannot turn pasarela into a flood against the issuer.
     #[serde(default = "JwksSettings::default_cooldown", with = "humantime_serde")]
     pub unknown_kid_cooldown: Duration,
+    /// How long keys are trusted without a successful re-read: an issuer that stays down
+    /// (or a key it revoked meanwhile) must not be trusted forever.
+    #[serde(default = "JwksSettings::default_max_stale", with = "humantime_serde")]
+    pub max_stale: Duration,
 }
 
 impl JwksSettings {
+    fn default_max_stale() -> Duration {
+        Duration::from_secs(24 * 60 * 60)
+    }
+
     fn default_refresh() -> Duration {
         Duration::from_secs(300)
     }
@@ -240,7 +251,15 @@ impl Config {
                 jwks.url.is_some() != jwks.file.is_some(),
                 "auth: auth.jwks needs exactly one of `url` or `file`"
             );
+            if let Some(url) = &jwks.url {
+                crate::jwks::check_url(url)?;
+            }
         }
+        anyhow::ensure!(
+            self.leeway <= MAX_LEEWAY,
+            "auth: auth.leeway is at most {}s: a longer one keeps expired tokens alive",
+            MAX_LEEWAY.as_secs()
+        );
         for limit in &self.rate_limits {
             anyhow::ensure!(
                 limit.per_second > 0.0 && limit.per_second.is_finite() && limit.burst > 0,
@@ -326,6 +345,16 @@ mod tests {
     }
 
     #[test]
+    fn leeway_is_bounded() {
+        let config = Config {
+            leeway: Duration::from_secs(3600),
+            ..Config::dev()
+        };
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("leeway"), "{error}");
+    }
+
+    #[test]
     fn short_hs256_secrets_are_refused() {
         let config = Config {
             hs256_secret: Some(SecretString::from("short")),
@@ -344,6 +373,7 @@ mod tests {
                 file: None,
                 refresh: Duration::from_secs(60),
                 unknown_kid_cooldown: Duration::from_secs(1),
+                max_stale: Duration::from_secs(60),
             }),
             ..Config::dev()
         };

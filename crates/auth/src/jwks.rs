@@ -7,13 +7,36 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use jsonwebtoken::DecodingKey;
-use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm};
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm, PublicKeyUse};
 use tokio::time::Instant;
 
 use crate::config::JwksSettings;
 
 /// Longest wait for the issuer's key set.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Largest key set read; an issuer's is a few KiB.
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// The key set travels over TLS (a key injected on the way would sign anything), but for
+/// a loopback address (a sidecar, a test).
+pub(crate) fn check_url(url: &str) -> anyhow::Result<()> {
+    let parsed = reqwest::Url::parse(url).context("auth.jwks.url is not a URL")?;
+    let host = parsed
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    anyhow::ensure!(
+        parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback),
+        "auth.jwks.url must be https (plain http only to a loopback address)"
+    );
+    Ok(())
+}
 
 /// One signing key of the set.
 #[derive(Clone)]
@@ -31,7 +54,9 @@ enum Source {
 
 pub struct Jwks {
     source: Source,
-    keys: RwLock<Arc<Vec<Key>>>,
+    /// The keys and when they were last read successfully.
+    keys: RwLock<(Arc<Vec<Key>>, Instant)>,
+    max_stale: Duration,
     /// When an unknown `kid` last caused a re-read; held across the re-read so that many
     /// calls with the same new `kid` cause one request.
     unknown_kid_fetch: tokio::sync::Mutex<Option<Instant>>,
@@ -43,20 +68,25 @@ impl Jwks {
     /// and re-reads it every `refresh` for as long as the returned handle lives.
     pub async fn load(settings: &JwksSettings) -> anyhow::Result<Arc<Jwks>> {
         let source = match (&settings.url, &settings.file) {
-            (Some(url), _) => Source::Url(
-                reqwest::Client::builder()
-                    .timeout(FETCH_TIMEOUT)
-                    .build()
-                    .context("JWKS HTTP client")?,
-                url.clone(),
-            ),
+            (Some(url), _) => {
+                check_url(url)?;
+                Source::Url(
+                    reqwest::Client::builder()
+                        .timeout(FETCH_TIMEOUT)
+                        .redirect(reqwest::redirect::Policy::none())
+                        .build()
+                        .context("JWKS HTTP client")?,
+                    url.clone(),
+                )
+            }
             (None, Some(file)) => Source::File(file.clone()),
             (None, None) => anyhow::bail!("auth.jwks needs `url` or `file`"),
         };
         let keys = source.fetch().await?;
         let jwks = Arc::new(Jwks {
             source,
-            keys: RwLock::new(Arc::new(keys)),
+            keys: RwLock::new((Arc::new(keys), Instant::now())),
+            max_stale: settings.max_stale,
             unknown_kid_fetch: tokio::sync::Mutex::new(None),
             cooldown: settings.unknown_kid_cooldown,
         });
@@ -86,7 +116,13 @@ impl Jwks {
     }
 
     fn cached(&self, kid: Option<&str>) -> Option<Key> {
-        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let (keys, read_at) = self.keys.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if read_at.elapsed() > self.max_stale {
+            tracing::warn!(
+                "the JWKS has not been read for longer than auth.jwks.max_stale; no key is trusted"
+            );
+            return None;
+        }
         match kid {
             Some(kid) => keys.iter().find(|k| k.kid.as_deref() == Some(kid)).cloned(),
             None if keys.len() == 1 => keys.first().cloned(),
@@ -97,7 +133,10 @@ impl Jwks {
     /// Re-reads the set; on failure the keys already known stay in use.
     async fn refresh(&self) {
         match self.source.fetch().await {
-            Ok(keys) => *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys),
+            Ok(keys) => {
+                *self.keys.write().unwrap_or_else(|p| p.into_inner()) =
+                    (Arc::new(keys), Instant::now());
+            }
             Err(error) => {
                 tracing::warn!(error = %format!("{error:#}"), "JWKS refresh failed; keeping the cached keys")
             }
@@ -117,15 +156,28 @@ async fn refresh_every(jwks: Weak<Jwks>, period: Duration) {
 impl Source {
     async fn fetch(&self) -> anyhow::Result<Vec<Key>> {
         let set: JwkSet = match self {
-            Source::Url(client, url) => client
-                .get(url)
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status)
-                .with_context(|| format!("fetching JWKS from {url}"))?
-                .json()
-                .await
-                .with_context(|| format!("JWKS at {url} is not a JWK set"))?,
+            Source::Url(client, url) => {
+                let mut response = client
+                    .get(url)
+                    .send()
+                    .await
+                    .and_then(reqwest::Response::error_for_status)
+                    .with_context(|| format!("fetching JWKS from {url}"))?;
+                let mut body = Vec::new();
+                while let Some(chunk) = response
+                    .chunk()
+                    .await
+                    .with_context(|| format!("reading JWKS from {url}"))?
+                {
+                    anyhow::ensure!(
+                        body.len() + chunk.len() <= MAX_JWKS_BYTES,
+                        "the JWKS at {url} is larger than {MAX_JWKS_BYTES} bytes"
+                    );
+                    body.extend_from_slice(&chunk);
+                }
+                serde_json::from_slice(&body)
+                    .with_context(|| format!("JWKS at {url} is not a JWK set"))?
+            }
             Source::File(path) => {
                 let text = tokio::fs::read_to_string(path)
                     .await
@@ -147,6 +199,8 @@ fn signing_keys(set: &JwkSet) -> Vec<Key> {
     set.keys
         .iter()
         .filter(|jwk| !matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)))
+        // A key published for encryption signs nothing.
+        .filter(|jwk| !matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)))
         .filter_map(|jwk| {
             let decoding = DecodingKey::from_jwk(jwk)
                 .inspect_err(|error| tracing::warn!(kid = ?jwk.common.key_id, %error, "skipping unusable JWK"))
@@ -163,6 +217,65 @@ fn signing_keys(set: &JwkSet) -> Vec<Key> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_key_set_travels_over_tls_but_to_loopback() {
+        assert!(check_url("https://login.example.com/.well-known/jwks.json").is_ok());
+        assert!(check_url("http://127.0.0.1:8080/jwks").is_ok());
+        assert!(check_url("http://[::1]:8080/jwks").is_ok());
+        assert!(check_url("http://localhost/jwks").is_ok());
+        for refused in [
+            "http://login.example.com/jwks",
+            "ftp://127.0.0.1/jwks",
+            "not a url",
+        ] {
+            assert!(check_url(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_not_read_for_longer_than_max_stale_are_not_trusted() {
+        let dir = std::env::temp_dir().join(format!("pasarela-jwks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("jwks.json");
+        let set = serde_json::json!({ "keys": [
+            { "kty": "EC", "kid": "ec", "crv": "P-256", "alg": "ES256",
+              "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+              "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0" },
+        ]});
+        std::fs::write(&file, set.to_string()).unwrap();
+        let settings = |max_stale| JwksSettings {
+            url: None,
+            file: Some(file.clone()),
+            refresh: Duration::from_secs(3600),
+            unknown_kid_cooldown: Duration::from_secs(3600),
+            max_stale,
+        };
+        let fresh = Jwks::load(&settings(Duration::from_secs(3600)))
+            .await
+            .unwrap();
+        assert!(fresh.key(Some("ec")).await.is_some());
+        let stale = Jwks::load(&settings(Duration::ZERO)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(stale.cached(Some("ec")).is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn encryption_keys_sign_nothing() {
+        let set: JwkSet = serde_json::from_value(serde_json::json!({ "keys": [
+            { "kty": "EC", "kid": "enc", "use": "enc", "crv": "P-256",
+              "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+              "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0" },
+            { "kty": "EC", "kid": "sig", "use": "sig", "crv": "P-256",
+              "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+              "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0" },
+        ]}))
+        .expect("jwk set");
+        let keys = signing_keys(&set);
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].kid.as_deref(), Some("sig"));
+    }
 
     #[test]
     fn symmetric_keys_in_a_jwks_are_ignored() {
