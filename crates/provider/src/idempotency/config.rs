@@ -33,6 +33,9 @@ pub struct IdempotencyConfig {
     /// outcome counts as unknown. Three times the provider's deadline ceiling when unset.
     #[serde(with = "humantime_serde")]
     pub lease: Option<Duration>,
+    /// Most keys the `memory` store holds; past it new calls fail closed
+    /// (`IDEMPOTENCY_STORE_UNAVAILABLE`).
+    pub max_keys: usize,
 }
 
 impl Default for IdempotencyConfig {
@@ -42,6 +45,7 @@ impl Default for IdempotencyConfig {
             url: None,
             ttl: Duration::from_secs(24 * 60 * 60),
             lease: None,
+            max_keys: super::memory::DEFAULT_MAX_KEYS,
         }
     }
 }
@@ -71,7 +75,7 @@ impl IdempotencyConfig {
 /// instead of the first call.
 pub async fn open_store(config: &IdempotencyConfig) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match config.store {
-        StoreKind::Memory => Arc::new(MemoryStore::default()),
+        StoreKind::Memory => Arc::new(MemoryStore::with_capacity(config.max_keys)),
         StoreKind::Redis => Arc::new(RedisStore::connect(config.redis_url()?).await?),
     })
 }

@@ -1,4 +1,6 @@
-//! The in-process idempotency store: correct for one replica (the default).
+//! The in-process idempotency store: correct for one replica (the default). It holds at
+//! most a configured number of keys: past it, new claims fail closed (nothing is sent)
+//! rather than the process growing without bound under callers' keys.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, PoisonError};
@@ -7,15 +9,24 @@ use std::time::{Duration, Instant};
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
-use super::{Store, StoreResult};
+use super::{Store, StoreResult, StoreUnavailable};
 
 /// Expired entries are swept once the map has grown by this many since the last sweep.
 const SWEEP_EVERY: usize = 1024;
 
-#[derive(Default)]
 pub struct MemoryStore {
     entries: Mutex<Entries>,
+    max_keys: usize,
 }
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_capacity(DEFAULT_MAX_KEYS)
+    }
+}
+
+/// Keys held at most when the configuration names no other bound.
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
 
 #[derive(Default)]
 struct Entries {
@@ -40,6 +51,17 @@ impl Entries {
         self.map.get(key).map(|(value, _)| value)
     }
 
+    /// Whether no new key fits, once expired ones are swept.
+    fn full(&mut self, max_keys: usize) -> bool {
+        if self.map.len() < max_keys {
+            return false;
+        }
+        let now = Instant::now();
+        self.map.retain(|_, (_, expires)| *expires > now);
+        self.next_sweep = self.map.len() + SWEEP_EVERY;
+        self.map.len() >= max_keys
+    }
+
     fn put(&mut self, key: &str, value: &str, ttl: Duration) {
         if self.map.len() >= self.next_sweep {
             let now = Instant::now();
@@ -52,6 +74,14 @@ impl Entries {
 }
 
 impl MemoryStore {
+    /// A store of at most `max_keys` live keys (counters and sets aside).
+    pub fn with_capacity(max_keys: usize) -> Self {
+        Self {
+            entries: Mutex::default(),
+            max_keys,
+        }
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut Entries) -> T) -> T {
         // Each operation replaces whole entries: a panic elsewhere cannot tear one.
         f(&mut self.entries.lock().unwrap_or_else(PoisonError::into_inner))
@@ -76,14 +106,21 @@ impl Store for MemoryStore {
         value: &'a str,
         ttl: Duration,
     ) -> BoxFuture<'a, StoreResult<Option<String>>> {
-        let existing = self.with(|entries| match entries.live(key) {
-            Some(existing) => Some(existing.clone()),
-            None => {
-                entries.put(key, value, ttl);
-                None
+        let max_keys = self.max_keys;
+        let existing = self.with(|entries| {
+            if let Some(existing) = entries.live(key) {
+                return Ok(Some(existing.clone()));
             }
+            if entries.full(max_keys) {
+                return Err(StoreUnavailable::new(
+                    "insert (the memory store holds its maximum of keys)",
+                    format!("{max_keys} keys"),
+                ));
+            }
+            entries.put(key, value, ttl);
+            Ok(None)
         });
-        futures::future::ready(Ok(existing)).boxed()
+        futures::future::ready(existing).boxed()
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
@@ -192,6 +229,30 @@ mod tests {
             store.insert_new("k", "e", ttl).await.unwrap(),
             None,
             "expired entries are gone"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_store_refuses_new_keys_and_keeps_serving_known_ones() {
+        let store = MemoryStore::with_capacity(2);
+        let ttl = Duration::from_secs(60);
+        assert_eq!(store.insert_new("a", "1", ttl).await.unwrap(), None);
+        assert_eq!(store.insert_new("b", "1", ttl).await.unwrap(), None);
+        assert!(store.insert_new("c", "1", ttl).await.is_err(), "full");
+        assert_eq!(
+            store.insert_new("a", "2", ttl).await.unwrap().as_deref(),
+            Some("1")
+        );
+        assert!(store.replace("a", "1", "done", ttl).await.unwrap());
+        let short = MemoryStore::with_capacity(1);
+        assert_eq!(
+            short.insert_new("x", "1", Duration::ZERO).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            short.insert_new("y", "1", ttl).await.unwrap(),
+            None,
+            "an expired key makes room"
         );
     }
 
