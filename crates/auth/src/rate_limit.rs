@@ -12,8 +12,13 @@ use crate::config::RateLimit;
 use crate::policy::{MethodPath, MethodSet};
 use crate::shared_buckets::SharedBuckets;
 
-/// Past this many buckets, the full ones (next arrival time already past) are forgotten.
+/// Past this many buckets, the full ones (next arrival time already past) are forgotten;
+/// the next sweep waits until the map has doubled, so a sweep costs O(1) per call.
 const SWEEP_EVERY: usize = 4096;
+
+/// Most buckets kept: a new principal past it is refused until buckets refill, rather
+/// than memory growing with every subject a token names.
+const MAX_BUCKETS: usize = 100_000;
 
 /// Least time between two warnings that Redis is unavailable, so an outage is one line per
 /// period rather than one per call.
@@ -35,10 +40,36 @@ pub struct Exceeded {
     pub retry_after: Duration,
 }
 
+/// (group index, principal key) -> theoretical arrival time of the next call.
+struct Buckets {
+    map: HashMap<(usize, String), Instant>,
+    next_sweep: usize,
+    max: usize,
+}
+
+impl Buckets {
+    fn new(max: usize) -> Self {
+        Self {
+            map: HashMap::new(),
+            next_sweep: SWEEP_EVERY,
+            max,
+        }
+    }
+
+    /// Forgets full buckets once the map has grown past the last sweep's mark; answers
+    /// whether a new bucket still fits.
+    fn room(&mut self, now: Instant) -> bool {
+        if self.map.len() >= self.next_sweep.min(self.max) {
+            self.map.retain(|_, tat| *tat > now);
+            self.next_sweep = (self.map.len() * 2).max(SWEEP_EVERY);
+        }
+        self.map.len() < self.max
+    }
+}
+
 pub struct RateLimiter {
     groups: Vec<Group>,
-    /// (group index, principal key) -> theoretical arrival time of the next call.
-    buckets: Mutex<HashMap<(usize, String), Instant>>,
+    buckets: Mutex<Buckets>,
     /// Buckets of all replicas; the local ones stand in while Redis cannot answer.
     shared: Option<SharedBuckets>,
     last_warning: Mutex<Option<Instant>>,
@@ -60,7 +91,7 @@ impl RateLimiter {
             .collect();
         Self {
             groups,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets::new(MAX_BUCKETS)),
             shared,
             last_warning: Mutex::new(None),
         }
@@ -120,10 +151,15 @@ impl RateLimiter {
     fn local_wait(&self, index: usize, group: &Group, principal: &str) -> Option<Duration> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= SWEEP_EVERY {
-            buckets.retain(|_, tat| *tat > now);
+        let key = (index, principal.to_owned());
+        if !buckets.map.contains_key(&key) && !buckets.room(now) {
+            tracing::warn!(
+                buckets = buckets.map.len(),
+                "rate limiter full: a new principal is refused until buckets refill"
+            );
+            return Some(group.interval);
         }
-        let tat = buckets.entry((index, principal.to_owned())).or_insert(now);
+        let tat = buckets.map.entry(key).or_insert(now);
         let earliest = tat.checked_sub(group.tolerance).unwrap_or(now);
         if earliest > now {
             return Some(earliest - now);
@@ -170,6 +206,25 @@ mod tests {
         assert!(refused.retry_after <= Duration::from_millis(100));
         tokio::time::advance(refused.retry_after).await;
         assert!(limiter.check("jwt:a", charge.as_ref()).await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn buckets_are_bounded_and_full_ones_make_room() {
+        let limiter = limiter(1.0, 1);
+        *limiter.buckets.lock().unwrap() = Buckets::new(3);
+        let charge = MethodPath::parse("/p.Payments/Charge");
+        for principal in ["jwt:a", "jwt:b", "jwt:c"] {
+            assert!(limiter.check(principal, charge.as_ref()).await.is_ok());
+        }
+        assert!(
+            limiter.check("jwt:d", charge.as_ref()).await.is_err(),
+            "no room for a fourth principal"
+        );
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(
+            limiter.check("jwt:d", charge.as_ref()).await.is_ok(),
+            "refilled buckets are forgotten"
+        );
     }
 
     #[tokio::test(start_paused = true)]
