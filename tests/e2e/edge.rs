@@ -136,6 +136,7 @@ fn dev_fronts_its_own_sandbox_only() {
     let listen = format!("127.0.0.1:{}", crate::foundation::free_port());
     for (variable, key) in [
         ("PASARELA_SECURITY__BASE_URL", "security.base_url"),
+        ("PASARELA_BUREAU__BASE_URL", "bureau.base_url"),
         (
             "PASARELA_RECURRING_PAYMENTS__BASE_URL",
             "recurring_payments.base_url",
@@ -150,6 +151,21 @@ fn dev_fronts_its_own_sandbox_only() {
             !printed.contains("provider.invalid"),
             "the URL is not echoed"
         );
+    }
+    // A path joined to the sandbox's base URL can lead elsewhere too.
+    for (variable, path) in [
+        (
+            "PASARELA_SECURITY__PATHS__WITHDRAW_WITH_OTP",
+            "@provider.invalid/x",
+        ),
+        ("PASARELA_BUREAU__PATH", "https://provider.invalid/x"),
+        (
+            "PASARELA_RECURRING_PAYMENTS__PATHS__PAYMENT",
+            "//provider.invalid/x",
+        ),
+    ] {
+        let printed = refused(&["dev", "--listen", &listen], &[(variable, path)]);
+        assert!(printed.contains("operation paths"), "{variable}: {printed}");
     }
 }
 

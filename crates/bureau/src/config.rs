@@ -39,6 +39,11 @@ pub enum Environment {
     Sandbox,
 }
 
+/// The default path of the password-expiry service.
+pub fn default_path() -> String {
+    defaults::path()
+}
+
 mod defaults {
     pub fn path() -> String {
         "/api/v1/password-expiry-date-bc-pm".into()

@@ -55,7 +55,7 @@ pub struct Config {
 }
 
 /// Operation paths, relative to `base_url`; Daviplata's environments differ.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Paths {
     pub token: String,

@@ -103,7 +103,7 @@ impl Default for Reconciliation {
 }
 
 /// Operation paths, relative to `base_url`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Paths {
     pub password_status: String,

@@ -58,6 +58,24 @@ pub fn ensure_sandbox_only(config: &Config, sandbox: &Sandbox) -> anyhow::Result
             );
         }
     }
+    // A path is joined to the base URL: `@host/...` or `//host/...` would leave it.
+    let paths_are_the_sandboxs = config
+        .security
+        .as_ref()
+        .is_none_or(|s| s.paths == pasarela_security::Paths::default())
+        && config
+            .bureau
+            .as_ref()
+            .is_none_or(|s| s.path == pasarela_bureau::config::default_path())
+        && config
+            .recurring_payments
+            .as_ref()
+            .is_none_or(|s| s.paths == pasarela_recurring_payments::Paths::default());
+    anyhow::ensure!(
+        paths_are_the_sandboxs,
+        "pasarela dev fronts its own sandbox only, with its own operation paths; a configured \
+         path could lead elsewhere: use `pasarela serve`"
+    );
     Ok(())
 }
 
