@@ -69,6 +69,11 @@ pub type StoreResult<T> = Result<T, StoreUnavailable>;
 /// The least time a running or unknown record is kept (final ones keep `ttl`).
 pub const OPEN_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
+/// `ErrorInfo.metadata` key of an unknown outcome after which nothing new was sent (a
+/// failed consulta): the time the outcome became unknown stays that of the attempt that
+/// did send, so a quiet period measured from it is not cut short.
+pub const NOT_RESENT: &str = "not_resent";
+
 /// `ErrorInfo.metadata` of a held unknown outcome: key `state`, this value.
 pub const AWAITING_RECONCILIATION: &str = "awaiting_reconciliation";
 
@@ -403,7 +408,7 @@ impl Idempotency {
         Fut: Future<Output = Result<R, ProviderError>>,
     {
         let operation = claim.operation;
-        let ticket = match self.begin(claim).await? {
+        let mut ticket = match self.begin(claim).await? {
             Begin::Replay(outcome) => {
                 tracing::info!(operation, "idempotent replay");
                 return outcome.replay();
@@ -421,6 +426,14 @@ impl Idempotency {
         };
         let result = call(attempt).await;
         let reason = result.as_ref().err().map(|e| e.reason.clone());
+        // An attempt that sent something again makes the outcome unknown from now on.
+        let resent = result
+            .as_ref()
+            .err()
+            .is_none_or(|error| !error.details.metadata.contains_key(NOT_RESENT));
+        if resent {
+            ticket.record.unknown_since_ms = None;
+        }
         let result = result.map_err(Status::from);
         let ending = Ending::of(&result, reason.as_deref(), self.scope.not_sent);
         self.finish(ticket, ending).await;

@@ -1,5 +1,7 @@
 //! The coordinator's rules on the memory store, and the contract every store must keep.
 
+use std::time::SystemTime;
+
 use prost_types::Timestamp;
 use tonic_types::StatusExt as _;
 
@@ -124,6 +126,43 @@ async fn an_unknown_outcome_is_retried_with_the_same_transaction_id() {
     };
     assert_eq!(retry.transaction_id(), "first-id");
     assert!(retry.after_unknown());
+}
+
+/// A call under `key-1` that ends with an unknown outcome, `not_resent` or not; answers
+/// when the attempt it ran thought the outcome unknown since.
+async fn unknown_attempt(idem: &Idempotency, not_resent: bool) -> Option<SystemTime> {
+    let seen = std::sync::Mutex::new(None);
+    let _ = idem
+        .once::<Timestamp, _, _>(claim("caller", "f", "t1"), |attempt| {
+            *seen.lock().unwrap() = attempt.unknown_since;
+            async move {
+                let error =
+                    ProviderError::new(Code::Unavailable, reasons::PROVIDER_OUTCOME_UNKNOWN, "p");
+                Err(if not_resent {
+                    error.meta(NOT_RESENT, true)
+                } else {
+                    error
+                })
+            }
+        })
+        .await;
+    seen.into_inner().unwrap()
+}
+
+#[tokio::test]
+async fn the_outcome_is_unknown_since_the_last_attempt_that_sent_something() {
+    let idem = idempotency();
+    assert_eq!(unknown_attempt(&idem, false).await, None, "a first attempt");
+    let first = unknown_attempt(&idem, true).await.expect("a retry");
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let after_consulta = unknown_attempt(&idem, false).await.expect("a retry");
+    assert_eq!(after_consulta, first, "a consulta that failed sent nothing");
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let after_resend = unknown_attempt(&idem, false).await.expect("a retry");
+    assert!(
+        after_resend >= first + Duration::from_millis(25),
+        "a re-sent attempt restarts the clock"
+    );
 }
 
 #[tokio::test]

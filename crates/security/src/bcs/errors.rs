@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use pasarela_provider::idempotency::NOT_RESENT;
 use pasarela_provider::{ProviderError, reasons};
 use tonic::Code;
 
@@ -198,7 +199,8 @@ pub fn still_unknown(consulta: ProviderError) -> ProviderError {
             "the bank did not say what became of the withdrawal whose answer was lost (its \
              consulta failed); nothing was sent again: retry later with the same key",
         )
-        .meta("consulta_reason", &consulta.reason);
+        .meta("consulta_reason", &consulta.reason)
+        .meta(NOT_RESENT, true);
     if let Some(http) = consulta.details.metadata.get("http_status") {
         error = error.meta("http_status", http);
     }
@@ -214,6 +216,7 @@ pub fn not_found_yet(wait: Duration) -> ProviderError {
              attempt whose answer was lost; nothing was sent again: retry later with the same key",
         )
         .meta("consulta_reason", "NOT_FOUND_TOO_SOON")
+        .meta(NOT_RESENT, true)
         .retry_after(wait)
 }
 
