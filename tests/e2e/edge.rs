@@ -208,6 +208,7 @@ const ACK: u8 = 0x1;
 const REFUSED_STREAM: u32 = 0x7;
 const CANCEL: u32 = 0x8;
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
+const ENHANCE_YOUR_CALM: u32 = 0xb;
 
 /// One frame: a 9-byte header and its payload.
 fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
@@ -247,7 +248,10 @@ fn call_headers(path: &str) -> Vec<u8> {
 struct Heard {
     max_concurrent_streams: Option<u32>,
     refused: usize,
-    goaway: bool,
+    /// The error code of the GOAWAY that closed the connection, if one did.
+    goaway: Option<u32>,
+    /// The last stream the server says it processed.
+    last_stream: Option<u32>,
 }
 
 /// Opens a raw HTTP/2 connection (preface and empty SETTINGS), sends `frames`, then reads
@@ -295,8 +299,16 @@ async fn raw_http2(addr: std::net::SocketAddr, frames: Vec<u8>, listen: Duration
                 let code = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
                 heard.refused += usize::from(code == REFUSED_STREAM);
             }
-            GOAWAY => {
-                heard.goaway = true;
+            GOAWAY if payload.len() >= 8 => {
+                heard.goaway = Some(u32::from_be_bytes([
+                    payload[4], payload[5], payload[6], payload[7],
+                ]));
+                heard.last_stream = Some(u32::from_be_bytes([
+                    payload[0] & 0x7f,
+                    payload[1],
+                    payload[2],
+                    payload[3],
+                ]));
                 break;
             }
             _ => {}
@@ -341,7 +353,11 @@ async fn streams_beyond_the_advertised_limit_are_refused_and_the_server_stays_up
 
 #[tokio::test]
 async fn a_rapid_reset_burst_closes_its_connection_and_leaves_the_process_up() {
-    let app = crate::support::spawn_app().await;
+    // A bound of its own, so that the test proves the setting, not h2's default of 20.
+    let app = crate::support::spawn_app_with(|config| {
+        config.http2.max_pending_accept_reset_streams = 5;
+    })
+    .await;
     let before = resident_kib();
     let frames: Vec<u8> = (0..5_000u32)
         .flat_map(|i| {
@@ -352,7 +368,17 @@ async fn a_rapid_reset_burst_closes_its_connection_and_leaves_the_process_up() {
         })
         .collect();
     let heard = raw_http2(app.addr, frames, Duration::from_secs(5)).await;
-    assert!(heard.goaway, "the connection is closed: {heard:?}");
+    assert_eq!(
+        heard.goaway,
+        Some(ENHANCE_YOUR_CALM),
+        "the connection is closed for its resets: {heard:?}"
+    );
+    // Streams 1, 3, ... 11: the connection ends at the configured 5 resets (h2's own
+    // default of 20 would let it reach stream 41).
+    assert!(
+        heard.last_stream.is_some_and(|id| id <= 11),
+        "closed after the configured bound: {heard:?}"
+    );
     still_serving(app.addr).await;
     let grown = resident_kib().saturating_sub(before);
     assert!(grown < 64 * 1024, "memory grew by {grown} KiB");

@@ -179,7 +179,10 @@ impl Config {
         services: &std::collections::HashSet<String>,
         methods: &std::collections::HashSet<String>,
     ) -> anyhow::Result<()> {
-        let known = |name: &str| services.contains(name) || methods.contains(&format!("/{name}"));
+        let known = |name: &str| {
+            let name = crate::policy::normalise(name);
+            services.contains(&name) || methods.contains(&format!("/{name}"))
+        };
         let named = self
             .methods
             .keys()
@@ -192,7 +195,7 @@ impl Config {
             }));
         for (key, name) in named {
             anyhow::ensure!(
-                name == "*" || known(name),
+                name.trim() == "*" || known(name),
                 "{key} names {name:?}, which is no service or method pasarela serves \
                  (`pkg.Service`, `pkg.Service/Method` or `*`)"
             );
@@ -254,6 +257,11 @@ impl Config {
             if let Some(url) = &jwks.url {
                 crate::jwks::check_url(url)?;
             }
+            anyhow::ensure!(
+                jwks.max_stale >= jwks.refresh * 2,
+                "auth: auth.jwks.max_stale must be at least twice auth.jwks.refresh, or keys \
+                 would go untrusted between two re-reads"
+            );
         }
         anyhow::ensure!(
             self.leeway <= MAX_LEEWAY,

@@ -41,7 +41,7 @@ impl<'a> MethodPath<'a> {
 
 /// Patterns (`pkg.Service/Method`, `pkg.Service`, `*`) normalised once: a leading `/` is
 /// accepted in configuration and dropped.
-fn normalise(pattern: &str) -> String {
+pub(crate) fn normalise(pattern: &str) -> String {
     pattern.trim().trim_start_matches('/').to_owned()
 }
 

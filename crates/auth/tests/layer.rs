@@ -342,7 +342,7 @@ fn jwks_config(url: String) -> Config {
             file: None,
             refresh: Duration::from_secs(3600),
             unknown_kid_cooldown: Duration::from_secs(3600),
-            max_stale: Duration::from_secs(3600),
+            max_stale: Duration::from_secs(7200),
         }),
         ..config()
     }
@@ -361,7 +361,7 @@ fn jwks_file_config(dir: &std::path::Path, jwk: &serde_json::Value) -> Config {
         file: Some(file),
         refresh: Duration::from_secs(3600),
         unknown_kid_cooldown: Duration::from_secs(1),
-        max_stale: Duration::from_secs(3600),
+        max_stale: Duration::from_secs(7200),
     });
     config
 }

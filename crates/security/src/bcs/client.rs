@@ -77,9 +77,12 @@ pub struct Op<W> {
     channel: Channel,
     /// Invoker fields this operation's header list marks required beyond the table's.
     required: &'static [&'static str],
-    /// The spec's success example carries `responseType.value` `OK`: an answer without it
-    /// is not taken for a success.
+    /// The spec's success example carries `responseType.value` `OK`: an answer without
+    /// one is not taken for a success.
     success_marker: bool,
+    /// Money moves: only `OK` is a success (not the `WR` warning other operations use),
+    /// anything but `OK` or an `ER…` refusal is unreadable, hence an unknown outcome.
+    ok_only: bool,
     answer: PhantomData<fn() -> W>,
 }
 
@@ -116,6 +119,7 @@ pub const PASSWORD_STATUS: Op<wire::PasswordStatusAnswer> = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    ok_only: false,
     answer: PhantomData,
 };
 pub const GENERATE_OTC: Op<wire::Empty> = Op {
@@ -127,6 +131,7 @@ pub const GENERATE_OTC: Op<wire::Empty> = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    ok_only: false,
     answer: PhantomData,
 };
 pub const GENERATE_OTC_V3: Op<wire::Empty> = Op {
@@ -138,6 +143,7 @@ pub const GENERATE_OTC_V3: Op<wire::Empty> = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    ok_only: false,
     answer: PhantomData,
 };
 pub const VALIDATE_OTC: Op<wire::Empty> = Op {
@@ -149,6 +155,7 @@ pub const VALIDATE_OTC: Op<wire::Empty> = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    ok_only: false,
     answer: PhantomData,
 };
 pub const TRANSACTION_CHALLENGE: Op<wire::ChallengeAnswer> = Op {
@@ -160,6 +167,7 @@ pub const TRANSACTION_CHALLENGE: Op<wire::ChallengeAnswer> = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    ok_only: false,
     answer: PhantomData,
 };
 pub const ENROLL_DIGITAL_USER: Op<wire::Empty> = Op {
@@ -171,6 +179,7 @@ pub const ENROLL_DIGITAL_USER: Op<wire::Empty> = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    ok_only: false,
     answer: PhantomData,
 };
 pub const VALIDATE_DIGITAL_ENROLLMENT: Op<wire::Empty> = Op {
@@ -182,6 +191,7 @@ pub const VALIDATE_DIGITAL_ENROLLMENT: Op<wire::Empty> = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    ok_only: false,
     answer: PhantomData,
 };
 pub const CHANGE_PASSWORD: Op<wire::Empty> = Op {
@@ -193,6 +203,7 @@ pub const CHANGE_PASSWORD: Op<wire::Empty> = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    ok_only: false,
     answer: PhantomData,
 };
 pub const CREATE_USER: Op<wire::Empty> = Op {
@@ -204,6 +215,7 @@ pub const CREATE_USER: Op<wire::Empty> = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    ok_only: false,
     answer: PhantomData,
 };
 // Checks a card PIN / CVV: a repeat could count as a second wrong attempt.
@@ -216,6 +228,7 @@ pub const VALIDATE_ENROLLMENT_CARD: Op<wire::Empty> = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    ok_only: false,
     answer: PhantomData,
 };
 // Checks a card PIN / CVV: a repeat could count as a second wrong attempt.
@@ -228,6 +241,7 @@ pub const VALIDATE_PASSWORD_RECOVERY: Op<wire::Empty> = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    ok_only: false,
     answer: PhantomData,
 };
 pub const REQUEST_WITHDRAWAL_OTP: Op<wire::WithdrawalOtpAnswer> = Op {
@@ -239,6 +253,7 @@ pub const REQUEST_WITHDRAWAL_OTP: Op<wire::WithdrawalOtpAnswer> = Op {
     channel: Channel::Api,
     required: WITHDRAWAL_OTP_REQUIRED,
     success_marker: false,
+    ok_only: false,
     answer: PhantomData,
 };
 pub const UPDATE_PASSWORD_STATUS: Op<wire::PasswordStatusChange> = Op {
@@ -250,6 +265,7 @@ pub const UPDATE_PASSWORD_STATUS: Op<wire::PasswordStatusChange> = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    ok_only: false,
     answer: PhantomData,
 };
 pub const LIST_CHANNEL_HOLDS: Op<wire::HoldsAnswer> = Op {
@@ -261,6 +277,7 @@ pub const LIST_CHANNEL_HOLDS: Op<wire::HoldsAnswer> = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: true,
+    ok_only: false,
     answer: PhantomData,
 };
 pub const SET_CHANNEL_HOLD: Op<wire::Empty> = Op {
@@ -272,6 +289,7 @@ pub const SET_CHANNEL_HOLD: Op<wire::Empty> = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    ok_only: false,
     answer: PhantomData,
 };
 // A consultation sent as POST: repeating it changes nothing.
@@ -284,6 +302,7 @@ pub const AUTHENTICATION_LEVEL: Op<wire::AuthLevelAnswer> = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    ok_only: false,
     answer: PhantomData,
 };
 pub const AUTHENTICATE_CHANNEL: Op<wire::AuthChannelAnswer> = Op {
@@ -295,6 +314,7 @@ pub const AUTHENTICATE_CHANNEL: Op<wire::AuthChannelAnswer> = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    ok_only: false,
     answer: PhantomData,
 };
 pub const WITHDRAW_WITH_OTP: Op<wire::WithdrawalAnswer> = Op {
@@ -306,6 +326,7 @@ pub const WITHDRAW_WITH_OTP: Op<wire::WithdrawalAnswer> = Op {
     channel: Channel::Correspondent,
     required: WITHDRAWAL_REQUIRED,
     success_marker: true,
+    ok_only: true,
     answer: PhantomData,
 };
 /// S18 as a consulta (`X-Invoker-Action: R`, the same TxId): what became of a withdrawal
@@ -324,6 +345,7 @@ pub const QUESTION_CHALLENGE: Op<wire::ChallengeAnswer> = Op {
     channel: Channel::Api,
     required: &[],
     success_marker: false,
+    ok_only: false,
     answer: PhantomData,
 };
 
@@ -353,6 +375,17 @@ pub struct Prepared<B> {
     outgoing: Outgoing<B>,
     /// How the ProcessId follows the TxId, unless the caller gave one.
     derived_process_id: Option<ProcessIdRule>,
+}
+
+impl<W> Op<W> {
+    /// What the envelope must say for an answer to be a success.
+    fn marker(&self) -> envelope::Marker {
+        match (self.success_marker, self.ok_only) {
+            (_, true) => envelope::Marker::OkOnly,
+            (true, false) => envelope::Marker::Required,
+            (false, false) => envelope::Marker::Optional,
+        }
+    }
 }
 
 impl<B> Prepared<B> {
@@ -492,7 +525,7 @@ impl Bcs {
                 )
                 .await?;
             tracing::debug!(status = raw.status.as_u16(), "bank answered");
-            envelope::read::<W>(op.name, op.success_marker, &raw)
+            envelope::read::<W>(op.name, op.marker(), &raw)
         }
         .instrument(span.clone())
         .await

@@ -38,11 +38,22 @@ struct Detail {
     error_type: Value,
 }
 
-/// The typed success body of `operation`, or the error its answer stands for. With
-/// `success_marker`, a success must say so in `responseType.value`.
+/// What `responseType.value` a success must carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// None, or one of the success values.
+    Optional,
+    /// One of the success values.
+    Required,
+    /// `OK` alone (money moves): anything but `OK` or an `ER…` refusal is unreadable.
+    OkOnly,
+}
+
+/// The typed success body of `operation`, or the error its answer stands for, as `marker`
+/// says a success must look.
 pub fn read<T: DeserializeOwned>(
     operation: &str,
-    success_marker: bool,
+    marker: Marker,
     raw: &RawResponse,
 ) -> Result<T, ProviderError> {
     let status = raw.status.as_u16();
@@ -69,7 +80,12 @@ pub fn read<T: DeserializeOwned>(
     let upper = value.to_ascii_uppercase();
     // With a marker only `OK` is a success and only `ER…` a refusal: anything else (a
     // warning, a value no table knows) is unreadable, which leaves a withdrawal unknown.
-    if success_marker && raw.status.is_success() && upper != "OK" && !upper.starts_with("ER") {
+    let unmarked = match marker {
+        Marker::Optional => false,
+        Marker::Required => value.is_empty(),
+        Marker::OkOnly => upper != "OK" && !upper.starts_with("ER"),
+    };
+    if unmarked && raw.status.is_success() {
         return Err(bad_response(operation, status, "no responseType.value OK"));
     }
     let failed = !raw.status.is_success()
@@ -176,9 +192,9 @@ mod tests {
     fn both_casings_of_the_envelope_are_read() {
         let camel = r#"{"responseType":{"value":"ER"},"responseDetail":{"errorCode":"1008","errorDesc":"x","errorType":"OUD"}}"#;
         let pascal = r#"{"ResponseType":{"value":"ER"},"ResponseDetail":{"ErrorCode":"00068","ErrorDesc":"Usuario ya existe.","ErrorType":"OUD"}}"#;
-        let error = read::<Value>("op", false, &raw(400, camel)).unwrap_err();
+        let error = read::<Value>("op", Marker::Optional, &raw(400, camel)).unwrap_err();
         assert_eq!(error.reason, "PASSWORD_EQUALS_ID");
-        let error = read::<Value>("op", false, &raw(400, pascal)).unwrap_err();
+        let error = read::<Value>("op", Marker::Optional, &raw(400, pascal)).unwrap_err();
         assert_eq!(error.code, Code::AlreadyExists);
         assert_eq!(error.reason, "USER_ALREADY_EXISTS");
     }
@@ -186,14 +202,16 @@ mod tests {
     #[test]
     fn an_error_envelope_on_206_is_a_failure() {
         let body = r#"{"responseType":{"value":"ER"},"responseDetail":{"errorCode":"1","errorDesc":"BUSSINES MISTAKE","errorType":"BDA"}}"#;
-        let error = read::<Value>("generate_otc_v3", false, &raw(206, body)).unwrap_err();
+        let error =
+            read::<Value>("generate_otc_v3", Marker::Optional, &raw(206, body)).unwrap_err();
         assert_eq!(error.reason, "BUSINESS_RULE_REJECTED");
     }
 
     #[test]
     fn er500_with_an_empty_detail_is_unavailable() {
         let body = r#"{"responseType":{"value":"ER500"},"responseDetail":{"errorCode":"","errorDesc":"","errorType":""}}"#;
-        let error = read::<Value>("list_channel_holds", false, &raw(500, body)).unwrap_err();
+        let error =
+            read::<Value>("list_channel_holds", Marker::Optional, &raw(500, body)).unwrap_err();
         assert_eq!(error.code, Code::Unavailable);
         assert_eq!(error.details.metadata["provider_response_type"], "ER500");
     }
@@ -201,7 +219,7 @@ mod tests {
     #[test]
     fn pascal_case_bodies_reach_camel_case_structs() {
         let body = r#"{"ResponseType":{"Value":"OK"},"TrnSrcInfo":{"ResultsPagesGeneric":{"TotalRecords":"1"}}}"#;
-        let holds: Holds = read("op", false, &raw(200, body)).unwrap();
+        let holds: Holds = read("op", Marker::Optional, &raw(200, body)).unwrap();
         assert_eq!(
             holds.trn_src_info["resultsPagesGeneric"]["totalRecords"],
             "1"
@@ -211,14 +229,16 @@ mod tests {
     #[test]
     fn a_success_without_envelope_is_read_unless_the_operation_has_a_marker() {
         let body = r#"{"trnSrcInfo":{}}"#;
-        assert!(read::<Holds>("op", false, &raw(200, body)).is_ok());
-        let error = read::<Holds>("op", true, &raw(200, body)).unwrap_err();
+        assert!(read::<Holds>("op", Marker::Optional, &raw(200, body)).is_ok());
+        let error = read::<Holds>("op", Marker::Required, &raw(200, body)).unwrap_err();
         assert_eq!(error.reason, "PROVIDER_BAD_RESPONSE");
         let marked = r#"{"responseType":{"value":"OK"},"trnSrcInfo":{}}"#;
-        assert!(read::<Holds>("op", true, &raw(200, marked)).is_ok());
+        assert!(read::<Holds>("op", Marker::OkOnly, &raw(200, marked)).is_ok());
+        let warned = r#"{"responseType":{"value":"WR"},"trnSrcInfo":{}}"#;
+        assert!(read::<Holds>("op", Marker::Required, &raw(200, warned)).is_ok());
         for value in ["WR", "PENDIENTE"] {
             let body = format!(r#"{{"responseType":{{"value":"{value}"}},"trnSrcInfo":{{}}}}"#);
-            let error = read::<Holds>("op", true, &raw(200, &body)).unwrap_err();
+            let error = read::<Holds>("op", Marker::OkOnly, &raw(200, &body)).unwrap_err();
             assert_eq!(error.reason, "PROVIDER_BAD_RESPONSE", "{value}");
         }
     }
@@ -226,20 +246,26 @@ mod tests {
     #[test]
     fn malformed_answers_are_bad_responses_without_the_body() {
         for body in ["", "<html>oops secret</html>", "{\"responseType\":", "[1]"] {
-            let error = read::<Value>("op", false, &raw(200, body)).unwrap_err();
+            let error = read::<Value>("op", Marker::Optional, &raw(200, body)).unwrap_err();
             assert_eq!(error.reason, "PROVIDER_BAD_RESPONSE", "{body:?}");
             assert_eq!(error.code, Code::Internal);
             assert!(!error.message.contains("oops"), "{}", error.message);
         }
-        let error = read::<Holds>("op", false, &raw(200, r#"{"trnSrcInfo":1}"#)).map(|_| ());
+        let error =
+            read::<Holds>("op", Marker::Optional, &raw(200, r#"{"trnSrcInfo":1}"#)).map(|_| ());
         assert!(error.is_ok(), "a Value field takes any shape");
     }
 
     #[test]
     fn a_gateway_page_keeps_the_meaning_of_its_status() {
-        let error = read::<Value>("op", false, &raw(502, "<html>Bad gateway</html>")).unwrap_err();
+        let error = read::<Value>(
+            "op",
+            Marker::Optional,
+            &raw(502, "<html>Bad gateway</html>"),
+        )
+        .unwrap_err();
         assert_eq!(error.code, Code::Unavailable);
-        let error = read::<Value>("op", false, &raw(401, "")).unwrap_err();
+        let error = read::<Value>("op", Marker::Optional, &raw(401, "")).unwrap_err();
         assert_eq!(error.reason, "PROVIDER_AUTH_FAILED");
     }
 }
