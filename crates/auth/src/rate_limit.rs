@@ -16,6 +16,10 @@ use crate::shared_buckets::SharedBuckets;
 /// the next sweep waits until the map has doubled, so a sweep costs O(1) per call.
 const SWEEP_EVERY: usize = 4096;
 
+/// Least time between two sweeps of a full map: a flood of new principals costs one scan
+/// a second, not one a call.
+const FULL_SWEEP_EVERY: Duration = Duration::from_secs(1);
+
 /// Most buckets kept: a new principal past it is refused until buckets refill, rather
 /// than memory growing with every subject a token names.
 const MAX_BUCKETS: usize = 100_000;
@@ -45,6 +49,8 @@ struct Buckets {
     map: HashMap<(usize, String), Instant>,
     next_sweep: usize,
     max: usize,
+    /// When a sweep last found the map full: at capacity, one sweep a second at most.
+    full_since: Option<Instant>,
 }
 
 impl Buckets {
@@ -53,15 +59,20 @@ impl Buckets {
             map: HashMap::new(),
             next_sweep: SWEEP_EVERY,
             max,
+            full_since: None,
         }
     }
 
     /// Forgets full buckets once the map has grown past the last sweep's mark; answers
     /// whether a new bucket still fits.
     fn room(&mut self, now: Instant) -> bool {
-        if self.map.len() >= self.next_sweep.min(self.max) {
+        let recently_full = self
+            .full_since
+            .is_some_and(|at| now.duration_since(at) < FULL_SWEEP_EVERY);
+        if self.map.len() >= self.next_sweep.min(self.max) && !recently_full {
             self.map.retain(|_, tat| *tat > now);
             self.next_sweep = (self.map.len() * 2).max(SWEEP_EVERY);
+            self.full_since = (self.map.len() >= self.max).then_some(now);
         }
         self.map.len() < self.max
     }

@@ -25,6 +25,9 @@ impl Default for MemoryStore {
     }
 }
 
+/// Least time between two sweeps of a full store.
+const FULL_SWEEP_EVERY: Duration = Duration::from_secs(1);
+
 /// Keys held at most when the configuration names no other bound.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
 
@@ -36,6 +39,8 @@ struct Entries {
     counters: HashMap<String, u64>,
     /// Sets of [`Store::track`].
     sets: HashMap<String, BTreeSet<String>>,
+    /// When a sweep last found the map full.
+    full_since: Option<Instant>,
 }
 
 impl Entries {
@@ -51,15 +56,24 @@ impl Entries {
         self.map.get(key).map(|(value, _)| value)
     }
 
-    /// Whether no new key fits, once expired ones are swept.
+    /// Whether no new key fits, once expired ones are swept (at capacity, one sweep a
+    /// second at most: a flood of new keys costs one scan a second, not one a call).
     fn full(&mut self, max_keys: usize) -> bool {
         if self.map.len() < max_keys {
             return false;
         }
         let now = Instant::now();
+        if self
+            .full_since
+            .is_some_and(|at| now.duration_since(at) < FULL_SWEEP_EVERY)
+        {
+            return true;
+        }
         self.map.retain(|_, (_, expires)| *expires > now);
         self.next_sweep = self.map.len() + SWEEP_EVERY;
-        self.map.len() >= max_keys
+        let full = self.map.len() >= max_keys;
+        self.full_since = full.then_some(now);
+        full
     }
 
     fn put(&mut self, key: &str, value: &str, ttl: Duration) {
