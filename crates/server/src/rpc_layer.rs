@@ -69,28 +69,10 @@ pub fn register(registry: &mut Registry) {
     );
 }
 
-/// Method paths known from the contracts; anything else is labelled `unknown` so that a
-/// caller cannot blow up the metric's cardinality with made-up paths.
-pub fn known_methods(descriptor_sets: &[&[u8]]) -> HashSet<String> {
-    descriptor_sets
-        .iter()
-        .filter_map(|bytes| prost_types::FileDescriptorSet::decode(*bytes).ok())
-        .flat_map(|set| set.file)
-        .flat_map(|file| {
-            let package = file.package().to_owned();
-            file.service.into_iter().flat_map(move |service| {
-                let prefix = format!("/{package}.{}/", service.name());
-                service
-                    .method
-                    .into_iter()
-                    .map(move |method| format!("{prefix}{}", method.name()))
-            })
-        })
-        .collect()
-}
-
-/// Service names (`pkg.Service`) of the contracts.
-pub fn known_services(descriptor_sets: &[&[u8]]) -> HashSet<String> {
+/// Every service of the contracts: its full name (`pkg.Service`) and its descriptor.
+fn services<'a>(
+    descriptor_sets: &'a [&'a [u8]],
+) -> impl Iterator<Item = (String, prost_types::ServiceDescriptorProto)> + 'a {
     descriptor_sets
         .iter()
         .filter_map(|bytes| prost_types::FileDescriptorSet::decode(*bytes).ok())
@@ -99,9 +81,26 @@ pub fn known_services(descriptor_sets: &[&[u8]]) -> HashSet<String> {
             let package = file.package().to_owned();
             file.service
                 .into_iter()
-                .map(move |service| format!("{package}.{}", service.name()))
+                .map(move |service| (format!("{package}.{}", service.name()), service))
+        })
+}
+
+/// Method paths known from the contracts; anything else is labelled `unknown` so that a
+/// caller cannot blow up the metric's cardinality with made-up paths.
+pub fn known_methods(descriptor_sets: &[&[u8]]) -> HashSet<String> {
+    services(descriptor_sets)
+        .flat_map(|(name, service)| {
+            service
+                .method
+                .into_iter()
+                .map(move |method| format!("/{name}/{}", method.name()))
         })
         .collect()
+}
+
+/// Service names (`pkg.Service`) of the contracts.
+pub fn known_services(descriptor_sets: &[&[u8]]) -> HashSet<String> {
+    services(descriptor_sets).map(|(name, _)| name).collect()
 }
 
 #[derive(Clone)]
