@@ -54,6 +54,9 @@ pub struct Config {
     pub mtls: MtlsSettings,
     /// Per-principal limits; a method is counted in the first group that matches it.
     pub rate_limits: Vec<RateLimit>,
+    /// Calls one peer address may have refused before it is identified (no or a bad
+    /// token); past it the peer's calls are refused before any token is checked.
+    pub unauthenticated_per_peer: PeerLimit,
     /// Redis holding the rate-limit buckets, so that they hold across replicas; unset, each
     /// process counts alone. While Redis cannot answer, each process counts alone too.
     pub rate_limit_redis_url: Option<SecretString>,
@@ -139,6 +142,7 @@ impl Default for Config {
             methods: BTreeMap::new(),
             superuser_scope: None,
             insecure_dev_credentials: false,
+            unauthenticated_per_peer: PeerLimit::default(),
             exempt: vec!["grpc.health.v1.Health".into()],
             reflection: ReflectionAccess::Open,
             mtls: MtlsSettings::default(),
@@ -268,6 +272,11 @@ impl Config {
             "auth: auth.leeway is at most {}s: a longer one keeps expired tokens alive",
             MAX_LEEWAY.as_secs()
         );
+        let peer = &self.unauthenticated_per_peer;
+        anyhow::ensure!(
+            peer.per_second > 0.0 && peer.per_second.is_finite() && peer.burst > 0,
+            "auth: unauthenticated_per_peer needs per_second > 0 and burst > 0"
+        );
         for limit in &self.rate_limits {
             anyhow::ensure!(
                 limit.per_second > 0.0 && limit.per_second.is_finite() && limit.burst > 0,
@@ -276,6 +285,23 @@ impl Config {
             );
         }
         Ok(())
+    }
+}
+
+/// A budget of refusals per peer address (GCRA: a sustained rate and a burst).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PeerLimit {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+impl Default for PeerLimit {
+    fn default() -> Self {
+        Self {
+            per_second: 10.0,
+            burst: 100,
+        }
     }
 }
 

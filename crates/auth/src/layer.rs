@@ -28,7 +28,12 @@ struct Guard {
     verifier: Verifier,
     certificates: CertificatePrincipals,
     limiter: RateLimiter,
+    /// Refusals of unidentified calls, per peer address.
+    unidentified: RateLimiter,
 }
+
+/// The `group` of a refusal for too many unidentified calls from one peer.
+pub const UNAUTHENTICATED_PER_PEER: &str = "unauthenticated-per-peer";
 
 /// `tonic::transport::Server::builder().layer(auth_layer)`.
 #[derive(Clone)]
@@ -47,6 +52,11 @@ impl AuthLayer {
                 verifier: Verifier::new(config).await?,
                 certificates: CertificatePrincipals::new(&config.mtls),
                 limiter: RateLimiter::new(&config.rate_limits, shared_buckets(config).await?),
+                unidentified: RateLimiter::budget(
+                    UNAUTHENTICATED_PER_PEER,
+                    config.unauthenticated_per_peer.per_second,
+                    config.unauthenticated_per_peer.burst,
+                ),
             }),
         })
     }
@@ -85,6 +95,8 @@ struct Credentials {
     path: String,
     authorization: Option<http::HeaderValue>,
     peer: Option<String>,
+    /// The peer's IP address, when the transport says.
+    peer_ip: Option<String>,
 }
 
 impl Credentials {
@@ -93,6 +105,7 @@ impl Credentials {
             path: request.uri().path().to_owned(),
             authorization: request.headers().get(http::header::AUTHORIZATION).cloned(),
             peer: CertificatePrincipals::peer_identity(request),
+            peer_ip: peer_ip(request),
         }
     }
 }
@@ -105,10 +118,20 @@ impl Guard {
             Gate::Refuse(reason) => return Err((None, Rejection::new(reason))),
             Gate::Authenticate => {}
         }
-        let principal = self
-            .authenticate(credentials)
-            .await
-            .map_err(|r| (None, r))?;
+        // A peer whose unidentified calls keep failing is refused before any token check.
+        let peer = credentials.peer_ip.as_deref();
+        if let Some(wait) = peer.and_then(|ip| self.unidentified.exhausted(ip)) {
+            let rejection = Rejection::new(Reason::RateLimited)
+                .with("group", UNAUTHENTICATED_PER_PEER)
+                .retry_after(wait);
+            return Err((None, rejection));
+        }
+        let principal = self.authenticate(credentials).await.map_err(|rejection| {
+            if let Some(ip) = peer {
+                self.unidentified.spend(ip);
+            }
+            (None, rejection)
+        })?;
         let checks = match self.policy.authorize(path.as_ref(), &principal) {
             Ok(()) => self.rate_limit(&principal, path.as_ref()).await,
             Err(rejection) => Err(rejection),
@@ -148,6 +171,22 @@ impl Guard {
                     .retry_after(exceeded.retry_after)
             })
     }
+}
+
+/// The caller's IP address, from the connection tonic accepted (plain or TLS).
+fn peer_ip<B>(request: &Request<B>) -> Option<String> {
+    let extensions = request.extensions();
+    let tcp =
+        extensions
+            .get::<tonic::transport::server::TcpConnectInfo>()
+            .or_else(|| {
+                extensions
+                    .get::<tonic::transport::server::TlsConnectInfo<
+                        tonic::transport::server::TcpConnectInfo,
+                    >>()
+                    .map(|tls| tls.get_ref())
+            })?;
+    tcp.remote_addr().map(|addr| addr.ip().to_string())
 }
 
 /// The token of `authorization: Bearer <token>` (the scheme is case-insensitive).

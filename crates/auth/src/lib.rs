@@ -18,8 +18,8 @@ mod shared_buckets;
 mod tls;
 
 pub use config::{
-    Config, DEV_AUDIENCE, DEV_ISSUER, JwksSettings, MtlsSettings, RateLimit, ReflectionAccess,
-    TlsSettings,
+    Config, DEV_AUDIENCE, DEV_ISSUER, JwksSettings, MtlsSettings, PeerLimit, RateLimit,
+    ReflectionAccess, TlsSettings,
 };
 pub use context::CallContext;
 pub use jwt::mint_dev_token;

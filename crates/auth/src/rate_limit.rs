@@ -158,6 +158,37 @@ impl RateLimiter {
         }
     }
 
+    /// A limiter of one group counting anything under `name`: a budget per key (a peer).
+    pub fn budget(name: &str, per_second: f64, burst: u32) -> Self {
+        Self::new(
+            &[RateLimit {
+                name: name.to_owned(),
+                methods: vec!["*".into()],
+                per_second,
+                burst,
+            }],
+            None,
+        )
+    }
+
+    /// How long until `key` may spend from a [`RateLimiter::budget`] again; `None` when
+    /// it may now. Spends nothing.
+    pub fn exhausted(&self, key: &str) -> Option<Duration> {
+        let group = self.groups.first()?;
+        let now = Instant::now();
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let tat = buckets.map.get(&(0, key.to_owned()))?;
+        let earliest = tat.checked_sub(group.tolerance).unwrap_or(now);
+        (earliest > now).then(|| earliest - now)
+    }
+
+    /// Spends one from `key`'s [`RateLimiter::budget`].
+    pub fn spend(&self, key: &str) {
+        if let Some(group) = self.groups.first() {
+            let _ = self.local_wait(0, group, key);
+        }
+    }
+
     /// GCRA on this process's buckets: `None` when admitted, else how long to wait.
     fn local_wait(&self, index: usize, group: &Group, principal: &str) -> Option<Duration> {
         let now = Instant::now();

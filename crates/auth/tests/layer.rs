@@ -192,6 +192,36 @@ async fn rate_limit_holds_across_connections_trips_and_recovers() {
 }
 
 #[tokio::test]
+async fn a_peer_whose_unidentified_calls_keep_failing_is_refused_before_any_token_check() {
+    let config = Config {
+        unauthenticated_per_peer: pasarela_auth::PeerLimit {
+            per_second: 0.5,
+            burst: 3,
+        },
+        ..config()
+    };
+    let addr = serve(&config, None).await;
+    let channel = channel(addr).await;
+    for _ in 0..3 {
+        let refused = whoami(&channel, Some("not-a-jwt")).await.unwrap_err();
+        assert_eq!(reason(&refused), "TOKEN_MALFORMED");
+    }
+    let limited = whoami(&channel, Some("not-a-jwt")).await.unwrap_err();
+    assert_eq!(limited.code(), Code::ResourceExhausted);
+    assert_eq!(reason(&limited), "RATE_LIMITED");
+    let details = limited.get_error_details();
+    assert_eq!(
+        details.error_info().unwrap().metadata["group"],
+        "unauthenticated-per-peer"
+    );
+    assert!(details.retry_info().is_some());
+    assert!(
+        call(&channel, CHECK, None).await.is_ok(),
+        "exempt methods are never counted or refused"
+    );
+}
+
+#[tokio::test]
 async fn rate_limit_in_redis_holds_across_replicas_and_outlives_an_outage() {
     let redis = TestRedis::start().await;
     let config = Config {
