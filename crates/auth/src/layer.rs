@@ -176,16 +176,15 @@ impl Guard {
 /// The caller's IP address, from the connection tonic accepted (plain or TLS).
 fn peer_ip<B>(request: &Request<B>) -> Option<String> {
     let extensions = request.extensions();
-    let tcp =
-        extensions
-            .get::<tonic::transport::server::TcpConnectInfo>()
-            .or_else(|| {
-                extensions
+    let tcp = extensions
+        .get::<tonic::transport::server::TcpConnectInfo>()
+        .or_else(|| {
+            extensions
                     .get::<tonic::transport::server::TlsConnectInfo<
                         tonic::transport::server::TcpConnectInfo,
                     >>()
                     .map(|tls| tls.get_ref())
-            })?;
+        })?;
     tcp.remote_addr().map(|addr| addr.ip().to_string())
 }
 
