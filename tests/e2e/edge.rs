@@ -17,14 +17,10 @@ fn contract_names() -> (
     std::collections::HashSet<String>,
     std::collections::HashSet<String>,
 ) {
-    let sets: &[&[u8]] = &[
-        pasarela::FILE_DESCRIPTOR_SET,
-        tonic_health::pb::FILE_DESCRIPTOR_SET,
-        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-    ];
+    let contracts = pasarela_server::app::CONTRACTS;
     (
-        pasarela_server::rpc_layer::known_services(sets),
-        pasarela_server::rpc_layer::known_methods(sets),
+        pasarela_server::rpc_layer::known_services(contracts),
+        pasarela_server::rpc_layer::known_methods(contracts),
     )
 }
 

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use serde_yaml_ng::Value as Yaml;
 
 use crate::recurring_payments::{self as rp, WALLET, charge, subscribe};
-use crate::support::{admin, spawn_app_with, tool};
+use crate::support::{spawn_app_with, tool};
 
 fn monitoring() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/monitoring")
@@ -156,9 +156,13 @@ async fn every_metric_the_rules_and_the_dashboard_read_is_exposed() {
 
     let app = spawn_app_with(rp::lab_setup).await;
     // One retried Kiban read, a subscription (the Daviplata token), a charge and its replay.
-    let rule =
-        json!({ "provider": "kiban", "fault": { "type": "status", "status": 503 }, "times": 1 });
-    admin(&app.sandbox, reqwest::Method::POST, "/faults", Some(rule)).await;
+    app.inject(
+        "kiban",
+        None,
+        json!({ "type": "status", "status": 503 }),
+        Some(1),
+    )
+    .await;
     BureauServiceClient::with_interceptor(app.channel(), app.bearer())
         .get_password_expiration(GetPasswordExpirationRequest {
             member_code: "PM00000001".into(),

@@ -107,10 +107,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         None => Incoming::Plain(listener),
     };
     let (stop, stopped) = watch::channel(false);
-    config.auth.check_names(
-        &rpc_layer::known_services(CONTRACTS),
-        &rpc_layer::known_methods(CONTRACTS),
-    )?;
+    let methods = rpc_layer::known_methods(CONTRACTS);
+    config
+        .auth
+        .check_names(&rpc_layer::known_services(CONTRACTS), &methods)?;
     let auth = pasarela_auth::AuthLayer::new(&config.auth)
         .await
         .context("building the auth layer")?;
@@ -132,7 +132,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let router = server
         .layer(
             ServiceBuilder::new()
-                .layer(RpcLayer::new(CONTRACTS))
+                .layer(RpcLayer::new(methods))
                 .layer(auth),
         )
         .add_routes(routes.routes());
@@ -248,7 +248,7 @@ async fn add_service(
 }
 
 /// Every contract a call may name: pasarela's, health's and reflection's.
-const CONTRACTS: &[&[u8]] = &[
+pub const CONTRACTS: &[&[u8]] = &[
     pasarela::FILE_DESCRIPTOR_SET,
     tonic_health::pb::FILE_DESCRIPTOR_SET,
     tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,

@@ -109,9 +109,10 @@ pub struct RpcLayer {
 }
 
 impl RpcLayer {
-    pub fn new(descriptor_sets: &[&[u8]]) -> Self {
+    /// `known`: the method paths of the contracts ([`known_methods`]).
+    pub fn new(known: HashSet<String>) -> Self {
         Self {
-            known: Arc::new(known_methods(descriptor_sets)),
+            known: Arc::new(known),
         }
     }
 }
