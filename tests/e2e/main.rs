@@ -10,6 +10,7 @@ mod deploy;
 mod docs;
 mod edge;
 mod foundation;
+mod guessing;
 mod money_once;
 mod monitoring;
 mod observability;

@@ -20,8 +20,9 @@ const DEV_HS256_SECRET: &str = "pasarela-dev-only-hs256-secret-never-use-in-prod
 /// Longest clock skew tolerated on `exp` and `nbf`.
 const MAX_LEEWAY: Duration = Duration::from_secs(300);
 
-/// Shortest HS256 secret accepted: RFC 7518 asks for a key at least as long as the hash.
-const MIN_HS256_SECRET_BYTES: usize = 32;
+/// Shortest HMAC key accepted (HS256, holder names): RFC 7518 asks for a key at least as
+/// long as the hash.
+const MIN_KEY_BYTES: usize = 32;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -56,7 +57,15 @@ pub struct Config {
     pub rate_limits: Vec<RateLimit>,
     /// Calls one peer address may have refused before it is identified (no or a bad
     /// token); past it the peer's calls are refused before any token is checked.
-    pub unauthenticated_per_peer: PeerLimit,
+    pub unauthenticated_per_peer: Budget,
+    /// Checks of one customer's or member's secret (a password, an OTP, a card PIN or
+    /// CVV), counted across every caller and, with `rate_limit_redis_url`, every replica:
+    /// forty principals guessing one customer's PIN share that customer's budget.
+    pub secret_attempts: Budget,
+    /// Key of the HMAC that names a secret's holder in the buckets, so that neither Redis
+    /// nor memory holds customer ids. Unset, each process draws a random one, which
+    /// replicas cannot share: start-up refuses that with `rate_limit_redis_url`.
+    pub holder_key: Option<SecretString>,
     /// Redis holding the rate-limit buckets, so that they hold across replicas; unset, each
     /// process counts alone. While Redis cannot answer, each process counts alone too.
     pub rate_limit_redis_url: Option<SecretString>,
@@ -142,7 +151,16 @@ impl Default for Config {
             methods: BTreeMap::new(),
             superuser_scope: None,
             insecure_dev_credentials: false,
-            unauthenticated_per_peer: PeerLimit::default(),
+            unauthenticated_per_peer: Budget {
+                per_second: 10.0,
+                burst: 100,
+            },
+            // A customer types a code or PIN a few times in a row, not dozens an hour.
+            secret_attempts: Budget {
+                per_second: 1.0 / 60.0,
+                burst: 10,
+            },
+            holder_key: None,
             exempt: vec!["grpc.health.v1.Health".into()],
             reflection: ReflectionAccess::Open,
             mtls: MtlsSettings::default(),
@@ -249,8 +267,8 @@ impl Config {
                  to accept it"
             );
             anyhow::ensure!(
-                secret.expose_secret().len() >= MIN_HS256_SECRET_BYTES,
-                "auth: auth.hs256_secret must be at least {MIN_HS256_SECRET_BYTES} bytes"
+                secret.expose_secret().len() >= MIN_KEY_BYTES,
+                "auth: auth.hs256_secret must be at least {MIN_KEY_BYTES} bytes"
             );
         }
         if let Some(jwks) = &self.jwks {
@@ -272,11 +290,26 @@ impl Config {
             "auth: auth.leeway is at most {}s: a longer one keeps expired tokens alive",
             MAX_LEEWAY.as_secs()
         );
-        let peer = &self.unauthenticated_per_peer;
-        anyhow::ensure!(
-            peer.per_second > 0.0 && peer.per_second.is_finite() && peer.burst > 0,
-            "auth: unauthenticated_per_peer needs per_second > 0 and burst > 0"
-        );
+        for (key, budget) in [
+            ("unauthenticated_per_peer", &self.unauthenticated_per_peer),
+            ("secret_attempts", &self.secret_attempts),
+        ] {
+            anyhow::ensure!(
+                budget.per_second > 0.0 && budget.per_second.is_finite() && budget.burst > 0,
+                "auth: auth.{key} needs per_second > 0 and burst > 0"
+            );
+        }
+        match &self.holder_key {
+            Some(key) => anyhow::ensure!(
+                key.expose_secret().len() >= MIN_KEY_BYTES,
+                "auth: auth.holder_key must be at least {MIN_KEY_BYTES} bytes"
+            ),
+            None => anyhow::ensure!(
+                self.rate_limit_redis_url.is_none(),
+                "auth: auth.holder_key must be set with auth.rate_limit_redis_url, or each \
+                 replica would name a customer differently and count its secret checks apart"
+            ),
+        }
         for limit in &self.rate_limits {
             anyhow::ensure!(
                 limit.per_second > 0.0 && limit.per_second.is_finite() && limit.burst > 0,
@@ -288,21 +321,13 @@ impl Config {
     }
 }
 
-/// A budget of refusals per peer address (GCRA: a sustained rate and a burst).
+/// A budget per key, a peer address or a secret's holder (GCRA: a sustained rate and a
+/// burst).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PeerLimit {
+#[serde(deny_unknown_fields)]
+pub struct Budget {
     pub per_second: f64,
     pub burst: u32,
-}
-
-impl Default for PeerLimit {
-    fn default() -> Self {
-        Self {
-            per_second: 10.0,
-            burst: 100,
-        }
-    }
 }
 
 /// Inbound TLS of the gRPC port; with `client_ca_file`, client certificates signed by that
@@ -337,6 +362,28 @@ mod tests {
     #[test]
     fn dev_policy_is_valid() {
         Config::dev().validate().expect("dev config");
+    }
+
+    #[test]
+    fn shared_buckets_need_a_holder_key_of_at_least_32_bytes() {
+        let shared = Config {
+            rate_limit_redis_url: Some("redis://127.0.0.1:6379/".into()),
+            ..Config::dev()
+        };
+        let error = shared.validate().unwrap_err().to_string();
+        assert!(error.contains("auth.holder_key must be set"), "{error}");
+        let short = Config {
+            holder_key: Some("too short".into()),
+            ..shared.clone()
+        };
+        let error = short.validate().unwrap_err().to_string();
+        assert!(error.contains("at least 32 bytes"), "{error}");
+        assert!(!error.contains("too short"), "the key is never shown");
+        let keyed = Config {
+            holder_key: Some("a key every replica shares, 32+ bytes".into()),
+            ..shared
+        };
+        keyed.validate().expect("a shared key");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::policy::{Gate, MethodPath, Policy};
 use crate::principal::Principal;
 use crate::rate_limit::RateLimiter;
 use crate::rejection::{Reason, Rejection};
+use crate::secret_attempts::SecretAttempts;
 use crate::shared_buckets::SharedBuckets;
 
 /// Everything the layer decides with, shared by all connections (and so are the buckets
@@ -39,6 +40,7 @@ pub const UNAUTHENTICATED_PER_PEER: &str = "unauthenticated-per-peer";
 #[derive(Clone)]
 pub struct AuthLayer {
     guard: Arc<Guard>,
+    attempts: SecretAttempts,
 }
 
 impl AuthLayer {
@@ -46,12 +48,14 @@ impl AuthLayer {
     /// fails start-up).
     pub async fn new(config: &Config) -> anyhow::Result<AuthLayer> {
         config.validate()?;
+        let shared = shared_buckets(config).await?;
         Ok(AuthLayer {
+            attempts: SecretAttempts::new(config, shared.clone())?,
             guard: Arc::new(Guard {
                 policy: Policy::new(config),
                 verifier: Verifier::new(config).await?,
                 certificates: CertificatePrincipals::new(&config.mtls),
-                limiter: RateLimiter::new(&config.rate_limits, shared_buckets(config).await?),
+                limiter: RateLimiter::new(&config.rate_limits, shared),
                 unidentified: RateLimiter::budget(
                     UNAUTHENTICATED_PER_PEER,
                     config.unauthenticated_per_peer.per_second,
@@ -59,6 +63,12 @@ impl AuthLayer {
                 ),
             }),
         })
+    }
+
+    /// The budgets of secrets' holders, for the handlers that check a secret; they share
+    /// this layer's Redis.
+    pub fn secret_attempts(&self) -> SecretAttempts {
+        self.attempts.clone()
     }
 }
 

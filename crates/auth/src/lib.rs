@@ -14,11 +14,12 @@ mod policy;
 mod principal;
 mod rate_limit;
 mod rejection;
+mod secret_attempts;
 mod shared_buckets;
 mod tls;
 
 pub use config::{
-    Config, DEV_AUDIENCE, DEV_ISSUER, JwksSettings, MtlsSettings, PeerLimit, RateLimit,
+    Budget, Config, DEV_AUDIENCE, DEV_ISSUER, JwksSettings, MtlsSettings, RateLimit,
     ReflectionAccess, TlsSettings,
 };
 pub use context::CallContext;
@@ -27,4 +28,5 @@ pub use layer::{AuthLayer, AuthService};
 pub use mtls::{certificate_file_identity, certificate_identity};
 pub use principal::{Principal, PrincipalSource};
 pub use rejection::DOMAIN;
+pub use secret_attempts::{SECRET_ATTEMPTS, SecretAttempts};
 pub use tls::{server_tls_config, tls_incoming};

@@ -122,9 +122,21 @@ impl RateLimiter {
         }) else {
             return Ok(());
         };
-        let wait = match self.shared_wait(group, principal).await {
+        self.take(index, group, principal).await
+    }
+
+    /// Counts one call of `key` against the first group, whatever the method.
+    pub async fn check_first(&self, key: &str) -> Result<(), Exceeded> {
+        match self.groups.first() {
+            Some(group) => self.take(0, group, key).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn take(&self, index: usize, group: &Group, key: &str) -> Result<(), Exceeded> {
+        let wait = match self.shared_wait(group, key).await {
             Some(wait) => wait,
-            None => self.local_wait(index, group, principal),
+            None => self.local_wait(index, group, key),
         };
         match wait {
             None => Ok(()),

@@ -24,6 +24,7 @@ local next = tat + tonumber(ARGV[1])
 redis.call('SET', KEYS[1], next, 'PX', math.ceil((next - now) / 1000) + 1)
 return 0";
 
+#[derive(Clone)]
 pub struct SharedBuckets {
     connection: ConnectionManager,
     take: Script,

@@ -194,7 +194,7 @@ async fn rate_limit_holds_across_connections_trips_and_recovers() {
 #[tokio::test]
 async fn a_peer_whose_unidentified_calls_keep_failing_is_refused_before_any_token_check() {
     let config = Config {
-        unauthenticated_per_peer: pasarela_auth::PeerLimit {
+        unauthenticated_per_peer: pasarela_auth::Budget {
             per_second: 0.5,
             burst: 3,
         },
@@ -232,6 +232,7 @@ async fn rate_limit_in_redis_holds_across_replicas_and_outlives_an_outage() {
             burst: 2,
         }],
         rate_limit_redis_url: Some(redis.url.clone().into()),
+        holder_key: Some("both replicas name holders with this key".into()),
         ..config()
     };
     let (first, second) = (serve(&config, None).await, serve(&config, None).await);

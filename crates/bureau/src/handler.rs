@@ -3,6 +3,7 @@
 
 use pasarela::bureau::v1::bureau_service_server::BureauService;
 use pasarela::bureau::v1::{GetPasswordExpirationRequest, GetPasswordExpirationResponse};
+use pasarela_auth::SecretAttempts;
 use pasarela_provider::deadline;
 use tonic::{Request, Response, Status};
 
@@ -13,14 +14,21 @@ use crate::request;
 pub struct Bureau {
     kiban: Kiban,
     environment: Environment,
+    /// Budgets of the members whose passwords Kiban checks, across every caller.
+    attempts: SecretAttempts,
 }
+
+/// Whose secrets these are: bureau members, in the holders' budgets.
+const HOLDERS: &str = "kiban-member";
 
 impl Bureau {
     /// Builds the Kiban client once; fails on an unusable URL, header or API key.
-    pub fn new(config: &Config) -> anyhow::Result<Self> {
+    /// `attempts` counts the checks of each member's password.
+    pub fn new(config: &Config, attempts: SecretAttempts) -> anyhow::Result<Self> {
         Ok(Self {
             kiban: Kiban::new(config)?,
             environment: config.environment,
+            attempts,
         })
     }
 }
@@ -34,6 +42,9 @@ impl BureauService for Bureau {
         let remaining = pasarela_auth::CallContext::of(&request).remaining();
         let budget = deadline::budget(remaining, self.kiban.ceiling());
         let query = request::validate(request.into_inner(), self.environment)?;
+        // Each call tells a right password from a wrong one: past the member's budget
+        // Kiban is not asked.
+        self.attempts.check(HOLDERS, &query.member_code).await?;
         match self.kiban.password_expiry(&query, budget).await {
             Ok(response) => {
                 tracing::info!(kiban_request_id = %response.request_id, "password expiration read");

@@ -13,7 +13,11 @@ pub use handler::Bureau;
 
 use pasarela::bureau::v1::bureau_service_server::BureauServiceServer;
 
-/// Builds the service once at start, with its one pooled Kiban client.
-pub async fn service(config: Config) -> anyhow::Result<BureauServiceServer<Bureau>> {
-    Ok(BureauServiceServer::new(Bureau::new(&config)?))
+/// Builds the service once at start, with its one pooled Kiban client; `attempts` counts
+/// the checks of members' passwords.
+pub async fn service(
+    config: Config,
+    attempts: pasarela_auth::SecretAttempts,
+) -> anyhow::Result<BureauServiceServer<Bureau>> {
+    Ok(BureauServiceServer::new(Bureau::new(&config, attempts)?))
 }

@@ -92,7 +92,9 @@ fn environment_name(environment: Environment) -> &'static str {
 }
 
 async fn bureau(config: Config) -> BureauServiceClient<Channel> {
-    let service = pasarela_bureau::service(config).await.expect("service");
+    let service = pasarela_bureau::service(config, attempts())
+        .await
+        .expect("service");
     let (listener, addr) = listen().await;
     tokio::spawn(
         tonic::transport::Server::builder()
@@ -270,12 +272,21 @@ async fn an_unreachable_kiban_is_unavailable() {
 #[tokio::test]
 async fn a_bad_configuration_fails_at_start() {
     let mut bad_url = config("not a url".into(), Environment::Sandbox);
-    assert!(pasarela_bureau::service(bad_url.clone()).await.is_err());
+    assert!(
+        pasarela_bureau::service(bad_url.clone(), attempts())
+            .await
+            .is_err()
+    );
     bad_url.base_url = "http://127.0.0.1:1".into();
     bad_url.api_key = "line\nbreak-secret".into();
-    let error = pasarela_bureau::service(bad_url)
+    let error = pasarela_bureau::service(bad_url, attempts())
         .await
         .err()
         .expect("refused");
     assert!(!format!("{error:#}").contains("break-secret"));
+}
+
+/// Each service its own budgets of members' password checks, counted in this process.
+fn attempts() -> pasarela_auth::SecretAttempts {
+    pasarela_auth::SecretAttempts::local(&pasarela_auth::Config::default()).expect("budgets")
 }

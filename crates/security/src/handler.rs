@@ -5,10 +5,10 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use pasarela::common::v1::InvokerContext;
+use pasarela::common::v1::{Identification, InvokerContext};
 use pasarela::security::v1::security_service_server::SecurityService;
 use pasarela::security::v1::*;
-use pasarela_auth::{CallContext, Principal};
+use pasarela_auth::{CallContext, Principal, SecretAttempts};
 use pasarela_provider::idempotency::{
     self, Approval, Attempt, Claim, Idempotency, Ledger, OnUnknown, Outcome, Scope, SettleError,
     detached, fingerprint,
@@ -53,18 +53,24 @@ pub struct Security {
 
 struct Core {
     bcs: Bcs,
+    /// Budgets of the customers whose secrets the bank checks, across every caller.
+    attempts: SecretAttempts,
     idempotency: Idempotency,
     reconciliation: Reconciliation,
     /// How long after an attempt a consulta's "not found" is believed.
     quiet_period: Duration,
 }
 
+/// Whose secrets these are: the bank's customers, in the holders' budgets.
+const HOLDERS: &str = "bcs-customer";
+
 /// The package operators name when they settle this service's keys.
 const SERVICE: &str = "pasarela.security.v1";
 
 impl Security {
-    /// Builds the bank's client and opens the idempotency store (connects Redis now).
-    pub async fn new(config: Config) -> anyhow::Result<Self> {
+    /// Builds the bank's client and opens the idempotency store (connects Redis now);
+    /// `attempts` counts the checks of each customer's secrets.
+    pub async fn new(config: Config, attempts: SecretAttempts) -> anyhow::Result<Self> {
         let store = idempotency::open_store(&config.idempotency).await?;
         let ttl = config.idempotency.ttl;
         let reconciliation = config.withdrawal_reconciliation.clone();
@@ -81,6 +87,7 @@ impl Security {
             core: Arc::new(Core {
                 idempotency: Idempotency::new(store, IDEMPOTENCY, ttl, lease, on_unknown),
                 bcs,
+                attempts,
                 reconciliation,
                 quiet_period,
             }),
@@ -114,6 +121,36 @@ impl Security {
         self.core
             .bcs
             .run(op, call, invoker, build, P::try_from)
+            .await
+            .map(Response::new)
+    }
+
+    /// Like [`Security::call`] for an operation that tells a right secret of `customer`
+    /// from a wrong one: a valid request is counted against the customer's budget, and
+    /// past it the bank is not asked. `None`: this call checks no secret.
+    async fn check_secret<B, W, P>(
+        &self,
+        op: &Op<W>,
+        call: &CallContext,
+        invoker: Option<&InvokerContext>,
+        customer: Option<&Identification>,
+        build: impl FnOnce(&InvokerFields, &mut Violations) -> Outgoing<B>,
+    ) -> Result<Response<P>, Status>
+    where
+        B: Serialize,
+        W: DeserializeOwned,
+        P: TryFrom<W, Error = Unreadable>,
+    {
+        let holder = customer.map(|customer| format!("{}:{}", customer.r#type, customer.number));
+        let admit = async {
+            match &holder {
+                Some(holder) => self.core.attempts.check(HOLDERS, holder).await,
+                None => Ok(()),
+            }
+        };
+        self.core
+            .bcs
+            .run_admitted(op, call, invoker, build, admit, P::try_from)
             .await
             .map(Response::new)
     }
@@ -301,9 +338,13 @@ impl SecurityService for Security {
         let call = CallContext::of(&request);
         let r = request.into_inner();
         let op = &client::VALIDATE_OTC;
-        self.call(op, &call, r.invoker.as_ref(), |_, v| {
-            wire::validate_otc(&r, v)
-        })
+        self.check_secret(
+            op,
+            &call,
+            r.invoker.as_ref(),
+            r.customer.as_ref(),
+            |_, v| wire::validate_otc(&r, v),
+        )
         .await
     }
 
@@ -353,9 +394,13 @@ impl SecurityService for Security {
         let call = CallContext::of(&request);
         let r = request.into_inner();
         let op = &client::CHANGE_PASSWORD;
-        self.call(op, &call, r.invoker.as_ref(), |_, v| {
-            wire::change_password(&r, v)
-        })
+        self.check_secret(
+            op,
+            &call,
+            r.invoker.as_ref(),
+            r.customer.as_ref(),
+            |_, v| wire::change_password(&r, v),
+        )
         .await
     }
 
@@ -379,9 +424,13 @@ impl SecurityService for Security {
         let call = CallContext::of(&request);
         let r = request.into_inner();
         let op = &client::VALIDATE_ENROLLMENT_CARD;
-        self.call(op, &call, r.invoker.as_ref(), |_, v| {
-            wire::validate_enrollment_card(&r, v)
-        })
+        self.check_secret(
+            op,
+            &call,
+            r.invoker.as_ref(),
+            r.customer.as_ref(),
+            |_, v| wire::validate_enrollment_card(&r, v),
+        )
         .await
     }
 
@@ -392,9 +441,13 @@ impl SecurityService for Security {
         let call = CallContext::of(&request);
         let r = request.into_inner();
         let op = &client::VALIDATE_PASSWORD_RECOVERY;
-        self.call(op, &call, r.invoker.as_ref(), |_, v| {
-            wire::validate_password_recovery(&r, v)
-        })
+        self.check_secret(
+            op,
+            &call,
+            r.invoker.as_ref(),
+            r.customer.as_ref(),
+            |_, v| wire::validate_password_recovery(&r, v),
+        )
         .await
     }
 
@@ -461,7 +514,9 @@ impl SecurityService for Security {
         let call = CallContext::of(&request);
         let r = request.into_inner();
         let op = &client::AUTHENTICATE_CHANNEL;
-        self.call(op, &call, r.invoker.as_ref(), |_, v| {
+        // The first round asks for questions; a round with answers checks them.
+        let checked = r.customer.as_ref().filter(|_| !r.answers.is_empty());
+        self.check_secret(op, &call, r.invoker.as_ref(), checked, |_, v| {
             wire::authenticate_channel(&r, v)
         })
         .await
@@ -474,7 +529,9 @@ impl SecurityService for Security {
         let call = CallContext::of(&request);
         let r = request.into_inner();
         let op = &client::QUESTION_CHALLENGE;
-        self.call(op, &call, r.invoker.as_ref(), |_, v| {
+        // The first round asks for questions; a round with answers checks them.
+        let checked = r.customer.as_ref().filter(|_| !r.answers.is_empty());
+        self.check_secret(op, &call, r.invoker.as_ref(), checked, |_, v| {
             wire::create_question_challenge(&r, v)
         })
         .await

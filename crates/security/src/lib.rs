@@ -13,7 +13,12 @@ pub use handler::Security;
 use pasarela::security::v1::security_service_server::SecurityServiceServer;
 
 /// Builds the service once at start: one pooled HTTP client for the bank and the
-/// idempotency store of withdrawals.
-pub async fn service(config: Config) -> anyhow::Result<SecurityServiceServer<Security>> {
-    Ok(SecurityServiceServer::new(Security::new(config).await?))
+/// idempotency store of withdrawals; `attempts` counts the checks of customers' secrets.
+pub async fn service(
+    config: Config,
+    attempts: pasarela_auth::SecretAttempts,
+) -> anyhow::Result<SecurityServiceServer<Security>> {
+    Ok(SecurityServiceServer::new(
+        Security::new(config, attempts).await?,
+    ))
 }

@@ -100,7 +100,11 @@ impl Fixture {
             },
         }))
         .expect("config");
-        let service = runtime.block_on(Security::new(config)).expect("service");
+        let attempts =
+            pasarela_auth::SecretAttempts::local(&pasarela_auth::Config::default()).unwrap();
+        let service = runtime
+            .block_on(Security::new(config, attempts))
+            .expect("service");
         Fixture {
             runtime,
             answer,

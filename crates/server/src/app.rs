@@ -21,6 +21,7 @@ use tower::ServiceBuilder;
 
 use pasarela::recurring_payments::v1::recurring_payments_service_server::RecurringPaymentsServiceServer;
 use pasarela::security::v1::security_service_server::SecurityServiceServer;
+use pasarela_auth::SecretAttempts;
 use pasarela_provider::idempotency::Ledger;
 
 use crate::config::{Config, ServiceName};
@@ -66,9 +67,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     if config.reflection {
         add_reflection(&mut routes, &dedup(&config.services), limit)?;
     }
+    let methods = rpc_layer::known_methods(CONTRACTS);
+    config
+        .auth
+        .check_names(&rpc_layer::known_services(CONTRACTS), &methods)?;
+    // Built before the services: the handlers that check secrets share its budgets.
+    let auth = pasarela_auth::AuthLayer::new(&config.auth)
+        .await
+        .context("building the auth layer")?;
+    let attempts = auth.secret_attempts();
     let mut ledgers = Vec::new();
     for name in dedup(&config.services) {
-        ledgers.extend(add_service(&mut routes, &config, name).await?);
+        ledgers.extend(add_service(&mut routes, &config, name, &attempts).await?);
         health
             .set_service_status(name.grpc_name(), ServingStatus::Serving)
             .await;
@@ -107,13 +117,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         None => Incoming::Plain(listener),
     };
     let (stop, stopped) = watch::channel(false);
-    let methods = rpc_layer::known_methods(CONTRACTS);
-    config
-        .auth
-        .check_names(&rpc_layer::known_services(CONTRACTS), &methods)?;
-    let auth = pasarela_auth::AuthLayer::new(&config.auth)
-        .await
-        .context("building the auth layer")?;
     let http2 = &config.http2;
     let server = tonic::transport::Server::builder()
         .max_connection_age(
@@ -217,13 +220,14 @@ async fn add_service(
     routes: &mut RoutesBuilder,
     config: &Config,
     name: ServiceName,
+    attempts: &SecretAttempts,
 ) -> anyhow::Result<Option<Ledger>> {
     let limit = config.max_request_bytes;
     let missing = || format!("service {name:?} is enabled but has no configuration section");
     Ok(match name {
         ServiceName::Security => {
             let section = config.security.clone().with_context(missing)?;
-            let service = pasarela_security::Security::new(section).await?;
+            let service = pasarela_security::Security::new(section, attempts.clone()).await?;
             let ledger = service.ledger();
             routes
                 .add_service(SecurityServiceServer::new(service).max_decoding_message_size(limit));
@@ -231,7 +235,7 @@ async fn add_service(
         }
         ServiceName::Bureau => {
             let section = config.bureau.clone().with_context(missing)?;
-            let service = pasarela_bureau::service(section).await?;
+            let service = pasarela_bureau::service(section, attempts.clone()).await?;
             routes.add_service(service.max_decoding_message_size(limit));
             None
         }

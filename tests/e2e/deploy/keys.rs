@@ -58,14 +58,31 @@ pub(super) fn expand(documented: &DocumentedKey) -> Vec<(String, String)> {
     }
 }
 
-/// Sections that exist only with some keys set: `tls` needs its certificate and key.
-pub(super) const SECTION_COMPANIONS: [(&str, [(&str, &str); 2]); 1] = [(
-    "tls.",
-    [
-        ("PASARELA_TLS__CERT_FILE", "tls.crt"),
-        ("PASARELA_TLS__KEY_FILE", "tls.key"),
-    ],
-)];
+/// Sections that exist only with some keys set: `tls` needs its certificate and key, a
+/// budget its rate and its burst.
+pub(super) const SECTION_COMPANIONS: [(&str, [(&str, &str); 2]); 3] = [
+    (
+        "tls.",
+        [
+            ("PASARELA_TLS__CERT_FILE", "tls.crt"),
+            ("PASARELA_TLS__KEY_FILE", "tls.key"),
+        ],
+    ),
+    (
+        "auth.unauthenticated_per_peer.",
+        [
+            ("PASARELA_AUTH__UNAUTHENTICATED_PER_PEER__PER_SECOND", "10"),
+            ("PASARELA_AUTH__UNAUTHENTICATED_PER_PEER__BURST", "100"),
+        ],
+    ),
+    (
+        "auth.secret_attempts.",
+        [
+            ("PASARELA_AUTH__SECRET_ATTEMPTS__PER_SECOND", "0.0167"),
+            ("PASARELA_AUTH__SECRET_ATTEMPTS__BURST", "10"),
+        ],
+    ),
+];
 
 #[test]
 pub(super) fn every_documented_key_is_accepted_under_its_variable() {

@@ -240,6 +240,12 @@ pub(super) fn assert_network_policy(policy: &Value, pod_labels: &Value, context:
                     || peer["podSelector"]["matchLabels"].is_object(),
                 "{context}: callers are chosen by label, not by address: {peer}"
             );
+            // `namespaceSelector: {}` would admit a labelled pod of any namespace.
+            assert!(
+                peer["namespaceSelector"]["matchExpressions"].is_array()
+                    || peer["namespaceSelector"]["matchLabels"].is_object(),
+                "{context}: callers' namespaces are opted in by label: {peer}"
+            );
         }
     }
     let egress = spec["egress"].as_array().expect("egress rules");
@@ -250,4 +256,39 @@ pub(super) fn assert_network_policy(policy: &Value, pod_labels: &Value, context:
         );
     }
     assert!(egress_ports(policy).contains(&53), "{context}: DNS");
+}
+
+/// Every address range a policy's egress rules open.
+fn egress_ranges(policy: &Value) -> Vec<String> {
+    policy["spec"]["egress"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|rule| rule["to"].as_array().into_iter().flatten())
+        .filter_map(|peer| peer["ipBlock"]["cidr"].as_str())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+pub(super) fn production_egress_is_narrowed_to_named_ranges() {
+    let manifests = Manifests::of("prod");
+    for service in ServiceName::ALL {
+        let policy = manifests.of_service("NetworkPolicy", service);
+        let ranges = egress_ranges(policy);
+        assert!(
+            !ranges
+                .iter()
+                .any(|cidr| cidr == "0.0.0.0/0" || cidr == "::/0"),
+            "prod {service:?}: no egress to the whole internet: {ranges:?}"
+        );
+        assert!(
+            policy["spec"]["egress"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .all(|rule| rule["to"].as_array().is_some_and(|to| !to.is_empty())),
+            "prod {service:?}: every egress rule names its peers"
+        );
+    }
 }

@@ -71,16 +71,18 @@ pub(super) fn idempotent_services_share_their_records_in_redis_when_they_can_sca
             let config = pod_config(&manifests, deployment);
             let policy = manifests.of_service("NetworkPolicy", service);
             let context = format!("{overlay} {service:?}");
-            let Some(store) = idempotency(&config, service) else {
-                assert!(
-                    !reaches_redis(policy),
-                    "{context}: no Redis egress it does not need"
-                );
-                continue;
-            };
             let max = int(
                 &manifests.of_service("HorizontalPodAutoscaler", service)["spec"]["maxReplicas"],
             );
+            if max > 1 {
+                // Limits, and the budgets of secrets' holders, hold across replicas.
+                assert!(config.auth.rate_limit_redis_url.is_some(), "{context}");
+                assert!(config.auth.holder_key.is_some(), "{context}: a holder key");
+                assert!(reaches_redis(policy), "{context}: egress to Redis");
+            }
+            let Some(store) = idempotency(&config, service) else {
+                continue;
+            };
             if max > 1 {
                 assert_eq!(store.store, StoreKind::Redis, "{context}");
                 assert!(store.url.is_some(), "{context}: a Redis URL");
@@ -128,7 +130,7 @@ pub(super) fn peer_selects(selector: &Value, labels: &Value) -> bool {
 }
 
 /// Keys whose values are credentials, or may carry one (a Redis URL with its password).
-pub(super) const CREDENTIALS: [&str; 9] = [
+pub(super) const CREDENTIALS: [&str; 11] = [
     "security.client_id",
     "security.client_secret",
     "security.access_token",
@@ -138,4 +140,6 @@ pub(super) const CREDENTIALS: [&str; 9] = [
     "recurring_payments.client_secret",
     "recurring_payments.idempotency.url",
     "auth.hs256_secret",
+    "auth.rate_limit_redis_url",
+    "auth.holder_key",
 ];

@@ -83,6 +83,11 @@ fn roomy(config: &mut pasarela_server::Config) {
         limit.burst = 100_000;
         limit.per_second = 100_000.0;
     }
+    // One member's password is checked under load here, by one caller.
+    config.auth.secret_attempts = pasarela_auth::Budget {
+        per_second: 100_000.0,
+        burst: 100_000,
+    };
     if let Some(section) = config.recurring_payments.as_mut() {
         section.lab_otp_passthrough = true;
     }

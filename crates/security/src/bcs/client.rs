@@ -461,7 +461,27 @@ impl Bcs {
         B: Serialize,
         W: DeserializeOwned,
     {
+        self.run_admitted(op, call, context, build, async { Ok(()) }, read)
+            .await
+    }
+
+    /// Like [`Bcs::run`], with `admit` awaited between a valid request and its sending:
+    /// a refusal there sends nothing.
+    pub async fn run_admitted<B, W, P>(
+        &self,
+        op: &Op<W>,
+        call: &CallContext,
+        context: Option<&pasarela::common::v1::InvokerContext>,
+        build: impl FnOnce(&InvokerFields, &mut Violations) -> Outgoing<B>,
+        admit: impl Future<Output = Result<(), Status>>,
+        read: impl FnOnce(W) -> Result<P, Unreadable>,
+    ) -> Result<P, Status>
+    where
+        B: Serialize,
+        W: DeserializeOwned,
+    {
         let prepared = self.prepare(op, call, context, build).await?;
+        admit.await?;
         let answer = self.send(op, &prepared, self.deadline(call)).await?;
         Ok(readable(op, read(answer))?)
     }
