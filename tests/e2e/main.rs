@@ -17,3 +17,4 @@ mod observability;
 mod recurring_payments;
 mod reliability;
 mod security;
+mod shared_state;

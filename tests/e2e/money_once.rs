@@ -701,7 +701,12 @@ async fn money_moving_calls_fail_closed_while_redis_is_down_and_recover() {
 #[tokio::test]
 async fn a_claim_survives_a_redis_restart_mid_call_and_is_held() {
     let mut redis = TestRedis::start_durable().await;
-    let idempotency = json!({ "store": "redis", "url": redis.url, "lease": "4s" });
+    let idempotency = json!({
+        "store": "redis",
+        "url": redis.url,
+        "lease": "4s",
+        "record_key": crate::support::RECORD_KEY,
+    });
     let (app, mut client) = subscribed_app(idempotency).await;
     app.inject_once(
         "daviplata",
@@ -863,6 +868,7 @@ timeout = "1s"
 store = "redis"
 url = "{redis_url}"
 lease = "2s"
+record_key = "{record_key}"
 
 [security.withdrawal_reconciliation]
 not_found = [{{ http = 404, code = "NO FOUND", type = "BDA" }}]
@@ -883,7 +889,9 @@ key_file = "{key}"
 store = "redis"
 url = "{redis_url}"
 lease = "2s"
+record_key = "{record_key}"
 "#,
+        record_key = crate::support::RECORD_KEY,
         admin = crate::foundation::free_port(),
         issuer = pasarela_auth::DEV_ISSUER,
         audience = pasarela_auth::DEV_AUDIENCE,

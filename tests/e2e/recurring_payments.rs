@@ -650,7 +650,7 @@ pub(crate) fn memory_store() -> Value {
 }
 
 pub(crate) fn redis_store(url: &str) -> Value {
-    json!({ "store": "redis", "url": url })
+    json!({ "store": "redis", "url": url, "record_key": crate::support::RECORD_KEY })
 }
 
 /// A second pasarela replica of the recurring-payments service, against `app`'s sandbox,

@@ -851,8 +851,10 @@ async fn second_replica(app: &TestApp, url: &str) -> pasarela_server::app::Runni
 pub(crate) fn shares_redis(config: &mut pasarela_server::config::Config, url: &str) {
     let security = config.security.as_mut().expect("dev config has security");
     security.access_token = Some(TOKEN.to_owned().into());
-    security.idempotency = serde_json::from_value(json!({ "store": "redis", "url": url }))
-        .expect("idempotency section");
+    security.idempotency = serde_json::from_value(
+        json!({ "store": "redis", "url": url, "record_key": crate::support::RECORD_KEY }),
+    )
+    .expect("idempotency section");
 }
 
 #[tokio::test]

@@ -10,7 +10,6 @@ use pasarela::recurring_payments::v1::recurring_payments_service_server::Recurri
 use pasarela_auth::{CallContext, Principal};
 use pasarela_provider::idempotency::{
     self, Approval, Claim, Idempotency, Ledger, OnUnknown, Outcome, Scope, SettleError, detached,
-    fingerprint,
 };
 use pasarela_provider::{ProviderError, deadline, reasons};
 use serde::Serialize;
@@ -72,6 +71,7 @@ impl RecurringPayments {
         };
         let idempotency = Idempotency::new(
             store,
+            config.idempotency.seal()?,
             IDEMPOTENCY,
             config.idempotency.ttl,
             lease,
@@ -185,7 +185,7 @@ impl Core {
             operation,
             caller: key.caller,
             key: key.key,
-            fingerprint: fingerprint(operation, request_without_key),
+            fingerprint: self.idempotency.fingerprint(operation, request_without_key),
             transaction_id: uuid::Uuid::new_v4().to_string(),
             deadline,
         };

@@ -11,7 +11,7 @@ use pasarela::security::v1::*;
 use pasarela_auth::{CallContext, Principal, SecretAttempts};
 use pasarela_provider::idempotency::{
     self, Approval, Attempt, Claim, Idempotency, Ledger, OnUnknown, Outcome, Scope, SettleError,
-    detached, fingerprint,
+    detached,
 };
 use pasarela_provider::{ProviderError, Violations, reasons};
 use serde::Serialize;
@@ -72,6 +72,7 @@ impl Security {
     /// `attempts` counts the checks of each customer's secrets.
     pub async fn new(config: Config, attempts: SecretAttempts) -> anyhow::Result<Self> {
         let store = idempotency::open_store(&config.idempotency).await?;
+        let seal = config.idempotency.seal()?;
         let ttl = config.idempotency.ttl;
         let reconciliation = config.withdrawal_reconciliation.clone();
         let on_unknown = match reconciliation.mode {
@@ -85,7 +86,7 @@ impl Security {
         let quiet_period = reconciliation.quiet_period.unwrap_or(bcs.ceiling() * 3);
         Ok(Self {
             core: Arc::new(Core {
-                idempotency: Idempotency::new(store, IDEMPOTENCY, ttl, lease, on_unknown),
+                idempotency: Idempotency::new(store, seal, IDEMPOTENCY, ttl, lease, on_unknown),
                 bcs,
                 attempts,
                 reconciliation,
@@ -182,7 +183,7 @@ impl Core {
             operation: op.name,
             caller: &caller,
             key: &request.idempotency_key,
-            fingerprint: fingerprint(op.name, &unkeyed),
+            fingerprint: self.idempotency.fingerprint(op.name, &unkeyed),
             transaction_id: prepared.tx_id().to_owned(),
             deadline,
         };

@@ -45,6 +45,20 @@ impl TestRedis {
         redis
     }
 
+    /// Runs `redis-cli` against this server, as an operator (or an intruder) would; its
+    /// standard output, trimmed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "--raw"])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("redis-cli could not run ({e}): run scripts/install-test-tools.sh")
+            });
+        assert!(output.status.success(), "redis-cli {args:?} failed");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
     /// Kills the server at once (SIGKILL: no last save).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

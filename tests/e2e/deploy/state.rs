@@ -86,6 +86,7 @@ pub(super) fn idempotent_services_share_their_records_in_redis_when_they_can_sca
             if max > 1 {
                 assert_eq!(store.store, StoreKind::Redis, "{context}");
                 assert!(store.url.is_some(), "{context}: a Redis URL");
+                assert!(store.record_key.is_some(), "{context}: records are sealed");
             }
             if store.store == StoreKind::Redis {
                 assert!(reaches_redis(policy), "{context}: egress to Redis");
@@ -130,15 +131,17 @@ pub(super) fn peer_selects(selector: &Value, labels: &Value) -> bool {
 }
 
 /// Keys whose values are credentials, or may carry one (a Redis URL with its password).
-pub(super) const CREDENTIALS: [&str; 11] = [
+pub(super) const CREDENTIALS: [&str; 13] = [
     "security.client_id",
     "security.client_secret",
     "security.access_token",
     "security.idempotency.url",
+    "security.idempotency.record_key",
     "bureau.api_key",
     "recurring_payments.client_id",
     "recurring_payments.client_secret",
     "recurring_payments.idempotency.url",
+    "recurring_payments.idempotency.record_key",
     "auth.hs256_secret",
     "auth.rate_limit_redis_url",
     "auth.holder_key",

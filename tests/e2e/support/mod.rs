@@ -23,6 +23,9 @@ use pasarela_test_support::captured_logs;
 pub use pasarela_test_support::captured_logs::logs;
 pub use pasarela_test_support::redis_server::TestRedis;
 
+/// The record key of the tests' Redis-backed stores: every replica of a test shares it.
+pub const RECORD_KEY: &str = "the e2e tests' idempotency record key, 32+ bytes";
+
 pub struct TestApp {
     pub sandbox: Sandbox,
     pub addr: SocketAddr,

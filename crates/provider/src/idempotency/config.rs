@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
-use super::{MemoryStore, RedisStore, Store};
+use super::{MemoryStore, RedisStore, Seal, Store};
 
 /// Which idempotency store to use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -36,6 +36,11 @@ pub struct IdempotencyConfig {
     /// Most keys the `memory` store holds; past it new calls fail closed
     /// (`IDEMPOTENCY_STORE_UNAVAILABLE`).
     pub max_keys: usize,
+    /// Secret of the HMACs that seal each record to its key and key the request
+    /// fingerprints, at least 32 bytes, the same for every replica (a mounted Secret:
+    /// `*_RECORD_KEY_FROM_FILE`). Required with `store = "redis"`; the memory store draws a
+    /// random one.
+    pub record_key: Option<SecretString>,
 }
 
 impl Default for IdempotencyConfig {
@@ -46,6 +51,7 @@ impl Default for IdempotencyConfig {
             ttl: Duration::from_secs(24 * 60 * 60),
             lease: None,
             max_keys: super::memory::DEFAULT_MAX_KEYS,
+            record_key: None,
         }
     }
 }
@@ -63,6 +69,20 @@ impl IdempotencyConfig {
         Ok(lease)
     }
 
+    /// The seal of this store's records: from `record_key`, which a shared store needs
+    /// (replicas must open each other's records, and a reader of Redis must not be able to
+    /// forge one).
+    pub fn seal(&self) -> anyhow::Result<Seal> {
+        match (&self.record_key, self.store) {
+            (Some(key), _) => Seal::new(key.expose_secret().as_bytes()),
+            (None, StoreKind::Memory) => Seal::random(),
+            (None, StoreKind::Redis) => anyhow::bail!(
+                "idempotency.record_key is required with idempotency.store = \"redis\": \
+                 records are sealed with it, so that one forged in Redis is never replayed"
+            ),
+        }
+    }
+
     /// The Redis URL, required when the store is Redis.
     pub fn redis_url(&self) -> anyhow::Result<&SecretString> {
         self.url.as_ref().ok_or_else(|| {
@@ -78,4 +98,35 @@ pub async fn open_store(config: &IdempotencyConfig) -> anyhow::Result<Arc<dyn St
         StoreKind::Memory => Arc::new(MemoryStore::with_capacity(config.max_keys)),
         StoreKind::Redis => Arc::new(RedisStore::connect(config.redis_url()?).await?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_store_needs_its_record_key() {
+        let redis = IdempotencyConfig {
+            store: StoreKind::Redis,
+            ..IdempotencyConfig::default()
+        };
+        let error = redis.seal().err().expect("refused").to_string();
+        assert!(
+            error.contains("idempotency.record_key is required"),
+            "{error}"
+        );
+        let short = IdempotencyConfig {
+            record_key: Some("short".into()),
+            ..redis.clone()
+        };
+        assert!(short.seal().is_err());
+        let keyed = IdempotencyConfig {
+            record_key: Some("a record key every replica shares".into()),
+            ..redis
+        };
+        keyed.seal().expect("a seal");
+        IdempotencyConfig::default()
+            .seal()
+            .expect("memory draws its own");
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Idempotency, Outcome, Record, State, StoreResult, StoreUnavailable, encode, now_ms};
+use super::{Idempotency, Outcome, Record, State, StoreResult, StoreUnavailable, now_ms};
 use crate::metrics;
 
 /// One key whose outcome is unknown.
@@ -95,7 +95,7 @@ impl Ledger {
             let value = store.get(&key).await?;
             let record = value
                 .as_deref()
-                .and_then(|value| serde_json::from_str::<Record>(value).ok());
+                .and_then(|value| self.idempotency.decode(&key, value).ok());
             match record {
                 Some(record) if record.is_unknown(now) => found.push(outstanding(&key, record)),
                 Some(record) if matches!(record.state, State::InFlight { .. }) => {}
@@ -129,8 +129,9 @@ impl Ledger {
             .await
             .map_err(SettleError::Store)?
             .ok_or_else(|| SettleError::NotFound(key_hash.to_owned()))?;
-        let record: Record =
-            serde_json::from_str(&existing).map_err(|_| SettleError::NotUnknown)?;
+        let record = idempotency
+            .decode(&key, &existing)
+            .map_err(|_| SettleError::NotUnknown)?;
         if !record.is_unknown(now_ms()) {
             return Err(SettleError::NotUnknown);
         }
@@ -144,7 +145,12 @@ impl Ledger {
                     ..record
                 };
                 let replaced = store
-                    .replace(&key, &existing, &encode(&done), idempotency.ttl)
+                    .replace(
+                        &key,
+                        &existing,
+                        &idempotency.encode(&key, &done),
+                        idempotency.ttl,
+                    )
                     .await
                     .map_err(SettleError::Store)?;
                 if replaced {
@@ -246,7 +252,7 @@ mod tests {
     use prost_types::Timestamp;
 
     use super::super::tests::SCOPE;
-    use super::super::{Begin, Claim, Ending, MemoryStore, OnUnknown};
+    use super::super::{Begin, Claim, Ending, MemoryStore, OnUnknown, Seal};
     use super::*;
 
     /// Succeeded charges replay a timestamp whose seconds are the approval's length.
@@ -267,6 +273,7 @@ mod tests {
     fn ledger() -> Ledger {
         let idempotency = Idempotency::new(
             Arc::new(MemoryStore::default()),
+            Seal::random().unwrap(),
             SCOPE,
             Duration::from_secs(60),
             Duration::from_secs(30),

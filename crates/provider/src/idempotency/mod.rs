@@ -9,6 +9,7 @@ mod config;
 mod ledger;
 mod memory;
 mod redis;
+mod seal;
 
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
@@ -31,6 +32,7 @@ pub use config::{IdempotencyConfig, StoreKind, open_store};
 pub use ledger::{Approval, Ledger, Outstanding, SettleError, Settlement, Settler};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
+pub use seal::Seal;
 
 pub mod reason {
     pub const IDEMPOTENCY_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
@@ -38,6 +40,9 @@ pub mod reason {
     pub const IDEMPOTENCY_STORE_UNAVAILABLE: &str = "IDEMPOTENCY_STORE_UNAVAILABLE";
     /// A record the store holds but pasarela cannot read: never replayed, never overwritten.
     pub const IDEMPOTENCY_RECORD_UNREADABLE: &str = "IDEMPOTENCY_RECORD_UNREADABLE";
+    /// A record whose seal does not match (forged, altered or moved in the store): never
+    /// replayed, never overwritten; nothing is sent.
+    pub const IDEMPOTENCY_RECORD_TAMPERED: &str = "IDEMPOTENCY_RECORD_TAMPERED";
 }
 
 /// The store could not be read or written: nothing is known about the key, and nothing
@@ -363,6 +368,8 @@ pub struct Claim<'a> {
 #[derive(Clone)]
 pub struct Idempotency {
     store: Arc<dyn Store>,
+    /// Seals records to their keys and keys the fingerprints.
+    seal: Seal,
     scope: Scope,
     ttl: Duration,
     /// How long an in-flight claim is trusted before a repeat may take it over.
@@ -375,6 +382,7 @@ pub struct Idempotency {
 impl Idempotency {
     pub fn new(
         store: Arc<dyn Store>,
+        seal: Seal,
         scope: Scope,
         ttl: Duration,
         lease: Duration,
@@ -391,6 +399,7 @@ impl Idempotency {
         );
         Self {
             store,
+            seal,
             scope,
             ttl,
             lease,
@@ -454,7 +463,7 @@ impl Idempotency {
                 unknown_since_ms: None,
                 state: self.in_flight(),
             };
-            let claimed = encode(&proposed);
+            let claimed = self.encode(&key, &proposed);
             let existing = self
                 .store
                 .insert_new(&key, &claimed, self.open_ttl())
@@ -463,7 +472,7 @@ impl Idempotency {
             let Some(existing) = existing else {
                 return self.claimed(key, claimed, proposed).await;
             };
-            let record = self.decode(&existing)?;
+            let record = self.decode(&key, &existing)?;
             if record.fingerprint != claim.fingerprint {
                 return Err(self.key_reused());
             }
@@ -526,7 +535,7 @@ impl Idempotency {
                 ..record
             },
         };
-        let encoded = encode(&next);
+        let encoded = self.encode(key, &next);
         let won = self
             .store
             .replace(key, existing, &encoded, self.open_ttl())
@@ -627,7 +636,12 @@ impl Idempotency {
         ttl: Duration,
     ) -> StoreResult<bool> {
         self.store
-            .replace(&ticket.key, &ticket.claimed, &encode(record), ttl)
+            .replace(
+                &ticket.key,
+                &ticket.claimed,
+                &self.encode(&ticket.key, record),
+                ttl,
+            )
             .await
     }
 
@@ -649,23 +663,53 @@ impl Idempotency {
         format!("{}:open", self.scope.keys)
     }
 
-    fn decode(&self, value: &str) -> Result<Record, Status> {
-        serde_json::from_str::<Record>(value).map_err(|_| {
+    /// The record under `key`, sealed there by a holder of the record key.
+    fn decode(&self, key: &str, value: &str) -> Result<Record, Status> {
+        let opened = self.seal.open(key, value).map_err(|_| {
+            tracing::error!(
+                scope = self.scope.keys,
+                "an idempotency record failed its integrity check (forged, altered or moved \
+                 in the store, or sealed under another record key): it is not replayed"
+            );
+            self.unusable_record(
+                reason::IDEMPOTENCY_RECORD_TAMPERED,
+                "the record of this idempotency key failed its integrity check",
+            )
+        })?;
+        serde_json::from_str::<Record>(opened).map_err(|_| {
             tracing::error!(
                 scope = self.scope.keys,
                 "an idempotency record is unreadable"
             );
-            ProviderError::new(
-                Code::Internal,
+            self.unusable_record(
                 reason::IDEMPOTENCY_RECORD_UNREADABLE,
-                self.scope.domain,
+                "the record of this idempotency key cannot be read",
             )
+        })
+    }
+
+    fn unusable_record(&self, reason: &'static str, what: &str) -> Status {
+        ProviderError::new(Code::Internal, reason, self.scope.domain)
             .message(format!(
-                "the record of this idempotency key cannot be read; nothing was sent to {}",
+                "{what}; nothing was sent to {}",
                 self.scope.provider_name
             ))
             .into()
-        })
+    }
+
+    /// `record` as stored under `key`: sealed to it.
+    fn encode(&self, key: &str, record: &Record) -> String {
+        let json = serde_json::to_string(record).expect("records are plain data");
+        self.seal.seal(key, &json)
+    }
+
+    /// [`Seal::fingerprint`] under this service's record key.
+    pub fn fingerprint(
+        &self,
+        operation: &str,
+        request_without_key: &impl prost::Message,
+    ) -> String {
+        self.seal.fingerprint(operation, request_without_key)
     }
 
     /// Each caller has its own key space (two callers' "order-1" are different keys);
@@ -734,17 +778,6 @@ impl Idempotency {
     }
 }
 
-/// A digest of everything that makes two requests "the same": the operation and the
-/// encoded request without its idempotency key. Secrets inside (an OTP) leave only
-/// through the hash.
-pub fn fingerprint(operation: &str, request_without_key: &impl prost::Message) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(operation.as_bytes());
-    hasher.update([0]);
-    hasher.update(request_without_key.encode_to_vec());
-    hex::encode(hasher.finalize())
-}
-
 /// Runs a state-changing call on its own task: a caller hanging up must not abandon a
 /// call between the provider's answer and the idempotency record.
 pub async fn detached<T, Fut>(future: Fut) -> Result<T, Status>
@@ -769,10 +802,6 @@ fn outcome_kind(record: &Record) -> &'static str {
         State::Unknown {} => "unknown",
         State::InFlight { .. } => "running",
     }
-}
-
-fn encode(record: &Record) -> String {
-    serde_json::to_string(record).expect("records are plain data")
 }
 
 fn now_ms() -> u64 {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pasarela_auth::CallContext;
-use pasarela_provider::idempotency::{Store, StoreUnavailable, reason};
+use pasarela_provider::idempotency::{Store, reason};
 use pasarela_provider::{Operation, Outbound, ProviderError, Violations, deadline};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -18,7 +18,7 @@ use tracing::Instrument as _;
 
 use super::envelope;
 use super::errors::{DOMAIN, SERVICE_DOMAIN, bad_response};
-use super::invoker::{self, ProcessIdRule, TxIds};
+use super::invoker::{self, ProcessIdRule, SequenceError, TxIds};
 use super::wire::{self, Outgoing, Unreadable};
 use crate::config::{Config, InvokerFields, Paths};
 
@@ -664,7 +664,20 @@ pub fn readable<P, W>(op: &Op<W>, converted: Result<P, Unreadable>) -> Result<P,
 
 /// The TxId sequence lives in the idempotency store: without it no TxId can be made, and
 /// nothing is sent.
-fn sequence_unavailable(error: StoreUnavailable) -> Status {
+fn sequence_unavailable(error: SequenceError) -> Status {
+    let error = match error {
+        SequenceError::Store(error) => error,
+        rewound @ SequenceError::Rewound { .. } => {
+            tracing::error!(error = %rewound, "TxId sequence moved backwards: refusing to repeat a TxId");
+            return ProviderError::new(
+                Code::Internal,
+                super::errors::reason::TX_ID_SEQUENCE_REWOUND,
+                SERVICE_DOMAIN,
+            )
+            .message("the TxId sequence in the idempotency store went backwards; nothing was sent to Banco Caja Social")
+            .into();
+        }
+    };
     tracing::error!(error = %error, "TxId sequence unavailable");
     pasarela_provider::metrics::idempotency_store_error(DOMAIN);
     ProviderError::new(

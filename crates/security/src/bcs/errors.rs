@@ -28,6 +28,9 @@ pub mod reason {
     pub const PROVIDER_CONFLICT: &str = "PROVIDER_CONFLICT";
     pub const PROVIDER_RATE_LIMITED: &str = "PROVIDER_RATE_LIMITED";
     pub const PROVIDER_REJECTED: &str = "PROVIDER_REJECTED";
+    /// The shared TxId counter handed out a number below one this process already used:
+    /// it was moved back in the store, and a TxId could repeat.
+    pub const TX_ID_SEQUENCE_REWOUND: &str = "TX_ID_SEQUENCE_REWOUND";
 }
 
 /// A failure as the bank wrote it (envelope detail plus HTTP status).

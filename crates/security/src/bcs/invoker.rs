@@ -6,12 +6,13 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Datelike, FixedOffset, Utc};
 use pasarela::common::v1::InvokerContext;
 use pasarela_provider::Violations;
-use pasarela_provider::idempotency::{Store, StoreResult};
+use pasarela_provider::idempotency::{Store, StoreUnavailable};
 use regex::Regex;
 
 use crate::config::InvokerFields;
@@ -141,6 +142,18 @@ pub struct TxIds {
     store: Arc<dyn Store>,
     /// Numbers reserved by this process and not used yet.
     block: Mutex<Range<u64>>,
+    /// One past the highest number this process has reserved: an honest counter never
+    /// hands out less to a reservation that starts later.
+    floor: AtomicU64,
+}
+
+/// Why no TxId could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum SequenceError {
+    #[error(transparent)]
+    Store(#[from] StoreUnavailable),
+    #[error("the TxId counter went back below {floor} (to {first}): it was moved in the store")]
+    Rewound { floor: u64, first: u64 },
 }
 
 /// The store's counter of TxId sequence numbers.
@@ -162,6 +175,7 @@ impl TxIds {
         Self {
             store,
             block: Mutex::new(0..0),
+            floor: AtomicU64::new(0),
         }
     }
 
@@ -170,16 +184,22 @@ impl TxIds {
         prefix: &str,
         bank_code: &str,
         now: DateTime<FixedOffset>,
-    ) -> StoreResult<String> {
+    ) -> Result<String, SequenceError> {
         Ok(tx_id(prefix, bank_code, now, self.number().await?))
     }
 
-    async fn number(&self) -> StoreResult<u64> {
+    async fn number(&self) -> Result<u64, SequenceError> {
         if let Some(number) = self.reserved().next() {
             return Ok(number);
         }
         let seed = u64::try_from(Utc::now().timestamp_millis()).unwrap_or_default();
+        // Reservations that ended before this one started had lower numbers.
+        let floor = self.floor.load(Ordering::SeqCst);
         let first = self.store.reserve(SEQUENCE_KEY, BLOCK, seed).await?;
+        if first < floor {
+            return Err(SequenceError::Rewound { floor, first });
+        }
+        self.floor.fetch_max(first + BLOCK, Ordering::SeqCst);
         let mut block = self.reserved();
         // Calls racing for a new block each get one; the loser's rest is left unused.
         if block.is_empty() {
