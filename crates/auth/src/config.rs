@@ -69,6 +69,8 @@ pub struct Config {
     /// Redis holding the rate-limit buckets, so that they hold across replicas; unset, each
     /// process counts alone. While Redis cannot answer, each process counts alone too.
     pub rate_limit_redis_url: Option<SecretString>,
+    /// The CA (and client certificate) of a `rediss://` rate-limit Redis.
+    pub rate_limit_redis_tls: Option<pasarela_redis::RedisTls>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,6 +173,7 @@ impl Default for Config {
                 burst: 100,
             }],
             rate_limit_redis_url: None,
+            rate_limit_redis_tls: None,
         }
     }
 }

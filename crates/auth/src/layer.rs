@@ -74,7 +74,9 @@ impl AuthLayer {
 
 async fn shared_buckets(config: &Config) -> anyhow::Result<Option<SharedBuckets>> {
     match &config.rate_limit_redis_url {
-        Some(url) => Ok(Some(SharedBuckets::connect(url).await?)),
+        Some(url) => Ok(Some(
+            SharedBuckets::connect(url, config.rate_limit_redis_tls.as_ref()).await?,
+        )),
         None => Ok(None),
     }
 }

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use redis::aio::ConnectionManager;
-use redis::{Client, Script};
-use secrecy::{ExposeSecret as _, SecretString};
+use pasarela_redis::{Redis, RedisTls};
+use redis::Script;
+use secrecy::SecretString;
 
 /// Longest a call waits for Redis before it is counted in this process instead.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
@@ -26,20 +26,16 @@ return 0";
 
 #[derive(Clone)]
 pub struct SharedBuckets {
-    connection: ConnectionManager,
+    redis: Redis,
     take: Script,
 }
 
 impl SharedBuckets {
-    /// Connects now, so that a wrong URL stops the start instead of the first call.
-    pub async fn connect(url: &SecretString) -> anyhow::Result<Self> {
-        // The URL may carry a password: it never goes into an error message.
-        let client = Client::open(url.expose_secret()).context("invalid rate-limit redis url")?;
-        let connection = ConnectionManager::new(client)
-            .await
-            .context("connecting to the rate-limit redis")?;
+    /// Connects now, so that a wrong URL, CA or password stops the start instead of the
+    /// first call. Buckets may be evicted: a forgotten bucket only refills early.
+    pub async fn connect(url: &SecretString, tls: Option<&RedisTls>) -> anyhow::Result<Self> {
         Ok(Self {
-            connection,
+            redis: Redis::connect(url, tls, "rate-limit").await?,
             take: Script::new(TAKE),
         })
     }
@@ -51,7 +47,7 @@ impl SharedBuckets {
         interval: Duration,
         tolerance: Duration,
     ) -> anyhow::Result<Option<Duration>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.redis.connection();
         let mut invocation = self.take.key(bucket);
         invocation
             .arg(micros(interval).max(1))
@@ -60,6 +56,7 @@ impl SharedBuckets {
         let wait = tokio::time::timeout(REDIS_TIMEOUT, invocation)
             .await
             .context("rate-limit redis timed out")?
+            .inspect_err(|error| self.redis.failed(error))
             .context("rate-limit script")?;
         Ok((wait > 0).then(|| Duration::from_micros(wait)))
     }

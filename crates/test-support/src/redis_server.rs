@@ -1,6 +1,7 @@
 //! A `redis-server` of a test's own on a free loopback port, killed on drop: the one harness
 //! of every test target with a real Redis. It can be stopped and started again on the same
-//! port, with its append-only file when asked for one.
+//! port, with its append-only file when asked for one, with TLS, ACL users or any other
+//! setting, as a replica; and `redis-sentinel`s watching one.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -12,13 +13,56 @@ pub struct TestRedis {
     port: u16,
     /// Where the append-only file lives, for a Redis that keeps its data across restarts.
     dir: Option<PathBuf>,
+    /// Settings besides the port and persistence, kept for a restart.
+    args: Vec<String>,
     pub url: String,
+}
+
+/// The certificate files of a TLS-only Redis.
+pub struct TlsFiles<'a> {
+    pub cert: &'a std::path::Path,
+    pub key: &'a std::path::Path,
+    pub ca: &'a std::path::Path,
 }
 
 impl TestRedis {
     /// Fails the test, saying how to install it, when `redis-server` is missing.
     pub async fn start() -> Self {
-        Self::launch(None).await
+        Self::launch(None, Vec::new(), false).await
+    }
+
+    /// A server with `args` besides its port (`--maxmemory-policy allkeys-lru`, `--user`
+    /// rules, `--replicaof`).
+    pub async fn start_with(args: &[&str]) -> Self {
+        Self::launch(None, owned(args), false).await
+    }
+
+    /// A server that speaks TLS only (`rediss://localhost:<port>/`), with `args` besides.
+    pub async fn start_tls(tls: &TlsFiles<'_>, args: &[&str]) -> Self {
+        let mut all = owned(&[
+            "--tls-cert-file",
+            &tls.cert.display().to_string(),
+            "--tls-key-file",
+            &tls.key.display().to_string(),
+            "--tls-ca-cert-file",
+            &tls.ca.display().to_string(),
+            "--tls-auth-clients",
+            "optional",
+        ]);
+        all.extend(owned(args));
+        Self::launch(None, all, true).await
+    }
+
+    /// A replica of `primary`, with `args` besides.
+    pub async fn start_replica(primary: &TestRedis, args: &[&str]) -> Self {
+        let port = primary.port.to_string();
+        let mut all = owned(&["--replicaof", "127.0.0.1", &port]);
+        all.extend(owned(args));
+        Self::launch(None, all, false).await
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// A Redis that writes every change to its append-only file before answering
@@ -27,19 +71,27 @@ impl TestRedis {
         let dir = std::env::temp_dir().join(format!("pasarela-redis-{}", std::process::id()));
         let dir = dir.join(format!("{:x}", rand_suffix()));
         std::fs::create_dir_all(&dir).expect("redis data dir");
-        Self::launch(Some(dir)).await
+        Self::launch(Some(dir), Vec::new(), false).await
     }
 
-    async fn launch(dir: Option<PathBuf>) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
+    async fn launch(dir: Option<PathBuf>, mut args: Vec<String>, tls: bool) -> Self {
+        let port = free_port();
+        let url = if tls {
+            args.splice(
+                0..0,
+                owned(&["--port", "0", "--tls-port", &port.to_string()]),
+            );
+            format!("rediss://localhost:{port}/")
+        } else {
+            args.splice(0..0, owned(&["--port", &port.to_string()]));
+            format!("redis://127.0.0.1:{port}/")
+        };
         let mut redis = Self {
             child: None,
             port,
             dir,
-            url: format!("redis://127.0.0.1:{port}/"),
+            args,
+            url,
         };
         redis.resume().await;
         redis
@@ -70,7 +122,7 @@ impl TestRedis {
     /// Starts the server again on the same port (and data directory).
     pub async fn resume(&mut self) {
         let mut command = Command::new("redis-server");
-        command.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"]);
+        command.args(&self.args).args(["--bind", "127.0.0.1"]);
         match &self.dir {
             Some(dir) => command.arg("--dir").arg(dir).args([
                 "--save",
@@ -89,17 +141,82 @@ impl TestRedis {
         });
         // Owned at once, so that every path below ends the child.
         self.child = Some(child);
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not listen on port {}", self.port);
+        listening(self.port, "redis-server").await;
     }
+}
+
+/// A sentinel (`redis-sentinel`) watching one primary under a name, on a free port;
+/// killed on drop.
+pub struct TestSentinel {
+    child: Child,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl TestSentinel {
+    /// Watches `primary` as `name` with `quorum`, judging it down after 1 s of silence.
+    pub async fn start(name: &str, primary: &TestRedis, quorum: u32) -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir()
+            .join(format!("pasarela-sentinel-{}", std::process::id()))
+            .join(format!("{port}-{:x}", rand_suffix()));
+        std::fs::create_dir_all(&dir).expect("sentinel dir");
+        // Sentinel rewrites its configuration file as it learns: it must be its own.
+        let config = dir.join("sentinel.conf");
+        let text = format!(
+            "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+             sentinel monitor {name} 127.0.0.1 {primary} {quorum}\n\
+             sentinel down-after-milliseconds {name} 1000\n\
+             sentinel failover-timeout {name} 4000\n\
+             sentinel parallel-syncs {name} 2\n",
+            dir = dir.display(),
+            primary = primary.port,
+        );
+        std::fs::write(&config, text).expect("sentinel config");
+        let child = Command::new("redis-sentinel")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("redis-sentinel could not start ({e}): run scripts/install-test-tools.sh")
+            });
+        let sentinel = Self { child, port, dir };
+        listening(port, "redis-sentinel").await;
+        sentinel
+    }
+}
+
+impl Drop for TestSentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn owned(args: &[&str]) -> Vec<String> {
+    args.iter().map(|arg| (*arg).to_owned()).collect()
+}
+
+/// Waits until something accepts connections on `port`.
+async fn listening(port: u16, what: &str) {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not listen on port {port}");
 }
 
 /// A number unlikely to repeat within one test process.

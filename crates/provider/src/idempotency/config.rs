@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pasarela_redis::RedisTls;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
@@ -24,8 +25,18 @@ pub enum StoreKind {
 #[serde(default, deny_unknown_fields)]
 pub struct IdempotencyConfig {
     pub store: StoreKind,
-    /// `redis://host:port/db` (may carry a password); required with `store = "redis"`.
+    /// `redis://host:port/db`, `rediss://` (TLS) or `redis+sentinel://host:26379,.../<name>`
+    /// (may carry the ACL user and password); required with `store = "redis"`.
     pub url: Option<SecretString>,
+    /// The CA (and client certificate) of a `rediss://` Redis.
+    pub tls: Option<RedisTls>,
+    /// Replicas that must hold each claim and outcome before it counts (Redis `WAIT`):
+    /// with Sentinel, 1 or more, so that a failover cannot lose an acknowledged record;
+    /// fewer in time fails the call closed (`IDEMPOTENCY_STORE_UNAVAILABLE`).
+    pub replicas: u32,
+    /// Accepts a Redis whose `maxmemory-policy` may evict records (a forgotten record is a
+    /// payment that may run twice); start-up refuses one otherwise.
+    pub allow_eviction: bool,
     /// How long an outcome is kept and replayed.
     #[serde(with = "humantime_serde")]
     pub ttl: Duration,
@@ -48,6 +59,9 @@ impl Default for IdempotencyConfig {
         Self {
             store: StoreKind::Memory,
             url: None,
+            tls: None,
+            allow_eviction: false,
+            replicas: 0,
             ttl: Duration::from_secs(24 * 60 * 60),
             lease: None,
             max_keys: super::memory::DEFAULT_MAX_KEYS,
@@ -96,7 +110,7 @@ impl IdempotencyConfig {
 pub async fn open_store(config: &IdempotencyConfig) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match config.store {
         StoreKind::Memory => Arc::new(MemoryStore::with_capacity(config.max_keys)),
-        StoreKind::Redis => Arc::new(RedisStore::connect(config.redis_url()?).await?),
+        StoreKind::Redis => Arc::new(RedisStore::connect(config).await?),
     })
 }
 

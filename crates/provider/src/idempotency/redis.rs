@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use redis::aio::ConnectionManager;
-use redis::{Client, Script};
-use secrecy::{ExposeSecret as _, SecretString};
+use pasarela_redis::Redis;
+use redis::{RedisError, Script};
+
+use super::config::IdempotencyConfig;
 
 use super::{Store, StoreResult, StoreUnavailable};
 
@@ -42,7 +42,10 @@ end
 return redis.call('INCRBY', KEYS[1], ARGV[1])";
 
 pub struct RedisStore {
-    connection: ConnectionManager,
+    redis: Redis,
+    /// Replicas that must hold each write before it counts (`WAIT`): a primary lost in a
+    /// failover cannot take an acknowledged claim with it.
+    replicas: u32,
     replace: Script,
     remove: Script,
     reserve: Script,
@@ -50,21 +53,68 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Connects now, so that a wrong URL stops the start instead of the first charge.
-    pub async fn connect(url: &SecretString) -> anyhow::Result<Self> {
-        // The URL may carry a password: it never goes into an error message.
-        let client = Client::open(url.expose_secret()).context("invalid idempotency redis url")?;
-        let connection = ConnectionManager::new(client)
-            .await
-            .context("connecting to the idempotency redis")?;
+    /// Connects now, so that a wrong URL, CA or password stops the start instead of the
+    /// first charge, and refuses a Redis that may evict records unless it is allowed to.
+    pub async fn connect(config: &IdempotencyConfig) -> anyhow::Result<Self> {
+        let redis = Redis::connect(config.redis_url()?, config.tls.as_ref(), "idempotency").await?;
+        redis.check_durable(config.allow_eviction).await?;
         Ok(Self {
-            connection,
+            redis,
+            replicas: config.replicas,
             replace: Script::new(REPLACE),
             remove: Script::new(REMOVE),
             reserve: Script::new(RESERVE),
             untrack_if: Script::new(UNTRACK_IF),
         })
     }
+}
+
+/// Longest wait for replicas to acknowledge a write.
+const REPLICATION_TIMEOUT_MS: u64 = 1_000;
+
+impl RedisStore {
+    /// Waits until `replicas` replicas hold this connection's writes; fewer in time fails
+    /// the operation (a claim not replicated must not lead to a payment).
+    async fn replicated(
+        &self,
+        connection: &mut redis::aio::ConnectionManager,
+        operation: &'static str,
+    ) -> StoreResult<()> {
+        if self.replicas == 0 {
+            return Ok(());
+        }
+        let acknowledged: u32 = redis::cmd("WAIT")
+            .arg(self.replicas)
+            .arg(REPLICATION_TIMEOUT_MS)
+            .query_async(connection)
+            .await
+            .map_err(|error| self.unavailable(operation, error))?;
+        if acknowledged < self.replicas {
+            return Err(StoreUnavailable::new(
+                operation,
+                NotReplicated {
+                    acknowledged,
+                    wanted: self.replicas,
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    /// A failed command: the store is unavailable for this call, and a Sentinel-named
+    /// primary is looked for again.
+    fn unavailable(&self, operation: &'static str, error: RedisError) -> StoreUnavailable {
+        self.redis.failed(&error);
+        StoreUnavailable::new(operation, error)
+    }
+}
+
+/// A write fewer replicas hold than configured.
+#[derive(Debug, thiserror::Error)]
+#[error("{acknowledged} of {wanted} replicas acknowledged the write in time")]
+struct NotReplicated {
+    acknowledged: u32,
+    wanted: u32,
 }
 
 fn millis(ttl: Duration) -> u64 {
@@ -78,7 +128,7 @@ impl Store for RedisStore {
         value: &'a str,
         ttl: Duration,
     ) -> BoxFuture<'a, StoreResult<Option<String>>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.redis.connection();
         async move {
             let existing: Option<String> = redis::cmd("SET")
                 .arg(key)
@@ -89,20 +139,23 @@ impl Store for RedisStore {
                 .arg(millis(ttl))
                 .query_async(&mut connection)
                 .await
-                .map_err(|error| StoreUnavailable::new("SET NX GET", error))?;
+                .map_err(|error| self.unavailable("SET NX GET", error))?;
+            if existing.is_none() {
+                self.replicated(&mut connection, "SET NX GET").await?;
+            }
             Ok(existing)
         }
         .boxed()
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.redis.connection();
         async move {
             let value: Option<String> = redis::cmd("GET")
                 .arg(key)
                 .query_async(&mut connection)
                 .await
-                .map_err(|error| StoreUnavailable::new("GET", error))?;
+                .map_err(|error| self.unavailable("GET", error))?;
             Ok(value)
         }
         .boxed()
@@ -115,7 +168,7 @@ impl Store for RedisStore {
         value: &'a str,
         ttl: Duration,
     ) -> BoxFuture<'a, StoreResult<bool>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.redis.connection();
         async move {
             let replaced: i64 = self
                 .replace
@@ -125,14 +178,17 @@ impl Store for RedisStore {
                 .arg(millis(ttl))
                 .invoke_async(&mut connection)
                 .await
-                .map_err(|error| StoreUnavailable::new("compare-and-set", error))?;
+                .map_err(|error| self.unavailable("compare-and-set", error))?;
+            if replaced == 1 {
+                self.replicated(&mut connection, "compare-and-set").await?;
+            }
             Ok(replaced == 1)
         }
         .boxed()
     }
 
     fn remove<'a>(&'a self, key: &'a str, expected: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.redis.connection();
         async move {
             let removed: i64 = self
                 .remove
@@ -140,7 +196,11 @@ impl Store for RedisStore {
                 .arg(expected)
                 .invoke_async(&mut connection)
                 .await
-                .map_err(|error| StoreUnavailable::new("compare-and-delete", error))?;
+                .map_err(|error| self.unavailable("compare-and-delete", error))?;
+            if removed == 1 {
+                self.replicated(&mut connection, "compare-and-delete")
+                    .await?;
+            }
             Ok(removed == 1)
         }
         .boxed()
@@ -152,7 +212,7 @@ impl Store for RedisStore {
         count: u64,
         seed: u64,
     ) -> BoxFuture<'a, StoreResult<u64>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.redis.connection();
         async move {
             // Redis integers are signed 64-bit: callers' counters stay far below that.
             let last: u64 = self
@@ -162,35 +222,37 @@ impl Store for RedisStore {
                 .arg(seed)
                 .invoke_async(&mut connection)
                 .await
-                .map_err(|error| StoreUnavailable::new("reserve", error))?;
+                .map_err(|error| self.unavailable("reserve", error))?;
+            self.replicated(&mut connection, "reserve").await?;
             Ok(last - count + 1)
         }
         .boxed()
     }
 
     fn track<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, StoreResult<()>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.redis.connection();
         async move {
             let _: i64 = redis::cmd("SADD")
                 .arg(set)
                 .arg(member)
                 .query_async(&mut connection)
                 .await
-                .map_err(|error| StoreUnavailable::new("SADD", error))?;
+                .map_err(|error| self.unavailable("SADD", error))?;
+            self.replicated(&mut connection, "SADD").await?;
             Ok(())
         }
         .boxed()
     }
 
     fn untrack<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, StoreResult<()>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.redis.connection();
         async move {
             let _: i64 = redis::cmd("SREM")
                 .arg(set)
                 .arg(member)
                 .query_async(&mut connection)
                 .await
-                .map_err(|error| StoreUnavailable::new("SREM", error))?;
+                .map_err(|error| self.unavailable("SREM", error))?;
             Ok(())
         }
         .boxed()
@@ -203,7 +265,7 @@ impl Store for RedisStore {
         key: &'a str,
         expected: Option<&'a str>,
     ) -> BoxFuture<'a, StoreResult<bool>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.redis.connection();
         async move {
             let removed: i64 = self
                 .untrack_if
@@ -214,20 +276,20 @@ impl Store for RedisStore {
                 .arg(expected.unwrap_or_default())
                 .invoke_async(&mut connection)
                 .await
-                .map_err(|error| StoreUnavailable::new("compare-and-untrack", error))?;
+                .map_err(|error| self.unavailable("compare-and-untrack", error))?;
             Ok(removed == 1)
         }
         .boxed()
     }
 
     fn members<'a>(&'a self, set: &'a str) -> BoxFuture<'a, StoreResult<Vec<String>>> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.redis.connection();
         async move {
             let members: Vec<String> = redis::cmd("SMEMBERS")
                 .arg(set)
                 .query_async(&mut connection)
                 .await
-                .map_err(|error| StoreUnavailable::new("SMEMBERS", error))?;
+                .map_err(|error| self.unavailable("SMEMBERS", error))?;
             Ok(members)
         }
         .boxed()
@@ -239,12 +301,21 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::idempotency::StoreKind;
     use pasarela_test_support::redis_server::TestRedis;
+
+    fn redis_config(url: &str) -> IdempotencyConfig {
+        IdempotencyConfig {
+            store: StoreKind::Redis,
+            url: Some(url.to_owned().into()),
+            ..IdempotencyConfig::default()
+        }
+    }
 
     #[tokio::test]
     async fn claims_compare_and_expire_in_redis() {
         let redis = TestRedis::start().await;
-        let store = RedisStore::connect(&SecretString::from(redis.url.clone()))
+        let store = RedisStore::connect(&redis_config(&redis.url))
             .await
             .unwrap();
         crate::idempotency::tests::claims_compare_and_swap(&store).await;
@@ -256,7 +327,7 @@ mod tests {
     async fn one_of_many_concurrent_claims_wins() {
         let redis = TestRedis::start().await;
         let store = Arc::new(
-            RedisStore::connect(&SecretString::from(redis.url.clone()))
+            RedisStore::connect(&redis_config(&redis.url))
                 .await
                 .unwrap(),
         );
@@ -283,10 +354,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn two_clients_of_one_redis_never_reserve_the_same_number() {
         let redis = TestRedis::start().await;
-        let url = SecretString::from(redis.url.clone());
+        let config = redis_config(&redis.url);
         let stores = [
-            Arc::new(RedisStore::connect(&url).await.unwrap()),
-            Arc::new(RedisStore::connect(&url).await.unwrap()),
+            Arc::new(RedisStore::connect(&config).await.unwrap()),
+            Arc::new(RedisStore::connect(&config).await.unwrap()),
         ];
         let reservations: Vec<_> = (0..40)
             .map(|i| {
