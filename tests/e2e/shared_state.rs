@@ -9,6 +9,7 @@ use tonic::Code;
 
 use crate::security::{assert_error, client, shares_redis, withdrawal, withdrawal_otp};
 use crate::support::{TestApp, TestRedis, cc, spawn_app_with};
+use pasarela_test_support::redis_server::TestSentinel;
 
 const S18_ROUTE: (&str, &str) = ("bcs", "POST /security-management/v3/withdrawal/otp");
 
@@ -310,6 +311,141 @@ async fn a_retry_after_redis_restarts_from_its_append_only_file_replays_the_outc
         1,
         "paid once"
     );
+    drop(client);
+    app.stop().await;
+}
+
+/// Until `ready` holds, within `seconds`.
+async fn eventually(seconds: u64, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} within {seconds} s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The emulator's S18 tallies: withdrawals actually executed.
+async fn executed(app: &TestApp) -> u64 {
+    app.admin_get("/bcs/withdrawals").await["executed"]
+        .as_u64()
+        .expect("executed")
+}
+
+#[tokio::test]
+async fn sentinel_promotes_a_replica_mid_load_and_no_outcome_is_lost() {
+    // Replicas sync at once rather than after Redis's default 5 s wait for more of them.
+    let quick_sync = ["--repl-diskless-sync-delay", "0"];
+    let primary = TestRedis::start_with(&quick_sync).await;
+    let replicas = [
+        TestRedis::start_replica(&primary, &quick_sync).await,
+        TestRedis::start_replica(&primary, &quick_sync).await,
+    ];
+    eventually(20, "both replicas in sync", || {
+        primary
+            .cli(&["INFO", "replication"])
+            .matches("state=online")
+            .count()
+            == 2
+    })
+    .await;
+    let mut sentinels = Vec::new();
+    for _ in 0..3 {
+        sentinels.push(TestSentinel::start("pasarela", &primary, 2).await);
+    }
+    let replica_ports: Vec<String> = replicas.iter().map(|r| r.port().to_string()).collect();
+    eventually(
+        20,
+        "the sentinels know both replicas and each other",
+        || {
+            sentinels.iter().all(|sentinel| {
+                let known = sentinel.cli(&["SENTINEL", "replicas", "pasarela"]);
+                let peers = sentinel.cli(&["SENTINEL", "sentinels", "pasarela"]);
+                replica_ports
+                    .iter()
+                    .all(|port| known.contains(port.as_str()))
+                    && peers.matches("127.0.0.1").count() >= 2
+            })
+        },
+    )
+    .await;
+    let hosts: Vec<String> = sentinels
+        .iter()
+        .map(|sentinel| format!("127.0.0.1:{}", sentinel.port))
+        .collect();
+    let url = format!("redis+sentinel://{}/pasarela", hosts.join(","));
+    let app = spawn_app_with(|config| {
+        shares_redis(config, &url);
+        // Every claim and outcome is on a replica before it counts.
+        config
+            .security
+            .as_mut()
+            .expect("security")
+            .idempotency
+            .replicas = 1;
+    })
+    .await;
+    let mut client = client(&app);
+
+    let mut paid = Vec::new();
+    let mut refused = 0;
+    let mut primary = Some(primary);
+    let mut paid_after_failover = 0;
+    for call in 0..400 {
+        if call == 3 {
+            // Mid-load: the next withdrawals meet a dead primary.
+            let mut dead = primary.take().expect("the primary");
+            dead.kill();
+            client
+                .get_password_status(password_status())
+                .await
+                .expect("the rest of the service keeps answering");
+        }
+        let otp = withdrawal_otp(&mut client).await;
+        let key = format!("failover/{call}");
+        match client.withdraw_with_otp(withdrawal(&otp, &key)).await {
+            Ok(response) => {
+                paid_after_failover += usize::from(primary.is_none() && refused > 0);
+                paid.push((key, otp, response.into_inner()));
+            }
+            Err(status) => {
+                assert_error(&status, Code::Unavailable, "IDEMPOTENCY_STORE_UNAVAILABLE");
+                refused += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        if paid_after_failover >= 3 {
+            break;
+        }
+    }
+    assert!(
+        refused > 0,
+        "calls failed closed while no primary was reachable"
+    );
+    assert!(
+        paid_after_failover >= 3,
+        "pasarela followed the new primary"
+    );
+    assert_eq!(
+        executed(&app).await,
+        paid.len() as u64,
+        "nothing was sent for a refused call"
+    );
+    for (key, otp, response) in &paid {
+        let replayed = client
+            .withdraw_with_otp(withdrawal(otp, key))
+            .await
+            .unwrap_or_else(|status| panic!("{key}: {status:?}"))
+            .into_inner();
+        assert_eq!(
+            &replayed, response,
+            "{key} kept its outcome across the failover"
+        );
+    }
+    assert_eq!(executed(&app).await, paid.len() as u64, "and was paid once");
+    assert!(app.logs().contains("the redis primary moved"));
     drop(client);
     app.stop().await;
 }

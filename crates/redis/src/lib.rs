@@ -336,7 +336,9 @@ async fn manager(client: Client, purpose: &'static str) -> anyhow::Result<Connec
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(CONNECT_TIMEOUT)
         .set_response_timeout(RESPONSE_TIMEOUT)
-        .set_number_of_retries(2);
+        .set_number_of_retries(2)
+        .set_factor(50)
+        .set_max_delay(500);
     tokio::time::timeout(
         CONNECT_TIMEOUT * 2,
         ConnectionManager::new_with_config(client, config),

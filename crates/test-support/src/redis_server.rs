@@ -100,15 +100,7 @@ impl TestRedis {
     /// Runs `redis-cli` against this server, as an operator (or an intruder) would; its
     /// standard output, trimmed.
     pub fn cli(&self, args: &[&str]) -> String {
-        let output = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "--raw"])
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("redis-cli could not run ({e}): run scripts/install-test-tools.sh")
-            });
-        assert!(output.status.success(), "redis-cli {args:?} failed");
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        cli(self.port, args)
     }
 
     /// Kills the server at once (SIGKILL: no last save).
@@ -186,12 +178,32 @@ impl TestSentinel {
     }
 }
 
+impl TestSentinel {
+    /// `redis-cli` against this sentinel.
+    pub fn cli(&self, args: &[&str]) -> String {
+        cli(self.port, args)
+    }
+}
+
 impl Drop for TestSentinel {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// `redis-cli -p <port> --raw <args>`: its standard output, trimmed.
+fn cli(port: u16, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "--raw"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("redis-cli could not run ({e}): run scripts/install-test-tools.sh")
+        });
+    assert!(output.status.success(), "redis-cli {args:?} failed");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 fn free_port() -> u16 {

@@ -72,7 +72,27 @@ impl RedisStore {
 /// Longest wait for replicas to acknowledge a write.
 const REPLICATION_TIMEOUT_MS: u64 = 1_000;
 
+/// Longest one store operation may take, reconnection included: a call waiting on a dead
+/// primary fails closed instead of hanging until the client gives up.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
+
 impl RedisStore {
+    fn bounded<'a, T: Send + 'a>(
+        &'a self,
+        work: impl Future<Output = StoreResult<T>> + Send + 'a,
+    ) -> BoxFuture<'a, StoreResult<T>> {
+        async move {
+            tokio::time::timeout(OPERATION_TIMEOUT, work)
+                .await
+                .unwrap_or_else(|_| {
+                    let error =
+                        RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
+                    Err(self.unavailable("timed out", error))
+                })
+        }
+        .boxed()
+    }
+
     /// Waits until `replicas` replicas hold this connection's writes; fewer in time fails
     /// the operation (a claim not replicated must not lead to a payment).
     async fn replicated(
@@ -129,7 +149,7 @@ impl Store for RedisStore {
         ttl: Duration,
     ) -> BoxFuture<'a, StoreResult<Option<String>>> {
         let mut connection = self.redis.connection();
-        async move {
+        self.bounded(async move {
             let existing: Option<String> = redis::cmd("SET")
                 .arg(key)
                 .arg(value)
@@ -144,21 +164,19 @@ impl Store for RedisStore {
                 self.replicated(&mut connection, "SET NX GET").await?;
             }
             Ok(existing)
-        }
-        .boxed()
+        })
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
         let mut connection = self.redis.connection();
-        async move {
+        self.bounded(async move {
             let value: Option<String> = redis::cmd("GET")
                 .arg(key)
                 .query_async(&mut connection)
                 .await
                 .map_err(|error| self.unavailable("GET", error))?;
             Ok(value)
-        }
-        .boxed()
+        })
     }
 
     fn replace<'a>(
@@ -169,7 +187,7 @@ impl Store for RedisStore {
         ttl: Duration,
     ) -> BoxFuture<'a, StoreResult<bool>> {
         let mut connection = self.redis.connection();
-        async move {
+        self.bounded(async move {
             let replaced: i64 = self
                 .replace
                 .key(key)
@@ -183,13 +201,12 @@ impl Store for RedisStore {
                 self.replicated(&mut connection, "compare-and-set").await?;
             }
             Ok(replaced == 1)
-        }
-        .boxed()
+        })
     }
 
     fn remove<'a>(&'a self, key: &'a str, expected: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
         let mut connection = self.redis.connection();
-        async move {
+        self.bounded(async move {
             let removed: i64 = self
                 .remove
                 .key(key)
@@ -202,8 +219,7 @@ impl Store for RedisStore {
                     .await?;
             }
             Ok(removed == 1)
-        }
-        .boxed()
+        })
     }
 
     fn reserve<'a>(
@@ -213,7 +229,7 @@ impl Store for RedisStore {
         seed: u64,
     ) -> BoxFuture<'a, StoreResult<u64>> {
         let mut connection = self.redis.connection();
-        async move {
+        self.bounded(async move {
             // Redis integers are signed 64-bit: callers' counters stay far below that.
             let last: u64 = self
                 .reserve
@@ -225,13 +241,12 @@ impl Store for RedisStore {
                 .map_err(|error| self.unavailable("reserve", error))?;
             self.replicated(&mut connection, "reserve").await?;
             Ok(last - count + 1)
-        }
-        .boxed()
+        })
     }
 
     fn track<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, StoreResult<()>> {
         let mut connection = self.redis.connection();
-        async move {
+        self.bounded(async move {
             let _: i64 = redis::cmd("SADD")
                 .arg(set)
                 .arg(member)
@@ -240,13 +255,12 @@ impl Store for RedisStore {
                 .map_err(|error| self.unavailable("SADD", error))?;
             self.replicated(&mut connection, "SADD").await?;
             Ok(())
-        }
-        .boxed()
+        })
     }
 
     fn untrack<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, StoreResult<()>> {
         let mut connection = self.redis.connection();
-        async move {
+        self.bounded(async move {
             let _: i64 = redis::cmd("SREM")
                 .arg(set)
                 .arg(member)
@@ -254,8 +268,7 @@ impl Store for RedisStore {
                 .await
                 .map_err(|error| self.unavailable("SREM", error))?;
             Ok(())
-        }
-        .boxed()
+        })
     }
 
     fn untrack_if<'a>(
@@ -266,7 +279,7 @@ impl Store for RedisStore {
         expected: Option<&'a str>,
     ) -> BoxFuture<'a, StoreResult<bool>> {
         let mut connection = self.redis.connection();
-        async move {
+        self.bounded(async move {
             let removed: i64 = self
                 .untrack_if
                 .key(set)
@@ -278,21 +291,19 @@ impl Store for RedisStore {
                 .await
                 .map_err(|error| self.unavailable("compare-and-untrack", error))?;
             Ok(removed == 1)
-        }
-        .boxed()
+        })
     }
 
     fn members<'a>(&'a self, set: &'a str) -> BoxFuture<'a, StoreResult<Vec<String>>> {
         let mut connection = self.redis.connection();
-        async move {
+        self.bounded(async move {
             let members: Vec<String> = redis::cmd("SMEMBERS")
                 .arg(set)
                 .query_async(&mut connection)
                 .await
                 .map_err(|error| self.unavailable("SMEMBERS", error))?;
             Ok(members)
-        }
-        .boxed()
+        })
     }
 }
 
