@@ -222,11 +222,8 @@ fn spec_fixtures_cover_every_example_block() {
             .filter(|r| r.spec == spec_name)
             .map(|r| r.lines)
             .collect();
-        for (i, line) in spec_lines(&spec_name).iter().enumerate() {
-            let n = i + 1;
-            if looks_like_example(line) && !ranges.iter().any(|(a, b)| (*a..=*b).contains(&n)) {
-                problems.push(format!("{spec_name} line {n}: an example with no fixture"));
-            }
+        for n in uncovered(&spec_lines(&spec_name), &ranges) {
+            problems.push(format!("{spec_name} line {n}: an example with no fixture"));
         }
     }
     // Every fixture file is a row of the index, and no row names a missing one.
@@ -245,16 +242,29 @@ fn spec_fixtures_cover_every_example_block() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// The numbers of the example-looking lines of `spec` that no range covers.
+fn uncovered(spec: &[String], ranges: &[(usize, usize)]) -> Vec<usize> {
+    (1..=spec.len())
+        .filter(|n| looks_like_example(&spec[n - 1]))
+        .filter(|n| !ranges.iter().any(|(a, b)| (*a..=*b).contains(n)))
+        .collect()
+}
+
 #[test]
 fn the_completeness_check_can_fail() {
-    // A fixture one line off its block, and a block with no fixture, are both seen.
+    // Without the S1 answer's fixture its block is reported; one line off, it no longer
+    // parses as the fixture's example.
     let spec = spec_lines("000_6afe8551a274a285.txt");
+    let others: Vec<(usize, usize)> = index_rows()
+        .iter()
+        .filter(|r| r.spec == "000_6afe8551a274a285.txt" && r.lines != (131, 143))
+        .map(|r| r.lines)
+        .collect();
+    let lost = uncovered(&spec, &others);
+    assert_eq!(lost.first(), Some(&131), "{lost:?}");
+    assert!(lost.iter().all(|n| (131..=143).contains(n)), "{lost:?}");
     let shifted = repaired_block(&spec, (132, 143), &[]);
     assert!(serde_json::from_str::<Value>(&shifted).is_err());
-    assert!(
-        looks_like_example(&spec[130]),
-        "line 131 opens the S1 answer"
-    );
 }
 
 // ---- shapes ----------------------------------------------------------------------------------
