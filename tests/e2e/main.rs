@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod bureau;
 mod clients;
+mod conformance;
 mod deploy;
 mod docs;
 mod edge;

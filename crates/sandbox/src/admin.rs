@@ -1,16 +1,17 @@
-//! The admin listener: fault rules, call counts, Daviplata's counters and test helpers,
+//! The admin listener: fault rules, call counts, the request journal, Daviplata's counters and test helpers,
 //! and Banco Caja Social's helpers under `/bcs`. Plain JSON over HTTP, for tests and CI.
 
 use axum::Router;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{delete, get, post};
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::daviplata::{Daviplata, Readings};
-use crate::faults::{Faults, RuleSpec};
+use crate::faults::{Faults, Provider, RuleSpec};
 
 #[derive(Clone)]
 struct Admin {
@@ -27,6 +28,7 @@ pub fn router(faults: Faults, daviplata: Daviplata, bcs: Router) -> Router {
         )
         .route("/faults/{id}", delete(remove_fault))
         .route("/calls", get(calls))
+        .route("/journal", get(journal).delete(clear_journal))
         .route("/reset", post(reset))
         .route("/daviplata/counters", get(daviplata_counters))
         .route("/daviplata/reset", post(daviplata_reset))
@@ -82,7 +84,29 @@ async fn calls(State(admin): State<Admin>) -> Response {
     Json(admin.faults.calls()).into_response()
 }
 
-/// Fault rules and every count go; the emulators' state stays.
+/// `?provider=` narrows the journal to one provider.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JournalQuery {
+    provider: Option<Provider>,
+}
+
+async fn journal(
+    State(admin): State<Admin>,
+    query: Result<Query<JournalQuery>, QueryRejection>,
+) -> Response {
+    match query {
+        Ok(Query(query)) => Json(admin.faults.journal(query.provider)).into_response(),
+        Err(rejection) => refused(StatusCode::BAD_REQUEST, rejection.body_text()),
+    }
+}
+
+async fn clear_journal(State(admin): State<Admin>) -> StatusCode {
+    admin.faults.clear_journal();
+    StatusCode::NO_CONTENT
+}
+
+/// Fault rules, every count and the journal go; the emulators' state stays.
 async fn reset(State(admin): State<Admin>) -> StatusCode {
     admin.faults.reset();
     admin.daviplata.reset_counters();

@@ -1,5 +1,6 @@
-//! Fault injection and call counting for every emulated route: a middleware wrapped around
-//! each provider's router, driven by rules set through the admin listener. Rules are
+//! Fault injection, call counting and the request journal for every emulated route: a
+//! middleware wrapped around each provider's router, driven by rules set through the admin
+//! listener. Rules are
 //! matched in the order they were added and consumed under one lock, so a test that asks
 //! for "the next two calls fail" gets exactly that.
 
@@ -15,7 +16,12 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
+use crate::journal::{Entry, Journal};
 use crate::serve::ConnectionKill;
+
+/// Largest request body the middleware reads in to journal it: axum's own default limit,
+/// which the emulators' JSON extractors would apply anyway.
+const MAX_BODY: usize = 2 * 1024 * 1024;
 
 /// The emulated providers, as named in the admin API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -113,6 +119,7 @@ struct Book {
     next_id: u64,
     rules: Vec<Rule>,
     calls: CallCounts,
+    journal: Journal,
 }
 
 /// The route of one call: its method and the router's pattern (or the raw path when no
@@ -214,16 +221,29 @@ impl Faults {
         self.lock().calls.clone()
     }
 
-    /// Forgets every rule and every count.
+    /// The calls received by `provider` (every provider when `None`), oldest first.
+    pub fn journal(&self, provider: Option<Provider>) -> Vec<Entry> {
+        self.lock().journal.entries(provider)
+    }
+
+    pub fn clear_journal(&self) {
+        self.lock().journal.clear();
+    }
+
+    /// Forgets every rule, every count and the journal.
     pub fn reset(&self) {
         let mut book = self.lock();
         book.rules.clear();
         book.calls.clear();
+        book.journal.clear();
     }
 
-    /// Counts the call and takes one use of the first rule that matches it.
-    fn on_call(&self, provider: Provider, route: &Route) -> Option<Fault> {
+    /// Counts and journals the call and takes one use of the first rule that matches it.
+    fn on_call(&self, provider: Provider, route: &Route, entry: Option<Entry>) -> Option<Fault> {
         let mut book = self.lock();
+        if let Some(entry) = entry {
+            book.journal.record(entry);
+        }
         *book
             .calls
             .entry(provider)
@@ -260,12 +280,44 @@ struct Scope {
 
 async fn intercept(State(scope): State<Scope>, request: Request, next: Next) -> Response {
     let route = Route::of(&request);
-    match scope.faults.on_call(scope.provider, &route) {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let entry = journal_entry(scope.provider, &route, &parts, &body);
+    let request = Request::from_parts(parts, Body::from(body));
+    match scope.faults.on_call(scope.provider, &route, Some(entry)) {
         None => next.run(request).await,
         Some(fault) => {
             tracing::info!(provider = ?scope.provider, route = %route.key(), ?fault, "injecting a fault");
             inject(fault, scope.provider, request, next).await
         }
+    }
+}
+
+/// The call as received, for the journal.
+fn journal_entry(
+    provider: Provider,
+    route: &Route,
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> Entry {
+    Entry {
+        seq: 0,
+        provider,
+        method: route.method.clone(),
+        route: route.pattern.clone(),
+        path: route.path.clone(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                (name.as_str().to_owned(), value)
+            })
+            .collect(),
+        body: String::from_utf8_lossy(body).into_owned(),
     }
 }
 
@@ -372,7 +424,7 @@ mod tests {
             .unwrap();
         let call = route("POST", "/x", "/x");
         let applied: Vec<bool> = (0..4)
-            .map(|_| faults.on_call(Provider::Daviplata, &call).is_some())
+            .map(|_| faults.on_call(Provider::Daviplata, &call, None).is_some())
             .collect();
         assert_eq!(applied, [true, true, false, false]);
         assert!(faults.rules().is_empty());
@@ -414,13 +466,13 @@ mod tests {
         let call = route("POST", "/p", "/p");
         for _ in 0..3 {
             assert_eq!(
-                faults.on_call(Provider::Kiban, &call),
+                faults.on_call(Provider::Kiban, &call, None),
                 Some(Fault::Malformed)
             );
         }
         assert!(faults.remove(first.id));
         assert_eq!(
-            faults.on_call(Provider::Kiban, &call),
+            faults.on_call(Provider::Kiban, &call, None),
             Some(Fault::Latency { ms: 1 })
         );
     }

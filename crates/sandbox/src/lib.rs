@@ -9,6 +9,7 @@ mod amount;
 pub mod bcs;
 mod daviplata;
 mod faults;
+mod journal;
 mod kiban;
 mod pki;
 mod serve;

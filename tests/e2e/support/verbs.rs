@@ -1,5 +1,5 @@
-//! The test app's verbs: the sandbox's admin API (faults, call counts, Daviplata's
-//! counters, Banco Caja Social's helpers) as methods of [`TestApp`], and the request pieces
+//! The test app's verbs: the sandbox's admin API (faults, call counts, the request
+//! journal, Daviplata's counters, Banco Caja Social's helpers) as methods of [`TestApp`], and the request pieces
 //! every module builds (a document, an amount).
 
 use pasarela::common::v1::{DocumentType, Identification, Money};
@@ -45,6 +45,23 @@ impl TestApp {
     /// Calls the sandbox received on one route of `provider`.
     pub async fn route_calls(&self, provider: &str, route: &str) -> u64 {
         self.calls().await[provider][route].as_u64().unwrap_or(0)
+    }
+
+    /// The calls `provider` received so far, oldest first, as the sandbox journalled them:
+    /// `method`, `route`, `path`, `query` (raw), `headers` (`[name, value]` pairs), `body`.
+    pub async fn journal(&self, provider: &str) -> Vec<Value> {
+        match self
+            .admin_get(&format!("/journal?provider={provider}"))
+            .await
+        {
+            Value::Array(entries) => entries,
+            other => panic!("the journal is not a list: {other}"),
+        }
+    }
+
+    /// Forgets the calls journalled so far.
+    pub async fn clear_journal(&self) {
+        admin(&self.sandbox, reqwest::Method::DELETE, "/journal", None).await;
     }
 
     /// Daviplata's counter `name` (`tokens_issued`, `payments_made`, ...).

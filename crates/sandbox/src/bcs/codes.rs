@@ -11,8 +11,9 @@ pub const USER_NOT_FOUND: Fault = row(
     "ERROR: Buscando el usuario-El usuario no existe",
 );
 pub const STATUS_USER_NOT_FOUND: Fault = row(404, "32", "RGN", "El usuario no existe");
+// 401, as S13's table prints it: only the status tells it from "user does not exist".
 pub const ALREADY_IN_STATE: Fault = row(
-    400,
+    401,
     "32",
     "RGN",
     "La clave ya se encuentra en el estado solicitado",

@@ -460,7 +460,7 @@ async fn password_status_locks_and_activates() {
     let (status, body) = bcs.post(path, request("1007641", "3")).await;
     assert_eq!(
         (status, camel(&body)),
-        (StatusCode::BAD_REQUEST, ("ER", "32", "RGN"))
+        (StatusCode::UNAUTHORIZED, ("ER", "32", "RGN"))
     );
     let (status, body) = bcs.post(path, request("1007641", "Frozen")).await;
     assert_eq!(

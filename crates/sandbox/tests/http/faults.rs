@@ -1,6 +1,6 @@
 //! Fault injection through the admin listener, over real HTTP: forced statuses, malformed
 //! bodies, dropped connections, hangs and latency, for one call, N calls or until cleared;
-//! and the per-route call counts.
+//! the per-route call counts and the request journal.
 
 use std::time::Duration;
 
@@ -281,6 +281,56 @@ async fn calls_are_counted_per_provider_and_route_and_reset() {
     assert_eq!(sandbox.admin_post("/reset", json!({})).await.status(), 204);
     assert_eq!(sandbox.admin_get("/calls").await, json!({}));
     assert_eq!(kiban_status(&sandbox).await, 200);
+}
+
+#[tokio::test]
+async fn the_journal_keeps_each_call_as_sent_even_when_a_fault_answers() {
+    let sandbox = support::start().await;
+    sandbox
+        .inject(kiban_rule(
+            json!({ "type": "status", "status": 503 }),
+            Some(1),
+        ))
+        .await;
+    assert_eq!(kiban_status(&sandbox).await, 503);
+    token(&sandbox, &sandbox.daviplata_client())
+        .await
+        .expect("a token answer");
+
+    let kiban_calls = sandbox.admin_get("/journal?provider=kiban").await;
+    let call = &kiban_calls[0];
+    assert_eq!(kiban_calls.as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        (&call["method"], &call["path"]),
+        (&json!("POST"), &json!(KIBAN_PATH))
+    );
+    assert_eq!(call["query"], "testCaseId=663567bb713cf2110a110679");
+    let body: Value = serde_json::from_str(call["body"].as_str().expect("a body")).expect("JSON");
+    assert_eq!(body["clave"], "FF12345678");
+    let headers = call["headers"].as_array().expect("headers");
+    assert!(
+        headers.iter().any(|pair| pair[0] == "x-api-key"),
+        "{headers:?}"
+    );
+    let everything = sandbox.admin_get("/journal").await;
+    assert_eq!(everything.as_array().map(Vec::len), Some(2));
+    assert_eq!(everything[1]["provider"], "daviplata");
+
+    let cleared = sandbox
+        .http
+        .delete(sandbox.admin("/journal"))
+        .send()
+        .await
+        .expect("admin call");
+    assert_eq!(cleared.status(), 204);
+    assert_eq!(sandbox.admin_get("/journal").await, json!([]));
+    let unknown = sandbox
+        .http
+        .get(sandbox.admin("/journal?provider=nobody"))
+        .send()
+        .await
+        .expect("admin call");
+    assert_eq!(unknown.status(), 400);
 }
 
 #[tokio::test]

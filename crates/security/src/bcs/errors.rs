@@ -81,21 +81,63 @@ const BY_STATUS: &[(u16, u16, Code, &str)] = &[
     (500, 599, Code::Unavailable, reasons::PROVIDER_UNAVAILABLE),
 ];
 
+/// What a `responseType.value` means when the answer names no known code, whatever its
+/// HTTP status: `ER500` (S14, S15, with an empty detail) is the bank's own failure even
+/// when it arrives on HTTP 200.
+const BY_RESPONSE_TYPE: &[(&str, Code, &str)] =
+    &[("ER500", Code::Unavailable, reasons::PROVIDER_UNAVAILABLE)];
+
+/// Operations whose error tables put "All business validation errors, technical errors"
+/// under 500 (S5-S7): a code their bank names on a 5xx that no table lists is a rejection,
+/// which a retry would only repeat, not a failure of the bank.
+const BUSINESS_ERRORS_ON_5XX: &[&str] = &[
+    "create_transaction_challenge",
+    "enroll_digital_user",
+    "validate_digital_enrollment",
+];
+
+/// (code, type) pairs whose meaning only their exact HTTP status gives, no nearer status
+/// standing in: S13's `32`/RGN is "already in that state" on 401 (its table) and "user does
+/// not exist" on 404 (its example); on any other status neither is assumed.
+const EXACT_STATUS_ONLY: &[(&str, &str)] = &[("32", "RGN")];
+
 /// Reasons after which the same call may succeed a moment later.
 const RETRYABLE: &[&str] = &[reasons::PROVIDER_UNAVAILABLE, reason::PROVIDER_RATE_LIMITED];
 
 /// The table row for `code`/`kind`: the one printed with the same HTTP status, else one
 /// of the same status class, else the first. `None` when no table names the code.
 pub fn lookup(http: u16, code: &str, kind: &str) -> Option<&'static ErrorRow> {
+    let (code, kind) = (code.trim(), kind.trim());
     let candidates = || {
         ERROR_TABLE
             .iter()
-            .filter(move |row| row.code == code.trim() && row.kind == kind.trim())
+            .filter(move |row| row.code == code && row.kind == kind)
     };
-    candidates()
-        .find(|row| row.http == http)
+    let exact = candidates().find(|row| row.http == http);
+    if EXACT_STATUS_ONLY.contains(&(code, kind)) {
+        return exact;
+    }
+    exact
         .or_else(|| candidates().find(|row| row.http / 100 == http / 100))
         .or_else(|| candidates().next())
+}
+
+/// The meaning of a failure no table row names: by its `responseType.value`, then by the
+/// operation's own rule for 5xx, then by its HTTP status.
+fn unlisted(operation: &str, failure: &Failure) -> (Code, &'static str) {
+    let by_type = BY_RESPONSE_TYPE
+        .iter()
+        .find(|(value, _, _)| value.eq_ignore_ascii_case(&failure.value));
+    if let Some((_, code, reason)) = by_type {
+        return (*code, reason);
+    }
+    let named_rejection = (500..=599).contains(&failure.http)
+        && !failure.code.trim().is_empty()
+        && BUSINESS_ERRORS_ON_5XX.contains(&operation);
+    if named_rejection {
+        return (Code::FailedPrecondition, reason::PROVIDER_REJECTED);
+    }
+    by_status(failure.http)
 }
 
 /// The rich error for a failure answered by `operation`.
@@ -103,7 +145,7 @@ pub fn from_failure(operation: &str, failure: &Failure) -> ProviderError {
     let row = lookup(failure.http, &failure.code, &failure.kind);
     let (code, reason) = match row {
         Some(row) => (row.grpc, row.reason),
-        None => by_status(failure.http),
+        None => unlisted(operation, failure),
     };
     let text = provider_text(&failure.desc).or_else(|| row.map(|row| row.text.to_owned()));
     // Only codes of the spec's tables are quoted in the message: an unlisted one is the
@@ -291,14 +333,57 @@ mod tests {
             "BUSINESS_RULE_REJECTED"
         );
         assert_eq!(
-            lookup(400, "32", "RGN").unwrap().reason,
+            lookup(401, "32", "RGN").unwrap().reason,
             "PASSWORD_STATUS_UNCHANGED"
         );
         assert_eq!(lookup(404, "32", "RGN").unwrap().reason, "USER_NOT_FOUND");
+        assert!(
+            lookup(400, "32", "RGN").is_none(),
+            "32/RGN takes no nearer status"
+        );
+        assert!(lookup(500, "32", "RGN").is_none());
         assert_eq!(
             lookup(500, "00001", "BE").unwrap().reason,
             reasons::PROVIDER_UNAVAILABLE
         );
+    }
+
+    #[test]
+    fn er500_is_the_bank_failing_on_any_status() {
+        for http in [200, 206, 500] {
+            let mut answer = failure(http, "", "");
+            answer.value = "ER500".into();
+            let error = from_failure("list_channel_holds", &answer);
+            assert_eq!(error.code, Code::Unavailable, "{http}");
+            assert!(error.details.retry_after.is_some(), "{http}");
+        }
+    }
+
+    #[test]
+    fn an_unlisted_code_on_a_500_of_s5_to_s7_is_a_rejection_without_retry() {
+        for operation in BUSINESS_ERRORS_ON_5XX {
+            let error = from_failure(operation, &failure(500, "77777", "RGN"));
+            assert_eq!(error.code, Code::FailedPrecondition, "{operation}");
+            assert_eq!(error.reason, reason::PROVIDER_REJECTED);
+            assert!(error.details.retry_after.is_none(), "{operation}");
+        }
+        let elsewhere = from_failure("change_password", &failure(500, "77777", "RGN"));
+        assert_eq!(elsewhere.code, Code::Unavailable);
+        let no_code = from_failure("enroll_digital_user", &failure(503, "", ""));
+        assert_eq!(
+            no_code.code,
+            Code::Unavailable,
+            "no code named: the bank failed"
+        );
+    }
+
+    #[test]
+    fn the_bank_unable_to_read_pasarelas_json_is_internal() {
+        for (code, kind) in [("00400", "OUD"), ("400", "OUD")] {
+            let error = from_failure("update_password_status", &failure(400, code, kind));
+            assert_eq!(error.code, Code::Internal, "{code}");
+            assert_eq!(error.reason, "PROVIDER_REQUEST_MALFORMED");
+        }
     }
 
     #[test]

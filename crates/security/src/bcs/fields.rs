@@ -140,7 +140,20 @@ fn matching(
 pub fn secret(violations: &mut Violations, field: &str, value: &str, max: usize) -> String {
     if value.is_empty() {
         violations.add(field, "is required");
-    } else if value.chars().count() > max {
+        return String::new();
+    }
+    optional_secret(violations, field, value, max)
+}
+
+/// A secret the spec lets a request leave out (S19's `answer.value`): bounded and printable
+/// when given. Violations name the field, never the value.
+pub fn optional_secret(
+    violations: &mut Violations,
+    field: &str,
+    value: &str,
+    max: usize,
+) -> String {
+    if value.chars().count() > max {
         violations.add(field, format!("must be at most {max} characters"));
     } else if value.chars().any(char::is_control) {
         violations.add(field, "must not contain control characters");

@@ -79,8 +79,13 @@ pub struct AnsweredQuestion {
 pub struct AnswerValue {
     #[serde(skip_serializing_if = "is_empty")]
     id: String,
-    #[serde(serialize_with = "expose")]
+    /// Optional in S19's mapping table: a multiple-choice answer may be its option alone.
+    #[serde(serialize_with = "expose", skip_serializing_if = "no_secret")]
     value: SecretString,
+}
+
+fn no_secret(secret: &SecretString) -> bool {
+    secret.expose_secret().is_empty()
 }
 
 struct TxFields<'a> {
@@ -212,6 +217,12 @@ pub fn create_question_challenge(
 /// One answered question: lengths from S19's mapping table.
 fn question_entry(v: &mut Violations, i: usize, answer: &pb::QuestionAnswer) -> QuestionEntry {
     let field = |name: &str| format!("answers[{i}].{name}");
+    if answer.option_id.is_empty() && answer.answer.is_empty() {
+        v.add(
+            field("answer"),
+            "an answer needs option_id, answer, or both",
+        );
+    }
     QuestionEntry {
         question: AnsweredQuestion {
             r#type: fields::text(v, &field("question_type"), &answer.question_type, 1, 30),
@@ -222,7 +233,7 @@ fn question_entry(v: &mut Violations, i: usize, answer: &pb::QuestionAnswer) -> 
             format: fields::text(v, &field("format"), &answer.format, 0, 20),
             answer: AnswerValue {
                 id: fields::text(v, &field("option_id"), &answer.option_id, 0, 2),
-                value: fields::secret(v, &field("answer"), &answer.answer, 100).into(),
+                value: fields::optional_secret(v, &field("answer"), &answer.answer, 100).into(),
             },
         },
     }

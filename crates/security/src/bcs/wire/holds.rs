@@ -144,35 +144,40 @@ fn word<T: Copy>(table: &[(&str, T)], value: &str) -> Option<T> {
 }
 
 impl HoldRecord {
-    fn read(self, offset: FixedOffset) -> Result<pb::ChannelHold, Unreadable> {
+    /// One hold, read leniently: a type or status no table names is UNSPECIFIED and a date
+    /// in a format not seen is left out, so that one odd record never costs the caller the
+    /// whole page (the records beside it are the answer they asked for).
+    fn read(self, offset: FixedOffset) -> pb::ChannelHold {
         let (a, b) = (self.r#type.0.as_str(), self.status.0.as_str());
         let kind = word(HOLD_TYPE_WORDS, a).or_else(|| word(HOLD_TYPE_WORDS, b));
         let status = word(HOLD_STATUS_WORDS, b).or_else(|| word(HOLD_STATUS_WORDS, a));
-        let (Some(kind), Some(status)) = (kind, status) else {
-            return Err("a hold whose type or status is unknown");
-        };
         let release = match self.unblocking_info {
             Some(info) if !(info.user.0.is_empty() && info.establish_dt.0.is_empty()) => {
                 Some(pb::HoldRelease {
                     user: info.user.into_string(),
                     branch_id: info.branch_id.into_string(),
-                    release_time: bank_time(&info.establish_dt.0, ESTABLISH_DT_FORMATS, offset)?,
+                    release_time: lenient_time(&info.establish_dt.0, offset),
                 })
             }
             _ => None,
         };
-        Ok(pb::ChannelHold {
+        pb::ChannelHold {
             channel: self.channel.into_string(),
             sub_channel: self.sub_channel.into_string(),
-            r#type: kind.into(),
-            status: status.into(),
+            r#type: kind.unwrap_or(pb::HoldType::Unspecified).into(),
+            status: status.unwrap_or(pb::HoldStatus::Unspecified).into(),
             account_id: self.acct_id.into_string(),
             user: self.user.into_string(),
             branch_id: self.branch_id.into_string(),
-            hold_time: bank_time(&self.establish_dt.0, ESTABLISH_DT_FORMATS, offset)?,
+            hold_time: lenient_time(&self.establish_dt.0, offset),
             release,
-        })
+        }
     }
+}
+
+/// `establishDt` in bank time, or nothing when its format is not one seen.
+fn lenient_time(text: &str, offset: FixedOffset) -> Option<prost_types::Timestamp> {
+    bank_time(text, ESTABLISH_DT_FORMATS, offset).ok().flatten()
 }
 
 impl HoldsAnswer {
@@ -181,12 +186,21 @@ impl HoldsAnswer {
         let Page { number, size } = page;
         let offset = bank_offset();
         let info = self.trn_src_info;
-        let total = info.results_pages_generic.total_records.number()?;
-        let holds = info
+        let holds: Vec<pb::ChannelHold> = info
             .blocking_info
             .into_iter()
             .map(|record| record.read(offset))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect();
+        // The spec's own example says `totalRecords "0000"` beside two records: a total
+        // below what this page holds cannot be right, so the records on hand set a floor.
+        let on_hand = (number - 1)
+            .saturating_mul(size)
+            .saturating_add(i32::try_from(holds.len()).unwrap_or(i32::MAX));
+        let total = info
+            .results_pages_generic
+            .total_records
+            .number()?
+            .max(on_hand);
         let total_pages = if total == 0 {
             0
         } else {

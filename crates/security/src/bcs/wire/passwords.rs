@@ -68,11 +68,12 @@ impl TryFrom<PasswordStatusAnswer> for pb::GetPasswordStatusResponse {
     type Error = Unreadable;
 
     fn try_from(answer: PasswordStatusAnswer) -> Result<Self, Unreadable> {
+        // A status no table names is UNSPECIFIED, its description and the contact data
+        // kept: the caller still learns how to reach the customer.
         let status = PASSWORD_STATUSES
             .iter()
             .find(|(code, _)| code.eq_ignore_ascii_case(&answer.cust_pswd_info.pswd_status.0))
-            .map(|(_, status)| *status)
-            .ok_or("a password status that is neither 1 (active) nor 3 (locked)")?;
+            .map_or(pb::PasswordStatus::Unspecified, |(_, status)| *status);
         Ok(Self {
             status: status.into(),
             status_description: answer.cust_pswd_info.desc.into_string(),
