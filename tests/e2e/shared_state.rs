@@ -132,36 +132,26 @@ async fn a_tx_id_counter_moved_backwards_stops_calls_instead_of_repeating_a_tx_i
     app.stop().await;
 }
 
-/// The ACL rule of pasarela's own Redis user: its keys, and only the commands it sends
-/// (scripts' commands included).
-const ACL_USER: &[&str] = &[
-    "--user",
-    "default",
-    "off",
-    "--user",
-    "pasarela",
-    "on",
-    ">acl-pass-of-the-tests",
-    "~pasarela:*",
-    "resetchannels",
-    "-@all",
-    "+get",
-    "+set",
-    "+del",
-    "+exists",
-    "+incrby",
-    "+sadd",
-    "+srem",
-    "+smembers",
-    "+eval",
-    "+evalsha",
-    "+script|load",
-    "+wait",
-    "+info",
-    "+ping",
-    "+role",
-    "+time",
-];
+/// The deploy's Redis users (`user` lines of the dev overlay's redis.conf: the default
+/// user off, pasarela's limited to its keys and the commands it sends, scripts' included)
+/// as `redis-server` arguments, and pasarela's password.
+fn deploy_acl() -> (Vec<String>, String) {
+    let conf = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/k8s/overlays/dev/secrets/redis.conf"),
+    )
+    .expect("the dev overlay's redis.conf");
+    let mut args = Vec::new();
+    let mut password = None;
+    for rule in conf.lines().filter_map(|line| line.strip_prefix("user ")) {
+        args.push("--user".to_owned());
+        for token in rule.split_whitespace() {
+            password = password.or(token.strip_prefix('>').map(str::to_owned));
+            args.push(token.to_owned());
+        }
+    }
+    (args, password.expect("pasarela's user has a password"))
+}
 
 /// Security's records in the TLS Redis at `port`, as the ACL user with `password`,
 /// trusting `ca`.
@@ -213,11 +203,13 @@ async fn redis_over_tls_as_an_acl_user_keeps_the_records_and_wrong_settings_stop
         key: &pki.server_key,
         ca: &pki.ca_cert,
     };
-    let redis = TestRedis::start_tls(&files, ACL_USER).await;
+    let (users, password) = deploy_acl();
+    let users: Vec<&str> = users.iter().map(String::as_str).collect();
+    let redis = TestRedis::start_tls(&files, &users).await;
     let port = redis.port();
 
     let ca = pki.ca_cert.clone();
-    let app = spawn_app_with(|config| tls_store(config, port, "acl-pass-of-the-tests", &ca)).await;
+    let app = spawn_app_with(|config| tls_store(config, port, &password, &ca)).await;
     let mut client = client(&app);
     let otp = withdrawal_otp(&mut client).await;
     let paid = client
@@ -236,8 +228,7 @@ async fn redis_over_tls_as_an_acl_user_keeps_the_records_and_wrong_settings_stop
     app.stop().await;
 
     let foreign_ca = other_ca.ca_cert.clone();
-    let error =
-        start_error(|config| tls_store(config, port, "acl-pass-of-the-tests", &foreign_ca)).await;
+    let error = start_error(|config| tls_store(config, port, &password, &foreign_ca)).await;
     assert!(
         error.contains("idempotency redis") && error.contains("invalid peer certificate"),
         "a CA that signs nothing here: {error}"

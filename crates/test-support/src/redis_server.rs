@@ -15,6 +15,8 @@ pub struct TestRedis {
     dir: Option<PathBuf>,
     /// Settings besides the port and persistence, kept for a restart.
     args: Vec<String>,
+    /// Started from a configuration file of its own: its persistence settings stand.
+    own_config: bool,
     pub url: String,
 }
 
@@ -61,6 +63,26 @@ impl TestRedis {
         Self::launch(None, all, false).await
     }
 
+    /// A server run from its own configuration `file` (a deploy's `redis.conf`), which
+    /// listens on `port`; clients reach it at `url`.
+    pub async fn start_config(file: &std::path::Path, port: u16, url: String) -> Self {
+        let mut redis = Self {
+            child: None,
+            port,
+            dir: None,
+            args: vec![file.display().to_string()],
+            own_config: true,
+            url,
+        };
+        redis.resume().await;
+        redis
+    }
+
+    /// A free loopback port, for a configuration file to name.
+    pub fn free_port() -> u16 {
+        free_port()
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -91,6 +113,7 @@ impl TestRedis {
             port,
             dir,
             args,
+            own_config: false,
             url,
         };
         redis.resume().await;
@@ -116,6 +139,7 @@ impl TestRedis {
         let mut command = Command::new("redis-server");
         command.args(&self.args).args(["--bind", "127.0.0.1"]);
         match &self.dir {
+            _ if self.own_config => &mut command,
             Some(dir) => command.arg("--dir").arg(dir).args([
                 "--save",
                 "",

@@ -193,8 +193,54 @@ pub(super) fn loopback_addresses(
         .map(secret_bytes)
         .map(|bytes| String::from_utf8(bytes).expect("a URL"))
         .expect("the Redis URL");
-    pairs.push((redis_url, redis.url.clone()));
+    // The host only: the URL keeps its ACL user and password, the CA the host's name.
+    let swapped = redis_url.replacen("redis:6379", &format!("localhost:{}", redis.port()), 1);
+    assert_ne!(
+        swapped, redis_url,
+        "the overlay's Redis URL names the redis Service"
+    );
+    pairs.push((redis_url, swapped));
     pairs
+}
+
+/// The dev overlay's own Redis, as its StatefulSet runs it: the rendered `redis.conf` and
+/// certificate of its Secrets (TLS only, the ACL user, the append-only file, no eviction)
+/// on a free loopback port; the folder lives as long as the returned guard.
+pub(super) async fn overlay_redis(
+    manifests: &Manifests,
+) -> (crate::support::TestRedis, tempfile::TempDir) {
+    let secret = |name: &str, key: &str| {
+        let data = manifests
+            .secrets
+            .iter()
+            .find(|(secret, _)| unhashed(secret) == name)
+            .map(|(_, data)| data)
+            .unwrap_or_else(|| panic!("the Secret {name}"));
+        secret_bytes(
+            data[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name} has {key}")),
+        )
+    };
+    let root = tempfile::tempdir().expect("temp dir");
+    let (tls, data) = (root.path().join("tls"), root.path().join("data"));
+    std::fs::create_dir_all(&tls).expect("tls dir");
+    std::fs::create_dir_all(&data).expect("data dir");
+    for file in ["ca.crt", "tls.crt", "tls.key"] {
+        std::fs::write(tls.join(file), secret("pasarela-redis-tls", file)).expect("tls file");
+    }
+    let port = crate::support::TestRedis::free_port();
+    let config = String::from_utf8(secret("pasarela-redis-server", "redis.conf")).expect("text");
+    let config = config
+        .replace("/etc/redis/tls/", &format!("{}/", tls.display()))
+        .replace("dir /data", &format!("dir {}", data.display()))
+        .replace("tls-port 6379", &format!("tls-port {port}"));
+    let file = root.path().join("redis.conf");
+    std::fs::write(&file, config).expect("redis.conf");
+    let redis =
+        crate::support::TestRedis::start_config(&file, port, format!("rediss://localhost:{port}/"))
+            .await;
+    (redis, root)
 }
 
 /// The sandbox on the dev overlay's throwaway PKI, as the sandbox pod mounts it; the folder
@@ -234,7 +280,7 @@ pub(super) async fn sandbox_on_the_overlay_pki(
 pub(super) async fn dev_overlay_pods_serve_against_the_sandbox_with_their_secret_files() {
     let manifests = Manifests::of("dev");
     let (sandbox, _pki) = sandbox_on_the_overlay_pki(&manifests).await;
-    let redis = crate::support::TestRedis::start().await;
+    let (redis, _redis_files) = overlay_redis(&manifests).await;
     let loopback = loopback_addresses(&manifests, &sandbox, &redis);
 
     let token = bearer_with(&mint_with_cli("*"));
@@ -281,7 +327,7 @@ pub(super) async fn dev_overlay_pods_serve_against_the_sandbox_with_their_secret
 pub(super) async fn prod_overlay_pods_start_from_their_secret_files() {
     let manifests = Manifests::of("prod");
     let (sandbox, _pki) = sandbox_on_the_overlay_pki(&Manifests::of(SECRETS_OVERLAY)).await;
-    let redis = crate::support::TestRedis::start().await;
+    let (redis, _redis_files) = overlay_redis(&Manifests::of(SECRETS_OVERLAY)).await;
     let issuer = Issuer::start().await;
     let mut loopback = loopback_addresses(&manifests, &sandbox, &redis);
     let config = pod_config(
