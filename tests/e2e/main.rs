@@ -15,6 +15,7 @@ mod guessing;
 mod money_once;
 mod monitoring;
 mod observability;
+mod readings;
 mod recurring_payments;
 mod reliability;
 mod security;

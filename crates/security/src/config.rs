@@ -50,6 +50,22 @@ pub struct Config {
     /// What a retried withdrawal (S18) whose first outcome is unknown does.
     #[serde(default)]
     pub withdrawal_reconciliation: Reconciliation,
+    /// How S14's query names are spelt: its table's mixed casing (the default) or
+    /// camelCase throughout, as its answers (docs/spec-decisions.md).
+    #[serde(default)]
+    pub holds_query: HoldsQuery,
+}
+
+/// S14's query names: its table (lines 1923-1926) prints `GovIssueIdentType`, `status`,
+/// `initialRecord`, `RecordsXPage`; its answers are camelCase throughout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldsQuery {
+    /// The table's names, as printed: the normative part of the spec.
+    #[default]
+    Table,
+    /// `govIssueIdentType`, `status`, `initialRecord`, `recordsXPage`.
+    Camel,
 }
 
 /// How a withdrawal whose outcome is unknown is settled. The spec documents S18's

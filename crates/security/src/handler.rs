@@ -26,7 +26,7 @@ use crate::bcs::errors::{
 };
 use crate::bcs::invoker::{ACTION_CREATE, ACTION_READ, bank_now};
 use crate::bcs::wire::{self, Outgoing, Unreadable};
-use crate::config::{InvokerFields, ProviderCode, Reconciliation, ReconciliationMode};
+use crate::config::{HoldsQuery, InvokerFields, ProviderCode, Reconciliation, ReconciliationMode};
 
 /// Idempotency records of withdrawals. Every answer after which the bank may have paid is
 /// `PROVIDER_OUTCOME_UNKNOWN` (see [`unknown_if_ambiguous`]), so the `not_sent` reasons
@@ -59,6 +59,7 @@ struct Core {
     reconciliation: Reconciliation,
     /// How long after an attempt a consulta's "not found" is believed.
     quiet_period: Duration,
+    holds_query: HoldsQuery,
 }
 
 /// Whose secrets these are: the bank's customers, in the holders' budgets.
@@ -80,6 +81,7 @@ impl Security {
             ReconciliationMode::Hold => OnUnknown::Hold,
         };
         let idempotency_config = config.idempotency.clone();
+        let holds_query = config.holds_query;
         let bcs = Bcs::new(config, Arc::clone(&store))?;
         // A claim outlives its call before a repeat may take it over.
         let lease = idempotency_config.lease_or(bcs.ceiling())?;
@@ -91,6 +93,7 @@ impl Security {
                 attempts,
                 reconciliation,
                 quiet_period,
+                holds_query,
             }),
         })
     }
@@ -547,7 +550,7 @@ impl SecurityService for Security {
         let r = request.into_inner();
         let chosen = OnceLock::new();
         let build = |_: &InvokerFields, v: &mut Violations| {
-            let (query, page) = wire::list_channel_holds(&r, v);
+            let (query, page) = wire::list_channel_holds(&r, self.core.holds_query, v);
             chosen.get_or_init(|| page);
             query
         };

@@ -245,6 +245,14 @@ impl Op {
         error
     }
 
+    /// The gateway's own refusal of a request its API definition cannot read (MuleSoft
+    /// APIKit, `400 400 OUD`), saying what it could not read.
+    pub fn unreadable(self, what: impl AsRef<str>) -> BcsError {
+        let mut error = BcsError::new(self.profile().casing, "ER", &APIKIT_BAD_REQUEST);
+        error.desc = format!("{}: {}", APIKIT_BAD_REQUEST.desc, what.as_ref());
+        error
+    }
+
     pub fn unauthorized(self) -> BcsError {
         let profile = self.profile();
         BcsError::new(profile.casing, "ER", &profile.unauthorized)

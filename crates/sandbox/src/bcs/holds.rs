@@ -11,7 +11,7 @@ use super::codes;
 use super::envelope::{BcsError, Op, Reply, ok};
 use super::fixtures::{ChannelPair, Hold, PseudoChannel, Unblocking};
 use super::input::{self, Query};
-use super::state::{Customer, State, now};
+use super::state::{Customer, QueryCasing, State, now};
 use super::wire::{BlockingInfoRequest, SetHoldRequest};
 
 /// The spec caps a page at 20 records.
@@ -90,6 +90,24 @@ impl<'a> Listing<'a> {
     }
 }
 
+/// A bank that reads S14's query names one way only: any other name, another casing of
+/// one included, is a request its gateway cannot read.
+fn strict_names(op: Op, casing: QueryCasing, raw: Option<&str>) -> Result<(), BcsError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|_| op.bad_request("parametros de consulta invalidos"))?;
+    let names = casing.names();
+    match pairs
+        .iter()
+        .find(|(name, _)| !names.contains(&name.as_str()))
+    {
+        Some((name, _)) => Err(op.unreadable(format!(
+            "unknown query parameter {name} (expected {})",
+            names.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// S14: GET /security-management/v1/channelholds/{identSerialNum}.
 pub(super) async fn list(
     Shared(state): Shared<State>,
@@ -98,6 +116,9 @@ pub(super) async fn list(
     RawQuery(raw): RawQuery,
 ) -> Reply {
     let op = Op::ListChannelHolds;
+    if let Some(casing) = state.bank().readings.holds_query {
+        strict_names(op, casing, raw.as_deref())?;
+    }
     let query = input::admitted_query(&state, op, &headers, raw)?;
     let listing = Listing::read(op, &query)?;
     let bank = state.bank();

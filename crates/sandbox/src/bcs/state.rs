@@ -201,6 +201,10 @@ pub(crate) struct Readings {
     pub dedup_tx_ids: bool,
     /// How a consulta of an unknown TxId is refused.
     pub consulta_not_found: ConsultaNotFound,
+    /// S14's query names, matched exactly with every other name refused; unset, any
+    /// casing of the four is accepted.
+    #[serde(default)]
+    pub holds_query: Option<QueryCasing>,
 }
 
 impl Default for Readings {
@@ -208,6 +212,36 @@ impl Default for Readings {
         Readings {
             dedup_tx_ids: true,
             consulta_not_found: ConsultaNotFound::NoFound,
+            holds_query: None,
+        }
+    }
+}
+
+/// S14's query names as its table prints them (lines 1923-1926: `GovIssueIdentType`,
+/// `status`, `initialRecord`, `RecordsXPage`), or camelCase throughout, as its answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum QueryCasing {
+    Table,
+    Camel,
+}
+
+impl QueryCasing {
+    /// The four parameter names, in this reading.
+    pub fn names(self) -> [&'static str; 4] {
+        match self {
+            QueryCasing::Table => [
+                "GovIssueIdentType",
+                "status",
+                "initialRecord",
+                "RecordsXPage",
+            ],
+            QueryCasing::Camel => [
+                "govIssueIdentType",
+                "status",
+                "initialRecord",
+                "recordsXPage",
+            ],
         }
     }
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-pub use state::{Daviplata, Readings, Settings};
+pub use state::{ClientIdHeader, Daviplata, Readings, Settings};
 
 use errors::{Failure, Gateway, OAuth, Refusal};
 use wire::{Envelope, Property, Wallet};
@@ -31,7 +31,7 @@ pub const PAYMENT_PATH: &str = "/v1/payments/subscriptions/payment";
 const SCOPE: &str = "pg_recurrente";
 
 /// The document says `client_id`; IBM API Connect's public lab clients send
-/// `x-ibm-client-id`. Both are accepted.
+/// `x-ibm-client-id`. Both are accepted unless a reading names one.
 const CLIENT_ID_HEADERS: [&str; 2] = ["client_id", "x-ibm-client-id"];
 
 pub fn router(daviplata: Daviplata) -> Router {
@@ -91,7 +91,15 @@ async fn token(State(daviplata): State<Daviplata>, body: Bytes) -> Response {
 /// The gateway's checks before any business call: a known client id, then a bearer
 /// token it issued that has not expired.
 fn authorize(daviplata: &Daviplata, headers: &HeaderMap) -> Result<(), Failure> {
-    let client_id = CLIENT_ID_HEADERS
+    let strict = daviplata
+        .readings()
+        .client_id_header
+        .map(ClientIdHeader::header);
+    let accepted: &[&str] = match &strict {
+        Some(header) => std::slice::from_ref(header),
+        None => &CLIENT_ID_HEADERS,
+    };
+    let client_id = accepted
         .iter()
         .find_map(|name| headers.get(*name))
         .and_then(|value| value.to_str().ok());

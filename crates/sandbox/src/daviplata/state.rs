@@ -129,12 +129,34 @@ struct Replay {
 pub struct Readings {
     /// A repeated `transactionId` gets the first answer (true) or is executed again.
     pub dedup_transaction_ids: bool,
+    /// The one header the gateway reads the client id from; unset, both spellings.
+    #[serde(default)]
+    pub client_id_header: Option<ClientIdHeader>,
 }
 
 impl Default for Readings {
     fn default() -> Self {
         Readings {
             dedup_transaction_ids: true,
+            client_id_header: None,
+        }
+    }
+}
+
+/// `client_id` as the spec prints it (lines 112, 196, 310, 405), or `x-ibm-client-id` as
+/// IBM API Connect, which runs Daviplata's lab, expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientIdHeader {
+    ClientId,
+    XIbmClientId,
+}
+
+impl ClientIdHeader {
+    pub fn header(self) -> &'static str {
+        match self {
+            ClientIdHeader::ClientId => "client_id",
+            ClientIdHeader::XIbmClientId => "x-ibm-client-id",
         }
     }
 }

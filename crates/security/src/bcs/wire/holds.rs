@@ -72,24 +72,45 @@ pub struct Page {
     pub size: i32,
 }
 
-/// S14's query, and the page it asks for (the response is shaped by it).
+/// S14's query names (document type, filter, first record, page size) in `casing`.
+fn holds_query_names(casing: HoldsQuery) -> [&'static str; 4] {
+    match casing {
+        HoldsQuery::Table => [
+            "GovIssueIdentType",
+            "status",
+            "initialRecord",
+            "RecordsXPage",
+        ],
+        HoldsQuery::Camel => [
+            "govIssueIdentType",
+            "status",
+            "initialRecord",
+            "recordsXPage",
+        ],
+    }
+}
+
+/// S14's query, its names spelt as `casing` says, and the page it asks for (the response
+/// is shaped by it).
 pub fn list_channel_holds(
     request: &pb::ListChannelHoldsRequest,
+    casing: HoldsQuery,
     v: &mut Violations,
 ) -> (Outgoing<NoBody>, Page) {
     let ident = gov_issue_ident(v, "customer", request.customer.as_ref());
     let (number, size) = page(v, request.page.as_ref());
     let first = i64::from(number - 1) * i64::from(size) + 1;
+    let [document, filter, initial, per_page] = holds_query_names(casing);
     let query = Outgoing::query(
         Some(ident.ident_serial_num),
         vec![
-            ("GovIssueIdentType", ident.gov_issue_ident_type),
+            (document, ident.gov_issue_ident_type),
             (
-                "status",
+                filter,
                 fields::choice(v, "filter", request.filter, HOLD_FILTERS, "ALL or LOCKED").into(),
             ),
-            ("initialRecord", first.to_string()),
-            ("RecordsXPage", size.to_string()),
+            (initial, first.to_string()),
+            (per_page, size.to_string()),
         ],
     );
     (query, Page { number, size })

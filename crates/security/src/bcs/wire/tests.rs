@@ -97,6 +97,7 @@ fn list_queries_ask_for_the_right_records() {
             }),
             ..Default::default()
         },
+        HoldsQuery::Table,
         &mut v,
     );
     assert!(v.is_empty());
@@ -115,6 +116,24 @@ fn list_queries_ask_for_the_right_records() {
             ("status", "Locked".to_owned()),
             ("initialRecord", "21".to_owned()),
             ("RecordsXPage", "10".to_owned()),
+        ]
+    );
+    let (camel, _) = list_channel_holds(
+        &pb::ListChannelHoldsRequest {
+            customer: customer(),
+            ..Default::default()
+        },
+        HoldsQuery::Camel,
+        &mut v,
+    );
+    let names: Vec<&str> = camel.query.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        names,
+        [
+            "govIssueIdentType",
+            "status",
+            "initialRecord",
+            "recordsXPage"
         ]
     );
 }

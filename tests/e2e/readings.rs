@@ -1,0 +1,113 @@
+//! Where a spec reads two ways, the sandbox plays either reading strictly and pasarela has
+//! a setting for each (docs/spec-decisions.md): configured to match, calls work; configured
+//! for the other reading, they fail with an error that says the provider could not read
+//! pasarela's request or refused its credentials, never that the caller was wrong.
+
+use pasarela::recurring_payments::v1::RequestSubscriptionRequest;
+use pasarela::security::v1::{HoldFilter, ListChannelHoldsRequest};
+use serde_json::json;
+use tonic::Code;
+
+use crate::recurring_payments::{WALLET, commerce, wallet};
+use crate::security::assert_error;
+use crate::support::{TestApp, cc, spawn_app_with};
+use pasarela_security::config::HoldsQuery;
+
+/// Sets the BCS emulator's readings, S18's at their defaults.
+async fn bank_reads_holds_query(app: &TestApp, casing: &str) {
+    let readings = json!({
+        "dedup_tx_ids": true,
+        "consulta_not_found": "no_found",
+        "holds_query": casing,
+    });
+    app.admin_send(reqwest::Method::PUT, "/bcs/readings", readings)
+        .await;
+}
+
+#[tokio::test]
+async fn the_holds_query_casing_works_when_it_matches_the_bank_and_fails_clearly_when_not() {
+    let cases = [
+        ("table", HoldsQuery::Table, true),
+        ("camel", HoldsQuery::Camel, true),
+        ("camel", HoldsQuery::Table, false),
+        ("table", HoldsQuery::Camel, false),
+    ];
+    for (bank, setting, works) in cases {
+        let app = spawn_app_with(|config| {
+            let security = config.security.as_mut().expect("security");
+            security.access_token = Some(crate::security::TOKEN.to_owned().into());
+            security.holds_query = setting;
+        })
+        .await;
+        bank_reads_holds_query(&app, bank).await;
+        let outcome = crate::security::client(&app)
+            .list_channel_holds(ListChannelHoldsRequest {
+                customer: cc("1007641"),
+                filter: HoldFilter::All.into(),
+                ..Default::default()
+            })
+            .await;
+        let context = format!("bank {bank}, pasarela {setting:?}");
+        match (works, outcome) {
+            (true, Ok(_)) => {}
+            (false, Err(status)) => {
+                assert_error(&status, Code::Internal, "PROVIDER_REQUEST_MALFORMED");
+                assert!(
+                    format!("{status:?}").contains("unknown query parameter"),
+                    "{context}: the bank's words say what it could not read: {status:?}"
+                );
+            }
+            (works, outcome) => panic!("{context}: expected works={works}, got {outcome:?}"),
+        }
+        app.stop().await;
+    }
+}
+
+/// Sets the Daviplata emulator's readings, deduplication at its default.
+async fn gateway_reads_client_id_from(app: &TestApp, header: &str) {
+    let readings = json!({ "dedup_transaction_ids": true, "client_id_header": header });
+    app.admin_send(reqwest::Method::PUT, "/daviplata/readings", readings)
+        .await;
+}
+
+#[tokio::test]
+async fn the_client_id_header_works_when_it_matches_the_gateway_and_fails_clearly_when_not() {
+    let cases = [
+        ("client_id", "client_id", true),
+        ("x_ibm_client_id", "x-ibm-client-id", true),
+        ("x_ibm_client_id", "client_id", false),
+        ("client_id", "x-ibm-client-id", false),
+    ];
+    for (gateway, setting, works) in cases {
+        let app = spawn_app_with(|config| {
+            let payments = config
+                .recurring_payments
+                .as_mut()
+                .expect("recurring payments");
+            payments.client_id_header = setting.to_owned();
+        })
+        .await;
+        gateway_reads_client_id_from(&app, gateway).await;
+        let outcome = crate::recurring_payments::client(&app)
+            .request_subscription(RequestSubscriptionRequest {
+                commerce: commerce(),
+                wallet: wallet(WALLET),
+                transaction: None,
+            })
+            .await;
+        let context = format!("gateway {gateway}, pasarela {setting}");
+        match (works, outcome) {
+            (true, Ok(_)) => {}
+            (false, Err(status)) => {
+                assert_eq!(status.code(), Code::Internal, "{context}: {status:?}");
+                assert_eq!(
+                    crate::support::reason(&status),
+                    "PROVIDER_AUTH_FAILED",
+                    "{context}: pasarela's credentials, not the caller's"
+                );
+            }
+            (works, outcome) => panic!("{context}: expected works={works}, got {outcome:?}"),
+        }
+        app.stop().await;
+    }
+}
