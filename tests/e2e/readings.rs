@@ -111,3 +111,72 @@ async fn the_client_id_header_works_when_it_matches_the_gateway_and_fails_clearl
         app.stop().await;
     }
 }
+
+/// What `pasarela probe` finds against the sandbox with pasarela's dev configuration of it.
+async fn probe(app: &TestApp) -> Vec<pasarela_provider::probe::Finding> {
+    let mut config = pasarela_server::dev::config_for(&app.sandbox, None).expect("dev config");
+    let security = config.security.as_mut().expect("security");
+    security.access_token = Some(crate::security::TOKEN.to_owned().into());
+    pasarela_server::probe::findings(&config)
+        .await
+        .expect("the probe runs")
+}
+
+fn matching<'a>(findings: &'a [pasarela_provider::probe::Finding], key: &str) -> Vec<&'a str> {
+    findings
+        .iter()
+        .find(|finding| finding.key == key)
+        .unwrap_or_else(|| panic!("a finding for {key}"))
+        .matching
+        .iter()
+        .map(String::as_str)
+        .collect()
+}
+
+#[tokio::test]
+async fn probe_names_the_setting_of_each_reading_the_sandbox_plays() {
+    let app = spawn_app_with(|_| {}).await;
+    let lenient = probe(&app).await;
+    assert_eq!(
+        matching(&lenient, "security.holds_query"),
+        ["table", "camel"]
+    );
+    assert_eq!(
+        matching(&lenient, "recurring_payments.client_id_header"),
+        ["client_id", "x-ibm-client-id"]
+    );
+    assert!(
+        lenient
+            .iter()
+            .all(|finding| finding.matches() == Some(true))
+    );
+
+    for (bank, gateway, holds, header) in [
+        ("table", "client_id", "table", "client_id"),
+        ("camel", "x_ibm_client_id", "camel", "x-ibm-client-id"),
+    ] {
+        bank_reads_holds_query(&app, bank).await;
+        gateway_reads_client_id_from(&app, gateway).await;
+        let findings = probe(&app).await;
+        assert_eq!(
+            matching(&findings, "security.holds_query"),
+            [holds],
+            "{bank}"
+        );
+        assert_eq!(
+            matching(&findings, "recurring_payments.client_id_header"),
+            [header],
+            "{gateway}"
+        );
+        let table = pasarela_server::probe::table(&findings);
+        // The dev configuration is `table` and `client_id`: it matches the first bank only.
+        let expected = if holds == "table" { "yes" } else { "NO" };
+        assert!(
+            table
+                .lines()
+                .all(|line| line.starts_with("check") || line.ends_with(expected)),
+            "{table}"
+        );
+    }
+    app.stop().await;
+}

@@ -11,7 +11,7 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// The gRPC deadline header (`<digits><unit>`).
 const GRPC_TIMEOUT: &str = "grpc-timeout";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallContext {
     /// The caller's `x-request-id`, or the one the RPC layer made; empty when unknown.
     pub request_id: String,

@@ -10,6 +10,7 @@ pub mod http;
 pub mod idempotency;
 pub mod metrics;
 pub mod outbound;
+pub mod probe;
 pub mod retry;
 pub mod validate;
 

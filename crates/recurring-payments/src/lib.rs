@@ -7,6 +7,7 @@ mod daviplata;
 mod handler;
 mod limits;
 mod money;
+pub mod probe;
 mod validate;
 
 pub use config::{Config, IdempotencyConfig, Paths, StoreKind};

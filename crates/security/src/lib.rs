@@ -6,6 +6,7 @@
 pub mod bcs;
 pub mod config;
 mod handler;
+pub mod probe;
 
 pub use config::{Config, InvokerFields, Paths};
 pub use handler::Security;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::{app, dev, telemetry};
+use crate::{app, dev, probe, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -51,6 +51,14 @@ pub enum Command {
         /// A service name; empty asks about the whole process.
         #[arg(long, default_value = "")]
         service: String,
+    },
+    /// Ask the configured providers (from your own network) which reading of their specs
+    /// they play, and whether this configuration matches: a table, and exit 1 on a
+    /// mismatch. Every check is a harmless read; nothing moves money.
+    Probe {
+        /// TOML configuration file; `PASARELA_*` variables override it.
+        #[arg(long, env = "PASARELA_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Mint a bearer token that `pasarela dev` accepts.
     Token {
@@ -97,6 +105,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             result
         }
         Command::Sandbox(args) => pasarela_sandbox::run_standalone(args).await,
+        Command::Probe { config } => {
+            let config = Config::load(config.as_deref())?;
+            let findings = probe::findings(&config).await?;
+            print!("{}", probe::table(&findings));
+            let mismatched: Vec<&str> = findings
+                .iter()
+                .filter(|finding| finding.matches() == Some(false))
+                .map(|finding| finding.key)
+                .collect();
+            anyhow::ensure!(
+                mismatched.is_empty(),
+                "the configuration does not match the provider: {}",
+                mismatched.join(", ")
+            );
+            Ok(())
+        }
         Command::Health { addr, service } => check_health(addr, service).await,
         Command::Token {
             scopes,

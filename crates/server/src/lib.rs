@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod operations;
+pub mod probe;
 pub mod rpc_layer;
 pub mod telemetry;
 

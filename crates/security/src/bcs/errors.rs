@@ -31,6 +31,9 @@ pub mod reason {
     /// The shared TxId counter handed out a number below one this process already used:
     /// it was moved back in the store, and a TxId could repeat.
     pub const TX_ID_SEQUENCE_REWOUND: &str = "TX_ID_SEQUENCE_REWOUND";
+    /// The bank could not read the request pasarela built (`400 400 OUD`, `400 00400
+    /// OUD`): pasarela's fault or its configuration's, never the caller's.
+    pub const PROVIDER_REQUEST_MALFORMED: &str = "PROVIDER_REQUEST_MALFORMED";
 }
 
 /// A failure as the bank wrote it (envelope detail plus HTTP status).
@@ -382,7 +385,7 @@ mod tests {
         for (code, kind) in [("00400", "OUD"), ("400", "OUD")] {
             let error = from_failure("update_password_status", &failure(400, code, kind));
             assert_eq!(error.code, Code::Internal, "{code}");
-            assert_eq!(error.reason, "PROVIDER_REQUEST_MALFORMED");
+            assert_eq!(error.reason, reason::PROVIDER_REQUEST_MALFORMED);
         }
     }
 
