@@ -877,6 +877,7 @@ not_found = [{{ http = 404, code = "NO FOUND", type = "BDA" }}]
 base_url = "{daviplata}"
 client_id = "{davi_id}"
 client_secret = "{davi_secret}"
+payment_provider_id = "00000001"
 lab_otp_passthrough = true
 
 [recurring_payments.outbound.http]

@@ -36,8 +36,9 @@ pub struct Config {
     /// OAuth2 scope of the token.
     #[serde(default = "defaults::scope")]
     pub scope: String,
-    /// `Consumer.paymentProviderId`: the id Daviplata gave pasarela's operator.
-    #[serde(default = "defaults::payment_provider_id")]
+    /// `Consumer.paymentProviderId`: the id Daviplata gave pasarela's operator. Required:
+    /// the spec's examples print `00000001`, a value that must never reach production by
+    /// default.
     pub payment_provider_id: String,
     /// `TransactionHeader.apiRulesVersion`.
     #[serde(default = "defaults::api_rules_version")]
@@ -88,15 +89,34 @@ mod defaults {
         "pg_recurrente".into()
     }
 
-    pub fn payment_provider_id() -> String {
-        "00000001".into()
-    }
-
     pub fn api_rules_version() -> String {
         "1.0".into()
     }
 
     pub fn token_refresh_margin() -> Duration {
         Duration::from_secs(60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_payment_provider_id_has_no_default() {
+        let without = serde_json::json!({
+            "base_url": "https://daviplata.example",
+            "client_id": "id",
+            "client_secret": "secret",
+        });
+        let error = serde_json::from_value::<Config>(without.clone())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains("payment_provider_id"), "{error}");
+        let mut with = without;
+        with["payment_provider_id"] = "operator-7".into();
+        let config: Config = serde_json::from_value(with).expect("accepted");
+        assert_eq!(config.payment_provider_id, "operator-7");
     }
 }

@@ -96,6 +96,7 @@ async fn service_with(base_url: String, extra: serde_json::Value) -> RecurringPa
         "base_url": base_url,
         "client_id": "the-client",
         "client_secret": "the-secret",
+        "payment_provider_id": "00000001",
         "outbound": {"http": {"timeout": "500ms"}},
     });
     if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {

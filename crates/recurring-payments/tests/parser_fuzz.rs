@@ -130,6 +130,7 @@ impl Fixture {
             "base_url": url,
             "client_id": "fuzz-client",
             "client_secret": "fuzz-secret",
+            "payment_provider_id": "00000001",
             // Every made-up answer must reach a parser: no retries, no open circuit.
             "outbound": {
                 "http": { "timeout": "2s" },

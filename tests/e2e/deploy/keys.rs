@@ -106,6 +106,10 @@ pub(super) fn every_documented_key_is_accepted_under_its_variable() {
             ),
             ("PASARELA_RECURRING_PAYMENTS__CLIENT_ID", "id"),
             ("PASARELA_RECURRING_PAYMENTS__CLIENT_SECRET", "secret"),
+            (
+                "PASARELA_RECURRING_PAYMENTS__PAYMENT_PROVIDER_ID",
+                "\"00000001\"",
+            ),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );

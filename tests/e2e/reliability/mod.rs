@@ -49,6 +49,10 @@ const COMMERCE_ID: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
 const KIBAN_ROUTE: (&str, &str) = ("kiban", "POST /api/v1/password-expiry-date-bc-pm");
 const STATUS_ROUTE: (&str, &str) = ("bcs", "GET /user/password/status");
 const OTC_ROUTE: (&str, &str) = ("bcs", "POST /securityManagement/V1/generateOTC");
+const CARD_CHECK_ROUTE: (&str, &str) = (
+    "bcs",
+    "GET /security-management/v1/customer/{ident_serial_num}/validate",
+);
 const TOKEN_ROUTE: (&str, &str) = ("daviplata", "POST /oauth2Provider/type1/v1/token");
 const PAYMENT_ROUTE: (&str, &str) = ("daviplata", "POST /v1/payments/subscriptions/payment");
 

@@ -76,6 +76,33 @@ async fn writes_are_attempted_exactly_once_under_a_503() {
         1,
         "an OTP generation is never retried"
     );
+
+    // S10 reads, but checks a card's PIN or CVV: a repeat could count as a second wrong
+    // attempt at the bank, and lock the card.
+    app.inject(
+        "bcs",
+        Some(path_of(CARD_CHECK_ROUTE)),
+        unavailable(),
+        Some(1),
+    )
+    .await;
+    let status = security(&app)
+        .validate_enrollment_card(pasarela::security::v1::ValidateEnrollmentCardRequest {
+            customer: crate::support::cc("51901591"),
+            card_type: pasarela::security::v1::CardType::Debit.into(),
+            card_secret: "4321".into(),
+            card_last_digits: "159101".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("the 503 is the answer");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(
+        app.route_calls(CARD_CHECK_ROUTE.0, CARD_CHECK_ROUTE.1)
+            .await,
+        1,
+        "a card secret check is never retried"
+    );
 }
 
 #[tokio::test]
