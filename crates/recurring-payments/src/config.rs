@@ -110,8 +110,7 @@ mod tests {
             "client_secret": "secret",
         });
         let error = serde_json::from_value::<Config>(without.clone())
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(error.contains("payment_provider_id"), "{error}");
         let mut with = without;
