@@ -201,10 +201,14 @@ def serve_config(services, listen, admin, bcs=None, kiban=None, daviplata=None, 
             "allow_hs256": True,
             "hs256_secret": DEV_HS256,
             "superuser_scope": "*",
+            # The published dev secret and superuser scope, on loopback: a bench, not a deploy.
+            "insecure_dev_credentials": True,
             "methods": {"*": ["{method}"]},
-            # Kept (not removed) so that the rate limiter's cost is measured too.
+            # Kept (not removed) so that the rate limiters' cost is measured too: the bench
+            # checks one member's password over and over.
             "rate_limits": [{"name": "bench", "methods": ["*"],
                              "per_second": 1e9, "burst": 1000000000}],
+            "secret_attempts": {"per_second": 1e9, "burst": 1000000000},
         },
     }
     if "security" in services:
@@ -219,6 +223,7 @@ def serve_config(services, listen, admin, bcs=None, kiban=None, daviplata=None, 
         config["recurring_payments"] = {
             "base_url": url, "client_id": DAVIPLATA_CLIENT[0],
             "client_secret": DAVIPLATA_CLIENT[1],
+            "payment_provider_id": "00000001",
             "outbound": {"http": {"ca_file": ca, "cert_file": cert, "key_file": key}},
         }
         if margin is not None:

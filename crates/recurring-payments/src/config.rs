@@ -13,6 +13,11 @@ use serde::Deserialize;
 pub struct Config {
     /// Daviplata's base URL, e.g. `https://apislab.daviplata.com`.
     pub base_url: String,
+    /// The OAuth2 token's host when it is not `base_url`'s: the spec prints D0 under
+    /// `apilab.daviplata.com` (line 64) and D1-D4 under `apislab.daviplata.com`. Unset, the
+    /// token is asked of `base_url` too.
+    #[serde(default)]
+    pub token_base_url: Option<String>,
     /// OAuth2 client id (the API Market "consumer key"), also sent on every business call.
     pub client_id: String,
     /// OAuth2 client secret (the "consumer secret").

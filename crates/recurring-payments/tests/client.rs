@@ -86,6 +86,26 @@ async fn start_double() -> (Arc<Double>, String) {
     (double, url)
 }
 
+/// The same double behind two hosts, as the spec prints Daviplata: the token on one, the
+/// business calls on the other. Answers (business URL, token URL).
+async fn start_split_double() -> (Arc<Double>, String, String) {
+    let double = Arc::new(Double::default());
+    let tokens = Router::new()
+        .route("/oauth2Provider/type1/v1/token", post(token))
+        .with_state(Arc::clone(&double));
+    let business = Router::new()
+        .route("/v1/payments/subscriptions/payment", post(payment))
+        .with_state(Arc::clone(&double));
+    let mut urls = Vec::new();
+    for app in [business, tokens] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        urls.push(format!("http://{}", listener.local_addr().unwrap()));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    }
+    let token_url = urls.pop().unwrap();
+    (double, urls.pop().unwrap(), token_url)
+}
+
 async fn service(base_url: String) -> RecurringPayments {
     service_with(base_url, json!({})).await
 }
@@ -213,4 +233,21 @@ async fn a_lost_charge_is_resent_with_the_same_transaction_id_when_configured() 
         2,
         "a replay calls nobody"
     );
+}
+
+#[tokio::test]
+async fn the_token_is_asked_of_its_own_host_when_one_is_configured() {
+    let (double, business, tokens) = start_split_double().await;
+    let service = service_with(business.clone(), json!({ "token_base_url": tokens })).await;
+    service
+        .charge_subscription(charge("split-hosts-1"))
+        .await
+        .expect("charged with a token from the token host");
+    assert_eq!(double.tokens_issued.load(Ordering::SeqCst), 1);
+    let alone = service_with(business, json!({})).await;
+    let status = alone
+        .charge_subscription(charge("split-hosts-2"))
+        .await
+        .expect_err("the business host has no token endpoint");
+    assert_ne!(status.code(), Code::Ok);
 }

@@ -122,11 +122,7 @@ impl Security {
         W: DeserializeOwned,
         P: TryFrom<W, Error = Unreadable>,
     {
-        self.core
-            .bcs
-            .run(op, call, invoker, build, P::try_from)
-            .await
-            .map(Response::new)
+        self.check_secret(op, call, invoker, None, build).await
     }
 
     /// Like [`Security::call`] for an operation that tells a right secret of `customer`

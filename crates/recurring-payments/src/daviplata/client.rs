@@ -75,6 +75,8 @@ pub struct Daviplata {
 struct Inner {
     outbound: Outbound,
     base_url: String,
+    /// Where D0 is asked, built once: `token_base_url` (else `base_url`) and its path.
+    token_url: String,
     paths: Paths,
     client_id: String,
     client_secret: SecretString,
@@ -104,14 +106,16 @@ impl Daviplata {
         let outbound = Outbound::new(DOMAIN, &config.outbound)?;
         let client_id_header = HeaderName::try_from(config.client_id_header.as_str())
             .with_context(|| format!("client_id_header {:?}", config.client_id_header))?;
-        anyhow::ensure!(
-            config.base_url.starts_with("https://") || config.base_url.starts_with("http://"),
-            "base_url must be an http(s) URL"
-        );
+        let http = |url: &str| url.starts_with("https://") || url.starts_with("http://");
+        anyhow::ensure!(http(&config.base_url), "base_url must be an http(s) URL");
+        let token_base = config.token_base_url.as_deref().unwrap_or(&config.base_url);
+        anyhow::ensure!(http(token_base), "token_base_url must be an http(s) URL");
+        let token_url = format!("{}{}", token_base.trim_end_matches('/'), config.paths.token);
         Ok(Self {
             inner: Arc::new(Inner {
                 outbound,
                 base_url: config.base_url.trim_end_matches('/').to_owned(),
+                token_url,
                 paths: config.paths.clone(),
                 client_id: config.client_id.clone(),
                 client_secret: config.client_secret.clone(),
@@ -211,7 +215,7 @@ async fn fetch_token(inner: Arc<Inner>) -> Result<Token, ProviderError> {
     let request = inner
         .outbound
         .client()
-        .post(format!("{}{}", inner.base_url, inner.paths.token))
+        .post(&inner.token_url)
         .header(ACCEPT, "application/json")
         .form(&form);
     let response = inner
