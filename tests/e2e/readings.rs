@@ -180,3 +180,67 @@ async fn probe_names_the_setting_of_each_reading_the_sandbox_plays() {
     }
     app.stop().await;
 }
+
+/// Sets the Daviplata emulator's reading of D2's document number.
+async fn gateway_reads_activation_document(app: &TestApp, field: &str) {
+    let readings = json!({ "dedup_transaction_ids": true, "activation_document": field });
+    app.admin_send(reqwest::Method::PUT, "/daviplata/readings", readings)
+        .await;
+}
+
+#[tokio::test]
+async fn the_activation_document_spelling_works_when_it_matches_and_fails_clearly_when_not() {
+    use pasarela_recurring_payments::config::DocumentField;
+    let cases = [
+        (
+            "identification_number",
+            DocumentField::IdentificationNumber,
+            true,
+        ),
+        ("identification_num", DocumentField::IdentificationNum, true),
+        (
+            "identification_num",
+            DocumentField::IdentificationNumber,
+            false,
+        ),
+        (
+            "identification_number",
+            DocumentField::IdentificationNum,
+            false,
+        ),
+    ];
+    for (reading, setting, works) in cases {
+        let app = spawn_app_with(|config| {
+            let payments = config
+                .recurring_payments
+                .as_mut()
+                .expect("recurring payments");
+            payments.activation_document_field = setting;
+        })
+        .await;
+        gateway_reads_activation_document(&app, reading).await;
+        let mut client = crate::recurring_payments::client(&app);
+        let (session, otp) = crate::recurring_payments::request_otp(&mut client, WALLET).await;
+        let key = format!("activate-{reading}-{setting:?}");
+        let request = crate::recurring_payments::activation(&key, WALLET, &session, &otp, 100_000);
+        let outcome = client.activate_subscription(request).await;
+        let context = format!("bank {reading}, pasarela {setting:?}");
+        match (works, outcome) {
+            (true, Ok(_)) => {}
+            (false, Err(status)) => {
+                // Daviplata's refusal of the structure pasarela sent, in its own words.
+                assert_eq!(
+                    crate::support::reason(&status),
+                    "PROVIDER_REJECTED_REQUEST",
+                    "{context}: {status:?}"
+                );
+                assert!(
+                    status.message().contains("structure"),
+                    "{context}: {status:?}"
+                );
+            }
+            (works, outcome) => panic!("{context}: expected works={works}, got {outcome:?}"),
+        }
+        app.stop().await;
+    }
+}

@@ -45,6 +45,10 @@ pub struct Config {
     /// the spec's examples print `00000001`, a value that must never reach production by
     /// default.
     pub payment_provider_id: String,
+    /// How D2 spells the document number: the example's `identificationNumber` (as D1, D3
+    /// and D4) or its table's `identificationNum` (docs/spec-decisions.md).
+    #[serde(default)]
+    pub activation_document_field: DocumentField,
     /// `TransactionHeader.apiRulesVersion`.
     #[serde(default = "defaults::api_rules_version")]
     pub api_rules_version: String,
@@ -100,6 +104,27 @@ mod defaults {
 
     pub fn token_refresh_margin() -> Duration {
         Duration::from_secs(60)
+    }
+}
+
+/// The key of the document number in D2's `TransactionDetail`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum DocumentField {
+    /// Line 223 (the example), and every other operation.
+    #[default]
+    #[serde(rename = "identificationNumber")]
+    IdentificationNumber,
+    /// Line 248 (D2's field table).
+    #[serde(rename = "identificationNum")]
+    IdentificationNum,
+}
+
+impl DocumentField {
+    pub fn key(self) -> &'static str {
+        match self {
+            DocumentField::IdentificationNumber => "identificationNumber",
+            DocumentField::IdentificationNum => "identificationNum",
+        }
     }
 }
 

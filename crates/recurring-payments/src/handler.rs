@@ -16,6 +16,7 @@ use serde::Serialize;
 use tonic::{Request, Response, Status};
 
 use crate::Config;
+use crate::config::DocumentField;
 use crate::daviplata::errors::{DOMAIN, reason};
 use crate::daviplata::wire::{self, Defaults, Reference};
 use crate::daviplata::{Daviplata, client};
@@ -53,6 +54,7 @@ struct Core {
     limits: Limits,
     payment_provider_id: String,
     api_rules_version: String,
+    activation_document: DocumentField,
     lab_otp_passthrough: bool,
 }
 
@@ -84,6 +86,7 @@ impl RecurringPayments {
                 limits: Limits::default(),
                 payment_provider_id: config.payment_provider_id,
                 api_rules_version: config.api_rules_version,
+                activation_document: config.activation_document_field,
                 lab_otp_passthrough: config.lab_otp_passthrough,
             }),
         })
@@ -162,6 +165,7 @@ impl Core {
         Defaults {
             payment_provider_id: &self.payment_provider_id,
             api_rules_version: &self.api_rules_version,
+            activation_document: self.activation_document.key(),
         }
     }
 

@@ -16,7 +16,12 @@ use crate::money;
 pub struct Defaults<'a> {
     pub payment_provider_id: &'a str,
     pub api_rules_version: &'a str,
+    /// D2's key for the document number (`identificationNumber` elsewhere).
+    pub activation_document: &'static str,
 }
+
+/// The document number's key in every operation but D2, whose spelling is configured.
+const DOCUMENT_NUMBER: &str = "identificationNumber";
 
 /// pasarela's reference of one call, fixed before the call leaves.
 pub struct Reference {
@@ -55,13 +60,25 @@ struct TransactionHeader {
     category: String,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
+/// The wallet part of a detail; its document number's key depends on the operation.
 pub struct WalletDetail {
     identification_type: &'static str,
     identification_number: String,
+    number_key: &'static str,
     product_code: String,
     product_number: String,
+}
+
+impl Serialize for WalletDetail {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("identificationType", self.identification_type)?;
+        map.serialize_entry(self.number_key, &self.identification_number)?;
+        map.serialize_entry("productCode", &self.product_code)?;
+        map.serialize_entry("productNumber", &self.product_number)?;
+        map.end()
+    }
 }
 
 #[derive(Serialize)]
@@ -152,7 +169,7 @@ fn envelope<D>(
 }
 
 /// The wallet part of every detail. Validation has already checked the document kind.
-fn wallet_detail(wallet: Option<&pb::Wallet>) -> WalletDetail {
+fn wallet_detail(wallet: Option<&pb::Wallet>, number_key: &'static str) -> WalletDetail {
     let wallet = wallet.cloned().unwrap_or_default();
     let holder = wallet.holder.unwrap_or_default();
     let product_code = if wallet.product_code.is_empty() {
@@ -163,6 +180,7 @@ fn wallet_detail(wallet: Option<&pb::Wallet>) -> WalletDetail {
     WalletDetail {
         identification_type: document_code(holder.r#type()).unwrap_or_default(),
         identification_number: holder.number,
+        number_key,
         product_code,
         product_number: wallet.product_number,
     }
@@ -175,7 +193,12 @@ pub fn wallet_body(
     commerce: Option<&pb::Commerce>,
     wallet: Option<&pb::Wallet>,
 ) -> Envelope<WalletDetail> {
-    envelope(defaults, reference, commerce, wallet_detail(wallet))
+    envelope(
+        defaults,
+        reference,
+        commerce,
+        wallet_detail(wallet, DOCUMENT_NUMBER),
+    )
 }
 
 pub fn activate_body(
@@ -184,7 +207,7 @@ pub fn activate_body(
     request: &pb::ActivateSubscriptionRequest,
 ) -> Envelope<ActivateDetail> {
     let detail = ActivateDetail {
-        wallet: wallet_detail(request.wallet.as_ref()),
+        wallet: wallet_detail(request.wallet.as_ref(), defaults.activation_document),
         amount_currency_type: money::CURRENCY,
         amount_value: request
             .maximum_amount
@@ -202,7 +225,7 @@ pub fn payment_body(
     request: &pb::ChargeSubscriptionRequest,
 ) -> Envelope<PaymentDetail> {
     let detail = PaymentDetail {
-        wallet: wallet_detail(request.wallet.as_ref()),
+        wallet: wallet_detail(request.wallet.as_ref(), DOCUMENT_NUMBER),
         amount: Amount {
             amount_currency_type: money::CURRENCY,
             amount_value: money::to_wire(request.amount.as_ref().map_or(0, |a| a.minor_units)),
@@ -504,6 +527,7 @@ mod tests {
     const DEFAULTS: Defaults = Defaults {
         payment_provider_id: "00000001",
         api_rules_version: "1.0",
+        activation_document: DOCUMENT_NUMBER,
     };
 
     fn reference() -> Reference {

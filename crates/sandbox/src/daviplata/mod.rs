@@ -155,6 +155,15 @@ async fn request(State(daviplata): State<Daviplata>, headers: HeaderMap, body: B
 }
 
 async fn activate(State(daviplata): State<Daviplata>, headers: HeaderMap, body: Bytes) -> Response {
+    // The gateway answers for the client before the backend reads the body.
+    if let Err(failure) = authorize(&daviplata, &headers) {
+        return failure.into_response();
+    }
+    let reading = daviplata.readings().activation_document;
+    let body = match wire::activation_document(&body, reading) {
+        Ok(body) => body,
+        Err(failure) => return failure.into_response(),
+    };
     let schema = wire::ACTIVATE_SCHEMA;
     business(&daviplata, &headers, &body, schema, Daviplata::activate)
 }

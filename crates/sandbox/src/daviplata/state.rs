@@ -132,6 +132,9 @@ pub struct Readings {
     /// The one header the gateway reads the client id from; unset, both spellings.
     #[serde(default)]
     pub client_id_header: Option<ClientIdHeader>,
+    /// The one spelling of D2's document number it reads; unset, both.
+    #[serde(default)]
+    pub activation_document: Option<DocumentField>,
 }
 
 impl Default for Readings {
@@ -139,6 +142,7 @@ impl Default for Readings {
         Readings {
             dedup_transaction_ids: true,
             client_id_header: None,
+            activation_document: None,
         }
     }
 }
@@ -150,6 +154,15 @@ impl Default for Readings {
 pub enum ClientIdHeader {
     ClientId,
     XIbmClientId,
+}
+
+/// D2's document number as its example (line 223) and every other operation spell it, or
+/// as its field table does (line 248).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentField {
+    IdentificationNumber,
+    IdentificationNum,
 }
 
 impl ClientIdHeader {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
 
 use super::errors::Failure;
+use super::state::DocumentField;
 
 /// The JSON type a schema property demands.
 pub enum Kind {
@@ -382,6 +383,38 @@ fn invalid(field: &str, value: &str) -> Failure {
         field: field.to_owned(),
         value: value.to_owned(),
     }
+}
+
+/// D2's body with its document number under the name the schema knows: a bank that reads
+/// the table's `identificationNum` alone finds no document in an `identificationNumber`,
+/// one that reads the example's alone finds `identificationNum` unknown (the schema refuses
+/// it), one that reads either takes both.
+pub fn activation_document(
+    body: &[u8],
+    reading: Option<DocumentField>,
+) -> Result<Vec<u8>, Failure> {
+    const TABLE: &str = "identificationNum";
+    const EXAMPLE: &str = "identificationNumber";
+    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
+        return Ok(body.to_vec());
+    };
+    let Some(detail) = value
+        .get_mut("TransactionDetail")
+        .and_then(Value::as_object_mut)
+    else {
+        return Ok(body.to_vec());
+    };
+    match reading {
+        Some(DocumentField::IdentificationNumber) => return Ok(body.to_vec()),
+        Some(DocumentField::IdentificationNum) if detail.contains_key(EXAMPLE) => {
+            return Err(Failure::MissingProperty(TABLE.to_owned()));
+        }
+        _ => {}
+    }
+    if let Some(number) = detail.remove(TABLE) {
+        detail.insert(EXAMPLE.to_owned(), number);
+    }
+    Ok(serde_json::to_vec(&value).expect("a JSON value"))
 }
 
 /// The wallet's values, beyond the types the schema checked.
