@@ -438,6 +438,21 @@ def sandbox_faults(urls, latency_ms):
             headers={"content-type": "application/json"}, method="POST")).close()
 
 
+def cpu_seconds(process):
+    """User plus system CPU time a process has used, from /proc/PID/stat."""
+    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured_point(process, name, work, addr, path, token, frame, concurrency, seconds):
+    """A gRPC point and the CPU the server spent on it, per call (warm-up included, so a
+    slight overestimate alike for every server)."""
+    before = cpu_seconds(process)
+    point = grpc_point(name, work, addr, path, token, frame, concurrency, seconds)
+    point["cpu_us"] = (cpu_seconds(process) - before) * 1e6 / max(point["done"], 1)
+    return point
+
+
 def start_naive(procs, urls):
     """The hand-written peer, in front of the same emulators."""
     args = [str(RELEASE / "examples" / "naive_proxy"), f"127.0.0.1:{free_port()}",
@@ -452,38 +467,39 @@ def start_naive(procs, urls):
 def run_gateway(procs, urls, token, frames, paths, captured, args):
     serve = Serve(procs, "gateway", ["security", "bureau", "recurring-payments"],
                   bcs=urls["bcs_url"], kiban=urls["kiban_url"], daviplata=daviplata_of(urls))
-    naive, naive_addr = start_naive(procs, urls)
+    naive = start_naive(procs, urls)
     rows = []
     for latency in (0, args.provider_latency_ms):
         sandbox_faults(urls, latency)
         for service, case, provider in GATEWAY_CASES:
             if latency and not provider:
                 continue
-            rows += gateway_rows(procs, serve, naive_addr, urls, token, frames, paths[case],
+            rows += gateway_rows(procs, serve, naive, urls, token, frames, paths[case],
                                  captured, args, service, case, provider, latency)
     sandbox_faults(urls, 0)
-    procs.stop(naive)
+    procs.stop(naive[0])
     floor_rows = run_floor(procs, serve, token, frames, paths, args)
     serve.stop()
     return rows, floor_rows
 
 
-def gateway_rows(procs, serve, naive_addr, urls, token, frames, path, captured, args, service,
+def gateway_rows(procs, serve, naive, urls, token, frames, path, captured, args, service,
                  case, provider, latency):
     """One service at each concurrency: through pasarela, through the naive proxy, then
     straight to the emulator."""
     check(serve.addr, token, frames, case, path, 0)
+    naive_process, naive_addr = naive
     check(naive_addr, token, frames, case, path, 0)
     rows = []
     for c in args.concurrency:
         log(f"gateway {service} c={c} provider latency {latency} ms")
         name = f"{case}-l{latency}-c{c}"
         before = serve.calls()
-        gateway = grpc_point(name, procs.work, serve.addr, path, token,
-                             frames / f"{case}.bin", c, args.seconds)
+        gateway = measured_point(serve.process, name, procs.work, serve.addr, path, token,
+                                 frames / f"{case}.bin", c, args.seconds)
         gateway["grpc_not_ok"] = not_ok(serve, before, path)
-        naive = grpc_point(f"{name}-naive", procs.work, naive_addr, path, token,
-                           frames / f"{case}.bin", c, args.seconds)
+        naive = measured_point(naive_process, f"{name}-naive", procs.work, naive_addr, path,
+                               token, frames / f"{case}.bin", c, args.seconds)
         direct = None
         if provider:
             direct = direct_point(f"{name}-direct", procs.work, urls, provider, captured[case],
@@ -638,6 +654,21 @@ def report(results, command):
             direct = "— | — | — | — | —"
         out.append(f"| {row['service']} | {row['latency_ms']} | {row['concurrency']} "
                    f"| {fmt_point(g)} | {naive} | {direct} | {failures} |")
+    out += [
+        "",
+        "CPU per call: user + system time of the server process over the point "
+        "(`/proc/PID/stat`, warm-up included) divided by the calls h2load completed; "
+        "steadier than throughput on a shared machine, and what a change to pasarela's own "
+        "work moves.",
+        "",
+        "| service | provider latency ms | c | pasarela CPU µs/call | naive CPU µs/call "
+        "| pasarela / naive |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in results["gateway"]:
+        g, n = row["gateway"], row["naive"]
+        out.append(f"| {row['service']} | {row['latency_ms']} | {row['concurrency']} "
+                   f"| {g['cpu_us']:.0f} | {n['cpu_us']:.0f} | {g['cpu_us'] / n['cpu_us']:.1f} |")
     out += [
         "",
         "### Floor",
