@@ -20,12 +20,17 @@ fn idempotency() -> Idempotency {
 }
 
 fn with_policy(on_unknown: OnUnknown) -> Idempotency {
+    with_lease(Duration::from_secs(30), on_unknown)
+}
+
+/// Claims trusted for `lease` (zero: every claim already dead).
+fn with_lease(lease: Duration, on_unknown: OnUnknown) -> Idempotency {
     Idempotency::new(
         Arc::new(MemoryStore::default()),
         Seal::random().unwrap(),
         SCOPE,
         Duration::from_secs(60),
-        Duration::from_secs(30),
+        lease,
         on_unknown,
     )
 }
@@ -204,14 +209,7 @@ async fn a_retry_after_an_unknown_outcome_that_never_left_stays_unknown() {
 
 #[tokio::test]
 async fn a_dead_claim_under_hold_becomes_an_unknown_outcome() {
-    let idem = Idempotency::new(
-        Arc::new(MemoryStore::default()),
-        Seal::random().unwrap(),
-        SCOPE,
-        Duration::from_secs(60),
-        Duration::ZERO,
-        OnUnknown::Hold,
-    );
+    let idem = with_lease(Duration::ZERO, OnUnknown::Hold);
     let Begin::Run(_abandoned) = run(&idem, "f", "first-id").await.unwrap() else {
         panic!("first call runs");
     };
@@ -241,14 +239,7 @@ async fn a_call_that_never_left_frees_the_key() {
 
 #[tokio::test]
 async fn an_expired_lease_is_taken_over() {
-    let idem = Idempotency::new(
-        Arc::new(MemoryStore::default()),
-        Seal::random().unwrap(),
-        SCOPE,
-        Duration::from_secs(60),
-        Duration::ZERO,
-        OnUnknown::Retry,
-    );
+    let idem = with_lease(Duration::ZERO, OnUnknown::Retry);
     let Begin::Run(_abandoned) = run(&idem, "f", "first-id").await.unwrap() else {
         panic!("first call runs");
     };

@@ -134,10 +134,24 @@ fn business<D>(
 where
     Envelope<D>: DeserializeOwned,
 {
-    let result = authorize(daviplata, headers).and_then(|()| {
-        let (request, raw) = wire::parse::<Envelope<D>>(body, schema)?;
-        operation(daviplata, request, &raw)
-    });
+    answer(authorize(daviplata, headers).and_then(|()| backend(daviplata, body, schema, operation)))
+}
+
+/// What the backend does with a body the gateway let through.
+fn backend<D>(
+    daviplata: &Daviplata,
+    body: &[u8],
+    schema: &[Property],
+    operation: impl FnOnce(&Daviplata, Envelope<D>, &Value) -> Result<Value, Failure>,
+) -> Result<Value, Failure>
+where
+    Envelope<D>: DeserializeOwned,
+{
+    let (request, raw) = wire::parse::<Envelope<D>>(body, schema)?;
+    operation(daviplata, request, &raw)
+}
+
+fn answer(result: Result<Value, Failure>) -> Response {
     match result {
         Ok(body) => Json(body).into_response(),
         Err(failure) => failure.into_response(),
@@ -156,16 +170,16 @@ async fn request(State(daviplata): State<Daviplata>, headers: HeaderMap, body: B
 
 async fn activate(State(daviplata): State<Daviplata>, headers: HeaderMap, body: Bytes) -> Response {
     // The gateway answers for the client before the backend reads the body.
-    if let Err(failure) = authorize(&daviplata, &headers) {
-        return failure.into_response();
-    }
     let reading = daviplata.readings().activation_document;
-    let body = match wire::activation_document(&body, reading) {
-        Ok(body) => body,
-        Err(failure) => return failure.into_response(),
-    };
-    let schema = wire::ACTIVATE_SCHEMA;
-    business(&daviplata, &headers, &body, schema, Daviplata::activate)
+    answer(authorize(&daviplata, &headers).and_then(|()| {
+        let body = wire::activation_document(&body, reading)?;
+        backend(
+            &daviplata,
+            &body,
+            wire::ACTIVATE_SCHEMA,
+            Daviplata::activate,
+        )
+    }))
 }
 
 async fn cancel(State(daviplata): State<Daviplata>, headers: HeaderMap, body: Bytes) -> Response {
