@@ -9,19 +9,59 @@ use serde_json::json;
 use tonic::Code;
 
 use crate::recurring_payments::{WALLET, commerce, wallet};
-use crate::security::assert_error;
+use crate::security::{assert_error, customer, status_request};
 use crate::support::{TestApp, cc, spawn_app_with};
 use pasarela_security::config::HoldsQuery;
 
-/// Sets the BCS emulator's readings, S18's at their defaults.
-async fn bank_reads_holds_query(app: &TestApp, casing: &str) {
+/// Sets the BCS emulator's readings of S14's query and S1's path, S18's at their defaults.
+async fn bank_reads(app: &TestApp, holds_query: &str, password_status_path: &str) {
     let readings = json!({
         "dedup_tx_ids": true,
         "consulta_not_found": "no_found",
-        "holds_query": casing,
+        "holds_query": holds_query,
+        "password_status_path": password_status_path,
     });
     app.admin_send(reqwest::Method::PUT, "/bcs/readings", readings)
         .await;
+}
+
+async fn bank_reads_holds_query(app: &TestApp, casing: &str) {
+    bank_reads(app, casing, "readme").await;
+}
+
+/// S1's two paths: the README's (pasarela's default) and the spec's.
+const README_S1: &str = "/user/password/status";
+const SPEC_S1: &str = "/security-management/v1/user/password/status";
+
+#[tokio::test]
+async fn the_password_status_path_works_when_it_matches_the_bank_and_fails_clearly_when_not() {
+    let cases = [
+        ("readme", README_S1, true),
+        ("spec", SPEC_S1, true),
+        ("spec", README_S1, false),
+        ("readme", SPEC_S1, false),
+    ];
+    for (bank, setting, works) in cases {
+        let app = spawn_app_with(|config| {
+            let security = config.security.as_mut().expect("security");
+            security.paths.password_status = setting.to_owned();
+        })
+        .await;
+        bank_reads(&app, "table", bank).await;
+        let outcome = crate::security::client(&app)
+            .get_password_status(status_request("4835799410", customer("1007641")))
+            .await;
+        let context = format!("bank {bank}, pasarela {setting}");
+        match (works, outcome) {
+            (true, Ok(_)) => {}
+            (false, Err(status)) => {
+                // pasarela's path, not the caller's customer: never NOT_FOUND.
+                assert_error(&status, Code::Internal, "PROVIDER_PATH_NOT_FOUND");
+            }
+            (works, outcome) => panic!("{context}: expected works={works}, got {outcome:?}"),
+        }
+        app.stop().await;
+    }
 }
 
 #[tokio::test]
@@ -142,6 +182,10 @@ async fn probe_names_the_setting_of_each_reading_the_sandbox_plays() {
         ["table", "camel"]
     );
     assert_eq!(
+        matching(&lenient, "security.paths.password_status"),
+        [README_S1, SPEC_S1]
+    );
+    assert_eq!(
         matching(&lenient, "recurring_payments.client_id_header"),
         ["client_id", "x-ibm-client-id"]
     );
@@ -151,11 +195,11 @@ async fn probe_names_the_setting_of_each_reading_the_sandbox_plays() {
             .all(|finding| finding.matches() == Some(true))
     );
 
-    for (bank, gateway, holds, header) in [
-        ("table", "client_id", "table", "client_id"),
-        ("camel", "x_ibm_client_id", "camel", "x-ibm-client-id"),
+    for (bank, s1, gateway, holds, path, header) in [
+        ("table", "readme", "client_id", "table", README_S1, "client_id"),
+        ("camel", "spec", "x_ibm_client_id", "camel", SPEC_S1, "x-ibm-client-id"),
     ] {
-        bank_reads_holds_query(&app, bank).await;
+        bank_reads(&app, bank, s1).await;
         gateway_reads_client_id_from(&app, gateway).await;
         let findings = probe(&app).await;
         assert_eq!(
@@ -164,12 +208,18 @@ async fn probe_names_the_setting_of_each_reading_the_sandbox_plays() {
             "{bank}"
         );
         assert_eq!(
+            matching(&findings, "security.paths.password_status"),
+            [path],
+            "{s1}"
+        );
+        assert_eq!(
             matching(&findings, "recurring_payments.client_id_header"),
             [header],
             "{gateway}"
         );
         let table = pasarela_server::probe::table(&findings);
-        // The dev configuration is `table` and `client_id`: it matches the first bank only.
+        // The dev configuration is `table`, the README's S1 path and `client_id`: it
+        // matches the first bank only.
         let expected = if holds == "table" { "yes" } else { "NO" };
         assert!(
             table

@@ -113,7 +113,7 @@ fn contains_token(haystack: &str, needle: &str) -> bool {
 // ---- S1, S13: password status -----------------------------------------------------------
 
 /// A natural person's password status, asked under `transaction_id`.
-fn status_request(transaction_id: &str, subject: Subject) -> GetPasswordStatusRequest {
+pub(crate) fn status_request(transaction_id: &str, subject: Subject) -> GetPasswordStatusRequest {
     GetPasswordStatusRequest {
         transaction_id: transaction_id.into(),
         customer_type: CustomerType::Natural.into(),
@@ -123,7 +123,7 @@ fn status_request(transaction_id: &str, subject: Subject) -> GetPasswordStatusRe
 }
 
 /// The holder of the CC `number`, as a password status subject.
-fn customer(number: &str) -> Subject {
+pub(crate) fn customer(number: &str) -> Subject {
     Subject::Customer(cc(number).expect("an identification"))
 }
 

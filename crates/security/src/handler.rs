@@ -41,6 +41,7 @@ const IDEMPOTENCY: Scope = Scope {
         reasons::PROVIDER_UNAVAILABLE,
         reasons::PROVIDER_AUTH_FAILED,
         bcs_reason::PROVIDER_FORBIDDEN,
+        bcs_reason::PROVIDER_PATH_NOT_FOUND,
         bcs_reason::PROVIDER_RATE_LIMITED,
     ],
 };

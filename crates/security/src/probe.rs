@@ -13,14 +13,80 @@ use tonic_types::StatusExt as _;
 use crate::bcs::client::{self, Bcs};
 use crate::bcs::errors::reason;
 use crate::bcs::wire;
-use crate::config::{Config, HoldsQuery};
+use crate::config::{Config, HoldsQuery, Paths};
 
 /// A document number no customer has: a read of it changes nothing at the bank.
 const NOBODY: &str = "9999999999";
 
+/// S1's path as the spec prints it (line 44, `/api/security-management/v1/…`), under a
+/// base URL that ends in `/api`, in the family of the other operations' paths.
+const PRINTED_PASSWORD_STATUS: &str = "/security-management/v1/user/password/status";
+
 /// Every check of this provider.
 pub async fn probe(config: &Config) -> anyhow::Result<Vec<Finding>> {
-    Ok(vec![holds_query(config).await?])
+    Ok(vec![
+        password_status_path(config).await?,
+        holds_query(config).await?,
+    ])
+}
+
+/// S1 asked for nobody at each path it may live at (pasarela's default, the spec's, and
+/// the configured one): where it does not live the gateway answers that no such resource
+/// exists; where it does, the bank says the user does not exist.
+async fn password_status_path(config: &Config) -> anyhow::Result<Finding> {
+    let configured = config.paths.password_status.clone();
+    let mut candidates = vec![Paths::default().password_status, PRINTED_PASSWORD_STATUS.into()];
+    if !candidates.contains(&configured) {
+        candidates.push(configured.clone());
+    }
+    let mut outcomes = Vec::new();
+    for path in &candidates {
+        let mut paths = config.paths.clone();
+        paths.password_status = path.clone();
+        let bcs = Bcs::new(
+            Config {
+                paths,
+                ..config.clone()
+            },
+            Arc::new(MemoryStore::default()),
+        )?;
+        outcomes.push((path.as_str(), ask_nobodys_password_status(&bcs).await));
+    }
+    Ok(finding(
+        "S1 path",
+        "security.paths.password_status",
+        configured,
+        &outcomes,
+    ))
+}
+
+async fn ask_nobodys_password_status(bcs: &Bcs) -> Taken {
+    let request = pb::GetPasswordStatusRequest {
+        transaction_id: "PROBE1".to_owned(),
+        customer_type: pb::CustomerType::Natural.into(),
+        subject: Some(pb::get_password_status_request::Subject::Customer(
+            nobody(),
+        )),
+        ..Default::default()
+    };
+    let build = |_: &_, v: &mut _| wire::get_password_status(&request, v);
+    let outcome = bcs
+        .run(
+            &client::PASSWORD_STATUS,
+            &CallContext::default(),
+            None,
+            build,
+            |_| Ok(()),
+        )
+        .await;
+    taken(outcome)
+}
+
+fn nobody() -> Identification {
+    Identification {
+        r#type: DocumentType::Cc.into(),
+        number: NOBODY.to_owned(),
+    }
 }
 
 /// S14 sent once per spelling of its query names: a bank that reads only one refuses the
@@ -51,10 +117,7 @@ async fn holds_query(config: &Config) -> anyhow::Result<Finding> {
 
 async fn list_nobodys_holds(bcs: &Bcs, casing: HoldsQuery) -> Taken {
     let request = pb::ListChannelHoldsRequest {
-        customer: Some(Identification {
-            r#type: DocumentType::Cc.into(),
-            number: NOBODY.to_owned(),
-        }),
+        customer: Some(nobody()),
         filter: pb::HoldFilter::All.into(),
         ..Default::default()
     };
@@ -68,6 +131,12 @@ async fn list_nobodys_holds(bcs: &Bcs, casing: HoldsQuery) -> Taken {
             |_| Ok(()),
         )
         .await;
+    taken(outcome)
+}
+
+/// What an answer says of the way it was asked: refused unread (the request malformed, or
+/// no resource at that path), or read (an answer, or a refusal of its content).
+fn taken(outcome: Result<(), tonic::Status>) -> Taken {
     match outcome {
         Ok(()) => Taken::Read,
         Err(status) => {
@@ -76,7 +145,10 @@ async fn list_nobodys_holds(bcs: &Bcs, casing: HoldsQuery) -> Taken {
                 .error_info()
                 .map(|info| info.reason.clone());
             match (status.code(), why.as_deref()) {
-                (_, Some(reason::PROVIDER_REQUEST_MALFORMED)) => Taken::Refused,
+                (
+                    _,
+                    Some(reason::PROVIDER_REQUEST_MALFORMED | reason::PROVIDER_PATH_NOT_FOUND),
+                ) => Taken::Refused,
                 (tonic::Code::Unavailable | tonic::Code::DeadlineExceeded, _) => Taken::Unknown,
                 // Credentials refused: the reading cannot be told.
                 (_, Some(pasarela_provider::reasons::PROVIDER_AUTH_FAILED)) => Taken::Unknown,

@@ -331,5 +331,10 @@ pub(crate) type Reply = Result<Response, BcsError>;
 
 /// The APIKit answer to a path no operation has.
 pub(crate) async fn not_found() -> BcsError {
+    unknown_resource()
+}
+
+/// `404 404 OUD`: no resource at this path.
+pub(crate) fn unknown_resource() -> BcsError {
     BcsError::new(Camel, "ER", &row(404, "404", "OUD", "Not Found"))
 }

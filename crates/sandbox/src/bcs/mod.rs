@@ -24,11 +24,14 @@ use axum::routing::{get, post, put};
 
 pub use fixtures::Fixtures;
 pub use state::State;
+use state::PasswordStatusPath;
 
-/// The 19 operations at the paths of `specs/README.md`, relative to the sandbox's BCS URL.
+/// The 19 operations at the paths of `specs/README.md`, relative to the sandbox's BCS URL
+/// (S1 at the spec's path too, unless a reading picks one).
 pub fn router(state: State) -> Router {
     Router::new()
-        .route("/user/password/status", get(passwords::status))
+        .route(PasswordStatusPath::README, get(passwords::status))
+        .route(PasswordStatusPath::SPEC, get(passwords::status))
         .route("/securityManagement/V1/generateOTC", post(otc::generate_v1))
         .route("/securityManagement/V3/generateOTC", post(otc::generate_v3))
         .route("/securityManagement/V1/validateOTC", post(otc::validate))

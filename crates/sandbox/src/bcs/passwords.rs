@@ -2,26 +2,32 @@
 //! recover (S9) and lock / activate (S13), under the bank's password policy.
 
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State as Shared};
+use axum::extract::{MatchedPath, RawQuery, State as Shared};
 use axum::http::{HeaderMap, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::codes;
-use super::envelope::{BcsError, Op, Reply, ok};
+use super::envelope::{self, BcsError, Op, Reply, ok};
 use super::fixtures::PasswordPolicy;
 use super::input;
 use super::policy::{Candidate, policy_problem, violation};
 use super::state::{State, User, now};
 use super::wire::{ChangePasswordRequest, CreateUserRequest, SetPasswordStatusRequest};
 
-/// S1: GET /user/password/status, by document or by user alias (`SPName`).
+/// S1: GET /user/password/status, by document or by user alias (`SPName`); at the path
+/// the bank's reading names alone, when it names one.
 pub(super) async fn status(
     Shared(state): Shared<State>,
     headers: HeaderMap,
+    path: MatchedPath,
     RawQuery(raw): RawQuery,
 ) -> Reply {
     let op = Op::PasswordStatus;
+    let served_at = state.bank().readings.password_status_path;
+    if served_at.is_some_and(|reading| reading.path() != path.as_str()) {
+        return Err(envelope::unknown_resource());
+    }
     let query = input::admitted_query(&state, op, &headers, raw)?;
     let bank = state.bank();
     let customer = match (

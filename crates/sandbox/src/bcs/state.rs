@@ -205,6 +205,9 @@ pub(crate) struct Readings {
     /// casing of the four is accepted.
     #[serde(default)]
     pub holds_query: Option<QueryCasing>,
+    /// The one path S1 answers at; unset, both.
+    #[serde(default)]
+    pub password_status_path: Option<PasswordStatusPath>,
 }
 
 impl Default for Readings {
@@ -213,6 +216,7 @@ impl Default for Readings {
             dedup_tx_ids: true,
             consulta_not_found: ConsultaNotFound::NoFound,
             holds_query: None,
+            password_status_path: None,
         }
     }
 }
@@ -242,6 +246,28 @@ impl QueryCasing {
                 "initialRecord",
                 "recordsXPage",
             ],
+        }
+    }
+}
+
+/// Where S1 lives under the bank's base URL (`…/api`): `/user/password/status`, as the
+/// README's table has it, or `/security-management/v1/user/password/status`, as the spec
+/// prints it (line 44, `/api/security-management/v1/…`) in the family of the other paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum PasswordStatusPath {
+    Readme,
+    Spec,
+}
+
+impl PasswordStatusPath {
+    pub const README: &str = "/user/password/status";
+    pub const SPEC: &str = "/security-management/v1/user/password/status";
+
+    pub fn path(self) -> &'static str {
+        match self {
+            PasswordStatusPath::Readme => Self::README,
+            PasswordStatusPath::Spec => Self::SPEC,
         }
     }
 }

@@ -34,6 +34,10 @@ pub mod reason {
     /// The bank could not read the request pasarela built (`400 400 OUD`, `400 00400
     /// OUD`): pasarela's fault or its configuration's, never the caller's.
     pub const PROVIDER_REQUEST_MALFORMED: &str = "PROVIDER_REQUEST_MALFORMED";
+    /// The bank's gateway knows no resource at the path pasarela called (`404 404 OUD`,
+    /// `404 00404 OUD` "La solicitud incluye un URI de recursos que no existe"): a path
+    /// setting that does not match this bank, never the caller's "not found".
+    pub const PROVIDER_PATH_NOT_FOUND: &str = "PROVIDER_PATH_NOT_FOUND";
 }
 
 /// A failure as the bank wrote it (envelope detail plus HTTP status).
@@ -387,6 +391,17 @@ mod tests {
             assert_eq!(error.code, Code::Internal, "{code}");
             assert_eq!(error.reason, reason::PROVIDER_REQUEST_MALFORMED);
         }
+    }
+
+    #[test]
+    fn a_resource_uri_the_bank_does_not_have_is_internal() {
+        for (code, kind) in [("00404", "OUD"), ("404", "OUD")] {
+            let error = from_failure("get_password_status", &failure(404, code, kind));
+            assert_eq!(error.code, Code::Internal, "{code}");
+            assert_eq!(error.reason, reason::PROVIDER_PATH_NOT_FOUND);
+        }
+        let nothing = from_failure("list_channel_holds", &failure(404, "NO FOUND", "BDA"));
+        assert_eq!(nothing.code, Code::NotFound, "a query that found nothing");
     }
 
     #[test]
