@@ -157,9 +157,109 @@ async fn probe(app: &TestApp) -> Vec<pasarela_provider::probe::Finding> {
     let mut config = pasarela_server::dev::config_for(&app.sandbox, None).expect("dev config");
     let security = config.security.as_mut().expect("security");
     security.access_token = Some(crate::security::TOKEN.to_owned().into());
-    pasarela_server::probe::findings(&config)
+    pasarela_server::probe::findings(&config, None)
         .await
         .expect("the probe runs")
+}
+
+/// The lab account of the money-moving checks: the sandbox's first wallet.
+fn lab() -> pasarela_recurring_payments::probe::LabAccount {
+    pasarela_recurring_payments::probe::LabAccount {
+        commerce: commerce().expect("a commerce"),
+        wallet: wallet(WALLET).expect("a wallet"),
+        amount_minor_units: 100,
+    }
+}
+
+/// What `pasarela probe --move-money` finds, with the dev configuration changed by `edit`.
+async fn probe_moving_money(
+    app: &TestApp,
+    edit: impl FnOnce(&mut pasarela_recurring_payments::Config),
+) -> Result<Vec<pasarela_provider::probe::Finding>, String> {
+    let mut config = pasarela_server::dev::config_for(&app.sandbox, None).expect("dev config");
+    edit(
+        config
+            .recurring_payments
+            .as_mut()
+            .expect("recurring payments"),
+    );
+    config.services = vec![pasarela_server::config::ServiceName::RecurringPayments];
+    pasarela_server::probe::findings(&config, Some(&lab()))
+        .await
+        .map_err(|error| format!("{error:#}"))
+}
+
+/// Sets every reading of the Daviplata emulator the money-moving checks tell apart.
+async fn daviplata_reads(app: &TestApp, dedup: bool, field: &str) {
+    let readings = json!({ "dedup_transaction_ids": dedup, "activation_document": field });
+    app.admin_send(reqwest::Method::PUT, "/daviplata/readings", readings)
+        .await;
+}
+
+#[tokio::test]
+async fn probe_moving_money_names_the_deduplication_and_spelling_daviplata_plays() {
+    let app = spawn_app_with(|_| {}).await;
+    for (dedup, field, resend, spelling) in [
+        (
+            true,
+            "identification_number",
+            &["false", "true"][..],
+            "identificationNumber",
+        ),
+        (
+            false,
+            "identification_num",
+            &["false"][..],
+            "identificationNum",
+        ),
+    ] {
+        daviplata_reads(&app, dedup, field).await;
+        let executed_before = app.daviplata_counter("payments_made").await;
+        let findings = probe_moving_money(&app, |_| {})
+            .await
+            .expect("the probe runs");
+        let context = format!("dedup {dedup}, {field}");
+        assert_eq!(
+            matching(&findings, "recurring_payments.activation_document_field"),
+            [spelling],
+            "{context}"
+        );
+        assert_eq!(
+            matching(&findings, "recurring_payments.resend_unknown_outcomes"),
+            resend,
+            "{context}"
+        );
+        let charged = app.daviplata_counter("payments_made").await - executed_before;
+        assert_eq!(
+            charged,
+            if dedup { 1 } else { 2 },
+            "{context}: the lab wallet's charges"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn probe_refuses_to_move_money_outside_a_lab() {
+    let app = spawn_app_with(|_| {}).await;
+    let before = app.daviplata_counter("payments_made").await;
+    let refused = probe_moving_money(&app, |payments| {
+        payments.environment = pasarela_recurring_payments::config::Environment::Production;
+    })
+    .await
+    .expect_err("production is refused");
+    assert!(
+        refused
+            .to_string()
+            .contains("recurring_payments.environment"),
+        "{refused}"
+    );
+    assert_eq!(
+        app.daviplata_counter("payments_made").await,
+        before,
+        "nothing was charged"
+    );
+    app.stop().await;
 }
 
 fn matching<'a>(findings: &'a [pasarela_provider::probe::Finding], key: &str) -> Vec<&'a str> {
@@ -196,8 +296,22 @@ async fn probe_names_the_setting_of_each_reading_the_sandbox_plays() {
     );
 
     for (bank, s1, gateway, holds, path, header) in [
-        ("table", "readme", "client_id", "table", README_S1, "client_id"),
-        ("camel", "spec", "x_ibm_client_id", "camel", SPEC_S1, "x-ibm-client-id"),
+        (
+            "table",
+            "readme",
+            "client_id",
+            "table",
+            README_S1,
+            "client_id",
+        ),
+        (
+            "camel",
+            "spec",
+            "x_ibm_client_id",
+            "camel",
+            SPEC_S1,
+            "x-ibm-client-id",
+        ),
     ] {
         bank_reads(&app, bank, s1).await;
         gateway_reads_client_id_from(&app, gateway).await;
@@ -278,7 +392,9 @@ async fn the_activation_document_spelling_works_when_it_matches_and_fails_clearl
         match (works, outcome) {
             (true, Ok(_)) => {}
             (false, Err(status)) => {
-                // Daviplata's refusal of the structure pasarela sent, in its own words.
+                // Daviplata's refusal of the structure pasarela sent, in its own words:
+                // pasarela's fault, not the caller's.
+                assert_eq!(status.code(), Code::Internal, "{context}: {status:?}");
                 assert_eq!(
                     crate::support::reason(&status),
                     "PROVIDER_REJECTED_REQUEST",

@@ -1,6 +1,7 @@
 //! The bureau section of pasarela's configuration: where Kiban lives, pasarela's API key
 //! for it, and whether that deployment is Kiban's sandbox.
 
+pub use pasarela_provider::Environment;
 use pasarela_provider::outbound::OutboundSettings;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -14,7 +15,9 @@ pub struct Config {
     pub base_url: String,
     /// pasarela's Kiban API key, sent in `api_key_header` on every call.
     pub api_key: SecretString,
-    /// Which Kiban environment `base_url` is; test cases are forwarded to the sandbox only.
+    /// Which Kiban environment `base_url` is: production (real answers, every call billed,
+    /// no test cases) or the sandbox (answers from test cases selected by `testCaseId`);
+    /// test cases are forwarded to the sandbox only.
     #[serde(default)]
     pub environment: Environment,
     /// Path of the company password-expiry operation, relative to `base_url`.
@@ -26,17 +29,6 @@ pub struct Config {
     /// Transport (timeouts, CA), retries and breaker of the Kiban client.
     #[serde(default)]
     pub outbound: OutboundSettings,
-}
-
-/// The Kiban environment pasarela talks to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Environment {
-    /// Real bureau answers; every call is billed; test cases do not exist.
-    #[default]
-    Production,
-    /// Kiban's sandbox: answers come from test cases selected by `testCaseId`.
-    Sandbox,
 }
 
 /// The default path of the password-expiry service.

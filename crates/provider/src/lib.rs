@@ -5,6 +5,7 @@
 
 pub mod breaker;
 pub mod deadline;
+pub mod environment;
 pub mod errors;
 pub mod http;
 pub mod idempotency;
@@ -14,6 +15,7 @@ pub mod probe;
 pub mod retry;
 pub mod validate;
 
+pub use environment::Environment;
 pub use errors::{ProviderError, reasons};
 pub use outbound::{Operation, Outbound, RawResponse};
 pub use validate::Violations;

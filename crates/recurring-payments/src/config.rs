@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+pub use pasarela_provider::Environment;
 pub use pasarela_provider::idempotency::{IdempotencyConfig, StoreKind};
 use pasarela_provider::outbound::OutboundSettings;
 use secrecy::SecretString;
@@ -55,6 +56,10 @@ pub struct Config {
     /// Paths of the five operations under `base_url`.
     #[serde(default)]
     pub paths: Paths,
+    /// Which Daviplata environment `base_url` is: `production` (the default) or `sandbox`
+    /// (the lab), the only one `pasarela probe --move-money` charges.
+    #[serde(default)]
+    pub environment: Environment,
     /// Pass the OTP that only Daviplata's lab returns on to the caller (dev and tests).
     #[serde(default)]
     pub lab_otp_passthrough: bool,

@@ -78,7 +78,8 @@ pub struct Reconciliation {
     pub mode: ReconciliationMode,
     /// Refusals of a consulta that mean "no withdrawal under this TxId": only then is the
     /// withdrawal sent. None by default (the spec names none for S18): any refusal leaves
-    /// the key unknown, for an operator; `pasarela probe` finds the bank's own.
+    /// the key unknown, for an operator. The sandbox plays two readings of it
+    /// (docs/sandbox.md, "S18 readings").
     pub not_found: Vec<ProviderCode>,
     /// How long after the first attempt (or its unknown outcome) a "not found" is believed:
     /// a bank may still be executing a create pasarela gave up on. Before that, a retry is

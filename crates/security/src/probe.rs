@@ -35,7 +35,10 @@ pub async fn probe(config: &Config) -> anyhow::Result<Vec<Finding>> {
 /// exists; where it does, the bank says the user does not exist.
 async fn password_status_path(config: &Config) -> anyhow::Result<Finding> {
     let configured = config.paths.password_status.clone();
-    let mut candidates = vec![Paths::default().password_status, PRINTED_PASSWORD_STATUS.into()];
+    let mut candidates = vec![
+        Paths::default().password_status,
+        PRINTED_PASSWORD_STATUS.into(),
+    ];
     if !candidates.contains(&configured) {
         candidates.push(configured.clone());
     }
@@ -64,9 +67,7 @@ async fn ask_nobodys_password_status(bcs: &Bcs) -> Taken {
     let request = pb::GetPasswordStatusRequest {
         transaction_id: "PROBE1".to_owned(),
         customer_type: pb::CustomerType::Natural.into(),
-        subject: Some(pb::get_password_status_request::Subject::Customer(
-            nobody(),
-        )),
+        subject: Some(pb::get_password_status_request::Subject::Customer(nobody())),
         ..Default::default()
     };
     let build = |_: &_, v: &mut _| wire::get_password_status(&request, v);
@@ -145,10 +146,9 @@ fn taken(outcome: Result<(), tonic::Status>) -> Taken {
                 .error_info()
                 .map(|info| info.reason.clone());
             match (status.code(), why.as_deref()) {
-                (
-                    _,
-                    Some(reason::PROVIDER_REQUEST_MALFORMED | reason::PROVIDER_PATH_NOT_FOUND),
-                ) => Taken::Refused,
+                (_, Some(reason::PROVIDER_REQUEST_MALFORMED | reason::PROVIDER_PATH_NOT_FOUND)) => {
+                    Taken::Refused
+                }
                 (tonic::Code::Unavailable | tonic::Code::DeadlineExceeded, _) => Taken::Unknown,
                 // Credentials refused: the reading cannot be told.
                 (_, Some(pasarela_provider::reasons::PROVIDER_AUTH_FAILED)) => Taken::Unknown,

@@ -54,11 +54,26 @@ pub enum Command {
     },
     /// Ask the configured providers (from your own network) which reading of their specs
     /// they play, and whether this configuration matches: a table, and exit 1 on a
-    /// mismatch. Every check is a harmless read; nothing moves money.
+    /// mismatch. Every check is a harmless read unless `--move-money` is given.
     Probe {
         /// TOML configuration file; `PASARELA_*` variables override it.
         #[arg(long, env = "PASARELA_CONFIG")]
         config: Option<PathBuf>,
+        /// Also run the checks that move money in Daviplata's lab: one activation of
+        /// `--lab-wallet` per spelling of D2's document number, and one payment of
+        /// `--lab-amount` sent twice under the same `transactionId`, each subscription
+        /// cancelled after. Refused unless `recurring_payments.environment = "sandbox"`.
+        #[arg(long, requires_all = ["lab_wallet", "lab_commerce"])]
+        move_money: bool,
+        /// The lab wallet to subscribe and charge: TYPE:NUMBER:PHONE.
+        #[arg(long, requires = "move_money")]
+        lab_wallet: Option<String>,
+        /// The merchant the lab subscription is for: ID[:NAME[:CATEGORY]].
+        #[arg(long, requires = "move_money")]
+        lab_commerce: Option<String>,
+        /// Each charge of the money-moving checks, in COP minor units.
+        #[arg(long, default_value_t = 100)]
+        lab_amount: i64,
     },
     /// Mint a bearer token that `pasarela dev` accepts.
     Token {
@@ -105,9 +120,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             result
         }
         Command::Sandbox(args) => pasarela_sandbox::run_standalone(args).await,
-        Command::Probe { config } => {
+        Command::Probe {
+            config,
+            move_money,
+            lab_wallet,
+            lab_commerce,
+            lab_amount,
+        } => {
             let config = Config::load(config.as_deref())?;
-            let findings = probe::findings(&config).await?;
+            let lab = match (move_money, lab_wallet, lab_commerce) {
+                (true, Some(wallet), Some(commerce)) => {
+                    Some(probe::lab_account(&wallet, &commerce, lab_amount)?)
+                }
+                _ => None,
+            };
+            let findings = probe::findings(&config, lab.as_ref()).await?;
             print!("{}", probe::table(&findings));
             let mismatched: Vec<&str> = findings
                 .iter()

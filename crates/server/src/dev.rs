@@ -104,6 +104,7 @@ fn dev_values(sandbox: &Sandbox) -> serde_json::Value {
             "client_secret": credentials.daviplata_client_secret,
             // The spec's example id, which the sandbox (like Daviplata's lab) accepts.
             "payment_provider_id": "00000001",
+            "environment": "sandbox",
             // The sandbox hands the OTP back like Daviplata's lab, so a developer with
             // grpcurl can finish an activation.
             "lab_otp_passthrough": true,

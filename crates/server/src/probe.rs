@@ -3,12 +3,16 @@
 //! harmless question in each reading of its spec and reports what it did, the setting that
 //! matches it, and whether the configuration has that setting (docs/spec-decisions.md).
 
+use pasarela::common::v1::{DocumentType, Identification};
+use pasarela::recurring_payments::v1::{Commerce, Wallet};
 use pasarela_provider::probe::Finding;
+use pasarela_recurring_payments::probe::LabAccount;
 
 use crate::config::{Config, ServiceName};
 
-/// Every check of every enabled service that has one.
-pub async fn findings(config: &Config) -> anyhow::Result<Vec<Finding>> {
+/// Every harmless check of every enabled service that has one; given a lab account, also
+/// the checks that move money in Daviplata's lab.
+pub async fn findings(config: &Config, lab: Option<&LabAccount>) -> anyhow::Result<Vec<Finding>> {
     let mut all = Vec::new();
     let enabled = |name| config.services.contains(&name);
     if let Some(security) = config
@@ -19,10 +23,49 @@ pub async fn findings(config: &Config) -> anyhow::Result<Vec<Finding>> {
         all.extend(pasarela_security::probe::probe(security).await?);
     }
     let payments = config.recurring_payments.as_ref();
-    if let Some(payments) = payments.filter(|_| enabled(ServiceName::RecurringPayments)) {
+    let payments = payments.filter(|_| enabled(ServiceName::RecurringPayments));
+    if let Some(payments) = payments {
         all.extend(pasarela_recurring_payments::probe::probe(payments).await?);
     }
+    if let Some(lab) = lab {
+        let payments = payments.ok_or_else(|| {
+            anyhow::anyhow!("the money-moving checks are Daviplata's: enable recurring-payments")
+        })?;
+        all.extend(pasarela_recurring_payments::probe::probe_moving_money(payments, lab).await?);
+    }
     Ok(all)
+}
+
+/// The lab account of `--lab-wallet TYPE:NUMBER:PHONE` and `--lab-commerce ID[:NAME[:CATEGORY]]`.
+pub fn lab_account(
+    wallet: &str,
+    commerce: &str,
+    amount_minor_units: i64,
+) -> anyhow::Result<LabAccount> {
+    let [kind, number, phone] = wallet.split(':').collect::<Vec<_>>()[..] else {
+        anyhow::bail!("--lab-wallet is TYPE:NUMBER:PHONE, e.g. CC:1000000001:3000000001");
+    };
+    let kind = DocumentType::from_str_name(&format!("DOCUMENT_TYPE_{}", kind.to_ascii_uppercase()))
+        .ok_or_else(|| anyhow::anyhow!("--lab-wallet: {kind} is no document type (CC, CE, TI)"))?;
+    let mut parts = commerce.splitn(3, ':').map(str::to_owned);
+    let commerce = Commerce {
+        commerce_id: parts.next().unwrap_or_default(),
+        commerce_name: parts.next().unwrap_or_default(),
+        category: parts.next().unwrap_or_default(),
+    };
+    anyhow::ensure!(amount_minor_units > 0, "--lab-amount must be positive");
+    Ok(LabAccount {
+        commerce,
+        wallet: Wallet {
+            holder: Some(Identification {
+                r#type: kind.into(),
+                number: number.to_owned(),
+            }),
+            product_code: String::new(),
+            product_number: phone.to_owned(),
+        },
+        amount_minor_units,
+    })
 }
 
 /// The findings as a table, one check a row.
@@ -85,6 +128,21 @@ pub fn table(findings: &[Finding]) -> String {
 mod tests {
     use super::*;
     use pasarela_provider::probe::{Taken, finding};
+
+    #[test]
+    fn a_lab_account_is_read_from_its_flags() {
+        let lab = lab_account("cc:1000000001:3000000001", "0987654321:La Pradera", 100)
+            .expect("an account");
+        let holder = lab.wallet.holder.expect("a holder");
+        assert_eq!(holder.r#type(), DocumentType::Cc);
+        assert_eq!(holder.number, "1000000001");
+        assert_eq!(lab.wallet.product_number, "3000000001");
+        assert_eq!(lab.commerce.commerce_id, "0987654321");
+        assert_eq!(lab.commerce.commerce_name, "La Pradera");
+        assert!(lab_account("CC:1000000001", "1", 100).is_err());
+        assert!(lab_account("XX:1:3000000001", "1", 100).is_err());
+        assert!(lab_account("CC:1:3000000001", "1", 0).is_err());
+    }
 
     #[test]
     fn the_table_names_each_check_its_matching_setting_and_the_verdict() {

@@ -61,7 +61,9 @@ const MESSAGES: [(&str, Meaning); 17] = [
     ("invalid client id or secret", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused pasarela's client id or secret")),
     ("timeout con sistemas proveedores", meaning(Code::DeadlineExceeded, reasons::PROVIDER_TIMEOUT, "Daviplata's own providers timed out")),
     ("error de sistema ret", meaning(Code::Unavailable, reasons::PROVIDER_UNAVAILABLE, "Daviplata's own providers failed")),
-    ("validate rest", meaning(Code::InvalidArgument, reason::PROVIDER_REJECTED_REQUEST, "Daviplata rejected the request's structure")),
+    // Types, extra or missing properties of the body pasarela built from a validated
+    // request (spec line 590-592): pasarela's fault, never the caller's.
+    ("validate rest", meaning(Code::Internal, reason::PROVIDER_REJECTED_REQUEST, "Daviplata rejected the structure of the request pasarela built")),
 ];
 
 /// Documented generic provider codes (`2100- Internal Server Error`, ...).
@@ -382,7 +384,7 @@ mod tests {
             ),
             (
                 "Validate REST: xa35://tmp/temp_02653:1: [JSV0001] Invalid value type 'integer'.",
-                Code::InvalidArgument,
+                Code::Internal,
                 reason::PROVIDER_REJECTED_REQUEST,
             ),
         ];

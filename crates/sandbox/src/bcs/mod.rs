@@ -23,8 +23,8 @@ use axum::Router;
 use axum::routing::{get, post, put};
 
 pub use fixtures::Fixtures;
-pub use state::State;
 use state::PasswordStatusPath;
+pub use state::State;
 
 /// The 19 operations at the paths of `specs/README.md`, relative to the sandbox's BCS URL
 /// (S1 at the spec's path too, unless a reading picks one).
