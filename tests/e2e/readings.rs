@@ -152,6 +152,57 @@ async fn the_client_id_header_works_when_it_matches_the_gateway_and_fails_clearl
     }
 }
 
+/// Sets the Daviplata emulator's reading of the merchant id's spelling.
+async fn gateway_reads_commerce_id(app: &TestApp, field: &str) {
+    let readings = json!({ "dedup_transaction_ids": true, "commerce_id": field });
+    app.admin_send(reqwest::Method::PUT, "/daviplata/readings", readings)
+        .await;
+}
+
+#[tokio::test]
+async fn the_merchant_id_spelling_works_when_it_matches_and_fails_clearly_when_not() {
+    use pasarela_recurring_payments::config::CommerceField;
+    let cases = [
+        ("commercel_id", CommerceField::CommercelId, true),
+        ("commerce_id", CommerceField::CommerceId, true),
+        ("commerce_id", CommerceField::CommercelId, false),
+        ("commercel_id", CommerceField::CommerceId, false),
+    ];
+    for (reading, setting, works) in cases {
+        let app = spawn_app_with(|config| {
+            let payments = config
+                .recurring_payments
+                .as_mut()
+                .expect("recurring payments");
+            payments.commerce_id_field = setting;
+        })
+        .await;
+        gateway_reads_commerce_id(&app, reading).await;
+        let outcome = crate::recurring_payments::client(&app)
+            .request_subscription(RequestSubscriptionRequest {
+                commerce: commerce(),
+                wallet: wallet(WALLET),
+                transaction: None,
+            })
+            .await;
+        let context = format!("gateway {reading}, pasarela {setting:?}");
+        match (works, outcome) {
+            (true, Ok(_)) => {}
+            (false, Err(status)) => {
+                // The gateway's schema refusal of pasarela's body, not the caller's.
+                assert_eq!(status.code(), Code::Internal, "{context}: {status:?}");
+                assert_eq!(
+                    crate::support::reason(&status),
+                    "PROVIDER_REJECTED_REQUEST",
+                    "{context}"
+                );
+            }
+            (works, outcome) => panic!("{context}: expected works={works}, got {outcome:?}"),
+        }
+        app.stop().await;
+    }
+}
+
 /// What `pasarela probe` finds against the sandbox with pasarela's dev configuration of it.
 async fn probe(app: &TestApp) -> Vec<pasarela_provider::probe::Finding> {
     let mut config = pasarela_server::dev::config_for(&app.sandbox, None).expect("dev config");
@@ -190,8 +241,12 @@ async fn probe_moving_money(
 }
 
 /// Sets every reading of the Daviplata emulator the money-moving checks tell apart.
-async fn daviplata_reads(app: &TestApp, dedup: bool, field: &str) {
-    let readings = json!({ "dedup_transaction_ids": dedup, "activation_document": field });
+async fn daviplata_reads(app: &TestApp, dedup: bool, field: &str, commerce_id: &str) {
+    let readings = json!({
+        "dedup_transaction_ids": dedup,
+        "activation_document": field,
+        "commerce_id": commerce_id,
+    });
     app.admin_send(reqwest::Method::PUT, "/daviplata/readings", readings)
         .await;
 }
@@ -199,21 +254,25 @@ async fn daviplata_reads(app: &TestApp, dedup: bool, field: &str) {
 #[tokio::test]
 async fn probe_moving_money_names_the_deduplication_and_spelling_daviplata_plays() {
     let app = spawn_app_with(|_| {}).await;
-    for (dedup, field, resend, spelling) in [
+    for (dedup, field, commerce_id, resend, spelling, merchant) in [
         (
             true,
             "identification_number",
+            "commercel_id",
             &["false", "true"][..],
             "identificationNumber",
+            "commercelId",
         ),
         (
             false,
             "identification_num",
+            "commerce_id",
             &["false"][..],
             "identificationNum",
+            "commerceId",
         ),
     ] {
-        daviplata_reads(&app, dedup, field).await;
+        daviplata_reads(&app, dedup, field, commerce_id).await;
         let executed_before = app.daviplata_counter("payments_made").await;
         let findings = probe_moving_money(&app, |_| {})
             .await
@@ -227,6 +286,11 @@ async fn probe_moving_money_names_the_deduplication_and_spelling_daviplata_plays
         assert_eq!(
             matching(&findings, "recurring_payments.resend_unknown_outcomes"),
             resend,
+            "{context}"
+        );
+        assert_eq!(
+            matching(&findings, "recurring_payments.commerce_id_field"),
+            [merchant],
             "{context}"
         );
         let charged = app.daviplata_counter("payments_made").await - executed_before;

@@ -50,6 +50,10 @@ pub struct Config {
     /// and D4) or its table's `identificationNum` (docs/spec-decisions.md).
     #[serde(default)]
     pub activation_document_field: DocumentField,
+    /// How every `TransactionHeader` spells the merchant id: the examples' `commercelId`
+    /// or the field tables' `commerceId` (docs/spec-decisions.md).
+    #[serde(default)]
+    pub commerce_id_field: CommerceField,
     /// `TransactionHeader.apiRulesVersion`.
     #[serde(default = "defaults::api_rules_version")]
     pub api_rules_version: String,
@@ -129,6 +133,27 @@ impl DocumentField {
         match self {
             DocumentField::IdentificationNumber => "identificationNumber",
             DocumentField::IdentificationNum => "identificationNum",
+        }
+    }
+}
+
+/// The key of the merchant id in `TransactionHeader`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum CommerceField {
+    /// Lines 134, 217, 279, 331, 427, 522: every example, request and answer.
+    #[default]
+    #[serde(rename = "commercelId")]
+    CommercelId,
+    /// Lines 153, 244, 351, 481: the field tables.
+    #[serde(rename = "commerceId")]
+    CommerceId,
+}
+
+impl CommerceField {
+    pub fn key(self) -> &'static str {
+        match self {
+            CommerceField::CommercelId => "commercelId",
+            CommerceField::CommerceId => "commerceId",
         }
     }
 }

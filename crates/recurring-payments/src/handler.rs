@@ -16,7 +16,6 @@ use serde::Serialize;
 use tonic::{Request, Response, Status};
 
 use crate::Config;
-use crate::config::DocumentField;
 use crate::daviplata::errors::{DOMAIN, reason};
 use crate::daviplata::wire::{self, Defaults, Reference};
 use crate::daviplata::{Daviplata, client};
@@ -52,9 +51,7 @@ struct Core {
     daviplata: Daviplata,
     idempotency: Idempotency,
     limits: Limits,
-    payment_provider_id: String,
-    api_rules_version: String,
-    activation_document: DocumentField,
+    defaults: Defaults,
     lab_otp_passthrough: bool,
 }
 
@@ -84,9 +81,7 @@ impl RecurringPayments {
                 idempotency,
                 daviplata,
                 limits: Limits::default(),
-                payment_provider_id: config.payment_provider_id,
-                api_rules_version: config.api_rules_version,
-                activation_document: config.activation_document_field,
+                defaults: Defaults::of(&config),
                 lab_otp_passthrough: config.lab_otp_passthrough,
             }),
         })
@@ -161,14 +156,6 @@ fn deadline_of<T>(core: &Core, request: &Request<T>) -> Instant {
 }
 
 impl Core {
-    fn defaults(&self) -> Defaults<'_> {
-        Defaults {
-            payment_provider_id: &self.payment_provider_id,
-            api_rules_version: &self.api_rules_version,
-            activation_document: self.activation_document.key(),
-        }
-    }
-
     /// Runs `call` at most once per idempotency key and request under pasarela's own
     /// transaction id: a repeat replays the first outcome; a lost outcome is held for an
     /// operator, or re-sent with the same id when `resend_unknown_outcomes` is on.
@@ -206,7 +193,7 @@ impl Core {
         validate::request(&request)?;
         let reference = reference(request.transaction.as_ref(), None);
         let body = wire::wallet_body(
-            &self.defaults(),
+            &self.defaults,
             &reference,
             request.commerce.as_ref(),
             request.wallet.as_ref(),
@@ -237,7 +224,7 @@ impl Core {
         let unkeyed = request.without_key();
         self.idempotent(how.operation, key, &unkeyed, deadline, |id| async move {
             let reference = reference(request.transaction(), Some(id));
-            let body = (how.body)(&self.defaults(), &reference, request);
+            let body = (how.body)(&self.defaults, &reference, request);
             self.daviplata
                 .call(how.op, &body, deadline, secrets, how.read)
                 .await

@@ -11,7 +11,7 @@ use pasarela_provider::probe::{Finding, Taken, finding};
 use pasarela_provider::{Environment, reasons};
 use tonic::{Code, Request, Status};
 
-use crate::config::{Config, DocumentField, IdempotencyConfig};
+use crate::config::{CommerceField, Config, DocumentField, IdempotencyConfig};
 use crate::daviplata::client::{self, Daviplata};
 use crate::daviplata::errors::reason;
 use crate::daviplata::wire::{self, Defaults, Reference};
@@ -72,10 +72,11 @@ pub struct LabAccount {
     pub amount_minor_units: i64,
 }
 
-/// The checks that need a live subscription: D2's document spelling (one activation per
-/// spelling, each cancelled) and whether a repeated `transactionId` is deduplicated (one
-/// payment sent twice under the same id, then cancelled). Refused unless this
-/// configuration names Daviplata's lab: they charge the wallet.
+/// The checks that need the lab's wallet: the merchant id's spelling (one D1 per spelling,
+/// an OTP to the lab wallet), D2's document spelling (one activation per spelling, each
+/// cancelled) and whether a repeated `transactionId` is deduplicated (one payment sent
+/// twice under the same id, then cancelled). Refused unless this configuration names
+/// Daviplata's lab: they charge the wallet.
 pub async fn probe_moving_money(config: &Config, lab: &LabAccount) -> anyhow::Result<Vec<Finding>> {
     anyhow::ensure!(
         config.environment == Environment::Sandbox,
@@ -83,66 +84,137 @@ pub async fn probe_moving_money(config: &Config, lab: &LabAccount) -> anyhow::Re
          `recurring_payments.environment` is production; they run only against Daviplata's \
          lab (`environment = \"sandbox\"`)"
     );
+    let commerce = commerce_id_spelling(config, lab).await?;
+    // The later checks speak with the spelling that was read, so that they tell their own
+    // reading apart whatever the configured one.
+    let mut config = config.clone();
+    if let Some(field) = commerce.read_first {
+        config.commerce_id_field = field;
+    }
+    let document = activation_document_spelling(&config, lab).await?;
+    let dedup = match document.read_first {
+        Some(field) => {
+            config.activation_document_field = field;
+            transaction_id_dedup(&config, lab).await?
+        }
+        None => dedup_finding(&config, "cannot tell: no activation succeeded".into(), &[]),
+    };
+    Ok(vec![commerce.finding, document.finding, dedup])
+}
+
+/// A finding, and the first reading the provider read when the finding is conclusive.
+struct Told<T> {
+    finding: Finding,
+    read_first: Option<T>,
+}
+
+fn told<T: Copy>(
+    check: &'static str,
+    key: &'static str,
+    configured: &str,
+    outcomes: &[(T, &'static str, Taken)],
+) -> Told<T> {
+    let named: Vec<_> = outcomes
+        .iter()
+        .map(|(_, name, taken)| (*name, *taken))
+        .collect();
+    let finding = finding(check, key, configured.to_owned(), &named);
+    let read_first = outcomes
+        .iter()
+        .find(|(_, _, taken)| *taken == Taken::Read)
+        .filter(|_| !finding.matching.is_empty())
+        .map(|(reading, _, _)| *reading);
+    Told {
+        finding,
+        read_first,
+    }
+}
+
+/// D1 of the lab wallet once per spelling of `TransactionHeader`'s merchant id: a gateway
+/// that reads one alone refuses the other as a property its schema does not have.
+async fn commerce_id_spelling(
+    config: &Config,
+    lab: &LabAccount,
+) -> anyhow::Result<Told<CommerceField>> {
+    let mut outcomes = Vec::new();
+    for field in [CommerceField::CommercelId, CommerceField::CommerceId] {
+        let service = lab_service(&Config {
+            commerce_id_field: field,
+            ..config.clone()
+        })
+        .await?;
+        let taken = match request_otp(&service, lab).await {
+            Ok(_) => Taken::Read,
+            Err(status) => refusal(&status),
+        };
+        outcomes.push((field, field.key(), taken));
+    }
+    Ok(told(
+        "Daviplata merchant id",
+        "recurring_payments.commerce_id_field",
+        config.commerce_id_field.key(),
+        &outcomes,
+    ))
+}
+
+/// D1 and D2 once per spelling of D2's document number, each activation cancelled.
+async fn activation_document_spelling(
+    config: &Config,
+    lab: &LabAccount,
+) -> anyhow::Result<Told<DocumentField>> {
     let mut outcomes = Vec::new();
     for field in [
         DocumentField::IdentificationNumber,
         DocumentField::IdentificationNum,
     ] {
-        let service = lab_service(config, field).await?;
+        let service = lab_service(&Config {
+            activation_document_field: field,
+            ..config.clone()
+        })
+        .await?;
         let taken = match subscribe(&service, lab).await? {
             Ok(_) => {
                 unsubscribe(&service, lab).await;
                 Taken::Read
             }
-            Err(status)
-                if reason_of(&status).as_deref() == Some(reason::PROVIDER_REJECTED_REQUEST) =>
-            {
-                Taken::Refused
-            }
-            Err(status) if unknowable(&status) => Taken::Unknown,
-            Err(_) => Taken::Read,
+            Err(status) => refusal(&status),
         };
-        outcomes.push((field, taken));
+        outcomes.push((field, field.key(), taken));
     }
-    let named: Vec<_> = outcomes
-        .iter()
-        .map(|(field, taken)| (field.key(), *taken))
-        .collect();
-    let spelling = finding(
+    Ok(told(
         "D2 document number",
         "recurring_payments.activation_document_field",
-        config.activation_document_field.key().to_owned(),
-        &named,
-    );
-    let readable = outcomes
-        .iter()
-        .find(|(_, taken)| *taken == Taken::Read)
-        .filter(|_| !spelling.matching.is_empty());
-    let dedup = match readable {
-        Some((field, _)) => transaction_id_dedup(config, lab, *field).await?,
-        None => dedup_finding(config, "cannot tell: no activation succeeded".into(), &[]),
-    };
-    Ok(vec![spelling, dedup])
+        config.activation_document_field.key(),
+        &outcomes,
+    ))
+}
+
+/// What a refusal says of the way a request was spelt: refused unread (its structure), or
+/// nothing at all (the lab down, pasarela's credentials refused), or read (a business
+/// refusal of its content).
+fn refusal(status: &Status) -> Taken {
+    let why = reason_of(status);
+    if why.as_deref() == Some(reason::PROVIDER_REJECTED_REQUEST) {
+        Taken::Refused
+    } else if matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded)
+        || why.as_deref() == Some(reasons::PROVIDER_AUTH_FAILED)
+    {
+        Taken::Unknown
+    } else {
+        Taken::Read
+    }
 }
 
 /// One payment sent twice under the same `transactionId`, on a fresh subscription: a
 /// Daviplata that deduplicates answers the repeat with the first payment's approval.
-async fn transaction_id_dedup(
-    config: &Config,
-    lab: &LabAccount,
-    field: DocumentField,
-) -> anyhow::Result<Finding> {
-    let service = lab_service(config, field).await?;
+async fn transaction_id_dedup(config: &Config, lab: &LabAccount) -> anyhow::Result<Finding> {
+    let service = lab_service(config).await?;
     if let Err(status) = subscribe(&service, lab).await? {
         let observed = format!("cannot tell: the activation failed ({})", words(&status));
         return Ok(dedup_finding(config, observed, &[]));
     }
     let daviplata = Daviplata::new(config)?;
-    let defaults = Defaults {
-        payment_provider_id: &config.payment_provider_id,
-        api_rules_version: &config.api_rules_version,
-        activation_document: field.key(),
-    };
+    let defaults = Defaults::of(config);
     let reference = Reference {
         transaction_id: uuid::Uuid::new_v4().to_string(),
         transaction_date: wire::transaction_date(None),
@@ -202,11 +274,10 @@ fn dedup_finding(config: &Config, observed: String, matching: &[&str]) -> Findin
     }
 }
 
-/// The service as configured, but spelling D2's document `field`, handing back the lab's
-/// OTP and keeping its records in memory.
-async fn lab_service(config: &Config, field: DocumentField) -> anyhow::Result<RecurringPayments> {
+/// The service as `config` has it, but handing back the lab's OTP and keeping its records
+/// in memory.
+async fn lab_service(config: &Config) -> anyhow::Result<RecurringPayments> {
     RecurringPayments::new(Config {
-        activation_document_field: field,
         lab_otp_passthrough: true,
         idempotency: IdempotencyConfig::default(),
         ..config.clone()
@@ -220,15 +291,9 @@ async fn subscribe(
     service: &RecurringPayments,
     lab: &LabAccount,
 ) -> anyhow::Result<Result<pb::ActivateSubscriptionResponse, Status>> {
-    let requested = service
-        .request_subscription(Request::new(pb::RequestSubscriptionRequest {
-            commerce: Some(lab.commerce.clone()),
-            wallet: Some(lab.wallet.clone()),
-            transaction: None,
-        }))
+    let requested = request_otp(service, lab)
         .await
-        .map_err(|status| anyhow::anyhow!("D1 (request an OTP) failed: {}", words(&status)))?
-        .into_inner();
+        .map_err(|status| anyhow::anyhow!("D1 (request an OTP) failed: {}", words(&status)))?;
     anyhow::ensure!(
         !requested.lab_otp_value.is_empty(),
         "D1 answered no OTP: the money-moving checks need Daviplata's lab, which hands it back"
@@ -244,6 +309,21 @@ async fn subscribe(
         }))
         .await;
     Ok(activated.map(tonic::Response::into_inner))
+}
+
+/// D1: an OTP sent to the lab wallet.
+async fn request_otp(
+    service: &RecurringPayments,
+    lab: &LabAccount,
+) -> Result<pb::RequestSubscriptionResponse, Status> {
+    let requested = service
+        .request_subscription(Request::new(pb::RequestSubscriptionRequest {
+            commerce: Some(lab.commerce.clone()),
+            wallet: Some(lab.wallet.clone()),
+            transaction: None,
+        }))
+        .await?;
+    Ok(requested.into_inner())
 }
 
 /// D3, leaving the lab wallet as it was found; a failure is logged, not fatal.
@@ -267,13 +347,6 @@ async fn unsubscribe(service: &RecurringPayments, lab: &LabAccount) {
 fn reason_of(status: &Status) -> Option<String> {
     use tonic_types::StatusExt as _;
     Some(status.get_error_details().error_info()?.reason.clone())
-}
-
-/// Whether a refusal says nothing of how D2 was spelt: the lab down, or pasarela's
-/// credentials refused.
-fn unknowable(status: &Status) -> bool {
-    matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded)
-        || reason_of(status).as_deref() == Some(reasons::PROVIDER_AUTH_FAILED)
 }
 
 /// A status in words for the table: its code and message, never a body.

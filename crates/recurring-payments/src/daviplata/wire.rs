@@ -1,6 +1,6 @@
 //! Daviplata's wire format (the "transformers"): request and response bodies as the
 //! provider spells them, and their translation from and to the proto types. Quirks kept
-//! here and nowhere else: `commercelId` with an `l`, `resultStatus` / `ResultStatus`,
+//! here and nowhere else: `commercelId` with an `l` (or as configured), `resultStatus` / `ResultStatus`,
 //! amounts as decimal JSON numbers, OTP expiry as a zone-less Colombian local time.
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, SecondsFormat, Utc};
@@ -10,14 +10,29 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
+use crate::config::{CommerceField, Config, DocumentField};
 use crate::money;
 
 /// Values every request carries that come from configuration, not from the caller.
-pub struct Defaults<'a> {
-    pub payment_provider_id: &'a str,
-    pub api_rules_version: &'a str,
-    /// D2's key for the document number (`identificationNumber` elsewhere).
-    pub activation_document: &'static str,
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub payment_provider_id: String,
+    pub api_rules_version: String,
+    /// D2's spelling of the document number (`identificationNumber` elsewhere).
+    pub activation_document: DocumentField,
+    /// The merchant id's key in every `TransactionHeader`.
+    pub commerce_id: CommerceField,
+}
+
+impl Defaults {
+    pub fn of(config: &Config) -> Self {
+        Self {
+            payment_provider_id: config.payment_provider_id.clone(),
+            api_rules_version: config.api_rules_version.clone(),
+            activation_document: config.activation_document_field,
+            commerce_id: config.commerce_id_field,
+        }
+    }
 }
 
 /// The document number's key in every operation but D2, whose spelling is configured.
@@ -45,19 +60,33 @@ struct Consumer {
     payment_provider_id: String,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 struct TransactionHeader {
     transaction_id: String,
     transaction_date: String,
     api_rules_version: String,
-    /// The field table says `commerceId`; every example and the gateway use `commercelId`.
-    #[serde(rename = "commercelId")]
+    /// Every example spells the key `commercelId`, the field tables `commerceId`.
+    commerce_key: &'static str,
     commerce_id: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
     commerce_name: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
     category: String,
+}
+
+impl Serialize for TransactionHeader {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("transactionId", &self.transaction_id)?;
+        map.serialize_entry("transactionDate", &self.transaction_date)?;
+        map.serialize_entry("apiRulesVersion", &self.api_rules_version)?;
+        map.serialize_entry(self.commerce_key, &self.commerce_id)?;
+        if !self.commerce_name.is_empty() {
+            map.serialize_entry("commerceName", &self.commerce_name)?;
+        }
+        if !self.category.is_empty() {
+            map.serialize_entry("category", &self.category)?;
+        }
+        map.end()
+    }
 }
 
 /// The wallet part of a detail; its document number's key depends on the operation.
@@ -152,14 +181,15 @@ fn envelope<D>(
     let commerce = commerce.cloned().unwrap_or_default();
     Envelope {
         consumer: Consumer {
-            payment_provider_id: defaults.payment_provider_id.to_owned(),
+            payment_provider_id: defaults.payment_provider_id.clone(),
         },
         header: TransactionHeader {
             transaction_id: reference.transaction_id.clone(),
             transaction_date: reference
                 .transaction_date
                 .to_rfc3339_opts(SecondsFormat::Millis, true),
-            api_rules_version: defaults.api_rules_version.to_owned(),
+            api_rules_version: defaults.api_rules_version.clone(),
+            commerce_key: defaults.commerce_id.key(),
             commerce_id: commerce.commerce_id,
             commerce_name: commerce.commerce_name,
             category: commerce.category,
@@ -207,7 +237,7 @@ pub fn activate_body(
     request: &pb::ActivateSubscriptionRequest,
 ) -> Envelope<ActivateDetail> {
     let detail = ActivateDetail {
-        wallet: wallet_detail(request.wallet.as_ref(), defaults.activation_document),
+        wallet: wallet_detail(request.wallet.as_ref(), defaults.activation_document.key()),
         amount_currency_type: money::CURRENCY,
         amount_value: request
             .maximum_amount
@@ -524,11 +554,14 @@ pub fn transaction_date(given: Option<&prost_types::Timestamp>) -> DateTime<Utc>
 mod tests {
     use super::*;
 
-    const DEFAULTS: Defaults = Defaults {
-        payment_provider_id: "00000001",
-        api_rules_version: "1.0",
-        activation_document: DOCUMENT_NUMBER,
-    };
+    fn defaults() -> Defaults {
+        Defaults {
+            payment_provider_id: "00000001".into(),
+            api_rules_version: "1.0".into(),
+            activation_document: DocumentField::IdentificationNumber,
+            commerce_id: CommerceField::CommercelId,
+        }
+    }
 
     fn reference() -> Reference {
         Reference {
@@ -573,7 +606,8 @@ mod tests {
             }),
             ..Default::default()
         };
-        let body = serde_json::to_value(activate_body(&DEFAULTS, &reference(), &request)).unwrap();
+        let body =
+            serde_json::to_value(activate_body(&defaults(), &reference(), &request)).unwrap();
         let expected = serde_json::json!({
             "Consumer": { "paymentProviderId": "00000001" },
             "TransactionHeader": {
@@ -609,7 +643,8 @@ mod tests {
             }),
             ..Default::default()
         };
-        let text = serde_json::to_string(&payment_body(&DEFAULTS, &reference(), &request)).unwrap();
+        let text =
+            serde_json::to_string(&payment_body(&defaults(), &reference(), &request)).unwrap();
         assert!(
             text.contains(r#""Amount":{"amountCurrencyType":"COP","amountValue":15000.50}"#),
             "{text}"

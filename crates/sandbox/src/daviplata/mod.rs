@@ -147,6 +147,7 @@ fn backend<D>(
 where
     Envelope<D>: DeserializeOwned,
 {
+    wire::commerce_field(body, daviplata.readings().commerce_id)?;
     let (request, raw) = wire::parse::<Envelope<D>>(body, schema)?;
     operation(daviplata, request, &raw)
 }

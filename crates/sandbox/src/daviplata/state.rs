@@ -135,6 +135,9 @@ pub struct Readings {
     /// The one spelling of D2's document number it reads; unset, both.
     #[serde(default)]
     pub activation_document: Option<DocumentField>,
+    /// The one spelling of the merchant id every `TransactionHeader` may use; unset, both.
+    #[serde(default)]
+    pub commerce_id: Option<CommerceField>,
 }
 
 impl Default for Readings {
@@ -143,6 +146,7 @@ impl Default for Readings {
             dedup_transaction_ids: true,
             client_id_header: None,
             activation_document: None,
+            commerce_id: None,
         }
     }
 }
@@ -163,6 +167,25 @@ pub enum ClientIdHeader {
 pub enum DocumentField {
     IdentificationNumber,
     IdentificationNum,
+}
+
+/// The merchant id as every example spells it (`commercelId`, lines 134, 217, 279, 331),
+/// or as the field tables do (`commerceId`, lines 153, 244, 351, 481).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommerceField {
+    CommercelId,
+    CommerceId,
+}
+
+impl CommerceField {
+    /// The spelling this reading does not have.
+    pub fn other_key(self) -> &'static str {
+        match self {
+            CommerceField::CommercelId => "commerceId",
+            CommerceField::CommerceId => "commercelId",
+        }
+    }
 }
 
 impl ClientIdHeader {

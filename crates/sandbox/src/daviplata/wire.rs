@@ -1,7 +1,7 @@
 //! Daviplata's wire format as the emulator reads and writes it: the gateway's JSON schema
 //! of each request (checked first, with its JSV errors), the typed requests, and the
 //! answers with their quirks: `commercelId` with an `l` (the field table's `commerceId` is
-//! accepted too), `resultStatus` for request and payment but `ResultStatus` for activate
+//! accepted too, unless a reading picks one), `resultStatus` for request and payment but `ResultStatus` for activate
 //! and cancel, amounts as JSON numbers, and the OTP expiry as a zone-less Bogotá time.
 
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
 
 use super::errors::Failure;
-use super::state::DocumentField;
+use super::state::{CommerceField, DocumentField};
 
 /// The JSON type a schema property demands.
 pub enum Kind {
@@ -417,6 +417,21 @@ pub fn activation_document(
     Ok(serde_json::to_vec(&value).expect("a JSON value"))
 }
 
+/// Refuses a `TransactionHeader` that spells the merchant id the way a gateway reading
+/// the other spelling alone does not know: as a property its schema does not have.
+pub fn commerce_field(body: &[u8], reading: Option<CommerceField>) -> Result<(), Failure> {
+    let Some(reading) = reading else {
+        return Ok(());
+    };
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return Ok(());
+    };
+    match value.pointer(&format!("/TransactionHeader/{}", reading.other_key())) {
+        Some(unknown) => Err(Failure::WrongType(type_name(unknown))),
+        None => Ok(()),
+    }
+}
+
 /// The wallet's values, beyond the types the schema checked.
 pub fn check_wallet(wallet: &Wallet) -> Result<(), Failure> {
     accept("identificationType", &wallet.identification_type)?;
@@ -492,6 +507,24 @@ mod tests {
             Failure::WrongType("string")
         );
         assert_eq!(failure("{\"a\":1,}", REQUEST_SCHEMA), Failure::Unreadable);
+    }
+
+    #[test]
+    fn a_merchant_id_reading_refuses_the_other_spelling_as_unknown() {
+        let table = br#"{"TransactionHeader":{"commerceId":"c"}}"#;
+        let example = br#"{"TransactionHeader":{"commercelId":"c"}}"#;
+        for body in [&table[..], &example[..]] {
+            assert_eq!(commerce_field(body, None), Ok(()));
+        }
+        let examples_only = Some(CommerceField::CommercelId);
+        assert_eq!(commerce_field(example, examples_only), Ok(()));
+        assert_eq!(
+            commerce_field(table, examples_only),
+            Err(Failure::WrongType("string"))
+        );
+        let tables_only = Some(CommerceField::CommerceId);
+        assert_eq!(commerce_field(table, tables_only), Ok(()));
+        assert!(commerce_field(example, tables_only).is_err());
     }
 
     #[test]
