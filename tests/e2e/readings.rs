@@ -4,7 +4,9 @@
 //! pasarela's request or refused its credentials, never that the caller was wrong.
 
 use pasarela::recurring_payments::v1::RequestSubscriptionRequest;
-use pasarela::security::v1::{HoldFilter, ListChannelHoldsRequest};
+use pasarela::security::v1::{
+    HoldFilter, ListChannelHoldsRequest, PasswordStatus, UpdatePasswordStatusRequest,
+};
 use serde_json::json;
 use tonic::Code;
 
@@ -23,6 +25,48 @@ async fn bank_reads(app: &TestApp, holds_query: &str, password_status_path: &str
     });
     app.admin_send(reqwest::Method::PUT, "/bcs/readings", readings)
         .await;
+}
+
+#[tokio::test]
+async fn the_password_status_values_work_when_they_match_the_bank_and_fail_clearly_when_not() {
+    use pasarela_security::config::PasswordStatusValues;
+    let cases = [
+        ("words", PasswordStatusValues::Words, true),
+        ("digits", PasswordStatusValues::Digits, true),
+        ("digits", PasswordStatusValues::Words, false),
+        ("words", PasswordStatusValues::Digits, false),
+    ];
+    for (bank, setting, works) in cases {
+        let app = spawn_app_with(|config| {
+            let security = config.security.as_mut().expect("security");
+            security.password_status_values = setting;
+        })
+        .await;
+        let readings = json!({
+            "dedup_tx_ids": true,
+            "consulta_not_found": "no_found",
+            "password_status_values": bank,
+        });
+        app.admin_send(reqwest::Method::PUT, "/bcs/readings", readings)
+            .await;
+        let outcome = crate::security::client(&app)
+            .update_password_status(UpdatePasswordStatusRequest {
+                customer: cc("1007641"),
+                status: PasswordStatus::Locked.into(),
+                ..Default::default()
+            })
+            .await;
+        let context = format!("bank {bank}, pasarela {setting:?}");
+        match (works, outcome) {
+            (true, Ok(_)) => {}
+            // A status the proto enum checked, spelt the way this bank does not read.
+            (false, Err(status)) => {
+                assert_error(&status, Code::Internal, "PASSWORD_STATUS_INVALID");
+            }
+            (works, outcome) => panic!("{context}: expected works={works}, got {outcome:?}"),
+        }
+        app.stop().await;
+    }
 }
 
 async fn bank_reads_holds_query(app: &TestApp, casing: &str) {

@@ -54,6 +54,22 @@ pub struct Config {
     /// camelCase throughout, as its answers (docs/spec-decisions.md).
     #[serde(default)]
     pub holds_query: HoldsQuery,
+    /// How S13 writes the status it sets: its example's words (`Active`, the default) or
+    /// the digits its prose pairs them with (`1`), as S1 answers (docs/spec-decisions.md).
+    #[serde(default)]
+    pub password_status_values: PasswordStatusValues,
+}
+
+/// S13's `custPswd.status`: the example (line 1819) sends `"Active"`; the field's prose
+/// (line 1808) reads "[Active: 1, Locked: 3]".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordStatusValues {
+    /// `Active`, `Locked`: the example, the only value the spec prints on the wire.
+    #[default]
+    Words,
+    /// `1`, `3`.
+    Digits,
 }
 
 /// S14's query names: its table (lines 1923-1926) prints `GovIssueIdentType`, `status`,

@@ -26,7 +26,10 @@ use crate::bcs::errors::{
 };
 use crate::bcs::invoker::{ACTION_CREATE, ACTION_READ, bank_now};
 use crate::bcs::wire::{self, Outgoing, Unreadable};
-use crate::config::{HoldsQuery, InvokerFields, ProviderCode, Reconciliation, ReconciliationMode};
+use crate::config::{
+    HoldsQuery, InvokerFields, PasswordStatusValues, ProviderCode, Reconciliation,
+    ReconciliationMode,
+};
 
 /// Idempotency records of withdrawals. Every answer after which the bank may have paid is
 /// `PROVIDER_OUTCOME_UNKNOWN` (see [`unknown_if_ambiguous`]), so the `not_sent` reasons
@@ -61,6 +64,7 @@ struct Core {
     /// How long after an attempt a consulta's "not found" is believed.
     quiet_period: Duration,
     holds_query: HoldsQuery,
+    password_status_values: PasswordStatusValues,
 }
 
 /// Whose secrets these are: the bank's customers, in the holders' budgets.
@@ -82,7 +86,8 @@ impl Security {
             ReconciliationMode::Hold => OnUnknown::Hold,
         };
         let idempotency_config = config.idempotency.clone();
-        let holds_query = config.holds_query;
+        let (holds_query, password_status_values) =
+            (config.holds_query, config.password_status_values);
         let bcs = Bcs::new(config, Arc::clone(&store))?;
         // A claim outlives its call before a repeat may take it over.
         let lease = idempotency_config.lease_or(bcs.ceiling())?;
@@ -95,6 +100,7 @@ impl Security {
                 reconciliation,
                 quiet_period,
                 holds_query,
+                password_status_values,
             }),
         })
     }
@@ -473,7 +479,7 @@ impl SecurityService for Security {
         let r = request.into_inner();
         let op = &client::UPDATE_PASSWORD_STATUS;
         self.call(op, &call, r.invoker.as_ref(), |_, v| {
-            wire::update_password_status(&r, v)
+            wire::update_password_status(&r, self.core.password_status_values, v)
         })
         .await
     }

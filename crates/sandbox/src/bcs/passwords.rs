@@ -12,7 +12,7 @@ use super::envelope::{self, BcsError, Op, Reply, ok};
 use super::fixtures::PasswordPolicy;
 use super::input;
 use super::policy::{Candidate, policy_problem, violation};
-use super::state::{State, User, now};
+use super::state::{State, StatusValues, User, now};
 use super::wire::{ChangePasswordRequest, CreateUserRequest, SetPasswordStatusRequest};
 
 /// S1: GET /user/password/status, by document or by user alias (`SPName`); at the path
@@ -168,11 +168,11 @@ fn check_new_password(
 }
 
 /// The states S13 accepts, by the spec's names and by its numeric codes (Active 1, Locked 3).
-const PASSWORD_STATES: &[(&str, bool)] = &[
-    ("Active", false),
-    ("1", false),
-    ("Locked", true),
-    ("3", true),
+const PASSWORD_STATES: &[(&str, bool, StatusValues)] = &[
+    ("Active", false, StatusValues::Words),
+    ("1", false, StatusValues::Digits),
+    ("Locked", true, StatusValues::Words),
+    ("3", true, StatusValues::Digits),
 ];
 
 /// S13: POST /security-management/v1/customer/password/status (lock or activate).
@@ -187,10 +187,11 @@ pub(super) async fn set_status(
     if ident.is_incomplete() {
         return Err(op.bad_request("govIssueIdent es obligatorio"));
     }
-    let Some(&(_, lock)) = PASSWORD_STATES
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(request.cust_pswd.status.trim()))
-    else {
+    let read = state.bank().readings.password_status_values;
+    let Some(&(_, lock, _)) = PASSWORD_STATES.iter().find(|(name, _, values)| {
+        name.eq_ignore_ascii_case(request.cust_pswd.status.trim())
+            && read.is_none_or(|read| read == *values)
+    }) else {
         return Err(op.reject(&codes::INVALID_PASSWORD_STATUS));
     };
     let channel = input::channel(&headers);

@@ -208,6 +208,9 @@ pub(crate) struct Readings {
     /// The one path S1 answers at; unset, both.
     #[serde(default)]
     pub password_status_path: Option<PasswordStatusPath>,
+    /// The one way S13 reads the status to set; unset, words and digits.
+    #[serde(default)]
+    pub password_status_values: Option<StatusValues>,
 }
 
 impl Default for Readings {
@@ -217,6 +220,7 @@ impl Default for Readings {
             consulta_not_found: ConsultaNotFound::NoFound,
             holds_query: None,
             password_status_path: None,
+            password_status_values: None,
         }
     }
 }
@@ -270,6 +274,15 @@ impl PasswordStatusPath {
             PasswordStatusPath::Spec => Self::SPEC,
         }
     }
+}
+
+/// S13's `custPswd.status`: `Active`/`Locked` as its example (line 1819), or `1`/`3` as
+/// its prose numbers them (line 1808).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum StatusValues {
+    Words,
+    Digits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

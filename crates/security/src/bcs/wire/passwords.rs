@@ -143,10 +143,16 @@ pub fn create_user(
 
 // ---- S13: password status ----------------------------------------------------------------------
 
-/// `custPswd.status`: the spec's example sends the English words.
+/// `custPswd.status` as the spec's example sends it: the English words.
 const PASSWORD_STATUS_WORDS: &[(pb::PasswordStatus, &str)] = &[
     (pb::PasswordStatus::Active, "Active"),
     (pb::PasswordStatus::Locked, "Locked"),
+];
+
+/// `custPswd.status` as its prose numbers the words, and as S1 answers.
+const PASSWORD_STATUS_DIGITS: &[(pb::PasswordStatus, &str)] = &[
+    (pb::PasswordStatus::Active, "1"),
+    (pb::PasswordStatus::Locked, "3"),
 ];
 
 #[derive(Serialize)]
@@ -169,21 +175,20 @@ pub struct StatusBody {
 
 pub fn update_password_status(
     request: &pb::UpdatePasswordStatusRequest,
+    values: PasswordStatusValues,
     v: &mut Violations,
 ) -> Outgoing<UpdatePasswordStatusRequest> {
+    let values = match values {
+        PasswordStatusValues::Words => PASSWORD_STATUS_WORDS,
+        PasswordStatusValues::Digits => PASSWORD_STATUS_DIGITS,
+    };
     Outgoing::body(UpdatePasswordStatusRequest {
         gov_issue_ident: gov_issue_ident(v, "customer", request.customer.as_ref()),
         person_name: PersonName {
             user: fields::alphanumeric(v, "user", &request.user, 0, 30),
         },
         cust_pswd: StatusBody {
-            status: fields::choice(
-                v,
-                "status",
-                request.status,
-                PASSWORD_STATUS_WORDS,
-                "ACTIVE or LOCKED",
-            ),
+            status: fields::choice(v, "status", request.status, values, "ACTIVE or LOCKED"),
         },
     })
 }
