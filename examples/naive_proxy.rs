@@ -33,6 +33,23 @@ type Reply<T> = Result<Response<T>, Status>;
 /// The sandbox's public dev credentials (docs/sandbox.md).
 const BCS_CLIENT: (&str, &str) = ("sandbox-bcs-client", "sandbox-bcs-secret");
 const BCS_TOKEN: &str = "naive-proxy-token";
+
+/// The `X-Invoker-*` headers S1's header table lists (spec lines 46-94), with the values a
+/// deployment fixes; the per-call ones are added by `invoker_headers`. The same set
+/// pasarela sends, so that both put the same bytes on the wire.
+const INVOKER: &[(&str, &str)] = &[
+    ("X-Invoker-Channel", "007"),
+    ("X-Invoker-SubChannel", "00"),
+    ("X-Invoker-BranchId", "1102"),
+    ("X-Invoker-UserIPAddress", "0.0.0.0"),
+    ("X-Invoker-ServerIPAddress", "0.0.0.0"),
+    ("X-Invoker-UserMACAddress", "00-00-00-00-00-00"),
+    ("X-Invoker-ServerMACAddress", "00-00-00-00-00-00"),
+    ("X-Invoker-Country", "CO"),
+    ("X-Invoker-Network", "32"),
+    ("X-Invoker-User", "PASARELA"),
+    ("X-Invoker-Ally", "PASARELA"),
+];
 const KIBAN_API_KEY: &str = "sandbox-kiban-api-key";
 const DAVIPLATA_CLIENT: (&str, &str) = ("sandbox-daviplata-client", "sandbox-daviplata-secret");
 
@@ -43,6 +60,7 @@ struct Naive {
     kiban: String,
     daviplata: String,
     token: Mutex<Option<(String, Instant)>>,
+    tx_ids: std::sync::atomic::AtomicU64,
 }
 
 /// One `Naive` shared by the three services.
@@ -82,6 +100,34 @@ struct Contact {
     email_addr: String,
 }
 
+impl Naive {
+    /// S1's invoker headers: the fixed ones, the Bogotá dates, a TxId and a session key.
+    fn invoker_headers(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let now = chrono::Utc::now() - chrono::Duration::hours(5);
+        let tx_id = format!(
+            "APII{:016}",
+            self.tx_ids
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let session = uuid::Uuid::new_v4().simple().to_string()[..30].to_owned();
+        INVOKER
+            .iter()
+            .fold(request, |request, (name, value)| {
+                request.header(*name, *value)
+            })
+            .header("X-Invoker-ProcessDate", now.format("%Y-%m-%d").to_string())
+            .header(
+                "X-Ident-TransactionDate",
+                now.format("%Y-%m-%dT%H:%M:%S%.3f").to_string(),
+            )
+            .header("X-Invoker-TxId", &tx_id)
+            .header("X-Invoker-ProcessId", &tx_id)
+            .header("X-Invoker-SessionKey", &session)
+            .header("X-Invoker-RequestNumber", &session)
+            .header("Accept", "application/json")
+    }
+}
+
 #[tonic::async_trait]
 impl SecurityService for Proxy {
     async fn get_password_status(
@@ -95,8 +141,7 @@ impl SecurityService for Proxy {
             return Err(Status::invalid_argument("a customer"));
         };
         let answer: StatusAnswer = self
-            .http
-            .get(format!("{}/user/password/status", self.bcs))
+            .invoker_headers(self.http.get(format!("{}/user/password/status", self.bcs)))
             .header("X-Security-ClientID", BCS_CLIENT.0)
             .header("X-Security-ClientSecret", BCS_CLIENT.1)
             .header("X-Security-Token", BCS_TOKEN)
@@ -433,6 +478,7 @@ async fn serve(args: &[String]) -> Result<(), String> {
         kiban: kiban.clone(),
         daviplata: daviplata.clone(),
         token: Mutex::new(None),
+        tx_ids: std::sync::atomic::AtomicU64::new(1),
     }));
     let listener = tokio::net::TcpListener::bind(addr.as_str())
         .await
