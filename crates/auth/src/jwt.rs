@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::jwks::Jwks;
 use crate::principal::{Principal, PrincipalSource};
 use crate::rejection::{Reason, Rejection};
+use crate::verified::{self, VerifiedTokens};
 
 /// Algorithms accepted with keys from a JWKS; HMAC never is (see `jwks::signing_keys`).
 const ASYMMETRIC: [Algorithm; 9] = [
@@ -33,6 +34,8 @@ const ASYMMETRIC: [Algorithm; 9] = [
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
+    /// Required (and checked) by the validation; kept to bound the verification's reuse.
+    exp: u64,
     #[serde(default)]
     scope: Option<String>,
     #[serde(default)]
@@ -44,18 +47,19 @@ struct Claims {
 }
 
 impl Claims {
-    fn into_principal(self) -> Principal {
+    fn into_principal(self) -> (Principal, u64) {
         let spaced = self
             .scope
             .iter()
             .flat_map(|s| s.split_whitespace().map(str::to_owned));
         let scopes = spaced.chain(self.scp.into_iter().flatten()).collect();
-        Principal {
+        let principal = Principal {
             subject: self.sub,
             client_id: self.client_id.or(self.azp),
             scopes,
             source: PrincipalSource::Jwt,
-        }
+        };
+        (principal, self.exp)
     }
 }
 
@@ -65,6 +69,7 @@ pub struct Verifier {
     issuer: Option<String>,
     audience: Option<String>,
     leeway: Duration,
+    verified: VerifiedTokens,
 }
 
 impl Verifier {
@@ -89,11 +94,24 @@ impl Verifier {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             leeway: config.leeway,
+            verified: VerifiedTokens::default(),
         })
     }
 
-    /// The principal a bearer token proves, or why it proves nothing.
+    /// The principal a bearer token proves, or why it proves nothing; a token verified
+    /// moments ago is not checked again (see [`VerifiedTokens`]).
     pub async fn verify(&self, token: &str) -> Result<Principal, Rejection> {
+        let digest = verified::digest(token);
+        if let Some(principal) = self.verified.get(&digest) {
+            return Ok(principal);
+        }
+        let (principal, expires_at) = self.check(token).await?;
+        self.verified.put(digest, principal.clone(), expires_at);
+        Ok(principal)
+    }
+
+    /// The signature and claims of `token`: its principal and `exp`.
+    async fn check(&self, token: &str) -> Result<(Principal, u64), Rejection> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| header_rejection(token))?;
         let key = self.key_for(&header).await?;
         let mut validation = Validation::new(header.alg);
@@ -305,6 +323,7 @@ mod tests {
             issuer: Config::dev().issuer,
             audience: Config::dev().audience,
             leeway: Duration::ZERO,
+            verified: VerifiedTokens::default(),
         };
         let rejected = verifier.verify(&token).await.unwrap_err();
         assert_eq!(rejected.reason, Reason::TokenAlgorithmNotAllowed);
@@ -322,10 +341,10 @@ mod tests {
     #[test]
     fn claims_accept_scope_string_and_scp_list() {
         let claims: Claims = serde_json::from_value(serde_json::json!({
-            "sub": "s", "scope": "a b", "scp": ["c"], "azp": "app"
+            "sub": "s", "exp": 1, "scope": "a b", "scp": ["c"], "azp": "app"
         }))
         .unwrap();
-        let principal = claims.into_principal();
+        let (principal, _) = claims.into_principal();
         assert_eq!(principal.scopes, scopes(&["a", "b", "c"]));
         assert_eq!(principal.client_id.as_deref(), Some("app"));
     }

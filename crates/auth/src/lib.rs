@@ -17,6 +17,7 @@ mod rejection;
 mod secret_attempts;
 mod shared_buckets;
 mod tls;
+mod verified;
 
 pub use config::{
     Budget, Config, DEV_AUDIENCE, DEV_ISSUER, JwksSettings, MtlsSettings, RateLimit,

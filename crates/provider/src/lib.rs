@@ -3,6 +3,7 @@
 //! the idempotency store of money-moving calls.
 #![forbid(unsafe_code)]
 
+pub mod base_url;
 pub mod breaker;
 pub mod deadline;
 pub mod environment;
@@ -15,6 +16,7 @@ pub mod probe;
 pub mod retry;
 pub mod validate;
 
+pub use base_url::BaseUrl;
 pub use environment::Environment;
 pub use errors::{ProviderError, reasons};
 pub use outbound::{Operation, Outbound, RawResponse};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures::FutureExt as _;
 use pasarela_provider::outbound::{Operation, Outbound, RawResponse};
-use pasarela_provider::{ProviderError, metrics, reasons};
+use pasarela_provider::{BaseUrl, ProviderError, metrics, reasons};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -74,9 +74,9 @@ pub struct Daviplata {
 
 struct Inner {
     outbound: Outbound,
-    base_url: String,
+    base_url: BaseUrl,
     /// Where D0 is asked, built once: `token_base_url` (else `base_url`) and its path.
-    token_url: String,
+    token_url: reqwest::Url,
     paths: Paths,
     client_id: String,
     client_secret: SecretString,
@@ -106,15 +106,16 @@ impl Daviplata {
         let outbound = Outbound::new(DOMAIN, &config.outbound)?;
         let client_id_header = HeaderName::try_from(config.client_id_header.as_str())
             .with_context(|| format!("client_id_header {:?}", config.client_id_header))?;
-        let http = |url: &str| url.starts_with("https://") || url.starts_with("http://");
-        anyhow::ensure!(http(&config.base_url), "base_url must be an http(s) URL");
-        let token_base = config.token_base_url.as_deref().unwrap_or(&config.base_url);
-        anyhow::ensure!(http(token_base), "token_base_url must be an http(s) URL");
-        let token_url = format!("{}{}", token_base.trim_end_matches('/'), config.paths.token);
+        let base_url = BaseUrl::parse(&config.base_url, "recurring_payments.base_url")?;
+        let token_url = match &config.token_base_url {
+            Some(token_base) => BaseUrl::parse(token_base, "recurring_payments.token_base_url")?,
+            None => base_url.clone(),
+        }
+        .join(&config.paths.token);
         Ok(Self {
             inner: Arc::new(Inner {
                 outbound,
-                base_url: config.base_url.trim_end_matches('/').to_owned(),
+                base_url,
                 token_url,
                 paths: config.paths.clone(),
                 client_id: config.client_id.clone(),
@@ -167,7 +168,7 @@ impl Daviplata {
         let request = inner
             .outbound
             .client()
-            .post(format!("{}{}", inner.base_url, (op.path)(&inner.paths)))
+            .post(inner.base_url.join((op.path)(&inner.paths)))
             .header(&inner.client_id_header, &inner.client_id)
             .bearer_auth(token.value.expose_secret())
             .header(CONTENT_TYPE, "application/json")
@@ -215,7 +216,7 @@ async fn fetch_token(inner: Arc<Inner>) -> Result<Token, ProviderError> {
     let request = inner
         .outbound
         .client()
-        .post(&inner.token_url)
+        .post(inner.token_url.clone())
         .header(ACCEPT, "application/json")
         .form(&form);
     let response = inner

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use pasarela_auth::CallContext;
 use pasarela_provider::idempotency::{Store, reason};
-use pasarela_provider::{Operation, Outbound, ProviderError, Violations, deadline};
+use pasarela_provider::{BaseUrl, Operation, Outbound, ProviderError, Violations, deadline};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -356,7 +356,7 @@ const PATH_ID: &str = "{identSerialNum}";
 #[derive(Debug)]
 pub struct Bcs {
     outbound: Outbound,
-    base_url: String,
+    base_url: BaseUrl,
     client_id: String,
     client_secret: SecretString,
     access_token: Option<SecretString>,
@@ -413,7 +413,7 @@ impl Bcs {
     pub fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         Ok(Self {
             outbound: Outbound::new(DOMAIN, &config.outbound)?,
-            base_url: config.base_url.trim_end_matches('/').to_owned(),
+            base_url: BaseUrl::parse(&config.base_url, "security.base_url")?,
             client_id: config.client_id,
             client_secret: config.client_secret,
             access_token: config.access_token,
@@ -613,7 +613,7 @@ impl Bcs {
         let mut request = self
             .outbound
             .client()
-            .request(op.method.clone(), format!("{}{path}", self.base_url))
+            .request(op.method.clone(), self.base_url.join(&path))
             .header("Accept", "application/json")
             .header("X-Invoker-ProcessDate", now.format("%Y-%m-%d").to_string())
             .header(
@@ -715,7 +715,7 @@ mod tests {
             OutboundSettings::default().http.timeout
         );
         let bcs = Bcs::new(config, Arc::new(MemoryStore::default())).unwrap();
-        assert_eq!(bcs.base_url, "http://127.0.0.1:1");
+        assert_eq!(bcs.base_url.as_str(), "http://127.0.0.1:1");
         let withdrawal = bcs.base_invoker(&WITHDRAW_WITH_OTP);
         assert_eq!(
             (withdrawal.channel.as_str(), withdrawal.branch_id.as_str()),

@@ -70,7 +70,8 @@ pub fn read<T: DeserializeOwned>(
         }
         None => return Err(bad_response(operation, status, unreadable(&raw.body))),
     };
-    let envelope: Envelope = serde_json::from_value(body.clone())
+    // Read from a borrow: only the envelope's fields are copied, not the whole body.
+    let envelope = Envelope::deserialize(&body)
         .map_err(|_| bad_response(operation, status, "an envelope of the wrong shape"))?;
     let value = envelope
         .response_type
