@@ -519,6 +519,7 @@ fn channel_round() -> AuthenticateChannelRequest {
         trace: Some(ChallengeTrace {
             iteration: 4,
             retry: 1,
+            ..Default::default()
         }),
         answers: vec![ChannelQuestionAnswer {
             r#type: "S".into(),
@@ -551,6 +552,7 @@ fn question_round(
         trace: answer.is_some().then_some(ChallengeTrace {
             iteration: 2,
             retry: 1,
+            ..Default::default()
         }),
         answers: answer.into_iter().collect(),
         ..Default::default()
@@ -800,13 +802,7 @@ async fn bcs_response_examples_reach_the_proto_fields() {
         s17.authorization_code
             .starts_with("23F3D2C7BE98187C6D8F417AE243D0DCCE2DFBF0900006API429")
     );
-    assert_eq!(
-        s17.trace,
-        Some(ChallengeTrace {
-            iteration: 0,
-            retry: 0
-        })
-    );
+    assert_eq!(s17.trace, Some(trace_of(0, 0)));
     let question = &s17.questions[0];
     assert_eq!(
         (question.r#type.as_str(), question.code.as_str()),
@@ -942,13 +938,7 @@ async fn s19_response_examples_reach_the_proto_fields() {
         ),
         ("TV", "")
     );
-    assert_eq!(
-        first.trace,
-        Some(ChallengeTrace {
-            iteration: 2,
-            retry: 1
-        })
-    );
+    assert_eq!(first.trace, Some(trace_of(2, 1)));
     let code = &first.questions[0];
     assert_eq!(
         (code.r#type.as_str(), code.id.as_str()),
@@ -972,13 +962,7 @@ async fn s19_response_examples_reach_the_proto_fields() {
     );
 
     let second = s19_round(&app, "bcs/s19-create-challenge-v2-response-2.json").await;
-    assert_eq!(
-        second.trace,
-        Some(ChallengeTrace {
-            iteration: 3,
-            retry: 1
-        })
-    );
+    assert_eq!(second.trace, Some(trace_of(3, 1)));
     let card = &second.questions[0];
     assert_eq!(card.r#type, "SM");
     let options: Vec<(&str, &str)> = card
@@ -1001,6 +985,44 @@ async fn s19_response_examples_reach_the_proto_fields() {
         "13581DA3A42EF77CA4ED35BA7BD022E8D6B480F5100090APII427032263281789 20241018111456456"
     );
     assert!(third.trace.is_none() && third.questions.is_empty());
+}
+
+/// A trace as the bank wrote it in digits: the numbers and the same text.
+fn trace_of(iteration: i32, retry: i32) -> ChallengeTrace {
+    ChallengeTrace {
+        iteration,
+        retry,
+        iteration_text: iteration.to_string(),
+        retry_text: retry.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn s19_trace_values_are_text_kept_and_sent_back_as_written() {
+    // S19's table: trace.*.value is a String of up to 20 characters, not a counter.
+    let app = security::app().await;
+    let mut body = example("bcs/s19-create-challenge-v2-response.json");
+    body["trace"]["iteration"]["value"] = json!("IT-0002");
+    body["trace"]["retry"]["value"] = json!("R1");
+    serve(&app, "s19", 200, &body).await;
+    let first = security::client(&app)
+        .create_question_challenge(question_round(ChallengeRound::Initial, None))
+        .await
+        .expect("a trace that is no number is still an answer")
+        .into_inner();
+    let trace = first.trace.expect("a trace");
+    assert_eq!(
+        (trace.iteration_text.as_str(), trace.retry_text.as_str()),
+        ("IT-0002", "R1")
+    );
+    assert_eq!((trace.iteration, trace.retry), (0, 0), "not numbers");
+
+    let mut next = question_round(ChallengeRound::Answer, Some(code_answer()));
+    next.trace = Some(trace);
+    let _ = security::client(&app).create_question_challenge(next).await;
+    let sent = body_of(&last_call(&app, "bcs", "POST", bcs_path("s19")).await);
+    assert_eq!(sent["trace"]["iteration"]["value"], "IT-0002", "{sent}");
+    assert_eq!(sent["trace"]["retry"]["value"], "R1", "{sent}");
 }
 
 /// An initial S19 round answered with the example `rel`, verbatim.

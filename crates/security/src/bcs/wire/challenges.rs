@@ -202,15 +202,46 @@ pub fn create_question_challenge(
         .collect();
     Outgoing::body(ChallengeRequest {
         request_type: Some(wrapped(round.into())),
-        trace: request.trace.map(|trace| Trace {
-            iteration: wrapped(trace.iteration.to_string()),
-            retry: wrapped(trace.retry.to_string()),
+        trace: request.trace.as_ref().map(|trace| Trace {
+            iteration: wrapped(trace_text(
+                v,
+                "trace.iteration_text",
+                &trace.iteration_text,
+                trace.iteration,
+            )),
+            retry: wrapped(trace_text(
+                v,
+                "trace.retry_text",
+                &trace.retry_text,
+                trace.retry,
+            )),
         }),
         question: (!question_list.is_empty()).then(|| Quantity {
             quantity: question_list.len().to_string(),
         }),
         question_list,
         ..challenge_of!(v, request)
+    })
+}
+
+/// A counter of S19's trace, text on its wire (up to 20 characters, its table says): the
+/// bank's own text when the caller sends it back, else the number.
+fn trace_text(v: &mut Violations, field: &str, text: &str, number: i32) -> String {
+    if text.is_empty() {
+        number.to_string()
+    } else {
+        fields::text(v, field, text, 1, 20)
+    }
+}
+
+/// A counter of S17's trace, a number on its wire.
+fn trace_number(v: &mut Violations, field: &str, text: &str, number: i32) -> i32 {
+    if text.is_empty() {
+        return number;
+    }
+    text.trim().parse().unwrap_or_else(|_| {
+        v.add(field, "AuthenticateChannel's trace counters are integers");
+        0
     })
 }
 
@@ -247,11 +278,17 @@ pub struct TraceAnswer {
 }
 
 impl TraceAnswer {
-    fn read(&self) -> Result<pb::ChallengeTrace, Unreadable> {
-        Ok(pb::ChallengeTrace {
-            iteration: self.iteration.value.number()?,
-            retry: self.retry.value.number()?,
-        })
+    /// The counters as the bank wrote them, and as numbers when they are numbers: S17
+    /// prints numbers, S19's table allows any text.
+    fn read(&self) -> pb::ChallengeTrace {
+        let iteration = self.iteration.value.as_str();
+        let retry = self.retry.value.as_str();
+        pb::ChallengeTrace {
+            iteration: iteration.parse().unwrap_or_default(),
+            retry: retry.parse().unwrap_or_default(),
+            iteration_text: iteration.to_owned(),
+            retry_text: retry.to_owned(),
+        }
     }
 }
 
@@ -321,7 +358,7 @@ impl TryFrom<ChallengeAnswer> for pb::CreateQuestionChallengeResponse {
     type Error = Unreadable;
 
     fn try_from(answer: ChallengeAnswer) -> Result<Self, Unreadable> {
-        let trace = answer.trace.as_ref().map(TraceAnswer::read).transpose()?;
+        let trace = answer.trace.as_ref().map(TraceAnswer::read);
         let (result, authorization_value, authorization_code) = answer.authorization.read();
         Ok(Self {
             result: result.into(),
@@ -534,7 +571,7 @@ pub fn authenticate_channel(
         .enumerate()
         .map(|(i, question)| channel_question(v, i, question))
         .collect();
-    let trace = request.trace.unwrap_or_default();
+    let trace = request.trace.clone().unwrap_or_default();
     Outgoing::body(AuthChannelRequest {
         transaction: AuthChannelTransaction {
             working_day_frame: one_letter(
@@ -576,8 +613,18 @@ pub fn authenticate_channel(
                 quantity: question_list.len(),
             },
             trace: Trace {
-                iteration: wrapped(trace.iteration),
-                retry: wrapped(trace.retry),
+                iteration: wrapped(trace_number(
+                    v,
+                    "trace.iteration_text",
+                    &trace.iteration_text,
+                    trace.iteration,
+                )),
+                retry: wrapped(trace_number(
+                    v,
+                    "trace.retry_text",
+                    &trace.retry_text,
+                    trace.retry,
+                )),
             },
             question_list,
         },
@@ -663,11 +710,7 @@ impl TryFrom<AuthChannelAnswer> for pb::AuthenticateChannelResponse {
 
     fn try_from(answer: AuthChannelAnswer) -> Result<Self, Unreadable> {
         let transaction = answer.transaction;
-        let trace = transaction
-            .trace
-            .as_ref()
-            .map(TraceAnswer::read)
-            .transpose()?;
+        let trace = transaction.trace.as_ref().map(TraceAnswer::read);
         let (result, authorization_value, authorization_code) = transaction.authorization.read();
         let questions = transaction
             .question_list
@@ -699,5 +742,25 @@ impl TryFrom<AuthChannelAnswer> for pb::AuthenticateChannelResponse {
             trace,
             questions,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_counters_go_back_as_each_operation_writes_them() {
+        let mut v = Violations::new();
+        assert_eq!(trace_text(&mut v, "t", "IT-0002", 0), "IT-0002");
+        assert_eq!(trace_text(&mut v, "t", "", 3), "3");
+        assert_eq!(trace_number(&mut v, "t", " 4 ", 0), 4);
+        assert_eq!(trace_number(&mut v, "t", "", 5), 5);
+        assert!(v.is_empty());
+        trace_number(&mut v, "trace.iteration_text", "IT-0002", 0);
+        assert!(!v.is_empty(), "S17's counters are numbers");
+        let mut long = Violations::new();
+        trace_text(&mut long, "t", &"x".repeat(21), 0);
+        assert!(!long.is_empty(), "S19's table: at most 20 characters");
     }
 }

@@ -94,6 +94,10 @@ impl Text {
         self.0
     }
 
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// A counter; an empty value is zero.
     fn number(&self) -> Result<i32, Unreadable> {
         if self.0.is_empty() {
