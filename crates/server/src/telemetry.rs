@@ -41,12 +41,10 @@ pub fn init(settings: &LogSettings) -> anyhow::Result<Telemetry> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.level));
     // Lines are written by a dedicated thread, so a call does not wait on stderr; not
-    // lossy: audit lines are never dropped (a full buffer slows callers instead). The
-    // thread writes every line waiting in one write(2) and flushes as soon as none is
-    // left, so a line is never held back while the process is idle.
+    // lossy: audit lines are never dropped (a full buffer slows callers instead).
     let (writer, log_writer) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::BufWriter::new(std::io::stderr()));
+        .finish(std::io::stderr());
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
     let fmt = match settings.format {
         LogFormat::Json => fmt
