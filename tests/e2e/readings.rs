@@ -11,66 +11,132 @@ use serde_json::json;
 use tonic::Code;
 
 use crate::recurring_payments::{WALLET, commerce, wallet};
-use crate::security::{assert_error, customer, status_request};
+use crate::security::{customer, status_request};
 use crate::support::{TestApp, cc, spawn_app_with};
 use pasarela_security::config::HoldsQuery;
 
-/// Sets the BCS emulator's readings of S14's query and S1's path, S18's at their defaults.
+/// Sets the BCS emulator's readings of S14's query and S1's path.
 async fn bank_reads(app: &TestApp, holds_query: &str, password_status_path: &str) {
-    let readings = json!({
-        "dedup_tx_ids": true,
-        "consulta_not_found": "no_found",
+    let (path, readings) = bcs_readings(json!({
         "holds_query": holds_query,
         "password_status_path": password_status_path,
-    });
-    app.admin_send(reqwest::Method::PUT, "/bcs/readings", readings)
+    }));
+    app.admin_send(reqwest::Method::PUT, path, readings).await;
+}
+
+/// How a case configured for the other reading must fail: pasarela's fault or its
+/// configuration's, in the provider's words, never the caller's.
+struct Refusal {
+    code: Code,
+    reason: &'static str,
+    /// Words the error must carry ("" for none).
+    says: &'static str,
+}
+
+/// One case of a spec read two ways: the sandbox's reading set with PUT `readings`, then
+/// pasarela, configured by `configure`, makes `call`, which must work when `works` and
+/// otherwise fail as `refusal` says.
+async fn case(
+    context: &str,
+    configure: impl FnOnce(&mut pasarela_server::config::Config),
+    readings: (&str, serde_json::Value),
+    call: impl AsyncFnOnce(&TestApp) -> Result<(), tonic::Status>,
+    works: bool,
+    refusal: &Refusal,
+) {
+    let app = spawn_app_with(configure).await;
+    app.admin_send(reqwest::Method::PUT, readings.0, readings.1)
         .await;
+    match (works, call(&app).await) {
+        (true, Ok(())) => {}
+        (false, Err(status)) => {
+            assert_eq!(status.code(), refusal.code, "{context}: {status:?}");
+            assert_eq!(
+                crate::support::reason(&status),
+                refusal.reason,
+                "{context}: {status:?}"
+            );
+            assert!(
+                format!("{status:?}").contains(refusal.says),
+                "{context}: the provider's words say what it could not read: {status:?}"
+            );
+        }
+        (works, outcome) => panic!("{context}: expected works={works}, got {outcome:?}"),
+    }
+    app.stop().await;
+}
+
+/// The BCS emulator's readings: S18's at their defaults, `more` on top.
+fn bcs_readings(more: serde_json::Value) -> (&'static str, serde_json::Value) {
+    let mut readings = json!({ "dedup_tx_ids": true, "consulta_not_found": "no_found" });
+    readings
+        .as_object_mut()
+        .expect("an object")
+        .extend(more.as_object().expect("an object").clone());
+    ("/bcs/readings", readings)
+}
+
+/// The Daviplata emulator's readings: deduplication at its default, `more` on top.
+fn daviplata_readings(more: serde_json::Value) -> (&'static str, serde_json::Value) {
+    let mut readings = json!({ "dedup_transaction_ids": true });
+    readings
+        .as_object_mut()
+        .expect("an object")
+        .extend(more.as_object().expect("an object").clone());
+    ("/daviplata/readings", readings)
+}
+
+/// The four cases of a reading: each setting against each reading of the provider.
+fn four<R: Copy, S: Copy>(a: (R, S), b: (R, S)) -> [(R, S, bool); 4] {
+    [
+        (a.0, a.1, true),
+        (b.0, b.1, true),
+        (b.0, a.1, false),
+        (a.0, b.1, false),
+    ]
 }
 
 #[tokio::test]
 async fn the_password_status_values_work_when_they_match_the_bank_and_fail_clearly_when_not() {
     use pasarela_security::config::PasswordStatusValues;
-    let cases = [
-        ("words", PasswordStatusValues::Words, true),
-        ("digits", PasswordStatusValues::Digits, true),
-        ("digits", PasswordStatusValues::Words, false),
-        ("words", PasswordStatusValues::Digits, false),
-    ];
+    // A status the proto enum checked, spelt the way this bank does not read.
+    let refusal = Refusal {
+        code: Code::Internal,
+        reason: "PASSWORD_STATUS_INVALID",
+        says: "",
+    };
+    let cases = four(
+        ("words", PasswordStatusValues::Words),
+        ("digits", PasswordStatusValues::Digits),
+    );
     for (bank, setting, works) in cases {
-        let app = spawn_app_with(|config| {
-            let security = config.security.as_mut().expect("security");
-            security.password_status_values = setting;
-        })
-        .await;
-        let readings = json!({
-            "dedup_tx_ids": true,
-            "consulta_not_found": "no_found",
-            "password_status_values": bank,
-        });
-        app.admin_send(reqwest::Method::PUT, "/bcs/readings", readings)
-            .await;
-        let outcome = crate::security::client(&app)
-            .update_password_status(UpdatePasswordStatusRequest {
+        let lock = async |app: &TestApp| {
+            let request = UpdatePasswordStatusRequest {
                 customer: cc("1007641"),
                 status: PasswordStatus::Locked.into(),
                 ..Default::default()
-            })
-            .await;
-        let context = format!("bank {bank}, pasarela {setting:?}");
-        match (works, outcome) {
-            (true, Ok(_)) => {}
-            // A status the proto enum checked, spelt the way this bank does not read.
-            (false, Err(status)) => {
-                assert_error(&status, Code::Internal, "PASSWORD_STATUS_INVALID");
-            }
-            (works, outcome) => panic!("{context}: expected works={works}, got {outcome:?}"),
-        }
-        app.stop().await;
+            };
+            crate::security::client(app)
+                .update_password_status(request)
+                .await
+                .map(drop)
+        };
+        case(
+            &format!("bank {bank}, pasarela {setting:?}"),
+            |config| {
+                config
+                    .security
+                    .as_mut()
+                    .expect("security")
+                    .password_status_values = setting
+            },
+            bcs_readings(json!({ "password_status_values": bank })),
+            lock,
+            works,
+            &refusal,
+        )
+        .await;
     }
-}
-
-async fn bank_reads_holds_query(app: &TestApp, casing: &str) {
-    bank_reads(app, casing, "readme").await;
 }
 
 /// S1's two paths: the README's (pasarela's default) and the spec's.
@@ -79,171 +145,149 @@ const SPEC_S1: &str = "/security-management/v1/user/password/status";
 
 #[tokio::test]
 async fn the_password_status_path_works_when_it_matches_the_bank_and_fails_clearly_when_not() {
-    let cases = [
-        ("readme", README_S1, true),
-        ("spec", SPEC_S1, true),
-        ("spec", README_S1, false),
-        ("readme", SPEC_S1, false),
-    ];
-    for (bank, setting, works) in cases {
-        let app = spawn_app_with(|config| {
-            let security = config.security.as_mut().expect("security");
-            security.paths.password_status = setting.to_owned();
-        })
+    // pasarela's path, not the caller's customer: never NOT_FOUND.
+    let refusal = Refusal {
+        code: Code::Internal,
+        reason: "PROVIDER_PATH_NOT_FOUND",
+        says: "",
+    };
+    for (bank, setting, works) in four(("readme", README_S1), ("spec", SPEC_S1)) {
+        let status = async |app: &TestApp| {
+            crate::security::client(app)
+                .get_password_status(status_request("4835799410", customer("1007641")))
+                .await
+                .map(drop)
+        };
+        case(
+            &format!("bank {bank}, pasarela {setting}"),
+            |config| {
+                config
+                    .security
+                    .as_mut()
+                    .expect("security")
+                    .paths
+                    .password_status = setting.into()
+            },
+            bcs_readings(json!({ "password_status_path": bank })),
+            status,
+            works,
+            &refusal,
+        )
         .await;
-        bank_reads(&app, "table", bank).await;
-        let outcome = crate::security::client(&app)
-            .get_password_status(status_request("4835799410", customer("1007641")))
-            .await;
-        let context = format!("bank {bank}, pasarela {setting}");
-        match (works, outcome) {
-            (true, Ok(_)) => {}
-            (false, Err(status)) => {
-                // pasarela's path, not the caller's customer: never NOT_FOUND.
-                assert_error(&status, Code::Internal, "PROVIDER_PATH_NOT_FOUND");
-            }
-            (works, outcome) => panic!("{context}: expected works={works}, got {outcome:?}"),
-        }
-        app.stop().await;
     }
 }
 
 #[tokio::test]
 async fn the_holds_query_casing_works_when_it_matches_the_bank_and_fails_clearly_when_not() {
-    let cases = [
-        ("table", HoldsQuery::Table, true),
-        ("camel", HoldsQuery::Camel, true),
-        ("camel", HoldsQuery::Table, false),
-        ("table", HoldsQuery::Camel, false),
-    ];
-    for (bank, setting, works) in cases {
-        let app = spawn_app_with(|config| {
-            let security = config.security.as_mut().expect("security");
-            security.access_token = Some(crate::security::TOKEN.to_owned().into());
-            security.holds_query = setting;
-        })
-        .await;
-        bank_reads_holds_query(&app, bank).await;
-        let outcome = crate::security::client(&app)
-            .list_channel_holds(ListChannelHoldsRequest {
+    let refusal = Refusal {
+        code: Code::Internal,
+        reason: "PROVIDER_REQUEST_MALFORMED",
+        says: "unknown query parameter",
+    };
+    for (bank, setting, works) in four(("table", HoldsQuery::Table), ("camel", HoldsQuery::Camel)) {
+        let holds = async |app: &TestApp| {
+            let request = ListChannelHoldsRequest {
                 customer: cc("1007641"),
                 filter: HoldFilter::All.into(),
                 ..Default::default()
-            })
-            .await;
-        let context = format!("bank {bank}, pasarela {setting:?}");
-        match (works, outcome) {
-            (true, Ok(_)) => {}
-            (false, Err(status)) => {
-                assert_error(&status, Code::Internal, "PROVIDER_REQUEST_MALFORMED");
-                assert!(
-                    format!("{status:?}").contains("unknown query parameter"),
-                    "{context}: the bank's words say what it could not read: {status:?}"
-                );
-            }
-            (works, outcome) => panic!("{context}: expected works={works}, got {outcome:?}"),
-        }
-        app.stop().await;
+            };
+            crate::security::client(app)
+                .list_channel_holds(request)
+                .await
+                .map(drop)
+        };
+        let configure = |config: &mut pasarela_server::config::Config| {
+            let security = config.security.as_mut().expect("security");
+            security.access_token = Some(crate::security::TOKEN.to_owned().into());
+            security.holds_query = setting;
+        };
+        case(
+            &format!("bank {bank}, pasarela {setting:?}"),
+            configure,
+            bcs_readings(json!({ "holds_query": bank })),
+            holds,
+            works,
+            &refusal,
+        )
+        .await;
     }
 }
 
-/// Sets the Daviplata emulator's readings, deduplication at its default.
+/// Sets the Daviplata emulator's client id header.
 async fn gateway_reads_client_id_from(app: &TestApp, header: &str) {
-    let readings = json!({ "dedup_transaction_ids": true, "client_id_header": header });
-    app.admin_send(reqwest::Method::PUT, "/daviplata/readings", readings)
-        .await;
+    let (path, readings) = daviplata_readings(json!({ "client_id_header": header }));
+    app.admin_send(reqwest::Method::PUT, path, readings).await;
+}
+
+/// D1 for the sandbox's first wallet.
+async fn request_subscription(app: &TestApp) -> Result<(), tonic::Status> {
+    crate::recurring_payments::client(app)
+        .request_subscription(RequestSubscriptionRequest {
+            commerce: commerce(),
+            wallet: wallet(WALLET),
+            transaction: None,
+        })
+        .await
+        .map(drop)
+}
+
+fn payments(
+    config: &mut pasarela_server::config::Config,
+) -> &mut pasarela_recurring_payments::Config {
+    config
+        .recurring_payments
+        .as_mut()
+        .expect("recurring payments")
 }
 
 #[tokio::test]
 async fn the_client_id_header_works_when_it_matches_the_gateway_and_fails_clearly_when_not() {
-    let cases = [
-        ("client_id", "client_id", true),
-        ("x_ibm_client_id", "x-ibm-client-id", true),
-        ("x_ibm_client_id", "client_id", false),
-        ("client_id", "x-ibm-client-id", false),
-    ];
+    // pasarela's credentials, not the caller's.
+    let refusal = Refusal {
+        code: Code::Internal,
+        reason: "PROVIDER_AUTH_FAILED",
+        says: "",
+    };
+    let cases = four(
+        ("client_id", "client_id"),
+        ("x_ibm_client_id", "x-ibm-client-id"),
+    );
     for (gateway, setting, works) in cases {
-        let app = spawn_app_with(|config| {
-            let payments = config
-                .recurring_payments
-                .as_mut()
-                .expect("recurring payments");
-            payments.client_id_header = setting.to_owned();
-        })
+        case(
+            &format!("gateway {gateway}, pasarela {setting}"),
+            |config| payments(config).client_id_header = setting.to_owned(),
+            daviplata_readings(json!({ "client_id_header": gateway })),
+            request_subscription,
+            works,
+            &refusal,
+        )
         .await;
-        gateway_reads_client_id_from(&app, gateway).await;
-        let outcome = crate::recurring_payments::client(&app)
-            .request_subscription(RequestSubscriptionRequest {
-                commerce: commerce(),
-                wallet: wallet(WALLET),
-                transaction: None,
-            })
-            .await;
-        let context = format!("gateway {gateway}, pasarela {setting}");
-        match (works, outcome) {
-            (true, Ok(_)) => {}
-            (false, Err(status)) => {
-                assert_eq!(status.code(), Code::Internal, "{context}: {status:?}");
-                assert_eq!(
-                    crate::support::reason(&status),
-                    "PROVIDER_AUTH_FAILED",
-                    "{context}: pasarela's credentials, not the caller's"
-                );
-            }
-            (works, outcome) => panic!("{context}: expected works={works}, got {outcome:?}"),
-        }
-        app.stop().await;
     }
-}
-
-/// Sets the Daviplata emulator's reading of the merchant id's spelling.
-async fn gateway_reads_commerce_id(app: &TestApp, field: &str) {
-    let readings = json!({ "dedup_transaction_ids": true, "commerce_id": field });
-    app.admin_send(reqwest::Method::PUT, "/daviplata/readings", readings)
-        .await;
 }
 
 #[tokio::test]
 async fn the_merchant_id_spelling_works_when_it_matches_and_fails_clearly_when_not() {
     use pasarela_recurring_payments::config::CommerceField;
-    let cases = [
-        ("commercel_id", CommerceField::CommercelId, true),
-        ("commerce_id", CommerceField::CommerceId, true),
-        ("commerce_id", CommerceField::CommercelId, false),
-        ("commercel_id", CommerceField::CommerceId, false),
-    ];
-    for (reading, setting, works) in cases {
-        let app = spawn_app_with(|config| {
-            let payments = config
-                .recurring_payments
-                .as_mut()
-                .expect("recurring payments");
-            payments.commerce_id_field = setting;
-        })
+    // The gateway's schema refusal of pasarela's body, not the caller's.
+    let refusal = Refusal {
+        code: Code::Internal,
+        reason: "PROVIDER_REJECTED_REQUEST",
+        says: "",
+    };
+    let cases = four(
+        ("commercel_id", CommerceField::CommercelId),
+        ("commerce_id", CommerceField::CommerceId),
+    );
+    for (gateway, setting, works) in cases {
+        case(
+            &format!("gateway {gateway}, pasarela {setting:?}"),
+            |config| payments(config).commerce_id_field = setting,
+            daviplata_readings(json!({ "commerce_id": gateway })),
+            request_subscription,
+            works,
+            &refusal,
+        )
         .await;
-        gateway_reads_commerce_id(&app, reading).await;
-        let outcome = crate::recurring_payments::client(&app)
-            .request_subscription(RequestSubscriptionRequest {
-                commerce: commerce(),
-                wallet: wallet(WALLET),
-                transaction: None,
-            })
-            .await;
-        let context = format!("gateway {reading}, pasarela {setting:?}");
-        match (works, outcome) {
-            (true, Ok(_)) => {}
-            (false, Err(status)) => {
-                // The gateway's schema refusal of pasarela's body, not the caller's.
-                assert_eq!(status.code(), Code::Internal, "{context}: {status:?}");
-                assert_eq!(
-                    crate::support::reason(&status),
-                    "PROVIDER_REJECTED_REQUEST",
-                    "{context}"
-                );
-            }
-            (works, outcome) => panic!("{context}: expected works={works}, got {outcome:?}"),
-        }
-        app.stop().await;
     }
 }
 
@@ -286,13 +330,12 @@ async fn probe_moving_money(
 
 /// Sets every reading of the Daviplata emulator the money-moving checks tell apart.
 async fn daviplata_reads(app: &TestApp, dedup: bool, field: &str, commerce_id: &str) {
-    let readings = json!({
+    let (path, readings) = daviplata_readings(json!({
         "dedup_transaction_ids": dedup,
         "activation_document": field,
         "commerce_id": commerce_id,
-    });
-    app.admin_send(reqwest::Method::PUT, "/daviplata/readings", readings)
-        .await;
+    }));
+    app.admin_send(reqwest::Method::PUT, path, readings).await;
 }
 
 #[tokio::test]
@@ -453,68 +496,36 @@ async fn probe_names_the_setting_of_each_reading_the_sandbox_plays() {
     app.stop().await;
 }
 
-/// Sets the Daviplata emulator's reading of D2's document number.
-async fn gateway_reads_activation_document(app: &TestApp, field: &str) {
-    let readings = json!({ "dedup_transaction_ids": true, "activation_document": field });
-    app.admin_send(reqwest::Method::PUT, "/daviplata/readings", readings)
-        .await;
-}
-
 #[tokio::test]
 async fn the_activation_document_spelling_works_when_it_matches_and_fails_clearly_when_not() {
     use pasarela_recurring_payments::config::DocumentField;
-    let cases = [
-        (
-            "identification_number",
-            DocumentField::IdentificationNumber,
-            true,
-        ),
-        ("identification_num", DocumentField::IdentificationNum, true),
-        (
-            "identification_num",
-            DocumentField::IdentificationNumber,
-            false,
-        ),
-        (
-            "identification_number",
-            DocumentField::IdentificationNum,
-            false,
-        ),
-    ];
-    for (reading, setting, works) in cases {
-        let app = spawn_app_with(|config| {
-            let payments = config
-                .recurring_payments
-                .as_mut()
-                .expect("recurring payments");
-            payments.activation_document_field = setting;
-        })
+    // Daviplata's refusal of the structure pasarela sent, in its own words.
+    let refusal = Refusal {
+        code: Code::Internal,
+        reason: "PROVIDER_REJECTED_REQUEST",
+        says: "structure",
+    };
+    let cases = four(
+        ("identification_number", DocumentField::IdentificationNumber),
+        ("identification_num", DocumentField::IdentificationNum),
+    );
+    for (gateway, setting, works) in cases {
+        let activate = async |app: &TestApp| {
+            let mut client = crate::recurring_payments::client(app);
+            let (session, otp) = crate::recurring_payments::request_otp(&mut client, WALLET).await;
+            let key = format!("activate-{gateway}-{setting:?}");
+            let request =
+                crate::recurring_payments::activation(&key, WALLET, &session, &otp, 100_000);
+            client.activate_subscription(request).await.map(drop)
+        };
+        case(
+            &format!("gateway {gateway}, pasarela {setting:?}"),
+            |config| payments(config).activation_document_field = setting,
+            daviplata_readings(json!({ "activation_document": gateway })),
+            activate,
+            works,
+            &refusal,
+        )
         .await;
-        gateway_reads_activation_document(&app, reading).await;
-        let mut client = crate::recurring_payments::client(&app);
-        let (session, otp) = crate::recurring_payments::request_otp(&mut client, WALLET).await;
-        let key = format!("activate-{reading}-{setting:?}");
-        let request = crate::recurring_payments::activation(&key, WALLET, &session, &otp, 100_000);
-        let outcome = client.activate_subscription(request).await;
-        let context = format!("bank {reading}, pasarela {setting:?}");
-        match (works, outcome) {
-            (true, Ok(_)) => {}
-            (false, Err(status)) => {
-                // Daviplata's refusal of the structure pasarela sent, in its own words:
-                // pasarela's fault, not the caller's.
-                assert_eq!(status.code(), Code::Internal, "{context}: {status:?}");
-                assert_eq!(
-                    crate::support::reason(&status),
-                    "PROVIDER_REJECTED_REQUEST",
-                    "{context}: {status:?}"
-                );
-                assert!(
-                    status.message().contains("structure"),
-                    "{context}: {status:?}"
-                );
-            }
-            (works, outcome) => panic!("{context}: expected works={works}, got {outcome:?}"),
-        }
-        app.stop().await;
     }
 }

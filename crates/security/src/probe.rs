@@ -6,13 +6,16 @@ use std::sync::Arc;
 use pasarela::common::v1::{DocumentType, Identification};
 use pasarela::security::v1 as pb;
 use pasarela_auth::CallContext;
+use pasarela_provider::Violations;
 use pasarela_provider::idempotency::MemoryStore;
 use pasarela_provider::probe::{Finding, Taken, finding};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tonic_types::StatusExt as _;
 
-use crate::bcs::client::{self, Bcs};
+use crate::bcs::client::{self, Bcs, Op};
 use crate::bcs::errors::reason;
-use crate::bcs::wire;
+use crate::bcs::wire::{self, Outgoing};
 use crate::config::{Config, HoldsQuery, Paths};
 
 /// A document number no customer has: a read of it changes nothing at the bank.
@@ -70,16 +73,21 @@ async fn ask_nobodys_password_status(bcs: &Bcs) -> Taken {
         subject: Some(pb::get_password_status_request::Subject::Customer(nobody())),
         ..Default::default()
     };
-    let build = |_: &_, v: &mut _| wire::get_password_status(&request, v);
-    let outcome = bcs
-        .run(
-            &client::PASSWORD_STATUS,
-            &CallContext::default(),
-            None,
-            build,
-            |_| Ok(()),
-        )
-        .await;
+    ask(bcs, &client::PASSWORD_STATUS, |v| {
+        wire::get_password_status(&request, v)
+    })
+    .await
+}
+
+/// `op` sent once as `build` makes it, with the configured invoker defaults; the answer
+/// only counts for how it was taken.
+async fn ask<B: Serialize, W: DeserializeOwned>(
+    bcs: &Bcs,
+    op: &Op<W>,
+    build: impl FnOnce(&mut Violations) -> Outgoing<B>,
+) -> Taken {
+    let call = CallContext::default();
+    let outcome = bcs.run(op, &call, None, |_, v| build(v), |_| Ok(())).await;
     taken(outcome)
 }
 
@@ -122,17 +130,10 @@ async fn list_nobodys_holds(bcs: &Bcs, casing: HoldsQuery) -> Taken {
         filter: pb::HoldFilter::All.into(),
         ..Default::default()
     };
-    let build = |_: &_, v: &mut _| wire::list_channel_holds(&request, casing, v).0;
-    let outcome = bcs
-        .run(
-            &client::LIST_CHANNEL_HOLDS,
-            &CallContext::default(),
-            None,
-            build,
-            |_| Ok(()),
-        )
-        .await;
-    taken(outcome)
+    ask(bcs, &client::LIST_CHANNEL_HOLDS, |v| {
+        wire::list_channel_holds(&request, casing, v).0
+    })
+    .await
 }
 
 /// What an answer says of the way it was asked: refused unread (the request malformed, or
