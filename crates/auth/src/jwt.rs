@@ -35,7 +35,8 @@ const ASYMMETRIC: [Algorithm; 9] = [
 struct Claims {
     sub: String,
     /// Required (and checked) by the validation; kept to bound the verification's reuse.
-    exp: u64,
+    /// A NumericDate may carry a fraction (RFC 7519, 2).
+    exp: f64,
     #[serde(default)]
     scope: Option<String>,
     #[serde(default)]
@@ -59,7 +60,8 @@ impl Claims {
             scopes,
             source: PrincipalSource::Jwt,
         };
-        (principal, self.exp)
+        // Whole seconds, rounded down: the reuse never outlives the token.
+        (principal, self.exp.max(0.0).floor() as u64)
     }
 }
 

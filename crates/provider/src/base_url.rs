@@ -13,31 +13,33 @@ pub struct BaseUrl {
 }
 
 impl BaseUrl {
-    /// `setting` names the configuration key in the error.
+    /// `setting` names the configuration key in the error; the URL itself is not echoed
+    /// (it may carry credentials).
     pub fn parse(text: &str, setting: &str) -> anyhow::Result<Self> {
-        let url = Url::parse(text).with_context(|| format!("{setting} {text:?} is not a URL"))?;
+        let url = Url::parse(text).with_context(|| format!("{setting} is not a URL"))?;
         anyhow::ensure!(
             matches!(url.scheme(), "http" | "https") && url.has_host(),
-            "{setting} must be an http(s) URL with a host, not {text:?}"
+            "{setting} must be an http(s) URL with a host"
         );
         anyhow::ensure!(
             url.query().is_none() && url.fragment().is_none(),
-            "{setting} must have no query or fragment: {text:?}"
+            "{setting} must have no query or fragment"
         );
         let prefix = url.path().trim_end_matches('/').to_owned();
         Ok(Self { url, prefix })
     }
 
-    /// The URL of `path` (which starts with `/`) under the base.
+    /// The URL of `path` (which starts with `/`, and may end in a `?query` a provider's
+    /// environment wants) under the base.
     pub fn join(&self, path: &str) -> Url {
+        let (path, query) = match path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path, None),
+        };
         let mut url = self.url.clone();
         url.set_path(&format!("{}{path}", self.prefix));
+        url.set_query(query);
         url
-    }
-
-    /// The base as configured, without its trailing slash.
-    pub fn as_str(&self) -> &str {
-        self.url.as_str().trim_end_matches('/')
     }
 }
 
@@ -54,7 +56,17 @@ mod tests {
         );
         let bare = BaseUrl::parse("http://127.0.0.1:8080", "base_url").unwrap();
         assert_eq!(bare.join("/a/b").as_str(), "http://127.0.0.1:8080/a/b");
-        assert_eq!(bare.as_str(), "http://127.0.0.1:8080");
+        assert_eq!(
+            bare.join("/a?env=qa").as_str(),
+            "http://127.0.0.1:8080/a?env=qa",
+            "a query in a configured path stays a query"
+        );
+    }
+
+    #[test]
+    fn a_bad_base_url_is_not_echoed() {
+        let error = BaseUrl::parse("ftp://user:secret@x/", "base_url").unwrap_err();
+        assert!(!format!("{error:#}").contains("secret"), "{error:#}");
     }
 
     #[test]

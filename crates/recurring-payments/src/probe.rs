@@ -8,12 +8,12 @@ use pasarela::common::v1::Money;
 use pasarela::recurring_payments::v1 as pb;
 use pasarela::recurring_payments::v1::recurring_payments_service_server::RecurringPaymentsService;
 use pasarela_provider::probe::{Finding, Taken, finding};
-use pasarela_provider::{Environment, reasons};
+use pasarela_provider::{Environment, ProviderError, reasons};
 use tonic::{Code, Request, Status};
 
 use crate::config::{CommerceField, Config, DocumentField, IdempotencyConfig};
 use crate::daviplata::client::{self, Daviplata};
-use crate::daviplata::errors::reason;
+use crate::daviplata::errors::{DOMAIN, reason};
 use crate::daviplata::wire::{self, Defaults, Reference};
 use crate::handler::RecurringPayments;
 use crate::money;
@@ -75,15 +75,10 @@ pub struct LabAccount {
 /// The checks that need the lab's wallet: the merchant id's spelling (one D1 per spelling,
 /// an OTP to the lab wallet), D2's document spelling (one activation per spelling, each
 /// cancelled) and whether a repeated `transactionId` is deduplicated (one payment sent
-/// twice under the same id, then cancelled). Refused unless this configuration names
-/// Daviplata's lab: they charge the wallet.
+/// twice under the same id and once under another, then cancelled). Refused unless this
+/// configuration names Daviplata's lab: they charge the wallet.
 pub async fn probe_moving_money(config: &Config, lab: &LabAccount) -> anyhow::Result<Vec<Finding>> {
-    anyhow::ensure!(
-        config.environment == Environment::Sandbox,
-        "refused: the money-moving checks activate subscriptions and charge the wallet, and \
-         `recurring_payments.environment` is production; they run only against Daviplata's \
-         lab (`environment = \"sandbox\"`)"
-    );
+    ensure_lab(config)?;
     let commerce = commerce_id_spelling(config, lab).await?;
     // The later checks speak with the spelling that was read, so that they tell their own
     // reading apart whatever the configured one.
@@ -100,6 +95,18 @@ pub async fn probe_moving_money(config: &Config, lab: &LabAccount) -> anyhow::Re
         None => dedup_finding(&config, "cannot tell: no activation succeeded".into(), &[]),
     };
     Ok(vec![commerce.finding, document.finding, dedup])
+}
+
+/// Refuses a configuration that does not name Daviplata's lab: checked before any probe
+/// sends anything.
+pub fn ensure_lab(config: &Config) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.environment == Environment::Sandbox,
+        "refused: the money-moving checks activate subscriptions and charge the wallet, and \
+         `recurring_payments.environment` is production; they run only against Daviplata's \
+         lab (`environment = \"sandbox\"`)"
+    );
+    Ok(())
 }
 
 /// A finding, and the first reading the provider read when the finding is conclusive.
@@ -193,7 +200,13 @@ async fn activation_document_spelling(
 /// nothing at all (the lab down, pasarela's credentials refused), or read (a business
 /// refusal of its content).
 fn refusal(status: &Status) -> Taken {
-    let why = reason_of(status);
+    use tonic_types::StatusExt as _;
+    let details = status.get_error_details();
+    let Some(info) = details.error_info().filter(|info| info.domain == DOMAIN) else {
+        // pasarela's own refusal (nothing was sent), or no word from Daviplata.
+        return Taken::Unknown;
+    };
+    let why = Some(info.reason.clone());
     if why.as_deref() == Some(reason::PROVIDER_REJECTED_REQUEST) {
         Taken::Refused
     } else if matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded)
@@ -205,8 +218,9 @@ fn refusal(status: &Status) -> Taken {
     }
 }
 
-/// One payment sent twice under the same `transactionId`, on a fresh subscription: a
-/// Daviplata that deduplicates answers the repeat with the first payment's approval.
+/// One payment sent twice under the same `transactionId` and once under another, on a
+/// fresh subscription: a Daviplata that deduplicates answers the repeat with the first
+/// payment's approval, and the control with another.
 async fn transaction_id_dedup(config: &Config, lab: &LabAccount) -> anyhow::Result<Finding> {
     let service = lab_service(config).await?;
     if let Err(status) = subscribe(&service, lab).await? {
@@ -229,39 +243,66 @@ async fn transaction_id_dedup(config: &Config, lab: &LabAccount) -> anyhow::Resu
         ..Default::default()
     };
     let body = wire::payment_body(&defaults, &reference, &charge);
+    // The same payment twice under one transactionId, then once under another: the
+    // control tells a lab that answers every payment alike from one that deduplicates.
+    let control = Reference {
+        transaction_id: uuid::Uuid::new_v4().to_string(),
+        ..reference
+    };
+    let control = wire::payment_body(&defaults, &control, &charge);
     let mut answers = Vec::new();
-    for _ in 0..2 {
+    for body in [&body, &body, &control] {
         let deadline = Instant::now() + daviplata.ceiling();
         let answer = daviplata
-            .call(client::PAYMENT, &body, deadline, &[], |answer| {
+            .call(client::PAYMENT, body, deadline, &[], |answer| {
                 answer.into_charge_response()
             })
             .await;
         answers.push(answer.map(|charged| charged.approval_number));
     }
     unsubscribe(&service, lab).await;
-    let (observed, matching): (String, &[&str]) = match (&answers[0], &answers[1]) {
-        (Ok(first), Ok(again)) if first == again && !first.is_empty() => (
+    let (observed, matching) = dedup_verdict(&answers[0], &answers[1], &answers[2]);
+    Ok(dedup_finding(config, observed, matching))
+}
+
+/// What the first payment, its repeat under the same id and the control under another say
+/// of deduplication, and the settings of `resend_unknown_outcomes` that are safe.
+fn dedup_verdict(
+    first: &Result<String, ProviderError>,
+    repeat: &Result<String, ProviderError>,
+    control: &Result<String, ProviderError>,
+) -> (String, &'static [&'static str]) {
+    let cannot_tell = |why: String| (format!("cannot tell: {why}"), &[][..]);
+    let first = match first {
+        Ok(approval) if !approval.is_empty() => approval,
+        Ok(_) => return cannot_tell("the payment answered no approval".into()),
+        Err(error) => return cannot_tell(format!("the first payment failed ({})", error.reason)),
+    };
+    match (repeat, control) {
+        (Ok(again), Ok(other)) if again == first && other != first => (
             format!("the repeat answered the first payment (approval {first}): deduplicated"),
             &["false", "true"],
         ),
-        (Ok(first), Ok(again)) => (
+        (Ok(again), _) if again == first => cannot_tell(
+            "the control payment under another id did not answer another approval".into(),
+        ),
+        (Ok(again), _) => (
             format!("the repeat was charged again (approvals {first}, {again})"),
             &["false"],
         ),
-        (Ok(_), Err(error)) => (
+        (Err(error), _)
+            if error.code == Code::Unavailable || error.code == Code::DeadlineExceeded =>
+        {
+            cannot_tell(format!("the repeat got no answer ({})", error.reason))
+        }
+        (Err(error), _) => (
             format!(
                 "the repeat was refused ({}): not deduplicated",
                 error.reason
             ),
             &["false"],
         ),
-        (Err(error), _) => (
-            format!("cannot tell: the first payment failed ({})", error.reason),
-            &[],
-        ),
-    };
-    Ok(dedup_finding(config, observed, matching))
+    }
 }
 
 fn dedup_finding(config: &Config, observed: String, matching: &[&str]) -> Finding {
@@ -344,12 +385,68 @@ async fn unsubscribe(service: &RecurringPayments, lab: &LabAccount) {
     }
 }
 
-fn reason_of(status: &Status) -> Option<String> {
-    use tonic_types::StatusExt as _;
-    Some(status.get_error_details().error_info()?.reason.clone())
-}
-
 /// A status in words for the table: its code and message, never a body.
 fn words(status: &Status) -> String {
     format!("{:?}: {}", status.code(), status.message())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn approved(approval: &str) -> Result<String, ProviderError> {
+        Ok(approval.to_owned())
+    }
+
+    fn failed(code: Code, reason: &str) -> Result<String, ProviderError> {
+        Err(ProviderError::new(code, reason, DOMAIN))
+    }
+
+    #[test]
+    fn deduplication_is_named_only_when_the_control_differs() {
+        let (_, dedup) = dedup_verdict(&approved("1"), &approved("1"), &approved("2"));
+        assert_eq!(dedup, ["false", "true"]);
+        let (observed, same) = dedup_verdict(&approved("1"), &approved("1"), &approved("1"));
+        assert!(
+            same.is_empty(),
+            "a lab answering one approval to all: {observed}"
+        );
+        let (_, control_lost) = dedup_verdict(
+            &approved("1"),
+            &approved("1"),
+            &failed(Code::Unavailable, "PROVIDER_UNAVAILABLE"),
+        );
+        assert!(control_lost.is_empty());
+    }
+
+    #[test]
+    fn a_second_charge_or_a_refused_repeat_is_no_deduplication() {
+        let (_, twice) = dedup_verdict(&approved("1"), &approved("2"), &approved("3"));
+        assert_eq!(twice, ["false"]);
+        let refused = failed(Code::FailedPrecondition, "TRANSACTION_REJECTED");
+        assert_eq!(
+            dedup_verdict(&approved("1"), &refused, &approved("3")).1,
+            ["false"]
+        );
+    }
+
+    #[test]
+    fn no_answer_tells_nothing() {
+        let timeout = failed(Code::DeadlineExceeded, "PROVIDER_TIMEOUT");
+        assert!(
+            dedup_verdict(&approved("1"), &timeout, &approved("3"))
+                .1
+                .is_empty()
+        );
+        assert!(
+            dedup_verdict(&timeout, &approved("1"), &approved("3"))
+                .1
+                .is_empty()
+        );
+        assert!(
+            dedup_verdict(&approved(""), &approved(""), &approved(""))
+                .1
+                .is_empty()
+        );
+    }
 }

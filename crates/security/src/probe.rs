@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use tonic_types::StatusExt as _;
 
 use crate::bcs::client::{self, Bcs, Op};
-use crate::bcs::errors::reason;
+use crate::bcs::errors::{DOMAIN, reason};
 use crate::bcs::wire::{self, Outgoing};
 use crate::config::{Config, HoldsQuery, Paths};
 
@@ -137,24 +137,22 @@ async fn list_nobodys_holds(bcs: &Bcs, casing: HoldsQuery) -> Taken {
 }
 
 /// What an answer says of the way it was asked: refused unread (the request malformed, or
-/// no resource at that path), or read (an answer, or a refusal of its content).
+/// no resource at that path), read (an answer, or the bank's refusal of its content), or
+/// nothing (the bank down or pasarela's credentials refused, or pasarela's own refusal
+/// before sending).
 fn taken(outcome: Result<(), tonic::Status>) -> Taken {
-    match outcome {
-        Ok(()) => Taken::Read,
-        Err(status) => {
-            let why = status
-                .get_error_details()
-                .error_info()
-                .map(|info| info.reason.clone());
-            match (status.code(), why.as_deref()) {
-                (_, Some(reason::PROVIDER_REQUEST_MALFORMED | reason::PROVIDER_PATH_NOT_FOUND)) => {
-                    Taken::Refused
-                }
-                (tonic::Code::Unavailable | tonic::Code::DeadlineExceeded, _) => Taken::Unknown,
-                // Credentials refused: the reading cannot be told.
-                (_, Some(pasarela_provider::reasons::PROVIDER_AUTH_FAILED)) => Taken::Unknown,
-                _ => Taken::Read,
-            }
-        }
+    let status = match outcome {
+        Ok(()) => return Taken::Read,
+        Err(status) => status,
+    };
+    let details = status.get_error_details();
+    let Some(info) = details.error_info().filter(|info| info.domain == DOMAIN) else {
+        return Taken::Unknown;
+    };
+    match (status.code(), info.reason.as_str()) {
+        (_, reason::PROVIDER_REQUEST_MALFORMED | reason::PROVIDER_PATH_NOT_FOUND) => Taken::Refused,
+        (tonic::Code::Unavailable | tonic::Code::DeadlineExceeded, _) => Taken::Unknown,
+        (_, pasarela_provider::reasons::PROVIDER_AUTH_FAILED) => Taken::Unknown,
+        _ => Taken::Read,
     }
 }

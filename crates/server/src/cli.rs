@@ -60,9 +60,10 @@ pub enum Command {
         #[arg(long, env = "PASARELA_CONFIG")]
         config: Option<PathBuf>,
         /// Also run the checks that move money in Daviplata's lab: one activation of
-        /// `--lab-wallet` per spelling of D2's document number, and one payment of
-        /// `--lab-amount` sent twice under the same `transactionId`, each subscription
-        /// cancelled after. Refused unless `recurring_payments.environment = "sandbox"`.
+        /// `--lab-wallet` per spelling of D2's document number, and a payment of
+        /// `--lab-amount` sent twice under one `transactionId` and once under another,
+        /// each subscription cancelled after. Refused, before anything is sent, unless
+        /// `recurring_payments.environment = "sandbox"`.
         #[arg(long, requires_all = ["lab_wallet", "lab_commerce"])]
         move_money: bool,
         /// The lab wallet to subscribe and charge: TYPE:NUMBER:PHONE.

@@ -13,6 +13,17 @@ use crate::config::{Config, ServiceName};
 /// Every harmless check of every enabled service that has one; given a lab account, also
 /// the checks that move money in Daviplata's lab.
 pub async fn findings(config: &Config, lab: Option<&LabAccount>) -> anyhow::Result<Vec<Finding>> {
+    let payments_enabled = config
+        .recurring_payments
+        .as_ref()
+        .filter(|_| config.services.contains(&ServiceName::RecurringPayments));
+    if lab.is_some() {
+        // Refused before any check sends anything.
+        let payments = payments_enabled.ok_or_else(|| {
+            anyhow::anyhow!("the money-moving checks are Daviplata's: enable recurring-payments")
+        })?;
+        pasarela_recurring_payments::probe::ensure_lab(payments)?;
+    }
     let mut all = Vec::new();
     let enabled = |name| config.services.contains(&name);
     if let Some(security) = config
@@ -22,16 +33,13 @@ pub async fn findings(config: &Config, lab: Option<&LabAccount>) -> anyhow::Resu
     {
         all.extend(pasarela_security::probe::probe(security).await?);
     }
-    let payments = config.recurring_payments.as_ref();
-    let payments = payments.filter(|_| enabled(ServiceName::RecurringPayments));
-    if let Some(payments) = payments {
+    if let Some(payments) = payments_enabled {
         all.extend(pasarela_recurring_payments::probe::probe(payments).await?);
-    }
-    if let Some(lab) = lab {
-        let payments = payments.ok_or_else(|| {
-            anyhow::anyhow!("the money-moving checks are Daviplata's: enable recurring-payments")
-        })?;
-        all.extend(pasarela_recurring_payments::probe::probe_moving_money(payments, lab).await?);
+        if let Some(lab) = lab {
+            all.extend(
+                pasarela_recurring_payments::probe::probe_moving_money(payments, lab).await?,
+            );
+        }
     }
     Ok(all)
 }

@@ -715,7 +715,7 @@ mod tests {
             OutboundSettings::default().http.timeout
         );
         let bcs = Bcs::new(config, Arc::new(MemoryStore::default())).unwrap();
-        assert_eq!(bcs.base_url.as_str(), "http://127.0.0.1:1");
+        assert_eq!(bcs.base_url.join("/x").as_str(), "http://127.0.0.1:1/x");
         let withdrawal = bcs.base_invoker(&WITHDRAW_WITH_OTP);
         assert_eq!(
             (withdrawal.channel.as_str(), withdrawal.branch_id.as_str()),

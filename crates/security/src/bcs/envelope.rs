@@ -12,9 +12,10 @@ use super::errors::{Failure, bad_response, from_failure};
 /// `responseType.value`s that mean the operation went through (`WR`: done, with a warning).
 const SUCCESS_VALUES: &[&str] = &["OK", "WR"];
 
-/// Statuses whose meaning stands even when the body cannot be read (a gateway's HTML page).
+/// Statuses whose meaning stands even when the body cannot be read (a gateway's HTML page;
+/// on 404, a gateway with no resource at the path).
 fn status_speaks_alone(status: u16) -> bool {
-    matches!(status, 401 | 403 | 408 | 429) || status >= 500
+    matches!(status, 401 | 403 | 404 | 408 | 429) || status >= 500
 }
 
 #[derive(Debug, Default, Deserialize)]

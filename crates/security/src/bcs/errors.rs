@@ -108,6 +108,12 @@ const BUSINESS_ERRORS_ON_5XX: &[&str] = &[
 /// not exist" on 404 (its example); on any other status neither is assumed.
 const EXACT_STATUS_ONLY: &[(&str, &str)] = &[("32", "RGN")];
 
+/// What a status means when the answer names no code at all: the bank's table prints a
+/// code for every refusal of its own ("no information found" is `404 NO FOUND BDA`), so a
+/// bare 404 is a gateway that has no resource at the path pasarela called.
+const BY_STATUS_WITHOUT_CODE: &[(u16, Code, &str)] =
+    &[(404, Code::Internal, reason::PROVIDER_PATH_NOT_FOUND)];
+
 /// Reasons after which the same call may succeed a moment later.
 const RETRYABLE: &[&str] = &[reasons::PROVIDER_UNAVAILABLE, reason::PROVIDER_RATE_LIMITED];
 
@@ -143,6 +149,12 @@ fn unlisted(operation: &str, failure: &Failure) -> (Code, &'static str) {
         && BUSINESS_ERRORS_ON_5XX.contains(&operation);
     if named_rejection {
         return (Code::FailedPrecondition, reason::PROVIDER_REJECTED);
+    }
+    let codeless = BY_STATUS_WITHOUT_CODE
+        .iter()
+        .find(|(http, _, _)| *http == failure.http && failure.code.trim().is_empty());
+    if let Some((_, code, reason)) = codeless {
+        return (*code, reason);
     }
     by_status(failure.http)
 }
@@ -402,6 +414,12 @@ mod tests {
         }
         let nothing = from_failure("list_channel_holds", &failure(404, "NO FOUND", "BDA"));
         assert_eq!(nothing.code, Code::NotFound, "a query that found nothing");
+        let bare = from_failure("get_password_status", &failure(404, "", ""));
+        assert_eq!(
+            (bare.code, bare.reason.as_str()),
+            (Code::Internal, reason::PROVIDER_PATH_NOT_FOUND),
+            "a 404 naming no code is a gateway's"
+        );
     }
 
     #[test]

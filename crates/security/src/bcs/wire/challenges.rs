@@ -278,8 +278,17 @@ pub struct TraceAnswer {
 }
 
 impl TraceAnswer {
-    /// The counters as the bank wrote them, and as numbers when they are numbers: S17
-    /// prints numbers, S19's table allows any text.
+    /// S17's counters, numbers on its wire: anything else is an unreadable answer.
+    fn read_numbers(&self) -> Result<pb::ChallengeTrace, Unreadable> {
+        Ok(pb::ChallengeTrace {
+            iteration: self.iteration.value.number()?,
+            retry: self.retry.value.number()?,
+            ..self.read()
+        })
+    }
+
+    /// The counters as the bank wrote them, and as numbers when they are numbers: S19's
+    /// table allows any text.
     fn read(&self) -> pb::ChallengeTrace {
         let iteration = self.iteration.value.as_str();
         let retry = self.retry.value.as_str();
@@ -710,7 +719,11 @@ impl TryFrom<AuthChannelAnswer> for pb::AuthenticateChannelResponse {
 
     fn try_from(answer: AuthChannelAnswer) -> Result<Self, Unreadable> {
         let transaction = answer.transaction;
-        let trace = transaction.trace.as_ref().map(TraceAnswer::read);
+        let trace = transaction
+            .trace
+            .as_ref()
+            .map(TraceAnswer::read_numbers)
+            .transpose()?;
         let (result, authorization_value, authorization_code) = transaction.authorization.read();
         let questions = transaction
             .question_list
