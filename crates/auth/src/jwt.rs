@@ -343,10 +343,11 @@ mod tests {
     #[test]
     fn claims_accept_scope_string_and_scp_list() {
         let claims: Claims = serde_json::from_value(serde_json::json!({
-            "sub": "s", "exp": 1, "scope": "a b", "scp": ["c"], "azp": "app"
+            "sub": "s", "exp": 1.75, "scope": "a b", "scp": ["c"], "azp": "app"
         }))
         .unwrap();
-        let (principal, _) = claims.into_principal();
+        let (principal, expires_at) = claims.into_principal();
+        assert_eq!(expires_at, 1);
         assert_eq!(principal.scopes, scopes(&["a", "b", "c"]));
         assert_eq!(principal.client_id.as_deref(), Some("app"));
     }
