@@ -361,7 +361,12 @@ pub struct Bcs {
     client_secret: SecretString,
     access_token: Option<SecretString>,
     paths: Paths,
+    /// The deployment's invoker values for API calls, checked at start-up.
     invoker: InvokerFields,
+    /// Those of withdrawals at a banking correspondent: `invoker` with
+    /// `withdrawal_invoker` over it, checked at start-up.
+    correspondent_invoker: InvokerFields,
+    /// What a withdrawal's request may not set (`security.withdrawal_invoker`).
     withdrawal_invoker: InvokerFields,
     tx_id_prefix: String,
     withdrawal_tx_id_prefix: String,
@@ -411,6 +416,10 @@ impl<B> Prepared<B> {
 impl Bcs {
     /// `store` holds the TxId sequence (shared by every replica when it is Redis).
     pub fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        let mut correspondent_invoker = config.invoker.clone();
+        invoker::merge(&mut correspondent_invoker, &config.withdrawal_invoker);
+        invoker::check_defaults(&config.invoker, "security.invoker")?;
+        invoker::check_defaults(&correspondent_invoker, "security.withdrawal_invoker")?;
         Ok(Self {
             outbound: Outbound::new(DOMAIN, &config.outbound)?,
             base_url: BaseUrl::parse(&config.base_url, "security.base_url")?,
@@ -418,6 +427,7 @@ impl Bcs {
             client_secret: config.client_secret,
             access_token: config.access_token,
             paths: config.paths,
+            correspondent_invoker,
             invoker: config.invoker,
             withdrawal_invoker: config.withdrawal_invoker,
             tx_id_prefix: config.tx_id_prefix,
@@ -440,11 +450,14 @@ impl Bcs {
     /// The invoker values of a call before the request's own layer: the deployment's,
     /// then the operation's fixed ones.
     pub fn base_invoker<W>(&self, op: &Op<W>) -> InvokerFields {
-        let mut fields = self.invoker.clone();
-        if op.channel == Channel::Correspondent {
-            invoker::merge(&mut fields, &self.withdrawal_invoker);
+        self.checked_invoker(op).clone()
+    }
+
+    fn checked_invoker<W>(&self, op: &Op<W>) -> &InvokerFields {
+        match op.channel {
+            Channel::Api => &self.invoker,
+            Channel::Correspondent => &self.correspondent_invoker,
         }
-        fields
     }
 
     /// Runs one operation: [`Bcs::prepare`], then [`Bcs::send`], and `read`s the answer
@@ -501,7 +514,7 @@ impl Bcs {
             invoker::refuse_owned(&requested, &self.withdrawal_invoker, &mut violations);
         }
         let (fields, derived_process_id) = self.resolve(op, call, context).await?;
-        invoker::check(&fields, &mut violations);
+        invoker::check(&fields, self.checked_invoker(op), &mut violations);
         invoker::require(&fields, op.required, &mut violations);
         let outgoing = build(&fields, &mut violations);
         violations.finish()?;
@@ -700,6 +713,27 @@ mod tests {
     fn path_segments_are_encoded() {
         assert_eq!(encode_segment("1007641"), "1007641");
         assert_eq!(encode_segment("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn a_bad_invoker_default_is_refused_at_start_up() {
+        let config = |invoker: serde_json::Value| -> Config {
+            serde_json::from_value(serde_json::json!({
+                "base_url": "http://127.0.0.1:1/",
+                "client_id": "id",
+                "client_secret": "secret",
+                "invoker": invoker,
+            }))
+            .unwrap()
+        };
+        let store = || Arc::new(MemoryStore::default()) as Arc<dyn Store>;
+        let refused = Bcs::new(config(serde_json::json!({ "channel": "0-7" })), store())
+            .expect_err("a channel the header table refuses");
+        assert!(
+            format!("{refused:#}").contains("security.invoker.channel"),
+            "{refused:#}"
+        );
+        assert!(Bcs::new(config(serde_json::json!({ "channel": "007" })), store()).is_ok());
     }
 
     #[test]

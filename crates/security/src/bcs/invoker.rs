@@ -256,35 +256,62 @@ pub fn request_number(request_id: Option<&str>) -> String {
 }
 
 /// Records every header of `fields` that breaks the table, as a violation of the
-/// request's `invoker.<field>`.
-pub fn check(fields: &InvokerFields, violations: &mut Violations) {
+/// request's `invoker.<field>`. Values equal to `checked` (the deployment's defaults,
+/// checked once at start-up by [`check_defaults`]) are not checked again.
+pub fn check(fields: &InvokerFields, checked: &InvokerFields, violations: &mut Violations) {
     for (rule, pattern) in RULES.iter().zip(PATTERNS.iter()) {
         let value = (rule.get)(fields);
-        // Named only when broken: this runs for every header of every call.
-        let field = || format!("invoker.{}", rule.field);
         if value.is_empty() {
             if rule.required {
-                violations.add(field(), format!("{} is required", rule.header));
+                violations.add(
+                    format!("invoker.{}", rule.field),
+                    format!("{} is required", rule.header),
+                );
             }
             continue;
         }
-        let length = value.chars().count();
-        if length > rule.max {
-            violations.add(
-                field(),
-                format!(
-                    "{} must be at most {} characters, got {length}",
-                    rule.header, rule.max
-                ),
-            );
-        } else if !value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
-            violations.add(field(), format!("{} must be printable ASCII", rule.header));
-        } else if !pattern.is_match(value) {
-            violations.add(
-                field(),
-                format!("{} must match {}", rule.header, rule.pattern),
-            );
+        if value == (rule.get)(checked) {
+            continue;
         }
+        if let Some(problem) = problem(rule, pattern, value) {
+            violations.add(format!("invoker.{}", rule.field), problem);
+        }
+    }
+}
+
+/// Refuses deployment defaults (`setting`, e.g. `security.invoker`) that break the
+/// table: a bad default is the configuration's fault, found at start-up, never a
+/// caller's violation on every call.
+pub fn check_defaults(fields: &InvokerFields, setting: &str) -> anyhow::Result<()> {
+    let problems: Vec<String> = RULES
+        .iter()
+        .zip(PATTERNS.iter())
+        .filter_map(|(rule, pattern)| {
+            let value = (rule.get)(fields);
+            let problem = (!value.is_empty())
+                .then(|| problem(rule, pattern, value))
+                .flatten()?;
+            Some(format!("{setting}.{}: {problem}", rule.field))
+        })
+        .collect();
+    anyhow::ensure!(problems.is_empty(), "{}", problems.join("; "));
+    Ok(())
+}
+
+/// What is wrong with a non-empty `value` of `rule`, if anything.
+fn problem(rule: &Rule, pattern: &Regex, value: &str) -> Option<String> {
+    let length = value.chars().count();
+    if length > rule.max {
+        Some(format!(
+            "{} must be at most {} characters, got {length}",
+            rule.header, rule.max
+        ))
+    } else if !value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+        Some(format!("{} must be printable ASCII", rule.header))
+    } else if !pattern.is_match(value) {
+        Some(format!("{} must match {}", rule.header, rule.pattern))
+    } else {
+        None
     }
 }
 
@@ -402,7 +429,7 @@ mod tests {
         );
         assert_eq!(fields.user, "PASARELA");
         let mut violations = Violations::new();
-        check(&fields, &mut violations);
+        check(&fields, &InvokerFields::default(), &mut violations);
         let status = violations.finish().unwrap_err();
         for field in [
             "invoker.channel",
