@@ -148,7 +148,12 @@ impl TestRedis {
                 "--appendfsync",
                 "always",
             ]),
-            None => command.args(["--save", "", "--appendonly", "no"]),
+            // A replica stores the primary's snapshot in its directory: never the cwd,
+            // which is the checkout the tests run in.
+            None => command
+                .arg("--dir")
+                .arg(scratch_dir(self.port))
+                .args(["--save", "", "--appendonly", "no"]),
         };
         let child = command.stdout(Stdio::null()).spawn().unwrap_or_else(|e| {
             panic!(
@@ -159,6 +164,16 @@ impl TestRedis {
         self.child = Some(child);
         listening(self.port, "redis-server").await;
     }
+}
+
+/// A directory of its own for the server on `port` of this test process.
+fn scratch_dir(port: u16) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "pasarela-redis-scratch-{}-{port}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("a scratch directory for redis-server");
+    dir
 }
 
 /// A sentinel (`redis-sentinel`) watching one primary under a name, on a free port;
