@@ -150,10 +150,12 @@ impl TestRedis {
             ]),
             // A replica stores the primary's snapshot in its directory: never the cwd,
             // which is the checkout the tests run in.
-            None => command
-                .arg("--dir")
-                .arg(scratch_dir(self.port))
-                .args(["--save", "", "--appendonly", "no"]),
+            None => command.arg("--dir").arg(scratch_dir(self.port)).args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]),
         };
         let child = command.stdout(Stdio::null()).spawn().unwrap_or_else(|e| {
             panic!(
