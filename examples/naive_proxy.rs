@@ -79,6 +79,21 @@ fn unavailable(error: impl std::fmt::Display) -> Status {
     Status::unavailable(error.to_string())
 }
 
+/// Sends `request` and reads its JSON answer; any failure is UNAVAILABLE.
+async fn fetch<T: serde::de::DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+) -> Result<T, Status> {
+    request
+        .send()
+        .await
+        .map_err(unavailable)?
+        .error_for_status()
+        .map_err(unavailable)?
+        .json()
+        .await
+        .map_err(unavailable)
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct StatusAnswer {
@@ -140,25 +155,19 @@ impl SecurityService for Proxy {
         else {
             return Err(Status::invalid_argument("a customer"));
         };
-        let answer: StatusAnswer = self
-            .invoker_headers(self.http.get(format!("{}/user/password/status", self.bcs)))
-            .header("X-Security-ClientID", BCS_CLIENT.0)
-            .header("X-Security-ClientSecret", BCS_CLIENT.1)
-            .header("X-Security-Token", BCS_TOKEN)
-            .query(&[
-                ("transactionId", request.transaction_id.as_str()),
-                ("govIssueIdentType", "CC"),
-                ("identSerialNum", customer.number.as_str()),
-                ("nameAddrType", "N"),
-            ])
-            .send()
-            .await
-            .map_err(unavailable)?
-            .error_for_status()
-            .map_err(unavailable)?
-            .json()
-            .await
-            .map_err(unavailable)?;
+        let answer: StatusAnswer = fetch(
+            self.invoker_headers(self.http.get(format!("{}/user/password/status", self.bcs)))
+                .header("X-Security-ClientID", BCS_CLIENT.0)
+                .header("X-Security-ClientSecret", BCS_CLIENT.1)
+                .header("X-Security-Token", BCS_TOKEN)
+                .query(&[
+                    ("transactionId", request.transaction_id.as_str()),
+                    ("govIssueIdentType", "CC"),
+                    ("identSerialNum", customer.number.as_str()),
+                    ("nameAddrType", "N"),
+                ]),
+        )
+        .await?;
         let status = match answer.cust_pswd_info.pswd_status.as_str() {
             "1" => security::PasswordStatus::Active,
             _ => security::PasswordStatus::Locked,
@@ -303,20 +312,14 @@ impl BureauService for Proxy {
         request: Request<bureau::GetPasswordExpirationRequest>,
     ) -> Reply<bureau::GetPasswordExpirationResponse> {
         let request = request.into_inner();
-        let answer: ExpiryAnswer = self
-            .http
-            .post(format!("{}/api/v1/password-expiry-date-bc-pm", self.kiban))
-            .header("x-api-key", KIBAN_API_KEY)
-            .query(&[("testCaseId", request.test_case_id.as_str())])
-            .json(&json!({ "clave": request.member_code, "contrasena": request.password }))
-            .send()
-            .await
-            .map_err(unavailable)?
-            .error_for_status()
-            .map_err(unavailable)?
-            .json()
-            .await
-            .map_err(unavailable)?;
+        let answer: ExpiryAnswer = fetch(
+            self.http
+                .post(format!("{}/api/v1/password-expiry-date-bc-pm", self.kiban))
+                .header("x-api-key", KIBAN_API_KEY)
+                .query(&[("testCaseId", request.test_case_id.as_str())])
+                .json(&json!({ "clave": request.member_code, "contrasena": request.password })),
+        )
+        .await?;
         let mut parts = answer.response.fecha_expiracion.split('/');
         let mut next = || parts.next().and_then(|part| part.parse().ok()).unwrap_or(0);
         let (month, day, year) = (next(), next(), next());
@@ -356,23 +359,17 @@ impl Naive {
         {
             return Ok(token.clone());
         }
-        let answer: TokenAnswer = self
-            .mtls
-            .post(format!("{}/oauth2Provider/type1/v1/token", self.daviplata))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", DAVIPLATA_CLIENT.0),
-                ("client_secret", DAVIPLATA_CLIENT.1),
-                ("scope", "pg_recurrente"),
-            ])
-            .send()
-            .await
-            .map_err(unavailable)?
-            .error_for_status()
-            .map_err(unavailable)?
-            .json()
-            .await
-            .map_err(unavailable)?;
+        let answer: TokenAnswer = fetch(
+            self.mtls
+                .post(format!("{}/oauth2Provider/type1/v1/token", self.daviplata))
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", DAVIPLATA_CLIENT.0),
+                    ("client_secret", DAVIPLATA_CLIENT.1),
+                    ("scope", "pg_recurrente"),
+                ]),
+        )
+        .await?;
         let lifetime = Duration::from_secs(answer.expires_in.saturating_sub(1));
         *cached = Some((answer.access_token.clone(), Instant::now() + lifetime));
         Ok(answer.access_token)
@@ -406,23 +403,17 @@ impl RecurringPaymentsService for Proxy {
                 "productNumber": wallet.product_number,
             },
         });
-        let answer: SubscriptionAnswer = self
-            .mtls
-            .post(format!(
-                "{}/v1/payments/subscriptions/request",
-                self.daviplata
-            ))
-            .header("client_id", DAVIPLATA_CLIENT.0)
-            .bearer_auth(self.token().await?)
-            .json(&body)
-            .send()
-            .await
-            .map_err(unavailable)?
-            .error_for_status()
-            .map_err(unavailable)?
-            .json()
-            .await
-            .map_err(unavailable)?;
+        let answer: SubscriptionAnswer = fetch(
+            self.mtls
+                .post(format!(
+                    "{}/v1/payments/subscriptions/request",
+                    self.daviplata
+                ))
+                .header("client_id", DAVIPLATA_CLIENT.0)
+                .bearer_auth(self.token().await?)
+                .json(&body),
+        )
+        .await?;
         let session = match answer.info_otp.id_sesion_otp {
             serde_json::Value::String(session) => session,
             other => other.to_string(),
