@@ -75,8 +75,9 @@ impl std::ops::Deref for Proxy {
     }
 }
 
-fn unavailable(error: impl std::fmt::Display) -> Status {
-    Status::unavailable(error.to_string())
+/// The URL stays out: S1's carries the customer's document number.
+fn unavailable(error: reqwest::Error) -> Status {
+    Status::unavailable(error.without_url().to_string())
 }
 
 /// Sends `request` and reads its JSON answer; any failure is UNAVAILABLE.

@@ -37,6 +37,30 @@ pub enum Taken {
     Unknown,
 }
 
+/// What a provider's refusal says of the way a request was asked: refused unread when its
+/// reason is one of `unread` (a request malformed, no resource at that path), nothing when
+/// it is not the provider's own (`domain`: pasarela refused before sending), the provider
+/// down or pasarela's credentials refused, and read otherwise (a refusal of its content).
+pub fn taken(status: &tonic::Status, domain: &str, unread: &[&str]) -> Taken {
+    use tonic_types::StatusExt as _;
+    let details = status.get_error_details();
+    let Some(info) = details.error_info().filter(|info| info.domain == domain) else {
+        return Taken::Unknown;
+    };
+    let reason = info.reason.as_str();
+    if unread.contains(&reason) {
+        Taken::Refused
+    } else if matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+    ) || reason == crate::reasons::PROVIDER_AUTH_FAILED
+    {
+        Taken::Unknown
+    } else {
+        Taken::Read
+    }
+}
+
 /// The finding of a check that asked once per reading.
 pub fn finding(
     check: &'static str,

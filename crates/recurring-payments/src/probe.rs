@@ -7,7 +7,7 @@ use std::time::Instant;
 use pasarela::common::v1::Money;
 use pasarela::recurring_payments::v1 as pb;
 use pasarela::recurring_payments::v1::recurring_payments_service_server::RecurringPaymentsService;
-use pasarela_provider::probe::{Finding, Taken, finding};
+use pasarela_provider::probe::{self, Finding, Taken, finding};
 use pasarela_provider::{Environment, ProviderError, reasons};
 use tonic::{Code, Request, Status};
 
@@ -196,26 +196,9 @@ async fn activation_document_spelling(
     ))
 }
 
-/// What a refusal says of the way a request was spelt: refused unread (its structure), or
-/// nothing at all (the lab down, pasarela's credentials refused), or read (a business
-/// refusal of its content).
+/// How Daviplata took a request: its structure refused unread, or read, or nothing known.
 fn refusal(status: &Status) -> Taken {
-    use tonic_types::StatusExt as _;
-    let details = status.get_error_details();
-    let Some(info) = details.error_info().filter(|info| info.domain == DOMAIN) else {
-        // pasarela's own refusal (nothing was sent), or no word from Daviplata.
-        return Taken::Unknown;
-    };
-    let why = Some(info.reason.clone());
-    if why.as_deref() == Some(reason::PROVIDER_REJECTED_REQUEST) {
-        Taken::Refused
-    } else if matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded)
-        || why.as_deref() == Some(reasons::PROVIDER_AUTH_FAILED)
-    {
-        Taken::Unknown
-    } else {
-        Taken::Read
-    }
+    probe::taken(status, DOMAIN, &[reason::PROVIDER_REJECTED_REQUEST])
 }
 
 /// One payment sent twice under the same `transactionId` and once under another, on a

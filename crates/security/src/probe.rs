@@ -8,10 +8,9 @@ use pasarela::security::v1 as pb;
 use pasarela_auth::CallContext;
 use pasarela_provider::Violations;
 use pasarela_provider::idempotency::MemoryStore;
-use pasarela_provider::probe::{Finding, Taken, finding};
+use pasarela_provider::probe::{self, Finding, Taken, finding};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tonic_types::StatusExt as _;
 
 use crate::bcs::client::{self, Bcs, Op};
 use crate::bcs::errors::{DOMAIN, reason};
@@ -24,6 +23,12 @@ const NOBODY: &str = "9999999999";
 /// S1's path as the spec prints it (line 44, `/api/security-management/v1/…`), under a
 /// base URL that ends in `/api`, in the family of the other operations' paths.
 const PRINTED_PASSWORD_STATUS: &str = "/security-management/v1/user/password/status";
+
+/// The refusals of a request the bank could not read: pasarela's, or its path's.
+const UNREAD: &[&str] = &[
+    reason::PROVIDER_REQUEST_MALFORMED,
+    reason::PROVIDER_PATH_NOT_FOUND,
+];
 
 /// Every check of this provider.
 pub async fn probe(config: &Config) -> anyhow::Result<Vec<Finding>> {
@@ -101,15 +106,10 @@ fn nobody() -> Identification {
 /// S14 sent once per spelling of its query names: a bank that reads only one refuses the
 /// other as unreadable.
 async fn holds_query(config: &Config) -> anyhow::Result<Finding> {
+    // The casing is the wire's, not the client's: one client asks both ways.
+    let bcs = Bcs::new(config.clone(), Arc::new(MemoryStore::default()))?;
     let mut outcomes = Vec::new();
     for (name, casing) in [("table", HoldsQuery::Table), ("camel", HoldsQuery::Camel)] {
-        let bcs = Bcs::new(
-            Config {
-                holds_query: casing,
-                ..config.clone()
-            },
-            Arc::new(MemoryStore::default()),
-        )?;
         outcomes.push((name, list_nobodys_holds(&bcs, casing).await));
     }
     let configured = match config.holds_query {
@@ -136,23 +136,10 @@ async fn list_nobodys_holds(bcs: &Bcs, casing: HoldsQuery) -> Taken {
     .await
 }
 
-/// What an answer says of the way it was asked: refused unread (the request malformed, or
-/// no resource at that path), read (an answer, or the bank's refusal of its content), or
-/// nothing (the bank down or pasarela's credentials refused, or pasarela's own refusal
-/// before sending).
+/// How the bank took one way of asking: an answer is a read.
 fn taken(outcome: Result<(), tonic::Status>) -> Taken {
-    let status = match outcome {
-        Ok(()) => return Taken::Read,
-        Err(status) => status,
-    };
-    let details = status.get_error_details();
-    let Some(info) = details.error_info().filter(|info| info.domain == DOMAIN) else {
-        return Taken::Unknown;
-    };
-    match (status.code(), info.reason.as_str()) {
-        (_, reason::PROVIDER_REQUEST_MALFORMED | reason::PROVIDER_PATH_NOT_FOUND) => Taken::Refused,
-        (tonic::Code::Unavailable | tonic::Code::DeadlineExceeded, _) => Taken::Unknown,
-        (_, pasarela_provider::reasons::PROVIDER_AUTH_FAILED) => Taken::Unknown,
-        _ => Taken::Read,
+    match outcome {
+        Ok(()) => Taken::Read,
+        Err(status) => probe::taken(&status, DOMAIN, UNREAD),
     }
 }

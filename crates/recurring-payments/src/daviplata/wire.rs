@@ -35,9 +35,6 @@ impl Defaults {
     }
 }
 
-/// The document number's key in every operation but D2, whose spelling is configured.
-const DOCUMENT_NUMBER: &str = "identificationNumber";
-
 /// pasarela's reference of one call, fixed before the call leaves.
 pub struct Reference {
     pub transaction_id: String,
@@ -227,7 +224,8 @@ pub fn wallet_body(
         defaults,
         reference,
         commerce,
-        wallet_detail(wallet, DOCUMENT_NUMBER),
+        // Every operation but D2 spells it as D2's example does; D2's spelling is configured.
+        wallet_detail(wallet, DocumentField::IdentificationNumber.key()),
     )
 }
 
@@ -255,7 +253,10 @@ pub fn payment_body(
     request: &pb::ChargeSubscriptionRequest,
 ) -> Envelope<PaymentDetail> {
     let detail = PaymentDetail {
-        wallet: wallet_detail(request.wallet.as_ref(), DOCUMENT_NUMBER),
+        wallet: wallet_detail(
+            request.wallet.as_ref(),
+            DocumentField::IdentificationNumber.key(),
+        ),
         amount: Amount {
             amount_currency_type: money::CURRENCY,
             amount_value: money::to_wire(request.amount.as_ref().map_or(0, |a| a.minor_units)),
