@@ -6,7 +6,6 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use tonic::Code;
 
@@ -47,24 +46,13 @@ impl Call {
             client_id = principal.and_then(|p| p.client_id.as_deref()).unwrap_or("-"),
             peer = self.peer.as_deref().unwrap_or("-"),
             method = %self.method,
-            code = %crate::context::code_name(code),
+            code = crate::context::code_name(code),
             reason = reason.map_or("-", Reason::name),
             latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,
             request_id = %self.request_id,
             "call"
         );
     }
-}
-
-/// The gRPC status in `headers` (a trailers-only answer, or the trailers of a stream).
-pub fn status_code(headers: &HeaderMap) -> Option<Code> {
-    let value = headers
-        .get("grpc-status")?
-        .to_str()
-        .ok()?
-        .parse::<i32>()
-        .ok()?;
-    Some(Code::from_i32(value))
 }
 
 /// A response body that writes the audit line once the call's status is known: at its
@@ -100,7 +88,7 @@ impl Body for AuditedBody {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(code) = frame.trailers_ref().and_then(status_code) {
+                if let Some(code) = frame.trailers_ref().and_then(crate::context::status_code) {
                     self.finish(code);
                 }
             }
@@ -123,18 +111,5 @@ impl Body for AuditedBody {
 impl Drop for AuditedBody {
     fn drop(&mut self) {
         self.finish(Code::Cancelled);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_is_read_from_headers() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(status_code(&headers), None);
-        headers.insert("grpc-status", "7".parse().unwrap());
-        assert_eq!(status_code(&headers), Some(Code::PermissionDenied));
     }
 }

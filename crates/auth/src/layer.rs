@@ -11,8 +11,9 @@ use http_body::Body as _;
 use tonic::Code;
 use tower::{Layer, Service};
 
-use crate::audit::{AuditedBody, Call, status_code};
+use crate::audit::{AuditedBody, Call};
 use crate::config::Config;
+use crate::context::status_code;
 use crate::jwt::Verifier;
 use crate::mtls::CertificatePrincipals;
 use crate::policy::{Gate, MethodPath, Policy};

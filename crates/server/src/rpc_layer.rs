@@ -27,13 +27,13 @@ const DEADLINE_LEAD: Duration = Duration::from_millis(5);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
-    method: String,
-    code: String,
+    method: Arc<str>,
+    code: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabels {
-    method: String,
+    method: Arc<str>,
 }
 
 struct RpcMetrics {
@@ -103,16 +103,22 @@ pub fn known_services(descriptor_sets: &[&[u8]]) -> HashSet<String> {
     services(descriptor_sets).map(|(name, _)| name).collect()
 }
 
+/// The method label of a call to a path the contracts do not have.
+const UNKNOWN_METHOD: &str = "unknown";
+
+/// The method paths of the contracts, shared so that a call's labels clone a pointer.
+type KnownMethods = Arc<HashSet<Arc<str>>>;
+
 #[derive(Clone)]
 pub struct RpcLayer {
-    known: Arc<HashSet<String>>,
+    known: KnownMethods,
 }
 
 impl RpcLayer {
     /// `known`: the method paths of the contracts ([`known_methods`]).
     pub fn new(known: HashSet<String>) -> Self {
         Self {
-            known: Arc::new(known),
+            known: Arc::new(known.into_iter().map(Arc::from).collect()),
         }
     }
 }
@@ -131,7 +137,7 @@ impl<S> Layer<S> for RpcLayer {
 #[derive(Clone)]
 pub struct RpcService<S> {
     inner: S,
-    known: Arc<HashSet<String>>,
+    known: KnownMethods,
 }
 
 impl<S, B> Service<Request<B>> for RpcService<S>
@@ -162,11 +168,11 @@ where
             deadline: timeout.map(|timeout| Instant::now() + timeout),
         });
         let path = request.uri().path();
-        let method = if self.known.contains(path) {
-            path.to_owned()
-        } else {
-            "unknown".to_owned()
-        };
+        let method = self
+            .known
+            .get(path)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(UNKNOWN_METHOD));
         let deadline = timeout.map(|timeout| timeout.saturating_sub(DEADLINE_LEAD));
         let span = tracing::info_span!("rpc", method = %method, request_id = %request_id);
         crate::telemetry::continue_trace(&span, request.headers());
@@ -186,7 +192,7 @@ where
                 METRICS.in_flight.dec();
                 let code = match &result {
                     Ok(response) => grpc_code(response),
-                    Err(_) => "UNKNOWN".into(),
+                    Err(_) => tonic::Code::Unknown,
                 };
                 METRICS
                     .latency
@@ -196,10 +202,13 @@ where
                     .observe(started.elapsed().as_secs_f64());
                 METRICS
                     .calls
-                    .get_or_create(&CallLabels { method, code })
+                    .get_or_create(&CallLabels {
+                        method,
+                        code: pasarela_auth::context::code_name(code),
+                    })
                     .inc();
                 result.map(|response| {
-                    let mut response = rewrite_transport_status(response);
+                    let mut response = rewrite_transport_status(response, code);
                     if let Ok(value) = HeaderValue::from_str(&request_id) {
                         response.headers_mut().insert(REQUEST_ID, value);
                     }
@@ -227,7 +236,17 @@ const TRANSPORT_STATUS_REWRITES: [(tonic::Code, &str, tonic::Code); 2] = [
     ),
 ];
 
-fn rewrite_transport_status(response: Response<tonic::body::Body>) -> Response<tonic::body::Body> {
+fn rewrite_transport_status(
+    response: Response<tonic::body::Body>,
+    code: tonic::Code,
+) -> Response<tonic::body::Body> {
+    // Decoding a status (its message and details) is left to the few codes rewritten.
+    if !TRANSPORT_STATUS_REWRITES
+        .iter()
+        .any(|(from, _, _)| *from == code)
+    {
+        return response;
+    }
     let Some(status) = tonic::Status::from_header_map(response.headers()) else {
         return response;
     };
@@ -263,15 +282,8 @@ fn ensure_request_id<B>(request: &mut Request<B>) -> String {
 
 /// The gRPC status of a unary answer: errors travel trailers-only (in the headers); an
 /// answer without `grpc-status` in its headers carries a message and ends OK.
-fn grpc_code<B>(response: &Response<B>) -> String {
-    let code = response
-        .headers()
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i32>().ok())
-        .map(tonic::Code::from_i32)
-        .unwrap_or(tonic::Code::Ok);
-    pasarela_auth::context::code_name(code)
+fn grpc_code<B>(response: &Response<B>) -> tonic::Code {
+    pasarela_auth::context::status_code(response.headers()).unwrap_or(tonic::Code::Ok)
 }
 
 #[cfg(test)]
@@ -290,12 +302,12 @@ mod tests {
     #[test]
     fn codes_use_canonical_names() {
         let answered = Response::new(());
-        assert_eq!(grpc_code(&answered), "OK");
+        assert_eq!(grpc_code(&answered), tonic::Code::Ok);
         let refused = Response::builder()
             .header("grpc-status", "3")
             .body(())
             .unwrap();
-        assert_eq!(grpc_code(&refused), "INVALID_ARGUMENT");
+        assert_eq!(grpc_code(&refused), tonic::Code::InvalidArgument);
     }
 
     #[test]

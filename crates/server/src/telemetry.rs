@@ -19,6 +19,8 @@ use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::{LogFormat, LogSettings};
 
+mod json;
+
 /// Keeps the log writer and the trace exporter alive until [`Telemetry::shutdown`]
 /// flushes them.
 pub struct Telemetry {
@@ -48,9 +50,8 @@ pub fn init(settings: &LogSettings) -> anyhow::Result<Telemetry> {
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
     let fmt = match settings.format {
         LogFormat::Json => fmt
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
+            .fmt_fields(json::JsonMembers)
+            .event_format(json::JsonLines)
             .boxed(),
         LogFormat::Pretty => fmt.compact().boxed(),
     };

@@ -1,0 +1,323 @@
+//! JSON log lines written straight into the line buffer: the shape of tracing-subscriber's
+//! JSON format (`timestamp`, `level`, `fields`, `target`, `span`), without its serde
+//! round trips (the generic formatter re-parses each span's fields for every line and
+//! validates every chunk it writes as UTF-8, a tenth of a refused call's cost).
+
+use std::fmt::{self, Write as _};
+
+use chrono::{Datelike as _, Timelike as _};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// One JSON object per event, with the current span's fields and name under `span`.
+pub struct JsonLines;
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        writer.write_str("{\"timestamp\":\"")?;
+        write_timestamp(&mut writer, chrono::Utc::now())?;
+        write!(writer, "\",\"level\":\"{}\",\"fields\":{{", meta.level())?;
+        let mut fields = Members::new(&mut writer);
+        event.record(&mut fields);
+        fields.result?;
+        writer.write_str("},\"target\":")?;
+        write_str(&mut writer, meta.target())?;
+        let span = event
+            .parent()
+            .and_then(|id| ctx.span(id))
+            .or_else(|| ctx.lookup_current());
+        if let Some(span) = span {
+            writer.write_str(",\"span\":{")?;
+            let extensions = span.extensions();
+            if let Some(recorded) = extensions.get::<FormattedFields<N>>()
+                && !recorded.fields.is_empty()
+            {
+                writer.write_str(&recorded.fields)?;
+                writer.write_char(',')?;
+            }
+            writer.write_str("\"name\":")?;
+            write_str(&mut writer, span.name())?;
+            writer.write_char('}')?;
+        }
+        writer.write_str("}\n")
+    }
+}
+
+/// A span's fields kept as the members of a JSON object (`"a":1,"b":"x"`), ready to be
+/// copied into each line written inside the span.
+pub struct JsonMembers;
+
+impl<'w> FormatFields<'w> for JsonMembers {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut members = Members::new(&mut writer);
+        fields.record(&mut members);
+        members.result
+    }
+
+    fn add_fields(
+        &self,
+        current: &'w mut FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        let first = current.fields.is_empty();
+        let mut members = Members::new(&mut current.fields);
+        members.first = first;
+        fields.record(&mut members);
+        members.result
+    }
+}
+
+/// Writes each recorded field as a JSON member, comma-separated.
+struct Members<'a, W: fmt::Write> {
+    writer: &'a mut W,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl<'a, W: fmt::Write> Members<'a, W> {
+    fn new(writer: &'a mut W) -> Self {
+        Self {
+            writer,
+            first: true,
+            result: Ok(()),
+        }
+    }
+
+    fn member(&mut self, field: &Field, value: impl FnOnce(&mut W) -> fmt::Result) {
+        if self.result.is_err() {
+            return;
+        }
+        self.result = (|| {
+            if !self.first {
+                self.writer.write_char(',')?;
+            }
+            self.first = false;
+            write_str(self.writer, field.name())?;
+            self.writer.write_char(':')?;
+            value(self.writer)
+        })();
+    }
+}
+
+impl<W: fmt::Write> Visit for Members<'_, W> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // JSON has no NaN or infinity; serde_json writes them as null too.
+        self.member(field, |w| {
+            if value.is_finite() {
+                write!(w, "{value}")
+            } else {
+                w.write_str("null")
+            }
+        });
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.member(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.member(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.member(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.member(field, |w| write_str(w, value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.member(field, |w| {
+            w.write_char('"')?;
+            write!(Escaped(w), "{value:?}")?;
+            w.write_char('"')
+        });
+    }
+}
+
+/// `value` as a JSON string.
+fn write_str(writer: &mut impl fmt::Write, value: &str) -> fmt::Result {
+    writer.write_char('"')?;
+    Escaped(writer).write_str(value)?;
+    writer.write_char('"')
+}
+
+/// A writer that escapes what it is given for the inside of a JSON string.
+struct Escaped<'a, W: fmt::Write>(&'a mut W);
+
+impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut plain = 0;
+        for (at, byte) in text.bytes().enumerate() {
+            let escape = match byte {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0..=0x1f => "",
+                _ => continue,
+            };
+            self.0.write_str(&text[plain..at])?;
+            if escape.is_empty() {
+                write!(self.0, "\\u{byte:04x}")?;
+            } else {
+                self.0.write_str(escape)?;
+            }
+            plain = at + 1;
+        }
+        self.0.write_str(&text[plain..])
+    }
+}
+
+/// RFC 3339 in UTC with microseconds, as tracing-subscriber writes it.
+fn write_timestamp(
+    writer: &mut impl fmt::Write,
+    now: chrono::DateTime<chrono::Utc>,
+) -> fmt::Result {
+    write!(
+        writer,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        now.year(),
+        now.month(),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.nanosecond() % 1_000_000_000 / 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escaped(text: &str) -> String {
+        let mut out = String::new();
+        write_str(&mut out, text).unwrap();
+        out
+    }
+
+    #[test]
+    fn strings_are_json_strings() {
+        for text in [
+            "plain",
+            "a \"quote\"",
+            "back\\slash",
+            "line\nbreak\ttab\r",
+            "\u{1}\u{1f}",
+            "ñandú ✓",
+            "",
+        ] {
+            let written = escaped(text);
+            assert_eq!(
+                serde_json::from_str::<String>(&written).unwrap(),
+                text,
+                "{written}"
+            );
+        }
+    }
+
+    /// The lines a subscriber with these formatters writes while `emit` runs.
+    fn lines_of(emit: impl FnOnce()) -> Vec<serde_json::Value> {
+        use std::sync::{Arc, Mutex};
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let written = buffer.clone();
+        let layer = tracing_subscriber::fmt::layer()
+            .with_writer(move || written.clone())
+            .fmt_fields(JsonMembers)
+            .event_format(JsonLines);
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), emit);
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect()
+    }
+
+    #[test]
+    fn a_line_has_the_fields_target_and_current_span() {
+        let lines = lines_of(|| {
+            let span = tracing::info_span!(
+                "rpc",
+                method = "/a.B/C",
+                attempt = 2_u64,
+                tx = tracing::field::Empty
+            );
+            let _entered = span.enter();
+            span.record("tx", "T\\1");
+            tracing::info!(target: "audit", code = %"OK", latency_ms = 1.5, ok = true, note = ?"q\"x", "call");
+            tracing::warn!(n = -3_i64, nan = f64::NAN, "line\nbreak");
+        });
+        assert_eq!(lines.len(), 2);
+        let call = &lines[0];
+        assert_eq!(call["level"], "INFO");
+        assert_eq!(call["target"], "audit");
+        assert_eq!(call["fields"]["message"], "call");
+        assert_eq!(call["fields"]["code"], "OK");
+        assert_eq!(call["fields"]["latency_ms"], 1.5);
+        assert_eq!(call["fields"]["ok"], true);
+        assert_eq!(call["fields"]["note"], "\"q\\\"x\"");
+        assert_eq!(call["span"]["name"], "rpc");
+        assert_eq!(call["span"]["method"], "/a.B/C");
+        assert_eq!(call["span"]["attempt"], 2);
+        assert_eq!(call["span"]["tx"], "T\\1");
+        let timestamp = call["timestamp"].as_str().unwrap();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(timestamp).is_ok(),
+            "{timestamp}"
+        );
+        assert_eq!(lines[1]["level"], "WARN");
+        assert_eq!(lines[1]["fields"]["message"], "line\nbreak");
+        assert_eq!(lines[1]["fields"]["n"], -3);
+        assert!(lines[1]["fields"]["nan"].is_null());
+    }
+
+    #[test]
+    fn a_line_outside_any_span_has_none() {
+        let lines = lines_of(|| {
+            let _empty = tracing::info_span!("quiet").entered();
+            tracing::info!("inside");
+        });
+        assert_eq!(lines[0]["span"], serde_json::json!({ "name": "quiet" }));
+        let lines = lines_of(|| tracing::info!("alone"));
+        assert!(lines[0].get("span").is_none());
+    }
+
+    #[test]
+    fn the_timestamp_is_rfc3339_with_microseconds() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-03-04T05:06:07.089012345Z")
+            .unwrap()
+            .to_utc();
+        let mut out = String::new();
+        write_timestamp(&mut out, at).unwrap();
+        assert_eq!(out, "2026-03-04T05:06:07.089012Z");
+    }
+}
