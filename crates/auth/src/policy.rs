@@ -1,6 +1,7 @@
 //! Method patterns and scope rules: which entry of the configuration governs a method
 //! path, and whether a principal's scopes satisfy it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::config::{Config, ReflectionAccess};
@@ -17,25 +18,27 @@ const REFLECTION_SERVICES: [&str; 2] = [
 #[derive(Debug, Clone, Copy)]
 pub struct MethodPath<'a> {
     pub service: &'a str,
-    pub method: &'a str,
+    /// `pkg.Service/Method`: the path without its leading `/`.
+    full: &'a str,
 }
 
 impl<'a> MethodPath<'a> {
     /// `None` for anything that is not `/service/method`.
     pub fn parse(path: &'a str) -> Option<Self> {
-        let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+        let full = path.strip_prefix('/')?;
+        let (service, method) = full.split_once('/')?;
         (!service.is_empty() && !method.is_empty() && !method.contains('/'))
-            .then_some(Self { service, method })
+            .then_some(Self { service, full })
     }
 
     /// `pkg.Service/Method`, the spelling of configuration keys and dev scopes.
-    pub fn full(&self) -> String {
-        format!("{}/{}", self.service, self.method)
+    pub fn full(&self) -> &'a str {
+        self.full
     }
 
     /// The configuration keys that may govern this method, most specific first.
-    fn keys(&self) -> [String; 3] {
-        [self.full(), self.service.to_owned(), "*".to_owned()]
+    fn keys(&self) -> [&'a str; 3] {
+        [self.full, self.service, "*"]
     }
 }
 
@@ -55,7 +58,9 @@ impl MethodSet {
     }
 
     pub fn contains(&self, path: &MethodPath<'_>) -> bool {
-        path.keys().iter().any(|key| self.0.contains(key))
+        path.keys()
+            .iter()
+            .any(|key| self.0.iter().any(|pattern| pattern == key))
     }
 }
 
@@ -122,9 +127,9 @@ impl Policy {
         let required = path
             .keys()
             .into_iter()
-            .find_map(|key| self.rules.get(&key))
+            .find_map(|key| self.rules.get(key))
             .ok_or_else(not_configured)?;
-        let missing: Vec<String> = required
+        let missing: Vec<Cow<'_, str>> = required
             .iter()
             .map(|scope| expand(scope, path))
             .filter(|scope| !self.grants(principal, scope))
@@ -146,11 +151,17 @@ impl Policy {
     }
 }
 
-/// A required scope with `{method}` and `{service}` replaced by the called method's names.
-fn expand(scope: &str, path: &MethodPath<'_>) -> String {
-    scope
-        .replace("{method}", &path.full())
-        .replace("{service}", path.service)
+/// A required scope with `{method}` and `{service}` replaced by the called method's names
+/// (borrowed as configured when it names neither).
+fn expand<'s>(scope: &'s str, path: &MethodPath<'_>) -> Cow<'s, str> {
+    if !scope.contains('{') {
+        return Cow::Borrowed(scope);
+    }
+    Cow::Owned(
+        scope
+            .replace("{method}", path.full)
+            .replace("{service}", path.service),
+    )
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use pasarela_provider::{ProviderError, RawResponse};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::errors::{Failure, bad_response, from_failure};
 
@@ -117,24 +117,39 @@ pub fn read<T: DeserializeOwned>(
 /// The body as a JSON object with every key's first letter in lower case, so one set of
 /// camelCase structs reads `ResponseType`, `TrnSrcInfo.BlockingInfo` and their kin.
 fn parse_object(body: &[u8]) -> Option<Value> {
-    match serde_json::from_slice::<Value>(body).ok()? {
-        Value::Object(map) => Some(Value::Object(normalize_map(map))),
-        _ => None,
-    }
+    let mut value = serde_json::from_slice::<Value>(body).ok()?;
+    value.is_object().then(|| {
+        normalize(&mut value);
+        value
+    })
 }
 
-fn normalize_map(map: Map<String, Value>) -> Map<String, Value> {
-    map.into_iter()
-        .map(|(key, value)| (lower_first(&key), normalize(value)))
-        .collect()
-}
-
-fn normalize(value: Value) -> Value {
+/// Lower-cases the first letter of every key, in place; a map is rebuilt only when one
+/// of its keys needs it (most of the bank's answers are camelCase already).
+fn normalize(value: &mut Value) {
     match value {
-        Value::Object(map) => Value::Object(normalize_map(map)),
-        Value::Array(items) => Value::Array(items.into_iter().map(normalize).collect()),
-        other => other,
+        Value::Object(map) => {
+            if !map.keys().all(|key| starts_lower(key)) {
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .map(|(key, value)| match starts_lower(&key) {
+                        true => (key, value),
+                        false => (lower_first(&key), value),
+                    })
+                    .collect();
+            }
+            map.values_mut().for_each(normalize);
+        }
+        Value::Array(items) => items.iter_mut().for_each(normalize),
+        _ => {}
     }
+}
+
+/// Whether lower-casing `key`'s first letter leaves it as it is.
+fn starts_lower(key: &str) -> bool {
+    key.chars()
+        .next()
+        .is_none_or(|first| first.to_lowercase().eq([first]))
 }
 
 fn lower_first(key: &str) -> String {
@@ -188,6 +203,18 @@ mod tests {
     #[serde(rename_all = "camelCase")]
     struct Holds {
         trn_src_info: Value,
+    }
+
+    #[test]
+    fn every_key_starts_lower_case_at_every_depth() {
+        let body = r#"{"ResponseType":{"Value":"OK"},"trnSrcInfo":[{"BlockingInfo":{"ÉxtraKey":1,"ok":2}}],"_x":{"Y":[]}}"#.as_bytes();
+        let expected = serde_json::json!({
+            "responseType": {"value": "OK"},
+            "trnSrcInfo": [{"blockingInfo": {"éxtraKey": 1, "ok": 2}}],
+            "_x": {"y": []},
+        });
+        assert_eq!(parse_object(body), Some(expected));
+        assert_eq!(parse_object(b"[1]"), None);
     }
 
     #[test]
