@@ -6,7 +6,7 @@ Runs release builds of `pasarela` and of the examples `bench_frames`, `floor_ser
 loopback, loads them with h2load (Debian's nghttp2-client) on both sides, and writes the
 figures between the result markers of docs/benchmarks.md (the prose around them is kept).
 
-    scripts/bench.py                  # build, run (about 7 minutes), write docs/benchmarks.md
+    scripts/bench.py                  # build, run (about 15 minutes), write docs/benchmarks.md
     scripts/bench.py --seconds 3      # shorter points
     scripts/bench.py --no-build --no-write --keep
 
@@ -483,29 +483,61 @@ def run_gateway(procs, urls, token, frames, paths, captured, args):
     return rows, floor_rows
 
 
+def interleaved(rounds, measures):
+    """Each measure taken `rounds` times in turn (a, b, c, a, b, c...), so that the shared
+    machine's drifts fall on every system alike; per system, the round of median
+    throughput is kept, with the median CPU per call, every round's req/s, and the
+    failures of all rounds."""
+    taken = [[] for _ in measures]
+    for round_ in range(rounds):
+        for points, measure in zip(taken, measures):
+            points.append(measure(round_))
+    return [median_round(points) for points in taken]
+
+
+def median_round(points):
+    point = dict(sorted(points, key=lambda p: p["rps"])[len(points) // 2])
+    point["rounds_rps"] = [p["rps"] for p in points]
+    for key in ("failed", "errored", "grpc_not_ok"):
+        if key in point:
+            point[key] = sum(p[key] for p in points)
+    if "cpu_us" in point:
+        point["cpu_us"] = statistics.median(p["cpu_us"] for p in points)
+    return point
+
+
 def gateway_rows(procs, serve, naive, urls, token, frames, path, captured, args, service,
                  case, provider, latency):
-    """One service at each concurrency: through pasarela, through the naive proxy, then
-    straight to the emulator."""
+    """One service at each concurrency: through pasarela, through the naive proxy, and
+    straight to the emulator, in interleaved rounds."""
     check(serve.addr, token, frames, case, path, 0)
     naive_process, naive_addr = naive
     check(naive_addr, token, frames, case, path, 0)
+    frame = frames / f"{case}.bin"
     rows = []
     for c in args.concurrency:
         log(f"gateway {service} c={c} provider latency {latency} ms")
         name = f"{case}-l{latency}-c{c}"
-        before = serve.calls()
-        gateway = measured_point(serve.process, name, procs.work, serve.addr, path, token,
-                                 frames / f"{case}.bin", c, args.seconds)
-        gateway["grpc_not_ok"] = not_ok(serve, before, path)
-        naive = measured_point(naive_process, f"{name}-naive", procs.work, naive_addr, path,
-                               token, frames / f"{case}.bin", c, args.seconds)
-        direct = None
-        if provider:
-            direct = direct_point(f"{name}-direct", procs.work, urls, provider, captured[case],
-                                  c, args.seconds)
+
+        def gateway(round_):
+            before = serve.calls()
+            point = measured_point(serve.process, f"{name}-r{round_}", procs.work, serve.addr,
+                                   path, token, frame, c, args.seconds)
+            point["grpc_not_ok"] = not_ok(serve, before, path)
+            return point
+
+        def hand_written(round_):
+            return measured_point(naive_process, f"{name}-naive-r{round_}", procs.work,
+                                  naive_addr, path, token, frame, c, args.seconds)
+
+        def direct(round_):
+            return direct_point(f"{name}-direct-r{round_}", procs.work, urls, provider,
+                                captured[case], c, args.seconds)
+
+        measures = [gateway, hand_written] + ([direct] if provider else [])
+        points = interleaved(args.rounds, measures) + [None]
         rows.append({"service": service, "case": case, "concurrency": c, "latency_ms": latency,
-                     "gateway": gateway, "naive": naive, "direct": direct})
+                     "gateway": points[0], "naive": points[1], "direct": points[2]})
     return rows
 
 
@@ -523,14 +555,22 @@ def run_floor(procs, serve, token, frames, paths, args):
     check(addr, token, frames, FLOOR_CASE, path, INVALID_ARGUMENT, procs.work / "floor.trailers")
     same = grpc_lines(procs.work / "floor.trailers") == grpc_lines(trailers)
     rows = []
+    frame = frames / f"{FLOOR_CASE}.bin"
     for c in args.concurrency:
         log(f"floor c={c}")
-        minimal = grpc_point(f"floor-minimal-c{c}", procs.work, addr, path, token,
-                             frames / f"{FLOOR_CASE}.bin", c, args.seconds)
-        before = serve.calls()
-        gateway = grpc_point(f"floor-pasarela-c{c}", procs.work, serve.addr, path, token,
-                             frames / f"{FLOOR_CASE}.bin", c, args.seconds)
-        gateway["grpc_not_ok"] = not_ok(serve, before, path, "INVALID_ARGUMENT")
+
+        def bare(round_):
+            return grpc_point(f"floor-minimal-c{c}-r{round_}", procs.work, addr, path, token,
+                              frame, c, args.seconds)
+
+        def gateway(round_):
+            before = serve.calls()
+            point = grpc_point(f"floor-pasarela-c{c}-r{round_}", procs.work, serve.addr, path,
+                               token, frame, c, args.seconds)
+            point["grpc_not_ok"] = not_ok(serve, before, path, "INVALID_ARGUMENT")
+            return point
+
+        minimal, gateway = interleaved(args.rounds, [bare, gateway])
         rows.append({"concurrency": c, "pasarela": gateway, "minimal": minimal,
                      "same_trailers": same})
     procs.stop(floor)
@@ -612,6 +652,11 @@ def fmt_point(point):
     return f"{point['rps']:.0f} | {point['p50_ms']:.2f} | {point['p99_ms']:.2f}"
 
 
+def round_ratios(a, b):
+    """The req/s ratio of two interleaved points, round by round."""
+    return ", ".join(f"{x / y:.2f}" for x, y in zip(a["rounds_rps"], b["rounds_rps"]))
+
+
 def report(results, command):
     m = results["machine"]
     out = [
@@ -623,7 +668,10 @@ def report(results, command):
         f"(the machine is shared; figures are only comparable within one run).",
         "",
         f"Points of {results['seconds']} s after 1 s of warm-up, one h2load thread, "
-        "`-m 1` (one call per connection at a time), concurrency = connections.",
+        "`-m 1` (one call per connection at a time), concurrency = connections. Compared "
+        f"points (pasarela, naive, direct; pasarela, minimal tonic) run in {results['rounds']} "
+        "interleaved rounds; each shows its median round (CPU per call: the median of the "
+        "rounds), and the ratio of each round is listed beside it.",
         "",
         "### Gateway overhead",
         "",
@@ -662,13 +710,14 @@ def report(results, command):
         "work moves.",
         "",
         "| service | provider latency ms | c | pasarela CPU µs/call | naive CPU µs/call "
-        "| pasarela / naive |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| pasarela / naive | req/s pasarela / naive, each round |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in results["gateway"]:
         g, n = row["gateway"], row["naive"]
         out.append(f"| {row['service']} | {row['latency_ms']} | {row['concurrency']} "
-                   f"| {g['cpu_us']:.0f} | {n['cpu_us']:.0f} | {g['cpu_us'] / n['cpu_us']:.1f} |")
+                   f"| {g['cpu_us']:.0f} | {n['cpu_us']:.0f} | {g['cpu_us'] / n['cpu_us']:.1f} "
+                   f"| {round_ratios(g, n)} |")
     out += [
         "",
         "### Floor",
@@ -678,13 +727,14 @@ def report(results, command):
         "Other answers = h2load failures plus pasarela answers other than INVALID_ARGUMENT.",
         "",
         "| c | pasarela req/s | p50 ms | p99 ms | minimal tonic req/s | p50 ms | p99 ms "
-        "| ratio | other answers |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ratio | each round | other answers |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     for row in results["floor"]:
         p, f = row["pasarela"], row["minimal"]
         out.append(f"| {row['concurrency']} | {fmt_point(p)} | {fmt_point(f)} "
-                   f"| {p['rps'] / f['rps']:.2f} | {p['grpc_not_ok'] + p['failed'] + p['errored']} |")
+                   f"| {p['rps'] / f['rps']:.2f} | {round_ratios(p, f)} "
+                   f"| {p['grpc_not_ok'] + p['failed'] + p['errored']} |")
     same = all(row["same_trailers"] for row in results["floor"])
     out += [
         "",
@@ -777,7 +827,9 @@ def write_doc(text):
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=6, help="measured seconds per point")
+    parser.add_argument("--seconds", type=int, default=4, help="measured seconds per point")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds of each compared point (the median is kept)")
     parser.add_argument("--provider-latency-ms", type=int, default=10,
                         help="latency fault of the second gateway pass (a provider's own time)")
     parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")],
@@ -815,7 +867,7 @@ def main():
     ensure_h2load()
     if not args.no_build:
         build()
-    results = {"machine": machine(), "seconds": args.seconds}
+    results = {"machine": machine(), "seconds": args.seconds, "rounds": args.rounds}
     work = Path(tempfile.mkdtemp(prefix="pasarela-bench-"))
     log(f"work folder: {work}")
     procs = Processes(work)
