@@ -502,7 +502,7 @@ def median_round(points):
         if key in point:
             point[key] = sum(p[key] for p in points)
     if "cpu_us" in point:
-        point["cpu_us"] = statistics.median(p["cpu_us"] for p in points)
+        point["cpu_us"] = sorted(p["cpu_us"] for p in points)[len(points) // 2]
     return point
 
 
@@ -563,14 +563,14 @@ def run_floor(procs, serve, token, frames, paths, args):
             return grpc_point(f"floor-minimal-c{c}-r{round_}", procs.work, addr, path, token,
                               frame, c, args.seconds)
 
-        def gateway(round_):
+        def refused(round_):
             before = serve.calls()
             point = grpc_point(f"floor-pasarela-c{c}-r{round_}", procs.work, serve.addr, path,
                                token, frame, c, args.seconds)
             point["grpc_not_ok"] = not_ok(serve, before, path, "INVALID_ARGUMENT")
             return point
 
-        minimal, gateway = interleaved(args.rounds, [bare, gateway])
+        minimal, gateway = interleaved(args.rounds, [bare, refused])
         rows.append({"concurrency": c, "pasarela": gateway, "minimal": minimal,
                      "same_trailers": same})
     procs.stop(floor)
@@ -680,8 +680,9 @@ def report(results, command):
         "like pasarela. Direct = h2load over HTTP/1.1 to the emulator with the request "
         "pasarela sent (captured); provider latency = a sandbox latency fault on every path "
         "alike. "
-        "Non-OK = pasarela / direct: h2load failures, plus, for pasarela, calls its own "
-        "metrics counted with a code other than OK (h2load counts any HTTP 200 as a success).",
+        "Non-OK = pasarela / direct, over all rounds: h2load failures, plus, for pasarela, "
+        "calls its own metrics counted with a code other than OK (h2load counts any HTTP 200 "
+        "as a success).",
         "",
         "| service | provider latency ms | c | pasarela req/s | p50 ms | p99 ms "
         "| naive req/s | p50 ms | p99 ms | pasarela / naive "
@@ -724,7 +725,8 @@ def report(results, command):
         "",
         "The same invalid GetPasswordExpiration (refused by validation, INVALID_ARGUMENT, "
         "before any provider call) against pasarela and against `examples/floor_server.rs`. "
-        "Other answers = h2load failures plus pasarela answers other than INVALID_ARGUMENT.",
+        "Other answers, over all rounds = h2load failures plus pasarela answers other than "
+        "INVALID_ARGUMENT.",
         "",
         "| c | pasarela req/s | p50 ms | p99 ms | minimal tonic req/s | p50 ms | p99 ms "
         "| ratio | each round | other answers |",
@@ -842,7 +844,10 @@ def parse_args():
     parser.add_argument("--no-write", action="store_true", help="print, do not write the doc")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work folder (logs, h2load output, configurations)")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.rounds < 1 or args.seconds < 1:
+        parser.error("--rounds and --seconds must be at least 1")
+    return args
 
 
 def run_all(results, args, procs):

@@ -18,8 +18,9 @@ const REFLECTION_SERVICES: [&str; 2] = [
 #[derive(Debug, Clone, Copy)]
 pub struct MethodPath<'a> {
     pub service: &'a str,
-    /// `pkg.Service/Method`: the path without its leading `/`.
-    full: &'a str,
+    /// `pkg.Service/Method`: the path without its leading `/`, the spelling of
+    /// configuration keys and dev scopes.
+    pub full: &'a str,
 }
 
 impl<'a> MethodPath<'a> {
@@ -29,11 +30,6 @@ impl<'a> MethodPath<'a> {
         let (service, method) = full.split_once('/')?;
         (!service.is_empty() && !method.is_empty() && !method.contains('/'))
             .then_some(Self { service, full })
-    }
-
-    /// `pkg.Service/Method`, the spelling of configuration keys and dev scopes.
-    pub fn full(&self) -> &'a str {
-        self.full
     }
 
     /// The configuration keys that may govern this method, most specific first.
@@ -138,7 +134,7 @@ impl Policy {
             Ok(())
         } else {
             Err(Rejection::new(Reason::ScopeMissing)
-                .with("method", path.full())
+                .with("method", path.full)
                 .with("required_scopes", missing.join(" ")))
         }
     }

@@ -106,19 +106,33 @@ pub fn known_services(descriptor_sets: &[&[u8]]) -> HashSet<String> {
 /// The method label of a call to a path the contracts do not have.
 const UNKNOWN_METHOD: &str = "unknown";
 
-/// The method paths of the contracts, shared so that a call's labels clone a pointer.
-type KnownMethods = Arc<HashSet<Arc<str>>>;
+/// The method labels: the contracts' paths and [`UNKNOWN_METHOD`], shared so that a
+/// call's labels clone a pointer.
+#[derive(Clone)]
+struct MethodNames {
+    known: Arc<HashSet<Arc<str>>>,
+    unknown: Arc<str>,
+}
+
+impl MethodNames {
+    fn label(&self, path: &str) -> Arc<str> {
+        self.known.get(path).unwrap_or(&self.unknown).clone()
+    }
+}
 
 #[derive(Clone)]
 pub struct RpcLayer {
-    known: KnownMethods,
+    methods: MethodNames,
 }
 
 impl RpcLayer {
     /// `known`: the method paths of the contracts ([`known_methods`]).
     pub fn new(known: HashSet<String>) -> Self {
         Self {
-            known: Arc::new(known.into_iter().map(Arc::from).collect()),
+            methods: MethodNames {
+                known: Arc::new(known.into_iter().map(Arc::from).collect()),
+                unknown: Arc::from(UNKNOWN_METHOD),
+            },
         }
     }
 }
@@ -129,7 +143,7 @@ impl<S> Layer<S> for RpcLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RpcService {
             inner,
-            known: self.known.clone(),
+            methods: self.methods.clone(),
         }
     }
 }
@@ -137,7 +151,7 @@ impl<S> Layer<S> for RpcLayer {
 #[derive(Clone)]
 pub struct RpcService<S> {
     inner: S,
-    known: KnownMethods,
+    methods: MethodNames,
 }
 
 impl<S, B> Service<Request<B>> for RpcService<S>
@@ -168,11 +182,7 @@ where
             deadline: timeout.map(|timeout| Instant::now() + timeout),
         });
         let path = request.uri().path();
-        let method = self
-            .known
-            .get(path)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(UNKNOWN_METHOD));
+        let method = self.methods.label(path);
         let deadline = timeout.map(|timeout| timeout.saturating_sub(DEADLINE_LEAD));
         let span = tracing::info_span!("rpc", method = %method, request_id = %request_id);
         crate::telemetry::continue_trace(&span, request.headers());

@@ -8,6 +8,7 @@ use std::fmt::{self, Write as _};
 use chrono::{Datelike as _, Timelike as _};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
+use tracing_log::NormalizeEvent as _;
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
@@ -27,7 +28,9 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let meta = event.metadata();
+        // Records of the `log` crate (rustls, reqwest) keep their own target and level.
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
         writer.write_str("{\"timestamp\":\"")?;
         write_timestamp(&mut writer, chrono::Utc::now())?;
         write!(writer, "\",\"level\":\"{}\",\"fields\":{{", meta.level())?;
@@ -73,12 +76,45 @@ impl<'w> FormatFields<'w> for JsonMembers {
         current: &'w mut FormattedFields<Self>,
         fields: &tracing::span::Record<'_>,
     ) -> fmt::Result {
-        let first = current.fields.is_empty();
+        let before = current.fields.len();
         let mut members = Members::new(&mut current.fields);
-        members.first = first;
+        members.first = before == 0;
+        members.names = Some(Vec::new());
         fields.record(&mut members);
-        members.result
+        let (result, names) = (members.result, members.names.unwrap_or_default());
+        if result.is_err() {
+            // A half-written member would break every later line of the span.
+            current.fields.truncate(before);
+            return result;
+        }
+        let recorded_again = names
+            .iter()
+            .any(|name| has_member(&current.fields[..before], name));
+        if recorded_again {
+            replace_earlier_values(&mut current.fields);
+        }
+        Ok(())
     }
+}
+
+/// Whether `members` (`"a":1,"b":"x"`) has a member named `name`. A quote inside a string
+/// value is always escaped, so `"name":` at the start or after a comma is a member's key.
+fn has_member(members: &str, name: &str) -> bool {
+    let key = format!("\"{name}\":");
+    members.starts_with(&key) || members.contains(&format!(",{key}"))
+}
+
+/// Keeps the last value of each member, as tracing-subscriber's format does when a span's
+/// field is recorded again (rare: read back once and written anew).
+fn replace_earlier_values(members: &mut String) {
+    let Ok(map) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&format!(
+        "{{{members}}}"
+    )) else {
+        return;
+    };
+    let object = serde_json::Value::Object(map).to_string();
+    members.clear();
+    members.push_str(&object[1..object.len() - 1]);
 }
 
 /// Writes each recorded field as a JSON member, comma-separated.
@@ -86,6 +122,8 @@ struct Members<'a, W: fmt::Write> {
     writer: &'a mut W,
     first: bool,
     result: fmt::Result,
+    /// The names written, when the caller needs them.
+    names: Option<Vec<&'static str>>,
 }
 
 impl<'a, W: fmt::Write> Members<'a, W> {
@@ -94,6 +132,7 @@ impl<'a, W: fmt::Write> Members<'a, W> {
             writer,
             first: true,
             result: Ok(()),
+            names: None,
         }
     }
 
@@ -106,6 +145,9 @@ impl<'a, W: fmt::Write> Members<'a, W> {
                 self.writer.write_char(',')?;
             }
             self.first = false;
+            if let Some(names) = &mut self.names {
+                names.push(field.name());
+            }
             write_str(self.writer, field.name())?;
             self.writer.write_char(':')?;
             value(self.writer)
@@ -115,10 +157,11 @@ impl<'a, W: fmt::Write> Members<'a, W> {
 
 impl<W: fmt::Write> Visit for Members<'_, W> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        // JSON has no NaN or infinity; serde_json writes them as null too.
+        // JSON has no NaN or infinity; serde_json writes them as null too. Debug keeps a
+        // fraction (`1.0`), so a reader does not take the field for an integer.
         self.member(field, |w| {
             if value.is_finite() {
-                write!(w, "{value}")
+                write!(w, "{value:?}")
             } else {
                 w.write_str("null")
             }
@@ -199,6 +242,7 @@ fn write_timestamp(
         now.hour(),
         now.minute(),
         now.second(),
+        // chrono counts a leap second as nanoseconds past 1e9.
         now.nanosecond() % 1_000_000_000 / 1000
     )
 }
@@ -234,7 +278,7 @@ mod tests {
     }
 
     /// The lines a subscriber with these formatters writes while `emit` runs.
-    fn lines_of(emit: impl FnOnce()) -> Vec<serde_json::Value> {
+    fn raw_lines_of(emit: impl FnOnce()) -> String {
         use std::sync::{Arc, Mutex};
         use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -256,8 +300,13 @@ mod tests {
             .fmt_fields(JsonMembers)
             .event_format(JsonLines);
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), emit);
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-        text.lines()
+        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// Each of those lines, parsed.
+    fn lines_of(emit: impl FnOnce()) -> Vec<serde_json::Value> {
+        raw_lines_of(emit)
+            .lines()
             .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
             .collect()
     }
@@ -301,7 +350,7 @@ mod tests {
     }
 
     #[test]
-    fn a_line_outside_any_span_has_none() {
+    fn a_span_without_fields_has_its_name_and_a_line_outside_spans_has_none() {
         let lines = lines_of(|| {
             let _empty = tracing::info_span!("quiet").entered();
             tracing::info!("inside");
@@ -309,6 +358,42 @@ mod tests {
         assert_eq!(lines[0]["span"], serde_json::json!({ "name": "quiet" }));
         let lines = lines_of(|| tracing::info!("alone"));
         assert!(lines[0].get("span").is_none());
+    }
+
+    #[test]
+    fn fields_recorded_later_keep_one_value_each() {
+        let raw = raw_lines_of(|| {
+            let span = tracing::info_span!(
+                "call",
+                tx = tracing::field::Empty,
+                n = tracing::field::Empty
+            );
+            let _entered = span.enter();
+            span.record("tx", "first");
+            span.record("n", 1_u64);
+            span.record("tx", "second");
+            tracing::info!(took = 1.0, "done");
+        });
+        let line: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        assert_eq!(line["span"]["tx"], "second");
+        assert_eq!(line["span"]["n"], 1);
+        assert_eq!(raw.matches("\"tx\":").count(), 1, "{raw}");
+        assert!(raw.contains("\"took\":1.0"), "{raw}");
+    }
+
+    #[test]
+    fn log_records_keep_their_target_and_level() {
+        let lines = lines_of(|| {
+            let record = log::Record::builder()
+                .target("rustls::client")
+                .level(log::Level::Warn)
+                .args(format_args!("handshake"))
+                .build();
+            tracing_log::format_trace(&record).unwrap();
+        });
+        assert_eq!(lines[0]["target"], "rustls::client");
+        assert_eq!(lines[0]["level"], "WARN");
+        assert_eq!(lines[0]["fields"]["message"], "handshake");
     }
 
     #[test]
