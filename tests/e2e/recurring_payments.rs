@@ -564,6 +564,40 @@ async fn lost_activation_and_cancellation_answers_are_recovered_when_resending()
     assert_eq!(app.daviplata_counter("subscriptions_cancelled").await, 1);
 }
 
+/// What the runbook tells an operator to hand Daviplata's support: a failed call's log line
+/// names the operation and the very `transactionId` Daviplata received.
+#[tokio::test]
+async fn a_failed_call_is_logged_with_the_transaction_id_daviplata_received() {
+    let app = app().await;
+    let mut client = client(&app);
+    app.clear_journal().await;
+    lost_activation(&app, &mut client, "act-logged").await;
+    let sent = app
+        .journal("daviplata")
+        .await
+        .into_iter()
+        .find(|entry| entry["path"] == "/v1/payments/subscriptions/activate")
+        .expect("the activation reached Daviplata");
+    let body: Value =
+        serde_json::from_str(sent["body"].as_str().expect("a body")).expect("a JSON body");
+    let sent = body["TransactionHeader"]["transactionId"]
+        .as_str()
+        .expect("a transactionId")
+        .to_owned();
+
+    let failed: Vec<Value> = app
+        .logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["fields"]["message"] == "daviplata call failed")
+        .filter(|line| line["span"]["transaction_id"] == sent.as_str())
+        .collect();
+    assert_eq!(failed.len(), 1, "no failure line names {sent}");
+    assert_eq!(failed[0]["span"]["name"], "daviplata");
+    assert_eq!(failed[0]["span"]["operation"], "subscription_activate");
+    assert_eq!(failed[0]["fields"]["reason"], "PROVIDER_OUTCOME_UNKNOWN");
+}
+
 #[tokio::test]
 async fn a_hung_charge_times_out_and_its_retry_charges_once() {
     let app = spawn_app_with(|config| {

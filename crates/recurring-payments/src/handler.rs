@@ -200,9 +200,14 @@ impl Core {
         );
         let pass_otp = self.lab_otp_passthrough;
         self.daviplata
-            .call(client::REQUEST, &body, deadline, &[], |answer| {
-                answer.into_request_response(pass_otp)
-            })
+            .call(
+                client::REQUEST,
+                Some(&reference.transaction_id),
+                &body,
+                deadline,
+                &[],
+                |answer| answer.into_request_response(pass_otp),
+            )
             .await
             .map_err(Status::from)
     }
@@ -226,7 +231,14 @@ impl Core {
             let reference = reference(request.transaction(), Some(id));
             let body = (how.body)(&self.defaults, &reference, request);
             self.daviplata
-                .call(how.op, &body, deadline, secrets, how.read)
+                .call(
+                    how.op,
+                    Some(&reference.transaction_id),
+                    &body,
+                    deadline,
+                    secrets,
+                    how.read,
+                )
                 .await
         })
         .await

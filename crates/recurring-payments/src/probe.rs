@@ -40,6 +40,7 @@ async fn client_id_header(config: &Config) -> anyhow::Result<Finding> {
         let outcome = daviplata
             .call(
                 client::REQUEST,
+                None,
                 &serde_json::json!({}),
                 deadline,
                 &[],
@@ -232,12 +233,13 @@ async fn transaction_id_dedup(config: &Config, lab: &LabAccount) -> anyhow::Resu
         transaction_id: uuid::Uuid::new_v4().to_string(),
         ..reference
     };
-    let control = wire::payment_body(&defaults, &control, &charge);
+    let control_body = wire::payment_body(&defaults, &control, &charge);
+    let first = (&reference.transaction_id, &body);
     let mut answers = Vec::new();
-    for body in [&body, &body, &control] {
+    for (id, body) in [first, first, (&control.transaction_id, &control_body)] {
         let deadline = Instant::now() + daviplata.ceiling();
         let answer = daviplata
-            .call(client::PAYMENT, body, deadline, &[], |answer| {
+            .call(client::PAYMENT, Some(id), body, deadline, &[], |answer| {
                 answer.into_charge_response()
             })
             .await;

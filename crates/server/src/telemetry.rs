@@ -47,13 +47,12 @@ pub fn init(settings: &LogSettings) -> anyhow::Result<Telemetry> {
     let (writer, log_writer) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::stderr());
-    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
     let fmt = match settings.format {
-        LogFormat::Json => fmt
-            .fmt_fields(json::JsonMembers)
-            .event_format(json::JsonLines)
+        LogFormat::Json => json_layer(writer).boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            .compact()
             .boxed(),
-        LogFormat::Pretty => fmt.compact().boxed(),
     };
     let tracer_provider = settings
         .otlp_endpoint
@@ -76,6 +75,18 @@ pub fn init(settings: &LogSettings) -> anyhow::Result<Telemetry> {
         tracer_provider,
         _log_writer: log_writer,
     })
+}
+
+/// The layer that writes `serve`'s JSON lines to `writer`.
+pub fn json_layer<S, W>(writer: W) -> impl tracing_subscriber::Layer<S> + Send + Sync
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .fmt_fields(json::JsonMembers)
+        .event_format(json::JsonLines)
 }
 
 fn tracer_provider(endpoint: &str) -> anyhow::Result<SdkTracerProvider> {

@@ -1,5 +1,6 @@
 //! Every log line of a test process, as JSON, kept in memory: tests read what was logged
-//! and prove that no secret was. Each test harness captures with its own filter.
+//! and prove that no secret was. Each test harness captures with its own filter, and the
+//! end-to-end harness with the formatter `pasarela serve` writes with.
 
 use std::io::Write;
 use std::sync::{Mutex, Once};
@@ -7,7 +8,8 @@ use std::sync::{Mutex, Once};
 static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 static CAPTURE: Once = Once::new();
 
-struct LogWriter;
+/// Appends what it is given to the captured lines.
+pub struct LogWriter;
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -22,15 +24,22 @@ impl Write for LogWriter {
     }
 }
 
-/// Sends every log line that `filter` admits into [`LOGS`]; the process's first call wins.
+/// Sends every log line that `filter` admits into [`LOGS`], in tracing-subscriber's JSON
+/// format; the process's first capture wins.
 pub fn capture(filter: &str) {
-    CAPTURE.call_once(|| {
+    capture_with(|| {
         let _ = tracing_subscriber::fmt()
             .json()
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .with_writer(|| LogWriter)
             .try_init();
     });
+}
+
+/// Runs `install` (which sets a global subscriber writing to [`LogWriter`]) unless the
+/// process already captures.
+pub fn capture_with(install: impl FnOnce()) {
+    CAPTURE.call_once(install);
 }
 
 /// Everything logged in this process so far.

@@ -129,14 +129,24 @@ pub fn bearer_with(token: &str) -> Bearer {
     Bearer(format!("Bearer {token}").parse().expect("ascii token"))
 }
 
-/// Every log line of the process, pasarela's own crates at TRACE, so that tests can prove
-/// no secret reaches a log.
+/// Every log line of the process as `pasarela serve` writes it, pasarela's own crates at
+/// TRACE, so that tests read the lines operators get and can prove no secret reaches a log.
 fn capture_logs() {
-    captured_logs::capture(
-        "info,audit=trace,pasarela=trace,pasarela_server=trace,pasarela_auth=trace,\
-         pasarela_provider=trace,pasarela_security=trace,pasarela_bureau=trace,\
-         pasarela_recurring_payments=trace,pasarela_sandbox=debug",
-    );
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    captured_logs::capture_with(|| {
+        let filter = tracing_subscriber::EnvFilter::new(
+            "info,audit=trace,pasarela=trace,pasarela_server=trace,pasarela_auth=trace,\
+             pasarela_provider=trace,pasarela_security=trace,pasarela_bureau=trace,\
+             pasarela_recurring_payments=trace,pasarela_sandbox=debug",
+        );
+        let lines = pasarela_server::telemetry::json_layer(|| captured_logs::LogWriter);
+        let _ = tracing_subscriber::registry()
+            .with(lines.with_filter(filter))
+            .try_init();
+    });
 }
 
 /// The `ErrorInfo` reason of a refusal, or empty when it carries none.

@@ -14,6 +14,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use tonic::Code;
+use tracing::Instrument as _;
 
 use super::errors::{self, DOMAIN, Fault};
 use super::token::{Token, TokenCache};
@@ -135,26 +136,41 @@ impl Daviplata {
 
     /// Sends `body` to `op` before `deadline` and reads the answer with `read`. A 401 drops
     /// the token and the call is sent once more with a new one (Daviplata did not act).
-    /// `secrets` are scrubbed from any provider text passed on in an error.
+    /// `secrets` are scrubbed from any provider text passed on in an error. The call runs
+    /// in a `daviplata` span naming the operation and the body's `transactionId` (what
+    /// Daviplata's support asks for), with a line when it fails.
     pub async fn call<T>(
         &self,
         op: BusinessOp,
+        transaction_id: Option<&str>,
         body: &impl Serialize,
         deadline: Instant,
         secrets: &[&str],
         read: impl FnOnce(Answer) -> Result<T, Unreadable>,
     ) -> Result<T, ProviderError> {
-        let body = serde_json::to_vec(body).map_err(|_| internal("request body not encodable"))?;
-        let mut response = self.send_once(op, &body, deadline).await?;
-        if response.0.status == StatusCode::UNAUTHORIZED {
-            self.inner.tokens.invalidate(&response.1);
-            tracing::info!(
-                operation = op.name,
-                "daviplata refused the token; retrying once with a new one"
-            );
-            response = self.send_once(op, &body, deadline).await?;
+        let span = tracing::info_span!(
+            "daviplata",
+            operation = op.name,
+            transaction_id = transaction_id,
+        );
+        async {
+            let body =
+                serde_json::to_vec(body).map_err(|_| internal("request body not encodable"))?;
+            let mut response = self.send_once(op, &body, deadline).await?;
+            if response.0.status == StatusCode::UNAUTHORIZED {
+                self.inner.tokens.invalidate(&response.1);
+                tracing::info!("daviplata refused the token; retrying once with a new one");
+                response = self.send_once(op, &body, deadline).await?;
+            }
+            interpret(op, response.0, secrets, read)
         }
-        interpret(op, response.0, secrets, read)
+        .instrument(span.clone())
+        .await
+        .inspect_err(|error| {
+            span.in_scope(|| {
+                tracing::info!(reason = %error.reason, code = ?error.code, "daviplata call failed");
+            });
+        })
     }
 
     async fn send_once(
@@ -178,11 +194,7 @@ impl Daviplata {
             .outbound
             .send(op.operation(), request, remaining(deadline))
             .await?;
-        tracing::debug!(
-            operation = op.name,
-            status = response.status.as_u16(),
-            "daviplata answered"
-        );
+        tracing::debug!(status = response.status.as_u16(), "daviplata answered");
         Ok((response, token))
     }
 
