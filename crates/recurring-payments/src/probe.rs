@@ -264,7 +264,7 @@ fn dedup_verdict(
         Err(error) => return cannot_tell(format!("the first payment failed ({})", error.reason)),
     };
     match (repeat, control) {
-        (Ok(again), Ok(other)) if again == first && other != first => (
+        (Ok(again), Ok(other)) if again == first && !other.is_empty() && other != first => (
             format!("the repeat answered the first payment (approval {first}): deduplicated"),
             &["false", "true"],
         ),
@@ -402,6 +402,11 @@ mod tests {
             &failed(Code::Unavailable, "PROVIDER_UNAVAILABLE"),
         );
         assert!(control_lost.is_empty());
+        let (_, control_blank) = dedup_verdict(&approved("1"), &approved("1"), &approved(""));
+        assert!(
+            control_blank.is_empty(),
+            "a control without approval proves nothing"
+        );
     }
 
     #[test]
