@@ -126,13 +126,7 @@ async fn the_password_status_values_work_when_they_match_the_bank_and_fail_clear
         };
         case(
             &format!("bank {bank}, pasarela {setting:?}"),
-            |config| {
-                config
-                    .security
-                    .as_mut()
-                    .expect("security")
-                    .password_status_values = setting
-            },
+            |config| security(config).password_status_values = setting,
             bcs_readings(json!({ "password_status_values": bank })),
             lock,
             works,
@@ -163,14 +157,7 @@ async fn the_password_status_path_works_when_it_matches_the_bank_and_fails_clear
         };
         case(
             &format!("bank {bank}, pasarela {setting}"),
-            |config| {
-                config
-                    .security
-                    .as_mut()
-                    .expect("security")
-                    .paths
-                    .password_status = setting.into()
-            },
+            |config| security(config).paths.password_status = setting.into(),
             bcs_readings(json!({ "password_status_path": bank })),
             status,
             works,
@@ -200,7 +187,7 @@ async fn the_holds_query_casing_works_when_it_matches_the_bank_and_fails_clearly
                 .map(drop)
         };
         let configure = |config: &mut pasarela_server::config::Config| {
-            let security = config.security.as_mut().expect("security");
+            let security = security(config);
             security.access_token = Some(crate::security::TOKEN.to_owned().into());
             security.holds_query = setting;
         };
@@ -234,6 +221,12 @@ async fn request_subscription(app: &TestApp) -> Result<(), tonic::Status> {
         .map(drop)
 }
 
+/// The security section of a configuration under test.
+fn security(config: &mut pasarela_server::config::Config) -> &mut pasarela_security::Config {
+    config.security.as_mut().expect("security")
+}
+
+/// The recurring-payments section of a configuration under test.
 fn payments(
     config: &mut pasarela_server::config::Config,
 ) -> &mut pasarela_recurring_payments::Config {
@@ -297,8 +290,7 @@ async fn the_merchant_id_spelling_works_when_it_matches_and_fails_clearly_when_n
 /// What `pasarela probe` finds against the sandbox with pasarela's dev configuration of it.
 async fn probe(app: &TestApp) -> Vec<pasarela_provider::probe::Finding> {
     let mut config = pasarela_server::dev::config_for(&app.sandbox, None).expect("dev config");
-    let security = config.security.as_mut().expect("security");
-    security.access_token = Some(crate::security::TOKEN.to_owned().into());
+    security(&mut config).access_token = Some(crate::security::TOKEN.to_owned().into());
     pasarela_server::probe::findings(&config, None)
         .await
         .expect("the probe runs")

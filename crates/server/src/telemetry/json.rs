@@ -5,12 +5,12 @@
 
 use std::fmt::{self, Write as _};
 
-use chrono::{Datelike as _, Timelike as _};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_log::NormalizeEvent as _;
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime as _, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -32,7 +32,7 @@ where
         let normalized = event.normalized_metadata();
         let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
         writer.write_str("{\"timestamp\":\"")?;
-        write_timestamp(&mut writer, chrono::Utc::now())?;
+        SystemTime.format_time(&mut writer)?;
         write!(writer, "\",\"level\":\"{}\",\"fields\":{{", meta.level())?;
         let mut fields = Members::new(&mut writer);
         event.record(&mut fields);
@@ -228,25 +228,6 @@ impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
     }
 }
 
-/// RFC 3339 in UTC with microseconds, as tracing-subscriber writes it.
-fn write_timestamp(
-    writer: &mut impl fmt::Write,
-    now: chrono::DateTime<chrono::Utc>,
-) -> fmt::Result {
-    write!(
-        writer,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        now.year(),
-        now.month(),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        // chrono counts a leap second as nanoseconds past 1e9.
-        now.nanosecond() % 1_000_000_000 / 1000
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,15 +375,5 @@ mod tests {
         assert_eq!(lines[0]["target"], "rustls::client");
         assert_eq!(lines[0]["level"], "WARN");
         assert_eq!(lines[0]["fields"]["message"], "handshake");
-    }
-
-    #[test]
-    fn the_timestamp_is_rfc3339_with_microseconds() {
-        let at = chrono::DateTime::parse_from_rfc3339("2026-03-04T05:06:07.089012345Z")
-            .unwrap()
-            .to_utc();
-        let mut out = String::new();
-        write_timestamp(&mut out, at).unwrap();
-        assert_eq!(out, "2026-03-04T05:06:07.089012Z");
     }
 }
