@@ -381,7 +381,7 @@ def h2load(name, work, url, concurrency, seconds, headers, data=None, h1=False):
                        if line.split("\t")[1] == "200")
     return {"rps": rps, "done": int(counts.group(2)), "failed": int(counts.group(4)),
             "errored": int(counts.group(5)), "p50_ms": percentile(durations, 50),
-            "p99_ms": percentile(durations, 99), "command": shlex.join(args)}
+            "p99_ms": percentile(durations, 99)}
 
 
 def percentile(sorted_us, p):
@@ -535,9 +535,10 @@ def gateway_rows(procs, serve, naive, urls, token, frames, path, captured, args,
                                 captured[case], c, args.seconds)
 
         measures = [gateway, hand_written] + ([direct] if provider else [])
-        points = interleaved(args.rounds, measures) + [None]
+        points = interleaved(args.rounds, measures)
         rows.append({"service": service, "case": case, "concurrency": c, "latency_ms": latency,
-                     "gateway": points[0], "naive": points[1], "direct": points[2]})
+                     "gateway": points[0], "naive": points[1],
+                     "direct": points[2] if provider else None})
     return rows
 
 

@@ -21,7 +21,7 @@ use tonic_types::StatusExt as _;
 
 use crate::recurring_payments as davi;
 use crate::security::{self, assert_error};
-use crate::support::{TestApp, cc, pesos, reason};
+use crate::support::{TestApp, body_of, cc, pesos, reason};
 
 // ---- the fixtures --------------------------------------------------------------------------
 
@@ -320,21 +320,6 @@ fn shapes_tell_types_keys_and_nesting_apart() {
 }
 
 // ---- the journal -------------------------------------------------------------------------------
-
-/// The last call of `provider` with `method` on `path` that the sandbox received.
-async fn last_call(app: &TestApp, provider: &str, method: &str, path: &str) -> Value {
-    app.journal(provider)
-        .await
-        .into_iter()
-        .rev()
-        .find(|call| call["method"] == method && call["path"] == path)
-        .unwrap_or_else(|| panic!("no {method} {path} reached the {provider} sandbox"))
-}
-
-fn body_of(call: &Value) -> Value {
-    let body = call["body"].as_str().expect("a body");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("a JSON body: {e}: {body}"))
-}
 
 /// The names of a query string (`a=1&b=2` -> a, b), as sent.
 fn query_names(query: &str) -> BTreeSet<String> {
@@ -1020,7 +1005,7 @@ async fn s19_trace_values_are_text_kept_and_sent_back_as_written() {
     let mut next = question_round(ChallengeRound::Answer, Some(code_answer()));
     next.trace = Some(trace);
     let _ = security::client(&app).create_question_challenge(next).await;
-    let sent = body_of(&last_call(&app, "bcs", "POST", bcs_path("s19")).await);
+    let sent = body_of(&app.last_call("bcs", "POST", bcs_path("s19")).await);
     assert_eq!(sent["trace"]["iteration"]["value"], "IT-0002", "{sent}");
     assert_eq!(sent["trace"]["retry"]["value"], "R1", "{sent}");
 }
@@ -1050,7 +1035,7 @@ async fn bcs_query_examples_have_the_names_pasarela_sends() {
         ("bcs/s1-password-status-request-2.txt", by_alias),
     ] {
         let _ = client.get_password_status(request).await;
-        let call = last_call(&app, "bcs", "GET", bcs_path("s1")).await;
+        let call = app.last_call("bcs", "GET", bcs_path("s1")).await;
         let (_, _, body) = text_fixture(rel);
         let url = &body[0];
         let query = url.split_once('?').expect("a query string").1;
@@ -1074,7 +1059,7 @@ async fn bcs_request_examples_have_the_shape_pasarela_sends() {
         ("s18", "bcs/s18-retiro-otp-request.json"),
     ] {
         let _ = call_bcs(&app, op).await;
-        let call = last_call(&app, "bcs", "POST", bcs_path(op)).await;
+        let call = app.last_call("bcs", "POST", bcs_path(op)).await;
         assert_same_shape(&body_of(&call), &example(rel), rel);
     }
 }
@@ -1098,7 +1083,7 @@ async fn s19_request_examples_have_the_shape_pasarela_sends() {
         ),
     ] {
         let _ = client.create_question_challenge(request).await;
-        let call = last_call(&app, "bcs", "POST", bcs_path("s19")).await;
+        let call = app.last_call("bcs", "POST", bcs_path("s19")).await;
         assert_same_shape(&body_of(&call), &example(rel), rel);
     }
 }
@@ -1114,7 +1099,7 @@ async fn an_s19_answer_may_leave_its_value_out() {
     let _ = security::client(&app)
         .create_question_challenge(question_round(ChallengeRound::Answer, Some(open_option)))
         .await;
-    let call = last_call(&app, "bcs", "POST", bcs_path("s19")).await;
+    let call = app.last_call("bcs", "POST", bcs_path("s19")).await;
     let answer = &body_of(&call)["questionList"][0]["question"]["answer"];
     assert_eq!(
         answer,
@@ -1512,7 +1497,7 @@ async fn daviplata_response_examples_reach_the_proto_fields() {
         .as_str()
         .expect("token")
         .to_owned();
-    let call = last_call(&app, "daviplata", "POST", DAVI_REQUEST).await;
+    let call = app.last_call("daviplata", "POST", DAVI_REQUEST).await;
     let authorization = call["headers"]
         .as_array()
         .expect("headers")
@@ -1666,7 +1651,7 @@ async fn daviplata_request_examples_have_the_shape_pasarela_sends() {
             "daviplata/d4-payment-request-headers.txt",
         ),
     ] {
-        let call = last_call(&app, "daviplata", "POST", path).await;
+        let call = app.last_call("daviplata", "POST", path).await;
         assert_same_shape(&body_of(&call), &example(rel), rel);
         let missing: Vec<String> = fixture_header_names(headers)
             .difference(&header_names(&call))
@@ -1678,7 +1663,7 @@ async fn daviplata_request_examples_have_the_shape_pasarela_sends() {
         );
     }
 
-    let token = last_call(&app, "daviplata", "POST", DAVI_TOKEN).await;
+    let token = app.last_call("daviplata", "POST", DAVI_TOKEN).await;
     let (_, _, form) = text_fixture("daviplata/d0-token-request.txt");
     assert_eq!(
         query_names(token["body"].as_str().expect("a form")),

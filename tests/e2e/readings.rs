@@ -385,11 +385,16 @@ async fn probe_moving_money_names_the_deduplication_and_spelling_daviplata_plays
 async fn probe_refuses_to_move_money_outside_a_lab() {
     let app = spawn_app_with(|_| {}).await;
     app.clear_journal().await;
-    let refused = probe_moving_money(&app, |payments| {
-        payments.environment = pasarela_recurring_payments::config::Environment::Production;
-    })
-    .await
-    .expect_err("production is refused");
+    // Every service of the dev configuration, so that a refusal coming after the
+    // harmless checks would show in Banco Caja Social's journal too.
+    let mut config = pasarela_server::dev::config_for(&app.sandbox, None).expect("dev config");
+    payments(&mut config).environment =
+        pasarela_recurring_payments::config::Environment::Production;
+    let refused = pasarela_server::probe::findings(&config, Some(&lab()))
+        .await
+        .map(drop)
+        .map_err(|error| format!("{error:#}"))
+        .expect_err("production is refused");
     assert!(
         refused.contains("recurring_payments.environment"),
         "{refused}"

@@ -21,7 +21,7 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
 use crate::support::{
-    Bearer, TestApp, TestRedis, admin, cop, reason, spawn_app_on, spawn_app_with,
+    Bearer, TestApp, TestRedis, admin, body_of, cop, reason, spawn_app_on, spawn_app_with,
 };
 
 pub(crate) type Client = RecurringPaymentsServiceClient<InterceptedService<Channel, Bearer>>;
@@ -570,17 +570,11 @@ async fn lost_activation_and_cancellation_answers_are_recovered_when_resending()
 async fn a_failed_call_is_logged_with_the_transaction_id_daviplata_received() {
     let app = app().await;
     let mut client = client(&app);
-    app.clear_journal().await;
     lost_activation(&app, &mut client, "act-logged").await;
-    let sent = app
-        .journal("daviplata")
-        .await
-        .into_iter()
-        .find(|entry| entry["path"] == "/v1/payments/subscriptions/activate")
-        .expect("the activation reached Daviplata");
-    let body: Value =
-        serde_json::from_str(sent["body"].as_str().expect("a body")).expect("a JSON body");
-    let sent = body["TransactionHeader"]["transactionId"]
+    let activation = app
+        .last_call("daviplata", "POST", "/v1/payments/subscriptions/activate")
+        .await;
+    let sent = body_of(&activation)["TransactionHeader"]["transactionId"]
         .as_str()
         .expect("a transactionId")
         .to_owned();
@@ -592,7 +586,7 @@ async fn a_failed_call_is_logged_with_the_transaction_id_daviplata_received() {
         .filter(|line| line["fields"]["message"] == "daviplata call failed")
         .filter(|line| line["span"]["transaction_id"] == sent.as_str())
         .collect();
-    assert_eq!(failed.len(), 1, "no failure line names {sent}");
+    assert_eq!(failed.len(), 1, "one failure line names {sent}: {failed:?}");
     assert_eq!(failed[0]["span"]["name"], "daviplata");
     assert_eq!(failed[0]["span"]["operation"], "subscription_activate");
     assert_eq!(failed[0]["fields"]["reason"], "PROVIDER_OUTCOME_UNKNOWN");

@@ -64,7 +64,9 @@ impl VerifiedTokens {
         if entries.len() >= CAPACITY {
             let now = Instant::now();
             entries.retain(|_, verified| verified.until > now);
-            if entries.len() >= CAPACITY {
+            // A sweep that freed little would run again at the next insert, over the whole
+            // map and under the lock every call takes: start afresh instead.
+            if entries.len() > CAPACITY * 3 / 4 {
                 entries.clear();
             }
         }

@@ -11,13 +11,21 @@ use std::time::Duration;
 pub struct TestRedis {
     child: Option<Child>,
     port: u16,
-    /// Where the append-only file lives, for a Redis that keeps its data across restarts.
-    dir: Option<PathBuf>,
+    storage: Storage,
     /// Settings besides the port and persistence, kept for a restart.
     args: Vec<String>,
-    /// Started from a configuration file of its own: its persistence settings stand.
-    own_config: bool,
     pub url: String,
+}
+
+/// Where a test Redis keeps its files, and whether they outlive a restart.
+enum Storage {
+    /// Started from a configuration file of its own: its persistence settings stand.
+    OwnConfig,
+    /// The append-only file, written before each answer and kept across restarts.
+    Durable(PathBuf),
+    /// No persistence; a directory of its own for what a replica receives, never the
+    /// cwd (the checkout the tests run in).
+    Scratch(PathBuf),
 }
 
 /// The certificate files of a TLS-only Redis.
@@ -30,13 +38,13 @@ pub struct TlsFiles<'a> {
 impl TestRedis {
     /// Fails the test, saying how to install it, when `redis-server` is missing.
     pub async fn start() -> Self {
-        Self::launch(None, Vec::new(), false).await
+        Self::launch(false, Vec::new(), false).await
     }
 
     /// A server with `args` besides its port (`--maxmemory-policy allkeys-lru`, `--user`
     /// rules, `--replicaof`).
     pub async fn start_with(args: &[&str]) -> Self {
-        Self::launch(None, owned(args), false).await
+        Self::launch(false, owned(args), false).await
     }
 
     /// A server that speaks TLS only (`rediss://localhost:<port>/`), with `args` besides.
@@ -52,7 +60,7 @@ impl TestRedis {
             "optional",
         ]);
         all.extend(owned(args));
-        Self::launch(None, all, true).await
+        Self::launch(false, all, true).await
     }
 
     /// A replica of `primary`, with `args` besides.
@@ -60,7 +68,7 @@ impl TestRedis {
         let port = primary.port.to_string();
         let mut all = owned(&["--replicaof", "127.0.0.1", &port]);
         all.extend(owned(args));
-        Self::launch(None, all, false).await
+        Self::launch(false, all, false).await
     }
 
     /// A server run from its own configuration `file` (a deploy's `redis.conf`), which
@@ -69,9 +77,8 @@ impl TestRedis {
         let mut redis = Self {
             child: None,
             port,
-            dir: None,
+            storage: Storage::OwnConfig,
             args: vec![file.display().to_string()],
-            own_config: true,
             url,
         };
         redis.resume().await;
@@ -90,14 +97,15 @@ impl TestRedis {
     /// A Redis that writes every change to its append-only file before answering
     /// (`appendfsync always`), so that a restart keeps everything it acknowledged.
     pub async fn start_durable() -> Self {
-        let dir = std::env::temp_dir().join(format!("pasarela-redis-{}", std::process::id()));
-        let dir = dir.join(format!("{:x}", rand_suffix()));
-        std::fs::create_dir_all(&dir).expect("redis data dir");
-        Self::launch(Some(dir), Vec::new(), false).await
+        Self::launch(true, Vec::new(), false).await
     }
 
-    async fn launch(dir: Option<PathBuf>, mut args: Vec<String>, tls: bool) -> Self {
+    async fn launch(durable: bool, mut args: Vec<String>, tls: bool) -> Self {
         let port = free_port();
+        let storage = match durable {
+            true => Storage::Durable(own_dir("redis", port)),
+            false => Storage::Scratch(own_dir("redis-scratch", port)),
+        };
         let url = if tls {
             args.splice(
                 0..0,
@@ -111,9 +119,8 @@ impl TestRedis {
         let mut redis = Self {
             child: None,
             port,
-            dir,
+            storage,
             args,
-            own_config: false,
             url,
         };
         redis.resume().await;
@@ -138,9 +145,9 @@ impl TestRedis {
     pub async fn resume(&mut self) {
         let mut command = Command::new("redis-server");
         command.args(&self.args).args(["--bind", "127.0.0.1"]);
-        match &self.dir {
-            _ if self.own_config => &mut command,
-            Some(dir) => command.arg("--dir").arg(dir).args([
+        match &self.storage {
+            Storage::OwnConfig => &mut command,
+            Storage::Durable(dir) => command.arg("--dir").arg(dir).args([
                 "--save",
                 "",
                 "--appendonly",
@@ -148,14 +155,12 @@ impl TestRedis {
                 "--appendfsync",
                 "always",
             ]),
-            // A replica stores the primary's snapshot in its directory: never the cwd,
-            // which is the checkout the tests run in.
-            None => command.arg("--dir").arg(scratch_dir(self.port)).args([
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ]),
+            Storage::Scratch(dir) => {
+                command
+                    .arg("--dir")
+                    .arg(dir)
+                    .args(["--save", "", "--appendonly", "no"])
+            }
         };
         let child = command.stdout(Stdio::null()).spawn().unwrap_or_else(|e| {
             panic!(
@@ -168,13 +173,13 @@ impl TestRedis {
     }
 }
 
-/// A directory of its own for the server on `port` of this test process.
-fn scratch_dir(port: u16) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "pasarela-redis-scratch-{}-{port}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).expect("a scratch directory for redis-server");
+/// A new directory of its own for a `kind` of server on `port` of this test process (a
+/// random suffix: a port used again gets no earlier server's files).
+fn own_dir(kind: &str, port: u16) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join(format!("pasarela-{kind}-{}", std::process::id()))
+        .join(format!("{port}-{:x}", rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{kind} dir {}: {e}", dir.display()));
     dir
 }
 
@@ -190,10 +195,7 @@ impl TestSentinel {
     /// Watches `primary` as `name` with `quorum`, judging it down after 1 s of silence.
     pub async fn start(name: &str, primary: &TestRedis, quorum: u32) -> Self {
         let port = free_port();
-        let dir = std::env::temp_dir()
-            .join(format!("pasarela-sentinel-{}", std::process::id()))
-            .join(format!("{port}-{:x}", rand_suffix()));
-        std::fs::create_dir_all(&dir).expect("sentinel dir");
+        let dir = own_dir("sentinel", port);
         // Sentinel rewrites its configuration file as it learns: it must be its own.
         let config = dir.join("sentinel.conf");
         let text = format!(
@@ -283,7 +285,7 @@ fn rand_suffix() -> u128 {
 impl Drop for TestRedis {
     fn drop(&mut self) {
         self.kill();
-        if let Some(dir) = &self.dir {
+        if let Storage::Durable(dir) | Storage::Scratch(dir) = &self.storage {
             let _ = std::fs::remove_dir_all(dir);
         }
     }

@@ -17,7 +17,7 @@ use tonic_types::StatusExt as _;
 pub mod corpus;
 mod verbs;
 
-pub use verbs::{cc, cop, pesos};
+pub use verbs::{body_of, cc, cop, pesos};
 
 use pasarela_test_support::captured_logs;
 pub use pasarela_test_support::captured_logs::logs;

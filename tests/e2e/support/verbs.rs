@@ -59,6 +59,16 @@ impl TestApp {
         }
     }
 
+    /// The last call of `provider` with `method` on `path` that the sandbox received.
+    pub async fn last_call(&self, provider: &str, method: &str, path: &str) -> Value {
+        self.journal(provider)
+            .await
+            .into_iter()
+            .rev()
+            .find(|call| call["method"] == method && call["path"] == path)
+            .unwrap_or_else(|| panic!("no {method} {path} reached the {provider} sandbox"))
+    }
+
     /// Forgets the calls journalled so far.
     pub async fn clear_journal(&self) {
         admin(&self.sandbox, reqwest::Method::DELETE, "/journal", None).await;
@@ -102,4 +112,10 @@ pub fn cop(minor_units: i64) -> Option<Money> {
 /// An amount in whole Colombian pesos.
 pub fn pesos(amount: i64) -> Option<Money> {
     cop(amount * 100)
+}
+
+/// A journalled call's body, parsed as JSON.
+pub fn body_of(call: &Value) -> Value {
+    let body = call["body"].as_str().expect("a body");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("a JSON body: {e}: {body}"))
 }

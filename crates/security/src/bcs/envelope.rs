@@ -13,7 +13,8 @@ use super::errors::{Failure, bad_response, from_failure};
 const SUCCESS_VALUES: &[&str] = &["OK", "WR"];
 
 /// Statuses whose meaning stands even when the body cannot be read (a gateway's HTML page;
-/// on 404, a gateway with no resource at the path).
+/// on 404, a gateway with no resource at the path: `errors::BY_STATUS_WITHOUT_CODE` makes
+/// a codeless 404 pasarela's, never the caller's NOT_FOUND).
 fn status_speaks_alone(status: u16) -> bool {
     matches!(status, 401 | 403 | 404 | 408 | 429) || status >= 500
 }
