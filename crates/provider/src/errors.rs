@@ -7,6 +7,8 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
+use crate::delivery::Delivery;
+
 /// Stable `ErrorInfo.reason` values shared by every provider client.
 pub mod reasons {
     /// The provider refused pasarela's own credentials (never the caller's fault).
@@ -21,6 +23,12 @@ pub mod reasons {
     pub const PROVIDER_OUTCOME_UNKNOWN: &str = "PROVIDER_OUTCOME_UNKNOWN";
     /// Calls fail fast while the provider's circuit is open.
     pub const CIRCUIT_OPEN: &str = "CIRCUIT_OPEN";
+    /// The caller's deadline left less than the configured minimum provider budget:
+    /// nothing was sent.
+    pub const DEADLINE_TOO_SHORT: &str = "DEADLINE_TOO_SHORT";
+    /// A success answer that does not belong to the request sent (another transaction id):
+    /// the provider may have acted on this request or on another; the outcome is unknown.
+    pub const PROVIDER_ANSWER_MISMATCH: &str = "PROVIDER_ANSWER_MISMATCH";
 }
 
 /// A failure to hand back to the caller as a rich `tonic::Status`.
@@ -33,6 +41,9 @@ pub struct ProviderError {
     pub reason: String,
     pub domain: String,
     pub message: String,
+    /// Whether the provider may have acted: decides an idempotency key's fate. Never sent
+    /// to the caller as such.
+    pub delivery: Delivery,
     /// Boxed so that `Result<T, ProviderError>` stays small on the happy path.
     pub details: Box<Details>,
 }
@@ -54,8 +65,69 @@ impl ProviderError {
             message: reason.to_lowercase().replace('_', " "),
             reason,
             domain: domain.into(),
+            delivery: Delivery::default(),
             details: Box::default(),
         }
+    }
+
+    /// Sets whether the provider may have acted (unset: [`Delivery::Unknown`]).
+    pub fn delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
+    /// How a failure of a state-changing call whose outcome is unknown reads to its caller:
+    /// `PROVIDER_OUTCOME_UNKNOWN`, the provider's own reason kept in metadata
+    /// `provider_reason`, retry with the same key. A call with any other delivery is
+    /// returned as it is.
+    pub fn presented_as_unknown_outcome(self) -> Self {
+        if self.delivery != Delivery::Unknown || self.reason == reasons::PROVIDER_OUTCOME_UNKNOWN {
+            return self;
+        }
+        let code = match self.code {
+            Code::DeadlineExceeded => Code::DeadlineExceeded,
+            _ => Code::Unavailable,
+        };
+        let message = format!(
+            "{}; the provider may have acted on it: retry with the same idempotency key",
+            self.message
+        );
+        let provider_reason = self.reason.clone();
+        ProviderError {
+            code,
+            reason: reasons::PROVIDER_OUTCOME_UNKNOWN.to_owned(),
+            message,
+            ..self
+        }
+        .meta("provider_reason", provider_reason)
+    }
+
+    /// Every occurrence of each of `secrets` (the request's secret values, pasarela's
+    /// credentials) removed from what the provider wrote into this error: its text, its
+    /// metadata and its field violations. Empty secrets are ignored.
+    pub fn scrub(mut self, secrets: &[&str]) -> Self {
+        let secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
+        if secrets.is_empty() {
+            return self;
+        }
+        let clean = |text: &mut String| {
+            for secret in &secrets {
+                if text.contains(secret) {
+                    *text = text.replace(secret, "***");
+                }
+            }
+        };
+        clean(&mut self.message);
+        let details = &mut *self.details;
+        details.metadata.values_mut().for_each(clean);
+        if let Some((_, text)) = details.localized.as_mut() {
+            clean(text);
+        }
+        for (field, description) in &mut details.violations {
+            clean(field);
+            clean(description);
+        }
+        self
     }
 
     pub fn message(mut self, message: impl Into<String>) -> Self {

@@ -18,6 +18,10 @@ pub struct HttpSettings {
     /// Ceiling of one provider call when the caller sends no deadline.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// The least time a call must have left for pasarela to send it; a caller's deadline
+    /// shorter than this is refused (`DEADLINE_EXCEEDED`) before anything is sent.
+    #[serde(with = "humantime_serde")]
+    pub min_budget: Duration,
     /// Idle connections kept per host.
     pub pool_max_idle_per_host: usize,
     /// PEM bundle of the CA that signs the provider's certificate; the system's web PKI
@@ -34,6 +38,7 @@ impl Default for HttpSettings {
         Self {
             connect_timeout: Duration::from_secs(2),
             timeout: Duration::from_secs(10),
+            min_budget: Duration::from_millis(100),
             pool_max_idle_per_host: 256,
             ca_file: None,
             cert_file: None,

@@ -6,6 +6,7 @@
 pub mod base_url;
 pub mod breaker;
 pub mod deadline;
+pub mod delivery;
 pub mod environment;
 pub mod errors;
 pub mod http;
@@ -17,6 +18,7 @@ pub mod retry;
 pub mod validate;
 
 pub use base_url::BaseUrl;
+pub use delivery::{Delivery, Fate};
 pub use environment::Environment;
 pub use errors::{ProviderError, reasons};
 pub use outbound::{Operation, Outbound, RawResponse};

@@ -45,6 +45,9 @@ pub struct ProviderMetrics {
     pub idempotency_unknown: Family<OperationLabels, Gauge>,
     /// Calls failed closed because the idempotency store could not be read or written.
     pub idempotency_store_errors: Family<ProviderLabels, Counter>,
+    /// Success answers that did not belong to the request sent (another transaction id):
+    /// held as unknown outcomes.
+    pub answer_mismatches: Family<OperationLabels, Counter>,
 }
 
 static METRICS: LazyLock<ProviderMetrics> = LazyLock::new(|| ProviderMetrics {
@@ -56,6 +59,7 @@ static METRICS: LazyLock<ProviderMetrics> = LazyLock::new(|| ProviderMetrics {
     idempotency_replays: Family::default(),
     idempotency_unknown: Family::default(),
     idempotency_store_errors: Family::default(),
+    answer_mismatches: Family::default(),
 });
 
 /// Latency buckets, in seconds, of every pasarela histogram: from half a millisecond (a
@@ -111,6 +115,22 @@ pub fn register(registry: &mut Registry) {
         "Money-moving calls failed closed because the idempotency store was unavailable",
         m.idempotency_store_errors.clone(),
     );
+    registry.register(
+        "pasarela_provider_answer_mismatches",
+        "Success answers of a provider that did not belong to the request sent",
+        m.answer_mismatches.clone(),
+    );
+}
+
+/// Counts a success answer of `provider` to `operation` that belonged to another request.
+pub fn answer_mismatch(provider: &'static str, operation: &'static str) {
+    global()
+        .answer_mismatches
+        .get_or_create(&OperationLabels {
+            provider,
+            operation,
+        })
+        .inc();
 }
 
 /// Counts a call failed closed by the idempotency store of `provider`.

@@ -1,5 +1,6 @@
 //! Sends one provider call: circuit breaker, deadline, retries for safe operations,
-//! failures classified into the gRPC error model, and metrics.
+//! failures classified into the gRPC error model with what they tell about delivery
+//! (nothing sent, or sent and no answer read), and metrics.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use rustls::AlertDescription;
 use tonic::Code;
 
 use crate::breaker::{Breaker, BreakerSettings};
+use crate::delivery::Delivery;
 use crate::errors::{ProviderError, reasons};
 use crate::http::{HttpSettings, ReloadingClient};
 use crate::metrics::{self, CallLabels, OperationLabels, ProviderLabels};
@@ -46,6 +48,7 @@ pub struct Outbound {
     breaker: Breaker,
     retry: RetryPolicy,
     ceiling: Duration,
+    min_budget: Duration,
 }
 
 /// Settings of a provider's outbound path, from configuration.
@@ -76,6 +79,7 @@ impl Outbound {
             breaker: Breaker::new(settings.breaker.clone()),
             retry: RetryPolicy::new(settings.retry.clone()),
             ceiling: settings.http.timeout,
+            min_budget: settings.http.min_budget,
         })
     }
 
@@ -94,7 +98,9 @@ impl Outbound {
     }
 
     /// Sends `request` within `budget`. Any HTTP answer is `Ok` (the caller maps its
-    /// status and body); transport failures, timeouts and an open circuit are `Err`.
+    /// status and body and says what it tells about delivery); transport failures,
+    /// timeouts, an open circuit and a budget too short to send in are `Err`, each with
+    /// its [`Delivery`].
     pub async fn send(
         &self,
         operation: Operation,
@@ -102,6 +108,11 @@ impl Outbound {
         budget: Duration,
     ) -> Result<RawResponse, ProviderError> {
         let started = Instant::now();
+        if budget < self.min_budget {
+            let result = Err(self.too_short(budget));
+            self.observe(operation, &result, started.elapsed());
+            return result;
+        }
         let result =
             match tokio::time::timeout(budget, self.send_with_retries(operation, request)).await {
                 Ok(result) => result,
@@ -134,7 +145,11 @@ impl Outbound {
             }
             let attempt = match request.try_clone() {
                 Some(request) => attempt(request).await,
-                None => return Err(self.internal("request body cannot be replayed")),
+                None => {
+                    return Err(self
+                        .internal("request body cannot be replayed")
+                        .delivery(Delivery::NotSent));
+                }
             };
             let success = matches!(&attempt, Attempt::Answered(r) if !RETRYABLE_STATUSES.contains(&r.status) && !r.status.is_server_error());
             self.breaker.record(success);
@@ -172,25 +187,33 @@ impl Outbound {
         if error.is_timeout() {
             return self.timeout_error(operation);
         }
+        // Only a connection that never opened is proven not to have carried the request;
+        // a failure on an open (maybe pooled) connection may come after the provider read it.
+        let delivery = match error.is_connect() {
+            true => Delivery::NotSent,
+            false => Delivery::Unknown,
+        };
         if let Some(alert) = tls_refusal(error) {
             // The provider's TLS layer refused pasarela's client certificate (or its
-            // absence): no request was processed, and only an operator can fix it.
+            // absence): only an operator can fix it. During the handshake nothing was sent;
+            // an alert on an open connection proves nothing about the request on it.
             return ProviderError::new(Code::Internal, reasons::PROVIDER_AUTH_FAILED, self.domain)
                 .message(format!(
                     "{} refused pasarela's TLS client certificate",
                     self.domain
                 ))
-                .meta("tls_alert", format!("{alert:?}"));
+                .meta("tls_alert", format!("{alert:?}"))
+                .delivery(delivery);
         }
-        // A refused connection never carried the request; anything later might have.
-        if error.is_connect() || operation.safe_to_retry {
+        if delivery == Delivery::NotSent || operation.safe_to_retry {
             return ProviderError::new(
                 Code::Unavailable,
                 reasons::PROVIDER_UNAVAILABLE,
                 self.domain,
             )
             .message(format!("{} could not be reached", self.domain))
-            .retry_after(Duration::from_secs(1));
+            .retry_after(Duration::from_secs(1))
+            .delivery(delivery);
         }
         self.outcome_unknown(Code::Unavailable)
     }
@@ -237,6 +260,25 @@ impl Outbound {
                 self.domain
             ))
             .retry_after(wait)
+            .delivery(Delivery::NotSent)
+    }
+
+    /// A budget too short for the provider to answer in: refused before anything is sent,
+    /// rather than sent and given up on at once (an unknown outcome for nothing).
+    fn too_short(&self, budget: Duration) -> ProviderError {
+        ProviderError::new(
+            Code::DeadlineExceeded,
+            reasons::DEADLINE_TOO_SHORT,
+            self.domain,
+        )
+        .message(format!(
+            "the call's deadline left {} ms for {}, less than the configured minimum of {} ms; \
+             nothing was sent",
+            budget.as_millis(),
+            self.domain,
+            self.min_budget.as_millis()
+        ))
+        .delivery(Delivery::NotSent)
     }
 
     fn internal(&self, why: &str) -> ProviderError {
@@ -254,6 +296,7 @@ impl Outbound {
             Ok(r) if r.status.is_success() => ("ok", r.status.as_u16().to_string()),
             Ok(r) => ("http_error", r.status.as_u16().to_string()),
             Err(e) if e.reason == reasons::CIRCUIT_OPEN => ("circuit_open", String::new()),
+            Err(e) if e.reason == reasons::DEADLINE_TOO_SHORT => ("not_sent", String::new()),
             Err(e) if e.code == Code::DeadlineExceeded => ("timeout", String::new()),
             Err(_) => ("unavailable", String::new()),
         };

@@ -11,34 +11,25 @@ use pasarela_auth::{CallContext, Principal};
 use pasarela_provider::idempotency::{
     self, Approval, Claim, Idempotency, Ledger, OnUnknown, Outcome, Scope, SettleError, detached,
 };
-use pasarela_provider::{ProviderError, deadline, reasons};
+use pasarela_provider::{ProviderError, deadline};
 use serde::Serialize;
 use tonic::{Request, Response, Status};
 
 use crate::Config;
-use crate::daviplata::errors::{DOMAIN, reason};
+use crate::daviplata::errors::DOMAIN;
 use crate::daviplata::wire::{self, Defaults, Reference};
 use crate::daviplata::{Daviplata, client};
 use crate::limits::Limits;
 use crate::validate;
 
-/// Idempotency records of activate, cancel and charge. For state changes the client
-/// reports every ambiguous failure as `PROVIDER_OUTCOME_UNKNOWN`, so the `not_sent`
-/// reasons only arise before the request left or from a refusal in which Daviplata did not
-/// act.
+/// Idempotency records of activate, cancel and charge. Whether Daviplata may have acted is
+/// the `Delivery` each failure carries, set where the answer was read (`daviplata::errors`,
+/// `daviplata::client`).
 const IDEMPOTENCY: Scope = Scope {
     keys: "pasarela:recurring-payments:idempotency",
     domain: "pasarela.recurring_payments",
     provider: DOMAIN,
     provider_name: "Daviplata",
-    not_sent: &[
-        reasons::PROVIDER_AUTH_FAILED,
-        reasons::CIRCUIT_OPEN,
-        reasons::PROVIDER_UNAVAILABLE,
-        reasons::PROVIDER_TIMEOUT,
-        reasons::PROVIDER_BAD_RESPONSE,
-        reason::PROVIDER_RATE_LIMITED,
-    ],
 };
 
 /// The service; cheap to clone (everything shared sits behind one `Arc`).

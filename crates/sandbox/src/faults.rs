@@ -50,11 +50,15 @@ impl Provider {
 pub enum Fault {
     /// The call is handled normally after `ms` milliseconds.
     Latency { ms: u64 },
-    /// The emulator is not called; the answer is `status` with `body`: a JSON string is
-    /// sent as is, any other JSON value serialised. Without a body, the provider's
-    /// documented body for that status, if it has one, else nothing.
+    /// The answer is `status` with `body`: a JSON string is sent as is, any other JSON
+    /// value serialised. Without a body, the provider's documented body for that status,
+    /// if it has one, else nothing. The emulator is not called, unless `after_handler`:
+    /// then it acts first and its answer is replaced (a provider that moved the money and
+    /// then failed to say so).
     Status {
         status: u16,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        after_handler: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         body: Option<serde_json::Value>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -329,9 +333,15 @@ async fn inject(fault: Fault, provider: Provider, request: Request, next: Next) 
         }
         Fault::Status {
             status,
+            after_handler,
             body,
             content_type,
-        } => forced(provider, status, body, content_type),
+        } => {
+            if after_handler {
+                next.run(request).await;
+            }
+            forced(provider, status, body, content_type)
+        }
         Fault::Malformed => truncated(next.run(request).await).await,
         Fault::Drop { after_handler } => {
             let kill = request.extensions().get::<ConnectionKill>().cloned();
@@ -483,6 +493,7 @@ mod tests {
         assert!(faults.add(rule(Provider::Bcs, None, Some(0))).is_err());
         let bad_status = RuleSpec {
             fault: Fault::Status {
+                after_handler: false,
                 status: 1000,
                 body: None,
                 content_type: None,

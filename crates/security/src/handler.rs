@@ -13,17 +13,14 @@ use pasarela_provider::idempotency::{
     self, Approval, Attempt, Claim, Idempotency, Ledger, OnUnknown, Outcome, Scope, SettleError,
     detached,
 };
-use pasarela_provider::{ProviderError, Violations, reasons};
+use pasarela_provider::{ProviderError, Violations};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::{Request, Response, Status};
 
 use crate::Config;
 use crate::bcs::client::{self, Bcs, Op, Prepared};
-use crate::bcs::errors::reason as bcs_reason;
-use crate::bcs::errors::{
-    DOMAIN, SERVICE_DOMAIN, not_found_yet, still_unknown, unknown_if_ambiguous,
-};
+use crate::bcs::errors::{DOMAIN, SERVICE_DOMAIN, not_found_yet, still_unknown};
 use crate::bcs::invoker::{ACTION_CREATE, ACTION_READ, bank_now};
 use crate::bcs::wire::{self, Outgoing, Unreadable};
 use crate::config::{
@@ -31,22 +28,13 @@ use crate::config::{
     ReconciliationMode,
 };
 
-/// Idempotency records of withdrawals. Every answer after which the bank may have paid is
-/// `PROVIDER_OUTCOME_UNKNOWN` (see [`unknown_if_ambiguous`]), so the `not_sent` reasons
-/// only arise when the request never reached the bank or the gateway refused it unread.
+/// Idempotency records of withdrawals. Whether the bank may have paid is the `Delivery`
+/// each failure carries, set where the answer was read (`bcs::errors`).
 const IDEMPOTENCY: Scope = Scope {
     keys: "pasarela:security:idempotency",
     domain: SERVICE_DOMAIN,
     provider: DOMAIN,
     provider_name: "Banco Caja Social",
-    not_sent: &[
-        reasons::CIRCUIT_OPEN,
-        reasons::PROVIDER_UNAVAILABLE,
-        reasons::PROVIDER_AUTH_FAILED,
-        bcs_reason::PROVIDER_FORBIDDEN,
-        bcs_reason::PROVIDER_PATH_NOT_FOUND,
-        bcs_reason::PROVIDER_RATE_LIMITED,
-    ],
 };
 
 /// `SecurityService` in front of Banco Caja Social; cheap to clone.
@@ -232,11 +220,7 @@ impl Core {
                 }
             }
         }
-        let answer = self
-            .bcs
-            .send(op, &sent, deadline)
-            .await
-            .map_err(unknown_if_ambiguous)?;
+        let answer = self.bcs.send(op, &sent, deadline).await?;
         self.read_withdrawal(answer, tx_id)
     }
 
@@ -246,7 +230,6 @@ impl Core {
         tx_id: String,
     ) -> Result<WithdrawWithOtpResponse, ProviderError> {
         client::readable(&client::WITHDRAW_WITH_OTP, answer.into_response(tx_id))
-            .map_err(unknown_if_ambiguous)
     }
 
     /// How much of the quiet period after `since` is left: a bank may still be executing

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tonic::{Code, Status};
 
+use crate::delivery::{Delivery, Fate};
 use crate::errors::ProviderError;
 use crate::metrics;
 use crate::reasons;
@@ -73,11 +74,6 @@ pub type StoreResult<T> = Result<T, StoreUnavailable>;
 
 /// The least time a running or unknown record is kept (final ones keep `ttl`).
 pub const OPEN_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
-
-/// `ErrorInfo.metadata` key of an unknown outcome after which nothing new was sent (a
-/// failed consulta): the time the outcome became unknown stays that of the attempt that
-/// did send, so a quiet period measured from it is not cut short.
-pub const NOT_RESENT: &str = "not_resent";
 
 /// `ErrorInfo.metadata` of a held unknown outcome: key `state`, this value.
 pub const AWAITING_RECONCILIATION: &str = "awaiting_reconciliation";
@@ -162,9 +158,6 @@ pub struct Scope {
     pub provider: &'static str,
     /// The provider's name, for messages.
     pub provider_name: &'static str,
-    /// Reasons of the errors after which the provider certainly did not act: the key is
-    /// freed. Every other error is final, but `PROVIDER_OUTCOME_UNKNOWN`.
-    pub not_sent: &'static [&'static str],
 }
 
 /// What a repeat under a key whose outcome is unknown does.
@@ -328,23 +321,19 @@ pub enum Ending {
     Final(Outcome),
     /// The provider may have acted: the key waits for reconciliation.
     Unknown,
-    /// The provider certainly did not act (no token, circuit open, connection refused):
-    /// the key is freed so that a repeat runs afresh.
+    /// The provider certainly did not act ([`Delivery::NotSent`] or
+    /// [`Delivery::Declined`]): the key is freed so that a repeat runs afresh.
     NotSent,
 }
 
 impl Ending {
-    /// Classifies an error by its reason: `not_sent` reasons free the key, an unknown
-    /// outcome keeps the transaction id, every other outcome is final.
-    pub fn of<T: prost::Message>(
-        result: &Result<T, Status>,
-        reason: Option<&str>,
-        not_sent: &[&str],
-    ) -> Self {
-        match reason {
-            Some(reasons::PROVIDER_OUTCOME_UNKNOWN) => Ending::Unknown,
-            Some(r) if not_sent.contains(&r) => Ending::NotSent,
-            _ => Ending::Final(Outcome::of(result)),
+    /// What `result` leaves of its key, from the [`Delivery`] of its failure (`None` for a
+    /// success) and nothing else.
+    pub fn of<T: prost::Message>(result: &Result<T, Status>, failure: Option<Delivery>) -> Self {
+        match failure.map(Delivery::fate) {
+            None | Some(Fate::Recorded) => Ending::Final(Outcome::of(result)),
+            Some(Fate::Freed) => Ending::NotSent,
+            Some(Fate::Held) => Ending::Unknown,
         }
     }
 }
@@ -433,18 +422,17 @@ impl Idempotency {
                 UNIX_EPOCH + Duration::from_millis(since.max(record.first_attempt_ms))
             }),
         };
-        let result = call(attempt).await;
-        let reason = result.as_ref().err().map(|e| e.reason.clone());
-        // An attempt that sent something again makes the outcome unknown from now on.
-        let resent = result
-            .as_ref()
-            .err()
-            .is_none_or(|error| !error.details.metadata.contains_key(NOT_RESENT));
-        if resent {
+        let result = call(attempt)
+            .await
+            .map_err(ProviderError::presented_as_unknown_outcome);
+        let delivery = result.as_ref().err().map(|error| error.delivery);
+        // Only an attempt that may have acted again moves "unknown since" on: a failed
+        // consulta or a call that never left keeps the quiet period of the one that did.
+        if delivery.is_none_or(Delivery::may_have_acted) {
             ticket.record.unknown_since_ms = None;
         }
         let result = result.map_err(Status::from);
-        let ending = Ending::of(&result, reason.as_deref(), self.scope.not_sent);
+        let ending = Ending::of(&result, delivery);
         self.finish(ticket, ending).await;
         result
     }

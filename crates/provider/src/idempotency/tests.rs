@@ -12,7 +12,6 @@ pub(super) const SCOPE: Scope = Scope {
     domain: "pasarela.test",
     provider: "provider.test",
     provider_name: "the provider",
-    not_sent: &[reasons::CIRCUIT_OPEN],
 };
 
 fn idempotency() -> Idempotency {
@@ -58,11 +57,8 @@ async fn the_first_outcome_is_replayed_errors_included() {
     };
     let failed: Result<Timestamp, Status> =
         Err(ProviderError::new(Code::FailedPrecondition, "OTP_INVALID", "provider.test").into());
-    idem.finish(
-        ticket,
-        Ending::of(&failed, Some("OTP_INVALID"), SCOPE.not_sent),
-    )
-    .await;
+    idem.finish(ticket, Ending::of(&failed, Some(Delivery::Refused)))
+        .await;
     let Begin::Replay(outcome) = run(&idem, "f", "t2").await.unwrap() else {
         panic!("repeat replays");
     };
@@ -134,8 +130,9 @@ async fn an_unknown_outcome_is_retried_with_the_same_transaction_id() {
     assert!(retry.after_unknown());
 }
 
-/// A call under `key-1` that ends with an unknown outcome, `not_resent` or not; answers
-/// when the attempt it ran thought the outcome unknown since.
+/// A call under `key-1` that ends with an unknown outcome, after sending something that may
+/// have acted or not (`not_resent`: only a consulta); answers when the attempt it ran
+/// thought the outcome unknown since.
 async fn unknown_attempt(idem: &Idempotency, not_resent: bool) -> Option<SystemTime> {
     let seen = std::sync::Mutex::new(None);
     let _ = idem
@@ -145,7 +142,7 @@ async fn unknown_attempt(idem: &Idempotency, not_resent: bool) -> Option<SystemT
                 let error =
                     ProviderError::new(Code::Unavailable, reasons::PROVIDER_OUTCOME_UNKNOWN, "p");
                 Err(if not_resent {
-                    error.meta(NOT_RESENT, true)
+                    error.delivery(Delivery::NotSent)
                 } else {
                     error
                 })
@@ -228,7 +225,7 @@ async fn a_call_that_never_left_frees_the_key() {
     };
     let refused: Result<Timestamp, Status> =
         Err(ProviderError::new(Code::Unavailable, reasons::CIRCUIT_OPEN, "p").into());
-    let ending = Ending::of(&refused, Some(reasons::CIRCUIT_OPEN), SCOPE.not_sent);
+    let ending = Ending::of(&refused, Some(Delivery::NotSent));
     assert!(matches!(ending, Ending::NotSent));
     idem.finish(ticket, ending).await;
     let Begin::Run(retry) = run(&idem, "f", "second-id").await.unwrap() else {

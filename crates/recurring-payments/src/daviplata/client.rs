@@ -1,6 +1,7 @@
 //! The Daviplata HTTP client: mutual TLS through the shared outbound kit, the OAuth2 token,
-//! the client id header, one retry after a 401 with a fresh token, and answers turned into
-//! typed responses or mapped errors.
+//! the client id header, one retry after a 401 with a fresh token for a call that changes
+//! nothing, and answers turned into typed responses, checked against the request, or
+//! mapped errors that say whether Daviplata may have acted.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures::FutureExt as _;
 use pasarela_provider::outbound::{Operation, Outbound, RawResponse};
-use pasarela_provider::{BaseUrl, ProviderError, metrics, reasons};
+use pasarela_provider::{BaseUrl, Delivery, ProviderError, metrics, reasons};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -135,10 +136,12 @@ impl Daviplata {
     }
 
     /// Sends `body` to `op` before `deadline` and reads the answer with `read`. A 401 drops
-    /// the token and the call is sent once more with a new one (Daviplata did not act).
-    /// `secrets` are scrubbed from any provider text passed on in an error. The call runs
-    /// in a `daviplata` span naming the operation and the body's `transactionId` (what
-    /// Daviplata's support asks for), with a line when it fails.
+    /// the token; a call that changes nothing is then sent once more with a new one, a
+    /// state change is not (Daviplata may have acted before refusing the token: it is held
+    /// as an unknown outcome). `secrets` and pasarela's credentials are scrubbed from any
+    /// provider text passed on in an error. The call runs in a `daviplata` span naming the
+    /// operation and the body's `transactionId` (what Daviplata's support asks for), with
+    /// a line when it fails.
     pub async fn call<T>(
         &self,
         op: BusinessOp,
@@ -159,18 +162,31 @@ impl Daviplata {
             let mut response = self.send_once(op, &body, deadline).await?;
             if response.0.status == StatusCode::UNAUTHORIZED {
                 self.inner.tokens.invalidate(&response.1);
-                tracing::info!("daviplata refused the token; retrying once with a new one");
-                response = self.send_once(op, &body, deadline).await?;
+                if !op.changes_state {
+                    tracing::info!("daviplata refused the token; retrying once with a new one");
+                    response = self.send_once(op, &body, deadline).await?;
+                }
             }
-            interpret(op, response.0, secrets, read)
+            let sent = Sent {
+                op,
+                transaction_id,
+                secrets,
+            };
+            interpret(&sent, response.0, read)
+                .map_err(|error| error.scrub(secrets).scrub(&self.credentials()))
         }
         .instrument(span.clone())
         .await
         .inspect_err(|error| {
             span.in_scope(|| {
-                tracing::info!(reason = %error.reason, code = ?error.code, "daviplata call failed");
+                tracing::info!(reason = %error.reason, code = ?error.code, delivery = error.delivery.as_str(), "daviplata call failed");
             });
         })
+    }
+
+    /// pasarela's own secrets, never to be passed on from a provider's text.
+    fn credentials(&self) -> [&str; 1] {
+        [self.inner.client_secret.expose_secret()]
     }
 
     async fn send_once(
@@ -179,7 +195,11 @@ impl Daviplata {
         body: &[u8],
         deadline: Instant,
     ) -> Result<(RawResponse, Arc<Token>), ProviderError> {
-        let token = self.token(deadline).await?;
+        // Without a token nothing of the business call was sent, whatever became of D0.
+        let token = self
+            .token(deadline)
+            .await
+            .map_err(|error| error.delivery(Delivery::NotSent))?;
         let inner = &self.inner;
         let request = inner
             .outbound
@@ -255,13 +275,18 @@ async fn fetch_token(inner: Arc<Inner>) -> Result<Token, ProviderError> {
     Ok(Token::new(value, lifetime, inner.refresh_margin))
 }
 
+/// The longest lifetime a token answer is believed for: D0 documents 900 s; a gateway's
+/// larger (or absurd) `expires_in` is cut here, so that no clock arithmetic can overflow
+/// and a token is renewed at least daily.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
 fn seconds(value: &serde_json::Value) -> Option<Duration> {
     match value {
         serde_json::Value::Number(n) => n.as_u64(),
         serde_json::Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
-    .map(Duration::from_secs)
+    .map(|secs| Duration::from_secs(secs).min(MAX_TOKEN_LIFETIME))
 }
 
 fn bad_token_answer(why: &str) -> ProviderError {
@@ -276,55 +301,84 @@ fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
 }
 
+/// What was sent, for reading its answer.
+struct Sent<'a> {
+    op: BusinessOp,
+    /// The `transactionId` of the body, which a success of a state change must echo.
+    transaction_id: Option<&'a str>,
+    secrets: &'a [&'a str],
+}
+
 /// A business answer: success read by `read`, a decline in a success envelope, or an error.
 fn interpret<T>(
-    op: BusinessOp,
+    sent: &Sent<'_>,
     response: RawResponse,
-    secrets: &[&str],
     read: impl FnOnce(Answer) -> Result<T, Unreadable>,
 ) -> Result<T, ProviderError> {
     let http = response.status.as_u16();
     if !response.status.is_success() {
         return Err(errors::business_error(
             &Fault::parse(http, &response.body),
-            op.changes_state,
-            secrets,
+            sent.secrets,
         ));
     }
     let answer: Answer = serde_json::from_slice(&response.body)
-        .map_err(|_| unreadable(op, http, Unreadable("not JSON")))?;
+        .map_err(|_| unreadable(http, Unreadable("not JSON")))?;
     // Only a status that says 0 is a success: a missing, non-numeric or unlisted one
     // leaves the outcome unknown, never OK.
     let result = answer
         .result
         .as_ref()
-        .ok_or_else(|| unreadable(op, http, Unreadable("no resultStatus")))?;
+        .ok_or_else(|| unreadable(http, Unreadable("no resultStatus")))?;
     match result.status_code() {
         Some(0) => {}
         Some(status) => {
             let fault = Fault::declined(http, status, &result.message);
-            return Err(errors::business_error(&fault, op.changes_state, secrets));
+            return Err(errors::business_error(&fault, sent.secrets));
         }
         None => {
             return Err(unreadable(
-                op,
                 http,
                 Unreadable("no numeric resultStatus.status"),
             ));
         }
     }
-    read(answer).map_err(|why| unreadable(op, http, why))
+    if sent.op.changes_state {
+        bound_to(sent, &result.transaction_id)?;
+    }
+    read(answer).map_err(|why| unreadable(http, why))
+}
+
+/// A success of a state change must be the answer to this request: an echoed
+/// `transactionId` other than the one sent is someone else's approval (a gateway that mixed
+/// answers up), so what became of this request is unknown.
+fn bound_to(sent: &Sent<'_>, echoed: &str) -> Result<(), ProviderError> {
+    let (Some(expected), echoed) = (sent.transaction_id, echoed.trim()) else {
+        return Ok(());
+    };
+    if echoed.is_empty() || echoed == expected {
+        return Ok(());
+    }
+    tracing::error!(
+        operation = sent.op.name,
+        transaction_id = expected,
+        echoed_transaction_id = echoed,
+        "daviplata answered a success for another transaction: held as an unknown outcome"
+    );
+    metrics::answer_mismatch(DOMAIN, sent.op.name);
+    Err(
+        ProviderError::new(Code::Unavailable, reasons::PROVIDER_ANSWER_MISMATCH, DOMAIN)
+            .message("Daviplata's success answer names another transaction than the one sent")
+            .meta("transaction_id", expected)
+            .delivery(Delivery::Unknown),
+    )
 }
 
 /// A success status whose body cannot be read: for a state change Daviplata did act, but
 /// what it answered (an approval number) is lost, so the outcome is unknown.
-fn unreadable(op: BusinessOp, http: u16, why: Unreadable) -> ProviderError {
-    let (code, reason) = if op.changes_state {
-        (Code::Unavailable, reasons::PROVIDER_OUTCOME_UNKNOWN)
-    } else {
-        (Code::Internal, reasons::PROVIDER_BAD_RESPONSE)
-    };
-    ProviderError::new(code, reason, DOMAIN)
+fn unreadable(http: u16, why: Unreadable) -> ProviderError {
+    ProviderError::new(Code::Internal, reasons::PROVIDER_BAD_RESPONSE, DOMAIN)
         .message(format!("Daviplata's answer could not be read: {}", why.0))
         .meta("http_status", http)
+        .delivery(Delivery::Unknown)
 }

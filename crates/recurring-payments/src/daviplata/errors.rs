@@ -1,10 +1,11 @@
 //! Daviplata's documented failures as data: each known message, provider code, OAuth2
-//! error and HTTP status mapped to a gRPC code and a stable reason. The provider's text
+//! error and HTTP status mapped to a gRPC code, a stable reason and what it tells of a
+//! state-changing call (refused, declined by the gateway, or unknown). The provider's text
 //! travels on as an es-CO `LocalizedMessage`, with secrets and echoed values removed.
 
 use std::sync::LazyLock;
 
-use pasarela_provider::{ProviderError, reasons};
+use pasarela_provider::{Delivery, ProviderError, reasons};
 use regex::Regex;
 use tonic::Code;
 
@@ -26,93 +27,111 @@ pub mod reason {
     pub const PROVIDER_RATE_LIMITED: &str = "PROVIDER_RATE_LIMITED";
 }
 
-/// A mapping: gRPC code, reason, and what it means in words for the caller.
+/// A mapping: gRPC code, reason, what it means in words for the caller, and what it tells
+/// of a state-changing call (activate, cancel, payment) it answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Meaning {
     code: Code,
     reason: &'static str,
     summary: &'static str,
+    acted: Delivery,
 }
 
-const fn meaning(code: Code, reason: &'static str, summary: &'static str) -> Meaning {
+const fn meaning(
+    code: Code,
+    reason: &'static str,
+    summary: &'static str,
+    acted: Delivery,
+) -> Meaning {
     Meaning {
         code,
         reason,
         summary,
+        acted,
     }
 }
 
+/// The spec documents the answer as a refusal: Daviplata did not act.
+const REFUSED: Delivery = Delivery::Refused;
+/// The gateway refused pasarela before Daviplata acted, for a reason that may pass.
+const DECLINED: Delivery = Delivery::Declined;
+/// Daviplata may have acted: every 5xx, every 401 (an invalid token may be found after the
+/// request was handed on), every status the spec names no refusal for.
+const UNKNOWN: Delivery = Delivery::Unknown;
+
 /// Documented `mensajeError` texts (accents and case folded), most specific first.
 #[rustfmt::skip]
-const MESSAGES: [(&str, Meaning); 17] = [
-    ("otp errado", meaning(Code::FailedPrecondition, reason::OTP_INVALID, "the OTP is wrong")),
-    ("otp expirado o ya fue usado", meaning(Code::FailedPrecondition, reason::OTP_EXPIRED, "the OTP expired or was already used")),
-    ("monedero ya esta asociado", meaning(Code::AlreadyExists, reason::SUBSCRIPTION_ALREADY_EXISTS, "the wallet is already subscribed to this merchant")),
-    ("suscripcion invalida", meaning(Code::FailedPrecondition, reason::SUBSCRIPTION_INVALID, "the subscription is not valid or the wallet is not subscribed")),
-    ("monedero no esta asociado", meaning(Code::NotFound, reason::SUBSCRIPTION_NOT_FOUND, "the wallet has no subscription with this merchant")),
-    ("monedero no asociado al documento", meaning(Code::FailedPrecondition, reason::WALLET_NOT_ELIGIBLE, "the wallet does not belong to the document or cannot subscribe")),
-    ("supera el valor maximo", meaning(Code::FailedPrecondition, reason::AMOUNT_OVER_MAXIMUM, "the amount exceeds the subscription's maximum")),
-    ("no se puede ejecutar la transaccion", meaning(Code::FailedPrecondition, reason::TRANSACTION_REJECTED, "Daviplata refused to execute the transaction")),
-    ("error de negocio retornado por el backend", meaning(Code::FailedPrecondition, reason::PROVIDER_BUSINESS_ERROR, "Daviplata's backend refused the transaction")),
-    ("no cuenta con autorizacion", meaning(Code::Unavailable, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused pasarela's access token")),
-    ("could not verify that you are authorized", meaning(Code::Unavailable, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused pasarela's access token")),
-    ("not registered with mutual tls", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata has no client certificate registered for pasarela")),
-    ("invalid client cert", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused pasarela's client certificate")),
-    ("invalid client id or secret", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused pasarela's client id or secret")),
-    ("timeout con sistemas proveedores", meaning(Code::DeadlineExceeded, reasons::PROVIDER_TIMEOUT, "Daviplata's own providers timed out")),
-    ("error de sistema ret", meaning(Code::Unavailable, reasons::PROVIDER_UNAVAILABLE, "Daviplata's own providers failed")),
+const MESSAGES: [(&str, Meaning); 18] = [
+    ("otp errado", meaning(Code::FailedPrecondition, reason::OTP_INVALID, "the OTP is wrong", REFUSED)),
+    ("otp expirado o ya fue usado", meaning(Code::FailedPrecondition, reason::OTP_EXPIRED, "the OTP expired or was already used", REFUSED)),
+    ("monedero ya esta asociado", meaning(Code::AlreadyExists, reason::SUBSCRIPTION_ALREADY_EXISTS, "the wallet is already subscribed to this merchant", REFUSED)),
+    ("suscripcion invalida", meaning(Code::FailedPrecondition, reason::SUBSCRIPTION_INVALID, "the subscription is not valid or the wallet is not subscribed", REFUSED)),
+    ("monedero no esta asociado", meaning(Code::NotFound, reason::SUBSCRIPTION_NOT_FOUND, "the wallet has no subscription with this merchant", REFUSED)),
+    ("monedero no asociado al documento", meaning(Code::FailedPrecondition, reason::WALLET_NOT_ELIGIBLE, "the wallet does not belong to the document or cannot subscribe", REFUSED)),
+    ("supera el valor maximo", meaning(Code::FailedPrecondition, reason::AMOUNT_OVER_MAXIMUM, "the amount exceeds the subscription's maximum", REFUSED)),
+    ("no se puede ejecutar la transaccion", meaning(Code::FailedPrecondition, reason::TRANSACTION_REJECTED, "Daviplata refused to execute the transaction", REFUSED)),
+    ("error de negocio retornado por el backend", meaning(Code::FailedPrecondition, reason::PROVIDER_BUSINESS_ERROR, "Daviplata's backend refused the transaction", REFUSED)),
+    ("no cuenta con autorizacion", meaning(Code::Unavailable, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused pasarela's access token", UNKNOWN)),
+    ("could not verify that you are authorized", meaning(Code::Unavailable, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused pasarela's access token", UNKNOWN)),
+    ("not registered with mutual tls", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata has no client certificate registered for pasarela", UNKNOWN)),
+    ("invalid client cert", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused pasarela's client certificate", UNKNOWN)),
+    ("invalid client id or secret", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused pasarela's client id or secret", UNKNOWN)),
+    ("timeout con sistemas proveedores", meaning(Code::DeadlineExceeded, reasons::PROVIDER_TIMEOUT, "Daviplata's own providers timed out", UNKNOWN)),
+    ("error de sistema ret", meaning(Code::Unavailable, reasons::PROVIDER_UNAVAILABLE, "Daviplata's own providers failed", UNKNOWN)),
     // Types, extra or missing properties of the body pasarela built from a validated
     // request (spec line 590-592): pasarela's fault, never the caller's.
-    ("validate rest", meaning(Code::Internal, reason::PROVIDER_REJECTED_REQUEST, "Daviplata rejected the structure of the request pasarela built")),
+    ("validate rest", meaning(Code::Internal, reason::PROVIDER_REJECTED_REQUEST, "Daviplata rejected the structure of the request pasarela built", REFUSED)),
+    // "El valor {valueField} no es válido en el Campo {nameField}", 400: "Error en la
+    // estructura o campos de la solicitud".
+    ("no es valido en el campo", meaning(Code::InvalidArgument, reason::PROVIDER_REJECTED_REQUEST, "Daviplata rejected a field of the request", REFUSED)),
 ];
 
 /// Documented generic provider codes (`2100- Internal Server Error`, ...).
 #[rustfmt::skip]
 const PROVIDER_CODES: [(&str, Meaning); 4] = [
-    ("2100", meaning(Code::Unavailable, reasons::PROVIDER_UNAVAILABLE, "a Daviplata service is not available")),
-    ("3200", meaning(Code::Unavailable, reasons::PROVIDER_UNAVAILABLE, "Daviplata's service bus failed")),
-    ("2103", meaning(Code::DeadlineExceeded, reasons::PROVIDER_TIMEOUT, "a Daviplata service timed out")),
-    ("6842", meaning(Code::Internal, reason::PROVIDER_REJECTED_REQUEST, "Daviplata's backend rejected the message structure")),
+    ("2100", meaning(Code::Unavailable, reasons::PROVIDER_UNAVAILABLE, "a Daviplata service is not available", UNKNOWN)),
+    ("3200", meaning(Code::Unavailable, reasons::PROVIDER_UNAVAILABLE, "Daviplata's service bus failed", UNKNOWN)),
+    ("2103", meaning(Code::DeadlineExceeded, reasons::PROVIDER_TIMEOUT, "a Daviplata service timed out", UNKNOWN)),
+    ("6842", meaning(Code::Internal, reason::PROVIDER_REJECTED_REQUEST, "Daviplata's backend rejected the message structure", REFUSED)),
 ];
 
 /// OAuth2 `error` values of the token endpoint: pasarela's own credentials or settings
 /// are wrong, which no retry by the caller can fix.
 #[rustfmt::skip]
 const OAUTH_ERRORS: [(&str, Meaning); 6] = [
-    ("invalid_client", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused pasarela's client id or secret")),
-    ("invalid_scope", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused the token scope")),
-    ("unknown", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused the grant type")),
-    ("unsupported_grant_type", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused the grant type")),
-    ("unauthorized_client", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata does not allow pasarela this grant")),
-    ("invalid_request", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused the token request")),
+    ("invalid_client", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused pasarela's client id or secret", UNKNOWN)),
+    ("invalid_scope", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused the token scope", UNKNOWN)),
+    ("unknown", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused the grant type", UNKNOWN)),
+    ("unsupported_grant_type", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused the grant type", UNKNOWN)),
+    ("unauthorized_client", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata does not allow pasarela this grant", UNKNOWN)),
+    ("invalid_request", meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused the token request", UNKNOWN)),
 ];
 
 /// The HTTP status alone, when nothing more specific matched.
 #[rustfmt::skip]
 const STATUSES: [(u16, Meaning); 9] = [
-    (400, meaning(Code::InvalidArgument, reason::PROVIDER_REJECTED_REQUEST, "Daviplata rejected a field of the request")),
-    (401, meaning(Code::Unavailable, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused pasarela's credentials")),
-    (403, meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "pasarela's token lacks the scope of this operation")),
-    (404, meaning(Code::Internal, reasons::PROVIDER_BAD_RESPONSE, "Daviplata does not know this path: check the configured paths")),
-    (422, meaning(Code::FailedPrecondition, reason::PROVIDER_BUSINESS_ERROR, "Daviplata refused the transaction")),
-    (429, meaning(Code::Unavailable, reason::PROVIDER_RATE_LIMITED, "Daviplata is limiting pasarela's rate")),
-    (502, meaning(Code::Unavailable, reasons::PROVIDER_UNAVAILABLE, "Daviplata's gateway failed")),
-    (503, meaning(Code::Unavailable, reasons::PROVIDER_UNAVAILABLE, "Daviplata is unavailable")),
-    (504, meaning(Code::DeadlineExceeded, reasons::PROVIDER_TIMEOUT, "Daviplata timed out")),
+    (400, meaning(Code::InvalidArgument, reason::PROVIDER_REJECTED_REQUEST, "Daviplata rejected a field of the request", UNKNOWN)),
+    (401, meaning(Code::Unavailable, reasons::PROVIDER_AUTH_FAILED, "Daviplata refused pasarela's credentials", UNKNOWN)),
+    (403, meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "pasarela's token lacks the scope of this operation", DECLINED)),
+    (404, meaning(Code::Internal, reasons::PROVIDER_BAD_RESPONSE, "Daviplata does not know this path: check the configured paths", UNKNOWN)),
+    (422, meaning(Code::FailedPrecondition, reason::PROVIDER_BUSINESS_ERROR, "Daviplata refused the transaction", REFUSED)),
+    (429, meaning(Code::Unavailable, reason::PROVIDER_RATE_LIMITED, "Daviplata is limiting pasarela's rate", UNKNOWN)),
+    (502, meaning(Code::Unavailable, reasons::PROVIDER_UNAVAILABLE, "Daviplata's gateway failed", UNKNOWN)),
+    (503, meaning(Code::Unavailable, reasons::PROVIDER_UNAVAILABLE, "Daviplata is unavailable", UNKNOWN)),
+    (504, meaning(Code::DeadlineExceeded, reasons::PROVIDER_TIMEOUT, "Daviplata timed out", UNKNOWN)),
 ];
-
-/// Reasons that leave open whether a state-changing call was executed.
-const AMBIGUOUS: [&str; 2] = [reasons::PROVIDER_TIMEOUT, reasons::PROVIDER_UNAVAILABLE];
 
 const ANY_SERVER_ERROR: Meaning = meaning(
     Code::Unavailable,
     reasons::PROVIDER_UNAVAILABLE,
     "Daviplata failed",
+    UNKNOWN,
 );
 const UNEXPECTED: Meaning = meaning(
     Code::Internal,
     reasons::PROVIDER_BAD_RESPONSE,
     "Daviplata answered something unexpected",
+    UNKNOWN,
 );
 
 /// Where the envelope puts its message and code, in every casing seen.
@@ -232,12 +251,11 @@ fn by_status(http: u16) -> Meaning {
     })
 }
 
-/// The error of a business operation (request, activate, cancel, payment).
-///
-/// `changes_state`: for activate, cancel and payment a 5xx or timeout does not say
-/// whether Daviplata acted, so the reason becomes `PROVIDER_OUTCOME_UNKNOWN`.
-/// `secrets` are removed from any provider text passed on.
-pub fn business_error(fault: &Fault, changes_state: bool, secrets: &[&str]) -> ProviderError {
+/// The error of a business operation (request, activate, cancel, payment), with what it
+/// tells of a state change: the row's own word, but a 5xx is always unknown (a row's text
+/// on a 5xx is Daviplata failing after it read the request). `secrets` are removed from
+/// any provider text passed on.
+pub fn business_error(fault: &Fault, secrets: &[&str]) -> ProviderError {
     let meaning = fault
         .message
         .as_deref()
@@ -249,19 +267,11 @@ pub fn business_error(fault: &Fault, changes_state: bool, secrets: &[&str]) -> P
                 .and_then(|code| lookup(&PROVIDER_CODES, &code))
         })
         .unwrap_or_else(|| by_status(fault.http));
-    // An answer no table names says nothing about whether Daviplata acted either.
-    let ambiguous = changes_state
-        && (fault.http >= 500 || AMBIGUOUS.contains(&meaning.reason) || meaning == UNEXPECTED);
-    let mut error = build(meaning, fault, secrets);
-    if ambiguous {
-        error = error
-            .meta("provider_reason", meaning.reason)
-            .message(format!(
-                "{}; the operation may have been executed",
-                meaning.summary
-            ));
-        error.reason = reasons::PROVIDER_OUTCOME_UNKNOWN.to_owned();
-    }
+    let acted = match fault.http {
+        200..=299 | 400..=499 => meaning.acted,
+        _ => Delivery::Unknown,
+    };
+    let mut error = build(meaning, fault, secrets).delivery(acted);
     if let Some(field) = fault.message.as_deref().and_then(rejected_field) {
         error = error.violation(field, "rejected by Daviplata");
     }
@@ -276,6 +286,7 @@ const TOKEN_REFUSED: Meaning = meaning(
     Code::Internal,
     reasons::PROVIDER_AUTH_FAILED,
     "Daviplata refused pasarela's token request",
+    UNKNOWN,
 );
 
 /// The error of the token request (D0).
@@ -389,7 +400,7 @@ mod tests {
             ),
         ];
         for (message, code, expected) in cases {
-            let error = business_error(&Fault::parse(422, &body(message)), false, &[]);
+            let error = business_error(&Fault::parse(422, &body(message)), &[]);
             assert_eq!(
                 (error.code, error.reason.as_str()),
                 (code, expected),
@@ -416,7 +427,7 @@ mod tests {
         ];
         for (http, code, expected) in cases {
             let body = serde_json::json!({"errorCode": code, "message": ""}).to_string();
-            let error = business_error(&Fault::parse(http, body.as_bytes()), false, &[]);
+            let error = business_error(&Fault::parse(http, body.as_bytes()), &[]);
             assert_eq!(error.code, expected, "{http} {code}");
         }
     }
@@ -424,17 +435,25 @@ mod tests {
     #[test]
     fn server_errors_of_state_changes_are_unknown_outcomes() {
         let fault = Fault::parse(504, b"<html>gateway timeout</html>");
-        let read = business_error(&fault, false, &[]);
-        assert_eq!(read.reason, reasons::PROVIDER_TIMEOUT);
-        let charge = business_error(&fault, true, &[]);
-        assert_eq!(charge.code, Code::DeadlineExceeded);
-        assert_eq!(charge.reason, reasons::PROVIDER_OUTCOME_UNKNOWN);
+        let charge = business_error(&fault, &[]);
+        assert_eq!(charge.reason, reasons::PROVIDER_TIMEOUT);
+        assert_eq!(charge.delivery, Delivery::Unknown);
+        let presented = charge.presented_as_unknown_outcome();
+        assert_eq!(presented.code, Code::DeadlineExceeded);
+        assert_eq!(presented.reason, reasons::PROVIDER_OUTCOME_UNKNOWN);
         assert_eq!(
-            charge.details.metadata["provider_reason"],
+            presented.details.metadata["provider_reason"],
             reasons::PROVIDER_TIMEOUT
         );
-        let refused = business_error(&Fault::parse(422, &body("Otp errado")), true, &[]);
+        let refused = business_error(&Fault::parse(422, &body("Otp errado")), &[]);
         assert_eq!(refused.reason, reason::OTP_INVALID);
+        assert_eq!(refused.delivery, Delivery::Refused);
+        let on_a_500 = business_error(&Fault::parse(500, &body("Otp errado")), &[]);
+        assert_eq!(
+            on_a_500.delivery,
+            Delivery::Unknown,
+            "a 500 is never a refusal"
+        );
     }
 
     #[test]
@@ -446,12 +465,11 @@ mod tests {
             Fault::parse(302, b""),
         ];
         for fault in faults {
-            let read = business_error(&fault, false, &[]);
-            assert_eq!(read.reason, reasons::PROVIDER_BAD_RESPONSE, "{fault:?}");
-            let charge = business_error(&fault, true, &[]);
+            let error = business_error(&fault, &[]);
+            assert_eq!(error.reason, reasons::PROVIDER_BAD_RESPONSE, "{fault:?}");
             assert_eq!(
-                charge.reason,
-                reasons::PROVIDER_OUTCOME_UNKNOWN,
+                error.delivery,
+                Delivery::Unknown,
                 "{fault:?}: Daviplata may have acted"
             );
         }
@@ -463,14 +481,13 @@ mod tests {
             400,
             &body("El valor 847687 no es válido en el Campo otpValue"),
         );
-        let error = business_error(&fault, true, &["847687"]);
+        let error = business_error(&fault, &["847687"]);
         assert_eq!(error.code, Code::InvalidArgument);
         assert_eq!(error.details.violations[0].0, "provider.otpValue");
         let text = format!("{error:?}");
         assert!(!text.contains("847687"), "{text}");
         let echoed = business_error(
             &Fault::parse(422, &body("otp 123456 bloqueada")),
-            false,
             &["123456"],
         );
         assert!(!format!("{echoed:?}").contains("123456"));

@@ -1,14 +1,18 @@
 //! Daviplata's OAuth2 client-credentials token: cached until shortly before it expires and
 //! renewed by exactly one request however many calls wait for it (single flight); a token
-//! Daviplata refuses is dropped so that the next call fetches a new one.
+//! Daviplata refuses is dropped so that the next call fetches a new one, and a flight that
+//! fails, even by a panic, leaves the next call free to fetch again.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use std::panic::AssertUnwindSafe;
+
 use futures::FutureExt as _;
 use futures::future::{BoxFuture, Shared};
-use pasarela_provider::ProviderError;
+use pasarela_provider::{Delivery, ProviderError, reasons};
 use secrecy::SecretString;
+use tonic::Code;
 
 /// An access token and when to stop using it.
 #[derive(Debug)]
@@ -20,9 +24,11 @@ pub struct Token {
 impl Token {
     /// A token valid for `lifetime` from now; see [`usable_for`].
     pub fn new(value: SecretString, lifetime: Duration, margin: Duration) -> Self {
+        let now = Instant::now();
         Self {
             value,
-            renew_at: Instant::now() + usable_for(lifetime, margin),
+            // A lifetime past what the clock can hold is no lifetime: renewed at once.
+            renew_at: now.checked_add(usable_for(lifetime, margin)).unwrap_or(now),
         }
     }
 
@@ -64,7 +70,16 @@ impl TokenCache {
             }
             state
                 .flight
-                .get_or_insert_with(|| fetch().map(|r| r.map(Arc::new)).boxed().shared())
+                .get_or_insert_with(|| {
+                    AssertUnwindSafe(fetch())
+                        .catch_unwind()
+                        .map(|fetched| match fetched {
+                            Ok(result) => result.map(Arc::new),
+                            Err(_) => Err(flight_panicked()),
+                        })
+                        .boxed()
+                        .shared()
+                })
                 .clone()
         };
         let result = flight.clone().await;
@@ -90,6 +105,18 @@ impl TokenCache {
         // The state is two options replaced whole: a panic elsewhere cannot tear it.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// A token request that panicked: every waiter is told, and the next call fetches anew.
+fn flight_panicked() -> ProviderError {
+    tracing::error!("the daviplata token request panicked; the next call asks again");
+    ProviderError::new(
+        Code::Unavailable,
+        reasons::PROVIDER_BAD_RESPONSE,
+        super::errors::DOMAIN,
+    )
+    .message("Daviplata's token could not be obtained")
+    .delivery(Delivery::NotSent)
 }
 
 #[cfg(test)]
@@ -177,6 +204,28 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_flight_never_poisons_later_calls() {
+        let cache = TokenCache::default();
+        let failed = cache
+            .get(|| async { panic!("a token answer no clock can hold") }.boxed())
+            .await
+            .expect_err("the panic is an error");
+        assert_eq!(failed.reason, reasons::PROVIDER_BAD_RESPONSE);
+        let count = Arc::new(AtomicUsize::new(0));
+        cache
+            .get(counting_fetch(&count, Duration::from_secs(900)))
+            .await
+            .expect("the next call fetches afresh");
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_lifetime_past_the_clock_is_renewed_at_once() {
+        let token = Token::new("t".to_owned().into(), Duration::MAX, Duration::ZERO);
+        assert!(!token.is_fresh());
     }
 
     #[test]

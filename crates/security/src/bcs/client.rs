@@ -559,6 +559,7 @@ impl Bcs {
                 .await?;
             tracing::debug!(status = raw.status.as_u16(), "bank answered");
             envelope::read::<W>(op.name, op.marker(), &raw)
+                .map_err(|error| self.scrubbed(error, &prepared.outgoing))
         }
         .instrument(span.clone())
         .await
@@ -567,6 +568,34 @@ impl Bcs {
                 || tracing::info!(reason = %error.reason, code = ?error.code, "bank call failed"),
             );
         })
+    }
+
+    /// `error` without any value pasarela sent in its body or query, nor its credentials:
+    /// a bank that echoes an OTP, a password or an answer in its text must not pass it on
+    /// to a caller, a log or an idempotency record. Which of the values the bank deems
+    /// secret pasarela cannot tell, so every one of [`MIN_SCRUBBED`] characters or more goes.
+    fn scrubbed<B: Serialize>(
+        &self,
+        error: ProviderError,
+        outgoing: &Outgoing<B>,
+    ) -> ProviderError {
+        let mut sent = Vec::new();
+        if let Some(body) = outgoing
+            .body
+            .as_ref()
+            .and_then(|b| serde_json::to_value(b).ok())
+        {
+            string_leaves(&body, &mut sent);
+        }
+        sent.extend(outgoing.query.iter().map(|(_, value)| value.clone()));
+        sent.extend(outgoing.path_id.iter().cloned());
+        sent.retain(|value| value.chars().count() >= MIN_SCRUBBED);
+        let mut secrets: Vec<&str> = sent.iter().map(String::as_str).collect();
+        secrets.push(self.client_secret.expose_secret());
+        if let Some(token) = &self.access_token {
+            secrets.push(token.expose_secret());
+        }
+        error.scrub(&secrets)
     }
 
     /// The invoker values of one call, generated ones filled in, and how its ProcessId
@@ -654,6 +683,21 @@ impl Bcs {
             request = request.json(body);
         }
         request
+    }
+}
+
+/// Shortest value sent that is scrubbed from the bank's text: shorter ones (a document type,
+/// a flag) would blank out ordinary words.
+const MIN_SCRUBBED: usize = 4;
+
+/// Every string and number in `value`, as text.
+fn string_leaves(value: &serde_json::Value, into: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(text) => into.push(text.clone()),
+        serde_json::Value::Number(number) => into.push(number.to_string()),
+        serde_json::Value::Array(items) => items.iter().for_each(|item| string_leaves(item, into)),
+        serde_json::Value::Object(map) => map.values().for_each(|item| string_leaves(item, into)),
+        serde_json::Value::Bool(_) | serde_json::Value::Null => {}
     }
 }
 

@@ -12,6 +12,7 @@
 
 use std::sync::LazyLock;
 
+use pasarela_provider::Delivery;
 use tonic::Code;
 
 /// One row of the bank's error tables and what pasarela makes of it.
@@ -27,6 +28,9 @@ pub struct ErrorRow {
     pub text: &'static str,
     /// Printed in an error table, or only seen in an example answer.
     pub source: Source,
+    /// What this row tells of a state-changing call it answers: refused, declined by the
+    /// gateway, or unknown (the bank may have acted). Never `NotSent`: the bank answered.
+    pub acted: Delivery,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +39,8 @@ pub enum Source {
     Example,
 }
 
-/// The mapping file: HTTP status, errorCode, errorType, gRPC code, reason, text, source.
+/// The mapping file: HTTP status, errorCode, errorType, gRPC code, reason, text, source,
+/// what the row tells of a state change.
 const MAPPINGS: &str = include_str!("../../fixtures/bcs_error_mappings.tsv");
 
 /// Every mapping, read once; a malformed line fails the first call (and the tests).
@@ -85,6 +90,7 @@ fn row(line: &'static str) -> Option<ErrorRow> {
         "example" => Source::Example,
         _ => return None,
     };
+    let acted = Delivery::parse(next()?).filter(|acted| *acted != Delivery::NotSent)?;
     next().is_none().then_some(ErrorRow {
         http,
         code,
@@ -93,6 +99,7 @@ fn row(line: &'static str) -> Option<ErrorRow> {
         reason,
         text,
         source,
+        acted,
     })
 }
 
@@ -129,8 +136,14 @@ mod tests {
             .count();
         assert_eq!(ERROR_TABLE.len(), lines);
         assert!(lines > 240, "{lines}");
-        assert!(row("400\t1\tBDA\tNoSuchCode\tX\tY\ttable").is_none());
-        assert!(row("400\t1\tBDA\tInternal\tX\tY\ttable\textra").is_none());
+        assert!(row("400\t1\tBDA\tNoSuchCode\tX\tY\ttable\trefused").is_none());
+        assert!(row("400\t1\tBDA\tInternal\tX\tY\ttable\trefused\textra").is_none());
+        assert!(
+            row("400\t1\tBDA\tInternal\tX\tY\ttable").is_none(),
+            "a row that does not say what it tells of a state change is refused"
+        );
+        assert!(row("400\t1\tBDA\tInternal\tX\tY\ttable\tnot_sent").is_none());
+        assert!(row("400\t1\tBDA\tInternal\tX\tY\ttable\tmaybe").is_none());
     }
 
     #[test]

@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use pasarela_provider::idempotency::NOT_RESENT;
-use pasarela_provider::{ProviderError, reasons};
+use pasarela_provider::{Delivery, ProviderError, reasons};
 use tonic::Code;
 
 use super::error_table::{ERROR_TABLE, ErrorRow};
@@ -192,62 +191,47 @@ pub fn from_failure(operation: &str, failure: &Failure) -> ProviderError {
     if RETRYABLE.contains(&reason) {
         error = error.retry_after(Duration::from_secs(1));
     }
-    error
+    error.delivery(delivery(failure, row))
+}
+
+/// `errorType` of a refusal by a business rule: the spec's `errorType` "describe si el error
+/// fue de base de datos o de regla de negocio", and only the latter says nothing was done.
+const BUSINESS_RULE: &str = "RGN";
+
+/// What an answered failure tells of a state-changing call (a withdrawal): only a refusal
+/// its row documents (or, for a code no table lists, a business-rule `errorType`) says the
+/// bank did not act; a 5xx, `ER500`, a status that is neither 2xx nor 4xx, or any other
+/// envelope leaves it unknown. A gateway's refusal of credentials, path or method frees
+/// the key only when it comes as a 4xx.
+fn delivery(failure: &Failure, row: Option<&ErrorRow>) -> Delivery {
+    let bank_failed = failure.value.eq_ignore_ascii_case("ER500");
+    let class = failure.http / 100;
+    if bank_failed || !matches!(class, 2 | 4) {
+        return Delivery::Unknown;
+    }
+    let acted = match row {
+        Some(row) => row.acted,
+        None if failure.kind.trim().eq_ignore_ascii_case(BUSINESS_RULE) => Delivery::Refused,
+        None => Delivery::Unknown,
+    };
+    match acted {
+        Delivery::Refused => Delivery::Refused,
+        Delivery::Declined if class == 4 => Delivery::Declined,
+        _ => Delivery::Unknown,
+    }
 }
 
 /// An answer pasarela cannot read (HTML, truncated JSON, an empty body, a field of the
 /// wrong shape). `what` says which part, never its content.
 pub fn bad_response(operation: &str, http: u16, what: &str) -> ProviderError {
+    // Whatever the bank did is not in an answer pasarela cannot read.
     ProviderError::new(Code::Internal, reasons::PROVIDER_BAD_RESPONSE, DOMAIN)
+        .delivery(Delivery::Unknown)
         .message(format!(
             "Banco Caja Social answered {operation} with HTTP {http} and {what}"
         ))
         .meta("http_status", http)
         .meta("operation", operation)
-}
-
-/// Answers after which the bank may have moved money although the call failed: (first,
-/// last HTTP status, the reason they must carry, if one).
-const AMBIGUOUS: &[(u16, u16, Option<&str>)] = &[
-    // A success whose body cannot be read: the approval number is lost.
-    (200, 299, Some(reasons::PROVIDER_BAD_RESPONSE)),
-    (408, 408, None),
-    (500, 599, None),
-];
-
-/// For a money-moving operation (S18): an answer after which the bank may have acted
-/// becomes `PROVIDER_OUTCOME_UNKNOWN`, the table's reason kept in metadata
-/// `provider_reason`, so that a retry re-sends the same TxId instead of a new withdrawal.
-pub fn unknown_if_ambiguous(error: ProviderError) -> ProviderError {
-    let http = error
-        .details
-        .metadata
-        .get("http_status")
-        .and_then(|status| status.parse::<u16>().ok());
-    let ambiguous = http.is_some_and(|http| {
-        AMBIGUOUS.iter().any(|(first, last, reason)| {
-            (*first..=*last).contains(&http) && reason.is_none_or(|r| r == error.reason)
-        })
-    });
-    if !ambiguous {
-        return error;
-    }
-    let code = match error.code {
-        Code::DeadlineExceeded => Code::DeadlineExceeded,
-        _ => Code::Unavailable,
-    };
-    let message = format!(
-        "{}; the bank may have executed it: retry with the same idempotency key",
-        error.message
-    );
-    let provider_reason = error.reason.clone();
-    ProviderError {
-        code,
-        reason: reasons::PROVIDER_OUTCOME_UNKNOWN.to_owned(),
-        message,
-        ..error
-    }
-    .meta("provider_reason", provider_reason)
 }
 
 /// A consulta (S18 `Action: R`) that did not say what became of a withdrawal whose answer
@@ -264,7 +248,7 @@ pub fn still_unknown(consulta: ProviderError) -> ProviderError {
              consulta failed); nothing was sent again: retry later with the same key",
         )
         .meta("consulta_reason", &consulta.reason)
-        .meta(NOT_RESENT, true);
+        .delivery(Delivery::NotSent);
     if let Some(http) = consulta.details.metadata.get("http_status") {
         error = error.meta("http_status", http);
     }
@@ -280,7 +264,7 @@ pub fn not_found_yet(wait: Duration) -> ProviderError {
              attempt whose answer was lost; nothing was sent again: retry later with the same key",
         )
         .meta("consulta_reason", "NOT_FOUND_TOO_SOON")
-        .meta(NOT_RESENT, true)
+        .delivery(Delivery::NotSent)
         .retry_after(wait)
 }
 
@@ -318,30 +302,38 @@ mod tests {
     }
 
     #[test]
-    fn ambiguous_answers_of_a_withdrawal_are_unknown_outcomes() {
-        for (http, code, unknown) in [
-            (500, "500", true),
-            (504, "", true),
-            (408, "00408", true),
-            (400, "05621", false),
-            (206, "1", false),
-        ] {
-            let error = unknown_if_ambiguous(from_failure(
-                "withdraw_with_otp",
-                &failure(http, code, "RGN"),
-            ));
-            assert_eq!(
-                error.reason == reasons::PROVIDER_OUTCOME_UNKNOWN,
-                unknown,
-                "{http} {code}: {error:?}"
-            );
+    fn a_withdrawal_answer_is_refused_only_when_a_row_says_so() {
+        let er = |http: u16, value: &str, code: &str, kind: &str| Failure {
+            http,
+            value: value.into(),
+            code: code.into(),
+            kind: kind.into(),
+            desc: String::new(),
+        };
+        let cases = [
+            (er(400, "ER", "05621", "RGN"), Delivery::Refused),
+            (er(200, "ER", "05620", "RGN"), Delivery::Refused),
+            (er(500, "ER", "500", "BDA"), Delivery::Unknown),
+            (er(200, "ER", "500", "BDA"), Delivery::Unknown),
+            (er(201, "ER500", "", ""), Delivery::Unknown),
+            (er(200, "ER", "00001", "BE"), Delivery::Unknown),
+            (er(400, "ER", "00001", "BE"), Delivery::Unknown),
+            (er(504, "", "", ""), Delivery::Unknown),
+            (er(408, "ER", "00408", "OUD"), Delivery::Unknown),
+            (er(206, "ER", "1", "BDA"), Delivery::Refused),
+            (er(401, "ER", "401", "OUD"), Delivery::Declined),
+            (er(200, "ER", "401", "OUD"), Delivery::Unknown),
+            (er(404, "", "", ""), Delivery::Unknown),
+            (er(429, "", "", ""), Delivery::Unknown),
+            (er(400, "ER", "99999", "XYZ"), Delivery::Unknown),
+            (er(302, "", "", ""), Delivery::Unknown),
+        ];
+        for (answer, expected) in cases {
+            let error = from_failure("withdraw_with_otp", &answer);
+            assert_eq!(error.delivery, expected, "{answer:?}");
         }
-        let lost = unknown_if_ambiguous(bad_response("withdraw_with_otp", 200, "truncated JSON"));
-        assert_eq!(lost.reason, reasons::PROVIDER_OUTCOME_UNKNOWN);
-        assert_eq!(
-            lost.details.metadata["provider_reason"],
-            "PROVIDER_BAD_RESPONSE"
-        );
+        let lost = bad_response("withdraw_with_otp", 200, "truncated JSON");
+        assert_eq!(lost.delivery, Delivery::Unknown);
     }
 
     #[test]
