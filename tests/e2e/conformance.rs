@@ -1473,6 +1473,35 @@ async fn serve_davi(app: &TestApp, path: &str, rel: &str) {
     .await;
 }
 
+/// Like [`serve_davi`], the example answering the transaction it is sent: its result's
+/// `transactionId` (the request example's own) stands for the one pasarela sends.
+async fn serve_davi_echoing(app: &TestApp, path: &str, rel: &str) {
+    let fx = fixture(rel);
+    let status = fx.http_status.unwrap_or(200);
+    let mut body = fx.example.clone();
+    let key = ["resultStatus", "ResultStatus"]
+        .into_iter()
+        .find(|key| body.get(key).is_some())
+        .expect("a result object");
+    body[key]["transactionId"] = json!(pasarela_sandbox::SENT_TRANSACTION_ID);
+    app.inject_once(
+        "daviplata",
+        path,
+        json!({ "type": "status", "status": status, "body": body }),
+    )
+    .await;
+}
+
+/// The `TransactionHeader.transactionId` of the last call to `path`.
+async fn sent_transaction_id(app: &TestApp, path: &str) -> String {
+    let call = app.last_call("daviplata", "POST", path).await;
+    let body: Value = serde_json::from_str(call["body"].as_str().expect("a body")).expect("JSON");
+    body["TransactionHeader"]["transactionId"]
+        .as_str()
+        .expect("a transactionId")
+        .to_owned()
+}
+
 fn subscription_request() -> pasarela::recurring_payments::v1::RequestSubscriptionRequest {
     pasarela::recurring_payments::v1::RequestSubscriptionRequest {
         commerce: davi::commerce(),
@@ -1531,7 +1560,7 @@ async fn daviplata_response_examples_reach_the_proto_fields() {
     // 2023-07-06 12:09:46.344, Bogotá time without a zone.
     assert_eq!(d1.otp_expire_time.map(|t| t.seconds), Some(1_688_663_386));
 
-    serve_davi(&app, DAVI_ACTIVATE, "daviplata/d2-activate-response.json").await;
+    serve_davi_echoing(&app, DAVI_ACTIVATE, "daviplata/d2-activate-response.json").await;
     let d2 = client
         .activate_subscription(davi::activation(
             "conformance-d2",
@@ -1546,7 +1575,7 @@ async fn daviplata_response_examples_reach_the_proto_fields() {
     assert_eq!(d2.result.expect("ResultStatus").message, "OK");
     assert_subscription(d2.subscription.expect("Subscription"));
 
-    serve_davi(&app, DAVI_CANCEL, "daviplata/d3-cancel-response.json").await;
+    serve_davi_echoing(&app, DAVI_CANCEL, "daviplata/d3-cancel-response.json").await;
     let d3 = client
         .cancel_subscription(davi::cancellation("conformance-d3", davi::WALLET))
         .await
@@ -1554,10 +1583,10 @@ async fn daviplata_response_examples_reach_the_proto_fields() {
         .into_inner();
     assert_eq!(
         d3.result.expect("ResultStatus").transaction_id,
-        "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+        sent_transaction_id(&app, DAVI_CANCEL).await
     );
 
-    serve_davi(&app, DAVI_PAYMENT, "daviplata/d4-payment-response.json").await;
+    serve_davi_echoing(&app, DAVI_PAYMENT, "daviplata/d4-payment-response.json").await;
     let d4 = client
         .charge_subscription(davi::charge("conformance-d4", davi::WALLET, 100_001))
         .await

@@ -7,6 +7,7 @@ mod auth;
 mod bureau;
 mod clients;
 mod conformance;
+mod delivery;
 mod deploy;
 mod docs;
 mod edge;

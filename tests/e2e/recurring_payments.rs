@@ -371,7 +371,8 @@ async fn an_expired_token_is_renewed_mid_run() {
         .unwrap();
     assert_eq!(app.daviplata_counter("tokens_issued").await, issued + 1);
 
-    // Daviplata drops every token early: the 401 costs one renewal and one resend.
+    // Daviplata drops every token early: a charge refused for its token is not sent again
+    // (Daviplata may have acted before refusing it), it is held; the next call renews.
     admin(
         &app.sandbox,
         reqwest::Method::POST,
@@ -379,12 +380,24 @@ async fn an_expired_token_is_renewed_mid_run() {
         None,
     )
     .await;
-    client
+    let refused = client
         .charge_subscription(charge("after-revocation", WALLET, 100))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&refused), "PROVIDER_OUTCOME_UNKNOWN");
+    assert_eq!(app.daviplata_counter("payments_made").await, 1);
+    client
+        .charge_subscription(charge("after-renewal", WALLET, 100))
         .await
         .unwrap();
     assert_eq!(app.daviplata_counter("tokens_issued").await, issued + 2);
     assert_eq!(app.daviplata_counter("payments_made").await, 2);
+    assert_eq!(
+        app.route_calls("daviplata", "POST /v1/payments/subscriptions/payment")
+            .await,
+        3,
+        "the refused charge was sent once, never again"
+    );
 }
 
 #[tokio::test]
@@ -589,7 +602,11 @@ async fn a_failed_call_is_logged_with_the_transaction_id_daviplata_received() {
     assert_eq!(failed.len(), 1, "one failure line names {sent}: {failed:?}");
     assert_eq!(failed[0]["span"]["name"], "daviplata");
     assert_eq!(failed[0]["span"]["operation"], "subscription_activate");
-    assert_eq!(failed[0]["fields"]["reason"], "PROVIDER_OUTCOME_UNKNOWN");
+    assert_eq!(failed[0]["fields"]["reason"], "PROVIDER_BAD_RESPONSE");
+    assert_eq!(
+        failed[0]["fields"]["delivery"], "unknown",
+        "the line says Daviplata may have acted"
+    );
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ pub mod probe;
 mod validate;
 
 pub use config::{Config, IdempotencyConfig, Paths, StoreKind};
+pub use daviplata::errors::{DocumentedAnswer, documented_answers};
 pub use handler::RecurringPayments;
 
 use pasarela::recurring_payments::v1::recurring_payments_service_server::RecurringPaymentsServiceServer;

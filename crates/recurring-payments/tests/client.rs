@@ -152,19 +152,38 @@ fn charge(key: &str) -> Request<ChargeSubscriptionRequest> {
 }
 
 #[tokio::test]
-async fn a_revoked_token_is_renewed_and_the_call_sent_once_more() {
+async fn a_charge_refused_for_its_token_is_held_and_the_token_renewed() {
     let (double, url) = start_double().await;
     let service = service(url).await;
     service.charge_subscription(charge("first")).await.unwrap();
     *double.valid_token.lock().unwrap() = "revoked".into();
-    let second = service.charge_subscription(charge("second")).await.unwrap();
-    assert_eq!(second.get_ref().approval_number, "0000000000000002");
+    let refused = service
+        .charge_subscription(charge("second"))
+        .await
+        .expect_err("a 401 on a charge is not re-sent");
+    let info = refused.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(info.reason, "PROVIDER_OUTCOME_UNKNOWN");
+    assert_eq!(info.metadata["provider_reason"], "PROVIDER_AUTH_FAILED");
+    assert_eq!(
+        double.tokens_issued.load(Ordering::SeqCst),
+        2,
+        "a fresh token is fetched at once"
+    );
+    let third = service.charge_subscription(charge("third")).await.unwrap();
+    assert_eq!(third.get_ref().approval_number, "0000000000000002");
     assert_eq!(double.tokens_issued.load(Ordering::SeqCst), 2);
     assert_eq!(
         double.payment_calls.load(Ordering::SeqCst),
         3,
-        "one refused, then once more"
+        "the refused charge was sent once"
     );
+    let held = service
+        .charge_subscription(charge("second"))
+        .await
+        .unwrap_err();
+    let info = held.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(info.metadata["state"], "awaiting_reconciliation");
+    assert_eq!(double.payment_calls.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]

@@ -289,12 +289,17 @@ async fn intercept(State(scope): State<Scope>, request: Request, next: Next) -> 
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     };
     let entry = journal_entry(scope.provider, &route, &parts, &body);
+    let sent_id = transaction_id(&body);
     let request = Request::from_parts(parts, Body::from(body));
     match scope.faults.on_call(scope.provider, &route, Some(entry)) {
         None => next.run(request).await,
         Some(fault) => {
             tracing::info!(provider = ?scope.provider, route = %route.key(), ?fault, "injecting a fault");
-            inject(fault, scope.provider, request, next).await
+            let answer = inject(fault, scope.provider, request, next).await;
+            match sent_id {
+                Some(id) => echoed(answer, &id).await,
+                None => answer,
+            }
         }
     }
 }
@@ -387,6 +392,34 @@ fn forced(
         .and_then(|value| HeaderValue::from_str(&value).ok())
         .unwrap_or(HeaderValue::from_static(default_type));
     (status, [(header::CONTENT_TYPE, content_type)], text).into_response()
+}
+
+/// What an injected body writes where the request's `TransactionHeader.transactionId` goes:
+/// a documented success example answers the transaction it was sent, whichever that is.
+pub const SENT_TRANSACTION_ID: &str = "{{sent.transactionId}}";
+
+/// The `TransactionHeader.transactionId` of a Daviplata request body, if it has one.
+fn transaction_id(body: &[u8]) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+    json.get("TransactionHeader")?
+        .get("transactionId")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// `response` with every [`SENT_TRANSACTION_ID`] in its body replaced by `id`.
+async fn echoed(response: Response, id: &str) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    if !text.contains(SENT_TRANSACTION_ID) {
+        return Response::from_parts(parts, Body::from(bytes));
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let replaced = text.replace(SENT_TRANSACTION_ID, id);
+    Response::from_parts(parts, Body::from(replaced))
 }
 
 /// `response` with the first half of its body only (at least one byte short of it).

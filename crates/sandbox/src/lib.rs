@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use faults::Provider;
+pub use faults::SENT_TRANSACTION_ID;
 pub use pki::DevPki;
 pub use standalone::{SandboxArgs, run_standalone};
 

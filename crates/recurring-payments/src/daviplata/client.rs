@@ -162,7 +162,11 @@ impl Daviplata {
             let mut response = self.send_once(op, &body, deadline).await?;
             if response.0.status == StatusCode::UNAUTHORIZED {
                 self.inner.tokens.invalidate(&response.1);
-                if !op.changes_state {
+                if op.changes_state {
+                    // Renewed now, for the calls after this one; this one is not re-sent.
+                    let renewed = self.token(deadline).await;
+                    tracing::warn!(renewed = renewed.is_ok(), "daviplata refused the token of a state change: held, not re-sent");
+                } else {
                     tracing::info!("daviplata refused the token; retrying once with a new one");
                     response = self.send_once(op, &body, deadline).await?;
                 }

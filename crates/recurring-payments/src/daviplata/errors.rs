@@ -162,6 +162,28 @@ static FIELD_REJECTED: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 
+/// One answer Daviplata's tables document for a business operation, as the table keys it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentedAnswer {
+    /// A `mensajeError` (lower case, without accents), matched as a part of the text.
+    Message(&'static str),
+    /// A provider code (`codigoError`, `errorCode`).
+    Code(&'static str),
+    /// An HTTP status whose body says nothing more specific.
+    Status(u16),
+}
+
+/// Every documented answer of the business operations, for a test that must decide what
+/// each tells of a state change.
+pub fn documented_answers() -> impl Iterator<Item = DocumentedAnswer> {
+    let messages = MESSAGES.iter().map(|(m, _)| DocumentedAnswer::Message(m));
+    let codes = PROVIDER_CODES
+        .iter()
+        .map(|(c, _)| DocumentedAnswer::Code(c));
+    let statuses = STATUSES.iter().map(|(s, _)| DocumentedAnswer::Status(*s));
+    messages.chain(codes).chain(statuses)
+}
+
 /// A failed answer, read as far as it can be.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Fault {
