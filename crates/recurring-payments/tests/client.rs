@@ -32,14 +32,22 @@ struct Double {
     payment_calls: AtomicUsize,
     /// Execute the next payment, then answer too late.
     lose_next_answer: AtomicBool,
+    /// The `expires_in` of the tokens issued, when not the documented 900.
+    expires_in: Mutex<Option<Value>>,
 }
 
 async fn token(State(double): State<Arc<Double>>) -> Json<Value> {
     let n = double.tokens_issued.fetch_add(1, Ordering::SeqCst);
     let token = format!("token-{n}");
     *double.valid_token.lock().unwrap() = token.clone();
+    let expires_in = double
+        .expires_in
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap_or(json!(900));
     Json(
-        json!({"token_type": "Bearer", "access_token": token, "expires_in": 900, "scope": "pg_recurrente"}),
+        json!({"token_type": "Bearer", "access_token": token, "expires_in": expires_in, "scope": "pg_recurrente"}),
     )
 }
 
@@ -184,6 +192,24 @@ async fn a_charge_refused_for_its_token_is_held_and_the_token_renewed() {
     let info = held.get_error_details().error_info().cloned().unwrap();
     assert_eq!(info.metadata["state"], "awaiting_reconciliation");
     assert_eq!(double.payment_calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_token_lifetime_past_any_clock_neither_panics_nor_wedges_the_client() {
+    let (double, url) = start_double().await;
+    *double.expires_in.lock().unwrap() = Some(json!(u64::MAX));
+    let service = service(url).await;
+    for key in ["huge-1", "huge-2", "huge-3"] {
+        service
+            .charge_subscription(charge(key))
+            .await
+            .expect("charged with the token, its lifetime cut to a day");
+    }
+    assert_eq!(
+        double.tokens_issued.load(Ordering::SeqCst),
+        1,
+        "the token is kept, not fetched again"
+    );
 }
 
 #[tokio::test]

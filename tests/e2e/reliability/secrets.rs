@@ -89,3 +89,50 @@ fn otp_in_logs(logs: &str, otp: &str) -> bool {
         })
     })
 }
+
+/// A bank that echoes the withdrawal's OTP and pasarela's own client secret in its error
+/// text: neither reaches the caller, the replay of the recorded refusal, or a log line.
+#[tokio::test]
+async fn provider_text_echoing_a_secret_is_scrubbed_before_the_caller_the_record_and_the_log() {
+    let app = crate::security::app().await;
+    let mut client = crate::security::client(&app);
+    let otp = crate::security::withdrawal_otp(&mut client).await;
+    let client_secret = app.sandbox.credentials.bcs_client_secret.clone();
+    let echo = json!({
+        "responseType": { "value": "ER" },
+        "responseDetail": {
+            "errorCode": "05621",
+            "errorType": "RGN",
+            "errorDesc": format!("OTP {otp} INVALIDA PARA EL CLIENTE {client_secret}"),
+        },
+    });
+    app.inject_once(
+        "bcs",
+        "/security-management/v3/withdrawal/otp",
+        json!({ "type": "status", "status": 400, "body": echo }),
+    )
+    .await;
+    let request = crate::security::withdrawal(&otp, "echoing-bank");
+    let refused = client.withdraw_with_otp(request.clone()).await.unwrap_err();
+    let replayed = client.withdraw_with_otp(request).await.unwrap_err();
+    for (what, status) in [("the answer", &refused), ("the replay", &replayed)] {
+        let seen = format!("{status:?} {:?}", status.get_error_details());
+        for secret in [otp.as_str(), client_secret.as_str()] {
+            assert!(!seen.contains(secret), "{what} carries a secret: {seen}");
+        }
+        let text = status.get_error_details();
+        let text = &text.localized_message().expect("the bank's text").message;
+        assert!(
+            text.contains("INVALIDA"),
+            "the rest of the text stays: {text}"
+        );
+    }
+    // pasarela's own lines: the sandbox's journal of the fault this test injected quotes it.
+    let logs = app.logs();
+    let leaked: Vec<_> = logs
+        .lines()
+        .filter(|line| !line.contains("pasarela_sandbox"))
+        .filter(|line| line.contains(&otp) || line.contains(&client_secret))
+        .collect();
+    assert!(leaked.is_empty(), "{leaked:?}");
+}
