@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod bank;
 mod bureau;
 mod clients;
 mod conformance;

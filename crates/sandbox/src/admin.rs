@@ -31,6 +31,7 @@ pub fn router(faults: Faults, daviplata: Daviplata, bcs: Router) -> Router {
         .route("/journal", get(journal).delete(clear_journal))
         .route("/reset", post(reset))
         .route("/daviplata/counters", get(daviplata_counters))
+        .route("/daviplata/ledger", get(daviplata_ledger))
         .route("/daviplata/reset", post(daviplata_reset))
         .route(
             "/daviplata/readings",
@@ -115,6 +116,11 @@ async fn reset(State(admin): State<Admin>) -> StatusCode {
 
 async fn daviplata_counters(State(admin): State<Admin>) -> Response {
     Json(admin.daviplata.counters()).into_response()
+}
+
+/// Every payment executed: transactionId, approval number and invoice id.
+async fn daviplata_ledger(State(admin): State<Admin>) -> Response {
+    Json(admin.daviplata.ledger()).into_response()
 }
 
 async fn daviplata_reset(State(admin): State<Admin>) -> StatusCode {

@@ -14,7 +14,9 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic_types::StatusExt as _;
 
+pub mod bank;
 pub mod corpus;
+pub mod replica;
 mod verbs;
 
 pub use verbs::{body_of, cc, cop, pesos};

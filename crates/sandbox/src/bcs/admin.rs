@@ -22,6 +22,7 @@ pub(super) fn router(state: State) -> Router {
         .route("/otc-ttl", put(set_ttl))
         .route("/readings", get(readings).put(set_readings))
         .route("/withdrawals", get(withdrawal_counts))
+        .route("/withdrawals/ledger", get(withdrawal_ledger))
         .route("/reset", post(reset))
         .with_state(state)
 }
@@ -117,6 +118,11 @@ async fn set_readings(Shared(state): Shared<State>, Json(readings): Json<Reading
 
 async fn withdrawal_counts(Shared(state): Shared<State>) -> Response {
     Json(state.bank().withdrawal_counts).into_response()
+}
+
+/// Every withdrawal executed: TxId, approval and audit number.
+async fn withdrawal_ledger(Shared(state): Shared<State>) -> Response {
+    Json(state.bank().withdrawal_ledger.clone()).into_response()
 }
 
 async fn reset(Shared(state): Shared<State>) -> StatusCode {

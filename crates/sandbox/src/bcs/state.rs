@@ -188,6 +188,8 @@ pub(crate) struct Bank {
     /// How this bank reads what the spec leaves open; kept across resets.
     pub readings: Readings,
     pub withdrawal_counts: WithdrawalCounts,
+    /// Every withdrawal executed, in order: what a test checks pasarela's answers against.
+    pub withdrawal_ledger: Vec<ExecutedWithdrawal>,
     sequence: u64,
 }
 
@@ -294,6 +296,15 @@ pub(crate) enum ConsultaNotFound {
     Rgn,
 }
 
+/// One withdrawal the bank executed: its TxId, approval, and the request's audit number
+/// (`trnRqUID`), by which a test tells whose it was.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct ExecutedWithdrawal {
+    pub tx_id: String,
+    pub approval_id: String,
+    pub audit_number: String,
+}
+
 /// What S18 saw: creates, consultas, and the withdrawals actually paid or reversed.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub(crate) struct WithdrawalCounts {
@@ -328,6 +339,7 @@ impl Bank {
             challenges: HashMap::new(),
             readings: Readings::default(),
             withdrawal_counts: WithdrawalCounts::default(),
+            withdrawal_ledger: Vec::new(),
             sequence: 0,
         }
     }

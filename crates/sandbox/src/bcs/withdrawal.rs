@@ -20,7 +20,9 @@ use super::codes;
 use super::envelope::{BcsError, Fault, Op, Reply, ok};
 use super::guard::{admit, header};
 use super::input;
-use super::state::{Bank, ConsultaNotFound, State, WithdrawalOtp, WithdrawalStage};
+use super::state::{
+    Bank, ConsultaNotFound, ExecutedWithdrawal, State, WithdrawalOtp, WithdrawalStage,
+};
 use super::wire::{self, WithdrawalOtpRequest, WithdrawalRequest};
 
 /// Headers S18 fixes to one value ("Valor fijo"). The channel is also accepted zero-padded
@@ -126,6 +128,11 @@ pub(super) async fn withdraw(
     let account = &settled.account;
     let answer = wire::withdrawal_paid(&approval_id, &account.acct_id, &account.acct_type);
     bank.withdrawal_counts.executed += 1;
+    bank.withdrawal_ledger.push(ExecutedWithdrawal {
+        tx_id: tx_id.clone(),
+        approval_id,
+        audit_number: request.trn.trn_rq_uid.clone(),
+    });
     bank.withdrawals.insert(tx_id, answer.clone());
     Ok((StatusCode::OK, Json(answer)).into_response())
 }

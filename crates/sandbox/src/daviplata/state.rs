@@ -207,6 +207,17 @@ struct Book {
     replays: HashMap<(Operation, String), Replay>,
     counters: Counters,
     approvals: u64,
+    /// Every payment executed, in order: what a test checks pasarela's answers against.
+    ledger: Vec<ExecutedPayment>,
+}
+
+/// One payment Daviplata executed: its `transactionId`, approval number, and the request's
+/// `invoiceId`, by which a test tells whose it was.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExecutedPayment {
+    pub transaction_id: String,
+    pub approval_number: String,
+    pub invoice_id: String,
 }
 
 #[derive(Clone)]
@@ -286,6 +297,11 @@ impl Daviplata {
 
     pub fn reset_counters(&self) {
         self.lock().counters = Counters::default();
+    }
+
+    /// Every payment executed since the last reset.
+    pub fn ledger(&self) -> Vec<ExecutedPayment> {
+        self.lock().ledger.clone()
     }
 
     /// Forgets tokens, sessions, subscriptions, payments and counts; keeps the readings.
@@ -481,7 +497,16 @@ impl Daviplata {
             book.approvals += 1;
             book.counters.payments_made += 1;
             let mut result = result(transaction_id(&request), "Transacción aprobada");
-            result.approval_number = Some(format!("{:016}", book.approvals));
+            let approval_number = format!("{:016}", book.approvals);
+            book.ledger.push(ExecutedPayment {
+                transaction_id: result.transaction_id.clone(),
+                approval_number: approval_number.clone(),
+                invoice_id: raw["TransactionDetail"]["invoiceId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            });
+            result.approval_number = Some(approval_number);
             Ok(to_json(&PaymentAnswer {
                 result,
                 subscription: view,
