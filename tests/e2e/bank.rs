@@ -334,7 +334,7 @@ async fn nemesis(
     mut redis: TestRedis,
     sandbox: &pasarela_sandbox::Sandbox,
 ) -> (Vec<Replica>, TestRedis, BTreeMap<&'static str, usize>) {
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x6e65_6d65_7369_73);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x006e_656d_6573_6973);
     let mut events = BTreeMap::new();
     while Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(rng.random_range(300..900))).await;

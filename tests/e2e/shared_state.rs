@@ -8,7 +8,7 @@ use pasarela::security::v1::{CustomerType, GetPasswordStatusRequest};
 use tonic::Code;
 
 use crate::security::{assert_error, client, shares_redis, withdrawal, withdrawal_otp};
-use crate::support::{TestApp, TestRedis, cc, spawn_app_with};
+use crate::support::{TestApp, TestRedis, cc, reason, spawn_app_with};
 use pasarela_test_support::redis_server::TestSentinel;
 
 const S18_ROUTE: (&str, &str) = ("bcs", "POST /security-management/v3/withdrawal/otp");
@@ -107,27 +107,60 @@ async fn a_tx_id_counter_moved_backwards_stops_calls_instead_of_repeating_a_tx_i
     let redis = TestRedis::start().await;
     let app = app_on(&redis).await;
     let mut client = client(&app);
+    let otp = withdrawal_otp(&mut client).await;
     client
-        .get_password_status(password_status())
+        .withdraw_with_otp(withdrawal(&otp, "rewind-0"))
         .await
-        .expect("the first call reserves a block of TxIds");
+        .expect("the first withdrawal reserves a block of TxIds");
     let reserved: u64 = redis
         .cli(&["GET", TX_ID_SEQUENCE])
         .parse()
         .expect("a counter");
     redis.cli(&["SET", TX_ID_SEQUENCE, "5"]);
-    // The process uses up its block, then asks Redis for the next one.
+    // The process uses up its block, then asks Redis for the next one. Each withdrawal
+    // after the first is refused by the bank (the OTP was cashed), but took its TxId.
     let mut answered = 1;
     let refused = loop {
-        match client.get_password_status(password_status()).await {
-            Ok(_) => answered += 1,
-            Err(status) => break status,
+        match client
+            .withdraw_with_otp(withdrawal(&otp, &format!("rewind-{answered}")))
+            .await
+        {
+            Err(status) if reason(&status) == "TX_ID_SEQUENCE_REWOUND" => break status,
+            _ => answered += 1,
         }
         assert!(answered <= 200, "the rewound counter was never noticed");
     };
     assert_error(&refused, Code::Internal, "TX_ID_SEQUENCE_REWOUND");
     assert!(reserved > 5 && answered <= 100, "{answered} answered");
     assert!(app.logs().contains("TxId sequence moved backwards"));
+    drop(client);
+    app.stop().await;
+}
+
+/// Reads take no TxId from the shared sequence: with the idempotency Redis down they are
+/// answered, while a withdrawal fails closed before anything is sent.
+#[tokio::test]
+async fn reads_need_no_idempotency_store_and_withdrawals_fail_closed_without_it() {
+    let mut redis = TestRedis::start().await;
+    let app = app_on(&redis).await;
+    let mut client = client(&app);
+    let otp = withdrawal_otp(&mut client).await;
+    redis.kill();
+    for _ in 0..3 {
+        client
+            .get_password_status(password_status())
+            .await
+            .expect("a read answers without the store");
+    }
+    let refused = client
+        .withdraw_with_otp(withdrawal(&otp, "store-down"))
+        .await
+        .unwrap_err();
+    assert_error(&refused, Code::Unavailable, "IDEMPOTENCY_STORE_UNAVAILABLE");
+    let sent = app
+        .route_calls("bcs", "POST /security-management/v3/withdrawal/otp")
+        .await;
+    assert_eq!(sent, 0, "nothing was sent");
     drop(client);
     app.stop().await;
 }

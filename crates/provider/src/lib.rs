@@ -1,6 +1,6 @@
 //! The outbound kit every provider client shares: pooled rustls HTTP clients, deadlines,
 //! retries for safe operations, a circuit breaker per provider, one gRPC error model, and
-//! the idempotency store of money-moving calls.
+//! whether a provider may have acted on a call (`Delivery`).
 #![forbid(unsafe_code)]
 
 pub mod base_url;
@@ -10,7 +10,6 @@ pub mod delivery;
 pub mod environment;
 pub mod errors;
 pub mod http;
-pub mod idempotency;
 pub mod metrics;
 pub mod outbound;
 pub mod probe;

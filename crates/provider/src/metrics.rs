@@ -38,13 +38,6 @@ pub struct ProviderMetrics {
     pub breaker_state: Family<ProviderLabels, Gauge>,
     /// Access tokens fetched from a provider (Daviplata's OAuth2 token).
     pub token_refreshes: Family<ProviderLabels, Counter>,
-    /// Outcomes replayed from the idempotency store instead of calling the provider.
-    pub idempotency_replays: Family<OperationLabels, Counter>,
-    /// Idempotency keys whose outcome is unknown and not yet settled (a claim whose owner
-    /// died counts too), as last counted in the shared store.
-    pub idempotency_unknown: Family<OperationLabels, Gauge>,
-    /// Calls failed closed because the idempotency store could not be read or written.
-    pub idempotency_store_errors: Family<ProviderLabels, Counter>,
     /// Success answers that did not belong to the request sent (another transaction id):
     /// held as unknown outcomes.
     pub answer_mismatches: Family<OperationLabels, Counter>,
@@ -56,9 +49,6 @@ static METRICS: LazyLock<ProviderMetrics> = LazyLock::new(|| ProviderMetrics {
     retries: Family::default(),
     breaker_state: Family::default(),
     token_refreshes: Family::default(),
-    idempotency_replays: Family::default(),
-    idempotency_unknown: Family::default(),
-    idempotency_store_errors: Family::default(),
     answer_mismatches: Family::default(),
 });
 
@@ -101,21 +91,6 @@ pub fn register(registry: &mut Registry) {
         m.token_refreshes.clone(),
     );
     registry.register(
-        "pasarela_idempotency_replays",
-        "Answers replayed from the idempotency store",
-        m.idempotency_replays.clone(),
-    );
-    registry.register(
-        "pasarela_idempotency_unknown_outcomes",
-        "Idempotency keys whose provider outcome is unknown and awaits reconciliation",
-        m.idempotency_unknown.clone(),
-    );
-    registry.register(
-        "pasarela_idempotency_store_errors",
-        "Money-moving calls failed closed because the idempotency store was unavailable",
-        m.idempotency_store_errors.clone(),
-    );
-    registry.register(
         "pasarela_provider_answer_mismatches",
         "Success answers of a provider that did not belong to the request sent",
         m.answer_mismatches.clone(),
@@ -130,13 +105,5 @@ pub fn answer_mismatch(provider: &'static str, operation: &'static str) {
             provider,
             operation,
         })
-        .inc();
-}
-
-/// Counts a call failed closed by the idempotency store of `provider`.
-pub fn idempotency_store_error(provider: &'static str) {
-    global()
-        .idempotency_store_errors
-        .get_or_create(&ProviderLabels { provider })
         .inc();
 }

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+pub use pasarela_idempotency::{IdempotencyConfig, StoreKind};
 pub use pasarela_provider::Environment;
-pub use pasarela_provider::idempotency::{IdempotencyConfig, StoreKind};
 use pasarela_provider::outbound::OutboundSettings;
 use secrecy::SecretString;
 use serde::Deserialize;

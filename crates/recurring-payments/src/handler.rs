@@ -8,8 +8,9 @@ use std::time::Instant;
 use pasarela::recurring_payments::v1 as pb;
 use pasarela::recurring_payments::v1::recurring_payments_service_server::RecurringPaymentsService;
 use pasarela_auth::{CallContext, Principal};
-use pasarela_provider::idempotency::{
-    self, Approval, Claim, Idempotency, Ledger, OnUnknown, Outcome, Scope, SettleError, detached,
+use pasarela_idempotency::{
+    self as idempotency, Approval, Claim, Idempotency, IdempotencyMetrics, Ledger, OnUnknown,
+    Outcome, Proposed, Scope, SettleError, detached,
 };
 use pasarela_provider::{ProviderError, deadline};
 use serde::Serialize;
@@ -48,7 +49,7 @@ struct Core {
 
 impl RecurringPayments {
     /// Builds the Daviplata client (reads the mTLS identity now) and connects the store.
-    pub async fn new(config: Config) -> anyhow::Result<Self> {
+    pub async fn new(config: Config, metrics: IdempotencyMetrics) -> anyhow::Result<Self> {
         let daviplata = Daviplata::new(&config)?;
         let store = idempotency::open_store(&config.idempotency).await?;
         // A claim outlives its call (token wait plus the provider call) before a repeat
@@ -66,6 +67,7 @@ impl RecurringPayments {
             config.idempotency.ttl,
             lease,
             on_unknown,
+            metrics,
         );
         Ok(Self {
             core: Arc::new(Core {
@@ -168,7 +170,7 @@ impl Core {
             caller: key.caller,
             key: key.key,
             fingerprint: self.idempotency.fingerprint(operation, request_without_key),
-            transaction_id: uuid::Uuid::new_v4().to_string(),
+            transaction_id: Proposed::Ready(uuid::Uuid::new_v4().to_string()),
             deadline,
         };
         self.idempotency

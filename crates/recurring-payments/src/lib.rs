@@ -20,8 +20,9 @@ use pasarela::recurring_payments::v1::recurring_payments_service_server::Recurri
 /// the idempotency store.
 pub async fn service(
     config: Config,
+    metrics: pasarela_idempotency::IdempotencyMetrics,
 ) -> anyhow::Result<RecurringPaymentsServiceServer<RecurringPayments>> {
     Ok(RecurringPaymentsServiceServer::new(
-        RecurringPayments::new(config).await?,
+        RecurringPayments::new(config, metrics).await?,
     ))
 }

@@ -303,11 +303,15 @@ fn dedup_finding(config: &Config, observed: String, matching: &[&str]) -> Findin
 /// The service as `config` has it, but handing back the lab's OTP and keeping its records
 /// in memory.
 async fn lab_service(config: &Config) -> anyhow::Result<RecurringPayments> {
-    RecurringPayments::new(Config {
-        lab_otp_passthrough: true,
-        idempotency: IdempotencyConfig::default(),
-        ..config.clone()
-    })
+    // Its own metrics: a probe is no server, and nothing scrapes it.
+    RecurringPayments::new(
+        Config {
+            lab_otp_passthrough: true,
+            idempotency: IdempotencyConfig::default(),
+            ..config.clone()
+        },
+        pasarela_idempotency::IdempotencyMetrics::default(),
+    )
     .await
 }
 

@@ -6,7 +6,8 @@ use std::sync::LazyLock;
 
 use pasarela::common::v1::{DocumentType, Money};
 use pasarela::recurring_payments::v1 as pb;
-use pasarela_provider::{Violations, idempotency};
+use pasarela_idempotency as idempotency;
+use pasarela_provider::Violations;
 use regex::Regex;
 use tonic::Status;
 

@@ -131,7 +131,9 @@ async fn service_with(base_url: String, extra: serde_json::Value) -> RecurringPa
         config.extend(extra.clone());
     }
     let config: Config = serde_json::from_value(config).unwrap();
-    RecurringPayments::new(config).await.unwrap()
+    RecurringPayments::new(config, Default::default())
+        .await
+        .unwrap()
 }
 
 fn charge(key: &str) -> Request<ChargeSubscriptionRequest> {

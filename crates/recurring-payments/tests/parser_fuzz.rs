@@ -140,7 +140,7 @@ impl Fixture {
         }))
         .expect("config");
         let service = runtime
-            .block_on(RecurringPayments::new(config))
+            .block_on(RecurringPayments::new(config, Default::default()))
             .expect("service");
         Fixture {
             runtime,

@@ -2,7 +2,7 @@
 //! credentials pasarela presents, operation paths, the deployment's invoker defaults, and
 //! where withdrawal outcomes are kept.
 
-pub use pasarela_provider::idempotency::{IdempotencyConfig, StoreKind};
+pub use pasarela_idempotency::{IdempotencyConfig, StoreKind};
 use pasarela_provider::outbound::OutboundSettings;
 use secrecy::SecretString;
 use serde::Deserialize;

@@ -5,13 +5,14 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
+use futures::future::BoxFuture;
 use pasarela::common::v1::{Identification, InvokerContext};
 use pasarela::security::v1::security_service_server::SecurityService;
 use pasarela::security::v1::*;
 use pasarela_auth::{CallContext, Principal, SecretAttempts};
-use pasarela_provider::idempotency::{
-    self, Approval, Attempt, Claim, Idempotency, Ledger, OnUnknown, Outcome, Scope, SettleError,
-    detached,
+use pasarela_idempotency::{
+    self as idempotency, Approval, Attempt, Claim, Idempotency, IdempotencyMetrics, Ledger,
+    OnUnknown, Outcome, Proposed, Scope, SettleError, detached,
 };
 use pasarela_provider::{ProviderError, Violations};
 use serde::Serialize;
@@ -19,7 +20,7 @@ use serde::de::DeserializeOwned;
 use tonic::{Request, Response, Status};
 
 use crate::Config;
-use crate::bcs::client::{self, Bcs, Op, Prepared};
+use crate::bcs::client::{self, Bcs, Op, Prepared, sequence_unavailable};
 use crate::bcs::errors::{DOMAIN, SERVICE_DOMAIN, not_found_yet, still_unknown};
 use crate::bcs::invoker::{ACTION_CREATE, ACTION_READ, bank_now};
 use crate::bcs::wire::{self, Outgoing, Unreadable};
@@ -64,7 +65,11 @@ const SERVICE: &str = "pasarela.security.v1";
 impl Security {
     /// Builds the bank's client and opens the idempotency store (connects Redis now);
     /// `attempts` counts the checks of each customer's secrets.
-    pub async fn new(config: Config, attempts: SecretAttempts) -> anyhow::Result<Self> {
+    pub async fn new(
+        config: Config,
+        attempts: SecretAttempts,
+        metrics: IdempotencyMetrics,
+    ) -> anyhow::Result<Self> {
         let store = idempotency::open_store(&config.idempotency).await?;
         let seal = config.idempotency.seal()?;
         let ttl = config.idempotency.ttl;
@@ -82,7 +87,15 @@ impl Security {
         let quiet_period = reconciliation.quiet_period.unwrap_or(bcs.ceiling() * 3);
         Ok(Self {
             core: Arc::new(Core {
-                idempotency: Idempotency::new(store, seal, IDEMPOTENCY, ttl, lease, on_unknown),
+                idempotency: Idempotency::new(
+                    store,
+                    seal,
+                    IDEMPOTENCY,
+                    ttl,
+                    lease,
+                    on_unknown,
+                    metrics,
+                ),
                 bcs,
                 attempts,
                 reconciliation,
@@ -152,8 +165,9 @@ impl Security {
 }
 
 impl Core {
-    /// S18 at most once per idempotency key: validated first, then claimed, then sent
-    /// with the key's TxId.
+    /// S18 at most once per idempotency key: validated first, then claimed (a new key
+    /// reserves its TxId from the shared sequence then, and only then), then sent with the
+    /// key's TxId.
     async fn withdraw(
         &self,
         request: WithdrawWithOtpRequest,
@@ -167,18 +181,25 @@ impl Core {
             .prepare(op, &call, request.invoker.as_ref(), |_, v| {
                 idempotency::check_key(v, &request.idempotency_key);
                 wire::withdraw_with_otp(&request, bank_now(), v)
-            })
-            .await?;
+            })?;
         let unkeyed = WithdrawWithOtpRequest {
             idempotency_key: String::new(),
             ..request.clone()
+        };
+        let reserve = || -> BoxFuture<'_, Result<String, Status>> {
+            Box::pin(async {
+                self.bcs
+                    .reserve_withdrawal_tx_id()
+                    .await
+                    .map_err(|error| sequence_unavailable(error, self.idempotency.metrics()))
+            })
         };
         let claim = Claim {
             operation: op.name,
             caller: &caller,
             key: &request.idempotency_key,
             fingerprint: self.idempotency.fingerprint(op.name, &unkeyed),
-            transaction_id: prepared.tx_id().to_owned(),
+            transaction_id: Proposed::Reserve(&reserve),
             deadline,
         };
         self.idempotency

@@ -18,8 +18,9 @@ use pasarela::security::v1::security_service_server::SecurityServiceServer;
 pub async fn service(
     config: Config,
     attempts: pasarela_auth::SecretAttempts,
+    metrics: pasarela_idempotency::IdempotencyMetrics,
 ) -> anyhow::Result<SecurityServiceServer<Security>> {
     Ok(SecurityServiceServer::new(
-        Security::new(config, attempts).await?,
+        Security::new(config, attempts, metrics).await?,
     ))
 }

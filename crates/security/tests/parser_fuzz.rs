@@ -103,7 +103,7 @@ impl Fixture {
         let attempts =
             pasarela_auth::SecretAttempts::local(&pasarela_auth::Config::default()).unwrap();
         let service = runtime
-            .block_on(Security::new(config, attempts))
+            .block_on(Security::new(config, attempts, Default::default()))
             .expect("service");
         Fixture {
             runtime,

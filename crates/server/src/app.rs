@@ -22,7 +22,7 @@ use tower::ServiceBuilder;
 use pasarela::recurring_payments::v1::recurring_payments_service_server::RecurringPaymentsServiceServer;
 use pasarela::security::v1::security_service_server::SecurityServiceServer;
 use pasarela_auth::SecretAttempts;
-use pasarela_provider::idempotency::Ledger;
+use pasarela_idempotency::{IdempotencyMetrics, Ledger};
 
 use crate::config::{Config, ServiceName};
 use crate::operations::Operations;
@@ -76,9 +76,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .context("building the auth layer")?;
     let attempts = auth.secret_attempts();
+    // One handle for every idempotent service of this server, registered once.
+    let idempotency_metrics = IdempotencyMetrics::default();
     let mut ledgers = Vec::new();
     for name in dedup(&config.services) {
-        ledgers.extend(add_service(&mut routes, &config, name, &attempts).await?);
+        let shared = Shared {
+            attempts: &attempts,
+            metrics: &idempotency_metrics,
+        };
+        ledgers.extend(add_service(&mut routes, &config, name, shared).await?);
         health
             .set_service_status(name.grpc_name(), ServingStatus::Serving)
             .await;
@@ -141,7 +147,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .add_routes(routes.routes());
 
     // The admin port outlives the drain so probes keep reading NOT_SERVING until the end.
-    let admin_task = admin.map(|listener| tokio::spawn(serve_admin(listener, health_service)));
+    let registry = metrics_registry(&idempotency_metrics);
+    let admin_task =
+        admin.map(|listener| tokio::spawn(serve_admin(listener, health_service, registry)));
     let services = dedup(&config.services);
     let shutdown = config.shutdown.clone();
     let task = tokio::spawn(async move {
@@ -215,19 +223,30 @@ async fn drain_signal(
     tokio::time::sleep(delay).await;
 }
 
+/// What every service of one server shares.
+#[derive(Clone, Copy)]
+struct Shared<'a> {
+    /// Budgets of the secrets the providers check.
+    attempts: &'a SecretAttempts,
+    metrics: &'a IdempotencyMetrics,
+}
+
 /// Adds one service; answers its idempotency ledger when it moves money.
 async fn add_service(
     routes: &mut RoutesBuilder,
     config: &Config,
     name: ServiceName,
-    attempts: &SecretAttempts,
+    shared: Shared<'_>,
 ) -> anyhow::Result<Option<Ledger>> {
+    let Shared { attempts, metrics } = shared;
     let limit = config.max_request_bytes;
     let missing = || format!("service {name:?} is enabled but has no configuration section");
     Ok(match name {
         ServiceName::Security => {
             let section = config.security.clone().with_context(missing)?;
-            let service = pasarela_security::Security::new(section, attempts.clone()).await?;
+            let service =
+                pasarela_security::Security::new(section, attempts.clone(), metrics.clone())
+                    .await?;
             let ledger = service.ledger();
             routes
                 .add_service(SecurityServiceServer::new(service).max_decoding_message_size(limit));
@@ -241,7 +260,9 @@ async fn add_service(
         }
         ServiceName::RecurringPayments => {
             let section = config.recurring_payments.clone().with_context(missing)?;
-            let service = pasarela_recurring_payments::RecurringPayments::new(section).await?;
+            let service =
+                pasarela_recurring_payments::RecurringPayments::new(section, metrics.clone())
+                    .await?;
             let ledger = service.ledger();
             routes.add_service(
                 RecurringPaymentsServiceServer::new(service).max_decoding_message_size(limit),
@@ -316,7 +337,7 @@ fn dedup(services: &[ServiceName]) -> Vec<ServiceName> {
 
 /// The admin port: `/metrics` for Prometheus and `grpc.health.v1` in plaintext for
 /// Kubernetes probes (which cannot present a client certificate).
-async fn serve_admin<H>(listener: TcpListener, health: H)
+async fn serve_admin<H>(listener: TcpListener, health: H, registry: Registry)
 where
     H: tonic::server::NamedService
         + tower::Service<
@@ -329,7 +350,7 @@ where
         + 'static,
     H::Future: Send + 'static,
 {
-    let registry = Arc::new(metrics_registry());
+    let registry = Arc::new(registry);
     let metrics = get(move || {
         let registry = registry.clone();
         async move { render_metrics(&registry) }
@@ -342,10 +363,11 @@ where
     }
 }
 
-fn metrics_registry() -> Registry {
+fn metrics_registry(idempotency: &IdempotencyMetrics) -> Registry {
     let mut registry = Registry::default();
     rpc_layer::register(&mut registry);
     pasarela_provider::metrics::register(&mut registry);
+    idempotency.register(&mut registry);
     registry
 }
 

@@ -10,10 +10,10 @@ use pasarela::operations::v1::operations_service_server::{
 };
 use pasarela::operations::v1::settle_unknown_outcome_request::Settlement as PbSettlement;
 use pasarela_auth::Principal;
-use pasarela_provider::ProviderError;
-use pasarela_provider::idempotency::{
+use pasarela_idempotency::{
     Approval, Ledger, Outstanding, SettleError, Settlement, StoreUnavailable, reason,
 };
+use pasarela_provider::ProviderError;
 use tonic::{Code, Request, Response, Status};
 
 /// `ErrorInfo.domain` of this service's errors.

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pasarela_auth::CallContext;
-use pasarela_provider::idempotency::{Store, reason};
-use pasarela_provider::{BaseUrl, Operation, Outbound, ProviderError, Violations, deadline};
+use pasarela_idempotency::{IdempotencyMetrics, Store, reason};
+use pasarela_provider::{
+    BaseUrl, Delivery, Operation, Outbound, ProviderError, Violations, deadline, reasons,
+};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -380,6 +382,9 @@ pub struct Prepared<B> {
     outgoing: Outgoing<B>,
     /// How the ProcessId follows the TxId, unless the caller gave one.
     derived_process_id: Option<ProcessIdRule>,
+    /// The TxId is a stand-in of the right shape, to be replaced by a reserved one
+    /// ([`Prepared::with_tx_id`]) before anything is sent.
+    tx_id_pending: bool,
 }
 
 impl<W> Op<W> {
@@ -409,6 +414,7 @@ impl<B> Prepared<B> {
             self.fields.process_id = invoker::process_id(rule, &tx_id);
         }
         self.fields.tx_id = tx_id;
+        self.tx_id_pending = false;
         self
     }
 }
@@ -493,7 +499,7 @@ impl Bcs {
         B: Serialize,
         W: DeserializeOwned,
     {
-        let prepared = self.prepare(op, call, context, build).await?;
+        let prepared = self.prepare(op, call, context, build)?;
         admit.await?;
         let answer = self.send(op, &prepared, self.deadline(call)).await?;
         Ok(readable(op, read(answer))?)
@@ -501,7 +507,7 @@ impl Bcs {
 
     /// `build` translates and checks the request's fields, the invoker context is resolved
     /// and checked; only a request without any violation is prepared.
-    pub async fn prepare<B, W>(
+    pub fn prepare<B, W>(
         &self,
         op: &Op<W>,
         call: &CallContext,
@@ -513,7 +519,7 @@ impl Bcs {
             let requested = invoker::from_context(context);
             invoker::refuse_owned(&requested, &self.withdrawal_invoker, &mut violations);
         }
-        let (fields, derived_process_id) = self.resolve(op, call, context).await?;
+        let (fields, derived_process_id, tx_id_pending) = self.resolve(op, call, context);
         invoker::check(&fields, self.checked_invoker(op), &mut violations);
         invoker::require(&fields, op.required, &mut violations);
         let outgoing = build(&fields, &mut violations);
@@ -522,6 +528,7 @@ impl Bcs {
             fields,
             outgoing,
             derived_process_id,
+            tx_id_pending,
         })
     }
 
@@ -536,6 +543,15 @@ impl Bcs {
         B: Serialize,
         W: DeserializeOwned,
     {
+        if prepared.tx_id_pending {
+            return Err(ProviderError::new(
+                Code::Internal,
+                reasons::PROVIDER_BAD_RESPONSE,
+                SERVICE_DOMAIN,
+            )
+            .message("a withdrawal without a reserved TxId is never sent")
+            .delivery(Delivery::NotSent));
+        }
         let fields = &prepared.fields;
         let span = tracing::info_span!(
             "bcs",
@@ -598,34 +614,37 @@ impl Bcs {
         error.scrub(&secrets)
     }
 
-    /// The invoker values of one call, generated ones filled in, and how its ProcessId
-    /// follows its TxId when the caller gave none.
-    async fn resolve<W>(
+    /// The invoker values of one call, generated ones filled in, how its ProcessId follows
+    /// its TxId when the caller gave none, and whether its TxId is still to be reserved.
+    /// Nothing here asks the store: an API call's TxId comes from a CSPRNG, and a
+    /// withdrawal's is checked in its shape now and reserved from the shared sequence only
+    /// when its idempotency key is claimed ([`Bcs::reserve_withdrawal_tx_id`]).
+    fn resolve<W>(
         &self,
         op: &Op<W>,
         call: &CallContext,
         context: Option<&pasarela::common::v1::InvokerContext>,
-    ) -> Result<(InvokerFields, Option<ProcessIdRule>), Status> {
+    ) -> (InvokerFields, Option<ProcessIdRule>, bool) {
         let mut fields = self.base_invoker(op);
         if let Some(context) = context {
             invoker::merge(&mut fields, &invoker::from_context(context));
         }
-        let (prefix, rule) = match op.channel {
-            Channel::Api => (&self.tx_id_prefix, ProcessIdRule::TxId),
-            Channel::Correspondent => (
-                &self.withdrawal_tx_id_prefix,
-                ProcessIdRule::LastDigits {
-                    digits: 11,
-                    width: 12,
-                },
-            ),
+        let rule = match op.channel {
+            Channel::Api => ProcessIdRule::TxId,
+            Channel::Correspondent => ProcessIdRule::LastDigits {
+                digits: 11,
+                width: 12,
+            },
         };
+        let pending = fields.tx_id.is_empty() && op.channel == Channel::Correspondent;
         if fields.tx_id.is_empty() {
-            fields.tx_id = self
-                .tx_ids
-                .next(prefix, &self.bank_code, invoker::bank_now())
-                .await
-                .map_err(sequence_unavailable)?;
+            let now = invoker::bank_now();
+            fields.tx_id = match op.channel {
+                Channel::Api => invoker::random_tx_id(&self.tx_id_prefix, &self.bank_code, now),
+                Channel::Correspondent => {
+                    invoker::placeholder_tx_id(&self.withdrawal_tx_id_prefix, &self.bank_code, now)
+                }
+            };
         }
         let derived = fields.process_id.is_empty().then_some(rule);
         if let Some(rule) = derived {
@@ -638,7 +657,16 @@ impl Bcs {
         if fields.session_key.is_empty() {
             fields.session_key.clone_from(&fields.request_number);
         }
-        Ok((fields, derived))
+        (fields, derived, pending)
+    }
+
+    /// A withdrawal's TxId from the sequence every replica shares (the spec's ten
+    /// sequential digits of its authorization number).
+    pub async fn reserve_withdrawal_tx_id(&self) -> Result<String, SequenceError> {
+        let now = invoker::bank_now();
+        self.tx_ids
+            .next(&self.withdrawal_tx_id_prefix, &self.bank_code, now)
+            .await
     }
 
     fn request<B: Serialize, W>(
@@ -719,9 +747,9 @@ pub fn readable<P, W>(op: &Op<W>, converted: Result<P, Unreadable>) -> Result<P,
     converted.map_err(|what| bad_response(op.name, 200, what))
 }
 
-/// The TxId sequence lives in the idempotency store: without it no TxId can be made, and
-/// nothing is sent.
-fn sequence_unavailable(error: SequenceError) -> Status {
+/// The withdrawal TxId sequence lives in the idempotency store: without it no TxId can be
+/// made, and nothing is sent; a failure of the store counts in `metrics`.
+pub fn sequence_unavailable(error: SequenceError, metrics: &IdempotencyMetrics) -> Status {
     let error = match error {
         SequenceError::Store(error) => error,
         rewound @ SequenceError::Rewound { .. } => {
@@ -736,7 +764,7 @@ fn sequence_unavailable(error: SequenceError) -> Status {
         }
     };
     tracing::error!(error = %error, "TxId sequence unavailable");
-    pasarela_provider::metrics::idempotency_store_error(DOMAIN);
+    metrics.store_error(DOMAIN);
     ProviderError::new(
         Code::Unavailable,
         reason::IDEMPOTENCY_STORE_UNAVAILABLE,
@@ -750,7 +778,7 @@ fn sequence_unavailable(error: SequenceError) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pasarela_provider::idempotency::MemoryStore;
+    use pasarela_idempotency::MemoryStore;
     use pasarela_provider::outbound::OutboundSettings;
 
     #[test]

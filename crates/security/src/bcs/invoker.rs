@@ -11,8 +11,8 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Datelike, FixedOffset, Utc};
 use pasarela::common::v1::InvokerContext;
+use pasarela_idempotency::{Store, StoreUnavailable};
 use pasarela_provider::Violations;
-use pasarela_provider::idempotency::{Store, StoreUnavailable};
 use regex::Regex;
 
 use crate::config::InvokerFields;
@@ -214,6 +214,19 @@ impl TxIds {
     }
 }
 
+/// The TxId of a call that moves no money: its ten digits from a CSPRNG, no store asked.
+/// The spec asks a sequence only of a withdrawal's authorization number, and the bank
+/// deduplicates withdrawals alone; an API call's TxId only names it in the bank's logs.
+pub fn random_tx_id(prefix: &str, bank_code: &str, now: DateTime<FixedOffset>) -> String {
+    tx_id(prefix, bank_code, now, rand::random::<u64>())
+}
+
+/// A withdrawal TxId of the right shape that is never sent: what a withdrawal is checked
+/// with before its own is reserved.
+pub fn placeholder_tx_id(prefix: &str, bank_code: &str, now: DateTime<FixedOffset>) -> String {
+    tx_id(prefix, bank_code, now, 0)
+}
+
 /// A TxId from its parts; the sequence keeps its last ten digits.
 fn tx_id(prefix: &str, bank_code: &str, now: DateTime<FixedOffset>, number: u64) -> String {
     format!(
@@ -352,7 +365,7 @@ pub fn headers(fields: &InvokerFields) -> impl Iterator<Item = (&'static str, &s
 
 #[cfg(test)]
 mod tests {
-    use pasarela_provider::idempotency::MemoryStore;
+    use pasarela_idempotency::MemoryStore;
 
     use super::*;
 

@@ -31,6 +31,7 @@ fn with_lease(lease: Duration, on_unknown: OnUnknown) -> Idempotency {
         Duration::from_secs(60),
         lease,
         on_unknown,
+        IdempotencyMetrics::default(),
     )
 }
 
@@ -40,7 +41,7 @@ fn claim<'a>(caller: &'a str, fingerprint: &str, txid: &str) -> Claim<'a> {
         caller,
         key: "key-1",
         fingerprint: fingerprint.to_owned(),
-        transaction_id: txid.to_owned(),
+        transaction_id: Proposed::Ready(txid.to_owned()),
         deadline: Instant::now() + Duration::from_millis(200),
     }
 }

@@ -234,7 +234,7 @@ mod tests {
     async fn claims_compare_and_expire() {
         let store = MemoryStore::default();
         let ttl = Duration::from_secs(60);
-        crate::idempotency::tests::claims_compare_and_swap(&store).await;
+        crate::tests::claims_compare_and_swap(&store).await;
         assert_eq!(
             store.insert_new("k", "d", Duration::ZERO).await.unwrap(),
             None

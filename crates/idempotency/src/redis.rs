@@ -312,7 +312,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::idempotency::StoreKind;
+    use crate::StoreKind;
     use pasarela_test_support::redis_server::TestRedis;
 
     fn redis_config(url: &str) -> IdempotencyConfig {
@@ -329,7 +329,7 @@ mod tests {
         let store = RedisStore::connect(&redis_config(&redis.url))
             .await
             .unwrap();
-        crate::idempotency::tests::claims_compare_and_swap(&store).await;
+        crate::tests::claims_compare_and_swap(&store).await;
         let ttl = Duration::from_secs(60);
         assert_eq!(store.insert_new("k", "d", ttl).await.unwrap(), None);
     }

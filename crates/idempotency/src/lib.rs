@@ -5,9 +5,12 @@
 //! for an operator to settle the key ([`OnUnknown::Hold`]) or runs again told that it
 //! follows an unknown outcome ([`OnUnknown::Retry`]), so that it can ask the provider first.
 
+#![forbid(unsafe_code)]
+
 mod config;
 mod ledger;
 mod memory;
+pub mod metrics;
 mod redis;
 mod seal;
 
@@ -23,11 +26,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tonic::{Code, Status};
 
-use crate::delivery::{Delivery, Fate};
-use crate::errors::ProviderError;
-use crate::metrics;
-use crate::reasons;
-use crate::validate::Violations;
+use pasarela_provider::metrics::{OperationLabels, ProviderLabels};
+use pasarela_provider::{Delivery, Fate, ProviderError, Violations, reasons};
+
+pub use metrics::IdempotencyMetrics;
 
 pub use config::{IdempotencyConfig, StoreKind, open_store};
 pub use ledger::{Approval, Ledger, Outstanding, SettleError, Settlement, Settler};
@@ -338,6 +340,24 @@ impl Ending {
     }
 }
 
+/// Where a first attempt's transaction id comes from.
+pub enum Proposed<'a> {
+    /// An id that costs nothing to make (a UUID).
+    Ready(String),
+    /// An id reserved from a shared sequence: asked for only when the key is new, so that
+    /// a replay, a held key or a duplicate waiting for the first call burns none.
+    Reserve(&'a (dyn Fn() -> BoxFuture<'a, Result<String, Status>> + Send + Sync)),
+}
+
+impl Proposed<'_> {
+    async fn make(&self) -> Result<String, Status> {
+        match self {
+            Proposed::Ready(id) => Ok(id.clone()),
+            Proposed::Reserve(reserve) => reserve().await,
+        }
+    }
+}
+
 /// One call under an idempotency key.
 pub struct Claim<'a> {
     pub operation: &'static str,
@@ -346,9 +366,9 @@ pub struct Claim<'a> {
     pub key: &'a str,
     /// [`fingerprint`] of the request without its key.
     pub fingerprint: String,
-    /// The provider transaction id proposed for a first attempt; a key whose outcome is
-    /// unknown keeps the one of its first attempt.
-    pub transaction_id: String,
+    /// The provider transaction id of a first attempt; a key whose outcome is unknown
+    /// keeps the one of its first attempt.
+    pub transaction_id: Proposed<'a>,
     /// How long a duplicate may wait for the first call.
     pub deadline: Instant,
 }
@@ -366,6 +386,7 @@ pub struct Idempotency {
     on_unknown: OnUnknown,
     /// Pause between two looks at a key another call holds.
     poll: Duration,
+    metrics: IdempotencyMetrics,
 }
 
 impl Idempotency {
@@ -376,16 +397,13 @@ impl Idempotency {
         ttl: Duration,
         lease: Duration,
         on_unknown: OnUnknown,
+        metrics: IdempotencyMetrics,
     ) -> Self {
         // Every series an alert reads exists from the start, at zero.
-        let labels = metrics::ProviderLabels {
+        let labels = ProviderLabels {
             provider: scope.provider,
         };
-        drop(
-            metrics::global()
-                .idempotency_store_errors
-                .get_or_create(&labels),
-        );
+        drop(metrics.store_errors.get_or_create(&labels));
         Self {
             store,
             seal,
@@ -394,7 +412,13 @@ impl Idempotency {
             lease,
             on_unknown,
             poll: Duration::from_millis(25),
+            metrics,
         }
+    }
+
+    /// The metrics this coordinator counts into.
+    pub fn metrics(&self) -> &IdempotencyMetrics {
+        &self.metrics
     }
 
     /// Runs `call` at most once per key and request: a repeat replays the first outcome;
@@ -442,23 +466,21 @@ impl Idempotency {
     pub async fn begin(&self, claim: Claim<'_>) -> Result<Begin, Status> {
         let key = self.store_key(claim.operation, claim.caller, claim.key);
         loop {
-            let proposed = Record {
-                fingerprint: claim.fingerprint.clone(),
-                transaction_id: claim.transaction_id.clone(),
-                operation: claim.operation.to_owned(),
-                caller: claim.caller.to_owned(),
-                first_attempt_ms: now_ms(),
-                unknown_since_ms: None,
-                state: self.in_flight(),
+            // A reserved id is only made for a key that is new: look first.
+            let seen = match &claim.transaction_id {
+                Proposed::Ready(_) => None,
+                Proposed::Reserve(_) => self
+                    .store
+                    .get(&key)
+                    .await
+                    .map_err(|error| self.store_down(error))?,
             };
-            let claimed = self.encode(&key, &proposed);
-            let existing = self
-                .store
-                .insert_new(&key, &claimed, self.open_ttl())
-                .await
-                .map_err(|error| self.store_down(error))?;
-            let Some(existing) = existing else {
-                return self.claimed(key, claimed, proposed).await;
+            let existing = match seen {
+                Some(existing) => existing,
+                None => match self.claim_new(&key, &claim).await? {
+                    Err(existing) => existing,
+                    Ok(ticket) => return Ok(Begin::Run(ticket)),
+                },
             };
             let record = self.decode(&key, &existing)?;
             if record.fingerprint != claim.fingerprint {
@@ -466,9 +488,9 @@ impl Idempotency {
             }
             match &record.state {
                 State::Done { outcome } => {
-                    metrics::global()
-                        .idempotency_replays
-                        .get_or_create(&metrics::OperationLabels {
+                    self.metrics
+                        .replays
+                        .get_or_create(&OperationLabels {
                             provider: self.scope.provider,
                             operation: claim.operation,
                         })
@@ -490,15 +512,38 @@ impl Idempotency {
         }
     }
 
-    /// A free key is ours: it is listed among the open keys before anything is sent, so
+    /// Claims `key` for a first attempt if it is free (`Ok`), else answers what it holds
+    /// (`Err`). A claimed key is listed among the open keys before anything is sent, so
     /// that an operator sees it if this process dies mid-call.
-    async fn claimed(&self, key: String, claimed: String, record: Record) -> Result<Begin, Status> {
-        if let Err(error) = self.store.track(&self.open_set(), &key).await {
-            let _ = self.store.remove(&key, &claimed).await;
+    async fn claim_new(
+        &self,
+        key: &str,
+        claim: &Claim<'_>,
+    ) -> Result<Result<Ticket, String>, Status> {
+        let record = Record {
+            fingerprint: claim.fingerprint.clone(),
+            transaction_id: claim.transaction_id.make().await?,
+            operation: claim.operation.to_owned(),
+            caller: claim.caller.to_owned(),
+            first_attempt_ms: now_ms(),
+            unknown_since_ms: None,
+            state: self.in_flight(),
+        };
+        let claimed = self.encode(key, &record);
+        let existing = self
+            .store
+            .insert_new(key, &claimed, self.open_ttl())
+            .await
+            .map_err(|error| self.store_down(error))?;
+        if let Some(existing) = existing {
+            return Ok(Err(existing));
+        }
+        if let Err(error) = self.store.track(&self.open_set(), key).await {
+            let _ = self.store.remove(key, &claimed).await;
             return Err(self.store_down(error));
         }
-        Ok(Begin::Run(Ticket {
-            key,
+        Ok(Ok(Ticket {
+            key: key.to_owned(),
             claimed,
             record,
             after_unknown: false,
@@ -751,7 +796,7 @@ impl Idempotency {
 
     fn store_down(&self, error: StoreUnavailable) -> Status {
         tracing::error!(error = %error, "idempotency store unavailable");
-        metrics::idempotency_store_error(self.scope.provider);
+        self.metrics.store_error(self.scope.provider);
         ProviderError::new(
             Code::Unavailable,
             reason::IDEMPOTENCY_STORE_UNAVAILABLE,

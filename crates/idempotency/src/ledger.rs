@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{Idempotency, Outcome, Record, State, StoreResult, StoreUnavailable, now_ms};
-use crate::metrics;
+use pasarela_provider::metrics::OperationLabels;
 
 /// One key whose outcome is unknown.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,14 +205,14 @@ impl Ledger {
 
     /// Sets the gauge from a listing just read.
     pub fn publish(&self, outstanding: &[Outstanding]) {
-        let gauge = &metrics::global().idempotency_unknown;
+        let gauge = &self.idempotency.metrics().unknown;
         for operation in self.operations {
             let count = outstanding
                 .iter()
                 .filter(|entry| entry.operation == *operation)
                 .count();
             gauge
-                .get_or_create(&metrics::OperationLabels {
+                .get_or_create(&OperationLabels {
                     provider: self.idempotency.scope.provider,
                     operation,
                 })
@@ -252,7 +252,7 @@ mod tests {
     use prost_types::Timestamp;
 
     use super::super::tests::SCOPE;
-    use super::super::{Begin, Claim, Ending, MemoryStore, OnUnknown, Seal};
+    use super::super::{Begin, Claim, Ending, IdempotencyMetrics, MemoryStore, OnUnknown, Seal};
     use super::*;
 
     /// Succeeded charges replay a timestamp whose seconds are the approval's length.
@@ -278,6 +278,7 @@ mod tests {
             Duration::from_secs(60),
             Duration::from_secs(30),
             OnUnknown::Hold,
+            IdempotencyMetrics::default(),
         );
         Ledger::new("pasarela.test.v1", &["charge"], idempotency, settler)
     }
@@ -288,7 +289,7 @@ mod tests {
             caller: "jwt:billing",
             key: "order-7",
             fingerprint: "f".into(),
-            transaction_id: txid.into(),
+            transaction_id: super::super::Proposed::Ready(txid.into()),
             deadline: Instant::now() + Duration::from_millis(100),
         }
     }
@@ -396,11 +397,11 @@ mod tests {
         let ledger = ledger();
         lost(&ledger).await;
         ledger.count().await;
-        let labels = metrics::OperationLabels {
+        let labels = OperationLabels {
             provider: "provider.test",
             operation: "charge",
         };
-        let gauge = &metrics::global().idempotency_unknown;
+        let gauge = &ledger.idempotency.metrics().unknown;
         assert_eq!(gauge.get_or_create(&labels).get(), 1);
         let hash = ledger.outstanding().await.unwrap()[0].key_hash.clone();
         ledger
