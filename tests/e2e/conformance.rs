@@ -1492,6 +1492,14 @@ async fn serve_davi_echoing(app: &TestApp, path: &str, rel: &str) {
     .await;
 }
 
+/// The wallet of Daviplata's examples (`Identification`, `Product`): their answers show it,
+/// and a success for another wallet is someone else's.
+const EXAMPLE_WALLET: (pasarela::common::v1::DocumentType, &str, &str) = (
+    pasarela::common::v1::DocumentType::Cc,
+    "1027868487",
+    "3158765639",
+);
+
 /// The `TransactionHeader.transactionId` of the last call to `path`.
 async fn sent_transaction_id(app: &TestApp, path: &str) -> String {
     let call = app.last_call("daviplata", "POST", path).await;
@@ -1564,7 +1572,7 @@ async fn daviplata_response_examples_reach_the_proto_fields() {
     let d2 = client
         .activate_subscription(davi::activation(
             "conformance-d2",
-            davi::WALLET,
+            EXAMPLE_WALLET,
             "60091282",
             "847687",
             100_001,
@@ -1577,7 +1585,7 @@ async fn daviplata_response_examples_reach_the_proto_fields() {
 
     serve_davi_echoing(&app, DAVI_CANCEL, "daviplata/d3-cancel-response.json").await;
     let d3 = client
-        .cancel_subscription(davi::cancellation("conformance-d3", davi::WALLET))
+        .cancel_subscription(davi::cancellation("conformance-d3", EXAMPLE_WALLET))
         .await
         .expect("D3")
         .into_inner();
@@ -1588,7 +1596,7 @@ async fn daviplata_response_examples_reach_the_proto_fields() {
 
     serve_davi_echoing(&app, DAVI_PAYMENT, "daviplata/d4-payment-response.json").await;
     let d4 = client
-        .charge_subscription(davi::charge("conformance-d4", davi::WALLET, 100_001))
+        .charge_subscription(davi::charge("conformance-d4", EXAMPLE_WALLET, 100_001))
         .await
         .expect("D4")
         .into_inner();

@@ -541,6 +541,23 @@ fn daviplata_cases() -> Vec<Case> {
             Fate::Held,
         ),
         (
+            "a success showing another wallet's subscription",
+            200,
+            {
+                let mut body = davi_result(
+                    json!(0),
+                    "Transacción aprobada",
+                    pasarela_sandbox::SENT_TRANSACTION_ID,
+                );
+                body["Subscription"] = json!({
+                    "subscriptionId": "16f5f77b-eb1c-4b31-a9af-5dfa557df179",
+                    "Product": { "productCode": "DVP_CO", "productNumber": "3999999999" },
+                });
+                body
+            },
+            Fate::Held,
+        ),
+        (
             "a non-numeric status",
             200,
             davi_result(json!("x"), "?", pasarela_sandbox::SENT_TRANSACTION_ID),
@@ -636,4 +653,9 @@ async fn every_answer_to_a_daviplata_state_change_decides_its_key_by_what_davipl
         check(&app, "daviplata", CANCEL_PATH, case, attempt, sent).await
     })
     .await;
+    assert!(
+        app.logs()
+            .contains("daviplata answered a success for another request"),
+        "a mismatched answer is logged at error level"
+    );
 }

@@ -48,9 +48,21 @@ pub struct ProviderError {
     pub details: Box<Details>,
 }
 
+/// What a provider answered, as its tables key a failure: for a decision made from the
+/// answer itself (is this a consulta's "no such withdrawal"?) without reading metadata
+/// text back. Never sent to the caller as such.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answered {
+    pub http: u16,
+    pub code: String,
+    pub kind: String,
+}
+
 /// The `google.rpc` details of a [`ProviderError`] besides its `ErrorInfo` reason.
 #[derive(Debug, Clone, Default)]
 pub struct Details {
+    /// The provider's answer this error was read from, when it answered.
+    pub answered: Option<Answered>,
     pub metadata: HashMap<String, String>,
     pub localized: Option<(String, String)>,
     pub retry_after: Option<Duration>,
@@ -68,6 +80,12 @@ impl ProviderError {
             delivery: Delivery::default(),
             details: Box::default(),
         }
+    }
+
+    /// Records the provider's answer this error was read from.
+    pub fn answered(mut self, answered: Answered) -> Self {
+        self.details.answered = Some(answered);
+        self
     }
 
     /// Sets whether the provider may have acted (unset: [`Delivery::Unknown`]).

@@ -19,6 +19,6 @@ pub mod validate;
 pub use base_url::BaseUrl;
 pub use delivery::{Delivery, Fate};
 pub use environment::Environment;
-pub use errors::{ProviderError, reasons};
+pub use errors::{Answered, ProviderError, reasons};
 pub use outbound::{Operation, Outbound, RawResponse};
 pub use validate::Violations;

@@ -192,15 +192,16 @@ impl Core {
             request.wallet.as_ref(),
         );
         let pass_otp = self.lab_otp_passthrough;
+        let call = client::Call {
+            op: client::REQUEST,
+            transaction_id: Some(&reference.transaction_id),
+            wallet: None,
+            secrets: &[],
+        };
         self.daviplata
-            .call(
-                client::REQUEST,
-                Some(&reference.transaction_id),
-                &body,
-                deadline,
-                &[],
-                |answer| answer.into_request_response(pass_otp),
-            )
+            .call(call, &body, deadline, |answer| {
+                answer.into_request_response(pass_otp)
+            })
             .await
             .map_err(Status::from)
     }
@@ -223,16 +224,15 @@ impl Core {
         self.idempotent(how.operation, key, &unkeyed, deadline, |id| async move {
             let reference = reference(request.transaction(), Some(id));
             let body = (how.body)(&self.defaults, &reference, request);
-            self.daviplata
-                .call(
-                    how.op,
-                    Some(&reference.transaction_id),
-                    &body,
-                    deadline,
-                    secrets,
-                    how.read,
-                )
-                .await
+            let call = client::Call {
+                op: how.op,
+                transaction_id: Some(&reference.transaction_id),
+                wallet: request
+                    .wallet()
+                    .map(|wallet| wallet.product_number.as_str()),
+                secrets,
+            };
+            self.daviplata.call(call, &body, deadline, how.read).await
         })
         .await
     }
@@ -293,6 +293,8 @@ impl Core {
 trait Keyed: prost::Message + Clone {
     fn key(&self) -> &str;
     fn transaction(&self) -> Option<&pb::ProviderTransaction>;
+    /// The wallet the call is about.
+    fn wallet(&self) -> Option<&pb::Wallet>;
     /// The request as its fingerprint sees it: a repeat under another key is the same call.
     fn without_key(&self) -> Self;
 }
@@ -305,6 +307,9 @@ macro_rules! keyed {
             }
             fn transaction(&self) -> Option<&pb::ProviderTransaction> {
                 self.transaction.as_ref()
+            }
+            fn wallet(&self) -> Option<&pb::Wallet> {
+                self.wallet.as_ref()
             }
             fn without_key(&self) -> Self {
                 Self {

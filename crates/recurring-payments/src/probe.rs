@@ -37,15 +37,14 @@ async fn client_id_header(config: &Config) -> anyhow::Result<Finding> {
             ..config.clone()
         })?;
         let deadline = Instant::now() + daviplata.ceiling();
+        let call = client::Call {
+            op: client::REQUEST,
+            transaction_id: None,
+            wallet: None,
+            secrets: &[],
+        };
         let outcome = daviplata
-            .call(
-                client::REQUEST,
-                None,
-                &serde_json::json!({}),
-                deadline,
-                &[],
-                |_| Ok(()),
-            )
+            .call(call, &serde_json::json!({}), deadline, |_| Ok(()))
             .await;
         let taken = match outcome {
             Ok(()) => Taken::Read,
@@ -238,10 +237,14 @@ async fn transaction_id_dedup(config: &Config, lab: &LabAccount) -> anyhow::Resu
     let mut answers = Vec::new();
     for (id, body) in [first, first, (&control.transaction_id, &control_body)] {
         let deadline = Instant::now() + daviplata.ceiling();
+        let call = client::Call {
+            op: client::PAYMENT,
+            transaction_id: Some(id),
+            wallet: Some(&lab.wallet.product_number),
+            secrets: &[],
+        };
         let answer = daviplata
-            .call(client::PAYMENT, Some(id), body, deadline, &[], |answer| {
-                answer.into_charge_response()
-            })
+            .call(call, body, deadline, |answer| answer.into_charge_response())
             .await;
         answers.push(answer.map(|charged| charged.approval_number));
     }

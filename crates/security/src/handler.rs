@@ -263,15 +263,14 @@ impl Core {
 
     /// Whether a consulta's refusal is one the configuration says means "no withdrawal".
     fn bank_has_none(&self, error: &ProviderError) -> bool {
-        let meta = &error.details.metadata;
-        let field = |name: &str| meta.get(name).map(String::as_str).unwrap_or_default();
+        let Some(answered) = &error.details.answered else {
+            return false;
+        };
         self.reconciliation
             .not_found
             .iter()
             .any(|row: &ProviderCode| {
-                field("http_status") == row.http.to_string()
-                    && field("provider_code") == row.code
-                    && field("provider_type") == row.kind
+                answered.http == row.http && answered.code == row.code && answered.kind == row.kind
             })
     }
 }

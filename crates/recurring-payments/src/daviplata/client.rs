@@ -144,17 +144,16 @@ impl Daviplata {
     /// a line when it fails.
     pub async fn call<T>(
         &self,
-        op: BusinessOp,
-        transaction_id: Option<&str>,
+        call: Call<'_>,
         body: &impl Serialize,
         deadline: Instant,
-        secrets: &[&str],
         read: impl FnOnce(Answer) -> Result<T, Unreadable>,
     ) -> Result<T, ProviderError> {
+        let op = call.op;
         let span = tracing::info_span!(
             "daviplata",
             operation = op.name,
-            transaction_id = transaction_id,
+            transaction_id = call.transaction_id,
         );
         async {
             let body =
@@ -171,13 +170,8 @@ impl Daviplata {
                     response = self.send_once(op, &body, deadline).await?;
                 }
             }
-            let sent = Sent {
-                op,
-                transaction_id,
-                secrets,
-            };
-            interpret(&sent, response.0, read)
-                .map_err(|error| error.scrub(secrets).scrub(&self.credentials()))
+            interpret(&call, response.0, read)
+                .map_err(|error| error.scrub(call.secrets).scrub(&self.credentials()))
         }
         .instrument(span.clone())
         .await
@@ -305,17 +299,22 @@ fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
 }
 
-/// What was sent, for reading its answer.
-struct Sent<'a> {
-    op: BusinessOp,
-    /// The `transactionId` of the body, which a success of a state change must echo.
-    transaction_id: Option<&'a str>,
-    secrets: &'a [&'a str],
+/// One business call: what it is, and what of its body its answer must match.
+#[derive(Clone, Copy)]
+pub struct Call<'a> {
+    pub op: BusinessOp,
+    /// The body's `transactionId`, which a success of a state change must echo.
+    pub transaction_id: Option<&'a str>,
+    /// The wallet's `productNumber`: a subscription a success of a state change shows must
+    /// be this wallet's.
+    pub wallet: Option<&'a str>,
+    /// Values removed from any provider text passed on.
+    pub secrets: &'a [&'a str],
 }
 
 /// A business answer: success read by `read`, a decline in a success envelope, or an error.
 fn interpret<T>(
-    sent: &Sent<'_>,
+    sent: &Call<'_>,
     response: RawResponse,
     read: impl FnOnce(Answer) -> Result<T, Unreadable>,
 ) -> Result<T, ProviderError> {
@@ -348,32 +347,48 @@ fn interpret<T>(
         }
     }
     if sent.op.changes_state {
-        bound_to(sent, &result.transaction_id)?;
+        let wallet = answer
+            .subscription
+            .as_ref()
+            .and_then(|subscription| subscription.product.as_ref())
+            .map(|product| product.product_number.as_str());
+        bound_to(sent, &result.transaction_id, wallet)?;
     }
     read(answer).map_err(|why| unreadable(http, why))
 }
 
 /// A success of a state change must be the answer to this request: an echoed
-/// `transactionId` other than the one sent is someone else's approval (a gateway that mixed
-/// answers up), so what became of this request is unknown.
-fn bound_to(sent: &Sent<'_>, echoed: &str) -> Result<(), ProviderError> {
-    let (Some(expected), echoed) = (sent.transaction_id, echoed.trim()) else {
-        return Ok(());
+/// `transactionId` other than the one sent, or a subscription of another wallet, is someone
+/// else's approval (a gateway that mixed answers up), so what became of this request is
+/// unknown. What the answer does not echo is not checked.
+fn bound_to(sent: &Call<'_>, echoed: &str, wallet: Option<&str>) -> Result<(), ProviderError> {
+    let differs = |expected: Option<&str>, echoed: Option<&str>| match (expected, echoed) {
+        (Some(expected), Some(echoed)) => !echoed.trim().is_empty() && echoed.trim() != expected,
+        _ => false,
     };
-    if echoed.is_empty() || echoed == expected {
+    let other_transaction = differs(sent.transaction_id, Some(echoed));
+    let other_wallet = differs(sent.wallet, wallet);
+    if !other_transaction && !other_wallet {
         return Ok(());
     }
     tracing::error!(
         operation = sent.op.name,
-        transaction_id = expected,
+        transaction_id = sent.transaction_id,
         echoed_transaction_id = echoed,
-        "daviplata answered a success for another transaction: held as an unknown outcome"
+        other_wallet,
+        "daviplata answered a success for another request: held as an unknown outcome"
     );
     metrics::answer_mismatch(DOMAIN, sent.op.name);
+    let what = match other_transaction {
+        true => "another transaction",
+        false => "another wallet",
+    };
     Err(
         ProviderError::new(Code::Unavailable, reasons::PROVIDER_ANSWER_MISMATCH, DOMAIN)
-            .message("Daviplata's success answer names another transaction than the one sent")
-            .meta("transaction_id", expected)
+            .message(format!(
+                "Daviplata's success answer names {what} than the one sent"
+            ))
+            .meta("transaction_id", sent.transaction_id.unwrap_or_default())
             .delivery(Delivery::Unknown),
     )
 }

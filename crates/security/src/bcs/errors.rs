@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use pasarela_provider::{Delivery, ProviderError, reasons};
+use pasarela_provider::{Answered, Delivery, ProviderError, reasons};
 use tonic::Code;
 
 use super::error_table::{ERROR_TABLE, ErrorRow};
@@ -191,7 +191,11 @@ pub fn from_failure(operation: &str, failure: &Failure) -> ProviderError {
     if RETRYABLE.contains(&reason) {
         error = error.retry_after(Duration::from_secs(1));
     }
-    error.delivery(delivery(failure, row))
+    error.delivery(delivery(failure, row)).answered(Answered {
+        http: failure.http,
+        code: failure.code.trim().to_owned(),
+        kind: failure.kind.trim().to_owned(),
+    })
 }
 
 /// `errorType` of a refusal by a business rule: the spec's `errorType` "describe si el error
@@ -249,8 +253,8 @@ pub fn still_unknown(consulta: ProviderError) -> ProviderError {
         )
         .meta("consulta_reason", &consulta.reason)
         .delivery(Delivery::NotSent);
-    if let Some(http) = consulta.details.metadata.get("http_status") {
-        error = error.meta("http_status", http);
+    if let Some(answered) = &consulta.details.answered {
+        error = error.meta("http_status", answered.http);
     }
     error
 }
