@@ -214,19 +214,20 @@ fn withdrawal_cases() -> Vec<Case> {
     let mut cases = transport_cases();
     cases.extend(unreadable_cases());
     for row in ERROR_TABLE.iter() {
-        let on_own_status = match row.http / 100 {
-            2 if row.acted != Delivery::Refused => Fate::Held,
-            2 | 4 => fate_of(row.acted),
-            _ => Fate::Held,
+        let in_doubt = !matches!(row.http / 100, 2 | 4) || [408, 409, 429].contains(&row.http);
+        let on_own_status = match in_doubt {
+            true => Fate::Held,
+            false => fate_of(row.acted),
         };
         cases.push(case(
             format!("{} {} {} on its status", row.http, row.code, row.kind),
             status(row.http, er("ER", row.code, row.kind)),
             on_own_status,
         ));
-        let on_200 = match row.acted {
-            Delivery::Refused => Fate::Recorded,
-            _ => Fate::Held,
+        // Under another status than its own a row says nothing; a business rule still does.
+        let on_200 = match row.kind == "RGN" {
+            true => Fate::Recorded,
+            false => Fate::Held,
         };
         cases.push(case(
             format!("{} {} {} on 200", row.http, row.code, row.kind),
@@ -346,6 +347,10 @@ async fn every_answer_to_a_withdrawal_decides_its_key_by_what_the_bank_did() {
 
 #[tokio::test]
 async fn a_row_of_the_bank_that_may_follow_a_payment_is_never_a_refusal() {
+    assert!(
+        ERROR_TABLE.iter().any(|row| row.acted == Delivery::Refused),
+        "some rows refuse"
+    );
     // The safety invariants, independent of how the mapping file decided each row.
     for row in ERROR_TABLE.iter() {
         let may_have_paid = row.http >= 500
@@ -359,6 +364,15 @@ async fn a_row_of_the_bank_that_may_follow_a_payment_is_never_a_refusal() {
             assert!(
                 matches!(row.http, 401 | 403 | 404 | 405),
                 "only a gateway's refusal of credentials, path or method declines: {row:?}"
+            );
+        }
+        if row.acted == Delivery::Refused {
+            let validation = row.http == 400
+                && ["1 BDA", "BAD REQUEST BDA", "400 OUD", "00400 OUD"]
+                    .contains(&format!("{} {}", row.code, row.kind).as_str());
+            assert!(
+                row.kind == "RGN" || validation,
+                "only a business rule or the message's validation refuses a withdrawal: {row:?}"
             );
         }
     }

@@ -220,6 +220,19 @@ impl Record {
         }
     }
 
+    /// A claim whose owner died is unknown since its lease ran out at the earliest: the
+    /// dead attempt may have sent anything up to then, and a quiet period before a "not
+    /// found" is believed counts from there.
+    fn taken_over(self) -> Record {
+        match self.state {
+            State::InFlight { lease_until_ms } => Record {
+                unknown_since_ms: Some(self.unknown_since_ms.unwrap_or(0).max(lease_until_ms)),
+                ..self
+            },
+            _ => self,
+        }
+    }
+
     /// Unknown, or a claim whose owner died before it ended.
     fn is_unknown(&self, now_ms: u64) -> bool {
         match self.state {
@@ -558,6 +571,7 @@ impl Idempotency {
         existing: &str,
         record: Record,
     ) -> Result<Option<Ticket>, Status> {
+        let record = record.taken_over();
         let next = match self.on_unknown {
             OnUnknown::Hold if matches!(record.state, State::Unknown { .. }) => {
                 return Err(self.awaiting_reconciliation(&record));
@@ -603,9 +617,12 @@ impl Idempotency {
     /// open set (before a freed key can be claimed anew); an unknown one stays in it.
     pub async fn finish(&self, ticket: Ticket, ending: Ending) {
         let open = self.open_set();
-        // A retry after an unknown outcome that never left does not make it known.
+        // A retry after an unknown outcome that never left does not make it known, and a
+        // refusal of a re-sent request does not say the first attempt did not act (a
+        // provider refuses a repeat of what it executed): only a success settles it.
         let ending = match ending {
             Ending::NotSent if ticket.after_unknown => Ending::Unknown,
+            Ending::Final(Outcome::Error { .. }) if ticket.after_unknown => Ending::Unknown,
             other => other,
         };
         let (stored, record) = match ending {

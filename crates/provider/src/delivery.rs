@@ -51,6 +51,23 @@ impl Delivery {
         self == Delivery::Unknown
     }
 
+    /// The more cautious of two readings of one answer: unknown over a recorded refusal
+    /// (which at least sends nothing again) over a decline (which frees the key) over not
+    /// sent.
+    pub fn most_cautious(self, other: Delivery) -> Delivery {
+        let caution = |delivery: Delivery| match delivery {
+            Delivery::NotSent => 0,
+            Delivery::Declined => 1,
+            Delivery::Refused => 2,
+            Delivery::Unknown => 3,
+        };
+        if caution(other) > caution(self) {
+            other
+        } else {
+            self
+        }
+    }
+
     /// Lower case, for logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -96,5 +113,17 @@ mod tests {
             "unclassified is held"
         );
         assert_eq!(Delivery::parse("sent"), None);
+        let ordered = [
+            Delivery::NotSent,
+            Delivery::Declined,
+            Delivery::Refused,
+            Delivery::Unknown,
+        ];
+        for (i, less) in ordered.iter().enumerate() {
+            for more in &ordered[i..] {
+                assert_eq!(less.most_cautious(*more), *more);
+                assert_eq!(more.most_cautious(*less), *more);
+            }
+        }
     }
 }

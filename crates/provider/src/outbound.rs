@@ -184,7 +184,9 @@ impl Outbound {
     }
 
     fn transport_error(&self, operation: Operation, error: &reqwest::Error) -> ProviderError {
-        if error.is_timeout() {
+        // A connect timeout is both a timeout and a connect error: the connection never
+        // opened, so it is the latter. Any other timeout may come after the provider read it.
+        if error.is_timeout() && !error.is_connect() {
             return self.timeout_error(operation);
         }
         // Only a connection that never opened is proven not to have carried the request;

@@ -134,3 +134,53 @@ async fn provider_text_echoing_a_secret_is_scrubbed_before_the_caller_the_record
         .collect();
     assert!(leaked.is_empty(), "{leaked:?}");
 }
+
+/// A card's three-digit CVV echoed back, and an OTP echoed where the bank's text is cut
+/// to its bound: neither reaches the caller, not even in part.
+#[tokio::test]
+async fn a_short_card_secret_and_a_secret_at_the_texts_bound_are_scrubbed_too() {
+    let app = crate::security::app().await;
+    let mut client = crate::security::client(&app);
+    let echo = |desc: String| {
+        json!({ "type": "status", "status": 400, "body": {
+            "responseType": { "value": "ER" },
+            "responseDetail": { "errorCode": "00201", "errorType": "RGN", "errorDesc": desc },
+        }})
+    };
+    let path = "/security-management/v1/customer/51901591/validate";
+    app.inject_once("bcs", path, echo("CVV 987 INVALIDO".into()))
+        .await;
+    let refused = client
+        .validate_enrollment_card(pasarela::security::v1::ValidateEnrollmentCardRequest {
+            customer: crate::support::cc("51901591"),
+            card_type: pasarela::security::v1::CardType::Credit.into(),
+            card_secret: "987".into(),
+            card_last_digits: "159102".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let text = refused.get_error_details();
+    let text = &text.localized_message().expect("the bank's text").message;
+    assert_eq!(text, "CVV *** INVALIDO");
+
+    let otp = crate::security::withdrawal_otp(&mut client).await;
+    let at_the_bound = format!("{}{otp} FIN", "A".repeat(297));
+    app.inject_once(
+        "bcs",
+        "/security-management/v3/withdrawal/otp",
+        echo(at_the_bound),
+    )
+    .await;
+    let refused = client
+        .withdraw_with_otp(crate::security::withdrawal(&otp, "secret-at-the-bound"))
+        .await
+        .unwrap_err();
+    let text = refused.get_error_details();
+    let text = &text.localized_message().expect("the bank's text").message;
+    assert!(
+        !text.contains(&otp[..3]),
+        "a part of the OTP passed: {text}"
+    );
+    assert_eq!(text.chars().count(), 300, "cut to its bound: {text}");
+}

@@ -170,11 +170,13 @@ impl Daviplata {
                     response = self.send_once(op, &body, deadline).await?;
                 }
             }
-            interpret(&call, response.0, read)
-                .map_err(|error| error.scrub(call.secrets).scrub(&self.credentials()))
+            let token = response.1.value.expose_secret();
+            interpret(&call, response.0, read).map_err(|error| error.scrub(&[token]))
         }
         .instrument(span.clone())
         .await
+        // Every failure, the token request's too, loses the call's secrets and pasarela's.
+        .map_err(|error| error.scrub(call.secrets).scrub(&self.credentials()))
         .inspect_err(|error| {
             span.in_scope(|| {
                 tracing::info!(reason = %error.reason, code = ?error.code, delivery = error.delivery.as_str(), "daviplata call failed");

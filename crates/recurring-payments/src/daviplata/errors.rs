@@ -257,12 +257,14 @@ fn lookup<K: PartialEq>(table: &[(K, Meaning)], key: &K) -> Option<Meaning> {
     table.iter().find(|(k, _)| k == key).map(|(_, m)| *m)
 }
 
-fn by_message(message: &str) -> Option<Meaning> {
+/// Every documented text `message` holds, most specific first.
+fn by_message(message: &str) -> Vec<Meaning> {
     let folded = fold(message);
     MESSAGES
         .iter()
-        .find(|(needle, _)| folded.contains(needle))
+        .filter(|(needle, _)| folded.contains(needle))
         .map(|(_, m)| *m)
+        .collect()
 }
 
 fn by_status(http: u16) -> Meaning {
@@ -273,24 +275,33 @@ fn by_status(http: u16) -> Meaning {
     })
 }
 
+/// Statuses that never say a call was refused before acting, whatever their body.
+const IN_DOUBT: [u16; 3] = [408, 409, 429];
+
 /// The error of a business operation (request, activate, cancel, payment), with what it
-/// tells of a state change: the row's own word, but a 5xx is always unknown (a row's text
-/// on a 5xx is Daviplata failing after it read the request). `secrets` are removed from
-/// any provider text passed on.
+/// tells of a state change: the most cautious reading of every documented text and code the
+/// answer carries (a refusal's text beside a timeout's code is a timeout), else of its
+/// status; unknown on any 5xx, 408, 409 or 429 whatever the text. `secrets` are removed
+/// from any provider text passed on.
 pub fn business_error(fault: &Fault, secrets: &[&str]) -> ProviderError {
-    let meaning = fault
-        .message
+    let by_text = fault.message.as_deref().map(by_message).unwrap_or_default();
+    let by_code = fault
+        .code
         .as_deref()
-        .and_then(by_message)
-        .or_else(|| {
-            fault
-                .code
-                .as_deref()
-                .and_then(|code| lookup(&PROVIDER_CODES, &code))
-        })
+        .and_then(|code| lookup(&PROVIDER_CODES, &code));
+    let named: Vec<Meaning> = by_text.iter().copied().chain(by_code).collect();
+    let meaning = named
+        .first()
+        .copied()
         .unwrap_or_else(|| by_status(fault.http));
+    let acted = named
+        .iter()
+        .map(|m| m.acted)
+        .reduce(Delivery::most_cautious)
+        .unwrap_or(meaning.acted);
     let acted = match fault.http {
-        200..=299 | 400..=499 => meaning.acted,
+        http if IN_DOUBT.contains(&http) => Delivery::Unknown,
+        200..=299 | 400..=499 => acted,
         _ => Delivery::Unknown,
     };
     let mut error = build(meaning, fault, secrets).delivery(acted);
@@ -317,7 +328,12 @@ pub fn token_error(fault: &Fault) -> ProviderError {
         .oauth_error
         .as_deref()
         .and_then(|e| lookup(&OAUTH_ERRORS, &e))
-        .or_else(|| fault.message.as_deref().and_then(by_message))
+        .or_else(|| {
+            fault
+                .message
+                .as_deref()
+                .and_then(|message| by_message(message).first().copied())
+        })
         .unwrap_or_else(|| {
             if TOKEN_REFUSALS.contains(&fault.http) {
                 TOKEN_REFUSED
@@ -475,6 +491,25 @@ mod tests {
             on_a_500.delivery,
             Delivery::Unknown,
             "a 500 is never a refusal"
+        );
+        for http in [408, 409, 429] {
+            let in_doubt = business_error(&Fault::parse(http, &body("Otp errado")), &[]);
+            assert_eq!(in_doubt.delivery, Delivery::Unknown, "{http}");
+        }
+        let timed_out =
+            br#"{"codigoError":"2103","mensajeError":"No se puede ejecutar la transaccion"}"#;
+        let mixed = business_error(&Fault::parse(422, timed_out), &[]);
+        assert_eq!(
+            mixed.delivery,
+            Delivery::Unknown,
+            "a timeout's code beside a refusal"
+        );
+        let both = body("Otp errado: timeout con sistemas proveedores");
+        let both = business_error(&Fault::parse(422, &both), &[]);
+        assert_eq!(
+            both.delivery,
+            Delivery::Unknown,
+            "a timeout's text beside a refusal"
         );
     }
 

@@ -19,7 +19,7 @@ use tonic::{Code, Status};
 use tracing::Instrument as _;
 
 use super::envelope;
-use super::errors::{DOMAIN, SERVICE_DOMAIN, bad_response};
+use super::errors::{DOMAIN, MAX_TEXT, SERVICE_DOMAIN, bad_response};
 use super::invoker::{self, ProcessIdRule, SequenceError, TxIds};
 use super::wire::{self, Outgoing, Unreadable};
 use crate::config::{Config, InvokerFields, Paths};
@@ -332,10 +332,11 @@ pub const WITHDRAW_WITH_OTP: Op<wire::WithdrawalAnswer> = Op {
     answer: PhantomData,
 };
 /// S18 as a consulta (`X-Invoker-Action: R`, the same TxId): what became of a withdrawal
-/// whose answer was lost. A read, so it may be repeated.
+/// whose answer was lost. Sent once, like the create: it carries the create's body, and a
+/// gateway that ignored `R` would make each repeat a withdrawal; a failed consulta leaves
+/// the key unknown, and the caller's next retry asks again.
 pub const WITHDRAWAL_QUERY: Op<wire::WithdrawalAnswer> = Op {
     name: "withdrawal_query",
-    retry: Retry::Safe,
     ..WITHDRAW_WITH_OTP
 };
 pub const QUESTION_CHALLENGE: Op<wire::ChallengeAnswer> = Op {
@@ -399,10 +400,6 @@ impl<W> Op<W> {
 }
 
 impl<B> Prepared<B> {
-    pub fn tx_id(&self) -> &str {
-        &self.fields.tx_id
-    }
-
     /// S18's `X-Invoker-Action`: a create or a consulta of the same TxId.
     pub fn set_action(&mut self, action: &str) {
         action.clone_into(&mut self.fields.action);
@@ -589,7 +586,9 @@ impl Bcs {
     /// `error` without any value pasarela sent in its body or query, nor its credentials:
     /// a bank that echoes an OTP, a password or an answer in its text must not pass it on
     /// to a caller, a log or an idempotency record. Which of the values the bank deems
-    /// secret pasarela cannot tell, so every one of [`MIN_SCRUBBED`] characters or more goes.
+    /// secret pasarela cannot tell, so every one of [`MIN_SCRUBBED`] characters or more goes,
+    /// and the secret fields' whatever their length; only then is the text cut to its bound
+    /// (a secret cut in two would no longer be found).
     fn scrubbed<B: Serialize>(
         &self,
         error: ProviderError,
@@ -601,17 +600,18 @@ impl Bcs {
             .as_ref()
             .and_then(|b| serde_json::to_value(b).ok())
         {
-            string_leaves(&body, &mut sent);
+            sent_values(None, &body, &mut sent);
         }
-        sent.extend(outgoing.query.iter().map(|(_, value)| value.clone()));
-        sent.extend(outgoing.path_id.iter().cloned());
-        sent.retain(|value| value.chars().count() >= MIN_SCRUBBED);
-        let mut secrets: Vec<&str> = sent.iter().map(String::as_str).collect();
+        let query = outgoing.query.iter().map(|(name, value)| (*name, value));
+        sent.extend(query.map(|(name, value)| (is_secret_field(name), value.clone())));
+        sent.extend(outgoing.path_id.iter().map(|id| (false, id.clone())));
+        sent.retain(|(secret, value)| *secret || value.chars().count() >= MIN_SCRUBBED);
+        let mut secrets: Vec<&str> = sent.iter().map(|(_, value)| value.as_str()).collect();
         secrets.push(self.client_secret.expose_secret());
         if let Some(token) = &self.access_token {
             secrets.push(token.expose_secret());
         }
-        error.scrub(&secrets)
+        bounded(error.scrub(&secrets))
     }
 
     /// The invoker values of one call, generated ones filled in, how its ProcessId follows
@@ -718,15 +718,41 @@ impl Bcs {
 /// a flag) would blank out ordinary words.
 const MIN_SCRUBBED: usize = 4;
 
-/// Every string and number in `value`, as text.
-fn string_leaves(value: &serde_json::Value, into: &mut Vec<String>) {
+/// The wire's fields that carry a customer's secret (an OTP, a password, a card's PIN or
+/// CVV, a challenge answer), by their JSON key or query name.
+const SECRET_FIELDS: &[&str] = &["otpValue", "otcValue", "cryptPswd", "password", "secretId"];
+
+/// Whether a field of this name carries a secret. A challenge answer's `value` does too,
+/// but the key is everyone's: answers shorter than [`MIN_SCRUBBED`] are not scrubbed.
+fn is_secret_field(name: &str) -> bool {
+    SECRET_FIELDS.contains(&name)
+}
+
+/// Every string and number in `value`, as text, each marked when its field is a secret.
+fn sent_values(key: Option<&str>, value: &serde_json::Value, into: &mut Vec<(bool, String)>) {
+    let secret = key.is_some_and(is_secret_field);
     match value {
-        serde_json::Value::String(text) => into.push(text.clone()),
-        serde_json::Value::Number(number) => into.push(number.to_string()),
-        serde_json::Value::Array(items) => items.iter().for_each(|item| string_leaves(item, into)),
-        serde_json::Value::Object(map) => map.values().for_each(|item| string_leaves(item, into)),
+        serde_json::Value::String(text) => into.push((secret, text.clone())),
+        serde_json::Value::Number(number) => into.push((secret, number.to_string())),
+        serde_json::Value::Array(items) => {
+            items.iter().for_each(|item| sent_values(key, item, into));
+        }
+        serde_json::Value::Object(map) => {
+            map.iter()
+                .for_each(|(key, item)| sent_values(Some(key), item, into));
+        }
         serde_json::Value::Bool(_) | serde_json::Value::Null => {}
     }
+}
+
+/// `error` with the bank's text cut to [`MAX_TEXT`] characters.
+fn bounded(mut error: ProviderError) -> ProviderError {
+    if let Some((_, text)) = error.details.localized.as_mut()
+        && text.chars().count() > MAX_TEXT
+    {
+        *text = text.chars().take(MAX_TEXT).collect();
+    }
+    error
 }
 
 /// A path segment percent-encoded: document numbers are checked for length, not charset.

@@ -15,11 +15,11 @@ pub const DOMAIN: &str = "bancocajasocial.com";
 /// `ErrorInfo.domain` of pasarela's own errors in this service (idempotency, TxIds).
 pub const SERVICE_DOMAIN: &str = "pasarela.security";
 
-/// Longest provider text passed on as a `LocalizedMessage`.
-const MAX_TEXT: usize = 300;
+/// Longest provider text passed on as a `LocalizedMessage`, cut by the client once the
+/// text is scrubbed of what it sent.
+pub const MAX_TEXT: usize = 300;
 
-/// `ErrorInfo.reason`s this module gives by HTTP status, shared with whoever must tell
-/// them apart (which refusals leave a withdrawal certainly not executed).
+/// `ErrorInfo.reason`s this module gives by HTTP status, for callers and tests to name.
 pub mod reason {
     pub const PROVIDER_FORBIDDEN: &str = "PROVIDER_FORBIDDEN";
     pub const NOT_FOUND: &str = "NOT_FOUND";
@@ -198,29 +198,30 @@ pub fn from_failure(operation: &str, failure: &Failure) -> ProviderError {
     })
 }
 
-/// `errorType` of a refusal by a business rule: the spec's `errorType` "describe si el error
-/// fue de base de datos o de regla de negocio", and only the latter says nothing was done.
+/// `errorType` of a refusal by a business rule: S18's `errorType` "describe si el error fue
+/// de base de datos o de regla de negocio", and only the latter says nothing was done.
 const BUSINESS_RULE: &str = "RGN";
 
-/// What an answered failure tells of a state-changing call (a withdrawal): only a refusal
-/// its row documents (or, for a code no table lists, a business-rule `errorType`) says the
-/// bank did not act; a 5xx, `ER500`, a status that is neither 2xx nor 4xx, or any other
-/// envelope leaves it unknown. A gateway's refusal of credentials, path or method frees
-/// the key only when it comes as a 4xx.
+/// Statuses that never say a call was refused before acting, whatever their body: a
+/// timeout, a conflict with something under way, a rate limit that may have come after.
+const IN_DOUBT: &[u16] = &[408, 409, 429];
+
+/// What an answered failure tells of a withdrawal (S18): refused when its `errorType` is
+/// a business rule or its row, printed with this very status, documents a refusal or a
+/// gateway's decline; unknown otherwise — every 5xx and `ER500`, every status that is not
+/// 2xx or 4xx, 408, 409 and 429, a row found only under another status, a row of another
+/// operation's table.
 fn delivery(failure: &Failure, row: Option<&ErrorRow>) -> Delivery {
     let bank_failed = failure.value.eq_ignore_ascii_case("ER500");
     let class = failure.http / 100;
-    if bank_failed || !matches!(class, 2 | 4) {
+    if bank_failed || !matches!(class, 2 | 4) || IN_DOUBT.contains(&failure.http) {
         return Delivery::Unknown;
     }
-    let acted = match row {
-        Some(row) => row.acted,
-        None if failure.kind.trim().eq_ignore_ascii_case(BUSINESS_RULE) => Delivery::Refused,
-        None => Delivery::Unknown,
-    };
-    match acted {
-        Delivery::Refused => Delivery::Refused,
-        Delivery::Declined if class == 4 => Delivery::Declined,
+    if failure.kind.trim().eq_ignore_ascii_case(BUSINESS_RULE) {
+        return Delivery::Refused;
+    }
+    match row {
+        Some(row) if row.http == failure.http => row.acted,
         _ => Delivery::Unknown,
     }
 }
@@ -280,13 +281,15 @@ fn by_status(http: u16) -> (Code, &'static str) {
         .unwrap_or((Code::Internal, reasons::PROVIDER_BAD_RESPONSE))
 }
 
-/// The bank's own text, trimmed, without control characters, bounded in length.
+/// The bank's own text, trimmed, without control characters, bounded to four times what
+/// is passed on: the client scrubs it of what it sent, then cuts it to [`MAX_TEXT`], so a
+/// secret cut in two at this bound is never in what is passed on.
 fn provider_text(desc: &str) -> Option<String> {
     let text: String = desc
         .trim()
         .chars()
         .filter(|c| !c.is_control())
-        .take(MAX_TEXT)
+        .take(MAX_TEXT.saturating_mul(4))
         .collect();
     (!text.is_empty()).then_some(text)
 }
@@ -324,7 +327,11 @@ mod tests {
             (er(400, "ER", "00001", "BE"), Delivery::Unknown),
             (er(504, "", "", ""), Delivery::Unknown),
             (er(408, "ER", "00408", "OUD"), Delivery::Unknown),
-            (er(206, "ER", "1", "BDA"), Delivery::Refused),
+            (er(206, "ER", "1", "BDA"), Delivery::Unknown),
+            (er(400, "ER", "1", "BDA"), Delivery::Refused),
+            (er(408, "ER", "1", "BDA"), Delivery::Unknown),
+            (er(429, "ER", "05621", "RGN"), Delivery::Unknown),
+            (er(404, "ER", "51011", "SCL"), Delivery::Unknown),
             (er(401, "ER", "401", "OUD"), Delivery::Declined),
             (er(200, "ER", "401", "OUD"), Delivery::Unknown),
             (er(404, "", "", ""), Delivery::Unknown),

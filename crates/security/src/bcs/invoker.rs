@@ -215,8 +215,8 @@ impl TxIds {
 }
 
 /// The TxId of a call that moves no money: its ten digits from a CSPRNG, no store asked.
-/// The spec asks a sequence only of a withdrawal's authorization number, and the bank
-/// deduplicates withdrawals alone; an API call's TxId only names it in the bank's logs.
+/// The spec asks a sequence only of a withdrawal's authorization number; an API call's
+/// TxId names the call in the bank's records, and no money rides on two calls sharing one.
 pub fn random_tx_id(prefix: &str, bank_code: &str, now: DateTime<FixedOffset>) -> String {
     tx_id(prefix, bank_code, now, rand::random::<u64>())
 }
