@@ -673,3 +673,67 @@ async fn every_answer_to_a_daviplata_state_change_decides_its_key_by_what_davipl
         "a mismatched answer is logged at error level"
     );
 }
+
+// ---- Read-only operations -------------------------------------------------------------------
+
+/// A read (S1) and a call that changes no money (D1, an SMS) hold no key: whatever the
+/// provider answers, the next call is sent afresh; and a read, safe to repeat, never says
+/// its outcome is unknown.
+#[tokio::test]
+async fn a_read_after_any_answer_is_sent_afresh_and_never_unknown() {
+    let app = short_ceilings().await;
+    let mut bank = sec::client(&app);
+    let mut payments = rp::client(&app);
+    let cases: Vec<Case> = transport_cases()
+        .into_iter()
+        .chain(unreadable_cases())
+        .filter(|case| case.fault.is_some())
+        .collect();
+    let mut missed = Vec::new();
+    for case in &cases {
+        let fault = case.fault.clone().expect("a fault");
+        app.clear_journal().await;
+        app.inject_once("bcs", "/user/password/status", fault.clone())
+            .await;
+        let read = || sec::status_request("1", sec::customer("1007641"));
+        let first = bank.get_password_status(read()).await;
+        let second = bank.get_password_status(read()).await;
+        let sent = app
+            .journal("bcs")
+            .await
+            .iter()
+            .filter(|call| call["path"] == "/user/password/status")
+            .count();
+        if let Err(status) = &first
+            && reason(status) == "PROVIDER_OUTCOME_UNKNOWN"
+        {
+            missed.push(format!("S1 {}: unknown", case.name));
+        }
+        if second.is_err() || sent < 2 {
+            missed.push(format!(
+                "S1 {}: the next read {second:?} after {sent} sent",
+                case.name
+            ));
+        }
+
+        app.clear_journal().await;
+        app.inject_once("daviplata", "/v1/payments/subscriptions/request", fault)
+            .await;
+        let request = || pasarela::recurring_payments::v1::RequestSubscriptionRequest {
+            commerce: rp::commerce(),
+            wallet: rp::wallet(WALLET),
+            transaction: None,
+        };
+        let _ = payments.request_subscription(request()).await;
+        let again = payments.request_subscription(request()).await;
+        let sent = daviplata_calls(&app, "/v1/payments/subscriptions/request").await;
+        if again.is_err() || sent < 2 {
+            missed.push(format!(
+                "D1 {}: the next request {again:?} after {sent} sent",
+                case.name
+            ));
+        }
+        app.clear_faults().await;
+    }
+    assert!(missed.is_empty(), "{}", missed.join("\n"));
+}
