@@ -459,9 +459,17 @@ impl Idempotency {
                 UNIX_EPOCH + Duration::from_millis(since.max(record.first_attempt_ms))
             }),
         };
-        let result = call(attempt)
-            .await
-            .map_err(ProviderError::presented_as_unknown_outcome);
+        let after_unknown = ticket.after_unknown;
+        let result = call(attempt).await.map_err(|error| {
+            // A refusal of a repeat does not settle the attempt before it (a provider
+            // refuses a repeat of what it executed): the outcome stays unknown, and the
+            // caller is told so, never a refusal it would retry under a new key.
+            let error = match error.delivery {
+                Delivery::Refused if after_unknown => error.delivery(Delivery::Unknown),
+                _ => error,
+            };
+            error.presented_as_unknown_outcome()
+        });
         let delivery = result.as_ref().err().map(|error| error.delivery);
         // Only an attempt that may have acted again moves "unknown since" on: a failed
         // consulta or a call that never left keeps the quiet period of the one that did.
@@ -617,12 +625,9 @@ impl Idempotency {
     /// open set (before a freed key can be claimed anew); an unknown one stays in it.
     pub async fn finish(&self, ticket: Ticket, ending: Ending) {
         let open = self.open_set();
-        // A retry after an unknown outcome that never left does not make it known, and a
-        // refusal of a re-sent request does not say the first attempt did not act (a
-        // provider refuses a repeat of what it executed): only a success settles it.
+        // A retry after an unknown outcome that never left does not make it known.
         let ending = match ending {
             Ending::NotSent if ticket.after_unknown => Ending::Unknown,
-            Ending::Final(Outcome::Error { .. }) if ticket.after_unknown => Ending::Unknown,
             other => other,
         };
         let (stored, record) = match ending {

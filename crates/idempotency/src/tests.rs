@@ -335,3 +335,45 @@ fn keys_are_printable_ascii_up_to_255() {
         assert_eq!(v.is_empty(), good, "{key:?}");
     }
 }
+
+#[tokio::test]
+async fn a_refusal_of_a_repeat_after_an_unknown_outcome_leaves_it_unknown() {
+    let idem = idempotency();
+    let lost = idem
+        .once::<Timestamp, _, _>(claim("caller", "f", "t1"), |_| async {
+            Err(ProviderError::new(
+                Code::Unavailable,
+                reasons::PROVIDER_UNAVAILABLE,
+                "p",
+            ))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        lost.get_error_details().error_info().unwrap().reason,
+        reasons::PROVIDER_OUTCOME_UNKNOWN
+    );
+    let refused = idem
+        .once::<Timestamp, _, _>(claim("caller", "f", "t2"), |attempt| async move {
+            assert!(attempt.after_unknown);
+            Err(
+                ProviderError::new(Code::FailedPrecondition, "OTP_EXPIRED", "p")
+                    .delivery(Delivery::Refused),
+            )
+        })
+        .await
+        .unwrap_err();
+    let info = refused.get_error_details();
+    let info = info.error_info().unwrap();
+    assert_eq!(
+        info.reason,
+        reasons::PROVIDER_OUTCOME_UNKNOWN,
+        "never a bare refusal"
+    );
+    assert_eq!(info.metadata["provider_reason"], "OTP_EXPIRED");
+    let Begin::Run(again) = run(&idem, "f", "t3").await.unwrap() else {
+        panic!("still unknown: asked again");
+    };
+    assert!(again.after_unknown());
+    assert_eq!(again.transaction_id(), "t1");
+}
