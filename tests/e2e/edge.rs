@@ -195,11 +195,13 @@ fn serve_refuses_the_published_dev_credentials_unless_told_it_is_insecure() {
 // ---- HTTP/2 limits ---------------------------------------------------------------------------
 
 /// HTTP/2 frame types and error codes the tests speak.
+const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
 const RST_STREAM: u8 = 0x3;
 const SETTINGS: u8 = 0x4;
 const GOAWAY: u8 = 0x7;
 const END_HEADERS: u8 = 0x4;
+const END_STREAM: u8 = 0x1;
 const ACK: u8 = 0x1;
 const REFUSED_STREAM: u32 = 0x7;
 const CANCEL: u32 = 0x8;
@@ -220,6 +222,11 @@ fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
 /// A gRPC call's request headers, HPACK-encoded as literals without indexing (no table, no
 /// Huffman): what any client could send, written by hand so that nothing polices it.
 fn call_headers(path: &str) -> Vec<u8> {
+    call_headers_with(path, &[])
+}
+
+/// [`call_headers`] with `extra` fields after the usual ones.
+fn call_headers_with(path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
     let fields = [
         (":method", "POST"),
         (":scheme", "http"),
@@ -229,7 +236,7 @@ fn call_headers(path: &str) -> Vec<u8> {
         ("te", "trailers"),
     ];
     let mut block = Vec::new();
-    for (name, value) in fields {
+    for (name, value) in fields.iter().chain(extra) {
         block.push(0x00);
         block.push(u8::try_from(name.len()).expect("short"));
         block.extend_from_slice(name.as_bytes());
@@ -244,6 +251,10 @@ fn call_headers(path: &str) -> Vec<u8> {
 struct Heard {
     max_concurrent_streams: Option<u32>,
     refused: usize,
+    /// Header blocks the server sent: answers (trailers-only ones included).
+    answered: usize,
+    /// Streams the server reset, whatever the code.
+    reset: usize,
     /// The error code of the GOAWAY that closed the connection, if one did.
     goaway: Option<u32>,
     /// The last stream the server says it processed.
@@ -294,7 +305,9 @@ async fn raw_http2(addr: std::net::SocketAddr, frames: Vec<u8>, listen: Duration
             RST_STREAM if payload.len() == 4 => {
                 let code = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
                 heard.refused += usize::from(code == REFUSED_STREAM);
+                heard.reset += 1;
             }
+            HEADERS => heard.answered += 1,
             GOAWAY if payload.len() >= 8 => {
                 heard.goaway = Some(u32::from_be_bytes([
                     payload[4], payload[5], payload[6], payload[7],
@@ -391,4 +404,29 @@ fn resident_kib() -> u64 {
                 .and_then(|value| value.split_whitespace().next()?.parse().ok())
         })
         .unwrap_or_default()
+}
+
+/// A `grpc-timeout` no clock can add (20 digits where the spec allows 8): read as no
+/// timeout, answered like any other call (here: no token), nothing reset, the process up.
+#[tokio::test]
+async fn a_grpc_timeout_past_any_clock_is_answered_not_a_panic() {
+    let app = crate::support::spawn_app().await;
+    let path = "/pasarela.bureau.v1.BureauService/GetPasswordExpiration";
+    let frames: Vec<u8> = ["18446744073709551615S", "99999999999H", "+5S"]
+        .iter()
+        .enumerate()
+        .flat_map(|(i, timeout)| {
+            let stream = u32::try_from(2 * i + 1).expect("a few streams");
+            let headers = call_headers_with(path, &[("grpc-timeout", timeout)]);
+            let mut frames = frame(HEADERS, END_HEADERS, stream, &headers);
+            // An empty gRPC message ends the request.
+            frames.extend(frame(DATA, END_STREAM, stream, &[0, 0, 0, 0, 0]));
+            frames
+        })
+        .collect();
+    let heard = raw_http2(app.addr, frames, Duration::from_secs(2)).await;
+    assert_eq!(heard.reset, 0, "no stream reset: {heard:?}");
+    assert!(heard.answered >= 3, "every call answered: {heard:?}");
+    assert!(!app.logs().contains("panicked"), "no panic");
+    still_serving(app.addr).await;
 }

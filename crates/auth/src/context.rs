@@ -50,7 +50,7 @@ impl CallContext {
             request_id: header(REQUEST_ID).unwrap_or_default().to_owned(),
             deadline: header(GRPC_TIMEOUT)
                 .and_then(parse_grpc_timeout)
-                .map(|timeout| Instant::now() + timeout),
+                .and_then(deadline_after),
         }
     }
 
@@ -97,9 +97,28 @@ pub fn status_code(headers: &http::HeaderMap) -> Option<tonic::Code> {
     Some(tonic::Code::from_i32(value))
 }
 
-/// Parses a `grpc-timeout` header value (unit one of H, M, S, m, u, n).
+/// When a call given `timeout` from now must be over; `None` past what the clock holds
+/// (no arithmetic on a caller's value may panic).
+pub fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// Longest `TimeoutValue` the gRPC spec allows: "positive integer as ASCII string of at
+/// most 8 digits".
+const MAX_TIMEOUT_DIGITS: usize = 8;
+
+/// Parses a `grpc-timeout` header value as the gRPC spec writes it: 1 to 8 ASCII digits and
+/// a unit (H, M, S, m, u, n). Anything else is malformed and read as no timeout.
 pub fn parse_grpc_timeout(raw: &str) -> Option<Duration> {
+    if !raw.is_ascii() {
+        return None;
+    }
     let (digits, unit) = raw.split_at(raw.len().checked_sub(1)?);
+    let well_formed = (1..=MAX_TIMEOUT_DIGITS).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit());
+    if !well_formed {
+        return None;
+    }
     let value: u64 = digits.parse().ok()?;
     Some(match unit {
         "H" => Duration::from_secs(value.saturating_mul(3600)),
@@ -156,6 +175,24 @@ mod tests {
         }
         assert_eq!(parse_grpc_timeout("5x"), None);
         assert_eq!(parse_grpc_timeout("S"), None);
+        for malformed in [
+            "123456789S",
+            "18446744073709551615S",
+            "+5S",
+            "-5S",
+            " 5S",
+            "5 S",
+            "5é",
+            "",
+        ] {
+            assert_eq!(parse_grpc_timeout(malformed), None, "{malformed:?}");
+        }
+        let longest = parse_grpc_timeout("99999999H").expect("8 digits are allowed");
+        assert!(
+            deadline_after(longest).is_some(),
+            "the longest one is a deadline"
+        );
+        assert_eq!(deadline_after(Duration::MAX), None, "never a panic");
     }
 
     #[test]

@@ -179,7 +179,7 @@ where
         // Read once here; the audit line and the handlers take it from the extension.
         request.extensions_mut().insert(CallContext {
             request_id: request_id.clone(),
-            deadline: timeout.map(|timeout| Instant::now() + timeout),
+            deadline: timeout.and_then(pasarela_auth::context::deadline_after),
         });
         let path = request.uri().path();
         let method = self.methods.label(path);
@@ -193,11 +193,12 @@ where
             async move {
                 METRICS.in_flight.inc();
                 let started = Instant::now();
+                let call = caught(move || inner.call(request));
                 let result = match deadline {
-                    Some(deadline) => tokio::time::timeout(deadline, inner.call(request))
+                    Some(deadline) => tokio::time::timeout(deadline, call)
                         .await
                         .unwrap_or_else(|_| Ok(deadline_exceeded())),
-                    None => inner.call(request).await,
+                    None => call.await,
                 };
                 METRICS.in_flight.dec();
                 let code = match &result {
@@ -269,6 +270,24 @@ fn rewrite_transport_status(
     }
 }
 
+/// The call `start` begins, a panic in it (when called or while it runs) answered
+/// `INTERNAL` with one error line, so that no input ends a connection other callers share.
+async fn caught<F, E>(start: impl FnOnce() -> F) -> Result<Response<tonic::body::Body>, E>
+where
+    F: std::future::Future<Output = Result<Response<tonic::body::Body>, E>>,
+{
+    use futures::FutureExt as _;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    let outcome = match catch_unwind(AssertUnwindSafe(start)) {
+        Ok(call) => AssertUnwindSafe(call).catch_unwind().await,
+        Err(panic) => Err(panic),
+    };
+    outcome.unwrap_or_else(|_| {
+        tracing::error!("a call panicked: answered INTERNAL");
+        Ok(tonic::Status::internal("pasarela failed to handle the call").into_http())
+    })
+}
+
 fn deadline_exceeded() -> Response<tonic::body::Body> {
     tonic::Status::deadline_exceeded("the call's deadline expired before pasarela could answer")
         .into_http()
@@ -299,6 +318,26 @@ fn grpc_code<B>(response: &Response<B>) -> tonic::Code {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_call_is_answered_internal() {
+        let answer = |response: Result<Response<tonic::body::Body>, ()>| {
+            grpc_code(&response.expect("answered, not an error"))
+        };
+        let when_called = caught(|| -> std::future::Ready<Result<_, ()>> {
+            panic!("in the call itself")
+        });
+        assert_eq!(answer(when_called.await), tonic::Code::Internal);
+        let while_running = caught(|| async {
+            if true {
+                panic!("while the call runs");
+            }
+            Ok::<_, ()>(deadline_exceeded())
+        });
+        assert_eq!(answer(while_running.await), tonic::Code::Internal);
+        let fine = caught(|| async { Ok::<_, ()>(deadline_exceeded()) });
+        assert_eq!(answer(fine.await), tonic::Code::DeadlineExceeded);
+    }
 
     #[test]
     fn known_methods_come_from_the_contracts() {

@@ -71,6 +71,15 @@ pub fn init(settings: &LogSettings) -> anyhow::Result<Telemetry> {
         .with(fmt.with_filter(filter))
         .with(otel)
         .try_init();
+    // A panic is one log line like any other (its place, not its message, which may quote
+    // a value), never a backtrace written beside the JSON lines.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(%location, "panic");
+    }));
     Ok(Telemetry {
         tracer_provider,
         _log_writer: log_writer,
