@@ -1189,3 +1189,50 @@ async fn no_secret_sent_by_the_suite_reaches_the_logs() {
     secrets.extend([code.as_str(), client_secret.as_str()]);
     assert_not_logged(&app, &secrets);
 }
+
+/// A document number becomes a path segment of S10, S11 and S14: values that would move the
+/// call to another path (dot segments, even percent-encoded, slashes, queries) are refused
+/// before anything is sent; a plain one reaches exactly its path.
+#[tokio::test]
+async fn a_document_number_never_steers_the_banks_path() {
+    let app = app().await;
+    let mut client = client(&app);
+    let hostile = [
+        "..", ".", "%2e%2e", "%2E", "a/b", "../x", "..%2f", "a?b", "a#b", "a\\b", "1007641.",
+    ];
+    for number in hostile {
+        app.clear_journal().await;
+        let refused = client
+            .validate_enrollment_card(card_check!(ValidateEnrollmentCardRequest:
+                number, CardType::Debit, "4321", "159101"))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{number:?}");
+        assert!(
+            bad_fields(&refused).contains(&"customer.number".to_owned()),
+            "{number:?}: {:?}",
+            bad_fields(&refused)
+        );
+        let recovery = client
+            .validate_password_recovery(card_check!(ValidatePasswordRecoveryRequest:
+                number, CardType::Debit, "1234", "123456"))
+            .await
+            .unwrap_err();
+        assert_eq!(recovery.code(), Code::InvalidArgument, "{number:?}");
+        assert!(
+            app.journal("bcs").await.is_empty(),
+            "{number:?}: nothing sent"
+        );
+    }
+    app.clear_journal().await;
+    let _ = client
+        .validate_enrollment_card(card_check!(ValidateEnrollmentCardRequest:
+            "AB-12_34", CardType::Debit, "4321", "159101"))
+        .await;
+    let sent = app.journal("bcs").await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0]["path"],
+        "/security-management/v1/customer/AB-12_34/validate"
+    );
+}

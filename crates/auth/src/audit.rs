@@ -15,6 +15,15 @@ use crate::rejection::Reason;
 /// Longest method path written; anything longer is a made-up path.
 const MAX_METHOD_LEN: usize = 200;
 
+/// `text` cut to at most `max` bytes, on a character boundary (a path may hold UTF-8).
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end = end.saturating_sub(1);
+    }
+    &text[..end]
+}
+
 /// What is known about a call before its outcome.
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -27,7 +36,7 @@ pub struct Call {
 impl Call {
     pub fn start<B>(request: &http::Request<B>, peer: Option<String>) -> Self {
         let path = request.uri().path();
-        let method = path.get(..MAX_METHOD_LEN).unwrap_or(path).to_owned();
+        let method = cut(path, MAX_METHOD_LEN).to_owned();
         let request_id = crate::CallContext::of_http(request).request_id;
         Self {
             method,
@@ -111,5 +120,25 @@ impl Body for AuditedBody {
 impl Drop for AuditedBody {
     fn drop(&mut self) {
         self.finish(Code::Cancelled);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_method_path_is_cut_on_a_character_boundary() {
+        let long = format!("/{}", "ñ".repeat(8_000));
+        let cut_path = cut(&long, MAX_METHOD_LEN);
+        assert!(cut_path.len() <= MAX_METHOD_LEN && cut_path.len() >= MAX_METHOD_LEN - 3);
+        assert!(long.starts_with(cut_path));
+        assert_eq!(cut("/short", MAX_METHOD_LEN), "/short");
+        // http takes a path of UTF-8 bytes as a caller sends it.
+        let uri =
+            http::Uri::from_maybe_shared(bytes::Bytes::from(long.clone())).expect("a UTF-8 path");
+        let request = http::Request::builder().uri(uri).body(()).unwrap();
+        let call = Call::start(&request, None);
+        assert!(call.method.len() <= MAX_METHOD_LEN, "{}", call.method.len());
     }
 }

@@ -324,9 +324,8 @@ mod tests {
         let answer = |response: Result<Response<tonic::body::Body>, ()>| {
             grpc_code(&response.expect("answered, not an error"))
         };
-        let when_called = caught(|| -> std::future::Ready<Result<_, ()>> {
-            panic!("in the call itself")
-        });
+        let when_called =
+            caught(|| -> std::future::Ready<Result<_, ()>> { panic!("in the call itself") });
         assert_eq!(answer(when_called.await), tonic::Code::Internal);
         let while_running = caught(|| async {
             if true {

@@ -520,6 +520,9 @@ impl Bcs {
         invoker::check(&fields, self.checked_invoker(op), &mut violations);
         invoker::require(&fields, op.required, &mut violations);
         let outgoing = build(&fields, &mut violations);
+        if let Some(segment) = &outgoing.path_id {
+            check_segment(segment, &mut violations);
+        }
         violations.finish()?;
         Ok(Prepared {
             fields,
@@ -753,6 +756,24 @@ fn bounded(mut error: ProviderError) -> ProviderError {
         *text = text.chars().take(MAX_TEXT).collect();
     }
     error
+}
+
+/// The request field that becomes the path segment (S10, S11, S14: the customer's document).
+const SEGMENT_FIELD: &str = "customer.number";
+
+/// A value that becomes a path segment is letters, digits, `-` and `_` only: a `.` or `..`
+/// (even percent-encoded: URLs resolve `%2e` as a dot) would move the call to another path
+/// of the bank, with the card's secret in its query.
+fn check_segment(segment: &str, violations: &mut Violations) {
+    let plain = segment
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !plain {
+        violations.add(
+            SEGMENT_FIELD,
+            "must be letters, digits, '-' and '_' only: it is a path segment of the bank's URL",
+        );
+    }
 }
 
 /// A path segment percent-encoded: document numbers are checked for length, not charset.
