@@ -66,7 +66,9 @@ async fn forty_principals_guessing_one_members_password_are_stopped_together() {
     let app = spawn_app_with(|config| config.auth.secret_attempts = budget(5)).await;
     let mut answered = 0;
     for principal in 0..40 {
-        match guess_password(&app, &format!("guesser-{principal}"), "PM00000001").await {
+        // Case does not make another member.
+        let member = ["PM00000001", "pm00000001", "Pm00000001"][principal % 3];
+        match guess_password(&app, &format!("guesser-{principal}"), member).await {
             Err(status) if status.code() == Code::ResourceExhausted => {
                 assert_holder_refused(&status);
             }
@@ -145,4 +147,47 @@ async fn replicas_sharing_redis_count_one_customers_guesses_together() {
     assert_eq!(first.route_calls(OTC_ROUTE.0, OTC_ROUTE.1).await, 4);
     second.shutdown().await.expect("second replica stops");
     first.stop().await;
+}
+
+/// One customer written many ways is one budget: spellings with spaces around the number
+/// (ASCII, ideographic, no-break, tabs) are refused before the bank or the budget sees them,
+/// and case or leading zeros share the customer's one budget.
+#[tokio::test]
+async fn a_customer_spelt_many_ways_has_one_guessing_budget() {
+    let app = spawn_app_with(|config| config.auth.secret_attempts = budget(4)).await;
+    let mut client = SecurityServiceClient::with_interceptor(
+        app.channel(),
+        bearer_with(&principal_token("speller")),
+    );
+    let guess = |number: &str, n: u32| ValidateOtcRequest {
+        customer: cc(number),
+        purpose: "LOGIN".into(),
+        code: format!("{:06}", 200_000 + n),
+        ..Default::default()
+    };
+    let respelt = [
+        " 1007641",
+        "1007641 ",
+        "\u{3000}1007641",
+        "\u{a0}1007641",
+        "\u{2003}1007641",
+        "\t1007641",
+        "1007641\n",
+    ];
+    for (n, number) in (0u32..).zip(respelt) {
+        let refused = client.validate_otc(guess(number, n)).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{number:?}");
+    }
+    assert_eq!(app.route_calls(OTC_ROUTE.0, OTC_ROUTE.1).await, 0);
+    let mut refused = 0;
+    for (n, number) in (10u32..).zip(["1007641", "01007641", "001007641", "1007641"].repeat(2)) {
+        if let Err(status) = client.validate_otc(guess(number, n)).await
+            && status.code() == Code::ResourceExhausted
+        {
+            assert_holder_refused(&status);
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 4, "four checks in all, whatever the leading zeros");
+    assert_eq!(app.route_calls(OTC_ROUTE.0, OTC_ROUTE.1).await, 4);
 }

@@ -43,8 +43,10 @@ impl BureauService for Bureau {
         let budget = deadline::budget(remaining, self.kiban.ceiling());
         let query = request::validate(request.into_inner(), self.environment)?;
         // Each call tells a right password from a wrong one: past the member's budget
-        // Kiban is not asked.
-        self.attempts.check(HOLDERS, &query.member_code).await?;
+        // Kiban is not asked. Case does not make another member: one budget for every
+        // spelling.
+        let member = query.member_code.to_ascii_uppercase();
+        self.attempts.check(HOLDERS, &member).await?;
         match self.kiban.password_expiry(&query, budget).await {
             Ok(response) => {
                 // The caller has the request id in the answer and the audit line has the

@@ -22,6 +22,7 @@ use tonic::{Request, Response, Status};
 use crate::Config;
 use crate::bcs::client::{self, Bcs, Op, Prepared, sequence_unavailable};
 use crate::bcs::errors::{DOMAIN, SERVICE_DOMAIN, not_found_yet, still_unknown};
+use crate::bcs::fields;
 use crate::bcs::invoker::{ACTION_CREATE, ACTION_READ, bank_now};
 use crate::bcs::wire::{self, Outgoing, Unreadable};
 use crate::config::{
@@ -149,7 +150,7 @@ impl Security {
         W: DeserializeOwned,
         P: TryFrom<W, Error = Unreadable>,
     {
-        let holder = customer.map(|customer| format!("{}:{}", customer.r#type, customer.number));
+        let holder = customer.map(|customer| fields::holder_key(customer.r#type, &customer.number));
         let admit = async {
             match &holder {
                 Some(holder) => self.core.attempts.check(HOLDERS, holder).await,

@@ -53,7 +53,33 @@ pub fn identification(
         1,
         DOCUMENT_NUMBER_MAX,
     );
+    if !number.is_empty() && !is_canonical_document(&value.number) {
+        violations.add(
+            format!("{field}.number"),
+            "must be letters, digits and '-' only, without spaces: the bank compares it as written",
+        );
+    }
     (kind.to_owned(), number)
+}
+
+/// Whether a document number is written the one way the bank, the guessing budgets and
+/// the logs all read it: ASCII letters, digits and `-`, nothing around them. Any other
+/// spelling (a space, a no-break space, a tab) would be a fresh budget for the same
+/// customer.
+pub fn is_canonical_document(number: &str) -> bool {
+    !number.is_empty()
+        && number
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// The customer a document names, as the guessing budgets count them: case and leading
+/// zeros do not make another customer (the bank may read `0001007641` as `1007641`), so
+/// every such spelling shares one budget.
+pub fn holder_key(kind: i32, number: &str) -> String {
+    let upper = number.to_ascii_uppercase();
+    let significant = upper.trim_start_matches('0');
+    format!("{kind}:{significant}")
 }
 
 /// The wire code of a proto enum value, from the operation's table of allowed values.

@@ -4,7 +4,7 @@ pub mod client;
 mod envelope;
 mod error_table;
 pub mod errors;
-mod fields;
+pub(crate) mod fields;
 pub mod invoker;
 pub mod wire;
 
