@@ -9,7 +9,8 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
 
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
-use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
+use x509_parser::objects::{oid_registry, oid2abbrev};
+use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate, X509Name};
 
 use crate::config::MtlsSettings;
 use crate::principal::{Principal, PrincipalSource};
@@ -27,7 +28,55 @@ pub fn certificate_identity(der: &[u8]) -> Option<String> {
                 _ => None,
             })
         });
-    spiffe.or_else(|| Some(cert.subject().to_string()).filter(|s| !s.is_empty()))
+    spiffe.or_else(|| subject_identity(cert.subject()))
+}
+
+/// A subject as configuration names it (`CN=billing, O=acme`), every value escaped as
+/// RFC 4514 says: no value can pass for another attribute (a single CN of
+/// `billing, O=acme` is `CN=billing\, O=acme`, not the identity `CN=billing, O=acme`).
+fn subject_identity(name: &X509Name) -> Option<String> {
+    let registry = oid_registry();
+    let rdns: Vec<String> = name
+        .iter()
+        .map(|rdn| {
+            rdn.iter()
+                .map(|attr| {
+                    let key = oid2abbrev(attr.attr_type(), registry)
+                        .map(str::to_owned)
+                        .unwrap_or_else(|_| attr.attr_type().to_id_string());
+                    let value = match attr.as_str() {
+                        Ok(text) => escape_value(text),
+                        Err(_) => format!("#{}", hex::encode_upper(attr.attr_value().as_bytes())),
+                    };
+                    format!("{key}={value}")
+                })
+                .collect::<Vec<_>>()
+                .join("+")
+        })
+        .collect();
+    let identity = rdns.join(", ");
+    (!identity.is_empty()).then_some(identity)
+}
+
+/// An attribute value escaped as RFC 4514 (2.4) says: the special characters anywhere, a
+/// `#` or a space first, a space last, and NUL.
+fn escape_value(value: &str) -> String {
+    let count = value.chars().count();
+    let mut escaped = String::with_capacity(value.len());
+    for (i, c) in value.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=')
+            || (i == 0 && (c == '#' || c == ' '))
+            || (i + 1 == count && c == ' ');
+        match c {
+            '\0' => escaped.push_str("\\00"),
+            c if special => {
+                escaped.push('\\');
+                escaped.push(c);
+            }
+            c => escaped.push(c),
+        }
+    }
+    escaped
 }
 
 /// The identity `auth.mtls.principals` must list for the certificate in a PEM file.
@@ -72,15 +121,21 @@ mod tests {
     use super::*;
 
     fn certificate(uri: Option<&str>) -> Vec<u8> {
+        certificate_of("billing", Some("acme"), uri)
+    }
+
+    fn certificate_of(common_name: &str, organization: Option<&str>, uri: Option<&str>) -> Vec<u8> {
         let key = rcgen::KeyPair::generate().expect("key");
         let mut params =
             rcgen::CertificateParams::new(vec!["billing.internal".to_owned()]).expect("params");
         params
             .distinguished_name
-            .push(rcgen::DnType::CommonName, "billing");
-        params
-            .distinguished_name
-            .push(rcgen::DnType::OrganizationName, "acme");
+            .push(rcgen::DnType::CommonName, common_name);
+        if let Some(organization) = organization {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::OrganizationName, organization);
+        }
         if let Some(uri) = uri {
             params
                 .subject_alt_names
@@ -106,5 +161,19 @@ mod tests {
             Some("CN=billing, O=acme")
         );
         assert_eq!(certificate_identity(b"not a certificate"), None);
+    }
+
+    #[test]
+    fn a_common_name_cannot_pass_for_another_attribute() {
+        let forged = certificate_of("billing, O=acme", None, None);
+        assert_eq!(
+            certificate_identity(&forged).as_deref(),
+            Some("CN=billing\\, O\\=acme")
+        );
+        let odd = certificate_of(" #lead+trail ", None, None);
+        assert_eq!(
+            certificate_identity(&odd).as_deref(),
+            Some("CN=\\ #lead\\+trail\\ ")
+        );
     }
 }
