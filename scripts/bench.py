@@ -214,7 +214,7 @@ def serve_config(services, listen, admin, bcs=None, kiban=None, daviplata=None, 
     if "security" in services:
         config["security"] = {"base_url": bcs, "client_id": BCS_CLIENT[0],
                               "client_secret": BCS_CLIENT[1],
-                              "access_token": "sandbox-bcs-token"}
+                              "access_token": "sandbox-bcs-token", "environment": "sandbox"}
     if "bureau" in services:
         config["bureau"] = {"base_url": kiban, "api_key": KIBAN_API_KEY,
                             "environment": "sandbox"}
@@ -224,6 +224,7 @@ def serve_config(services, listen, admin, bcs=None, kiban=None, daviplata=None, 
             "base_url": url, "client_id": DAVIPLATA_CLIENT[0],
             "client_secret": DAVIPLATA_CLIENT[1],
             "payment_provider_id": "00000001",
+            "environment": "sandbox",
             "outbound": {"http": {"ca_file": ca, "cert_file": cert, "key_file": key}},
         }
         if margin is not None:

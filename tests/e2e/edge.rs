@@ -192,6 +192,49 @@ fn serve_refuses_the_published_dev_credentials_unless_told_it_is_insecure() {
     );
 }
 
+/// `serve` with `extra` appended to a configuration of the published dev credentials
+/// (allowed when `insecure`) and a bureau section; what it printed on refusing.
+fn serve_refused_with(insecure: bool, extra: &str, services: &str) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("pasarela.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "services = {services}\n\
+             [auth]\nissuer = \"pasarela-dev\"\naudience = \"pasarela\"\nallow_hs256 = true\n\
+             hs256_secret = \"pasarela-dev-only-hs256-secret-never-use-in-production\"\n\
+             insecure_dev_credentials = {insecure}\n\
+             [auth.methods]\n\"*\" = [\"{{method}}\"]\n\
+             [bureau]\nbase_url = \"http://127.0.0.1:1\"\napi_key = \"k\"\n{extra}"
+        ),
+    )
+    .expect("config written");
+    let config = config.to_str().expect("a UTF-8 path");
+    let listen = format!("127.0.0.1:{}", crate::foundation::free_port());
+    refused(
+        &["serve"],
+        &[
+            ("PASARELA_CONFIG", config),
+            ("PASARELA_LISTEN", listen.as_str()),
+        ],
+    )
+}
+
+#[test]
+fn serve_refuses_dev_switches_in_front_of_a_production_provider() {
+    // The bureau's environment is production by default.
+    let printed = serve_refused_with(true, "", "[\"bureau\"]");
+    assert!(printed.contains("insecure_dev_credentials"), "{printed}");
+    assert!(printed.contains("production"), "{printed}");
+    let lab = "environment = \"sandbox\"\n\
+               [recurring_payments]\nbase_url = \"https://127.0.0.1:1\"\n\
+               client_id = \"c\"\nclient_secret = \"s\"\npayment_provider_id = \"00000001\"\n\
+               lab_otp_passthrough = true\n";
+    let printed = serve_refused_with(false, lab, "[\"bureau\", \"recurring-payments\"]");
+    assert!(printed.contains("lab_otp_passthrough"), "{printed}");
+    assert!(printed.contains("production"), "{printed}");
+}
+
 // ---- HTTP/2 limits ---------------------------------------------------------------------------
 
 /// HTTP/2 frame types and error codes the tests speak.

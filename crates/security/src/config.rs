@@ -3,6 +3,7 @@
 //! where withdrawal outcomes are kept.
 
 pub use pasarela_idempotency::{IdempotencyConfig, StoreKind};
+use pasarela_provider::Environment;
 use pasarela_provider::outbound::OutboundSettings;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -20,6 +21,10 @@ pub struct Config {
     /// environment requires one.
     #[serde(default)]
     pub access_token: Option<SecretString>,
+    /// Which of the bank's environments `base_url` is: production (the default) or a
+    /// sandbox; `serve` refuses development switches in front of a production bank.
+    #[serde(default)]
+    pub environment: Environment,
     /// Transport (TLS, timeouts), retries and breaker.
     #[serde(default)]
     pub outbound: OutboundSettings,

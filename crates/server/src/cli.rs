@@ -94,6 +94,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
             let config = Config::load(config.as_deref())?;
+            config.refuse_dev_switches_in_production()?;
             let telemetry = telemetry::init(&config.log)?;
             let result = app::start(config).await?.run_until(stop_signal()).await;
             telemetry.shutdown().await;

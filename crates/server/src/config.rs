@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use figment::providers::{Env, Format as _, Serialized, Toml};
 use figment::{Figment, Provider};
+use pasarela_provider::Environment;
 use serde::{Deserialize, Serialize};
 
 /// The services one process can serve; a deployment picks one, several or all.
@@ -32,6 +33,15 @@ impl ServiceName {
     }
 
     /// The fully qualified gRPC service name, as health and reflection know it.
+    /// The configuration section the service reads.
+    pub fn section(self) -> &'static str {
+        match self {
+            ServiceName::Security => "security",
+            ServiceName::Bureau => "bureau",
+            ServiceName::RecurringPayments => "recurring_payments",
+        }
+    }
+
     pub fn grpc_name(self) -> &'static str {
         match self {
             ServiceName::Security => "pasarela.security.v1.SecurityService",
@@ -202,6 +212,45 @@ impl Defaults {
 }
 
 impl Config {
+    /// Refuses the switches only a development deployment may set (tokens anyone can mint,
+    /// the lab's OTP handed to callers) whenever a served provider is a production one:
+    /// they would put real customers behind published secrets.
+    pub fn refuse_dev_switches_in_production(&self) -> anyhow::Result<()> {
+        let production: Vec<&str> = self
+            .services
+            .iter()
+            .filter_map(|name| {
+                let environment = match name {
+                    ServiceName::Security => self.security.as_ref().map(|s| s.environment),
+                    ServiceName::Bureau => self.bureau.as_ref().map(|s| s.environment),
+                    ServiceName::RecurringPayments => {
+                        self.recurring_payments.as_ref().map(|s| s.environment)
+                    }
+                };
+                (environment? == Environment::Production).then_some(name.section())
+            })
+            .collect();
+        if production.is_empty() {
+            return Ok(());
+        }
+        let sections = production.join(", ");
+        anyhow::ensure!(
+            !self.auth.insecure_dev_credentials,
+            "auth.insecure_dev_credentials is for development only, and {sections} calls a \
+             production provider (its `environment`); remove it"
+        );
+        let lab_otp = self
+            .recurring_payments
+            .as_ref()
+            .is_some_and(|section| section.lab_otp_passthrough);
+        anyhow::ensure!(
+            !(lab_otp && production.contains(&"recurring_payments")),
+            "recurring_payments.lab_otp_passthrough is for Daviplata's lab only, and \
+             recurring_payments calls its production (`environment`); remove it"
+        );
+        Ok(())
+    }
+
     /// Defaults, then `file` (if any), then `PASARELA_*` variables.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
         Self::load_over(Serialized::defaults(Defaults::new()), file)

@@ -92,6 +92,7 @@ fn dev_values(sandbox: &Sandbox) -> serde_json::Value {
             "client_secret": credentials.bcs_client_secret,
             // The BCS emulator wants a token header and accepts any non-empty one.
             "access_token": "sandbox-bcs-token",
+            "environment": "sandbox",
         },
         "bureau": {
             "base_url": sandbox.kiban_url,

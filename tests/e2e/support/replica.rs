@@ -135,6 +135,7 @@ base_url = "{bcs}"
 client_id = "{bcs_id}"
 client_secret = "{bcs_secret}"
 access_token = "{token}"
+environment = "sandbox"
 
 [security.outbound.http]
 timeout = "1s"
@@ -153,6 +154,7 @@ base_url = "{daviplata}"
 client_id = "{davi_id}"
 client_secret = "{davi_secret}"
 payment_provider_id = "00000001"
+environment = "sandbox"
 lab_otp_passthrough = true
 
 [recurring_payments.outbound.http]

@@ -761,17 +761,17 @@ fn bounded(mut error: ProviderError) -> ProviderError {
 /// The request field that becomes the path segment (S10, S11, S14: the customer's document).
 const SEGMENT_FIELD: &str = "customer.number";
 
-/// A value that becomes a path segment is letters, digits, `-` and `_` only: a `.` or `..`
+/// A value that becomes a path segment is letters, digits and `-` only: a `.` or `..`
 /// (even percent-encoded: URLs resolve `%2e` as a dot) would move the call to another path
 /// of the bank, with the card's secret in its query.
 fn check_segment(segment: &str, violations: &mut Violations) {
     let plain = segment
         .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if !plain {
         violations.add(
             SEGMENT_FIELD,
-            "must be letters, digits, '-' and '_' only: it is a path segment of the bank's URL",
+            "must be letters, digits and '-' only: it is a path segment of the bank's URL",
         );
     }
 }
