@@ -131,18 +131,22 @@ impl Guard {
             Gate::Refuse(reason) => return Err((None, Rejection::new(reason))),
             Gate::Authenticate => {}
         }
-        // A peer whose unidentified calls keep failing is refused before any token check.
+        // Failures count against the peer's address; past its budget a failure is told to
+        // wait. A call that authenticates is never refused for its address: behind a NAT, an
+        // ingress or a sidecar, others' bad tokens must not deny a good one.
         let peer = credentials.peer_ip.as_deref();
-        if let Some(wait) = peer.and_then(|ip| self.unidentified.exhausted(ip)) {
-            let rejection = Rejection::new(Reason::RateLimited)
-                .with("group", UNAUTHENTICATED_PER_PEER)
-                .retry_after(wait);
-            return Err((None, rejection));
-        }
         let principal = self.authenticate(credentials).await.map_err(|rejection| {
-            if let Some(ip) = peer {
-                self.unidentified.spend(ip);
-            }
+            let Some(ip) = peer else {
+                return (None, rejection);
+            };
+            let exhausted = self.unidentified.exhausted(ip);
+            self.unidentified.spend(ip);
+            let rejection = match exhausted {
+                Some(wait) => Rejection::new(Reason::RateLimited)
+                    .with("group", UNAUTHENTICATED_PER_PEER)
+                    .retry_after(wait),
+                None => rejection,
+            };
             (None, rejection)
         })?;
         let checks = match self.policy.authorize(path.as_ref(), &principal) {

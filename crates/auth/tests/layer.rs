@@ -192,7 +192,7 @@ async fn rate_limit_holds_across_connections_trips_and_recovers() {
 }
 
 #[tokio::test]
-async fn a_peer_whose_unidentified_calls_keep_failing_is_refused_before_any_token_check() {
+async fn a_peer_whose_unidentified_calls_keep_failing_is_told_to_wait_but_a_good_token_passes() {
     let config = Config {
         unauthenticated_per_peer: pasarela_auth::Budget {
             per_second: 0.5,
@@ -218,6 +218,11 @@ async fn a_peer_whose_unidentified_calls_keep_failing_is_refused_before_any_toke
     assert!(
         call(&channel, CHECK, None).await.is_ok(),
         "exempt methods are never counted or refused"
+    );
+    let good = token(&config, "alice", &["whoami"]);
+    assert!(
+        whoami(&channel, Some(&good)).await.is_ok(),
+        "a token that authenticates is never refused for its address"
     );
 }
 
