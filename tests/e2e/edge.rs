@@ -247,6 +247,7 @@ const END_HEADERS: u8 = 0x4;
 const END_STREAM: u8 = 0x1;
 const ACK: u8 = 0x1;
 const REFUSED_STREAM: u32 = 0x7;
+const INTERNAL_ERROR: u32 = 0x2;
 const CANCEL: u32 = 0x8;
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 const ENHANCE_YOUR_CALM: u32 = 0xb;
@@ -298,6 +299,8 @@ struct Heard {
     answered: usize,
     /// Streams the server reset, whatever the code.
     reset: usize,
+    /// Streams reset with INTERNAL_ERROR: the server failed, not the request.
+    internal_errors: usize,
     /// The error code of the GOAWAY that closed the connection, if one did.
     goaway: Option<u32>,
     /// The last stream the server says it processed.
@@ -348,6 +351,7 @@ async fn raw_http2(addr: std::net::SocketAddr, frames: Vec<u8>, listen: Duration
             RST_STREAM if payload.len() == 4 => {
                 let code = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
                 heard.refused += usize::from(code == REFUSED_STREAM);
+                heard.internal_errors += usize::from(code == INTERNAL_ERROR);
                 heard.reset += 1;
             }
             HEADERS => heard.answered += 1,
@@ -472,4 +476,114 @@ async fn a_grpc_timeout_past_any_clock_is_answered_not_a_panic() {
     assert!(heard.answered >= 3, "every call answered: {heard:?}");
     assert!(!app.logs().contains("panicked"), "no panic");
     still_serving(app.addr).await;
+}
+
+// ---- Hostile metadata -------------------------------------------------------------------------
+
+/// Seeds of the metadata fuzzer in CI: fixed, so that a failure names its input.
+const METADATA_SEEDS: [u64; 4] = [1, 7, 42, 1_000_003];
+
+/// A hostile value of one of the headers every call reads before its handler.
+fn hostile(rng: &mut rand::rngs::StdRng, header: &str) -> String {
+    use rand::Rng as _;
+    const PIECES: &[&str] = &[
+        "0",
+        "9",
+        "99999999",
+        "18446744073709551615",
+        "+",
+        "-",
+        " ",
+        "H",
+        "M",
+        "S",
+        "m",
+        "u",
+        "n",
+        "x",
+        "/",
+        "..",
+        ".",
+        "%",
+        "%2e",
+        "%00",
+        "?",
+        "#",
+        "\\",
+        "Bearer ",
+        "bearer",
+        "eyJ",
+        ".",
+        "=",
+        "A",
+        "\u{e9}",
+        "\u{3000}",
+        "\t",
+        "pasarela.security.v1.SecurityService",
+        "GetPasswordStatus",
+        "/grpc.health.v1.Health/Check",
+        ",",
+        ";",
+        "\"",
+        "*",
+    ];
+    let parts = rng.random_range(0..8);
+    let mut value: String = (0..parts)
+        .map(|_| PIECES[rng.random_range(0..PIECES.len())])
+        .collect();
+    if header == ":path" && rng.random_bool(0.5) {
+        value.insert(0, '/');
+    }
+    // One length byte in the hand-written HPACK: values under 127 bytes.
+    while value.len() > 120 {
+        value.pop();
+    }
+    value
+}
+
+/// Hundreds of calls whose `grpc-timeout`, `:path`, `authorization` and `x-request-id` are
+/// hostile: every one is answered or refused by the protocol, none fails the server, nothing
+/// panics, and the process serves on.
+#[tokio::test]
+async fn hostile_metadata_never_fails_the_server() {
+    use rand::SeedableRng as _;
+    let app = crate::support::spawn_app().await;
+    for seed in METADATA_SEEDS {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let calls = 150u32;
+        let frames: Vec<u8> = (0..calls)
+            .flat_map(|i| {
+                let path = hostile(&mut rng, ":path");
+                let extra = [
+                    ("grpc-timeout", hostile(&mut rng, "grpc-timeout")),
+                    ("authorization", hostile(&mut rng, "authorization")),
+                    ("x-request-id", hostile(&mut rng, "x-request-id")),
+                ];
+                let extra: Vec<(&str, &str)> =
+                    extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let stream = 2 * i + 1;
+                let mut frames = frame(
+                    HEADERS,
+                    END_HEADERS,
+                    stream,
+                    &call_headers_with(&path, &extra),
+                );
+                frames.extend(frame(DATA, END_STREAM, stream, &[0, 0, 0, 0, 0]));
+                frames
+            })
+            .collect();
+        let heard = raw_http2(app.addr, frames, Duration::from_secs(2)).await;
+        println!("hostile metadata, seed {seed}: {heard:?}");
+        assert_eq!(heard.internal_errors, 0, "seed {seed}: {heard:?}");
+        assert!(
+            heard.answered + heard.reset >= calls as usize || heard.goaway.is_some(),
+            "seed {seed}: every call ended: {heard:?}"
+        );
+        still_serving(app.addr).await;
+    }
+    let logs = app.logs();
+    assert!(
+        !logs.contains("panicked") && !logs.contains("\"panic\""),
+        "no panic"
+    );
 }
