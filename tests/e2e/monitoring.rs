@@ -196,3 +196,39 @@ async fn every_metric_the_rules_and_the_dashboard_read_is_exposed() {
         .collect();
     assert!(missing.is_empty(), "not exposed: {missing:?}\n{exposed}");
 }
+
+/// Before any call, the series alerts read exist at zero: each method's calls by every code,
+/// each provider's circuit, each money-moving operation's unknown outcomes. A `rate()` or a
+/// `max()` must tell "none" from "never".
+#[tokio::test]
+async fn the_series_alerts_read_exist_at_zero_from_start_up() {
+    let app = spawn_app_with(rp::lab_setup).await;
+    let admin_addr = app.admin_addr.expect("admin port");
+    let exposed = reqwest::get(format!("http://{admin_addr}/metrics"))
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text");
+    let has = |prefix: &str| exposed.lines().any(|line| line.starts_with(prefix));
+    for code in ["OK", "RESOURCE_EXHAUSTED", "INTERNAL", "UNAVAILABLE"] {
+        let series = format!(
+            "pasarela_rpc_calls_total{{method=\"/pasarela.recurring_payments.v1.RecurringPaymentsService/ChargeSubscription\",code=\"{code}\"}}"
+        );
+        assert!(has(&series), "{series}");
+    }
+    for provider in ["daviplata.com", "bancocajasocial.com"] {
+        let series = format!("pasarela_provider_circuit_state{{provider=\"{provider}\"}}");
+        assert!(has(&series), "{series}");
+    }
+    for operation in ["charge", "withdraw_with_otp"] {
+        let series = exposed
+            .lines()
+            .find(|line| {
+                line.starts_with("pasarela_idempotency_unknown_outcomes{")
+                    && line.contains(&format!("operation=\"{operation}\""))
+            })
+            .unwrap_or_else(|| panic!("no unknown-outcome series of {operation}"));
+        assert!(series.ends_with(" 0"), "{series}");
+    }
+}

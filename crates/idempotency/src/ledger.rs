@@ -76,12 +76,15 @@ impl Ledger {
         idempotency: Idempotency,
         settler: Settler,
     ) -> Self {
-        Self {
+        let ledger = Self {
             service,
             operations,
             idempotency,
             settler,
-        }
+        };
+        // Each operation's gauge exists from start-up, at zero until the first count.
+        ledger.publish(&[]);
+        ledger
     }
 
     /// Every key whose outcome is unknown, oldest first; keys that became final or expired

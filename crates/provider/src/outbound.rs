@@ -73,14 +73,27 @@ pub const MAX_ANSWER_BYTES: usize = 1 << 20;
 impl Outbound {
     /// `domain` names the provider in errors and metrics (e.g. `bancocajasocial.com.co`).
     pub fn new(domain: &'static str, settings: &OutboundSettings) -> anyhow::Result<Self> {
-        Ok(Self {
+        let outbound = Self {
             domain,
             client: ReloadingClient::new(&settings.http, domain)?,
             breaker: Breaker::new(settings.breaker.clone()),
             retry: RetryPolicy::new(settings.retry.clone()),
             ceiling: settings.http.timeout,
             min_budget: settings.http.min_budget,
-        })
+        };
+        // The circuit's series exists from start-up (closed): an alert tells "closed"
+        // from "never reported".
+        outbound.publish_breaker_state();
+        Ok(outbound)
+    }
+
+    fn publish_breaker_state(&self) {
+        metrics::global()
+            .breaker_state
+            .get_or_create(&ProviderLabels {
+                provider: self.domain,
+            })
+            .set(self.breaker.state() as i64);
     }
 
     /// The pooled client (rebuilt in the background when its certificate files change).
@@ -316,11 +329,7 @@ impl Outbound {
                 operation: operation.name,
             })
             .observe(elapsed.as_secs_f64());
-        m.breaker_state
-            .get_or_create(&ProviderLabels {
-                provider: self.domain,
-            })
-            .set(self.breaker.state() as i64);
+        self.publish_breaker_state();
     }
 }
 

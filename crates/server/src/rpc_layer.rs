@@ -120,6 +120,23 @@ impl MethodNames {
     }
 }
 
+/// Every series of every known method, each gRPC code, exported from start-up at zero:
+/// a `rate()` alert must tell "none" from "never" (Prometheus' own advice).
+fn born_at_zero(methods: &MethodNames) {
+    for method in methods.known.iter().chain([&methods.unknown]) {
+        drop(METRICS.latency.get_or_create(&MethodLabels {
+            method: method.clone(),
+        }));
+        for value in 0..=16 {
+            let code = pasarela_auth::context::code_name(tonic::Code::from_i32(value));
+            drop(METRICS.calls.get_or_create(&CallLabels {
+                method: method.clone(),
+                code,
+            }));
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct RpcLayer {
     methods: MethodNames,
@@ -128,12 +145,12 @@ pub struct RpcLayer {
 impl RpcLayer {
     /// `known`: the method paths of the contracts ([`known_methods`]).
     pub fn new(known: HashSet<String>) -> Self {
-        Self {
-            methods: MethodNames {
-                known: Arc::new(known.into_iter().map(Arc::from).collect()),
-                unknown: Arc::from(UNKNOWN_METHOD),
-            },
-        }
+        let methods = MethodNames {
+            known: Arc::new(known.into_iter().map(Arc::from).collect()),
+            unknown: Arc::from(UNKNOWN_METHOD),
+        };
+        born_at_zero(&methods);
+        Self { methods }
     }
 }
 
