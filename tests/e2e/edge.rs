@@ -512,8 +512,6 @@ fn hostile(rng: &mut rand::rngs::StdRng, header: &str) -> String {
         "\\",
         "Bearer ",
         "bearer",
-        "eyJ",
-        ".",
         "=",
         "A",
         "\u{e9}",
