@@ -247,7 +247,7 @@ const END_HEADERS: u8 = 0x4;
 const END_STREAM: u8 = 0x1;
 const ACK: u8 = 0x1;
 const REFUSED_STREAM: u32 = 0x7;
-const INTERNAL_ERROR: u32 = 0x2;
+const PROTOCOL_ERROR: u32 = 0x1;
 const CANCEL: u32 = 0x8;
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 const ENHANCE_YOUR_CALM: u32 = 0xb;
@@ -299,8 +299,8 @@ struct Heard {
     answered: usize,
     /// Streams the server reset, whatever the code.
     reset: usize,
-    /// Streams reset with INTERNAL_ERROR: the server failed, not the request.
-    internal_errors: usize,
+    /// How many streams were reset with each error code.
+    reset_codes: std::collections::BTreeMap<u32, usize>,
     /// The error code of the GOAWAY that closed the connection, if one did.
     goaway: Option<u32>,
     /// The last stream the server says it processed.
@@ -351,7 +351,7 @@ async fn raw_http2(addr: std::net::SocketAddr, frames: Vec<u8>, listen: Duration
             RST_STREAM if payload.len() == 4 => {
                 let code = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
                 heard.refused += usize::from(code == REFUSED_STREAM);
-                heard.internal_errors += usize::from(code == INTERNAL_ERROR);
+                *heard.reset_codes.entry(code).or_default() += 1;
                 heard.reset += 1;
             }
             HEADERS => heard.answered += 1,
@@ -525,6 +525,14 @@ fn hostile(rng: &mut rand::rngs::StdRng, header: &str) -> String {
         "\"",
         "*",
     ];
+    // Half the timeouts are well shaped but of any length: 1 to 22 digits and a real unit.
+    if header == "grpc-timeout" && rng.random_bool(0.5) {
+        let digits: String = (0..rng.random_range(1..=22))
+            .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+            .collect();
+        let unit = ["H", "M", "S", "m", "u", "n"][rng.random_range(0..6)];
+        return format!("{digits}{unit}");
+    }
     let parts = rng.random_range(0..8);
     let mut value: String = (0..parts)
         .map(|_| PIECES[rng.random_range(0..PIECES.len())])
@@ -540,8 +548,8 @@ fn hostile(rng: &mut rand::rngs::StdRng, header: &str) -> String {
 }
 
 /// Hundreds of calls whose `grpc-timeout`, `:path`, `authorization` and `x-request-id` are
-/// hostile: every one is answered or refused by the protocol, none fails the server, nothing
-/// panics, and the process serves on.
+/// hostile: every one is answered, or refused by HTTP/2 for malformed headers; none is
+/// dropped by a failing server, nothing panics, and the process serves on.
 #[tokio::test]
 async fn hostile_metadata_never_fails_the_server() {
     use rand::SeedableRng as _;
@@ -572,7 +580,12 @@ async fn hostile_metadata_never_fails_the_server() {
             .collect();
         let heard = raw_http2(app.addr, frames, Duration::from_secs(2)).await;
         println!("hostile metadata, seed {seed}: {heard:?}");
-        assert_eq!(heard.internal_errors, 0, "seed {seed}: {heard:?}");
+        // A stream may be refused for its malformed headers (PROTOCOL_ERROR), never
+        // dropped by a server that failed while reading them (a panic resets with CANCEL).
+        assert!(
+            heard.reset_codes.keys().all(|code| *code == PROTOCOL_ERROR),
+            "seed {seed}: {heard:?}"
+        );
         assert!(
             heard.answered + heard.reset >= calls as usize || heard.goaway.is_some(),
             "seed {seed}: every call ended: {heard:?}"
