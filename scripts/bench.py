@@ -209,6 +209,7 @@ def serve_config(services, listen, admin, bcs=None, kiban=None, daviplata=None, 
             "rate_limits": [{"name": "bench", "methods": ["*"],
                              "per_second": 1e9, "burst": 1000000000}],
             "secret_attempts": {"per_second": 1e9, "burst": 1000000000},
+            "max_concurrent_calls_per_principal": 1000000,
         },
     }
     if "security" in services:

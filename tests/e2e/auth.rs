@@ -275,3 +275,81 @@ async fn client_certificate_stands_as_principal_and_a_foreign_one_is_refused() {
     );
     app.stop().await;
 }
+
+/// One principal's calls under way are bounded: two hung at Kiban, a third is refused
+/// before its handler, while another principal is served; once they end, it is served too.
+#[tokio::test]
+async fn one_principal_has_a_bounded_number_of_calls_under_way() {
+    use pasarela::bureau::v1::GetPasswordExpirationRequest;
+    use pasarela::bureau::v1::bureau_service_client::BureauServiceClient;
+    let app = spawn_app_with(|config| {
+        config.auth.max_concurrent_calls_per_principal = 2;
+        let bureau = config.bureau.as_mut().expect("bureau");
+        bureau.outbound.http.timeout = Duration::from_secs(2);
+    })
+    .await;
+    let kiban = "/api/v1/password-expiry-date-bc-pm";
+    app.inject(
+        "kiban",
+        Some(kiban),
+        serde_json::json!({ "type": "hang" }),
+        Some(2),
+    )
+    .await;
+    let mint = |subject: &str| {
+        pasarela_auth::mint_dev_token(
+            &pasarela_auth::Config::dev(),
+            subject,
+            &["*".to_owned()],
+            Duration::from_secs(600),
+        )
+        .expect("dev token")
+    };
+    let expiration = || GetPasswordExpirationRequest {
+        member_code: "PM00000001".into(),
+        password: "Abc12345".into(),
+        test_case_id: "663567bb713cf2110a110679".into(),
+    };
+    let client = |subject: &str| {
+        BureauServiceClient::with_interceptor(
+            app.channel(),
+            crate::support::bearer_with(&mint(subject)),
+        )
+    };
+    let hung: Vec<_> = (0..2)
+        .map(|_| {
+            let mut busy = client("busy-caller");
+            let request = expiration();
+            tokio::spawn(async move { busy.get_password_expiration(request).await })
+        })
+        .collect();
+    for _ in 0..100 {
+        if app.route_calls("kiban", &format!("POST {kiban}")).await >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused = client("busy-caller")
+        .get_password_expiration(expiration())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert_eq!(
+        refused
+            .get_details_error_info()
+            .expect("ErrorInfo")
+            .metadata["group"],
+        "concurrent-calls"
+    );
+    client("another-caller")
+        .get_password_expiration(expiration())
+        .await
+        .expect("another principal is served");
+    for call in hung {
+        let _ = call.await;
+    }
+    client("busy-caller")
+        .get_password_expiration(expiration())
+        .await
+        .expect("served again once its calls ended");
+}

@@ -49,6 +49,7 @@ pub(crate) fn lab_setup(config: &mut pasarela_server::Config) {
         limit.burst = 10_000;
         limit.per_second = 10_000.0;
     }
+    config.auth.max_concurrent_calls_per_principal = 10_000;
 }
 
 /// [`lab_setup`], and pasarela told that Daviplata deduplicates by `transactionId` (as the

@@ -56,8 +56,12 @@ pub struct Config {
     /// Per-principal limits; a method is counted in the first group that matches it.
     pub rate_limits: Vec<RateLimit>,
     /// Calls one peer address may have refused before it is identified (no or a bad
-    /// token); past it the peer's calls are refused before any token is checked.
+    /// token); past it the peer's failures are answered `RATE_LIMITED`.
     pub unauthenticated_per_peer: Budget,
+    /// Calls one principal may have under way at once; past it a call is refused
+    /// (`RESOURCE_EXHAUSTED`, group `concurrent-calls`) before its handler runs, so that one
+    /// caller's slow or hung calls cannot hold every worker and buffer of the process.
+    pub max_concurrent_calls_per_principal: usize,
     /// Checks of one customer's or member's secret (a password, an OTP, a card PIN or
     /// CVV), counted across every caller and, with `rate_limit_redis_url`, every replica:
     /// forty principals guessing one customer's PIN share that customer's budget.
@@ -157,6 +161,7 @@ impl Default for Config {
                 per_second: 10.0,
                 burst: 100,
             },
+            max_concurrent_calls_per_principal: 100,
             // A customer types a code or PIN a few times in a row, not dozens an hour.
             secret_attempts: Budget {
                 per_second: 1.0 / 60.0,
@@ -292,6 +297,10 @@ impl Config {
             self.leeway <= MAX_LEEWAY,
             "auth: auth.leeway is at most {}s: a longer one keeps expired tokens alive",
             MAX_LEEWAY.as_secs()
+        );
+        anyhow::ensure!(
+            self.max_concurrent_calls_per_principal > 0,
+            "auth: auth.max_concurrent_calls_per_principal must be at least 1"
         );
         for (key, budget) in [
             ("unauthenticated_per_peer", &self.unauthenticated_per_peer),

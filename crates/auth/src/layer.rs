@@ -32,10 +32,64 @@ struct Guard {
     limiter: RateLimiter,
     /// Refusals of unidentified calls, per peer address.
     unidentified: RateLimiter,
+    /// Calls under way, per principal.
+    in_flight: InFlight,
 }
 
 /// The `group` of a refusal for too many unidentified calls from one peer.
 pub const UNAUTHENTICATED_PER_PEER: &str = "unauthenticated-per-peer";
+
+/// The `group` of a refusal for too many calls of one principal at once.
+pub const CONCURRENT_CALLS: &str = "concurrent-calls";
+
+/// Calls each principal has under way, each at most `max`; a principal leaves the map with
+/// its last call, so the map holds only callers that are calling.
+#[derive(Clone)]
+struct InFlight {
+    max: usize,
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+/// One call counted in [`InFlight`] until dropped.
+struct Entered {
+    principal: String,
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+impl InFlight {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            counts: Arc::default(),
+        }
+    }
+
+    /// Counts a call of `principal`, or `None` when it has `max` under way already.
+    fn enter(&self, principal: &str) -> Option<Entered> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let count = counts.entry(principal.to_owned()).or_default();
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(Entered {
+            principal: principal.to_owned(),
+            counts: Arc::clone(&self.counts),
+        })
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = counts.get_mut(&self.principal) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.principal);
+            }
+        }
+    }
+}
 
 /// `tonic::transport::Server::builder().layer(auth_layer)`.
 #[derive(Clone)]
@@ -62,6 +116,7 @@ impl AuthLayer {
                     config.unauthenticated_per_peer.per_second,
                     config.unauthenticated_per_peer.burst,
                 ),
+                in_flight: InFlight::new(config.max_concurrent_calls_per_principal),
             }),
         })
     }
@@ -245,12 +300,31 @@ where
                     return Ok(rejection.into_status().into_http());
                 }
             };
+            // A principal's calls under way are bounded; the count ends with the handler.
+            let entered = match &principal {
+                Some(p) => match guard
+                    .in_flight
+                    .enter(&format!("{}:{}", p.source, p.subject))
+                {
+                    Some(entered) => Some(entered),
+                    None => {
+                        let reason = Reason::RateLimited;
+                        call.finish(Some(p), reason.code(), Some(reason));
+                        let rejection = Rejection::new(reason)
+                            .with("group", CONCURRENT_CALLS)
+                            .retry_after(std::time::Duration::from_secs(1));
+                        return Ok(rejection.into_status().into_http());
+                    }
+                },
+                None => None,
+            };
             // Handlers need the caller, not its credential.
             request.headers_mut().remove(http::header::AUTHORIZATION);
             if let Some(principal) = &principal {
                 request.extensions_mut().insert(principal.clone());
             }
             let response = inner.call(request).await?;
+            drop(entered);
             Ok(audited(response, call, principal))
         })
     }
