@@ -296,15 +296,6 @@ async fn one_principal_has_a_bounded_number_of_calls_under_way() {
         Some(2),
     )
     .await;
-    let mint = |subject: &str| {
-        pasarela_auth::mint_dev_token(
-            &pasarela_auth::Config::dev(),
-            subject,
-            &["*".to_owned()],
-            Duration::from_secs(600),
-        )
-        .expect("dev token")
-    };
     let expiration = || GetPasswordExpirationRequest {
         member_code: "PM00000001".into(),
         password: "Abc12345".into(),
@@ -313,7 +304,7 @@ async fn one_principal_has_a_bounded_number_of_calls_under_way() {
     let client = |subject: &str| {
         BureauServiceClient::with_interceptor(
             app.channel(),
-            crate::support::bearer_with(&mint(subject)),
+            crate::support::bearer_with(&crate::support::principal_token(subject)),
         )
     };
     let hung: Vec<_> = (0..2)

@@ -2,8 +2,6 @@
 //! counted across every caller (forty principals share one member's budget) and, with the
 //! buckets in Redis, across replicas; past the budget the provider is not asked.
 
-use std::time::Duration;
-
 use pasarela::bureau::v1::GetPasswordExpirationRequest;
 use pasarela::bureau::v1::bureau_service_client::BureauServiceClient;
 use pasarela::security::v1::ValidateOtcRequest;
@@ -13,7 +11,9 @@ use tonic::transport::Endpoint;
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
-use crate::support::{TestApp, TestRedis, bearer_with, cc, reason, spawn_app_with};
+use crate::support::{
+    TestApp, TestRedis, bearer_with, cc, principal_token, reason, spawn_app_with,
+};
 
 const KIBAN_ROUTE: (&str, &str) = ("kiban", "POST /api/v1/password-expiry-date-bc-pm");
 const OTC_ROUTE: (&str, &str) = ("bcs", "POST /securityManagement/V1/validateOTC");
@@ -24,17 +24,6 @@ fn budget(burst: u32) -> pasarela_auth::Budget {
         per_second: 0.001,
         burst,
     }
-}
-
-/// A dev token of its own subject: a distinct principal.
-fn principal_token(subject: &str) -> String {
-    pasarela_auth::mint_dev_token(
-        &pasarela_auth::Config::dev(),
-        subject,
-        &["*".to_owned()],
-        Duration::from_secs(600),
-    )
-    .expect("dev token")
 }
 
 /// Refused for the holder's budget, with when to retry.

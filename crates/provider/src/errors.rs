@@ -44,6 +44,9 @@ pub struct ProviderError {
     /// Whether the provider may have acted: decides an idempotency key's fate. Never sent
     /// to the caller as such.
     pub delivery: Delivery,
+    /// The error already tells its caller that the outcome is unknown
+    /// ([`ProviderError::outcome_unknown`]): presenting it so again would wrap it twice.
+    pub tells_unknown: bool,
     /// Boxed so that `Result<T, ProviderError>` stays small on the happy path.
     pub details: Box<Details>,
 }
@@ -78,7 +81,18 @@ impl ProviderError {
             reason,
             domain: domain.into(),
             delivery: Delivery::default(),
+            tells_unknown: false,
             details: Box::default(),
+        }
+    }
+
+    /// An error that tells its caller the outcome is unknown (`PROVIDER_OUTCOME_UNKNOWN`):
+    /// retry with the same key. Its delivery is [`Delivery::Unknown`] unless set otherwise
+    /// (a consulta that sent nothing new).
+    pub fn outcome_unknown(code: Code, domain: impl Into<String>) -> Self {
+        ProviderError {
+            tells_unknown: true,
+            ..Self::new(code, reasons::PROVIDER_OUTCOME_UNKNOWN, domain)
         }
     }
 
@@ -99,7 +113,7 @@ impl ProviderError {
     /// `provider_reason`, retry with the same key. A call with any other delivery is
     /// returned as it is.
     pub fn presented_as_unknown_outcome(self) -> Self {
-        if self.delivery != Delivery::Unknown || self.reason == reasons::PROVIDER_OUTCOME_UNKNOWN {
+        if self.delivery != Delivery::Unknown || self.tells_unknown {
             return self;
         }
         let code = match self.code {
@@ -115,6 +129,7 @@ impl ProviderError {
             code,
             reason: reasons::PROVIDER_OUTCOME_UNKNOWN.to_owned(),
             message,
+            tells_unknown: true,
             ..self
         }
         .meta("provider_reason", provider_reason)

@@ -122,9 +122,8 @@ impl Outbound {
     ) -> Result<RawResponse, ProviderError> {
         let started = Instant::now();
         if budget < self.min_budget {
-            let result = Err(self.too_short(budget));
-            self.observe(operation, &result, started.elapsed());
-            return result;
+            self.count(operation, "not_sent", String::new(), started.elapsed());
+            return Err(self.too_short(budget));
         }
         let result =
             match tokio::time::timeout(budget, self.send_with_retries(operation, request)).await {
@@ -262,7 +261,7 @@ impl Outbound {
     }
 
     fn outcome_unknown(&self, code: Code) -> ProviderError {
-        ProviderError::new(code, reasons::PROVIDER_OUTCOME_UNKNOWN, self.domain).message(format!(
+        ProviderError::outcome_unknown(code, self.domain).message(format!(
             "the request reached {} but its answer was lost: the operation may have been executed",
             self.domain
         ))
@@ -306,15 +305,25 @@ impl Outbound {
         result: &Result<RawResponse, ProviderError>,
         elapsed: Duration,
     ) {
-        let m = metrics::global();
         let (outcome, status) = match result {
             Ok(r) if r.status.is_success() => ("ok", r.status.as_u16().to_string()),
             Ok(r) => ("http_error", r.status.as_u16().to_string()),
             Err(e) if e.reason == reasons::CIRCUIT_OPEN => ("circuit_open", String::new()),
-            Err(e) if e.reason == reasons::DEADLINE_TOO_SHORT => ("not_sent", String::new()),
             Err(e) if e.code == Code::DeadlineExceeded => ("timeout", String::new()),
             Err(_) => ("unavailable", String::new()),
         };
+        self.count(operation, outcome, status, elapsed);
+    }
+
+    /// Counts one call by its outcome and status, with its latency and the circuit's state.
+    fn count(
+        &self,
+        operation: Operation,
+        outcome: &'static str,
+        status: String,
+        elapsed: Duration,
+    ) {
+        let m = metrics::global();
         m.calls
             .get_or_create(&CallLabels {
                 provider: self.domain,

@@ -126,6 +126,17 @@ impl tonic::service::Interceptor for Bearer {
     }
 }
 
+/// A dev token of every scope for `subject`: a principal of its own.
+pub fn principal_token(subject: &str) -> String {
+    pasarela_auth::mint_dev_token(
+        &pasarela_auth::Config::dev(),
+        subject,
+        &["*".to_owned()],
+        std::time::Duration::from_secs(600),
+    )
+    .expect("dev token")
+}
+
 /// An interceptor sending `token` as the bearer of every call.
 pub fn bearer_with(token: &str) -> Bearer {
     Bearer(format!("Bearer {token}").parse().expect("ascii token"))

@@ -354,13 +354,13 @@ fn build(meaning: Meaning, fault: &Fault, secrets: &[&str]) -> ProviderError {
     if let Some(oauth) = &fault.oauth_error {
         error = error.meta("oauth_error", oauth);
     }
-    if let Some(text) = fault.message.as_deref().map(|m| scrub(m, secrets)) {
+    if let Some(text) = fault.message.as_deref().map(without_echoed_value) {
         error = error.localized("es-CO", text);
     }
     if meaning.code == Code::Unavailable && meaning.reason != reasons::PROVIDER_AUTH_FAILED {
         error = error.retry_after(std::time::Duration::from_secs(1));
     }
-    error
+    error.scrub(secrets)
 }
 
 fn rejected_field(message: &str) -> Option<String> {
@@ -369,17 +369,13 @@ fn rejected_field(message: &str) -> Option<String> {
         .map(|c| format!("provider.{}", &c[1]))
 }
 
-/// The provider's text without echoed values or any of the call's secrets.
-fn scrub(message: &str, secrets: &[&str]) -> String {
-    if let Some(field) = FIELD_REJECTED.captures(message).map(|c| c[1].to_owned()) {
-        return format!("El valor no es válido en el Campo {field}");
+/// The provider's text without a value it echoes back ("El valor {valueField} no es
+/// válido en el Campo {nameField}": the value may be an OTP).
+fn without_echoed_value(message: &str) -> String {
+    match FIELD_REJECTED.captures(message) {
+        Some(field) => format!("El valor no es válido en el Campo {}", &field[1]),
+        None => message.to_owned(),
     }
-    secrets
-        .iter()
-        .filter(|s| !s.is_empty())
-        .fold(message.to_owned(), |text, secret| {
-            text.replace(secret, "***")
-        })
 }
 
 #[cfg(test)]

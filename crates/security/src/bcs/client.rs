@@ -765,10 +765,7 @@ const SEGMENT_FIELD: &str = "customer.number";
 /// (even percent-encoded: URLs resolve `%2e` as a dot) would move the call to another path
 /// of the bank, with the card's secret in its query.
 fn check_segment(segment: &str, violations: &mut Violations) {
-    let plain = segment
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    if !plain {
+    if !segment.is_empty() && !super::fields::is_plain_identifier(segment) {
         violations.add(
             SEGMENT_FIELD,
             "must be letters, digits and '-' only: it is a path segment of the bank's URL",

@@ -247,7 +247,7 @@ pub fn still_unknown(consulta: ProviderError) -> ProviderError {
         Code::DeadlineExceeded => Code::DeadlineExceeded,
         _ => Code::Unavailable,
     };
-    let mut error = ProviderError::new(code, reasons::PROVIDER_OUTCOME_UNKNOWN, DOMAIN)
+    let mut error = ProviderError::outcome_unknown(code, DOMAIN)
         .message(
             "the bank did not say what became of the withdrawal whose answer was lost (its \
              consulta failed); nothing was sent again: retry later with the same key",
@@ -263,7 +263,7 @@ pub fn still_unknown(consulta: ProviderError) -> ProviderError {
 /// A consulta found no withdrawal, but too soon after the attempt whose outcome is unknown
 /// to believe it: the bank may still be executing it. Nothing is created; retry after `wait`.
 pub fn not_found_yet(wait: Duration) -> ProviderError {
-    ProviderError::new(Code::Unavailable, reasons::PROVIDER_OUTCOME_UNKNOWN, DOMAIN)
+    ProviderError::outcome_unknown(Code::Unavailable, DOMAIN)
         .message(
             "the bank has no withdrawal under this TxId yet, but may still be executing the \
              attempt whose answer was lost; nothing was sent again: retry later with the same key",

@@ -53,7 +53,7 @@ pub fn identification(
         1,
         DOCUMENT_NUMBER_MAX,
     );
-    if !number.is_empty() && !is_canonical_document(&value.number) {
+    if !number.is_empty() && !is_plain_identifier(&value.number) {
         violations.add(
             format!("{field}.number"),
             "must be letters, digits and '-' only, without spaces: the bank compares it as written",
@@ -62,15 +62,12 @@ pub fn identification(
     (kind.to_owned(), number)
 }
 
-/// Whether a document number is written the one way the bank, the guessing budgets and
-/// the logs all read it: ASCII letters, digits and `-`, nothing around them. Any other
-/// spelling (a space, a no-break space, a tab) would be a fresh budget for the same
-/// customer.
-pub fn is_canonical_document(number: &str) -> bool {
-    !number.is_empty()
-        && number
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+/// Whether an identifier is written the one way the bank, the guessing budgets, the logs
+/// and the bank's URLs all read it: ASCII letters, digits and `-`, nothing around them.
+/// Any other spelling of a document (a space, a no-break space, a tab) would be a fresh
+/// budget for the same customer; in a path segment, a `.` would be a dot segment.
+pub fn is_plain_identifier(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// The customer a document names, as the guessing budgets count them: case and leading
