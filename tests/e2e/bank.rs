@@ -1,7 +1,9 @@
-//! The bank, after Jepsen's bank workload: three `pasarela serve` replicas on one Redis in
-//! front of the sandbox, callers charging and withdrawing under fresh keys and retrying
-//! each key on other replicas, while a nemesis kills replicas (SIGKILL) and restarts them,
-//! restarts Redis from its append-only file, and has the providers act and lose the answer,
+//! The bank, after Jepsen's bank workload: three `pasarela serve` replicas on one PostgreSQL
+//! ledger (a primary and its synchronous standby) in front of the sandbox, callers charging
+//! and withdrawing under fresh keys and retrying each key on other replicas, while a nemesis
+//! kills replicas (SIGKILL) and restarts them, SIGKILLs the ledger's primary and promotes
+//! its standby (the dead host rejoining as the new standby), and has the providers act and
+//! lose the answer,
 //! act and answer 2xx with an error envelope, fail with a 5xx, or act and hang. After a
 //! quiet phase the history is checked against the providers' own ledgers: no key executed
 //! twice, every OK one execution with its approval, every execution told to its caller or
@@ -26,7 +28,7 @@ use crate::support::bank::{
     Answer, Execution, History, KeyHistory, MoneyOp, Violation, check, figures,
 };
 use crate::support::replica::{Replica, replica_bearer};
-use crate::support::{Bearer, TestRedis, admin, reason};
+use crate::support::{Bearer, TestPostgres, admin, reason};
 
 const S18_PATH: &str = "/security-management/v3/withdrawal/otp";
 const PAYMENT_PATH: &str = "/v1/payments/subscriptions/payment";
@@ -55,7 +57,7 @@ fn runs() -> (Vec<u64>, Duration) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn money_moves_once_through_killed_replicas_a_restarted_redis_and_lying_providers() {
+async fn money_moves_once_through_killed_replicas_a_failed_over_ledger_and_lying_providers() {
     let (seeds, chaos) = runs();
     for seed in seeds {
         let (history, events) = run(seed, chaos).await;
@@ -88,7 +90,7 @@ async fn money_moves_once_through_killed_replicas_a_restarted_redis_and_lying_pr
 
 /// One seeded run: the history and the nemesis' events by kind.
 async fn run(seed: u64, chaos: Duration) -> (History, BTreeMap<&'static str, usize>) {
-    let redis = TestRedis::start_durable().await;
+    let ledger = TestPostgres::start_with_standby().await;
     let pki = tempfile::tempdir().expect("temp dir");
     let sandbox =
         pasarela_sandbox::Sandbox::start(pasarela_server::dev::sandbox_options(pki.path()))
@@ -96,7 +98,7 @@ async fn run(seed: u64, chaos: Duration) -> (History, BTreeMap<&'static str, usi
             .expect("sandbox starts");
     let mut replicas = Vec::new();
     for _ in 0..REPLICAS {
-        replicas.push(Replica::start(&sandbox, &redis.url).await);
+        replicas.push(Replica::start(&sandbox, &[&ledger.0, &ledger.1]).await);
     }
     let channels: Vec<Channel> = replicas.iter().map(Replica::channel).collect();
     let bearer = replica_bearer();
@@ -108,8 +110,8 @@ async fn run(seed: u64, chaos: Duration) -> (History, BTreeMap<&'static str, usi
     let callers = futures::future::join_all(
         (0..CALLERS).map(|id| caller(seed, id, until, &channels, &bearer)),
     );
-    let nemesis = nemesis(seed, until, replicas, redis, &sandbox);
-    let (keys, (replicas, _redis, events)) = futures::join!(callers, nemesis);
+    let nemesis = nemesis(seed, until, replicas, ledger, &sandbox);
+    let (keys, (replicas, _ledger, events)) = futures::join!(callers, nemesis);
     let mut keys: Vec<Key> = keys.into_iter().flatten().collect();
 
     // Quiet: no faults, every replica up, past the lease and the consulta's quiet period;
@@ -318,7 +320,7 @@ async fn withdrawal_key(
 /// The nemesis' kinds of event.
 const EVENTS: [&str; 6] = [
     "kill a replica",
-    "restart redis",
+    "fail the ledger over",
     "act, lose the answer",
     "act, answer 2xx with an error envelope",
     "answer 500 without acting",
@@ -331,9 +333,14 @@ async fn nemesis(
     seed: u64,
     until: Instant,
     mut replicas: Vec<Replica>,
-    mut redis: TestRedis,
+    ledger: (TestPostgres, TestPostgres),
     sandbox: &pasarela_sandbox::Sandbox,
-) -> (Vec<Replica>, TestRedis, BTreeMap<&'static str, usize>) {
+) -> (
+    Vec<Replica>,
+    (TestPostgres, TestPostgres),
+    BTreeMap<&'static str, usize>,
+) {
+    let (mut primary, mut standby) = ledger;
     let mut rng = StdRng::seed_from_u64(seed ^ 0x006e_656d_6573_6973);
     let mut events = BTreeMap::new();
     while Instant::now() < until {
@@ -347,16 +354,20 @@ async fn nemesis(
                 tokio::time::sleep(Duration::from_millis(rng.random_range(200..600))).await;
                 replica.restart().await;
             }
-            "restart redis" => {
-                redis.kill();
+            "fail the ledger over" => {
+                // The primary dies mid-load; its synchronous standby is promoted, and the
+                // dead host comes back as the new primary's standby.
+                primary.kill();
                 tokio::time::sleep(Duration::from_millis(rng.random_range(100..400))).await;
-                redis.resume().await;
+                standby.promote().await;
+                std::mem::swap(&mut primary, &mut standby);
+                standby.rejoin_as_standby_of(&primary).await;
             }
             lie => fault(sandbox, bank, lie).await,
         }
         *events.entry(event).or_default() += 1;
     }
-    (replicas, redis, events)
+    (replicas, (primary, standby), events)
 }
 
 /// The next call of S18 (`bank`) or of D4 meets the fault `lie` names.
@@ -410,7 +421,7 @@ async fn executions(sandbox: &pasarela_sandbox::Sandbox) -> Vec<Execution> {
 }
 
 /// The provider transaction ids pasarela lists as unknown outcomes, every service (asked
-/// until the replica's store connection is back after the last Redis restart).
+/// until the replica's ledger connection is back after the last failover).
 async fn listed_unknown(channel: &Channel, bearer: &Bearer) -> BTreeSet<String> {
     let mut operator = OperationsServiceClient::with_interceptor(channel.clone(), bearer.clone());
     for _ in 0..100 {

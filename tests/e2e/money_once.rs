@@ -2,7 +2,7 @@
 //! about (S18 `Action: R`), never re-created blindly; a lost Daviplata call is held until an
 //! operator settles it (or re-sent, when configured, to a Daviplata that deduplicates);
 //! answers without a success status are never successes; TxIds belong to pasarela; the
-//! operators' reconciliation API; a replica killed mid-charge and a Redis outage. Each test
+//! operators' reconciliation API; a replica killed mid-charge and a ledger outage. Each test
 //! runs against the sandbox in both readings of what the specs leave open.
 
 use std::time::Duration;
@@ -24,7 +24,7 @@ use crate::recurring_payments::{
 };
 use crate::security::{self as sec, assert_error, bad_fields, withdrawal, withdrawal_otp};
 use crate::support::replica::{Replica, replica_bearer};
-use crate::support::{Bearer, TestApp, TestRedis, bearer_with, reason, spawn_app_with};
+use crate::support::{Bearer, TestApp, TestPostgres, bearer_with, reason, spawn_app_with};
 
 const S18_PATH: &str = "/security-management/v3/withdrawal/otp";
 const PAYMENT_PATH: &str = "/v1/payments/subscriptions/payment";
@@ -636,7 +636,7 @@ async fn metrics(app: &TestApp) -> String {
         .expect("metrics text")
 }
 
-// ---- Shared state: a Redis outage ---------------------------------------------------------
+// ---- Shared state: a ledger outage --------------------------------------------------------
 
 /// Recurring payments with `idempotency` as its idempotency section (a 3 s call ceiling),
 /// one wallet subscribed.
@@ -657,10 +657,10 @@ async fn subscribed_app(idempotency: Value) -> (TestApp, rp::Client) {
 }
 
 #[tokio::test]
-async fn money_moving_calls_fail_closed_while_redis_is_down_and_recover() {
-    let mut redis = TestRedis::start().await;
-    let (app, mut client) = subscribed_app(rp::redis_store(&redis.url)).await;
-    redis.kill();
+async fn money_moving_calls_fail_closed_while_the_ledger_is_down_and_recover() {
+    let mut db = TestPostgres::start().await;
+    let (app, mut client) = subscribed_app(rp::ledger_store(&db)).await;
+    db.kill();
     let refused = client
         .charge_subscription(charge("outage-order", WALLET, 5_000))
         .await
@@ -678,7 +678,7 @@ async fn money_moving_calls_fail_closed_while_redis_is_down_and_recover() {
         "the rest still answers"
     );
 
-    redis.resume().await;
+    db.resume().await;
     let mut charged = None;
     for _ in 0..50 {
         match client
@@ -695,19 +695,15 @@ async fn money_moving_calls_fail_closed_while_redis_is_down_and_recover() {
             }
         }
     }
-    assert!(charged.is_some(), "charges resume once Redis is back");
+    assert!(charged.is_some(), "charges resume once the ledger is back");
     assert_eq!(app.daviplata_counter("payments_made").await, 1);
 }
 
 #[tokio::test]
-async fn a_claim_survives_a_redis_restart_mid_call_and_is_held() {
-    let mut redis = TestRedis::start_durable().await;
-    let idempotency = json!({
-        "store": "redis",
-        "url": redis.url,
-        "lease": "4s",
-        "record_key": crate::support::RECORD_KEY,
-    });
+async fn a_claim_survives_the_sigkill_of_the_ledger_mid_call_and_is_held() {
+    let mut db = TestPostgres::start().await;
+    let mut idempotency = rp::ledger_store(&db);
+    idempotency["lease"] = json!("4s");
     let (app, mut client) = subscribed_app(idempotency).await;
     app.inject_once(
         "daviplata",
@@ -722,12 +718,12 @@ async fn a_claim_survives_a_redis_restart_mid_call_and_is_held() {
             .await
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    redis.kill();
+    db.kill();
     let first = call.await.expect("the call ends");
     assert!(first.is_ok(), "Daviplata answered: {first:?}");
     assert_eq!(app.daviplata_counter("payments_made").await, 1);
 
-    redis.resume().await;
+    db.resume().await;
     tokio::time::sleep(Duration::from_millis(3_700)).await;
     let mut retried = None;
     for _ in 0..50 {
@@ -741,7 +737,7 @@ async fn a_claim_survives_a_redis_restart_mid_call_and_is_held() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let retried = retried.expect("Redis came back");
+    let retried = retried.expect("the ledger came back");
     assert_held(&retried);
     assert_eq!(
         app.daviplata_counter("payments_made").await,
@@ -765,14 +761,14 @@ async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
 
 #[tokio::test]
 async fn a_replica_killed_mid_call_leaves_money_moved_at_most_once() {
-    let redis = TestRedis::start().await;
+    let db = TestPostgres::start().await;
     let pki = tempfile::tempdir().expect("temp dir");
     let sandbox =
         pasarela_sandbox::Sandbox::start(pasarela_server::dev::sandbox_options(pki.path()))
             .await
             .expect("sandbox starts");
-    let mut first = Replica::start(&sandbox, &redis.url).await;
-    let second = Replica::start(&sandbox, &redis.url).await;
+    let mut first = Replica::start(&sandbox, &[&db]).await;
+    let second = Replica::start(&sandbox, &[&db]).await;
     let bearer = replica_bearer();
     let mut payments = pasarela::recurring_payments::v1::recurring_payments_service_client::RecurringPaymentsServiceClient::with_interceptor(first.channel(), bearer.clone());
     let mut bank =

@@ -21,7 +21,8 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
 use crate::support::{
-    Bearer, TestApp, TestRedis, admin, body_of, cop, reason, spawn_app_on, spawn_app_with,
+    Bearer, TestApp, TestPostgres, admin, body_of, cop, ledger, reason, spawn_app_on,
+    spawn_app_with,
 };
 
 pub(crate) type Client = RecurringPaymentsServiceClient<InterceptedService<Channel, Bearer>>;
@@ -695,8 +696,9 @@ pub(crate) fn memory_store() -> Value {
     json!({ "store": "memory" })
 }
 
-pub(crate) fn redis_store(url: &str) -> Value {
-    json!({ "store": "redis", "url": url, "record_key": crate::support::RECORD_KEY })
+/// The idempotency section of a ledger in `db`.
+pub(crate) fn ledger_store(db: &TestPostgres) -> Value {
+    ledger(&[db], "recurring_payments")
 }
 
 /// A second pasarela replica of the recurring-payments service, against `app`'s sandbox,
@@ -735,19 +737,19 @@ async fn second_replica(
 }
 
 #[tokio::test]
-async fn two_replicas_sharing_redis_charge_once_per_key() {
-    let redis = TestRedis::start().await;
-    let url = redis.url.clone();
+async fn two_replicas_sharing_a_ledger_charge_once_per_key() {
+    let db = TestPostgres::start().await;
+    let store = ledger_store(&db);
     let app = spawn_app_with(move |config| {
         lab_setup(config);
         let section = config.recurring_payments.as_mut().unwrap();
-        section.idempotency = serde_json::from_value(redis_store(&url)).unwrap();
-        assert_eq!(section.idempotency.store, StoreKind::Redis);
+        section.idempotency = serde_json::from_value(store).unwrap();
+        assert_eq!(section.idempotency.store, StoreKind::Postgres);
     })
     .await;
     let mut first = client(&app);
     subscribe(&mut first, WALLET, 1_000_000).await;
-    let (second, _guard) = second_replica(&app, redis_store(&redis.url)).await;
+    let (second, _guard) = second_replica(&app, ledger_store(&db)).await;
     let second = client_on(&app, second);
 
     let answers =

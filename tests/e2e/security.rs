@@ -13,7 +13,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
-use crate::support::{TestApp, cc, pesos, reason, spawn_app_with};
+use crate::support::{TestApp, TestPostgres, cc, ledger, pesos, reason, spawn_app_with};
 
 /// The sandbox accepts any non-empty token; the spec has no operation that issues one.
 pub(crate) const TOKEN: &str = "e2e-bcs-token";
@@ -835,34 +835,31 @@ async fn one_key_withdraws_once_however_often_it_is_sent() {
     assert_eq!(withdrawals_sent(&app).await, 1);
 }
 
-/// pasarela again, against `app`'s sandbox, its withdrawals recorded in the Redis at
-/// `url`; the caller shuts it down.
-async fn second_replica(app: &TestApp, url: &str) -> pasarela_server::app::Running {
+/// pasarela again, against `app`'s sandbox, its withdrawals recorded in the ledger `db`;
+/// the caller shuts it down.
+async fn second_replica(app: &TestApp, db: &TestPostgres) -> pasarela_server::app::Running {
     let mut config = pasarela_server::dev::config_for(&app.sandbox, None).expect("dev config");
     config.listen = ([127, 0, 0, 1], 0).into();
     config.admin_listen = None;
-    shares_redis(&mut config, url);
+    shares_ledger(&mut config, db);
     pasarela_server::app::start(config)
         .await
         .expect("second replica starts")
 }
 
-/// The security section with the sandbox's token and its idempotency in Redis at `url`.
-pub(crate) fn shares_redis(config: &mut pasarela_server::config::Config, url: &str) {
+/// The security section with the sandbox's token and its idempotency in the ledger `db`.
+pub(crate) fn shares_ledger(config: &mut pasarela_server::config::Config, db: &TestPostgres) {
     let security = config.security.as_mut().expect("dev config has security");
     security.access_token = Some(TOKEN.to_owned().into());
-    security.idempotency = serde_json::from_value(
-        json!({ "store": "redis", "url": url, "record_key": crate::support::RECORD_KEY }),
-    )
-    .expect("idempotency section");
+    security.idempotency =
+        serde_json::from_value(ledger(&[db], "security")).expect("idempotency section");
 }
 
 #[tokio::test]
-async fn two_replicas_sharing_redis_withdraw_once_with_distinct_tx_ids() {
-    let redis = crate::support::TestRedis::start().await;
-    let url = redis.url.clone();
-    let app = spawn_app_with(|config| shares_redis(config, &url)).await;
-    let replica = second_replica(&app, &redis.url).await;
+async fn two_replicas_sharing_a_ledger_withdraw_once_with_distinct_tx_ids() {
+    let db = TestPostgres::start().await;
+    let app = spawn_app_with(|config| shares_ledger(config, &db)).await;
+    let replica = second_replica(&app, &db).await;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", replica.grpc_addr))
         .expect("endpoint")
         .connect_lazy();

@@ -4,11 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pasarela_redis::RedisTls;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
-use super::{MemoryStore, RedisStore, Seal, Store};
+use super::{MemoryStore, PostgresConfig, PostgresStore, Seal, Store};
 
 /// Which idempotency store to use.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -17,26 +16,16 @@ pub enum StoreKind {
     /// In the process: correct for one replica only.
     #[default]
     Memory,
-    /// Shared by every replica.
-    Redis,
+    /// The PostgreSQL ledger every replica shares.
+    Postgres,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IdempotencyConfig {
     pub store: StoreKind,
-    /// `redis://host:port/db`, `rediss://` (TLS) or `redis+sentinel://host:26379,.../<name>`
-    /// (may carry the ACL user and password); required with `store = "redis"`.
-    pub url: Option<SecretString>,
-    /// The CA (and client certificate) of a `rediss://` Redis.
-    pub tls: Option<RedisTls>,
-    /// Replicas that must hold each claim and outcome before it counts (Redis `WAIT`):
-    /// with Sentinel, 1 or more, so that a failover cannot lose an acknowledged record;
-    /// fewer in time fails the call closed (`IDEMPOTENCY_STORE_UNAVAILABLE`).
-    pub replicas: u32,
-    /// Accepts a Redis whose `maxmemory-policy` may evict records (a forgotten record is a
-    /// payment that may run twice); start-up refuses one otherwise.
-    pub allow_eviction: bool,
+    /// Where the ledger is, with `store = "postgres"`.
+    pub postgres: PostgresConfig,
     /// How long an outcome is kept and replayed.
     #[serde(with = "humantime_serde")]
     pub ttl: Duration,
@@ -49,8 +38,8 @@ pub struct IdempotencyConfig {
     pub max_keys: usize,
     /// Secret of the HMACs that seal each record to its key and key the request
     /// fingerprints, at least 32 bytes, the same for every replica (a mounted Secret:
-    /// `*_RECORD_KEY_FROM_FILE`). Required with `store = "redis"`; the memory store draws a
-    /// random one.
+    /// `*_RECORD_KEY_FROM_FILE`). Required with `store = "postgres"`; the memory store
+    /// draws a random one.
     pub record_key: Option<SecretString>,
 }
 
@@ -58,10 +47,7 @@ impl Default for IdempotencyConfig {
     fn default() -> Self {
         Self {
             store: StoreKind::Memory,
-            url: None,
-            tls: None,
-            allow_eviction: false,
-            replicas: 0,
+            postgres: PostgresConfig::default(),
             ttl: Duration::from_secs(24 * 60 * 60),
             lease: None,
             max_keys: super::memory::DEFAULT_MAX_KEYS,
@@ -84,33 +70,26 @@ impl IdempotencyConfig {
     }
 
     /// The seal of this store's records: from `record_key`, which a shared store needs
-    /// (replicas must open each other's records, and a reader of Redis must not be able to
-    /// forge one).
+    /// (replicas must open each other's records, and a writer of the database must not be
+    /// able to forge one).
     pub fn seal(&self) -> anyhow::Result<Seal> {
         match (&self.record_key, self.store) {
             (Some(key), _) => Seal::new(key.expose_secret().as_bytes()),
             (None, StoreKind::Memory) => Seal::random(),
-            (None, StoreKind::Redis) => anyhow::bail!(
-                "idempotency.record_key is required with idempotency.store = \"redis\": \
-                 records are sealed with it, so that one forged in Redis is never replayed"
+            (None, StoreKind::Postgres) => anyhow::bail!(
+                "idempotency.record_key is required with idempotency.store = \"postgres\": \
+                 records are sealed with it, so that one forged in the database is never replayed"
             ),
         }
     }
-
-    /// The Redis URL, required when the store is Redis.
-    pub fn redis_url(&self) -> anyhow::Result<&SecretString> {
-        self.url.as_ref().ok_or_else(|| {
-            anyhow::anyhow!("idempotency.url is required with idempotency.store = \"redis\"")
-        })
-    }
 }
 
-/// Opens the configured store; Redis is connected now, so that a wrong URL stops the start
-/// instead of the first call.
+/// Opens the configured store; the database is connected now, so that a wrong URL stops
+/// the start instead of the first call.
 pub async fn open_store(config: &IdempotencyConfig) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match config.store {
         StoreKind::Memory => Arc::new(MemoryStore::with_capacity(config.max_keys)),
-        StoreKind::Redis => Arc::new(RedisStore::connect(config).await?),
+        StoreKind::Postgres => Arc::new(PostgresStore::connect(&config.postgres).await?),
     })
 }
 
@@ -120,23 +99,23 @@ mod tests {
 
     #[test]
     fn a_shared_store_needs_its_record_key() {
-        let redis = IdempotencyConfig {
-            store: StoreKind::Redis,
+        let shared = IdempotencyConfig {
+            store: StoreKind::Postgres,
             ..IdempotencyConfig::default()
         };
-        let error = redis.seal().err().expect("refused").to_string();
+        let error = shared.seal().err().expect("refused").to_string();
         assert!(
             error.contains("idempotency.record_key is required"),
             "{error}"
         );
         let short = IdempotencyConfig {
             record_key: Some("short".into()),
-            ..redis.clone()
+            ..shared.clone()
         };
         assert!(short.seal().is_err());
         let keyed = IdempotencyConfig {
             record_key: Some("a record key every replica shares".into()),
-            ..redis
+            ..shared
         };
         keyed.seal().expect("a seal");
         IdempotencyConfig::default()

@@ -11,7 +11,8 @@ mod config;
 mod ledger;
 mod memory;
 pub mod metrics;
-mod redis;
+mod migrations;
+mod postgres;
 mod seal;
 
 use std::future::Future;
@@ -34,7 +35,8 @@ pub use metrics::IdempotencyMetrics;
 pub use config::{IdempotencyConfig, StoreKind, open_store};
 pub use ledger::{Approval, Ledger, Outstanding, SettleError, Settlement, Settler};
 pub use memory::MemoryStore;
-pub use redis::RedisStore;
+pub use migrations::{Migrated, latest as latest_schema, migrate};
+pub use postgres::{PostgresConfig, PostgresStore};
 pub use seal::Seal;
 
 pub mod reason {
@@ -46,6 +48,9 @@ pub mod reason {
     /// A record whose seal does not match (forged, altered or moved in the store): never
     /// replayed, never overwritten; nothing is sent.
     pub const IDEMPOTENCY_RECORD_TAMPERED: &str = "IDEMPOTENCY_RECORD_TAMPERED";
+    /// The transaction id proposed for a new key was handed out before (its sequence was
+    /// set back): the store refused it, and nothing is sent.
+    pub const TRANSACTION_ID_REUSED: &str = "TRANSACTION_ID_REUSED";
 }
 
 /// The store could not be read or written: nothing is known about the key, and nothing
@@ -93,16 +98,38 @@ pub fn check_key(v: &mut Violations, key: &str) {
     }
 }
 
-/// Where records live. Every operation is atomic on one key; values are opaque strings
-/// compared whole, so a store needs no knowledge of what a record means.
+/// What a new key's claim writes besides its record, in the same step.
+#[derive(Debug, Clone, Copy)]
+pub struct NewKey<'a> {
+    /// The set of open keys it joins (its call is running).
+    pub open_set: &'a str,
+    /// The transaction id its calls send: refused when any earlier claim had it.
+    pub transaction_id: &'a str,
+}
+
+/// What became of a claim of a new key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// The key was free: it holds the value, is in the open set and owns the transaction id.
+    Claimed,
+    /// The key holds this value: nothing was written.
+    Held(String),
+    /// An earlier claim had this transaction id: nothing was written.
+    TransactionIdTaken,
+}
+
+/// Where records live. Every operation is atomic; values are opaque strings compared
+/// whole, so a store needs no knowledge of what a record means.
 pub trait Store: Send + Sync {
-    /// Stores `value` under `key` if the key is free; otherwise returns what is there.
+    /// Stores `value` under `key`, joins the open set and takes the transaction id of
+    /// `new`, all or nothing, if the key is free; otherwise answers what is there.
     fn insert_new<'a>(
         &'a self,
         key: &'a str,
         value: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, StoreResult<Option<String>>>;
+        new: NewKey<'a>,
+    ) -> BoxFuture<'a, StoreResult<Inserted>>;
 
     /// What `key` holds now.
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>>;
@@ -534,8 +561,8 @@ impl Idempotency {
     }
 
     /// Claims `key` for a first attempt if it is free (`Ok`), else answers what it holds
-    /// (`Err`). A claimed key is listed among the open keys before anything is sent, so
-    /// that an operator sees it if this process dies mid-call.
+    /// (`Err`). A claimed key is listed among the open keys in the same step, before
+    /// anything is sent, so that an operator sees it if this process dies mid-call.
     async fn claim_new(
         &self,
         key: &str,
@@ -551,17 +578,19 @@ impl Idempotency {
             state: self.in_flight(),
         };
         let claimed = self.encode(key, &record);
-        let existing = self
+        let new = NewKey {
+            open_set: &self.open_set(),
+            transaction_id: &record.transaction_id,
+        };
+        let inserted = self
             .store
-            .insert_new(key, &claimed, self.open_ttl())
+            .insert_new(key, &claimed, self.open_ttl(), new)
             .await
             .map_err(|error| self.store_down(error))?;
-        if let Some(existing) = existing {
-            return Ok(Err(existing));
-        }
-        if let Err(error) = self.store.track(&self.open_set(), key).await {
-            let _ = self.store.remove(key, &claimed).await;
-            return Err(self.store_down(error));
+        match inserted {
+            Inserted::Claimed => {}
+            Inserted::Held(existing) => return Ok(Err(existing)),
+            Inserted::TransactionIdTaken => return Err(self.transaction_id_reused(&record)),
         }
         Ok(Ok(Ticket {
             key: key.to_owned(),
@@ -813,6 +842,25 @@ impl Idempotency {
         ))
         .meta("state", AWAITING_RECONCILIATION)
         .meta("transaction_id", &record.transaction_id)
+        .into()
+    }
+
+    /// A new key's proposed transaction id was handed out before: nothing is sent under it.
+    fn transaction_id_reused(&self, record: &Record) -> Status {
+        tracing::error!(
+            operation = %record.operation,
+            transaction_id = %record.transaction_id,
+            "a transaction id was proposed twice (its sequence went back): the store refused it"
+        );
+        ProviderError::new(
+            Code::Internal,
+            reason::TRANSACTION_ID_REUSED,
+            self.scope.domain,
+        )
+        .message(format!(
+            "the transaction id proposed for this call was used before; nothing was sent to {}",
+            self.scope.provider_name
+        ))
         .into()
     }
 

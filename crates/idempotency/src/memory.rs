@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
-use super::{Store, StoreResult, StoreUnavailable};
+use super::{Inserted, NewKey, OPEN_RETENTION, Store, StoreResult, StoreUnavailable};
 
 /// Expired entries are swept once the map has grown by this many since the last sweep.
 const SWEEP_EVERY: usize = 1024;
@@ -39,6 +39,9 @@ struct Entries {
     counters: HashMap<String, u64>,
     /// Sets of [`Store::track`].
     sets: HashMap<String, BTreeSet<String>>,
+    /// The transaction ids of claims, each kept as long as an open record is and counted
+    /// among the keys held.
+    transaction_ids: HashMap<String, Instant>,
     /// When a sweep last found the map full.
     full_since: Option<Instant>,
 }
@@ -59,7 +62,7 @@ impl Entries {
     /// Whether no new key fits, once expired ones are swept (at capacity, one sweep a
     /// second at most: a flood of new keys costs one scan a second, not one a call).
     fn full(&mut self, max_keys: usize) -> bool {
-        if self.map.len() < max_keys {
+        if self.held() < max_keys {
             return false;
         }
         let now = Instant::now();
@@ -69,18 +72,26 @@ impl Entries {
         {
             return true;
         }
-        self.map.retain(|_, (_, expires)| *expires > now);
-        self.next_sweep = self.map.len() + SWEEP_EVERY;
-        let full = self.map.len() >= max_keys;
+        self.sweep(now);
+        let full = self.held() >= max_keys;
         self.full_since = full.then_some(now);
         full
     }
 
+    /// Keys and transaction ids held.
+    fn held(&self) -> usize {
+        self.map.len().saturating_add(self.transaction_ids.len())
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        self.map.retain(|_, (_, expires)| *expires > now);
+        self.transaction_ids.retain(|_, expires| *expires > now);
+        self.next_sweep = self.held() + SWEEP_EVERY;
+    }
+
     fn put(&mut self, key: &str, value: &str, ttl: Duration) {
-        if self.map.len() >= self.next_sweep {
-            let now = Instant::now();
-            self.map.retain(|_, (_, expires)| *expires > now);
-            self.next_sweep = self.map.len() + SWEEP_EVERY;
+        if self.held() >= self.next_sweep {
+            self.sweep(Instant::now());
         }
         self.map
             .insert(key.to_owned(), (value.to_owned(), Instant::now() + ttl));
@@ -119,11 +130,20 @@ impl Store for MemoryStore {
         key: &'a str,
         value: &'a str,
         ttl: Duration,
-    ) -> BoxFuture<'a, StoreResult<Option<String>>> {
+        new: NewKey<'a>,
+    ) -> BoxFuture<'a, StoreResult<Inserted>> {
         let max_keys = self.max_keys;
-        let existing = self.with(|entries| {
+        let inserted = self.with(|entries| {
             if let Some(existing) = entries.live(key) {
-                return Ok(Some(existing.clone()));
+                return Ok(Inserted::Held(existing.clone()));
+            }
+            let now = Instant::now();
+            if entries
+                .transaction_ids
+                .get(new.transaction_id)
+                .is_some_and(|expires| *expires > now)
+            {
+                return Ok(Inserted::TransactionIdTaken);
             }
             if entries.full(max_keys) {
                 return Err(StoreUnavailable::new(
@@ -132,9 +152,17 @@ impl Store for MemoryStore {
                 ));
             }
             entries.put(key, value, ttl);
-            Ok(None)
+            entries
+                .transaction_ids
+                .insert(new.transaction_id.to_owned(), now + OPEN_RETENTION.max(ttl));
+            entries
+                .sets
+                .entry(new.open_set.to_owned())
+                .or_default()
+                .insert(key.to_owned());
+            Ok(Inserted::Claimed)
         });
-        futures::future::ready(existing).boxed()
+        futures::future::ready(inserted).boxed()
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
@@ -229,6 +257,7 @@ impl Store for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tests::new_key;
 
     #[tokio::test]
     async fn claims_compare_and_expire() {
@@ -236,37 +265,50 @@ mod tests {
         let ttl = Duration::from_secs(60);
         crate::tests::claims_compare_and_swap(&store).await;
         assert_eq!(
-            store.insert_new("k", "d", Duration::ZERO).await.unwrap(),
-            None
+            store
+                .insert_new("k", "d", Duration::ZERO, new_key("t-k1"))
+                .await
+                .unwrap(),
+            Inserted::Claimed
         );
         assert_eq!(
-            store.insert_new("k", "e", ttl).await.unwrap(),
-            None,
+            store
+                .insert_new("k", "e", ttl, new_key("t-k2"))
+                .await
+                .unwrap(),
+            Inserted::Claimed,
             "expired entries are gone"
         );
     }
 
     #[tokio::test]
     async fn a_full_store_refuses_new_keys_and_keeps_serving_known_ones() {
-        let store = MemoryStore::with_capacity(2);
+        // Each claim holds its key and its transaction id.
+        let store = MemoryStore::with_capacity(4);
         let ttl = Duration::from_secs(60);
-        assert_eq!(store.insert_new("a", "1", ttl).await.unwrap(), None);
-        assert_eq!(store.insert_new("b", "1", ttl).await.unwrap(), None);
-        assert!(store.insert_new("c", "1", ttl).await.is_err(), "full");
+        let claim = async |key: &str, tx: &str| store.insert_new(key, "1", ttl, new_key(tx)).await;
+        assert_eq!(claim("a", "ta").await.unwrap(), Inserted::Claimed);
+        assert_eq!(claim("b", "tb").await.unwrap(), Inserted::Claimed);
+        assert!(claim("c", "tc").await.is_err(), "full");
         assert_eq!(
-            store.insert_new("a", "2", ttl).await.unwrap().as_deref(),
-            Some("1")
+            claim("a", "td").await.unwrap(),
+            Inserted::Held("1".to_owned())
         );
         assert!(store.replace("a", "1", "done", ttl).await.unwrap());
-        let short = MemoryStore::with_capacity(1);
+        let short = MemoryStore::with_capacity(2);
         assert_eq!(
-            short.insert_new("x", "1", Duration::ZERO).await.unwrap(),
-            None
+            short
+                .insert_new("x", "1", Duration::ZERO, new_key("tx"))
+                .await
+                .unwrap(),
+            Inserted::Claimed
         );
-        assert_eq!(
-            short.insert_new("y", "1", ttl).await.unwrap(),
-            None,
-            "an expired key makes room"
+        assert!(
+            short
+                .insert_new("y", "1", ttl, new_key("ty"))
+                .await
+                .is_err(),
+            "the expired key's transaction id is still held"
         );
     }
 

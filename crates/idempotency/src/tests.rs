@@ -263,14 +263,43 @@ async fn callers_have_their_own_key_spaces() {
     );
 }
 
-/// What every store must do: claim a free key only, compare before it swaps or removes.
+/// A new key joining the set `open` with the transaction id `transaction_id`.
+pub(super) fn new_key(transaction_id: &str) -> NewKey<'_> {
+    NewKey {
+        open_set: "open",
+        transaction_id,
+    }
+}
+
+/// What every store must do: claim a free key only, with a transaction id no claim had
+/// before, joining the open set in the same step; compare before it swaps or removes.
 pub(super) async fn claims_compare_and_swap(store: &dyn Store) {
     let ttl = Duration::from_secs(60);
-    assert_eq!(store.insert_new("k", "a", ttl).await.unwrap(), None);
     assert_eq!(
-        store.insert_new("k", "b", ttl).await.unwrap().as_deref(),
-        Some("a")
+        store
+            .insert_new("k", "a", ttl, new_key("t1"))
+            .await
+            .unwrap(),
+        Inserted::Claimed
     );
+    assert_eq!(store.members("open").await.unwrap(), vec!["k".to_owned()]);
+    assert_eq!(
+        store
+            .insert_new("k", "b", ttl, new_key("t2"))
+            .await
+            .unwrap(),
+        Inserted::Held("a".to_owned())
+    );
+    assert_eq!(
+        store
+            .insert_new("k9", "b", ttl, new_key("t1"))
+            .await
+            .unwrap(),
+        Inserted::TransactionIdTaken,
+        "a transaction id is claimed once"
+    );
+    assert_eq!(store.get("k9").await.unwrap(), None, "nothing written");
+    store.untrack("open", "k").await.unwrap();
     assert!(!store.replace("k", "b", "c", ttl).await.unwrap());
     assert!(store.replace("k", "a", "c", ttl).await.unwrap());
     assert_eq!(store.get("k").await.unwrap().as_deref(), Some("c"));
@@ -284,7 +313,13 @@ pub(super) async fn claims_compare_and_swap(store: &dyn Store) {
     store.untrack("open", "k2").await.unwrap();
     assert_eq!(store.members("open").await.unwrap(), vec!["k1".to_owned()]);
     assert!(store.members("other").await.unwrap().is_empty());
-    assert_eq!(store.insert_new("k1", "v", ttl).await.unwrap(), None);
+    assert_eq!(
+        store
+            .insert_new("k1", "v", ttl, new_key("t3"))
+            .await
+            .unwrap(),
+        Inserted::Claimed
+    );
     assert!(!store.untrack_if("open", "k1", "k1", None).await.unwrap());
     assert!(
         !store

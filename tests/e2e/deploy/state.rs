@@ -62,8 +62,13 @@ pub(super) fn reaches_redis(policy: &Value) -> bool {
     egress_ports(policy).contains(&6379)
 }
 
+pub(super) fn reaches_postgres(policy: &Value) -> bool {
+    egress_ports(policy).contains(&5432)
+}
+
 #[test]
-pub(super) fn idempotent_services_share_their_records_in_redis_when_they_can_scale_out() {
+pub(super) fn idempotent_services_keep_their_records_in_postgres_and_limits_in_redis_when_they_can_scale_out()
+ {
     for overlay in OVERLAYS {
         let manifests = Manifests::of(overlay);
         for service in ServiceName::ALL {
@@ -84,17 +89,22 @@ pub(super) fn idempotent_services_share_their_records_in_redis_when_they_can_sca
                 continue;
             };
             if max > 1 {
-                assert_eq!(store.store, StoreKind::Redis, "{context}");
-                assert!(store.url.is_some(), "{context}: a Redis URL");
+                assert_eq!(store.store, StoreKind::Postgres, "{context}");
+                assert!(store.postgres.url.is_some(), "{context}: a database URL");
+                assert!(store.postgres.ca_file.is_some(), "{context}: TLS to it");
+                assert!(
+                    store.postgres.password_file.is_some() || store.postgres.cert_file.is_some(),
+                    "{context}: credentials from a mounted file"
+                );
                 assert!(store.record_key.is_some(), "{context}: records are sealed");
             }
-            if store.store == StoreKind::Redis {
-                assert!(reaches_redis(policy), "{context}: egress to Redis");
-                if let Some(redis) = manifests.named("NetworkPolicy", "redis") {
+            if store.store == StoreKind::Postgres {
+                assert!(reaches_postgres(policy), "{context}: egress to PostgreSQL");
+                if let Some(database) = manifests.named("NetworkPolicy", "postgres") {
                     let labels = &deployment["spec"]["template"]["metadata"]["labels"];
                     assert!(
-                        admits(redis, labels),
-                        "{context}: the in-cluster Redis admits it"
+                        admits(database, labels),
+                        "{context}: the in-cluster PostgreSQL admits it"
                     );
                 }
             }

@@ -23,10 +23,32 @@ pub use verbs::{body_of, cc, cop, pesos};
 
 use pasarela_test_support::captured_logs;
 pub use pasarela_test_support::captured_logs::logs;
+pub use pasarela_test_support::postgres_server::TestPostgres;
 pub use pasarela_test_support::redis_server::TestRedis;
 
-/// The record key of the tests' Redis-backed stores: every replica of a test shares it.
+/// The record key of the tests' shared ledgers: every replica of a test shares it.
 pub const RECORD_KEY: &str = "the e2e tests' idempotency record key, 32+ bytes";
+
+/// The idempotency section of a service whose ledger is in `servers` (a primary, or a
+/// primary and its standby: the one taking writes is found), in its own `schema`.
+pub fn ledger(servers: &[&TestPostgres], schema: &str) -> serde_json::Value {
+    serde_json::json!({
+        "store": "postgres",
+        "record_key": RECORD_KEY,
+        "postgres": ledger_connection(servers, schema),
+    })
+}
+
+/// The `idempotency.postgres` section of [`ledger`].
+pub fn ledger_connection(servers: &[&TestPostgres], schema: &str) -> serde_json::Value {
+    serde_json::json!({
+        "url": TestPostgres::url(servers),
+        "password_file": servers[0].password_file,
+        "ca_file": servers[0].ca_file,
+        "schema": schema,
+        "migrate_at_start": true,
+    })
+}
 
 pub struct TestApp {
     pub sandbox: Sandbox,

@@ -1,12 +1,13 @@
-//! `pasarela serve` replicas as real processes in front of one sandbox and one Redis, for
-//! the tests that kill them: their configuration, their caller's token, kill and restart.
+//! `pasarela serve` replicas as real processes in front of one sandbox and one PostgreSQL
+//! ledger, for the tests that kill them: their configuration, their caller's token, kill
+//! and restart.
 
 use std::time::Duration;
 
 use serde_json::json;
 use tonic::transport::Channel;
 
-use super::{Bearer, bearer_with};
+use super::{Bearer, TestPostgres, bearer_with, ledger_connection};
 
 /// A signing secret of this test's own: the replicas are `pasarela serve` processes.
 pub const REPLICA_SECRET: &str = "money-once-replicas-hs256-secret-for-tests-only";
@@ -23,8 +24,9 @@ pub const REPLICA_SCOPES: &[&str] = &[
 ];
 
 /// One `pasarela serve` process of security and recurring payments in front of
-/// `sandbox`, its idempotency in the Redis at `redis_url` with a 2 s lease; its log lines
-/// in `replica.log` of its own directory; killed on drop.
+/// `sandbox`, its idempotency in the PostgreSQL `ledger` (a primary, or a primary and its
+/// standby) with a 2 s lease; its log lines in `replica.log` of its own directory; killed
+/// on drop.
 pub struct Replica {
     child: std::process::Child,
     grpc: std::net::SocketAddr,
@@ -32,11 +34,11 @@ pub struct Replica {
 }
 
 impl Replica {
-    pub async fn start(sandbox: &pasarela_sandbox::Sandbox, redis_url: &str) -> Replica {
+    pub async fn start(sandbox: &pasarela_sandbox::Sandbox, ledger: &[&TestPostgres]) -> Replica {
         let grpc: std::net::SocketAddr = ([127, 0, 0, 1], crate::foundation::free_port()).into();
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("pasarela.toml");
-        std::fs::write(&config, replica_config(sandbox, redis_url, grpc)).expect("config");
+        std::fs::write(&config, replica_config(sandbox, ledger, grpc)).expect("config");
         let replica = Replica {
             child: spawn(dir.path()),
             grpc,
@@ -108,7 +110,7 @@ impl Drop for Replica {
 
 fn replica_config(
     sandbox: &pasarela_sandbox::Sandbox,
-    redis_url: &str,
+    ledger: &[&TestPostgres],
     grpc: std::net::SocketAddr,
 ) -> String {
     let credentials = &sandbox.credentials;
@@ -141,10 +143,12 @@ environment = "sandbox"
 timeout = "1s"
 
 [security.idempotency]
-store = "redis"
-url = "{redis_url}"
+store = "postgres"
 lease = "2s"
 record_key = "{record_key}"
+
+[security.idempotency.postgres]
+{security_ledger}
 
 [security.withdrawal_reconciliation]
 not_found = [{{ http = 404, code = "NO FOUND", type = "BDA" }}]
@@ -164,11 +168,15 @@ cert_file = "{cert}"
 key_file = "{key}"
 
 [recurring_payments.idempotency]
-store = "redis"
-url = "{redis_url}"
+store = "postgres"
 lease = "2s"
 record_key = "{record_key}"
+
+[recurring_payments.idempotency.postgres]
+{payments_ledger}
 "#,
+        security_ledger = toml_lines(&ledger_connection(ledger, "security")),
+        payments_ledger = toml_lines(&ledger_connection(ledger, "recurring_payments")),
         record_key = crate::support::RECORD_KEY,
         admin = crate::foundation::free_port(),
         issuer = pasarela_auth::DEV_ISSUER,
@@ -184,6 +192,15 @@ record_key = "{record_key}"
         cert = pki.client_cert.display(),
         key = pki.client_key.display(),
     )
+}
+
+/// A flat JSON object as TOML `key = value` lines (JSON's strings and booleans are TOML's).
+fn toml_lines(object: &serde_json::Value) -> String {
+    let object = object.as_object().expect("an object");
+    object
+        .iter()
+        .map(|(key, value)| format!("{key} = {value}\n"))
+        .collect()
 }
 
 /// A caller of the replicas, with a token their auth section accepts.

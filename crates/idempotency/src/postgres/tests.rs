@@ -1,0 +1,277 @@
+//! The PostgreSQL ledger against real servers: the store contract, races between pools,
+//! the database's own refusal of a repeated transaction id, migrations in place, rotated
+//! credentials, failing closed, and a record that outlives the SIGKILL of its primary.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use pasarela_test_support::postgres_server::TestPostgres;
+
+use super::*;
+use crate::tests::new_key;
+use crate::{Migrated, latest_schema, migrate};
+
+fn config(servers: &[&TestPostgres]) -> PostgresConfig {
+    PostgresConfig {
+        url: Some(TestPostgres::url(servers).into()),
+        password_file: Some(servers[0].password_file.clone()),
+        ca_file: Some(servers[0].ca_file.clone()),
+        migrate_at_start: true,
+        ..PostgresConfig::default()
+    }
+}
+
+async fn store(server: &TestPostgres) -> PostgresStore {
+    PostgresStore::connect(&config(&[server])).await.unwrap()
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn claims_compare_and_swap_in_postgres() {
+    let server = TestPostgres::start().await;
+    let store = store(&server).await;
+    crate::tests::claims_compare_and_swap(&store).await;
+    let short = Duration::from_millis(1);
+    let claimed = store.insert_new("short", "v", short, new_key("t-short"));
+    assert_eq!(claimed.await.unwrap(), Inserted::Claimed);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(store.get("short").await.unwrap(), None, "expired");
+    let again = store.insert_new("short", "w", MINUTE, new_key("t-again"));
+    assert_eq!(
+        again.await.unwrap(),
+        Inserted::Claimed,
+        "an expired key is claimed afresh"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_of_many_claims_from_two_pools_wins() {
+    let server = TestPostgres::start().await;
+    let stores = [
+        Arc::new(store(&server).await),
+        Arc::new(store(&server).await),
+    ];
+    let claims: Vec<_> = (0..20)
+        .map(|i| {
+            let store = Arc::clone(&stores[i % 2]);
+            tokio::spawn(async move {
+                let value = format!("claim-{i}");
+                let tx = format!("tx-{i}");
+                store
+                    .insert_new("race", &value, MINUTE, new_key(&tx))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for claim in claims {
+        winners += usize::from(claim.await.unwrap() == Inserted::Claimed);
+    }
+    assert_eq!(winners, 1);
+    let issued = server.sql("SELECT count(*) FROM pasarela.transaction_ids");
+    assert_eq!(issued, "1", "the losers' transaction ids were not taken");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_pools_never_reserve_the_same_number() {
+    let server = TestPostgres::start().await;
+    let stores = [
+        Arc::new(store(&server).await),
+        Arc::new(store(&server).await),
+    ];
+    let reservations: Vec<_> = (0..40)
+        .map(|i| {
+            let store = Arc::clone(&stores[i % 2]);
+            tokio::spawn(async move { store.reserve("seq", 5, 1_000).await.unwrap() })
+        })
+        .collect();
+    let mut numbers = HashSet::new();
+    for reservation in reservations {
+        let first = reservation.await.unwrap();
+        assert!(first > 1_000, "the seed starts the counter");
+        for n in first..first + 5 {
+            assert!(numbers.insert(n), "{n} reserved twice");
+        }
+    }
+    assert_eq!(numbers.len(), 200);
+}
+
+#[tokio::test]
+async fn a_counter_set_back_cannot_hand_out_a_transaction_id_again() {
+    let server = TestPostgres::start().await;
+    let store = store(&server).await;
+    let first = store.reserve("seq", 1, 0).await.unwrap();
+    let tx = format!("TX{first}");
+    let claimed = store.insert_new("a", "v", MINUTE, new_key(&tx));
+    assert_eq!(claimed.await.unwrap(), Inserted::Claimed);
+    // An operator (or a restore) moves the counter back, and the record is gone.
+    server.sql("UPDATE pasarela.counters SET last = 0");
+    server.sql("DELETE FROM pasarela.records");
+    let again = store.reserve("seq", 1, 0).await.unwrap();
+    assert_eq!(again, first, "the counter did go back");
+    let tx = format!("TX{again}");
+    let repeated = store.insert_new("b", "v", MINUTE, new_key(&tx));
+    assert_eq!(
+        repeated.await.unwrap(),
+        Inserted::TransactionIdTaken,
+        "the database refuses the repeated transaction id"
+    );
+    assert_eq!(store.get("b").await.unwrap(), None, "nothing was claimed");
+    let open = store.members("open").await.unwrap();
+    assert!(!open.contains(&"b".to_owned()), "{open:?}");
+}
+
+#[tokio::test]
+async fn an_older_schema_is_upgraded_in_place_and_refused_until_it_is() {
+    let server = TestPostgres::start().await;
+    let older = PostgresConfig {
+        migrate_at_start: false,
+        ..config(&[&server])
+    };
+    let first = migrate(&older, Some(1)).await.unwrap();
+    assert_eq!(first, Migrated { from: 0, to: 1 });
+    server.sql(
+        "INSERT INTO pasarela.records (key, value, expires_at) \
+         VALUES ('kept', 'v', now() + interval '1 hour')",
+    );
+    let refused = PostgresStore::connect(&older).await.err().expect("refused");
+    let refused = format!("{refused:#}");
+    assert!(refused.contains("run `pasarela migrate`"), "{refused}");
+    let upgraded = migrate(&older, None).await.unwrap();
+    let latest = latest_schema();
+    assert_eq!(
+        upgraded,
+        Migrated {
+            from: 1,
+            to: latest
+        }
+    );
+    let again = migrate(&older, None).await.unwrap();
+    assert_eq!(
+        again,
+        Migrated {
+            from: latest,
+            to: latest
+        },
+        "nothing runs twice"
+    );
+    let store = PostgresStore::connect(&older).await.unwrap();
+    assert_eq!(store.get("kept").await.unwrap().as_deref(), Some("v"));
+}
+
+#[tokio::test]
+async fn a_rotated_password_is_read_for_each_new_connection() {
+    let server = TestPostgres::start().await;
+    let settings = PostgresConfig {
+        pool_size: 1,
+        ..config(&[&server])
+    };
+    let store = PostgresStore::connect(&settings).await.unwrap();
+    server.sql("ALTER ROLE pasarela PASSWORD 'rotated-password'");
+    std::fs::write(&server.password_file, "rotated-password\n").unwrap();
+    // The pooled connection is cut: the next one must log in with the new password.
+    server.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'pasarela'");
+    let mut answered = false;
+    for _ in 0..20 {
+        if store.get("any").await.is_ok() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        answered,
+        "a new connection logged in with the rotated password"
+    );
+    let logins = server.sql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'pasarela'");
+    assert_eq!(logins, "1");
+}
+
+#[tokio::test]
+async fn only_the_configured_ca_s_server_is_trusted() {
+    let server = TestPostgres::start().await;
+    let stranger = TestPostgres::start().await;
+    let wrong_ca = PostgresConfig {
+        ca_file: Some(stranger.ca_file.clone()),
+        ..config(&[&server])
+    };
+    assert!(
+        PostgresStore::connect(&wrong_ca).await.is_err(),
+        "another CA's server"
+    );
+    let no_ca = PostgresConfig {
+        ca_file: None,
+        ..config(&[&server])
+    };
+    let error = PostgresStore::connect(&no_ca).await.err().unwrap();
+    assert!(format!("{error:#}").contains("TLS only"), "{error:#}");
+}
+
+#[tokio::test]
+async fn a_dead_database_fails_each_operation_closed() {
+    let mut server = TestPostgres::start().await;
+    let store = store(&server).await;
+    server.kill();
+    let refused = store.insert_new("k", "v", MINUTE, new_key("t"));
+    assert!(refused.await.is_err(), "fails closed");
+    assert!(store.get("k").await.is_err());
+    assert!(store.reserve("seq", 1, 0).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_claims_survive_the_sigkill_of_the_primary_and_a_promotion() {
+    let (mut primary, standby) = TestPostgres::start_with_standby().await;
+    let settings = PostgresConfig {
+        statement_timeout: Duration::from_millis(1_500),
+        ..config(&[&primary, &standby])
+    };
+    let store = Arc::new(PostgresStore::connect(&settings).await.unwrap());
+    let writers: Vec<_> = (0..4)
+        .map(|writer| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                let mut refused = 0;
+                for i in 0..300 {
+                    let key = format!("w{writer}-{i}");
+                    let tx = format!("tx-{key}");
+                    let claimed = store.insert_new(&key, "claimed", MINUTE, new_key(&tx));
+                    match claimed.await {
+                        Ok(Inserted::Claimed) => acknowledged.push(key),
+                        Ok(other) => panic!("{key}: {other:?}"),
+                        Err(_) => refused += 1,
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                (acknowledged, refused)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    primary.kill();
+    standby.promote().await;
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    for writer in writers {
+        let (keys, failed) = writer.await.unwrap();
+        acknowledged.extend(keys);
+        refused += failed;
+    }
+    assert!(refused > 0, "claims were refused while no primary answered");
+    assert!(
+        acknowledged.len() > 100,
+        "writes went on after the promotion"
+    );
+    let on_standby: HashSet<String> = standby
+        .sql("SELECT key FROM pasarela.records")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let lost: Vec<_> = acknowledged
+        .iter()
+        .filter(|key| !on_standby.contains(*key))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged claims lost: {lost:?}");
+}

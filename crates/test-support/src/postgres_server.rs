@@ -1,0 +1,409 @@
+//! A PostgreSQL server of a test's own (Debian's `postgresql` package), in a temporary
+//! directory on a free loopback port, killed on drop: TLS only for clients (a CA of its
+//! own), a password role `pasarela` owning the database `pasarela`, and, when asked, a
+//! synchronous standby that can be promoted once the primary is SIGKILLed. Run as root,
+//! the server runs as the `postgres` user the package creates.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+/// The role pasarela logs in as, and its database.
+pub const ROLE: &str = "pasarela";
+
+/// The `application_name` of the synchronous standby.
+const STANDBY_NAME: &str = "standby1";
+
+pub struct TestPostgres {
+    child: Option<Child>,
+    pub port: u16,
+    /// The data directory.
+    data: PathBuf,
+    /// Where the unix socket is.
+    socket: PathBuf,
+    /// This server's own files, removed on drop.
+    root: PathBuf,
+    /// What a primary and its standbys share, removed with the last of them.
+    cluster: Arc<Cluster>,
+    /// The CA that signs the servers' certificate.
+    pub ca_file: PathBuf,
+    /// The password of [`ROLE`], in a file of its own.
+    pub password_file: PathBuf,
+}
+
+/// The certificates and the password file of one primary and its standbys.
+struct Cluster {
+    dir: PathBuf,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl TestPostgres {
+    /// A primary with no standby.
+    pub async fn start() -> Self {
+        let primary = Self::init().await;
+        primary.create_role().await;
+        primary
+    }
+
+    /// A primary whose every commit waits for a synchronous standby, and that standby.
+    pub async fn start_with_standby() -> (Self, Self) {
+        let primary = Self::start().await;
+        let standby = primary.standby_on(free_port()).await;
+        primary.synchronous().await;
+        (primary, standby)
+    }
+
+    /// This server, dead or alive, is replaced on its port by a fresh synchronous standby
+    /// of `primary` (the failed primary's host rejoining the new primary, as an operator
+    /// or CloudNativePG would bring it back).
+    pub async fn rejoin_as_standby_of(&mut self, primary: &TestPostgres) {
+        self.kill();
+        *self = primary.standby_on(self.port).await;
+        primary.synchronous().await;
+    }
+
+    /// Makes every commit of this primary wait for [`STANDBY_NAME`].
+    async fn synchronous(&self) {
+        self.sql(&format!(
+            "ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'"
+        ));
+        self.sql("SELECT pg_reload_conf()");
+        for _ in 0..200 {
+            if self.sql("SELECT sync_state FROM pg_stat_replication") == "sync" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the standby never became synchronous");
+    }
+
+    /// `postgresql://pasarela@localhost:<port>,...` over `servers`, looking for the one
+    /// that takes writes.
+    pub fn url(servers: &[&TestPostgres]) -> String {
+        let hosts: Vec<String> = servers
+            .iter()
+            .map(|server| format!("localhost:{}", server.port))
+            .collect();
+        format!(
+            "postgresql://{ROLE}@{}/{ROLE}?target_session_attrs=read-write",
+            hosts.join(",")
+        )
+    }
+
+    /// Kills the server at once (SIGKILL: no shutdown checkpoint, clients cut).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Promotes this standby to a primary that takes writes.
+    pub async fn promote(&self) {
+        self.sql("SELECT pg_promote(true, 30)");
+        for _ in 0..200 {
+            if self.sql("SELECT pg_is_in_recovery()") == "f" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the standby was not promoted");
+    }
+
+    /// Runs `sql` in the database `pasarela` as the superuser; its output, trimmed.
+    pub fn sql(&self, sql: &str) -> String {
+        let output = Command::new(binary("psql"))
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", "postgres"])
+            .arg("-h")
+            .arg(&self.socket)
+            .args(["-p", &self.port.to_string(), "-d", ROLE, "-c", sql])
+            .output()
+            .expect("psql runs");
+        assert!(
+            output.status.success(),
+            "psql {sql:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    async fn init() -> Self {
+        let cluster = Arc::new(Cluster {
+            dir: own_dir("cluster"),
+        });
+        issue_certificates(&cluster.dir);
+        give_to_postgres(&cluster.dir);
+        let server = Self::on(free_port(), cluster);
+        as_postgres(binary("initdb"))
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(&server.data)
+            .stdout(Stdio::null())
+            .status()
+            .expect("initdb runs")
+            .success()
+            .then_some(())
+            .expect("initdb succeeds");
+        std::fs::write(
+            server.data.join("pg_hba.conf"),
+            "local all all trust\n\
+             hostssl all postgres 127.0.0.1/32 trust\n\
+             hostssl replication postgres 127.0.0.1/32 trust\n\
+             hostssl all all 127.0.0.1/32 scram-sha-256\n\
+             hostssl all all ::1/128 scram-sha-256\n",
+        )
+        .expect("pg_hba.conf");
+        let mut server = server;
+        server.resume().await;
+        server
+    }
+
+    /// A server of `cluster` on `port`, its directories made, not started.
+    fn on(port: u16, cluster: Arc<Cluster>) -> Self {
+        let root = own_dir(&port.to_string());
+        let socket = root.join("socket");
+        std::fs::create_dir_all(&socket).expect("postgres dirs");
+        give_to_postgres(&root);
+        Self {
+            child: None,
+            port,
+            data: root.join("data"),
+            socket,
+            root,
+            ca_file: cluster.dir.join("ca.pem"),
+            password_file: cluster.dir.join("password"),
+            cluster,
+        }
+    }
+
+    /// A standby of this primary on `port`, streaming from it as [`STANDBY_NAME`].
+    async fn standby_on(&self, port: u16) -> Self {
+        let mut standby = Self::on(port, Arc::clone(&self.cluster));
+        let conninfo = format!(
+            "host=127.0.0.1 port={} user=postgres sslmode=require application_name={STANDBY_NAME}",
+            self.port
+        );
+        let copied = as_postgres(binary("pg_basebackup"))
+            .args([
+                "-X",
+                "stream",
+                "--checkpoint=fast",
+                "-R",
+                "-d",
+                &conninfo,
+                "-D",
+            ])
+            .arg(&standby.data)
+            .status()
+            .expect("pg_basebackup runs");
+        assert!(copied.success(), "pg_basebackup failed");
+        standby.resume().await;
+        standby
+    }
+
+    /// Starts the server (again) on its port and data directory, and waits until it
+    /// answers.
+    pub async fn resume(&mut self) {
+        let setting = |name: &str, value: &Path| format!("{name}={}", value.display());
+        let child = as_postgres(binary("postgres"))
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-c", &format!("port={}", self.port)])
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            .args(["-c", &setting("unix_socket_directories", &self.socket)])
+            .args(["-c", "ssl=on"])
+            .args([
+                "-c",
+                &setting("ssl_cert_file", &self.cluster.dir.join("server.pem")),
+            ])
+            .args([
+                "-c",
+                &setting("ssl_key_file", &self.cluster.dir.join("server-key.pem")),
+            ])
+            .args(["-c", "wal_level=replica", "-c", "max_wal_senders=5"])
+            .args(["-c", "shared_buffers=16MB", "-c", "max_connections=200"])
+            .args(["-c", "logging_collector=off"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("postgres could not start ({e}): run scripts/install-test-tools.sh")
+            });
+        self.child = Some(child);
+        for _ in 0..400 {
+            let ready = Command::new(binary("pg_isready"))
+                .arg("-h")
+                .arg(&self.socket)
+                .args(["-p", &self.port.to_string(), "-q"])
+                .status()
+                .is_ok_and(|status| status.success());
+            if ready {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("postgres did not start on port {}", self.port);
+    }
+
+    async fn create_role(&self) {
+        let password = format!("pw-{:x}", unique());
+        std::fs::write(&self.password_file, &password).expect("password file");
+        let output = Command::new(binary("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
+            .arg("-h")
+            .arg(&self.socket)
+            .args(["-p", &self.port.to_string()])
+            .args([
+                "-c",
+                &format!("CREATE ROLE {ROLE} LOGIN PASSWORD '{password}'"),
+                "-c",
+                &format!("CREATE DATABASE {ROLE} OWNER {ROLE}"),
+            ])
+            .output()
+            .expect("psql runs");
+        assert!(
+            output.status.success(),
+            "creating the role: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// A CA and a server certificate for `localhost` and `127.0.0.1`, as PEM files.
+fn issue_certificates(dir: &Path) {
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+    let issuer = Issuer::new(ca, ca_key);
+    let server_key = KeyPair::generate().expect("server key");
+    let server = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("server params")
+        .signed_by(&server_key, &issuer)
+        .expect("server certificate");
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("ca.pem");
+    std::fs::write(dir.join("server.pem"), server.pem()).expect("server.pem");
+    let key = dir.join("server-key.pem");
+    std::fs::write(&key, server_key.serialize_pem()).expect("server-key.pem");
+    set_mode(&key, 0o600);
+}
+
+/// A new directory of this test process's own, named after `what`.
+fn own_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join(format!("pasarela-postgres-{}", std::process::id()))
+        .join(format!("{what}-{:x}", unique()));
+    std::fs::create_dir_all(&dir).expect("postgres dir");
+    dir
+}
+
+/// The newest installed PostgreSQL's program `name` (Debian keeps them off the PATH).
+fn binary(name: &str) -> PathBuf {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .collect();
+    versions.sort();
+    match versions.pop() {
+        Some((_, bin)) => bin.join(name),
+        None => PathBuf::from(name),
+    }
+}
+
+/// Whether this process runs as root, which PostgreSQL refuses to run as.
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| output.stdout.trim_ascii() == b"0")
+}
+
+/// `program`, run as the `postgres` user when this process is root.
+fn as_postgres(program: PathBuf) -> Command {
+    if !is_root() {
+        return Command::new(program);
+    }
+    let mut command = Command::new("setpriv");
+    // libpq looks for a client certificate under $HOME: root's is not the user's to read.
+    command
+        .env("HOME", "/var/lib/postgresql")
+        .args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--clear-groups",
+            "--",
+        ])
+        .arg(program);
+    command
+}
+
+/// Hands `dir` and what it holds to the `postgres` user when this process is root.
+fn give_to_postgres(dir: &Path) {
+    if is_root() {
+        let owned = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir)
+            .status()
+            .expect("chown runs");
+        assert!(owned.success(), "chown {}", dir.display());
+        // The password file stays readable by the tests.
+        set_mode(dir, 0o755);
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A number unlikely to repeat within one test process.
+fn unique() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos()
+}
