@@ -233,6 +233,15 @@ fn serve_refuses_dev_switches_in_front_of_a_production_provider() {
     let printed = serve_refused_with(false, lab, "[\"bureau\", \"recurring-payments\"]");
     assert!(printed.contains("lab_otp_passthrough"), "{printed}");
     assert!(printed.contains("production"), "{printed}");
+    // A production provider's money records are never kept in the process alone.
+    let memory = "[recurring_payments]\nbase_url = \"https://127.0.0.1:1\"\n\
+                  client_id = \"c\"\nclient_secret = \"s\"\npayment_provider_id = \"00000001\"\n\
+                  [recurring_payments.idempotency]\nstore = \"memory\"\n";
+    let printed = serve_refused_with(false, memory, "[\"recurring-payments\"]");
+    assert!(
+        printed.contains("recurring_payments.idempotency.store = \"memory\" forgets every record"),
+        "{printed}"
+    );
 }
 
 // ---- HTTP/2 limits ---------------------------------------------------------------------------

@@ -297,6 +297,71 @@ async fn a_retry_after_the_ledger_is_sigkilled_and_restarted_replays_the_outcome
     app.stop().await;
 }
 
+/// `pasarela <args>` with only the configuration `file`: whether it succeeded, and what
+/// it printed on both streams.
+fn pasarela(args: &[&str], file: &std::path::Path) -> (bool, String) {
+    let output = std::process::Command::new(crate::support::pasarela_bin())
+        .args(args)
+        .env_clear()
+        .env("PASARELA_CONFIG", file)
+        .output()
+        .expect("pasarela runs");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), printed)
+}
+
+#[tokio::test]
+async fn pasarela_migrate_brings_each_ledger_up_to_date_and_serve_refuses_an_older_one() {
+    let db = TestPostgres::start().await;
+    let pki = tempfile::tempdir().expect("temp dir");
+    let sandbox =
+        pasarela_sandbox::Sandbox::start(pasarela_server::dev::sandbox_options(pki.path()))
+            .await
+            .expect("sandbox starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let grpc = ([127, 0, 0, 1], crate::foundation::free_port()).into();
+    let file = crate::support::replica::write_config(dir.path(), &sandbox, &[&db], grpc);
+    let text = std::fs::read_to_string(&file).expect("config");
+    let text = text.replace("migrate_at_start = true", "migrate_at_start = false");
+    std::fs::write(&file, text).expect("config");
+
+    let (served, printed) = pasarela(&["serve"], &file);
+    assert!(!served, "an empty database is refused");
+    assert!(printed.contains("run `pasarela migrate`"), "{printed}");
+
+    let latest = pasarela_idempotency::latest_schema();
+    let (migrated, printed) = pasarela(&["migrate", "--to", "1"], &file);
+    assert!(migrated, "{printed}");
+    assert!(
+        printed.contains("security: schema security at version 1 (was 0)"),
+        "{printed}"
+    );
+    let (migrated, printed) = pasarela(&["migrate"], &file);
+    assert!(migrated, "{printed}");
+    // Each service's section names a schema of its own, here after the section.
+    for schema in ["security", "recurring_payments"] {
+        assert!(
+            printed.contains(&format!(
+                "{schema}: schema {schema} at version {latest} (was 1)"
+            )),
+            "{printed}"
+        );
+        let version = db.sql(&format!(
+            "SELECT max(version) FROM {schema}.schema_migrations"
+        ));
+        assert_eq!(version, latest.to_string());
+    }
+    let (again, printed) = pasarela(&["migrate"], &file);
+    assert!(
+        again && printed.contains(&format!("(was {latest})")),
+        "{printed}"
+    );
+}
+
 /// The emulator's S18 tallies: withdrawals actually executed.
 async fn executed(app: &TestApp) -> u64 {
     app.admin_get("/bcs/withdrawals").await["executed"]

@@ -1,12 +1,11 @@
-//! Connections to the Redis pasarela's replicas share (idempotency records, the TxId
-//! sequence, rate-limit buckets): one server, plain or TLS (`rediss://`, the server's CA
-//! from a file, an optional client certificate), or the primary a set of Sentinels names,
-//! followed across failovers; ACL credentials ride in the URL, which is mounted from a file
-//! and never logged. Also the start-up checks a store of payments needs.
+//! Connections to the Redis pasarela's replicas share for their rate-limit and guessing
+//! buckets (money records are in PostgreSQL): one server, plain or TLS (`rediss://`, the
+//! server's CA from a file, an optional client certificate), or the primary a set of
+//! Sentinels names, followed across failovers; ACL credentials ride in the URL, which is
+//! mounted from a file and never logged.
 #![forbid(unsafe_code)]
 
 mod address;
-mod checks;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `dev`, `sandbox` and `token`.
+//! The command line: `serve`, `migrate`, `dev`, `sandbox`, `health`, `probe` and `token`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +27,17 @@ pub enum Command {
         /// TOML configuration file; `PASARELA_*` variables override it.
         #[arg(long, env = "PASARELA_CONFIG")]
         config: Option<PathBuf>,
+    },
+    /// Bring the ledger schema of each money-moving service whose records are in
+    /// PostgreSQL up to date (all pending migrations of a service in one transaction),
+    /// then exit; `serve` refuses an older schema unless `migrate_at_start` is set.
+    Migrate {
+        /// TOML configuration file; `PASARELA_*` variables override it.
+        #[arg(long, env = "PASARELA_CONFIG")]
+        config: Option<PathBuf>,
+        /// Stop at this schema version instead of the latest this build knows.
+        #[arg(long)]
+        to: Option<i32>,
     },
     /// All three services plus the sandbox providers, for one machine.
     Dev {
@@ -94,11 +105,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
             let config = Config::load(config.as_deref())?;
-            config.refuse_dev_switches_in_production()?;
+            config.refuse_unsafe_settings_in_production()?;
             let telemetry = telemetry::init(&config.log)?;
             let result = app::start(config).await?.run_until(stop_signal()).await;
             telemetry.shutdown().await;
             result
+        }
+        Command::Migrate { config, to } => {
+            let config = Config::load(config.as_deref())?;
+            for (section, ledger) in config.ledgers() {
+                let migrated = pasarela_idempotency::migrate(ledger, to).await?;
+                println!(
+                    "{section}: schema {} at version {} (was {})",
+                    ledger.schema, migrated.to, migrated.from
+                );
+            }
+            Ok(())
         }
         Command::Dev {
             listen,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use figment::providers::{Env, Format as _, Serialized, Toml};
 use figment::{Figment, Provider};
+use pasarela_idempotency::{IdempotencyConfig, StoreKind};
 use pasarela_provider::Environment;
 use serde::{Deserialize, Serialize};
 
@@ -215,7 +216,33 @@ impl Config {
     /// Refuses the switches only a development deployment may set (tokens anyone can mint,
     /// the lab's OTP handed to callers) whenever a served provider is a production one:
     /// they would put real customers behind published secrets.
-    pub fn refuse_dev_switches_in_production(&self) -> anyhow::Result<()> {
+    /// The PostgreSQL ledger of each served money-moving service that has one, by section.
+    pub fn ledgers(&self) -> Vec<(&'static str, &pasarela_idempotency::PostgresConfig)> {
+        self.idempotency_sections()
+            .into_iter()
+            .filter(|(_, section)| section.store == StoreKind::Postgres)
+            .map(|(name, section)| (name, &section.postgres))
+            .collect()
+    }
+
+    /// The idempotency section of each served service that moves money.
+    fn idempotency_sections(&self) -> Vec<(&'static str, &IdempotencyConfig)> {
+        self.services
+            .iter()
+            .filter_map(|name| {
+                match name {
+                    ServiceName::Security => self.security.as_ref().map(|s| &s.idempotency),
+                    ServiceName::RecurringPayments => {
+                        self.recurring_payments.as_ref().map(|s| &s.idempotency)
+                    }
+                    ServiceName::Bureau => None,
+                }
+                .map(|section| (name.section(), section))
+            })
+            .collect()
+    }
+
+    pub fn refuse_unsafe_settings_in_production(&self) -> anyhow::Result<()> {
         let production: Vec<&str> = self
             .services
             .iter()
@@ -248,6 +275,14 @@ impl Config {
             "recurring_payments.lab_otp_passthrough is for Daviplata's lab only, and \
              recurring_payments calls its production (`environment`); remove it"
         );
+        for (section, idempotency) in self.idempotency_sections() {
+            anyhow::ensure!(
+                !(idempotency.store == StoreKind::Memory && production.contains(&section)),
+                "{section}.idempotency.store = \"memory\" forgets every record when the process \
+                 restarts (a retry then moves money again), and {section} calls a production \
+                 provider: keep its records in PostgreSQL (store = \"postgres\")"
+            );
+        }
         Ok(())
     }
 

@@ -37,8 +37,7 @@ impl Replica {
     pub async fn start(sandbox: &pasarela_sandbox::Sandbox, ledger: &[&TestPostgres]) -> Replica {
         let grpc: std::net::SocketAddr = ([127, 0, 0, 1], crate::foundation::free_port()).into();
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("pasarela.toml");
-        std::fs::write(&config, replica_config(sandbox, ledger, grpc)).expect("config");
+        write_config(dir.path(), sandbox, ledger, grpc);
         let replica = Replica {
             child: spawn(dir.path()),
             grpc,
@@ -106,6 +105,18 @@ impl Drop for Replica {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Writes a replica's configuration to `pasarela.toml` in `dir`; answers its path.
+pub fn write_config(
+    dir: &std::path::Path,
+    sandbox: &pasarela_sandbox::Sandbox,
+    ledger: &[&TestPostgres],
+    grpc: std::net::SocketAddr,
+) -> std::path::PathBuf {
+    let file = dir.join("pasarela.toml");
+    std::fs::write(&file, replica_config(sandbox, ledger, grpc)).expect("config");
+    file
 }
 
 fn replica_config(
