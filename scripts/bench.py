@@ -9,6 +9,7 @@ figures between the result markers of docs/benchmarks.md (the prose around them 
     scripts/bench.py                  # build, run (about 15 minutes), write docs/benchmarks.md
     scripts/bench.py --seconds 3      # shorter points
     scripts/bench.py --no-build --no-write --keep
+    scripts/bench.py --part ledger    # only the money ledger's cost (about 2 minutes)
 
 Every figure is reported beside its pair measured in the same run, as a ratio, because
 these machines are noisy; timed goals belong here, never in the tests. Python 3 stdlib only.
@@ -41,6 +42,8 @@ RELEASE = ROOT / "target" / "release"
 DOC = ROOT / "docs" / "benchmarks.md"
 BEGIN = "<!-- bench:begin (written by scripts/bench.py) -->"
 END = "<!-- bench:end -->"
+LEDGER_BEGIN = "<!-- bench-ledger:begin (written by scripts/bench.py) -->"
+LEDGER_END = "<!-- bench-ledger:end -->"
 
 INSTALL_H2LOAD = ["apt-get", "install", "-y", "--no-install-recommends", "nghttp2-client"]
 
@@ -94,7 +97,8 @@ def build():
     subprocess.run(["cargo", "build", "--release", "-p", "pasarela-server"], cwd=ROOT, check=True)
     subprocess.run(
         ["cargo", "build", "--release", "-p", "pasarela",
-         "--example", "bench_frames", "--example", "floor_server", "--example", "naive_proxy"],
+         "--example", "bench_frames", "--example", "floor_server", "--example", "naive_proxy",
+         "--example", "bench_money"],
         cwd=ROOT, check=True)
 
 
@@ -187,7 +191,8 @@ def toml(table, prefix=""):
     return "\n".join(lines)
 
 
-def serve_config(services, listen, admin, bcs=None, kiban=None, daviplata=None, margin=None):
+def serve_config(services, listen, admin, bcs=None, kiban=None, daviplata=None, margin=None,
+                 idempotency=None):
     """`pasarela serve` as `pasarela dev` configures itself, but with a rate limit that
     admits the load (dev's policy is fixed at 50 calls/s per principal)."""
     config = {
@@ -230,6 +235,10 @@ def serve_config(services, listen, admin, bcs=None, kiban=None, daviplata=None, 
         }
         if margin is not None:
             config["recurring_payments"]["token_refresh_margin"] = margin
+        if idempotency is not None:
+            # The bench plays the wallet holder: the lab OTP subscribes the charged wallet.
+            config["recurring_payments"]["lab_otp_passthrough"] = True
+            config["recurring_payments"]["idempotency"] = idempotency
     return toml(config) + "\n"
 
 
@@ -500,7 +509,7 @@ def interleaved(rounds, measures):
 def median_round(points):
     point = dict(sorted(points, key=lambda p: p["rps"])[len(points) // 2])
     point["rounds_rps"] = [p["rps"] for p in points]
-    for key in ("failed", "errored", "grpc_not_ok"):
+    for key in ("failed", "errored", "grpc_not_ok", "failures"):
         if key in point:
             point[key] = sum(p[key] for p in points)
     if "cpu_us" in point:
@@ -630,6 +639,78 @@ def run_tokens(procs, token, frames, paths, args):
     return {"ttl_s": ttl, "margin_s": margin, "elapsed_s": elapsed, "issued": issued,
             "needed": needed, "calls": load["done"], "rps": load["rps"],
             "per_lifetime": issued / needed}
+
+
+RECORD_KEY = "the bench's idempotency record key, 32 bytes or more"
+
+
+def money_point(procs, name, serve, token, concurrency, seconds):
+    """Charges under fresh keys: each a claim and an outcome in the ledger."""
+    out = subprocess.run([str(RELEASE / "examples" / "bench_money"), "load", serve.addr, token,
+                          str(concurrency), str(seconds)],
+                         capture_output=True, text=True, check=True).stdout
+    point = json.loads(re.search(r"^load (\{.*\})$", out, re.M).group(1))
+    log(f"{name}: {point['rps']:.0f} charges/s, p99 {point['p99_ms']:.2f} ms, "
+        f"{point['failures']} failed")
+    return point
+
+
+def run_ledger(procs, token, args):
+    """Money calls with the memory store and with the PostgreSQL ledger (a TLS primary and
+    its synchronous standby on loopback, as the tests run them), in interleaved rounds."""
+    sandbox, urls = start_sandbox(procs, "sandbox-ledger")
+    ledger = procs.start("ledger", [str(RELEASE / "examples" / "bench_money"), "ledger"])
+    found = wait_for_line(procs.work / "ledger.log", r"^ledger (\{.*\})$", ledger, timeout=60)
+    database = json.loads(found.group(1))
+    stores = {
+        # Room for every charge of the run: each holds its key and its transaction id.
+        "memory": {"store": "memory", "max_keys": 50_000_000},
+        "postgres": {"store": "postgres", "record_key": RECORD_KEY,
+                     "postgres": {**database, "schema": "recurring_payments",
+                                  "migrate_at_start": True}},
+    }
+    serves = {kind: Serve(procs, f"money-{kind}", ["recurring-payments"],
+                          daviplata=daviplata_of(urls), idempotency=store)
+              for kind, store in stores.items()}
+    subprocess.run([str(RELEASE / "examples" / "bench_money"), "subscribe",
+                    serves["memory"].addr, token], check=True)
+    rows = []
+    for concurrency in args.ledger_concurrency:
+        measures = [lambda round_, kind=kind, serve=serve: money_point(
+            procs, f"{kind}-c{concurrency}-r{round_}", serve, token, concurrency, args.seconds)
+            for kind, serve in serves.items()]
+        memory, postgres = interleaved(args.rounds, measures)
+        rows.append({"c": concurrency, "memory": memory, "postgres": postgres})
+    for serve in serves.values():
+        serve.stop()
+    procs.stop(ledger)
+    procs.stop(sandbox)
+    return rows
+
+
+def ledger_report(rows, command):
+    out = [
+        f"Run of {datetime.date.today().isoformat()}: `{command}`. Charges under fresh "
+        "idempotency keys through `pasarela serve` (recurring payments) to the sandbox, with "
+        "the in-process store and with the PostgreSQL ledger (TLS, a primary whose every "
+        "commit waits for its synchronous standby, both on this machine's loopback and "
+        "disk). Rounds interleaved; the median round shown, every round's charges/s beside "
+        "it.",
+        "",
+        "| c | memory charges/s | p50 ms | p99 ms | PostgreSQL charges/s | p50 ms | p99 ms "
+        "| PostgreSQL / memory | added p99 ms | failed | rounds (memory; PostgreSQL) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for row in rows:
+        m, p = row["memory"], row["postgres"]
+        rounds = (", ".join(f"{r:.0f}" for r in m["rounds_rps"]) + "; "
+                  + ", ".join(f"{r:.0f}" for r in p["rounds_rps"]))
+        out.append(
+            f"| {row['c']} | {m['rps']:.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} "
+            f"| {p['rps']:.0f} | {p['p50_ms']:.2f} | {p['p99_ms']:.2f} "
+            f"| {p['rps'] / m['rps']:.2f} | {p['p99_ms'] - m['p99_ms']:+.2f} "
+            f"| {m['failures'] + p['failures']} | {rounds} |")
+    return "\n".join(out)
 
 
 def machine():
@@ -821,13 +902,14 @@ def goal_rows(results):
     return rows
 
 
-def write_doc(text):
-    doc = DOC.read_text() if DOC.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in doc or END not in doc:
-        raise RuntimeError(f"{DOC} has no result markers")
-    head, rest = doc.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
-    DOC.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+def write_between(text, begin, end):
+    """Replaces what docs/benchmarks.md holds between `begin` and `end` with `text`."""
+    doc = DOC.read_text()
+    if begin not in doc or end not in doc:
+        raise RuntimeError(f"{DOC} has no {begin} ... {end} markers")
+    head, rest = doc.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    DOC.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
 
 
 def parse_args():
@@ -847,19 +929,21 @@ def parse_args():
     parser.add_argument("--no-write", action="store_true", help="print, do not write the doc")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work folder (logs, h2load output, configurations)")
+    parser.add_argument("--part", choices=["all", "ledger"], default="all",
+                        help="everything, or only the money ledger's cost")
+    parser.add_argument("--ledger-concurrency", type=lambda s: [int(c) for c in s.split(",")],
+                        default=[1, 16], help="concurrent callers of the ledger points")
     args = parser.parse_args()
     if args.rounds < 1 or args.seconds < 1:
         parser.error("--rounds and --seconds must be at least 1")
     return args
 
 
-def run_all(results, args, procs):
+def run_all(results, args, procs, token):
     frames = procs.work / "frames"
     listing = subprocess.run([str(RELEASE / "examples" / "bench_frames"), "write", str(frames)],
                              capture_output=True, text=True, check=True)
     paths = dict(line.split(" ", 1) for line in listing.stdout.splitlines())
-    token = subprocess.run([str(RELEASE / "pasarela"), "token", "--scope", "*", "--ttl", "2h"],
-                           capture_output=True, text=True, check=True).stdout.strip()
     sandbox, urls = start_sandbox(procs, "sandbox")
     captured = capture_requests(procs, urls, token, frames, paths)
     results["gateway"], results["floor"] = run_gateway(procs, urls, token, frames, paths,
@@ -879,17 +963,25 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="pasarela-bench-"))
     log(f"work folder: {work}")
     procs = Processes(work)
+    token = subprocess.run([str(RELEASE / "pasarela"), "token", "--scope", "*", "--ttl", "2h"],
+                           capture_output=True, text=True, check=True).stdout.strip()
     try:
-        run_all(results, args, procs)
+        if args.part == "all":
+            run_all(results, args, procs, token)
+        results["ledger"] = run_ledger(procs, token, args)
     finally:
         procs.stop_all()
         if not args.keep:
             shutil.rmtree(work)
     results["machine"]["loadavg_end"] = os.getloadavg()[0]
-    text = report(results, command)
-    print(text)
+    parts = [(ledger_report(results["ledger"], command), LEDGER_BEGIN, LEDGER_END)]
+    if args.part == "all":
+        parts.insert(0, (report(results, command), BEGIN, END))
+    for text, begin, end in parts:
+        print(text)
+        if not args.no_write:
+            write_between(text, begin, end)
     if not args.no_write:
-        write_doc(text)
         log(f"wrote {DOC.relative_to(ROOT)}")
 
 

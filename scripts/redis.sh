@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs redis-server from Debian's packages when it is missing: the recurring-payments
-# tests start their own redis-server on a free loopback port.
+# Installs redis-server from Debian's packages when it is missing: the rate-limit,
+# guessing-budget and deploy-overlay tests start their own redis-server on a free loopback
+# port (money records are in PostgreSQL: scripts/install-test-tools.sh installs it too).
 set -euo pipefail
 
 if command -v redis-server >/dev/null 2>&1; then

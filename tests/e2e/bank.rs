@@ -95,11 +95,7 @@ async fn money_moves_once_through_killed_replicas_a_failed_over_ledger_and_lying
 /// One seeded run: the history and the nemesis' events by kind.
 async fn run(seed: u64, chaos: Duration) -> (History, BTreeMap<&'static str, usize>) {
     let ledger = TestPostgres::start_with_standby().await;
-    let pki = tempfile::tempdir().expect("temp dir");
-    let sandbox =
-        pasarela_sandbox::Sandbox::start(pasarela_server::dev::sandbox_options(pki.path()))
-            .await
-            .expect("sandbox starts");
+    let (sandbox, _pki) = crate::support::sandbox().await;
     let mut replicas = Vec::new();
     for _ in 0..REPLICAS {
         replicas.push(Replica::start(&sandbox, &[&ledger.0, &ledger.1]).await);

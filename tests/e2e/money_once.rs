@@ -762,11 +762,7 @@ async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
 #[tokio::test]
 async fn a_replica_killed_mid_call_leaves_money_moved_at_most_once() {
     let db = TestPostgres::start().await;
-    let pki = tempfile::tempdir().expect("temp dir");
-    let sandbox =
-        pasarela_sandbox::Sandbox::start(pasarela_server::dev::sandbox_options(pki.path()))
-            .await
-            .expect("sandbox starts");
+    let (sandbox, _pki) = crate::support::sandbox().await;
     let mut first = Replica::start(&sandbox, &[&db]).await;
     let second = Replica::start(&sandbox, &[&db]).await;
     let bearer = replica_bearer();

@@ -212,11 +212,7 @@ async fn reads_need_no_ledger_and_withdrawals_fail_closed_without_it() {
 
 /// pasarela started (or refused) with `configure`, in front of its own sandbox.
 async fn start_error(configure: impl FnOnce(&mut pasarela_server::Config)) -> String {
-    let pki = tempfile::tempdir().expect("temp dir");
-    let sandbox =
-        pasarela_sandbox::Sandbox::start(pasarela_server::dev::sandbox_options(pki.path()))
-            .await
-            .expect("sandbox");
+    let (sandbox, _pki) = crate::support::sandbox().await;
     let mut config = pasarela_server::dev::config_for(&sandbox, None).expect("dev config");
     config.listen = ([127, 0, 0, 1], 0).into();
     config.admin_listen = None;
@@ -317,11 +313,7 @@ fn pasarela(args: &[&str], file: &std::path::Path) -> (bool, String) {
 #[tokio::test]
 async fn pasarela_migrate_brings_each_ledger_up_to_date_and_serve_refuses_an_older_one() {
     let db = TestPostgres::start().await;
-    let pki = tempfile::tempdir().expect("temp dir");
-    let sandbox =
-        pasarela_sandbox::Sandbox::start(pasarela_server::dev::sandbox_options(pki.path()))
-            .await
-            .expect("sandbox starts");
+    let (sandbox, _pki) = crate::support::sandbox().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let grpc = ([127, 0, 0, 1], crate::foundation::free_port()).into();
     let file = crate::support::replica::write_config(dir.path(), &sandbox, &[&db], grpc);

@@ -30,4 +30,4 @@ pub use mtls::{certificate_file_identity, certificate_identity};
 pub use principal::{Principal, PrincipalSource};
 pub use rejection::DOMAIN;
 pub use secret_attempts::{SECRET_ATTEMPTS, SecretAttempts};
-pub use tls::{server_tls_config, tls_incoming};
+pub use tls::{answer_at_once, server_tls_config, tls_incoming};

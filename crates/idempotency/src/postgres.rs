@@ -121,42 +121,48 @@ impl PostgresConfig {
     }
 }
 
+/// A password (when one is configured) and the TLS settings of a connection.
+type Presented = (Option<String>, Arc<rustls::ClientConfig>);
+
 /// What each new connection presents and trusts, read from files.
 struct Credentials {
     config: PostgresConfig,
     /// The last set read in full, used while a rotation leaves a file half-written.
-    last_good: Mutex<Option<(Option<String>, Arc<rustls::ClientConfig>)>>,
+    last_good: Mutex<Presented>,
 }
 
 impl Credentials {
-    fn read(&self) -> anyhow::Result<(Option<String>, Arc<rustls::ClientConfig>)> {
-        let password = match &self.config.password_file {
-            Some(path) => Some(read_text(path, "password_file")?.trim_end().to_owned()),
-            None => None,
-        };
-        Ok((password, Arc::new(tls_config(&self.config)?)))
+    /// Reads the files once: unreadable ones stop the start.
+    fn new(config: &PostgresConfig) -> anyhow::Result<Self> {
+        Ok(Self {
+            last_good: Mutex::new(read_presented(config)?),
+            config: config.clone(),
+        })
     }
 
     /// The files as they are now, or the last good set when they cannot be read.
-    fn current(&self) -> anyhow::Result<(Option<String>, Arc<rustls::ClientConfig>)> {
+    fn current(&self) -> Presented {
         let mut last_good = self
             .last_good
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        match self.read() {
-            Ok(fresh) => {
-                *last_good = Some(fresh.clone());
-                Ok(fresh)
-            }
-            Err(error) => match last_good.as_ref() {
-                Some(previous) => {
-                    tracing::warn!(error = %error, "database credentials unreadable: using the last good ones");
-                    Ok(previous.clone())
-                }
-                None => Err(error),
-            },
+        match read_presented(&self.config) {
+            Ok(fresh) => *last_good = fresh,
+            Err(error) => tracing::warn!(
+                error = %error,
+                "database credentials unreadable: the last good ones are used"
+            ),
         }
+        last_good.clone()
     }
+}
+
+fn read_presented(config: &PostgresConfig) -> anyhow::Result<Presented> {
+    let password = match &config.password_file {
+        Some(path) => Some(read_text(path, "password_file")?.trim_end().to_owned()),
+        None => None,
+    };
+    Ok((password, Arc::new(tls_config(config)?)))
 }
 
 impl deadpool_postgres::Connect for Credentials {
@@ -168,11 +174,7 @@ impl deadpool_postgres::Connect for Credentials {
         Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>,
     > {
         let mut settings = settings.clone();
-        // Unreadable at start-up is refused before the pool exists: here a set was read.
-        let (password, tls) = match self.current() {
-            Ok(current) => current,
-            Err(_) => (None, Arc::new(tls_config_empty())),
-        };
+        let (password, tls) = self.current();
         if let Some(password) = password {
             settings.password(password);
         }
@@ -202,15 +204,6 @@ fn read_text(path: &Path, what: &str) -> anyhow::Result<String> {
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Trusts nothing: a connection made with it fails its handshake.
-fn tls_config_empty() -> rustls::ClientConfig {
-    rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default versions")
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth()
 }
 
 /// TLS to the database: its CA, and the client certificate when one is configured.
@@ -431,12 +424,7 @@ pub(crate) async fn connect_for_migration(config: &PostgresConfig) -> anyhow::Re
 /// A pool over `config`, reading the credential files for each connection.
 fn pool(config: &PostgresConfig) -> anyhow::Result<Pool> {
     let settings = config.connection()?;
-    let credentials = Credentials {
-        config: config.clone(),
-        last_good: Mutex::new(None),
-    };
-    // Unreadable files stop the start here rather than fail every connection later.
-    credentials.current()?;
+    let credentials = Credentials::new(config)?;
     let manager = Manager::from_connect(
         settings,
         credentials,

@@ -64,7 +64,7 @@ const HOLDERS: &str = "bcs-customer";
 const SERVICE: &str = "pasarela.security.v1";
 
 impl Security {
-    /// Builds the bank's client and opens the idempotency store (connects Redis now);
+    /// Builds the bank's client and opens the idempotency store (connects the ledger now);
     /// `attempts` counts the checks of each customer's secrets.
     pub async fn new(
         config: Config,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::routing::get;
+use futures::StreamExt as _;
 use futures::future::BoxFuture;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -155,9 +156,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let task = tokio::spawn(async move {
         let graceful = drain_signal(stopped.clone(), health, services, shutdown.drain_delay);
         let serving: BoxFuture<'static, Result<(), tonic::transport::Error>> = match incoming {
-            Incoming::Plain(listener) => Box::pin(
-                router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), graceful),
-            ),
+            Incoming::Plain(listener) => {
+                let connections = TcpListenerStream::new(listener).inspect(|accepted| {
+                    if let Ok(tcp) = accepted {
+                        pasarela_auth::answer_at_once(tcp);
+                    }
+                });
+                Box::pin(router.serve_with_incoming_shutdown(connections, graceful))
+            }
             Incoming::Tls(connections) => {
                 Box::pin(router.serve_with_incoming_shutdown(connections, graceful))
             }

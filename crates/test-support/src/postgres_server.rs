@@ -77,13 +77,20 @@ impl TestPostgres {
             "ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'"
         ));
         self.sql("SELECT pg_reload_conf()");
+        let replication = "SELECT sync_state FROM pg_stat_replication";
+        self.until(replication, "sync", "the standby became synchronous")
+            .await;
+    }
+
+    /// Waits until `sql` answers `expected`, or fails the test saying `what` never happened.
+    async fn until(&self, sql: &str, expected: &str, what: &str) {
         for _ in 0..200 {
-            if self.sql("SELECT sync_state FROM pg_stat_replication") == "sync" {
+            if self.sql(sql) == expected {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("the standby never became synchronous");
+        panic!("never: {what}");
     }
 
     /// `postgresql://pasarela@localhost:<port>,...` over `servers`, looking for the one
@@ -110,13 +117,12 @@ impl TestPostgres {
     /// Promotes this standby to a primary that takes writes.
     pub async fn promote(&self) {
         self.sql("SELECT pg_promote(true, 30)");
-        for _ in 0..200 {
-            if self.sql("SELECT pg_is_in_recovery()") == "f" {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the standby was not promoted");
+        self.until(
+            "SELECT pg_is_in_recovery()",
+            "f",
+            "the standby was promoted",
+        )
+        .await;
     }
 
     /// Runs `sql` in the database `pasarela` as the superuser; its output, trimmed.

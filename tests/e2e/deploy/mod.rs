@@ -1,7 +1,8 @@
 //! The deploy artefacts, checked offline: each kustomize overlay renders and passes strict
 //! schema validation, every service keeps its production basics in the rendered YAML, the
-//! configuration a pod receives parses as pasarela's own, and a real process drains on
-//! SIGTERM the way the manifests' timings assume.
+//! configuration a pod receives parses as pasarela's own, the ledger's roles keep each
+//! service in its own schema, and a real process drains on SIGTERM the way the manifests'
+//! timings assume.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -45,21 +46,32 @@ fn overlay_dir(overlay: &str) -> PathBuf {
 
 /// The objects of one overlay's render.
 fn objects(overlay: &str) -> Vec<Value> {
-    serde_yaml_ng::Deserializer::from_str(&render(overlay))
+    parse(&render(overlay))
+}
+
+/// The objects of a rendered multi-document YAML.
+fn parse(yaml: &str) -> Vec<Value> {
+    serde_yaml_ng::Deserializer::from_str(yaml)
         .map(|document| Value::deserialize(document).expect("a YAML object"))
         .collect()
 }
 
 /// `kubectl kustomize` of one overlay, as the platform team would apply it.
 fn render(overlay: &str) -> String {
+    render_dir(&overlay_dir(overlay))
+}
+
+/// `kubectl kustomize` of the kustomization in `dir`.
+fn render_dir(dir: &Path) -> String {
     let output = Command::new(tool("kubectl", INSTALLER))
         .arg("kustomize")
-        .arg(overlay_dir(overlay))
+        .arg(dir)
         .output()
         .expect("kubectl runs");
     assert!(
         output.status.success(),
-        "overlay {overlay} does not render: {}",
+        "{} does not render: {}",
+        dir.display(),
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).expect("utf-8 YAML")
@@ -117,7 +129,12 @@ fn secret_data(objects: &[Value]) -> BTreeMap<String, Map<String, Value>> {
 
 impl Manifests {
     fn of(overlay: &'static str) -> Manifests {
-        let objects = objects(overlay);
+        Manifests::rendered(overlay, objects(overlay))
+    }
+
+    /// `objects` rendered by `overlay` (an overlay's name, or what a test rendered over
+    /// one): its own Secrets for dev, dev's for any other.
+    fn rendered(overlay: &'static str, objects: Vec<Value>) -> Manifests {
         let secrets = if overlay == SECRETS_OVERLAY {
             secret_data(&objects)
         } else {
@@ -348,6 +365,7 @@ fn insert(dict: &mut Dict, path: &[String], value: Setting) {
 mod drain;
 mod image;
 mod keys;
+mod ledger;
 mod manifests;
 mod pods;
 mod secrets;
@@ -356,6 +374,7 @@ mod state;
 // Helpers one theme shares with another.
 use drain::{eventually, kiban_success};
 use keys::{deploy_doc, literal};
+use ledger::{ledger_loopback, overlay_ledger};
 use manifests::{egress_ports, provider_base_url};
-use pods::{mount_secrets, secret_bytes};
-use state::CREDENTIALS;
+use pods::{PodProcess, mount_secrets, secret_bytes, secret_value};
+use state::{CREDENTIALS, admits, idempotency, peer_selects};

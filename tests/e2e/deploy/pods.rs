@@ -1,4 +1,4 @@
-//! The rendered pods run as real processes from their Secret files: dev against the sandbox, prod against a loopback JWKS issuer.
+//! The rendered pods run as real processes from their Secret files: dev against the sandbox and a ledger set up as the overlay's PostgreSQL is, prod against a loopback JWKS issuer.
 
 use super::*;
 
@@ -16,7 +16,7 @@ impl SecretMounts {
     }
 
     /// `text` with every mount path replaced by the folder standing for it.
-    fn localize(&self, text: &str) -> String {
+    pub(super) fn localize(&self, text: &str) -> String {
         self.0.iter().fold(text.to_owned(), |text, (mount, dir)| {
             text.replace(mount.as_str(), &dir.display().to_string())
         })
@@ -39,7 +39,12 @@ pub(super) fn mount_secrets(
     let mut mounts = Vec::new();
     for mount in container["volumeMounts"].as_array().into_iter().flatten() {
         let name = mount["name"].as_str().expect("mount name");
-        let Some(secret) = volume(deployment, name)["secret"]["secretName"].as_str() else {
+        // A claim template's volume (a StatefulSet's data) is not among `volumes`.
+        let volumes = deployment["spec"]["template"]["spec"]["volumes"].as_array();
+        let secret = volumes
+            .and_then(|volumes| volumes.iter().find(|v| v["name"] == name))
+            .and_then(|volume| volume["secret"]["secretName"].as_str());
+        let Some(secret) = secret else {
             continue;
         };
         let dir = root.join(name);
@@ -54,6 +59,21 @@ pub(super) fn mount_secrets(
     SecretMounts(mounts)
 }
 
+/// The value of `key` in the Secret `name` (unhashed) of `manifests`.
+pub(super) fn secret_value(manifests: &Manifests, name: &str, key: &str) -> Vec<u8> {
+    let data = manifests
+        .secrets
+        .iter()
+        .find(|(secret, _)| unhashed(secret) == name)
+        .map(|(_, data)| data)
+        .unwrap_or_else(|| panic!("the Secret {name}"));
+    secret_bytes(
+        data[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} has {key}")),
+    )
+}
+
 /// A Secret's `data` value (base64, which kubectl may wrap over several lines).
 pub(super) fn secret_bytes(encoded: &str) -> Vec<u8> {
     use base64::Engine as _;
@@ -63,28 +83,24 @@ pub(super) fn secret_bytes(encoded: &str) -> Vec<u8> {
         .expect("base64")
 }
 
-/// `pasarela serve` started the way an overlay starts one pod: exactly its configuration
-/// file, its variables and its Secret files, with free loopback ports and the addresses
+/// What an overlay gives one pod's `pasarela`: exactly its configuration file, its
+/// variables and its Secret files, written out under a temp folder, with the addresses
 /// outside this machine (the cluster's, the providers', the issuer's) swapped for loopback
 /// ones.
-pub(super) struct Pod {
-    child: std::process::Child,
-    grpc: std::net::SocketAddr,
-    admin: std::net::SocketAddr,
+pub(super) struct PodProcess {
+    config: PathBuf,
+    environment: BTreeMap<String, String>,
     _root: tempfile::TempDir,
 }
 
-impl Drop for Pod {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Pod {
+impl PodProcess {
     /// `loopback` pairs an address the manifests name with the local one standing for it,
     /// swapped wherever it appears: variables, the TOML file, Secret files.
-    fn start(manifests: &Manifests, service: ServiceName, loopback: &[(String, String)]) -> Pod {
+    pub(super) fn of(
+        manifests: &Manifests,
+        service: ServiceName,
+        loopback: &[(String, String)],
+    ) -> PodProcess {
         let deployment = manifests.of_service("Deployment", service);
         let container = pasarela_container(deployment);
         let root = tempfile::tempdir().expect("temp dir");
@@ -95,21 +111,56 @@ impl Pod {
         let config = root.path().join("pasarela.toml");
         let file = mounts.localize(config_file(manifests, deployment));
         std::fs::write(&config, swap(&file, loopback)).expect("config written");
-
-        let grpc: std::net::SocketAddr = ([127, 0, 0, 1], crate::foundation::free_port()).into();
-        let admin: std::net::SocketAddr = ([127, 0, 0, 1], crate::foundation::free_port()).into();
-        let mut environment: BTreeMap<String, String> = pod_variables(manifests, container)
+        let environment = pod_variables(manifests, container)
             .into_iter()
             .map(|(name, value)| (name, swap(&mounts.localize(&value), loopback)))
             .collect();
-        environment.insert("PASARELA_LISTEN".into(), grpc.to_string());
-        environment.insert("PASARELA_ADMIN_LISTEN".into(), admin.to_string());
-        let child = Command::new(crate::support::pasarela_bin())
-            .arg("serve")
+        PodProcess {
+            config,
+            environment,
+            _root: root,
+        }
+    }
+
+    /// `pasarela <subcommand>` with the pod's configuration and nothing else of this
+    /// process's environment.
+    pub(super) fn command(&self, subcommand: &str) -> Command {
+        let mut command = Command::new(crate::support::pasarela_bin());
+        command
+            .arg(subcommand)
             .env_clear()
-            .envs(&environment)
-            .env("PASARELA_CONFIG", &config)
-            .env("RUST_LOG", "warn")
+            .envs(&self.environment)
+            .env("PASARELA_CONFIG", &self.config)
+            .env("RUST_LOG", "warn");
+        command
+    }
+}
+
+/// `pasarela serve` started the way an overlay starts one pod ([`PodProcess`]), on free
+/// loopback ports.
+pub(super) struct Pod {
+    child: std::process::Child,
+    grpc: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    _process: PodProcess,
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Pod {
+    fn start(manifests: &Manifests, service: ServiceName, loopback: &[(String, String)]) -> Pod {
+        let process = PodProcess::of(manifests, service, loopback);
+        let grpc: std::net::SocketAddr = ([127, 0, 0, 1], crate::foundation::free_port()).into();
+        let admin: std::net::SocketAddr = ([127, 0, 0, 1], crate::foundation::free_port()).into();
+        let child = process
+            .command("serve")
+            .env("PASARELA_LISTEN", grpc.to_string())
+            .env("PASARELA_ADMIN_LISTEN", admin.to_string())
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("pasarela serve starts");
@@ -117,7 +168,7 @@ impl Pod {
             child,
             grpc,
             admin,
-            _root: root,
+            _process: process,
         }
     }
 
@@ -209,19 +260,7 @@ pub(super) fn loopback_addresses(
 pub(super) async fn overlay_redis(
     manifests: &Manifests,
 ) -> (crate::support::TestRedis, tempfile::TempDir) {
-    let secret = |name: &str, key: &str| {
-        let data = manifests
-            .secrets
-            .iter()
-            .find(|(secret, _)| unhashed(secret) == name)
-            .map(|(_, data)| data)
-            .unwrap_or_else(|| panic!("the Secret {name}"));
-        secret_bytes(
-            data[key]
-                .as_str()
-                .unwrap_or_else(|| panic!("{name} has {key}")),
-        )
-    };
+    let secret = |name: &str, key: &str| secret_value(manifests, name, key);
     let root = tempfile::tempdir().expect("temp dir");
     let (tls, data) = (root.path().join("tls"), root.path().join("data"));
     std::fs::create_dir_all(&tls).expect("tls dir");
@@ -275,13 +314,17 @@ pub(super) async fn sandbox_on_the_overlay_pki(
 
 /// The dev overlay's pods, configured exactly as rendered, serve real calls against the
 /// sandbox with the overlay's own Secrets read from files: the dev token issuer, the fake
-/// credentials, Redis' URL, and the throwaway PKI over Daviplata's mutual TLS.
+/// credentials, Redis' URL, the ledger's URL and each role's password (against a
+/// PostgreSQL set up as the overlay's is), and the throwaway PKI over Daviplata's mutual
+/// TLS. A withdrawal lands in security's own schema, written by its own role.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 pub(super) async fn dev_overlay_pods_serve_against_the_sandbox_with_their_secret_files() {
     let manifests = Manifests::of("dev");
     let (sandbox, _pki) = sandbox_on_the_overlay_pki(&manifests).await;
     let (redis, _redis_files) = overlay_redis(&manifests).await;
-    let loopback = loopback_addresses(&manifests, &sandbox, &redis);
+    let (ledger, _ledger_files) = overlay_ledger(&manifests).await;
+    let mut loopback = loopback_addresses(&manifests, &sandbox, &redis);
+    loopback.extend(ledger_loopback(&manifests, &ledger));
 
     let token = bearer_with(&mint_with_cli("*"));
     let pods: Vec<_> = ServiceName::ALL
@@ -300,6 +343,16 @@ pub(super) async fn dev_overlay_pods_serve_against_the_sandbox_with_their_secret
         .await
         .expect("security answers with the client credentials and token from files");
     assert_eq!(answer.into_inner().status(), PasswordStatus::Active);
+    let otp = crate::security::withdrawal_otp(&mut client).await;
+    client
+        .withdraw_with_otp(crate::security::withdrawal(&otp, "deploy-dev-ledger"))
+        .await
+        .expect("a withdrawal claimed in the ledger the overlay sets up");
+    assert_eq!(
+        ledger.sql("SELECT count(*) FROM security.transaction_ids"),
+        "1",
+        "the withdrawal's TxId is in security's schema"
+    );
 
     let bureau = &pods[1].1;
     let mut client = BureauServiceClient::with_interceptor(bureau.channel().await, token.clone());
@@ -317,19 +370,33 @@ pub(super) async fn dev_overlay_pods_serve_against_the_sandbox_with_their_secret
         .await
         .expect("recurring-payments reaches Daviplata's emulator over the overlay's mTLS");
     assert!(!answer.into_inner().otp_session_id.is_empty());
+
+    // Each pod made its tables at start-up, logged in as its own role.
+    for (schema, role) in [
+        ("security", "pasarela_security"),
+        ("recurring_payments", "pasarela_recurring_payments"),
+    ] {
+        let owners =
+            format!("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = '{schema}'");
+        assert_eq!(ledger.sql(&owners), role, "{schema}");
+    }
 }
 
 /// The prod overlay's pods start and turn ready with exactly their rendered configuration:
 /// its Secrets (created by the platform team there, dev's fake ones here) mounted as
-/// files, the gRPC port's TLS, Redis and Daviplata's mutual TLS, so every `*_FROM_FILE`
-/// variable and file path they name is accepted by the real loader and used.
+/// files, the gRPC port's TLS, Redis, the ledger (each service's role and schema) and
+/// Daviplata's mutual TLS, so every `*_FROM_FILE` variable and file path they name is
+/// accepted by the real loader and used.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 pub(super) async fn prod_overlay_pods_start_from_their_secret_files() {
     let manifests = Manifests::of("prod");
-    let (sandbox, _pki) = sandbox_on_the_overlay_pki(&Manifests::of(SECRETS_OVERLAY)).await;
-    let (redis, _redis_files) = overlay_redis(&Manifests::of(SECRETS_OVERLAY)).await;
+    let dev = Manifests::of(SECRETS_OVERLAY);
+    let (sandbox, _pki) = sandbox_on_the_overlay_pki(&dev).await;
+    let (redis, _redis_files) = overlay_redis(&dev).await;
+    let (ledger, _ledger_files) = overlay_ledger(&dev).await;
     let issuer = Issuer::start().await;
     let mut loopback = loopback_addresses(&manifests, &sandbox, &redis);
+    loopback.extend(ledger_loopback(&manifests, &ledger));
     let config = pod_config(
         &manifests,
         manifests.of_service("Deployment", ServiceName::Bureau),

@@ -1,4 +1,4 @@
-//! Shutdown timings nest (preStop, drain, grace period); idempotent services share their records in Redis when they can scale out.
+//! Shutdown timings nest (preStop, drain, grace period); idempotent services share their records in the PostgreSQL ledger, and every service its limits in Redis, when they can scale out.
 
 use super::*;
 
@@ -140,17 +140,18 @@ pub(super) fn peer_selects(selector: &Value, labels: &Value) -> bool {
     by_labels && by_expressions
 }
 
-/// Keys whose values are credentials, or may carry one (a Redis URL with its password).
+/// Keys whose values are credentials, or may carry one (a Redis or PostgreSQL URL with its
+/// password).
 pub(super) const CREDENTIALS: [&str; 13] = [
     "security.client_id",
     "security.client_secret",
     "security.access_token",
-    "security.idempotency.url",
+    "security.idempotency.postgres.url",
     "security.idempotency.record_key",
     "bureau.api_key",
     "recurring_payments.client_id",
     "recurring_payments.client_secret",
-    "recurring_payments.idempotency.url",
+    "recurring_payments.idempotency.postgres.url",
     "recurring_payments.idempotency.record_key",
     "auth.hs256_secret",
     "auth.rate_limit_redis_url",

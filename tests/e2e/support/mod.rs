@@ -73,6 +73,15 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     spawn_app_on(sandbox, configure).await
 }
 
+/// The sandbox alone, its dev PKI in a folder that lives as long as the returned guard.
+pub async fn sandbox() -> (Sandbox, tempfile::TempDir) {
+    let pki = tempfile::tempdir().expect("temp dir");
+    let sandbox = Sandbox::start(pasarela_server::dev::sandbox_options(pki.path()))
+        .await
+        .expect("sandbox starts");
+    (sandbox, pki)
+}
+
 /// pasarela in front of an already running `sandbox` (two replicas sharing one sandbox).
 pub async fn spawn_app_on(sandbox: Sandbox, configure: impl FnOnce(&mut Config)) -> TestApp {
     capture_logs();

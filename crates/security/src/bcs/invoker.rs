@@ -133,10 +133,10 @@ pub enum ProcessIdRule {
 /// + the bank's code + a 10-digit sequence, e.g. `APIF4087320000000001`.
 ///
 /// The sequence is a counter in the idempotency store, taken in blocks: in memory it is
-/// the process's own (one replica); in Redis every replica shares it, so two replicas
+/// the process's own (one replica); in the PostgreSQL ledger every replica shares it, so two replicas
 /// never send the same TxId (the bank deduplicates S18 by TxId: a collision would answer
 /// one customer's withdrawal with another's). A counter the store does not hold yet starts
-/// from the clock, so that a restarted process (or Redis) does not reuse recent numbers:
+/// from the clock, so that a restarted process does not reuse recent numbers:
 /// the sequence advances one per call, far slower than milliseconds pass.
 pub struct TxIds {
     store: Arc<dyn Store>,
@@ -401,7 +401,8 @@ mod tests {
         assert!(tx_id("APII", "32", now, SEQUENCE_MODULUS).ends_with("0000000000"));
     }
 
-    /// Two replicas sharing one store (Redis in production) never make the same TxId.
+    /// Two replicas sharing one store (the PostgreSQL ledger in production) never make the
+    /// same TxId.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn replicas_sharing_a_store_never_repeat_a_tx_id() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
