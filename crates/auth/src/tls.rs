@@ -115,8 +115,6 @@ fn client_verifier(
     builder.build().context("client certificate verifier")
 }
 
-/// Accepts until the server stops taking connections; each handshake runs on its own task
-/// so that a slow client cannot hold up the others.
 /// Sends small writes at once: without it, a unary call's trailers (a frame of their own)
 /// wait for the caller's delayed ACK, 40 ms a call on Linux (Nagle's algorithm).
 pub fn answer_at_once(tcp: &TcpStream) {
@@ -125,6 +123,8 @@ pub fn answer_at_once(tcp: &TcpStream) {
     }
 }
 
+/// Accepts until the server stops taking connections; each handshake runs on its own task
+/// so that a slow client cannot hold up the others.
 async fn accept(
     listener: TcpListener,
     acceptor: TlsAcceptor,

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{Idempotency, Outcome, Record, State, StoreResult, StoreUnavailable, now_ms};
+use super::{Idempotency, Keep, Outcome, Record, State, StoreResult, StoreUnavailable, now_ms};
 use pasarela_provider::metrics::OperationLabels;
 
 /// One key whose outcome is unknown.
@@ -152,7 +152,7 @@ impl Ledger {
                         &key,
                         &existing,
                         &idempotency.encode(&key, &done),
-                        idempotency.ttl,
+                        Keep::For(idempotency.ttl),
                     )
                     .await
                     .map_err(SettleError::Store)?;

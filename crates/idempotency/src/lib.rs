@@ -79,8 +79,19 @@ impl StoreUnavailable {
 /// What every store operation answers.
 pub type StoreResult<T> = Result<T, StoreUnavailable>;
 
-/// The least time a running or unknown record is kept (final ones keep `ttl`).
+/// How long the memory store keeps a running or unknown record (the PostgreSQL ledger
+/// keeps one until it is final or settled).
 pub const OPEN_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// How long a store keeps a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// A final outcome, replayed for this long.
+    For(Duration),
+    /// A running or unknown record: forgetting it would let a retry run afresh, so it is
+    /// kept until it is final or settled ([`OPEN_RETENTION`] in the bounded memory store).
+    UntilSettled,
+}
 
 /// `ErrorInfo.metadata` of a held unknown outcome: key `state`, this value.
 pub const AWAITING_RECONCILIATION: &str = "awaiting_reconciliation";
@@ -127,7 +138,7 @@ pub trait Store: Send + Sync {
         &'a self,
         key: &'a str,
         value: &'a str,
-        ttl: Duration,
+        keep: Keep,
         new: NewKey<'a>,
     ) -> BoxFuture<'a, StoreResult<Inserted>>;
 
@@ -140,7 +151,7 @@ pub trait Store: Send + Sync {
         key: &'a str,
         expected: &'a str,
         value: &'a str,
-        ttl: Duration,
+        keep: Keep,
     ) -> BoxFuture<'a, StoreResult<bool>>;
 
     /// Removes the key if it still holds `expected`.
@@ -584,7 +595,7 @@ impl Idempotency {
         };
         let inserted = self
             .store
-            .insert_new(key, &claimed, self.open_ttl(), new)
+            .insert_new(key, &claimed, Keep::UntilSettled, new)
             .await
             .map_err(|error| self.store_down(error))?;
         match inserted {
@@ -622,7 +633,7 @@ impl Idempotency {
         let encoded = self.encode(key, &next);
         let won = self
             .store
-            .replace(key, existing, &encoded, self.open_ttl())
+            .replace(key, existing, &encoded, Keep::UntilSettled)
             .await
             .map_err(|error| self.store_down(error))?;
         if !won {
@@ -674,13 +685,16 @@ impl Idempotency {
                     ..ticket.record.clone()
                 };
                 (
-                    self.settle_ticket(&ticket, &record, self.ttl).await,
+                    self.settle_ticket(&ticket, &record, Keep::For(self.ttl))
+                        .await,
                     Some(record),
                 )
             }
             Ending::Unknown => {
                 let record = ticket.record.clone().unknown();
-                let stored = self.settle_ticket(&ticket, &record, self.open_ttl()).await;
+                let stored = self
+                    .settle_ticket(&ticket, &record, Keep::UntilSettled)
+                    .await;
                 let _ = self.store.track(&open, &ticket.key).await;
                 (stored, Some(record))
             }
@@ -717,22 +731,16 @@ impl Idempotency {
         &self,
         ticket: &Ticket,
         record: &Record,
-        ttl: Duration,
+        keep: Keep,
     ) -> StoreResult<bool> {
         self.store
             .replace(
                 &ticket.key,
                 &ticket.claimed,
                 &self.encode(&ticket.key, record),
-                ttl,
+                keep,
             )
             .await
-    }
-
-    /// How long a running or unknown record is kept: far longer than a final one, as
-    /// forgetting it would let a retry run afresh.
-    fn open_ttl(&self) -> Duration {
-        self.ttl.max(OPEN_RETENTION)
     }
 
     fn in_flight(&self) -> State {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
-use super::{Inserted, NewKey, OPEN_RETENTION, Store, StoreResult, StoreUnavailable};
+use super::{Inserted, Keep, NewKey, OPEN_RETENTION, Store, StoreResult, StoreUnavailable};
 
 /// Expired entries are swept once the map has grown by this many since the last sweep.
 const SWEEP_EVERY: usize = 1024;
@@ -39,9 +39,9 @@ struct Entries {
     counters: HashMap<String, u64>,
     /// Sets of [`Store::track`].
     sets: HashMap<String, BTreeSet<String>>,
-    /// The transaction ids of claims, each kept as long as an open record is and counted
-    /// among the keys held.
-    transaction_ids: HashMap<String, Instant>,
+    /// The transaction id of each claim, and its key: taken while that key's record lives
+    /// (the process's own counter never goes back, so no longer).
+    transaction_ids: HashMap<String, String>,
     /// When a sweep last found the map full.
     full_since: Option<Instant>,
 }
@@ -62,7 +62,7 @@ impl Entries {
     /// Whether no new key fits, once expired ones are swept (at capacity, one sweep a
     /// second at most: a flood of new keys costs one scan a second, not one a call).
     fn full(&mut self, max_keys: usize) -> bool {
-        if self.held() < max_keys {
+        if self.map.len() < max_keys {
             return false;
         }
         let now = Instant::now();
@@ -73,7 +73,7 @@ impl Entries {
             return true;
         }
         self.sweep(now);
-        let full = self.held() >= max_keys;
+        let full = self.map.len() >= max_keys;
         self.full_since = full.then_some(now);
         full
     }
@@ -85,14 +85,27 @@ impl Entries {
 
     fn sweep(&mut self, now: Instant) {
         self.map.retain(|_, (_, expires)| *expires > now);
-        self.transaction_ids.retain(|_, expires| *expires > now);
+        let map = &self.map;
+        self.transaction_ids.retain(|_, key| map.contains_key(key));
         self.next_sweep = self.held() + SWEEP_EVERY;
     }
 
-    fn put(&mut self, key: &str, value: &str, ttl: Duration) {
+    /// Whether a live record's claim holds `transaction_id`.
+    fn taken(&mut self, transaction_id: &str) -> bool {
+        match self.transaction_ids.get(transaction_id).cloned() {
+            Some(key) => self.live(&key).is_some(),
+            None => false,
+        }
+    }
+
+    fn put(&mut self, key: &str, value: &str, keep: Keep) {
         if self.held() >= self.next_sweep {
             self.sweep(Instant::now());
         }
+        let ttl = match keep {
+            Keep::For(ttl) => ttl,
+            Keep::UntilSettled => OPEN_RETENTION,
+        };
         self.map
             .insert(key.to_owned(), (value.to_owned(), Instant::now() + ttl));
     }
@@ -129,7 +142,7 @@ impl Store for MemoryStore {
         &'a self,
         key: &'a str,
         value: &'a str,
-        ttl: Duration,
+        keep: Keep,
         new: NewKey<'a>,
     ) -> BoxFuture<'a, StoreResult<Inserted>> {
         let max_keys = self.max_keys;
@@ -137,12 +150,7 @@ impl Store for MemoryStore {
             if let Some(existing) = entries.live(key) {
                 return Ok(Inserted::Held(existing.clone()));
             }
-            let now = Instant::now();
-            if entries
-                .transaction_ids
-                .get(new.transaction_id)
-                .is_some_and(|expires| *expires > now)
-            {
+            if entries.taken(new.transaction_id) {
                 return Ok(Inserted::TransactionIdTaken);
             }
             if entries.full(max_keys) {
@@ -151,10 +159,10 @@ impl Store for MemoryStore {
                     format!("{max_keys} keys"),
                 ));
             }
-            entries.put(key, value, ttl);
+            entries.put(key, value, keep);
             entries
                 .transaction_ids
-                .insert(new.transaction_id.to_owned(), now + OPEN_RETENTION.max(ttl));
+                .insert(new.transaction_id.to_owned(), key.to_owned());
             entries
                 .sets
                 .entry(new.open_set.to_owned())
@@ -175,9 +183,9 @@ impl Store for MemoryStore {
         key: &'a str,
         expected: &'a str,
         value: &'a str,
-        ttl: Duration,
+        keep: Keep,
     ) -> BoxFuture<'a, StoreResult<bool>> {
-        let replaced = self.if_holds(key, expected, |entries| entries.put(key, value, ttl));
+        let replaced = self.if_holds(key, expected, |entries| entries.put(key, value, keep));
         futures::future::ready(Ok(replaced)).boxed()
     }
 
@@ -259,34 +267,40 @@ mod tests {
     use super::*;
     use crate::tests::new_key;
 
+    const MINUTE: Keep = Keep::For(Duration::from_secs(60));
+    const GONE: Keep = Keep::For(Duration::ZERO);
+
     #[tokio::test]
     async fn claims_compare_and_expire() {
         let store = MemoryStore::default();
-        let ttl = Duration::from_secs(60);
         crate::tests::claims_compare_and_swap(&store).await;
+        let expired = store.insert_new("k", "d", GONE, new_key("t-k1"));
+        assert_eq!(expired.await.unwrap(), Inserted::Claimed);
+        let again = store.insert_new("k", "e", MINUTE, new_key("t-k2"));
         assert_eq!(
-            store
-                .insert_new("k", "d", Duration::ZERO, new_key("t-k1"))
-                .await
-                .unwrap(),
-            Inserted::Claimed
-        );
-        assert_eq!(
-            store
-                .insert_new("k", "e", ttl, new_key("t-k2"))
-                .await
-                .unwrap(),
+            again.await.unwrap(),
             Inserted::Claimed,
             "expired entries are gone"
+        );
+        let reused = store.insert_new("j", "e", MINUTE, new_key("t-k2"));
+        assert_eq!(reused.await.unwrap(), Inserted::TransactionIdTaken);
+        assert!(store.remove("k", "e").await.unwrap());
+        let freed = store.insert_new("j", "e", MINUTE, new_key("t-k2"));
+        assert_eq!(
+            freed.await.unwrap(),
+            Inserted::Claimed,
+            "a transaction id is held as long as its key's record"
         );
     }
 
     #[tokio::test]
     async fn a_full_store_refuses_new_keys_and_keeps_serving_known_ones() {
-        // Each claim holds its key and its transaction id.
-        let store = MemoryStore::with_capacity(4);
-        let ttl = Duration::from_secs(60);
-        let claim = async |key: &str, tx: &str| store.insert_new(key, "1", ttl, new_key(tx)).await;
+        let store = MemoryStore::with_capacity(2);
+        let claim = async |key: &str, tx: &str| {
+            store
+                .insert_new(key, "1", Keep::UntilSettled, new_key(tx))
+                .await
+        };
         assert_eq!(claim("a", "ta").await.unwrap(), Inserted::Claimed);
         assert_eq!(claim("b", "tb").await.unwrap(), Inserted::Claimed);
         assert!(claim("c", "tc").await.is_err(), "full");
@@ -294,21 +308,15 @@ mod tests {
             claim("a", "td").await.unwrap(),
             Inserted::Held("1".to_owned())
         );
-        assert!(store.replace("a", "1", "done", ttl).await.unwrap());
-        let short = MemoryStore::with_capacity(2);
+        assert!(store.replace("a", "1", "done", MINUTE).await.unwrap());
+        let short = MemoryStore::with_capacity(1);
+        let expired = short.insert_new("x", "1", GONE, new_key("tx"));
+        assert_eq!(expired.await.unwrap(), Inserted::Claimed);
+        let room = short.insert_new("y", "1", MINUTE, new_key("ty"));
         assert_eq!(
-            short
-                .insert_new("x", "1", Duration::ZERO, new_key("tx"))
-                .await
-                .unwrap(),
-            Inserted::Claimed
-        );
-        assert!(
-            short
-                .insert_new("y", "1", ttl, new_key("ty"))
-                .await
-                .is_err(),
-            "the expired key's transaction id is still held"
+            room.await.unwrap(),
+            Inserted::Claimed,
+            "an expired key makes room"
         );
     }
 

@@ -72,6 +72,14 @@ async fn apply_in_transaction(
     schema: &str,
     up_to: i32,
 ) -> anyhow::Result<Migrated> {
+    // A migration may wait behind another replica's, or take long on a big table: the
+    // bounds of money calls do not apply to it, but a lock is not waited for forever.
+    client
+        .batch_execute(
+            "SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0; \
+             SET LOCAL lock_timeout = '60s'",
+        )
+        .await?;
     client
         .execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&schema])
         .await?;

@@ -1,9 +1,11 @@
 //! The PostgreSQL ledger of money-moving calls, shared by every replica: a claim is one
 //! statement (the record, the open key and the transaction id together, or nothing), every
-//! write commits on the synchronous standby before it counts, and the database refuses a
-//! transaction id handed out twice. The pool finds the primary among several hosts by
-//! itself (`target_session_attrs=read-write`) and reads its credentials anew for each
-//! connection, so that a rotated password or certificate needs no restart.
+//! commit waits for the synchronous standby the database names (`synchronous_commit = on`
+//! on each connection), a running or unknown record never expires, and the database
+//! refuses a transaction id it has seen. The pool finds the primary among several hosts
+//! by itself (`target_session_attrs=read-write`), closes a connection whose statement
+//! failed or timed out, and reads its credentials anew for each connection, so that a
+//! rotated password or certificate needs no restart.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
@@ -18,12 +20,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use tokio_postgres::config::SslMode;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::migrations;
-use super::{Inserted, NewKey, Store, StoreResult, StoreUnavailable};
+use super::{Inserted, Keep, NewKey, Store, StoreResult, StoreUnavailable};
 
 /// The `idempotency.postgres` section: where the ledger is and how to reach it.
 #[derive(Debug, Clone, Deserialize)]
@@ -73,9 +74,16 @@ impl Default for PostgresConfig {
 }
 
 /// How long a new connection (TCP, TLS, authentication) may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a connection to one host may take (TCP, TLS, authentication): a host that
+/// swallows packets leaves time for the next one within a statement's bound.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// How often expired records are deleted, and how many at most each time.
+/// How long sent data may go unacknowledged, and a connection idle before it is probed:
+/// a connection to a primary that vanished is closed in seconds, not the kernel's minutes.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(5);
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+
+/// How often expired records are deleted, and how many a statement deletes at most.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 const SWEEP_BATCH: i64 = 1_000;
 
@@ -94,6 +102,8 @@ impl PostgresConfig {
         config
             .ssl_mode(SslMode::Require)
             .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_user_timeout(TCP_USER_TIMEOUT)
+            .keepalives_idle(KEEPALIVE_IDLE)
             .application_name("pasarela")
             // Every commit waits for the synchronous standby, whatever the server's
             // default; statements and idle transactions are bounded on the server too.
@@ -159,7 +169,12 @@ impl Credentials {
 
 fn read_presented(config: &PostgresConfig) -> anyhow::Result<Presented> {
     let password = match &config.password_file {
-        Some(path) => Some(read_text(path, "password_file")?.trim_end().to_owned()),
+        // A mounted Secret may end in a newline; any other character is the password's.
+        Some(path) => Some(
+            read_text(path, "password_file")?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
+        ),
         None => None,
     };
     Ok((password, Arc::new(tls_config(config)?)))
@@ -274,13 +289,24 @@ struct Statements {
 impl Statements {
     fn new(schema: &str) -> Self {
         let live = "expires_at > now()";
+        // NULL milliseconds: kept until settled.
+        let expiry = |ms: &str| {
+            format!("COALESCE(now() + {ms}::bigint * interval '1 millisecond', 'infinity')")
+        };
         Self {
             // The record, its transaction id and its open key, or nothing: a key whose
-            // record expired is claimed afresh.
+            // record expired is claimed afresh; a transaction id the database has seen is
+            // refused. The key's lock orders the claim with `untrack_if`.
             claim: format!(
-                "WITH claimed AS (
+                "WITH locked AS (
+                   SELECT pg_advisory_xact_lock(hashtext($1::text))
+                 ), fresh AS (
+                   SELECT NOT EXISTS (
+                     SELECT 1 FROM {schema}.transaction_ids WHERE transaction_id = $4::text
+                   ) AS free FROM locked
+                 ), claimed AS (
                    INSERT INTO {schema}.records (key, value, expires_at)
-                   VALUES ($1::text, $2::text, now() + $3::bigint * interval '1 millisecond')
+                   SELECT $1::text, $2::text, {expiry} FROM fresh WHERE free
                    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at
                    WHERE {schema}.records.expires_at <= now()
                    RETURNING key
@@ -291,12 +317,14 @@ impl Statements {
                    INSERT INTO {schema}.open_keys (set_name, member)
                    SELECT $5::text, key FROM claimed ON CONFLICT DO NOTHING
                  )
-                 SELECT count(*) FROM claimed"
+                 SELECT (SELECT count(*) FROM claimed), (SELECT free FROM fresh)",
+                expiry = expiry("$3"),
             ),
             get: format!("SELECT value FROM {schema}.records WHERE key = $1 AND {live}"),
             replace: format!(
-                "UPDATE {schema}.records SET value = $3::text, expires_at = now() + $4::bigint * interval '1 millisecond'
-                 WHERE key = $1 AND value = $2 AND {live}"
+                "UPDATE {schema}.records SET value = $3::text, expires_at = {expiry}
+                 WHERE key = $1 AND value = $2 AND {live}",
+                expiry = expiry("$4"),
             ),
             remove: format!(
                 "DELETE FROM {schema}.records WHERE key = $1 AND value = $2 AND {live}"
@@ -317,8 +345,9 @@ impl Statements {
                  AND (SELECT value FROM {schema}.records WHERE key = $3 AND {live}) IS NOT DISTINCT FROM $4::text"
             ),
             members: format!("SELECT member FROM {schema}.open_keys WHERE set_name = $1"),
+            // The outer condition is checked again on a row a claim changed meanwhile.
             sweep: format!(
-                "DELETE FROM {schema}.records WHERE key IN
+                "DELETE FROM {schema}.records WHERE expires_at <= now() AND key IN
                  (SELECT key FROM {schema}.records WHERE expires_at <= now() LIMIT $1::bigint)"
             ),
         }
@@ -351,7 +380,8 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// Deletes expired records in small batches, for as long as the pool lives.
+    /// Deletes expired records in small batches until none is left, each minute, for as
+    /// long as the pool lives.
     fn spawn_sweeper(&self) {
         let pool = self.pool.clone();
         let sweep = self.sql.sweep.clone();
@@ -362,10 +392,18 @@ impl PostgresStore {
                 if pool.is_closed() {
                     return;
                 }
-                if let Ok(client) = pool.get().await
-                    && let Err(error) = client.execute(&sweep, &[&SWEEP_BATCH]).await
-                {
-                    tracing::warn!(error = %error, "expired idempotency records not swept");
+                let Ok(client) = pool.get().await else {
+                    continue;
+                };
+                loop {
+                    match client.execute(&sweep, &[&SWEEP_BATCH]).await {
+                        Ok(swept) if swept == SWEEP_BATCH.unsigned_abs() => {}
+                        Ok(_) => break,
+                        Err(error) => {
+                            tracing::warn!(error = %error, "expired idempotency records not swept");
+                            break;
+                        }
+                    }
                 }
             }
         });
@@ -380,8 +418,8 @@ impl PostgresStore {
     ) -> BoxFuture<'a, StoreResult<T>>
     where
         T: Send + 'a,
-        F: FnOnce(Object) -> Fut + Send + 'a,
-        Fut: Future<Output = Result<T, tokio_postgres::Error>> + Send + 'a,
+        F: FnOnce(Lease) -> Fut + Send + 'a,
+        Fut: Future<Output = Result<(Lease, T), tokio_postgres::Error>> + Send + 'a,
     {
         async move {
             let run = async {
@@ -390,9 +428,11 @@ impl PostgresStore {
                     .get()
                     .await
                     .map_err(|error| StoreUnavailable::new(operation, error))?;
-                work(client)
+                let (lease, done) = work(Lease(Some(client)))
                     .await
-                    .map_err(|error| StoreUnavailable::new(operation, error))
+                    .map_err(|error| StoreUnavailable::new(operation, error))?;
+                lease.keep();
+                Ok(done)
             };
             tokio::time::timeout(self.timeout, run)
                 .await
@@ -404,6 +444,43 @@ impl PostgresStore {
                 })
         }
         .boxed()
+    }
+}
+
+/// A pooled connection that goes back to the pool only once its statement succeeded: one
+/// that failed or timed out (perhaps to a primary that is gone or frozen) is closed, so
+/// that the next call connects afresh and finds the primary.
+pub(crate) struct Lease(Option<Object>);
+
+impl Lease {
+    fn keep(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl std::ops::Deref for Lease {
+    type Target = Object;
+
+    fn deref(&self) -> &Object {
+        self.0
+            .as_ref()
+            .expect("a lease holds its connection until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Lease {
+    fn deref_mut(&mut self) -> &mut Object {
+        self.0
+            .as_mut()
+            .expect("a lease holds its connection until dropped")
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(object) = self.0.take() {
+            drop(Object::take(object));
+        }
     }
 }
 
@@ -464,8 +541,12 @@ async fn check_promises(client: &Object) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn millis(ttl: Duration) -> i64 {
-    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1)
+/// A record's lifetime in milliseconds; `None` keeps it until settled.
+fn millis(keep: Keep) -> Option<i64> {
+    match keep {
+        Keep::For(ttl) => Some(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1)),
+        Keep::UntilSettled => None,
+    }
 }
 
 fn counter(value: u64, what: &'static str) -> StoreResult<i64> {
@@ -477,34 +558,31 @@ impl Store for PostgresStore {
         &'a self,
         key: &'a str,
         value: &'a str,
-        ttl: Duration,
+        keep: Keep,
         new: NewKey<'a>,
     ) -> BoxFuture<'a, StoreResult<Inserted>> {
         async move {
             // A claim refused for its key is looked at; one whose record went between the
             // two statements is tried again.
             for _ in 0..3 {
-                let claimed = self
-                    .bounded("claim", move |client| async move {
-                        let statement = client.prepare_cached(&self.sql.claim).await?;
+                let (claimed, free) = self
+                    .bounded("claim", move |lease| async move {
+                        let statement = lease.prepare_cached(&self.sql.claim).await?;
                         let parameters: [&(dyn ToSql + Sync); 5] = [
                             &key,
                             &value,
-                            &millis(ttl),
+                            &millis(keep),
                             &new.transaction_id,
                             &new.open_set,
                         ];
-                        match client.query_one(&statement, &parameters).await {
-                            Ok(row) => Ok(Some(row.get::<_, i64>(0) == 1)),
-                            Err(error) if transaction_id_taken(&error) => Ok(None),
-                            Err(error) => Err(error),
-                        }
+                        let row = lease.query_one(&statement, &parameters).await?;
+                        Ok((lease, (row.get::<_, i64>(0) == 1, row.get::<_, bool>(1))))
                     })
                     .await?;
-                match claimed {
-                    Some(true) => return Ok(Inserted::Claimed),
-                    Some(false) => {}
-                    None => return Ok(Inserted::TransactionIdTaken),
+                match (claimed, free) {
+                    (true, _) => return Ok(Inserted::Claimed),
+                    (false, false) => return Ok(Inserted::TransactionIdTaken),
+                    (false, true) => {}
                 }
                 if let Some(existing) = self.get(key).await? {
                     return Ok(Inserted::Held(existing));
@@ -519,10 +597,10 @@ impl Store for PostgresStore {
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
-        self.bounded("get", move |client| async move {
-            let statement = client.prepare_cached(&self.sql.get).await?;
-            let row = client.query_opt(&statement, &[&key]).await?;
-            Ok(row.map(|row| row.get(0)))
+        self.bounded("get", move |lease| async move {
+            let statement = lease.prepare_cached(&self.sql.get).await?;
+            let row = lease.query_opt(&statement, &[&key]).await?;
+            Ok((lease, row.map(|row| row.get(0))))
         })
     }
 
@@ -531,21 +609,22 @@ impl Store for PostgresStore {
         key: &'a str,
         expected: &'a str,
         value: &'a str,
-        ttl: Duration,
+        keep: Keep,
     ) -> BoxFuture<'a, StoreResult<bool>> {
-        self.bounded("compare-and-set", move |client| async move {
-            let statement = client.prepare_cached(&self.sql.replace).await?;
-            let changed = client
-                .execute(&statement, &[&key, &expected, &value, &millis(ttl)])
+        self.bounded("compare-and-set", move |lease| async move {
+            let statement = lease.prepare_cached(&self.sql.replace).await?;
+            let changed = lease
+                .execute(&statement, &[&key, &expected, &value, &millis(keep)])
                 .await?;
-            Ok(changed == 1)
+            Ok((lease, changed == 1))
         })
     }
 
     fn remove<'a>(&'a self, key: &'a str, expected: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
-        self.bounded("compare-and-delete", move |client| async move {
-            let statement = client.prepare_cached(&self.sql.remove).await?;
-            Ok(client.execute(&statement, &[&key, &expected]).await? == 1)
+        self.bounded("compare-and-delete", move |lease| async move {
+            let statement = lease.prepare_cached(&self.sql.remove).await?;
+            let removed = lease.execute(&statement, &[&key, &expected]).await?;
+            Ok((lease, removed == 1))
         })
     }
 
@@ -559,12 +638,12 @@ impl Store for PostgresStore {
             let count_sql = counter(count, "reserve")?;
             let seed_sql = counter(seed, "reserve")?;
             let last: i64 = self
-                .bounded("reserve", move |client| async move {
-                    let statement = client.prepare_cached(&self.sql.reserve).await?;
-                    let row = client
+                .bounded("reserve", move |lease| async move {
+                    let statement = lease.prepare_cached(&self.sql.reserve).await?;
+                    let row = lease
                         .query_one(&statement, &[&key, &count_sql, &seed_sql])
                         .await?;
-                    Ok(row.get(0))
+                    Ok((lease, row.get(0)))
                 })
                 .await?;
             u64::try_from(last)
@@ -577,26 +656,26 @@ impl Store for PostgresStore {
     }
 
     fn track<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, StoreResult<()>> {
-        self.bounded("track", move |client| async move {
-            let statement = client.prepare_cached(&self.sql.track).await?;
-            client.execute(&statement, &[&set, &member]).await?;
-            Ok(())
+        self.bounded("track", move |lease| async move {
+            let statement = lease.prepare_cached(&self.sql.track).await?;
+            lease.execute(&statement, &[&set, &member]).await?;
+            Ok((lease, ()))
         })
     }
 
     fn untrack<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, StoreResult<()>> {
-        self.bounded("untrack", move |client| async move {
-            let statement = client.prepare_cached(&self.sql.untrack).await?;
-            client.execute(&statement, &[&set, &member]).await?;
-            Ok(())
+        self.bounded("untrack", move |lease| async move {
+            let statement = lease.prepare_cached(&self.sql.untrack).await?;
+            lease.execute(&statement, &[&set, &member]).await?;
+            Ok((lease, ()))
         })
     }
 
     fn members<'a>(&'a self, set: &'a str) -> BoxFuture<'a, StoreResult<Vec<String>>> {
-        self.bounded("members", move |client| async move {
-            let statement = client.prepare_cached(&self.sql.members).await?;
-            let rows = client.query(&statement, &[&set]).await?;
-            Ok(rows.iter().map(|row| row.get(0)).collect())
+        self.bounded("members", move |lease| async move {
+            let statement = lease.prepare_cached(&self.sql.members).await?;
+            let rows = lease.query(&statement, &[&set]).await?;
+            Ok((lease, rows.iter().map(|row| row.get(0)).collect()))
         })
     }
 
@@ -607,23 +686,21 @@ impl Store for PostgresStore {
         key: &'a str,
         expected: Option<&'a str>,
     ) -> BoxFuture<'a, StoreResult<bool>> {
-        self.bounded("compare-and-untrack", move |client| async move {
-            let statement = client.prepare_cached(&self.sql.untrack_if).await?;
-            Ok(client
+        self.bounded("compare-and-untrack", move |mut lease| async move {
+            // The key's lock first, then a fresh look: a claim that committed meanwhile
+            // is seen, and keeps its open key.
+            let transaction = lease.transaction().await?;
+            transaction
+                .execute("SELECT pg_advisory_xact_lock(hashtext($1::text))", &[&key])
+                .await?;
+            let statement = transaction.prepare_cached(&self.sql.untrack_if).await?;
+            let removed = transaction
                 .execute(&statement, &[&set, &member, &key, &expected])
-                .await?
-                == 1)
+                .await?;
+            transaction.commit().await?;
+            Ok((lease, removed == 1))
         })
     }
-}
-
-/// Whether a claim failed on the transaction ids' uniqueness: the id was handed out before.
-fn transaction_id_taken(error: &tokio_postgres::Error) -> bool {
-    error.code() == Some(&SqlState::UNIQUE_VIOLATION)
-        && error
-            .as_db_error()
-            .and_then(|db| db.constraint())
-            .is_some_and(|constraint| constraint == "transaction_ids_pkey")
 }
 
 #[cfg(test)]

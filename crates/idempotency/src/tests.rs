@@ -274,7 +274,7 @@ pub(super) fn new_key(transaction_id: &str) -> NewKey<'_> {
 /// What every store must do: claim a free key only, with a transaction id no claim had
 /// before, joining the open set in the same step; compare before it swaps or removes.
 pub(super) async fn claims_compare_and_swap(store: &dyn Store) {
-    let ttl = Duration::from_secs(60);
+    let ttl = Keep::For(Duration::from_secs(60));
     assert_eq!(
         store
             .insert_new("k", "a", ttl, new_key("t1"))

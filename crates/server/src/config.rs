@@ -213,9 +213,6 @@ impl Defaults {
 }
 
 impl Config {
-    /// Refuses the switches only a development deployment may set (tokens anyone can mint,
-    /// the lab's OTP handed to callers) whenever a served provider is a production one:
-    /// they would put real customers behind published secrets.
     /// The PostgreSQL ledger of each served money-moving service that has one, by section.
     pub fn ledgers(&self) -> Vec<(&'static str, &pasarela_idempotency::PostgresConfig)> {
         self.idempotency_sections()
@@ -242,6 +239,10 @@ impl Config {
             .collect()
     }
 
+    /// Refuses, whenever a served provider is a production one, the switches only a
+    /// development deployment may set (tokens anyone can mint, the lab's OTP handed to
+    /// callers: real customers behind published secrets) and a memory store of money
+    /// records (forgotten at a restart).
     pub fn refuse_unsafe_settings_in_production(&self) -> anyhow::Result<()> {
         let production: Vec<&str> = self
             .services

@@ -125,6 +125,36 @@ impl TestPostgres {
         .await;
     }
 
+    /// Stops the server's processes without ending them (SIGSTOP): its connections stay
+    /// open and answer nothing, as a primary cut off by the network would.
+    pub fn freeze(&self) {
+        let Some(child) = &self.child else { return };
+        let pid = child.id().to_string();
+        let children = Command::new("pgrep")
+            .args(["-P", &pid])
+            .output()
+            .expect("pgrep runs");
+        let mut pids: Vec<String> = String::from_utf8_lossy(&children.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        pids.push(pid);
+        let stopped = Command::new("kill").arg("-STOP").args(&pids).status();
+        assert!(
+            stopped.is_ok_and(|status| status.success()),
+            "SIGSTOP {pids:?}"
+        );
+    }
+
+    /// Also accepts clients without TLS (`host` after the `hostssl` rules).
+    pub fn allow_plaintext(&self) {
+        let hba = self.data.join("pg_hba.conf");
+        let mut rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+        rules.push_str("host all all 127.0.0.1/32 scram-sha-256\n");
+        std::fs::write(&hba, rules).expect("pg_hba.conf");
+        self.sql("SELECT pg_reload_conf()");
+    }
+
     /// Runs `sql` in the database `pasarela` as the superuser; its output, trimmed.
     pub fn sql(&self, sql: &str) -> String {
         let output = Command::new(binary("psql"))

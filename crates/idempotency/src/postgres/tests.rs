@@ -9,7 +9,7 @@ use pasarela_test_support::postgres_server::TestPostgres;
 
 use super::*;
 use crate::tests::new_key;
-use crate::{Migrated, latest_schema, migrate};
+use crate::{Keep, Migrated, latest_schema, migrate};
 
 fn config(servers: &[&TestPostgres]) -> PostgresConfig {
     PostgresConfig {
@@ -25,14 +25,14 @@ async fn store(server: &TestPostgres) -> PostgresStore {
     PostgresStore::connect(&config(&[server])).await.unwrap()
 }
 
-const MINUTE: Duration = Duration::from_secs(60);
+const MINUTE: Keep = Keep::For(Duration::from_secs(60));
 
 #[tokio::test]
 async fn claims_compare_and_swap_in_postgres() {
     let server = TestPostgres::start().await;
     let store = store(&server).await;
     crate::tests::claims_compare_and_swap(&store).await;
-    let short = Duration::from_millis(1);
+    let short = Keep::For(Duration::from_millis(1));
     let claimed = store.insert_new("short", "v", short, new_key("t-short"));
     assert_eq!(claimed.await.unwrap(), Inserted::Claimed);
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -274,4 +274,113 @@ async fn acknowledged_claims_survive_the_sigkill_of_the_primary_and_a_promotion(
         .filter(|key| !on_standby.contains(*key))
         .collect();
     assert!(lost.is_empty(), "acknowledged claims lost: {lost:?}");
+}
+
+#[tokio::test]
+async fn an_open_record_never_expires_and_the_sweep_spares_it() {
+    let server = TestPostgres::start().await;
+    let store = store(&server).await;
+    let open = store.insert_new("open", "v", Keep::UntilSettled, new_key("t-open"));
+    assert_eq!(open.await.unwrap(), Inserted::Claimed);
+    let short = Keep::For(Duration::from_millis(1));
+    let done = store.insert_new("done", "v", short, new_key("t-done"));
+    assert_eq!(done.await.unwrap(), Inserted::Claimed);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    server.sql(&store.sql.sweep.replace("$1::bigint", "10"));
+    let kept = server.sql("SELECT key, expires_at FROM pasarela.records");
+    assert_eq!(kept, "open|infinity", "the expired final record was swept");
+}
+
+/// Even where the role's own default acknowledges a commit before the standby has it.
+#[tokio::test]
+async fn a_claim_is_not_acknowledged_before_the_synchronous_standby_holds_it() {
+    let (primary, mut standby) = TestPostgres::start_with_standby().await;
+    primary.sql("ALTER ROLE pasarela SET synchronous_commit = local");
+    let settings = PostgresConfig {
+        statement_timeout: Duration::from_millis(1_500),
+        ..config(&[&primary])
+    };
+    let store = PostgresStore::connect(&settings).await.unwrap();
+    let claimed = store.insert_new("before", "v", MINUTE, new_key("t-before"));
+    assert_eq!(claimed.await.unwrap(), Inserted::Claimed);
+    standby.kill();
+    let waiting = store.insert_new("after", "v", MINUTE, new_key("t-after"));
+    assert!(
+        waiting.await.is_err(),
+        "no standby holds the claim: it is not acknowledged"
+    );
+}
+
+#[tokio::test]
+async fn plaintext_is_never_used_even_where_the_server_and_the_url_allow_it() {
+    let server = TestPostgres::start().await;
+    server.allow_plaintext();
+    let plain_url = TestPostgres::url(&[&server]).replace(
+        "target_session_attrs=read-write",
+        "sslmode=disable&target_session_attrs=read-write",
+    );
+    let settings = PostgresConfig {
+        url: Some(plain_url.into()),
+        ..config(&[&server])
+    };
+    let store = PostgresStore::connect(&settings).await.unwrap();
+    store.get("any").await.unwrap();
+    let encrypted = server.sql(
+        "SELECT bool_and(ssl) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+         WHERE usename = 'pasarela'",
+    );
+    assert_eq!(encrypted, "t", "every connection of pasarela's is TLS");
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_name_is_refused() {
+    let server = TestPostgres::start().await;
+    let elsewhere = format!(
+        "host=wrong-name.invalid hostaddr=127.0.0.1 port={} user=pasarela dbname=pasarela",
+        server.port
+    );
+    let settings = PostgresConfig {
+        url: Some(elsewhere.into()),
+        ..config(&[&server])
+    };
+    let refused = PostgresStore::connect(&settings)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        format!("{refused:#}").contains("cannot be reached"),
+        "{refused:#}"
+    );
+}
+
+/// A primary that stops answering without closing its connections (frozen, or cut off
+/// by the network): each call that timed out closes its connection, so that the next one
+/// connects afresh and finds the promoted standby. (The standby is listed first: a new
+/// connection to a host that accepts but never answers would wait out the call's bound.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_to_a_frozen_primary_are_dropped_and_the_promoted_standby_found() {
+    let (primary, standby) = TestPostgres::start_with_standby().await;
+    let settings = PostgresConfig {
+        statement_timeout: Duration::from_secs(3),
+        ..config(&[&standby, &primary])
+    };
+    let store = PostgresStore::connect(&settings).await.unwrap();
+    for i in 0..4 {
+        let (key, tx) = (format!("warm-{i}"), format!("t-warm-{i}"));
+        let warm = store.insert_new(&key, "v", MINUTE, new_key(&tx));
+        assert_eq!(warm.await.unwrap(), Inserted::Claimed);
+    }
+    primary.freeze();
+    standby.promote().await;
+    let mut failed = 0;
+    let found = loop {
+        let tx = format!("t-after-{failed}");
+        match store.get("warm-0").await.and(Ok(())) {
+            Ok(()) => break store.insert_new(&tx, "v", MINUTE, new_key(&tx)).await,
+            Err(_) => failed += 1,
+        }
+        assert!(failed < 20, "the promoted standby was never found");
+    };
+    assert_eq!(found.unwrap(), Inserted::Claimed);
+    assert!(failed >= 1, "the frozen primary's connection failed first");
 }
