@@ -15,6 +15,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "transaction_ids",
         include_str!("../migrations/0002_transaction_ids.sql"),
     ),
+    (
+        3,
+        "append_only",
+        include_str!("../migrations/0003_append_only.sql"),
+    ),
 ];
 
 /// The schema version this build reads and writes.

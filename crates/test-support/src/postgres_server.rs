@@ -157,6 +157,12 @@ impl TestPostgres {
 
     /// Runs `sql` in the database `pasarela` as the superuser; its output, trimmed.
     pub fn sql(&self, sql: &str) -> String {
+        self.try_sql(sql)
+            .unwrap_or_else(|error| panic!("psql {sql:?}: {error}"))
+    }
+
+    /// Runs `sql` as [`TestPostgres::sql`] does; what the server refused it with, if it did.
+    pub fn try_sql(&self, sql: &str) -> Result<String, String> {
         let output = Command::new(binary("psql"))
             .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", "postgres"])
             .arg("-h")
@@ -164,12 +170,10 @@ impl TestPostgres {
             .args(["-p", &self.port.to_string(), "-d", ROLE, "-c", sql])
             .output()
             .expect("psql runs");
-        assert!(
-            output.status.success(),
-            "psql {sql:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        match output.status.success() {
+            true => Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned()),
+            false => Err(String::from_utf8_lossy(&output.stderr).trim().to_owned()),
+        }
     }
 
     async fn init() -> Self {

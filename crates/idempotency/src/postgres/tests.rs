@@ -106,7 +106,15 @@ async fn a_counter_set_back_cannot_hand_out_a_transaction_id_again() {
     let tx = format!("TX{first}");
     let claimed = store.insert_new("a", "v", MINUTE, new_key(&tx));
     assert_eq!(claimed.await.unwrap(), Inserted::Claimed);
-    // An operator (or a restore) moves the counter back, and the record is gone.
+    let refused = server.try_sql("UPDATE pasarela.counters SET last = 0");
+    assert!(
+        refused.is_err_and(|error| error.contains("may not go back")),
+        "the database keeps its counters going forward"
+    );
+    let forgotten = server.try_sql("DELETE FROM pasarela.transaction_ids");
+    assert!(forgotten.is_err_and(|error| error.contains("transaction ids are kept")));
+    // Someone with the owner's rights moves the counter back anyway, and the record goes.
+    server.sql("ALTER TABLE pasarela.counters DISABLE TRIGGER counters_only_forward");
     server.sql("UPDATE pasarela.counters SET last = 0");
     server.sql("DELETE FROM pasarela.records");
     let again = store.reserve("seq", 1, 0).await.unwrap();
