@@ -10,10 +10,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
 /// The role pasarela logs in as, and its database.
 pub const ROLE: &str = "pasarela";
+
+/// A role that logs in with a client certificate instead of a password.
+pub const CERTIFICATE_ROLE: &str = "pasarela_cert";
 
 /// The `application_name` of the synchronous standby.
 const STANDBY_NAME: &str = "standby1";
@@ -33,6 +36,9 @@ pub struct TestPostgres {
     pub ca_file: PathBuf,
     /// The password of [`ROLE`], in a file of its own.
     pub password_file: PathBuf,
+    /// The client certificate and key of [`CERTIFICATE_ROLE`], signed by the CA.
+    pub client_cert_file: PathBuf,
+    pub client_key_file: PathBuf,
 }
 
 /// The certificates and the password file of one primary and its standbys.
@@ -205,6 +211,7 @@ impl TestPostgres {
             "local all all trust\n\
              hostssl all postgres 127.0.0.1/32 trust\n\
              hostssl replication postgres 127.0.0.1/32 trust\n\
+             hostssl all pasarela_cert 127.0.0.1/32 cert\n\
              hostssl all all 127.0.0.1/32 scram-sha-256\n\
              hostssl all all ::1/128 scram-sha-256\n",
         )
@@ -228,6 +235,8 @@ impl TestPostgres {
             root,
             ca_file: cluster.dir.join("ca.pem"),
             password_file: cluster.dir.join("password"),
+            client_cert_file: cluster.dir.join("client.pem"),
+            client_key_file: cluster.dir.join("client-key.pem"),
             cluster,
         }
     }
@@ -276,6 +285,10 @@ impl TestPostgres {
                 "-c",
                 &setting("ssl_key_file", &self.cluster.dir.join("server-key.pem")),
             ])
+            .args([
+                "-c",
+                &setting("ssl_ca_file", &self.cluster.dir.join("ca.pem")),
+            ])
             .args(["-c", "wal_level=replica", "-c", "max_wal_senders=5"])
             .args(["-c", "shared_buffers=16MB", "-c", "max_connections=200"])
             .args(["-c", "logging_collector=off"])
@@ -323,6 +336,10 @@ impl TestPostgres {
                 &format!("CREATE ROLE {ROLE} LOGIN PASSWORD '{password}'"),
                 "-c",
                 &format!("CREATE DATABASE {ROLE} OWNER {ROLE}"),
+                "-c",
+                &format!("CREATE ROLE {CERTIFICATE_ROLE} LOGIN"),
+                "-c",
+                &format!("GRANT CREATE, CONNECT ON DATABASE {ROLE} TO {CERTIFICATE_ROLE}"),
             ])
             .output()
             .expect("psql runs");
@@ -341,7 +358,8 @@ impl Drop for TestPostgres {
     }
 }
 
-/// A CA and a server certificate for `localhost` and `127.0.0.1`, as PEM files.
+/// A CA, a server certificate for `localhost` and `127.0.0.1`, and a client certificate
+/// for [`CERTIFICATE_ROLE`], as PEM files.
 fn issue_certificates(dir: &Path) {
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
@@ -353,6 +371,16 @@ fn issue_certificates(dir: &Path) {
         .expect("server params")
         .signed_by(&server_key, &issuer)
         .expect("server certificate");
+    let client_key = KeyPair::generate().expect("client key");
+    let mut client = CertificateParams::new(Vec::<String>::new()).expect("client params");
+    client
+        .distinguished_name
+        .push(DnType::CommonName, CERTIFICATE_ROLE);
+    let client = client
+        .signed_by(&client_key, &issuer)
+        .expect("client certificate");
+    std::fs::write(dir.join("client.pem"), client.pem()).expect("client.pem");
+    std::fs::write(dir.join("client-key.pem"), client_key.serialize_pem()).expect("client key");
     std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("ca.pem");
     std::fs::write(dir.join("server.pem"), server.pem()).expect("server.pem");
     let key = dir.join("server-key.pem");

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use pasarela_test_support::postgres_server::TestPostgres;
+use pasarela_test_support::postgres_server::{CERTIFICATE_ROLE, TestPostgres};
 
 use super::*;
 use crate::tests::new_key;
@@ -391,4 +391,36 @@ async fn connections_to_a_frozen_primary_are_dropped_and_the_promoted_standby_fo
     };
     assert_eq!(found.unwrap(), Inserted::Claimed);
     assert!(failed >= 1, "the frozen primary's connection failed first");
+}
+
+#[tokio::test]
+async fn a_client_certificate_stands_for_a_password() {
+    let server = TestPostgres::start().await;
+    let url = format!(
+        "postgresql://{CERTIFICATE_ROLE}@localhost:{}/pasarela",
+        server.port
+    );
+    let certified = PostgresConfig {
+        url: Some(url.into()),
+        password_file: None,
+        cert_file: Some(server.client_cert_file.clone()),
+        key_file: Some(server.client_key_file.clone()),
+        ..config(&[&server])
+    };
+    let store = PostgresStore::connect(&certified).await.unwrap();
+    let claimed = store.insert_new("k", "v", MINUTE, new_key("t"));
+    assert_eq!(claimed.await.unwrap(), Inserted::Claimed);
+    let without = PostgresConfig {
+        cert_file: None,
+        key_file: None,
+        ..certified
+    };
+    let refused = PostgresStore::connect(&without)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        format!("{refused:#}").contains("cannot be reached"),
+        "{refused:#}"
+    );
 }
