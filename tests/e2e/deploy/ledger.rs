@@ -424,20 +424,8 @@ fn prod_with_cloudnative_pg() -> String {
 #[test]
 pub(super) fn cloudnative_pg_component_renders_a_synchronous_cluster_with_the_ledger_roles() {
     let yaml = prod_with_cloudnative_pg();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("prod-cloudnative-pg.yaml");
-    std::fs::write(&file, &yaml).expect("rendered YAML written");
-    let output = Command::new(tool("kubernetes-validate", INSTALLER))
-        .args(["--strict", "--quiet", "-k", KUBERNETES_VERSION])
-        .arg(&file)
-        .output()
-        .expect("kubernetes-validate runs");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "validation fails:\n{report}");
+    let (valid, report) = super::manifests::validate("prod-cloudnative-pg", &yaml);
+    assert!(valid, "validation fails:\n{report}");
     assert_eq!(
         unvalidated_kinds(&report),
         BTreeSet::from([("Cluster".to_owned(), "postgresql.cnpg.io/v1".to_owned())]),

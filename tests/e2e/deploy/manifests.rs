@@ -2,27 +2,29 @@
 
 use super::*;
 
+/// `yaml` validated strictly by kubernetes-validate: whether it passed, and its report.
+pub(super) fn validate(name: &str, yaml: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join(format!("{name}.yaml"));
+    std::fs::write(&file, yaml).expect("rendered YAML written");
+    let output = Command::new(tool("kubernetes-validate", INSTALLER))
+        .args(["--strict", "--quiet", "-k", KUBERNETES_VERSION])
+        .arg(&file)
+        .output()
+        .expect("kubernetes-validate runs");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), report)
+}
+
 #[test]
 pub(super) fn every_overlay_renders_and_passes_strict_validation() {
-    let validator = tool("kubernetes-validate", INSTALLER);
     for overlay in OVERLAYS {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let file = dir.path().join(format!("{overlay}.yaml"));
-        std::fs::write(&file, render(overlay)).expect("rendered YAML written");
-        let output = Command::new(&validator)
-            .args(["--strict", "--quiet", "-k", KUBERNETES_VERSION])
-            .arg(&file)
-            .output()
-            .expect("kubernetes-validate runs");
-        let report = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(
-            output.status.success(),
-            "{overlay} fails validation:\n{report}"
-        );
+        let (valid, report) = validate(overlay, &render(overlay));
+        assert!(valid, "{overlay} fails validation:\n{report}");
         // kubernetes-validate skips, with a warning only, a kind it has no schema for.
         assert_eq!(
             super::ledger::unvalidated_kinds(&report),

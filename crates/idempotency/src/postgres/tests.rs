@@ -25,6 +25,11 @@ async fn store(server: &TestPostgres) -> PostgresStore {
     PostgresStore::connect(&config(&[server])).await.unwrap()
 }
 
+/// Two pools of the same ledger, as two replicas have.
+async fn two_stores(server: &TestPostgres) -> [Arc<PostgresStore>; 2] {
+    [Arc::new(store(server).await), Arc::new(store(server).await)]
+}
+
 const MINUTE: Keep = Keep::For(Duration::from_secs(60));
 
 #[tokio::test]
@@ -48,10 +53,7 @@ async fn claims_compare_and_swap_in_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_of_many_claims_from_two_pools_wins() {
     let server = TestPostgres::start().await;
-    let stores = [
-        Arc::new(store(&server).await),
-        Arc::new(store(&server).await),
-    ];
+    let stores = two_stores(&server).await;
     let claims: Vec<_> = (0..20)
         .map(|i| {
             let store = Arc::clone(&stores[i % 2]);
@@ -77,10 +79,7 @@ async fn one_of_many_claims_from_two_pools_wins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_pools_never_reserve_the_same_number() {
     let server = TestPostgres::start().await;
-    let stores = [
-        Arc::new(store(&server).await),
-        Arc::new(store(&server).await),
-    ];
+    let stores = two_stores(&server).await;
     let reservations: Vec<_> = (0..40)
         .map(|i| {
             let store = Arc::clone(&stores[i % 2]);
