@@ -195,6 +195,16 @@ fn serve_refuses_the_published_dev_credentials_unless_told_it_is_insecure() {
 /// `serve` with `extra` appended to a configuration of the published dev credentials
 /// (allowed when `insecure`) and a bureau section; what it printed on refusing.
 fn serve_refused_with(insecure: bool, extra: &str, services: &str) -> String {
+    serve_refused_with_env(insecure, extra, services, &[])
+}
+
+/// [`serve_refused_with`], with `env` besides.
+fn serve_refused_with_env(
+    insecure: bool,
+    extra: &str,
+    services: &str,
+    env: &[(&str, &str)],
+) -> String {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("pasarela.toml");
     std::fs::write(
@@ -211,13 +221,12 @@ fn serve_refused_with(insecure: bool, extra: &str, services: &str) -> String {
     .expect("config written");
     let config = config.to_str().expect("a UTF-8 path");
     let listen = format!("127.0.0.1:{}", crate::foundation::free_port());
-    refused(
-        &["serve"],
-        &[
-            ("PASARELA_CONFIG", config),
-            ("PASARELA_LISTEN", listen.as_str()),
-        ],
-    )
+    let mut all = vec![
+        ("PASARELA_CONFIG", config),
+        ("PASARELA_LISTEN", listen.as_str()),
+    ];
+    all.extend_from_slice(env);
+    refused(&["serve"], &all)
 }
 
 #[test]
@@ -242,6 +251,21 @@ fn serve_refuses_dev_switches_in_front_of_a_production_provider() {
         printed.contains("recurring_payments.idempotency.store = \"memory\" forgets every record"),
         "{printed}"
     );
+    // Nor a Redis reached without TLS: its password would cross the network in clear.
+    let holder = (
+        "PASARELA_AUTH__HOLDER_KEY",
+        "a holder key of thirty-two bytes or more",
+    );
+    for (url, plain) in [
+        ("redis://127.0.0.1:1/", true),
+        ("redis+sentinel://127.0.0.1:1/pasarela", true),
+        ("rediss://127.0.0.1:1/", false),
+    ] {
+        let env = [("PASARELA_AUTH__RATE_LIMIT_REDIS_URL", url), holder];
+        let printed = serve_refused_with_env(false, "", "[\"bureau\"]", &env);
+        let named = printed.contains("auth.rate_limit_redis_url is plain text");
+        assert_eq!(named, plain, "{url}: {printed}");
+    }
 }
 
 // ---- HTTP/2 limits ---------------------------------------------------------------------------

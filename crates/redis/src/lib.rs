@@ -42,6 +42,13 @@ pub struct RedisTls {
     pub key_file: Option<PathBuf>,
 }
 
+/// Whether `url` reaches Redis (and its Sentinels) over TLS only: `rediss://` or
+/// `rediss+sentinel://`. Without TLS the ACL password crosses the network in clear, and a
+/// Sentinel's answer could send it to any host.
+pub fn speaks_tls(url: &SecretString) -> anyhow::Result<bool> {
+    Ok(address::Target::parse(url.expose_secret())?.tls())
+}
+
 /// One shared Redis, followed across failovers when Sentinel names it; cheap to clone.
 #[derive(Clone)]
 pub struct Redis {

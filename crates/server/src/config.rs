@@ -241,8 +241,8 @@ impl Config {
 
     /// Refuses, whenever a served provider is a production one, the switches only a
     /// development deployment may set (tokens anyone can mint, the lab's OTP handed to
-    /// callers: real customers behind published secrets) and a memory store of money
-    /// records (forgotten at a restart).
+    /// callers: real customers behind published secrets), a Redis reached without TLS,
+    /// and a memory store of money records (forgotten at a restart).
     pub fn refuse_unsafe_settings_in_production(&self) -> anyhow::Result<()> {
         let production: Vec<&str> = self
             .services
@@ -276,6 +276,15 @@ impl Config {
             "recurring_payments.lab_otp_passthrough is for Daviplata's lab only, and \
              recurring_payments calls its production (`environment`); remove it"
         );
+        if let Some(url) = &self.auth.rate_limit_redis_url {
+            anyhow::ensure!(
+                pasarela_redis::speaks_tls(url)?,
+                "auth.rate_limit_redis_url is plain text (redis://), and {sections} calls a \
+                 production provider: its password would cross the network in clear, and a \
+                 Sentinel's answer could send it to any host; use rediss:// or \
+                 rediss+sentinel:// with rate_limit_redis_tls"
+            );
+        }
         for (section, idempotency) in self.idempotency_sections() {
             anyhow::ensure!(
                 !(idempotency.store == StoreKind::Memory && production.contains(&section)),
