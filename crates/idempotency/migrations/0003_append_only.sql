@@ -1,6 +1,10 @@
 -- What no honest caller ever does, refused by the database itself: a counter moved back (a
 -- sequence handing out its numbers again) and a transaction id forgotten or rewritten. An
--- operator who must (a restore) does it knowingly, with the triggers disabled.
+-- operator who must (a restore) does it knowingly, with the triggers disabled. And a
+-- running or unknown record written with a lifetime is kept until it is settled.
+UPDATE records SET expires_at = 'infinity'
+  WHERE key IN (SELECT member FROM open_keys) AND expires_at <> 'infinity';
+
 CREATE FUNCTION counters_only_forward() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF NEW.last < OLD.last THEN

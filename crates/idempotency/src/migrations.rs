@@ -78,11 +78,12 @@ async fn apply_in_transaction(
     up_to: i32,
 ) -> anyhow::Result<Migrated> {
     // A migration may wait behind another replica's, or take long on a big table: the
-    // bounds of money calls do not apply to it, but a lock is not waited for forever.
+    // bounds of money calls do not apply to it. A table lock it waits for queues every
+    // money call behind it, so that wait is short; a refused run is simply run again.
     client
         .batch_execute(
             "SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0; \
-             SET LOCAL lock_timeout = '60s'",
+             SET LOCAL lock_timeout = '5s'",
         )
         .await?;
     client

@@ -20,6 +20,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use tokio_postgres::config::SslMode;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -74,14 +75,17 @@ impl Default for PostgresConfig {
 }
 
 /// How long a new connection (TCP, TLS, authentication) may take.
-/// How long a connection to one host may take (TCP, TLS, authentication): a host that
-/// swallows packets leaves time for the next one within a statement's bound.
+/// How long the TCP connection to one host may take: a host that swallows packets leaves
+/// time for the next one within a call's bound (which also bounds TLS and login).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long sent data may go unacknowledged, and a connection idle before it is probed:
 /// a connection to a primary that vanished is closed in seconds, not the kernel's minutes.
 const TCP_USER_TIMEOUT: Duration = Duration::from_secs(5);
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+
+/// Takes a key's lock until the transaction ends; the claim statement takes the same.
+const LOCK_KEY: &str = "SELECT pg_advisory_xact_lock(hashtext($1::text))";
 
 /// How often expired records are deleted, and how many a statement deletes at most.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -385,6 +389,7 @@ impl PostgresStore {
     fn spawn_sweeper(&self) {
         let pool = self.pool.clone();
         let sweep = self.sql.sweep.clone();
+        let timeout = self.timeout;
         tokio::spawn(async move {
             let mut every = tokio::time::interval(SWEEP_EVERY);
             loop {
@@ -395,12 +400,18 @@ impl PostgresStore {
                 let Ok(client) = pool.get().await else {
                     continue;
                 };
+                let lease = Lease(Some(client));
                 loop {
-                    match client.execute(&sweep, &[&SWEEP_BATCH]).await {
-                        Ok(swept) if swept == SWEEP_BATCH.unsigned_abs() => {}
-                        Ok(_) => break,
-                        Err(error) => {
-                            tracing::warn!(error = %error, "expired idempotency records not swept");
+                    let batch = lease.execute(&sweep, &[&SWEEP_BATCH]);
+                    match tokio::time::timeout(timeout, batch).await {
+                        Ok(Ok(swept)) if swept == SWEEP_BATCH.unsigned_abs() => {}
+                        Ok(Ok(_)) => {
+                            lease.keep();
+                            break;
+                        }
+                        // The connection is closed with the lease: it may lead nowhere.
+                        Ok(Err(_)) | Err(_) => {
+                            tracing::warn!("expired idempotency records not swept");
                             break;
                         }
                     }
@@ -512,7 +523,7 @@ fn pool(config: &PostgresConfig) -> anyhow::Result<Pool> {
     Pool::builder(manager)
         .max_size(config.pool_size.max(1))
         .wait_timeout(Some(config.statement_timeout))
-        .create_timeout(Some(CONNECT_TIMEOUT))
+        .create_timeout(Some(config.statement_timeout))
         .recycle_timeout(Some(config.statement_timeout))
         .runtime(Runtime::Tokio1)
         .build()
@@ -575,8 +586,17 @@ impl Store for PostgresStore {
                             &new.transaction_id,
                             &new.open_set,
                         ];
-                        let row = lease.query_one(&statement, &parameters).await?;
-                        Ok((lease, (row.get::<_, i64>(0) == 1, row.get::<_, bool>(1))))
+                        match lease.query_one(&statement, &parameters).await {
+                            Ok(row) => {
+                                Ok((lease, (row.get::<_, i64>(0) == 1, row.get::<_, bool>(1))))
+                            }
+                            // Only `transaction_ids` has no `ON CONFLICT` here: a claim of
+                            // the same transaction id under another key committed first.
+                            Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                                Ok((lease, (false, false)))
+                            }
+                            Err(error) => Err(error),
+                        }
                     })
                     .await?;
                 match (claimed, free) {
@@ -690,9 +710,8 @@ impl Store for PostgresStore {
             // The key's lock first, then a fresh look: a claim that committed meanwhile
             // is seen, and keeps its open key.
             let transaction = lease.transaction().await?;
-            transaction
-                .execute("SELECT pg_advisory_xact_lock(hashtext($1::text))", &[&key])
-                .await?;
+            let lock = transaction.prepare_cached(LOCK_KEY).await?;
+            transaction.execute(&lock, &[&key]).await?;
             let statement = transaction.prepare_cached(&self.sql.untrack_if).await?;
             let removed = transaction
                 .execute(&statement, &[&set, &member, &key, &expected])

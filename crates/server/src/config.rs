@@ -278,8 +278,8 @@ impl Config {
         );
         if let Some(url) = &self.auth.rate_limit_redis_url {
             anyhow::ensure!(
-                pasarela_redis::speaks_tls(url)?,
-                "auth.rate_limit_redis_url is plain text (redis://), and {sections} calls a \
+                pasarela_redis::speaks_tls(url).context("auth.rate_limit_redis_url")?,
+                "auth.rate_limit_redis_url is plain text (redis:// or redis+sentinel://), and {sections} calls a \
                  production provider: its password would cross the network in clear, and a \
                  Sentinel's answer could send it to any host; use rediss:// or \
                  rediss+sentinel:// with rate_limit_redis_tls"

@@ -23,6 +23,8 @@ const STANDBY_NAME: &str = "standby1";
 
 pub struct TestPostgres {
     child: Option<Child>,
+    /// The server's processes [`TestPostgres::freeze`] stopped: killed with it.
+    frozen: Vec<String>,
     pub port: u16,
     /// The data directory.
     data: PathBuf,
@@ -114,6 +116,14 @@ impl TestPostgres {
 
     /// Kills the server at once (SIGKILL: no shutdown checkpoint, clients cut).
     pub fn kill(&mut self) {
+        // Stopped backends would never notice their postmaster died.
+        if !self.frozen.is_empty() {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .args(&self.frozen)
+                .status();
+            self.frozen.clear();
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -133,7 +143,7 @@ impl TestPostgres {
 
     /// Stops the server's processes without ending them (SIGSTOP): its connections stay
     /// open and answer nothing, as a primary cut off by the network would.
-    pub fn freeze(&self) {
+    pub fn freeze(&mut self) {
         let Some(child) = &self.child else { return };
         let pid = child.id().to_string();
         let children = Command::new("pgrep")
@@ -150,6 +160,7 @@ impl TestPostgres {
             stopped.is_ok_and(|status| status.success()),
             "SIGSTOP {pids:?}"
         );
+        self.frozen = pids;
     }
 
     /// Also accepts clients without TLS (`host` after the `hostssl` rules).
@@ -229,6 +240,7 @@ impl TestPostgres {
         give_to_postgres(&root);
         Self {
             child: None,
+            frozen: Vec::new(),
             port,
             data: root.join("data"),
             socket,

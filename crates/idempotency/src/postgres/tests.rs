@@ -304,7 +304,7 @@ async fn a_claim_is_not_acknowledged_before_the_synchronous_standby_holds_it() {
     let (primary, mut standby) = TestPostgres::start_with_standby().await;
     primary.sql("ALTER ROLE pasarela SET synchronous_commit = local");
     let settings = PostgresConfig {
-        statement_timeout: Duration::from_millis(1_500),
+        statement_timeout: Duration::from_secs(3),
         ..config(&[&primary])
     };
     let store = PostgresStore::connect(&settings).await.unwrap();
@@ -355,8 +355,8 @@ async fn a_certificate_for_another_name_is_refused() {
         .err()
         .expect("refused");
     assert!(
-        format!("{refused:#}").contains("cannot be reached"),
-        "{refused:#}"
+        format!("{refused:#}").contains("certificate not valid for name"),
+        "the name is checked: {refused:#}"
     );
 }
 
@@ -366,7 +366,7 @@ async fn a_certificate_for_another_name_is_refused() {
 /// connection to a host that accepts but never answers would wait out the call's bound.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn connections_to_a_frozen_primary_are_dropped_and_the_promoted_standby_found() {
-    let (primary, standby) = TestPostgres::start_with_standby().await;
+    let (mut primary, standby) = TestPostgres::start_with_standby().await;
     let settings = PostgresConfig {
         statement_timeout: Duration::from_secs(3),
         ..config(&[&standby, &primary])
