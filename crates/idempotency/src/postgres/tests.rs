@@ -382,11 +382,16 @@ async fn connections_to_a_frozen_primary_are_dropped_and_the_promoted_standby_fo
     let mut failed = 0;
     let found = loop {
         let tx = format!("t-after-{failed}");
-        match store.get("warm-0").await.and(Ok(())) {
-            Ok(()) => break store.insert_new(&tx, "v", MINUTE, new_key(&tx)).await,
-            Err(_) => failed += 1,
+        match store.get("warm-0").await {
+            Ok(_) => break store.insert_new(&tx, "v", MINUTE, new_key(&tx)).await,
+            Err(error) => {
+                failed += 1;
+                assert!(
+                    failed < 20,
+                    "the promoted standby was never found: {error:?}"
+                );
+            }
         }
-        assert!(failed < 20, "the promoted standby was never found");
     };
     assert_eq!(found.unwrap(), Inserted::Claimed);
     assert!(failed >= 1, "the frozen primary's connection failed first");
