@@ -106,13 +106,27 @@ fn assert_not_logged(app: &TestApp, secrets: &[&str]) {
 
 fn contains_token(haystack: &str, needle: &str) -> bool {
     let bytes = haystack.as_bytes();
-    let alnum = |i: Option<usize>| {
-        i.and_then(|i| bytes.get(i))
-            .is_some_and(u8::is_ascii_alphanumeric)
-    };
-    haystack
-        .match_indices(needle)
-        .any(|(start, _)| !alnum(start.checked_sub(1)) && !alnum(Some(start + needle.len())))
+    let at = |i: Option<usize>| i.and_then(|i| bytes.get(i)).copied();
+    let alnum = |i: Option<usize>| at(i).is_some_and(|b| b.is_ascii_alphanumeric());
+    let digit = |i: Option<usize>| at(i).is_some_and(|b| b.is_ascii_digit());
+    // Digits after a decimal point, or before one, belong to a longer number (a latency).
+    let point = |i: Option<usize>| at(i) == Some(b'.');
+    haystack.match_indices(needle).any(|(start, _)| {
+        let before = start.checked_sub(1);
+        let after = start + needle.len();
+        let fraction = point(before) && digit(before.and_then(|i| i.checked_sub(1)));
+        let integer = point(Some(after)) && digit(Some(after + 1));
+        !alnum(before) && !alnum(Some(after)) && !fraction && !integer
+    })
+}
+
+#[test]
+fn the_leak_check_finds_a_value_of_its_own_and_not_digits_of_a_longer_number() {
+    assert!(contains_token("otc=123456 sent", "123456"));
+    assert!(contains_token("the code was 123456.", "123456"));
+    assert!(!contains_token("latency_ms=0.123456", "123456"));
+    assert!(!contains_token("latency_ms=123456.25", "123456"));
+    assert!(!contains_token("request 91234567", "123456"));
 }
 
 // ---- S1, S13: password status -----------------------------------------------------------
