@@ -188,8 +188,8 @@ async fn ledger() -> Result<(), String> {
     let (primary, standby) = TestPostgres::start_with_standby().await;
     let settings = json!({
         "url": TestPostgres::url(&[&primary, &standby]),
-        "ca_file": primary.ca_file,
-        "password_file": primary.password_file,
+        "ca_file": primary.ca_file(),
+        "password_file": primary.password_file(),
     });
     println!("ledger {settings}");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -244,7 +244,7 @@ async fn start_error(configure: impl FnOnce(&mut pasarela_server::Config)) -> St
 async fn only_the_configured_ca_s_ledger_and_the_right_password_start_the_service() {
     let db = TestPostgres::start().await;
     let stranger = TestPostgres::start().await;
-    let foreign_ca = stranger.ca_file.clone();
+    let foreign_ca = stranger.ca_file();
     let error = start_error(|config| {
         shares_ledger(config, &db);
         let security = config.security.as_mut().expect("security");

@@ -136,7 +136,7 @@ impl PostgresConfig {
 }
 
 /// A password (when one is configured) and the TLS settings of a connection.
-type Presented = (Option<String>, Arc<rustls::ClientConfig>);
+type Presented = (Option<SecretString>, Arc<rustls::ClientConfig>);
 
 /// What each new connection presents and trusts, read from files.
 struct Credentials {
@@ -174,11 +174,9 @@ impl Credentials {
 fn read_presented(config: &PostgresConfig) -> anyhow::Result<Presented> {
     let password = match &config.password_file {
         // A mounted Secret may end in a newline; any other character is the password's.
-        Some(path) => Some(
-            read_text(path, "password_file")?
-                .trim_end_matches(['\n', '\r'])
-                .to_owned(),
-        ),
+        Some(path) => Some(SecretString::from(
+            read_text(path, "password_file")?.trim_end_matches(['\n', '\r']),
+        )),
         None => None,
     };
     Ok((password, Arc::new(tls_config(config)?)))
@@ -195,7 +193,7 @@ impl deadpool_postgres::Connect for Credentials {
         let mut settings = settings.clone();
         let (password, tls) = self.current();
         if let Some(password) = password {
-            settings.password(password);
+            settings.password(password.expose_secret());
         }
         async move {
             let (client, connection) = settings
@@ -303,7 +301,7 @@ impl Statements {
             // refused. The key's lock orders the claim with `untrack_if`.
             claim: format!(
                 "WITH locked AS (
-                   SELECT pg_advisory_xact_lock(hashtext($1::text))
+                   {LOCK_KEY}
                  ), fresh AS (
                    SELECT NOT EXISTS (
                      SELECT 1 FROM {schema}.transaction_ids WHERE transaction_id = $4::text

@@ -7,7 +7,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -34,13 +34,6 @@ pub struct TestPostgres {
     root: PathBuf,
     /// What a primary and its standbys share, removed with the last of them.
     cluster: Arc<Cluster>,
-    /// The CA that signs the servers' certificate.
-    pub ca_file: PathBuf,
-    /// The password of [`ROLE`], in a file of its own.
-    pub password_file: PathBuf,
-    /// The client certificate and key of [`CERTIFICATE_ROLE`], signed by the CA.
-    pub client_cert_file: PathBuf,
-    pub client_key_file: PathBuf,
 }
 
 /// The certificates and the password file of one primary and its standbys.
@@ -139,6 +132,25 @@ impl TestPostgres {
             "the standby was promoted",
         )
         .await;
+    }
+
+    /// The CA that signs the servers' certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.cluster.dir.join("ca.pem")
+    }
+
+    /// The password of [`ROLE`], in a file of its own.
+    pub fn password_file(&self) -> PathBuf {
+        self.cluster.dir.join("password")
+    }
+
+    /// The client certificate of [`CERTIFICATE_ROLE`], signed by the CA, and its key.
+    pub fn client_cert_file(&self) -> PathBuf {
+        self.cluster.dir.join("client.pem")
+    }
+
+    pub fn client_key_file(&self) -> PathBuf {
+        self.cluster.dir.join("client-key.pem")
     }
 
     /// Stops the server's processes without ending them (SIGSTOP): its connections stay
@@ -245,10 +257,6 @@ impl TestPostgres {
             data: root.join("data"),
             socket,
             root,
-            ca_file: cluster.dir.join("ca.pem"),
-            password_file: cluster.dir.join("password"),
-            client_cert_file: cluster.dir.join("client.pem"),
-            client_key_file: cluster.dir.join("client-key.pem"),
             cluster,
         }
     }
@@ -328,7 +336,7 @@ impl TestPostgres {
 
     async fn create_role(&self) {
         let password = format!("pw-{:x}", unique());
-        std::fs::write(&self.password_file, &password).expect("password file");
+        std::fs::write(self.password_file(), &password).expect("password file");
         let output = Command::new(binary("psql"))
             .args([
                 "-X",
@@ -409,8 +417,8 @@ fn own_dir(what: &str) -> PathBuf {
     dir
 }
 
-/// The newest installed PostgreSQL's program `name` (Debian keeps them off the PATH).
-fn binary(name: &str) -> PathBuf {
+/// The newest installed PostgreSQL's programs (Debian keeps them off the PATH).
+static BIN: LazyLock<Option<PathBuf>> = LazyLock::new(|| {
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -421,23 +429,28 @@ fn binary(name: &str) -> PathBuf {
         })
         .collect();
     versions.sort();
-    match versions.pop() {
-        Some((_, bin)) => bin.join(name),
-        None => PathBuf::from(name),
-    }
-}
+    versions.pop().map(|(_, bin)| bin)
+});
 
 /// Whether this process runs as root, which PostgreSQL refuses to run as.
-fn is_root() -> bool {
+static ROOT: LazyLock<bool> = LazyLock::new(|| {
     Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|output| output.stdout.trim_ascii() == b"0")
+});
+
+/// PostgreSQL's program `name`.
+fn binary(name: &str) -> PathBuf {
+    match BIN.as_ref() {
+        Some(bin) => bin.join(name),
+        None => PathBuf::from(name),
+    }
 }
 
 /// `program`, run as the `postgres` user when this process is root.
 fn as_postgres(program: PathBuf) -> Command {
-    if !is_root() {
+    if !*ROOT {
         return Command::new(program);
     }
     let mut command = Command::new("setpriv");
@@ -456,7 +469,7 @@ fn as_postgres(program: PathBuf) -> Command {
 
 /// Hands `dir` and what it holds to the `postgres` user when this process is root.
 fn give_to_postgres(dir: &Path) {
-    if is_root() {
+    if *ROOT {
         let owned = Command::new("chown")
             .args(["-R", "postgres:postgres"])
             .arg(dir)

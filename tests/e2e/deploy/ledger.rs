@@ -110,7 +110,7 @@ pub(super) fn ledger_loopback(
         .collect();
     let overlay_ca = String::from_utf8(secret_value(manifests, "pasarela-ledger-ca", "ca.crt"))
         .expect("a PEM CA");
-    let ca = std::fs::read_to_string(&postgres.ca_file).expect("the server's CA");
+    let ca = std::fs::read_to_string(postgres.ca_file()).expect("the server's CA");
     pairs.push((overlay_ca, ca));
     pairs
 }

@@ -43,8 +43,8 @@ pub fn ledger(servers: &[&TestPostgres], schema: &str) -> serde_json::Value {
 pub fn ledger_connection(servers: &[&TestPostgres], schema: &str) -> serde_json::Value {
     serde_json::json!({
         "url": TestPostgres::url(servers),
-        "password_file": servers[0].password_file,
-        "ca_file": servers[0].ca_file,
+        "password_file": servers[0].password_file(),
+        "ca_file": servers[0].ca_file(),
         "schema": schema,
         "migrate_at_start": true,
     })

@@ -14,8 +14,8 @@ use crate::{Keep, Migrated, latest_schema, migrate};
 fn config(servers: &[&TestPostgres]) -> PostgresConfig {
     PostgresConfig {
         url: Some(TestPostgres::url(servers).into()),
-        password_file: Some(servers[0].password_file.clone()),
-        ca_file: Some(servers[0].ca_file.clone()),
+        password_file: Some(servers[0].password_file()),
+        ca_file: Some(servers[0].ca_file()),
         migrate_at_start: true,
         ..PostgresConfig::default()
     }
@@ -177,7 +177,7 @@ async fn a_rotated_password_is_read_for_each_new_connection() {
     };
     let store = PostgresStore::connect(&settings).await.unwrap();
     server.sql("ALTER ROLE pasarela PASSWORD 'rotated-password'");
-    std::fs::write(&server.password_file, "rotated-password\n").unwrap();
+    std::fs::write(server.password_file(), "rotated-password\n").unwrap();
     // The pooled connection is cut: the next one must log in with the new password.
     server.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'pasarela'");
     let mut answered = false;
@@ -201,7 +201,7 @@ async fn only_the_configured_ca_s_server_is_trusted() {
     let server = TestPostgres::start().await;
     let stranger = TestPostgres::start().await;
     let wrong_ca = PostgresConfig {
-        ca_file: Some(stranger.ca_file.clone()),
+        ca_file: Some(stranger.ca_file()),
         ..config(&[&server])
     };
     assert!(
@@ -407,8 +407,8 @@ async fn a_client_certificate_stands_for_a_password() {
     let certified = PostgresConfig {
         url: Some(url.into()),
         password_file: None,
-        cert_file: Some(server.client_cert_file.clone()),
-        key_file: Some(server.client_key_file.clone()),
+        cert_file: Some(server.client_cert_file()),
+        key_file: Some(server.client_key_file()),
         ..config(&[&server])
     };
     let store = PostgresStore::connect(&certified).await.unwrap();
