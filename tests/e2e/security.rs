@@ -88,47 +88,6 @@ const SECRETS: &[&str] = &[
     "not-the-secret",
 ];
 
-/// Fails if any of `secrets` appears in what the process logged so far, as a value of its
-/// own: a random six-digit code may also sit by chance inside a longer number (a latency, a
-/// request id), which is no leak.
-#[track_caller]
-fn assert_not_logged(app: &TestApp, secrets: &[&str]) {
-    let logs = app.logs();
-    for secret in secrets {
-        let leaked: Vec<String> = logs
-            .lines()
-            .filter(|line| contains_token(line, secret))
-            .map(|line| line.replace(secret, "<the secret>"))
-            .collect();
-        assert!(leaked.is_empty(), "a secret reached the logs: {leaked:#?}");
-    }
-}
-
-fn contains_token(haystack: &str, needle: &str) -> bool {
-    let bytes = haystack.as_bytes();
-    let at = |i: Option<usize>| i.and_then(|i| bytes.get(i)).copied();
-    let alnum = |i: Option<usize>| at(i).is_some_and(|b| b.is_ascii_alphanumeric());
-    let digit = |i: Option<usize>| at(i).is_some_and(|b| b.is_ascii_digit());
-    // Digits after a decimal point, or before one, belong to a longer number (a latency).
-    let point = |i: Option<usize>| at(i) == Some(b'.');
-    haystack.match_indices(needle).any(|(start, _)| {
-        let before = start.checked_sub(1);
-        let after = start + needle.len();
-        let fraction = point(before) && digit(before.and_then(|i| i.checked_sub(1)));
-        let integer = point(Some(after)) && digit(Some(after + 1));
-        !alnum(before) && !alnum(Some(after)) && !fraction && !integer
-    })
-}
-
-#[test]
-fn the_leak_check_finds_a_value_of_its_own_and_not_digits_of_a_longer_number() {
-    assert!(contains_token("otc=123456 sent", "123456"));
-    assert!(contains_token("the code was 123456.", "123456"));
-    assert!(!contains_token("latency_ms=0.123456", "123456"));
-    assert!(!contains_token("latency_ms=123456.25", "123456"));
-    assert!(!contains_token("request 91234567", "123456"));
-}
-
 // ---- S1, S13: password status -----------------------------------------------------------
 
 /// A natural person's password status, asked under `transaction_id`.
@@ -244,7 +203,7 @@ async fn a_one_time_code_validates_once() {
         "{reused:?}"
     );
     assert!(!reused.message().contains(&code));
-    assert_not_logged(&app, &[&code]);
+    app.assert_not_logged(&[&code]);
 }
 
 #[tokio::test]
@@ -288,7 +247,7 @@ async fn an_expired_or_wrong_one_time_code_is_refused() {
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
-    assert_not_logged(&app, &[&code]);
+    app.assert_not_logged(&[&code]);
 }
 
 // ---- S5, S16, S17, S19: challenges -----------------------------------------------------------
@@ -525,7 +484,7 @@ async fn question_challenge_rounds_reach_an_authorization_code() {
         .into_inner();
     assert_eq!(done.result(), AuthorizationResult::Authorized);
     assert!(done.authorization_code.contains("100090"));
-    assert_not_logged(&app, &[&code]);
+    app.assert_not_logged(&[&code]);
 }
 
 #[tokio::test]
@@ -584,7 +543,7 @@ async fn digital_enrollment_then_its_check_says_already_exists() {
         enrolled.get_error_details().error_info().unwrap().metadata["provider_code"],
         "00068"
     );
-    assert_not_logged(&app, &["Rosa2025ab"]);
+    app.assert_not_logged(&["Rosa2025ab"]);
 }
 
 // ---- S8, S9: users and passwords ----------------------------------------------------------------
@@ -649,7 +608,7 @@ async fn password_changes_follow_the_policy() {
         .change_password(change("Casa2024ab", "Nube2025xy"))
         .await
         .expect("a password within the policy");
-    assert_not_logged(&app, &["Casa2024ab", "Nube2025xy", "Wrong2024x"]);
+    app.assert_not_logged(&["Casa2024ab", "Nube2025xy", "Wrong2024x"]);
 }
 
 #[tokio::test]
@@ -682,7 +641,7 @@ async fn users_are_created_once_and_never_for_unlinkable_customers() {
         })
         .await
         .expect("recover a locked user's password");
-    assert_not_logged(&app, &["Rosa2025ab", "Otra2025cd"]);
+    app.assert_not_logged(&["Rosa2025ab", "Otra2025cd"]);
 }
 
 // ---- S10, S11: card secrets ----------------------------------------------------------------------
@@ -811,7 +770,7 @@ async fn a_withdrawal_otp_is_cashed_once_at_a_correspondent() {
         .unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
     assert!(localized(&again).contains("UTILIZADA"), "{again:?}");
-    assert_not_logged(&app, &[&otp]);
+    app.assert_not_logged(&[&otp]);
 }
 
 #[tokio::test]
@@ -1114,7 +1073,7 @@ async fn invalid_requests_list_every_field_and_never_reach_the_bank() {
         before,
         "no call reached the bank"
     );
-    assert_not_logged(&app, &["Nueva2025ab"]);
+    app.assert_not_logged(&["Nueva2025ab"]);
 }
 
 #[tokio::test]
@@ -1134,7 +1093,7 @@ async fn the_bank_refusing_pasarelas_credentials_is_not_the_callers_fault() {
         .unwrap_err();
     assert_error(&refused, Code::Unavailable, "PROVIDER_AUTH_FAILED");
     assert!(!refused.message().contains("not-the-secret"));
-    assert_not_logged(&app, &["not-the-secret"]);
+    app.assert_not_logged(&["not-the-secret"]);
 }
 
 #[tokio::test]
@@ -1203,7 +1162,7 @@ async fn no_secret_sent_by_the_suite_reaches_the_logs() {
     let client_secret = app.sandbox.credentials.bcs_client_secret.clone();
     let mut secrets = SECRETS.to_vec();
     secrets.extend([code.as_str(), client_secret.as_str()]);
-    assert_not_logged(&app, &secrets);
+    app.assert_not_logged(&secrets);
 }
 
 /// A document number becomes a path segment of S10, S11 and S14: values that would move the

@@ -133,6 +133,22 @@ impl TestApp {
         logs()
     }
 
+    /// Fails if any of `secrets` appears in what the process logged so far, as a value of
+    /// its own: a random six-digit code may also sit by chance inside a longer number (a
+    /// latency, a request id), which is no leak.
+    #[track_caller]
+    pub fn assert_not_logged(&self, secrets: &[&str]) {
+        let logs = self.logs();
+        for secret in secrets {
+            let leaked: Vec<String> = logs
+                .lines()
+                .filter(|line| contains_token(line, secret))
+                .map(|line| line.replace(secret, "<the secret>"))
+                .collect();
+            assert!(leaked.is_empty(), "a secret reached the logs: {leaked:#?}");
+        }
+    }
+
     /// Drains and stops pasarela (the sandbox stops when dropped).
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {
@@ -191,6 +207,31 @@ fn capture_logs() {
             .with(lines.with_filter(filter))
             .try_init();
     });
+}
+
+fn contains_token(haystack: &str, needle: &str) -> bool {
+    let bytes = haystack.as_bytes();
+    let at = |i: Option<usize>| i.and_then(|i| bytes.get(i)).copied();
+    let alnum = |i: Option<usize>| at(i).is_some_and(|b| b.is_ascii_alphanumeric());
+    let digit = |i: Option<usize>| at(i).is_some_and(|b| b.is_ascii_digit());
+    // Digits after a decimal point, or before one, belong to a longer number (a latency).
+    let point = |i: Option<usize>| at(i) == Some(b'.');
+    haystack.match_indices(needle).any(|(start, _)| {
+        let before = start.checked_sub(1);
+        let after = start + needle.len();
+        let fraction = point(before) && digit(before.and_then(|i| i.checked_sub(1)));
+        let integer = point(Some(after)) && digit(Some(after + 1));
+        !alnum(before) && !alnum(Some(after)) && !fraction && !integer
+    })
+}
+
+#[test]
+fn the_leak_check_finds_a_value_of_its_own_and_not_digits_of_a_longer_number() {
+    assert!(contains_token("otc=123456 sent", "123456"));
+    assert!(contains_token("the code was 123456.", "123456"));
+    assert!(!contains_token("latency_ms=0.123456", "123456"));
+    assert!(!contains_token("latency_ms=123456.25", "123456"));
+    assert!(!contains_token("request 91234567", "123456"));
 }
 
 /// The `ErrorInfo` reason of a refusal, or empty when it carries none.
