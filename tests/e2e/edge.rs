@@ -424,7 +424,12 @@ const WATCH: &str = "/grpc.health.v1.Health/Watch";
 
 #[tokio::test]
 async fn streams_beyond_the_advertised_limit_are_refused_and_the_server_stays_up() {
-    let app = crate::support::spawn_app().await;
+    // Watch streams from one peer past its own bounds would be answered, not held.
+    let app = crate::support::spawn_app_with(|config| {
+        config.auth.max_exempt_streams_per_peer = 1_000;
+        config.auth.exempt_per_peer.burst = 1_000;
+    })
+    .await;
     let limit = 200;
     let excess = 50;
     // Streams that stay open (no END_STREAM): the first `limit` are held, the rest refused.

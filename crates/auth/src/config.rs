@@ -50,6 +50,13 @@ pub struct Config {
     pub insecure_dev_credentials: bool,
     /// Methods or services callable with no credentials (health probes send none).
     pub exempt: Vec<String>,
+    /// Calls to `exempt` methods (and to reflection when open) one peer address may make:
+    /// health on the gRPC port is budgeted like any other call (the kubelet's probes use the
+    /// admin port). Past it they are refused `RESOURCE_EXHAUSTED`, group `exempt-per-peer`.
+    pub exempt_per_peer: Budget,
+    /// Such calls one peer address may have under way at once, a `Health/Watch` or
+    /// reflection stream counted while it is open; past it, group `exempt-streams-per-peer`.
+    pub max_exempt_streams_per_peer: usize,
     /// Who may use server reflection.
     pub reflection: ReflectionAccess,
     pub mtls: MtlsSettings,
@@ -169,6 +176,12 @@ impl Default for Config {
             },
             holder_key: None,
             exempt: vec!["grpc.health.v1.Health".into()],
+            // A load balancer checks a few times a second; a watcher holds one stream.
+            exempt_per_peer: Budget {
+                per_second: 20.0,
+                burst: 50,
+            },
+            max_exempt_streams_per_peer: 16,
             reflection: ReflectionAccess::Open,
             mtls: MtlsSettings::default(),
             rate_limits: vec![RateLimit {
@@ -299,11 +312,13 @@ impl Config {
             MAX_LEEWAY.as_secs()
         );
         anyhow::ensure!(
-            self.max_concurrent_calls_per_principal > 0,
-            "auth: auth.max_concurrent_calls_per_principal must be at least 1"
+            self.max_concurrent_calls_per_principal > 0 && self.max_exempt_streams_per_peer > 0,
+            "auth: auth.max_concurrent_calls_per_principal and \
+             auth.max_exempt_streams_per_peer must be at least 1"
         );
         for (key, budget) in [
             ("unauthenticated_per_peer", &self.unauthenticated_per_peer),
+            ("exempt_per_peer", &self.exempt_per_peer),
             ("secret_attempts", &self.secret_attempts),
         ] {
             anyhow::ensure!(
@@ -353,7 +368,7 @@ pub struct TlsSettings {
     pub client_ca_file: Option<PathBuf>,
     #[serde(default)]
     pub client_auth_required: bool,
-    /// How often [`crate::tls_incoming`] looks for a renewed certificate and key.
+    /// How often [`crate::tls_acceptor`] looks for a renewed certificate and key.
     #[serde(
         default = "TlsSettings::default_reload_every",
         with = "humantime_serde"

@@ -22,6 +22,7 @@ use crate::rate_limit::RateLimiter;
 use crate::rejection::{Reason, Rejection};
 use crate::secret_attempts::SecretAttempts;
 use crate::shared_buckets::SharedBuckets;
+use crate::slots::{Slot, Slots};
 
 /// Everything the layer decides with, shared by all connections (and so are the buckets
 /// of the rate limiter).
@@ -33,7 +34,10 @@ struct Guard {
     /// Refusals of unidentified calls, per peer address.
     unidentified: RateLimiter,
     /// Calls under way, per principal.
-    in_flight: InFlight,
+    in_flight: Slots,
+    /// Calls to exempt methods, per peer address: how fast, and how many at once.
+    exempt: RateLimiter,
+    exempt_streams: Slots,
 }
 
 /// The `group` of a refusal for too many unidentified calls from one peer.
@@ -42,54 +46,11 @@ pub const UNAUTHENTICATED_PER_PEER: &str = "unauthenticated-per-peer";
 /// The `group` of a refusal for too many calls of one principal at once.
 pub const CONCURRENT_CALLS: &str = "concurrent-calls";
 
-/// Calls each principal has under way, each at most `max`; a principal leaves the map with
-/// its last call, so the map holds only callers that are calling.
-#[derive(Clone)]
-struct InFlight {
-    max: usize,
-    counts: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
-}
+/// The `group` of a refusal for too many exempt calls from one peer.
+pub const EXEMPT_PER_PEER: &str = "exempt-per-peer";
 
-/// One call counted in [`InFlight`] until dropped.
-struct Entered {
-    principal: String,
-    counts: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
-}
-
-impl InFlight {
-    fn new(max: usize) -> Self {
-        Self {
-            max,
-            counts: Arc::default(),
-        }
-    }
-
-    /// Counts a call of `principal`, or `None` when it has `max` under way already.
-    fn enter(&self, principal: &str) -> Option<Entered> {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let count = counts.entry(principal.to_owned()).or_default();
-        if *count >= self.max {
-            return None;
-        }
-        *count += 1;
-        Some(Entered {
-            principal: principal.to_owned(),
-            counts: Arc::clone(&self.counts),
-        })
-    }
-}
-
-impl Drop for Entered {
-    fn drop(&mut self) {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = counts.get_mut(&self.principal) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                counts.remove(&self.principal);
-            }
-        }
-    }
-}
+/// The `group` of a refusal for too many exempt calls of one peer at once.
+pub const EXEMPT_STREAMS_PER_PEER: &str = "exempt-streams-per-peer";
 
 /// `tonic::transport::Server::builder().layer(auth_layer)`.
 #[derive(Clone)]
@@ -116,7 +77,13 @@ impl AuthLayer {
                     config.unauthenticated_per_peer.per_second,
                     config.unauthenticated_per_peer.burst,
                 ),
-                in_flight: InFlight::new(config.max_concurrent_calls_per_principal),
+                in_flight: Slots::new(config.max_concurrent_calls_per_principal),
+                exempt: RateLimiter::budget(
+                    EXEMPT_PER_PEER,
+                    config.exempt_per_peer.per_second,
+                    config.exempt_per_peer.burst,
+                ),
+                exempt_streams: Slots::new(config.max_exempt_streams_per_peer),
             }),
         })
     }
@@ -182,7 +149,12 @@ impl Guard {
     async fn admit(&self, credentials: &Credentials) -> Admission {
         let path = MethodPath::parse(&credentials.path);
         match self.policy.gate(path.as_ref()) {
-            Gate::Exempt => return Ok(None),
+            Gate::Exempt => {
+                return self
+                    .admit_exempt(credentials.peer_ip.as_deref())
+                    .map(|()| None)
+                    .map_err(|rejection| (None, rejection));
+            }
             Gate::Refuse(reason) => return Err((None, Rejection::new(reason))),
             Gate::Authenticate => {}
         }
@@ -211,6 +183,42 @@ impl Guard {
         match checks {
             Ok(()) => Ok(Some(principal)),
             Err(rejection) => Err((Some(principal), rejection)),
+        }
+    }
+
+    /// An exempt call spends its peer's budget; one past it is told when to come back.
+    fn admit_exempt(&self, peer: Option<&str>) -> Result<(), Rejection> {
+        let Some(ip) = peer else {
+            return Ok(());
+        };
+        if let Some(wait) = self.exempt.exhausted(ip) {
+            return Err(Rejection::new(Reason::RateLimited)
+                .with("group", EXEMPT_PER_PEER)
+                .retry_after(wait));
+        }
+        self.exempt.spend(ip);
+        Ok(())
+    }
+
+    /// The slot a call holds until its answer ends: one of its principal's calls, or one of
+    /// its peer's exempt calls; `Err` names the group that is full.
+    fn slot(
+        &self,
+        principal: Option<&Principal>,
+        peer: Option<&str>,
+    ) -> Result<Option<Slot>, &'static str> {
+        match (principal, peer) {
+            (Some(p), _) => self
+                .in_flight
+                .take(&format!("{}:{}", p.source, p.subject))
+                .map(Some)
+                .ok_or(CONCURRENT_CALLS),
+            (None, Some(ip)) => self
+                .exempt_streams
+                .take(ip)
+                .map(Some)
+                .ok_or(EXEMPT_STREAMS_PER_PEER),
+            (None, None) => Ok(None),
         }
     }
 
@@ -300,23 +308,18 @@ where
                     return Ok(rejection.into_status().into_http());
                 }
             };
-            // A principal's calls under way are bounded; the count ends with the handler.
-            let entered = match &principal {
-                Some(p) => match guard
-                    .in_flight
-                    .enter(&format!("{}:{}", p.source, p.subject))
-                {
-                    Some(entered) => Some(entered),
-                    None => {
-                        let reason = Reason::RateLimited;
-                        call.finish(Some(p), reason.code(), Some(reason));
-                        let rejection = Rejection::new(reason)
-                            .with("group", CONCURRENT_CALLS)
-                            .retry_after(std::time::Duration::from_secs(1));
-                        return Ok(rejection.into_status().into_http());
-                    }
-                },
-                None => None,
+            // Calls under way are bounded; a call's count ends with its answer, so that a
+            // stream counts while it is open.
+            let slot = match guard.slot(principal.as_ref(), credentials.peer_ip.as_deref()) {
+                Ok(slot) => slot,
+                Err(group) => {
+                    let reason = Reason::RateLimited;
+                    call.finish(principal.as_ref(), reason.code(), Some(reason));
+                    let rejection = Rejection::new(reason)
+                        .with("group", group)
+                        .retry_after(std::time::Duration::from_secs(1));
+                    return Ok(rejection.into_status().into_http());
+                }
             };
             // Handlers need the caller, not its credential.
             request.headers_mut().remove(http::header::AUTHORIZATION);
@@ -324,8 +327,7 @@ where
                 request.extensions_mut().insert(principal.clone());
             }
             let response = inner.call(request).await?;
-            drop(entered);
-            Ok(audited(response, call, principal))
+            Ok(audited(response, call, principal, slot))
         })
     }
 }
@@ -336,6 +338,7 @@ fn audited<B>(
     response: Response<B>,
     call: Call,
     principal: Option<Principal>,
+    slot: Option<Slot>,
 ) -> Response<tonic::body::Body>
 where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
@@ -351,7 +354,37 @@ where
         }
         (None, principal) => tonic::body::Body::new(AuditedBody::new(body, call, principal)),
     };
+    let body = match slot {
+        Some(slot) => tonic::body::Body::new(Holding { body, _slot: slot }),
+        None => body,
+    };
     Response::from_parts(parts, body)
+}
+
+/// An answer's body holding its call's [`Slot`] until the answer is sent or dropped.
+struct Holding {
+    body: tonic::body::Body,
+    _slot: Slot,
+}
+
+impl http_body::Body for Holding {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod rate_limit;
 mod rejection;
 mod secret_attempts;
 mod shared_buckets;
+mod slots;
 mod tls;
 mod verified;
 
@@ -30,4 +31,5 @@ pub use mtls::{certificate_file_identity, certificate_identity};
 pub use principal::{Principal, PrincipalSource};
 pub use rejection::DOMAIN;
 pub use secret_attempts::{SECRET_ATTEMPTS, SecretAttempts};
-pub use tls::{answer_at_once, server_tls_config, tls_incoming};
+pub use slots::{Slot, Slots};
+pub use tls::{server_tls_config, tls_acceptor};

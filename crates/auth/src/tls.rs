@@ -1,5 +1,5 @@
 //! Inbound TLS of the gRPC port, optionally verifying client certificates (mTLS): tonic's
-//! static set-up, or a listener whose certificate files are re-read when they change
+//! static set-up, or an acceptor whose certificate files are re-read when they change
 //! (Kubernetes rewrites mounted Secrets under a running pod).
 
 use std::fmt;
@@ -15,23 +15,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::config::TlsSettings;
-
-/// Longest a client may take over its handshake before the connection is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Pause after a failed `accept` (out of file descriptors, say) so the loop cannot spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-
-/// Handshaken connections waiting for the server to take them.
-const BACKLOG: usize = 64;
 
 /// tonic's TLS set-up for the gRPC port, read once. With `client_ca_file`, a client
 /// certificate is verified against that CA (a certificate from any other CA fails the
@@ -60,14 +47,11 @@ fn ensure_ca_when_required(settings: &TlsSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Connections of `listener` after a TLS handshake with the same rules as
-/// [`server_tls_config`], for `Server::serve_with_incoming`; the server certificate and key
-/// are re-read every `reload_every` when their files changed. The handler side sees the
-/// same `TlsConnectInfo` (client certificates) as with tonic's own TLS.
-pub fn tls_incoming(
-    listener: TcpListener,
-    settings: &TlsSettings,
-) -> anyhow::Result<ReceiverStream<Result<TlsStream<TcpStream>, std::io::Error>>> {
+/// The TLS side of the gRPC port, with the same rules as [`server_tls_config`], for a
+/// listener of the caller's own; the server certificate and key are re-read every
+/// `reload_every` when their files changed. The handler side sees the same
+/// `TlsConnectInfo` (client certificates) as with tonic's own TLS.
+pub fn tls_acceptor(settings: &TlsSettings) -> anyhow::Result<TlsAcceptor> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let certificate = Arc::new(ReloadingCertificate::load(settings, provider.clone())?);
     let mut config = rustls::ServerConfig::builder_with_provider(provider.clone())
@@ -81,13 +65,7 @@ pub fn tls_incoming(
         Arc::downgrade(&certificate),
         settings.reload_every,
     ));
-    let (sender, receiver) = mpsc::channel(BACKLOG);
-    tokio::spawn(accept(
-        listener,
-        TlsAcceptor::from(Arc::new(config)),
-        sender,
-    ));
-    Ok(ReceiverStream::new(receiver))
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 fn client_verifier(
@@ -113,49 +91,6 @@ fn client_verifier(
         builder.allow_unauthenticated()
     };
     builder.build().context("client certificate verifier")
-}
-
-/// Sends small writes at once: without it, a unary call's trailers (a frame of their own)
-/// wait for the caller's delayed ACK, 40 ms a call on Linux (Nagle's algorithm).
-pub fn answer_at_once(tcp: &TcpStream) {
-    if let Err(error) = tcp.set_nodelay(true) {
-        tracing::debug!(%error, "TCP_NODELAY could not be set");
-    }
-}
-
-/// Accepts until the server stops taking connections; each handshake runs on its own task
-/// so that a slow client cannot hold up the others.
-async fn accept(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    connections: mpsc::Sender<Result<TlsStream<TcpStream>, std::io::Error>>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = connections.closed() => return,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(connection) => connection,
-            Err(error) => {
-                tracing::warn!(%error, "accepting a connection failed");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
-        };
-        answer_at_once(&tcp);
-        let acceptor = acceptor.clone();
-        let connections = connections.clone();
-        tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => {
-                    let _ = connections.send(Ok(tls)).await;
-                }
-                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake refused"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
-        });
-    }
 }
 
 /// When each of the certificate and key files was last modified.

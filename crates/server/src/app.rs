@@ -8,13 +8,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::routing::get;
-use futures::StreamExt as _;
 use futures::future::BoxFuture;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::{Routes, RoutesBuilder};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -26,6 +24,7 @@ use pasarela_auth::SecretAttempts;
 use pasarela_idempotency::{IdempotencyMetrics, Ledger};
 
 use crate::config::{Config, ServiceName};
+use crate::connections::{self, ConnectionMetrics, Incoming};
 use crate::operations::Operations;
 use crate::rpc_layer::{self, RpcLayer};
 
@@ -116,13 +115,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     };
     let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
 
-    // TLS connections come from a listener that re-reads renewed certificate files.
-    let incoming = match &config.tls {
-        Some(tls) => {
-            Incoming::Tls(pasarela_auth::tls_incoming(listener, tls).context("server TLS")?)
-        }
-        None => Incoming::Plain(listener),
-    };
+    config.connections.validate()?;
+    // TLS through an acceptor that re-reads renewed certificate files.
+    let tls = config
+        .tls
+        .as_ref()
+        .map(pasarela_auth::tls_acceptor)
+        .transpose()
+        .context("server TLS")?;
+    let connection_metrics = ConnectionMetrics::default();
+    let incoming = connections::incoming(
+        listener,
+        &config.connections,
+        tls,
+        connection_metrics.clone(),
+    );
     let (stop, stopped) = watch::channel(false);
     let http2 = &config.http2;
     let server = tonic::transport::Server::builder()
@@ -142,13 +149,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let router = server
         .layer(
             ServiceBuilder::new()
-                .layer(RpcLayer::new(methods))
+                .layer(RpcLayer::new(methods, config.connections.message_timeout))
                 .layer(auth),
         )
         .add_routes(routes.routes());
 
     // The admin port outlives the drain so probes keep reading NOT_SERVING until the end.
-    let registry = metrics_registry(&idempotency_metrics);
+    let registry = metrics_registry(&idempotency_metrics, &connection_metrics);
     let admin_task =
         admin.map(|listener| tokio::spawn(serve_admin(listener, health_service, registry)));
     let services = dedup(&config.services);
@@ -156,12 +163,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let task = tokio::spawn(async move {
         let graceful = drain_signal(stopped.clone(), health, services, shutdown.drain_delay);
         let serving: BoxFuture<'static, Result<(), tonic::transport::Error>> = match incoming {
-            Incoming::Plain(listener) => {
-                let connections = TcpListenerStream::new(listener).inspect(|accepted| {
-                    if let Ok(tcp) = accepted {
-                        pasarela_auth::answer_at_once(tcp);
-                    }
-                });
+            Incoming::Plain(connections) => {
                 Box::pin(router.serve_with_incoming_shutdown(connections, graceful))
             }
             Incoming::Tls(connections) => {
@@ -197,15 +199,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         task,
     })
 }
-
-enum Incoming {
-    Plain(TcpListener),
-    Tls(TlsConnections),
-}
-
-type TlsConnections = tokio_stream::wrappers::ReceiverStream<
-    Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>,
->;
 
 /// Resolves when in-flight calls may start draining: health is turned NOT_SERVING at the
 /// stop signal, and new calls are still accepted during `delay` (load balancers and
@@ -369,8 +362,9 @@ where
     }
 }
 
-fn metrics_registry(idempotency: &IdempotencyMetrics) -> Registry {
+fn metrics_registry(idempotency: &IdempotencyMetrics, connections: &ConnectionMetrics) -> Registry {
     let mut registry = Registry::default();
+    connections.register(&mut registry);
     rpc_layer::register(&mut registry);
     pasarela_provider::metrics::register(&mut registry);
     idempotency.register(&mut registry);

@@ -147,6 +147,64 @@ impl Default for Http2Settings {
     }
 }
 
+/// What the gRPC port admits before HTTP/2 begins: each connection, open or still in its
+/// handshake, holds memory and a file descriptor, so how many, from whom and for how long
+/// silent are bounded. A connection past a bound is closed at once, before any TLS work.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionSettings {
+    /// Connections open at once, from every peer together.
+    pub max: usize,
+    /// Connections open at once from one IP address. Behind a proxy that opens a connection
+    /// per client, every client shares the proxy's address: raise it there.
+    pub max_per_peer: usize,
+    /// TLS handshakes under way at once; a connection arriving past it is closed.
+    pub max_tls_handshakes: usize,
+    /// Longest a client may take over its TLS handshake.
+    #[serde(with = "humantime_serde")]
+    pub tls_handshake_timeout: Duration,
+    /// Longest a client may take, once connected (and through TLS), to send the HTTP/2
+    /// preface and its first SETTINGS frame.
+    #[serde(with = "humantime_serde")]
+    pub preface_timeout: Duration,
+    /// Longest a request message may take to arrive once begun (the first from the start of
+    /// its call): a stream that declares a large message and stalls is answered
+    /// `DEADLINE_EXCEEDED` and its buffer freed.
+    #[serde(with = "humantime_serde")]
+    pub message_timeout: Duration,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        Self {
+            max: 10_000,
+            max_per_peer: 256,
+            max_tls_handshakes: 128,
+            tls_handshake_timeout: Duration::from_secs(5),
+            preface_timeout: Duration::from_secs(5),
+            message_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ConnectionSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.max > 0 && self.max_per_peer > 0 && self.max_tls_handshakes > 0,
+            "connections.max, connections.max_per_peer and connections.max_tls_handshakes \
+             must be at least 1"
+        );
+        for (key, value) in [
+            ("tls_handshake_timeout", self.tls_handshake_timeout),
+            ("preface_timeout", self.preface_timeout),
+            ("message_timeout", self.message_timeout),
+        ] {
+            anyhow::ensure!(!value.is_zero(), "connections.{key} must be longer than 0s");
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -165,6 +223,7 @@ pub struct Config {
     /// Largest request message accepted; larger ones are `RESOURCE_EXHAUSTED`.
     pub max_request_bytes: usize,
     pub http2: Http2Settings,
+    pub connections: ConnectionSettings,
     pub shutdown: ShutdownSettings,
     pub log: LogSettings,
     /// Server TLS, optionally requiring client certificates (mTLS).
@@ -185,6 +244,7 @@ impl Default for Config {
             max_connection_age: Some(Duration::from_secs(300)),
             max_request_bytes: 256 * 1024,
             http2: Http2Settings::default(),
+            connections: ConnectionSettings::default(),
             shutdown: ShutdownSettings::default(),
             log: LogSettings::default(),
             tls: None,
@@ -374,7 +434,7 @@ fn insert_path(map: &mut serde_json::Map<String, serde_json::Value>, path: &[&st
 
 /// Top-level keys `PASARELA_*` variables may set; other `PASARELA_*` variables (such as
 /// `PASARELA_CONFIG`, the file's path) are not configuration keys.
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 15] = [
     "listen",
     "admin_listen",
     "services",
@@ -382,6 +442,7 @@ const KEYS: [&str; 14] = [
     "max_connection_age",
     "max_request_bytes",
     "http2",
+    "connections",
     "shutdown",
     "log",
     "tls",

@@ -5,7 +5,9 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+mod connections;
 pub mod dev;
+mod message_clock;
 pub mod operations;
 pub mod probe;
 pub mod rpc_layer;

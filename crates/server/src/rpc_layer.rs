@@ -19,6 +19,8 @@ use prost::Message as _;
 use tower::{Layer, Service};
 use tracing::Instrument as _;
 
+use crate::message_clock::MessageClock;
+
 pub use pasarela_auth::context::REQUEST_ID;
 
 /// How much earlier than tonic's own `grpc-timeout` timer this layer answers, so that an
@@ -140,17 +142,22 @@ fn born_at_zero(methods: &MethodNames) {
 #[derive(Clone)]
 pub struct RpcLayer {
     methods: MethodNames,
+    message_timeout: Duration,
 }
 
 impl RpcLayer {
-    /// `known`: the method paths of the contracts ([`known_methods`]).
-    pub fn new(known: HashSet<String>) -> Self {
+    /// `known`: the method paths of the contracts ([`known_methods`]); `message_timeout`:
+    /// how long a request message may take to arrive ([`MessageClock`]).
+    pub fn new(known: HashSet<String>, message_timeout: Duration) -> Self {
         let methods = MethodNames {
             known: Arc::new(known.into_iter().map(Arc::from).collect()),
             unknown: Arc::from(UNKNOWN_METHOD),
         };
         born_at_zero(&methods);
-        Self { methods }
+        Self {
+            methods,
+            message_timeout,
+        }
     }
 }
 
@@ -161,6 +168,7 @@ impl<S> Layer<S> for RpcLayer {
         RpcService {
             inner,
             methods: self.methods.clone(),
+            message_timeout: self.message_timeout,
         }
     }
 }
@@ -169,14 +177,16 @@ impl<S> Layer<S> for RpcLayer {
 pub struct RpcService<S> {
     inner: S,
     methods: MethodNames,
+    message_timeout: Duration,
 }
 
-impl<S, B> Service<Request<B>> for RpcService<S>
+type Body = tonic::body::Body;
+
+impl<S> Service<Request<Body>> for RpcService<S>
 where
-    S: Service<Request<B>, Response = Response<tonic::body::Body>> + Clone + Send + 'static,
+    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send,
-    B: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -186,7 +196,9 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let limit = self.message_timeout;
+        let mut request = request.map(|body| Body::new(MessageClock::new(body, limit)));
         let request_id = ensure_request_id(&mut request);
         let timeout = request
             .headers()

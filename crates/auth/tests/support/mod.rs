@@ -148,7 +148,7 @@ pub async fn serve(config: &Config, tls: Option<&TlsSettings>) -> SocketAddr {
     addr
 }
 
-/// Like [`serve`] with TLS, through [`pasarela_auth::tls_incoming`] (certificate files
+/// Like [`serve`] with TLS, through [`pasarela_auth::tls_acceptor`] (certificate files
 /// re-read when they change) instead of tonic's own TLS.
 pub async fn serve_reloading(config: &Config, tls: &TlsSettings) -> SocketAddr {
     capture_logs();
@@ -156,7 +156,11 @@ pub async fn serve_reloading(config: &Config, tls: &TlsSettings) -> SocketAddr {
     let (_, health) = tonic_health::server::health_reporter();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let incoming = pasarela_auth::tls_incoming(listener, tls).expect("tls incoming");
+    let acceptor = pasarela_auth::tls_acceptor(tls).expect("tls acceptor");
+    let incoming = futures::StreamExt::then(TcpListenerStream::new(listener), move |tcp| {
+        let acceptor = acceptor.clone();
+        async move { acceptor.accept(tcp?).await }
+    });
     let router = tonic::transport::Server::builder()
         .layer(auth)
         .add_service(health)
