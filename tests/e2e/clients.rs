@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::foundation::DevProcess;
+use crate::support::process::DevProcess;
 use crate::support::{pasarela_bin, tool};
 
 /// The repository's root (the root package's manifest lives there).

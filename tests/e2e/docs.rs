@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::foundation::DevProcess;
+use crate::support::process::DevProcess;
 use crate::support::{pasarela_bin, tool};
 
 /// The address the docs use for `pasarela dev`, in both spellings.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use figment::Figment;
 use figment::providers::{Format as _, Toml};
 
+use crate::support::http2::*;
 use crate::support::pasarela_bin;
 
 /// Every contract a policy may name, as the server knows them.
@@ -122,14 +123,14 @@ fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
 
 #[test]
 fn dev_listens_on_loopback_only() {
-    let port = crate::foundation::free_port().to_string();
+    let port = crate::support::process::free_port().to_string();
     let printed = refused(&["dev", "--listen", &format!("0.0.0.0:{port}")], &[]);
     assert!(printed.contains("loopback"), "{printed}");
 }
 
 #[test]
 fn dev_fronts_its_own_sandbox_only() {
-    let listen = format!("127.0.0.1:{}", crate::foundation::free_port());
+    let listen = format!("127.0.0.1:{}", crate::support::process::free_port());
     for (variable, key) in [
         ("PASARELA_SECURITY__BASE_URL", "security.base_url"),
         ("PASARELA_BUREAU__BASE_URL", "bureau.base_url"),
@@ -179,7 +180,7 @@ fn serve_refuses_the_published_dev_credentials_unless_told_it_is_insecure() {
     )
     .expect("config written");
     let config = config.to_str().expect("a UTF-8 path");
-    let listen = format!("127.0.0.1:{}", crate::foundation::free_port());
+    let listen = format!("127.0.0.1:{}", crate::support::process::free_port());
     let env = [
         ("PASARELA_CONFIG", config),
         ("PASARELA_LISTEN", listen.as_str()),
@@ -220,7 +221,7 @@ fn serve_refused_with_env(
     )
     .expect("config written");
     let config = config.to_str().expect("a UTF-8 path");
-    let listen = format!("127.0.0.1:{}", crate::foundation::free_port());
+    let listen = format!("127.0.0.1:{}", crate::support::process::free_port());
     let mut all = vec![
         ("PASARELA_CONFIG", config),
         ("PASARELA_LISTEN", listen.as_str()),
@@ -270,156 +271,6 @@ fn serve_refuses_dev_switches_in_front_of_a_production_provider() {
 
 // ---- HTTP/2 limits ---------------------------------------------------------------------------
 
-/// HTTP/2 frame types and error codes the tests speak.
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
-const RST_STREAM: u8 = 0x3;
-const SETTINGS: u8 = 0x4;
-const GOAWAY: u8 = 0x7;
-const END_HEADERS: u8 = 0x4;
-const END_STREAM: u8 = 0x1;
-const ACK: u8 = 0x1;
-const REFUSED_STREAM: u32 = 0x7;
-const PROTOCOL_ERROR: u32 = 0x1;
-const CANCEL: u32 = 0x8;
-const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
-const ENHANCE_YOUR_CALM: u32 = 0xb;
-
-/// One frame: a 9-byte header and its payload.
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let length = u32::try_from(payload.len())
-        .expect("a small frame")
-        .to_be_bytes();
-    let mut out = vec![length[1], length[2], length[3], kind, flags];
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-/// A gRPC call's request headers, HPACK-encoded as literals without indexing (no table, no
-/// Huffman): what any client could send, written by hand so that nothing polices it.
-fn call_headers(path: &str) -> Vec<u8> {
-    call_headers_with(path, &[])
-}
-
-/// [`call_headers`] with `extra` fields after the usual ones.
-fn call_headers_with(path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
-    let fields = [
-        (":method", "POST"),
-        (":scheme", "http"),
-        (":path", path),
-        (":authority", "localhost"),
-        ("content-type", "application/grpc"),
-        ("te", "trailers"),
-    ];
-    let mut block = Vec::new();
-    for (name, value) in fields.iter().chain(extra) {
-        block.push(0x00);
-        block.push(u8::try_from(name.len()).expect("short"));
-        block.extend_from_slice(name.as_bytes());
-        block.push(u8::try_from(value.len()).expect("short"));
-        block.extend_from_slice(value.as_bytes());
-    }
-    block
-}
-
-/// What a connection heard: the server's SETTINGS, refused streams, a GOAWAY.
-#[derive(Debug, Default)]
-struct Heard {
-    max_concurrent_streams: Option<u32>,
-    refused: usize,
-    /// Header blocks the server sent: answers (trailers-only ones included).
-    answered: usize,
-    /// Streams the server reset, whatever the code.
-    reset: usize,
-    /// How many streams were reset with each error code.
-    reset_codes: std::collections::BTreeMap<u32, usize>,
-    /// The error code of the GOAWAY that closed the connection, if one did.
-    goaway: Option<u32>,
-    /// The last stream the server says it processed.
-    last_stream: Option<u32>,
-}
-
-/// Opens a raw HTTP/2 connection (preface and empty SETTINGS), sends `frames`, then reads
-/// what the server answers for `listen` and acknowledges its SETTINGS.
-async fn raw_http2(addr: std::net::SocketAddr, frames: Vec<u8>, listen: Duration) -> Heard {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connects");
-    let mut opening = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    opening.extend(frame(SETTINGS, 0, 0, &[]));
-    tcp.write_all(&opening).await.expect("preface");
-    let (mut reader, mut writer) = tcp.into_split();
-    let sender = tokio::spawn(async move {
-        let _ = writer.write_all(&frame(SETTINGS, ACK, 0, &[])).await;
-        let _ = writer.write_all(&frames).await;
-        writer
-    });
-    let mut heard = Heard::default();
-    let deadline = Instant::now() + listen;
-    let mut header = [0u8; 9];
-    while let Ok(Ok(())) = tokio::time::timeout(
-        deadline.saturating_duration_since(Instant::now()),
-        reader.read_exact(&mut header),
-    )
-    .await
-    .map(|read| read.map(drop))
-    {
-        let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
-        let mut payload = vec![0u8; length];
-        if reader.read_exact(&mut payload).await.is_err() {
-            break;
-        }
-        match header[3] {
-            SETTINGS if header[4] & ACK == 0 => {
-                for entry in payload.chunks_exact(6) {
-                    let id = u16::from_be_bytes([entry[0], entry[1]]);
-                    let value = u32::from_be_bytes([entry[2], entry[3], entry[4], entry[5]]);
-                    if id == SETTINGS_MAX_CONCURRENT_STREAMS {
-                        heard.max_concurrent_streams = Some(value);
-                    }
-                }
-            }
-            RST_STREAM if payload.len() == 4 => {
-                let code = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
-                heard.refused += usize::from(code == REFUSED_STREAM);
-                *heard.reset_codes.entry(code).or_default() += 1;
-                heard.reset += 1;
-            }
-            HEADERS => heard.answered += 1,
-            GOAWAY if payload.len() >= 8 => {
-                heard.goaway = Some(u32::from_be_bytes([
-                    payload[4], payload[5], payload[6], payload[7],
-                ]));
-                heard.last_stream = Some(u32::from_be_bytes([
-                    payload[0] & 0x7f,
-                    payload[1],
-                    payload[2],
-                    payload[3],
-                ]));
-                break;
-            }
-            _ => {}
-        }
-    }
-    let _ = sender.await;
-    heard
-}
-
-/// Health answers on a fresh connection.
-async fn still_serving(addr: std::net::SocketAddr) {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("a new connection");
-    tonic_health::pb::health_client::HealthClient::new(channel)
-        .check(tonic_health::pb::HealthCheckRequest::default())
-        .await
-        .expect("health answers");
-}
-
 const WATCH: &str = "/grpc.health.v1.Health/Watch";
 
 #[tokio::test]
@@ -452,7 +303,7 @@ async fn a_rapid_reset_burst_closes_its_connection_and_leaves_the_process_up() {
         config.http2.max_pending_accept_reset_streams = 5;
     })
     .await;
-    let before = resident_kib();
+    let before = resident_kib(std::process::id());
     let frames: Vec<u8> = (0..5_000u32)
         .flat_map(|i| {
             let id = 2 * i + 1;
@@ -474,21 +325,8 @@ async fn a_rapid_reset_burst_closes_its_connection_and_leaves_the_process_up() {
         "closed after the configured bound: {heard:?}"
     );
     still_serving(app.addr).await;
-    let grown = resident_kib().saturating_sub(before);
+    let grown = resident_kib(std::process::id()).saturating_sub(before);
     assert!(grown < 64 * 1024, "memory grew by {grown} KiB");
-}
-
-/// This process's resident memory, in KiB.
-fn resident_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
-                .and_then(|value| value.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or_default()
 }
 
 /// A `grpc-timeout` no clock can add (20 digits where the spec allows 8): read as no

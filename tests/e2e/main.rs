@@ -20,5 +20,6 @@ mod observability;
 mod readings;
 mod recurring_payments;
 mod reliability;
+mod resource_bounds;
 mod security;
 mod shared_state;

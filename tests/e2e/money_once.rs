@@ -610,7 +610,7 @@ async fn the_reconciliation_api_has_its_own_scopes_and_a_gauge() {
         .unwrap_err();
     assert_eq!(settle_denied.code(), Code::PermissionDenied);
 
-    let metrics = metrics(&app).await;
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(
             "pasarela_idempotency_unknown_outcomes{provider=\"daviplata.com\",operation=\"charge\"} 1"
@@ -624,16 +624,6 @@ async fn the_reconciliation_api_has_its_own_scopes_and_a_gauge() {
         .await
         .unwrap_err();
     assert_eq!(bad_fields(&unknown_service), ["service"]);
-}
-
-async fn metrics(app: &TestApp) -> String {
-    let admin = app.admin_addr.expect("admin port");
-    reqwest::get(format!("http://{admin}/metrics"))
-        .await
-        .expect("metrics answer")
-        .text()
-        .await
-        .expect("metrics text")
 }
 
 // ---- Shared state: a ledger outage --------------------------------------------------------

@@ -179,7 +179,7 @@ async fn every_metric_the_rules_and_the_dashboard_read_is_exposed() {
             .await
             .expect("charged");
     }
-    let exposed = scrape(&app).await;
+    let exposed = app.metrics().await;
     let missing: Vec<&String> = names
         .iter()
         .filter(|name| {
@@ -197,7 +197,7 @@ async fn every_metric_the_rules_and_the_dashboard_read_is_exposed() {
 #[tokio::test]
 async fn the_series_alerts_read_exist_at_zero_from_start_up() {
     let app = spawn_app_with(rp::lab_setup).await;
-    let exposed = scrape(&app).await;
+    let exposed = app.metrics().await;
     let has = |prefix: &str| exposed.lines().any(|line| line.starts_with(prefix));
     for code in ["OK", "RESOURCE_EXHAUSTED", "INTERNAL", "UNAVAILABLE"] {
         let series = format!(
@@ -219,15 +219,4 @@ async fn the_series_alerts_read_exist_at_zero_from_start_up() {
             .unwrap_or_else(|| panic!("no unknown-outcome series of {operation}"));
         assert!(series.ends_with(" 0"), "{series}");
     }
-}
-
-/// What the app's admin port exposes on `/metrics`.
-async fn scrape(app: &crate::support::TestApp) -> String {
-    let admin_addr = app.admin_addr.expect("admin port");
-    reqwest::get(format!("http://{admin_addr}/metrics"))
-        .await
-        .expect("metrics answer")
-        .text()
-        .await
-        .expect("metrics text")
 }

@@ -12,7 +12,7 @@ use pasarela::bureau::v1::GetPasswordExpirationRequest;
 use pasarela::bureau::v1::bureau_service_client::BureauServiceClient;
 use tonic::Request;
 
-use crate::foundation::{DevProcess, mint_with_cli};
+use crate::support::process::{DevProcess, mint_with_cli};
 use crate::support::{bearer_with, spawn_app};
 
 /// Families this test's traffic (bureau calls, one retried through a 503) must fill.

@@ -329,7 +329,7 @@ async fn pasarela_migrate_brings_each_ledger_up_to_date_and_serve_refuses_an_old
     let db = TestPostgres::start().await;
     let (sandbox, _pki) = crate::support::sandbox().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let grpc = ([127, 0, 0, 1], crate::foundation::free_port()).into();
+    let grpc = ([127, 0, 0, 1], crate::support::process::free_port()).into();
     let file = crate::support::replica::write_config(dir.path(), &sandbox, &[&db], grpc);
     let text = std::fs::read_to_string(&file).expect("config");
     let text = text.replace("migrate_at_start = true", "migrate_at_start = false");

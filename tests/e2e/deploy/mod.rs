@@ -30,7 +30,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::foundation::{DevProcess, mint_with_cli};
+use crate::support::process::{DevProcess, mint_with_cli};
 use crate::support::{bearer_with, tool};
 
 const OVERLAYS: [&str; 2] = ["dev", "prod"];

@@ -155,8 +155,10 @@ impl Drop for Pod {
 impl Pod {
     fn start(manifests: &Manifests, service: ServiceName, loopback: &[(String, String)]) -> Pod {
         let process = PodProcess::of(manifests, service, loopback);
-        let grpc: std::net::SocketAddr = ([127, 0, 0, 1], crate::foundation::free_port()).into();
-        let admin: std::net::SocketAddr = ([127, 0, 0, 1], crate::foundation::free_port()).into();
+        let grpc: std::net::SocketAddr =
+            ([127, 0, 0, 1], crate::support::process::free_port()).into();
+        let admin: std::net::SocketAddr =
+            ([127, 0, 0, 1], crate::support::process::free_port()).into();
         let child = process
             .command("serve")
             .env("PASARELA_LISTEN", grpc.to_string())

@@ -16,6 +16,8 @@ use tonic_types::StatusExt as _;
 
 pub mod bank;
 pub mod corpus;
+pub mod http2;
+pub mod process;
 pub mod replica;
 mod verbs;
 
@@ -128,6 +130,12 @@ impl TestApp {
         bearer_with(&self.token(&["*"]))
     }
 
+    /// What the admin port exposes on `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let admin = self.admin_addr.expect("admin port");
+        scrape(&format!("http://{admin}/metrics")).await
+    }
+
     /// Everything logged in this test process so far.
     pub fn logs(&self) -> String {
         logs()
@@ -207,6 +215,22 @@ fn capture_logs() {
             .with(lines.with_filter(filter))
             .try_init();
     });
+}
+
+/// The metrics text at `url`.
+pub async fn scrape(url: &str) -> String {
+    reqwest::get(url)
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// The value of one `series` (its name and labels, as exposed) in a metrics text.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 fn contains_token(haystack: &str, needle: &str) -> bool {

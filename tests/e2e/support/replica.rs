@@ -35,7 +35,8 @@ pub struct Replica {
 
 impl Replica {
     pub async fn start(sandbox: &pasarela_sandbox::Sandbox, ledger: &[&TestPostgres]) -> Replica {
-        let grpc: std::net::SocketAddr = ([127, 0, 0, 1], crate::foundation::free_port()).into();
+        let grpc: std::net::SocketAddr =
+            ([127, 0, 0, 1], crate::support::process::free_port()).into();
         let dir = tempfile::tempdir().expect("temp dir");
         write_config(dir.path(), sandbox, ledger, grpc);
         let replica = Replica {
@@ -189,7 +190,7 @@ record_key = "{record_key}"
         security_ledger = toml_lines(&ledger_connection(ledger, "security")),
         payments_ledger = toml_lines(&ledger_connection(ledger, "recurring_payments")),
         record_key = crate::support::RECORD_KEY,
-        admin = crate::foundation::free_port(),
+        admin = crate::support::process::free_port(),
         issuer = pasarela_auth::DEV_ISSUER,
         audience = pasarela_auth::DEV_AUDIENCE,
         bcs = sandbox.bcs_url,

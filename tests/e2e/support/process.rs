@@ -1,0 +1,117 @@
+//! `pasarela dev` as a real process on a free port, and the dev token its CLI mints.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use super::{pasarela_bin, tool};
+
+/// A real `pasarela dev` process on a free port, killed on drop.
+pub struct DevProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub banner: BTreeMap<String, String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for DevProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+impl DevProcess {
+    pub fn start() -> DevProcess {
+        DevProcess::start_with_env(&[])
+    }
+
+    /// Like [`DevProcess::start`], with extra environment variables (`PASARELA_*` keys).
+    pub fn start_with_env(env: &[(&str, &str)]) -> DevProcess {
+        DevProcess::start_in(tempfile::tempdir().expect("temp dir"), env)
+    }
+
+    /// Like [`DevProcess::start_with_env`], its files (the sandbox's PKI under `pki/`) in
+    /// `dir`, so that `env` may name them.
+    pub fn start_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> DevProcess {
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let mut child = Command::new(pasarela_bin())
+            .args(["dev", "--listen", &addr.to_string()])
+            .env("PASARELA_DEV_DIR", dir.path())
+            .env("PASARELA_ADMIN_LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("pasarela dev starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut banner = BTreeMap::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("banner line");
+            if let Some((key, value)) = line.split_once(": ") {
+                banner.insert(key.to_owned(), value.to_owned());
+            }
+            if line.starts_with("try:") {
+                break;
+            }
+        }
+        assert!(
+            banner.keys().any(|k| k == "pasarela dev"),
+            "pasarela dev printed no banner: {banner:?}"
+        );
+        DevProcess {
+            child,
+            addr,
+            banner,
+            _dir: dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the process' admin port exposes on `/metrics`.
+    pub async fn metrics(&self) -> String {
+        super::scrape(&self.banner["metrics"]).await
+    }
+
+    pub fn grpcurl(&self, args: &[&str]) -> String {
+        let output = Command::new(tool("grpcurl", "scripts/install-test-tools.sh"))
+            .arg("-plaintext")
+            .args(args)
+            .output()
+            .expect("grpcurl runs");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "grpcurl {args:?} failed: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+}
+
+/// `pasarela token` prints the token alone on its last line.
+pub fn mint_with_cli(scope: &str) -> String {
+    let output = Command::new(pasarela_bin())
+        .args(["token", "--scope", scope])
+        .output()
+        .expect("pasarela token runs");
+    assert!(output.status.success(), "pasarela token failed");
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .lines()
+        .last()
+        .expect("a token line")
+        .to_owned()
+}
