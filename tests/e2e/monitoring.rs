@@ -192,7 +192,7 @@ async fn every_metric_the_rules_and_the_dashboard_read_is_exposed() {
 }
 
 /// Before any call, the series alerts read exist at zero: each method's calls by every code,
-/// each provider's circuit, each money-moving operation's unknown outcomes. A `rate()` or a
+/// each provider's circuit and operations, each money-moving operation's unknown outcomes. A `rate()` or a
 /// `max()` must tell "none" from "never".
 #[tokio::test]
 async fn the_series_alerts_read_exist_at_zero_from_start_up() {
@@ -208,6 +208,27 @@ async fn the_series_alerts_read_exist_at_zero_from_start_up() {
     for provider in ["daviplata.com", "bancocajasocial.com"] {
         let series = format!("pasarela_provider_circuit_state{{provider=\"{provider}\"}}");
         assert!(has(&series), "{series}");
+    }
+    // Every provider operation: its latency, and each outcome that needs no answer (the
+    // provider families are global to this test process: others' calls may count them).
+    let operations = [
+        ("kiban.com", "password_expiry_date"),
+        ("daviplata.com", "subscription_payment"),
+        ("daviplata.com", "token"),
+        ("bancocajasocial.com", "withdraw_with_otp"),
+        ("bancocajasocial.com", "withdrawal_query"),
+        ("bancocajasocial.com", "create_question_challenge"),
+    ];
+    for (provider, operation) in operations {
+        let labels = format!("provider=\"{provider}\",operation=\"{operation}\"");
+        for outcome in ["timeout", "unavailable", "circuit_open", "not_sent"] {
+            let series = format!(
+                "pasarela_provider_calls_total{{{labels},outcome=\"{outcome}\",status=\"\"}} "
+            );
+            assert!(has(&series), "{series}");
+        }
+        let latency = format!("pasarela_provider_call_duration_seconds_count{{{labels}}} ");
+        assert!(has(&latency), "{latency}");
     }
     for operation in ["charge", "withdraw_with_otp"] {
         let series = exposed

@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 pub struct CallLabels {
     pub provider: &'static str,
     pub operation: &'static str,
-    /// `ok`, `http_error`, `timeout`, `unavailable`, `circuit_open`.
+    /// An [`Outcome`]'s label.
     pub outcome: &'static str,
     /// The HTTP status, empty when none was received.
     pub status: String,
@@ -95,6 +95,67 @@ pub fn register(registry: &mut Registry) {
         "Success answers of a provider that did not belong to the request sent",
         m.answer_mismatches.clone(),
     );
+}
+
+/// How one provider call ended, the `outcome` label of its count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A 2xx answer.
+    Ok,
+    /// Any other HTTP answer.
+    HttpError,
+    Timeout,
+    /// No answer: the connection failed or broke.
+    Unavailable,
+    /// Not sent: the provider's circuit is open.
+    CircuitOpen,
+    /// Not sent: the caller's deadline left too little time.
+    NotSent,
+}
+
+impl Outcome {
+    /// The outcomes that come with no HTTP answer, so no `status`: their series can exist
+    /// before any call.
+    pub const UNANSWERED: [Outcome; 4] = [
+        Outcome::Timeout,
+        Outcome::Unavailable,
+        Outcome::CircuitOpen,
+        Outcome::NotSent,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::HttpError => "http_error",
+            Outcome::Timeout => "timeout",
+            Outcome::Unavailable => "unavailable",
+            Outcome::CircuitOpen => "circuit_open",
+            Outcome::NotSent => "not_sent",
+        }
+    }
+}
+
+/// Every series of `provider`'s `operations` that needs no answer to be named exists at
+/// zero from start-up: an alert's `rate()` must tell "none" from "never".
+pub fn born_at_zero(provider: &'static str, operations: &[&'static str]) {
+    let m = global();
+    for &operation in operations {
+        let labels = OperationLabels {
+            provider,
+            operation,
+        };
+        drop(m.latency.get_or_create(&labels));
+        drop(m.retries.get_or_create(&labels));
+        drop(m.answer_mismatches.get_or_create(&labels));
+        for outcome in Outcome::UNANSWERED {
+            drop(m.calls.get_or_create(&CallLabels {
+                provider,
+                operation,
+                outcome: outcome.label(),
+                status: String::new(),
+            }));
+        }
+    }
 }
 
 /// Counts a success answer of `provider` to `operation` that belonged to another request.

@@ -13,7 +13,7 @@ use crate::breaker::{Breaker, BreakerSettings};
 use crate::delivery::Delivery;
 use crate::errors::{ProviderError, reasons};
 use crate::http::{HttpSettings, ReloadingClient};
-use crate::metrics::{self, CallLabels, OperationLabels, ProviderLabels};
+use crate::metrics::{self, CallLabels, OperationLabels, Outcome, ProviderLabels};
 use crate::retry::{RetryPolicy, RetrySettings};
 
 /// A provider operation as the outbound kit needs to know it.
@@ -87,6 +87,12 @@ impl Outbound {
         Ok(outbound)
     }
 
+    /// Names the operations this provider is called for: their series exist at zero from
+    /// now on.
+    pub fn expect_operations(&self, names: &[&'static str]) {
+        metrics::born_at_zero(self.domain, names);
+    }
+
     fn publish_breaker_state(&self) {
         metrics::global()
             .breaker_state
@@ -122,7 +128,12 @@ impl Outbound {
     ) -> Result<RawResponse, ProviderError> {
         let started = Instant::now();
         if budget < self.min_budget {
-            self.count(operation, "not_sent", String::new(), started.elapsed());
+            self.count(
+                operation,
+                Outcome::NotSent,
+                String::new(),
+                started.elapsed(),
+            );
             return Err(self.too_short(budget));
         }
         let result =
@@ -306,29 +317,23 @@ impl Outbound {
         elapsed: Duration,
     ) {
         let (outcome, status) = match result {
-            Ok(r) if r.status.is_success() => ("ok", r.status.as_u16().to_string()),
-            Ok(r) => ("http_error", r.status.as_u16().to_string()),
-            Err(e) if e.reason == reasons::CIRCUIT_OPEN => ("circuit_open", String::new()),
-            Err(e) if e.code == Code::DeadlineExceeded => ("timeout", String::new()),
-            Err(_) => ("unavailable", String::new()),
+            Ok(r) if r.status.is_success() => (Outcome::Ok, r.status.as_u16().to_string()),
+            Ok(r) => (Outcome::HttpError, r.status.as_u16().to_string()),
+            Err(e) if e.reason == reasons::CIRCUIT_OPEN => (Outcome::CircuitOpen, String::new()),
+            Err(e) if e.code == Code::DeadlineExceeded => (Outcome::Timeout, String::new()),
+            Err(_) => (Outcome::Unavailable, String::new()),
         };
         self.count(operation, outcome, status, elapsed);
     }
 
     /// Counts one call by its outcome and status, with its latency and the circuit's state.
-    fn count(
-        &self,
-        operation: Operation,
-        outcome: &'static str,
-        status: String,
-        elapsed: Duration,
-    ) {
+    fn count(&self, operation: Operation, outcome: Outcome, status: String, elapsed: Duration) {
         let m = metrics::global();
         m.calls
             .get_or_create(&CallLabels {
                 provider: self.domain,
                 operation: operation.name,
-                outcome,
+                outcome: outcome.label(),
                 status,
             })
             .inc();

@@ -54,8 +54,10 @@ impl Kiban {
             anyhow::anyhow!("bureau.api_key holds characters a header cannot carry")
         })?;
         api_key.set_sensitive(true);
+        let outbound = Outbound::new(DOMAIN, &config.outbound)?;
+        outbound.expect_operations(&[PASSWORD_EXPIRY.name]);
         Ok(Self {
-            outbound: Outbound::new(DOMAIN, &config.outbound)?,
+            outbound,
             url,
             api_key_header,
             api_key,

@@ -106,6 +106,18 @@ struct TokenAnswer {
 impl Daviplata {
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let outbound = Outbound::new(DOMAIN, &config.outbound)?;
+        outbound.expect_operations(&[
+            REQUEST.name,
+            ACTIVATE.name,
+            CANCEL.name,
+            PAYMENT.name,
+            TOKEN.name,
+        ]);
+        drop(
+            metrics::global()
+                .token_refreshes
+                .get_or_create(&metrics::ProviderLabels { provider: DOMAIN }),
+        );
         let client_id_header = HeaderName::try_from(config.client_id_header.as_str())
             .with_context(|| format!("client_id_header {:?}", config.client_id_header))?;
         let base_url = BaseUrl::parse(&config.base_url, "recurring_payments.base_url")?;

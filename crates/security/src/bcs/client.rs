@@ -416,6 +416,30 @@ impl<B> Prepared<B> {
     }
 }
 
+/// Every operation above by name: their metric series exist from start-up.
+const OPERATION_NAMES: [&str; 20] = [
+    PASSWORD_STATUS.name,
+    GENERATE_OTC.name,
+    GENERATE_OTC_V3.name,
+    VALIDATE_OTC.name,
+    TRANSACTION_CHALLENGE.name,
+    ENROLL_DIGITAL_USER.name,
+    VALIDATE_DIGITAL_ENROLLMENT.name,
+    CHANGE_PASSWORD.name,
+    CREATE_USER.name,
+    VALIDATE_ENROLLMENT_CARD.name,
+    VALIDATE_PASSWORD_RECOVERY.name,
+    REQUEST_WITHDRAWAL_OTP.name,
+    UPDATE_PASSWORD_STATUS.name,
+    LIST_CHANNEL_HOLDS.name,
+    SET_CHANNEL_HOLD.name,
+    AUTHENTICATION_LEVEL.name,
+    AUTHENTICATE_CHANNEL.name,
+    WITHDRAW_WITH_OTP.name,
+    WITHDRAWAL_QUERY.name,
+    QUESTION_CHALLENGE.name,
+];
+
 impl Bcs {
     /// `store` holds the TxId sequence (shared by every replica when it is Redis).
     pub fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
@@ -423,8 +447,10 @@ impl Bcs {
         invoker::merge(&mut correspondent_invoker, &config.withdrawal_invoker);
         invoker::check_defaults(&config.invoker, "security.invoker")?;
         invoker::check_defaults(&correspondent_invoker, "security.withdrawal_invoker")?;
+        let outbound = Outbound::new(DOMAIN, &config.outbound)?;
+        outbound.expect_operations(&OPERATION_NAMES);
         Ok(Self {
-            outbound: Outbound::new(DOMAIN, &config.outbound)?,
+            outbound,
             base_url: BaseUrl::parse(&config.base_url, "security.base_url")?,
             client_id: config.client_id,
             client_secret: config.client_secret,
@@ -824,6 +850,19 @@ mod tests {
     use super::*;
     use pasarela_idempotency::MemoryStore;
     use pasarela_provider::outbound::OutboundSettings;
+
+    #[test]
+    fn every_operation_is_named_for_its_metrics() {
+        let declared = include_str!("client.rs")
+            .lines()
+            .filter(|line| line.starts_with("pub const ") && line.contains(": Op<"))
+            .count();
+        assert_eq!(
+            declared,
+            OPERATION_NAMES.len(),
+            "an Op missing from OPERATION_NAMES"
+        );
+    }
 
     #[test]
     fn path_segments_are_encoded() {
