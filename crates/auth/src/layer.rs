@@ -22,7 +22,7 @@ use crate::rate_limit::RateLimiter;
 use crate::rejection::{Reason, Rejection};
 use crate::secret_attempts::SecretAttempts;
 use crate::shared_buckets::SharedBuckets;
-use crate::slots::{Slot, Slots};
+use crate::slots::{Slot, Slots, peer_key};
 
 /// Everything the layer decides with, shared by all connections (and so are the buckets
 /// of the rate limiter).
@@ -152,6 +152,7 @@ impl Guard {
             Gate::Exempt => {
                 return self
                     .admit_exempt(credentials.peer_ip.as_deref())
+                    .await
                     .map(|()| None)
                     .map_err(|rejection| (None, rejection));
             }
@@ -187,17 +188,15 @@ impl Guard {
     }
 
     /// An exempt call spends its peer's budget; one past it is told when to come back.
-    fn admit_exempt(&self, peer: Option<&str>) -> Result<(), Rejection> {
+    async fn admit_exempt(&self, peer: Option<&str>) -> Result<(), Rejection> {
         let Some(ip) = peer else {
             return Ok(());
         };
-        if let Some(wait) = self.exempt.exhausted(ip) {
-            return Err(Rejection::new(Reason::RateLimited)
-                .with("group", EXEMPT_PER_PEER)
-                .retry_after(wait));
-        }
-        self.exempt.spend(ip);
-        Ok(())
+        self.exempt.check_first(ip).await.map_err(|exceeded| {
+            Rejection::new(Reason::RateLimited)
+                .with("group", exceeded.group)
+                .retry_after(exceeded.retry_after)
+        })
     }
 
     /// The slot a call holds until its answer ends: one of its principal's calls, or one of
@@ -253,7 +252,8 @@ impl Guard {
     }
 }
 
-/// The caller's IP address, from the connection tonic accepted (plain or TLS).
+/// The caller's address as its per-peer bounds know it ([`peer_key`]), from the
+/// connection tonic accepted (plain or TLS).
 fn peer_ip<B>(request: &Request<B>) -> Option<String> {
     let extensions = request.extensions();
     let tcp = extensions
@@ -265,7 +265,7 @@ fn peer_ip<B>(request: &Request<B>) -> Option<String> {
                     >>()
                     .map(|tls| tls.get_ref())
         })?;
-    tcp.remote_addr().map(|addr| addr.ip().to_string())
+    tcp.remote_addr().map(|addr| peer_key(addr.ip()))
 }
 
 /// The token of `authorization: Bearer <token>` (the scheme is case-insensitive).

@@ -31,5 +31,5 @@ pub use mtls::{certificate_file_identity, certificate_identity};
 pub use principal::{Principal, PrincipalSource};
 pub use rejection::DOMAIN;
 pub use secret_attempts::{SECRET_ATTEMPTS, SecretAttempts};
-pub use slots::{Slot, Slots};
+pub use slots::{Slot, Slots, peer_key};
 pub use tls::{server_tls_config, tls_acceptor};

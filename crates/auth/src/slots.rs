@@ -3,7 +3,21 @@
 //! holds only keys that hold something.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+
+/// The key of a peer's per-address bounds: its address in one canonical form (an IPv4
+/// peer seen as `::ffff:a.b.c.d` is `a.b.c.d`), and for IPv6 its /64, which one host
+/// commonly holds whole: counting each of its addresses apart would give it 2^64 shares.
+pub fn peer_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let network = u128::from(v6) & !u128::from(u64::MAX);
+            format!("{}/64", std::net::Ipv6Addr::from(network))
+        }
+    }
+}
 
 type Counts = Arc<Mutex<HashMap<String, usize>>>;
 
@@ -58,6 +72,22 @@ impl Drop for Slot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_is_one_key_however_its_address_is_seen() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert_eq!(peer_key(ip("10.0.0.7")), "10.0.0.7");
+        assert_eq!(peer_key(ip("::ffff:10.0.0.7")), "10.0.0.7");
+        assert_eq!(
+            peer_key(ip("2001:db8:1:2:aaaa::1")),
+            peer_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            "one /64, one peer"
+        );
+        assert_ne!(
+            peer_key(ip("2001:db8:1:2::1")),
+            peer_key(ip("2001:db8:1:3::1"))
+        );
+    }
 
     #[test]
     fn a_key_holds_at_most_max_and_gets_its_slots_back() {

@@ -149,7 +149,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let router = server
         .layer(
             ServiceBuilder::new()
-                .layer(RpcLayer::new(methods, config.connections.message_timeout))
+                .layer(RpcLayer::new(
+                    methods,
+                    rpc_layer::client_streaming_methods(CONTRACTS),
+                    config.connections.message_timeout,
+                ))
                 .layer(auth),
         )
         .add_routes(routes.routes());

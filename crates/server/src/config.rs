@@ -160,6 +160,9 @@ pub struct ConnectionSettings {
     pub max_per_peer: usize,
     /// TLS handshakes under way at once; a connection arriving past it is closed.
     pub max_tls_handshakes: usize,
+    /// TLS handshakes under way at once from one address, so that one peer cannot take
+    /// them all.
+    pub max_tls_handshakes_per_peer: usize,
     /// Longest a client may take over its TLS handshake.
     #[serde(with = "humantime_serde")]
     pub tls_handshake_timeout: Duration,
@@ -180,6 +183,7 @@ impl Default for ConnectionSettings {
             max: 10_000,
             max_per_peer: 256,
             max_tls_handshakes: 128,
+            max_tls_handshakes_per_peer: 8,
             tls_handshake_timeout: Duration::from_secs(5),
             preface_timeout: Duration::from_secs(5),
             message_timeout: Duration::from_secs(10),
@@ -190,8 +194,15 @@ impl Default for ConnectionSettings {
 impl ConnectionSettings {
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
-            self.max > 0 && self.max_per_peer > 0 && self.max_tls_handshakes > 0,
-            "connections.max, connections.max_per_peer and connections.max_tls_handshakes \
+            [
+                self.max,
+                self.max_per_peer,
+                self.max_tls_handshakes,
+                self.max_tls_handshakes_per_peer
+            ]
+            .iter()
+            .all(|bound| *bound > 0),
+            "connections.max, max_per_peer, max_tls_handshakes and max_tls_handshakes_per_peer \
              must be at least 1"
         );
         for (key, value) in [

@@ -3,7 +3,6 @@
 //! that silent or slow clients cannot hold the process' memory and file descriptors.
 
 use std::io;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -11,7 +10,7 @@ use std::time::Duration;
 
 use bytes::{Buf as _, Bytes};
 use futures::future::BoxFuture;
-use pasarela_auth::{Slot, Slots};
+use pasarela_auth::{Slot, Slots, peer_key};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -35,8 +34,12 @@ const FRAME_HEADER: usize = 9;
 
 const SETTINGS: u8 = 0x4;
 
-/// Largest first SETTINGS frame read here: HTTP/2's default largest frame.
-const MAX_SETTINGS_PAYLOAD: usize = 16_384;
+/// Largest first SETTINGS frame read here: 170 settings of 6 bytes, where clients send a
+/// handful; the buffer is taken before the bytes arrive, so it stays small.
+const MAX_SETTINGS_PAYLOAD: usize = 1_020;
+
+/// The bytes of one setting (RFC 9113 §6.5.1).
+const SETTING: usize = 6;
 
 /// Pause after a failed `accept` (out of file descriptors, say) so the loop cannot spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -50,6 +53,7 @@ enum Refusal {
     TooManyConnections,
     TooManyFromPeer,
     TooManyHandshakes,
+    TooManyHandshakesFromPeer,
     HandshakeFailed,
     HandshakeTimeout,
     PrefaceTimeout,
@@ -57,10 +61,11 @@ enum Refusal {
 }
 
 impl Refusal {
-    const ALL: [Refusal; 7] = [
+    const ALL: [Refusal; 8] = [
         Refusal::TooManyConnections,
         Refusal::TooManyFromPeer,
         Refusal::TooManyHandshakes,
+        Refusal::TooManyHandshakesFromPeer,
         Refusal::HandshakeFailed,
         Refusal::HandshakeTimeout,
         Refusal::PrefaceTimeout,
@@ -72,6 +77,7 @@ impl Refusal {
             Refusal::TooManyConnections => "max_connections",
             Refusal::TooManyFromPeer => "max_per_peer",
             Refusal::TooManyHandshakes => "max_tls_handshakes",
+            Refusal::TooManyHandshakesFromPeer => "max_tls_handshakes_per_peer",
             Refusal::HandshakeFailed => "tls_handshake_failed",
             Refusal::HandshakeTimeout => "tls_handshake_timeout",
             Refusal::PrefaceTimeout => "preface_timeout",
@@ -141,45 +147,63 @@ pub fn incoming(
     match tls {
         None => Incoming::Plain(spawn_accept(listener, gate, Arc::new(plain))),
         Some(acceptor) => {
-            let handshakes = Arc::new(Semaphore::new(settings.max_tls_handshakes));
-            let timeout = settings.tls_handshake_timeout;
-            let handshake = move |tcp| tls_handshake(&acceptor, &handshakes, timeout, tcp);
+            let handshakes = Handshakes {
+                acceptor,
+                overall: Arc::new(Semaphore::new(settings.max_tls_handshakes)),
+                per_peer: Slots::new(settings.max_tls_handshakes_per_peer),
+                timeout: settings.tls_handshake_timeout,
+            };
+            let handshake = move |tcp, peer: &str| handshakes.start(tcp, peer);
             Incoming::Tls(spawn_accept(listener, gate, Arc::new(handshake)))
         }
     }
 }
 
-/// What a connection must get through before HTTP/2: nothing, or a TLS handshake. Called
-/// in the accept loop, so that a bound it checks refuses at once.
-type Handshake<IO> =
-    Arc<dyn Fn(TcpStream) -> BoxFuture<'static, Result<IO, Refusal>> + Send + Sync>;
+/// What a connection of a peer must get through before HTTP/2: nothing, or a TLS
+/// handshake. Started in the accept loop, so that a bound it checks refuses at once.
+type Handshake<IO> = Arc<dyn Fn(TcpStream, &str) -> Started<IO> + Send + Sync>;
 
-fn plain(tcp: TcpStream) -> BoxFuture<'static, Result<TcpStream, Refusal>> {
-    Box::pin(std::future::ready(Ok(tcp)))
+/// A handshake under way, or why none may start.
+type Started<IO> = Result<BoxFuture<'static, Result<IO, Refusal>>, Refusal>;
+
+fn plain(tcp: TcpStream, _: &str) -> Started<TcpStream> {
+    Ok(Box::pin(std::future::ready(Ok(tcp))))
 }
 
-fn tls_handshake(
-    acceptor: &TlsAcceptor,
-    handshakes: &Arc<Semaphore>,
+/// The TLS handshakes under way, bounded overall and per peer: one peer cannot take them
+/// all while its connections stay within its share.
+struct Handshakes {
+    acceptor: TlsAcceptor,
+    overall: Arc<Semaphore>,
+    per_peer: Slots,
     timeout: Duration,
-    tcp: TcpStream,
-) -> BoxFuture<'static, Result<TlsStream<TcpStream>, Refusal>> {
-    let Ok(permit) = handshakes.clone().try_acquire_owned() else {
-        return Box::pin(std::future::ready(Err(Refusal::TooManyHandshakes)));
-    };
-    let accepting = acceptor.accept(tcp);
-    Box::pin(async move {
-        let handshaken = tokio::time::timeout(timeout, accepting).await;
-        drop(permit);
-        match handshaken {
-            Ok(Ok(tls)) => Ok(tls),
-            Ok(Err(error)) => {
-                tracing::debug!(%error, "TLS handshake refused");
-                Err(Refusal::HandshakeFailed)
+}
+
+impl Handshakes {
+    fn start(&self, tcp: TcpStream, peer: &str) -> Started<TlsStream<TcpStream>> {
+        let overall = self
+            .overall
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Refusal::TooManyHandshakes)?;
+        let mine = self
+            .per_peer
+            .take(peer)
+            .ok_or(Refusal::TooManyHandshakesFromPeer)?;
+        let (accepting, timeout) = (self.acceptor.accept(tcp), self.timeout);
+        Ok(Box::pin(async move {
+            let handshaken = tokio::time::timeout(timeout, accepting).await;
+            drop((overall, mine));
+            match handshaken {
+                Ok(Ok(tls)) => Ok(tls),
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "TLS handshake refused");
+                    Err(Refusal::HandshakeFailed)
+                }
+                Err(_) => Err(Refusal::HandshakeTimeout),
             }
-            Err(_) => Err(Refusal::HandshakeTimeout),
-        }
-    })
+        }))
+    }
 }
 
 /// The bounds every connection passes, shared by the accept loop and its tasks.
@@ -205,17 +229,14 @@ impl Drop for Place {
 }
 
 impl Gate {
-    /// A place for a connection of `peer`, or why there is none.
-    fn place(&self, peer: IpAddr) -> Result<Place, Refusal> {
+    /// A place for a connection of `peer` (its [`peer_key`]), or why there is none.
+    fn place(&self, peer: &str) -> Result<Place, Refusal> {
         let overall = self
             .overall
             .clone()
             .try_acquire_owned()
             .map_err(|_| Refusal::TooManyConnections)?;
-        let peer = self
-            .per_peer
-            .take(&peer.to_string())
-            .ok_or(Refusal::TooManyFromPeer)?;
+        let peer = self.per_peer.take(peer).ok_or(Refusal::TooManyFromPeer)?;
         self.metrics.open.inc();
         Ok(Place {
             _overall: overall,
@@ -224,7 +245,7 @@ impl Gate {
         })
     }
 
-    fn refuse(&self, refusal: Refusal, peer: IpAddr) {
+    fn refuse(&self, refusal: Refusal, peer: &str) {
         tracing::debug!(%peer, reason = refusal.label(), "connection refused");
         self.metrics.refused(refusal).inc();
     }
@@ -266,15 +287,18 @@ async fn accept<IO>(
                 continue;
             }
         };
-        let place = match gate.place(peer.ip()) {
-            Ok(place) => place,
+        let peer = peer_key(peer.ip());
+        answer_at_once(&tcp);
+        let started = gate
+            .place(&peer)
+            .and_then(|place| Ok((place, handshake(tcp, &peer)?)));
+        let (place, handshaking) = match started {
+            Ok(started) => started,
             Err(refusal) => {
-                gate.refuse(refusal, peer.ip());
+                gate.refuse(refusal, &peer);
                 continue;
             }
         };
-        answer_at_once(&tcp);
-        let handshaking = handshake(tcp);
         let (gate, connections) = (gate.clone(), connections.clone());
         tokio::spawn(async move {
             let admitted = match handshaking.await {
@@ -287,7 +311,7 @@ async fn accept<IO>(
                         .send(Ok(Admitted::new(io, opening, place)))
                         .await;
                 }
-                Err(refusal) => gate.refuse(refusal, peer.ip()),
+                Err(refusal) => gate.refuse(refusal, &peer),
             }
         });
     }
@@ -337,7 +361,7 @@ fn settings_length(preface: &[u8], header: &[u8]) -> Option<usize> {
     let length = usize::try_from(u32::from_be_bytes([0, l0, l1, l2])).ok()?;
     let stream = u32::from_be_bytes([s0, s1, s2, s3]);
     let settings = preface == PREFACE && kind == SETTINGS && stream == 0;
-    (settings && length <= MAX_SETTINGS_PAYLOAD).then_some(length)
+    (settings && length <= MAX_SETTINGS_PAYLOAD && length % SETTING == 0).then_some(length)
 }
 
 /// An admitted connection: its opening bytes are read again first, and its place is held
@@ -372,7 +396,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Admitted<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.opening.has_remaining() {
+        if self.opening.has_remaining() && buf.remaining() > 0 {
             let n = self.opening.len().min(buf.remaining());
             buf.put_slice(&self.opening[..n]);
             self.opening.advance(n);
@@ -457,7 +481,7 @@ mod tests {
             preface_timeout: Duration::from_secs(1),
             metrics: ConnectionMetrics::default(),
         };
-        let place = gate.place(IpAddr::from([127, 0, 0, 1])).expect("room");
+        let place = gate.place("127.0.0.1").expect("room");
         let mut admitted = Admitted::new(io, opening, place);
         let mut read = Vec::new();
         admitted.read_to_end(&mut read).await.expect("read");

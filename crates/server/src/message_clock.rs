@@ -1,7 +1,9 @@
-//! A request body that must bring each gRPC message whole within a bound: the first from
-//! the start of the call, each later one from its first byte. A caller that declares a large
-//! message and stalls gets `DEADLINE_EXCEEDED` and the buffer it filled is freed; a stream
-//! idle between messages holds no buffer and is not timed.
+//! A request body that must arrive within a bound. A call that sends one message (unary,
+//! server streaming) must end its request within the bound from its start: tonic waits for
+//! the end of the body even after the message. A client-streaming call must bring each
+//! message whole within the bound, the first from the call's start, each later one from its
+//! first byte; it may idle between messages. A caller that stalls gets `DEADLINE_EXCEEDED`
+//! and the buffer reserved for its message is freed.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -58,10 +60,20 @@ impl Framing {
     }
 }
 
-/// The request body of one call, timed message by message.
+/// What the bound of a request body applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pace {
+    /// The whole body, from the call's start to its end.
+    WholeBody,
+    /// Each message, from its first byte (the first from the call's start) to its last.
+    EachMessage,
+}
+
+/// The request body of one call, timed by its [`Pace`].
 pub struct MessageClock {
     body: tonic::body::Body,
     limit: Duration,
+    pace: Pace,
     framing: Framing,
     /// Running while a message is awaited: from the call's start, then from a message's
     /// first byte until its last.
@@ -69,25 +81,32 @@ pub struct MessageClock {
 }
 
 impl MessageClock {
-    pub fn new(body: tonic::body::Body, limit: Duration) -> Self {
+    pub fn new(body: tonic::body::Body, limit: Duration, pace: Pace) -> Self {
         Self {
             body,
             limit,
+            pace,
             framing: Framing::default(),
             timer: Some(Box::pin(tokio::time::sleep(limit))),
         }
     }
 
-    /// Starts, restarts or stops the timer after a chunk, by where the framing now stands.
+    /// Starts, restarts or stops a message's timer after a chunk, by where the framing
+    /// now stands; the whole body's timer runs on.
     fn rearm(&mut self, ended_a_message: bool) {
-        match (self.framing.within_message(), ended_a_message) {
-            (false, _) => self.timer = None,
-            (true, true) => self.timer = Some(Box::pin(tokio::time::sleep(self.limit))),
-            (true, false) => {
-                if self.timer.is_none() {
-                    self.timer = Some(Box::pin(tokio::time::sleep(self.limit)));
-                }
-            }
+        if self.pace == Pace::WholeBody {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + self.limit;
+        match (
+            self.framing.within_message(),
+            ended_a_message,
+            &mut self.timer,
+        ) {
+            (false, _, timer) => *timer = None,
+            (true, true, Some(timer)) => timer.as_mut().reset(deadline),
+            (true, _, timer @ None) => *timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            (true, false, Some(_)) => {}
         }
     }
 
@@ -185,7 +204,7 @@ mod tests {
         let frames = tokio_stream::wrappers::ReceiverStream::new(chunks)
             .map(|chunk: Vec<u8>| Ok::<_, tonic::Status>(Frame::data(Bytes::from(chunk))));
         let body = tonic::body::Body::new(http_body_util::StreamBody::new(frames));
-        let mut clock = MessageClock::new(body, Duration::from_secs(10));
+        let mut clock = MessageClock::new(body, Duration::from_secs(10), Pace::EachMessage);
         sender.send(message(b"one")).await.unwrap();
         assert!(clock.frame().await.unwrap().is_ok(), "a whole message");
         tokio::time::sleep(Duration::from_secs(60)).await;
@@ -198,6 +217,21 @@ mod tests {
             .await
             .unwrap()
             .expect_err("stalled past the bound");
+        assert_eq!(cut.code(), tonic::Code::DeadlineExceeded);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_single_message_call_must_also_end_its_request() {
+        use futures::StreamExt as _;
+        use http_body_util::BodyExt as _;
+        let (sender, chunks) = tokio::sync::mpsc::channel(4);
+        let frames = tokio_stream::wrappers::ReceiverStream::new(chunks)
+            .map(|chunk: Vec<u8>| Ok::<_, tonic::Status>(Frame::data(Bytes::from(chunk))));
+        let body = tonic::body::Body::new(http_body_util::StreamBody::new(frames));
+        let mut clock = MessageClock::new(body, Duration::from_secs(10), Pace::WholeBody);
+        sender.send(message(b"whole")).await.unwrap();
+        assert!(clock.frame().await.unwrap().is_ok(), "a whole message");
+        let cut = clock.frame().await.unwrap().expect_err("no end in time");
         assert_eq!(cut.code(), tonic::Code::DeadlineExceeded);
     }
 }

@@ -19,7 +19,7 @@ use prost::Message as _;
 use tower::{Layer, Service};
 use tracing::Instrument as _;
 
-use crate::message_clock::MessageClock;
+use crate::message_clock::{MessageClock, Pace};
 
 pub use pasarela_auth::context::REQUEST_ID;
 
@@ -100,6 +100,19 @@ pub fn known_methods(descriptor_sets: &[&[u8]]) -> HashSet<String> {
         .collect()
 }
 
+/// Method paths whose client streams its messages (reflection's), from the contracts.
+pub fn client_streaming_methods(descriptor_sets: &[&[u8]]) -> HashSet<String> {
+    services(descriptor_sets)
+        .flat_map(|(name, service)| {
+            service
+                .method
+                .into_iter()
+                .filter(|method| method.client_streaming())
+                .map(move |method| format!("/{name}/{}", method.name()))
+        })
+        .collect()
+}
+
 /// Service names (`pkg.Service`) of the contracts.
 pub fn known_services(descriptor_sets: &[&[u8]]) -> HashSet<String> {
     services(descriptor_sets).map(|(name, _)| name).collect()
@@ -114,11 +127,20 @@ const UNKNOWN_METHOD: &str = "unknown";
 struct MethodNames {
     known: Arc<HashSet<Arc<str>>>,
     unknown: Arc<str>,
+    /// Those whose client streams its messages: each message is timed, not the body.
+    client_streaming: Arc<HashSet<String>>,
 }
 
 impl MethodNames {
     fn label(&self, path: &str) -> Arc<str> {
         self.known.get(path).unwrap_or(&self.unknown).clone()
+    }
+
+    fn pace(&self, path: &str) -> Pace {
+        match self.client_streaming.contains(path) {
+            true => Pace::EachMessage,
+            false => Pace::WholeBody,
+        }
     }
 }
 
@@ -146,12 +168,18 @@ pub struct RpcLayer {
 }
 
 impl RpcLayer {
-    /// `known`: the method paths of the contracts ([`known_methods`]); `message_timeout`:
-    /// how long a request message may take to arrive ([`MessageClock`]).
-    pub fn new(known: HashSet<String>, message_timeout: Duration) -> Self {
+    /// `known`: the method paths of the contracts ([`known_methods`]), `client_streaming`
+    /// those of them whose client streams ([`client_streaming_methods`]);
+    /// `message_timeout`: how long a request may take to arrive ([`MessageClock`]).
+    pub fn new(
+        known: HashSet<String>,
+        client_streaming: HashSet<String>,
+        message_timeout: Duration,
+    ) -> Self {
         let methods = MethodNames {
             known: Arc::new(known.into_iter().map(Arc::from).collect()),
             unknown: Arc::from(UNKNOWN_METHOD),
+            client_streaming: Arc::new(client_streaming),
         };
         born_at_zero(&methods);
         Self {
@@ -197,8 +225,11 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let limit = self.message_timeout;
-        let mut request = request.map(|body| Body::new(MessageClock::new(body, limit)));
+        let (limit, pace) = (
+            self.message_timeout,
+            self.methods.pace(request.uri().path()),
+        );
+        let mut request = request.map(|body| Body::new(MessageClock::new(body, limit, pace)));
         let request_id = ensure_request_id(&mut request);
         let timeout = request
             .headers()
@@ -365,6 +396,19 @@ mod tests {
         assert_eq!(answer(while_running.await), tonic::Code::Internal);
         let fine = caught(|| async { Ok::<_, ()>(deadline_exceeded()) });
         assert_eq!(answer(fine.await), tonic::Code::DeadlineExceeded);
+    }
+
+    #[test]
+    fn only_reflection_streams_from_its_client() {
+        let streaming = client_streaming_methods(crate::app::CONTRACTS);
+        assert!(
+            streaming.contains("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
+            "{streaming:?}"
+        );
+        assert!(
+            streaming.iter().all(|path| path.contains("Reflection")),
+            "{streaming:?}"
+        );
     }
 
     #[test]

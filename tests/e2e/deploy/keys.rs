@@ -60,7 +60,7 @@ pub(super) fn expand(documented: &DocumentedKey) -> Vec<(String, String)> {
 
 /// Sections that exist only with some keys set: `tls` needs its certificate and key, a
 /// budget its rate and its burst.
-pub(super) const SECTION_COMPANIONS: [(&str, [(&str, &str); 2]); 3] = [
+pub(super) const SECTION_COMPANIONS: [(&str, [(&str, &str); 2]); 4] = [
     (
         "tls.",
         [
@@ -73,6 +73,13 @@ pub(super) const SECTION_COMPANIONS: [(&str, [(&str, &str); 2]); 3] = [
         [
             ("PASARELA_AUTH__UNAUTHENTICATED_PER_PEER__PER_SECOND", "10"),
             ("PASARELA_AUTH__UNAUTHENTICATED_PER_PEER__BURST", "100"),
+        ],
+    ),
+    (
+        "auth.exempt_per_peer.",
+        [
+            ("PASARELA_AUTH__EXEMPT_PER_PEER__PER_SECOND", "20"),
+            ("PASARELA_AUTH__EXEMPT_PER_PEER__BURST", "50"),
         ],
     ),
     (

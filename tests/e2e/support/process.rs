@@ -42,9 +42,8 @@ impl DevProcess {
     /// Like [`DevProcess::start_with_env`], its files (the sandbox's PKI under `pki/`) in
     /// `dir`, so that `env` may name them.
     pub fn start_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> DevProcess {
-        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mut child = Command::new(pasarela_bin())
-            .args(["dev", "--listen", &addr.to_string()])
+            .args(["dev", "--listen", "127.0.0.1:0"])
             .env("PASARELA_DEV_DIR", dir.path())
             .env("PASARELA_ADMIN_LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "warn")
@@ -68,6 +67,13 @@ impl DevProcess {
             banner.keys().any(|k| k == "pasarela dev"),
             "pasarela dev printed no banner: {banner:?}"
         );
+        // The port is the kernel's choice, read back from the banner: no other process can
+        // take it between a probe and the bind.
+        let addr = banner["pasarela dev"]
+            .strip_prefix("gRPC on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no gRPC address in the banner: {banner:?}"));
         DevProcess {
             child,
             addr,
