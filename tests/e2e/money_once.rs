@@ -41,6 +41,7 @@ async fn unknown(app: &TestApp, service: &str) -> Vec<UnknownOutcome> {
     operator(app)
         .list_unknown_outcomes(ListUnknownOutcomesRequest {
             service: service.into(),
+            ..Default::default()
         })
         .await
         .expect("listed")
@@ -620,10 +621,99 @@ async fn the_reconciliation_api_has_its_own_scopes_and_a_gauge() {
     let unknown_service = operator(&app)
         .list_unknown_outcomes(ListUnknownOutcomesRequest {
             service: "pasarela.bureau.v1".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
     assert_eq!(bad_fields(&unknown_service), ["service"]);
+}
+
+/// Five lost charges listed two at a time: every key once, oldest first; filters by
+/// operation and age; a token the service did not hand out is refused.
+#[tokio::test]
+async fn unknown_outcomes_are_listed_a_page_at_a_time_and_filtered() {
+    let app = rp::app().await;
+    let mut client = rp::client(&app);
+    subscribe(&mut client, WALLET, 1_000_000).await;
+    for i in 0..5 {
+        app.inject_once(
+            "daviplata",
+            PAYMENT_PATH,
+            json!({ "type": "drop", "after_handler": true }),
+        )
+        .await;
+        let lost = client
+            .charge_subscription(charge(&format!("paged-order-{i}"), WALLET, 25_000))
+            .await
+            .unwrap_err();
+        assert_eq!(reason(&lost), "PROVIDER_OUTCOME_UNKNOWN");
+    }
+    let mut operator = operator(&app);
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    let mut token = String::new();
+    loop {
+        let page = operator
+            .list_unknown_outcomes(ListUnknownOutcomesRequest {
+                page_size: 2,
+                page_token: token,
+                operation: "charge".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("a page")
+            .into_inner();
+        pages += 1;
+        assert!(page.outcomes.len() <= 2);
+        seen.extend(page.outcomes);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!((seen.len(), pages), (5, 3));
+    let times: Vec<_> = seen
+        .iter()
+        .map(|o| o.first_attempt_time.clone().expect("a time"))
+        .map(|t| (t.seconds, t.nanos))
+        .collect();
+    assert!(times.is_sorted(), "oldest first: {times:?}");
+    let mut hashes: Vec<&str> = seen.iter().map(|o| o.key_hash.as_str()).collect();
+    hashes.dedup();
+    assert_eq!(hashes.len(), 5, "each key once");
+
+    let none = |request: ListUnknownOutcomesRequest| {
+        let mut operator = operator.clone();
+        async move {
+            operator
+                .list_unknown_outcomes(request)
+                .await
+                .expect("listed")
+                .into_inner()
+                .outcomes
+        }
+    };
+    let withdrawals = none(ListUnknownOutcomesRequest {
+        operation: "withdraw_with_otp".into(),
+        ..Default::default()
+    });
+    assert!(withdrawals.await.is_empty());
+    let old = none(ListUnknownOutcomesRequest {
+        min_age: Some(prost_types::Duration {
+            seconds: 3_600,
+            nanos: 0,
+        }),
+        ..Default::default()
+    });
+    assert!(old.await.is_empty(), "none is an hour old");
+    let forged = operator
+        .list_unknown_outcomes(ListUnknownOutcomesRequest {
+            page_token: "p1~0~pasarela.recurring_payments.v1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&forged), ["page_token"]);
 }
 
 // ---- Shared state: a ledger outage --------------------------------------------------------

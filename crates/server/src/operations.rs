@@ -85,18 +85,22 @@ impl OperationsService for Operations {
         &self,
         request: Request<pb::ListUnknownOutcomesRequest>,
     ) -> Result<Response<pb::ListUnknownOutcomesResponse>, Status> {
-        let service = request.into_inner().service;
-        let mut outcomes = Vec::new();
-        for ledger in self.ledgers_of(&service)? {
+        let request = request.into_inner();
+        let query = Query::read(&request)?;
+        let mut listed = Vec::new();
+        for ledger in self.ledgers_of(&request.service)? {
             let outstanding = ledger.outstanding().await.map_err(store_down)?;
             ledger.publish(&outstanding);
-            outcomes.extend(
-                outstanding
-                    .into_iter()
-                    .map(|entry| to_proto(ledger.service, entry)),
-            );
+            listed.extend(outstanding.into_iter().map(|entry| (ledger.service, entry)));
         }
-        Ok(Response::new(pb::ListUnknownOutcomesResponse { outcomes }))
+        let (page, next) = query.page(listed, SystemTime::now());
+        Ok(Response::new(pb::ListUnknownOutcomesResponse {
+            outcomes: page
+                .into_iter()
+                .map(|(service, entry)| to_proto(service, entry))
+                .collect(),
+            next_page_token: next.map(|cursor| cursor.token()).unwrap_or_default(),
+        }))
     }
 
     async fn settle_unknown_outcome(
@@ -125,6 +129,143 @@ impl OperationsService for Operations {
         Ok(Response::new(pb::SettleUnknownOutcomeResponse {
             settled: Some(to_proto(ledger.service, settled)),
         }))
+    }
+}
+
+/// Keys listed when the caller names no page size, and the most a page holds.
+const PAGE_SIZE: usize = 100;
+const PAGE_SIZE_MAX: usize = 1_000;
+
+/// A listing's filters and where its page starts, checked before the store is read.
+#[derive(Debug)]
+struct Query {
+    operation: String,
+    min_age: Duration,
+    page_size: usize,
+    after: Option<Cursor>,
+}
+
+/// A key's place in the listing's order (oldest first attempt, then service and hash),
+/// handed out as the next page's token.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Cursor {
+    first_attempt_nanos: u128,
+    service: String,
+    key_hash: String,
+}
+
+/// The version and separator of a page token: the service names hold dots.
+const TOKEN_VERSION: &str = "p1";
+const TOKEN_SEPARATOR: char = '~';
+
+impl Cursor {
+    fn of(service: &str, entry: &Outstanding) -> Self {
+        let since_epoch = entry
+            .first_attempt
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        Self {
+            first_attempt_nanos: since_epoch.as_nanos(),
+            service: service.to_owned(),
+            key_hash: entry.key_hash.clone(),
+        }
+    }
+
+    fn token(&self) -> String {
+        let s = TOKEN_SEPARATOR;
+        format!(
+            "{TOKEN_VERSION}{s}{}{s}{}{s}{}",
+            self.first_attempt_nanos, self.service, self.key_hash
+        )
+    }
+
+    fn parse(token: &str) -> Option<Self> {
+        let mut parts = token.split(TOKEN_SEPARATOR);
+        let (Some(TOKEN_VERSION), Some(nanos), Some(service), Some(key_hash), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        Some(Self {
+            first_attempt_nanos: nanos.parse().ok()?,
+            service: service.to_owned(),
+            key_hash: key_hash.to_owned(),
+        })
+    }
+}
+
+impl Query {
+    fn read(request: &pb::ListUnknownOutcomesRequest) -> Result<Self, Status> {
+        let mut violations = pasarela_provider::Violations::new();
+        if !request
+            .operation
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'_')
+        {
+            violations.add("operation", "is an operation name as listed");
+        }
+        let min_age = match &request.min_age {
+            None => Some(Duration::ZERO),
+            Some(age) => Duration::try_from(*age).ok(),
+        };
+        if min_age.is_none() {
+            violations.add("min_age", "is a duration of zero or more");
+        }
+        let page_size = match usize::try_from(request.page_size) {
+            Ok(0) => Some(PAGE_SIZE),
+            Ok(size) => Some(size.min(PAGE_SIZE_MAX)),
+            Err(_) => None,
+        };
+        if page_size.is_none() {
+            violations.add("page_size", "is zero (the default) or more");
+        }
+        let after = match request.page_token.as_str() {
+            "" => None,
+            token => {
+                let cursor = Cursor::parse(token);
+                if cursor.is_none() {
+                    violations.add("page_token", "is a next_page_token this service handed out");
+                }
+                cursor
+            }
+        };
+        violations.finish()?;
+        Ok(Self {
+            operation: request.operation.clone(),
+            min_age: min_age.unwrap_or_default(),
+            page_size: page_size.unwrap_or(PAGE_SIZE),
+            after,
+        })
+    }
+
+    /// The page of `listed` this query asks for, oldest first, and where the next page
+    /// starts when there is one.
+    fn page(
+        &self,
+        listed: Vec<(&'static str, Outstanding)>,
+        now: SystemTime,
+    ) -> (Vec<(&'static str, Outstanding)>, Option<Cursor>) {
+        let mut chosen: Vec<(Cursor, (&'static str, Outstanding))> = listed
+            .into_iter()
+            .filter(|(_, entry)| self.operation.is_empty() || entry.operation == self.operation)
+            .filter(|(_, entry)| {
+                now.duration_since(entry.first_attempt)
+                    .is_ok_and(|age| age >= self.min_age)
+            })
+            .map(|(service, entry)| (Cursor::of(service, &entry), (service, entry)))
+            .filter(|(cursor, _)| self.after.as_ref().is_none_or(|after| cursor > after))
+            .collect();
+        chosen.sort_by(|(a, _), (b, _)| a.cmp(b));
+        let more = chosen.len() > self.page_size;
+        chosen.truncate(self.page_size);
+        let next = more
+            .then(|| chosen.last().map(|(cursor, _)| cursor.clone()))
+            .flatten();
+        (chosen.into_iter().map(|(_, listed)| listed).collect(), next)
     }
 }
 
@@ -215,4 +356,111 @@ fn store_down(error: StoreUnavailable) -> Status {
     .message("the idempotency store is unavailable")
     .retry_after(Duration::from_secs(1))
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key_hash: &str, operation: &str, age_secs: u64, now: SystemTime) -> Outstanding {
+        Outstanding {
+            operation: operation.to_owned(),
+            caller: "jwt:e2e".to_owned(),
+            key_hash: key_hash.to_owned(),
+            transaction_id: String::new(),
+            first_attempt: now - Duration::from_secs(age_secs),
+            unknown_since: None,
+        }
+    }
+
+    fn query(request: pb::ListUnknownOutcomesRequest) -> Query {
+        Query::read(&request).expect("a valid query")
+    }
+
+    #[test]
+    fn pages_walk_every_key_once_oldest_first() {
+        let now = SystemTime::now();
+        let listed = || {
+            (0..7u64)
+                .map(|i| {
+                    (
+                        "pasarela.security.v1",
+                        entry(&format!("{i:064}"), "charge", 100 - i, now),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut seen = Vec::new();
+        let mut token = String::new();
+        loop {
+            let request = pb::ListUnknownOutcomesRequest {
+                page_size: 3,
+                page_token: token.clone(),
+                ..Default::default()
+            };
+            let (page, next) = query(request).page(listed(), now);
+            seen.extend(page.into_iter().map(|(_, entry)| entry.key_hash));
+            match next {
+                Some(cursor) => token = cursor.token(),
+                None => break,
+            }
+        }
+        let expected: Vec<String> = (0..7u64).map(|i| format!("{i:064}")).collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn filters_by_operation_and_age() {
+        let now = SystemTime::now();
+        let listed = vec![
+            (
+                "pasarela.security.v1",
+                entry(&"a".repeat(64), "withdraw_with_otp", 600, now),
+            ),
+            (
+                "pasarela.recurring_payments.v1",
+                entry(&"b".repeat(64), "charge", 600, now),
+            ),
+            (
+                "pasarela.recurring_payments.v1",
+                entry(&"c".repeat(64), "charge", 5, now),
+            ),
+        ];
+        let request = pb::ListUnknownOutcomesRequest {
+            operation: "charge".into(),
+            min_age: Some(prost_types::Duration {
+                seconds: 60,
+                nanos: 0,
+            }),
+            ..Default::default()
+        };
+        let (page, next) = query(request).page(listed, now);
+        let hashes: Vec<&str> = page.iter().map(|(_, e)| e.key_hash.as_str()).collect();
+        assert_eq!(hashes, ["b".repeat(64)]);
+        assert!(next.is_none());
+    }
+
+    #[test]
+    fn a_token_not_handed_out_or_a_negative_size_is_refused() {
+        for request in [
+            pb::ListUnknownOutcomesRequest {
+                page_token: "not-a-token".into(),
+                ..Default::default()
+            },
+            pb::ListUnknownOutcomesRequest {
+                page_size: -1,
+                ..Default::default()
+            },
+            pb::ListUnknownOutcomesRequest {
+                min_age: Some(prost_types::Duration {
+                    seconds: -5,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            },
+        ] {
+            let refused = Query::read(&request).expect_err("refused");
+            assert_eq!(refused.code(), Code::InvalidArgument);
+        }
+    }
 }
