@@ -674,7 +674,7 @@ async fn unknown_outcomes_are_listed_a_page_at_a_time_and_filtered() {
     assert_eq!((seen.len(), pages), (5, 3));
     let times: Vec<_> = seen
         .iter()
-        .map(|o| o.first_attempt_time.clone().expect("a time"))
+        .map(|o| o.first_attempt_time.expect("a time"))
         .map(|t| (t.seconds, t.nanos))
         .collect();
     assert!(times.is_sorted(), "oldest first: {times:?}");
