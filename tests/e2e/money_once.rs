@@ -24,7 +24,7 @@ use crate::recurring_payments::{
 };
 use crate::security::{self as sec, assert_error, bad_fields, withdrawal, withdrawal_otp};
 use crate::support::replica::{Replica, replica_bearer};
-use crate::support::{Bearer, TestApp, TestPostgres, bearer_with, reason, spawn_app_with};
+use crate::support::{Bearer, TestApp, TestPostgres, bearer_with, body_of, reason, spawn_app_with};
 
 const S18_PATH: &str = "/security-management/v3/withdrawal/otp";
 const PAYMENT_PATH: &str = "/v1/payments/subscriptions/payment";
@@ -116,6 +116,53 @@ async fn lost_withdrawal(app: &TestApp, key: &str, after_handler: bool) -> Withd
     let lost = client.withdraw_with_otp(request.clone()).await.unwrap_err();
     assert_error(&lost, Code::Unavailable, "PROVIDER_OUTCOME_UNKNOWN");
     request
+}
+
+/// A gateway that drops `X-Invoker-Action: R` makes a consulta a create. By default the
+/// consulta carries no customer code: the bank refuses it as incomplete, nothing is paid,
+/// the key stays held and the code reached the bank once. Set to carry the create's body,
+/// the same consulta pays a withdrawal: the danger that setting takes on.
+#[tokio::test]
+async fn a_consulta_the_bank_takes_for_a_create_pays_nothing_unless_it_carries_the_code() {
+    use pasarela_security::config::ConsultaBody;
+    for body in [ConsultaBody::Identifying, ConsultaBody::Create] {
+        let app = spawn_app_with(|config| {
+            let security = config.security.as_mut().expect("security");
+            security.access_token = Some(sec::TOKEN.to_owned().into());
+            security.withdrawal_reconciliation.consulta_body = body;
+        })
+        .await;
+        let readings = json!({
+            "dedup_tx_ids": true,
+            "consulta_not_found": "no_found",
+            "consulta_ignores_action": true,
+        });
+        app.admin_send(reqwest::Method::PUT, "/bcs/readings", readings)
+            .await;
+        // Lost before the bank read it: nothing was paid.
+        let request = lost_withdrawal(&app, "gateway-drops-r", false).await;
+        assert_eq!(withdrawals(&app).await.2, 0, "nothing paid yet");
+        app.clear_journal().await;
+
+        let retried = sec::client(&app).withdraw_with_otp(request).await;
+        let consulta = app.last_call("bcs", "POST", S18_PATH).await;
+        let carried_code = body_of(&consulta)["trn"]["otp"].get("otpValue").is_some();
+        let executed = withdrawals(&app).await.2;
+        match body {
+            ConsultaBody::Identifying => {
+                let held = retried.expect_err("held");
+                assert_eq!(reason(&held), "PROVIDER_OUTCOME_UNKNOWN", "{held:?}");
+                assert!(!carried_code, "the consulta carried no code: {consulta}");
+                assert_eq!(executed, 0, "the consulta paid nothing");
+                assert_eq!(unknown(&app, "pasarela.security.v1").await.len(), 1);
+            }
+            ConsultaBody::Create => {
+                retried.expect("the consulta was executed as a create");
+                assert!(carried_code);
+                assert_eq!(executed, 1, "a consulta paid");
+            }
+        }
+    }
 }
 
 #[tokio::test]

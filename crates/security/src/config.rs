@@ -108,6 +108,21 @@ pub struct Reconciliation {
     /// unset.
     #[serde(with = "humantime_serde")]
     pub quiet_period: Option<std::time::Duration>,
+    /// What a consulta carries. The spec prints no consulta body.
+    pub consulta_body: ConsultaBody,
+}
+
+/// The body of S18 sent as a consulta.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsultaBody {
+    /// The create's body without the customer's code: a consulta that reaches the bank as
+    /// a create (a gateway that drops `Action: R`) is refused as incomplete, never paid,
+    /// and the code is sent once.
+    #[default]
+    Identifying,
+    /// The create's body as sent, the code included: for a bank whose consulta requires it.
+    Create,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -136,6 +151,7 @@ impl Default for Reconciliation {
             mode: ReconciliationMode::Query,
             not_found: Vec::new(),
             quiet_period: None,
+            consulta_body: ConsultaBody::Identifying,
         }
     }
 }

@@ -177,12 +177,20 @@ impl Core {
     ) -> Result<WithdrawWithOtpResponse, Status> {
         let op = &client::WITHDRAW_WITH_OTP;
         let deadline = self.bcs.deadline(&call);
-        let prepared = self
+        let now = bank_now();
+        let create = self
             .bcs
             .prepare(op, &call, request.invoker.as_ref(), |_, v| {
                 idempotency::check_key(v, &request.idempotency_key);
-                wire::withdraw_with_otp(&request, bank_now(), v)
+                wire::withdraw_with_otp(&request, now, v)
             })?;
+        let body = self.reconciliation.consulta_body;
+        let consulta = self.bcs.prepare(
+            &client::WITHDRAWAL_QUERY,
+            &call,
+            request.invoker.as_ref(),
+            |_, v| wire::withdrawal_query(&request, now, body, v),
+        )?;
         let unkeyed = WithdrawWithOtpRequest {
             idempotency_key: String::new(),
             ..request.clone()
@@ -205,7 +213,7 @@ impl Core {
         };
         self.idempotency
             .once(claim, |attempt| {
-                self.withdraw_once(prepared, attempt, deadline)
+                self.withdraw_once(Withdrawal { create, consulta }, attempt, deadline)
             })
             .await
     }
@@ -214,20 +222,21 @@ impl Core {
     /// first (`Action: R`): only a documented "no such withdrawal" lets the create go.
     async fn withdraw_once(
         &self,
-        prepared: Prepared<wire::WithdrawalRequest>,
+        withdrawal: Withdrawal,
         attempt: Attempt,
         deadline: std::time::Instant,
     ) -> Result<WithdrawWithOtpResponse, ProviderError> {
         let op = &client::WITHDRAW_WITH_OTP;
         let tx_id = attempt.transaction_id;
-        let mut sent = prepared.with_tx_id(tx_id.clone());
+        let mut sent = withdrawal.create.with_tx_id(tx_id.clone());
+        sent.set_action(ACTION_CREATE);
         if attempt.after_unknown {
-            sent.set_action(ACTION_READ);
+            let mut consulta = withdrawal.consulta.with_tx_id(tx_id.clone());
+            consulta.set_action(ACTION_READ);
             let consulted = self
                 .bcs
-                .send(&client::WITHDRAWAL_QUERY, &sent, deadline)
+                .send(&client::WITHDRAWAL_QUERY, &consulta, deadline)
                 .await;
-            sent.set_action(ACTION_CREATE);
             match consulted {
                 Ok(answer) => return self.read_withdrawal(answer, tx_id),
                 Err(error) if !self.bank_has_none(&error) => return Err(still_unknown(error)),
@@ -274,6 +283,13 @@ impl Core {
                 answered.http == row.http && answered.code == row.code && answered.kind == row.kind
             })
     }
+}
+
+/// One withdrawal as the bank is sent it: the create, and the consulta that asks what
+/// became of it (its own body: [`wire::withdrawal_query`]).
+struct Withdrawal {
+    create: Prepared<wire::WithdrawalRequest>,
+    consulta: Prepared<wire::WithdrawalRequest>,
 }
 
 /// The answer an operator's settlement replays: the approval they read in the bank's

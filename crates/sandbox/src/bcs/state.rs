@@ -203,6 +203,10 @@ pub(crate) struct Readings {
     pub dedup_tx_ids: bool,
     /// How a consulta of an unknown TxId is refused.
     pub consulta_not_found: ConsultaNotFound,
+    /// A gateway in front of the bank that drops `X-Invoker-Action`: every consulta
+    /// reaches the bank as a create, and is executed as one.
+    #[serde(default)]
+    pub consulta_ignores_action: bool,
     /// S14's query names, matched exactly with every other name refused; unset, any
     /// casing of the four is accepted.
     #[serde(default)]
@@ -220,6 +224,7 @@ impl Default for Readings {
         Readings {
             dedup_tx_ids: true,
             consulta_not_found: ConsultaNotFound::NoFound,
+            consulta_ignores_action: false,
             holds_query: None,
             password_status_path: None,
             password_status_values: None,

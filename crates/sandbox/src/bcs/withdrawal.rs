@@ -99,9 +99,10 @@ pub(super) async fn withdraw(
     let op = Op::Withdrawal;
     admit(&state, op, &headers)?;
     let tx_id = check_headers(op, &headers)?;
-    let reading = header(&headers, "X-Invoker-Action").is_some_and(|action| action.trim() == "R");
+    let asked_to_read =
+        header(&headers, "X-Invoker-Action").is_some_and(|action| action.trim() == "R");
     let mut bank = state.bank();
-    if reading {
+    if asked_to_read && !bank.readings.consulta_ignores_action {
         bank.withdrawal_counts.queries += 1;
         return match bank.withdrawals.get(&tx_id) {
             Some(answer) => Ok((StatusCode::OK, Json(answer.clone())).into_response()),

@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::fields::{self, SECRET_MAX};
-use crate::config::{HoldsQuery, PasswordStatusValues};
+use crate::config::{ConsultaBody, HoldsQuery, PasswordStatusValues};
 
 /// What one call sends: a path parameter, query parameters and a JSON body, each optional.
 pub struct Outgoing<B> {
@@ -67,6 +67,16 @@ const CUSTOMER_TYPE_EXPECTED: &str = "NATURAL or JURIDICAL";
 
 fn expose<S: Serializer>(secret: &SecretString, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(secret.expose_secret())
+}
+
+fn expose_optional<S: Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => expose(secret, serializer),
+        None => serializer.serialize_none(),
+    }
 }
 
 fn is_empty(text: &str) -> bool {

@@ -24,16 +24,6 @@ pub struct Otc {
     otc_value: Option<SecretString>,
 }
 
-fn expose_optional<S: Serializer>(
-    secret: &Option<SecretString>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match secret {
-        Some(secret) => expose(secret, serializer),
-        None => serializer.serialize_none(),
-    }
-}
-
 /// The OTC purpose (`otcIssue`): the spec gives no length; 50 keeps it a code, not prose.
 const PURPOSE_MAX: usize = 50;
 

@@ -112,8 +112,12 @@ pub struct WithdrawalTrn {
 pub struct WithdrawalOtp {
     r#type: &'static str,
     cur_amt: CurAmt,
-    #[serde(serialize_with = "expose")]
-    otp_value: SecretString,
+    /// The customer's code: a create's, never a consulta's unless configured.
+    #[serde(
+        serialize_with = "expose_optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    otp_value: Option<SecretString>,
     gov_issue_ident: SerialOnly,
 }
 
@@ -158,7 +162,7 @@ pub fn withdraw_with_otp(
                     amt: fields::pesos(v, "amount", request.amount.as_ref(), true, 14)
                         .unwrap_or_default(),
                 },
-                otp_value: fields::secret(v, "otp", &request.otp, SECRET_MAX).into(),
+                otp_value: Some(fields::secret(v, "otp", &request.otp, SECRET_MAX).into()),
                 gov_issue_ident: SerialOnly {
                     ident_serial_num: fields::text(
                         v,
@@ -171,6 +175,23 @@ pub fn withdraw_with_otp(
             },
         },
     })
+}
+
+/// S18 as a consulta (`X-Invoker-Action: R`) of the withdrawal `request` asks for: the
+/// create's body, without the customer's code unless `body` says the bank wants it. Without
+/// it, a consulta that reaches the bank as a create (a gateway dropping `R`) is refused as
+/// incomplete instead of paying, and the code travels once.
+pub fn withdrawal_query(
+    request: &pb::WithdrawWithOtpRequest,
+    now: DateTime<FixedOffset>,
+    body: ConsultaBody,
+    v: &mut Violations,
+) -> Outgoing<WithdrawalRequest> {
+    let mut outgoing = withdraw_with_otp(request, now, v);
+    if let (ConsultaBody::Identifying, Some(sent)) = (body, &mut outgoing.body) {
+        sent.trn.otp.otp_value = None;
+    }
+    outgoing
 }
 
 #[derive(Debug, Default, Deserialize)]
