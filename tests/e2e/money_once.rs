@@ -675,6 +675,91 @@ async fn the_reconciliation_api_has_its_own_scopes_and_a_gauge() {
     assert_eq!(bad_fields(&unknown_service), ["service"]);
 }
 
+/// A caller holding its maximum of open keys (two unknown outcomes here) is refused a new
+/// key before anything is sent, while another caller charges; once an operator settles one
+/// of its keys, it charges again.
+#[tokio::test]
+async fn a_caller_holding_its_maximum_of_open_keys_is_refused_while_others_go_on() {
+    let app = spawn_app_with(|config| {
+        rp::lab_setup(config);
+        let section = config
+            .recurring_payments
+            .as_mut()
+            .expect("recurring payments");
+        section.idempotency.max_open_per_caller = 2;
+    })
+    .await;
+    let mut client = rp::client(&app);
+    subscribe(&mut client, WALLET, 1_000_000).await;
+    for i in 0..2 {
+        app.inject_once(
+            "daviplata",
+            PAYMENT_PATH,
+            json!({ "type": "drop", "after_handler": true }),
+        )
+        .await;
+        let lost = client
+            .charge_subscription(charge(&format!("quota-order-{i}"), WALLET, 25_000))
+            .await
+            .unwrap_err();
+        assert_eq!(reason(&lost), "PROVIDER_OUTCOME_UNKNOWN");
+    }
+    let paid = app.daviplata_counter("payments_made").await;
+    let refused = client
+        .charge_subscription(charge("quota-order-2", WALLET, 25_000))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refused.code(), reason(&refused).as_str()),
+        (Code::ResourceExhausted, "OPEN_KEYS_EXHAUSTED")
+    );
+    assert_eq!(
+        app.daviplata_counter("payments_made").await,
+        paid,
+        "nothing sent"
+    );
+
+    let token = app.token_for("another-caller", &["*"]);
+    let mut other = pasarela::recurring_payments::v1::recurring_payments_service_client::RecurringPaymentsServiceClient::with_interceptor(
+        app.channel(),
+        bearer_with(&token),
+    );
+    other
+        .charge_subscription(charge("another-callers-order", WALLET, 25_000))
+        .await
+        .expect("another caller charges");
+
+    let held = unknown(&app, "pasarela.recurring_payments.v1").await;
+    let metrics = app.metrics().await;
+    for (series, value) in [
+        (
+            "pasarela_idempotency_quota_refusals_total{provider=\"daviplata.com\"}",
+            1.0,
+        ),
+        (
+            "pasarela_idempotency_caller_unknown_outcomes_max{provider=\"daviplata.com\"}",
+            2.0,
+        ),
+        (
+            "pasarela_idempotency_caller_open_keys_limit{provider=\"daviplata.com\"}",
+            2.0,
+        ),
+    ] {
+        assert_eq!(
+            crate::support::metric(&metrics, series),
+            Some(value),
+            "{series}"
+        );
+    }
+    settle(&app, &held[0], Settlement::NotDone(NotDone {}))
+        .await
+        .expect("settled");
+    client
+        .charge_subscription(charge("quota-order-3", WALLET, 25_000))
+        .await
+        .expect("a settled key made room");
+}
+
 /// Five lost charges listed two at a time: every key once, oldest first; filters by
 /// operation and age; a token the service did not hand out is refused.
 #[tokio::test]

@@ -36,6 +36,10 @@ pub struct IdempotencyConfig {
     /// Most keys the `memory` store holds; past it new calls fail closed
     /// (`IDEMPOTENCY_STORE_UNAVAILABLE`).
     pub max_keys: usize,
+    /// Most keys one caller may hold open (calls running, outcomes unknown); past it a new
+    /// key is refused `RESOURCE_EXHAUSTED` `OPEN_KEYS_EXHAUSTED`, nothing sent, while other
+    /// callers go on.
+    pub max_open_per_caller: usize,
     /// Secret of the HMACs that seal each record to its key and key the request
     /// fingerprints, at least 32 bytes, the same for every replica (a mounted Secret:
     /// `*_RECORD_KEY_FROM_FILE`). Required with `store = "postgres"`; the memory store
@@ -51,6 +55,7 @@ impl Default for IdempotencyConfig {
             ttl: Duration::from_secs(24 * 60 * 60),
             lease: None,
             max_keys: super::memory::DEFAULT_MAX_KEYS,
+            max_open_per_caller: super::DEFAULT_MAX_OPEN_PER_CALLER,
             record_key: None,
         }
     }

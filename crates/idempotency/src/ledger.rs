@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{Idempotency, Keep, Outcome, Record, State, StoreResult, StoreUnavailable, now_ms};
-use pasarela_provider::metrics::OperationLabels;
+use pasarela_provider::metrics::{OperationLabels, ProviderLabels};
 
 /// One key whose outcome is unknown.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,7 +175,10 @@ impl Ledger {
                     .map_err(SettleError::Store)?;
                 if !removed {
                     // A retry took the key meanwhile: it stays listed.
-                    store.track(&open, &key).await.map_err(SettleError::Store)?;
+                    store
+                        .track(&open, &key, &crate::owner_of(&record.caller))
+                        .await
+                        .map_err(SettleError::Store)?;
                 }
                 removed
             }
@@ -206,8 +209,19 @@ impl Ledger {
         }
     }
 
-    /// Sets the gauge from a listing just read.
+    /// Sets the gauges from a listing just read.
     pub fn publish(&self, outstanding: &[Outstanding]) {
+        let mut per_caller = std::collections::HashMap::<&str, i64>::new();
+        for entry in outstanding {
+            *per_caller.entry(entry.caller.as_str()).or_default() += 1;
+        }
+        self.idempotency
+            .metrics()
+            .caller_unknown_max
+            .get_or_create(&ProviderLabels {
+                provider: self.idempotency.scope.provider,
+            })
+            .set(per_caller.into_values().max().unwrap_or(0));
         let gauge = &self.idempotency.metrics().unknown;
         for operation in self.operations {
             let count = outstanding

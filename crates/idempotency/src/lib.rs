@@ -51,6 +51,22 @@ pub mod reason {
     /// The transaction id proposed for a new key was handed out before (its sequence was
     /// set back): the store refused it, and nothing is sent.
     pub const TRANSACTION_ID_REUSED: &str = "TRANSACTION_ID_REUSED";
+    /// The caller holds its maximum of keys whose calls run or whose outcomes are unknown:
+    /// nothing is sent until some are settled.
+    pub const OPEN_KEYS_EXHAUSTED: &str = "OPEN_KEYS_EXHAUSTED";
+}
+
+/// The most keys one caller may hold open (calls running, outcomes unknown) per service,
+/// unless configured: an unknown outcome waits for an operator, and one caller must not fill
+/// the ledger every other caller needs.
+pub const DEFAULT_MAX_OPEN_PER_CALLER: usize = 1_000;
+
+/// Who holds a key open, as the store keeps it: a hash of the caller's identity.
+pub(crate) fn owner_of(caller: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"owner\0");
+    hasher.update(caller.as_bytes());
+    hex::encode(hasher.finalize())
 }
 
 /// The store could not be read or written: nothing is known about the key, and nothing
@@ -114,6 +130,10 @@ pub fn check_key(v: &mut Violations, key: &str) {
 pub struct NewKey<'a> {
     /// The set of open keys it joins (its call is running).
     pub open_set: &'a str,
+    /// Who holds it open (a hash of the caller).
+    pub owner: &'a str,
+    /// Most keys `owner` may hold open in the set: the claim is refused past it.
+    pub max_open: usize,
     /// The transaction id its calls send: refused when any earlier claim had it.
     pub transaction_id: &'a str,
 }
@@ -127,6 +147,8 @@ pub enum Inserted {
     Held(String),
     /// An earlier claim had this transaction id: nothing was written.
     TransactionIdTaken,
+    /// The owner holds its maximum of open keys: nothing was written.
+    OwnerFull,
 }
 
 /// Where records live. Every operation is atomic; values are opaque strings compared
@@ -167,8 +189,13 @@ pub trait Store: Send + Sync {
         seed: u64,
     ) -> BoxFuture<'a, StoreResult<u64>>;
 
-    /// Adds `member` to the set `set` (sets never expire).
-    fn track<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, StoreResult<()>>;
+    /// Adds `member`, held open by `owner`, to the set `set` (sets never expire).
+    fn track<'a>(
+        &'a self,
+        set: &'a str,
+        member: &'a str,
+        owner: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>>;
 
     /// Removes `member` from the set `set`.
     fn untrack<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, StoreResult<()>>;
@@ -438,6 +465,8 @@ pub struct Idempotency {
     /// Pause between two looks at a key another call holds.
     poll: Duration,
     metrics: IdempotencyMetrics,
+    /// Most keys one caller may hold open.
+    max_open_per_caller: usize,
 }
 
 impl Idempotency {
@@ -455,6 +484,12 @@ impl Idempotency {
             provider: scope.provider,
         };
         drop(metrics.store_errors.get_or_create(&labels));
+        drop(metrics.quota_refusals.get_or_create(&labels));
+        drop(metrics.caller_unknown_max.get_or_create(&labels));
+        metrics
+            .caller_open_limit
+            .get_or_create(&labels)
+            .set(i64::try_from(DEFAULT_MAX_OPEN_PER_CALLER).unwrap_or(i64::MAX));
         Self {
             store,
             seal,
@@ -464,7 +499,20 @@ impl Idempotency {
             on_unknown,
             poll: Duration::from_millis(25),
             metrics,
+            max_open_per_caller: DEFAULT_MAX_OPEN_PER_CALLER,
         }
+    }
+
+    /// Bounds the keys one caller may hold open (`idempotency.max_open_per_caller`).
+    pub fn with_max_open_per_caller(mut self, max: usize) -> Self {
+        self.max_open_per_caller = max;
+        self.metrics
+            .caller_open_limit
+            .get_or_create(&ProviderLabels {
+                provider: self.scope.provider,
+            })
+            .set(i64::try_from(max).unwrap_or(i64::MAX));
+        self
     }
 
     /// The metrics this coordinator counts into.
@@ -591,6 +639,8 @@ impl Idempotency {
         let claimed = self.encode(key, &record);
         let new = NewKey {
             open_set: &self.open_set(),
+            owner: &owner_of(claim.caller),
+            max_open: self.max_open_per_caller,
             transaction_id: &record.transaction_id,
         };
         let inserted = self
@@ -602,6 +652,7 @@ impl Idempotency {
             Inserted::Claimed => {}
             Inserted::Held(existing) => return Ok(Err(existing)),
             Inserted::TransactionIdTaken => return Err(self.transaction_id_reused(&record)),
+            Inserted::OwnerFull => return Err(self.too_many_open(claim.operation)),
         }
         Ok(Ok(Ticket {
             key: key.to_owned(),
@@ -640,7 +691,10 @@ impl Idempotency {
             return Ok(None);
         }
         // A key whose claim was lost from the open set is listed again.
-        let _ = self.store.track(&self.open_set(), key).await;
+        let _ = self
+            .store
+            .track(&self.open_set(), key, &owner_of(&next.caller))
+            .await;
         if self.on_unknown == OnUnknown::Hold {
             tracing::warn!(
                 operation = %next.operation,
@@ -665,6 +719,7 @@ impl Idempotency {
     /// open set (before a freed key can be claimed anew); an unknown one stays in it.
     pub async fn finish(&self, ticket: Ticket, ending: Ending) {
         let open = self.open_set();
+        let owner = owner_of(&ticket.record.caller);
         // A retry after an unknown outcome that never left does not make it known.
         let ending = match ending {
             Ending::NotSent if ticket.after_unknown => Ending::Unknown,
@@ -675,7 +730,7 @@ impl Idempotency {
                 let _ = self.store.untrack(&open, &ticket.key).await;
                 let removed = self.store.remove(&ticket.key, &ticket.claimed).await;
                 if !matches!(removed, Ok(true)) {
-                    let _ = self.store.track(&open, &ticket.key).await;
+                    let _ = self.store.track(&open, &ticket.key, &owner).await;
                 }
                 (removed, None)
             }
@@ -695,7 +750,7 @@ impl Idempotency {
                 let stored = self
                     .settle_ticket(&ticket, &record, Keep::UntilSettled)
                     .await;
-                let _ = self.store.track(&open, &ticket.key).await;
+                let _ = self.store.track(&open, &ticket.key, &owner).await;
                 (stored, Some(record))
             }
         };
@@ -813,6 +868,27 @@ impl Idempotency {
         hasher.update(key.as_bytes());
         let digest = hex::encode(hasher.finalize());
         format!("{}:{operation}:{digest}", self.scope.keys)
+    }
+
+    /// The caller holds its maximum of open keys: nothing is sent until some are settled.
+    fn too_many_open(&self, operation: &str) -> Status {
+        tracing::warn!(
+            operation,
+            max = self.max_open_per_caller,
+            "a caller holds its maximum of open idempotency keys: refused before sending"
+        );
+        self.metrics.count_refused_for_quota(self.scope.provider);
+        ProviderError::new(
+            Code::ResourceExhausted,
+            reason::OPEN_KEYS_EXHAUSTED,
+            self.scope.domain,
+        )
+        .message(
+            "this caller has too many calls running or with unknown outcomes; nothing was sent: \
+             retry once some are settled",
+        )
+        .retry_after(Duration::from_secs(60))
+        .into()
     }
 
     fn key_reused(&self) -> Status {

@@ -2,7 +2,7 @@
 //! most a configured number of keys: past it, new claims fail closed (nothing is sent)
 //! rather than the process growing without bound under callers' keys.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -37,8 +37,8 @@ struct Entries {
     next_sweep: usize,
     /// Counters of [`Store::reserve`]: the last number handed out.
     counters: HashMap<String, u64>,
-    /// Sets of [`Store::track`].
-    sets: HashMap<String, BTreeSet<String>>,
+    /// Sets of [`Store::track`]: each member with who holds it open.
+    sets: HashMap<String, BTreeMap<String, String>>,
     /// The transaction id of each claim, and its key: taken while that key's record lives
     /// (the process's own counter never goes back, so no longer).
     transaction_ids: HashMap<String, String>,
@@ -153,6 +153,12 @@ impl Store for MemoryStore {
             if entries.taken(new.transaction_id) {
                 return Ok(Inserted::TransactionIdTaken);
             }
+            let held_open = entries.sets.get(new.open_set).map_or(0, |members| {
+                members.values().filter(|owner| *owner == new.owner).count()
+            });
+            if held_open >= new.max_open {
+                return Ok(Inserted::OwnerFull);
+            }
             if entries.full(max_keys) {
                 return Err(StoreUnavailable::new(
                     "insert (the memory store holds its maximum of keys)",
@@ -167,7 +173,7 @@ impl Store for MemoryStore {
                 .sets
                 .entry(new.open_set.to_owned())
                 .or_default()
-                .insert(key.to_owned());
+                .insert(key.to_owned(), new.owner.to_owned());
             Ok(Inserted::Claimed)
         });
         futures::future::ready(inserted).boxed()
@@ -211,13 +217,18 @@ impl Store for MemoryStore {
         futures::future::ready(Ok(first)).boxed()
     }
 
-    fn track<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+    fn track<'a>(
+        &'a self,
+        set: &'a str,
+        member: &'a str,
+        owner: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
         self.with(|entries| {
             entries
                 .sets
                 .entry(set.to_owned())
                 .or_default()
-                .insert(member.to_owned())
+                .insert(member.to_owned(), owner.to_owned())
         });
         futures::future::ready(Ok(())).boxed()
     }
@@ -245,7 +256,7 @@ impl Store for MemoryStore {
             entries
                 .sets
                 .get_mut(set)
-                .is_some_and(|members| members.remove(member))
+                .is_some_and(|members| members.remove(member).is_some())
         });
         futures::future::ready(Ok(removed)).boxed()
     }
@@ -255,7 +266,7 @@ impl Store for MemoryStore {
             entries
                 .sets
                 .get(set)
-                .map(|members| members.iter().cloned().collect())
+                .map(|members| members.keys().cloned().collect())
                 .unwrap_or_default()
         });
         futures::future::ready(Ok(members)).boxed()

@@ -19,6 +19,12 @@ pub struct IdempotencyMetrics {
     pub unknown: Family<OperationLabels, Gauge>,
     /// Calls failed closed because the idempotency store could not be read or written.
     pub store_errors: Family<ProviderLabels, Counter>,
+    /// Calls refused, nothing sent, because their caller held its maximum of open keys.
+    pub quota_refusals: Family<ProviderLabels, Counter>,
+    /// The most unknown outcomes one caller holds, as last counted.
+    pub caller_unknown_max: Family<ProviderLabels, Gauge>,
+    /// The most open keys one caller may hold (`idempotency.max_open_per_caller`).
+    pub caller_open_limit: Family<ProviderLabels, Gauge>,
 }
 
 impl IdempotencyMetrics {
@@ -39,6 +45,28 @@ impl IdempotencyMetrics {
             "Money-moving calls failed closed because the idempotency store was unavailable",
             self.store_errors.clone(),
         );
+        registry.register(
+            "pasarela_idempotency_quota_refusals",
+            "Money-moving calls refused, nothing sent, because their caller held its maximum of open keys",
+            self.quota_refusals.clone(),
+        );
+        registry.register(
+            "pasarela_idempotency_caller_unknown_outcomes_max",
+            "The most unknown outcomes one caller holds, as last counted",
+            self.caller_unknown_max.clone(),
+        );
+        registry.register(
+            "pasarela_idempotency_caller_open_keys_limit",
+            "The most open keys (running or unknown) one caller may hold",
+            self.caller_open_limit.clone(),
+        );
+    }
+
+    /// Counts a call refused for its caller's open keys.
+    pub fn count_refused_for_quota(&self, provider: &'static str) {
+        self.quota_refusals
+            .get_or_create(&ProviderLabels { provider })
+            .inc();
     }
 
     /// Counts a call failed closed by the idempotency store of `provider`.

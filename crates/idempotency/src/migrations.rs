@@ -20,6 +20,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "append_only",
         include_str!("../migrations/0003_append_only.sql"),
     ),
+    (
+        4,
+        "open_key_owners",
+        include_str!("../migrations/0004_open_key_owners.sql"),
+    ),
 ];
 
 /// The schema version this build reads and writes.

@@ -298,7 +298,10 @@ impl Statements {
         Self {
             // The record, its transaction id and its open key, or nothing: a key whose
             // record expired is claimed afresh; a transaction id the database has seen is
-            // refused. The key's lock orders the claim with `untrack_if`.
+            // refused, and so is a claim of an owner holding its maximum of open keys (as
+            // the statement's snapshot counts them: claims of one owner committing at the
+            // same instant may each pass). The key's lock orders the claim with
+            // `untrack_if`.
             claim: format!(
                 "WITH locked AS (
                    {LOCK_KEY}
@@ -306,9 +309,12 @@ impl Statements {
                    SELECT NOT EXISTS (
                      SELECT 1 FROM {schema}.transaction_ids WHERE transaction_id = $4::text
                    ) AS free FROM locked
+                 ), roomy AS (
+                   SELECT count(*) < $7::bigint AS room FROM {schema}.open_keys
+                   WHERE set_name = $5::text AND owner = $6::text
                  ), claimed AS (
                    INSERT INTO {schema}.records (key, value, expires_at)
-                   SELECT $1::text, $2::text, {expiry} FROM fresh WHERE free
+                   SELECT $1::text, $2::text, {expiry} FROM fresh, roomy WHERE free AND room
                    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at
                    WHERE {schema}.records.expires_at <= now()
                    RETURNING key
@@ -316,10 +322,12 @@ impl Statements {
                    INSERT INTO {schema}.transaction_ids (transaction_id, key)
                    SELECT $4::text, key FROM claimed
                  ), opened AS (
-                   INSERT INTO {schema}.open_keys (set_name, member)
-                   SELECT $5::text, key FROM claimed ON CONFLICT DO NOTHING
+                   INSERT INTO {schema}.open_keys (set_name, member, owner)
+                   SELECT $5::text, key, $6::text FROM claimed
+                   ON CONFLICT (set_name, member) DO UPDATE SET owner = EXCLUDED.owner
                  )
-                 SELECT (SELECT count(*) FROM claimed), (SELECT free FROM fresh)",
+                 SELECT (SELECT count(*) FROM claimed), (SELECT free FROM fresh),
+                        (SELECT room FROM roomy)",
                 expiry = expiry("$3"),
             ),
             get: format!("SELECT value FROM {schema}.records WHERE key = $1 AND {live}"),
@@ -337,7 +345,8 @@ impl Statements {
                  RETURNING last"
             ),
             track: format!(
-                "INSERT INTO {schema}.open_keys (set_name, member) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+                "INSERT INTO {schema}.open_keys (set_name, member, owner) VALUES ($1, $2, $3)
+                 ON CONFLICT (set_name, member) DO UPDATE SET owner = EXCLUDED.owner"
             ),
             untrack: format!(
                 "DELETE FROM {schema}.open_keys WHERE set_name = $1 AND member = $2"
@@ -574,24 +583,32 @@ impl Store for PostgresStore {
             // A claim refused for its key is looked at; one whose record went between the
             // two statements is tried again.
             for _ in 0..3 {
-                let (claimed, free) = self
+                let max_open = i64::try_from(new.max_open).unwrap_or(i64::MAX);
+                let (claimed, free, room) = self
                     .bounded("claim", move |lease| async move {
                         let statement = lease.prepare_cached(&self.sql.claim).await?;
-                        let parameters: [&(dyn ToSql + Sync); 5] = [
+                        let parameters: [&(dyn ToSql + Sync); 7] = [
                             &key,
                             &value,
                             &millis(keep),
                             &new.transaction_id,
                             &new.open_set,
+                            &new.owner,
+                            &max_open,
                         ];
                         match lease.query_one(&statement, &parameters).await {
-                            Ok(row) => {
-                                Ok((lease, (row.get::<_, i64>(0) == 1, row.get::<_, bool>(1))))
-                            }
+                            Ok(row) => Ok((
+                                lease,
+                                (
+                                    row.get::<_, i64>(0) == 1,
+                                    row.get::<_, bool>(1),
+                                    row.get::<_, bool>(2),
+                                ),
+                            )),
                             // Only `transaction_ids` has no `ON CONFLICT` here: a claim of
                             // the same transaction id under another key committed first.
                             Err(error) if error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                                Ok((lease, (false, false)))
+                                Ok((lease, (false, false, true)))
                             }
                             Err(error) => Err(error),
                         }
@@ -604,6 +621,9 @@ impl Store for PostgresStore {
                 }
                 if let Some(existing) = self.get(key).await? {
                     return Ok(Inserted::Held(existing));
+                }
+                if !room {
+                    return Ok(Inserted::OwnerFull);
                 }
             }
             Err(StoreUnavailable::new(
@@ -673,10 +693,15 @@ impl Store for PostgresStore {
         .boxed()
     }
 
-    fn track<'a>(&'a self, set: &'a str, member: &'a str) -> BoxFuture<'a, StoreResult<()>> {
+    fn track<'a>(
+        &'a self,
+        set: &'a str,
+        member: &'a str,
+        owner: &'a str,
+    ) -> BoxFuture<'a, StoreResult<()>> {
         self.bounded("track", move |lease| async move {
             let statement = lease.prepare_cached(&self.sql.track).await?;
-            lease.execute(&statement, &[&set, &member]).await?;
+            lease.execute(&statement, &[&set, &member, &owner]).await?;
             Ok((lease, ()))
         })
     }

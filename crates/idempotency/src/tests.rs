@@ -263,10 +263,13 @@ async fn callers_have_their_own_key_spaces() {
     );
 }
 
-/// A new key joining the set `open` with the transaction id `transaction_id`.
+/// A new key of owner `o` joining the set `open` with the transaction id
+/// `transaction_id`, its owner allowed any number of open keys.
 pub(super) fn new_key(transaction_id: &str) -> NewKey<'_> {
     NewKey {
         open_set: "open",
+        owner: "o",
+        max_open: usize::MAX,
         transaction_id,
     }
 }
@@ -307,9 +310,9 @@ pub(super) async fn claims_compare_and_swap(store: &dyn Store) {
     assert!(store.remove("k", "c").await.unwrap());
     assert_eq!(store.get("k").await.unwrap(), None);
 
-    store.track("open", "k1").await.unwrap();
-    store.track("open", "k2").await.unwrap();
-    store.track("open", "k1").await.unwrap();
+    store.track("open", "k1", "o").await.unwrap();
+    store.track("open", "k2", "o").await.unwrap();
+    store.track("open", "k1", "o").await.unwrap();
     store.untrack("open", "k2").await.unwrap();
     assert_eq!(store.members("open").await.unwrap(), vec!["k1".to_owned()]);
     assert!(store.members("other").await.unwrap().is_empty());
@@ -333,7 +336,7 @@ pub(super) async fn claims_compare_and_swap(store: &dyn Store) {
             .await
             .unwrap()
     );
-    store.track("open", "gone").await.unwrap();
+    store.track("open", "gone", "o").await.unwrap();
     assert!(
         store
             .untrack_if("open", "gone", "gone", None)
@@ -341,6 +344,59 @@ pub(super) async fn claims_compare_and_swap(store: &dyn Store) {
             .unwrap()
     );
     assert!(store.members("open").await.unwrap().is_empty());
+    owners_are_bounded(store).await;
+}
+
+/// An owner holding its maximum of open keys is refused a new one (nothing written) while
+/// another owner claims; a key leaving the set makes room, and so does one tracked anew
+/// under another owner.
+async fn owners_are_bounded(store: &dyn Store) {
+    let ttl = Keep::For(Duration::from_secs(60));
+    let bounded = |key_tx: &'static str, owner: &'static str| NewKey {
+        open_set: "bounded",
+        owner,
+        max_open: 2,
+        transaction_id: key_tx,
+    };
+    for key in ["b1", "b2"] {
+        let claimed = store.insert_new(key, "v", ttl, bounded(key, "full")).await;
+        assert_eq!(claimed.unwrap(), Inserted::Claimed);
+    }
+    let refused = store
+        .insert_new("b3", "v", ttl, bounded("b3", "full"))
+        .await;
+    assert_eq!(refused.unwrap(), Inserted::OwnerFull);
+    assert_eq!(store.get("b3").await.unwrap(), None, "nothing written");
+    let other = store
+        .insert_new("b4", "v", ttl, bounded("b4", "other"))
+        .await;
+    assert_eq!(
+        other.unwrap(),
+        Inserted::Claimed,
+        "another owner has its own"
+    );
+    let held = store
+        .insert_new("b1", "w", ttl, bounded("b5", "full"))
+        .await;
+    assert_eq!(
+        held.unwrap(),
+        Inserted::Held("v".to_owned()),
+        "a held key is told"
+    );
+    store.untrack("bounded", "b1").await.unwrap();
+    let room = store
+        .insert_new("b6", "v", ttl, bounded("b6", "full"))
+        .await;
+    assert_eq!(room.unwrap(), Inserted::Claimed, "a key left: room for one");
+    store.track("bounded", "b2", "other").await.unwrap();
+    let moved = store
+        .insert_new("b7", "v", ttl, bounded("b7", "full"))
+        .await;
+    assert_eq!(
+        moved.unwrap(),
+        Inserted::Claimed,
+        "b2 is another owner's now"
+    );
 }
 
 #[test]

@@ -68,7 +68,8 @@ impl RecurringPayments {
             lease,
             on_unknown,
             metrics,
-        );
+        )
+        .with_max_open_per_caller(config.idempotency.max_open_per_caller);
         Ok(Self {
             core: Arc::new(Core {
                 idempotency,

@@ -74,6 +74,7 @@ impl Security {
         let store = idempotency::open_store(&config.idempotency).await?;
         let seal = config.idempotency.seal()?;
         let ttl = config.idempotency.ttl;
+        let max_open_per_caller = config.idempotency.max_open_per_caller;
         let reconciliation = config.withdrawal_reconciliation.clone();
         let on_unknown = match reconciliation.mode {
             ReconciliationMode::Query => OnUnknown::Retry,
@@ -96,7 +97,8 @@ impl Security {
                     lease,
                     on_unknown,
                     metrics,
-                ),
+                )
+                .with_max_open_per_caller(max_open_per_caller),
                 bcs,
                 attempts,
                 reconciliation,

@@ -115,10 +115,15 @@ impl TestApp {
 
     /// A token minted for the dev auth policy with `scopes`.
     pub fn token(&self, scopes: &[&str]) -> String {
+        self.token_for("e2e", scopes)
+    }
+
+    /// A dev token of the caller `subject` with `scopes`.
+    pub fn token_for(&self, subject: &str, scopes: &[&str]) -> String {
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
         pasarela_auth::mint_dev_token(
             &pasarela_auth::Config::dev(),
-            "e2e",
+            subject,
             &scopes,
             Duration::from_secs(600),
         )
