@@ -6,6 +6,7 @@ use prost_types::Timestamp;
 use tonic_types::StatusExt as _;
 
 use super::*;
+use pasarela_provider::reasons;
 
 pub(super) const SCOPE: Scope = Scope {
     keys: "pasarela:test:idempotency",
