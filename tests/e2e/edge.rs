@@ -252,6 +252,16 @@ fn serve_refuses_dev_switches_in_front_of_a_production_provider() {
         printed.contains("recurring_payments.idempotency.store = \"memory\" forgets every record"),
         "{printed}"
     );
+    // Nor one operator's word for a production provider's money.
+    let postgres = "[recurring_payments]\nbase_url = \"https://127.0.0.1:1\"\n\
+                    client_id = \"c\"\nclient_secret = \"s\"\npayment_provider_id = \"00000001\"\n\
+                    [recurring_payments.idempotency]\nstore = \"postgres\"\n";
+    let env = [("PASARELA_OPERATIONS__APPROVALS", "1")];
+    let printed = serve_refused_with_env(false, postgres, "[\"recurring-payments\"]", &env);
+    assert!(
+        printed.contains("operations.approvals = 1 lets one operator settle"),
+        "{printed}"
+    );
     // Nor a Redis reached without TLS: its password would cross the network in clear.
     let holder = (
         "PASARELA_AUTH__HOLDER_KEY",

@@ -10,7 +10,8 @@ use std::time::Duration;
 use pasarela::operations::v1::operations_service_client::OperationsServiceClient;
 use pasarela::operations::v1::settle_unknown_outcome_request::Settlement;
 use pasarela::operations::v1::{
-    ListUnknownOutcomesRequest, NotDone, SettleUnknownOutcomeRequest, Succeeded, UnknownOutcome,
+    ApproveSettlementRequest, ListUnknownOutcomesRequest, NotDone, ProposeSettlementRequest,
+    SettleUnknownOutcomeRequest, Succeeded, UnknownOutcome,
 };
 use pasarela::security::v1::WithdrawWithOtpRequest;
 use serde_json::{Value, json};
@@ -23,7 +24,7 @@ use crate::recurring_payments::{
     self as rp, WALLET, activation, cancellation, charge, request_otp, subscribe,
 };
 use crate::security::{self as sec, assert_error, bad_fields, withdrawal, withdrawal_otp};
-use crate::support::replica::{Replica, replica_bearer};
+use crate::support::replica::{Replica, replica_bearer, replica_bearer_for};
 use crate::support::{Bearer, TestApp, TestPostgres, bearer_with, body_of, reason, spawn_app_with};
 
 const S18_PATH: &str = "/security-management/v3/withdrawal/otp";
@@ -64,6 +65,21 @@ async fn settle(
         })
         .await
         .map(|answer| answer.into_inner().settled.expect("the settled key"))
+}
+
+/// The same settlement, proposed.
+fn proposal_of(request: SettleUnknownOutcomeRequest) -> ProposeSettlementRequest {
+    use pasarela::operations::v1::propose_settlement_request::Settlement as Proposed;
+    ProposeSettlementRequest {
+        service: request.service,
+        operation: request.operation,
+        key_hash: request.key_hash,
+        settlement: request.settlement.map(|settlement| match settlement {
+            Settlement::Succeeded(succeeded) => Proposed::Succeeded(succeeded),
+            Settlement::NotDone(not_done) => Proposed::NotDone(not_done),
+        }),
+        note: request.note,
+    }
 }
 
 fn succeeded(approval_number: &str, subscription_id: &str) -> Settlement {
@@ -675,6 +691,97 @@ async fn the_reconciliation_api_has_its_own_scopes_and_a_gauge() {
     assert_eq!(bad_fields(&unknown_service), ["service"]);
 }
 
+/// Where settlements take two operators: one alone is refused, a proposal settles nothing,
+/// its proposer cannot approve it, another operator's approval makes it the outcome every
+/// retry replays, and the audit line names both.
+#[tokio::test]
+async fn a_settlement_takes_a_second_operators_approval() {
+    let app = spawn_app_with(|config| {
+        rp::lab_setup(config);
+        config.operations.approvals = 2;
+    })
+    .await;
+    lost_charge(&app, "four-eyes-order").await;
+    let entry = unknown(&app, "pasarela.recurring_payments.v1").await[0].clone();
+    let operator_named = |name: &str| {
+        let token = app.token_for(name, &["*"]);
+        OperationsServiceClient::with_interceptor(app.channel(), bearer_with(&token))
+    };
+    let (mut alice, mut bob) = (operator_named("alice"), operator_named("bob"));
+    let request = SettleUnknownOutcomeRequest {
+        service: entry.service.clone(),
+        operation: entry.operation.clone(),
+        key_hash: entry.key_hash.clone(),
+        settlement: Some(succeeded("0000000000004242", "")),
+        note: "INC-77: in Daviplata's report".into(),
+    };
+    let alone = alice
+        .settle_unknown_outcome(request.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (alone.code(), reason(&alone).as_str()),
+        (Code::FailedPrecondition, "SECOND_APPROVER_REQUIRED")
+    );
+    let proposed = alice
+        .propose_settlement(proposal_of(request))
+        .await
+        .expect("proposed")
+        .into_inner()
+        .outcome
+        .expect("the key");
+    let proposal = proposed.proposal.expect("a pending proposal");
+    assert_eq!(proposal.proposer, "jwt:alice");
+    let listed = unknown(&app, "pasarela.recurring_payments.v1").await;
+    assert_eq!(listed.len(), 1, "a proposal settles nothing");
+    assert_eq!(
+        listed[0].proposal.as_ref().map(|p| &p.proposal_id),
+        Some(&proposal.proposal_id)
+    );
+    let held = rp::client(&app)
+        .charge_subscription(charge("four-eyes-order", WALLET, 25_000))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&held), "PROVIDER_OUTCOME_UNKNOWN", "still held");
+
+    let approval = |proposal_id: &str| ApproveSettlementRequest {
+        service: entry.service.clone(),
+        operation: entry.operation.clone(),
+        key_hash: entry.key_hash.clone(),
+        proposal_id: proposal_id.to_owned(),
+        note: "checked the report".into(),
+    };
+    let own = alice
+        .approve_settlement(approval(&proposal.proposal_id))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (own.code(), reason(&own).as_str()),
+        (Code::PermissionDenied, "SECOND_APPROVER_REQUIRED")
+    );
+    let unknown_id = bob
+        .approve_settlement(approval(&"0".repeat(32)))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&unknown_id), "PROPOSAL_NOT_FOUND");
+    bob.approve_settlement(approval(&proposal.proposal_id))
+        .await
+        .expect("a second operator approves");
+    let replayed = rp::client(&app)
+        .charge_subscription(charge("four-eyes-order", WALLET, 25_000))
+        .await
+        .expect("the approved settlement is replayed")
+        .into_inner();
+    assert_eq!(replayed.approval_number, "0000000000004242");
+    let audited = app.logs().lines().any(|line| {
+        line.contains("unknown outcome settled")
+            && line.contains("jwt:alice")
+            && line.contains("jwt:bob")
+            && line.contains(&proposal.proposal_id)
+    });
+    assert!(audited, "the audit line names both operators");
+}
+
 /// A caller holding its maximum of open keys (two unknown outcomes here) is refused a new
 /// key before anything is sent, while another caller charges; once an operator settles one
 /// of its keys, it charges again.
@@ -1063,17 +1170,35 @@ async fn a_replica_killed_mid_call_leaves_money_moved_at_most_once() {
     let entry = &listed[0];
     assert_eq!(entry.operation, "charge");
 
-    // Settled in the shared store, the approval is what every replica answers from then on.
-    operator
-        .settle_unknown_outcome(SettleUnknownOutcomeRequest {
+    // Proposed on one replica and approved on another by a second operator: settled in the
+    // shared ledger, the approval is what every replica answers from then on.
+    let proposal = operator
+        .propose_settlement(proposal_of(SettleUnknownOutcomeRequest {
             service: entry.service.clone(),
             operation: entry.operation.clone(),
             key_hash: entry.key_hash.clone(),
             settlement: Some(succeeded("0000000000000001", "")),
             note: "INC-7: approved in Daviplata's report".into(),
+        }))
+        .await
+        .expect("proposed")
+        .into_inner()
+        .outcome
+        .and_then(|outcome| outcome.proposal)
+        .expect("a pending proposal");
+    first.restart().await;
+    let mut approver =
+        OperationsServiceClient::with_interceptor(first.channel(), replica_bearer_for("approver"));
+    approver
+        .approve_settlement(ApproveSettlementRequest {
+            service: entry.service.clone(),
+            operation: entry.operation.clone(),
+            key_hash: entry.key_hash.clone(),
+            proposal_id: proposal.proposal_id,
+            note: "INC-7: checked".into(),
         })
         .await
-        .expect("settled in Redis");
+        .expect("approved on the other replica");
     let replayed = payments
         .charge_subscription(charge("killed-charge", WALLET, 40_000))
         .await

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::proposal::{self, Pending, Proposal, Stored};
 use super::{Idempotency, Keep, Outcome, Record, State, StoreResult, StoreUnavailable, now_ms};
 use pasarela_provider::metrics::{OperationLabels, ProviderLabels};
 
@@ -20,6 +21,8 @@ pub struct Outstanding {
     pub first_attempt: SystemTime,
     /// When the outcome was found unknown; `None` for a claim whose owner died mid-call.
     pub unknown_since: Option<SystemTime>,
+    /// A settlement proposed and awaiting a second operator.
+    pub proposal: Option<Pending>,
 }
 
 /// What the provider is known to have done, as an operator learnt it.
@@ -43,6 +46,13 @@ pub struct Approval {
 pub type Settler =
     fn(operation: &str, transaction_id: &str, approval: &Approval) -> Result<Outcome, SettleError>;
 
+/// An unknown outcome's record as read, with what the store held.
+struct Found {
+    key: String,
+    existing: String,
+    record: Record,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SettleError {
     #[error("no idempotency key {0} is recorded")]
@@ -56,6 +66,14 @@ pub enum SettleError {
     },
     #[error("the idempotency store is unavailable")]
     Store(#[source] StoreUnavailable),
+    #[error(
+        "the key has no pending proposal of that id (none was made, another replaced it, or the key was settled)"
+    )]
+    NoProposal,
+    #[error("the proposal lapsed before it was approved: propose again")]
+    ProposalExpired,
+    #[error("a settlement is approved by another operator than its proposer")]
+    SameOperator,
 }
 
 /// One service's idempotency records as an operator sees them.
@@ -114,8 +132,9 @@ impl Ledger {
         Ok(found)
     }
 
-    /// Settles the unknown outcome of `operation` under `key_hash`; answers what it was.
-    /// Each settlement is an audit line naming `operator` and their `note`.
+    /// Settles the unknown outcome of `operation` under `key_hash` on one operator's word
+    /// (where one suffices); answers what it was. Each settlement is an audit line naming
+    /// `operator` and their `note`.
     pub async fn settle(
         &self,
         operation: &str,
@@ -124,10 +143,136 @@ impl Ledger {
         operator: &str,
         note: &str,
     ) -> Result<Outstanding, SettleError> {
+        let found = self.load_unknown(operation, key_hash).await?;
+        let entry = outstanding(&found.key, found.record.clone());
+        self.apply(operation, found, settlement).await?;
+        tracing::info!(
+            target: "audit",
+            operator,
+            service = self.service,
+            operation,
+            key_hash,
+            transaction_id = %entry.transaction_id,
+            settlement = settlement_name(settlement),
+            note,
+            "unknown outcome settled"
+        );
+        self.count().await;
+        Ok(entry)
+    }
+
+    /// Proposes a settlement of the unknown outcome under `key_hash`, for another operator
+    /// to approve within `ttl`; it replaces a pending one. An audit line names `operator`.
+    pub async fn propose(
+        &self,
+        operation: &str,
+        key_hash: &str,
+        settlement: &Settlement,
+        operator: &str,
+        note: &str,
+        ttl: Duration,
+    ) -> Result<Outstanding, SettleError> {
+        let Found {
+            key,
+            existing,
+            record,
+        } = self.load_unknown(operation, key_hash).await?;
+        if let Settlement::Succeeded(approval) = settlement {
+            // Checked now: an approver must not learn at approval that it cannot be made.
+            (self.settler)(operation, &record.transaction_id, approval)?;
+        }
+        let expires = SystemTime::now()
+            .checked_add(ttl)
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let proposed = Record {
+            proposal: Some(Box::new(Proposal {
+                id: proposal::new_id(),
+                settlement: Stored::from(settlement),
+                proposer: operator.to_owned(),
+                note: note.to_owned(),
+                expires_ms: u64::try_from(expires.as_millis()).unwrap_or(u64::MAX),
+            })),
+            ..record
+        };
         let idempotency = &self.idempotency;
-        let store = &idempotency.store;
+        let encoded = idempotency.encode(&key, &proposed);
+        let stored = idempotency
+            .store
+            .replace(&key, &existing, &encoded, Keep::UntilSettled)
+            .await
+            .map_err(SettleError::Store)?;
+        if !stored {
+            return Err(SettleError::NotUnknown);
+        }
+        let entry = outstanding(&key, proposed);
+        tracing::info!(
+            target: "audit",
+            operator,
+            service = self.service,
+            operation,
+            key_hash,
+            transaction_id = %entry.transaction_id,
+            settlement = settlement_name(settlement),
+            proposal = entry.proposal.as_ref().map_or("", |p| p.id.as_str()),
+            note,
+            "settlement proposed"
+        );
+        Ok(entry)
+    }
+
+    /// Approves the pending proposal `proposal_id` of the key under `key_hash`: its
+    /// settlement takes effect. The approver must not be its proposer; an audit line names
+    /// both.
+    pub async fn approve(
+        &self,
+        operation: &str,
+        key_hash: &str,
+        proposal_id: &str,
+        operator: &str,
+        note: &str,
+    ) -> Result<Outstanding, SettleError> {
+        let found = self.load_unknown(operation, key_hash).await?;
+        let proposal = found
+            .record
+            .proposal
+            .clone()
+            .filter(|proposal| proposal.id == proposal_id)
+            .ok_or(SettleError::NoProposal)?;
+        if proposal.expires_ms <= now_ms() {
+            return Err(SettleError::ProposalExpired);
+        }
+        if proposal.proposer == operator {
+            return Err(SettleError::SameOperator);
+        }
+        let settlement = Settlement::from(&proposal.settlement);
+        let entry = outstanding(&found.key, found.record.clone());
+        self.apply(operation, found, &settlement).await?;
+        tracing::info!(
+            target: "audit",
+            operator,
+            proposer = %proposal.proposer,
+            service = self.service,
+            operation,
+            key_hash,
+            transaction_id = %entry.transaction_id,
+            settlement = settlement_name(&settlement),
+            proposal = %proposal.id,
+            note,
+            proposal_note = %proposal.note,
+            "unknown outcome settled"
+        );
+        self.count().await;
+        Ok(entry)
+    }
+
+    /// The record under `key_hash` of `operation`, when its outcome is unknown.
+    async fn load_unknown(&self, operation: &str, key_hash: &str) -> Result<Found, SettleError> {
+        let idempotency = &self.idempotency;
         let key = format!("{}:{operation}:{key_hash}", idempotency.scope.keys);
-        let existing = store
+        let existing = idempotency
+            .store
             .get(&key)
             .await
             .map_err(SettleError::Store)?
@@ -138,13 +283,34 @@ impl Ledger {
         if !record.is_unknown(now_ms()) {
             return Err(SettleError::NotUnknown);
         }
-        let entry = outstanding(&key, record.clone());
+        Ok(Found {
+            key,
+            existing,
+            record,
+        })
+    }
+
+    /// Makes `settlement` the key's outcome, if the key still holds what was found.
+    async fn apply(
+        &self,
+        operation: &str,
+        found: Found,
+        settlement: &Settlement,
+    ) -> Result<(), SettleError> {
+        let Found {
+            key,
+            existing,
+            record,
+        } = found;
+        let idempotency = &self.idempotency;
+        let store = &idempotency.store;
         let open = idempotency.open_set();
         let settled = match settlement {
             Settlement::Succeeded(approval) => {
                 let outcome = (self.settler)(operation, &record.transaction_id, approval)?;
                 let done = Record {
                     state: State::Done { outcome },
+                    proposal: None,
                     ..record
                 };
                 let replaced = store
@@ -183,22 +349,11 @@ impl Ledger {
                 removed
             }
         };
-        if !settled {
-            return Err(SettleError::NotUnknown);
+        if settled {
+            Ok(())
+        } else {
+            Err(SettleError::NotUnknown)
         }
-        tracing::info!(
-            target: "audit",
-            operator,
-            service = self.service,
-            operation,
-            key_hash,
-            transaction_id = %entry.transaction_id,
-            settlement = settlement_name(settlement),
-            note,
-            "unknown outcome settled"
-        );
-        self.count().await;
-        Ok(entry)
     }
 
     /// Sets the gauge of unknown outcomes from the store; a store that cannot be read
@@ -248,6 +403,7 @@ fn settlement_name(settlement: &Settlement) -> &'static str {
 fn outstanding(key: &str, record: Record) -> Outstanding {
     let unknown_since = record.unknown_since_ms.map(time);
     Outstanding {
+        proposal: record.proposal.as_deref().map(Pending::from),
         key_hash: key.rsplit(':').next().unwrap_or_default().to_owned(),
         operation: record.operation,
         caller: record.caller,
@@ -317,6 +473,86 @@ mod tests {
             panic!("first call runs");
         };
         ledger.idempotency.finish(ticket, Ending::Unknown).await;
+    }
+
+    #[tokio::test]
+    async fn a_proposal_takes_effect_only_when_another_operator_approves_it_in_time() {
+        let ledger = ledger();
+        lost(&ledger).await;
+        let key = ledger.outstanding().await.unwrap()[0].key_hash.clone();
+        let approval = Settlement::Succeeded(Approval {
+            approval_number: "1234".into(),
+            ..Approval::default()
+        });
+        let hour = Duration::from_secs(3_600);
+        let first = ledger
+            .propose("charge", &key, &approval, "alice", "INC-2", hour)
+            .await
+            .unwrap();
+        let first_id = first.proposal.expect("pending").id;
+        let listed = ledger.outstanding().await.unwrap();
+        assert_eq!(listed.len(), 1, "a proposal settles nothing");
+        let pending = listed[0]
+            .proposal
+            .clone()
+            .expect("listed with its proposal");
+        assert_eq!(
+            (pending.proposer.as_str(), pending.settlement),
+            ("alice", approval.clone())
+        );
+
+        let own = ledger.approve("charge", &key, &first_id, "alice", "").await;
+        assert!(matches!(own, Err(SettleError::SameOperator)), "{own:?}");
+        let second = ledger
+            .propose("charge", &key, &approval, "carol", "INC-2", hour)
+            .await
+            .unwrap()
+            .proposal
+            .expect("pending")
+            .id;
+        let replaced = ledger.approve("charge", &key, &first_id, "bob", "").await;
+        assert!(
+            matches!(replaced, Err(SettleError::NoProposal)),
+            "{replaced:?}"
+        );
+        ledger
+            .approve("charge", &key, &second, "bob", "checked")
+            .await
+            .unwrap();
+        assert!(ledger.outstanding().await.unwrap().is_empty());
+        let Ok(Begin::Replay(outcome)) = ledger.idempotency.begin(claim("tx-2")).await else {
+            panic!("the approved outcome is replayed");
+        };
+        assert_eq!(outcome.replay::<Timestamp>().unwrap().seconds, 4);
+    }
+
+    #[tokio::test]
+    async fn a_lapsed_proposal_cannot_be_approved() {
+        let ledger = ledger();
+        lost(&ledger).await;
+        let key = ledger.outstanding().await.unwrap()[0].key_hash.clone();
+        let proposed = ledger
+            .propose(
+                "charge",
+                &key,
+                &Settlement::NotDone,
+                "alice",
+                "",
+                Duration::ZERO,
+            )
+            .await
+            .unwrap();
+        let id = proposed.proposal.expect("pending").id;
+        let lapsed = ledger.approve("charge", &key, &id, "bob", "").await;
+        assert!(
+            matches!(lapsed, Err(SettleError::ProposalExpired)),
+            "{lapsed:?}"
+        );
+        assert_eq!(
+            ledger.outstanding().await.unwrap().len(),
+            1,
+            "still unknown"
+        );
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@ mod memory;
 pub mod metrics;
 mod migrations;
 mod postgres;
+mod proposal;
 mod refusals;
 mod seal;
 
@@ -38,6 +39,7 @@ pub use ledger::{Approval, Ledger, Outstanding, SettleError, Settlement, Settler
 pub use memory::MemoryStore;
 pub use migrations::{Migrated, latest as latest_schema, migrate};
 pub use postgres::{PostgresConfig, PostgresStore};
+pub use proposal::Pending;
 pub use seal::Seal;
 
 pub mod reason {
@@ -260,6 +262,9 @@ struct Record {
     #[serde(default)]
     unknown_since_ms: Option<u64>,
     state: State,
+    /// A settlement proposed by one operator, awaiting another's approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    proposal: Option<Box<proposal::Proposal>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -636,6 +641,7 @@ impl Idempotency {
             first_attempt_ms: now_ms(),
             unknown_since_ms: None,
             state: self.in_flight(),
+            proposal: None,
         };
         let claimed = self.encode(key, &record);
         let new = NewKey {

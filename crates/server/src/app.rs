@@ -91,7 +91,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
     // Operators reconcile unknown outcomes wherever money-moving services run.
     let counter = (!ledgers.is_empty()).then(|| {
-        let operations = Operations::new(ledgers);
+        let operations = Operations::new(ledgers, config.operations.clone());
         let counter = operations.spawn_counter();
         routes.add_service(
             operations
@@ -116,6 +116,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
 
     config.connections.validate()?;
+    config.operations.validate()?;
     // TLS through an acceptor that re-reads renewed certificate files.
     let tls = config
         .tls

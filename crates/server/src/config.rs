@@ -216,6 +216,42 @@ impl ConnectionSettings {
     }
 }
 
+/// How operators settle unknown outcomes (`pasarela.operations.v1`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OperationsSettings {
+    /// Operators a settlement takes: 2, one proposing and another approving (four eyes);
+    /// 1 lets one operator settle alone, which `serve` refuses in front of a production
+    /// provider.
+    pub approvals: u8,
+    /// How long a proposed settlement waits for its approval.
+    #[serde(with = "humantime_serde")]
+    pub proposal_ttl: Duration,
+}
+
+impl Default for OperationsSettings {
+    fn default() -> Self {
+        Self {
+            approvals: 2,
+            proposal_ttl: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
+impl OperationsSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            matches!(self.approvals, 1 | 2),
+            "operations.approvals is 2 (four eyes) or 1 (one operator, development only)"
+        );
+        anyhow::ensure!(
+            !self.proposal_ttl.is_zero(),
+            "operations.proposal_ttl must be longer than 0s"
+        );
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -235,6 +271,7 @@ pub struct Config {
     pub max_request_bytes: usize,
     pub http2: Http2Settings,
     pub connections: ConnectionSettings,
+    pub operations: OperationsSettings,
     pub shutdown: ShutdownSettings,
     pub log: LogSettings,
     /// Server TLS, optionally requiring client certificates (mTLS).
@@ -256,6 +293,7 @@ impl Default for Config {
             max_request_bytes: 256 * 1024,
             http2: Http2Settings::default(),
             connections: ConnectionSettings::default(),
+            operations: OperationsSettings::default(),
             shutdown: ShutdownSettings::default(),
             log: LogSettings::default(),
             tls: None,
@@ -356,7 +394,17 @@ impl Config {
                  rediss+sentinel:// with rate_limit_redis_tls"
             );
         }
-        for (section, idempotency) in self.idempotency_sections() {
+        let money = self.idempotency_sections();
+        anyhow::ensure!(
+            self.operations.approvals >= 2
+                || !money
+                    .iter()
+                    .any(|(section, _)| production.contains(section)),
+            "operations.approvals = 1 lets one operator settle an unknown outcome alone, and \
+             {sections} moves money at a production provider: settlements take two operators \
+             there (approvals = 2)"
+        );
+        for (section, idempotency) in money {
             anyhow::ensure!(
                 !(idempotency.store == StoreKind::Memory && production.contains(&section)),
                 "{section}.idempotency.store = \"memory\" forgets every record when the process \
@@ -445,7 +493,7 @@ fn insert_path(map: &mut serde_json::Map<String, serde_json::Value>, path: &[&st
 
 /// Top-level keys `PASARELA_*` variables may set; other `PASARELA_*` variables (such as
 /// `PASARELA_CONFIG`, the file's path) are not configuration keys.
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 16] = [
     "listen",
     "admin_listen",
     "services",
@@ -454,6 +502,7 @@ const KEYS: [&str; 15] = [
     "max_request_bytes",
     "http2",
     "connections",
+    "operations",
     "shutdown",
     "log",
     "tls",

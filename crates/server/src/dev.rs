@@ -86,6 +86,8 @@ fn dev_values(sandbox: &Sandbox) -> serde_json::Value {
         "admin_listen": "127.0.0.1:9090",
         "log": { "format": "pretty" },
         "shutdown": { "drain_delay": "0s" },
+        // One developer settles their own unknown outcomes.
+        "operations": { "approvals": 1 },
         "security": {
             "base_url": sandbox.bcs_url,
             "client_id": credentials.bcs_client_id,

@@ -8,13 +8,17 @@ use pasarela::operations::v1 as pb;
 use pasarela::operations::v1::operations_service_server::{
     OperationsService, OperationsServiceServer,
 };
+use pasarela::operations::v1::propose_settlement_request::Settlement as PbProposal;
 use pasarela::operations::v1::settle_unknown_outcome_request::Settlement as PbSettlement;
+use pasarela::operations::v1::settlement_proposal::Settlement as PbProposed;
 use pasarela_auth::Principal;
 use pasarela_idempotency::{
     Approval, Ledger, Outstanding, SettleError, Settlement, StoreUnavailable, reason,
 };
 use pasarela_provider::ProviderError;
 use tonic::{Code, Request, Response, Status};
+
+use crate::config::OperationsSettings;
 
 /// `ErrorInfo.domain` of this service's errors.
 const DOMAIN: &str = "pasarela.operations";
@@ -23,6 +27,9 @@ const DOMAIN: &str = "pasarela.operations";
 pub mod reasons {
     pub const OUTCOME_NOT_FOUND: &str = "OUTCOME_NOT_FOUND";
     pub const OUTCOME_NOT_UNKNOWN: &str = "OUTCOME_NOT_UNKNOWN";
+    pub const SECOND_APPROVER_REQUIRED: &str = "SECOND_APPROVER_REQUIRED";
+    pub const PROPOSAL_NOT_FOUND: &str = "PROPOSAL_NOT_FOUND";
+    pub const PROPOSAL_EXPIRED: &str = "PROPOSAL_EXPIRED";
 }
 
 /// Longest note kept in an audit line.
@@ -35,11 +42,12 @@ pub const COUNT_EVERY: Duration = Duration::from_secs(15);
 #[derive(Clone)]
 pub struct Operations {
     ledgers: Vec<Ledger>,
+    settings: OperationsSettings,
 }
 
 impl Operations {
-    pub fn new(ledgers: Vec<Ledger>) -> Self {
-        Self { ledgers }
+    pub fn new(ledgers: Vec<Ledger>, settings: OperationsSettings) -> Self {
+        Self { ledgers, settings }
     }
 
     pub fn into_server(self) -> OperationsServiceServer<Self> {
@@ -71,6 +79,14 @@ impl Operations {
             return Err(bad_field("service", &self.served()));
         }
         Ok(chosen)
+    }
+
+    /// The one ledger of `service`.
+    fn ledger(&self, service: &str) -> Result<&Ledger, Status> {
+        match self.ledgers_of(service)?[..] {
+            [ledger] => Ok(ledger),
+            _ => Err(bad_field("service", &self.served())),
+        }
     }
 
     fn served(&self) -> String {
@@ -107,15 +123,22 @@ impl OperationsService for Operations {
         &self,
         request: Request<pb::SettleUnknownOutcomeRequest>,
     ) -> Result<Response<pb::SettleUnknownOutcomeResponse>, Status> {
-        let operator = request
-            .extensions()
-            .get::<Principal>()
-            .map_or_else(|| "anonymous".to_owned(), Principal::key);
+        let operator = Principal::key_of(&request);
         let request = request.into_inner();
         let settlement = checked(&request)?;
-        let [ledger] = self.ledgers_of(&request.service)?[..] else {
-            return Err(bad_field("service", &self.served()));
-        };
+        let ledger = self.ledger(&request.service)?;
+        if self.settings.approvals > 1 {
+            return Err(ProviderError::new(
+                Code::FailedPrecondition,
+                reasons::SECOND_APPROVER_REQUIRED,
+                DOMAIN,
+            )
+            .message(
+                "a settlement takes two operators here: ProposeSettlement, then another \
+                 operator's ApproveSettlement",
+            )
+            .into());
+        }
         let settled = ledger
             .settle(
                 &request.operation,
@@ -129,6 +152,104 @@ impl OperationsService for Operations {
         Ok(Response::new(pb::SettleUnknownOutcomeResponse {
             settled: Some(to_proto(ledger.service, settled)),
         }))
+    }
+
+    async fn propose_settlement(
+        &self,
+        request: Request<pb::ProposeSettlementRequest>,
+    ) -> Result<Response<pb::ProposeSettlementResponse>, Status> {
+        let operator = Principal::key_of(&request);
+        let request = as_settlement(request.into_inner());
+        let settlement = checked(&request)?;
+        let ledger = self.ledger(&request.service)?;
+        let proposed = ledger
+            .propose(
+                &request.operation,
+                &request.key_hash,
+                &settlement,
+                &operator,
+                &request.note,
+                self.settings.proposal_ttl,
+            )
+            .await
+            .map_err(settle_error)?;
+        Ok(Response::new(pb::ProposeSettlementResponse {
+            outcome: Some(to_proto(ledger.service, proposed)),
+        }))
+    }
+
+    async fn approve_settlement(
+        &self,
+        request: Request<pb::ApproveSettlementRequest>,
+    ) -> Result<Response<pb::ApproveSettlementResponse>, Status> {
+        let operator = Principal::key_of(&request);
+        let request = request.into_inner();
+        let mut violations = pasarela_provider::Violations::new();
+        check_key(
+            &mut violations,
+            &request.service,
+            &request.operation,
+            &request.key_hash,
+        );
+        let hex_id = request.proposal_id.len() == 32 && is_lower_hex(&request.proposal_id);
+        if !hex_id {
+            violations.add("proposal_id", "is the proposal id listed");
+        }
+        violations.length("note", &request.note, 0, NOTE_MAX);
+        violations.finish()?;
+        let ledger = self.ledger(&request.service)?;
+        let settled = ledger
+            .approve(
+                &request.operation,
+                &request.key_hash,
+                &request.proposal_id,
+                &operator,
+                &request.note,
+            )
+            .await
+            .map_err(settle_error)?;
+        Ok(Response::new(pb::ApproveSettlementResponse {
+            settled: Some(to_proto(ledger.service, settled)),
+        }))
+    }
+}
+
+/// A proposal's fields, read as the settlement it proposes.
+fn as_settlement(request: pb::ProposeSettlementRequest) -> pb::SettleUnknownOutcomeRequest {
+    pb::SettleUnknownOutcomeRequest {
+        service: request.service,
+        operation: request.operation,
+        key_hash: request.key_hash,
+        settlement: request.settlement.map(|settlement| match settlement {
+            PbProposal::Succeeded(succeeded) => PbSettlement::Succeeded(succeeded),
+            PbProposal::NotDone(not_done) => PbSettlement::NotDone(not_done),
+        }),
+        note: request.note,
+    }
+}
+
+fn is_lower_hex(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The fields naming one key: a service, an operation name, a key hash as listed.
+fn check_key(
+    violations: &mut pasarela_provider::Violations,
+    service: &str,
+    operation: &str,
+    key_hash: &str,
+) {
+    violations.required("service", service);
+    if violations.required("operation", operation)
+        && !operation
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'_')
+    {
+        violations.add("operation", "is an operation name as listed");
+    }
+    if !(key_hash.len() == 64 && is_lower_hex(key_hash)) {
+        violations.add("key_hash", "is the 64 hex digits listed");
     }
 }
 
@@ -272,23 +393,12 @@ impl Query {
 /// The request's fields checked before the store is read.
 fn checked(request: &pb::SettleUnknownOutcomeRequest) -> Result<Settlement, Status> {
     let mut violations = pasarela_provider::Violations::new();
-    violations.required("service", &request.service);
-    if violations.required("operation", &request.operation)
-        && !request
-            .operation
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b == b'_')
-    {
-        violations.add("operation", "is an operation name as listed");
-    }
-    let hex = request.key_hash.len() == 64
-        && request
-            .key_hash
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if !hex {
-        violations.add("key_hash", "is the 64 hex digits listed");
-    }
+    check_key(
+        &mut violations,
+        &request.service,
+        &request.operation,
+        &request.key_hash,
+    );
     violations.length("note", &request.note, 0, NOTE_MAX);
     let settlement = match &request.settlement {
         Some(PbSettlement::Succeeded(succeeded)) => Some(Settlement::Succeeded(Approval {
@@ -307,6 +417,19 @@ fn checked(request: &pb::SettleUnknownOutcomeRequest) -> Result<Settlement, Stat
 
 fn to_proto(service: &str, entry: Outstanding) -> pb::UnknownOutcome {
     pb::UnknownOutcome {
+        proposal: entry.proposal.map(|pending| pb::SettlementProposal {
+            proposal_id: pending.id,
+            proposer: pending.proposer,
+            expire_time: Some(timestamp(pending.expires)),
+            settlement: Some(match pending.settlement {
+                Settlement::Succeeded(approval) => PbProposed::Succeeded(pb::Succeeded {
+                    approval_number: approval.approval_number,
+                    subscription_id: approval.subscription_id,
+                }),
+                Settlement::NotDone => PbProposed::NotDone(pb::NotDone {}),
+            }),
+            note: pending.note,
+        }),
         service: service.to_owned(),
         operation: entry.operation,
         caller: entry.caller,
@@ -343,6 +466,25 @@ fn settle_error(error: SettleError) -> Status {
             bad_field(&format!("succeeded.{field}"), &description)
         }
         SettleError::Store(error) => store_down(error),
+        SettleError::SameOperator => ProviderError::new(
+            Code::PermissionDenied,
+            reasons::SECOND_APPROVER_REQUIRED,
+            DOMAIN,
+        )
+        .message(error.to_string())
+        .into(),
+        SettleError::NoProposal => ProviderError::new(
+            Code::FailedPrecondition,
+            reasons::PROPOSAL_NOT_FOUND,
+            DOMAIN,
+        )
+        .message(error.to_string())
+        .into(),
+        SettleError::ProposalExpired => {
+            ProviderError::new(Code::FailedPrecondition, reasons::PROPOSAL_EXPIRED, DOMAIN)
+                .message(error.to_string())
+                .into()
+        }
     }
 }
 
@@ -370,6 +512,7 @@ mod tests {
             transaction_id: String::new(),
             first_attempt: now - Duration::from_secs(age_secs),
             unknown_since: None,
+            proposal: None,
         }
     }
 

@@ -21,6 +21,8 @@ pub const REPLICA_SCOPES: &[&str] = &[
     "pasarela.security.v1.SecurityService/WithdrawWithOtp",
     "pasarela.operations.v1.OperationsService/ListUnknownOutcomes",
     "pasarela.operations.v1.OperationsService/SettleUnknownOutcome",
+    "pasarela.operations.v1.OperationsService/ProposeSettlement",
+    "pasarela.operations.v1.OperationsService/ApproveSettlement",
 ];
 
 /// One `pasarela serve` process of security and recurring payments in front of
@@ -217,6 +219,11 @@ fn toml_lines(object: &serde_json::Value) -> String {
 
 /// A caller of the replicas, with a token their auth section accepts.
 pub fn replica_bearer() -> Bearer {
+    replica_bearer_for("e2e")
+}
+
+/// [`replica_bearer`] of the caller `subject`.
+pub fn replica_bearer_for(subject: &str) -> Bearer {
     let auth: pasarela_auth::Config = serde_json::from_value(json!({
         "issuer": pasarela_auth::DEV_ISSUER,
         "audience": pasarela_auth::DEV_AUDIENCE,
@@ -225,7 +232,7 @@ pub fn replica_bearer() -> Bearer {
     }))
     .expect("auth section");
     let scopes: Vec<String> = REPLICA_SCOPES.iter().map(|s| s.to_string()).collect();
-    let token = pasarela_auth::mint_dev_token(&auth, "e2e", &scopes, Duration::from_secs(600))
+    let token = pasarela_auth::mint_dev_token(&auth, subject, &scopes, Duration::from_secs(600))
         .expect("token");
     bearer_with(&token)
 }
