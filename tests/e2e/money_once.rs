@@ -723,6 +723,15 @@ async fn a_settlement_takes_a_second_operators_approval() {
         (alone.code(), reason(&alone).as_str()),
         (Code::FailedPrecondition, "SECOND_APPROVER_REQUIRED")
     );
+    // An approval number is the provider's: a note in its place is refused.
+    let typo = alice
+        .propose_settlement(proposal_of(SettleUnknownOutcomeRequest {
+            settlement: Some(succeeded("see INC-77", "")),
+            ..request.clone()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&typo), ["succeeded.approval_number"]);
     let proposed = alice
         .propose_settlement(proposal_of(request))
         .await

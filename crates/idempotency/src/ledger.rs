@@ -41,6 +41,55 @@ pub struct Approval {
     pub subscription_id: String,
 }
 
+/// Longest approval number taken: Daviplata prints 16 digits, the bank 6.
+const APPROVAL_DIGITS_MAX: usize = 20;
+
+/// Longest subscription id taken: Daviplata prints a UUID (36 characters).
+const SUBSCRIPTION_ID_MAX: usize = 64;
+
+impl Approval {
+    /// The approval number, when it has the providers' form: 1 to 20 digits. A settlement
+    /// replays it to every retry, so a typo or a note in its place is refused.
+    pub fn number(&self, operation: &str) -> Result<String, SettleError> {
+        shaped(
+            "approval_number",
+            &self.approval_number,
+            operation,
+            |text| text.len() <= APPROVAL_DIGITS_MAX && text.bytes().all(|b| b.is_ascii_digit()),
+            "is the provider's approval number: 1 to 20 digits",
+        )
+    }
+
+    /// The subscription id, when it has the provider's form: letters, digits and `-`.
+    pub fn subscription(&self, operation: &str) -> Result<String, SettleError> {
+        shaped(
+            "subscription_id",
+            &self.subscription_id,
+            operation,
+            |text| {
+                text.len() <= SUBSCRIPTION_ID_MAX
+                    && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            },
+            "is the provider's subscription id: letters, digits and '-', at most 64",
+        )
+    }
+}
+
+fn shaped(
+    field: &'static str,
+    value: &str,
+    operation: &str,
+    fits: impl Fn(&str) -> bool,
+    form: &str,
+) -> Result<String, SettleError> {
+    let description = match (value.is_empty(), fits(value)) {
+        (true, _) => format!("is required to settle a {operation} as succeeded"),
+        (false, false) => form.to_owned(),
+        (false, true) => return Ok(value.to_owned()),
+    };
+    Err(SettleError::Invalid { field, description })
+}
+
 /// Builds the response a settled success replays for `operation` (the service's own
 /// knowledge of its responses), or names the approval field that is missing.
 pub type Settler =

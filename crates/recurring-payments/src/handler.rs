@@ -108,28 +108,18 @@ fn settled(
         transaction_id: transaction_id.to_owned(),
         transaction_time: None,
     });
-    let required = |field: &'static str, value: &str| {
-        if value.is_empty() {
-            Err(SettleError::Invalid {
-                field,
-                description: format!("is required to settle a {operation} as succeeded"),
-            })
-        } else {
-            Ok(value.to_owned())
-        }
-    };
     match operation {
         "activate" => Ok(Outcome::of(&Ok(pb::ActivateSubscriptionResponse {
             result,
             subscription: Some(pb::Subscription {
-                subscription_id: required("subscription_id", &approval.subscription_id)?,
+                subscription_id: approval.subscription(operation)?,
                 ..pb::Subscription::default()
             }),
         }))),
         "cancel" => Ok(Outcome::of(&Ok(pb::CancelSubscriptionResponse { result }))),
         "charge" => Ok(Outcome::of(&Ok(pb::ChargeSubscriptionResponse {
             result,
-            approval_number: required("approval_number", &approval.approval_number)?,
+            approval_number: approval.number(operation)?,
             subscription: None,
         }))),
         other => Err(SettleError::NotFound(other.to_owned())),

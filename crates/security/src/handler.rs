@@ -304,14 +304,8 @@ fn settled(
     if operation != client::WITHDRAW_WITH_OTP.name {
         return Err(SettleError::NotFound(operation.to_owned()));
     }
-    if approval.approval_number.is_empty() {
-        return Err(SettleError::Invalid {
-            field: "approval_number",
-            description: "is required to settle a withdrawal as succeeded".into(),
-        });
-    }
     Ok(Outcome::of(&Ok(WithdrawWithOtpResponse {
-        approval_id: approval.approval_number.clone(),
+        approval_id: approval.number("withdrawal")?,
         tx_id: transaction_id.to_owned(),
         ..WithdrawWithOtpResponse::default()
     })))
