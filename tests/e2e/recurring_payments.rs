@@ -320,35 +320,42 @@ async fn bad_requests_list_every_violation_and_reach_nobody() {
     );
 }
 
+/// Daviplata holds each subscription's maximum, and every replica asks it: a charge above
+/// it is refused alike wherever it lands, and one within a maximum raised through another
+/// replica (cancelled, then activated again) is charged (a maximum one replica remembered
+/// would refuse it there).
 #[tokio::test]
-async fn charges_above_the_maximum_are_refused() {
+async fn charges_are_held_to_the_maximum_daviplata_has_on_every_replica() {
     let app = app().await;
     let mut client = client(&app);
     subscribe(&mut client, WALLET, 100_000).await;
-
-    // This replica saw the activation: refused before any call.
-    let local = client
-        .charge_subscription(charge("over-1", WALLET, 100_001))
-        .await
-        .unwrap_err();
-    assert_eq!(local.code(), Code::InvalidArgument);
-    // A replica that did not see it: Daviplata refuses.
     let (other, _guard) = second_replica(&app, memory_store()).await;
     let mut other = client_on(&app, other);
-    let remote = other
-        .charge_subscription(charge("over-2", WALLET, 100_001))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (remote.code(), reason(&remote).as_str()),
-        (Code::FailedPrecondition, "AMOUNT_OVER_MAXIMUM")
-    );
-
+    for (replica, key) in [(&mut client, "over-1"), (&mut other, "over-2")] {
+        let refused = replica
+            .charge_subscription(charge(key, WALLET, 100_001))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (refused.code(), reason(&refused).as_str()),
+            (Code::FailedPrecondition, "AMOUNT_OVER_MAXIMUM")
+        );
+    }
     client
         .charge_subscription(charge("at-max", WALLET, 100_000))
         .await
         .unwrap();
-    assert_eq!(app.daviplata_counter("payments_made").await, 1);
+
+    other
+        .cancel_subscription(cancellation("cancel-for-more", WALLET))
+        .await
+        .expect("cancelled through the other replica");
+    subscribe(&mut other, WALLET, 500_000).await;
+    client
+        .charge_subscription(charge("within-the-new-max", WALLET, 300_000))
+        .await
+        .expect("the new maximum holds on this replica too");
+    assert_eq!(app.daviplata_counter("payments_made").await, 2);
 }
 
 #[tokio::test]

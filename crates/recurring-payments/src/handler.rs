@@ -20,7 +20,6 @@ use crate::Config;
 use crate::daviplata::errors::DOMAIN;
 use crate::daviplata::wire::{self, Defaults, Reference};
 use crate::daviplata::{Daviplata, client};
-use crate::limits::Limits;
 use crate::validate;
 
 /// Idempotency records of activate, cancel and charge. Whether Daviplata may have acted is
@@ -42,7 +41,6 @@ pub struct RecurringPayments {
 struct Core {
     daviplata: Daviplata,
     idempotency: Idempotency,
-    limits: Limits,
     defaults: Defaults,
     lab_otp_passthrough: bool,
 }
@@ -74,7 +72,6 @@ impl RecurringPayments {
             core: Arc::new(Core {
                 idempotency,
                 daviplata,
-                limits: Limits::default(),
                 defaults: Defaults::of(&config),
                 lab_otp_passthrough: config.lab_otp_passthrough,
             }),
@@ -236,15 +233,8 @@ impl Core {
     ) -> Result<pb::ActivateSubscriptionResponse, Status> {
         validate::activate(&request)?;
         let secrets: &[&str] = &[&request.otp_value];
-        let response = self
-            .keyed(ACTIVATE, &request, &caller, deadline, secrets)
-            .await?;
-        self.limits.learn(
-            request.commerce.as_ref(),
-            request.wallet.as_ref(),
-            response.subscription.as_ref(),
-        );
-        Ok(response)
+        self.keyed(ACTIVATE, &request, &caller, deadline, secrets)
+            .await
     }
 
     async fn cancel(
@@ -254,10 +244,7 @@ impl Core {
         deadline: Instant,
     ) -> Result<pb::CancelSubscriptionResponse, Status> {
         validate::cancel(&request)?;
-        let response = self.keyed(CANCEL, &request, &caller, deadline, &[]).await?;
-        self.limits
-            .forget(request.commerce.as_ref(), request.wallet.as_ref());
-        Ok(response)
+        self.keyed(CANCEL, &request, &caller, deadline, &[]).await
     }
 
     async fn charge(
@@ -266,17 +253,8 @@ impl Core {
         caller: String,
         deadline: Instant,
     ) -> Result<pb::ChargeSubscriptionResponse, Status> {
-        let known_maximum = self
-            .limits
-            .known(request.commerce.as_ref(), request.wallet.as_ref());
-        validate::charge(&request, known_maximum)?;
-        let response = self.keyed(CHARGE, &request, &caller, deadline, &[]).await?;
-        self.limits.learn(
-            request.commerce.as_ref(),
-            request.wallet.as_ref(),
-            response.subscription.as_ref(),
-        );
-        Ok(response)
+        validate::charge(&request)?;
+        self.keyed(CHARGE, &request, &caller, deadline, &[]).await
     }
 }
 

@@ -5,7 +5,6 @@
 pub mod config;
 mod daviplata;
 mod handler;
-mod limits;
 mod money;
 pub mod probe;
 mod validate;

@@ -140,18 +140,12 @@ fn transaction(
 }
 
 /// A COP amount above zero and, when known, within `maximum`.
-fn amount(v: &mut Violations, field: &str, money: &Money, maximum: Option<i64>) {
+fn amount(v: &mut Violations, field: &str, money: &Money) {
     if money.currency_code != CURRENCY {
         v.add(format!("{field}.currency_code"), "must be COP");
     }
     if money.minor_units <= 0 {
         v.add(format!("{field}.minor_units"), "must be greater than zero");
-    }
-    if let Some(maximum) = maximum.filter(|max| money.minor_units > *max) {
-        v.add(
-            format!("{field}.minor_units"),
-            format!("exceeds the subscription's maximum of {maximum} minor units"),
-        );
     }
 }
 
@@ -181,7 +175,7 @@ pub fn activate(request: &pb::ActivateSubscriptionRequest) -> Result<(), Status>
         );
     }
     if let Some(maximum) = &request.maximum_amount {
-        amount(&mut v, "maximum_amount", maximum, None);
+        amount(&mut v, "maximum_amount", maximum);
     }
     transaction(
         &mut v,
@@ -204,18 +198,16 @@ pub fn cancel(request: &pb::CancelSubscriptionRequest) -> Result<(), Status> {
     v.finish()
 }
 
-/// `known_maximum`: the subscription's maximum if pasarela has seen it.
-pub fn charge(
-    request: &pb::ChargeSubscriptionRequest,
-    known_maximum: Option<i64>,
-) -> Result<(), Status> {
+/// The amount is checked against the subscription's maximum by Daviplata alone, which
+/// every replica asks: a copy kept here could be another replica's stale one.
+pub fn charge(request: &pb::ChargeSubscriptionRequest) -> Result<(), Status> {
     let mut v = Violations::new();
     idempotency::check_key(&mut v, &request.idempotency_key);
     commerce(&mut v, request.commerce.as_ref());
     wallet(&mut v, request.wallet.as_ref());
     match &request.amount {
         None => v.add("amount", "is required"),
-        Some(money) => amount(&mut v, "amount", money, known_maximum),
+        Some(money) => amount(&mut v, "amount", money),
     }
     optional_text(&mut v, "invoice_id", &request.invoice_id, INVOICE_ID_MAX);
     optional_text(
@@ -295,7 +287,7 @@ mod tests {
 
     #[test]
     fn a_good_charge_passes() {
-        charge(&good_charge(), Some(100_000)).unwrap();
+        charge(&good_charge()).unwrap();
     }
 
     #[test]
@@ -323,7 +315,7 @@ mod tests {
             value: "x".into(),
         }];
         assert_eq!(
-            fields(charge(&bad, None).unwrap_err()),
+            fields(charge(&bad).unwrap_err()),
             [
                 "idempotency_key",
                 "wallet.holder.type",
@@ -334,12 +326,6 @@ mod tests {
                 "transaction.transaction_id",
             ]
         );
-    }
-
-    #[test]
-    fn a_known_maximum_bounds_the_amount() {
-        let status = charge(&good_charge(), Some(99_999)).unwrap_err();
-        assert_eq!(fields(status), ["amount.minor_units"]);
     }
 
     #[test]
