@@ -183,59 +183,6 @@ fn own_dir(kind: &str, port: u16) -> PathBuf {
     dir
 }
 
-/// A sentinel (`redis-sentinel`) watching one primary under a name, on a free port;
-/// killed on drop.
-pub struct TestSentinel {
-    child: Child,
-    pub port: u16,
-    dir: PathBuf,
-}
-
-impl TestSentinel {
-    /// Watches `primary` as `name` with `quorum`, judging it down after 1 s of silence.
-    pub async fn start(name: &str, primary: &TestRedis, quorum: u32) -> Self {
-        let port = free_port();
-        let dir = own_dir("sentinel", port);
-        // Sentinel rewrites its configuration file as it learns: it must be its own.
-        let config = dir.join("sentinel.conf");
-        let text = format!(
-            "port {port}\nbind 127.0.0.1\ndir {dir}\n\
-             sentinel monitor {name} 127.0.0.1 {primary} {quorum}\n\
-             sentinel down-after-milliseconds {name} 1000\n\
-             sentinel failover-timeout {name} 4000\n\
-             sentinel parallel-syncs {name} 2\n",
-            dir = dir.display(),
-            primary = primary.port,
-        );
-        std::fs::write(&config, text).expect("sentinel config");
-        let child = Command::new("redis-sentinel")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("redis-sentinel could not start ({e}): run scripts/install-test-tools.sh")
-            });
-        let sentinel = Self { child, port, dir };
-        listening(port, "redis-sentinel").await;
-        sentinel
-    }
-}
-
-impl TestSentinel {
-    /// `redis-cli` against this sentinel.
-    pub fn cli(&self, args: &[&str]) -> String {
-        cli(self.port, args)
-    }
-}
-
-impl Drop for TestSentinel {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// `redis-cli -p <port> --raw <args>`: its standard output, trimmed.
 fn cli(port: u16, args: &[&str]) -> String {
     let output = Command::new("redis-cli")
