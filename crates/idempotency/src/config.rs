@@ -92,6 +92,10 @@ impl IdempotencyConfig {
 /// Opens the configured store; the database is connected now, so that a wrong URL stops
 /// the start instead of the first call.
 pub async fn open_store(config: &IdempotencyConfig) -> anyhow::Result<Arc<dyn Store>> {
+    anyhow::ensure!(
+        config.max_open_per_caller > 0,
+        "idempotency.max_open_per_caller must be at least 1: 0 would refuse every call"
+    );
     Ok(match config.store {
         StoreKind::Memory => Arc::new(MemoryStore::with_capacity(config.max_keys)),
         StoreKind::Postgres => Arc::new(PostgresStore::connect(&config.postgres).await?),

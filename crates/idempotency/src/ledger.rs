@@ -292,7 +292,7 @@ impl Ledger {
         if proposal.expires_ms <= now_ms() {
             return Err(SettleError::ProposalExpired);
         }
-        if proposal.proposer == operator {
+        if same_person(&proposal.proposer, operator) {
             return Err(SettleError::SameOperator);
         }
         let settlement = Settlement::from(&proposal.settlement);
@@ -442,6 +442,18 @@ impl Ledger {
     }
 }
 
+/// Whether two operator identities (`source:subject`) may be one person: the same subject
+/// whatever the source (a token and a certificate naming `alice` are one pair of eyes).
+fn same_person(one: &str, other: &str) -> bool {
+    let subject = |identity: &'_ str| {
+        identity
+            .split_once(':')
+            .map_or(identity, |(_, s)| s)
+            .to_owned()
+    };
+    subject(one) == subject(other)
+}
+
 fn settlement_name(settlement: &Settlement) -> &'static str {
     match settlement {
         Settlement::Succeeded(_) => "succeeded",
@@ -573,6 +585,38 @@ mod tests {
             panic!("the approved outcome is replayed");
         };
         assert_eq!(outcome.replay::<Timestamp>().unwrap().seconds, 4);
+    }
+
+    #[tokio::test]
+    async fn a_retry_taking_the_key_over_drops_its_proposal() {
+        let mut ledger = ledger();
+        ledger.idempotency.on_unknown = OnUnknown::Retry;
+        lost(&ledger).await;
+        let key = ledger.outstanding().await.unwrap()[0].key_hash.clone();
+        let proposed = ledger
+            .propose(
+                "charge",
+                &key,
+                &Settlement::NotDone,
+                "jwt:alice",
+                "",
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        let id = proposed.proposal.expect("pending").id;
+        let same = ledger.approve("charge", &key, &id, "mtls:alice", "").await;
+        assert!(
+            matches!(same, Err(SettleError::SameOperator)),
+            "one subject, one pair of eyes"
+        );
+        let Ok(Begin::Run(ticket)) = ledger.idempotency.begin(claim("tx-1")).await else {
+            panic!("the retry runs");
+        };
+        ledger.idempotency.finish(ticket, Ending::Unknown).await;
+        let stale = ledger.approve("charge", &key, &id, "jwt:bob", "").await;
+        assert!(matches!(stale, Err(SettleError::NoProposal)), "{stale:?}");
+        assert_eq!(ledger.outstanding().await.unwrap()[0].proposal, None);
     }
 
     #[tokio::test]

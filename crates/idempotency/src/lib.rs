@@ -293,14 +293,20 @@ impl Record {
 
     /// A claim whose owner died is unknown since its lease ran out at the earliest: the
     /// dead attempt may have sent anything up to then, and a quiet period before a "not
-    /// found" is believed counts from there.
+    /// found" is believed counts from there. A proposed settlement is dropped: it was made about the record as it was, and the
+    /// retry taking the key over may send again (an approval of it then would act on stale
+    /// evidence).
     fn taken_over(self) -> Record {
-        match self.state {
+        let record = Record {
+            proposal: None,
+            ..self
+        };
+        match record.state {
             State::InFlight { lease_until_ms } => Record {
-                unknown_since_ms: Some(self.unknown_since_ms.unwrap_or(0).max(lease_until_ms)),
-                ..self
+                unknown_since_ms: Some(record.unknown_since_ms.unwrap_or(0).max(lease_until_ms)),
+                ..record
             },
-            _ => self,
+            _ => record,
         }
     }
 

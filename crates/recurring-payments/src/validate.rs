@@ -139,7 +139,7 @@ fn transaction(
     }
 }
 
-/// A COP amount above zero and, when known, within `maximum`.
+/// A COP amount above zero.
 fn amount(v: &mut Violations, field: &str, money: &Money) {
     if money.currency_code != CURRENCY {
         v.add(format!("{field}.currency_code"), "must be COP");

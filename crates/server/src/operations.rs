@@ -158,7 +158,7 @@ impl OperationsService for Operations {
         &self,
         request: Request<pb::ProposeSettlementRequest>,
     ) -> Result<Response<pb::ProposeSettlementResponse>, Status> {
-        let operator = Principal::key_of(&request);
+        let operator = named_operator(&request)?;
         let request = as_settlement(request.into_inner());
         let settlement = checked(&request)?;
         let ledger = self.ledger(&request.service)?;
@@ -182,7 +182,7 @@ impl OperationsService for Operations {
         &self,
         request: Request<pb::ApproveSettlementRequest>,
     ) -> Result<Response<pb::ApproveSettlementResponse>, Status> {
-        let operator = Principal::key_of(&request);
+        let operator = named_operator(&request)?;
         let request = request.into_inner();
         let mut violations = pasarela_provider::Violations::new();
         check_key(
@@ -211,6 +211,21 @@ impl OperationsService for Operations {
         Ok(Response::new(pb::ApproveSettlementResponse {
             settled: Some(to_proto(ledger.service, settled)),
         }))
+    }
+}
+
+/// The identity of the operator calling: four eyes need two known ones, so a call without a
+/// principal (a method exempted from authentication) is refused.
+fn named_operator<T>(request: &Request<T>) -> Result<String, Status> {
+    match request.extensions().get::<Principal>() {
+        Some(principal) => Ok(principal.key()),
+        None => Err(ProviderError::new(
+            Code::PermissionDenied,
+            reasons::SECOND_APPROVER_REQUIRED,
+            DOMAIN,
+        )
+        .message("proposing or approving a settlement needs an authenticated operator")
+        .into()),
     }
 }
 
