@@ -277,6 +277,19 @@ fn serve_refuses_dev_switches_in_front_of_a_production_provider() {
         let named = printed.contains("auth.rate_limit_redis_url is plain text");
         assert_eq!(named, plain, "{url}: {printed}");
     }
+    // Nor sentinels anyone may ask, and so tell where to send the password.
+    for (url, open) in [
+        ("rediss+sentinel://127.0.0.1:1/pasarela", true),
+        (
+            "rediss+sentinel://127.0.0.1:1/pasarela?sentinel_password=s",
+            false,
+        ),
+    ] {
+        let env = [("PASARELA_AUTH__RATE_LIMIT_REDIS_URL", url), holder];
+        let printed = serve_refused_with_env(false, "", "[\"bureau\"]", &env);
+        let named = printed.contains("asks its Sentinels without credentials");
+        assert_eq!(named, open, "{url}: {printed}");
+    }
 }
 
 // ---- HTTP/2 limits ---------------------------------------------------------------------------

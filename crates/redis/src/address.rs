@@ -11,12 +11,14 @@ use redis::{ConnectionInfo, IntoConnectionInfo as _, RedisConnectionInfo};
 pub(crate) enum Target {
     /// One server, with its TLS and credentials.
     Direct(ConnectionInfo),
-    /// The primary the sentinels name `master`, reached with `node`'s credentials.
+    /// The primary the sentinels name `master`, reached with `node`'s credentials; the
+    /// sentinels are asked with `sentinel`'s.
     Sentinel {
         sentinels: Vec<(String, u16)>,
         master: String,
         tls: bool,
         node: RedisConnectionInfo,
+        sentinel: RedisConnectionInfo,
     },
 }
 
@@ -41,6 +43,15 @@ impl Target {
         }
     }
 
+    /// Whether every sentinel is asked with credentials of its own (a direct URL has none
+    /// to ask).
+    pub(crate) fn sentinels_authenticated(&self) -> bool {
+        match self {
+            Target::Direct(_) => true,
+            Target::Sentinel { sentinel, .. } => sentinel.password.is_some(),
+        }
+    }
+
     /// Whether the connections are TLS.
     pub(crate) fn tls(&self) -> bool {
         match self {
@@ -50,8 +61,10 @@ impl Target {
     }
 }
 
-/// `[user[:password]@]host[:port],host[:port]/master[/db]`.
+/// `[user[:password]@]host[:port],host[:port]/master[/db][?sentinel_username=u&sentinel_password=p]`:
+/// the credentials before the hosts are the primary's, those of the query the sentinels'.
 fn sentinel_target(rest: &str, tls: bool) -> anyhow::Result<Target> {
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
     let (authority, path) = rest
         .split_once('/')
         .context("a Sentinel URL names its primary: redis+sentinel://host:26379,.../<name>")?;
@@ -88,7 +101,33 @@ fn sentinel_target(rest: &str, tls: bool) -> anyhow::Result<Target> {
             password,
             ..RedisConnectionInfo::default()
         },
+        sentinel: sentinel_credentials(query)?,
     })
+}
+
+/// The sentinels' credentials from the URL's query; any other parameter is refused, so
+/// that a misspelt one does not leave the sentinels unauthenticated unnoticed.
+fn sentinel_credentials(query: &str) -> anyhow::Result<RedisConnectionInfo> {
+    let mut credentials = RedisConnectionInfo::default();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = Some(decode(value)?);
+        match name {
+            "sentinel_username" => credentials.username = value,
+            "sentinel_password" => credentials.password = value,
+            _ => anyhow::bail!(
+                "a Sentinel URL's query takes sentinel_username and sentinel_password only"
+            ),
+        }
+    }
+    Ok(credentials)
+}
+
+fn decode(part: &str) -> anyhow::Result<String> {
+    percent_decode_str(part)
+        .decode_utf8()
+        .map(|decoded| decoded.into_owned())
+        .map_err(|_| anyhow::anyhow!("the URL's credentials are not UTF-8"))
 }
 
 fn sentinel_address(host: &str) -> anyhow::Result<(String, u16)> {
@@ -107,12 +146,6 @@ fn sentinel_address(host: &str) -> anyhow::Result<(String, u16)> {
 
 /// `user:password`, `:password` or `user`, percent-decoded as in any URL.
 fn credentials(userinfo: &str) -> anyhow::Result<(Option<String>, Option<String>)> {
-    let decode = |part: &str| {
-        percent_decode_str(part)
-            .decode_utf8()
-            .map(|decoded| decoded.into_owned())
-            .map_err(|_| anyhow::anyhow!("the URL's credentials are not UTF-8"))
-    };
     let (user, password) = match userinfo.split_once(':') {
         Some((user, password)) => (user, Some(password)),
         None => (userinfo, None),
@@ -127,15 +160,24 @@ mod tests {
 
     #[test]
     fn sentinel_urls_name_their_sentinels_primary_and_credentials() {
+        let url = "rediss+sentinel://pasarela:p%40ss@s1:5000,s2/payments/2\
+                   ?sentinel_username=watcher&sentinel_password=s%26cret";
         let Target::Sentinel {
             sentinels,
             master,
             tls,
             node,
-        } = Target::parse("rediss+sentinel://pasarela:p%40ss@s1:5000,s2/payments/2").unwrap()
+            sentinel,
+        } = Target::parse(url).unwrap()
         else {
             panic!("a sentinel target");
         };
+        assert_eq!(sentinel.username.as_deref(), Some("watcher"));
+        assert_eq!(sentinel.password.as_deref(), Some("s&cret"));
+        let unauthenticated = Target::parse("rediss+sentinel://s1/payments").unwrap();
+        assert!(!unauthenticated.sentinels_authenticated());
+        let misspelt = Target::parse("rediss+sentinel://s1/payments?sentinel_pasword=x");
+        assert!(misspelt.is_err(), "an unknown parameter is refused");
         assert_eq!(
             sentinels,
             [("s1".into(), 5000), ("s2".into(), SENTINEL_PORT)]

@@ -49,6 +49,13 @@ pub fn speaks_tls(url: &SecretString) -> anyhow::Result<bool> {
     Ok(address::Target::parse(url.expose_secret())?.tls())
 }
 
+/// Whether a Sentinel `url` gives the sentinels credentials of their own
+/// (`?sentinel_password=`): an unauthenticated sentinel answers anyone, and anyone who can
+/// write to it can name the primary pasarela sends its password to.
+pub fn sentinels_authenticated(url: &SecretString) -> anyhow::Result<bool> {
+    Ok(address::Target::parse(url.expose_secret())?.sentinels_authenticated())
+}
+
 /// One shared Redis, followed across failovers when Sentinel names it; cheap to clone.
 #[derive(Clone)]
 pub struct Redis {
@@ -70,6 +77,8 @@ struct Sentinel {
     master: String,
     tls: bool,
     node: RedisConnectionInfo,
+    /// Credentials the sentinels are asked with.
+    credentials: RedisConnectionInfo,
     certificates: Option<redis::TlsCertificates>,
     /// The primary's address the current connection goes to.
     primary: Mutex<(String, u16)>,
@@ -105,12 +114,14 @@ impl Redis {
                 master,
                 tls,
                 node,
+                sentinel,
             } => {
                 let mut sentinel = Sentinel {
                     sentinels,
                     master,
                     tls,
                     node,
+                    credentials: sentinel,
                     certificates,
                     primary: Mutex::new((String::new(), 0)),
                 };
@@ -230,7 +241,7 @@ impl Sentinel {
     async fn ask(&self, host: &str, port: u16) -> anyhow::Result<(String, u16)> {
         let info = ConnectionInfo {
             addr: address(host.to_owned(), port, self.tls),
-            redis: RedisConnectionInfo::default(),
+            redis: self.credentials.clone(),
         };
         let client = client(info, self.certificates.as_ref())?;
         let asked = async {

@@ -368,6 +368,7 @@ impl Config {
             })
             .collect();
         if production.is_empty() {
+            self.warn_unsafe_redis();
             return Ok(());
         }
         let sections = production.join(", ");
@@ -393,6 +394,13 @@ impl Config {
                  Sentinel's answer could send it to any host; use rediss:// or \
                  rediss+sentinel:// with rate_limit_redis_tls"
             );
+            anyhow::ensure!(
+                pasarela_redis::sentinels_authenticated(url)
+                    .context("auth.rate_limit_redis_url")?,
+                "auth.rate_limit_redis_url asks its Sentinels without credentials, and {sections} \
+                 calls a production provider: anyone who can reach a sentinel can name the primary \
+                 pasarela sends its password to; add ?sentinel_password= (and sentinel_username=)"
+            );
         }
         let money = self.idempotency_sections();
         anyhow::ensure!(
@@ -413,6 +421,24 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// Outside production, a Redis reached in clear or through unauthenticated sentinels
+    /// is allowed, and said at start-up.
+    fn warn_unsafe_redis(&self) {
+        let Some(url) = &self.auth.rate_limit_redis_url else {
+            return;
+        };
+        let plain = !pasarela_redis::speaks_tls(url).unwrap_or(true);
+        let open_sentinels = !pasarela_redis::sentinels_authenticated(url).unwrap_or(true);
+        if plain || open_sentinels {
+            tracing::warn!(
+                plain_text = plain,
+                unauthenticated_sentinels = open_sentinels,
+                "auth.rate_limit_redis_url is allowed only because no served provider is a \
+                 production one: serve refuses it in front of production"
+            );
+        }
     }
 
     /// Defaults, then `file` (if any), then `PASARELA_*` variables.
