@@ -525,6 +525,7 @@ mod tests {
             fingerprint: "f".into(),
             transaction_id: super::super::Proposed::Ready(txid.into()),
             deadline: Instant::now() + Duration::from_millis(100),
+            context: None,
         }
     }
 

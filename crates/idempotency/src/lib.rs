@@ -192,6 +192,15 @@ pub trait Store: Send + Sync {
         seed: u64,
     ) -> BoxFuture<'a, StoreResult<u64>>;
 
+    /// Takes or renews the lease `name` for `holder` until `ttl` from now, when it is free,
+    /// lapsed or `holder`'s already; answers whether `holder` holds it now.
+    fn lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<bool>>;
+
     /// Adds `member`, held open by `owner`, to the set `set` (sets never expire).
     fn track<'a>(
         &'a self,
@@ -265,6 +274,9 @@ struct Record {
     /// A settlement proposed by one operator, awaiting another's approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     proposal: Option<Box<proposal::Proposal>>,
+    /// The service's [`Claim::context`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    context: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -461,6 +473,9 @@ pub struct Claim<'a> {
     pub transaction_id: Proposed<'a>,
     /// How long a duplicate may wait for the first call.
     pub deadline: Instant,
+    /// What the service keeps of the request to ask the provider about it later, should
+    /// its outcome be unknown (never a secret): kept in the sealed record.
+    pub context: Option<String>,
 }
 
 /// The idempotency coordinator over a [`Store`].
@@ -648,6 +663,7 @@ impl Idempotency {
             unknown_since_ms: None,
             state: self.in_flight(),
             proposal: None,
+            context: claim.context.clone(),
         };
         let claimed = self.encode(key, &record);
         let new = NewKey {

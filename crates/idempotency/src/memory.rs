@@ -44,6 +44,8 @@ struct Entries {
     transaction_ids: HashMap<String, String>,
     /// When a sweep last found the map full.
     full_since: Option<Instant>,
+    /// Leases of [`Store::lease`]: their holder and when they lapse.
+    leases: HashMap<String, (String, Instant)>,
 }
 
 impl Entries {
@@ -215,6 +217,28 @@ impl Store for MemoryStore {
             first
         });
         futures::future::ready(Ok(first)).boxed()
+    }
+
+    fn lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        let held = self.with(|entries| {
+            let now = Instant::now();
+            let free = entries
+                .leases
+                .get(name)
+                .is_none_or(|(current, until)| current == holder || *until <= now);
+            if free {
+                entries
+                    .leases
+                    .insert(name.to_owned(), (holder.to_owned(), now + ttl));
+            }
+            free
+        });
+        futures::future::ready(Ok(held)).boxed()
     }
 
     fn track<'a>(

@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "open_key_owners",
         include_str!("../migrations/0004_open_key_owners.sql"),
     ),
+    (5, "leases", include_str!("../migrations/0005_leases.sql")),
 ];
 
 /// The schema version this build reads and writes.

@@ -285,6 +285,7 @@ struct Statements {
     untrack: String,
     untrack_if: String,
     members: String,
+    lease: String,
     sweep: String,
 }
 
@@ -356,6 +357,13 @@ impl Statements {
                  AND (SELECT value FROM {schema}.records WHERE key = $3 AND {live}) IS NOT DISTINCT FROM $4::text"
             ),
             members: format!("SELECT member FROM {schema}.open_keys WHERE set_name = $1"),
+            lease: format!(
+                "INSERT INTO {schema}.leases (name, holder, expires_at)
+                 VALUES ($1, $2, now() + $3::bigint * interval '1 millisecond')
+                 ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+                 WHERE {schema}.leases.expires_at <= now() OR {schema}.leases.holder = EXCLUDED.holder
+                 RETURNING holder"
+            ),
             // The outer condition is checked again on a row a claim changed meanwhile.
             sweep: format!(
                 "DELETE FROM {schema}.records WHERE expires_at <= now() AND key IN
@@ -691,6 +699,22 @@ impl Store for PostgresStore {
                 .ok_or_else(|| StoreUnavailable::new("reserve", "the counter is out of range"))
         }
         .boxed()
+    }
+
+    fn lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<bool>> {
+        let millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.bounded("lease", move |lease| async move {
+            let statement = lease.prepare_cached(&self.sql.lease).await?;
+            let row = lease
+                .query_opt(&statement, &[&name, &holder, &millis])
+                .await?;
+            Ok((lease, row.is_some()))
+        })
     }
 
     fn track<'a>(

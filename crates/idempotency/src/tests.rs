@@ -44,6 +44,7 @@ fn claim<'a>(caller: &'a str, fingerprint: &str, txid: &str) -> Claim<'a> {
         fingerprint: fingerprint.to_owned(),
         transaction_id: Proposed::Ready(txid.to_owned()),
         deadline: Instant::now() + Duration::from_millis(200),
+        context: None,
     }
 }
 
@@ -346,6 +347,27 @@ pub(super) async fn claims_compare_and_swap(store: &dyn Store) {
     );
     assert!(store.members("open").await.unwrap().is_empty());
     owners_are_bounded(store).await;
+    leases_go_to_one_holder(store).await;
+}
+
+/// A lease is one holder's until it lapses; its holder renews it.
+async fn leases_go_to_one_holder(store: &dyn Store) {
+    let minute = Duration::from_secs(60);
+    assert!(store.lease("work", "a", minute).await.unwrap());
+    assert!(
+        !store.lease("work", "b", minute).await.unwrap(),
+        "a holds it"
+    );
+    assert!(
+        store.lease("work", "a", minute).await.unwrap(),
+        "a renews it"
+    );
+    assert!(store.lease("other work", "b", minute).await.unwrap());
+    assert!(store.lease("brief", "a", Duration::ZERO).await.unwrap());
+    assert!(
+        store.lease("brief", "b", minute).await.unwrap(),
+        "a lapsed lease is taken"
+    );
 }
 
 /// An owner holding its maximum of open keys is refused a new one (nothing written) while

@@ -160,6 +160,8 @@ impl Core {
             fingerprint: self.idempotency.fingerprint(operation, request_without_key),
             transaction_id: Proposed::Ready(uuid::Uuid::new_v4().to_string()),
             deadline,
+            // Daviplata has no status query: nothing to ask with later.
+            context: None,
         };
         self.idempotency
             .once(claim, |attempt| call(attempt.transaction_id))

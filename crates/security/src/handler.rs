@@ -212,6 +212,7 @@ impl Core {
             fingerprint: self.idempotency.fingerprint(op.name, &unkeyed),
             transaction_id: Proposed::Reserve(&reserve),
             deadline,
+            context: Some(consulta_context(&request)),
         };
         self.idempotency
             .once(claim, |attempt| {
@@ -285,6 +286,17 @@ impl Core {
                 answered.http == row.http && answered.code == row.code && answered.kind == row.kind
             })
     }
+}
+
+/// What a consulta of this withdrawal needs later, kept in its sealed record: the request
+/// without its key and without the customer's code.
+fn consulta_context(request: &WithdrawWithOtpRequest) -> String {
+    let identifying = WithdrawWithOtpRequest {
+        idempotency_key: String::new(),
+        otp: String::new(),
+        ..request.clone()
+    };
+    hex::encode(prost::Message::encode_to_vec(&identifying))
 }
 
 /// One withdrawal as the bank is sent it: the create, and the consulta that asks what
