@@ -392,7 +392,7 @@ pub enum Begin {
 pub struct Ticket {
     key: String,
     claimed: String,
-    record: Record,
+    record: Box<Record>,
     after_unknown: bool,
 }
 
@@ -686,7 +686,7 @@ impl Idempotency {
         Ok(Ok(Ticket {
             key: key.to_owned(),
             claimed,
-            record,
+            record: Box::new(record),
             after_unknown: false,
         }))
     }
@@ -739,7 +739,7 @@ impl Idempotency {
         Ok(Some(Ticket {
             key: key.to_owned(),
             claimed: encoded,
-            record: next,
+            record: Box::new(next),
             after_unknown: true,
         }))
     }
@@ -766,7 +766,7 @@ impl Idempotency {
             Ending::Final(outcome) => {
                 let record = Record {
                     state: State::Done { outcome },
-                    ..ticket.record.clone()
+                    ..(*ticket.record).clone()
                 };
                 (
                     self.settle_ticket(&ticket, &record, Keep::For(self.ttl))
