@@ -181,6 +181,51 @@ async fn a_consulta_the_bank_takes_for_a_create_pays_nothing_unless_it_carries_t
     }
 }
 
+/// A withdrawal whose answer was lost is asked about by the reconciler without waiting for
+/// its caller: the bank's approval settles the key, the caller's retry is answered from the
+/// ledger, and the consulta carried no customer code.
+#[tokio::test]
+async fn the_reconciler_settles_a_lost_withdrawal_before_its_caller_retries() {
+    let app = spawn_app_with(|config| {
+        let security = config.security.as_mut().expect("security");
+        security.access_token = Some(sec::TOKEN.to_owned().into());
+        security.withdrawal_reconciliation.every = Duration::from_millis(300);
+    })
+    .await;
+    let request = lost_withdrawal(&app, "reconciled", true).await;
+    assert_eq!(withdrawals(&app).await, (1, 0, 1), "the bank paid once");
+    let mut settled = false;
+    for _ in 0..100 {
+        if unknown(&app, "pasarela.security.v1").await.is_empty() {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(settled, "the reconciler settled the key");
+    assert_eq!(
+        withdrawals(&app).await,
+        (1, 1, 1),
+        "one consulta, nothing created"
+    );
+    let consulta = app.last_call("bcs", "POST", S18_PATH).await;
+    assert!(
+        body_of(&consulta)["trn"]["otp"].get("otpValue").is_none(),
+        "no code in the reconciler's consulta: {consulta}"
+    );
+    let answered = sec::client(&app)
+        .withdraw_with_otp(request)
+        .await
+        .expect("the retry is answered from the ledger")
+        .into_inner();
+    assert!(!answered.approval_id.is_empty());
+    assert_eq!(withdrawals(&app).await, (1, 1, 1), "the retry sent nothing");
+    assert!(
+        app.logs()
+            .contains("unknown outcome settled by the provider's answer")
+    );
+}
+
 #[tokio::test]
 async fn a_lost_withdrawal_is_learnt_by_a_consulta_whether_or_not_the_bank_deduplicates() {
     for dedup in [true, false] {

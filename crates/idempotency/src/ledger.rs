@@ -96,10 +96,10 @@ pub type Settler =
     fn(operation: &str, transaction_id: &str, approval: &Approval) -> Result<Outcome, SettleError>;
 
 /// An unknown outcome's record as read, with what the store held.
-struct Found {
-    key: String,
-    existing: String,
-    record: Record,
+pub(crate) struct Found {
+    pub(crate) key: String,
+    pub(crate) existing: String,
+    pub(crate) record: Record,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +157,23 @@ impl Ledger {
     /// Every key whose outcome is unknown, oldest first; keys that became final or expired
     /// leave the open set on the way.
     pub async fn outstanding(&self) -> StoreResult<Vec<Outstanding>> {
+        let mut found: Vec<Outstanding> = self
+            .unknown_records()
+            .await?
+            .into_iter()
+            .map(|found| outstanding(&found.key, found.record))
+            .collect();
+        found.sort_by_key(|entry| entry.first_attempt);
+        Ok(found)
+    }
+
+    pub(crate) fn idempotency(&self) -> &Idempotency {
+        &self.idempotency
+    }
+
+    /// Every key whose outcome is unknown, as read; keys that became final or expired
+    /// leave the open set on the way.
+    pub(crate) async fn unknown_records(&self) -> StoreResult<Vec<Found>> {
         let store = &self.idempotency.store;
         let open = self.idempotency.open_set();
         let now = now_ms();
@@ -166,18 +183,21 @@ impl Ledger {
             let record = value
                 .as_deref()
                 .and_then(|value| self.idempotency.decode(&key, value).ok());
-            match record {
-                Some(record) if record.is_unknown(now) => found.push(outstanding(&key, record)),
-                Some(record) if matches!(record.state, State::InFlight { .. }) => {}
+            match (record, value) {
+                (Some(record), Some(existing)) if record.is_unknown(now) => found.push(Found {
+                    key,
+                    existing,
+                    record,
+                }),
+                (Some(record), _) if matches!(record.state, State::InFlight { .. }) => {}
                 // Final, freed or expired: it leaves the set unless it changed meanwhile.
-                _ => {
+                (_, value) => {
                     store
                         .untrack_if(&open, &key, &key, value.as_deref())
                         .await?;
                 }
             }
         }
-        found.sort_by_key(|entry| entry.first_attempt);
         Ok(found)
     }
 

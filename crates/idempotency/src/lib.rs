@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod askable;
 mod config;
 mod ledger;
 mod memory;
@@ -34,6 +35,7 @@ use pasarela_provider::{Delivery, Fate, ProviderError, Violations};
 
 pub use metrics::IdempotencyMetrics;
 
+pub use askable::Askable;
 pub use config::{IdempotencyConfig, StoreKind, open_store};
 pub use ledger::{Approval, Ledger, Outstanding, SettleError, Settlement, Settler};
 pub use memory::MemoryStore;

@@ -110,6 +110,10 @@ pub struct Reconciliation {
     pub quiet_period: Option<std::time::Duration>,
     /// What a consulta carries. The spec prints no consulta body.
     pub consulta_body: ConsultaBody,
+    /// How often unknown withdrawals are asked about without waiting for their callers
+    /// (each key less and less often, one replica at a time); `0s` turns it off.
+    #[serde(with = "humantime_serde")]
+    pub every: std::time::Duration,
 }
 
 /// The body of S18 sent as a consulta.
@@ -152,6 +156,7 @@ impl Default for Reconciliation {
             not_found: Vec::new(),
             quiet_period: None,
             consulta_body: ConsultaBody::Identifying,
+            every: std::time::Duration::from_secs(60),
         }
     }
 }

@@ -26,9 +26,10 @@ use crate::bcs::fields;
 use crate::bcs::invoker::{ACTION_CREATE, ACTION_READ, bank_now};
 use crate::bcs::wire::{self, Outgoing, Unreadable};
 use crate::config::{
-    HoldsQuery, InvokerFields, PasswordStatusValues, ProviderCode, Reconciliation,
+    ConsultaBody, HoldsQuery, InvokerFields, PasswordStatusValues, ProviderCode, Reconciliation,
     ReconciliationMode,
 };
+use crate::reconciler::{self, Reconciler};
 
 /// Idempotency records of withdrawals. Whether the bank may have paid is the `Delivery`
 /// each failure carries, set where the answer was read (`bcs::errors`).
@@ -46,7 +47,7 @@ pub struct Security {
 }
 
 struct Core {
-    bcs: Bcs,
+    bcs: Arc<Bcs>,
     /// Budgets of the customers whose secrets the bank checks, across every caller.
     attempts: SecretAttempts,
     idempotency: Idempotency,
@@ -55,6 +56,8 @@ struct Core {
     quiet_period: Duration,
     holds_query: HoldsQuery,
     password_status_values: PasswordStatusValues,
+    /// Asks the bank about unknown withdrawals while the service lives.
+    _reconciler: Option<Arc<Reconciler>>,
 }
 
 /// Whose secrets these are: the bank's customers, in the holders' budgets.
@@ -83,40 +86,34 @@ impl Security {
         let idempotency_config = config.idempotency.clone();
         let (holds_query, password_status_values) =
             (config.holds_query, config.password_status_values);
-        let bcs = Bcs::new(config, Arc::clone(&store))?;
+        let bcs = Arc::new(Bcs::new(config, Arc::clone(&store))?);
         // A claim outlives its call before a repeat may take it over.
         let lease = idempotency_config.lease_or(bcs.ceiling())?;
         let quiet_period = reconciliation.quiet_period.unwrap_or(bcs.ceiling() * 3);
+        let idempotency =
+            Idempotency::new(store, seal, IDEMPOTENCY, ttl, lease, on_unknown, metrics)
+                .with_max_open_per_caller(max_open_per_caller);
+        let reconciler = reconciler_of(&reconciliation, &idempotency, &bcs);
+        if let Some(reconciler) = &reconciler {
+            reconciler::spawn(Arc::downgrade(reconciler), reconciler.every);
+        }
         Ok(Self {
             core: Arc::new(Core {
-                idempotency: Idempotency::new(
-                    store,
-                    seal,
-                    IDEMPOTENCY,
-                    ttl,
-                    lease,
-                    on_unknown,
-                    metrics,
-                )
-                .with_max_open_per_caller(max_open_per_caller),
+                idempotency,
                 bcs,
                 attempts,
                 reconciliation,
                 quiet_period,
                 holds_query,
                 password_status_values,
+                _reconciler: reconciler,
             }),
         })
     }
 
     /// The service's idempotency records, for the operators' reconciliation API.
     pub fn ledger(&self) -> Ledger {
-        Ledger::new(
-            SERVICE,
-            &[client::WITHDRAW_WITH_OTP.name],
-            self.core.idempotency.clone(),
-            settled,
-        )
+        ledger_of(&self.core.idempotency)
     }
 
     /// Runs `op` with the request `build` makes; the bank's answer `W` becomes the proto
@@ -286,6 +283,36 @@ impl Core {
                 answered.http == row.http && answered.code == row.code && answered.kind == row.kind
             })
     }
+}
+
+fn ledger_of(idempotency: &Idempotency) -> Ledger {
+    Ledger::new(
+        SERVICE,
+        &[client::WITHDRAW_WITH_OTP.name],
+        idempotency.clone(),
+        settled,
+    )
+}
+
+/// The reconciler the settings ask for: one that asks the bank (`mode = "query"`) on a
+/// schedule (`every` above zero) with consultas that need no customer code (the code is
+/// never kept, so `consulta_body = "create"` leaves keys to their callers' retries).
+fn reconciler_of(
+    settings: &Reconciliation,
+    idempotency: &Idempotency,
+    bcs: &Arc<Bcs>,
+) -> Option<Arc<Reconciler>> {
+    let asks = settings.mode == ReconciliationMode::Query
+        && settings.consulta_body == ConsultaBody::Identifying
+        && !settings.every.is_zero();
+    asks.then(|| {
+        Arc::new(Reconciler {
+            ledger: ledger_of(idempotency),
+            bcs: Arc::clone(bcs),
+            every: settings.every,
+            holder: uuid::Uuid::new_v4().to_string(),
+        })
+    })
 }
 
 /// What a consulta of this withdrawal needs later, kept in its sealed record: the request

@@ -7,6 +7,7 @@ pub mod bcs;
 pub mod config;
 mod handler;
 pub mod probe;
+mod reconciler;
 
 pub use config::{Config, InvokerFields, Paths};
 pub use handler::Security;

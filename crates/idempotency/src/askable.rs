@@ -1,0 +1,103 @@
+//! What a service's reconciler reads and writes: the unknown outcomes it can ask its
+//! provider about (those whose claim kept a context), the lease that lets one replica ask
+//! at a time, and the outcome the provider's answer proves.
+
+use std::time::{Duration, SystemTime};
+
+use super::ledger::{Found, Ledger, SettleError};
+use super::{Keep, Outcome, Record, State, StoreResult};
+
+/// An unknown outcome a service may ask about.
+pub struct Askable {
+    found: Found,
+}
+
+impl Askable {
+    /// The hash under which the key is stored, as operators see it.
+    pub fn key_hash(&self) -> &str {
+        self.found.key.rsplit(':').next().unwrap_or_default()
+    }
+
+    /// The transaction id every attempt under the key sent.
+    pub fn transaction_id(&self) -> &str {
+        &self.found.record.transaction_id
+    }
+
+    /// What the service kept of the request ([`crate::Claim::context`]).
+    pub fn context(&self) -> &str {
+        self.found.record.context.as_deref().unwrap_or_default()
+    }
+
+    /// When the outcome was found unknown, if it was.
+    pub fn unknown_since(&self) -> Option<SystemTime> {
+        self.found
+            .record
+            .unknown_since_ms
+            .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+    }
+}
+
+impl Ledger {
+    /// The unknown outcomes of `operation` whose claims kept a context to ask with.
+    pub async fn askable(&self, operation: &str) -> StoreResult<Vec<Askable>> {
+        Ok(self
+            .unknown_records()
+            .await?
+            .into_iter()
+            .filter(|found| found.record.operation == operation && found.record.context.is_some())
+            .map(|found| Askable { found })
+            .collect())
+    }
+
+    /// Takes or renews this ledger's lease `name` for `holder` (see [`crate::Store::lease`]).
+    pub async fn lease(&self, name: &str, holder: &str, ttl: Duration) -> StoreResult<bool> {
+        let name = format!("{}:{name}", self.idempotency().scope.keys);
+        self.idempotency().store.lease(&name, holder, ttl).await
+    }
+
+    /// Makes `outcome`, proven by the provider's own answer, the key's outcome, if the key
+    /// still holds what was read; an audit line says so.
+    pub async fn resolve(&self, asked: Askable, outcome: Outcome) -> Result<(), SettleError> {
+        let idempotency = self.idempotency();
+        let Found {
+            key,
+            existing,
+            record,
+        } = asked.found;
+        let done = Record {
+            state: State::Done { outcome },
+            proposal: None,
+            ..record
+        };
+        let replaced = idempotency
+            .store
+            .replace(
+                &key,
+                &existing,
+                &idempotency.encode(&key, &done),
+                Keep::For(idempotency.ttl),
+            )
+            .await
+            .map_err(SettleError::Store)?;
+        if !replaced {
+            return Err(SettleError::NotUnknown);
+        }
+        idempotency
+            .store
+            .untrack(&idempotency.open_set(), &key)
+            .await
+            .map_err(SettleError::Store)?;
+        tracing::info!(
+            target: "audit",
+            operator = "reconciler",
+            service = self.service,
+            operation = %done.operation,
+            key_hash = key.rsplit(':').next().unwrap_or_default(),
+            transaction_id = %done.transaction_id,
+            settlement = "succeeded",
+            "unknown outcome settled by the provider's answer"
+        );
+        self.count().await;
+        Ok(())
+    }
+}
