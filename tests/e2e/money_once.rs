@@ -226,6 +226,40 @@ async fn the_reconciler_settles_a_lost_withdrawal_before_its_caller_retries() {
     );
 }
 
+/// Two replicas sharing a ledger, each with its reconciler: the lease lets one ask at a
+/// time, so the bank is asked once about the lost withdrawal.
+#[tokio::test]
+async fn replicas_sharing_a_ledger_ask_the_bank_once_about_a_lost_withdrawal() {
+    let db = TestPostgres::start().await;
+    let often = |config: &mut pasarela_server::Config| {
+        sec::shares_ledger(config, &db);
+        let security = config.security.as_mut().expect("security");
+        security.withdrawal_reconciliation.every = Duration::from_millis(200);
+    };
+    let app = spawn_app_with(often).await;
+    let mut config = pasarela_server::dev::config_for(&app.sandbox, None).expect("dev config");
+    config.listen = ([127, 0, 0, 1], 0).into();
+    config.admin_listen = None;
+    often(&mut config);
+    let replica = pasarela_server::app::start(config)
+        .await
+        .expect("second replica starts");
+    lost_withdrawal(&app, "reconciled-once", true).await;
+    let mut settled = false;
+    for _ in 0..100 {
+        if unknown(&app, "pasarela.security.v1").await.is_empty() {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(settled, "a reconciler settled the key");
+    // Rounds of both replicas go by: none asks again.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(withdrawals(&app).await, (1, 1, 1), "one consulta in all");
+    replica.shutdown().await.expect("stops");
+}
+
 #[tokio::test]
 async fn a_lost_withdrawal_is_learnt_by_a_consulta_whether_or_not_the_bank_deduplicates() {
     for dedup in [true, false] {
