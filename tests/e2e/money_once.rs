@@ -517,6 +517,12 @@ async fn daviplata_dedups(app: &TestApp, dedup: bool) {
 async fn lost_charge(app: &TestApp, key: &str) {
     let mut client = rp::client(app);
     subscribe(&mut client, WALLET, 1_000_000).await;
+    lose_charge(app, &mut client, key).await;
+    assert_eq!(app.daviplata_counter("payments_made").await, 1);
+}
+
+/// A charge under `key` that Daviplata makes and whose answer is lost.
+async fn lose_charge(app: &TestApp, client: &mut rp::Client, key: &str) {
     app.inject_once(
         "daviplata",
         PAYMENT_PATH,
@@ -528,7 +534,6 @@ async fn lost_charge(app: &TestApp, key: &str) {
         .await
         .unwrap_err();
     assert_eq!(reason(&lost), "PROVIDER_OUTCOME_UNKNOWN");
-    assert_eq!(app.daviplata_counter("payments_made").await, 1);
 }
 
 #[tokio::test]
@@ -887,17 +892,7 @@ async fn a_caller_holding_its_maximum_of_open_keys_is_refused_while_others_go_on
     let mut client = rp::client(&app);
     subscribe(&mut client, WALLET, 1_000_000).await;
     for i in 0..2 {
-        app.inject_once(
-            "daviplata",
-            PAYMENT_PATH,
-            json!({ "type": "drop", "after_handler": true }),
-        )
-        .await;
-        let lost = client
-            .charge_subscription(charge(&format!("quota-order-{i}"), WALLET, 25_000))
-            .await
-            .unwrap_err();
-        assert_eq!(reason(&lost), "PROVIDER_OUTCOME_UNKNOWN");
+        lose_charge(&app, &mut client, &format!("quota-order-{i}")).await;
     }
     let paid = app.daviplata_counter("payments_made").await;
     let refused = client
@@ -963,17 +958,7 @@ async fn unknown_outcomes_are_listed_a_page_at_a_time_and_filtered() {
     let mut client = rp::client(&app);
     subscribe(&mut client, WALLET, 1_000_000).await;
     for i in 0..5 {
-        app.inject_once(
-            "daviplata",
-            PAYMENT_PATH,
-            json!({ "type": "drop", "after_handler": true }),
-        )
-        .await;
-        let lost = client
-            .charge_subscription(charge(&format!("paged-order-{i}"), WALLET, 25_000))
-            .await
-            .unwrap_err();
-        assert_eq!(reason(&lost), "PROVIDER_OUTCOME_UNKNOWN");
+        lose_charge(&app, &mut client, &format!("paged-order-{i}")).await;
     }
     let mut operator = operator(&app);
     let mut seen = Vec::new();

@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::ledger::{Found, Ledger, SettleError};
-use super::{Keep, Outcome, Record, State, StoreResult};
+use super::{Outcome, StoreResult};
 
 /// An unknown outcome a service may ask about.
 pub struct Askable {
@@ -58,42 +58,19 @@ impl Ledger {
     /// Makes `outcome`, proven by the provider's own answer, the key's outcome, if the key
     /// still holds what was read; an audit line says so.
     pub async fn resolve(&self, asked: Askable, outcome: Outcome) -> Result<(), SettleError> {
-        let idempotency = self.idempotency();
-        let Found {
-            key,
-            existing,
-            record,
-        } = asked.found;
-        let done = Record {
-            state: State::Done { outcome },
-            proposal: None,
-            ..record
-        };
-        let replaced = idempotency
-            .store
-            .replace(
-                &key,
-                &existing,
-                &idempotency.encode(&key, &done),
-                Keep::For(idempotency.ttl),
-            )
-            .await
-            .map_err(SettleError::Store)?;
-        if !replaced {
-            return Err(SettleError::NotUnknown);
-        }
-        idempotency
-            .store
-            .untrack(&idempotency.open_set(), &key)
-            .await
-            .map_err(SettleError::Store)?;
+        let (operation, transaction_id) = (
+            asked.found.record.operation.clone(),
+            asked.found.record.transaction_id.clone(),
+        );
+        let key_hash = asked.key_hash().to_owned();
+        self.record_done(asked.found, outcome).await?;
         tracing::info!(
             target: "audit",
             operator = "reconciler",
             service = self.service,
-            operation = %done.operation,
-            key_hash = key.rsplit(':').next().unwrap_or_default(),
-            transaction_id = %done.transaction_id,
+            operation = %operation,
+            key_hash = %key_hash,
+            transaction_id = %transaction_id,
             settlement = "succeeded",
             "unknown outcome settled by the provider's answer"
         );

@@ -366,63 +366,75 @@ impl Ledger {
         found: Found,
         settlement: &Settlement,
     ) -> Result<(), SettleError> {
+        match settlement {
+            Settlement::Succeeded(approval) => {
+                let outcome = (self.settler)(operation, &found.record.transaction_id, approval)?;
+                self.record_done(found, outcome).await
+            }
+            Settlement::NotDone => self.free(found).await,
+        }
+    }
+
+    /// Makes `outcome` the key's (replayed from now on), if the key still holds what was
+    /// found; it leaves the open set.
+    pub(crate) async fn record_done(
+        &self,
+        found: Found,
+        outcome: Outcome,
+    ) -> Result<(), SettleError> {
         let Found {
             key,
             existing,
             record,
         } = found;
         let idempotency = &self.idempotency;
-        let store = &idempotency.store;
-        let open = idempotency.open_set();
-        let settled = match settlement {
-            Settlement::Succeeded(approval) => {
-                let outcome = (self.settler)(operation, &record.transaction_id, approval)?;
-                let done = Record {
-                    state: State::Done { outcome },
-                    proposal: None,
-                    ..record
-                };
-                let replaced = store
-                    .replace(
-                        &key,
-                        &existing,
-                        &idempotency.encode(&key, &done),
-                        Keep::For(idempotency.ttl),
-                    )
-                    .await
-                    .map_err(SettleError::Store)?;
-                if replaced {
-                    store
-                        .untrack(&open, &key)
-                        .await
-                        .map_err(SettleError::Store)?;
-                }
-                replaced
-            }
-            Settlement::NotDone => {
-                store
-                    .untrack(&open, &key)
-                    .await
-                    .map_err(SettleError::Store)?;
-                let removed = store
-                    .remove(&key, &existing)
-                    .await
-                    .map_err(SettleError::Store)?;
-                if !removed {
-                    // A retry took the key meanwhile: it stays listed.
-                    store
-                        .track(&open, &key, &crate::owner_of(&record.caller))
-                        .await
-                        .map_err(SettleError::Store)?;
-                }
-                removed
-            }
+        let done = Record {
+            state: State::Done { outcome },
+            proposal: None,
+            ..record
         };
-        if settled {
-            Ok(())
-        } else {
-            Err(SettleError::NotUnknown)
+        let encoded = idempotency.encode(&key, &done);
+        let store = &idempotency.store;
+        let replaced = store
+            .replace(&key, &existing, &encoded, Keep::For(idempotency.ttl))
+            .await
+            .map_err(SettleError::Store)?;
+        if !replaced {
+            return Err(SettleError::NotUnknown);
         }
+        store
+            .untrack(&idempotency.open_set(), &key)
+            .await
+            .map_err(SettleError::Store)
+    }
+
+    /// Frees the key (the provider did not act), if it still holds what was found: the
+    /// caller's next retry runs afresh.
+    async fn free(&self, found: Found) -> Result<(), SettleError> {
+        let Found {
+            key,
+            existing,
+            record,
+        } = found;
+        let store = &self.idempotency.store;
+        let open = self.idempotency.open_set();
+        store
+            .untrack(&open, &key)
+            .await
+            .map_err(SettleError::Store)?;
+        let removed = store
+            .remove(&key, &existing)
+            .await
+            .map_err(SettleError::Store)?;
+        if removed {
+            return Ok(());
+        }
+        // A retry took the key meanwhile: it stays listed.
+        store
+            .track(&open, &key, &crate::owner_of(&record.caller))
+            .await
+            .map_err(SettleError::Store)?;
+        Err(SettleError::NotUnknown)
     }
 
     /// Sets the gauge of unknown outcomes from the store; a store that cannot be read

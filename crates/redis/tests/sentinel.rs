@@ -16,38 +16,27 @@ use tokio::net::TcpListener;
 /// Every byte a listener received, across its connections.
 type Heard = Arc<Mutex<Vec<u8>>>;
 
-/// A Sentinel in clear that answers `AUTH` and `CLIENT` with `+OK` and names `primary` as
-/// every master; answers what it heard.
-async fn fake_sentinel(primary: SocketAddr) -> (SocketAddr, Heard) {
+/// A server in clear that records every byte it is sent and answers each read with what
+/// `answer` makes of it.
+async fn recording_server(
+    answer: impl Fn(&str) -> String + Clone + Send + 'static,
+) -> (SocketAddr, Heard) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let heard = Heard::default();
     let log = Arc::clone(&heard);
     tokio::spawn(async move {
         while let Ok((mut tcp, _)) = listener.accept().await {
-            let log = Arc::clone(&log);
+            let (log, answer) = (Arc::clone(&log), answer.clone());
             tokio::spawn(async move {
                 let mut buffer = vec![0u8; 4096];
                 while let Ok(n) = tcp.read(&mut buffer).await {
                     if n == 0 {
                         return;
                     }
-                    let chunk = &buffer[..n];
-                    log.lock().unwrap().extend_from_slice(chunk);
-                    let text = String::from_utf8_lossy(chunk).to_ascii_uppercase();
-                    let mut answer = String::new();
-                    for _ in text.matches("AUTH").chain(text.matches("CLIENT")) {
-                        answer.push_str("+OK\r\n");
-                    }
-                    if text.contains("SENTINEL") {
-                        let (host, port) = (primary.ip().to_string(), primary.port().to_string());
-                        answer.push_str(&format!(
-                            "*2\r\n${}\r\n{host}\r\n${}\r\n{port}\r\n",
-                            host.len(),
-                            port.len()
-                        ));
-                    }
-                    if tcp.write_all(answer.as_bytes()).await.is_err() {
+                    log.lock().unwrap().extend_from_slice(&buffer[..n]);
+                    let reply = answer(&String::from_utf8_lossy(&buffer[..n]));
+                    if tcp.write_all(reply.as_bytes()).await.is_err() {
                         return;
                     }
                 }
@@ -57,28 +46,31 @@ async fn fake_sentinel(primary: SocketAddr) -> (SocketAddr, Heard) {
     (addr, heard)
 }
 
+/// A Sentinel in clear that answers `AUTH` and `CLIENT` with `+OK` and names `primary` as
+/// every master; answers what it heard.
+async fn fake_sentinel(primary: SocketAddr) -> (SocketAddr, Heard) {
+    recording_server(move |text| {
+        let text = text.to_ascii_uppercase();
+        let mut answer = String::new();
+        for _ in text.matches("AUTH").chain(text.matches("CLIENT")) {
+            answer.push_str("+OK\r\n");
+        }
+        if text.contains("SENTINEL") {
+            let (host, port) = (primary.ip().to_string(), primary.port().to_string());
+            answer.push_str(&format!(
+                "*2\r\n${}\r\n{host}\r\n${}\r\n{port}\r\n",
+                host.len(),
+                port.len()
+            ));
+        }
+        answer
+    })
+    .await
+}
+
 /// A host that records what it is sent and answers nothing useful.
 async fn foreign_host() -> (SocketAddr, Heard) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let heard = Heard::default();
-    let log = Arc::clone(&heard);
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            let log = Arc::clone(&log);
-            tokio::spawn(async move {
-                let mut buffer = vec![0u8; 4096];
-                while let Ok(n) = tcp.read(&mut buffer).await {
-                    if n == 0 {
-                        return;
-                    }
-                    log.lock().unwrap().extend_from_slice(&buffer[..n]);
-                    let _ = tcp.write_all(b"-ERR not redis\r\n").await;
-                }
-            });
-        }
-    });
-    (addr, heard)
+    recording_server(|_| "-ERR not redis\r\n".to_owned()).await
 }
 
 fn said(heard: &Heard, text: &str) -> bool {

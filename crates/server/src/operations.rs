@@ -123,7 +123,7 @@ impl OperationsService for Operations {
         &self,
         request: Request<pb::SettleUnknownOutcomeRequest>,
     ) -> Result<Response<pb::SettleUnknownOutcomeResponse>, Status> {
-        let operator = Principal::key_of(&request);
+        let operator = named_operator(&request)?;
         let request = request.into_inner();
         let settlement = checked(&request)?;
         let ledger = self.ledger(&request.service)?;
@@ -214,8 +214,9 @@ impl OperationsService for Operations {
     }
 }
 
-/// The identity of the operator calling: four eyes need two known ones, so a call without a
-/// principal (a method exempted from authentication) is refused.
+/// The identity of the operator calling: a settlement names who made it, and four eyes
+/// need two known ones, so a call without a principal (a method exempted from
+/// authentication) is refused.
 fn named_operator<T>(request: &Request<T>) -> Result<String, Status> {
     match request.extensions().get::<Principal>() {
         Some(principal) => Ok(principal.key()),
@@ -224,7 +225,7 @@ fn named_operator<T>(request: &Request<T>) -> Result<String, Status> {
             reasons::SECOND_APPROVER_REQUIRED,
             DOMAIN,
         )
-        .message("proposing or approving a settlement needs an authenticated operator")
+        .message("settling an unknown outcome needs an authenticated operator")
         .into()),
     }
 }
