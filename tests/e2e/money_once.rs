@@ -62,6 +62,7 @@ async fn settle(
             key_hash: outcome.key_hash.clone(),
             settlement: Some(settlement),
             note: "INC-42".into(),
+            override_provider: false,
         })
         .await
         .map(|answer| answer.into_inner().settled.expect("the settled key"))
@@ -79,6 +80,7 @@ fn proposal_of(request: SettleUnknownOutcomeRequest) -> ProposeSettlementRequest
             Settlement::NotDone(not_done) => Proposed::NotDone(not_done),
         }),
         note: request.note,
+        override_provider: request.override_provider,
     }
 }
 
@@ -400,8 +402,49 @@ async fn a_consulta_answered_in_another_reading_leaves_the_key_for_an_operator()
         .expect("a settled key runs afresh")
         .into_inner();
     assert_ne!(paid.tx_id, entry.provider_transaction_id, "a new TxId");
-    assert_eq!(withdrawals(&app).await, (1, 2, 1));
+    // The settlement asked the bank once more before it was accepted.
+    assert_eq!(withdrawals(&app).await, (1, 3, 1));
     assert!(app.logs().contains("unknown outcome settled"));
+}
+
+/// Before an operator's settlement of a withdrawal is accepted, the bank is asked: one its
+/// answer contradicts is refused, unless the operator overrides it, which the audit line
+/// says.
+#[tokio::test]
+async fn a_settlement_the_bank_contradicts_is_refused_unless_overridden() {
+    let app = spawn_app_with(|config| {
+        let security = config.security.as_mut().expect("security");
+        security.access_token = Some(sec::TOKEN.to_owned().into());
+        // No rounds: the operator's settlement is what asks the bank here.
+        security.withdrawal_reconciliation.every = Duration::ZERO;
+    })
+    .await;
+    lost_withdrawal(&app, "paid-then-lost", true).await;
+    assert_eq!(withdrawals(&app).await, (1, 0, 1), "the bank paid");
+    let entry = unknown(&app, "pasarela.security.v1").await.remove(0);
+    for settlement in [Settlement::NotDone(NotDone {}), succeeded("1", "")] {
+        let refused = settle(&app, &entry, settlement).await.unwrap_err();
+        assert_eq!(
+            (refused.code(), reason(&refused).as_str()),
+            (Code::FailedPrecondition, "PROVIDER_CONTRADICTS_SETTLEMENT"),
+            "{refused:?}"
+        );
+    }
+    operator(&app)
+        .settle_unknown_outcome(SettleUnknownOutcomeRequest {
+            service: entry.service.clone(),
+            operation: entry.operation.clone(),
+            key_hash: entry.key_hash.clone(),
+            settlement: Some(Settlement::NotDone(NotDone {})),
+            note: "INC-9: the bank's back office reversed it".into(),
+            override_provider: true,
+        })
+        .await
+        .expect("an override is accepted");
+    let audited = app.logs().lines().any(|line| {
+        line.contains("unknown outcome settled") && line.contains("contradicted, overridden")
+    });
+    assert!(audited, "the audit line names the override");
 }
 
 #[tokio::test]
@@ -753,6 +796,7 @@ async fn the_reconciliation_api_has_its_own_scopes_and_a_gauge() {
             key_hash: listed[0].key_hash.clone(),
             settlement: Some(Settlement::NotDone(NotDone {})),
             note: String::new(),
+            override_provider: false,
         })
         .await
         .unwrap_err();
@@ -798,6 +842,7 @@ async fn a_settlement_takes_a_second_operators_approval() {
         key_hash: entry.key_hash.clone(),
         settlement: Some(succeeded("0000000000004242", "")),
         note: "INC-77: in Daviplata's report".into(),
+        override_provider: false,
     };
     let alone = alice
         .settle_unknown_outcome(request.clone())
@@ -1252,6 +1297,7 @@ async fn a_replica_killed_mid_call_leaves_money_moved_at_most_once() {
             key_hash: entry.key_hash.clone(),
             settlement: Some(succeeded("0000000000000001", "")),
             note: "INC-7: approved in Daviplata's report".into(),
+            override_provider: false,
         }))
         .await
         .expect("proposed")

@@ -4,12 +4,50 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::ledger::{Found, Ledger, SettleError};
+use futures::future::BoxFuture;
+
+use super::ledger::{Found, Ledger, SettleError, Settlement};
 use super::{Outcome, StoreResult};
+
+/// What a provider says, asked about a call whose outcome is unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Testimony {
+    /// It executed the call, under this approval number.
+    Approved(String),
+    /// It has no such call (an answer the configuration says means so).
+    NoSuchCall,
+    /// It could not say (a refusal of another kind, a timeout): nothing is concluded.
+    Inconclusive(String),
+}
+
+/// A service that can ask its provider about a call it kept a context for.
+pub trait Witness: Send + Sync {
+    fn ask<'a>(&'a self, asked: &'a Askable) -> BoxFuture<'a, Testimony>;
+}
+
+impl Testimony {
+    /// How the provider's word contradicts `settlement`, if it does.
+    pub(crate) fn contradicts(&self, settlement: &Settlement) -> Option<String> {
+        match (self, settlement) {
+            (Testimony::Approved(number), Settlement::Succeeded(approval))
+                if *number != approval.approval_number =>
+            {
+                Some(format!("the provider approved it under {number}"))
+            }
+            (Testimony::Approved(number), Settlement::NotDone) => {
+                Some(format!("the provider approved it under {number}"))
+            }
+            (Testimony::NoSuchCall, Settlement::Succeeded(_)) => {
+                Some("the provider has no such call".to_owned())
+            }
+            _ => None,
+        }
+    }
+}
 
 /// An unknown outcome a service may ask about.
 pub struct Askable {
-    found: Found,
+    pub(crate) found: Found,
 }
 
 impl Askable {

@@ -2,8 +2,10 @@
 //! and settled — as succeeded (the response a service builds from the provider's approval,
 //! replayed from then on) or as not done (the key freed, so that a retry runs afresh).
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::askable::{Askable, Testimony, Witness};
 use super::proposal::{self, Pending, Proposal, Stored};
 use super::{Idempotency, Keep, Outcome, Record, State, StoreResult, StoreUnavailable, now_ms};
 use pasarela_provider::metrics::{OperationLabels, ProviderLabels};
@@ -95,6 +97,18 @@ fn shaped(
 pub type Settler =
     fn(operation: &str, transaction_id: &str, approval: &Approval) -> Result<Outcome, SettleError>;
 
+/// One operator's settlement of one key, as asked.
+#[derive(Debug, Clone, Copy)]
+pub struct Settling<'a> {
+    pub operation: &'a str,
+    pub key_hash: &'a str,
+    pub settlement: &'a Settlement,
+    pub operator: &'a str,
+    pub note: &'a str,
+    /// Settles against the provider's word, which the audit line then says.
+    pub overriding: bool,
+}
+
 /// An unknown outcome's record as read, with what the store held.
 pub(crate) struct Found {
     pub(crate) key: String,
@@ -123,6 +137,10 @@ pub enum SettleError {
     ProposalExpired,
     #[error("a settlement is approved by another operator than its proposer")]
     SameOperator,
+    #[error(
+        "the provider contradicts this settlement: {0}; settle it as the provider says, or override"
+    )]
+    Contradicted(String),
 }
 
 /// One service's idempotency records as an operator sees them.
@@ -134,6 +152,8 @@ pub struct Ledger {
     pub operations: &'static [&'static str],
     idempotency: Idempotency,
     settler: Settler,
+    /// Asks the provider before a settlement is accepted, where it can be asked.
+    witness: Option<Arc<dyn Witness>>,
 }
 
 impl Ledger {
@@ -148,10 +168,48 @@ impl Ledger {
             operations,
             idempotency,
             settler,
+            witness: None,
         };
         // Each operation's gauge exists from start-up, at zero until the first count.
         ledger.publish(&[]);
         ledger
+    }
+
+    /// Asks `witness` about a key before any settlement of it is accepted: one its
+    /// provider contradicts is refused unless the operator overrides it.
+    pub fn with_witness(mut self, witness: Arc<dyn Witness>) -> Self {
+        self.witness = Some(witness);
+        self
+    }
+
+    /// What the provider says of `found` against `settlement`: `Err` when it contradicts
+    /// it and nobody overrode that; else a note for the audit line.
+    async fn hear(
+        &self,
+        found: Found,
+        settlement: &Settlement,
+        overridden: bool,
+    ) -> Result<(Found, &'static str), SettleError> {
+        let Some(witness) = &self.witness else {
+            return Ok((found, "not asked"));
+        };
+        if found.record.context.is_none() {
+            return Ok((found, "not asked"));
+        }
+        let asked = Askable { found };
+        let testimony = witness.ask(&asked).await;
+        let found = asked.found;
+        match (testimony.contradicts(settlement), overridden) {
+            (Some(why), false) => Err(SettleError::Contradicted(why)),
+            (Some(_), true) => Ok((found, "contradicted, overridden")),
+            (None, _) => Ok((
+                found,
+                match testimony {
+                    Testimony::Inconclusive(_) => "inconclusive",
+                    _ => "agrees",
+                },
+            )),
+        }
     }
 
     /// Every key whose outcome is unknown, oldest first; keys that became final or expired
@@ -204,15 +262,17 @@ impl Ledger {
     /// Settles the unknown outcome of `operation` under `key_hash` on one operator's word
     /// (where one suffices); answers what it was. Each settlement is an audit line naming
     /// `operator` and their `note`.
-    pub async fn settle(
-        &self,
-        operation: &str,
-        key_hash: &str,
-        settlement: &Settlement,
-        operator: &str,
-        note: &str,
-    ) -> Result<Outstanding, SettleError> {
+    pub async fn settle(&self, settling: Settling<'_>) -> Result<Outstanding, SettleError> {
+        let Settling {
+            operation,
+            key_hash,
+            settlement,
+            operator,
+            note,
+            overriding,
+        } = settling;
         let found = self.load_unknown(operation, key_hash).await?;
+        let (found, provider) = self.hear(found, settlement, overriding).await?;
         let entry = outstanding(&found.key, found.record.clone());
         self.apply(operation, found, settlement).await?;
         tracing::info!(
@@ -223,6 +283,7 @@ impl Ledger {
             key_hash,
             transaction_id = %entry.transaction_id,
             settlement = settlement_name(settlement),
+            provider,
             note,
             "unknown outcome settled"
         );
@@ -234,18 +295,24 @@ impl Ledger {
     /// to approve within `ttl`; it replaces a pending one. An audit line names `operator`.
     pub async fn propose(
         &self,
-        operation: &str,
-        key_hash: &str,
-        settlement: &Settlement,
-        operator: &str,
-        note: &str,
+        settling: Settling<'_>,
         ttl: Duration,
     ) -> Result<Outstanding, SettleError> {
+        let Settling {
+            operation,
+            key_hash,
+            settlement,
+            operator,
+            note,
+            overriding,
+        } = settling;
+        let found = self.load_unknown(operation, key_hash).await?;
+        let (found, provider) = self.hear(found, settlement, overriding).await?;
         let Found {
             key,
             existing,
             record,
-        } = self.load_unknown(operation, key_hash).await?;
+        } = found;
         if let Settlement::Succeeded(approval) = settlement {
             // Checked now: an approver must not learn at approval that it cannot be made.
             (self.settler)(operation, &record.transaction_id, approval)?;
@@ -262,6 +329,7 @@ impl Ledger {
                 proposer: operator.to_owned(),
                 note: note.to_owned(),
                 expires_ms: u64::try_from(expires.as_millis()).unwrap_or(u64::MAX),
+                overriding,
             })),
             ..record
         };
@@ -285,6 +353,7 @@ impl Ledger {
             transaction_id = %entry.transaction_id,
             settlement = settlement_name(settlement),
             proposal = entry.proposal.as_ref().map_or("", |p| p.id.as_str()),
+            provider,
             note,
             "settlement proposed"
         );
@@ -316,6 +385,7 @@ impl Ledger {
             return Err(SettleError::SameOperator);
         }
         let settlement = Settlement::from(&proposal.settlement);
+        let (found, provider) = self.hear(found, &settlement, proposal.overriding).await?;
         let entry = outstanding(&found.key, found.record.clone());
         self.apply(operation, found, &settlement).await?;
         tracing::info!(
@@ -328,6 +398,7 @@ impl Ledger {
             transaction_id = %entry.transaction_id,
             settlement = settlement_name(&settlement),
             proposal = %proposal.id,
+            provider,
             note,
             proposal_note = %proposal.note,
             "unknown outcome settled"
@@ -521,6 +592,23 @@ mod tests {
     use super::super::{Begin, Claim, Ending, IdempotencyMetrics, MemoryStore, OnUnknown, Seal};
     use super::*;
 
+    /// An operator's settlement of `key_hash`, not overriding the provider.
+    fn settling<'a>(
+        operation: &'a str,
+        key_hash: &'a str,
+        settlement: &'a Settlement,
+        operator: &'a str,
+    ) -> Settling<'a> {
+        Settling {
+            operation,
+            key_hash,
+            settlement,
+            operator,
+            note: "INC-1",
+            overriding: false,
+        }
+    }
+
     /// Succeeded charges replay a timestamp whose seconds are the approval's length.
     fn settler(operation: &str, _: &str, approval: &Approval) -> Result<Outcome, SettleError> {
         if operation != "charge" {
@@ -569,6 +657,57 @@ mod tests {
         ledger.idempotency.finish(ticket, Ending::Unknown).await;
     }
 
+    /// A provider that approved every call under `999`.
+    struct Approves;
+
+    impl Witness for Approves {
+        fn ask<'a>(&'a self, _: &'a Askable) -> futures::future::BoxFuture<'a, Testimony> {
+            Box::pin(async { Testimony::Approved("999".into()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_settlement_the_provider_contradicts_is_refused_unless_overridden() {
+        let ledger = ledger().with_witness(Arc::new(Approves));
+        let Ok(Begin::Run(ticket)) = ledger
+            .idempotency
+            .begin(Claim {
+                context: Some("asked with this".into()),
+                ..claim("tx-1")
+            })
+            .await
+        else {
+            panic!("first call runs");
+        };
+        ledger.idempotency.finish(ticket, Ending::Unknown).await;
+        let key = ledger.outstanding().await.unwrap()[0].key_hash.clone();
+        let approved = |number: &str| {
+            Settlement::Succeeded(Approval {
+                approval_number: number.into(),
+                ..Approval::default()
+            })
+        };
+        for settlement in [Settlement::NotDone, approved("1234")] {
+            let refused = ledger
+                .settle(settling("charge", &key, &settlement, "ops"))
+                .await;
+            assert!(
+                matches!(refused, Err(SettleError::Contradicted(_))),
+                "{refused:?}"
+            );
+        }
+        let overridden = Settling {
+            overriding: true,
+            ..settling("charge", &key, &Settlement::NotDone, "ops")
+        };
+        let proposed = ledger.propose(overridden, Duration::from_secs(60)).await;
+        assert!(proposed.is_ok(), "an override is proposed: {proposed:?}");
+        ledger
+            .settle(settling("charge", &key, &approved("999"), "ops"))
+            .await
+            .expect("what the provider says is settled");
+    }
+
     #[tokio::test]
     async fn a_proposal_takes_effect_only_when_another_operator_approves_it_in_time() {
         let ledger = ledger();
@@ -580,7 +719,7 @@ mod tests {
         });
         let hour = Duration::from_secs(3_600);
         let first = ledger
-            .propose("charge", &key, &approval, "alice", "INC-2", hour)
+            .propose(settling("charge", &key, &approval, "alice"), hour)
             .await
             .unwrap();
         let first_id = first.proposal.expect("pending").id;
@@ -598,7 +737,7 @@ mod tests {
         let own = ledger.approve("charge", &key, &first_id, "alice", "").await;
         assert!(matches!(own, Err(SettleError::SameOperator)), "{own:?}");
         let second = ledger
-            .propose("charge", &key, &approval, "carol", "INC-2", hour)
+            .propose(settling("charge", &key, &approval, "carol"), hour)
             .await
             .unwrap()
             .proposal
@@ -628,11 +767,7 @@ mod tests {
         let key = ledger.outstanding().await.unwrap()[0].key_hash.clone();
         let proposed = ledger
             .propose(
-                "charge",
-                &key,
-                &Settlement::NotDone,
-                "jwt:alice",
-                "",
+                settling("charge", &key, &Settlement::NotDone, "jwt:alice"),
                 Duration::from_secs(60),
             )
             .await
@@ -659,11 +794,7 @@ mod tests {
         let key = ledger.outstanding().await.unwrap()[0].key_hash.clone();
         let proposed = ledger
             .propose(
-                "charge",
-                &key,
-                &Settlement::NotDone,
-                "alice",
-                "",
+                settling("charge", &key, &Settlement::NotDone, "alice"),
                 Duration::ZERO,
             )
             .await
@@ -701,13 +832,12 @@ mod tests {
             ..Approval::default()
         };
         let settled = ledger
-            .settle(
+            .settle(settling(
                 "charge",
                 &entry.key_hash,
                 &Settlement::Succeeded(approval),
                 "ops",
-                "INC-1",
-            )
+            ))
             .await
             .unwrap();
         assert_eq!(&settled, entry);
@@ -717,13 +847,12 @@ mod tests {
         };
         assert_eq!(outcome.replay::<Timestamp>().unwrap().seconds, 6);
         let again = ledger
-            .settle(
+            .settle(settling(
                 "charge",
                 &entry.key_hash,
                 &Settlement::NotDone,
                 "ops",
-                "INC-1",
-            )
+            ))
             .await;
         assert!(matches!(again, Err(SettleError::NotUnknown)), "{again:?}");
     }
@@ -734,7 +863,7 @@ mod tests {
         lost(&ledger).await;
         let hash = ledger.outstanding().await.unwrap()[0].key_hash.clone();
         ledger
-            .settle("charge", &hash, &Settlement::NotDone, "ops", "INC-1")
+            .settle(settling("charge", &hash, &Settlement::NotDone, "ops"))
             .await
             .unwrap();
         let Ok(Begin::Run(fresh)) = ledger.idempotency.begin(claim("tx-2")).await else {
@@ -748,25 +877,23 @@ mod tests {
     async fn a_settlement_needs_a_recorded_unknown_key_and_a_valid_approval() {
         let ledger = ledger();
         let missing = ledger
-            .settle(
+            .settle(settling(
                 "charge",
                 &"0".repeat(64),
                 &Settlement::NotDone,
                 "ops",
-                "INC-1",
-            )
+            ))
             .await;
         assert!(matches!(missing, Err(SettleError::NotFound(_))));
         lost(&ledger).await;
         let hash = ledger.outstanding().await.unwrap()[0].key_hash.clone();
         let wrong = ledger
-            .settle(
+            .settle(settling(
                 "refund",
                 &hash,
                 &Settlement::Succeeded(Approval::default()),
                 "ops",
-                "INC-1",
-            )
+            ))
             .await;
         assert!(matches!(wrong, Err(SettleError::NotFound(_))), "{wrong:?}");
     }
@@ -784,7 +911,7 @@ mod tests {
         assert_eq!(gauge.get_or_create(&labels).get(), 1);
         let hash = ledger.outstanding().await.unwrap()[0].key_hash.clone();
         ledger
-            .settle("charge", &hash, &Settlement::NotDone, "ops", "INC-1")
+            .settle(settling("charge", &hash, &Settlement::NotDone, "ops"))
             .await
             .unwrap();
         assert_eq!(gauge.get_or_create(&labels).get(), 0);

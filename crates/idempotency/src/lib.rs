@@ -35,9 +35,9 @@ use pasarela_provider::{Delivery, Fate, ProviderError, Violations};
 
 pub use metrics::IdempotencyMetrics;
 
-pub use askable::Askable;
+pub use askable::{Askable, Testimony, Witness};
 pub use config::{IdempotencyConfig, StoreKind, open_store};
-pub use ledger::{Approval, Ledger, Outstanding, SettleError, Settlement, Settler};
+pub use ledger::{Approval, Ledger, Outstanding, SettleError, Settlement, Settler, Settling};
 pub use memory::MemoryStore;
 pub use migrations::{Migrated, latest as latest_schema, migrate};
 pub use postgres::{PostgresConfig, PostgresStore};

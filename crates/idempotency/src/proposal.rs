@@ -17,6 +17,9 @@ pub(crate) struct Proposal {
     pub proposer: String,
     pub note: String,
     pub expires_ms: u64,
+    /// Proposed against the provider's word.
+    #[serde(default)]
+    pub overriding: bool,
 }
 
 /// A settlement as the record keeps it.
@@ -65,6 +68,8 @@ pub struct Pending {
     pub expires: SystemTime,
     pub settlement: Settlement,
     pub note: String,
+    /// Proposed against the provider's answer.
+    pub overriding: bool,
 }
 
 impl From<&Proposal> for Pending {
@@ -75,6 +80,7 @@ impl From<&Proposal> for Pending {
             expires: UNIX_EPOCH + Duration::from_millis(proposal.expires_ms),
             settlement: Settlement::from(&proposal.settlement),
             note: proposal.note.clone(),
+            overriding: proposal.overriding,
         }
     }
 }

@@ -12,7 +12,7 @@ use pasarela::security::v1::*;
 use pasarela_auth::{CallContext, Principal, SecretAttempts};
 use pasarela_idempotency::{
     self as idempotency, Approval, Attempt, Claim, Idempotency, IdempotencyMetrics, Ledger,
-    OnUnknown, Outcome, Proposed, Scope, SettleError, detached,
+    OnUnknown, Outcome, Proposed, Scope, SettleError, Witness, detached,
 };
 use pasarela_provider::{ProviderError, Violations};
 use serde::Serialize;
@@ -56,8 +56,9 @@ struct Core {
     quiet_period: Duration,
     holds_query: HoldsQuery,
     password_status_values: PasswordStatusValues,
-    /// Asks the bank about unknown withdrawals while the service lives.
-    _reconciler: Option<Arc<Reconciler>>,
+    /// Asks the bank about unknown withdrawals while the service lives, and before an
+    /// operator's settlement of one is accepted.
+    reconciler: Option<Arc<Reconciler>>,
 }
 
 /// Whose secrets these are: the bank's customers, in the holders' budgets.
@@ -94,7 +95,7 @@ impl Security {
             Idempotency::new(store, seal, IDEMPOTENCY, ttl, lease, on_unknown, metrics)
                 .with_max_open_per_caller(max_open_per_caller);
         let reconciler = reconciler_of(&reconciliation, &idempotency, &bcs);
-        if let Some(reconciler) = &reconciler {
+        if let Some(reconciler) = reconciler.as_ref().filter(|r| !r.every.is_zero()) {
             reconciler::spawn(Arc::downgrade(reconciler), reconciler.every);
         }
         Ok(Self {
@@ -106,14 +107,19 @@ impl Security {
                 quiet_period,
                 holds_query,
                 password_status_values,
-                _reconciler: reconciler,
+                reconciler,
             }),
         })
     }
 
     /// The service's idempotency records, for the operators' reconciliation API.
     pub fn ledger(&self) -> Ledger {
-        ledger_of(&self.core.idempotency)
+        let ledger = ledger_of(&self.core.idempotency);
+        // Where the bank can be asked, it is asked before a settlement is accepted.
+        match &self.core.reconciler {
+            Some(reconciler) => ledger.with_witness(Arc::clone(reconciler) as Arc<dyn Witness>),
+            None => ledger,
+        }
     }
 
     /// Runs `op` with the request `build` makes; the bank's answer `W` becomes the proto
@@ -239,7 +245,9 @@ impl Core {
                 .await;
             match consulted {
                 Ok(answer) => return self.read_withdrawal(answer, tx_id),
-                Err(error) if !self.bank_has_none(&error) => return Err(still_unknown(error)),
+                Err(error) if !bank_has_none(&self.reconciliation.not_found, &error) => {
+                    return Err(still_unknown(error));
+                }
                 Err(_) => {
                     if let Some(wait) = self.still_quiet(attempt.unknown_since) {
                         return Err(not_found_yet(wait));
@@ -270,19 +278,17 @@ impl Core {
         let left = self.quiet_period.saturating_sub(elapsed);
         (!left.is_zero()).then_some(left)
     }
+}
 
-    /// Whether a consulta's refusal is one the configuration says means "no withdrawal".
-    fn bank_has_none(&self, error: &ProviderError) -> bool {
-        let Some(answered) = &error.details.answered else {
-            return false;
-        };
-        self.reconciliation
-            .not_found
-            .iter()
-            .any(|row: &ProviderCode| {
-                answered.http == row.http && answered.code == row.code && answered.kind == row.kind
-            })
-    }
+/// Whether a consulta's refusal is one of `not_found`, the answers the configuration says
+/// mean "no withdrawal".
+pub(crate) fn bank_has_none(not_found: &[ProviderCode], error: &ProviderError) -> bool {
+    let Some(answered) = &error.details.answered else {
+        return false;
+    };
+    not_found.iter().any(|row| {
+        answered.http == row.http && answered.code == row.code && answered.kind == row.kind
+    })
 }
 
 fn ledger_of(idempotency: &Idempotency) -> Ledger {
@@ -294,23 +300,24 @@ fn ledger_of(idempotency: &Idempotency) -> Ledger {
     )
 }
 
-/// The reconciler the settings ask for: one that asks the bank (`mode = "query"`) on a
-/// schedule (`every` above zero) with consultas that need no customer code (the code is
-/// never kept, so `consulta_body = "create"` leaves keys to their callers' retries).
+/// The reconciler the settings ask for: one that asks the bank (`mode = "query"`) with
+/// consultas that need no customer code (the code is never kept, so `consulta_body =
+/// "create"` leaves keys to their callers' retries and operators); it runs on a schedule
+/// when `every` is above zero, and is asked before operators' settlements either way.
 fn reconciler_of(
     settings: &Reconciliation,
     idempotency: &Idempotency,
     bcs: &Arc<Bcs>,
 ) -> Option<Arc<Reconciler>> {
     let asks = settings.mode == ReconciliationMode::Query
-        && settings.consulta_body == ConsultaBody::Identifying
-        && !settings.every.is_zero();
+        && settings.consulta_body == ConsultaBody::Identifying;
     asks.then(|| {
         Arc::new(Reconciler {
             ledger: ledger_of(idempotency),
             bcs: Arc::clone(bcs),
             every: settings.every,
             holder: uuid::Uuid::new_v4().to_string(),
+            not_found: settings.not_found.clone(),
         })
     })
 }

@@ -2,20 +2,23 @@
 //! is unknown, so that none waits for its caller to retry: one replica at a time (a lease
 //! in the ledger), each key asked again less and less often, and only a conclusive answer
 //! (the bank's approval) settles a key; anything else leaves it to the caller's retry or an
-//! operator.
+//! operator. The same consulta is the bank's word on an operator's settlement.
 
 use std::collections::HashMap;
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
-use pasarela::security::v1::WithdrawWithOtpRequest;
+use futures::future::BoxFuture;
+use pasarela::security::v1::{WithdrawWithOtpRequest, WithdrawWithOtpResponse};
 use pasarela_auth::CallContext;
-use pasarela_idempotency::{Askable, Ledger, Outcome};
+use pasarela_idempotency::{Askable, Ledger, Outcome, Testimony, Witness};
+use pasarela_provider::ProviderError;
 
 use crate::bcs::client::{self, Bcs};
 use crate::bcs::invoker::{ACTION_READ, bank_now};
 use crate::bcs::wire;
-use crate::config::ConsultaBody;
+use crate::config::{ConsultaBody, ProviderCode};
+use crate::handler::bank_has_none;
 
 /// The lease's name in the ledger.
 const LEASE: &str = "withdrawal-reconciler";
@@ -30,6 +33,8 @@ pub(crate) struct Reconciler {
     pub every: Duration,
     /// This process, as the lease names its holder.
     pub holder: String,
+    /// The consulta answers that mean "no such withdrawal".
+    pub not_found: Vec<ProviderCode>,
 }
 
 /// When each key is asked next, and how long it waited last.
@@ -103,10 +108,21 @@ impl Reconciler {
 
     /// Sends one consulta; the bank's approval settles the key.
     async fn ask(&self, asked: Askable) {
+        let Heard::Paid(response) = self.consult(&asked).await else {
+            return;
+        };
+        let tx_id = response.tx_id.clone();
+        if let Err(error) = self.ledger.resolve(asked, Outcome::of(&Ok(response))).await {
+            tracing::info!(tx_id = %tx_id, error = %error, "an unknown withdrawal changed before its answer was recorded");
+        }
+    }
+
+    /// What the bank answers a consulta of `asked`, sent once.
+    async fn consult(&self, asked: &Askable) -> Heard {
         let tx_id = asked.transaction_id().to_owned();
         let Some(request) = decode(asked.context()) else {
             tracing::error!(tx_id = %tx_id, "an unknown withdrawal's context cannot be read");
-            return;
+            return Heard::Unaskable;
         };
         // The code is never kept: a stand-in passes the create's checks and is not sent.
         let request = WithdrawWithOtpRequest {
@@ -127,7 +143,7 @@ impl Reconciler {
             Ok(prepared) => prepared.with_tx_id(tx_id.clone()),
             Err(status) => {
                 tracing::error!(tx_id = %tx_id, message = status.message(), "an unknown withdrawal cannot be asked about");
-                return;
+                return Heard::Unaskable;
             }
         };
         consulta.set_action(ACTION_READ);
@@ -135,24 +151,46 @@ impl Reconciler {
         let answer = match self.bcs.send(op, &consulta, deadline).await {
             Ok(answer) => answer,
             Err(error) => {
-                tracing::info!(tx_id = %tx_id, reason = %error.reason, "the bank did not settle an unknown withdrawal; asked again later");
-                return;
+                tracing::info!(tx_id = %tx_id, reason = %error.reason, "the bank did not settle an unknown withdrawal");
+                return Heard::Refused(error);
             }
         };
-        let response = client::readable(
+        match client::readable(
             &client::WITHDRAW_WITH_OTP,
             answer.into_response(tx_id.clone()),
-        );
-        match response {
-            Ok(response) => {
-                if let Err(error) = self.ledger.resolve(asked, Outcome::of(&Ok(response))).await {
-                    tracing::info!(tx_id = %tx_id, error = %error, "an unknown withdrawal changed before its answer was recorded");
-                }
-            }
+        ) {
+            Ok(response) => Heard::Paid(response),
             Err(error) => {
                 tracing::warn!(tx_id = %tx_id, reason = %error.reason, "the bank's answer about an unknown withdrawal could not be read");
+                Heard::Refused(error)
             }
         }
+    }
+}
+
+/// What a consulta heard.
+enum Heard {
+    /// The bank paid the withdrawal: its answer.
+    Paid(WithdrawWithOtpResponse),
+    /// A refusal, a failure or an answer that cannot be read.
+    Refused(ProviderError),
+    /// Nothing could be sent.
+    Unaskable,
+}
+
+/// Before an operator's settlement is accepted, the bank is asked what it did.
+impl Witness for Reconciler {
+    fn ask<'a>(&'a self, asked: &'a Askable) -> BoxFuture<'a, Testimony> {
+        Box::pin(async move {
+            match self.consult(asked).await {
+                Heard::Paid(response) => Testimony::Approved(response.approval_id),
+                Heard::Refused(error) if bank_has_none(&self.not_found, &error) => {
+                    Testimony::NoSuchCall
+                }
+                Heard::Refused(error) => Testimony::Inconclusive(error.reason.to_string()),
+                Heard::Unaskable => Testimony::Inconclusive("not asked".to_owned()),
+            }
+        })
     }
 }
 

@@ -13,7 +13,7 @@ use pasarela::operations::v1::settle_unknown_outcome_request::Settlement as PbSe
 use pasarela::operations::v1::settlement_proposal::Settlement as PbProposed;
 use pasarela_auth::Principal;
 use pasarela_idempotency::{
-    Approval, Ledger, Outstanding, SettleError, Settlement, StoreUnavailable, reason,
+    Approval, Ledger, Outstanding, SettleError, Settlement, Settling, StoreUnavailable, reason,
 };
 use pasarela_provider::ProviderError;
 use tonic::{Code, Request, Response, Status};
@@ -30,6 +30,7 @@ pub mod reasons {
     pub const SECOND_APPROVER_REQUIRED: &str = "SECOND_APPROVER_REQUIRED";
     pub const PROPOSAL_NOT_FOUND: &str = "PROPOSAL_NOT_FOUND";
     pub const PROPOSAL_EXPIRED: &str = "PROPOSAL_EXPIRED";
+    pub const PROVIDER_CONTRADICTS_SETTLEMENT: &str = "PROVIDER_CONTRADICTS_SETTLEMENT";
 }
 
 /// Longest note kept in an audit line.
@@ -140,13 +141,7 @@ impl OperationsService for Operations {
             .into());
         }
         let settled = ledger
-            .settle(
-                &request.operation,
-                &request.key_hash,
-                &settlement,
-                &operator,
-                &request.note,
-            )
+            .settle(settling(&request, &settlement, &operator))
             .await
             .map_err(settle_error)?;
         Ok(Response::new(pb::SettleUnknownOutcomeResponse {
@@ -164,11 +159,7 @@ impl OperationsService for Operations {
         let ledger = self.ledger(&request.service)?;
         let proposed = ledger
             .propose(
-                &request.operation,
-                &request.key_hash,
-                &settlement,
-                &operator,
-                &request.note,
+                settling(&request, &settlement, &operator),
                 self.settings.proposal_ttl,
             )
             .await
@@ -230,6 +221,22 @@ fn named_operator<T>(request: &Request<T>) -> Result<String, Status> {
     }
 }
 
+/// An operator's settlement, as the ledger takes it.
+fn settling<'a>(
+    request: &'a pb::SettleUnknownOutcomeRequest,
+    settlement: &'a Settlement,
+    operator: &'a str,
+) -> Settling<'a> {
+    Settling {
+        operation: &request.operation,
+        key_hash: &request.key_hash,
+        settlement,
+        operator,
+        note: &request.note,
+        overriding: request.override_provider,
+    }
+}
+
 /// A proposal's fields, read as the settlement it proposes.
 fn as_settlement(request: pb::ProposeSettlementRequest) -> pb::SettleUnknownOutcomeRequest {
     pb::SettleUnknownOutcomeRequest {
@@ -241,6 +248,7 @@ fn as_settlement(request: pb::ProposeSettlementRequest) -> pb::SettleUnknownOutc
             PbProposal::NotDone(not_done) => PbSettlement::NotDone(not_done),
         }),
         note: request.note,
+        override_provider: request.override_provider,
     }
 }
 
@@ -445,6 +453,7 @@ fn to_proto(service: &str, entry: Outstanding) -> pb::UnknownOutcome {
                 Settlement::NotDone => PbProposed::NotDone(pb::NotDone {}),
             }),
             note: pending.note,
+            override_provider: pending.overriding,
         }),
         service: service.to_owned(),
         operation: entry.operation,
@@ -501,6 +510,13 @@ fn settle_error(error: SettleError) -> Status {
                 .message(error.to_string())
                 .into()
         }
+        SettleError::Contradicted(_) => ProviderError::new(
+            Code::FailedPrecondition,
+            reasons::PROVIDER_CONTRADICTS_SETTLEMENT,
+            DOMAIN,
+        )
+        .message(error.to_string())
+        .into(),
     }
 }
 
