@@ -995,6 +995,52 @@ async fn a_caller_holding_its_maximum_of_open_keys_is_refused_while_others_go_on
         .expect("a settled key made room");
 }
 
+/// A caller follows its own key instead of polling: unknown at once, settled when an
+/// operator settles it, and the stream ends; a key it never used is freed at once.
+#[tokio::test]
+async fn a_caller_watches_its_key_until_it_is_settled() {
+    use pasarela::operations::v1::{KeyState, WatchOutcomeRequest};
+    let app = rp::app().await;
+    lost_charge(&app, "watched-order").await;
+    let watch = |key: &str| WatchOutcomeRequest {
+        service: "pasarela.recurring_payments.v1".into(),
+        operation: "charge".into(),
+        idempotency_key: key.into(),
+    };
+    let mut states = operator(&app)
+        .watch_outcome(watch("watched-order"))
+        .await
+        .expect("watching")
+        .into_inner();
+    let first = states.message().await.expect("a state").expect("the first");
+    assert_eq!(first.state(), KeyState::Unknown);
+    let entry = unknown(&app, "pasarela.recurring_payments.v1")
+        .await
+        .remove(0);
+    settle(&app, &entry, succeeded("0000000000000042", ""))
+        .await
+        .expect("settled");
+    let next = states
+        .message()
+        .await
+        .expect("a state")
+        .expect("the change");
+    assert_eq!(next.state(), KeyState::Settled);
+    assert!(
+        states.message().await.expect("the end").is_none(),
+        "the stream ends"
+    );
+
+    let mut never = operator(&app)
+        .watch_outcome(watch("never-used"))
+        .await
+        .expect("watching")
+        .into_inner();
+    let freed = never.message().await.expect("a state").expect("the first");
+    assert_eq!(freed.state(), KeyState::Freed);
+    assert!(never.message().await.expect("the end").is_none());
+}
+
 /// Five lost charges listed two at a time: every key once, oldest first; filters by
 /// operation and age; a token the service did not hand out is refused.
 #[tokio::test]

@@ -7,7 +7,16 @@ use std::time::{Duration, SystemTime};
 use futures::future::BoxFuture;
 
 use super::ledger::{Found, Ledger, SettleError, Settlement};
-use super::{Outcome, StoreResult};
+use super::{Outcome, State, StoreResult, now_ms};
+
+/// Where one caller's key stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    Running,
+    Unknown,
+    Settled,
+    Freed,
+}
 
 /// What a provider says, asked about a call whose outcome is unknown.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +85,29 @@ impl Askable {
 }
 
 impl Ledger {
+    /// Where `caller`'s `key` of `operation` stands; a record that cannot be read counts as
+    /// unknown (it is never replayed either).
+    pub async fn key_state(
+        &self,
+        operation: &str,
+        caller: &str,
+        key: &str,
+    ) -> StoreResult<KeyState> {
+        let idempotency = self.idempotency();
+        let stored = idempotency.store_key(operation, caller, key);
+        let Some(value) = idempotency.store.get(&stored).await? else {
+            return Ok(KeyState::Freed);
+        };
+        let Ok(record) = idempotency.decode(&stored, &value) else {
+            return Ok(KeyState::Unknown);
+        };
+        Ok(match record.state {
+            State::Done { .. } => KeyState::Settled,
+            _ if record.is_unknown(now_ms()) => KeyState::Unknown,
+            _ => KeyState::Running,
+        })
+    }
+
     /// The unknown outcomes of `operation` whose claims kept a context to ask with.
     pub async fn askable(&self, operation: &str) -> StoreResult<Vec<Askable>> {
         Ok(self

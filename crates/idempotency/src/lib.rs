@@ -35,7 +35,7 @@ use pasarela_provider::{Delivery, Fate, ProviderError, Violations};
 
 pub use metrics::IdempotencyMetrics;
 
-pub use askable::{Askable, Testimony, Witness};
+pub use askable::{Askable, KeyState, Testimony, Witness};
 pub use config::{IdempotencyConfig, StoreKind, open_store};
 pub use ledger::{Approval, Ledger, Outstanding, SettleError, Settlement, Settler, Settling};
 pub use memory::MemoryStore;

@@ -13,7 +13,8 @@ use pasarela::operations::v1::settle_unknown_outcome_request::Settlement as PbSe
 use pasarela::operations::v1::settlement_proposal::Settlement as PbProposed;
 use pasarela_auth::Principal;
 use pasarela_idempotency::{
-    Approval, Ledger, Outstanding, SettleError, Settlement, Settling, StoreUnavailable, reason,
+    Approval, KeyState, Ledger, Outstanding, SettleError, Settlement, Settling, StoreUnavailable,
+    reason,
 };
 use pasarela_provider::ProviderError;
 use tonic::{Code, Request, Response, Status};
@@ -96,8 +97,103 @@ impl Operations {
     }
 }
 
+/// Longest a watch of one key lasts, and how often it looks.
+const WATCH_FOR: Duration = Duration::from_secs(10 * 60);
+const WATCH_EVERY: Duration = Duration::from_millis(500);
+
+/// The stream of a key's states.
+type KeyStates =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::WatchOutcomeResponse, Status>> + Send>>;
+
+/// One watch: the key, the last state sent, and when it ends.
+struct Watch {
+    ledger: Ledger,
+    operation: String,
+    caller: String,
+    key: String,
+    last: Option<KeyState>,
+    until: std::time::Instant,
+    ended: bool,
+}
+
+impl Watch {
+    /// The next state to send: the first, then each change, until one is final.
+    async fn next(mut self) -> Option<(Result<pb::WatchOutcomeResponse, Status>, Watch)> {
+        loop {
+            if self.ended || std::time::Instant::now() >= self.until {
+                return None;
+            }
+            let state = match self
+                .ledger
+                .key_state(&self.operation, &self.caller, &self.key)
+                .await
+            {
+                Ok(state) => state,
+                Err(error) => {
+                    self.ended = true;
+                    return Some((Err(store_down(error)), self));
+                }
+            };
+            if self.last != Some(state) {
+                self.last = Some(state);
+                self.ended = matches!(state, KeyState::Settled | KeyState::Freed);
+                let answer = pb::WatchOutcomeResponse {
+                    state: key_state(state) as i32,
+                };
+                return Some((Ok(answer), self));
+            }
+            tokio::time::sleep(WATCH_EVERY).await;
+        }
+    }
+}
+
+fn key_state(state: KeyState) -> pb::KeyState {
+    match state {
+        KeyState::Running => pb::KeyState::Running,
+        KeyState::Unknown => pb::KeyState::Unknown,
+        KeyState::Settled => pb::KeyState::Settled,
+        KeyState::Freed => pb::KeyState::Freed,
+    }
+}
+
 #[tonic::async_trait]
 impl OperationsService for Operations {
+    type WatchOutcomeStream = KeyStates;
+
+    async fn watch_outcome(
+        &self,
+        request: Request<pb::WatchOutcomeRequest>,
+    ) -> Result<Response<Self::WatchOutcomeStream>, Status> {
+        // The caller's own keys: its identity is half of each key.
+        let caller = named_operator(&request)?;
+        let request = request.into_inner();
+        let mut violations = pasarela_provider::Violations::new();
+        violations.required("service", &request.service);
+        if violations.required("operation", &request.operation)
+            && !request
+                .operation
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_')
+        {
+            violations.add("operation", "is an operation name");
+        }
+        pasarela_idempotency::check_key(&mut violations, &request.idempotency_key);
+        violations.finish()?;
+        let watch = Watch {
+            ledger: self.ledger(&request.service)?.clone(),
+            operation: request.operation,
+            caller,
+            key: request.idempotency_key,
+            last: None,
+            until: std::time::Instant::now() + WATCH_FOR,
+            ended: false,
+        };
+        Ok(Response::new(Box::pin(futures::stream::unfold(
+            watch,
+            Watch::next,
+        ))))
+    }
+
     async fn list_unknown_outcomes(
         &self,
         request: Request<pb::ListUnknownOutcomesRequest>,
@@ -205,9 +301,9 @@ impl OperationsService for Operations {
     }
 }
 
-/// The identity of the operator calling: a settlement names who made it, and four eyes
-/// need two known ones, so a call without a principal (a method exempted from
-/// authentication) is refused.
+/// The identity of the caller: a settlement names the operator who made it (four eyes need
+/// two known ones), and a watched key is the caller's own, so a call without a principal (a
+/// method exempted from authentication) is refused.
 fn named_operator<T>(request: &Request<T>) -> Result<String, Status> {
     match request.extensions().get::<Principal>() {
         Some(principal) => Ok(principal.key()),
@@ -216,7 +312,7 @@ fn named_operator<T>(request: &Request<T>) -> Result<String, Status> {
             reasons::SECOND_APPROVER_REQUIRED,
             DOMAIN,
         )
-        .message("settling an unknown outcome needs an authenticated operator")
+        .message("this call needs an authenticated caller")
         .into()),
     }
 }
