@@ -183,6 +183,17 @@ async fn a_consulta_the_bank_takes_for_a_create_pays_nothing_unless_it_carries_t
     }
 }
 
+/// Whether the security service lists no unknown outcome within `seconds`.
+async fn no_unknown_within(app: &TestApp, seconds: u64) -> bool {
+    for _ in 0..seconds * 10 {
+        if unknown(app, "pasarela.security.v1").await.is_empty() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 /// A withdrawal whose answer was lost is asked about by the reconciler without waiting for
 /// its caller: the bank's approval settles the key, the caller's retry is answered from the
 /// ledger, and the consulta carried no customer code.
@@ -196,15 +207,10 @@ async fn the_reconciler_settles_a_lost_withdrawal_before_its_caller_retries() {
     .await;
     let request = lost_withdrawal(&app, "reconciled", true).await;
     assert_eq!(withdrawals(&app).await, (1, 0, 1), "the bank paid once");
-    let mut settled = false;
-    for _ in 0..100 {
-        if unknown(&app, "pasarela.security.v1").await.is_empty() {
-            settled = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(settled, "the reconciler settled the key");
+    assert!(
+        no_unknown_within(&app, 10).await,
+        "the reconciler settled the key"
+    );
     assert_eq!(
         withdrawals(&app).await,
         (1, 1, 1),
@@ -247,15 +253,10 @@ async fn replicas_sharing_a_ledger_ask_the_bank_once_about_a_lost_withdrawal() {
         .await
         .expect("second replica starts");
     lost_withdrawal(&app, "reconciled-once", true).await;
-    let mut settled = false;
-    for _ in 0..100 {
-        if unknown(&app, "pasarela.security.v1").await.is_empty() {
-            settled = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(settled, "a reconciler settled the key");
+    assert!(
+        no_unknown_within(&app, 10).await,
+        "a reconciler settled the key"
+    );
     // Rounds of both replicas go by: none asks again.
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     assert_eq!(withdrawals(&app).await, (1, 1, 1), "one consulta in all");

@@ -77,10 +77,7 @@ impl Askable {
 
     /// When the outcome was found unknown, if it was.
     pub fn unknown_since(&self) -> Option<SystemTime> {
-        self.found
-            .record
-            .unknown_since_ms
-            .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
+        self.found.record.unknown_since_ms.map(super::ledger::time)
     }
 }
 

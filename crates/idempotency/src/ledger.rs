@@ -263,16 +263,15 @@ impl Ledger {
     /// (where one suffices); answers what it was. Each settlement is an audit line naming
     /// `operator` and their `note`.
     pub async fn settle(&self, settling: Settling<'_>) -> Result<Outstanding, SettleError> {
+        let (found, provider) = self.load_heard(&settling).await?;
         let Settling {
             operation,
             key_hash,
             settlement,
             operator,
             note,
-            overriding,
+            ..
         } = settling;
-        let found = self.load_unknown(operation, key_hash).await?;
-        let (found, provider) = self.hear(found, settlement, overriding).await?;
         let entry = outstanding(&found.key, found.record.clone());
         self.apply(operation, found, settlement).await?;
         tracing::info!(
@@ -298,6 +297,7 @@ impl Ledger {
         settling: Settling<'_>,
         ttl: Duration,
     ) -> Result<Outstanding, SettleError> {
+        let (found, provider) = self.load_heard(&settling).await?;
         let Settling {
             operation,
             key_hash,
@@ -306,8 +306,6 @@ impl Ledger {
             note,
             overriding,
         } = settling;
-        let found = self.load_unknown(operation, key_hash).await?;
-        let (found, provider) = self.hear(found, settlement, overriding).await?;
         let Found {
             key,
             existing,
@@ -405,6 +403,18 @@ impl Ledger {
         );
         self.count().await;
         Ok(entry)
+    }
+
+    /// The unknown outcome `settling` names, and what its provider says of the settlement.
+    async fn load_heard(
+        &self,
+        settling: &Settling<'_>,
+    ) -> Result<(Found, &'static str), SettleError> {
+        let found = self
+            .load_unknown(settling.operation, settling.key_hash)
+            .await?;
+        self.hear(found, settling.settlement, settling.overriding)
+            .await
     }
 
     /// The record under `key_hash` of `operation`, when its outcome is unknown.
@@ -577,8 +587,11 @@ fn outstanding(key: &str, record: Record) -> Outstanding {
     }
 }
 
-fn time(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
+/// A stored time in milliseconds since the epoch (past any clock, the epoch itself).
+pub(crate) fn time(ms: u64) -> SystemTime {
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(ms))
+        .unwrap_or(UNIX_EPOCH)
 }
 
 #[cfg(test)]

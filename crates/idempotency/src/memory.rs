@@ -139,6 +139,12 @@ impl MemoryStore {
     }
 }
 
+/// When a lease taken at `now` for `ttl` lapses; one past any clock lapses at once (its
+/// holder renews it each round).
+fn lapse(now: Instant, ttl: Duration) -> Instant {
+    now.checked_add(ttl).unwrap_or(now)
+}
+
 impl Store for MemoryStore {
     fn insert_new<'a>(
         &'a self,
@@ -234,7 +240,7 @@ impl Store for MemoryStore {
             if free {
                 entries
                     .leases
-                    .insert(name.to_owned(), (holder.to_owned(), now + ttl));
+                    .insert(name.to_owned(), (holder.to_owned(), lapse(now, ttl)));
             }
             free
         });

@@ -2,7 +2,7 @@
 //! sealed record, so that every replica sees it and nobody can forge one in the store,
 //! until it is approved, replaced or lapses.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -77,7 +77,7 @@ impl From<&Proposal> for Pending {
         Pending {
             id: proposal.id.clone(),
             proposer: proposal.proposer.clone(),
-            expires: UNIX_EPOCH + Duration::from_millis(proposal.expires_ms),
+            expires: super::ledger::time(proposal.expires_ms),
             settlement: Settlement::from(&proposal.settlement),
             note: proposal.note.clone(),
             overriding: proposal.overriding,

@@ -145,18 +145,19 @@ impl Outbound {
                     if budget >= self.ceiling {
                         self.breaker.record(false);
                     }
-                    Err(self.timeout_error(operation))
+                    Err((Outcome::Timeout, self.timeout_error(operation)))
                 }
             };
         self.observe(operation, &result, started.elapsed());
-        result
+        result.map_err(|(_, error)| error)
     }
 
+    /// The answer, or the error with how the call ended, decided where it is known.
     async fn send_with_retries(
         &self,
         operation: Operation,
         request: RequestBuilder,
-    ) -> Result<RawResponse, ProviderError> {
+    ) -> Result<RawResponse, (Outcome, ProviderError)> {
         let mut delays = operation
             .safe_to_retry
             .then(|| self.retry.delays())
@@ -164,14 +165,13 @@ impl Outbound {
             .flatten();
         loop {
             if let Err(wait) = self.breaker.admit() {
-                return Err(self.circuit_open(wait));
+                return Err((Outcome::CircuitOpen, self.circuit_open(wait)));
             }
             let attempt = match request.try_clone() {
                 Some(request) => attempt(request).await,
                 None => {
-                    return Err(self
-                        .internal("request body cannot be replayed")
-                        .delivery(Delivery::NotSent));
+                    let error = self.internal("request body cannot be replayed");
+                    return Err((Outcome::Unavailable, error.delivery(Delivery::NotSent)));
                 }
             };
             let success = matches!(&attempt, Attempt::Answered(r) if !RETRYABLE_STATUSES.contains(&r.status) && !r.status.is_server_error());
@@ -201,17 +201,28 @@ impl Outbound {
             return match attempt {
                 Attempt::Answered(response) => Ok(response),
                 Attempt::Failed(error) => Err(self.transport_error(operation, &error)),
-                Attempt::Oversized(status) => Err(self.oversized(operation, status)),
+                Attempt::Oversized(status) => {
+                    Err((Outcome::Unavailable, self.oversized(operation, status)))
+                }
             };
         }
     }
 
-    fn transport_error(&self, operation: Operation, error: &reqwest::Error) -> ProviderError {
+    fn transport_error(
+        &self,
+        operation: Operation,
+        error: &reqwest::Error,
+    ) -> (Outcome, ProviderError) {
         // A connect timeout is both a timeout and a connect error: the connection never
         // opened, so it is the latter. Any other timeout may come after the provider read it.
         if error.is_timeout() && !error.is_connect() {
-            return self.timeout_error(operation);
+            return (Outcome::Timeout, self.timeout_error(operation));
         }
+        (Outcome::Unavailable, self.unreachable(operation, error))
+    }
+
+    /// A connection that failed before any answer, for a reason other than time.
+    fn unreachable(&self, operation: Operation, error: &reqwest::Error) -> ProviderError {
         // Only a connection that never opened is proven not to have carried the request;
         // a failure on an open (maybe pooled) connection may come after the provider read it.
         let delivery = match error.is_connect() {
@@ -313,15 +324,13 @@ impl Outbound {
     fn observe(
         &self,
         operation: Operation,
-        result: &Result<RawResponse, ProviderError>,
+        result: &Result<RawResponse, (Outcome, ProviderError)>,
         elapsed: Duration,
     ) {
         let (outcome, status) = match result {
             Ok(r) if r.status.is_success() => (Outcome::Ok, r.status.as_u16().to_string()),
             Ok(r) => (Outcome::HttpError, r.status.as_u16().to_string()),
-            Err(e) if e.reason == reasons::CIRCUIT_OPEN => (Outcome::CircuitOpen, String::new()),
-            Err(e) if e.code == Code::DeadlineExceeded => (Outcome::Timeout, String::new()),
-            Err(_) => (Outcome::Unavailable, String::new()),
+            Err((outcome, _)) => (*outcome, String::new()),
         };
         self.count(operation, outcome, status, elapsed);
     }

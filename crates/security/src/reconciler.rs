@@ -54,7 +54,8 @@ impl Schedule {
             .next
             .get(key_hash)
             .map_or(every, |(_, last)| last.saturating_mul(2).min(BACKOFF_MAX));
-        self.next.insert(key_hash.to_owned(), (now + wait, wait));
+        let at = now.checked_add(wait).unwrap_or(now);
+        self.next.insert(key_hash.to_owned(), (at, wait));
     }
 }
 
@@ -147,8 +148,7 @@ impl Reconciler {
             }
         };
         consulta.set_action(ACTION_READ);
-        let deadline = Instant::now() + self.bcs.ceiling();
-        let answer = match self.bcs.send(op, &consulta, deadline).await {
+        let answer = match self.bcs.send(op, &consulta, self.bcs.deadline(&call)).await {
             Ok(answer) => answer,
             Err(error) => {
                 tracing::info!(tx_id = %tx_id, reason = %error.reason, "the bank did not settle an unknown withdrawal");

@@ -97,7 +97,11 @@ impl MessageClock {
         if self.pace == Pace::WholeBody {
             return;
         }
-        let deadline = tokio::time::Instant::now() + self.limit;
+        // A bound past any clock bounds nothing.
+        let Some(deadline) = tokio::time::Instant::now().checked_add(self.limit) else {
+            self.timer = None;
+            return;
+        };
         match (
             self.framing.within_message(),
             ended_a_message,

@@ -112,7 +112,8 @@ struct Watch {
     caller: String,
     key: String,
     last: Option<KeyState>,
-    until: std::time::Instant,
+    /// When the watch ends; past any clock, at once.
+    until: Option<std::time::Instant>,
     ended: bool,
 }
 
@@ -120,7 +121,10 @@ impl Watch {
     /// The next state to send: the first, then each change, until one is final.
     async fn next(mut self) -> Option<(Result<pb::WatchOutcomeResponse, Status>, Watch)> {
         loop {
-            if self.ended || std::time::Instant::now() >= self.until {
+            let lapsed = self
+                .until
+                .is_none_or(|until| std::time::Instant::now() >= until);
+            if self.ended || lapsed {
                 return None;
             }
             let state = match self
@@ -185,7 +189,7 @@ impl OperationsService for Operations {
             caller,
             key: request.idempotency_key,
             last: None,
-            until: std::time::Instant::now() + WATCH_FOR,
+            until: std::time::Instant::now().checked_add(WATCH_FOR),
             ended: false,
         };
         Ok(Response::new(Box::pin(futures::stream::unfold(

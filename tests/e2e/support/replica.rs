@@ -57,8 +57,10 @@ impl Replica {
         self.serving().await;
     }
 
+    /// Waits for the replica to answer health, for up to half a minute (a loaded machine
+    /// starts a process, connects its ledger and checks its schema slowly).
     pub async fn serving(&self) {
-        for _ in 0..200 {
+        for _ in 0..600 {
             let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", self.grpc))
                 .expect("endpoint");
             if let Ok(channel) = endpoint.connect().await {

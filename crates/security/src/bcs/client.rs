@@ -468,7 +468,10 @@ impl Bcs {
 
     /// When a call must be over: the caller's `grpc-timeout`, else the configured ceiling.
     pub fn deadline(&self, call: &CallContext) -> Instant {
-        Instant::now() + deadline::budget(call.remaining(), self.outbound.ceiling())
+        let budget = deadline::budget(call.remaining(), self.outbound.ceiling());
+        // A budget past any clock leaves none: the call is refused as too short, not sent.
+        let now = Instant::now();
+        now.checked_add(budget).unwrap_or(now)
     }
 
     /// The longest a call may take when the caller gives no deadline.
