@@ -23,3 +23,4 @@ mod reliability;
 mod resource_bounds;
 mod security;
 mod shared_state;
+mod tenancy;

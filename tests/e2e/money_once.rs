@@ -25,7 +25,9 @@ use crate::recurring_payments::{
 };
 use crate::security::{self as sec, assert_error, bad_fields, withdrawal, withdrawal_otp};
 use crate::support::replica::{Replica, replica_bearer, replica_bearer_for};
-use crate::support::{Bearer, TestApp, TestPostgres, bearer_with, body_of, reason, spawn_app_with};
+use crate::support::{
+    Bearer, TestApp, TestPostgres, bearer_with, body_of, error_metadata, reason, spawn_app_with,
+};
 
 const S18_PATH: &str = "/security-management/v3/withdrawal/otp";
 const PAYMENT_PATH: &str = "/v1/payments/subscriptions/payment";
@@ -533,8 +535,9 @@ async fn withdrawal_tx_ids_and_fixed_values_belong_to_pasarela() {
         let mut request = withdrawal("otp-value", "owned-fields");
         set(request.invoker.as_mut().expect("teller context"));
         let refused = client.withdraw_with_otp(request).await.unwrap_err();
-        assert_eq!(refused.code(), Code::InvalidArgument, "{field}");
-        assert_eq!(bad_fields(&refused), [field]);
+        assert_eq!(refused.code(), Code::PermissionDenied, "{field}");
+        assert_eq!(reason(&refused), "BANK_IDENTITY_NOT_CALLERS", "{field}");
+        assert_eq!(error_metadata(&refused, "fields"), field);
     }
     assert_eq!(
         withdrawals(&app).await,

@@ -8,6 +8,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
+use crate::tenancy::{TenantSettings, Untenanted};
+
 /// Issuer and audience of the tokens `pasarela token` mints and `pasarela dev` accepts.
 pub const DEV_ISSUER: &str = "pasarela-dev";
 pub const DEV_AUDIENCE: &str = "pasarela";
@@ -82,6 +84,14 @@ pub struct Config {
     pub rate_limit_redis_url: Option<SecretString>,
     /// The CA (and client certificate) of a `rediss://` rate-limit Redis.
     pub rate_limit_redis_tls: Option<pasarela_redis::RedisTls>,
+    /// Tenants by name: the principals acting for each (docs/auth.md, "Tenants"). What a
+    /// tenant may act on is in each service's own `tenants.<name>` section.
+    pub tenants: BTreeMap<String, TenantSettings>,
+    /// What becomes of a principal listed in no tenant: refused (the default), or served
+    /// with the deployment's identity (`allow`, what `pasarela dev` sets).
+    pub untenanted: Untenanted,
+    /// Methods or services a principal in no tenant may call all the same: the operators'.
+    pub tenant_free: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,6 +202,9 @@ impl Default for Config {
             }],
             rate_limit_redis_url: None,
             rate_limit_redis_tls: None,
+            tenants: BTreeMap::new(),
+            untenanted: Untenanted::Refuse,
+            tenant_free: vec!["pasarela.operations.v1.OperationsService".into()],
         }
     }
 }
@@ -209,6 +222,7 @@ impl Config {
             methods: BTreeMap::from([("*".into(), vec!["{method}".into()])]),
             superuser_scope: Some("*".into()),
             insecure_dev_credentials: true,
+            untenanted: Untenanted::Allow,
             ..Config::default()
         }
     }
@@ -243,6 +257,13 @@ impl Config {
                  (`pkg.Service`, `pkg.Service/Method` or `*`)"
             );
         }
+        for name in &self.tenant_free {
+            anyhow::ensure!(
+                name.trim() != "*" && known(name),
+                "auth.tenant_free names {name:?}: name services or methods pasarela serves, \
+                 one by one (`*` would let every principal act for no tenant)"
+            );
+        }
         for name in &self.exempt {
             anyhow::ensure!(
                 known(name),
@@ -255,6 +276,7 @@ impl Config {
 
     /// Refuses policies that would be unsafe or could never admit anybody.
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        crate::tenancy::check(&self.tenants)?;
         let jwt = self.jwks.is_some() || self.hs256_secret.is_some();
         anyhow::ensure!(
             jwt || !self.mtls.principals.is_empty(),

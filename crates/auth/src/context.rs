@@ -1,9 +1,11 @@
-//! One call's context, read once: the request id and the caller's deadline, and the name
-//! its outcome is recorded under. The server's RPC layer sets the context as a request
+//! One call's context, read once: the request id, the caller's deadline and who is
+//! calling, and the name its outcome is recorded under. The server's RPC layer sets the context as a request
 //! extension; the audit line and every handler read it from there, and only a service run
 //! without that layer (a test, an embedding) reads headers.
 
 use std::time::{Duration, Instant};
+
+use crate::principal::Principal;
 
 /// Header carrying the id that follows one call across pasarela and the providers.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -17,18 +19,23 @@ pub struct CallContext {
     pub request_id: String,
     /// When the caller stops waiting (`grpc-timeout` from the call's arrival).
     pub deadline: Option<Instant>,
+    /// Who is calling, as the auth layer identified it; none without that layer.
+    pub principal: Option<Principal>,
 }
 
 impl CallContext {
     /// The context of a gRPC request: the RPC layer's, else read from its metadata.
     pub fn of<T>(request: &tonic::Request<T>) -> CallContext {
-        request
+        let mut context = request
             .extensions()
             .get::<CallContext>()
             .cloned()
             .unwrap_or_else(|| {
                 Self::read(|name| request.metadata().get(name).and_then(|v| v.to_str().ok()))
-            })
+            });
+        // The RPC layer sets its context before the auth layer has identified anybody.
+        context.principal = request.extensions().get::<Principal>().cloned();
+        context
     }
 
     /// The context of an HTTP request: its extension, else read from its headers.
@@ -51,6 +58,7 @@ impl CallContext {
             deadline: header(GRPC_TIMEOUT)
                 .and_then(parse_grpc_timeout)
                 .and_then(deadline_after),
+            principal: None,
         }
     }
 
@@ -212,7 +220,7 @@ mod tests {
         );
         let set = CallContext {
             request_id: "from-layer".into(),
-            deadline: None,
+            ..CallContext::default()
         };
         request.extensions_mut().insert(set.clone());
         assert_eq!(CallContext::of(&request), set);

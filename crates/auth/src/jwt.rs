@@ -45,20 +45,38 @@ struct Claims {
     client_id: Option<String>,
     #[serde(default)]
     azp: Option<String>,
+    /// Every other claim, of which only those tenants bind end users with are kept.
+    #[serde(flatten)]
+    other: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Claims {
-    fn into_principal(self) -> (Principal, u64) {
+    fn into_principal(mut self, kept: &[String]) -> (Principal, u64) {
+        let claims = kept
+            .iter()
+            .filter_map(|name| {
+                let value = match self.other.remove(name)? {
+                    serde_json::Value::String(text) => text,
+                    serde_json::Value::Number(number) => number.to_string(),
+                    _ => return None,
+                };
+                Some((name.clone(), value))
+            })
+            .collect();
         let spaced = self
             .scope
             .iter()
             .flat_map(|s| s.split_whitespace().map(str::to_owned));
         let scopes = spaced.chain(self.scp.into_iter().flatten()).collect();
+        // `client_id` (RFC 9068) names the application in access tokens; `azp`
+        // (OpenID Connect's authorized party) where an issuer sends no `client_id`.
         let principal = Principal {
             subject: self.sub,
             client_id: self.client_id.or(self.azp),
             scopes,
             source: PrincipalSource::Jwt,
+            claims,
+            ..Principal::default()
         };
         // Whole seconds, rounded down: the reuse never outlives the token.
         (principal, self.exp.max(0.0).floor() as u64)
@@ -72,6 +90,8 @@ pub struct Verifier {
     audience: Option<String>,
     leeway: Duration,
     verified: VerifiedTokens,
+    /// Claims kept on the principal: those tenants bind end users with.
+    kept_claims: Vec<String>,
 }
 
 impl Verifier {
@@ -97,6 +117,7 @@ impl Verifier {
             audience: config.audience.clone(),
             leeway: config.leeway,
             verified: VerifiedTokens::default(),
+            kept_claims: crate::tenancy::Tenancy::claims(&config.tenants),
         })
     }
 
@@ -123,7 +144,7 @@ impl Verifier {
         validation.set_issuer(self.issuer.as_slice());
         validation.set_audience(self.audience.as_slice());
         jsonwebtoken::decode::<Claims>(token, &key, &validation)
-            .map(|data| data.claims.into_principal())
+            .map(|data| data.claims.into_principal(&self.kept_claims))
             .map_err(|e| rejection(e.kind()))
     }
 
@@ -203,6 +224,9 @@ struct MintedClaims<'a> {
     iat: u64,
     nbf: u64,
     exp: u64,
+    /// Claims of the caller's choice (`azp`, an end user's document).
+    #[serde(flatten)]
+    extra: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 /// A token `config` accepts, signed with its HS256 secret: what `pasarela token` prints
@@ -213,6 +237,22 @@ pub fn mint_dev_token(
     scopes: &[String],
     ttl: Duration,
 ) -> anyhow::Result<String> {
+    mint_dev_token_with(config, subject, scopes, ttl, &serde_json::Map::new())
+}
+
+/// Like [`mint_dev_token`], with `extra` claims (an application's `azp`, the claim a
+/// tenant binds end users with), which cannot replace the standard ones.
+pub fn mint_dev_token_with(
+    config: &Config,
+    subject: &str,
+    scopes: &[String],
+    ttl: Duration,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<String> {
+    const STANDARD: [&str; 7] = ["iss", "aud", "sub", "scope", "iat", "nbf", "exp"];
+    if let Some(name) = extra.keys().find(|name| STANDARD.contains(&name.as_str())) {
+        anyhow::bail!("the claim {name:?} is set by the minting itself");
+    }
     let secret = config
         .hs256_secret
         .as_ref()
@@ -237,7 +277,8 @@ pub fn mint_dev_token(
         scope: scopes.join(" "),
         iat: now,
         nbf: now,
-        exp: now + ttl.as_secs(),
+        exp: now.saturating_add(ttl.as_secs()),
+        extra,
     };
     let key = EncodingKey::from_secret(secret.expose_secret().as_bytes());
     Ok(jsonwebtoken::encode(
@@ -326,6 +367,7 @@ mod tests {
             audience: Config::dev().audience,
             leeway: Duration::ZERO,
             verified: VerifiedTokens::default(),
+            kept_claims: Vec::new(),
         };
         let rejected = verifier.verify(&token).await.unwrap_err();
         assert_eq!(rejected.reason, Reason::TokenAlgorithmNotAllowed);
@@ -346,7 +388,7 @@ mod tests {
             "sub": "s", "exp": 1.75, "scope": "a b", "scp": ["c"], "azp": "app"
         }))
         .unwrap();
-        let (principal, expires_at) = claims.into_principal();
+        let (principal, expires_at) = claims.into_principal(&[]);
         assert_eq!(expires_at, 1);
         assert_eq!(principal.scopes, scopes(&["a", "b", "c"]));
         assert_eq!(principal.client_id.as_deref(), Some("app"));

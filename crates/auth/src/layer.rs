@@ -23,11 +23,13 @@ use crate::rejection::{Reason, Rejection};
 use crate::secret_attempts::SecretAttempts;
 use crate::shared_buckets::SharedBuckets;
 use crate::slots::{Slot, Slots, peer_key};
+use crate::tenancy::Tenancy;
 
 /// Everything the layer decides with, shared by all connections (and so are the buckets
 /// of the rate limiter).
 struct Guard {
     policy: Policy,
+    tenancy: Tenancy,
     verifier: Verifier,
     certificates: CertificatePrincipals,
     limiter: RateLimiter,
@@ -69,6 +71,7 @@ impl AuthLayer {
             attempts: SecretAttempts::new(config, shared.clone())?,
             guard: Arc::new(Guard {
                 policy: Policy::new(config),
+                tenancy: Tenancy::new(&config.tenants, config.untenanted, &config.tenant_free),
                 verifier: Verifier::new(config).await?,
                 certificates: CertificatePrincipals::new(&config.mtls),
                 limiter: RateLimiter::new(&config.rate_limits, shared),
@@ -163,7 +166,7 @@ impl Guard {
         // wait. A call that authenticates is never refused for its address: behind a NAT, an
         // ingress or a sidecar, others' bad tokens must not deny a good one.
         let peer = credentials.peer_ip.as_deref();
-        let principal = self.authenticate(credentials).await.map_err(|rejection| {
+        let mut principal = self.authenticate(credentials).await.map_err(|rejection| {
             let Some(ip) = peer else {
                 return (None, rejection);
             };
@@ -177,7 +180,12 @@ impl Guard {
             };
             (None, rejection)
         })?;
-        let checks = match self.policy.authorize(path.as_ref(), &principal) {
+        self.tenancy.resolve(&mut principal);
+        let authorized = self
+            .policy
+            .authorize(path.as_ref(), &principal)
+            .and_then(|()| self.tenancy.admit(&principal, path.as_ref()));
+        let checks = match authorized {
             Ok(()) => self.rate_limit(&principal, path.as_ref()).await,
             Err(rejection) => Err(rejection),
         };

@@ -17,6 +17,7 @@ mod rejection;
 mod secret_attempts;
 mod shared_buckets;
 mod slots;
+mod tenancy;
 mod tls;
 mod verified;
 
@@ -25,11 +26,12 @@ pub use config::{
     ReflectionAccess, TlsSettings,
 };
 pub use context::CallContext;
-pub use jwt::mint_dev_token;
+pub use jwt::{mint_dev_token, mint_dev_token_with};
 pub use layer::{AuthLayer, AuthService};
 pub use mtls::{certificate_file_identity, certificate_identity};
-pub use principal::{Principal, PrincipalSource};
+pub use principal::{Principal, PrincipalSource, tenant_of_key};
 pub use rejection::DOMAIN;
 pub use secret_attempts::{SECRET_ATTEMPTS, SecretAttempts};
 pub use slots::{Slot, Slots, peer_key};
+pub use tenancy::{EndUser, TenantPrincipal, TenantSettings, Trespass, Untenanted, check_end_user};
 pub use tls::{server_tls_config, tls_acceptor};

@@ -112,6 +112,7 @@ impl CertificatePrincipals {
             client_id: None,
             scopes: scopes.clone(),
             source: PrincipalSource::Mtls,
+            ..Principal::default()
         })
     }
 }

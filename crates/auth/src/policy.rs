@@ -171,6 +171,7 @@ mod tests {
             client_id: None,
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             source: PrincipalSource::Jwt,
+            ..Principal::default()
         }
     }
 

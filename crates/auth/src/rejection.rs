@@ -27,6 +27,13 @@ pub enum Reason {
     ScopeMissing,
     ReflectionClosed,
     RateLimited,
+    NoTenant,
+    MerchantNotInTenant,
+    SubscriptionOfAnotherTenant,
+    SubscriptionOwnerUnknown,
+    EndUserMismatch,
+    EndUserClaimMissing,
+    BankIdentityNotCallers,
 }
 
 struct Entry {
@@ -61,6 +68,13 @@ const TABLE: &[Entry] = &[
     entry(Reason::ScopeMissing, PermissionDenied, "SCOPE_MISSING", "the caller lacks a scope this method requires"),
     entry(Reason::ReflectionClosed, PermissionDenied, "REFLECTION_CLOSED", "server reflection is closed"),
     entry(Reason::RateLimited, ResourceExhausted, "RATE_LIMITED", "too many calls; retry after the given delay"),
+    entry(Reason::NoTenant, PermissionDenied, "PRINCIPAL_IN_NO_TENANT", "the caller acts for no tenant"),
+    entry(Reason::MerchantNotInTenant, PermissionDenied, "MERCHANT_NOT_IN_TENANT", "the merchant is not one of the caller's tenant"),
+    entry(Reason::SubscriptionOfAnotherTenant, PermissionDenied, "SUBSCRIPTION_OF_ANOTHER_TENANT", "the subscription was activated by another tenant"),
+    entry(Reason::SubscriptionOwnerUnknown, PermissionDenied, "SUBSCRIPTION_OWNER_UNKNOWN", "no tenant is recorded as having activated the subscription"),
+    entry(Reason::EndUserMismatch, PermissionDenied, "END_USER_MISMATCH", "the customer is not the end user the caller's token names"),
+    entry(Reason::EndUserClaimMissing, PermissionDenied, "END_USER_CLAIM_MISSING", "the caller's token lacks the claim its tenant binds end users with"),
+    entry(Reason::BankIdentityNotCallers, PermissionDenied, "BANK_IDENTITY_NOT_CALLERS", "the caller may not set these fields of the bank identity"),
 ];
 
 fn lookup(reason: Reason) -> &'static Entry {
@@ -122,7 +136,7 @@ impl Rejection {
 mod tests {
     use super::*;
 
-    const ALL: [Reason; 14] = [
+    const ALL: [Reason; 21] = [
         Reason::TokenMissing,
         Reason::TokenMalformed,
         Reason::TokenExpired,
@@ -137,6 +151,13 @@ mod tests {
         Reason::ScopeMissing,
         Reason::ReflectionClosed,
         Reason::RateLimited,
+        Reason::NoTenant,
+        Reason::MerchantNotInTenant,
+        Reason::SubscriptionOfAnotherTenant,
+        Reason::SubscriptionOwnerUnknown,
+        Reason::EndUserMismatch,
+        Reason::EndUserClaimMissing,
+        Reason::BankIdentityNotCallers,
     ];
 
     #[test]

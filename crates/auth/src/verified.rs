@@ -85,6 +85,7 @@ mod tests {
             client_id: None,
             scopes: vec!["*".to_owned()],
             source: PrincipalSource::Jwt,
+            ..Principal::default()
         }
     }
 

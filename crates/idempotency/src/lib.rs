@@ -226,6 +226,13 @@ pub trait Store: Send + Sync {
         key: &'a str,
         expected: Option<&'a str>,
     ) -> BoxFuture<'a, StoreResult<bool>>;
+
+    /// Binds `key` to `value` unless it is bound already, for good; answers the value
+    /// `key` is bound to now (`value`, or the one bound first).
+    fn bind<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, StoreResult<String>>;
+
+    /// The value `key` is bound to, if any.
+    fn bound<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>>;
 }
 
 /// Whose records these are: one service in front of one provider.

@@ -46,6 +46,8 @@ struct Entries {
     full_since: Option<Instant>,
     /// Leases of [`Store::lease`]: their holder and when they lapse.
     leases: HashMap<String, (String, Instant)>,
+    /// [`Store::bind`]: bound for the life of the process.
+    bindings: HashMap<String, String>,
 }
 
 impl Entries {
@@ -300,6 +302,22 @@ impl Store for MemoryStore {
                 .unwrap_or_default()
         });
         futures::future::ready(Ok(members)).boxed()
+    }
+
+    fn bind<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, StoreResult<String>> {
+        let bound = self.with(|entries| {
+            entries
+                .bindings
+                .entry(key.to_owned())
+                .or_insert_with(|| value.to_owned())
+                .clone()
+        });
+        futures::future::ready(Ok(bound)).boxed()
+    }
+
+    fn bound<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
+        let bound = self.with(|entries| entries.bindings.get(key).cloned());
+        futures::future::ready(Ok(bound)).boxed()
     }
 }
 

@@ -26,6 +26,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../migrations/0004_open_key_owners.sql"),
     ),
     (5, "leases", include_str!("../migrations/0005_leases.sql")),
+    (
+        6,
+        "bindings",
+        include_str!("../migrations/0006_bindings.sql"),
+    ),
 ];
 
 /// The schema version this build reads and writes.

@@ -286,6 +286,8 @@ struct Statements {
     untrack_if: String,
     members: String,
     lease: String,
+    bind: String,
+    bound: String,
     sweep: String,
 }
 
@@ -364,6 +366,15 @@ impl Statements {
                  WHERE {schema}.leases.expires_at <= now() OR {schema}.leases.holder = EXCLUDED.holder
                  RETURNING holder"
             ),
+            // A binding made by a concurrent statement is not in this one's snapshot: then
+            // neither branch answers, and the caller asks again.
+            bind: format!(
+                "WITH made AS (INSERT INTO {schema}.bindings (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO NOTHING RETURNING value)
+                 SELECT value FROM made UNION ALL
+                 SELECT value FROM {schema}.bindings WHERE key = $1 LIMIT 1"
+            ),
+            bound: format!("SELECT value FROM {schema}.bindings WHERE key = $1"),
             // The outer condition is checked again on a row a claim changed meanwhile.
             sweep: format!(
                 "DELETE FROM {schema}.records WHERE expires_at <= now() AND key IN
@@ -714,6 +725,36 @@ impl Store for PostgresStore {
                 .query_opt(&statement, &[&name, &holder, &millis])
                 .await?;
             Ok((lease, row.is_some()))
+        })
+    }
+
+    fn bind<'a>(&'a self, key: &'a str, value: &'a str) -> BoxFuture<'a, StoreResult<String>> {
+        async move {
+            for _ in 0..3 {
+                let row = self
+                    .bounded("bind", move |lease| async move {
+                        let statement = lease.prepare_cached(&self.sql.bind).await?;
+                        let row = lease.query_opt(&statement, &[&key, &value]).await?;
+                        Ok((lease, row.map(|row| row.get::<_, String>(0))))
+                    })
+                    .await?;
+                if let Some(bound) = row {
+                    return Ok(bound);
+                }
+            }
+            Err(StoreUnavailable::new(
+                "bind",
+                "the binding changed under every attempt",
+            ))
+        }
+        .boxed()
+    }
+
+    fn bound<'a>(&'a self, key: &'a str) -> BoxFuture<'a, StoreResult<Option<String>>> {
+        self.bounded("bound", move |lease| async move {
+            let statement = lease.prepare_cached(&self.sql.bound).await?;
+            let row = lease.query_opt(&statement, &[&key]).await?;
+            Ok((lease, row.map(|row| row.get(0))))
         })
     }
 

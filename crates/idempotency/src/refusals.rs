@@ -96,7 +96,8 @@ impl Idempotency {
         .into()
     }
 
-    pub(crate) fn store_down(&self, error: StoreUnavailable) -> Status {
+    /// A call refused because the store did not answer: nothing was sent.
+    pub fn store_down(&self, error: StoreUnavailable) -> Status {
         tracing::error!(error = %error, "idempotency store unavailable");
         self.metrics.store_error(self.scope.provider);
         ProviderError::new(

@@ -348,6 +348,27 @@ pub(super) async fn claims_compare_and_swap(store: &dyn Store) {
     assert!(store.members("open").await.unwrap().is_empty());
     owners_are_bounded(store).await;
     leases_go_to_one_holder(store).await;
+    bindings_hold_their_first_value(store).await;
+}
+
+/// A binding keeps the value it was first given, whoever binds after; concurrent binders
+/// all read the same winner.
+async fn bindings_hold_their_first_value(store: &dyn Store) {
+    assert_eq!(store.bound("subscription").await.unwrap(), None);
+    assert_eq!(store.bind("subscription", "acme").await.unwrap(), "acme");
+    assert_eq!(store.bind("subscription", "globex").await.unwrap(), "acme");
+    assert_eq!(
+        store.bound("subscription").await.unwrap().as_deref(),
+        Some("acme")
+    );
+    let racers = ["a", "b", "c", "d"].map(|tenant| store.bind("raced", tenant));
+    let answers = futures::future::join_all(racers).await;
+    let first = answers[0].as_ref().unwrap().clone();
+    assert!(
+        answers
+            .iter()
+            .all(|answer| answer.as_ref().unwrap() == &first)
+    );
 }
 
 /// A lease is one holder's until it lapses; its holder renews it.

@@ -1,6 +1,7 @@
 //! The recurring-payments section of pasarela's configuration: where Daviplata lives, the
 //! credentials pasarela presents to it, and where idempotency records are kept.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use pasarela_idempotency::{IdempotencyConfig, StoreKind};
@@ -8,6 +9,8 @@ pub use pasarela_provider::Environment;
 use pasarela_provider::outbound::OutboundSettings;
 use secrecy::SecretString;
 use serde::Deserialize;
+
+pub use crate::tenancy::{TenantSettings, UnboundSubscriptions};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +74,14 @@ pub struct Config {
     /// its lifetime), so that no call leaves with a token about to lapse.
     #[serde(default = "defaults::token_refresh_margin", with = "humantime_serde")]
     pub token_refresh_margin: Duration,
+    /// What each tenant of `auth.tenants` may act on: its merchants (docs/auth.md,
+    /// "Tenants").
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantSettings>,
+    /// A charge or cancel of a subscription no tenant is recorded as having activated:
+    /// `refuse` (the default) or `adopt` (the merchant's tenant takes it).
+    #[serde(default)]
+    pub unbound_subscriptions: UnboundSubscriptions,
 }
 
 /// Operation paths, relative to `base_url`; Daviplata's environments differ.

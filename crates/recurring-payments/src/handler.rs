@@ -20,6 +20,7 @@ use crate::Config;
 use crate::daviplata::errors::DOMAIN;
 use crate::daviplata::wire::{self, Defaults, Reference};
 use crate::daviplata::{Daviplata, client};
+use crate::tenancy::{Act, Refusal, Subject, Tenants};
 use crate::validate;
 
 /// Idempotency records of activate, cancel and charge. Whether Daviplata may have acted is
@@ -41,6 +42,7 @@ pub struct RecurringPayments {
 struct Core {
     daviplata: Daviplata,
     idempotency: Idempotency,
+    tenants: Tenants,
     defaults: Defaults,
     lab_otp_passthrough: bool,
 }
@@ -50,6 +52,11 @@ impl RecurringPayments {
     pub async fn new(config: Config, metrics: IdempotencyMetrics) -> anyhow::Result<Self> {
         let daviplata = Daviplata::new(&config)?;
         let store = idempotency::open_store(&config.idempotency).await?;
+        let tenants = Tenants::new(
+            &config.tenants,
+            config.unbound_subscriptions,
+            Arc::clone(&store),
+        );
         // A claim outlives its call (token wait plus the provider call) before a repeat
         // may take it over.
         let lease = config.idempotency.lease_or(daviplata.ceiling())?;
@@ -72,6 +79,7 @@ impl RecurringPayments {
             core: Arc::new(Core {
                 idempotency,
                 daviplata,
+                tenants,
                 defaults: Defaults::of(&config),
                 lab_otp_passthrough: config.lab_otp_passthrough,
             }),
@@ -133,7 +141,10 @@ struct KeyOf<'a> {
 /// When the provider call must be over: the caller's `grpc-timeout` or the ceiling.
 fn deadline_of<T>(core: &Core, request: &Request<T>) -> Instant {
     let remaining = CallContext::of(request).remaining();
-    Instant::now() + deadline::budget(remaining, core.daviplata.ceiling())
+    let now = Instant::now();
+    // A budget past any clock leaves none: the call is refused as too short, not sent.
+    now.checked_add(deadline::budget(remaining, core.daviplata.ceiling()))
+        .unwrap_or(now)
 }
 
 impl Core {
@@ -168,12 +179,33 @@ impl Core {
             .await
     }
 
+    /// The tenant's checks of a valid request ([`Tenants::admit`]), before its key is
+    /// claimed and anything is sent.
+    async fn admit(
+        &self,
+        principal: Option<&Principal>,
+        subject: Subject<'_>,
+        act: Act,
+    ) -> Result<(), Status> {
+        match self.tenants.admit(principal, &subject, act).await {
+            Ok(()) => Ok(()),
+            Err(Refusal::Denied(status)) => Err(status),
+            Err(Refusal::Store(error)) => Err(self.idempotency.store_down(error)),
+        }
+    }
+
     async fn request(
         &self,
         request: pb::RequestSubscriptionRequest,
+        principal: Option<&Principal>,
         deadline: Instant,
     ) -> Result<pb::RequestSubscriptionResponse, Status> {
         validate::request(&request)?;
+        let subject = Subject {
+            commerce: request.commerce.as_ref(),
+            wallet: request.wallet.as_ref(),
+        };
+        self.admit(principal, subject, Act::Ask).await?;
         let reference = reference(request.transaction.as_ref(), None);
         let body = wire::wallet_body(
             &self.defaults,
@@ -230,10 +262,17 @@ impl Core {
     async fn activate(
         &self,
         request: pb::ActivateSubscriptionRequest,
-        caller: String,
+        principal: Option<Principal>,
         deadline: Instant,
     ) -> Result<pb::ActivateSubscriptionResponse, Status> {
         validate::activate(&request)?;
+        let subject = Subject {
+            commerce: request.commerce.as_ref(),
+            wallet: request.wallet.as_ref(),
+        };
+        self.admit(principal.as_ref(), subject, Act::Activate)
+            .await?;
+        let caller = Principal::key_or_anonymous(principal.as_ref());
         let secrets: &[&str] = &[&request.otp_value];
         self.keyed(ACTIVATE, &request, &caller, deadline, secrets)
             .await
@@ -242,20 +281,32 @@ impl Core {
     async fn cancel(
         &self,
         request: pb::CancelSubscriptionRequest,
-        caller: String,
+        principal: Option<Principal>,
         deadline: Instant,
     ) -> Result<pb::CancelSubscriptionResponse, Status> {
         validate::cancel(&request)?;
+        let subject = Subject {
+            commerce: request.commerce.as_ref(),
+            wallet: request.wallet.as_ref(),
+        };
+        self.admit(principal.as_ref(), subject, Act::Use).await?;
+        let caller = Principal::key_or_anonymous(principal.as_ref());
         self.keyed(CANCEL, &request, &caller, deadline, &[]).await
     }
 
     async fn charge(
         &self,
         request: pb::ChargeSubscriptionRequest,
-        caller: String,
+        principal: Option<Principal>,
         deadline: Instant,
     ) -> Result<pb::ChargeSubscriptionResponse, Status> {
         validate::charge(&request)?;
+        let subject = Subject {
+            commerce: request.commerce.as_ref(),
+            wallet: request.wallet.as_ref(),
+        };
+        self.admit(principal.as_ref(), subject, Act::Use).await?;
+        let caller = Principal::key_or_anonymous(principal.as_ref());
         self.keyed(CHARGE, &request, &caller, deadline, &[]).await
     }
 }
@@ -372,8 +423,9 @@ impl RecurringPaymentsService for RecurringPayments {
         request: Request<pb::RequestSubscriptionRequest>,
     ) -> Result<Response<pb::RequestSubscriptionResponse>, Status> {
         let deadline = deadline_of(&self.core, &request);
+        let principal = Principal::of(&request).cloned();
         self.core
-            .request(request.into_inner(), deadline)
+            .request(request.into_inner(), principal.as_ref(), deadline)
             .await
             .map(Response::new)
     }
@@ -384,10 +436,13 @@ impl RecurringPaymentsService for RecurringPayments {
     ) -> Result<Response<pb::ActivateSubscriptionResponse>, Status> {
         let deadline = deadline_of(&self.core, &request);
         let core = Arc::clone(&self.core);
-        let caller = Principal::key_of(&request);
-        detached(async move { core.activate(request.into_inner(), caller, deadline).await })
-            .await
-            .map(Response::new)
+        let principal = Principal::of(&request).cloned();
+        detached(async move {
+            core.activate(request.into_inner(), principal, deadline)
+                .await
+        })
+        .await
+        .map(Response::new)
     }
 
     async fn cancel_subscription(
@@ -396,8 +451,8 @@ impl RecurringPaymentsService for RecurringPayments {
     ) -> Result<Response<pb::CancelSubscriptionResponse>, Status> {
         let deadline = deadline_of(&self.core, &request);
         let core = Arc::clone(&self.core);
-        let caller = Principal::key_of(&request);
-        detached(async move { core.cancel(request.into_inner(), caller, deadline).await })
+        let principal = Principal::of(&request).cloned();
+        detached(async move { core.cancel(request.into_inner(), principal, deadline).await })
             .await
             .map(Response::new)
     }
@@ -408,8 +463,8 @@ impl RecurringPaymentsService for RecurringPayments {
     ) -> Result<Response<pb::ChargeSubscriptionResponse>, Status> {
         let deadline = deadline_of(&self.core, &request);
         let core = Arc::clone(&self.core);
-        let caller = Principal::key_of(&request);
-        detached(async move { core.charge(request.into_inner(), caller, deadline).await })
+        let principal = Principal::of(&request).cloned();
+        detached(async move { core.charge(request.into_inner(), principal, deadline).await })
             .await
             .map(Response::new)
     }

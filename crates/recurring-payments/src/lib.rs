@@ -7,11 +7,15 @@ mod daviplata;
 mod handler;
 mod money;
 pub mod probe;
+mod tenancy;
 mod validate;
 
-pub use config::{Config, IdempotencyConfig, Paths, StoreKind};
+pub use config::{
+    Config, IdempotencyConfig, Paths, StoreKind, TenantSettings, UnboundSubscriptions,
+};
 pub use daviplata::errors::{DocumentedAnswer, documented_answers};
 pub use handler::RecurringPayments;
+pub use tenancy::Tenants;
 
 use pasarela::recurring_payments::v1::recurring_payments_service_server::RecurringPaymentsServiceServer;
 

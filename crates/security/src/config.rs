@@ -2,11 +2,15 @@
 //! credentials pasarela presents, operation paths, the deployment's invoker defaults, and
 //! where withdrawal outcomes are kept.
 
+use std::collections::BTreeMap;
+
 pub use pasarela_idempotency::{IdempotencyConfig, StoreKind};
 use pasarela_provider::Environment;
 use pasarela_provider::outbound::OutboundSettings;
 use secrecy::SecretString;
 use serde::Deserialize;
+
+pub use crate::bcs::identity::TenantSettings;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +43,14 @@ pub struct Config {
     /// over `invoker`.
     #[serde(default = "defaults::withdrawal_invoker")]
     pub withdrawal_invoker: InvokerFields,
+    /// The invoker fields a caller may set per call (`InvokerContext` names): its end
+    /// user's addresses, terminal and session. Every other field comes from the tenant or
+    /// the deployment; `tx_id`, `process_id` and `action` are pasarela's on every call.
+    #[serde(default = "defaults::caller_invoker_fields")]
+    pub caller_invoker_fields: Vec<String>,
+    /// The bank identity each tenant of `auth.tenants` acts as (docs/auth.md, "Tenants").
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantSettings>,
     /// First letters of generated TxIds ("APII": calls through the API).
     #[serde(default = "defaults::tx_id_prefix")]
     pub tx_id_prefix: String,
@@ -285,6 +297,26 @@ mod defaults {
             action: crate::bcs::invoker::ACTION_CREATE.into(),
             ..InvokerFields::default()
         }
+    }
+
+    /// What varies with each call's end user and device, and nothing that names who the
+    /// bank is dealing with (channel, branch, ally, user).
+    pub fn caller_invoker_fields() -> Vec<String> {
+        [
+            "user_ip_address",
+            "user_mac_address",
+            "terminal_id",
+            "atm_id",
+            "session_key",
+            "request_number",
+            "source",
+            "cust_id",
+            "cust_login_id",
+            "device_fingerprint",
+            "navig_habit",
+        ]
+        .map(str::to_owned)
+        .to_vec()
     }
 
     pub fn tx_id_prefix() -> String {

@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use pasarela::common::v1::{Identification, InvokerContext};
 use pasarela::security::v1::security_service_server::SecurityService;
 use pasarela::security::v1::*;
-use pasarela_auth::{CallContext, Principal, SecretAttempts};
+use pasarela_auth::{CallContext, Principal, SecretAttempts, check_end_user};
 use pasarela_idempotency::{
     self as idempotency, Approval, Attempt, Claim, Idempotency, IdempotencyMetrics, Ledger,
     OnUnknown, Outcome, Proposed, Scope, SettleError, Witness, detached,
@@ -124,25 +124,9 @@ impl Security {
 
     /// Runs `op` with the request `build` makes; the bank's answer `W` becomes the proto
     /// response `P` by its `TryFrom`.
+    /// `customer` is the request's: a tenant that binds its callers to an end user refuses
+    /// any other ([`check_end_user`]).
     async fn call<B, W, P>(
-        &self,
-        op: &Op<W>,
-        call: &CallContext,
-        invoker: Option<&InvokerContext>,
-        build: impl FnOnce(&InvokerFields, &mut Violations) -> Outgoing<B>,
-    ) -> Result<Response<P>, Status>
-    where
-        B: Serialize,
-        W: DeserializeOwned,
-        P: TryFrom<W, Error = Unreadable>,
-    {
-        self.check_secret(op, call, invoker, None, build).await
-    }
-
-    /// Like [`Security::call`] for an operation that tells a right secret of `customer`
-    /// from a wrong one: a valid request is counted against the customer's budget, and
-    /// past it the bank is not asked. `None`: this call checks no secret.
-    async fn check_secret<B, W, P>(
         &self,
         op: &Op<W>,
         call: &CallContext,
@@ -155,7 +139,32 @@ impl Security {
         W: DeserializeOwned,
         P: TryFrom<W, Error = Unreadable>,
     {
-        let holder = customer.map(|customer| fields::holder_key(customer.r#type, &customer.number));
+        self.check_secret(op, call, invoker, customer, false, build)
+            .await
+    }
+
+    /// Like [`Security::call`] for an operation that tells a right secret of `customer`
+    /// from a wrong one: when `checks_secret`, a valid request is counted against the
+    /// customer's budget, and past it the bank is not asked.
+    async fn check_secret<B, W, P>(
+        &self,
+        op: &Op<W>,
+        call: &CallContext,
+        invoker: Option<&InvokerContext>,
+        customer: Option<&Identification>,
+        checks_secret: bool,
+        build: impl FnOnce(&InvokerFields, &mut Violations) -> Outgoing<B>,
+    ) -> Result<Response<P>, Status>
+    where
+        B: Serialize,
+        W: DeserializeOwned,
+        P: TryFrom<W, Error = Unreadable>,
+    {
+        let document = customer.map_or("", |customer| customer.number.as_str());
+        check_end_user(call.principal.as_ref(), document)?;
+        let holder = customer
+            .filter(|_| checks_secret)
+            .map(|customer| fields::holder_key(customer.r#type, &customer.number));
         let admit = async {
             match &holder {
                 Some(holder) => self.core.attempts.check(HOLDERS, holder).await,
@@ -181,6 +190,7 @@ impl Core {
         caller: String,
     ) -> Result<WithdrawWithOtpResponse, Status> {
         let op = &client::WITHDRAW_WITH_OTP;
+        check_end_user(call.principal.as_ref(), &request.customer_document_number)?;
         let deadline = self.bcs.deadline(&call);
         let now = bank_now();
         let create = self
@@ -368,7 +378,13 @@ impl SecurityService for Security {
         let call = CallContext::of(&request);
         let r = request.into_inner();
         let op = &client::PASSWORD_STATUS;
-        self.call(op, &call, r.invoker.as_ref(), |_, v| {
+        // Asked by alias, the customer is not known here: a tenant binding end users
+        // refuses it.
+        let customer = match &r.subject {
+            Some(get_password_status_request::Subject::Customer(customer)) => Some(customer),
+            _ => None,
+        };
+        self.call(op, &call, r.invoker.as_ref(), customer, |_, v| {
             wire::get_password_status(&r, v)
         })
         .await
@@ -381,9 +397,13 @@ impl SecurityService for Security {
         let call = CallContext::of(&request);
         let r = request.into_inner();
         let op = &client::GENERATE_OTC;
-        self.call(op, &call, r.invoker.as_ref(), |_, v| {
-            wire::generate_otc_v1(&r, v)
-        })
+        self.call(
+            op,
+            &call,
+            r.invoker.as_ref(),
+            r.customer.as_ref(),
+            |_, v| wire::generate_otc_v1(&r, v),
+        )
         .await
     }
 
@@ -394,9 +414,13 @@ impl SecurityService for Security {
         let call = CallContext::of(&request);
         let r = request.into_inner();
         let op = &client::GENERATE_OTC_V3;
-        self.call(op, &call, r.invoker.as_ref(), |_, v| {
-            wire::generate_otc_v3(&r, v)
-        })
+        self.call(
+            op,
+            &call,
+            r.invoker.as_ref(),
+            r.customer.as_ref(),
+            |_, v| wire::generate_otc_v3(&r, v),
+        )
         .await
     }
 
@@ -412,6 +436,7 @@ impl SecurityService for Security {
             &call,
             r.invoker.as_ref(),
             r.customer.as_ref(),
+            true,
             |_, v| wire::validate_otc(&r, v),
         )
         .await
@@ -424,9 +449,13 @@ impl SecurityService for Security {
         let call = CallContext::of(&request);
         let r = request.into_inner();
         let op = &client::TRANSACTION_CHALLENGE;
-        self.call(op, &call, r.invoker.as_ref(), |_, v| {
-            wire::create_transaction_challenge(&r, v)
-        })
+        self.call(
+            op,
+            &call,
+            r.invoker.as_ref(),
+            r.customer.as_ref(),
+            |_, v| wire::create_transaction_challenge(&r, v),
+        )
         .await
     }
 
@@ -437,9 +466,13 @@ impl SecurityService for Security {
         let call = CallContext::of(&request);
         let r = request.into_inner();
         let op = &client::ENROLL_DIGITAL_USER;
-        self.call(op, &call, r.invoker.as_ref(), |_, v| {
-            wire::enroll_digital_user(&r, v)
-        })
+        self.call(
+            op,
+            &call,
+            r.invoker.as_ref(),
+            r.customer.as_ref(),
+            |_, v| wire::enroll_digital_user(&r, v),
+        )
         .await
     }
 
@@ -450,9 +483,13 @@ impl SecurityService for Security {
         let call = CallContext::of(&request);
         let r = request.into_inner();
         let op = &client::VALIDATE_DIGITAL_ENROLLMENT;
-        self.call(op, &call, r.invoker.as_ref(), |_, v| {
-            wire::validate_digital_enrollment(&r, v)
-        })
+        self.call(
+            op,
+            &call,
+            r.invoker.as_ref(),
+            r.customer.as_ref(),
+            |_, v| wire::validate_digital_enrollment(&r, v),
+        )
         .await
     }
 
@@ -468,6 +505,7 @@ impl SecurityService for Security {
             &call,
             r.invoker.as_ref(),
             r.customer.as_ref(),
+            true,
             |_, v| wire::change_password(&r, v),
         )
         .await
@@ -480,9 +518,13 @@ impl SecurityService for Security {
         let call = CallContext::of(&request);
         let r = request.into_inner();
         let op = &client::CREATE_USER;
-        self.call(op, &call, r.invoker.as_ref(), |_, v| {
-            wire::create_user(&r, v)
-        })
+        self.call(
+            op,
+            &call,
+            r.invoker.as_ref(),
+            r.customer.as_ref(),
+            |_, v| wire::create_user(&r, v),
+        )
         .await
     }
 
@@ -498,6 +540,7 @@ impl SecurityService for Security {
             &call,
             r.invoker.as_ref(),
             r.customer.as_ref(),
+            true,
             |_, v| wire::validate_enrollment_card(&r, v),
         )
         .await
@@ -515,6 +558,7 @@ impl SecurityService for Security {
             &call,
             r.invoker.as_ref(),
             r.customer.as_ref(),
+            true,
             |_, v| wire::validate_password_recovery(&r, v),
         )
         .await
@@ -527,9 +571,13 @@ impl SecurityService for Security {
         let call = CallContext::of(&request);
         let r = request.into_inner();
         let op = &client::REQUEST_WITHDRAWAL_OTP;
-        self.call(op, &call, r.invoker.as_ref(), |_, v| {
-            wire::request_withdrawal_otp(&r, v)
-        })
+        self.call(
+            op,
+            &call,
+            r.invoker.as_ref(),
+            r.customer.as_ref(),
+            |_, v| wire::request_withdrawal_otp(&r, v),
+        )
         .await
     }
 
@@ -540,9 +588,13 @@ impl SecurityService for Security {
         let call = CallContext::of(&request);
         let r = request.into_inner();
         let op = &client::UPDATE_PASSWORD_STATUS;
-        self.call(op, &call, r.invoker.as_ref(), |_, v| {
-            wire::update_password_status(&r, self.core.password_status_values, v)
-        })
+        self.call(
+            op,
+            &call,
+            r.invoker.as_ref(),
+            r.customer.as_ref(),
+            |_, v| wire::update_password_status(&r, self.core.password_status_values, v),
+        )
         .await
     }
 
@@ -553,13 +605,19 @@ impl SecurityService for Security {
         let call = CallContext::of(&request);
         let r = request.into_inner();
         let op = &client::SET_CHANNEL_HOLD;
-        self.call(op, &call, r.invoker.as_ref(), |fields, v| {
-            let audit = wire::Audit {
-                user: &fields.user,
-                branch_id: &fields.branch_id,
-            };
-            wire::set_channel_hold(&r, audit, v)
-        })
+        self.call(
+            op,
+            &call,
+            r.invoker.as_ref(),
+            r.customer.as_ref(),
+            |fields, v| {
+                let audit = wire::Audit {
+                    user: &fields.user,
+                    branch_id: &fields.branch_id,
+                };
+                wire::set_channel_hold(&r, audit, v)
+            },
+        )
         .await
     }
 
@@ -570,9 +628,13 @@ impl SecurityService for Security {
         let call = CallContext::of(&request);
         let r = request.into_inner();
         let op = &client::AUTHENTICATION_LEVEL;
-        self.call(op, &call, r.invoker.as_ref(), |_, v| {
-            wire::get_authentication_level(&r, bank_now(), v)
-        })
+        self.call(
+            op,
+            &call,
+            r.invoker.as_ref(),
+            r.customer.as_ref(),
+            |_, v| wire::get_authentication_level(&r, bank_now(), v),
+        )
         .await
     }
 
@@ -584,10 +646,16 @@ impl SecurityService for Security {
         let r = request.into_inner();
         let op = &client::AUTHENTICATE_CHANNEL;
         // The first round asks for questions; a round with answers checks them.
-        let checked = r.customer.as_ref().filter(|_| !r.answers.is_empty());
-        self.check_secret(op, &call, r.invoker.as_ref(), checked, |_, v| {
-            wire::authenticate_channel(&r, v)
-        })
+        let checks_secret = !r.answers.is_empty();
+        let customer = r.customer.as_ref();
+        self.check_secret(
+            op,
+            &call,
+            r.invoker.as_ref(),
+            customer,
+            checks_secret,
+            |_, v| wire::authenticate_channel(&r, v),
+        )
         .await
     }
 
@@ -599,10 +667,16 @@ impl SecurityService for Security {
         let r = request.into_inner();
         let op = &client::QUESTION_CHALLENGE;
         // The first round asks for questions; a round with answers checks them.
-        let checked = r.customer.as_ref().filter(|_| !r.answers.is_empty());
-        self.check_secret(op, &call, r.invoker.as_ref(), checked, |_, v| {
-            wire::create_question_challenge(&r, v)
-        })
+        let checks_secret = !r.answers.is_empty();
+        let customer = r.customer.as_ref();
+        self.check_secret(
+            op,
+            &call,
+            r.invoker.as_ref(),
+            customer,
+            checks_secret,
+            |_, v| wire::create_question_challenge(&r, v),
+        )
         .await
     }
 
@@ -623,6 +697,8 @@ impl SecurityService for Security {
             answer.into_response(chosen.get().copied().unwrap_or_default())
         };
         let op = &client::LIST_CHANNEL_HOLDS;
+        let document = r.customer.as_ref().map_or("", |c| c.number.as_str());
+        check_end_user(call.principal.as_ref(), document)?;
         self.core
             .bcs
             .run(op, &call, r.invoker.as_ref(), build, read)

@@ -132,7 +132,7 @@ impl Reconciler {
         };
         let call = CallContext {
             request_id: format!("reconciler-{}", asked.key_hash()),
-            deadline: None,
+            ..CallContext::default()
         };
         let op = &client::WITHDRAWAL_QUERY;
         let prepared = self

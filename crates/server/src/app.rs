@@ -117,6 +117,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     config.connections.validate()?;
     config.operations.validate()?;
+    config.check_tenants()?;
     // TLS through an acceptor that re-reads renewed certificate files.
     let tls = config
         .tls

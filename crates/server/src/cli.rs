@@ -98,7 +98,19 @@ pub enum Command {
         /// Lifetime, e.g. `1h`, `15m`.
         #[arg(long, default_value = "1h", value_parser = humantime_serde::re::humantime::parse_duration)]
         ttl: Duration,
+        /// A claim of the token, `name=value` (repeatable): `azp=billing` names the
+        /// application, a tenant's end-user claim binds a customer (docs/auth.md, "Tenants").
+        #[arg(long = "claim", value_parser = parse_claim)]
+        claims: Vec<(String, String)>,
     },
+}
+
+/// `name=value` of `pasarela token --claim`.
+fn parse_claim(raw: &str) -> Result<(String, String), String> {
+    let (name, value) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("{raw:?} is not name=value"))?;
+    Ok((name.trim().to_owned(), value.to_owned()))
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -177,12 +189,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             scopes,
             subject,
             ttl,
+            claims,
         } => {
-            let token = pasarela_auth::mint_dev_token(
+            let extra = claims
+                .into_iter()
+                .map(|(name, value)| (name, serde_json::Value::String(value)))
+                .collect();
+            let token = pasarela_auth::mint_dev_token_with(
                 &pasarela_auth::Config::dev(),
                 &subject,
                 &scopes,
                 ttl,
+                &extra,
             )?;
             println!("{token}");
             Ok(())

@@ -377,6 +377,12 @@ impl Config {
             "auth.insecure_dev_credentials is for development only, and {sections} calls a \
              production provider (its `environment`); remove it"
         );
+        anyhow::ensure!(
+            self.auth.untenanted == pasarela_auth::Untenanted::Refuse,
+            "auth.untenanted = \"allow\" lets a principal in no tenant act for any merchant \
+             with the deployment's bank identity, and {sections} calls a production provider: \
+             list each caller in auth.tenants"
+        );
         let lab_otp = self
             .recurring_payments
             .as_ref()
@@ -419,6 +425,23 @@ impl Config {
                  restarts (a retry then moves money again), and {section} calls a production \
                  provider: keep its records in PostgreSQL (store = \"postgres\")"
             );
+        }
+        Ok(())
+    }
+
+    /// Refuses a service's tenant that `auth.tenants` does not name (its principals would be
+    /// nobody), and a merchant in two tenants.
+    pub fn check_tenants(&self) -> anyhow::Result<()> {
+        let known: std::collections::BTreeSet<String> = self.auth.tenants.keys().cloned().collect();
+        let security_tenants = self.security.iter().flat_map(|s| s.tenants.keys());
+        if let Some(name) = security_tenants
+            .into_iter()
+            .find(|name| !known.contains(*name))
+        {
+            anyhow::bail!("security.tenants.{name}: no such tenant in auth.tenants");
+        }
+        if let Some(payments) = &self.recurring_payments {
+            pasarela_recurring_payments::Tenants::check(&payments.tenants, &known)?;
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use pasarela::operations::v1::operations_service_server::{
 use pasarela::operations::v1::propose_settlement_request::Settlement as PbProposal;
 use pasarela::operations::v1::settle_unknown_outcome_request::Settlement as PbSettlement;
 use pasarela::operations::v1::settlement_proposal::Settlement as PbProposed;
-use pasarela_auth::Principal;
+use pasarela_auth::{Principal, tenant_of_key};
 use pasarela_idempotency::{
     Approval, KeyState, Ledger, Outstanding, SettleError, Settlement, Settling, StoreUnavailable,
     reason,
@@ -385,6 +385,7 @@ const PAGE_SIZE_MAX: usize = 1_000;
 #[derive(Debug)]
 struct Query {
     operation: String,
+    tenant: String,
     min_age: Duration,
     page_size: usize,
     after: Option<Cursor>,
@@ -481,6 +482,7 @@ impl Query {
         violations.finish()?;
         Ok(Self {
             operation: request.operation.clone(),
+            tenant: request.tenant.trim().to_owned(),
             min_age: min_age.unwrap_or_default(),
             page_size: page_size.unwrap_or(PAGE_SIZE),
             after,
@@ -497,6 +499,10 @@ impl Query {
         let mut chosen: Vec<(Cursor, (&'static str, Outstanding))> = listed
             .into_iter()
             .filter(|(_, entry)| self.operation.is_empty() || entry.operation == self.operation)
+            .filter(|(_, entry)| {
+                self.tenant.is_empty()
+                    || tenant_of_key(&entry.caller).is_some_and(|tenant| tenant == self.tenant)
+            })
             .filter(|(_, entry)| {
                 now.duration_since(entry.first_attempt)
                     .is_ok_and(|age| age >= self.min_age)
@@ -557,6 +563,7 @@ fn to_proto(service: &str, entry: Outstanding) -> pb::UnknownOutcome {
         }),
         service: service.to_owned(),
         operation: entry.operation,
+        tenant: tenant_of_key(&entry.caller).unwrap_or_default(),
         caller: entry.caller,
         key_hash: entry.key_hash,
         provider_transaction_id: entry.transaction_id,

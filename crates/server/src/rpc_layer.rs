@@ -240,6 +240,7 @@ where
         request.extensions_mut().insert(CallContext {
             request_id: request_id.clone(),
             deadline: timeout.and_then(pasarela_auth::context::deadline_after),
+            principal: None,
         });
         let path = request.uri().path();
         let method = self.methods.label(path);

@@ -197,6 +197,61 @@ pub fn principal_token(subject: &str) -> String {
     .expect("dev token")
 }
 
+/// A dev token of every scope for `subject` with `claims` (`azp`, an end user's document).
+pub fn token_with_claims(subject: &str, claims: &[(&str, &str)]) -> String {
+    let extra = claims
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), serde_json::Value::from(*value)))
+        .collect();
+    pasarela_auth::mint_dev_token_with(
+        &pasarela_auth::Config::dev(),
+        subject,
+        &["*".to_owned()],
+        std::time::Duration::from_secs(600),
+        &extra,
+    )
+    .expect("dev token")
+}
+
+/// Another pasarela in front of a running app's sandbox, configured apart (a caller the
+/// first one never saw).
+pub struct Beside {
+    running: Running,
+    channel: Channel,
+}
+
+impl Beside {
+    pub async fn start(sandbox: &Sandbox, configure: impl FnOnce(&mut Config)) -> Beside {
+        let mut config = pasarela_server::dev::config_for(sandbox, None).expect("dev config");
+        config.listen = ([127, 0, 0, 1], 0).into();
+        config.admin_listen = None;
+        configure(&mut config);
+        let running = pasarela_server::app::start(config)
+            .await
+            .expect("pasarela starts");
+        let channel = Endpoint::from_shared(format!("http://{}", running.grpc_addr))
+            .expect("endpoint")
+            .connect_lazy();
+        Beside { running, channel }
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    pub async fn stop(self) {
+        self.running.shutdown().await.expect("clean shutdown");
+    }
+}
+
+/// The `ErrorInfo.metadata` value `key` of a refusal, or empty.
+pub fn error_metadata(status: &tonic::Status, key: &str) -> String {
+    status
+        .get_details_error_info()
+        .and_then(|info| info.metadata.get(key).cloned())
+        .unwrap_or_default()
+}
+
 /// An interceptor sending `token` as the bearer of every call.
 pub fn bearer_with(token: &str) -> Bearer {
     Bearer(format!("Bearer {token}").parse().expect("ascii token"))

@@ -144,6 +144,7 @@ issuer = "{issuer}"
 audience = "{audience}"
 hs256_secret = "{REPLICA_SECRET}"
 allow_hs256 = true
+untenanted = "allow"
 
 [auth.methods]
 "*" = ["{{method}}"]

@@ -20,6 +20,7 @@ use tracing::Instrument as _;
 
 use super::envelope;
 use super::errors::{DOMAIN, MAX_TEXT, SERVICE_DOMAIN, bad_response};
+use super::identity::Identities;
 use super::invoker::{self, ProcessIdRule, SequenceError, TxIds};
 use super::wire::{self, Outgoing, Unreadable};
 use crate::config::{Config, InvokerFields, Paths};
@@ -364,13 +365,8 @@ pub struct Bcs {
     client_secret: SecretString,
     access_token: Option<SecretString>,
     paths: Paths,
-    /// The deployment's invoker values for API calls, checked at start-up.
-    invoker: InvokerFields,
-    /// Those of withdrawals at a banking correspondent: `invoker` with
-    /// `withdrawal_invoker` over it, checked at start-up.
-    correspondent_invoker: InvokerFields,
-    /// What a withdrawal's request may not set (`security.withdrawal_invoker`).
-    withdrawal_invoker: InvokerFields,
+    /// The bank identity of the deployment and of each tenant, checked at start-up.
+    identities: Identities,
     tx_id_prefix: String,
     withdrawal_tx_id_prefix: String,
     bank_code: String,
@@ -443,10 +439,12 @@ const OPERATION_NAMES: [&str; 20] = [
 impl Bcs {
     /// `store` holds the TxId sequence (shared by every replica when it is Redis).
     pub fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
-        let mut correspondent_invoker = config.invoker.clone();
-        invoker::merge(&mut correspondent_invoker, &config.withdrawal_invoker);
-        invoker::check_defaults(&config.invoker, "security.invoker")?;
-        invoker::check_defaults(&correspondent_invoker, "security.withdrawal_invoker")?;
+        let identities = Identities::new(
+            &config.invoker,
+            &config.withdrawal_invoker,
+            &config.caller_invoker_fields,
+            &config.tenants,
+        )?;
         let outbound = Outbound::new(DOMAIN, &config.outbound)?;
         outbound.expect_operations(&OPERATION_NAMES);
         Ok(Self {
@@ -456,9 +454,7 @@ impl Bcs {
             client_secret: config.client_secret,
             access_token: config.access_token,
             paths: config.paths,
-            correspondent_invoker,
-            invoker: config.invoker,
-            withdrawal_invoker: config.withdrawal_invoker,
+            identities,
             tx_id_prefix: config.tx_id_prefix,
             withdrawal_tx_id_prefix: config.withdrawal_tx_id_prefix,
             bank_code: config.bank_code,
@@ -479,17 +475,10 @@ impl Bcs {
         self.outbound.ceiling()
     }
 
-    /// The invoker values of a call before the request's own layer: the deployment's,
-    /// then the operation's fixed ones.
+    /// The deployment's invoker values of `op` before a request's own layer (the
+    /// reconciler's consultas, which no caller makes).
     pub fn base_invoker<W>(&self, op: &Op<W>) -> InvokerFields {
-        self.checked_invoker(op).clone()
-    }
-
-    fn checked_invoker<W>(&self, op: &Op<W>) -> &InvokerFields {
-        match op.channel {
-            Channel::Api => &self.invoker,
-            Channel::Correspondent => &self.correspondent_invoker,
-        }
+        self.identities.deployment().base(op.channel).clone()
     }
 
     /// Runs one operation: [`Bcs::prepare`], then [`Bcs::send`], and `read`s the answer
@@ -540,13 +529,13 @@ impl Bcs {
         context: Option<&pasarela::common::v1::InvokerContext>,
         build: impl FnOnce(&InvokerFields, &mut Violations) -> Outgoing<B>,
     ) -> Result<Prepared<B>, Status> {
+        let principal = call.principal.as_ref();
+        let identity = self.identities.of(principal);
+        let layer = identity.caller_layer(op.channel, context, principal)?;
+        let base = identity.base(op.channel);
         let mut violations = Violations::new();
-        if let (Channel::Correspondent, Some(context)) = (op.channel, context) {
-            let requested = invoker::from_context(context);
-            invoker::refuse_owned(&requested, &self.withdrawal_invoker, &mut violations);
-        }
-        let (fields, derived_process_id, tx_id_pending) = self.resolve(op, call, context);
-        invoker::check(&fields, self.checked_invoker(op), &mut violations);
+        let (fields, derived_process_id, tx_id_pending) = self.resolve(op, call, base, &layer);
+        invoker::check(&fields, base, &mut violations);
         invoker::require(&fields, op.required, &mut violations);
         let outgoing = build(&fields, &mut violations);
         if let Some(segment) = &outgoing.path_id {
@@ -655,12 +644,11 @@ impl Bcs {
         &self,
         op: &Op<W>,
         call: &CallContext,
-        context: Option<&pasarela::common::v1::InvokerContext>,
+        base: &InvokerFields,
+        layer: &InvokerFields,
     ) -> (InvokerFields, Option<ProcessIdRule>, bool) {
-        let mut fields = self.base_invoker(op);
-        if let Some(context) = context {
-            invoker::merge(&mut fields, &invoker::from_context(context));
-        }
+        let mut fields = base.clone();
+        invoker::merge(&mut fields, layer);
         let rule = match op.channel {
             Channel::Api => ProcessIdRule::TxId,
             Channel::Correspondent => ProcessIdRule::LastDigits {

@@ -25,10 +25,6 @@ pub const ACTION_CREATE: &str = "C";
 /// S18's `X-Invoker-Action`: "R -- > Read (Consulta)".
 pub const ACTION_READ: &str = "R";
 
-/// Invoker fields pasarela generates on a withdrawal (its TxId, the ProcessId that follows
-/// it, the action of a create or a consulta).
-const GENERATED_ON_WITHDRAWALS: &[&str] = &["tx_id", "process_id", "action"];
-
 /// Longest value of `X-Invoker-RequestNumber` (and of a generated session key).
 const REQUEST_NUMBER_MAX: usize = 30;
 
@@ -341,21 +337,23 @@ pub fn require(fields: &InvokerFields, names: &[&str], violations: &mut Violatio
     }
 }
 
-/// The headers of `fields`, empty ones left out.
-/// A withdrawal's TxId and the values S18 fixes belong to pasarela: a caller's TxId could
-/// be another customer's, which the bank answers with that customer's withdrawal.
-pub fn refuse_owned(request: &InvokerFields, fixed: &InvokerFields, v: &mut Violations) {
-    for rule in RULES {
-        let owned = GENERATED_ON_WITHDRAWALS.contains(&rule.field) || !(rule.get)(fixed).is_empty();
-        if owned && !(rule.get)(request).is_empty() {
-            v.add(
-                format!("invoker.{}", rule.field),
-                "is set by pasarela on withdrawals (generated, or fixed by the spec): leave it empty",
-            );
-        }
-    }
+/// The fields `fields` sets, by their names in `InvokerContext`.
+pub fn set_fields(fields: &InvokerFields) -> impl Iterator<Item = &'static str> + '_ {
+    RULES
+        .iter()
+        .filter(move |rule| !(rule.get)(fields).is_empty())
+        .map(|rule| rule.field)
 }
 
+/// The field of `InvokerContext` called `name`, if there is one.
+pub fn field(name: &str) -> Option<&'static str> {
+    RULES
+        .iter()
+        .map(|rule| rule.field)
+        .find(|field| *field == name)
+}
+
+/// The headers of `fields`, empty ones left out.
 pub fn headers(fields: &InvokerFields) -> impl Iterator<Item = (&'static str, &str)> {
     RULES
         .iter()

@@ -5,6 +5,7 @@ mod envelope;
 mod error_table;
 pub mod errors;
 pub(crate) mod fields;
+pub mod identity;
 pub mod invoker;
 pub mod wire;
 

@@ -1,0 +1,362 @@
+//! Tenants: which principals act for which tenant (a bank's business line, a merchant
+//! group), decided once per call by the auth layer and carried on the [`Principal`]. What a
+//! tenant may act on (merchants, the bank identity it acts as) each service reads from its
+//! own section, by the tenant's name.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tonic::Status;
+
+use crate::policy::{MethodPath, MethodSet};
+use crate::principal::{Principal, PrincipalSource};
+use crate::rejection::{Reason, Rejection};
+
+/// One tenant in `auth.tenants.<name>`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantSettings {
+    /// Who acts for the tenant.
+    pub principals: Vec<TenantPrincipal>,
+    /// A claim of the caller's token (e.g. the customer's document number) that the
+    /// request's customer must equal; a token without it is refused where a request names
+    /// a customer. Unset: the tenant's callers act for any of its customers.
+    pub end_user_claim: Option<String>,
+}
+
+/// A principal as a tenant lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPrincipal {
+    pub source: PrincipalSource,
+    /// The token's `sub`, or the certificate identity.
+    pub subject: String,
+    /// JWT only: the application acting for the subject (`azp`, else `client_id`).
+    /// Unset: any application of the subject.
+    pub client_id: Option<String>,
+}
+
+impl TenantPrincipal {
+    fn matches(&self, principal: &Principal) -> bool {
+        self.source == principal.source
+            && self.subject == principal.subject
+            && self
+                .client_id
+                .as_ref()
+                .is_none_or(|client| principal.client_id.as_ref() == Some(client))
+    }
+
+    /// A listing naming the application is more specific than one that does not.
+    fn specificity(&self) -> u8 {
+        u8::from(self.client_id.is_some())
+    }
+}
+
+/// What becomes of a principal listed in no tenant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Untenanted {
+    /// Refused `PERMISSION_DENIED` `PRINCIPAL_IN_NO_TENANT` on every method outside
+    /// `auth.tenant_free`.
+    #[default]
+    Refuse,
+    /// Served with the deployment's own identity and no merchant bound (`pasarela dev`).
+    Allow,
+}
+
+/// The tenants of a deployment, as the auth layer applies them.
+#[derive(Debug, Clone)]
+pub struct Tenancy {
+    tenants: Vec<(Arc<str>, TenantSettings)>,
+    untenanted: Untenanted,
+    /// Methods any authenticated principal may call, tenant or none (operators' methods).
+    free: MethodSet,
+}
+
+impl Tenancy {
+    pub fn new(
+        tenants: &BTreeMap<String, TenantSettings>,
+        untenanted: Untenanted,
+        free: &[String],
+    ) -> Self {
+        Self {
+            tenants: tenants
+                .iter()
+                .map(|(name, settings)| (Arc::from(name.as_str()), settings.clone()))
+                .collect(),
+            untenanted,
+            free: MethodSet::new(free),
+        }
+    }
+
+    /// The claims tenants bind end users with: what a token verification keeps.
+    pub fn claims(tenants: &BTreeMap<String, TenantSettings>) -> Vec<String> {
+        let mut names: Vec<String> = tenants
+            .values()
+            .filter_map(|tenant| tenant.end_user_claim.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Sets the principal's tenant (the most specific listing wins) and its end user.
+    pub fn resolve(&self, principal: &mut Principal) {
+        let found = self
+            .tenants
+            .iter()
+            .flat_map(|(name, tenant)| {
+                tenant
+                    .principals
+                    .iter()
+                    .filter(|listed| listed.matches(principal))
+                    .map(move |listed| (listed.specificity(), name, tenant))
+            })
+            .max_by_key(|(specificity, _, _)| *specificity);
+        let Some((_, name, tenant)) = found else {
+            return;
+        };
+        principal.tenant = Some(Arc::clone(name));
+        principal.end_user = tenant.end_user_claim.as_ref().map(|claim| {
+            principal
+                .claims
+                .get(claim)
+                .cloned()
+                .map_or(EndUser::Missing, EndUser::Bound)
+        });
+    }
+
+    /// Refuses a principal in no tenant, unless the deployment allows it or the method is
+    /// tenant-free.
+    pub fn admit(
+        &self,
+        principal: &Principal,
+        path: Option<&MethodPath<'_>>,
+    ) -> Result<(), Rejection> {
+        let free = path.is_some_and(|path| self.free.contains(path));
+        if principal.tenant.is_some() || free || self.untenanted == Untenanted::Allow {
+            return Ok(());
+        }
+        Err(Rejection::new(Reason::NoTenant))
+    }
+}
+
+/// The end user a tenant binds a caller's requests to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndUser {
+    /// The value of the tenant's claim in the caller's token.
+    Bound(String),
+    /// The tenant names a claim the token does not carry.
+    Missing,
+}
+
+/// Refuses a request about `document` (a customer's or wallet holder's document number)
+/// unless it is the end user the caller's tenant binds it to; callers whose tenant binds
+/// none act for any customer.
+pub fn check_end_user(principal: Option<&Principal>, document: &str) -> Result<(), Status> {
+    match principal.and_then(|p| p.end_user.as_ref()) {
+        None => Ok(()),
+        Some(EndUser::Bound(bound)) if same_document(bound, document) => Ok(()),
+        Some(EndUser::Bound(_)) => Err(Trespass::EndUser.refuse(principal, &[])),
+        Some(EndUser::Missing) => Err(Trespass::EndUserClaimMissing.refuse(principal, &[])),
+    }
+}
+
+/// Document numbers as the providers compare them: case and leading zeros aside.
+fn same_document(a: &str, b: &str) -> bool {
+    let canonical = |s: &str| s.trim().trim_start_matches('0').to_ascii_uppercase();
+    !b.trim().is_empty() && canonical(a) == canonical(b)
+}
+
+/// What a request may not do for its caller's tenant, decided by the service that reads
+/// the request; each is answered `PERMISSION_DENIED` with its own `ErrorInfo.reason`,
+/// before any provider call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Trespass {
+    #[error("the merchant is not one of the caller's tenant")]
+    Merchant,
+    #[error("the subscription was activated by another tenant")]
+    Subscription,
+    #[error("no tenant is recorded as having activated the subscription")]
+    SubscriptionOwnerUnknown,
+    #[error("the customer is not the end user the caller's token names")]
+    EndUser,
+    #[error("the caller's token lacks the claim its tenant binds end users with")]
+    EndUserClaimMissing,
+    #[error("the caller may not set these fields of the bank identity")]
+    BankIdentity,
+}
+
+impl Trespass {
+    fn reason(self) -> Reason {
+        match self {
+            Trespass::Merchant => Reason::MerchantNotInTenant,
+            Trespass::Subscription => Reason::SubscriptionOfAnotherTenant,
+            Trespass::SubscriptionOwnerUnknown => Reason::SubscriptionOwnerUnknown,
+            Trespass::EndUser => Reason::EndUserMismatch,
+            Trespass::EndUserClaimMissing => Reason::EndUserClaimMissing,
+            Trespass::BankIdentity => Reason::BankIdentityNotCallers,
+        }
+    }
+
+    /// The refusal, logged as a security event naming the caller and its tenant (never
+    /// the request's values: `metadata` names fields and merchants only).
+    pub fn refuse(self, principal: Option<&Principal>, metadata: &[(&str, &str)]) -> Status {
+        let reason = self.reason();
+        tracing::warn!(
+            reason = reason.name(),
+            caller = principal
+                .map(Principal::key)
+                .as_deref()
+                .unwrap_or("anonymous"),
+            tenant = principal.and_then(|p| p.tenant.as_deref()).unwrap_or("-"),
+            "refused for its tenant: {self}"
+        );
+        metadata
+            .iter()
+            .fold(Rejection::new(reason), |rejection, (key, value)| {
+                rejection.with(key, *value)
+            })
+            .into_status()
+    }
+}
+
+/// Refuses listings that could never be told apart: one principal (and application) in
+/// two tenants.
+pub fn check(tenants: &BTreeMap<String, TenantSettings>) -> anyhow::Result<()> {
+    let listed: Vec<(&String, &TenantPrincipal)> = tenants
+        .iter()
+        .flat_map(|(name, tenant)| tenant.principals.iter().map(move |p| (name, p)))
+        .collect();
+    for (i, (name, principal)) in listed.iter().enumerate() {
+        anyhow::ensure!(
+            !principal.subject.is_empty(),
+            "auth.tenants.{name}: a principal needs a subject"
+        );
+        anyhow::ensure!(
+            principal.source == PrincipalSource::Jwt || principal.client_id.is_none(),
+            "auth.tenants.{name}: client_id names a token's application; a certificate has none"
+        );
+        let twin = listed.iter().skip(i.saturating_add(1)).find(|(other, p)| {
+            other != name
+                && p.source == principal.source
+                && p.subject == principal.subject
+                && p.client_id == principal.client_id
+        });
+        if let Some((other, _)) = twin {
+            anyhow::bail!(
+                "auth.tenants: {} {:?} is listed in both {name} and {other}",
+                principal.source,
+                principal.subject
+            );
+        }
+    }
+    for (name, tenant) in tenants {
+        anyhow::ensure!(
+            tenant
+                .end_user_claim
+                .as_ref()
+                .is_none_or(|claim| !claim.is_empty()),
+            "auth.tenants.{name}.end_user_claim is empty"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(subject: &str, client: Option<&str>) -> Principal {
+        Principal {
+            subject: subject.into(),
+            client_id: client.map(str::to_owned),
+            ..Principal::default()
+        }
+    }
+
+    fn listed(subject: &str, client: Option<&str>) -> TenantPrincipal {
+        TenantPrincipal {
+            source: PrincipalSource::Jwt,
+            subject: subject.into(),
+            client_id: client.map(str::to_owned),
+        }
+    }
+
+    fn tenants() -> BTreeMap<String, TenantSettings> {
+        BTreeMap::from([
+            (
+                "acme".to_owned(),
+                TenantSettings {
+                    principals: vec![listed("svc", None)],
+                    end_user_claim: Some("document".into()),
+                },
+            ),
+            (
+                "globex".to_owned(),
+                TenantSettings {
+                    principals: vec![listed("svc", Some("globex-app"))],
+                    end_user_claim: None,
+                },
+            ),
+        ])
+    }
+
+    #[test]
+    fn the_most_specific_listing_wins_and_binds_the_end_user() {
+        let tenancy = Tenancy::new(&tenants(), Untenanted::Refuse, &[]);
+        let mut acme = principal("svc", Some("acme-app"));
+        acme.claims.insert("document".into(), "1028780657".into());
+        tenancy.resolve(&mut acme);
+        assert_eq!(acme.tenant.as_deref(), Some("acme"));
+        assert_eq!(acme.end_user, Some(EndUser::Bound("1028780657".into())));
+        let mut globex = principal("svc", Some("globex-app"));
+        tenancy.resolve(&mut globex);
+        assert_eq!(globex.tenant.as_deref(), Some("globex"));
+        assert_eq!(globex.end_user, None);
+        let mut unclaimed = principal("svc", None);
+        tenancy.resolve(&mut unclaimed);
+        assert_eq!(unclaimed.end_user, Some(EndUser::Missing));
+    }
+
+    #[test]
+    fn a_principal_in_no_tenant_is_refused_unless_allowed_or_free() {
+        let free = ["pasarela.operations.v1.OperationsService".to_owned()];
+        let refuse = Tenancy::new(&tenants(), Untenanted::Refuse, &free);
+        let mut stranger = principal("other", None);
+        refuse.resolve(&mut stranger);
+        let charge = MethodPath::parse("/pasarela.x.v1.X/Charge");
+        let rejection = refuse.admit(&stranger, charge.as_ref()).unwrap_err();
+        assert_eq!(rejection.reason, Reason::NoTenant);
+        let list = MethodPath::parse("/pasarela.operations.v1.OperationsService/List");
+        assert!(refuse.admit(&stranger, list.as_ref()).is_ok());
+        let allow = Tenancy::new(&tenants(), Untenanted::Allow, &free);
+        assert!(allow.admit(&stranger, charge.as_ref()).is_ok());
+    }
+
+    #[test]
+    fn the_end_user_binds_the_customer() {
+        let mut bound = principal("svc", None);
+        bound.end_user = Some(EndUser::Bound("01028780657".into()));
+        assert!(check_end_user(Some(&bound), "1028780657").is_ok());
+        let other = check_end_user(Some(&bound), "79000001").unwrap_err();
+        assert_eq!(other.code(), tonic::Code::PermissionDenied);
+        assert!(
+            check_end_user(Some(&bound), "").is_err(),
+            "no customer is not the end user"
+        );
+        bound.end_user = Some(EndUser::Missing);
+        assert!(check_end_user(Some(&bound), "1028780657").is_err());
+        assert!(check_end_user(Some(&principal("svc", None)), "79000001").is_ok());
+        assert!(check_end_user(None, "79000001").is_ok());
+    }
+
+    #[test]
+    fn one_principal_in_two_tenants_is_refused() {
+        let mut twins = tenants();
+        twins.get_mut("globex").unwrap().principals = vec![listed("svc", None)];
+        assert!(check(&twins).is_err());
+        assert!(check(&tenants()).is_ok());
+    }
+}

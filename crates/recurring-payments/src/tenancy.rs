@@ -1,0 +1,182 @@
+//! What each tenant may act on in Daviplata: its own merchants, and the subscriptions it
+//! activated (remembered in the shared store, so that every replica knows).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use pasarela::recurring_payments::v1 as pb;
+use pasarela_auth::{Principal, Trespass, check_end_user};
+use pasarela_idempotency::{Store, StoreUnavailable};
+use serde::Deserialize;
+use tonic::Status;
+
+/// One tenant in `recurring_payments.tenants.<name>` (the name is the one in
+/// `auth.tenants`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantSettings {
+    /// The Daviplata merchants (`commerce_id`) the tenant acts for; none, it acts for no
+    /// merchant.
+    pub commerce_ids: Vec<String>,
+}
+
+/// What becomes of a charge or cancel of a subscription no tenant is recorded as having
+/// activated (activated before tenants were configured, or outside pasarela).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnboundSubscriptions {
+    /// Refused `PERMISSION_DENIED` `SUBSCRIPTION_OWNER_UNKNOWN`.
+    #[default]
+    Refuse,
+    /// Taken by the tenant whose merchant it is, for good, at its first charge or cancel.
+    Adopt,
+}
+
+/// Prefix of the store's bindings of subscriptions to the tenant that activated them.
+const SUBSCRIPTIONS: &str = "pasarela:recurring-payments:subscription";
+
+/// The service's tenants and the shared record of who activated what.
+pub struct Tenants {
+    merchants: BTreeMap<String, BTreeSet<String>>,
+    unbound: UnboundSubscriptions,
+    store: Arc<dyn Store>,
+}
+
+/// A request's merchant and wallet, as a tenant's checks read them.
+pub struct Subject<'a> {
+    pub commerce: Option<&'a pb::Commerce>,
+    pub wallet: Option<&'a pb::Wallet>,
+}
+
+impl Subject<'_> {
+    fn commerce_id(&self) -> &str {
+        self.commerce.map_or("", |c| c.commerce_id.as_str())
+    }
+
+    fn holder(&self) -> &str {
+        self.wallet
+            .and_then(|w| w.holder.as_ref())
+            .map_or("", |holder| holder.number.as_str())
+    }
+
+    /// The subscription's name in the store: its merchant and wallet.
+    fn subscription(&self) -> String {
+        let wallet = self.wallet.map_or("", |w| w.product_number.as_str());
+        // JSON keeps the two parts apart whatever they hold.
+        let parts = serde_json::json!([self.commerce_id(), wallet]);
+        format!("{SUBSCRIPTIONS}:{parts}")
+    }
+}
+
+/// Whether a call starts a subscription or acts on one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    /// D1: no subscription yet.
+    Ask,
+    /// D2: the subscription becomes the tenant's.
+    Activate,
+    /// D3, D4: only the tenant that activated it.
+    Use,
+}
+
+impl Tenants {
+    pub fn new(
+        tenants: &BTreeMap<String, TenantSettings>,
+        unbound: UnboundSubscriptions,
+        store: Arc<dyn Store>,
+    ) -> Self {
+        let merchants = tenants
+            .iter()
+            .map(|(name, tenant)| {
+                let ids = tenant.commerce_ids.iter().map(|id| id.trim().to_owned());
+                (name.clone(), ids.collect())
+            })
+            .collect();
+        Self {
+            merchants,
+            unbound,
+            store,
+        }
+    }
+
+    /// Refuses a request its caller's tenant may not make: another tenant's merchant or
+    /// subscription, or a wallet holder other than the token's end user. A principal in no
+    /// tenant (where the deployment allows it) is bound by no merchant.
+    pub async fn admit(
+        &self,
+        principal: Option<&Principal>,
+        subject: &Subject<'_>,
+        act: Act,
+    ) -> Result<(), Refusal> {
+        check_end_user(principal, subject.holder())?;
+        let Some(tenant) = principal.and_then(|p| p.tenant.as_deref()) else {
+            return Ok(());
+        };
+        let commerce = subject.commerce_id();
+        let own = self
+            .merchants
+            .get(tenant)
+            .is_some_and(|ids| ids.contains(commerce));
+        if !own {
+            return Err(Trespass::Merchant
+                .refuse(principal, &[("commerce_id", commerce)])
+                .into());
+        }
+        let key = subject.subscription();
+        let owner = match (act, self.unbound) {
+            (Act::Ask, _) => return Ok(()),
+            (Act::Activate, _) | (Act::Use, UnboundSubscriptions::Adopt) => {
+                Some(self.store.bind(&key, tenant).await?)
+            }
+            (Act::Use, UnboundSubscriptions::Refuse) => self.store.bound(&key).await?,
+        };
+        match owner {
+            Some(owner) if owner == tenant => Ok(()),
+            Some(_) => Err(Trespass::Subscription.refuse(principal, &[]).into()),
+            None => Err(Trespass::SubscriptionOwnerUnknown
+                .refuse(principal, &[])
+                .into()),
+        }
+    }
+
+    /// Refuses tenants naming no `auth.tenants` entry, and a merchant in two tenants.
+    pub fn check(
+        tenants: &BTreeMap<String, TenantSettings>,
+        known: &BTreeSet<String>,
+    ) -> anyhow::Result<()> {
+        let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, tenant) in tenants {
+            anyhow::ensure!(
+                known.contains(name),
+                "recurring_payments.tenants.{name}: no such tenant in auth.tenants"
+            );
+            for id in &tenant.commerce_ids {
+                if let Some(other) = owner.insert(id.trim(), name) {
+                    anyhow::bail!(
+                        "recurring_payments.tenants: merchant {id:?} is in both {other} and {name}"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a tenant's check refused a call: the refusal itself, or a store that did not answer.
+#[derive(Debug)]
+pub enum Refusal {
+    Denied(Status),
+    Store(StoreUnavailable),
+}
+
+impl From<Status> for Refusal {
+    fn from(status: Status) -> Self {
+        Refusal::Denied(status)
+    }
+}
+
+impl From<StoreUnavailable> for Refusal {
+    fn from(error: StoreUnavailable) -> Self {
+        Refusal::Store(error)
+    }
+}
