@@ -1039,7 +1039,7 @@ async fn invalid_requests_list_every_field_and_never_reach_the_bank() {
     let refused = client
         .change_password(ChangePasswordRequest {
             invoker: Some(InvokerContext {
-                channel: "0-7".into(),
+                terminal_id: "0-7".into(),
                 user_mac_address: "11-16-17-81-41-T7".into(),
                 ..Default::default()
             }),
@@ -1055,7 +1055,7 @@ async fn invalid_requests_list_every_field_and_never_reach_the_bank() {
     assert_eq!(refused.code(), Code::InvalidArgument);
     let fields = bad_fields(&refused);
     for field in [
-        "invoker.channel",
+        "invoker.terminal_id",
         "invoker.user_mac_address",
         "customer.type",
         "customer.number",

@@ -341,6 +341,22 @@ async fn an_end_user_claim_binds_the_customer() {
     assert_eq!(app.calls().await, before, "nothing reached the bank");
 }
 
+/// The value of header `name` in a call the sandbox journalled, or empty.
+fn header_of(call: &serde_json::Value, name: &str) -> String {
+    call["headers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|pair| {
+            pair[0]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+        .and_then(|pair| pair[1].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Every RPC of `SecurityService`, read from its contract.
 fn security_rpcs() -> Vec<String> {
     let proto = std::fs::read_to_string(
@@ -419,21 +435,8 @@ async fn a_caller_chosen_tx_id_channel_or_ally_is_refused_on_every_bcs_operation
     .await
     .expect("a per-call field of the caller's");
     let sent = app.journal("bcs").await;
-    let headers = &sent.last().expect("the OTC call")["headers"];
-    let header = |name: &str| {
-        headers
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|pair| {
-                pair[0]
-                    .as_str()
-                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
-            })
-            .and_then(|pair| pair[1].as_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let call = sent.last().expect("the OTC call");
+    let header = |name: &str| header_of(call, name);
     assert_eq!(header("X-Invoker-Ally"), "ACME", "the tenant's ally");
     assert_eq!(
         header("X-Invoker-TerminalId"),
@@ -513,4 +516,81 @@ async fn operators_list_one_tenants_unknown_outcomes() {
         .into_inner()
         .outcomes;
     assert!(globex_keys.is_empty(), "{globex_keys:?}");
+}
+
+/// The worked configuration of docs/auth.md, "Tenants".
+fn documented_configuration() -> figment::Figment {
+    let page = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/auth.md"),
+    )
+    .expect("docs/auth.md");
+    let section = page
+        .split("\n## Tenants\n")
+        .nth(1)
+        .expect("a Tenants section");
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("its worked configuration");
+    figment::Figment::from(<figment::providers::Toml as figment::providers::Format>::string(block))
+}
+
+#[tokio::test]
+async fn the_documented_tenants_start_and_hold_their_callers() {
+    let documented = documented_configuration();
+    let read = |key: &str| documented.find_value(key).expect(key);
+    let app = spawn_app_with(|config| {
+        rp::lab_setup(config);
+        config.auth.untenanted = read("auth.untenanted").deserialize().expect("untenanted");
+        config.auth.tenants = read("auth.tenants").deserialize().expect("auth tenants");
+        let payments = config
+            .recurring_payments
+            .as_mut()
+            .expect("recurring payments");
+        payments.tenants = read("recurring_payments.tenants")
+            .deserialize()
+            .expect("merchants");
+        let security = config.security.as_mut().expect("security");
+        security.tenants = read("security.tenants").deserialize().expect("identities");
+        security.access_token = Some(sec::TOKEN.to_owned().into());
+    })
+    .await;
+    let globex = token_with_claims(
+        SHARED,
+        &[("azp", "globex-mobile-bff"), ("document", "1007641")],
+    );
+    let mut bank = SecurityServiceClient::with_interceptor(app.channel(), bearer_with(&globex));
+    let otc = |number: &str| GenerateOtcRequest {
+        customer: cc(number),
+        purpose: "LOGIN".into(),
+        ..Default::default()
+    };
+    bank.generate_otc(otc("1007641"))
+        .await
+        .expect("its end user's OTC, as Globex's ally");
+    let refused = bank.generate_otc(otc("38250250")).await.unwrap_err();
+    assert_refused(&refused, "END_USER_MISMATCH");
+    let sent = app.journal("bcs").await;
+    let ally = header_of(sent.last().expect("the OTC call"), "X-Invoker-Ally");
+    assert_eq!(ally, "GLOBEX-ALLY-CODE");
+
+    let mut acme = payments(app.channel(), &token_with_claims(ACME, &[]));
+    acme.request_subscription(RequestSubscriptionRequest {
+        commerce: commerce(ACME_COMMERCE),
+        wallet: wallet(WALLET),
+        transaction: None,
+    })
+    .await
+    .expect("Acme asks for its own merchant");
+    let stranger = token_with_claims(SHARED, &[("azp", "another-app")]);
+    let refused = payments(app.channel(), &stranger)
+        .request_subscription(RequestSubscriptionRequest {
+            commerce: commerce(ACME_COMMERCE),
+            wallet: wallet(WALLET),
+            transaction: None,
+        })
+        .await
+        .unwrap_err();
+    assert_refused(&refused, "PRINCIPAL_IN_NO_TENANT");
 }

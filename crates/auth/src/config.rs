@@ -545,7 +545,7 @@ mod tests {
             tls: Option<TlsSettings>,
         }
         let blocks = documented_toml();
-        assert_eq!(blocks.len(), 2, "{blocks:?}");
+        assert_eq!(blocks.len(), 3, "{blocks:?}");
         let auth = toml::from_str::<File>(blocks[0]).expect("auth block").auth;
         let auth = auth.expect("an [auth] table");
         auth.validate().expect("valid");
@@ -553,6 +553,11 @@ mod tests {
         assert_eq!(auth.rate_limits.len(), 2);
         let tls = toml::from_str::<File>(blocks[1]).expect("tls block").tls;
         assert!(tls.expect("a [tls] table").client_ca_file.is_some());
+        // The worked tenants (the services' parts are read by tests/e2e/tenancy.rs).
+        let value: toml::Value = toml::from_str(blocks[2]).expect("tenants block");
+        let tenants: Config = value["auth"].clone().try_into().expect("an [auth] table");
+        crate::tenancy::check(&tenants.tenants).expect("valid tenants");
+        assert_eq!(tenants.tenants.len(), 2);
     }
 
     #[test]

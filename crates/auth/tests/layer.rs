@@ -4,11 +4,15 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use base64::Engine as _;
-use pasarela_auth::{Config, JwksSettings, RateLimit, ReflectionAccess, TlsSettings};
+use pasarela_auth::{
+    Config, JwksSettings, PrincipalSource, RateLimit, ReflectionAccess, TenantPrincipal,
+    TenantSettings, TlsSettings, Untenanted,
+};
 use support::*;
 use tonic::Code;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
@@ -113,6 +117,60 @@ async fn handlers_see_the_principal_but_not_the_token() {
         seen,
         "alice jwt [whoami,extra] client=billing-app authorization=false"
     );
+}
+
+#[tokio::test]
+async fn tenants_are_resolved_by_subject_and_application_and_strangers_refused() {
+    let listed = |subject: &str, client: Option<&str>| TenantPrincipal {
+        source: PrincipalSource::Jwt,
+        subject: subject.into(),
+        client_id: client.map(str::to_owned),
+    };
+    let config = Config {
+        untenanted: Untenanted::Refuse,
+        tenants: BTreeMap::from([
+            (
+                "acme".to_owned(),
+                TenantSettings {
+                    principals: vec![listed("svc", Some("acme-app"))],
+                    end_user_claim: None,
+                },
+            ),
+            (
+                "globex".to_owned(),
+                TenantSettings {
+                    principals: vec![listed("svc", Some("globex-app"))],
+                    end_user_claim: None,
+                },
+            ),
+        ]),
+        ..config()
+    };
+    let channel = channel(serve(&config, None).await).await;
+    let as_app = |client: &str| {
+        let mut claims = claims("svc", "whoami");
+        claims["azp"] = client.into();
+        sign_hs256(SECRET, claims)
+    };
+    let acme = whoami(&channel, Some(&as_app("acme-app")))
+        .await
+        .expect("acme");
+    assert!(
+        acme.ends_with("tenant=acme key=acme/jwt:svc@acme-app"),
+        "{acme}"
+    );
+    let globex = whoami(&channel, Some(&as_app("globex-app")))
+        .await
+        .expect("globex");
+    assert!(
+        globex.ends_with("tenant=globex key=globex/jwt:svc@globex-app"),
+        "{globex}"
+    );
+    let stranger = whoami(&channel, Some(&as_app("other-app")))
+        .await
+        .unwrap_err();
+    assert_eq!(stranger.code(), Code::PermissionDenied);
+    assert_eq!(reason(&stranger), "PRINCIPAL_IN_NO_TENANT");
 }
 
 #[tokio::test]

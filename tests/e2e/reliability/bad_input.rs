@@ -56,12 +56,19 @@ async fn a_generated_corpus_of_bad_input_never_reaches_a_provider() {
 }
 
 /// What is wrong with the answer to a request whose `field` holds a bad value: it must be
-/// `INVALID_ARGUMENT` with a `BadRequest` naming the field.
+/// `INVALID_ARGUMENT` with a `BadRequest` naming the field, or, for a bank identity field
+/// the caller does not own, `PERMISSION_DENIED` naming it (whatever its value).
 fn refusal_problem(answer: &Result<(), Status>, field: &str) -> Option<String> {
     let status = match answer {
         Ok(()) => return Some("accepted".into()),
         Err(status) => status,
     };
+    let not_callers = status.code() == Code::PermissionDenied
+        && crate::support::reason(status) == "BANK_IDENTITY_NOT_CALLERS";
+    if not_callers {
+        let named = crate::support::error_metadata(status, "fields");
+        return (named != field).then(|| format!("the refusal names {named:?}"));
+    }
     if status.code() != Code::InvalidArgument {
         return Some(format!("{:?} {:?}", status.code(), status.message()));
     }

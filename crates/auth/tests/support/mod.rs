@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
-use pasarela_auth::{AuthLayer, Config, Principal, TlsSettings};
+use pasarela_auth::{AuthLayer, Config, Principal, TlsSettings, Untenanted};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::metadata::MetadataValue;
@@ -33,7 +33,8 @@ pub const BUREAU: &str = "/pasarela.bureau.v1.BureauService/GetPasswordExpiratio
 pub const SECURITY: &str = "/pasarela.security.v1.SecurityService/GetPasswordStatus";
 
 /// HS256 with the test secret; `Whoami` needs `whoami`, bureau needs `bureau.read`,
-/// security is not configured (default deny), health is exempt.
+/// security is not configured (default deny), health is exempt. Principals in no tenant
+/// are served: tenancy has tests of its own.
 pub fn config() -> Config {
     Config {
         issuer: Some(ISSUER.into()),
@@ -48,6 +49,7 @@ pub fn config() -> Config {
                 vec!["bureau.read".into()],
             ),
         ]),
+        untenanted: Untenanted::Allow,
         ..Config::default()
     }
 }
@@ -97,12 +99,16 @@ impl tonic::server::UnaryService<()> for Get {
     fn call(&mut self, request: Request<()>) -> Self::Future {
         let seen = match request.extensions().get::<Principal>() {
             Some(p) => format!(
-                "{} {} [{}] client={} authorization={}",
+                "{} {} [{}] client={} authorization={}{}",
                 p.subject,
                 p.source,
                 p.scopes.join(","),
                 p.client_id.as_deref().unwrap_or("-"),
                 request.metadata().contains_key("authorization"),
+                p.tenant
+                    .as_ref()
+                    .map(|tenant| format!(" tenant={tenant} key={}", p.key()))
+                    .unwrap_or_default(),
             ),
             None => "anonymous".to_owned(),
         };
