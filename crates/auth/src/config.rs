@@ -82,6 +82,10 @@ pub struct Config {
     pub rate_limit_redis_url: Option<SecretString>,
     /// The CA (and client certificate) of a `rediss://` rate-limit Redis.
     pub rate_limit_redis_tls: Option<pasarela_redis::RedisTls>,
+    /// What every key in the rate-limit Redis starts with. Unset: `pasarela:<service>` for
+    /// a server of one service (so each service's ACL user can be limited to its own keys),
+    /// else `pasarela`.
+    pub rate_limit_redis_prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,6 +196,7 @@ impl Default for Config {
             }],
             rate_limit_redis_url: None,
             rate_limit_redis_tls: None,
+            rate_limit_redis_prefix: None,
         }
     }
 }
