@@ -92,6 +92,10 @@ pub struct Config {
     pub untenanted: Untenanted,
     /// Methods or services a principal in no tenant may call all the same: the operators'.
     pub tenant_free: Vec<String>,
+    /// What every key in the rate-limit Redis starts with. Unset: `pasarela:<service>` for
+    /// a server of one service (so each service's ACL user can be limited to its own keys),
+    /// else `pasarela`.
+    pub rate_limit_redis_prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -205,6 +209,7 @@ impl Default for Config {
             tenants: BTreeMap::new(),
             untenanted: Untenanted::Refuse,
             tenant_free: vec!["pasarela.operations.v1.OperationsService".into()],
+            rate_limit_redis_prefix: None,
         }
     }
 }

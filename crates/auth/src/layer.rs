@@ -101,7 +101,12 @@ impl AuthLayer {
 async fn shared_buckets(config: &Config) -> anyhow::Result<Option<SharedBuckets>> {
     match &config.rate_limit_redis_url {
         Some(url) => Ok(Some(
-            SharedBuckets::connect(url, config.rate_limit_redis_tls.as_ref()).await?,
+            SharedBuckets::connect(
+                url,
+                config.rate_limit_redis_tls.as_ref(),
+                config.rate_limit_redis_prefix.as_deref(),
+            )
+            .await?,
         )),
         None => Ok(None),
     }

@@ -151,7 +151,7 @@ impl RateLimiter {
     /// cannot answer now.
     async fn shared_wait(&self, group: &Group, principal: &str) -> Option<Option<Duration>> {
         let shared = self.shared.as_ref()?;
-        let bucket = format!("pasarela:rate:{}:{principal}", group.name);
+        let bucket = shared.bucket(&group.name, principal);
         match shared.take(&bucket, group.interval, group.tolerance).await {
             Ok(wait) => Some(wait),
             Err(error) => {

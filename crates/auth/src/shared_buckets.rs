@@ -1,12 +1,22 @@
 //! Rate-limit buckets in Redis, shared by every replica: the same GCRA as the in-process
 //! limiter, run atomically in a script on Redis's clock (replicas' clocks may disagree).
+//!
+//! Every key starts with a prefix (`auth.rate_limit_redis_prefix`; `serve` defaults it to
+//! `pasarela:<service>` for a process serving one service), so that each service's Redis
+//! ACL user can be limited to its own keys (`~pasarela:<service>:*`, docs/deploy.md,
+//! "Redis"): one service's credentials then cannot read or reset another's budgets.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use pasarela_redis::{Redis, RedisTls};
 use redis::Script;
 use secrecy::SecretString;
+
+/// The key prefix of a process that names none (and serves several services, or is not a
+/// server at all): what every key was before prefixes were per service.
+pub const DEFAULT_PREFIX: &str = "pasarela";
 
 /// Longest a call waits for Redis before it is counted in this process instead.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
@@ -28,16 +38,59 @@ return 0";
 pub struct SharedBuckets {
     redis: Redis,
     take: Script,
+    /// What every key of this process starts with.
+    prefix: Arc<str>,
 }
 
 impl SharedBuckets {
-    /// Connects now, so that a wrong URL, CA or password stops the start instead of the
-    /// first call. Buckets may be evicted: a forgotten bucket only refills early.
-    pub async fn connect(url: &SecretString, tls: Option<&RedisTls>) -> anyhow::Result<Self> {
-        Ok(Self {
+    /// Connects now, and runs the buckets' script once on a key of `prefix`
+    /// ([`DEFAULT_PREFIX`] when `None`), so that a wrong URL, CA or password, or an ACL user
+    /// whose key pattern or commands do not cover the buckets, stops the start instead of
+    /// every call being counted in its own replica. Buckets may be evicted: a forgotten
+    /// bucket only refills early.
+    pub async fn connect(
+        url: &SecretString,
+        tls: Option<&RedisTls>,
+        prefix: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let prefix = prefix.unwrap_or(DEFAULT_PREFIX);
+        anyhow::ensure!(
+            is_plain_prefix(prefix),
+            "auth: auth.rate_limit_redis_prefix must be ASCII letters, digits, '-', '_', ':' \
+             and '.' only (a Redis ACL key pattern names it), got {prefix:?}"
+        );
+        let buckets = Self {
             redis: Redis::connect(url, tls, "rate-limit").await?,
             take: Script::new(TAKE),
-        })
+            prefix: prefix.into(),
+        };
+        buckets.check_access().await?;
+        Ok(buckets)
+    }
+
+    /// The key of `group`'s bucket for `key`: `<prefix>:rate:<group>:<key>`.
+    pub fn bucket(&self, group: &str, key: &str) -> String {
+        format!("{}:rate:{group}:{key}", self.prefix)
+    }
+
+    /// One take of a microsecond on `<prefix>:start-up`, which expires within milliseconds:
+    /// the script's commands (EVALSHA, SCRIPT LOAD, and GET, SET, TIME inside it) on a key
+    /// of the prefix, as every call will run them.
+    async fn check_access(&self) -> anyhow::Result<()> {
+        let mut connection = self.redis.connection();
+        let mut invocation = self.take.key(format!("{}:start-up", self.prefix));
+        invocation.arg(1).arg(0);
+        invocation
+            .invoke_async::<u64>(&mut connection)
+            .await
+            .with_context(|| {
+                format!(
+                    "rate-limit redis: the buckets' script on {}:* is refused (the ACL user \
+                     needs that key pattern and +evalsha +script|load +get +set +time)",
+                    self.prefix
+                )
+            })?;
+        Ok(())
     }
 
     /// Takes one call from `bucket`: `None` when admitted, else how long to wait.
@@ -62,6 +115,41 @@ impl SharedBuckets {
     }
 }
 
+/// A prefix a Redis ACL key pattern (`~<prefix>:*`) matches literally: no glob characters,
+/// no spaces.
+fn is_plain_prefix(prefix: &str) -> bool {
+    !prefix.is_empty()
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_:.".contains(&b))
+}
+
 fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_is_matched_literally_by_an_acl_key_pattern() {
+        for good in [
+            "pasarela",
+            "pasarela:recurring-payments",
+            "team_a.pasarela:bureau",
+        ] {
+            assert!(is_plain_prefix(good), "{good}");
+        }
+        for bad in [
+            "",
+            "pasarela:*",
+            "pasarela:[ab]",
+            "pasarela:?",
+            "pasa rela",
+            "p\\x",
+        ] {
+            assert!(!is_plain_prefix(bad), "{bad}");
+        }
+    }
 }

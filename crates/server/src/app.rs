@@ -72,7 +72,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .auth
         .check_names(&rpc_layer::known_services(CONTRACTS), &methods)?;
     // Built before the services: the handlers that check secrets share its budgets.
-    let auth = pasarela_auth::AuthLayer::new(&config.auth)
+    let auth = pasarela_auth::AuthLayer::new(&auth_settings(&config))
         .await
         .context("building the auth layer")?;
     let attempts = auth.secret_attempts();
@@ -331,6 +331,27 @@ fn add_reflection(
     routes.add_service(v1.max_decoding_message_size(limit));
     routes.add_service(v1alpha.max_decoding_message_size(limit));
     Ok(())
+}
+
+/// The auth settings, with the rate-limit Redis's key prefix of the one service served,
+/// `pasarela:<service>`, when none is configured: each service's replicas share their
+/// buckets with each other only, and the deploy limits each service's Redis ACL user to its
+/// own prefix (docs/deploy.md, "Redis"). A process of several services keeps the auth
+/// crate's default, `pasarela`.
+fn auth_settings(config: &Config) -> pasarela_auth::Config {
+    let mut auth = config.auth.clone();
+    if let (None, [service]) = (
+        &auth.rate_limit_redis_prefix,
+        dedup(&config.services).as_slice(),
+    ) {
+        let name = match service {
+            ServiceName::Security => "security",
+            ServiceName::Bureau => "bureau",
+            ServiceName::RecurringPayments => "recurring-payments",
+        };
+        auth.rate_limit_redis_prefix = Some(format!("pasarela:{name}"));
+    }
+    auth
 }
 
 fn dedup(services: &[ServiceName]) -> Vec<ServiceName> {

@@ -393,7 +393,7 @@ pub(super) fn dev_postgres_speaks_tls_only_and_shares_each_password_with_its_ser
 
 /// What a platform team running the ledger in the cluster applies: the prod overlay with
 /// components/cloudnative-pg over it, in an overlay of its own (docs/deploy.md).
-fn prod_with_cloudnative_pg() -> String {
+pub(super) fn prod_with_cloudnative_pg() -> String {
     let dir = tempfile::tempdir().expect("temp dir");
     let here = dir.path().canonicalize().expect("temp dir path");
     let k8s = Path::new(env!("CARGO_MANIFEST_DIR"))

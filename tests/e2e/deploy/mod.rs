@@ -1,8 +1,9 @@
 //! The deploy artefacts, checked offline: each kustomize overlay renders and passes strict
 //! schema validation, every service keeps its production basics in the rendered YAML, the
 //! configuration a pod receives parses as pasarela's own, the ledger's roles keep each
-//! service in its own schema, and a real process drains on SIGTERM the way the manifests'
-//! timings assume.
+//! service in its own schema, each service's pods hold its own Secrets only and its Redis
+//! user reaches its own keys only, and a real process drains on SIGTERM the way the
+//! manifests' timings assume.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -365,6 +366,7 @@ fn insert(dict: &mut Dict, path: &[String], value: Setting) {
 mod drain;
 mod image;
 mod keys;
+mod least_privilege;
 mod ledger;
 mod manifests;
 mod pods;

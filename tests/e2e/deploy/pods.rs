@@ -220,7 +220,7 @@ pub(super) fn swap_in_files(folder: &Path, loopback: &[(String, String)]) {
 }
 
 /// Each service's provider URL, as the overlay configures it, with the sandbox's emulator
-/// of that provider; and the Redis URL of the rendered Secret with `redis`'s.
+/// of that provider; and each service's Redis URL with `redis`'s.
 pub(super) fn loopback_addresses(
     manifests: &Manifests,
     sandbox: &pasarela_sandbox::Sandbox,
@@ -238,22 +238,37 @@ pub(super) fn loopback_addresses(
             (provider_base_url(&config, service), emulator.clone())
         })
         .collect();
-    let redis_url = manifests
-        .secrets
-        .iter()
-        .find(|(name, _)| unhashed(name) == "pasarela-redis")
-        .and_then(|(_, data)| data["url"].as_str())
-        .map(secret_bytes)
-        .map(|bytes| String::from_utf8(bytes).expect("a URL"))
-        .expect("the Redis URL");
-    // The host only: the URL keeps its ACL user and password, the CA the host's name.
-    let swapped = redis_url.replacen("redis:6379", &format!("localhost:{}", redis.port()), 1);
-    assert_ne!(
-        swapped, redis_url,
-        "the overlay's Redis URL names the redis Service"
-    );
-    pairs.push((redis_url, swapped));
+    pairs.extend(redis_loopback(manifests, redis));
     pairs
+}
+
+/// Each service's Redis URL as its pod reads it (its own ACL user), with `redis`'s host.
+pub(super) fn redis_loopback(
+    manifests: &Manifests,
+    redis: &crate::support::TestRedis,
+) -> Vec<(String, String)> {
+    ServiceName::ALL
+        .into_iter()
+        .map(|service| {
+            let redis_url = redis_url(manifests, service);
+            // The host only: the URL keeps its ACL user and password, the CA the host's name.
+            let swapped =
+                redis_url.replacen("redis:6379", &format!("localhost:{}", redis.port()), 1);
+            assert_ne!(
+                swapped, redis_url,
+                "{service:?}: the overlay's Redis URL names the redis Service"
+            );
+            (redis_url, swapped)
+        })
+        .collect()
+}
+
+/// The Redis URL `service`'s pod reads from its Secret file.
+pub(super) fn redis_url(manifests: &Manifests, service: ServiceName) -> String {
+    use secrecy::ExposeSecret as _;
+    let config = pod_config(manifests, manifests.of_service("Deployment", service));
+    let url = config.auth.rate_limit_redis_url.expect("a Redis URL");
+    url.expose_secret().to_owned()
 }
 
 /// The dev overlay's own Redis, as its StatefulSet runs it: the rendered `redis.conf` and
