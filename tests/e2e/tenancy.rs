@@ -88,6 +88,7 @@ fn tenants(config: &mut pasarela_server::Config, unbound: UnboundSubscriptions) 
     .map(|(name, commerce)| {
         let merchants = pasarela_recurring_payments::TenantSettings {
             commerce_ids: vec![commerce.to_owned()],
+            contract: (name == "globex").then(globex_contract),
         };
         (name.to_owned(), merchants)
     })
@@ -104,6 +105,19 @@ fn tenants(config: &mut pasarela_server::Config, unbound: UnboundSubscriptions) 
             caller_invoker_fields: None,
         },
     )]);
+}
+
+/// Globex's merchants hold their own contract with Daviplata (the sandbox's second one).
+fn globex_contract() -> pasarela_recurring_payments::Contract {
+    let (client_id, secret) = pasarela_sandbox::SandboxCredentials::default()
+        .daviplata_contracts
+        .remove(0);
+    pasarela_recurring_payments::Contract {
+        client_id,
+        client_secret: secret.into(),
+        cert_file: None,
+        key_file: None,
+    }
 }
 
 async fn app() -> TestApp {
@@ -230,6 +244,17 @@ async fn each_tenant_charges_and_cancels_its_own_merchants_subscriptions_only() 
     }
     assert_eq!(app.calls().await, sent, "nothing reached Daviplata");
     assert_eq!(app.daviplata_counter("payments_made").await, 2);
+    // Each tenant's charge went under its own contract (the sandbox takes a token only
+    // with the client it was issued to).
+    let charged: Vec<String> = app
+        .journal("daviplata")
+        .await
+        .iter()
+        .filter(|call| call["path"] == "/v1/payments/subscriptions/payment")
+        .map(|call| header_of(call, "client_id"))
+        .collect();
+    let deployment = app.sandbox.credentials.daviplata_client_id.clone();
+    assert_eq!(charged, [deployment, globex_contract().client_id]);
     assert!(
         app.logs().contains("MERCHANT_NOT_IN_TENANT"),
         "each refusal is logged as a security event"
@@ -593,4 +618,60 @@ async fn the_documented_tenants_start_and_hold_their_callers() {
         .await
         .unwrap_err();
     assert_refused(&refused, "PRINCIPAL_IN_NO_TENANT");
+}
+
+/// S18's path.
+const S18_PATH: &str = "/security-management/v3/withdrawal/otp";
+
+#[tokio::test]
+async fn a_tenants_lost_withdrawal_is_asked_about_as_that_tenant() {
+    let app = spawn_app_with(|config| {
+        tenants(config, UnboundSubscriptions::Refuse);
+        let security = config.security.as_mut().expect("security");
+        security.withdrawal_reconciliation.every = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let mut bank = SecurityServiceClient::with_interceptor(
+        app.channel(),
+        bearer_with(&acme_token("acme-app")),
+    );
+    let otp = sec::withdrawal_otp(&mut bank).await;
+    app.inject_once(
+        "bcs",
+        S18_PATH,
+        serde_json::json!({ "type": "drop", "after_handler": true }),
+    )
+    .await;
+    bank.withdraw_with_otp(sec::withdrawal(&otp, "acme-lost"))
+        .await
+        .expect_err("the answer is lost");
+    // The reconciler asks the bank on its own, under the identity the create carried.
+    let mut consulta = None;
+    for _ in 0..100 {
+        let journal = app.journal("bcs").await;
+        consulta = journal
+            .into_iter()
+            .find(|call| call["path"] == S18_PATH && header_of(call, "X-Invoker-Action") == "R");
+        if consulta.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let consulta = consulta.expect("the reconciler's consulta");
+    let journal = app.journal("bcs").await;
+    let create = journal
+        .iter()
+        .find(|call| call["path"] == S18_PATH)
+        .expect("the create");
+    assert_eq!(header_of(create, "X-Invoker-Ally"), "ACME");
+    assert_eq!(
+        header_of(&consulta, "X-Invoker-Ally"),
+        "ACME",
+        "as the tenant"
+    );
+    assert_eq!(
+        header_of(&consulta, "X-Invoker-TxId"),
+        header_of(create, "X-Invoker-TxId"),
+        "the consulta names the create's TxId"
+    );
 }

@@ -65,6 +65,11 @@ impl Askable {
         self.found.key.rsplit(':').next().unwrap_or_default()
     }
 
+    /// Who made the call: its caller's key space (`Principal::key`).
+    pub fn caller(&self) -> &str {
+        &self.found.record.caller
+    }
+
     /// The transaction id every attempt under the key sent.
     pub fn transaction_id(&self) -> &str {
         &self.found.record.transaction_id

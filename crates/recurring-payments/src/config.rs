@@ -10,7 +10,7 @@ use pasarela_provider::outbound::OutboundSettings;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-pub use crate::tenancy::{TenantSettings, UnboundSubscriptions};
+pub use crate::tenancy::{Contract, TenantSettings, UnboundSubscriptions};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,6 +1,7 @@
 //! The gRPC handlers of `RecurringPaymentsService`: validate, hold the idempotency key,
 //! build the wire request, call Daviplata, answer.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,6 +42,8 @@ pub struct RecurringPayments {
 
 struct Core {
     daviplata: Daviplata,
+    /// Clients of the tenants that hold their own Daviplata contract, by tenant.
+    contracts: BTreeMap<String, Daviplata>,
     idempotency: Idempotency,
     tenants: Tenants,
     defaults: Defaults,
@@ -51,6 +54,7 @@ impl RecurringPayments {
     /// Builds the Daviplata client (reads the mTLS identity now) and connects the store.
     pub async fn new(config: Config, metrics: IdempotencyMetrics) -> anyhow::Result<Self> {
         let daviplata = Daviplata::new(&config)?;
+        let contracts = contracts_of(&config)?;
         let store = idempotency::open_store(&config.idempotency).await?;
         let tenants = Tenants::new(
             &config.tenants,
@@ -79,6 +83,7 @@ impl RecurringPayments {
             core: Arc::new(Core {
                 idempotency,
                 daviplata,
+                contracts,
                 tenants,
                 defaults: Defaults::of(&config),
                 lab_otp_passthrough: config.lab_otp_passthrough,
@@ -95,6 +100,16 @@ impl RecurringPayments {
             settled,
         )
     }
+}
+
+/// A Daviplata client for each tenant that holds its own contract.
+fn contracts_of(config: &Config) -> anyhow::Result<BTreeMap<String, Daviplata>> {
+    config
+        .tenants
+        .iter()
+        .filter_map(|(name, tenant)| Some((name, tenant.contract.as_ref()?)))
+        .map(|(name, contract)| Ok((name.clone(), Daviplata::new(&contract.over(config, name)?)?)))
+        .collect()
 }
 
 /// The package operators name when they settle this service's keys.
@@ -179,6 +194,15 @@ impl Core {
             .await
     }
 
+    /// The client whose contract a caller's calls go under: its tenant's own, else the
+    /// deployment's.
+    fn daviplata_for(&self, principal: Option<&Principal>) -> &Daviplata {
+        principal
+            .and_then(|p| p.tenant.as_deref())
+            .and_then(|tenant| self.contracts.get(tenant))
+            .unwrap_or(&self.daviplata)
+    }
+
     /// The tenant's checks of a valid request ([`Tenants::admit`]), before its key is
     /// claimed and anything is sent.
     async fn admit(
@@ -220,7 +244,7 @@ impl Core {
             wallet: None,
             secrets: &[],
         };
-        self.daviplata
+        self.daviplata_for(principal)
             .call(call, &body, deadline, |answer| {
                 answer.into_request_response(pass_otp)
             })
@@ -234,14 +258,16 @@ impl Core {
         &self,
         how: KeyedOp<Q, D, R>,
         request: &Q,
-        caller: &str,
+        principal: Option<&Principal>,
         deadline: Instant,
         secrets: &[&str],
     ) -> Result<R, Status> {
+        let caller = Principal::key_or_anonymous(principal);
         let key = KeyOf {
-            caller,
+            caller: &caller,
             key: request.key(),
         };
+        let daviplata = self.daviplata_for(principal);
         let unkeyed = request.without_key();
         self.idempotent(how.operation, key, &unkeyed, deadline, |id| async move {
             let reference = reference(request.transaction(), Some(id));
@@ -254,7 +280,7 @@ impl Core {
                     .map(|wallet| wallet.product_number.as_str()),
                 secrets,
             };
-            self.daviplata.call(call, &body, deadline, how.read).await
+            daviplata.call(call, &body, deadline, how.read).await
         })
         .await
     }
@@ -272,9 +298,8 @@ impl Core {
         };
         self.admit(principal.as_ref(), subject, Act::Activate)
             .await?;
-        let caller = Principal::key_or_anonymous(principal.as_ref());
         let secrets: &[&str] = &[&request.otp_value];
-        self.keyed(ACTIVATE, &request, &caller, deadline, secrets)
+        self.keyed(ACTIVATE, &request, principal.as_ref(), deadline, secrets)
             .await
     }
 
@@ -290,8 +315,8 @@ impl Core {
             wallet: request.wallet.as_ref(),
         };
         self.admit(principal.as_ref(), subject, Act::Use).await?;
-        let caller = Principal::key_or_anonymous(principal.as_ref());
-        self.keyed(CANCEL, &request, &caller, deadline, &[]).await
+        self.keyed(CANCEL, &request, principal.as_ref(), deadline, &[])
+            .await
     }
 
     async fn charge(
@@ -306,8 +331,8 @@ impl Core {
             wallet: request.wallet.as_ref(),
         };
         self.admit(principal.as_ref(), subject, Act::Use).await?;
-        let caller = Principal::key_or_anonymous(principal.as_ref());
-        self.keyed(CHARGE, &request, &caller, deadline, &[]).await
+        self.keyed(CHARGE, &request, principal.as_ref(), deadline, &[])
+            .await
     }
 }
 

@@ -11,7 +11,7 @@ mod tenancy;
 mod validate;
 
 pub use config::{
-    Config, IdempotencyConfig, Paths, StoreKind, TenantSettings, UnboundSubscriptions,
+    Config, Contract, IdempotencyConfig, Paths, StoreKind, TenantSettings, UnboundSubscriptions,
 };
 pub use daviplata::errors::{DocumentedAnswer, documented_answers};
 pub use handler::RecurringPayments;

@@ -2,13 +2,17 @@
 //! activated (remembered in the shared store, so that every replica knows).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use pasarela::recurring_payments::v1 as pb;
 use pasarela_auth::{Principal, Trespass, check_end_user};
 use pasarela_idempotency::{Store, StoreUnavailable};
+use secrecy::SecretString;
 use serde::Deserialize;
 use tonic::Status;
+
+use crate::Config;
 
 /// One tenant in `recurring_payments.tenants.<name>` (the name is the one in
 /// `auth.tenants`).
@@ -18,6 +22,41 @@ pub struct TenantSettings {
     /// The Daviplata merchants (`commerce_id`) the tenant acts for; none, it acts for no
     /// merchant.
     pub commerce_ids: Vec<String>,
+    /// The tenant's own Daviplata contract, where its merchants hold one with Daviplata;
+    /// unset, the deployment's (`recurring_payments.client_id`, ...).
+    pub contract: Option<Contract>,
+}
+
+/// A Daviplata contract of a tenant's own: what pasarela presents for its calls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contract {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// The contract's client certificate and its key (mutual TLS), where Daviplata issued
+    /// one per contract; unset, the deployment's.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+impl Contract {
+    /// The deployment's Daviplata settings with this contract's credentials.
+    pub fn over(&self, deployment: &Config, tenant: &str) -> anyhow::Result<Config> {
+        anyhow::ensure!(
+            self.cert_file.is_some() == self.key_file.is_some(),
+            "recurring_payments.tenants.{tenant}.contract: cert_file and key_file go together"
+        );
+        let mut config = deployment.clone();
+        config.client_id.clone_from(&self.client_id);
+        config.client_secret.clone_from(&self.client_secret);
+        if let (Some(cert), Some(key)) = (&self.cert_file, &self.key_file) {
+            config.outbound.http.cert_file = Some(cert.clone());
+            config.outbound.http.key_file = Some(key.clone());
+        }
+        Ok(config)
+    }
 }
 
 /// What becomes of a charge or cancel of a subscription no tenant is recorded as having

@@ -77,6 +77,9 @@ pub struct SandboxCredentials {
     pub kiban_api_key: String,
     pub daviplata_client_id: String,
     pub daviplata_client_secret: String,
+    /// Other Daviplata contracts (client id, secret): a merchant group's own, which a
+    /// tenant of pasarela may present instead of the deployment's.
+    pub daviplata_contracts: Vec<(String, String)>,
 }
 
 impl Default for SandboxCredentials {
@@ -87,6 +90,10 @@ impl Default for SandboxCredentials {
             kiban_api_key: "sandbox-kiban-api-key".into(),
             daviplata_client_id: "sandbox-daviplata-client".into(),
             daviplata_client_secret: "sandbox-daviplata-secret".into(),
+            daviplata_contracts: vec![(
+                "sandbox-daviplata-contract-2".into(),
+                "sandbox-daviplata-contract-2-secret".into(),
+            )],
         }
     }
 }
@@ -191,6 +198,7 @@ fn routers(options: &SandboxOptions) -> anyhow::Result<[Router; 4]> {
     let daviplata = daviplata::Daviplata::new(daviplata::Settings {
         client_id: credentials.daviplata_client_id.clone(),
         client_secret: credentials.daviplata_client_secret.clone(),
+        contracts: credentials.daviplata_contracts.clone(),
         token_ttl: options.daviplata_token_ttl,
         otp_ttl: DAVIPLATA_OTP_TTL,
     });

@@ -5,12 +5,12 @@
 //! operator. The same consulta is the bank's word on an operator's settlement.
 
 use std::collections::HashMap;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use pasarela::security::v1::{WithdrawWithOtpRequest, WithdrawWithOtpResponse};
-use pasarela_auth::CallContext;
+use pasarela_auth::{CallContext, Principal, tenant_of_key};
 use pasarela_idempotency::{Askable, Ledger, Outcome, Testimony, Witness};
 use pasarela_provider::ProviderError;
 
@@ -130,8 +130,14 @@ impl Reconciler {
             otp: "0".into(),
             ..request
         };
+        // The consulta carries the bank identity the create carried: its caller's tenant's.
+        let tenant = tenant_of_key(asked.caller()).map(Arc::from);
         let call = CallContext {
             request_id: format!("reconciler-{}", asked.key_hash()),
+            principal: tenant.map(|tenant| Principal {
+                tenant: Some(tenant),
+                ..Principal::default()
+            }),
             ..CallContext::default()
         };
         let op = &client::WITHDRAWAL_QUERY;

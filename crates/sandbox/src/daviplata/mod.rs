@@ -56,14 +56,12 @@ struct TokenForm {
 /// before its secret, grant type or scope mean anything.
 async fn token(State(daviplata): State<Daviplata>, body: Bytes) -> Response {
     let form: TokenForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let settings = daviplata.settings();
+    let client_id = form.client_id.as_deref().unwrap_or_default();
+    let secret = daviplata.secret_of(client_id);
     let checks = [
+        (secret.is_some(), Failure::Gateway(Gateway::UnknownClient)),
         (
-            form.client_id.as_deref() == Some(settings.client_id.as_str()),
-            Failure::Gateway(Gateway::UnknownClient),
-        ),
-        (
-            form.client_secret.as_deref() == Some(settings.client_secret.as_str()),
+            secret.is_some() && form.client_secret.as_deref() == secret,
             Failure::OAuth(OAuth::InvalidClient),
         ),
         (
@@ -78,7 +76,7 @@ async fn token(State(daviplata): State<Daviplata>, body: Bytes) -> Response {
     if let Some((_, failure)) = checks.into_iter().find(|(passed, _)| !passed) {
         return failure.into_response();
     }
-    let (access_token, ttl) = daviplata.issue_token();
+    let (access_token, ttl) = daviplata.issue_token(client_id);
     Json(json!({
         "token_type": "Bearer",
         "access_token": access_token,
@@ -103,9 +101,9 @@ fn authorize(daviplata: &Daviplata, headers: &HeaderMap) -> Result<(), Failure> 
         .iter()
         .find_map(|name| headers.get(*name))
         .and_then(|value| value.to_str().ok());
-    if client_id != Some(daviplata.settings().client_id.as_str()) {
+    let Some(client_id) = client_id.filter(|id| daviplata.secret_of(id).is_some()) else {
         return Err(Failure::Gateway(Gateway::UnknownClient));
-    }
+    };
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -115,7 +113,8 @@ fn authorize(daviplata: &Daviplata, headers: &HeaderMap) -> Result<(), Failure> 
                 .or_else(|| value.strip_prefix("bearer "))
         })
         .ok_or(Failure::Gateway(Gateway::NoBearer))?;
-    if daviplata.token_is_valid(token.trim()) {
+    // A token is its client's: another contract's token under this client id is refused.
+    if daviplata.token_is_valid(token.trim(), client_id) {
         Ok(())
     } else {
         Err(Failure::Refused(Refusal::TokenInvalid))

@@ -28,6 +28,8 @@ const WALLETS: &str = include_str!("../../fixtures/daviplata.json");
 pub struct Settings {
     pub client_id: String,
     pub client_secret: String,
+    /// Other clients (id, secret) the gateway knows: other contracts.
+    pub contracts: Vec<(String, String)>,
     pub token_ttl: Duration,
     pub otp_ttl: Duration,
 }
@@ -201,7 +203,8 @@ impl ClientIdHeader {
 struct Book {
     readings: Readings,
     /// token -> when it stops being valid
-    tokens: HashMap<String, Instant>,
+    /// Each token, the client it was issued to, and when it expires.
+    tokens: HashMap<String, (String, Instant)>,
     sessions: HashMap<String, OtpSession>,
     subscriptions: Vec<Subscription>,
     replays: HashMap<(Operation, String), Replay>,
@@ -278,10 +281,6 @@ impl Daviplata {
         }
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.inner.settings
-    }
-
     fn lock(&self) -> MutexGuard<'_, Book> {
         // A poisoned lock is still safe to use: each operation changes the book whole under
         // it, so a panic cannot leave it half-changed.
@@ -340,7 +339,21 @@ impl Daviplata {
     }
 
     /// A new access token and its lifetime.
-    pub fn issue_token(&self) -> (String, Duration) {
+    /// The secret of a client the gateway knows: the main one or another contract's.
+    pub fn secret_of(&self, client_id: &str) -> Option<&str> {
+        let settings = &self.inner.settings;
+        if client_id == settings.client_id {
+            return Some(&settings.client_secret);
+        }
+        settings
+            .contracts
+            .iter()
+            .find(|(id, _)| id == client_id)
+            .map(|(_, secret)| secret.as_str())
+    }
+
+    /// A token for `client_id`, good only with that client's id.
+    pub fn issue_token(&self, client_id: &str) -> (String, Duration) {
         let token: String = rand::rng()
             .sample_iter(Alphanumeric)
             .take(64)
@@ -349,17 +362,19 @@ impl Daviplata {
         let ttl = self.inner.settings.token_ttl;
         let now = Instant::now();
         let mut book = self.lock();
-        book.tokens.retain(|_, expires| *expires > now);
-        book.tokens.insert(token.clone(), now + ttl);
+        book.tokens.retain(|_, (_, expires)| *expires > now);
+        book.tokens
+            .insert(token.clone(), (client_id.to_owned(), now + ttl));
         book.counters.tokens_issued += 1;
         (token, ttl)
     }
 
-    pub fn token_is_valid(&self, token: &str) -> bool {
+    /// Whether `token` is live and was issued to `client_id`.
+    pub fn token_is_valid(&self, token: &str, client_id: &str) -> bool {
         self.lock()
             .tokens
             .get(token)
-            .is_some_and(|expires| *expires > Instant::now())
+            .is_some_and(|(client, expires)| client == client_id && *expires > Instant::now())
     }
 
     fn wallet_is_eligible(&self, wallet: &Wallet) -> bool {
