@@ -277,14 +277,7 @@ async fn a_principal_in_no_tenant_is_refused_but_may_still_operate() {
         .unwrap_err();
     assert_refused(&refused, "PRINCIPAL_IN_NO_TENANT");
     let mut bank = SecurityServiceClient::with_interceptor(app.channel(), bearer_with(&stranger));
-    let refused = bank
-        .generate_otc(GenerateOtcRequest {
-            customer: cc("1007641"),
-            purpose: "LOGIN".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let refused = bank.generate_otc(otc("1007641")).await.unwrap_err();
     assert_refused(&refused, "PRINCIPAL_IN_NO_TENANT");
     let mut operator =
         OperationsServiceClient::with_interceptor(app.channel(), bearer_with(&stranger));
@@ -345,18 +338,23 @@ async fn an_end_user_claim_binds_the_customer() {
     assert_refused(&refused, "END_USER_CLAIM_MISSING");
 
     // The bank's customers too: the OTC of another customer is refused before the bank.
-    let mut bank = SecurityServiceClient::with_interceptor(
-        app.channel(),
-        bearer_with(&token_with_claims(
-            SHARED,
-            &[("azp", "teller-app"), ("document", "1007641")],
-        )),
-    );
-    let otc = |number: &str| GenerateOtcRequest {
+    let teller = token_with_claims(SHARED, &[("azp", "teller-app"), ("document", "1007641")]);
+    assert_bound_to_its_customer(&app, &teller).await;
+}
+
+/// An OTC for customer `number`.
+fn otc(number: &str) -> GenerateOtcRequest {
+    GenerateOtcRequest {
         customer: cc(number),
         purpose: "LOGIN".into(),
         ..Default::default()
-    };
+    }
+}
+
+/// `token` names customer 1007641: its OTC is asked, another customer's is refused before
+/// the bank.
+async fn assert_bound_to_its_customer(app: &TestApp, token: &str) {
+    let mut bank = SecurityServiceClient::with_interceptor(app.channel(), bearer_with(token));
     bank.generate_otc(otc("1007641"))
         .await
         .expect("the bound customer's OTC");
@@ -453,9 +451,7 @@ async fn a_caller_chosen_tx_id_channel_or_ally_is_refused_on_every_bcs_operation
             terminal_id: "POS42".into(),
             ..Default::default()
         }),
-        customer: cc("1007641"),
-        purpose: "LOGIN".into(),
-        ..Default::default()
+        ..otc("1007641")
     })
     .await
     .expect("a per-call field of the caller's");
@@ -585,18 +581,9 @@ async fn the_documented_tenants_start_and_hold_their_callers() {
         SHARED,
         &[("azp", "globex-mobile-bff"), ("document", "1007641")],
     );
-    let mut bank = SecurityServiceClient::with_interceptor(app.channel(), bearer_with(&globex));
-    let otc = |number: &str| GenerateOtcRequest {
-        customer: cc(number),
-        purpose: "LOGIN".into(),
-        ..Default::default()
-    };
-    bank.generate_otc(otc("1007641"))
-        .await
-        .expect("its end user's OTC, as Globex's ally");
-    let refused = bank.generate_otc(otc("38250250")).await.unwrap_err();
-    assert_refused(&refused, "END_USER_MISMATCH");
+    assert_bound_to_its_customer(&app, &globex).await;
     let sent = app.journal("bcs").await;
+    // The bound customer's OTC was the last call the bank saw.
     let ally = header_of(sent.last().expect("the OTC call"), "X-Invoker-Ally");
     assert_eq!(ally, "GLOBEX-ALLY-CODE");
 
