@@ -8,6 +8,7 @@ mod bank;
 mod bureau;
 mod clients;
 mod conformance;
+mod credentials;
 mod delivery;
 mod deploy;
 mod docs;

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod probe;
 pub mod retry;
+pub mod token;
 pub mod validate;
 
 pub use base_url::BaseUrl;

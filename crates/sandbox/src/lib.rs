@@ -48,6 +48,8 @@ pub struct SandboxOptions {
     /// Where the dev CA, server and client PEMs are read from or written to.
     pub pki_dir: PathBuf,
     pub daviplata_token_ttl: Duration,
+    /// How long the Banco Caja Social access tokens the sandbox issues live.
+    pub bcs_token_ttl: Duration,
     /// The credentials the emulators accept.
     pub credentials: SandboxCredentials,
 }
@@ -63,6 +65,7 @@ impl Default for SandboxOptions {
             bcs_fixtures: None,
             pki_dir: std::env::temp_dir().join("pasarela-sandbox-pki"),
             daviplata_token_ttl: Duration::from_secs(900),
+            bcs_token_ttl: Duration::from_secs(900),
             credentials: SandboxCredentials::default(),
         }
     }
@@ -193,7 +196,8 @@ fn routers(options: &SandboxOptions) -> anyhow::Result<[Router; 4]> {
         fixtures,
         credentials.bcs_client_id.clone(),
         credentials.bcs_client_secret.clone(),
-    );
+    )
+    .with_token_ttl(options.bcs_token_ttl);
     let kiban = kiban::Kiban::new(credentials.kiban_api_key.clone());
     let daviplata = daviplata::Daviplata::new(daviplata::Settings {
         client_id: credentials.daviplata_client_id.clone(),

@@ -44,6 +44,9 @@ pub struct SandboxArgs {
         default_value_t = 900
     )]
     pub daviplata_token_ttl_secs: u64,
+    /// Lifetime of the Banco Caja Social access tokens the sandbox issues, in seconds.
+    #[arg(long, env = "PASARELA_SANDBOX_BCS_TOKEN_TTL", default_value_t = 900)]
+    pub bcs_token_ttl_secs: u64,
 }
 
 impl SandboxArgs {
@@ -57,6 +60,7 @@ impl SandboxArgs {
             bcs_fixtures: self.bcs_fixtures,
             pki_dir: self.pki_dir,
             daviplata_token_ttl: Duration::from_secs(self.daviplata_token_ttl_secs),
+            bcs_token_ttl: Duration::from_secs(self.bcs_token_ttl_secs),
             credentials: SandboxCredentials::default(),
         }
     }

@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 pub use crate::bcs::identity::TenantSettings;
+pub use crate::bcs::token::{AuthStyle, TokenSettings};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +26,11 @@ pub struct Config {
     /// environment requires one.
     #[serde(default)]
     pub access_token: Option<SecretString>,
+    /// Where the access token comes from when it is not fixed: an OAuth2
+    /// client-credentials endpoint (renewed before it expires) or a file (read again when
+    /// it changes). Exclusive with `access_token`.
+    #[serde(default)]
+    pub token: Option<TokenSettings>,
     /// Which of the bank's environments `base_url` is: production (the default) or a
     /// sandbox; `serve` refuses development switches in front of a production bank.
     #[serde(default)]

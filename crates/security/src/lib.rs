@@ -9,5 +9,5 @@ mod handler;
 pub mod probe;
 mod reconciler;
 
-pub use config::{Config, InvokerFields, Paths, TenantSettings};
+pub use config::{AuthStyle, Config, InvokerFields, Paths, TenantSettings, TokenSettings};
 pub use handler::Security;

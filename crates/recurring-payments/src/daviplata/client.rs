@@ -9,16 +9,16 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures::FutureExt as _;
 use pasarela_provider::outbound::{Operation, Outbound, RawResponse};
+use pasarela_provider::token::{self, Token, TokenCache};
 use pasarela_provider::{BaseUrl, Delivery, ProviderError, metrics, reasons};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName};
 use secrecy::{ExposeSecret as _, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tonic::Code;
 use tracing::Instrument as _;
 
 use super::errors::{self, DOMAIN, Fault};
-use super::token::{Token, TokenCache};
 use super::wire::{Answer, Unreadable};
 use crate::config::{Config, Paths};
 
@@ -96,13 +96,6 @@ struct TokenRequest<'a> {
     scope: &'a str,
 }
 
-#[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: Option<SecretString>,
-    /// Seconds; some gateways send it as a string.
-    expires_in: Option<serde_json::Value>,
-}
-
 impl Daviplata {
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let outbound = Outbound::new(DOMAIN, &config.outbound)?;
@@ -137,7 +130,7 @@ impl Daviplata {
                 client_id_header,
                 scope: config.scope.clone(),
                 refresh_margin: config.token_refresh_margin,
-                tokens: TokenCache::default(),
+                tokens: TokenCache::new(DOMAIN),
             }),
         })
     }
@@ -272,37 +265,7 @@ async fn fetch_token(inner: Arc<Inner>) -> Result<Token, ProviderError> {
         tracing::warn!(status = response.status.as_u16(), reason = %error.reason, "daviplata refused the token request");
         return Err(error);
     }
-    let answer: TokenAnswer = serde_json::from_slice(&response.body)
-        .map_err(|_| bad_token_answer("the token answer is not JSON"))?;
-    let value = answer
-        .access_token
-        .filter(|t| !t.expose_secret().is_empty())
-        .ok_or_else(|| bad_token_answer("the token answer has no access_token"))?;
-    let lifetime = answer
-        .expires_in
-        .as_ref()
-        .and_then(seconds)
-        .ok_or_else(|| bad_token_answer("the token answer has no expires_in"))?;
-    tracing::info!(expires_in = lifetime.as_secs(), "daviplata token issued");
-    Ok(Token::new(value, lifetime, inner.refresh_margin))
-}
-
-/// The longest lifetime a token answer is believed for: D0 documents 900 s; a gateway's
-/// larger (or absurd) `expires_in` is cut here, so that no clock arithmetic can overflow
-/// and a token is renewed at least daily.
-const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
-
-fn seconds(value: &serde_json::Value) -> Option<Duration> {
-    match value {
-        serde_json::Value::Number(n) => n.as_u64(),
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-    .map(|secs| Duration::from_secs(secs).min(MAX_TOKEN_LIFETIME))
-}
-
-fn bad_token_answer(why: &str) -> ProviderError {
-    ProviderError::new(Code::Unavailable, reasons::PROVIDER_BAD_RESPONSE, DOMAIN).message(why)
+    token::read_answer(&response.body, DOMAIN, inner.refresh_margin)
 }
 
 fn internal(why: &str) -> ProviderError {

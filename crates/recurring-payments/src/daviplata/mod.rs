@@ -2,7 +2,6 @@
 
 pub mod client;
 pub mod errors;
-pub mod token;
 pub mod wire;
 
 pub use client::Daviplata;

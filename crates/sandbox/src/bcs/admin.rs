@@ -24,7 +24,20 @@ pub(super) fn router(state: State) -> Router {
         .route("/withdrawals", get(withdrawal_counts))
         .route("/withdrawals/ledger", get(withdrawal_ledger))
         .route("/reset", post(reset))
+        .route("/tokens", get(tokens))
+        .route("/tokens/expire", post(expire_tokens))
         .with_state(state)
+}
+
+/// How many access tokens the sandbox issued (`{"issued": n}`).
+async fn tokens(Shared(state): Shared<State>) -> Json<serde_json::Value> {
+    Json(json!({ "issued": state.tokens().issued() }))
+}
+
+/// Every access token issued so far is refused from now on.
+async fn expire_tokens(Shared(state): Shared<State>) -> StatusCode {
+    state.tokens().expire_all();
+    StatusCode::NO_CONTENT
 }
 
 fn not_found(what: &str) -> Response {

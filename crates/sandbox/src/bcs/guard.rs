@@ -129,16 +129,16 @@ pub(crate) fn admit(state: &State, op: Op, headers: &HeaderMap) -> Result<(), Bc
     Ok(())
 }
 
-/// Client id and secret must be the sandbox's; a token must be present. The spec has no
-/// operation that issues Banco Caja Social tokens, so any non-empty bearer is accepted.
+/// Client id and secret must be the sandbox's; a token must be present, and live if the
+/// sandbox issued it (`tokens`): any other non-empty bearer is taken as a fixed token.
 fn credentials_accepted(state: &State, headers: &HeaderMap) -> bool {
     let id = first_header(headers, CLIENT_ID);
     let secret = first_header(headers, CLIENT_SECRET);
     let token = first_header(headers, TOKEN);
     let token_present = token.is_some_and(|token| {
         let token = token.trim();
-        let bearer = token.strip_prefix("Bearer ").unwrap_or(token);
-        !bearer.trim().is_empty()
+        let bearer = token.strip_prefix("Bearer ").unwrap_or(token).trim();
+        !bearer.is_empty() && state.tokens().accepts(bearer)
     });
     match (id, secret) {
         (Some(id), Some(secret)) => token_present && state.accepts_client(&id, &secret),

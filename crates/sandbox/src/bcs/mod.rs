@@ -16,6 +16,7 @@ mod passwords;
 mod policy;
 mod reto;
 mod state;
+mod tokens;
 mod wire;
 mod withdrawal;
 
@@ -30,6 +31,7 @@ pub use state::State;
 /// (S1 at the spec's path too, unless a reading picks one).
 pub fn router(state: State) -> Router {
     Router::new()
+        .route(tokens::TOKEN_PATH, post(tokens::token))
         .route(PasswordStatusPath::README, get(passwords::status))
         .route(PasswordStatusPath::SPEC, get(passwords::status))
         .route("/securityManagement/V1/generateOTC", post(otc::generate_v1))

@@ -10,6 +10,10 @@ use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::fixtures::{Account, ContactInfo, CustomerFixture, Fixtures, Transaction};
+use super::tokens::Tokens;
+
+/// How long an issued access token lives unless a test says otherwise.
+const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(900);
 
 /// Colombia's offset (UTC-5, no daylight saving): the bank stamps its own local time.
 const BOGOTA_OFFSET_SECONDS: i32 = -5 * 3600;
@@ -20,6 +24,7 @@ pub struct State {
     bank: Arc<Mutex<Bank>>,
     client_id: Arc<str>,
     client_secret: Arc<SecretString>,
+    tokens: Tokens,
 }
 
 impl State {
@@ -29,7 +34,19 @@ impl State {
             bank: Arc::new(Mutex::new(Bank::seed(fixtures))),
             client_id: client_id.into(),
             client_secret: Arc::new(client_secret.into()),
+            tokens: Tokens::new(DEFAULT_TOKEN_TTL),
         }
+    }
+
+    /// How long the access tokens the sandbox issues live.
+    pub fn with_token_ttl(mut self, ttl: Duration) -> State {
+        self.tokens = Tokens::new(ttl);
+        self
+    }
+
+    /// The access tokens the sandbox issued.
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
     }
 
     /// How long a one-time code (OTC, withdrawal OTP, challenge code) lives; tests shorten it.

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use pasarela_auth::CallContext;
 use pasarela_idempotency::{IdempotencyMetrics, Store, reason};
 use pasarela_provider::{
-    BaseUrl, Delivery, Operation, Outbound, ProviderError, Violations, deadline, reasons,
+    BaseUrl, Delivery, Operation, Outbound, ProviderError, RawResponse, Violations, deadline,
+    reasons,
 };
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -22,6 +23,7 @@ use super::envelope;
 use super::errors::{DOMAIN, MAX_TEXT, SERVICE_DOMAIN, bad_response};
 use super::identity::Identities;
 use super::invoker::{self, ProcessIdRule, SequenceError, TxIds};
+use super::token::{AccessToken, Current};
 use super::wire::{self, Outgoing, Unreadable};
 use crate::config::{Config, InvokerFields, Paths};
 
@@ -359,11 +361,12 @@ const PATH_ID: &str = "{identSerialNum}";
 /// The bank as pasarela sees it.
 #[derive(Debug)]
 pub struct Bcs {
-    outbound: Outbound,
+    outbound: Arc<Outbound>,
     base_url: BaseUrl,
     client_id: String,
     client_secret: SecretString,
-    access_token: Option<SecretString>,
+    /// The token every call carries.
+    token: AccessToken,
     paths: Paths,
     /// The bank identity of the deployment and of each tenant, checked at start-up.
     identities: Identities,
@@ -445,14 +448,21 @@ impl Bcs {
             &config.caller_invoker_fields,
             &config.tenants,
         )?;
-        let outbound = Outbound::new(DOMAIN, &config.outbound)?;
+        let outbound = Arc::new(Outbound::new(DOMAIN, &config.outbound)?);
         outbound.expect_operations(&OPERATION_NAMES);
+        let token = AccessToken::new(
+            config.access_token,
+            config.token.as_ref(),
+            &config.client_id,
+            &config.client_secret,
+        )?;
+        outbound.expect_operations(token.operations());
         Ok(Self {
             outbound,
             base_url: BaseUrl::parse(&config.base_url, "security.base_url")?,
             client_id: config.client_id,
             client_secret: config.client_secret,
-            access_token: config.access_token,
+            token,
             paths: config.paths,
             identities,
             tx_id_prefix: config.tx_id_prefix,
@@ -577,23 +587,26 @@ impl Bcs {
             request_number = %fields.request_number,
             tx_id = %fields.tx_id,
         );
-        let budget = deadline.saturating_duration_since(Instant::now());
         async {
-            let request = self.request(op, fields, &prepared.outgoing);
-            let raw = self
-                .outbound
-                .send(
-                    Operation {
-                        name: op.name,
-                        safe_to_retry: op.retry == Retry::Safe,
-                    },
-                    request,
-                    budget,
-                )
-                .await?;
+            let mut token = self.token.current(&self.outbound, deadline).await?;
+            let mut raw = self.send_once(op, prepared, &token, deadline).await?;
+            // A refused token is forgotten, so that the next call renews it; a call that is
+            // safe to repeat is sent once more under the new one. S18 and the checks of a
+            // customer's secret never are: the bank may have acted, or counted the attempt.
+            if raw.status == reqwest::StatusCode::UNAUTHORIZED
+                && self.token.refused(&token)
+                && op.retry == Retry::Safe
+            {
+                let renewed = self.token.current(&self.outbound, deadline).await?;
+                if renewed.value() != token.value() {
+                    tracing::info!("the bank refused its token: sent again under a new one");
+                    raw = self.send_once(op, prepared, &renewed, deadline).await?;
+                    token = renewed;
+                }
+            }
             tracing::debug!(status = raw.status.as_u16(), "bank answered");
             envelope::read::<W>(op.name, op.marker(), &raw)
-                .map_err(|error| self.scrubbed(error, &prepared.outgoing))
+                .map_err(|error| self.scrubbed(error, &prepared.outgoing, token.value()))
         }
         .instrument(span.clone())
         .await
@@ -602,6 +615,23 @@ impl Bcs {
                 || tracing::info!(reason = %error.reason, code = ?error.code, "bank call failed"),
             );
         })
+    }
+
+    /// One sending of a prepared request under `token`, by `deadline`.
+    async fn send_once<B: Serialize, W>(
+        &self,
+        op: &Op<W>,
+        prepared: &Prepared<B>,
+        token: &Current,
+        deadline: Instant,
+    ) -> Result<RawResponse, ProviderError> {
+        let request = self.request(op, &prepared.fields, &prepared.outgoing, token.value());
+        let operation = Operation {
+            name: op.name,
+            safe_to_retry: op.retry == Retry::Safe,
+        };
+        let budget = deadline.saturating_duration_since(Instant::now());
+        self.outbound.send(operation, request, budget).await
     }
 
     /// `error` without any value pasarela sent in its body or query, nor its credentials:
@@ -614,6 +644,7 @@ impl Bcs {
         &self,
         error: ProviderError,
         outgoing: &Outgoing<B>,
+        token: Option<&str>,
     ) -> ProviderError {
         let mut sent = Vec::new();
         if let Some(body) = outgoing
@@ -629,9 +660,7 @@ impl Bcs {
         sent.retain(|(secret, value)| *secret || value.chars().count() >= MIN_SCRUBBED);
         let mut secrets: Vec<&str> = sent.iter().map(|(_, value)| value.as_str()).collect();
         secrets.push(self.client_secret.expose_secret());
-        if let Some(token) = &self.access_token {
-            secrets.push(token.expose_secret());
-        }
+        secrets.extend(token);
         bounded(error.scrub(&secrets))
     }
 
@@ -694,6 +723,7 @@ impl Bcs {
         op: &Op<W>,
         fields: &InvokerFields,
         outgoing: &Outgoing<B>,
+        token: Option<&str>,
     ) -> reqwest::RequestBuilder {
         let mut path = (op.path)(&self.paths).to_owned();
         if let Some(id) = &outgoing.path_id {
@@ -712,8 +742,7 @@ impl Bcs {
             )
             .header(op.credentials.id, &self.client_id)
             .header(op.credentials.secret, self.client_secret.expose_secret());
-        if let Some(token) = &self.access_token {
-            let token = token.expose_secret();
+        if let Some(token) = token {
             let value = if op.credentials.bearer {
                 format!("Bearer {token}")
             } else {

@@ -7,6 +7,7 @@ pub mod errors;
 pub(crate) mod fields;
 pub mod identity;
 pub mod invoker;
+pub mod token;
 pub mod wire;
 
 pub use error_table::{ERROR_TABLE, ErrorRow, Source};

@@ -1,7 +1,8 @@
-//! Daviplata's OAuth2 client-credentials token: cached until shortly before it expires and
-//! renewed by exactly one request however many calls wait for it (single flight); a token
-//! Daviplata refuses is dropped so that the next call fetches a new one, and a flight that
-//! fails, even by a panic, leaves the next call free to fetch again.
+//! A provider's OAuth2 client-credentials token: cached until shortly before it expires
+//! and renewed by exactly one request however many calls wait for it (single flight); a
+//! token the provider refuses is dropped so that the next call fetches a new one, and a
+//! flight that fails, even by a panic, leaves the next call free to fetch again. Also the
+//! reading of a token answer (RFC 6749, 5.1), which every provider words alike.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -10,9 +11,11 @@ use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt as _;
 use futures::future::{BoxFuture, Shared};
-use pasarela_provider::{Delivery, ProviderError, reasons};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
 use tonic::Code;
+
+use crate::{Delivery, ProviderError, reasons};
 
 /// An access token and when to stop using it.
 #[derive(Debug)]
@@ -52,12 +55,20 @@ struct State {
     flight: Option<Flight>,
 }
 
-#[derive(Default)]
 pub struct TokenCache {
     state: Mutex<State>,
+    /// The provider's domain, in the errors of a failed flight.
+    domain: &'static str,
 }
 
 impl TokenCache {
+    pub fn new(domain: &'static str) -> Self {
+        Self {
+            state: Mutex::default(),
+            domain,
+        }
+    }
+
     /// A fresh token: the cached one, the one being fetched, or one fetched by `fetch` now.
     pub async fn get<F>(&self, fetch: F) -> Result<Arc<Token>, ProviderError>
     where
@@ -71,11 +82,12 @@ impl TokenCache {
             state
                 .flight
                 .get_or_insert_with(|| {
+                    let domain = self.domain;
                     AssertUnwindSafe(fetch())
                         .catch_unwind()
-                        .map(|fetched| match fetched {
+                        .map(move |fetched| match fetched {
                             Ok(result) => result.map(Arc::new),
-                            Err(_) => Err(flight_panicked()),
+                            Err(_) => Err(flight_panicked(domain)),
                         })
                         .boxed()
                         .shared()
@@ -108,15 +120,68 @@ impl TokenCache {
 }
 
 /// A token request that panicked: every waiter is told, and the next call fetches anew.
-fn flight_panicked() -> ProviderError {
-    tracing::error!("the daviplata token request panicked; the next call asks again");
-    ProviderError::new(
-        Code::Unavailable,
-        reasons::PROVIDER_BAD_RESPONSE,
-        super::errors::DOMAIN,
-    )
-    .message("Daviplata's token could not be obtained")
-    .delivery(Delivery::NotSent)
+fn flight_panicked(domain: &'static str) -> ProviderError {
+    tracing::error!(
+        provider = domain,
+        "a token request panicked; the next call asks again"
+    );
+    ProviderError::new(Code::Unavailable, reasons::PROVIDER_BAD_RESPONSE, domain)
+        .message("the provider's access token could not be obtained")
+        .delivery(Delivery::NotSent)
+}
+
+/// The longest lifetime a token answer is believed for: providers document minutes (D0:
+/// 900 s); a gateway's larger (or absurd) `expires_in` is cut here, so that no clock
+/// arithmetic can overflow and a token is renewed at least daily.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A successful token answer's body.
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: Option<SecretString>,
+    /// Seconds; some gateways send it as a string.
+    expires_in: Option<serde_json::Value>,
+}
+
+/// The token a successful answer of `domain`'s token endpoint carries, renewed `margin`
+/// before it expires ([`Token::new`]); an answer without a token or a lifetime is the
+/// provider's fault, and so nothing was sent under it.
+pub fn read_answer(
+    body: &[u8],
+    domain: &'static str,
+    margin: Duration,
+) -> Result<Token, ProviderError> {
+    let bad = |why: &str| {
+        ProviderError::new(Code::Unavailable, reasons::PROVIDER_BAD_RESPONSE, domain)
+            .message(why)
+            .delivery(Delivery::NotSent)
+    };
+    let answer: TokenAnswer =
+        serde_json::from_slice(body).map_err(|_| bad("the token answer is not JSON"))?;
+    let value = answer
+        .access_token
+        .filter(|t| !t.expose_secret().is_empty())
+        .ok_or_else(|| bad("the token answer has no access_token"))?;
+    let lifetime = answer
+        .expires_in
+        .as_ref()
+        .and_then(seconds)
+        .ok_or_else(|| bad("the token answer has no expires_in"))?;
+    tracing::info!(
+        provider = domain,
+        expires_in = lifetime.as_secs(),
+        "access token issued"
+    );
+    Ok(Token::new(value, lifetime, margin))
+}
+
+fn seconds(value: &serde_json::Value) -> Option<Duration> {
+    match value {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .map(|secs| Duration::from_secs(secs).min(MAX_TOKEN_LIFETIME))
 }
 
 #[cfg(test)]
@@ -146,7 +211,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn many_waiters_cause_one_fetch() {
-        let cache = Arc::new(TokenCache::default());
+        let cache = Arc::new(TokenCache::new("provider.example"));
         let count = Arc::new(AtomicUsize::new(0));
         let waiters: Vec<_> = (0..200)
             .map(|_| {
@@ -163,7 +228,7 @@ mod tests {
 
     #[tokio::test]
     async fn invalidation_forces_one_new_fetch() {
-        let cache = TokenCache::default();
+        let cache = TokenCache::new("provider.example");
         let count = Arc::new(AtomicUsize::new(0));
         let first = cache
             .get(counting_fetch(&count, Duration::from_secs(900)))
@@ -193,7 +258,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_expired_token_is_renewed() {
-        let cache = TokenCache::default();
+        let cache = TokenCache::new("provider.example");
         let count = Arc::new(AtomicUsize::new(0));
         cache
             .get(counting_fetch(&count, Duration::ZERO))
@@ -208,7 +273,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_flight_never_poisons_later_calls() {
-        let cache = TokenCache::default();
+        let cache = TokenCache::new("provider.example");
         let failed = cache
             .get(|| async { panic!("a token answer no clock can hold") }.boxed())
             .await
@@ -226,6 +291,33 @@ mod tests {
     fn a_lifetime_past_the_clock_is_renewed_at_once() {
         let token = Token::new("t".to_owned().into(), Duration::MAX, Duration::ZERO);
         assert!(!token.is_fresh());
+    }
+
+    #[test]
+    fn answers_are_read_and_their_lifetime_capped() {
+        let token = read_answer(
+            br#"{"access_token":"abc","expires_in":"900"}"#,
+            "provider.example",
+            Duration::ZERO,
+        )
+        .expect("a token");
+        assert_eq!(token.value.expose_secret(), "abc");
+        assert!(token.is_fresh());
+        let capped = read_answer(
+            br#"{"access_token":"abc","expires_in":18446744073709551615}"#,
+            "provider.example",
+            Duration::ZERO,
+        )
+        .expect("a token");
+        assert!(capped.is_fresh(), "cut to a day, not past the clock");
+        for bad in [
+            &b"not json"[..],
+            br#"{"expires_in":900}"#,
+            br#"{"access_token":"abc"}"#,
+        ] {
+            let error = read_answer(bad, "provider.example", Duration::ZERO).unwrap_err();
+            assert_eq!(error.reason, reasons::PROVIDER_BAD_RESPONSE);
+        }
     }
 
     #[test]
