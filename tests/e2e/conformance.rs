@@ -1315,7 +1315,9 @@ async fn unlisted_codes_of_the_500_tables_are_rejections_not_retries() {
         "ResponseType": { "value": "ER" },
         "ResponseDetail": { "ErrorCode": "77777", "ErrorDesc": "REGLA DE NEGOCIO", "ErrorType": "RGN" }
     });
-    for op in ["s5", "s6", "s7"] {
+    // S19 answers its business refusals on 500 as well: a counted challenge answer is
+    // never invited to be sent again.
+    for op in ["s5", "s6", "s7", "s19"] {
         serve(&app, op, 500, &body).await;
         let failed = call_bcs(&app, op).await.unwrap_err();
         assert_error(&failed, Code::FailedPrecondition, "PROVIDER_REJECTED");

@@ -212,7 +212,7 @@ async fn each_documented_answer_has_its_code_and_reason() {
         (
             401,
             r#"{"message":"Unauthorized"}"#,
-            Code::Internal,
+            Code::Unavailable,
             "PROVIDER_AUTH_FAILED",
         ),
         (

@@ -268,6 +268,75 @@ pub struct InvokerFields {
     pub navig_habit: String,
 }
 
+impl Config {
+    /// What keeps this identity from a production bank: a value still at the placeholder
+    /// pasarela ships (an ally code, sub-channel or IP address no bank assigned), for the
+    /// deployment and each tenant whose calls would carry it, and a branch that breaks the
+    /// rule of channel 7 (lines 1893, 2034: "Canal 7 subcanales 1 y 2 Enviar [1102]
+    /// subcanales 3 y 4 Enviar [1114]"). Each names the key to set.
+    pub fn identity_problems(&self) -> Vec<String> {
+        let shipped = defaults::invoker();
+        let mut problems = Vec::new();
+        let identities = std::iter::once(("security.invoker".to_owned(), self.invoker.clone()))
+            .chain(self.tenants.iter().map(|(name, tenant)| {
+                let mut fields = self.invoker.clone();
+                crate::bcs::invoker::merge(&mut fields, &tenant.invoker);
+                (format!("security.tenants.{name}.invoker"), fields)
+            }));
+        for (key, fields) in identities {
+            let placeholders = [
+                ("ally", &fields.ally, &shipped.ally),
+                ("sub_channel", &fields.sub_channel, &shipped.sub_channel),
+                (
+                    "user_ip_address",
+                    &fields.user_ip_address,
+                    &shipped.user_ip_address,
+                ),
+                (
+                    "server_ip_address",
+                    &fields.server_ip_address,
+                    &shipped.server_ip_address,
+                ),
+            ];
+            for (field, value, placeholder) in placeholders {
+                if value == placeholder {
+                    problems.push(format!(
+                        "{key}.{field} is pasarela's placeholder {value:?}: set the value the bank assigned"
+                    ));
+                }
+            }
+            if let Some(problem) = channel_seven_branch(&fields) {
+                problems.push(format!("{key}: {problem}"));
+            }
+        }
+        problems
+    }
+}
+
+/// The branch channel 7 requires of its sub-channel, when it is broken.
+fn channel_seven_branch(fields: &InvokerFields) -> Option<String> {
+    let number = |text: &str| text.trim().parse::<u32>().ok();
+    if number(&fields.channel) != Some(7) {
+        return None;
+    }
+    let branch = match number(&fields.sub_channel) {
+        Some(1 | 2) => "1102",
+        Some(3 | 4) => "1114",
+        _ => {
+            return Some(format!(
+                "channel 7 takes sub-channels 1 to 4, not {:?} (sub_channel)",
+                fields.sub_channel
+            ));
+        }
+    };
+    (fields.branch_id.trim() != branch).then(|| {
+        format!(
+            "channel 7, sub-channel {} sends branch {branch}, not {:?} (branch_id)",
+            fields.sub_channel, fields.branch_id
+        )
+    })
+}
+
 mod defaults {
     use super::InvokerFields;
 
@@ -335,5 +404,65 @@ mod defaults {
 
     pub fn bank_code() -> String {
         "32".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        serde_json::from_value(serde_json::json!({
+            "base_url": "https://bank.example",
+            "client_id": "id",
+            "client_secret": "secret",
+        }))
+        .expect("a configuration")
+    }
+
+    #[test]
+    fn placeholders_and_a_broken_channel_seven_rule_are_named() {
+        let shipped = config().identity_problems();
+        for key in [
+            "security.invoker.ally",
+            "security.invoker.sub_channel",
+            "security.invoker.user_ip_address",
+            "security.invoker.server_ip_address",
+        ] {
+            assert!(
+                shipped.iter().any(|p| p.starts_with(key)),
+                "{key}: {shipped:?}"
+            );
+        }
+        let mut assigned = config();
+        assigned.invoker.ally = "ALIADO-7".into();
+        assigned.invoker.sub_channel = "3".into();
+        assigned.invoker.branch_id = "1114".into();
+        assigned.invoker.user_ip_address = "10.0.0.1".into();
+        assigned.invoker.server_ip_address = "10.0.0.2".into();
+        assert!(assigned.identity_problems().is_empty());
+        assigned.invoker.branch_id = "1102".into();
+        let broken = assigned.identity_problems();
+        assert_eq!(broken.len(), 1, "{broken:?}");
+        assert!(broken[0].contains("branch 1114"), "{broken:?}");
+        // A tenant's own identity is checked as its calls carry it.
+        assigned.invoker.branch_id = "1114".into();
+        assigned.tenants.insert(
+            "acme".into(),
+            TenantSettings {
+                invoker: InvokerFields {
+                    ally: defaults::invoker().ally,
+                    ..InvokerFields::default()
+                },
+                caller_invoker_fields: None,
+            },
+        );
+        let tenant = assigned.identity_problems();
+        assert!(
+            tenant
+                .iter()
+                .any(|p| p.starts_with("security.tenants.acme.invoker.ally")),
+            "{tenant:?}"
+        );
     }
 }

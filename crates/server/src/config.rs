@@ -426,6 +426,16 @@ impl Config {
                  provider: keep its records in PostgreSQL (store = \"postgres\")"
             );
         }
+        if production.contains(&"security")
+            && let Some(security) = &self.security
+        {
+            let problems = security.identity_problems();
+            anyhow::ensure!(
+                problems.is_empty(),
+                "security calls a production bank with an identity it did not assign: {}",
+                problems.join("; ")
+            );
+        }
         Ok(())
     }
 

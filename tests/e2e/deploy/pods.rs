@@ -154,6 +154,17 @@ impl Drop for Pod {
 
 impl Pod {
     fn start(manifests: &Manifests, service: ServiceName, loopback: &[(String, String)]) -> Pod {
+        Self::start_with(manifests, service, loopback, &[])
+    }
+
+    /// Like [`Pod::start`], with `filled_in` variables: what the platform team adds to the
+    /// overlay before its first apply.
+    fn start_with(
+        manifests: &Manifests,
+        service: ServiceName,
+        loopback: &[(String, String)],
+        filled_in: &[(&str, &str)],
+    ) -> Pod {
         let process = PodProcess::of(manifests, service, loopback);
         let grpc: std::net::SocketAddr =
             ([127, 0, 0, 1], crate::support::process::free_port()).into();
@@ -161,6 +172,7 @@ impl Pod {
             ([127, 0, 0, 1], crate::support::process::free_port()).into();
         let child = process
             .command("serve")
+            .envs(filled_in.iter().copied())
             .env("PASARELA_LISTEN", grpc.to_string())
             .env("PASARELA_ADMIN_LISTEN", admin.to_string())
             .stdout(std::process::Stdio::null())
@@ -425,12 +437,54 @@ pub(super) async fn prod_overlay_pods_start_from_their_secret_files() {
         .expect("prod names its issuer's JWKS URL");
     loopback.push((jwks_url, issuer.jwks_url.clone()));
 
+    // The bank's identity is the platform team's to fill in: left at pasarela's
+    // placeholders, security refuses to start in front of the production bank, naming each
+    // key.
+    let refused = PodProcess::of(&manifests, ServiceName::Security, &loopback)
+        .command("serve")
+        .output()
+        .expect("pasarela runs");
+    assert!(!refused.status.success(), "started with placeholders");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    for key in BANK_IDENTITY.map(|(_, _, key)| key) {
+        assert!(said.contains(key), "{key} is not named: {said}");
+    }
+    let identity = BANK_IDENTITY.map(|(variable, value, _)| (variable, value));
     for service in ServiceName::ALL {
-        Pod::start(&manifests, service, &loopback)
+        let filled_in: &[(&str, &str)] = match service {
+            ServiceName::Security => &identity,
+            _ => &[],
+        };
+        Pod::start_with(&manifests, service, &loopback, filled_in)
             .serving(service)
             .await;
     }
 }
+
+/// The identity a bank assigns at onboarding, as the platform team fills it in: variable,
+/// value, and the key start-up names while it is missing.
+const BANK_IDENTITY: [(&str, &str, &str); 4] = [
+    (
+        "PASARELA_SECURITY__INVOKER__ALLY",
+        "\"ALIADO-7\"",
+        "security.invoker.ally",
+    ),
+    (
+        "PASARELA_SECURITY__INVOKER__SUB_CHANNEL",
+        "\"1\"",
+        "security.invoker.sub_channel",
+    ),
+    (
+        "PASARELA_SECURITY__INVOKER__USER_IP_ADDRESS",
+        "\"10.20.30.40\"",
+        "security.invoker.user_ip_address",
+    ),
+    (
+        "PASARELA_SECURITY__INVOKER__SERVER_IP_ADDRESS",
+        "\"10.20.30.41\"",
+        "security.invoker.server_ip_address",
+    ),
+];
 
 /// An identity provider on loopback publishing one public signing key (the P-256 key of
 /// RFC 7515, appendix A.3), so that prod's pods can read their issuer's key set.

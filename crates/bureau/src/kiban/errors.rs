@@ -76,9 +76,10 @@ const ENVELOPE_STATUSES: [(u16, &str, Meaning); 1] = [
 #[rustfmt::skip]
 const STATUSES: [(u16, Meaning); 12] = [
     (400, meaning(Code::InvalidArgument, reason::PROVIDER_REJECTED_REQUEST, "Kiban rejected the request")),
-    // The member's credentials travel in the body, so a bare 401 is pasarela's API key:
-    // an operator must fix it, a retry by the caller cannot.
-    (401, meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Kiban refused pasarela's API key")),
+    // The member's credentials travel in the body, so a bare 401 is pasarela's API key. As
+    // for every provider, the caller did nothing wrong and the same call may pass once an
+    // operator rotates the key: UNAVAILABLE, the one code of a provider 401.
+    (401, meaning(Code::Unavailable, reasons::PROVIDER_AUTH_FAILED, "Kiban refused pasarela's API key")),
     (403, meaning(Code::Internal, reasons::PROVIDER_AUTH_FAILED, "Kiban does not allow pasarela's API key this service")),
     (404, meaning(Code::Internal, reasons::PROVIDER_BAD_RESPONSE, "Kiban does not know this path: check the configured path")),
     (406, meaning(Code::FailedPrecondition, reason::BUREAU_REJECTED, "Buró de Crédito rejected the request")),
@@ -379,9 +380,13 @@ mod tests {
 
     #[test]
     fn a_refused_api_key_is_pasarelas_problem() {
-        for (http, body) in [(401, r#"{"message":"Unauthorized"}"#), (403, "Forbidden")] {
+        let cases = [
+            (401, r#"{"message":"Unauthorized"}"#, Code::Unavailable),
+            (403, "Forbidden", Code::Internal),
+        ];
+        for (http, body, code) in cases {
             let status = status_of(http, body);
-            assert_eq!(status.code(), Code::Internal, "{http}");
+            assert_eq!(status.code(), code, "{http}");
             assert_eq!(reason_of(&status), reasons::PROVIDER_AUTH_FAILED, "{http}");
         }
     }

@@ -94,12 +94,15 @@ const BY_RESPONSE_TYPE: &[(&str, Code, &str)] =
     &[("ER500", Code::Unavailable, reasons::PROVIDER_UNAVAILABLE)];
 
 /// Operations whose error tables put "All business validation errors, technical errors"
-/// under 500 (S5-S7): a code their bank names on a 5xx that no table lists is a rejection,
-/// which a retry would only repeat, not a failure of the bank.
+/// under 500 (S5-S7), and S19, which prints no error table at all (a refusal on 500 is as
+/// likely): a code their bank names on a 5xx that no table lists is a rejection, which a
+/// retry would only repeat (for S19, a counted challenge answer sent again), not a failure
+/// of the bank.
 const BUSINESS_ERRORS_ON_5XX: &[&str] = &[
     "create_transaction_challenge",
     "enroll_digital_user",
     "validate_digital_enrollment",
+    "create_question_challenge",
 ];
 
 /// (code, type) pairs whose meaning only their exact HTTP status gives, no nearer status
