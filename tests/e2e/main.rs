@@ -12,6 +12,7 @@ mod credentials;
 mod delivery;
 mod deploy;
 mod docs;
+mod drift;
 mod edge;
 mod foundation;
 mod guessing;

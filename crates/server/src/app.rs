@@ -398,7 +398,7 @@ fn metrics_registry(idempotency: &IdempotencyMetrics, connections: &ConnectionMe
     registry
 }
 
-fn render_metrics(registry: &Registry) -> axum::response::Response {
+pub(crate) fn render_metrics(registry: &Registry) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, registry) {

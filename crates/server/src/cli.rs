@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::{app, dev, probe, telemetry};
+use crate::{app, dev, drift, probe, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -86,6 +86,13 @@ pub enum Command {
         /// Each charge of the money-moving checks, in COP minor units.
         #[arg(long, default_value_t = 100)]
         lab_amount: i64,
+        /// Probe again every this long (`10m`) and never exit, exporting each check's
+        /// reading on `--metrics-listen` (`pasarela_provider_reading`) for the drift alerts.
+        #[arg(long, conflicts_with = "move_money", value_parser = humantime_serde::re::humantime::parse_duration)]
+        every: Option<Duration>,
+        /// Where `--every` serves `/metrics`.
+        #[arg(long, default_value = "0.0.0.0:9091", requires = "every")]
+        metrics_listen: SocketAddr,
     },
     /// Mint a bearer token that `pasarela dev` accepts.
     Token {
@@ -162,8 +169,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             lab_wallet,
             lab_commerce,
             lab_amount,
+            every,
+            metrics_listen,
         } => {
             let config = Config::load(config.as_deref())?;
+            if let Some(every) = every {
+                let _telemetry = telemetry::init(&config.log)?;
+                return drift::watch(config, every, metrics_listen, stop_signal()).await;
+            }
             let lab = match (move_money, lab_wallet, lab_commerce) {
                 (true, Some(wallet), Some(commerce)) => {
                     Some(probe::lab_account(&wallet, &commerce, lab_amount)?)

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 mod connections;
 pub mod dev;
+mod drift;
 mod message_clock;
 pub mod operations;
 pub mod probe;
