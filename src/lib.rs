@@ -2,6 +2,7 @@
 //! encoded descriptor set that server reflection serves.
 #![forbid(unsafe_code)]
 
+mod documents;
 mod redacted;
 
 /// Every file of `proto/`, encoded as a `FileDescriptorSet`, for server reflection.

@@ -290,6 +290,16 @@ fn serve_refuses_dev_switches_in_front_of_a_production_provider() {
         let named = printed.contains("asks its Sentinels without credentials");
         assert_eq!(named, open, "{url}: {printed}");
     }
+    // Nor callers acting for no tenant, nor a provider's method outside authentication or
+    // tenancy.
+    let untenanted = [("PASARELA_AUTH__UNTENANTED", "allow")];
+    let printed = serve_refused_with_env(false, "", "[\"bureau\"]", &untenanted);
+    assert!(printed.contains("auth.untenanted = \"allow\""), "{printed}");
+    for key in ["PASARELA_AUTH__TENANT_FREE", "PASARELA_AUTH__EXEMPT"] {
+        let opened = [(key, "[\"pasarela.bureau.v1.BureauService\"]")];
+        let printed = serve_refused_with_env(false, "", "[\"bureau\"]", &opened);
+        assert!(printed.contains("a provider's method"), "{key}: {printed}");
+    }
 }
 
 // ---- HTTP/2 limits ---------------------------------------------------------------------------

@@ -27,6 +27,7 @@ use crate::security::{self as sec, assert_error, bad_fields, withdrawal, withdra
 use crate::support::replica::{Replica, replica_bearer, replica_bearer_for};
 use crate::support::{
     Bearer, TestApp, TestPostgres, bearer_with, body_of, error_metadata, reason, spawn_app_with,
+    token_with_claims,
 };
 
 const S18_PATH: &str = "/security-management/v3/withdrawal/otp";
@@ -901,6 +902,14 @@ async fn a_settlement_takes_a_second_operators_approval() {
         (own.code(), reason(&own).as_str()),
         (Code::PermissionDenied, "SECOND_APPROVER_REQUIRED")
     );
+    // Nor through another application of hers: one person is one pair of eyes.
+    let elsewhere = token_with_claims("alice", &[("azp", "ops-web")]);
+    let own_elsewhere =
+        OperationsServiceClient::with_interceptor(app.channel(), bearer_with(&elsewhere))
+            .approve_settlement(approval(&proposal.proposal_id))
+            .await
+            .unwrap_err();
+    assert_eq!(reason(&own_elsewhere), "SECOND_APPROVER_REQUIRED");
     let unknown_id = bob
         .approve_settlement(approval(&"0".repeat(32)))
         .await

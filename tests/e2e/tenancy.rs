@@ -14,7 +14,7 @@ use pasarela::recurring_payments::v1::{
     RequestSubscriptionRequest,
 };
 use pasarela::security::v1::security_service_client::SecurityServiceClient;
-use pasarela::security::v1::{GenerateOtcRequest, GenerateOtcResponse};
+use pasarela::security::v1::{GenerateOtcRequest, GenerateOtcResponse, SetChannelHoldRequest};
 use pasarela_auth::{PrincipalSource, TenantPrincipal, TenantSettings, Untenanted};
 use pasarela_recurring_payments::UnboundSubscriptions;
 use tonic::Code;
@@ -337,9 +337,22 @@ async fn an_end_user_claim_binds_the_customer() {
         .unwrap_err();
     assert_refused(&refused, "END_USER_CLAIM_MISSING");
 
-    // The bank's customers too: the OTC of another customer is refused before the bank.
-    let teller = token_with_claims(SHARED, &[("azp", "teller-app"), ("document", "1007641")]);
+    // The bank's customers too: the OTC of another customer is refused before the bank,
+    // and a claim naming the kind binds it: a CE of the same number is someone else.
+    let teller = token_with_claims(SHARED, &[("azp", "teller-app"), ("document", "CC:1007641")]);
     assert_bound_to_its_customer(&app, &teller).await;
+    let foreigner = GenerateOtcRequest {
+        customer: Some(pasarela::common::v1::Identification {
+            r#type: pasarela::common::v1::DocumentType::Ce.into(),
+            number: "1007641".into(),
+        }),
+        ..otc("1007641")
+    };
+    let refused = SecurityServiceClient::with_interceptor(app.channel(), bearer_with(&teller))
+        .generate_otc(foreigner)
+        .await
+        .unwrap_err();
+    assert_refused(&refused, "END_USER_MISMATCH");
 }
 
 /// An OTC for customer `number`.
@@ -442,10 +455,31 @@ async fn a_caller_chosen_tx_id_channel_or_ally_is_refused_on_every_bcs_operation
             assert_eq!(error_metadata(&refused, "fields"), field, "{method}");
         }
     }
+    // S15's auditing user and branch are the identity's too.
+    let mut bank = SecurityServiceClient::with_interceptor(app.channel(), bearer_with(&token));
+    for (field, request) in [
+        (
+            "user",
+            SetChannelHoldRequest {
+                user: "OTHERUSER".into(),
+                ..Default::default()
+            },
+        ),
+        (
+            "branch_id",
+            SetChannelHoldRequest {
+                branch_id: "1108".into(),
+                ..Default::default()
+            },
+        ),
+    ] {
+        let refused = bank.set_channel_hold(request).await.unwrap_err();
+        assert_refused(&refused, "BANK_IDENTITY_NOT_CALLERS");
+        assert_eq!(error_metadata(&refused, "fields"), field);
+    }
     assert_eq!(app.calls().await, before, "nothing reached the bank");
 
     // What the tenant is reaches the bank; what varies per call is the caller's.
-    let mut bank = SecurityServiceClient::with_interceptor(app.channel(), bearer_with(&token));
     bank.generate_otc(GenerateOtcRequest {
         invoker: Some(InvokerContext {
             terminal_id: "POS42".into(),

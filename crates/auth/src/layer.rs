@@ -222,7 +222,7 @@ impl Guard {
         match (principal, peer) {
             (Some(p), _) => self
                 .in_flight
-                .take(&format!("{}:{}", p.source, p.subject))
+                .take(&p.key())
                 .map(Some)
                 .ok_or(CONCURRENT_CALLS),
             (None, Some(ip)) => self

@@ -33,5 +33,7 @@ pub use principal::{Principal, PrincipalSource, tenant_of_key};
 pub use rejection::DOMAIN;
 pub use secret_attempts::{SECRET_ATTEMPTS, SecretAttempts};
 pub use slots::{Slot, Slots, peer_key};
-pub use tenancy::{EndUser, TenantPrincipal, TenantSettings, Trespass, Untenanted, check_end_user};
+pub use tenancy::{
+    Document, EndUser, TenantPrincipal, TenantSettings, Trespass, Untenanted, check_end_user,
+};
 pub use tls::{server_tls_config, tls_acceptor};

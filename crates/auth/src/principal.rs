@@ -58,6 +58,13 @@ impl Principal {
         Self::key_or_anonymous(Self::of(request))
     }
 
+    /// Who the caller is as a person, `source:subject`, whatever its tenant or application:
+    /// what four eyes compare, and the key its calls were counted under before tenants and
+    /// applications were part of it ([`Principal::key`]).
+    pub fn person(&self) -> String {
+        format!("{}:{}", self.source, self.subject)
+    }
+
     /// [`Principal::key`], or the one shared space of calls that reached the service
     /// without the auth layer.
     pub fn key_or_anonymous(principal: Option<&Principal>) -> String {
@@ -83,23 +90,27 @@ impl Principal {
     }
 }
 
-/// The tenant a [`Principal::key`] acts for, as it was named in `auth.tenants`.
+/// The tenant a [`Principal::key`] acts for, as it was named in `auth.tenants`. A key made
+/// before tenants (`source:subject`, its subject unescaped) has none, even when its subject
+/// holds a `/` (a SPIFFE identity): an escaped tenant never holds a `:`.
 pub fn tenant_of_key(key: &str) -> Option<String> {
     let (tenant, _) = key.split_once('/')?;
-    Some(unescape(tenant))
+    (!tenant.contains(':')).then(|| unescape(tenant))
 }
 
 fn unescape(part: &str) -> String {
     part.replace("%2F", "/")
         .replace("%40", "@")
+        .replace("%3A", ":")
         .replace("%25", "%")
 }
 
-/// `%`, `/` and `@` percent-encoded: the separators of [`Principal::key`].
+/// `%`, `/`, `@` and `:` percent-encoded: the separators of [`Principal::key`].
 fn escape(part: &str) -> String {
     part.replace('%', "%25")
         .replace('/', "%2F")
         .replace('@', "%40")
+        .replace(':', "%3A")
 }
 
 #[cfg(test)]
@@ -144,5 +155,20 @@ mod tests {
             ..Principal::default()
         };
         assert_eq!(tenant_of_key(&odd.key()).as_deref(), Some("a/b@c%d"));
+        let colon = Principal {
+            tenant: Some(Arc::from("bank:a")),
+            ..Principal::default()
+        };
+        assert_eq!(tenant_of_key(&colon.key()).as_deref(), Some("bank:a"));
+        assert_eq!(
+            tenant_of_key("mtls:spiffe://cluster.local/ns/a/sa/b"),
+            None,
+            "a key made before tenants"
+        );
+        assert_eq!(
+            app.person(),
+            "jwt:alice",
+            "the person, whatever its application"
+        );
     }
 }

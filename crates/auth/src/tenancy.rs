@@ -32,7 +32,7 @@ pub struct TenantPrincipal {
     pub source: PrincipalSource,
     /// The token's `sub`, or the certificate identity.
     pub subject: String,
-    /// JWT only: the application acting for the subject (`azp`, else `client_id`).
+    /// JWT only: the application acting for the subject (`client_id`, else `azp`).
     /// Unset: any application of the subject.
     pub client_id: Option<String>,
 }
@@ -118,12 +118,14 @@ impl Tenancy {
             return;
         };
         principal.tenant = Some(Arc::clone(name));
+        // An empty claim binds nobody: it is as missing as an absent one.
         principal.end_user = tenant.end_user_claim.as_ref().map(|claim| {
             principal
                 .claims
                 .get(claim)
-                .cloned()
-                .map_or(EndUser::Missing, EndUser::Bound)
+                .map(|value| value.trim())
+                .filter(|value| !value.is_empty())
+                .map_or(EndUser::Missing, |value| EndUser::Bound(value.to_owned()))
         });
     }
 
@@ -151,22 +153,39 @@ pub enum EndUser {
     Missing,
 }
 
-/// Refuses a request about `document` (a customer's or wallet holder's document number)
-/// unless it is the end user the caller's tenant binds it to; callers whose tenant binds
-/// none act for any customer.
-pub fn check_end_user(principal: Option<&Principal>, document: &str) -> Result<(), Status> {
+/// A request's customer as the end-user binding reads it: its document kind (`CC`), when
+/// the request names one, and number.
+#[derive(Debug, Clone, Copy)]
+pub struct Document<'a> {
+    pub kind: Option<&'a str>,
+    pub number: &'a str,
+}
+
+/// Refuses a request about `document` (a customer's or wallet holder's) unless it is the end
+/// user the caller's tenant binds it to; callers whose tenant binds none act for any
+/// customer. A claim `CC:79000001` binds the kind and the number, a bare `79000001` the
+/// number; both are compared as written (the bank compares documents so: `079000001` and
+/// `79000001` are two documents).
+pub fn check_end_user(principal: Option<&Principal>, document: Document<'_>) -> Result<(), Status> {
     match principal.and_then(|p| p.end_user.as_ref()) {
         None => Ok(()),
-        Some(EndUser::Bound(bound)) if same_document(bound, document) => Ok(()),
+        Some(EndUser::Bound(bound)) if is_the_end_user(bound, document) => Ok(()),
         Some(EndUser::Bound(_)) => Err(Trespass::EndUser.refuse(principal, &[])),
         Some(EndUser::Missing) => Err(Trespass::EndUserClaimMissing.refuse(principal, &[])),
     }
 }
 
-/// Document numbers as the providers compare them: case and leading zeros aside.
-fn same_document(a: &str, b: &str) -> bool {
-    let canonical = |s: &str| s.trim().trim_start_matches('0').to_ascii_uppercase();
-    !b.trim().is_empty() && canonical(a) == canonical(b)
+fn is_the_end_user(bound: &str, document: Document<'_>) -> bool {
+    let number = document.number.trim();
+    let (kind, bound_number) = match bound.split_once(':') {
+        Some((kind, number)) => (Some(kind.trim()), number.trim()),
+        None => (None, bound.trim()),
+    };
+    let same_kind = match (kind, document.kind) {
+        (Some(bound), Some(asked)) => bound.eq_ignore_ascii_case(asked.trim()),
+        _ => true,
+    };
+    !number.is_empty() && number == bound_number && same_kind
 }
 
 /// What a request may not do for its caller's tenant, decided by the service that reads
@@ -336,20 +355,44 @@ mod tests {
     }
 
     #[test]
-    fn the_end_user_binds_the_customer() {
+    fn the_end_user_binds_the_customer_as_written() {
+        let doc = |kind: Option<&'static str>, number: &'static str| Document { kind, number };
         let mut bound = principal("svc", None);
-        bound.end_user = Some(EndUser::Bound("01028780657".into()));
-        assert!(check_end_user(Some(&bound), "1028780657").is_ok());
-        let other = check_end_user(Some(&bound), "79000001").unwrap_err();
-        assert_eq!(other.code(), tonic::Code::PermissionDenied);
+        bound.end_user = Some(EndUser::Bound("CC:79000001".into()));
+        assert!(check_end_user(Some(&bound), doc(Some("CC"), "79000001")).is_ok());
         assert!(
-            check_end_user(Some(&bound), "").is_err(),
-            "no customer is not the end user"
+            check_end_user(Some(&bound), doc(None, "79000001")).is_ok(),
+            "no kind asked"
         );
+        for (kind, number) in [
+            (Some("CE"), "79000001"),
+            (Some("CC"), "079000001"),
+            (Some("CC"), "79000002"),
+            (Some("CC"), ""),
+        ] {
+            let refused = check_end_user(Some(&bound), doc(kind, number)).unwrap_err();
+            assert_eq!(
+                refused.code(),
+                tonic::Code::PermissionDenied,
+                "{kind:?} {number}"
+            );
+        }
+        bound.end_user = Some(EndUser::Bound("AB123".into()));
+        assert!(check_end_user(Some(&bound), doc(Some("PA"), "AB123")).is_ok());
+        assert!(check_end_user(Some(&bound), doc(Some("PA"), "ab123")).is_err());
         bound.end_user = Some(EndUser::Missing);
-        assert!(check_end_user(Some(&bound), "1028780657").is_err());
-        assert!(check_end_user(Some(&principal("svc", None)), "79000001").is_ok());
-        assert!(check_end_user(None, "79000001").is_ok());
+        assert!(check_end_user(Some(&bound), doc(Some("CC"), "79000001")).is_err());
+        assert!(check_end_user(Some(&principal("svc", None)), doc(None, "1")).is_ok());
+        assert!(check_end_user(None, doc(None, "1")).is_ok());
+    }
+
+    #[test]
+    fn an_empty_claim_binds_nobody() {
+        let tenancy = Tenancy::new(&tenants(), Untenanted::Refuse, &[]);
+        let mut empty = principal("svc", Some("acme-app"));
+        empty.claims.insert("document".into(), "  ".into());
+        tenancy.resolve(&mut empty);
+        assert_eq!(empty.end_user, Some(EndUser::Missing));
     }
 
     #[test]

@@ -659,6 +659,7 @@ mod tests {
             transaction_id: super::super::Proposed::Ready(txid.into()),
             deadline: Instant::now() + Duration::from_millis(100),
             context: None,
+            former_caller: None,
         }
     }
 
@@ -686,6 +687,7 @@ mod tests {
             .idempotency
             .begin(Claim {
                 context: Some("asked with this".into()),
+                former_caller: None,
                 ..claim("tx-1")
             })
             .await

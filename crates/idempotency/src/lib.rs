@@ -482,6 +482,10 @@ pub struct Claim<'a> {
     pub transaction_id: Proposed<'a>,
     /// How long a duplicate may wait for the first call.
     pub deadline: Instant,
+    /// The caller's key space before tenants and applications were part of it
+    /// (`source:subject`): a key held there, by a call made before an upgrade, is this
+    /// key, so that its retry replays it instead of moving money again.
+    pub former_caller: Option<&'a str>,
     /// What the service keeps of the request to ask the provider about it later, should
     /// its outcome be unknown (never a secret): kept in the sealed record.
     pub context: Option<String>,
@@ -606,7 +610,22 @@ impl Idempotency {
 
     /// Claims the caller's key for a request, proposing a transaction id for the
     /// provider; waits (until the claim's deadline) while another call holds the key.
-    pub async fn begin(&self, claim: Claim<'_>) -> Result<Begin, Status> {
+    pub async fn begin(&self, mut claim: Claim<'_>) -> Result<Begin, Status> {
+        if let Some(former) = claim.former_caller.filter(|former| *former != claim.caller) {
+            let held = self.store_key(claim.operation, former, claim.key);
+            let there = self
+                .store
+                .get(&held)
+                .await
+                .map_err(|e| self.store_down(e))?;
+            if there.is_some() {
+                tracing::info!(
+                    operation = claim.operation,
+                    "a key held from before the upgrade"
+                );
+                claim.caller = former;
+            }
+        }
         let key = self.store_key(claim.operation, claim.caller, claim.key);
         loop {
             // A reserved id is only made for a key that is new: look first.
@@ -641,7 +660,8 @@ impl Idempotency {
                     return Ok(Begin::Replay(outcome.clone()));
                 }
                 State::InFlight { lease_until_ms } if *lease_until_ms > now_ms() => {
-                    if Instant::now() + self.poll >= claim.deadline {
+                    let next_look = Instant::now().checked_add(self.poll);
+                    if next_look.is_none_or(|next| next >= claim.deadline) {
                         return Err(self.in_flight_error());
                     }
                     tokio::time::sleep(self.poll).await;

@@ -45,6 +45,7 @@ fn claim<'a>(caller: &'a str, fingerprint: &str, txid: &str) -> Claim<'a> {
         transaction_id: Proposed::Ready(txid.to_owned()),
         deadline: Instant::now() + Duration::from_millis(200),
         context: None,
+        former_caller: None,
     }
 }
 
@@ -511,4 +512,32 @@ async fn a_refusal_of_a_repeat_after_an_unknown_outcome_leaves_it_unknown() {
     };
     assert!(again.after_unknown());
     assert_eq!(again.transaction_id(), "t1");
+}
+
+/// A key a caller held before tenants and applications were part of its key space is the
+/// same key after: its retry replays, and nothing runs again.
+#[tokio::test]
+async fn a_key_held_before_the_upgrade_is_the_same_key_after() {
+    let idem = idempotency();
+    let Begin::Run(ticket) = idem.begin(claim("jwt:alice", "fp", "tx-1")).await.unwrap() else {
+        panic!("a new key runs");
+    };
+    let paid: Result<Timestamp, Status> = Ok(Timestamp::default());
+    idem.finish(ticket, Ending::of(&paid, None)).await;
+    let after = Claim {
+        former_caller: Some("jwt:alice"),
+        ..claim("acme/jwt:alice@billing", "fp", "tx-2")
+    };
+    assert!(
+        matches!(idem.begin(after).await, Ok(Begin::Replay(_))),
+        "replayed, not run again"
+    );
+    let stranger = Claim {
+        former_caller: Some("jwt:bob"),
+        ..claim("acme/jwt:bob@billing", "fp", "tx-3")
+    };
+    assert!(
+        matches!(idem.begin(stranger).await, Ok(Begin::Run(_))),
+        "another caller's key"
+    );
 }

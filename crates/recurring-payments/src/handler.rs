@@ -151,6 +151,8 @@ fn settled(
 struct KeyOf<'a> {
     caller: &'a str,
     key: &'a str,
+    /// The caller's key space before tenants and applications were part of it.
+    former: Option<&'a str>,
 }
 
 /// When the provider call must be over: the caller's `grpc-timeout` or the ceiling.
@@ -188,6 +190,7 @@ impl Core {
             deadline,
             // Daviplata has no status query: nothing to ask with later.
             context: None,
+            former_caller: key.former,
         };
         self.idempotency
             .once(claim, |attempt| call(attempt.transaction_id))
@@ -263,9 +266,11 @@ impl Core {
         secrets: &[&str],
     ) -> Result<R, Status> {
         let caller = Principal::key_or_anonymous(principal);
+        let former = principal.map(Principal::person);
         let key = KeyOf {
             caller: &caller,
             key: request.key(),
+            former: former.as_deref(),
         };
         let daviplata = self.daviplata_for(principal);
         let unkeyed = request.without_key();

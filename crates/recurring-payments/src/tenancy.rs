@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use pasarela::common::v1 as pb_common;
 use pasarela::recurring_payments::v1 as pb;
-use pasarela_auth::{Principal, Trespass, check_end_user};
+use pasarela_auth::{Document, Principal, Trespass, check_end_user};
 use pasarela_idempotency::{Store, StoreUnavailable};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -92,17 +93,27 @@ impl Subject<'_> {
         self.commerce.map_or("", |c| c.commerce_id.as_str())
     }
 
-    fn holder(&self) -> &str {
-        self.wallet
-            .and_then(|w| w.holder.as_ref())
-            .map_or("", |holder| holder.number.as_str())
+    fn holder(&self) -> Document<'_> {
+        let holder = self.wallet.and_then(|w| w.holder.as_ref());
+        Document {
+            kind: holder.map(pb_common::Identification::kind),
+            number: holder.map_or("", |holder| holder.number.as_str()),
+        }
     }
 
-    /// The subscription's name in the store: its merchant and wallet.
+    /// The subscription's name in the store: its merchant, its wallet and the wallet's
+    /// holder, so that a charge naming the wallet under another holder is not the
+    /// subscription activated (it finds no owner, and is refused).
     fn subscription(&self) -> String {
         let wallet = self.wallet.map_or("", |w| w.product_number.as_str());
-        // JSON keeps the two parts apart whatever they hold.
-        let parts = serde_json::json!([self.commerce_id(), wallet]);
+        let holder = self.holder();
+        // JSON keeps the parts apart whatever they hold.
+        let parts = serde_json::json!([
+            self.commerce_id(),
+            wallet,
+            holder.kind.unwrap_or_default(),
+            holder.number
+        ]);
         format!("{SUBSCRIPTIONS}:{parts}")
     }
 }
@@ -217,5 +228,89 @@ impl From<Status> for Refusal {
 impl From<StoreUnavailable> for Refusal {
     fn from(error: StoreUnavailable) -> Self {
         Refusal::Store(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pasarela::common::v1::{DocumentType, Identification};
+    use pasarela_idempotency::MemoryStore;
+
+    use super::*;
+
+    fn tenants(merchant_of: &[(&str, &str)], store: &Arc<dyn Store>) -> Tenants {
+        let settings = merchant_of
+            .iter()
+            .map(|(tenant, merchant)| {
+                let settings = TenantSettings {
+                    commerce_ids: vec![(*merchant).to_owned()],
+                    contract: None,
+                };
+                ((*tenant).to_owned(), settings)
+            })
+            .collect();
+        Tenants::new(&settings, UnboundSubscriptions::Refuse, Arc::clone(store))
+    }
+
+    fn of(tenant: &str) -> Principal {
+        Principal {
+            tenant: Some(Arc::from(tenant)),
+            ..Principal::default()
+        }
+    }
+
+    fn reason(refusal: Refusal) -> String {
+        let Refusal::Denied(status) = refusal else {
+            panic!("the store answered");
+        };
+        tonic_types::StatusExt::get_details_error_info(&status)
+            .map(|info| info.reason)
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_subscription_is_its_activating_tenants_and_its_holders() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let commerce = pb::Commerce {
+            commerce_id: "c1".into(),
+            ..pb::Commerce::default()
+        };
+        let wallet = |number: &str| pb::Wallet {
+            holder: Some(Identification {
+                r#type: DocumentType::Cc.into(),
+                number: number.into(),
+            }),
+            product_code: String::new(),
+            product_number: "3000000001".into(),
+        };
+        let (holder, other) = (wallet("1000000001"), wallet("1000000002"));
+        let subject = |wallet| Subject {
+            commerce: Some(&commerce),
+            wallet: Some(wallet),
+        };
+        let before = tenants(&[("acme", "c1")], &store);
+        let acme = of("acme");
+        before
+            .admit(Some(&acme), &subject(&holder), Act::Activate)
+            .await
+            .expect("activated by acme");
+        before
+            .admit(Some(&acme), &subject(&holder), Act::Use)
+            .await
+            .expect("charged by acme");
+        let refused = before.admit(Some(&acme), &subject(&other), Act::Use).await;
+        assert_eq!(reason(refused.unwrap_err()), "SUBSCRIPTION_OWNER_UNKNOWN");
+
+        // The merchant moves to another tenant: what acme activated stays acme's.
+        let after = tenants(&[("globex", "c1")], &store);
+        let refused = after
+            .admit(Some(&of("globex")), &subject(&holder), Act::Use)
+            .await;
+        assert_eq!(
+            reason(refused.unwrap_err()),
+            "SUBSCRIPTION_OF_ANOTHER_TENANT"
+        );
+        let refused = after.admit(Some(&acme), &subject(&holder), Act::Use).await;
+        assert_eq!(reason(refused.unwrap_err()), "MERCHANT_NOT_IN_TENANT");
     }
 }

@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use pasarela::common::v1::{Identification, InvokerContext};
 use pasarela::security::v1::security_service_server::SecurityService;
 use pasarela::security::v1::*;
-use pasarela_auth::{CallContext, Principal, SecretAttempts, check_end_user};
+use pasarela_auth::{CallContext, Document, Principal, SecretAttempts, Trespass, check_end_user};
 use pasarela_idempotency::{
     self as idempotency, Approval, Attempt, Claim, Idempotency, IdempotencyMetrics, Ledger,
     OnUnknown, Outcome, Proposed, Scope, SettleError, Witness, detached,
@@ -59,6 +59,14 @@ struct Core {
     /// Asks the bank about unknown withdrawals while the service lives, and before an
     /// operator's settlement of one is accepted.
     reconciler: Option<Arc<Reconciler>>,
+}
+
+/// A request's customer as the end-user binding reads it; none is no one's.
+fn document_of(customer: Option<&Identification>) -> Document<'_> {
+    Document {
+        kind: customer.map(Identification::kind),
+        number: customer.map_or("", |customer| customer.number.as_str()),
+    }
 }
 
 /// Whose secrets these are: the bank's customers, in the holders' budgets.
@@ -160,8 +168,7 @@ impl Security {
         W: DeserializeOwned,
         P: TryFrom<W, Error = Unreadable>,
     {
-        let document = customer.map_or("", |customer| customer.number.as_str());
-        check_end_user(call.principal.as_ref(), document)?;
+        check_end_user(call.principal.as_ref(), document_of(customer))?;
         let holder = customer
             .filter(|_| checks_secret)
             .map(|customer| fields::holder_key(customer.r#type, &customer.number));
@@ -190,7 +197,12 @@ impl Core {
         caller: String,
     ) -> Result<WithdrawWithOtpResponse, Status> {
         let op = &client::WITHDRAW_WITH_OTP;
-        check_end_user(call.principal.as_ref(), &request.customer_document_number)?;
+        // S18 names its customer by number only.
+        let document = Document {
+            kind: None,
+            number: &request.customer_document_number,
+        };
+        check_end_user(call.principal.as_ref(), document)?;
         let deadline = self.bcs.deadline(&call);
         let now = bank_now();
         let create = self
@@ -218,6 +230,7 @@ impl Core {
                     .map_err(|error| sequence_unavailable(error, self.idempotency.metrics()))
             })
         };
+        let former = call.principal.as_ref().map(Principal::person);
         let claim = Claim {
             operation: op.name,
             caller: &caller,
@@ -226,6 +239,7 @@ impl Core {
             transaction_id: Proposed::Reserve(&reserve),
             deadline,
             context: Some(consulta_context(&request)),
+            former_caller: former.as_deref(),
         };
         self.idempotency
             .once(claim, |attempt| {
@@ -605,6 +619,21 @@ impl SecurityService for Security {
         let call = CallContext::of(&request);
         let r = request.into_inner();
         let op = &client::SET_CHANNEL_HOLD;
+        // The auditing user and branch are the caller's identity's: another is refused.
+        let own = self.core.bcs.identity_of(op, call.principal.as_ref());
+        let chosen: Vec<&str> = [
+            ("user", &r.user, &own.user),
+            ("branch_id", &r.branch_id, &own.branch_id),
+        ]
+        .into_iter()
+        .filter(|(_, asked, own)| !asked.trim().is_empty() && asked.trim() != own.as_str())
+        .map(|(field, _, _)| field)
+        .collect();
+        if !chosen.is_empty() {
+            let fields = chosen.join(",");
+            let principal = call.principal.as_ref();
+            return Err(Trespass::BankIdentity.refuse(principal, &[("fields", &fields)]));
+        }
         self.call(
             op,
             &call,
@@ -697,8 +726,7 @@ impl SecurityService for Security {
             answer.into_response(chosen.get().copied().unwrap_or_default())
         };
         let op = &client::LIST_CHANNEL_HOLDS;
-        let document = r.customer.as_ref().map_or("", |c| c.number.as_str());
-        check_end_user(call.principal.as_ref(), document)?;
+        check_end_user(call.principal.as_ref(), document_of(r.customer.as_ref()))?;
         self.core
             .bcs
             .run(op, &call, r.invoker.as_ref(), build, read)

@@ -426,6 +426,30 @@ impl Config {
                  provider: keep its records in PostgreSQL (store = \"postgres\")"
             );
         }
+        let provider_services = ServiceName::ALL.map(ServiceName::grpc_name);
+        let opened = self
+            .auth
+            .exempt
+            .iter()
+            .map(|name| ("auth.exempt", name))
+            .chain(
+                self.auth
+                    .tenant_free
+                    .iter()
+                    .map(|name| ("auth.tenant_free", name)),
+            )
+            .find(|(_, name)| {
+                let name = name.trim().trim_start_matches('/');
+                provider_services
+                    .iter()
+                    .any(|service| name.starts_with(service))
+            });
+        if let Some((key, name)) = opened {
+            anyhow::bail!(
+                "{key} names {name:?}, a provider's method, and {sections} calls a production \
+                 provider: its calls would skip authentication or tenancy"
+            );
+        }
         if production.contains(&"security")
             && let Some(security) = &self.security
         {

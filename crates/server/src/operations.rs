@@ -169,7 +169,7 @@ impl OperationsService for Operations {
         request: Request<pb::WatchOutcomeRequest>,
     ) -> Result<Response<Self::WatchOutcomeStream>, Status> {
         // The caller's own keys: its identity is half of each key.
-        let caller = named_operator(&request)?;
+        let caller = watching_caller(&request)?;
         let request = request.into_inner();
         let mut violations = pasarela_provider::Violations::new();
         violations.required("service", &request.service);
@@ -305,12 +305,22 @@ impl OperationsService for Operations {
     }
 }
 
-/// The identity of the caller: a settlement names the operator who made it (four eyes need
-/// two known ones), and a watched key is the caller's own, so a call without a principal (a
-/// method exempted from authentication) is refused.
+/// The operator as a person (`source:subject`, whatever application or tenant it acts
+/// through): a settlement names who made it, and four eyes need two persons, so one
+/// operator's two applications are one pair of eyes.
 fn named_operator<T>(request: &Request<T>) -> Result<String, Status> {
+    identified(request).map(Principal::person)
+}
+
+/// The caller's key space, for the keys it may watch: its own.
+fn watching_caller<T>(request: &Request<T>) -> Result<String, Status> {
+    identified(request).map(Principal::key)
+}
+
+/// The caller, refused when the call has none (a method exempted from authentication).
+fn identified<T>(request: &Request<T>) -> Result<&Principal, Status> {
     match request.extensions().get::<Principal>() {
-        Some(principal) => Ok(principal.key()),
+        Some(principal) => Ok(principal),
         None => Err(ProviderError::new(
             Code::PermissionDenied,
             reasons::SECOND_APPROVER_REQUIRED,

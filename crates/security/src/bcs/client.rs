@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pasarela_auth::CallContext;
+use pasarela_auth::{CallContext, Principal};
 use pasarela_idempotency::{IdempotencyMetrics, Store, reason};
 use pasarela_provider::{
     BaseUrl, Delivery, Operation, Outbound, ProviderError, RawResponse, Violations, deadline,
@@ -483,6 +483,12 @@ impl Bcs {
     /// The longest a call may take when the caller gives no deadline.
     pub fn ceiling(&self) -> Duration {
         self.outbound.ceiling()
+    }
+
+    /// The invoker values `principal`'s calls of `op` carry before a request's own layer:
+    /// its tenant's identity, else the deployment's.
+    pub fn identity_of<W>(&self, op: &Op<W>, principal: Option<&Principal>) -> &InvokerFields {
+        self.identities.of(principal).base(op.channel)
     }
 
     /// The deployment's invoker values of `op` before a request's own layer (the

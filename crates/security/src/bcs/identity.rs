@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use pasarela::common::v1::InvokerContext;
-use pasarela_auth::{Principal, Trespass};
+use pasarela_auth::{EndUser, Principal, Trespass};
 use serde::Deserialize;
 use tonic::Status;
 
@@ -105,7 +105,7 @@ impl Identity {
             .filter(|field| !allowed.contains(field))
             .collect();
         if refused.is_empty() {
-            return Ok(layer);
+            return names_its_end_user(&layer, principal).map(|()| layer);
         }
         let fields = refused
             .iter()
@@ -114,6 +114,38 @@ impl Identity {
             .join(",");
         Err(Trespass::BankIdentity.refuse(principal, &[("fields", &fields)]))
     }
+}
+
+/// A caller bound to an end user names no other customer in the headers that name one
+/// (`X-Invoker-CustId`, `X-Security-CustLoginId`): each must be the end user's number, or
+/// its kind and number run together (`CC1028780657`, as S12's example writes a login).
+fn names_its_end_user(layer: &InvokerFields, principal: Option<&Principal>) -> Result<(), Status> {
+    let Some(end_user) = principal.and_then(|p| p.end_user.as_ref()) else {
+        return Ok(());
+    };
+    let (kind, number) = match end_user {
+        EndUser::Bound(bound) => match bound.split_once(':') {
+            Some((kind, number)) => (kind.trim(), number.trim()),
+            None => ("", bound.trim()),
+        },
+        EndUser::Missing => ("", ""),
+    };
+    let names_the_end_user = |value: &str| {
+        !number.is_empty()
+            && (value == number || (!kind.is_empty() && value == format!("{kind}{number}")))
+    };
+    let others: Vec<String> = [
+        ("cust_id", &layer.cust_id),
+        ("cust_login_id", &layer.cust_login_id),
+    ]
+    .into_iter()
+    .filter(|(_, value)| !value.is_empty() && !names_the_end_user(value))
+    .map(|(field, _)| format!("invoker.{field}"))
+    .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    Err(Trespass::EndUser.refuse(principal, &[("fields", &others.join(","))]))
 }
 
 /// The deployment's identity and each tenant's.
@@ -258,6 +290,49 @@ mod tests {
                 .unwrap_err();
             assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{context:?}");
         }
+    }
+
+    #[test]
+    fn a_bound_caller_names_no_other_customer_in_the_headers() {
+        let identities = identities();
+        let mut bound = acme();
+        bound.end_user = Some(EndUser::Bound("CC:1028780657".into()));
+        let identity = identities.of(Some(&bound));
+        let login = |value: &str| InvokerContext {
+            terminal_id: "T1".into(),
+            cust_login_id: value.into(),
+            ..InvokerContext::default()
+        };
+        let fields = [
+            "user_ip_address".to_owned(),
+            "terminal_id".to_owned(),
+            "cust_login_id".to_owned(),
+        ];
+        let open = Identities::new(
+            &InvokerFields::default(),
+            &InvokerFields::default(),
+            &fields,
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        let deployment = open.of(None);
+        for own in ["CC1028780657", "1028780657"] {
+            assert!(
+                deployment
+                    .caller_layer(Channel::Api, Some(&login(own)), Some(&bound))
+                    .is_ok(),
+                "{own}"
+            );
+        }
+        let refused = deployment
+            .caller_layer(Channel::Api, Some(&login("CC79000001")), Some(&bound))
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        assert!(
+            identity
+                .caller_layer(Channel::Api, None, Some(&bound))
+                .is_ok()
+        );
     }
 
     #[test]
