@@ -465,8 +465,8 @@ fn hold_change() -> SetChannelHoldRequest {
         channel: "007".into(),
         sub_channel: "00".into(),
         account_id: "1354164141".into(),
-        user: "INTERNET".into(),
-        branch_id: "321102".into(),
+        // The auditing user and branch are the identity's (the example's `INTERNET`,
+        // `321102` would be another's): left empty, the wire takes them from it.
         ..Default::default()
     }
 }
