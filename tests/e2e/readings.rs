@@ -436,10 +436,20 @@ async fn probe_names_the_setting_of_each_reading_the_sandbox_plays() {
         matching(&lenient, "recurring_payments.client_id_header"),
         ["client_id", "x-ibm-client-id"]
     );
+    // Whether a bank that reads record 0 counts from zero the probe cannot tell (it asks
+    // about nobody); a bank that counts strictly from one refuses record 0.
+    assert!(matching(&lenient, "security.holds_record_base").is_empty());
     assert!(
         lenient
             .iter()
+            .filter(|finding| finding.key != "security.holds_record_base")
             .all(|finding| finding.matches() == Some(true))
+    );
+    let (path, readings) = bcs_readings(json!({ "holds_record_base": "one" }));
+    app.admin_send(reqwest::Method::PUT, path, readings).await;
+    assert_eq!(
+        matching(&probe(&app).await, "security.holds_record_base"),
+        ["one"]
     );
 
     for (bank, s1, gateway, holds, path, header) in [
@@ -482,9 +492,11 @@ async fn probe_names_the_setting_of_each_reading_the_sandbox_plays() {
         // The dev configuration is `table`, the README's S1 path and `client_id`: it
         // matches the first bank only.
         let expected = if holds == "table" { "yes" } else { "NO" };
+        // (Which record S14 counts first, a bank reading record 0 does not tell.)
         assert!(
             table
                 .lines()
+                .filter(|line| !line.starts_with("S14 first record"))
                 .all(|line| line.starts_with("check") || line.ends_with(expected)),
             "{table}"
         );
@@ -524,4 +536,69 @@ async fn the_activation_document_spelling_works_when_it_matches_and_fails_clearl
         )
         .await;
     }
+}
+
+/// The first page of customer 38250250's holds (three of them), with pasarela counting
+/// records from `setting` and the bank from `bank`.
+async fn first_holds(
+    bank: &str,
+    setting: pasarela_security::config::RecordBase,
+) -> Result<Vec<pasarela::security::v1::ChannelHold>, tonic::Status> {
+    let app = spawn_app_with(|config| {
+        let security = security(config);
+        security.access_token = Some(crate::security::TOKEN.to_owned().into());
+        security.holds_record_base = setting;
+    })
+    .await;
+    let (path, readings) = bcs_readings(json!({ "holds_record_base": bank }));
+    app.admin_send(reqwest::Method::PUT, path, readings).await;
+    let request = ListChannelHoldsRequest {
+        customer: cc("38250250"),
+        filter: HoldFilter::All.into(),
+        page: Some(pasarela::common::v1::PageRequest {
+            page_size: 20,
+            page_number: 1,
+        }),
+        ..Default::default()
+    };
+    let listed = crate::security::client(&app)
+        .list_channel_holds(request)
+        .await
+        .map(|answer| answer.into_inner().holds);
+    app.stop().await;
+    listed
+}
+
+#[tokio::test]
+async fn the_first_record_of_s14_is_counted_as_the_bank_counts_it_and_zero_never_hides_one() {
+    use pasarela_security::config::RecordBase;
+    let all = first_holds("one", RecordBase::One)
+        .await
+        .expect("counted alike");
+    assert!(all.len() >= 2, "the customer has holds: {all:?}");
+    assert_eq!(
+        first_holds("zero", RecordBase::Zero)
+            .await
+            .expect("counted alike"),
+        all
+    );
+    // Counted from zero against a bank that counts from one: refused, loudly, as
+    // pasarela's fault.
+    let refused = first_holds("one", RecordBase::Zero).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Internal, "{refused:?}");
+    assert_eq!(
+        crate::support::reason(&refused),
+        "PROVIDER_REQUEST_MALFORMED"
+    );
+    // Counted from one against a bank that counts from zero: the first hold is hidden,
+    // silently; what the default (zero) never does.
+    let hidden = first_holds("zero", RecordBase::One)
+        .await
+        .expect("answered");
+    assert_eq!(
+        hidden.first(),
+        all.get(1),
+        "the page starts at the second hold"
+    );
+    assert!(!hidden.contains(&all[0]), "the first hold is missing");
 }

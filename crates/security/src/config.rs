@@ -77,6 +77,12 @@ pub struct Config {
     /// camelCase throughout, as its answers (docs/spec-decisions.md).
     #[serde(default)]
     pub holds_query: HoldsQuery,
+    /// Which record S14's `initialRecord` counts first: `zero` (the default) or `one`
+    /// (line 1925 says "el primer registro" and prints no number). `zero` to a bank that
+    /// counts from one repeats a record on later pages; `one` to a bank that counts from
+    /// zero hides a customer's first hold, silently (docs/spec-decisions.md).
+    #[serde(default)]
+    pub holds_record_base: RecordBase,
     /// How S13 writes the status it sets: its example's words (`Active`, the default) or
     /// the digits its prose pairs them with (`1`), as S1 answers (docs/spec-decisions.md).
     #[serde(default)]
@@ -105,6 +111,26 @@ pub enum HoldsQuery {
     Table,
     /// `govIssueIdentType`, `status`, `initialRecord`, `recordsXPage`.
     Camel,
+}
+
+/// The number of the first record in S14's `initialRecord`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordBase {
+    /// The first record is 0: never hides one, whatever the bank counts from.
+    #[default]
+    Zero,
+    One,
+}
+
+impl RecordBase {
+    /// The `initialRecord` of the first record.
+    pub fn first(self) -> i64 {
+        match self {
+            RecordBase::Zero => 0,
+            RecordBase::One => 1,
+        }
+    }
 }
 
 /// How a withdrawal whose outcome is unknown is settled. The spec documents S18's

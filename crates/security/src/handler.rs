@@ -27,7 +27,7 @@ use crate::bcs::invoker::{ACTION_CREATE, ACTION_READ, bank_now};
 use crate::bcs::wire::{self, Outgoing, Unreadable};
 use crate::config::{
     ConsultaBody, HoldsQuery, InvokerFields, PasswordStatusValues, ProviderCode, Reconciliation,
-    ReconciliationMode,
+    ReconciliationMode, RecordBase,
 };
 use crate::reconciler::{self, Reconciler};
 
@@ -54,7 +54,8 @@ struct Core {
     reconciliation: Reconciliation,
     /// How long after an attempt a consulta's "not found" is believed.
     quiet_period: Duration,
-    holds_query: HoldsQuery,
+    /// S14's query: its names' casing, and the number of its first record.
+    holds_query: (HoldsQuery, RecordBase),
     password_status_values: PasswordStatusValues,
     /// Asks the bank about unknown withdrawals while the service lives, and before an
     /// operator's settlement of one is accepted.
@@ -93,8 +94,8 @@ impl Security {
             ReconciliationMode::Hold => OnUnknown::Hold,
         };
         let idempotency_config = config.idempotency.clone();
-        let (holds_query, password_status_values) =
-            (config.holds_query, config.password_status_values);
+        let holds_query = (config.holds_query, config.holds_record_base);
+        let password_status_values = config.password_status_values;
         let bcs = Arc::new(Bcs::new(config, Arc::clone(&store))?);
         // A claim outlives its call before a repeat may take it over.
         let lease = idempotency_config.lease_or(bcs.ceiling())?;

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::bcs::client::{self, Bcs, Op};
 use crate::bcs::errors::{DOMAIN, reason};
 use crate::bcs::wire::{self, Outgoing};
-use crate::config::{Config, HoldsQuery, Paths};
+use crate::config::{Config, HoldsQuery, Paths, RecordBase};
 
 /// A document number no customer has: a read of it changes nothing at the bank.
 const NOBODY: &str = "9999999999";
@@ -35,6 +35,7 @@ pub async fn probe(config: &Config) -> anyhow::Result<Vec<Finding>> {
     Ok(vec![
         password_status_path(config).await?,
         holds_query(config).await?,
+        holds_record_base(config).await?,
     ])
 }
 
@@ -125,15 +126,47 @@ async fn holds_query(config: &Config) -> anyhow::Result<Finding> {
 }
 
 async fn list_nobodys_holds(bcs: &Bcs, casing: HoldsQuery) -> Taken {
+    list_nobodys_holds_from(bcs, (casing, RecordBase::One)).await
+}
+
+async fn list_nobodys_holds_from(bcs: &Bcs, query: (HoldsQuery, RecordBase)) -> Taken {
     let request = pb::ListChannelHoldsRequest {
         customer: Some(nobody()),
         filter: pb::HoldFilter::All.into(),
         ..Default::default()
     };
     ask(bcs, &client::LIST_CHANNEL_HOLDS, |v| {
-        wire::list_channel_holds(&request, casing, v).0
+        wire::list_channel_holds(&request, query, v).0
     })
     .await
+}
+
+/// S14 asked from record 0: a bank that counts strictly from one refuses it as unreadable,
+/// and then only `one` works. A bank that reads it counts from zero, or takes 0 for its
+/// first record: which, no question about nobody can tell (`zero`, the default, hides no
+/// record with either).
+async fn holds_record_base(config: &Config) -> anyhow::Result<Finding> {
+    let bcs = Bcs::new(config.clone(), Arc::new(MemoryStore::default()))?;
+    let from_zero = list_nobodys_holds_from(&bcs, (config.holds_query, RecordBase::Zero)).await;
+    let (observed, matching) = match from_zero {
+        Taken::Read => (
+            "record 0: read (zero, or one taking 0 as its first)",
+            Vec::new(),
+        ),
+        Taken::Refused => ("record 0: refused", vec!["one".to_owned()]),
+        Taken::Unknown => ("record 0: no answer", Vec::new()),
+    };
+    let configured = match config.holds_record_base {
+        RecordBase::Zero => "zero",
+        RecordBase::One => "one",
+    };
+    Ok(Finding {
+        check: "S14 first record",
+        key: "security.holds_record_base",
+        observed: observed.to_owned(),
+        matching,
+        configured: configured.to_owned(),
+    })
 }
 
 /// How the bank took one way of asking: an answer is a read.

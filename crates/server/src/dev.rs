@@ -95,6 +95,8 @@ fn dev_values(sandbox: &Sandbox) -> serde_json::Value {
             // The BCS emulator wants a token header and accepts any non-empty one.
             "access_token": "sandbox-bcs-token",
             "environment": "sandbox",
+            // The emulator counts S14's records from one, as it does by default.
+            "holds_record_base": "one",
         },
         "bureau": {
             "base_url": sandbox.kiban_url,

@@ -11,7 +11,7 @@ use super::codes;
 use super::envelope::{BcsError, Op, Reply, ok};
 use super::fixtures::{ChannelPair, Hold, PseudoChannel, Unblocking};
 use super::input::{self, Query};
-use super::state::{Customer, QueryCasing, State, now};
+use super::state::{Customer, QueryCasing, RecordBase, State, now};
 use super::wire::{BlockingInfoRequest, SetHoldRequest};
 
 /// The spec caps a page at 20 records.
@@ -58,13 +58,13 @@ fn parse_number(op: Op, query: &Query, name: &str, default: usize) -> Result<usi
 struct Listing<'a> {
     ident_type: &'a str,
     locked_only: bool,
-    /// 1-based, as `initialRecord`.
-    first: usize,
+    /// How many matching records come before the page.
+    skip: usize,
     per_page: usize,
 }
 
 impl<'a> Listing<'a> {
-    fn read(op: Op, query: &'a Query) -> Result<Self, BcsError> {
+    fn read(op: Op, query: &'a Query, base: Option<RecordBase>) -> Result<Self, BcsError> {
         let ident_type = query
             .get("GovIssueIdentType")
             .ok_or_else(|| op.bad_request("GovIssueIdentType es obligatorio"))?;
@@ -76,7 +76,18 @@ impl<'a> Listing<'a> {
                 .map(|(_, locked)| *locked)
                 .ok_or_else(|| op.bad_request("status debe ser T (All) o B (Locked)"))?,
         };
-        let first = parse_number(op, query, "initialRecord", 1)?.max(1);
+        let default = match base {
+            Some(RecordBase::Zero) => 0,
+            Some(RecordBase::One) | None => 1,
+        };
+        let first = parse_number(op, query, "initialRecord", default)?;
+        let skip = match base {
+            Some(RecordBase::Zero) => first,
+            Some(RecordBase::One) if first == 0 => {
+                return Err(op.unreadable("initialRecord starts at 1"));
+            }
+            Some(RecordBase::One) | None => first.max(1) - 1,
+        };
         let per_page = parse_number(op, query, "RecordsXPage", MAX_PAGE)?;
         if per_page == 0 || per_page > MAX_PAGE {
             return Err(op.bad_request("RecordsXPage debe estar entre 1 y 20"));
@@ -84,7 +95,7 @@ impl<'a> Listing<'a> {
         Ok(Listing {
             ident_type,
             locked_only,
-            first,
+            skip,
             per_page,
         })
     }
@@ -116,11 +127,12 @@ pub(super) async fn list(
     RawQuery(raw): RawQuery,
 ) -> Reply {
     let op = Op::ListChannelHolds;
-    if let Some(casing) = state.bank().readings.holds_query {
+    let readings = state.bank().readings;
+    if let Some(casing) = readings.holds_query {
         strict_names(op, casing, raw.as_deref())?;
     }
     let query = input::admitted_query(&state, op, &headers, raw)?;
-    let listing = Listing::read(op, &query)?;
+    let listing = Listing::read(op, &query, readings.holds_record_base)?;
     let bank = state.bank();
     let customer = bank
         .customer(listing.ident_type, &ident_num)
@@ -136,7 +148,7 @@ pub(super) async fn list(
         .collect();
     let page: Vec<Value> = matching
         .iter()
-        .skip(listing.first - 1)
+        .skip(listing.skip)
         .take(listing.per_page)
         .map(|hold| hold_json(hold))
         .collect();

@@ -234,6 +234,18 @@ pub(crate) struct Readings {
     /// The one way S13 reads the status to set; unset, words and digits.
     #[serde(default)]
     pub password_status_values: Option<StatusValues>,
+    /// What S14's `initialRecord` counts first: strictly 0 or strictly 1 (0 then refused as
+    /// unreadable); unset, 1, with 0 taken as 1.
+    #[serde(default)]
+    pub holds_record_base: Option<RecordBase>,
+}
+
+/// The number of S14's first record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RecordBase {
+    Zero,
+    One,
 }
 
 impl Default for Readings {
@@ -245,6 +257,7 @@ impl Default for Readings {
             holds_query: None,
             password_status_path: None,
             password_status_values: None,
+            holds_record_base: None,
         }
     }
 }

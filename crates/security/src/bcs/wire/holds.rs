@@ -94,12 +94,13 @@ fn holds_query_names(casing: HoldsQuery) -> [&'static str; 4] {
 /// is shaped by it).
 pub fn list_channel_holds(
     request: &pb::ListChannelHoldsRequest,
-    casing: HoldsQuery,
+    (casing, base): (HoldsQuery, RecordBase),
     v: &mut Violations,
 ) -> (Outgoing<NoBody>, Page) {
     let ident = gov_issue_ident(v, "customer", request.customer.as_ref());
     let (number, size) = page(v, request.page.as_ref());
-    let first = i64::from(number - 1) * i64::from(size) + 1;
+    // Both are bounded by `page` (the size at 20): no overflow.
+    let first = i64::from(number - 1) * i64::from(size) + base.first();
     let [document, filter, initial, per_page] = holds_query_names(casing);
     let query = Outgoing::query(
         Some(ident.ident_serial_num),

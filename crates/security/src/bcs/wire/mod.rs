@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::fields::{self, SECRET_MAX};
-use crate::config::{ConsultaBody, HoldsQuery, PasswordStatusValues};
+use crate::config::{ConsultaBody, HoldsQuery, PasswordStatusValues, RecordBase};
 
 /// What one call sends: a path parameter, query parameters and a JSON body, each optional.
 pub struct Outgoing<B> {

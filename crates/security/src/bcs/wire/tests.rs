@@ -97,7 +97,7 @@ fn list_queries_ask_for_the_right_records() {
             }),
             ..Default::default()
         },
-        HoldsQuery::Table,
+        (HoldsQuery::Table, RecordBase::One),
         &mut v,
     );
     assert!(v.is_empty());
@@ -123,10 +123,12 @@ fn list_queries_ask_for_the_right_records() {
             customer: customer(),
             ..Default::default()
         },
-        HoldsQuery::Camel,
+        (HoldsQuery::Camel, RecordBase::Zero),
         &mut v,
     );
     let names: Vec<&str> = camel.query.iter().map(|(name, _)| *name).collect();
+    // Counted from zero, the first page starts at record 0.
+    assert_eq!(camel.query[2], ("initialRecord", "0".to_owned()));
     assert_eq!(
         names,
         [
