@@ -206,20 +206,79 @@ pub struct StatusChange {
     end_dt: Text,
 }
 
-/// `endDt`: "2023-06-23-12:57:48.941".
+/// `endDt`: "2023-06-23-12:57:48.941" (line 1837), in bank time; the other spellings a
+/// gateway may turn it into are read too.
 const END_DT_FORMATS: &[&str] = &[
     "%Y-%m-%d-%H:%M:%S%.f",
     "%Y-%m-%d %H:%M:%S%.f",
     "%Y-%m-%dT%H:%M:%S%.f",
+    "%d/%m/%Y %H:%M:%S%.f",
 ];
 
 impl TryFrom<PasswordStatusChange> for pb::UpdatePasswordStatusResponse {
     type Error = Unreadable;
 
+    /// The change is the bank's success whatever its `endDt` says: a date in no known
+    /// spelling leaves `effective_time` unset (and is logged) rather than report a change
+    /// that was made as a failure.
     fn try_from(answer: PasswordStatusChange) -> Result<Self, Unreadable> {
+        let end_dt = &answer.status.end_dt.0;
+        let effective_time = instant(end_dt).unwrap_or_else(|why| {
+            tracing::warn!(
+                why,
+                "S13's endDt is in no known spelling: the change is made, its time unknown"
+            );
+            None
+        });
         Ok(Self {
             description: answer.status.status_desc.into_string(),
-            effective_time: bank_time(&answer.status.end_dt.0, END_DT_FORMATS, bank_offset())?,
+            effective_time,
         })
+    }
+}
+
+/// An `endDt` with its own offset (RFC 3339), or in bank time in one of the spellings above.
+fn instant(text: &str) -> Result<Option<prost_types::Timestamp>, Unreadable> {
+    match chrono::DateTime::parse_from_rfc3339(text.trim()) {
+        Ok(instant) => Ok(Some(prost_types::Timestamp {
+            seconds: instant.timestamp(),
+            nanos: i32::try_from(instant.timestamp_subsec_nanos()).unwrap_or_default(),
+        })),
+        Err(_) => bank_time(text.trim(), END_DT_FORMATS, bank_offset()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn changed(end_dt: &str) -> pb::UpdatePasswordStatusResponse {
+        let answer: PasswordStatusChange = serde_json::from_value(serde_json::json!({
+            "status": { "statusDesc": "Active", "endDt": end_dt }
+        }))
+        .expect("an answer");
+        pb::UpdatePasswordStatusResponse::try_from(answer).expect("a success")
+    }
+
+    #[test]
+    fn an_end_date_is_read_in_any_spelling_and_a_made_change_is_never_a_failure() {
+        let printed = changed("2023-06-23-12:57:48.941")
+            .effective_time
+            .expect("a time");
+        // 12:57:48 in Colombia (UTC-5) is 17:57:48 UTC.
+        assert_eq!(printed.seconds, 1_687_543_068);
+        for spelling in [
+            "2023-06-23 12:57:48.941",
+            "2023-06-23T12:57:48",
+            "23/06/2023 12:57:48",
+            "2023-06-23T17:57:48.941Z",
+            "2023-06-23T12:57:48.941-05:00",
+        ] {
+            let read = changed(spelling).effective_time.expect(spelling);
+            assert_eq!(read.seconds, printed.seconds, "{spelling}");
+        }
+        let unknown = changed("junio 23");
+        assert_eq!(unknown.description, "Active");
+        assert_eq!(unknown.effective_time, None, "made, its time unknown");
     }
 }
