@@ -159,33 +159,33 @@ mod tests {
 
     use super::*;
 
+    /// The series after a round in which the bank took the table's names and the camel
+    /// ones as `taken`.
+    fn after_round(readings: &Readings, registry: &Registry, taken: [Taken; 2]) -> String {
+        let outcomes = [("table", taken[0]), ("camel", taken[1])];
+        let names = "S14 query names";
+        readings.record(&[finding(
+            names,
+            "security.holds_query",
+            "table".into(),
+            &outcomes,
+        )]);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+        text
+    }
+
     #[test]
     fn a_round_replaces_the_last_readings() {
         let readings = Readings::default();
         let mut registry = Registry::default();
         readings.register(&mut registry);
-        let camel = [("table", Taken::Refused), ("camel", Taken::Read)];
-        readings.record(&[finding(
-            "S14 query names",
-            "security.holds_query",
-            "table".into(),
-            &camel,
-        )]);
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let text = after_round(&readings, &registry, [Taken::Refused, Taken::Read]);
         assert!(
             text.contains(r#"reading="camel",matches="no"} 1"#),
             "{text}"
         );
-        let table = [("table", Taken::Read), ("camel", Taken::Refused)];
-        readings.record(&[finding(
-            "S14 query names",
-            "security.holds_query",
-            "table".into(),
-            &table,
-        )]);
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let text = after_round(&readings, &registry, [Taken::Read, Taken::Refused]);
         assert!(
             text.contains(r#"reading="table",matches="yes"} 1"#),
             "{text}"
