@@ -42,6 +42,13 @@ pub struct Config {
     /// Connect lab clients use `x-ibm-client-id`.
     #[serde(default = "defaults::client_id_header")]
     pub client_id_header: String,
+    /// Header carrying the client secret on business calls too (`client_secret`,
+    /// `x-ibm-client-secret`); unset (the default), the secret travels only to the token
+    /// endpoint, as D1-D4's header lists print: the error table's "when Client Id or Client
+    /// Secret is not sent" leaves it open (docs/spec-decisions.md), and `pasarela probe`
+    /// asks.
+    #[serde(default)]
+    pub client_secret_header: Option<String>,
     /// OAuth2 scope of the token.
     #[serde(default = "defaults::scope")]
     pub scope: String,

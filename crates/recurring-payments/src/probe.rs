@@ -23,7 +23,63 @@ const CLIENT_ID_HEADERS: [&str; 2] = ["client_id", "x-ibm-client-id"];
 
 /// Every harmless check of this provider.
 pub async fn probe(config: &Config) -> anyhow::Result<Vec<Finding>> {
-    Ok(vec![client_id_header(config).await?])
+    Ok(vec![
+        client_id_header(config).await?,
+        client_secret_header(config).await?,
+    ])
+}
+
+/// Where a business call carries the client secret too, as the probe asks: not at all,
+/// or under each name a gateway may read it from.
+const CLIENT_SECRET_READINGS: [(&str, Option<&str>); 3] = [
+    ("unset", None),
+    ("client_secret", Some("client_secret")),
+    ("x-ibm-client-secret", Some("x-ibm-client-secret")),
+];
+
+/// D1 with an empty body, without the secret and with it under each name: a gateway that
+/// wants it refuses the call without it as an unknown client (401); one that does not
+/// reads every one.
+async fn client_secret_header(config: &Config) -> anyhow::Result<Finding> {
+    let mut outcomes = Vec::new();
+    for (reading, header) in CLIENT_SECRET_READINGS {
+        let daviplata = Daviplata::new(&Config {
+            client_secret_header: header.map(str::to_owned),
+            ..config.clone()
+        })?;
+        outcomes.push((reading, empty_request(&daviplata).await));
+    }
+    Ok(finding(
+        "Daviplata client secret on business calls",
+        "recurring_payments.client_secret_header",
+        config
+            .client_secret_header
+            .clone()
+            .unwrap_or_else(|| "unset".into()),
+        &outcomes,
+    ))
+}
+
+/// D1 with an empty body, as one client asks it: an unknown client is refused (401), a
+/// known one reaches the backend, which refuses the empty request; no OTP is sent.
+async fn empty_request(daviplata: &Daviplata) -> Taken {
+    let now = Instant::now();
+    let deadline = now.checked_add(daviplata.ceiling()).unwrap_or(now);
+    let call = client::Call {
+        op: client::REQUEST,
+        transaction_id: None,
+        wallet: None,
+        secrets: &[],
+    };
+    let outcome = daviplata
+        .call(call, &serde_json::json!({}), deadline, |_| Ok(()))
+        .await;
+    match outcome {
+        Ok(()) => Taken::Read,
+        Err(error) if error.reason == reasons::PROVIDER_AUTH_FAILED => Taken::Refused,
+        Err(error) if error.code == Code::Unavailable => Taken::Unknown,
+        Err(_) => Taken::Read,
+    }
 }
 
 /// D1 sent once per header with an empty body: the gateway checks the client id before
@@ -36,23 +92,7 @@ async fn client_id_header(config: &Config) -> anyhow::Result<Finding> {
             client_id_header: header.to_owned(),
             ..config.clone()
         })?;
-        let deadline = Instant::now() + daviplata.ceiling();
-        let call = client::Call {
-            op: client::REQUEST,
-            transaction_id: None,
-            wallet: None,
-            secrets: &[],
-        };
-        let outcome = daviplata
-            .call(call, &serde_json::json!({}), deadline, |_| Ok(()))
-            .await;
-        let taken = match outcome {
-            Ok(()) => Taken::Read,
-            Err(error) if error.reason == reasons::PROVIDER_AUTH_FAILED => Taken::Refused,
-            Err(error) if error.code == Code::Unavailable => Taken::Unknown,
-            Err(_) => Taken::Read,
-        };
-        outcomes.push((header, taken));
+        outcomes.push((header, empty_request(&daviplata).await));
     }
     Ok(finding(
         "Daviplata client id header",

@@ -148,13 +148,21 @@ async fn list_nobodys_holds_from(bcs: &Bcs, query: (HoldsQuery, RecordBase)) -> 
 async fn holds_record_base(config: &Config) -> anyhow::Result<Finding> {
     let bcs = Bcs::new(config.clone(), Arc::new(MemoryStore::default()))?;
     let from_zero = list_nobodys_holds_from(&bcs, (config.holds_query, RecordBase::Zero)).await;
-    let (observed, matching) = match from_zero {
-        Taken::Read => (
+    let from_one = list_nobodys_holds_from(&bcs, (config.holds_query, RecordBase::One)).await;
+    // Record 1 refused too: the query itself is unreadable (its names), not its record.
+    let (observed, matching) = match (from_zero, from_one) {
+        (Taken::Refused, Taken::Read) => {
+            ("record 0: refused; record 1: read", vec!["one".to_owned()])
+        }
+        (Taken::Read, _) => (
             "record 0: read (zero, or one taking 0 as its first)",
             Vec::new(),
         ),
-        Taken::Refused => ("record 0: refused", vec!["one".to_owned()]),
-        Taken::Unknown => ("record 0: no answer", Vec::new()),
+        (Taken::Refused, _) => (
+            "records 0 and 1: refused (the query unreadable)",
+            Vec::new(),
+        ),
+        (Taken::Unknown, _) => ("record 0: no answer", Vec::new()),
     };
     let configured = match config.holds_record_base {
         RecordBase::Zero => "zero",

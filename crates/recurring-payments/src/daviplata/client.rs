@@ -83,6 +83,8 @@ struct Inner {
     client_id: String,
     client_secret: SecretString,
     client_id_header: HeaderName,
+    /// Where business calls carry the secret too, when the gateway wants it there.
+    client_secret_header: Option<HeaderName>,
     scope: String,
     refresh_margin: Duration,
     tokens: TokenCache,
@@ -113,6 +115,13 @@ impl Daviplata {
         );
         let client_id_header = HeaderName::try_from(config.client_id_header.as_str())
             .with_context(|| format!("client_id_header {:?}", config.client_id_header))?;
+        let client_secret_header = config
+            .client_secret_header
+            .as_deref()
+            .map(|name| {
+                HeaderName::try_from(name).with_context(|| format!("client_secret_header {name:?}"))
+            })
+            .transpose()?;
         let base_url = BaseUrl::parse(&config.base_url, "recurring_payments.base_url")?;
         let token_url = match &config.token_base_url {
             Some(token_base) => BaseUrl::parse(token_base, "recurring_payments.token_base_url")?,
@@ -128,6 +137,7 @@ impl Daviplata {
                 client_id: config.client_id.clone(),
                 client_secret: config.client_secret.clone(),
                 client_id_header,
+                client_secret_header,
                 scope: config.scope.clone(),
                 refresh_margin: config.token_refresh_margin,
                 tokens: TokenCache::new(DOMAIN),
@@ -206,7 +216,7 @@ impl Daviplata {
             .await
             .map_err(|error| error.delivery(Delivery::NotSent))?;
         let inner = &self.inner;
-        let request = inner
+        let mut request = inner
             .outbound
             .client()
             .post(inner.base_url.join((op.path)(&inner.paths)))
@@ -215,6 +225,9 @@ impl Daviplata {
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json")
             .body(body.to_vec());
+        if let Some(header) = &inner.client_secret_header {
+            request = request.header(header, inner.client_secret.expose_secret());
+        }
         let response = inner
             .outbound
             .send(op.operation(), request, remaining(deadline))

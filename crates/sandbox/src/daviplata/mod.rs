@@ -34,6 +34,9 @@ const SCOPE: &str = "pg_recurrente";
 /// `x-ibm-client-id`. Both are accepted unless a reading names one.
 const CLIENT_ID_HEADERS: [&str; 2] = ["client_id", "x-ibm-client-id"];
 
+/// Where a gateway that wants the client's secret on business calls reads it.
+const CLIENT_SECRET_HEADERS: [&str; 2] = ["client_secret", "x-ibm-client-secret"];
+
 pub fn router(daviplata: Daviplata) -> Router {
     Router::new()
         .route(TOKEN_PATH, post(token))
@@ -104,6 +107,15 @@ fn authorize(daviplata: &Daviplata, headers: &HeaderMap) -> Result<(), Failure> 
     let Some(client_id) = client_id.filter(|id| daviplata.secret_of(id).is_some()) else {
         return Err(Failure::Gateway(Gateway::UnknownClient));
     };
+    if daviplata.readings().client_secret_required {
+        let secret = CLIENT_SECRET_HEADERS
+            .iter()
+            .find_map(|name| headers.get(*name))
+            .and_then(|value| value.to_str().ok());
+        if secret.is_none() || secret != daviplata.secret_of(client_id) {
+            return Err(Failure::Gateway(Gateway::UnknownClient));
+        }
+    }
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())

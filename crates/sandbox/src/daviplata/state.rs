@@ -140,6 +140,11 @@ pub struct Readings {
     /// The one spelling of the merchant id every `TransactionHeader` may use; unset, both.
     #[serde(default)]
     pub commerce_id: Option<CommerceField>,
+    /// The gateway wants the client's secret on D1-D4 too (`client_secret` or
+    /// `x-ibm-client-secret`), as the error table's "Cuando no se envia Client Id o Client
+    /// Secret" may mean; unset, the client id alone, as the operations' header lists print.
+    #[serde(default)]
+    pub client_secret_required: bool,
 }
 
 impl Default for Readings {
@@ -149,6 +154,7 @@ impl Default for Readings {
             client_id_header: None,
             activation_document: None,
             commerce_id: None,
+            client_secret_required: false,
         }
     }
 }
