@@ -61,7 +61,9 @@ impl Tokens {
         let now = Instant::now();
         let ttl = book.ttl;
         book.issued.retain(|_, expires| *expires > now);
-        book.issued.insert(token.clone(), now + ttl);
+        // A lifetime past the clock is none: the token is expired at once.
+        book.issued
+            .insert(token.clone(), now.checked_add(ttl).unwrap_or(now));
         book.count += 1;
         (token, ttl)
     }

@@ -369,8 +369,10 @@ impl Daviplata {
         let now = Instant::now();
         let mut book = self.lock();
         book.tokens.retain(|_, (_, expires)| *expires > now);
+        // A lifetime past the clock is none: the token is expired at once.
+        let expires = now.checked_add(ttl).unwrap_or(now);
         book.tokens
-            .insert(token.clone(), (client_id.to_owned(), now + ttl));
+            .insert(token.clone(), (client_id.to_owned(), expires));
         book.counters.tokens_issued += 1;
         (token, ttl)
     }
