@@ -149,8 +149,22 @@ impl Tenancy {
 pub enum EndUser {
     /// The value of the tenant's claim in the caller's token.
     Bound(String),
-    /// The tenant names a claim the token does not carry.
+    /// The tenant names a claim the token does not carry, or carries empty.
     Missing,
+}
+
+impl EndUser {
+    /// The bound document: its kind when the claim names one (`CC:79000001`), and its
+    /// number; none when the claim is missing.
+    pub fn document(&self) -> Option<(Option<&str>, &str)> {
+        let EndUser::Bound(bound) = self else {
+            return None;
+        };
+        Some(match bound.split_once(':') {
+            Some((kind, number)) => (Some(kind.trim()), number.trim()),
+            None => (None, bound.trim()),
+        })
+    }
 }
 
 /// A request's customer as the end-user binding reads it: its document kind (`CC`), when
@@ -167,20 +181,18 @@ pub struct Document<'a> {
 /// number; both are compared as written (the bank compares documents so: `079000001` and
 /// `79000001` are two documents).
 pub fn check_end_user(principal: Option<&Principal>, document: Document<'_>) -> Result<(), Status> {
-    match principal.and_then(|p| p.end_user.as_ref()) {
-        None => Ok(()),
-        Some(EndUser::Bound(bound)) if is_the_end_user(bound, document) => Ok(()),
-        Some(EndUser::Bound(_)) => Err(Trespass::EndUser.refuse(principal, &[])),
-        Some(EndUser::Missing) => Err(Trespass::EndUserClaimMissing.refuse(principal, &[])),
+    let Some(end_user) = principal.and_then(|p| p.end_user.as_ref()) else {
+        return Ok(());
+    };
+    match end_user.document() {
+        Some(bound) if is_the_end_user(bound, document) => Ok(()),
+        Some(_) => Err(Trespass::EndUser.refuse(principal, &[])),
+        None => Err(Trespass::EndUserClaimMissing.refuse(principal, &[])),
     }
 }
 
-fn is_the_end_user(bound: &str, document: Document<'_>) -> bool {
+fn is_the_end_user((kind, bound_number): (Option<&str>, &str), document: Document<'_>) -> bool {
     let number = document.number.trim();
-    let (kind, bound_number) = match bound.split_once(':') {
-        Some((kind, number)) => (Some(kind.trim()), number.trim()),
-        None => (None, bound.trim()),
-    };
     let same_kind = match (kind, document.kind) {
         (Some(bound), Some(asked)) => bound.eq_ignore_ascii_case(asked.trim()),
         _ => true,

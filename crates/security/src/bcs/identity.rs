@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use pasarela::common::v1::InvokerContext;
-use pasarela_auth::{EndUser, Principal, Trespass};
+use pasarela_auth::{Principal, Trespass};
 use serde::Deserialize;
 use tonic::Status;
 
@@ -123,16 +123,10 @@ fn names_its_end_user(layer: &InvokerFields, principal: Option<&Principal>) -> R
     let Some(end_user) = principal.and_then(|p| p.end_user.as_ref()) else {
         return Ok(());
     };
-    let (kind, number) = match end_user {
-        EndUser::Bound(bound) => match bound.split_once(':') {
-            Some((kind, number)) => (kind.trim(), number.trim()),
-            None => ("", bound.trim()),
-        },
-        EndUser::Missing => ("", ""),
-    };
+    let (kind, number) = end_user.document().unwrap_or((None, ""));
     let names_the_end_user = |value: &str| {
         !number.is_empty()
-            && (value == number || (!kind.is_empty() && value == format!("{kind}{number}")))
+            && (value == number || kind.is_some_and(|kind| value == format!("{kind}{number}")))
     };
     let others: Vec<String> = [
         ("cust_id", &layer.cust_id),
@@ -202,6 +196,8 @@ impl Identities {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    use pasarela_auth::EndUser;
 
     use super::*;
 
