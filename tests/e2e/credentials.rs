@@ -8,25 +8,19 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use pasarela::security::v1::security_service_client::SecurityServiceClient;
-use pasarela_sandbox::{Sandbox, SandboxOptions};
+use pasarela_sandbox::Sandbox;
 use pasarela_security::TokenSettings;
 use tonic::Code;
 
 use crate::security::{client, customer, status_request, withdrawal, withdrawal_otp};
-use crate::support::{TestApp, admin, reason, spawn_app_on};
+use crate::support::{TestApp, admin, reason, sandbox_with, spawn_app_on};
 
 /// The sandbox's Banco Caja Social token endpoint.
 const TOKEN_PATH: &str = "/oauth2/token";
 
-/// A sandbox whose Banco Caja Social tokens live `ttl`.
-async fn sandbox_with_tokens_of(ttl: Duration) -> Sandbox {
-    Sandbox::start(SandboxOptions {
-        pki_dir: tempfile::tempdir().expect("temp dir").keep().join("pki"),
-        bcs_token_ttl: ttl,
-        ..SandboxOptions::default()
-    })
-    .await
-    .expect("sandbox starts")
+/// A sandbox whose Banco Caja Social tokens live `ttl`, and the folder of its PKI.
+async fn sandbox_with_tokens_of(ttl: Duration) -> (Sandbox, tempfile::TempDir) {
+    sandbox_with(|options| options.bcs_token_ttl = ttl).await
 }
 
 fn renewed_from(sandbox_url: &str) -> TokenSettings {
@@ -43,8 +37,8 @@ fn renewed_from(sandbox_url: &str) -> TokenSettings {
 }
 
 /// pasarela taking its bank token from `token`.
-async fn app_with(sandbox: Sandbox, token: TokenSettings) -> TestApp {
-    spawn_app_on(sandbox, move |config| {
+async fn app_with((sandbox, pki): (Sandbox, tempfile::TempDir), token: TokenSettings) -> TestApp {
+    let app = spawn_app_on(sandbox, move |config| {
         let security = config.security.as_mut().expect("security");
         security.access_token = None;
         security.token = Some(token);
@@ -53,7 +47,8 @@ async fn app_with(sandbox: Sandbox, token: TokenSettings) -> TestApp {
             limit.per_second = 10_000.0;
         }
     })
-    .await
+    .await;
+    app.keeping(pki)
 }
 
 async fn tokens_issued(app: &TestApp) -> u64 {
@@ -75,7 +70,7 @@ async fn expire_tokens(app: &TestApp) {
 #[tokio::test]
 async fn the_banks_token_is_renewed_before_it_expires_under_load() {
     let sandbox = sandbox_with_tokens_of(Duration::from_secs(2)).await;
-    let url = sandbox.bcs_url.clone();
+    let url = sandbox.0.bcs_url.clone();
     let app = app_with(sandbox, renewed_from(&url)).await;
     let until = Instant::now() + Duration::from_secs(5);
     let callers: Vec<_> = (0..6)
@@ -110,7 +105,7 @@ async fn the_banks_token_is_renewed_before_it_expires_under_load() {
 #[tokio::test]
 async fn a_refused_token_is_renewed_once_for_a_read_and_never_for_a_withdrawal() {
     let sandbox = sandbox_with_tokens_of(Duration::from_secs(900)).await;
-    let url = sandbox.bcs_url.clone();
+    let url = sandbox.0.bcs_url.clone();
     let app = app_with(sandbox, renewed_from(&url)).await;
     let mut client = client(&app);
     client

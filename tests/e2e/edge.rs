@@ -27,11 +27,7 @@ fn contract_names() -> (
 
 #[tokio::test]
 async fn a_policy_naming_a_method_nobody_serves_stops_start_up() {
-    let sandbox = pasarela_sandbox::Sandbox::start(pasarela_server::dev::sandbox_options(
-        &tempfile::tempdir().expect("temp dir").keep(),
-    ))
-    .await
-    .expect("sandbox starts");
+    let (sandbox, _pki) = crate::support::sandbox().await;
     let typos = [
         (
             "methods",

@@ -13,7 +13,6 @@ use pasarela::recurring_payments::v1::{
     ChargeSubscriptionResponse, Commerce, GeneralInfo, RequestSubscriptionRequest, Wallet,
 };
 use pasarela_recurring_payments::StoreKind;
-use pasarela_sandbox::{Sandbox, SandboxOptions};
 use serde_json::{Value, json};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -21,7 +20,7 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
 use crate::support::{
-    Bearer, TestApp, TestPostgres, admin, body_of, cop, ledger, reason, spawn_app_on,
+    Bearer, TestApp, TestPostgres, admin, body_of, cop, ledger, reason, sandbox_with, spawn_app_on,
     spawn_app_with,
 };
 
@@ -360,14 +359,11 @@ async fn charges_are_held_to_the_maximum_daviplata_has_on_every_replica() {
 
 #[tokio::test]
 async fn an_expired_token_is_renewed_mid_run() {
-    let sandbox = Sandbox::start(SandboxOptions {
-        pki_dir: tempfile::tempdir().unwrap().keep().join("pki"),
-        daviplata_token_ttl: Duration::from_secs(2),
-        ..SandboxOptions::default()
+    let (sandbox, pki) = sandbox_with(|options| {
+        options.daviplata_token_ttl = Duration::from_secs(2);
     })
-    .await
-    .unwrap();
-    let app = spawn_app_on(sandbox, lab_setup).await;
+    .await;
+    let app = spawn_app_on(sandbox, lab_setup).await.keeping(pki);
     let mut client = client(&app);
     subscribe(&mut client, WALLET, 1_000_000).await;
 

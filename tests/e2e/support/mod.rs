@@ -58,6 +58,8 @@ pub struct TestApp {
     pub admin_addr: Option<SocketAddr>,
     running: Option<Running>,
     channel: Channel,
+    /// Files the app reads while it runs (the sandbox's PKI), removed with it.
+    files: Vec<tempfile::TempDir>,
 }
 
 /// The sandbox plus every service, configured as `pasarela dev` does.
@@ -68,19 +70,23 @@ pub async fn spawn_app() -> TestApp {
 /// Like [`spawn_app`], with the configuration changed by `configure` before start.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     capture_logs();
-    let pki = tempfile::tempdir().expect("temp dir").keep();
-    let sandbox = Sandbox::start(pasarela_server::dev::sandbox_options(&pki))
-        .await
-        .expect("sandbox starts");
-    spawn_app_on(sandbox, configure).await
+    let (sandbox, pki) = sandbox().await;
+    spawn_app_on(sandbox, configure).await.keeping(pki)
 }
 
 /// The sandbox alone, its dev PKI in a folder that lives as long as the returned guard.
 pub async fn sandbox() -> (Sandbox, tempfile::TempDir) {
+    sandbox_with(|_| {}).await
+}
+
+/// Like [`sandbox`], its options changed by `adjust` (a token's lifetime).
+pub async fn sandbox_with(
+    adjust: impl FnOnce(&mut pasarela_sandbox::SandboxOptions),
+) -> (Sandbox, tempfile::TempDir) {
     let pki = tempfile::tempdir().expect("temp dir");
-    let sandbox = Sandbox::start(pasarela_server::dev::sandbox_options(pki.path()))
-        .await
-        .expect("sandbox starts");
+    let mut options = pasarela_server::dev::sandbox_options(pki.path());
+    adjust(&mut options);
+    let sandbox = Sandbox::start(options).await.expect("sandbox starts");
     (sandbox, pki)
 }
 
@@ -105,10 +111,17 @@ pub async fn spawn_app_on(sandbox: Sandbox, configure: impl FnOnce(&mut Config))
         admin_addr: running.admin_addr,
         running: Some(running),
         channel,
+        files: Vec::new(),
     }
 }
 
 impl TestApp {
+    /// Keeps `files` (the folder of the sandbox's PKI) until the app is dropped.
+    pub fn keeping(mut self, files: tempfile::TempDir) -> TestApp {
+        self.files.push(files);
+        self
+    }
+
     pub fn channel(&self) -> Channel {
         self.channel.clone()
     }
