@@ -3,7 +3,7 @@
 //! tenant may act on (merchants, the bank identity it acts as) each service reads from its
 //! own section, by the tenant's name.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -37,20 +37,14 @@ pub struct TenantPrincipal {
     pub client_id: Option<String>,
 }
 
-impl TenantPrincipal {
-    fn matches(&self, principal: &Principal) -> bool {
-        self.source == principal.source
-            && self.subject == principal.subject
-            && self
-                .client_id
-                .as_ref()
-                .is_none_or(|client| principal.client_id.as_ref() == Some(client))
-    }
-
-    /// A listing naming the application is more specific than one that does not.
-    fn specificity(&self) -> u8 {
-        u8::from(self.client_id.is_some())
-    }
+/// One tenant's listing of a subject.
+#[derive(Debug, Clone)]
+struct Listing {
+    source: PrincipalSource,
+    /// The application it names; none: any application of the person.
+    client_id: Option<String>,
+    tenant: Arc<str>,
+    end_user_claim: Option<String>,
 }
 
 /// What becomes of a principal listed in no tenant.
@@ -68,7 +62,9 @@ pub enum Untenanted {
 /// The tenants of a deployment, as the auth layer applies them.
 #[derive(Debug, Clone)]
 pub struct Tenancy {
-    tenants: Vec<(Arc<str>, TenantSettings)>,
+    /// The tenants' listings by subject: read once per call, so a map rather than a scan of
+    /// every tenant.
+    listings: HashMap<String, Vec<Listing>>,
     untenanted: Untenanted,
     /// Methods any authenticated principal may call, tenant or none (operators' methods).
     free: MethodSet,
@@ -80,11 +76,23 @@ impl Tenancy {
         untenanted: Untenanted,
         free: &[String],
     ) -> Self {
+        let mut listings: HashMap<String, Vec<Listing>> = HashMap::new();
+        for (name, tenant) in tenants {
+            let name: Arc<str> = Arc::from(name.as_str());
+            for listed in &tenant.principals {
+                listings
+                    .entry(listed.subject.clone())
+                    .or_default()
+                    .push(Listing {
+                        source: listed.source,
+                        client_id: listed.client_id.clone(),
+                        tenant: Arc::clone(&name),
+                        end_user_claim: tenant.end_user_claim.clone(),
+                    });
+            }
+        }
         Self {
-            tenants: tenants
-                .iter()
-                .map(|(name, settings)| (Arc::from(name.as_str()), settings.clone()))
-                .collect(),
+            listings,
             untenanted,
             free: MethodSet::new(free),
         }
@@ -101,25 +109,26 @@ impl Tenancy {
         names
     }
 
-    /// Sets the principal's tenant (the most specific listing wins) and its end user.
+    /// Sets the principal's tenant (a listing naming its application wins over one naming
+    /// none) and its end user.
     pub fn resolve(&self, principal: &mut Principal) {
-        let found = self
-            .tenants
-            .iter()
-            .flat_map(|(name, tenant)| {
-                tenant
-                    .principals
-                    .iter()
-                    .filter(|listed| listed.matches(principal))
-                    .map(move |listed| (listed.specificity(), name, tenant))
-            })
-            .max_by_key(|(specificity, _, _)| *specificity);
-        let Some((_, name, tenant)) = found else {
+        let Some(listings) = self.listings.get(principal.subject.as_str()) else {
             return;
         };
-        principal.tenant = Some(Arc::clone(name));
+        let of_its_source = || {
+            listings
+                .iter()
+                .filter(|listing| listing.source == principal.source)
+        };
+        let found = of_its_source()
+            .find(|listing| listing.client_id.is_some() && listing.client_id == principal.client_id)
+            .or_else(|| of_its_source().find(|listing| listing.client_id.is_none()));
+        let Some(listing) = found else {
+            return;
+        };
+        principal.tenant = Some(Arc::clone(&listing.tenant));
         // An empty claim binds nobody: it is as missing as an absent one.
-        principal.end_user = tenant.end_user_claim.as_ref().map(|claim| {
+        principal.end_user = listing.end_user_claim.as_ref().map(|claim| {
             principal
                 .claims
                 .get(claim)

@@ -8,7 +8,7 @@ use pasarela::common::v1::Money;
 use pasarela::recurring_payments::v1 as pb;
 use pasarela::recurring_payments::v1::recurring_payments_service_server::RecurringPaymentsService;
 use pasarela_provider::probe::{self, Finding, Taken, finding};
-use pasarela_provider::{Environment, ProviderError, reasons};
+use pasarela_provider::{Environment, ProviderError};
 use tonic::{Code, Request, Status};
 
 use crate::config::{CommerceField, Config, DocumentField, IdempotencyConfig};
@@ -74,11 +74,21 @@ async fn empty_request(daviplata: &Daviplata) -> Taken {
     let outcome = daviplata
         .call(call, &serde_json::json!({}), deadline, |_| Ok(()))
         .await;
+    // The gateway refuses a client it does not know (401) or will not serve (403) before
+    // the backend reads anything; a failing provider, or no answer, tells nothing; any
+    // other answer was read.
     match outcome {
         Ok(()) => Taken::Read,
-        Err(error) if error.reason == reasons::PROVIDER_AUTH_FAILED => Taken::Refused,
-        Err(error) if error.code == Code::Unavailable => Taken::Unknown,
-        Err(_) => Taken::Read,
+        Err(error) => match error
+            .details
+            .answered
+            .as_ref()
+            .map(|answered| answered.http)
+        {
+            Some(401 | 403) => Taken::Refused,
+            Some(status) if status < 500 => Taken::Read,
+            _ => Taken::Unknown,
+        },
     }
 }
 

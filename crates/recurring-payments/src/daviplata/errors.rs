@@ -5,7 +5,7 @@
 
 use std::sync::LazyLock;
 
-use pasarela_provider::{Delivery, ProviderError, reasons};
+use pasarela_provider::{Answered, Delivery, ProviderError, reasons};
 use regex::Regex;
 use tonic::Code;
 
@@ -347,7 +347,12 @@ pub fn token_error(fault: &Fault) -> ProviderError {
 fn build(meaning: Meaning, fault: &Fault, secrets: &[&str]) -> ProviderError {
     let mut error = ProviderError::new(meaning.code, meaning.reason, DOMAIN)
         .message(meaning.summary)
-        .meta("http_status", fault.http);
+        .meta("http_status", fault.http)
+        .answered(Answered {
+            http: fault.http,
+            code: fault.code.clone().unwrap_or_default(),
+            kind: String::new(),
+        });
     if let Some(code) = &fault.code {
         error = error.meta("provider_code", code);
     }

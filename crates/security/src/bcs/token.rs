@@ -125,7 +125,7 @@ impl AccessToken {
             })),
             (None, Some(file)) => Ok(AccessToken::File(FileToken {
                 path: file.clone(),
-                read: Mutex::default(),
+                last: Mutex::default(),
             })),
             _ => anyhow::bail!("security.token needs exactly one of `url` or `file`"),
         }
@@ -185,12 +185,29 @@ impl std::fmt::Debug for AccessToken {
 /// A token kept in a file (a mounted Secret), read again when the file changes.
 pub struct FileToken {
     path: PathBuf,
-    /// The last read: the file's modification time and length, and its token.
-    read: Mutex<Option<(SystemTime, u64, SecretString)>>,
+    last: Mutex<Option<FileRead>>,
 }
+
+/// The last read of a token file.
+struct FileRead {
+    /// The file's modification time and length when it was read.
+    stamp: (SystemTime, u64),
+    value: SecretString,
+    /// When the file was last looked at: calls within [`LOOK_EVERY`] take the token read.
+    looked_at: Instant,
+}
+
+/// How often a call looks whether the token file changed; a token the bank refuses makes
+/// the next call look at once.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 impl FileToken {
     async fn current(&self) -> Result<SecretString, ProviderError> {
+        if let Some(read) = self.last().as_ref()
+            && read.looked_at.elapsed() < LOOK_EVERY
+        {
+            return Ok(read.value.clone());
+        }
         let unreadable = |why: &str| {
             tracing::error!(path = %self.path.display(), "{why}");
             ProviderError::new(Code::Unavailable, reasons::PROVIDER_AUTH_FAILED, DOMAIN)
@@ -204,10 +221,11 @@ impl FileToken {
             meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
             meta.len(),
         );
-        if let Some((modified, len, value)) = self.last().as_ref()
-            && (*modified, *len) == stamp
+        if let Some(read) = self.last().as_mut()
+            && read.stamp == stamp
         {
-            return Ok(value.clone());
+            read.looked_at = Instant::now();
+            return Ok(read.value.clone());
         }
         let text = tokio::fs::read_to_string(&self.path)
             .await
@@ -217,7 +235,11 @@ impl FileToken {
             return Err(unreadable("the token file is empty"));
         }
         let value = SecretString::from(value.to_owned());
-        *self.last() = Some((stamp.0, stamp.1, value.clone()));
+        *self.last() = Some(FileRead {
+            stamp,
+            value: value.clone(),
+            looked_at: Instant::now(),
+        });
         tracing::info!(path = %self.path.display(), "access token read");
         Ok(value)
     }
@@ -226,8 +248,8 @@ impl FileToken {
         *self.last() = None;
     }
 
-    fn last(&self) -> std::sync::MutexGuard<'_, Option<(SystemTime, u64, SecretString)>> {
-        self.read.lock().unwrap_or_else(PoisonError::into_inner)
+    fn last(&self) -> std::sync::MutexGuard<'_, Option<FileRead>> {
+        self.last.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
