@@ -276,6 +276,81 @@ async fn client_certificate_stands_as_principal_and_a_foreign_one_is_refused() {
     app.stop().await;
 }
 
+/// The gRPC port's client CA rotated without a restart: a certificate of the new CA is
+/// refused at the handshake until the CA file changes, then reaches its handler, and one of
+/// the withdrawn CA no longer does.
+#[tokio::test]
+async fn a_rotated_client_ca_is_trusted_from_the_next_handshake_without_a_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let options = |name: &str| pasarela_server::dev::sandbox_options(&dir.path().join(name));
+    let sandbox = pasarela_sandbox::Sandbox::start(options("ours"))
+        .await
+        .expect("sandbox");
+    let other = pasarela_sandbox::Sandbox::start(options("theirs"))
+        .await
+        .expect("another sandbox, another CA");
+    let pki = sandbox.pki.clone();
+    let ca_file = dir.path().join("client-ca.crt");
+    std::fs::copy(&pki.ca_cert, &ca_file).expect("the first CA");
+    let tls = pasarela_auth::TlsSettings {
+        cert_file: pki.server_cert.clone(),
+        key_file: pki.server_key.clone(),
+        client_ca_file: Some(ca_file.clone()),
+        client_auth_required: true,
+        reload_every: Duration::from_millis(100),
+    };
+    let identities = [&pki.client_cert, &other.pki.client_cert]
+        .map(|cert| pasarela_auth::certificate_file_identity(cert).expect("identity"));
+    let app = crate::support::spawn_app_on(sandbox, move |config| {
+        config.tls = Some(tls);
+        for identity in identities {
+            config
+                .auth
+                .mtls
+                .principals
+                .insert(identity, vec![BUREAU.trim_start_matches('/').into()]);
+        }
+    })
+    .await;
+    let reaches = |identity: (std::path::PathBuf, std::path::PathBuf)| {
+        let (addr, ca) = (app.addr, pki.ca_cert.clone());
+        async move {
+            match mtls_channel(addr, &ca, (&identity.0, &identity.1)).await {
+                Ok(channel) => call(channel, BUREAU, None, &request_id("ca"))
+                    .await
+                    .err()
+                    .is_some_and(|status| status.code() == Code::InvalidArgument),
+                Err(_) => false,
+            }
+        }
+    };
+    let ours = (pki.client_cert.clone(), pki.client_key.clone());
+    let theirs = (other.pki.client_cert.clone(), other.pki.client_key.clone());
+    assert!(
+        reaches(ours.clone()).await,
+        "the first CA's client is served"
+    );
+    assert!(
+        !reaches(theirs.clone()).await,
+        "the second CA is not trusted yet"
+    );
+
+    let aside = dir.path().join("client-ca.new");
+    std::fs::copy(&other.pki.ca_cert, &aside).expect("the second CA");
+    std::fs::rename(&aside, &ca_file).expect("CA in place");
+    let mut trusted = false;
+    for _ in 0..100 {
+        if reaches(theirs.clone()).await {
+            trusted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(trusted, "the new CA's client is served without a restart");
+    assert!(!reaches(ours).await, "the withdrawn CA's client is refused");
+    app.stop().await;
+}
+
 /// One principal's calls under way are bounded: two hung at Kiban, a third is refused
 /// before its handler, while another principal is served; once they end, it is served too.
 #[tokio::test]

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use pasarela::security::v1::security_service_client::SecurityServiceClient;
+use pasarela_provider::Credential;
 use pasarela_sandbox::Sandbox;
 use pasarela_security::TokenSettings;
 use tonic::Code;
@@ -25,8 +26,7 @@ async fn sandbox_with_tokens_of(ttl: Duration) -> (Sandbox, tempfile::TempDir) {
 
 fn renewed_from(sandbox_url: &str) -> TokenSettings {
     TokenSettings {
-        url: Some(format!("{sandbox_url}{TOKEN_PATH}")),
-        file: None,
+        url: format!("{sandbox_url}{TOKEN_PATH}"),
         client_id: None,
         client_secret: None,
         scope: None,
@@ -36,12 +36,23 @@ fn renewed_from(sandbox_url: &str) -> TokenSettings {
     }
 }
 
-/// pasarela taking its bank token from `token`.
-async fn app_with((sandbox, pki): (Sandbox, tempfile::TempDir), token: TokenSettings) -> TestApp {
+/// Where pasarela takes its bank token from in a test.
+enum TokenSource {
+    Endpoint(TokenSettings),
+    File(std::path::PathBuf),
+}
+
+/// pasarela taking its bank token from `source`.
+async fn app_with((sandbox, pki): (Sandbox, tempfile::TempDir), source: TokenSource) -> TestApp {
     let app = spawn_app_on(sandbox, move |config| {
         let security = config.security.as_mut().expect("security");
-        security.access_token = None;
-        security.token = Some(token);
+        (security.access_token, security.token) = match source {
+            TokenSource::Endpoint(settings) => (None, Some(settings)),
+            TokenSource::File(file) => (
+                Some(Credential::from_file(file).expect("a token file")),
+                None,
+            ),
+        };
         for limit in &mut config.auth.rate_limits {
             limit.burst = 10_000;
             limit.per_second = 10_000.0;
@@ -71,7 +82,7 @@ async fn expire_tokens(app: &TestApp) {
 async fn the_banks_token_is_renewed_before_it_expires_under_load() {
     let sandbox = sandbox_with_tokens_of(Duration::from_secs(2)).await;
     let url = sandbox.0.bcs_url.clone();
-    let app = app_with(sandbox, renewed_from(&url)).await;
+    let app = app_with(sandbox, TokenSource::Endpoint(renewed_from(&url))).await;
     let until = Instant::now() + Duration::from_secs(5);
     let callers: Vec<_> = (0..6)
         .map(|n| {
@@ -106,7 +117,7 @@ async fn the_banks_token_is_renewed_before_it_expires_under_load() {
 async fn a_refused_token_is_renewed_once_for_a_read_and_never_for_a_withdrawal() {
     let sandbox = sandbox_with_tokens_of(Duration::from_secs(900)).await;
     let url = sandbox.0.bcs_url.clone();
-    let app = app_with(sandbox, renewed_from(&url)).await;
+    let app = app_with(sandbox, TokenSource::Endpoint(renewed_from(&url))).await;
     let mut client = client(&app);
     client
         .get_password_status(status_request("1", customer("1007641")))
@@ -147,9 +158,13 @@ async fn a_refused_token_is_renewed_once_for_a_read_and_never_for_a_withdrawal()
 
 /// A token the sandbox issues, fetched as an operator's rotation job would.
 async fn fetch_token(app: &TestApp) -> String {
-    let credentials = &app.sandbox.credentials;
+    fetch_token_from(&app.sandbox).await
+}
+
+async fn fetch_token_from(sandbox: &Sandbox) -> String {
+    let credentials = &sandbox.credentials;
     let answer: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}{TOKEN_PATH}", app.sandbox.bcs_url))
+        .post(format!("{}{TOKEN_PATH}", sandbox.bcs_url))
         .form(&[
             ("grant_type", "client_credentials"),
             ("client_id", credentials.bcs_client_id.as_str()),
@@ -176,17 +191,10 @@ async fn a_token_file_is_read_again_when_a_rotation_changes_it() {
     let sandbox = sandbox_with_tokens_of(Duration::from_secs(900)).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("access-token");
-    std::fs::write(&file, "placeholder\n").expect("token file");
-    let app = app_with(
-        sandbox,
-        TokenSettings {
-            file: Some(file.clone()),
-            url: None,
-            ..renewed_from("http://unused.invalid")
-        },
-    )
-    .await;
-    write_token(&file, &fetch_token(&app).await);
+    // A token the sandbox issued, so that it refuses it once revoked (any other token it
+    // takes as a fixed one).
+    write_token(&file, &fetch_token_from(&sandbox.0).await);
+    let app = app_with(sandbox, TokenSource::File(file.clone())).await;
     let mut client = client(&app);
     client
         .get_password_status(status_request("1", customer("1007641")))

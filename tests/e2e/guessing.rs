@@ -6,6 +6,7 @@ use pasarela::bureau::v1::GetPasswordExpirationRequest;
 use pasarela::bureau::v1::bureau_service_client::BureauServiceClient;
 use pasarela::security::v1::ValidateOtcRequest;
 use pasarela::security::v1::security_service_client::SecurityServiceClient;
+use pasarela_provider::Credential;
 use secrecy::SecretString;
 use tonic::transport::Endpoint;
 use tonic::{Code, Status};
@@ -90,7 +91,7 @@ async fn replicas_sharing_redis_count_one_customers_guesses_together() {
     let shared = |config: &mut pasarela_server::Config| {
         config.auth.secret_attempts = budget(4);
         config.auth.rate_limit_redis_url = Some(SecretString::from(redis.url.clone()));
-        config.auth.holder_key = Some(SecretString::from(
+        config.auth.holder_key = Some(Credential::from(
             "a holder key both replicas share, 32+ bytes",
         ));
     };

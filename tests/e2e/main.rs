@@ -23,6 +23,7 @@ mod readings;
 mod recurring_payments;
 mod reliability;
 mod resource_bounds;
+mod rotation;
 mod security;
 mod shared_state;
 mod tenancy;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use pasarela_provider::Credential;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
@@ -24,7 +25,7 @@ const MAX_LEEWAY: Duration = Duration::from_secs(300);
 
 /// Shortest HMAC key accepted (HS256, holder names): RFC 7518 asks for a key at least as
 /// long as the hash.
-const MIN_KEY_BYTES: usize = 32;
+pub(crate) const MIN_KEY_BYTES: usize = 32;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -36,7 +37,8 @@ pub struct Config {
     /// Where the issuer publishes its signing keys (RS256, ES256, ...).
     pub jwks: Option<JwksSettings>,
     /// HS256 with a shared secret: for development only, refused unless `allow_hs256`.
-    pub hs256_secret: Option<SecretString>,
+    /// One secret per line: the first signs minted tokens, every one verifies.
+    pub hs256_secret: Option<Credential>,
     pub allow_hs256: bool,
     /// Clock skew tolerated on `exp` and `nbf`.
     #[serde(with = "humantime_serde")]
@@ -77,8 +79,15 @@ pub struct Config {
     pub secret_attempts: Budget,
     /// Key of the HMAC that names a secret's holder in the buckets, so that neither Redis
     /// nor memory holds customer ids. Unset, each process draws a random one, which
-    /// replicas cannot share: start-up refuses that with `rate_limit_redis_url`.
-    pub holder_key: Option<SecretString>,
+    /// replicas cannot share: start-up refuses that with `rate_limit_redis_url`. Read
+    /// again when its file changes; one key per line, the first names new buckets and every
+    /// one is counted.
+    pub holder_key: Option<Credential>,
+    /// How long a key removed from `holder_key` or `hs256_secret` still counts or
+    /// verifies, so that a rotation neither resets a customer's budget nor refuses the
+    /// tokens of the old secret at once.
+    #[serde(with = "humantime_serde")]
+    pub key_overlap: Duration,
     /// Redis holding the rate-limit buckets, so that they hold across replicas; unset, each
     /// process counts alone. While Redis cannot answer, each process counts alone too.
     pub rate_limit_redis_url: Option<SecretString>,
@@ -189,6 +198,7 @@ impl Default for Config {
                 burst: 10,
             },
             holder_key: None,
+            key_overlap: Duration::from_secs(60 * 60),
             exempt: vec!["grpc.health.v1.Health".into()],
             // A load balancer checks a few times a second; a watcher holds one stream.
             exempt_per_peer: Budget {
@@ -222,7 +232,7 @@ impl Config {
         Config {
             issuer: Some(DEV_ISSUER.into()),
             audience: Some(DEV_AUDIENCE.into()),
-            hs256_secret: Some(SecretString::from(DEV_HS256_SECRET)),
+            hs256_secret: Some(Credential::from(DEV_HS256_SECRET)),
             allow_hs256: true,
             methods: BTreeMap::from([("*".into(), vec!["{method}".into()])]),
             superuser_scope: Some("*".into()),
@@ -297,7 +307,7 @@ impl Config {
         let published = self
             .hs256_secret
             .as_ref()
-            .is_some_and(|secret| secret.expose_secret() == DEV_HS256_SECRET);
+            .is_some_and(|secret| secret.current().expose_secret() == DEV_HS256_SECRET);
         anyhow::ensure!(
             self.insecure_dev_credentials || !published,
             "auth: auth.hs256_secret is pasarela's published dev secret: anyone can mint its \
@@ -315,7 +325,7 @@ impl Config {
                  to accept it"
             );
             anyhow::ensure!(
-                secret.expose_secret().len() >= MIN_KEY_BYTES,
+                secret.current().expose_secret().len() >= MIN_KEY_BYTES,
                 "auth: auth.hs256_secret must be at least {MIN_KEY_BYTES} bytes"
             );
         }
@@ -355,7 +365,7 @@ impl Config {
         }
         match &self.holder_key {
             Some(key) => anyhow::ensure!(
-                key.expose_secret().len() >= MIN_KEY_BYTES,
+                key.current().expose_secret().len() >= MIN_KEY_BYTES,
                 "auth: auth.holder_key must be at least {MIN_KEY_BYTES} bytes"
             ),
             None => anyhow::ensure!(
@@ -469,9 +479,7 @@ mod tests {
         assert!(!error.contains(DEV_HS256_SECRET), "{error}");
         let superuser = Config {
             insecure_dev_credentials: false,
-            hs256_secret: Some(SecretString::from(
-                "a-secret-of-our-own-of-32-bytes-or-more",
-            )),
+            hs256_secret: Some(Credential::from("a-secret-of-our-own-of-32-bytes-or-more")),
             ..Config::dev()
         };
         let error = superuser.validate().unwrap_err().to_string();
@@ -492,7 +500,7 @@ mod tests {
     #[test]
     fn short_hs256_secrets_are_refused() {
         let config = Config {
-            hs256_secret: Some(SecretString::from("short")),
+            hs256_secret: Some(Credential::from("short")),
             ..Config::dev()
         };
         assert!(config.validate().is_err());

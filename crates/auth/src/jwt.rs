@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use secrecy::ExposeSecret as _;
+use pasarela_provider::Keyring;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
@@ -84,7 +84,9 @@ impl Claims {
 }
 
 pub struct Verifier {
-    hs256: Option<DecodingKey>,
+    /// The HS256 secrets' keyring (development only): a rotated secret verifies the old
+    /// one's tokens for `auth.key_overlap`.
+    hs256: Option<Keyring<DecodingKey>>,
     jwks: Option<Arc<Jwks>>,
     issuer: Option<String>,
     audience: Option<String>,
@@ -104,7 +106,16 @@ impl Verifier {
             .hs256_secret
             .as_ref()
             .filter(|_| config.allow_hs256)
-            .map(|secret| DecodingKey::from_secret(secret.expose_secret().as_bytes()));
+            .map(|secret| {
+                Keyring::new(
+                    secret.clone(),
+                    config.key_overlap,
+                    crate::config::MIN_KEY_BYTES,
+                    DecodingKey::from_secret,
+                    "auth.hs256_secret",
+                )
+            })
+            .transpose()?;
         if hs256.is_some() {
             tracing::warn!(
                 "auth accepts HS256 tokens signed with a shared secret: development only"
@@ -136,25 +147,38 @@ impl Verifier {
     /// The signature and claims of `token`: its principal and `exp`.
     async fn check(&self, token: &str) -> Result<(Principal, u64), Rejection> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| header_rejection(token))?;
-        let key = self.key_for(&header).await?;
+        let keys = self.keys_for(&header).await?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.leeway.as_secs();
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
         validation.set_issuer(self.issuer.as_slice());
         validation.set_audience(self.audience.as_slice());
-        jsonwebtoken::decode::<Claims>(token, &key, &validation)
-            .map(|data| data.claims.into_principal(&self.kept_claims))
-            .map_err(|e| rejection(e.kind()))
+        // Another key's signature says nothing of the token: the next key is tried, and
+        // a signature no key verifies is the refusal.
+        let mut unsigned = None;
+        for key in &keys {
+            match jsonwebtoken::decode::<Claims>(token, key, &validation) {
+                Ok(data) => return Ok(data.claims.into_principal(&self.kept_claims)),
+                Err(e) if *e.kind() == ErrorKind::InvalidSignature => {
+                    unsigned.get_or_insert_with(|| rejection(e.kind()));
+                }
+                Err(e) => return Err(rejection(e.kind())),
+            }
+        }
+        Err(unsigned.unwrap_or_else(|| rejection(&ErrorKind::InvalidSignature)))
     }
 
-    async fn key_for(&self, header: &Header) -> Result<DecodingKey, Rejection> {
+    /// The keys that may have signed a token of `header`: one from the issuer's set, or
+    /// each HS256 secret that verifies now.
+    async fn keys_for(&self, header: &Header) -> Result<Vec<DecodingKey>, Rejection> {
         let not_allowed = || {
             Rejection::new(Reason::TokenAlgorithmNotAllowed)
                 .with("alg", format!("{:?}", header.alg))
         };
         if header.alg == Algorithm::HS256 {
-            return self.hs256.clone().ok_or_else(not_allowed);
+            let ring = self.hs256.as_ref().ok_or_else(not_allowed)?;
+            return Ok(ring.keys().verifying.clone());
         }
         let jwks = self
             .jwks
@@ -167,7 +191,7 @@ impl Verifier {
             .ok_or_else(|| Rejection::new(Reason::TokenUnknownKey))?;
         match key.algorithm {
             Some(pinned) if pinned.to_string() != format!("{:?}", header.alg) => Err(not_allowed()),
-            _ => Ok(key.decoding),
+            _ => Ok(vec![key.decoding]),
         }
     }
 }
@@ -280,11 +304,17 @@ pub fn mint_dev_token_with(
         exp: now.saturating_add(ttl.as_secs()),
         extra,
     };
-    let key = EncodingKey::from_secret(secret.expose_secret().as_bytes());
+    let ring = Keyring::new(
+        secret.clone(),
+        Duration::ZERO,
+        crate::config::MIN_KEY_BYTES,
+        EncodingKey::from_secret,
+        "auth.hs256_secret",
+    )?;
     Ok(jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,
-        &key,
+        &ring.keys().signing,
     )?)
 }
 

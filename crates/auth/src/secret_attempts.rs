@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
+use pasarela_provider::{Credential, Keyring};
 use ring::hmac;
-use secrecy::ExposeSecret as _;
 
 use crate::config::{Config, RateLimit};
 use crate::rate_limit::RateLimiter;
@@ -27,7 +27,9 @@ pub struct SecretAttempts {
 
 struct Inner {
     limiter: RateLimiter,
-    key: hmac::Key,
+    /// The holder key's keyring: a rotation keeps counting under the replaced key for
+    /// `auth.key_overlap`, so that it resets no customer's budget.
+    keys: Keyring<hmac::Key>,
 }
 
 impl SecretAttempts {
@@ -38,11 +40,22 @@ impl SecretAttempts {
     }
 
     pub(crate) fn new(config: &Config, shared: Option<SharedBuckets>) -> anyhow::Result<Self> {
-        let key = match &config.holder_key {
-            Some(key) => hmac::Key::new(hmac::HMAC_SHA256, key.expose_secret().as_bytes()),
-            None => hmac::Key::generate(hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
-                .map_err(|_| anyhow::anyhow!("no randomness for the holder key"))?,
+        let credential = match &config.holder_key {
+            Some(key) => key.clone(),
+            None => {
+                let random: [u8; 32] = ring::rand::generate(&ring::rand::SystemRandom::new())
+                    .map_err(|_| anyhow::anyhow!("no randomness for the holder key"))?
+                    .expose();
+                Credential::fixed(hex::encode(random))
+            }
         };
+        let keys = Keyring::new(
+            credential,
+            config.key_overlap,
+            crate::config::MIN_KEY_BYTES,
+            |key| hmac::Key::new(hmac::HMAC_SHA256, key),
+            "auth.holder_key",
+        )?;
         let budget = &config.secret_attempts;
         let group = RateLimit {
             name: SECRET_ATTEMPTS.to_owned(),
@@ -53,7 +66,7 @@ impl SecretAttempts {
         Ok(Self {
             inner: Arc::new(Inner {
                 limiter: RateLimiter::new(&[group], shared),
-                key,
+                keys,
             }),
         })
     }
@@ -61,31 +74,39 @@ impl SecretAttempts {
     /// Counts one check of the secret `holder` owns at `provider` (a document type and
     /// number, a member code); past the holder's budget the call is refused with
     /// `RESOURCE_EXHAUSTED` (`RATE_LIMITED`, group `secret-attempts`) and nothing is sent.
+    /// The holder is counted under each key of the keyring: while a replaced key
+    /// overlaps, its bucket keeps the attempts made before the rotation.
     pub async fn check(&self, provider: &str, holder: &str) -> Result<(), tonic::Status> {
-        let name = self.holder_name(provider, holder);
-        self.inner
-            .limiter
-            .check_first(&name)
-            .await
-            .map_err(|exceeded| {
-                Rejection::new(Reason::RateLimited)
-                    .with("group", exceeded.group)
-                    .retry_after(exceeded.retry_after)
-                    .into_status()
-            })
+        let keys = self.inner.keys.keys();
+        for key in &keys.verifying {
+            let name = holder_name(key, provider, holder);
+            self.inner
+                .limiter
+                .check_first(&name)
+                .await
+                .map_err(|exceeded| {
+                    Rejection::new(Reason::RateLimited)
+                        .with("group", exceeded.group)
+                        .retry_after(exceeded.retry_after)
+                        .into_status()
+                })?;
+        }
+        Ok(())
     }
+}
 
-    fn holder_name(&self, provider: &str, holder: &str) -> String {
-        let mut context = hmac::Context::with_key(&self.inner.key);
-        context.update(provider.as_bytes());
-        context.update(&[0]);
-        context.update(holder.as_bytes());
-        hex::encode(&context.sign().as_ref()[..HOLDER_NAME_BYTES])
-    }
+fn holder_name(key: &hmac::Key, provider: &str, holder: &str) -> String {
+    let mut context = hmac::Context::with_key(key);
+    context.update(provider.as_bytes());
+    context.update(&[0]);
+    context.update(holder.as_bytes());
+    hex::encode(&context.sign().as_ref()[..HOLDER_NAME_BYTES])
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::config::Budget;
 
@@ -98,6 +119,46 @@ mod tests {
             ..Config::default()
         };
         SecretAttempts::new(&config, None).unwrap()
+    }
+
+    impl SecretAttempts {
+        fn holder_name(&self, provider: &str, holder: &str) -> String {
+            holder_name(&self.inner.keys.keys().signing, provider, holder)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rotated_holder_key_keeps_the_budget_spent_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("holder-key");
+        std::fs::write(&file, "the first holder key, 32 bytes or more\n").unwrap();
+        let key = Credential::from_file(file.clone()).unwrap();
+        let config = |overlap| Config {
+            secret_attempts: Budget {
+                per_second: 0.01,
+                burst: 2,
+            },
+            holder_key: Some(key.clone()),
+            key_overlap: overlap,
+            ..Config::default()
+        };
+        let overlapping = SecretAttempts::new(&config(Duration::from_secs(3600)), None).unwrap();
+        let forgetful = SecretAttempts::new(&config(Duration::ZERO), None).unwrap();
+        for attempts in [&overlapping, &forgetful] {
+            attempts.check("bcs", "CC:1").await.unwrap();
+            attempts.check("bcs", "CC:1").await.unwrap();
+        }
+        let before = overlapping.holder_name("bcs", "CC:1");
+
+        std::fs::write(&file, "the second holder key, 32 bytes or more\n").unwrap();
+        key.look_again();
+        assert_ne!(overlapping.holder_name("bcs", "CC:1"), before, "renamed");
+        let refused = overlapping.check("bcs", "CC:1").await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        forgetful
+            .check("bcs", "CC:1")
+            .await
+            .expect("without an overlap the rotation gave the holder a new budget");
     }
 
     #[tokio::test]

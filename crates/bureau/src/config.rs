@@ -1,9 +1,9 @@
 //! The bureau section of pasarela's configuration: where Kiban lives, pasarela's API key
 //! for it, and whether that deployment is Kiban's sandbox.
 
+use pasarela_provider::Credential;
 pub use pasarela_provider::Environment;
 use pasarela_provider::outbound::OutboundSettings;
-use secrecy::SecretString;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -14,7 +14,7 @@ pub struct Config {
     /// names more than one host, so no default could be trusted.
     pub base_url: String,
     /// pasarela's Kiban API key, sent in `api_key_header` on every call.
-    pub api_key: SecretString,
+    pub api_key: Credential,
     /// Which Kiban environment `base_url` is: production (real answers, every call billed,
     /// no test cases) or the sandbox (answers from test cases selected by `testCaseId`);
     /// test cases are forwarded to the sandbox only.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret as _, SecretString};
+use pasarela_provider::Credential;
 use serde::Deserialize;
 
 use super::{MemoryStore, PostgresConfig, PostgresStore, Seal, Store};
@@ -42,9 +42,14 @@ pub struct IdempotencyConfig {
     pub max_open_per_caller: usize,
     /// Secret of the HMACs that seal each record to its key and key the request
     /// fingerprints, at least 32 bytes, the same for every replica (a mounted Secret:
-    /// `*_RECORD_KEY_FROM_FILE`). Required with `store = "postgres"`; the memory store
-    /// draws a random one.
-    pub record_key: Option<SecretString>,
+    /// `*_RECORD_KEY_FROM_FILE`, read again when it changes). One key per line: the first
+    /// seals, every one opens. Required with `store = "postgres"`; the memory store draws
+    /// a random one.
+    pub record_key: Option<Credential>,
+    /// How long a key removed from `record_key` still opens records and matches
+    /// fingerprints; unset, `ttl` (a completed record lives that long).
+    #[serde(with = "humantime_serde")]
+    pub record_key_overlap: Option<Duration>,
 }
 
 impl Default for IdempotencyConfig {
@@ -57,6 +62,7 @@ impl Default for IdempotencyConfig {
             max_keys: super::memory::DEFAULT_MAX_KEYS,
             max_open_per_caller: super::DEFAULT_MAX_OPEN_PER_CALLER,
             record_key: None,
+            record_key_overlap: None,
         }
     }
 }
@@ -79,7 +85,7 @@ impl IdempotencyConfig {
     /// able to forge one).
     pub fn seal(&self) -> anyhow::Result<Seal> {
         match (&self.record_key, self.store) {
-            (Some(key), _) => Seal::new(key.expose_secret().as_bytes()),
+            (Some(key), _) => Seal::new(key.clone(), self.record_key_overlap.unwrap_or(self.ttl)),
             (None, StoreKind::Memory) => Seal::random(),
             (None, StoreKind::Postgres) => anyhow::bail!(
                 "idempotency.record_key is required with idempotency.store = \"postgres\": \

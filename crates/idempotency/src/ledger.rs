@@ -655,7 +655,7 @@ mod tests {
             operation: "charge",
             caller: "jwt:billing",
             key: "order-7",
-            fingerprint: "f".into(),
+            fingerprint: String::from("f").into(),
             transaction_id: super::super::Proposed::Ready(txid.into()),
             deadline: Instant::now() + Duration::from_millis(100),
             context: None,

@@ -42,7 +42,7 @@ pub use memory::MemoryStore;
 pub use migrations::{Migrated, latest as latest_schema, migrate};
 pub use postgres::{PostgresConfig, PostgresStore};
 pub use proposal::Pending;
-pub use seal::Seal;
+pub use seal::{Fingerprint, Seal};
 
 pub mod reason {
     pub const IDEMPOTENCY_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
@@ -476,7 +476,7 @@ pub struct Claim<'a> {
     pub caller: &'a str,
     pub key: &'a str,
     /// [`fingerprint`] of the request without its key.
-    pub fingerprint: String,
+    pub fingerprint: Fingerprint,
     /// The provider transaction id of a first attempt; a key whose outcome is unknown
     /// keeps the one of its first attempt.
     pub transaction_id: Proposed<'a>,
@@ -645,7 +645,7 @@ impl Idempotency {
                 },
             };
             let record = self.decode(&key, &existing)?;
-            if record.fingerprint != claim.fingerprint {
+            if !claim.fingerprint.matches(&record.fingerprint) {
                 return Err(self.key_reused());
             }
             match &record.state {
@@ -684,7 +684,7 @@ impl Idempotency {
         claim: &Claim<'_>,
     ) -> Result<Result<Ticket, String>, Status> {
         let record = Record {
-            fingerprint: claim.fingerprint.clone(),
+            fingerprint: claim.fingerprint.current.clone(),
             transaction_id: claim.transaction_id.make().await?,
             operation: claim.operation.to_owned(),
             caller: claim.caller.to_owned(),
@@ -904,7 +904,7 @@ impl Idempotency {
         &self,
         operation: &str,
         request_without_key: &impl prost::Message,
-    ) -> String {
+    ) -> Fingerprint {
         self.seal.fingerprint(operation, request_without_key)
     }
 

@@ -41,7 +41,7 @@ fn claim<'a>(caller: &'a str, fingerprint: &str, txid: &str) -> Claim<'a> {
         operation: "charge",
         caller,
         key: "key-1",
-        fingerprint: fingerprint.to_owned(),
+        fingerprint: fingerprint.to_owned().into(),
         transaction_id: Proposed::Ready(txid.to_owned()),
         deadline: Instant::now() + Duration::from_millis(200),
         context: None,

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use pasarela_idempotency::{IdempotencyConfig, StoreKind};
+use pasarela_provider::Credential;
 pub use pasarela_provider::Environment;
 use pasarela_provider::outbound::OutboundSettings;
-use secrecy::SecretString;
 use serde::Deserialize;
 
 pub use crate::tenancy::{Contract, TenantSettings, UnboundSubscriptions};
@@ -25,7 +25,7 @@ pub struct Config {
     /// OAuth2 client id (the API Market "consumer key"), also sent on every business call.
     pub client_id: String,
     /// OAuth2 client secret (the "consumer secret").
-    pub client_secret: SecretString,
+    pub client_secret: Credential,
     /// Transport (mutual TLS identity and CA, timeouts), retries and breaker.
     #[serde(default)]
     pub outbound: OutboundSettings,

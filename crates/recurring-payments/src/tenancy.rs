@@ -9,7 +9,7 @@ use pasarela::common::v1 as pb_common;
 use pasarela::recurring_payments::v1 as pb;
 use pasarela_auth::{Document, Principal, Trespass, check_end_user};
 use pasarela_idempotency::{Store, StoreUnavailable};
-use secrecy::SecretString;
+use pasarela_provider::Credential;
 use serde::Deserialize;
 use tonic::Status;
 
@@ -33,7 +33,7 @@ pub struct TenantSettings {
 #[serde(deny_unknown_fields)]
 pub struct Contract {
     pub client_id: String,
-    pub client_secret: SecretString,
+    pub client_secret: Credential,
     /// The contract's client certificate and its key (mutual TLS), where Daviplata issued
     /// one per contract; unset, the deployment's.
     #[serde(default)]

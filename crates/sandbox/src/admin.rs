@@ -6,20 +6,22 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::daviplata::{Daviplata, Readings};
 use crate::faults::{Faults, Provider, RuleSpec};
+use crate::secrets::Secrets;
 
 #[derive(Clone)]
 struct Admin {
     faults: Faults,
     daviplata: Daviplata,
+    secrets: Secrets,
 }
 
-pub fn router(faults: Faults, daviplata: Daviplata, bcs: Router) -> Router {
+pub fn router(faults: Faults, daviplata: Daviplata, secrets: Secrets, bcs: Router) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route(
@@ -42,8 +44,39 @@ pub fn router(faults: Faults, daviplata: Daviplata, bcs: Router) -> Router {
             "/daviplata/otp-sessions/{id}/expire",
             post(expire_otp_session),
         )
-        .with_state(Admin { faults, daviplata })
+        .route("/secrets/{provider}", put(set_secrets))
+        .with_state(Admin {
+            faults,
+            daviplata,
+            secrets,
+        })
         .nest("/bcs", bcs)
+}
+
+#[derive(Deserialize)]
+struct AcceptedSecrets {
+    accepted: Vec<String>,
+}
+
+/// The secrets a provider accepts from now on (`bcs`: the client secret, `kiban`: the API
+/// key, `daviplata`: the main client's secret): a rotation adds the new one, then withdraws
+/// the old one.
+async fn set_secrets(
+    State(admin): State<Admin>,
+    Path(provider): Path<String>,
+    body: Result<Json<AcceptedSecrets>, JsonRejection>,
+) -> Response {
+    let Some(accepted) = admin.secrets.of(&provider) else {
+        return refused(StatusCode::NOT_FOUND, format!("no provider {provider:?}"));
+    };
+    let values = match body {
+        Ok(Json(body)) => body.accepted,
+        Err(rejection) => return refused(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    match accepted.replace(values) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(why) => refused(StatusCode::BAD_REQUEST, why),
+    }
 }
 
 fn refused(status: StatusCode, why: impl Into<String>) -> Response {

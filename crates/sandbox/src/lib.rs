@@ -12,6 +12,7 @@ mod faults;
 mod journal;
 mod kiban;
 mod pki;
+mod secrets;
 mod serve;
 mod standalone;
 
@@ -192,16 +193,21 @@ fn routers(options: &SandboxOptions) -> anyhow::Result<[Router; 4]> {
         Some(path) => bcs::Fixtures::from_path(path)?,
         None => bcs::Fixtures::builtin(),
     };
+    let secrets = secrets::Secrets {
+        bcs: secrets::Accepted::new(credentials.bcs_client_secret.clone()),
+        kiban: secrets::Accepted::new(credentials.kiban_api_key.clone()),
+        daviplata: secrets::Accepted::new(credentials.daviplata_client_secret.clone()),
+    };
     let bcs_state = bcs::State::new(
         fixtures,
         credentials.bcs_client_id.clone(),
-        credentials.bcs_client_secret.clone(),
+        secrets.bcs.clone(),
     )
     .with_token_ttl(options.bcs_token_ttl);
-    let kiban = kiban::Kiban::new(credentials.kiban_api_key.clone());
+    let kiban = kiban::Kiban::new(secrets.kiban.clone());
     let daviplata = daviplata::Daviplata::new(daviplata::Settings {
         client_id: credentials.daviplata_client_id.clone(),
-        client_secret: credentials.daviplata_client_secret.clone(),
+        client_secret: secrets.daviplata.clone(),
         contracts: credentials.daviplata_contracts.clone(),
         token_ttl: options.daviplata_token_ttl,
         otp_ttl: DAVIPLATA_OTP_TTL,
@@ -210,7 +216,7 @@ fn routers(options: &SandboxOptions) -> anyhow::Result<[Router; 4]> {
         faults.wrap(Provider::Bcs, bcs::router(bcs_state.clone())),
         faults.wrap(Provider::Kiban, kiban::router(kiban)),
         faults.wrap(Provider::Daviplata, daviplata::router(daviplata.clone())),
-        admin::router(faults, daviplata, bcs::admin_router(bcs_state)),
+        admin::router(faults, daviplata, secrets, bcs::admin_router(bcs_state)),
     ])
 }
 

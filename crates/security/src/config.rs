@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 pub use pasarela_idempotency::{IdempotencyConfig, StoreKind};
+use pasarela_provider::Credential;
 use pasarela_provider::Environment;
 use pasarela_provider::outbound::OutboundSettings;
-use secrecy::SecretString;
 use serde::Deserialize;
 
 pub use crate::bcs::identity::TenantSettings;
@@ -21,11 +21,11 @@ pub struct Config {
     /// MuleSoft client id (`X-Security-ClientID` / `client_id`).
     pub client_id: String,
     /// MuleSoft client secret (`X-Security-ClientSecret` / `client_secret`).
-    pub client_secret: SecretString,
+    pub client_secret: Credential,
     /// OAuth2 access token for `X-Security-Token` / `Authorization: Bearer`, where the
-    /// environment requires one.
+    /// environment requires one; from a file, read again when the file changes.
     #[serde(default)]
-    pub access_token: Option<SecretString>,
+    pub access_token: Option<Credential>,
     /// Where the access token comes from when it is not fixed: an OAuth2
     /// client-credentials endpoint (renewed before it expires) or a file (read again when
     /// it changes). Exclusive with `access_token`.

@@ -394,6 +394,7 @@ fn metrics_registry(idempotency: &IdempotencyMetrics, connections: &ConnectionMe
     connections.register(&mut registry);
     rpc_layer::register(&mut registry);
     pasarela_provider::metrics::register(&mut registry);
+    pasarela_provider::credential::register(&mut registry);
     idempotency.register(&mut registry);
     registry
 }

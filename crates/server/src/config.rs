@@ -533,8 +533,21 @@ impl Config {
 /// environment.
 const FROM_FILE: &str = "_from_file";
 
-/// The values of every `PASARELA_<KEY>_FROM_FILE` variable, read from their files (one
-/// trailing newline dropped), nested as the key says.
+/// Keys (by their last part) that hold credentials: from a file, such a key is set to
+/// `{ file = ... }`, so that the credential is read again whenever the file changes (a
+/// rotated Secret); other keys are set to the file's content, read once.
+const ROTATING: [&str; 6] = [
+    "client_secret",
+    "access_token",
+    "api_key",
+    "hs256_secret",
+    "holder_key",
+    "record_key",
+];
+
+/// The values of every `PASARELA_<KEY>_FROM_FILE` variable, nested as the key says: a
+/// credential names its file, any other key takes the file's content (one trailing
+/// newline dropped). Every file must be readable now.
 fn values_from_files(
     vars: impl Iterator<Item = (String, String)>,
 ) -> anyhow::Result<serde_json::Value> {
@@ -551,17 +564,25 @@ fn values_from_files(
             std::fs::read_to_string(&path).with_context(|| format!("{name}: reading {path}"))?;
         let value = text.strip_suffix('\n').unwrap_or(&text);
         let value = value.strip_suffix('\r').unwrap_or(value);
-        let path: Vec<&str> = key.split("__").collect();
-        insert_path(&mut root, &path, value.to_owned());
+        let keys: Vec<&str> = key.split("__").collect();
+        let value = match keys.last() {
+            Some(last) if ROTATING.contains(last) => serde_json::json!({ "file": path }),
+            _ => serde_json::Value::String(value.to_owned()),
+        };
+        insert_path(&mut root, &keys, value);
     }
     Ok(serde_json::Value::Object(root))
 }
 
-fn insert_path(map: &mut serde_json::Map<String, serde_json::Value>, path: &[&str], value: String) {
+fn insert_path(
+    map: &mut serde_json::Map<String, serde_json::Value>,
+    path: &[&str],
+    value: serde_json::Value,
+) {
     match path {
         [] => {}
         [last] => {
-            map.insert((*last).to_owned(), serde_json::Value::String(value));
+            map.insert((*last).to_owned(), value);
         }
         [head, rest @ ..] => {
             let child = map
@@ -626,7 +647,18 @@ mod tests {
         let values = values_from_files(vars.into_iter()).unwrap();
         assert_eq!(
             values,
-            serde_json::json!({"security": {"client_secret": "s3cr3t"}})
+            serde_json::json!({"security": {"client_secret": {"file": secret}}}),
+            "a credential names its file, to be read again when it changes"
+        );
+        let url = dir.path().join("url");
+        std::fs::write(&url, "postgres://ledger\n").unwrap();
+        let vars = [(
+            "PASARELA_SECURITY__IDEMPOTENCY__POSTGRES__URL_FROM_FILE".to_owned(),
+            url.display().to_string(),
+        )];
+        assert_eq!(
+            values_from_files(vars.into_iter()).unwrap(),
+            serde_json::json!({"security": {"idempotency": {"postgres": {"url": "postgres://ledger"}}}})
         );
     }
 

@@ -60,34 +60,41 @@ pub(super) fn expand(documented: &DocumentedKey) -> Vec<(String, String)> {
 
 /// Sections that exist only with some keys set: `tls` needs its certificate and key, a
 /// budget its rate and its burst.
-pub(super) const SECTION_COMPANIONS: [(&str, [(&str, &str); 2]); 4] = [
+pub(super) const SECTION_COMPANIONS: [(&str, &[(&str, &str)]); 5] = [
     (
         "tls.",
-        [
+        &[
             ("PASARELA_TLS__CERT_FILE", "tls.crt"),
             ("PASARELA_TLS__KEY_FILE", "tls.key"),
         ],
     ),
     (
         "auth.unauthenticated_per_peer.",
-        [
+        &[
             ("PASARELA_AUTH__UNAUTHENTICATED_PER_PEER__PER_SECOND", "10"),
             ("PASARELA_AUTH__UNAUTHENTICATED_PER_PEER__BURST", "100"),
         ],
     ),
     (
         "auth.exempt_per_peer.",
-        [
+        &[
             ("PASARELA_AUTH__EXEMPT_PER_PEER__PER_SECOND", "20"),
             ("PASARELA_AUTH__EXEMPT_PER_PEER__BURST", "50"),
         ],
     ),
     (
         "auth.secret_attempts.",
-        [
+        &[
             ("PASARELA_AUTH__SECRET_ATTEMPTS__PER_SECOND", "0.0167"),
             ("PASARELA_AUTH__SECRET_ATTEMPTS__BURST", "10"),
         ],
+    ),
+    (
+        "security.token.",
+        &[(
+            "PASARELA_SECURITY__TOKEN__URL",
+            "https://bank.example/oauth2/token",
+        )],
     ),
 ];
 
@@ -135,7 +142,11 @@ pub(super) fn every_documented_key_is_accepted_under_its_variable() {
             let mut variables = required.clone();
             for (prefix, companions) in SECTION_COMPANIONS {
                 if key.starts_with(prefix) {
-                    variables.extend(companions.map(|(k, v)| (k.to_owned(), v.to_owned())));
+                    variables.extend(
+                        companions
+                            .iter()
+                            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+                    );
                 }
             }
             variables.insert(variable.clone(), default.clone());

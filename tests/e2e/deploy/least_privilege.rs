@@ -139,11 +139,11 @@ pub(super) fn each_deployment_reads_its_own_secrets_only_and_bureau_nothing_of_t
 
             let config = pod_config(manifests, deployment);
             let holder_key = config.auth.holder_key.as_ref().expect("a holder key");
-            holder_keys.insert(holder_key.expose_secret().to_owned());
+            holder_keys.insert(holder_key.current().expose_secret().to_owned());
             redis_users.insert(url_user(&redis_url(manifests, service)).to_owned());
             if let Some(store) = idempotency(&config, service) {
                 let record_key = store.record_key.as_ref().expect("a record key");
-                record_keys.insert(record_key.expose_secret().to_owned());
+                record_keys.insert(record_key.current().expose_secret().to_owned());
             }
         }
         assert_eq!(holder_keys.len(), 3, "{overlay}: a holder key per service");

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use pasarela::bureau::v1::GetPasswordExpirationResponse;
-use pasarela_provider::ProviderError;
 use pasarela_provider::outbound::{Operation, Outbound, RawResponse};
+use pasarela_provider::{Credential, Delivery, ProviderError, reasons};
 use reqwest::Url;
-use reqwest::header::{ACCEPT, HeaderName, HeaderValue};
+use reqwest::header::{ACCEPT, HeaderName, HeaderValue, InvalidHeaderValue};
 use secrecy::ExposeSecret as _;
+use tonic::Code;
 
 use super::errors::{self, DOMAIN};
 use super::wire::{self, Envelope, ExpiryBody, FailureBody, Unusable};
@@ -31,8 +32,8 @@ pub struct Kiban {
     outbound: Outbound,
     url: Url,
     api_key_header: HeaderName,
-    /// Marked sensitive: never printed, and kept out of HTTP/2 header compression tables.
-    api_key: HeaderValue,
+    /// Read again from its file when it changes (a rotated Secret).
+    api_key: Credential,
 }
 
 impl Kiban {
@@ -49,18 +50,16 @@ impl Kiban {
                     config.api_key_header
                 )
             })?;
-        // The error must not quote the key.
-        let mut api_key = HeaderValue::from_str(config.api_key.expose_secret()).map_err(|_| {
+        api_key_value(&config.api_key).map_err(|_| {
             anyhow::anyhow!("bureau.api_key holds characters a header cannot carry")
         })?;
-        api_key.set_sensitive(true);
         let outbound = Outbound::new(DOMAIN, &config.outbound)?;
         outbound.expect_operations(&[PASSWORD_EXPIRY.name]);
         Ok(Self {
             outbound,
             url,
             api_key_header,
-            api_key,
+            api_key: config.api_key.clone(),
         })
     }
 
@@ -75,11 +74,16 @@ impl Kiban {
         query: &ExpiryQuery,
         budget: Duration,
     ) -> Result<GetPasswordExpirationResponse, ProviderError> {
+        let api_key = api_key_value(&self.api_key).map_err(|_| {
+            ProviderError::new(Code::Unavailable, reasons::PROVIDER_AUTH_FAILED, DOMAIN)
+                .message("pasarela's Kiban API key cannot be sent")
+                .delivery(Delivery::NotSent)
+        })?;
         let mut request = self
             .outbound
             .client()
             .post(self.url.clone())
-            .header(self.api_key_header.clone(), self.api_key.clone())
+            .header(self.api_key_header.clone(), api_key)
             .header(ACCEPT, "application/json")
             .json(&ExpiryBody::from(query));
         if let Some(id) = &query.test_case_id {
@@ -88,6 +92,14 @@ impl Kiban {
         let answer = self.outbound.send(PASSWORD_EXPIRY, request, budget).await?;
         read(answer, query)
     }
+}
+
+/// The API key as a header value marked sensitive: never printed, and kept out of HTTP/2
+/// header compression tables. The error must not quote the key.
+fn api_key_value(key: &Credential) -> Result<HeaderValue, InvalidHeaderValue> {
+    let mut value = HeaderValue::from_str(key.current().expose_secret())?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// The typed response from Kiban's answer, or the error it means. The body is parsed once

@@ -10,10 +10,10 @@ use anyhow::Context as _;
 use futures::FutureExt as _;
 use pasarela_provider::outbound::{Operation, Outbound, RawResponse};
 use pasarela_provider::token::{self, Token, TokenCache};
-use pasarela_provider::{BaseUrl, Delivery, ProviderError, metrics, reasons};
+use pasarela_provider::{BaseUrl, Credential, Delivery, ProviderError, metrics, reasons};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderName};
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::ExposeSecret as _;
 use serde::Serialize;
 use tonic::Code;
 use tracing::Instrument as _;
@@ -81,7 +81,7 @@ struct Inner {
     token_url: reqwest::Url,
     paths: Paths,
     client_id: String,
-    client_secret: SecretString,
+    client_secret: Credential,
     client_id_header: HeaderName,
     /// Where business calls carry the secret too, when the gateway wants it there.
     client_secret_header: Option<HeaderName>,
@@ -191,17 +191,17 @@ impl Daviplata {
         .instrument(span.clone())
         .await
         // Every failure, the token request's too, loses the call's secrets and pasarela's.
-        .map_err(|error| error.scrub(call.secrets).scrub(&self.credentials()))
+        .map_err(|error| {
+            let client_secret = self.inner.client_secret.current();
+            error
+                .scrub(call.secrets)
+                .scrub(&[client_secret.expose_secret()])
+        })
         .inspect_err(|error| {
             span.in_scope(|| {
                 tracing::info!(reason = %error.reason, code = ?error.code, delivery = error.delivery.as_str(), "daviplata call failed");
             });
         })
-    }
-
-    /// pasarela's own secrets, never to be passed on from a provider's text.
-    fn credentials(&self) -> [&str; 1] {
-        [self.inner.client_secret.expose_secret()]
     }
 
     async fn send_once(
@@ -226,7 +226,7 @@ impl Daviplata {
             .header(ACCEPT, "application/json")
             .body(body.to_vec());
         if let Some(header) = &inner.client_secret_header {
-            request = request.header(header, inner.client_secret.expose_secret());
+            request = request.header(header, inner.client_secret.current().expose_secret());
         }
         let response = inner
             .outbound
@@ -257,10 +257,11 @@ async fn fetch_token(inner: Arc<Inner>) -> Result<Token, ProviderError> {
         .token_refreshes
         .get_or_create(&metrics::ProviderLabels { provider: DOMAIN })
         .inc();
+    let client_secret = inner.client_secret.current();
     let form = TokenRequest {
         grant_type: "client_credentials",
         client_id: &inner.client_id,
-        client_secret: inner.client_secret.expose_secret(),
+        client_secret: client_secret.expose_secret(),
         scope: &inner.scope,
     };
     let request = inner

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset, Utc};
 use rand::Rng;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use super::fixtures::{Account, ContactInfo, CustomerFixture, Fixtures, Transaction};
 use super::tokens::Tokens;
+use crate::secrets::Accepted;
 
 /// How long an issued access token lives unless a test says otherwise.
 const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(900);
@@ -23,17 +24,17 @@ const BOGOTA_OFFSET_SECONDS: i32 = -5 * 3600;
 pub struct State {
     bank: Arc<Mutex<Bank>>,
     client_id: Arc<str>,
-    client_secret: Arc<SecretString>,
+    client_secret: Accepted,
     tokens: Tokens,
 }
 
 impl State {
     /// A bank seeded from `fixtures`, accepting only `client_id` / `client_secret`.
-    pub fn new(fixtures: Fixtures, client_id: String, client_secret: String) -> State {
+    pub fn new(fixtures: Fixtures, client_id: String, client_secret: Accepted) -> State {
         State {
             bank: Arc::new(Mutex::new(Bank::seed(fixtures))),
             client_id: client_id.into(),
-            client_secret: Arc::new(client_secret.into()),
+            client_secret,
             tokens: Tokens::new(DEFAULT_TOKEN_TTL),
         }
     }
@@ -69,7 +70,7 @@ impl State {
     }
 
     pub(crate) fn accepts_client(&self, id: &str, secret: &str) -> bool {
-        *self.client_id == *id && self.client_secret.expose_secret() == secret
+        *self.client_id == *id && self.client_secret.accepts(secret)
     }
 
     /// The bank, locked for one short, await-free critical section.

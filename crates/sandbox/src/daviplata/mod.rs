@@ -60,11 +60,15 @@ struct TokenForm {
 async fn token(State(daviplata): State<Daviplata>, body: Bytes) -> Response {
     let form: TokenForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let client_id = form.client_id.as_deref().unwrap_or_default();
-    let secret = daviplata.secret_of(client_id);
+    let known = daviplata.knows(client_id);
     let checks = [
-        (secret.is_some(), Failure::Gateway(Gateway::UnknownClient)),
+        (known, Failure::Gateway(Gateway::UnknownClient)),
         (
-            secret.is_some() && form.client_secret.as_deref() == secret,
+            known
+                && form
+                    .client_secret
+                    .as_deref()
+                    .is_some_and(|secret| daviplata.accepts(client_id, secret)),
             Failure::OAuth(OAuth::InvalidClient),
         ),
         (
@@ -104,7 +108,7 @@ fn authorize(daviplata: &Daviplata, headers: &HeaderMap) -> Result<(), Failure> 
         .iter()
         .find_map(|name| headers.get(*name))
         .and_then(|value| value.to_str().ok());
-    let Some(client_id) = client_id.filter(|id| daviplata.secret_of(id).is_some()) else {
+    let Some(client_id) = client_id.filter(|id| daviplata.knows(id)) else {
         return Err(Failure::Gateway(Gateway::UnknownClient));
     };
     if daviplata.readings().client_secret_required {
@@ -112,7 +116,7 @@ fn authorize(daviplata: &Daviplata, headers: &HeaderMap) -> Result<(), Failure> 
             .iter()
             .find_map(|name| headers.get(*name))
             .and_then(|value| value.to_str().ok());
-        if secret.is_none() || secret != daviplata.secret_of(client_id) {
+        if !secret.is_some_and(|secret| daviplata.accepts(client_id, secret)) {
             return Err(Failure::Gateway(Gateway::UnknownClient));
         }
     }

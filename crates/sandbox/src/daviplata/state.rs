@@ -19,6 +19,7 @@ use super::wire::{
     InfoOtp, PaymentAnswer, PaymentDetail, PaymentProvider, Product, RequestAnswer, ResultStatus,
     SubscriptionView, Wallet,
 };
+use crate::secrets::Accepted;
 
 /// The wallets the emulated Daviplata knows, embedded so the sandbox runs without files.
 const WALLETS: &str = include_str!("../../fixtures/daviplata.json");
@@ -27,7 +28,7 @@ const WALLETS: &str = include_str!("../../fixtures/daviplata.json");
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub client_id: String,
-    pub client_secret: String,
+    pub client_secret: Accepted,
     /// Other clients (id, secret) the gateway knows: other contracts.
     pub contracts: Vec<(String, String)>,
     pub token_ttl: Duration,
@@ -345,17 +346,23 @@ impl Daviplata {
     }
 
     /// A new access token and its lifetime.
-    /// The secret of a client the gateway knows: the main one or another contract's.
-    pub fn secret_of(&self, client_id: &str) -> Option<&str> {
+    /// Whether the gateway knows `client_id`: the main client or another contract's.
+    pub fn knows(&self, client_id: &str) -> bool {
+        let settings = &self.inner.settings;
+        client_id == settings.client_id || settings.contracts.iter().any(|(id, _)| id == client_id)
+    }
+
+    /// Whether `secret` is `client_id`'s (the main client's may be rotating: either of
+    /// its accepted secrets).
+    pub fn accepts(&self, client_id: &str, secret: &str) -> bool {
         let settings = &self.inner.settings;
         if client_id == settings.client_id {
-            return Some(&settings.client_secret);
+            return settings.client_secret.accepts(secret);
         }
         settings
             .contracts
             .iter()
-            .find(|(id, _)| id == client_id)
-            .map(|(_, secret)| secret.as_str())
+            .any(|(id, known)| id == client_id && known == secret)
     }
 
     /// A token for `client_id`, good only with that client's id.

@@ -16,6 +16,7 @@ use axum::routing::post;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::secrets::Accepted;
 use wire::{Credentials, Envelope, FieldError, Timing};
 
 /// The company (persona moral) variant of Kiban's password-expiry service.
@@ -79,13 +80,13 @@ pub struct Kiban {
 }
 
 struct Inner {
-    api_key: String,
+    api_key: Accepted,
     /// clave -> (contrasena, fechaExpiracion)
     members: HashMap<String, (String, String)>,
 }
 
 impl Kiban {
-    pub fn new(api_key: String) -> Kiban {
+    pub fn new(api_key: Accepted) -> Kiban {
         let seed: Seed =
             serde_json::from_str(MEMBERS).expect("the builtin kiban fixtures are valid");
         let members = seed
@@ -128,7 +129,7 @@ async fn password_expiry(
 ) -> Response {
     let created = chrono::Utc::now();
     let api_key = headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok());
-    if api_key != Some(kiban.inner.api_key.as_str()) {
+    if !api_key.is_some_and(|key| kiban.inner.api_key.accepts(key)) {
         return (
             StatusCode::UNAUTHORIZED,
             Json(json!({ "message": "Unauthorized" })),
@@ -233,7 +234,7 @@ mod tests {
 
     #[test]
     fn builtin_members_load() {
-        let kiban = Kiban::new("k".into());
+        let kiban = Kiban::new(Accepted::new("k".into()));
         let known = Credentials {
             clave: "FF12345678".into(),
             contrasena: "P4SSW0RD".into(),

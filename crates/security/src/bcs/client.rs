@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use pasarela_auth::{CallContext, Principal};
 use pasarela_idempotency::{IdempotencyMetrics, Store, reason};
 use pasarela_provider::{
-    BaseUrl, Delivery, Operation, Outbound, ProviderError, RawResponse, Violations, deadline,
-    reasons,
+    BaseUrl, Credential, Delivery, Operation, Outbound, ProviderError, RawResponse, Violations,
+    deadline, reasons,
 };
 use reqwest::Method;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::{Code, Status};
@@ -364,7 +364,7 @@ pub struct Bcs {
     outbound: Arc<Outbound>,
     base_url: BaseUrl,
     client_id: String,
-    client_secret: SecretString,
+    client_secret: Credential,
     /// The token every call carries.
     token: AccessToken,
     paths: Paths,
@@ -664,8 +664,9 @@ impl Bcs {
         sent.extend(query.map(|(name, value)| (is_secret_field(name), value.clone())));
         sent.extend(outgoing.path_id.iter().map(|id| (false, id.clone())));
         sent.retain(|(secret, value)| *secret || value.chars().count() >= MIN_SCRUBBED);
+        let client_secret = self.client_secret.current();
         let mut secrets: Vec<&str> = sent.iter().map(|(_, value)| value.as_str()).collect();
-        secrets.push(self.client_secret.expose_secret());
+        secrets.push(client_secret.expose_secret());
         secrets.extend(token);
         bounded(error.scrub(&secrets))
     }
@@ -747,7 +748,10 @@ impl Bcs {
                 now.format("%Y-%m-%dT%H:%M:%S%.3f").to_string(),
             )
             .header(op.credentials.id, &self.client_id)
-            .header(op.credentials.secret, self.client_secret.expose_secret());
+            .header(
+                op.credentials.secret,
+                self.client_secret.current().expose_secret(),
+            );
         if let Some(token) = token {
             let value = if op.credentials.bearer {
                 format!("Bearer {token}")
