@@ -667,7 +667,9 @@ impl Idempotency {
                     tokio::time::sleep(self.poll).await;
                 }
                 State::InFlight { .. } | State::Unknown { .. } => {
-                    if let Some(ticket) = self.after_unknown(&key, &existing, record).await? {
+                    let print = &claim.fingerprint.current;
+                    if let Some(ticket) = self.after_unknown(&key, &existing, record, print).await?
+                    {
                         return Ok(Begin::Run(ticket));
                     }
                 }
@@ -722,13 +724,19 @@ impl Idempotency {
 
     /// A key whose outcome is unknown (or whose owner died): held for an operator, or
     /// re-claimed with its transaction id. `None` when another call changed it first.
+    /// The record written again carries `fingerprint`, the request's under the record key
+    /// that seals now: a retry after a later rotation still matches it.
     async fn after_unknown(
         &self,
         key: &str,
         existing: &str,
         record: Record,
+        fingerprint: &str,
     ) -> Result<Option<Ticket>, Status> {
-        let record = record.taken_over();
+        let record = Record {
+            fingerprint: fingerprint.to_owned(),
+            ..record.taken_over()
+        };
         let next = match self.on_unknown {
             OnUnknown::Hold if matches!(record.state, State::Unknown { .. }) => {
                 return Err(self.awaiting_reconciliation(&record));

@@ -259,6 +259,8 @@ impl<T> Keyring<T> {
                 state
                     .retired
                     .extend(gone.into_iter().map(|key| (key, until)));
+                // A key listed again verifies as listed, not twice.
+                state.retired.retain(|(key, _)| !listed.contains(key));
                 state.listed = listed;
             }
             state.generation = generation;
@@ -270,12 +272,15 @@ impl<T> Keyring<T> {
     }
 }
 
+/// The keys of a keyring's text, each once, in order.
 fn lines(text: &str) -> Vec<Vec<u8>> {
-    text.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .map(|line| line.as_bytes().to_vec())
-        .collect()
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    for line in text.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        if !keys.iter().any(|key| key == line.as_bytes()) {
+            keys.push(line.as_bytes().to_vec());
+        }
+    }
+    keys
 }
 
 fn check_lines(listed: &[Vec<u8>], min_bytes: usize, name: &str) -> anyhow::Result<()> {
@@ -422,6 +427,14 @@ mod tests {
         assert_eq!(
             keys.verifying,
             ["newer-key-newer", "new-key-new-key", "old-key-old-key"]
+        );
+
+        // Back to the old key, listed twice: each key verifies once.
+        std::fs::write(&file, "old-key-old-key\nold-key-old-key\n").unwrap();
+        aged(&credential);
+        assert_eq!(
+            long.keys().verifying,
+            ["old-key-old-key", "newer-key-newer", "new-key-new-key"]
         );
     }
 

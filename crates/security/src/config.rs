@@ -10,6 +10,7 @@ use pasarela_provider::Environment;
 use pasarela_provider::outbound::OutboundSettings;
 use serde::Deserialize;
 
+pub use crate::bcs::errors::DecryptionFailure;
 pub use crate::bcs::identity::TenantSettings;
 pub use crate::bcs::token::{AuthStyle, TokenSettings};
 
@@ -83,6 +84,12 @@ pub struct Config {
     /// zero hides a customer's first hold, silently (docs/spec-decisions.md).
     #[serde(default)]
     pub holds_record_base: RecordBase,
+    /// Who answers for the bank failing to decrypt a customer's secret (`500 00001 WEL`):
+    /// `deployment` (the default: `INTERNAL` `ALLY_NOT_RECOGNISED`, as the ally pasarela
+    /// sends names the bank's key) or `caller` (`FAILED_PRECONDITION` `DECRYPTION_FAILED`)
+    /// (docs/spec-decisions.md).
+    #[serde(default)]
+    pub decryption_failure: DecryptionFailure,
     /// How S13 writes the status it sets: its example's words (`Active`, the default) or
     /// the digits its prose pairs them with (`1`), as S1 answers (docs/spec-decisions.md).
     #[serde(default)]

@@ -13,14 +13,14 @@ use pasarela_provider::{
     deadline, reasons,
 };
 use reqwest::Method;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::{Code, Status};
 use tracing::Instrument as _;
 
 use super::envelope;
-use super::errors::{DOMAIN, MAX_TEXT, SERVICE_DOMAIN, bad_response};
+use super::errors::{DOMAIN, DecryptionFailure, MAX_TEXT, SERVICE_DOMAIN, bad_response};
 use super::identity::Identities;
 use super::invoker::{self, ProcessIdRule, SequenceError, TxIds};
 use super::token::{AccessToken, Current};
@@ -374,6 +374,7 @@ pub struct Bcs {
     withdrawal_tx_id_prefix: String,
     bank_code: String,
     tx_ids: TxIds,
+    decryption_failure: DecryptionFailure,
 }
 
 /// A request checked and ready to send: its invoker values and what it carries.
@@ -468,6 +469,7 @@ impl Bcs {
             tx_id_prefix: config.tx_id_prefix,
             withdrawal_tx_id_prefix: config.withdrawal_tx_id_prefix,
             bank_code: config.bank_code,
+            decryption_failure: config.decryption_failure,
             tx_ids: TxIds::new(store),
         })
     }
@@ -594,8 +596,12 @@ impl Bcs {
             tx_id = %fields.tx_id,
         );
         async {
+            // One value per call, sent and scrubbed alike, however the file rotates meanwhile.
+            let secret = self.client_secret.current();
             let mut token = self.token.current(&self.outbound, deadline).await?;
-            let mut raw = self.send_once(op, prepared, &token, deadline).await?;
+            let mut raw = self
+                .send_once(op, prepared, (&token, &secret), deadline)
+                .await?;
             // A refused token is forgotten, so that the next call renews it; a call that is
             // safe to repeat is sent once more under the new one. S18 and the checks of a
             // customer's secret never are: the bank may have acted, or counted the attempt.
@@ -606,13 +612,17 @@ impl Bcs {
                 let renewed = self.token.current(&self.outbound, deadline).await?;
                 if renewed.value() != token.value() {
                     tracing::info!("the bank refused its token: sent again under a new one");
-                    raw = self.send_once(op, prepared, &renewed, deadline).await?;
+                    raw = self
+                        .send_once(op, prepared, (&renewed, &secret), deadline)
+                        .await?;
                     token = renewed;
                 }
             }
             tracing::debug!(status = raw.status.as_u16(), "bank answered");
-            envelope::read::<W>(op.name, op.marker(), &raw)
-                .map_err(|error| self.scrubbed(error, &prepared.outgoing, token.value()))
+            envelope::read::<W>(op.name, op.marker(), &raw).map_err(|error| {
+                let error = self.decryption_failure.blame(error);
+                self.scrubbed(error, &prepared.outgoing, (token.value(), &secret))
+            })
         }
         .instrument(span.clone())
         .await
@@ -623,15 +633,20 @@ impl Bcs {
         })
     }
 
-    /// One sending of a prepared request under `token`, by `deadline`.
+    /// One sending of a prepared request under a token and client secret, by `deadline`.
     async fn send_once<B: Serialize, W>(
         &self,
         op: &Op<W>,
         prepared: &Prepared<B>,
-        token: &Current,
+        (token, secret): (&Current, &SecretString),
         deadline: Instant,
     ) -> Result<RawResponse, ProviderError> {
-        let request = self.request(op, &prepared.fields, &prepared.outgoing, token.value());
+        let request = self.request(
+            op,
+            &prepared.fields,
+            &prepared.outgoing,
+            (token.value(), secret),
+        );
         let operation = Operation {
             name: op.name,
             safe_to_retry: op.retry == Retry::Safe,
@@ -650,7 +665,7 @@ impl Bcs {
         &self,
         error: ProviderError,
         outgoing: &Outgoing<B>,
-        token: Option<&str>,
+        (token, client_secret): (Option<&str>, &SecretString),
     ) -> ProviderError {
         let mut sent = Vec::new();
         if let Some(body) = outgoing
@@ -664,7 +679,6 @@ impl Bcs {
         sent.extend(query.map(|(name, value)| (is_secret_field(name), value.clone())));
         sent.extend(outgoing.path_id.iter().map(|id| (false, id.clone())));
         sent.retain(|(secret, value)| *secret || value.chars().count() >= MIN_SCRUBBED);
-        let client_secret = self.client_secret.current();
         let mut secrets: Vec<&str> = sent.iter().map(|(_, value)| value.as_str()).collect();
         secrets.push(client_secret.expose_secret());
         secrets.extend(token);
@@ -730,7 +744,7 @@ impl Bcs {
         op: &Op<W>,
         fields: &InvokerFields,
         outgoing: &Outgoing<B>,
-        token: Option<&str>,
+        (token, client_secret): (Option<&str>, &SecretString),
     ) -> reqwest::RequestBuilder {
         let mut path = (op.path)(&self.paths).to_owned();
         if let Some(id) = &outgoing.path_id {
@@ -748,10 +762,7 @@ impl Bcs {
                 now.format("%Y-%m-%dT%H:%M:%S%.3f").to_string(),
             )
             .header(op.credentials.id, &self.client_id)
-            .header(
-                op.credentials.secret,
-                self.client_secret.current().expose_secret(),
-            );
+            .header(op.credentials.secret, client_secret.expose_secret());
         if let Some(token) = token {
             let value = if op.credentials.bearer {
                 format!("Bearer {token}")

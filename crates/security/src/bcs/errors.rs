@@ -37,6 +37,47 @@ pub mod reason {
     /// `404 00404 OUD` "La solicitud incluye un URI de recursos que no existe"): a path
     /// setting that does not match this bank, never the caller's "not found".
     pub const PROVIDER_PATH_NOT_FOUND: &str = "PROVIDER_PATH_NOT_FOUND";
+    /// The bank could not decrypt what it received (`500 00001 WEL`) and the deployment
+    /// answers for it: the ally code pasarela sends names the key the bank decrypts with.
+    pub const ALLY_NOT_RECOGNISED: &str = "ALLY_NOT_RECOGNISED";
+}
+
+/// The bank's code and type for "Error realizando des-encriptacion de la informacion
+/// recibida" (S10 and S11's tables).
+const DECRYPTION_REFUSED: (&str, &str) = ("00001", "WEL");
+
+/// Who answers for the bank failing to decrypt a customer's secret (`00001 WEL`): the
+/// secret is the caller's ciphertext, but `X-Invoker-Ally`, which names the key the bank
+/// decrypts with (spec line 108), is the deployment's and no caller can see or change it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecryptionFailure {
+    /// `INTERNAL` `ALLY_NOT_RECOGNISED`: an operator checks the ally (the default: a wrong
+    /// ally fails every password and card call of a tenant, and must page someone).
+    #[default]
+    Deployment,
+    /// `FAILED_PRECONDITION` `DECRYPTION_FAILED`: the caller encrypted with the wrong key.
+    Caller,
+}
+
+impl DecryptionFailure {
+    /// `error` blamed as this reading says, when the bank answered `00001 WEL`; any other
+    /// error as it is.
+    pub fn blame(self, mut error: ProviderError) -> ProviderError {
+        let decryption = error.details.answered.as_ref().is_some_and(|answered| {
+            (answered.code.as_str(), answered.kind.as_str()) == DECRYPTION_REFUSED
+        });
+        if !decryption || self == DecryptionFailure::Caller {
+            return error;
+        }
+        error.code = Code::Internal;
+        error.reason = reason::ALLY_NOT_RECOGNISED.to_owned();
+        error.message(
+            "Banco Caja Social could not decrypt the request: the ally code pasarela sends \
+             (security.invoker.ally, or the tenant's) does not name the key the secret was \
+             encrypted with; an operator must check it (security.decryption_failure)",
+        )
+    }
 }
 
 /// A failure as the bank wrote it (envelope detail plus HTTP status).
@@ -309,6 +350,34 @@ mod tests {
             kind: kind.into(),
             desc: String::new(),
         }
+    }
+
+    #[test]
+    fn a_failed_decryption_is_the_deployments_unless_told_it_is_the_callers() {
+        let wel = || from_failure("change_password", &failure(500, "00001", "WEL"));
+        let ours = DecryptionFailure::default().blame(wel());
+        assert_eq!(
+            (ours.code, ours.reason.as_str()),
+            (Code::Internal, reason::ALLY_NOT_RECOGNISED)
+        );
+        assert!(
+            ours.message.contains("security.invoker.ally"),
+            "{}",
+            ours.message
+        );
+        assert_eq!(
+            ours.delivery,
+            wel().delivery,
+            "what the bank did is unchanged"
+        );
+        let theirs = DecryptionFailure::Caller.blame(wel());
+        assert_eq!(
+            (theirs.code, theirs.reason.as_str()),
+            (Code::FailedPrecondition, "DECRYPTION_FAILED")
+        );
+        let other = from_failure("change_password", &failure(500, "00100", "TRX"));
+        let kept = DecryptionFailure::default().blame(other.clone());
+        assert_eq!((kept.code, kept.reason), (other.code, other.reason));
     }
 
     #[test]
