@@ -5,7 +5,8 @@
 
 use pasarela::recurring_payments::v1::RequestSubscriptionRequest;
 use pasarela::security::v1::{
-    HoldFilter, ListChannelHoldsRequest, PasswordStatus, UpdatePasswordStatusRequest,
+    GetAuthenticationLevelRequest, HoldFilter, ListChannelHoldsRequest, PasswordStatus,
+    UpdatePasswordStatusRequest,
 };
 use serde_json::json;
 use tonic::Code;
@@ -13,13 +14,14 @@ use tonic::Code;
 use crate::recurring_payments::{WALLET, commerce, wallet};
 use crate::security::{customer, status_request};
 use crate::support::{TestApp, cc, spawn_app_with};
-use pasarela_security::config::HoldsQuery;
+use pasarela_security::config::{CredentialFamily, HoldsQuery};
 
-/// Sets the BCS emulator's readings of S14's query and S1's path.
-async fn bank_reads(app: &TestApp, holds_query: &str, password_status_path: &str) {
+/// Sets the BCS emulator's readings of S14's query, S1's path and S16's credentials.
+async fn bank_reads(app: &TestApp, holds_query: &str, password_status_path: &str, s16: &str) {
     let (path, readings) = bcs_readings(json!({
         "holds_query": holds_query,
         "password_status_path": password_status_path,
+        "unprinted_credentials": s16,
     }));
     app.admin_send(reqwest::Method::PUT, path, readings).await;
 }
@@ -196,6 +198,53 @@ async fn the_holds_query_casing_works_when_it_matches_the_bank_and_fails_clearly
             configure,
             bcs_readings(json!({ "holds_query": bank })),
             holds,
+            works,
+            &refusal,
+        )
+        .await;
+    }
+}
+
+/// S16 for a customer of the sandbox's fixtures.
+async fn authentication_level(app: &TestApp) -> Result<(), tonic::Status> {
+    crate::security::client(app)
+        .get_authentication_level(GetAuthenticationLevelRequest {
+            customer: cc("1030"),
+            adviser: cc("1025"),
+            request_number: "257896".into(),
+            transaction_request_id: "101261".into(),
+            auth_system: "SIEBEL".into(),
+            ..Default::default()
+        })
+        .await
+        .map(drop)
+}
+
+#[tokio::test]
+async fn the_credential_headers_of_s16_work_when_they_match_the_bank_and_fail_clearly_when_not() {
+    // pasarela's credentials, not the caller's.
+    let refusal = Refusal {
+        code: Code::Unavailable,
+        reason: "PROVIDER_AUTH_FAILED",
+        says: None,
+    };
+    let cases = four(
+        ("mule", CredentialFamily::Mule),
+        ("gateway", CredentialFamily::Gateway),
+    );
+    for (bank, setting, works) in cases {
+        let configure = |config: &mut pasarela_server::config::Config| {
+            let security = security(config);
+            security.access_token = Some(crate::security::TOKEN.to_owned().into());
+            security
+                .credential_headers
+                .insert("get_authentication_level".into(), setting);
+        };
+        case(
+            &format!("bank {bank}, pasarela {setting:?}"),
+            configure,
+            bcs_readings(json!({ "unprinted_credentials": bank })),
+            authentication_level,
             works,
             &refusal,
         )
@@ -460,6 +509,9 @@ fn matching<'a>(findings: &'a [pasarela_provider::probe::Finding], key: &str) ->
         .collect()
 }
 
+/// The probe's key for the credential headers of S16.
+const S16_CREDENTIALS: &str = "security.credential_headers.get_authentication_level";
+
 #[tokio::test]
 async fn probe_names_the_setting_of_each_reading_the_sandbox_plays() {
     let app = spawn_app_with(|_| {}).await;
@@ -480,6 +532,10 @@ async fn probe_names_the_setting_of_each_reading_the_sandbox_plays() {
         matching(&lenient, "recurring_payments.client_secret_header"),
         ["unset", "client_secret", "x-ibm-client-secret"]
     );
+    assert_eq!(
+        matching(&lenient, S16_CREDENTIALS),
+        ["mule", "mule_bearer", "gateway"]
+    );
     // Whether a bank that reads record 0 counts from zero the probe cannot tell (it asks
     // about nobody); a bank that counts strictly from one refuses record 0.
     assert!(matching(&lenient, "security.holds_record_base").is_empty());
@@ -495,6 +551,9 @@ async fn probe_names_the_setting_of_each_reading_the_sandbox_plays() {
         matching(&probe(&app).await, "security.holds_record_base"),
         ["one"]
     );
+    let (path, readings) = bcs_readings(json!({ "unprinted_credentials": "gateway" }));
+    app.admin_send(reqwest::Method::PUT, path, readings).await;
+    assert_eq!(matching(&probe(&app).await, S16_CREDENTIALS), ["gateway"]);
     let (path, readings) = daviplata_readings(json!({ "client_secret_required": true }));
     app.admin_send(reqwest::Method::PUT, path, readings).await;
     assert_eq!(
@@ -523,7 +582,9 @@ async fn probe_names_the_setting_of_each_reading_the_sandbox_plays() {
             "x-ibm-client-id",
         ),
     ] {
-        bank_reads(&app, bank, s1).await;
+        // The dev configuration sends S16 as `mule`: it matches the first bank only.
+        let s16 = if bank == "table" { "mule" } else { "gateway" };
+        bank_reads(&app, bank, s1, s16).await;
         gateway_reads_client_id_from(&app, gateway).await;
         let findings = probe(&app).await;
         assert_eq!(

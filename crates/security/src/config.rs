@@ -10,6 +10,7 @@ use pasarela_provider::Environment;
 use pasarela_provider::outbound::OutboundSettings;
 use serde::Deserialize;
 
+pub use crate::bcs::client::CredentialFamily;
 pub use crate::bcs::errors::DecryptionFailure;
 pub use crate::bcs::identity::TenantSettings;
 pub use crate::bcs::token::{AuthStyle, TokenSettings};
@@ -90,6 +91,14 @@ pub struct Config {
     /// (docs/spec-decisions.md).
     #[serde(default)]
     pub decryption_failure: DecryptionFailure,
+    /// The credential headers of an operation, by its name: `mule` (`X-Security-ClientID`,
+    /// `X-Security-ClientSecret`, `X-Security-Token`), `mule_bearer` (the token in
+    /// `Authorization: Bearer`) or `gateway` (`client_id`, `client_secret`,
+    /// `Authorization: Bearer`). Unset, the family the spec prints, or for S8
+    /// (`change_password`), S9 (`create_user`) and S16 (`get_authentication_level`), which
+    /// print none, `mule` (docs/spec-decisions.md).
+    #[serde(default)]
+    pub credential_headers: BTreeMap<String, CredentialFamily>,
     /// How S13 writes the status it sets: its example's words (`Active`, the default) or
     /// the digits its prose pairs them with (`1`), as S1 answers (docs/spec-decisions.md).
     #[serde(default)]

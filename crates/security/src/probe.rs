@@ -7,15 +7,15 @@ use pasarela::common::v1::{DocumentType, Identification};
 use pasarela::security::v1 as pb;
 use pasarela_auth::CallContext;
 use pasarela_idempotency::MemoryStore;
-use pasarela_provider::Violations;
 use pasarela_provider::probe::{self, Finding, Taken, finding};
+use pasarela_provider::{Violations, reasons};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::bcs::client::{self, Bcs, Op};
 use crate::bcs::errors::{DOMAIN, reason};
 use crate::bcs::wire::{self, Outgoing};
-use crate::config::{Config, HoldsQuery, Paths, RecordBase};
+use crate::config::{Config, CredentialFamily, HoldsQuery, Paths, RecordBase};
 
 /// A document number no customer has: a read of it changes nothing at the bank.
 const NOBODY: &str = "9999999999";
@@ -36,6 +36,7 @@ pub async fn probe(config: &Config) -> anyhow::Result<Vec<Finding>> {
         password_status_path(config).await?,
         holds_query(config).await?,
         holds_record_base(config).await?,
+        authentication_level_credentials(config).await?,
     ])
 }
 
@@ -175,6 +176,67 @@ async fn holds_record_base(config: &Config) -> anyhow::Result<Finding> {
         matching,
         configured: configured.to_owned(),
     })
+}
+
+/// S16 asked for nobody with each credential header family (its spec prints none): the
+/// family the bank does not read is refused as pasarela's credentials (401). S8 and S9,
+/// which print none either, change a customer's password or user: they are never asked.
+async fn authentication_level_credentials(config: &Config) -> anyhow::Result<Finding> {
+    const OPERATION: &str = "get_authentication_level";
+    let families = [
+        ("mule", CredentialFamily::Mule),
+        ("mule_bearer", CredentialFamily::MuleBearer),
+        ("gateway", CredentialFamily::Gateway),
+    ];
+    let request = pb::GetAuthenticationLevelRequest {
+        customer: Some(nobody()),
+        request_number: "PROBE1".to_owned(),
+        transaction_request_id: "PROBE1".to_owned(),
+        auth_system: "PASARELA".to_owned(),
+        ..Default::default()
+    };
+    let mut outcomes = Vec::new();
+    for (name, family) in families {
+        let mut asked = config.clone();
+        asked
+            .credential_headers
+            .insert(OPERATION.to_owned(), family);
+        let bcs = Bcs::new(asked, Arc::new(MemoryStore::default()))?;
+        let call = CallContext::default();
+        let build = |_: &_, v: &mut Violations| {
+            wire::get_authentication_level(&request, crate::bcs::invoker::bank_now(), v)
+        };
+        let outcome = bcs
+            .run(
+                &client::AUTHENTICATION_LEVEL,
+                &call,
+                None,
+                build,
+                |_| Ok(()),
+            )
+            .await;
+        let refused_credentials = [UNREAD, &[reasons::PROVIDER_AUTH_FAILED]].concat();
+        let taken = match outcome {
+            Ok(()) => Taken::Read,
+            Err(status) => probe::taken(&status, DOMAIN, &refused_credentials),
+        };
+        outcomes.push((name, taken));
+    }
+    let configured = families
+        .iter()
+        .find(|(_, family)| {
+            config.credential_headers.get(OPERATION).map_or(
+                *family == client::AUTHENTICATION_LEVEL.credentials(),
+                |set| set == family,
+            )
+        })
+        .map_or("", |(name, _)| name);
+    Ok(finding(
+        "S16 credential headers",
+        "security.credential_headers.get_authentication_level",
+        configured.to_owned(),
+        &outcomes,
+    ))
 }
 
 /// How the bank took one way of asking: an answer is a read.

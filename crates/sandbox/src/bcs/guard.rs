@@ -11,7 +11,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use regex::Regex;
 
 use super::envelope::{BcsError, Op};
-use super::state::State;
+use super::state::{CredentialFamily, State};
 
 /// The spec names each credential differently across operations; either spelling is accepted.
 const CLIENT_ID: &[&str] = &["X-Security-ClientID", "client_id"];
@@ -106,7 +106,7 @@ fn first_header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<Cow<'a, st
 
 /// Lets the request through, or answers the operation's 401 or 400 row.
 pub(crate) fn admit(state: &State, op: Op, headers: &HeaderMap) -> Result<(), BcsError> {
-    if !credentials_accepted(state, headers) {
+    if !credentials_accepted(state, family_of(state, op), headers) {
         return Err(op.unauthorized());
     }
     if let Some(missing) = op
@@ -129,15 +129,51 @@ pub(crate) fn admit(state: &State, op: Op, headers: &HeaderMap) -> Result<(), Bc
     Ok(())
 }
 
+/// The one family `op` takes its credentials in, where the bank plays one for the
+/// operations whose spec prints none (S8, S9, S16); `None`, either spelling of each.
+fn family_of(state: &State, op: Op) -> Option<CredentialFamily> {
+    let unprinted = matches!(
+        op,
+        Op::ChangePassword | Op::CreateUser | Op::AuthenticationLevel
+    );
+    unprinted
+        .then(|| state.bank().readings.unprinted_credentials)
+        .flatten()
+}
+
 /// Client id and secret must be the sandbox's; a token must be present, and live if the
-/// sandbox issued it (`tokens`): any other non-empty bearer is taken as a fixed token.
-fn credentials_accepted(state: &State, headers: &HeaderMap) -> bool {
-    let id = first_header(headers, CLIENT_ID);
-    let secret = first_header(headers, CLIENT_SECRET);
-    let token = first_header(headers, TOKEN);
+/// sandbox issued it (`tokens`): any other non-empty bearer is taken as a fixed token. In
+/// a strict `family`, each travels in that family's header only (a bearer in
+/// `Authorization`, a bare token in `X-Security-Token`).
+fn credentials_accepted(
+    state: &State,
+    family: Option<CredentialFamily>,
+    headers: &HeaderMap,
+) -> bool {
+    let (id, secret, token) = match family {
+        Some(family) => {
+            let (id, secret, token) = family.headers();
+            (
+                header(headers, id),
+                header(headers, secret),
+                header(headers, token),
+            )
+        }
+        None => (
+            first_header(headers, CLIENT_ID),
+            first_header(headers, CLIENT_SECRET),
+            first_header(headers, TOKEN),
+        ),
+    };
+    let bearer_only = family.is_some_and(|family| family != CredentialFamily::Mule);
     let token_present = token.is_some_and(|token| {
         let token = token.trim();
-        let bearer = token.strip_prefix("Bearer ").unwrap_or(token).trim();
+        let bearer = match token.strip_prefix("Bearer ") {
+            Some(bearer) => bearer,
+            None if bearer_only => return false,
+            None => token,
+        };
+        let bearer = bearer.trim();
         !bearer.is_empty() && state.tokens().accepts(bearer)
     });
     match (id, secret) {

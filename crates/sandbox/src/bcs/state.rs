@@ -239,6 +239,41 @@ pub(crate) struct Readings {
     /// unreadable); unset, 1, with 0 taken as 1.
     #[serde(default)]
     pub holds_record_base: Option<RecordBase>,
+    /// The one credential header family S8, S9 and S16 take (the spec prints none for
+    /// them); unset, either family.
+    #[serde(default)]
+    pub unprinted_credentials: Option<CredentialFamily>,
+}
+
+/// The headers a request's client id, secret and token travel in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum CredentialFamily {
+    /// `X-Security-ClientID`, `X-Security-ClientSecret`, `X-Security-Token`.
+    Mule,
+    /// `X-Security-ClientID`, `X-Security-ClientSecret`, `Authorization: Bearer`.
+    MuleBearer,
+    /// `client_id`, `client_secret`, `Authorization: Bearer`.
+    Gateway,
+}
+
+impl CredentialFamily {
+    /// The client id, secret and token headers.
+    pub fn headers(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            CredentialFamily::Mule => (
+                "X-Security-ClientID",
+                "X-Security-ClientSecret",
+                "X-Security-Token",
+            ),
+            CredentialFamily::MuleBearer => (
+                "X-Security-ClientID",
+                "X-Security-ClientSecret",
+                "Authorization",
+            ),
+            CredentialFamily::Gateway => ("client_id", "client_secret", "Authorization"),
+        }
+    }
 }
 
 /// The number of S14's first record.
@@ -259,6 +294,7 @@ impl Default for Readings {
             password_status_path: None,
             password_status_values: None,
             holds_record_base: None,
+            unprinted_credentials: None,
         }
     }
 }

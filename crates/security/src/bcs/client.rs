@@ -2,6 +2,7 @@
 //! credential headers), one pooled HTTP client, and one path for every call — validate,
 //! fill the invoker context, send, read the answer.
 
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,38 +28,56 @@ use super::token::{AccessToken, Current};
 use super::wire::{self, Outgoing, Unreadable};
 use crate::config::{Config, InvokerFields, Paths};
 
-/// Which headers carry pasarela's credentials. The spec names them two ways: the
-/// MuleSoft `X-Security-*` family (S1-S13, S16, S17) and the gateway's `client_id`,
-/// `client_secret` and `Authorization: Bearer` (S14, S15, S18, S19).
+/// Which headers carry pasarela's credentials. The spec names them three ways: the
+/// MuleSoft `X-Security-*` family (S1-S7, S10-S13), the same with the token in
+/// `Authorization: Bearer` (S17), and the gateway's `client_id`, `client_secret` and
+/// `Authorization: Bearer` (S14, S15, S18, S19). S8, S9 and S16 print none: their family is
+/// a guess, and a setting (`security.credential_headers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialFamily {
+    Mule,
+    MuleBearer,
+    Gateway,
+}
+
+/// The header names of one family.
 #[derive(Debug)]
-pub struct Credentials {
+struct Credentials {
     id: &'static str,
     secret: &'static str,
     token: &'static str,
     bearer: bool,
 }
 
-const MULE: Credentials = Credentials {
-    id: "X-Security-ClientID",
-    secret: "X-Security-ClientSecret",
-    token: "X-Security-Token",
-    bearer: false,
-};
+impl CredentialFamily {
+    fn headers(self) -> &'static Credentials {
+        match self {
+            CredentialFamily::Mule => &Credentials {
+                id: "X-Security-ClientID",
+                secret: "X-Security-ClientSecret",
+                token: "X-Security-Token",
+                bearer: false,
+            },
+            CredentialFamily::MuleBearer => &Credentials {
+                id: "X-Security-ClientID",
+                secret: "X-Security-ClientSecret",
+                token: "Authorization",
+                bearer: true,
+            },
+            CredentialFamily::Gateway => &Credentials {
+                id: "client_id",
+                secret: "client_secret",
+                token: "Authorization",
+                bearer: true,
+            },
+        }
+    }
+}
 
-/// S17 lists the `X-Security-*` client headers but `Authorization` for the token.
-const MULE_BEARER: Credentials = Credentials {
-    id: "X-Security-ClientID",
-    secret: "X-Security-ClientSecret",
-    token: "Authorization",
-    bearer: true,
-};
-
-const GATEWAY: Credentials = Credentials {
-    id: "client_id",
-    secret: "client_secret",
-    token: "Authorization",
-    bearer: true,
-};
+const MULE: CredentialFamily = CredentialFamily::Mule;
+const MULE_BEARER: CredentialFamily = CredentialFamily::MuleBearer;
+const GATEWAY: CredentialFamily = CredentialFamily::Gateway;
 
 /// How an operation fills the generated invoker values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +97,8 @@ pub struct Op<W> {
     method: Method,
     path: fn(&Paths) -> &str,
     retry: Retry,
-    credentials: &'static Credentials,
+    /// The family the spec prints, or pasarela's guess where it prints none.
+    credentials: CredentialFamily,
     channel: Channel,
     /// Invoker fields this operation's header list marks required beyond the table's.
     required: &'static [&'static str],
@@ -120,7 +140,7 @@ pub const PASSWORD_STATUS: Op<wire::PasswordStatusAnswer> = Op {
     method: Method::GET,
     path: |paths| &paths.password_status,
     retry: Retry::Safe,
-    credentials: &MULE,
+    credentials: MULE,
     channel: Channel::Api,
     required: &[],
     success_marker: false,
@@ -132,7 +152,7 @@ pub const GENERATE_OTC: Op<wire::Empty> = Op {
     method: Method::POST,
     path: |paths| &paths.generate_otc,
     retry: Retry::Never,
-    credentials: &MULE,
+    credentials: MULE,
     channel: Channel::Api,
     required: &[],
     success_marker: false,
@@ -144,7 +164,7 @@ pub const GENERATE_OTC_V3: Op<wire::Empty> = Op {
     method: Method::POST,
     path: |paths| &paths.generate_otc_v3,
     retry: Retry::Never,
-    credentials: &MULE,
+    credentials: MULE,
     channel: Channel::Api,
     required: &[],
     success_marker: false,
@@ -156,7 +176,7 @@ pub const VALIDATE_OTC: Op<wire::Empty> = Op {
     method: Method::POST,
     path: |paths| &paths.validate_otc,
     retry: Retry::Never,
-    credentials: &MULE,
+    credentials: MULE,
     channel: Channel::Api,
     required: &[],
     success_marker: false,
@@ -168,7 +188,7 @@ pub const TRANSACTION_CHALLENGE: Op<wire::ChallengeAnswer> = Op {
     method: Method::POST,
     path: |paths| &paths.transaction_challenge,
     retry: Retry::Never,
-    credentials: &MULE,
+    credentials: MULE,
     channel: Channel::Api,
     required: &[],
     success_marker: false,
@@ -180,7 +200,7 @@ pub const ENROLL_DIGITAL_USER: Op<wire::Empty> = Op {
     method: Method::POST,
     path: |paths| &paths.digital_enrollment,
     retry: Retry::Never,
-    credentials: &MULE,
+    credentials: MULE,
     channel: Channel::Api,
     required: &[],
     success_marker: false,
@@ -192,7 +212,7 @@ pub const VALIDATE_DIGITAL_ENROLLMENT: Op<wire::Empty> = Op {
     method: Method::GET,
     path: |paths| &paths.digital_enrollment,
     retry: Retry::Safe,
-    credentials: &MULE,
+    credentials: MULE,
     channel: Channel::Api,
     required: &[],
     success_marker: false,
@@ -204,7 +224,7 @@ pub const CHANGE_PASSWORD: Op<wire::Empty> = Op {
     method: Method::PUT,
     path: |paths| &paths.change_password,
     retry: Retry::Never,
-    credentials: &MULE,
+    credentials: MULE,
     channel: Channel::Api,
     required: &[],
     success_marker: false,
@@ -216,7 +236,7 @@ pub const CREATE_USER: Op<wire::Empty> = Op {
     method: Method::POST,
     path: |paths| &paths.create_user,
     retry: Retry::Never,
-    credentials: &MULE,
+    credentials: MULE,
     channel: Channel::Api,
     required: &[],
     success_marker: false,
@@ -229,7 +249,7 @@ pub const VALIDATE_ENROLLMENT_CARD: Op<wire::Empty> = Op {
     method: Method::GET,
     path: |paths| &paths.validate_enrollment_card,
     retry: Retry::Never,
-    credentials: &MULE,
+    credentials: MULE,
     channel: Channel::Api,
     required: &[],
     success_marker: false,
@@ -242,7 +262,7 @@ pub const VALIDATE_PASSWORD_RECOVERY: Op<wire::Empty> = Op {
     method: Method::GET,
     path: |paths| &paths.validate_password_recovery,
     retry: Retry::Never,
-    credentials: &MULE,
+    credentials: MULE,
     channel: Channel::Api,
     required: &[],
     success_marker: false,
@@ -254,7 +274,7 @@ pub const REQUEST_WITHDRAWAL_OTP: Op<wire::WithdrawalOtpAnswer> = Op {
     method: Method::POST,
     path: |paths| &paths.withdrawal_otp,
     retry: Retry::Never,
-    credentials: &MULE,
+    credentials: MULE,
     channel: Channel::Api,
     required: WITHDRAWAL_OTP_REQUIRED,
     success_marker: false,
@@ -266,7 +286,7 @@ pub const UPDATE_PASSWORD_STATUS: Op<wire::PasswordStatusChange> = Op {
     method: Method::POST,
     path: |paths| &paths.update_password_status,
     retry: Retry::Never,
-    credentials: &MULE,
+    credentials: MULE,
     channel: Channel::Api,
     required: &[],
     success_marker: false,
@@ -278,7 +298,7 @@ pub const LIST_CHANNEL_HOLDS: Op<wire::HoldsAnswer> = Op {
     method: Method::GET,
     path: |paths| &paths.list_channel_holds,
     retry: Retry::Safe,
-    credentials: &GATEWAY,
+    credentials: GATEWAY,
     channel: Channel::Api,
     required: &[],
     success_marker: true,
@@ -290,7 +310,7 @@ pub const SET_CHANNEL_HOLD: Op<wire::Empty> = Op {
     method: Method::POST,
     path: |paths| &paths.set_channel_hold,
     retry: Retry::Never,
-    credentials: &GATEWAY,
+    credentials: GATEWAY,
     channel: Channel::Api,
     required: &[],
     success_marker: false,
@@ -303,7 +323,7 @@ pub const AUTHENTICATION_LEVEL: Op<wire::AuthLevelAnswer> = Op {
     method: Method::POST,
     path: |paths| &paths.authentication_level,
     retry: Retry::Safe,
-    credentials: &MULE,
+    credentials: MULE,
     channel: Channel::Api,
     required: &[],
     success_marker: false,
@@ -315,7 +335,7 @@ pub const AUTHENTICATE_CHANNEL: Op<wire::AuthChannelAnswer> = Op {
     method: Method::POST,
     path: |paths| &paths.authentication_channel,
     retry: Retry::Never,
-    credentials: &MULE_BEARER,
+    credentials: MULE_BEARER,
     channel: Channel::Api,
     required: &[],
     success_marker: false,
@@ -327,7 +347,7 @@ pub const WITHDRAW_WITH_OTP: Op<wire::WithdrawalAnswer> = Op {
     method: Method::POST,
     path: |paths| &paths.withdraw_with_otp,
     retry: Retry::Never,
-    credentials: &GATEWAY,
+    credentials: GATEWAY,
     channel: Channel::Correspondent,
     required: WITHDRAWAL_REQUIRED,
     success_marker: true,
@@ -347,7 +367,7 @@ pub const QUESTION_CHALLENGE: Op<wire::ChallengeAnswer> = Op {
     method: Method::POST,
     path: |paths| &paths.question_challenge,
     retry: Retry::Never,
-    credentials: &GATEWAY,
+    credentials: GATEWAY,
     channel: Channel::Api,
     required: &[],
     success_marker: false,
@@ -375,6 +395,8 @@ pub struct Bcs {
     bank_code: String,
     tx_ids: TxIds,
     decryption_failure: DecryptionFailure,
+    /// Operations sent with another credential family than their default.
+    credential_headers: BTreeMap<String, CredentialFamily>,
 }
 
 /// A request checked and ready to send: its invoker values and what it carries.
@@ -389,6 +411,11 @@ pub struct Prepared<B> {
 }
 
 impl<W> Op<W> {
+    /// The credential family the operation is sent with unless configured otherwise.
+    pub fn credentials(&self) -> CredentialFamily {
+        self.credentials
+    }
+
     /// What the envelope must say for an answer to be a success.
     fn marker(&self) -> envelope::Marker {
         match (self.success_marker, self.ok_only) {
@@ -414,6 +441,22 @@ impl<B> Prepared<B> {
         self.tx_id_pending = false;
         self
     }
+}
+
+/// `security.credential_headers`, each key an operation's name.
+fn checked_families(
+    families: BTreeMap<String, CredentialFamily>,
+) -> anyhow::Result<BTreeMap<String, CredentialFamily>> {
+    if let Some(unknown) = families
+        .keys()
+        .find(|name| !OPERATION_NAMES.contains(&name.as_str()))
+    {
+        anyhow::bail!(
+            "security.credential_headers.{unknown}: no such operation (one of {})",
+            OPERATION_NAMES.join(", ")
+        );
+    }
+    Ok(families)
 }
 
 /// Every operation above by name: their metric series exist from start-up.
@@ -470,6 +513,7 @@ impl Bcs {
             withdrawal_tx_id_prefix: config.withdrawal_tx_id_prefix,
             bank_code: config.bank_code,
             decryption_failure: config.decryption_failure,
+            credential_headers: checked_families(config.credential_headers)?,
             tx_ids: TxIds::new(store),
         })
     }
@@ -633,6 +677,14 @@ impl Bcs {
         })
     }
 
+    /// The headers `op`'s credentials travel in: configured, else its default.
+    fn credential_family<W>(&self, op: &Op<W>) -> CredentialFamily {
+        self.credential_headers
+            .get(op.name)
+            .copied()
+            .unwrap_or(op.credentials)
+    }
+
     /// One sending of a prepared request under a token and client secret, by `deadline`.
     async fn send_once<B: Serialize, W>(
         &self,
@@ -746,6 +798,7 @@ impl Bcs {
         outgoing: &Outgoing<B>,
         (token, client_secret): (Option<&str>, &SecretString),
     ) -> reqwest::RequestBuilder {
+        let credentials = self.credential_family(op).headers();
         let mut path = (op.path)(&self.paths).to_owned();
         if let Some(id) = &outgoing.path_id {
             path = path.replace(PATH_ID, &encode_segment(id));
@@ -761,15 +814,15 @@ impl Bcs {
                 "X-Ident-TransactionDate",
                 now.format("%Y-%m-%dT%H:%M:%S%.3f").to_string(),
             )
-            .header(op.credentials.id, &self.client_id)
-            .header(op.credentials.secret, client_secret.expose_secret());
+            .header(credentials.id, &self.client_id)
+            .header(credentials.secret, client_secret.expose_secret());
         if let Some(token) = token {
-            let value = if op.credentials.bearer {
+            let value = if credentials.bearer {
                 format!("Bearer {token}")
             } else {
                 token.to_owned()
             };
-            request = request.header(op.credentials.token, value);
+            request = request.header(credentials.token, value);
         }
         for (name, value) in invoker::headers(fields) {
             request = request.header(name, value);
