@@ -3,6 +3,8 @@
 //! for the other reading, they fail with an error that says the provider could not read
 //! pasarela's request or refused its credentials, never that the caller was wrong.
 
+use pasarela::bureau::v1::GetPasswordExpirationRequest;
+use pasarela::bureau::v1::bureau_service_client::BureauServiceClient;
 use pasarela::recurring_payments::v1::RequestSubscriptionRequest;
 use pasarela::security::v1::{
     GetAuthenticationLevelRequest, HoldFilter, ListChannelHoldsRequest, PasswordStatus,
@@ -245,6 +247,42 @@ async fn the_credential_headers_of_s16_work_when_they_match_the_bank_and_fail_cl
             configure,
             bcs_readings(json!({ "unprinted_credentials": bank })),
             authentication_level,
+            works,
+            &refusal,
+        )
+        .await;
+    }
+}
+
+/// K1 for a member of the sandbox's fixtures.
+async fn password_expiry(app: &TestApp) -> Result<(), tonic::Status> {
+    BureauServiceClient::with_interceptor(app.channel(), app.bearer())
+        .get_password_expiration(GetPasswordExpirationRequest {
+            member_code: "PM00000001".into(),
+            password: "Abc12345".into(),
+            test_case_id: "663567bb713cf2110a110679".into(),
+        })
+        .await
+        .map(drop)
+}
+
+#[tokio::test]
+async fn the_kiban_key_header_works_when_it_matches_kiban_and_fails_clearly_when_not() {
+    // pasarela's credentials, not the caller's.
+    let refusal = Refusal {
+        code: Code::Unavailable,
+        reason: "PROVIDER_AUTH_FAILED",
+        says: None,
+    };
+    for (kiban, setting, works) in four(("x-api-key", "x-api-key"), ("apikey", "apikey")) {
+        let configure = |config: &mut pasarela_server::config::Config| {
+            config.bureau.as_mut().expect("bureau").api_key_header = setting.to_owned();
+        };
+        case(
+            &format!("Kiban reads {kiban}, pasarela sends {setting}"),
+            configure,
+            ("/kiban/readings", json!({ "api_key_header": kiban })),
+            password_expiry,
             works,
             &refusal,
         )

@@ -12,16 +12,30 @@ use serde_json::json;
 
 use crate::daviplata::{Daviplata, Readings};
 use crate::faults::{Faults, Provider, RuleSpec};
+use crate::kiban::{Kiban, Readings as KibanReadings};
 use crate::secrets::Secrets;
 
 #[derive(Clone)]
 struct Admin {
     faults: Faults,
     daviplata: Daviplata,
+    kiban: Kiban,
     secrets: Secrets,
 }
 
-pub fn router(faults: Faults, daviplata: Daviplata, secrets: Secrets, bcs: Router) -> Router {
+/// The emulators whose state the admin listener reaches.
+pub struct Emulators {
+    pub daviplata: Daviplata,
+    pub kiban: Kiban,
+    pub secrets: Secrets,
+}
+
+pub fn router(faults: Faults, emulators: Emulators, bcs: Router) -> Router {
+    let Emulators {
+        daviplata,
+        kiban,
+        secrets,
+    } = emulators;
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route(
@@ -45,9 +59,14 @@ pub fn router(faults: Faults, daviplata: Daviplata, secrets: Secrets, bcs: Route
             post(expire_otp_session),
         )
         .route("/secrets/{provider}", put(set_secrets))
+        .route(
+            "/kiban/readings",
+            get(kiban_readings).put(set_kiban_readings),
+        )
         .with_state(Admin {
             faults,
             daviplata,
+            kiban,
             secrets,
         })
         .nest("/bcs", bcs)
@@ -175,6 +194,24 @@ async fn set_daviplata_readings(
             StatusCode::NO_CONTENT.into_response()
         }
         Err(rejection) => refused(StatusCode::BAD_REQUEST, rejection.body_text()),
+    }
+}
+
+async fn kiban_readings(State(admin): State<Admin>) -> Response {
+    Json(admin.kiban.readings()).into_response()
+}
+
+async fn set_kiban_readings(
+    State(admin): State<Admin>,
+    readings: Result<Json<KibanReadings>, JsonRejection>,
+) -> Response {
+    let readings = match readings {
+        Ok(Json(readings)) => readings,
+        Err(rejection) => return refused(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    match admin.kiban.set_readings(readings) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(why) => refused(StatusCode::BAD_REQUEST, why),
     }
 }
 

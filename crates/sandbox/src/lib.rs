@@ -214,9 +214,17 @@ fn routers(options: &SandboxOptions) -> anyhow::Result<[Router; 4]> {
     });
     Ok([
         faults.wrap(Provider::Bcs, bcs::router(bcs_state.clone())),
-        faults.wrap(Provider::Kiban, kiban::router(kiban)),
+        faults.wrap(Provider::Kiban, kiban::router(kiban.clone())),
         faults.wrap(Provider::Daviplata, daviplata::router(daviplata.clone())),
-        admin::router(faults, daviplata, secrets, bcs::admin_router(bcs_state)),
+        admin::router(
+            faults,
+            admin::Emulators {
+                daviplata,
+                kiban,
+                secrets,
+            },
+            bcs::admin_router(bcs_state),
+        ),
     ])
 }
 

@@ -1,11 +1,12 @@
 //! The Kiban emulator (K1): the company password-expiry service of Buró de Crédito as
-//! Kiban's sandbox serves it: `x-api-key`, field validation with Kiban's error arrays,
-//! answers chosen by `testCaseId`, and bureau members seeded from `fixtures/kiban.json`.
+//! Kiban's sandbox serves it: the API key header (`x-api-key`, or the one a test sets: the
+//! Kiban document prints none), field validation with Kiban's error arrays, answers chosen
+//! by `testCaseId`, and bureau members seeded from `fixtures/kiban.json`.
 
 mod wire;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -13,7 +14,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::post;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::secrets::Accepted;
@@ -22,7 +23,22 @@ use wire::{Credentials, Envelope, FieldError, Timing};
 /// The company (persona moral) variant of Kiban's password-expiry service.
 pub const PATH: &str = "/api/v1/password-expiry-date-bc-pm";
 
-const API_KEY_HEADER: &str = "x-api-key";
+/// How Kiban reads what its document does not print, switchable on the admin listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Readings {
+    /// The one header the API key is read from (Kiban's public documentation names
+    /// `x-api-key`).
+    pub api_key_header: String,
+}
+
+impl Default for Readings {
+    fn default() -> Self {
+        Readings {
+            api_key_header: "x-api-key".into(),
+        }
+    }
+}
 
 /// The members the emulated bureau knows, embedded so the sandbox runs without files.
 const MEMBERS: &str = include_str!("../../fixtures/kiban.json");
@@ -81,6 +97,7 @@ pub struct Kiban {
 
 struct Inner {
     api_key: Accepted,
+    readings: RwLock<Readings>,
     /// clave -> (contrasena, fechaExpiracion)
     members: HashMap<String, (String, String)>,
 }
@@ -95,8 +112,33 @@ impl Kiban {
             .map(|m| (m.clave, (m.contrasena, m.fecha_expiracion)))
             .collect();
         Kiban {
-            inner: Arc::new(Inner { api_key, members }),
+            inner: Arc::new(Inner {
+                api_key,
+                readings: RwLock::default(),
+                members,
+            }),
         }
+    }
+
+    pub(crate) fn readings(&self) -> Readings {
+        self.inner
+            .readings
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Reads the API key from `readings.api_key_header` from now on; a name no header can
+    /// have is refused.
+    pub(crate) fn set_readings(&self, readings: Readings) -> Result<(), String> {
+        axum::http::HeaderName::try_from(readings.api_key_header.as_str())
+            .map_err(|_| format!("{:?} is not a header name", readings.api_key_header))?;
+        *self
+            .inner
+            .readings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = readings;
+        Ok(())
     }
 
     /// The expiration date of `credentials`' password, when the bureau accepts them.
@@ -128,7 +170,8 @@ async fn password_expiry(
     body: Bytes,
 ) -> Response {
     let created = chrono::Utc::now();
-    let api_key = headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok());
+    let header = kiban.readings().api_key_header;
+    let api_key = headers.get(header.as_str()).and_then(|v| v.to_str().ok());
     if !api_key.is_some_and(|key| kiban.inner.api_key.accepts(key)) {
         return (
             StatusCode::UNAUTHORIZED,
