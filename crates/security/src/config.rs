@@ -91,6 +91,14 @@ pub struct Config {
     /// (docs/spec-decisions.md).
     #[serde(default)]
     pub decryption_failure: DecryptionFailure,
+    /// Where S2 and S3 put the contact: `top_level` (beside `otc`, the default) or
+    /// `in_otc` (docs/spec-decisions.md).
+    #[serde(default)]
+    pub otc_contact_info: OtcContactInfo,
+    /// The name of S4's code in `otc`: `otc_value` (`otcValue`, the default) or `value`
+    /// (docs/spec-decisions.md).
+    #[serde(default)]
+    pub otc_code_field: OtcCodeField,
     /// The credential headers of an operation, by its name: `mule` (`X-Security-ClientID`,
     /// `X-Security-ClientSecret`, `X-Security-Token`), `mule_bearer` (the token in
     /// `Authorization: Bearer`) or `gateway` (`client_id`, `client_secret`,
@@ -127,6 +135,36 @@ pub enum HoldsQuery {
     Table,
     /// `govIssueIdentType`, `status`, `initialRecord`, `recordsXPage`.
     Camel,
+}
+
+/// Where S2 and S3 put the contact to send the code to: the spec prints their body flat
+/// (`govIssueIdent`, `otc:`, `otcIssue`, `contactInfo`), its indentation lost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OtcContactInfo {
+    /// Beside `otc`.
+    #[default]
+    TopLevel,
+    /// Inside `otc`, beside `otcIssue`.
+    InOtc,
+}
+
+/// The name of S4's code inside `otc`: the spec prints no body for S4.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OtcCodeField {
+    /// `otcValue`, spelled like its sibling `otcIssue` and S18's `otpValue`.
+    #[default]
+    OtcValue,
+    /// `value`, the spec's wrapper for single values.
+    Value,
+}
+
+/// How S2-S4's bodies are shaped where the spec does not print them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OtcShape {
+    pub contact_info: OtcContactInfo,
+    pub code_field: OtcCodeField,
 }
 
 /// The number of the first record in S14's `initialRecord`.

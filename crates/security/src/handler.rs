@@ -26,8 +26,8 @@ use crate::bcs::fields;
 use crate::bcs::invoker::{ACTION_CREATE, ACTION_READ, bank_now};
 use crate::bcs::wire::{self, Outgoing, Unreadable};
 use crate::config::{
-    ConsultaBody, HoldsQuery, InvokerFields, PasswordStatusValues, ProviderCode, Reconciliation,
-    ReconciliationMode, RecordBase,
+    ConsultaBody, HoldsQuery, InvokerFields, OtcShape, PasswordStatusValues, ProviderCode,
+    Reconciliation, ReconciliationMode, RecordBase,
 };
 use crate::reconciler::{self, Reconciler};
 
@@ -56,6 +56,7 @@ struct Core {
     quiet_period: Duration,
     /// S14's query: its names' casing, and the number of its first record.
     holds_query: (HoldsQuery, RecordBase),
+    otc_shape: OtcShape,
     password_status_values: PasswordStatusValues,
     /// Asks the bank about unknown withdrawals while the service lives, and before an
     /// operator's settlement of one is accepted.
@@ -95,6 +96,10 @@ impl Security {
         };
         let idempotency_config = config.idempotency.clone();
         let holds_query = (config.holds_query, config.holds_record_base);
+        let otc_shape = OtcShape {
+            contact_info: config.otc_contact_info,
+            code_field: config.otc_code_field,
+        };
         let password_status_values = config.password_status_values;
         let bcs = Arc::new(Bcs::new(config, Arc::clone(&store))?);
         // A claim outlives its call before a repeat may take it over.
@@ -115,6 +120,7 @@ impl Security {
                 reconciliation,
                 quiet_period,
                 holds_query,
+                otc_shape,
                 password_status_values,
                 reconciler,
             }),
@@ -417,7 +423,7 @@ impl SecurityService for Security {
             &call,
             r.invoker.as_ref(),
             r.customer.as_ref(),
-            |_, v| wire::generate_otc_v1(&r, v),
+            |_, v| wire::generate_otc_v1(&r, self.core.otc_shape, v),
         )
         .await
     }
@@ -434,7 +440,7 @@ impl SecurityService for Security {
             &call,
             r.invoker.as_ref(),
             r.customer.as_ref(),
-            |_, v| wire::generate_otc_v3(&r, v),
+            |_, v| wire::generate_otc_v3(&r, self.core.otc_shape, v),
         )
         .await
     }
@@ -452,7 +458,7 @@ impl SecurityService for Security {
             r.invoker.as_ref(),
             r.customer.as_ref(),
             true,
-            |_, v| wire::validate_otc(&r, v),
+            |_, v| wire::validate_otc(&r, self.core.otc_shape, v),
         )
         .await
     }

@@ -6,14 +6,14 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::extract::State as Shared;
 use axum::http::{HeaderMap, StatusCode};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::codes;
 use super::envelope::{BcsError, Op, Reply, ok};
 use super::fixtures::ContactInfo;
 use super::input;
-use super::state::{OneTimeCode, State};
+use super::state::{OneTimeCode, OtcCodeField, OtcContactInfo, State};
 use super::wire::{GovIssueIdent, OtcBody, OtcRequest};
 
 /// S2: POST /securityManagement/V1/generateOTC.
@@ -43,16 +43,55 @@ fn purpose<'a>(op: Op, ident: &GovIssueIdent, otc: &'a OtcBody) -> Result<&'a st
     Ok(issue)
 }
 
+/// The contact the request gives, where the bank reads it; one in the place the bank does
+/// not read is a property its schema does not have.
+fn given_contact(
+    op: Op,
+    reading: Option<OtcContactInfo>,
+    request: &mut OtcRequest,
+) -> Result<Option<super::wire::ContactInfo>, BcsError> {
+    let (top, inside) = (request.contact_info.take(), request.otc.contact_info.take());
+    match reading {
+        Some(OtcContactInfo::TopLevel) if inside.is_some() => {
+            Err(op.bad_request("propiedad desconocida otc.contactInfo"))
+        }
+        Some(OtcContactInfo::InOtc) if top.is_some() => {
+            Err(op.bad_request("propiedad desconocida contactInfo"))
+        }
+        _ => Ok(top.or(inside)),
+    }
+}
+
+/// The code to validate, under the name the bank reads; the other name is a property its
+/// schema does not have.
+fn given_code(
+    op: Op,
+    reading: Option<OtcCodeField>,
+    otc: &OtcBody,
+) -> Result<&SecretString, BcsError> {
+    let code = match reading {
+        Some(OtcCodeField::OtcValue) if otc.value.is_some() => {
+            return Err(op.bad_request("propiedad desconocida otc.value"));
+        }
+        Some(OtcCodeField::Value) if otc.otc_value.is_some() => {
+            return Err(op.bad_request("propiedad desconocida otc.otcValue"));
+        }
+        _ => otc.otc_value.as_ref().or(otc.value.as_ref()),
+    };
+    code.ok_or_else(|| op.bad_request("el código de otc es obligatorio"))
+}
+
 fn generate(op: Op, state: &State, headers: &HeaderMap, body: &Bytes) -> Reply {
-    let request: OtcRequest = input::admitted_body(state, op, headers, body)?;
+    let mut request: OtcRequest = input::admitted_body(state, op, headers, body)?;
+    let reading = state.bank().readings.otc_contact_info;
+    let given = given_contact(op, reading, &mut request)?;
     let ident = &request.gov_issue_ident;
     let issue = purpose(op, ident, &request.otc)?;
     let mut bank = state.bank();
     let customer = bank
         .customer(&ident.gov_issue_ident_type, &ident.ident_serial_num)
         .ok_or_else(|| op.reject(&codes::OTC_CUSTOMER_NOT_FOUND))?;
-    let contact = request
-        .contact_info
+    let contact = given
         .map(ContactInfo::from)
         .filter(|given| !given.is_empty())
         .unwrap_or_else(|| customer.data.contact_info.clone());
@@ -82,9 +121,8 @@ pub(super) async fn validate(
     let op = Op::ValidateOtc;
     let request: OtcRequest = input::admitted_body(&state, op, &headers, &body)?;
     let ident = &request.gov_issue_ident;
-    let Some(given) = request.otc.otc_value.as_ref() else {
-        return Err(op.bad_request("otc.otcValue es obligatorio"));
-    };
+    let reading = state.bank().readings.otc_code_field;
+    let given = given_code(op, reading, &request.otc)?;
     let issue = purpose(op, ident, &request.otc)?;
     let mut bank = state.bank();
     let max_attempts = bank.fixtures.otc.max_attempts;

@@ -243,6 +243,30 @@ pub(crate) struct Readings {
     /// them); unset, either family.
     #[serde(default)]
     pub unprinted_credentials: Option<CredentialFamily>,
+    /// The one place S2 and S3 read the contact from (the other is an unknown property,
+    /// refused); unset, either.
+    #[serde(default)]
+    pub otc_contact_info: Option<OtcContactInfo>,
+    /// The one name S4 reads the code from (the other is an unknown property, refused);
+    /// unset, either.
+    #[serde(default)]
+    pub otc_code_field: Option<OtcCodeField>,
+}
+
+/// Where S2 and S3's contact sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum OtcContactInfo {
+    TopLevel,
+    InOtc,
+}
+
+/// The name of S4's code in `otc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum OtcCodeField {
+    OtcValue,
+    Value,
 }
 
 /// The headers a request's client id, secret and token travel in.
@@ -295,6 +319,8 @@ impl Default for Readings {
             password_status_values: None,
             holds_record_base: None,
             unprinted_credentials: None,
+            otc_contact_info: None,
+            otc_code_field: None,
         }
     }
 }

@@ -77,14 +77,16 @@ pub(crate) struct OtcRequest {
     pub contact_info: Option<ContactInfo>,
 }
 
-/// `otc`: the purpose (`otcIssue`) and, to validate, the code (`otcValue`; the spec names
-/// no field for it, so `value` is accepted too).
+/// `otc`: the purpose (`otcIssue`) and, to validate, the code (`otcValue` or `value`: the
+/// spec names no field for it); a contact may sit here too (the spec's S2/S3 body is
+/// printed flat). Which of them a bank reads is its readings' business.
 #[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub(crate) struct OtcBody {
     pub otc_issue: String,
-    #[serde(alias = "value")]
     pub otc_value: Option<SecretString>,
+    pub value: Option<SecretString>,
+    pub contact_info: Option<ContactInfo>,
 }
 
 // ---- S6, S7: digital enrollment --------------------------------------------------------

@@ -1,6 +1,7 @@
 //! One-time codes: S2 and S3 (generate, V1 and V3), S4 (validate).
 
 use super::*;
+use crate::config::{OtcCodeField, OtcContactInfo, OtcShape};
 
 // ---- S2, S3, S4: one-time codes ----------------------------------------------------------
 
@@ -13,6 +14,7 @@ pub struct OtcRequest {
     contact_info: Option<ContactInfo>,
 }
 
+/// `otc`: the purpose, and the code or the contact where `OtcShape` puts them here.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Otc {
@@ -22,6 +24,13 @@ pub struct Otc {
         skip_serializing_if = "Option::is_none"
     )]
     otc_value: Option<SecretString>,
+    #[serde(
+        serialize_with = "expose_optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    value: Option<SecretString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contact_info: Option<ContactInfo>,
 }
 
 /// The OTC purpose (`otcIssue`): the spec gives no length; 50 keeps it a code, not prose.
@@ -30,51 +39,65 @@ const PURPOSE_MAX: usize = 50;
 fn generate_otc(
     v: &mut Violations,
     customer: Option<&pasarela::common::v1::Identification>,
-    purpose: &str,
-    contact: Option<&pb::ContactInfo>,
+    (purpose, contact): (&str, Option<&pb::ContactInfo>),
+    shape: OtcShape,
 ) -> Outgoing<OtcRequest> {
+    let contact = contact_info(v, "contact", contact);
+    let in_otc = shape.contact_info == OtcContactInfo::InOtc;
+    let (top, inside) = if in_otc {
+        (None, contact)
+    } else {
+        (contact, None)
+    };
     Outgoing::body(OtcRequest {
         gov_issue_ident: gov_issue_ident(v, "customer", customer),
         otc: Otc {
             otc_issue: fields::text(v, "purpose", purpose, 1, PURPOSE_MAX),
             otc_value: None,
+            value: None,
+            contact_info: inside,
         },
-        contact_info: contact_info(v, "contact", contact),
+        contact_info: top,
     })
 }
 
 /// S2: V1 and V3 send the same fields.
 pub fn generate_otc_v1(
     request: &pb::GenerateOtcRequest,
+    shape: OtcShape,
     v: &mut Violations,
 ) -> Outgoing<OtcRequest> {
-    generate_otc(
-        v,
-        request.customer.as_ref(),
-        &request.purpose,
-        request.contact.as_ref(),
-    )
+    let asked = (request.purpose.as_str(), request.contact.as_ref());
+    generate_otc(v, request.customer.as_ref(), asked, shape)
 }
 
 /// S3: the same request as V1, on its own path.
 pub fn generate_otc_v3(
     request: &pb::GenerateOtcV3Request,
+    shape: OtcShape,
     v: &mut Violations,
 ) -> Outgoing<OtcRequest> {
-    generate_otc(
-        v,
-        request.customer.as_ref(),
-        &request.purpose,
-        request.contact.as_ref(),
-    )
+    let asked = (request.purpose.as_str(), request.contact.as_ref());
+    generate_otc(v, request.customer.as_ref(), asked, shape)
 }
 
-pub fn validate_otc(request: &pb::ValidateOtcRequest, v: &mut Violations) -> Outgoing<OtcRequest> {
+pub fn validate_otc(
+    request: &pb::ValidateOtcRequest,
+    shape: OtcShape,
+    v: &mut Violations,
+) -> Outgoing<OtcRequest> {
+    let code: SecretString = fields::secret(v, "code", &request.code, 100).into();
+    let (otc_value, value) = match shape.code_field {
+        OtcCodeField::OtcValue => (Some(code), None),
+        OtcCodeField::Value => (None, Some(code)),
+    };
     Outgoing::body(OtcRequest {
         gov_issue_ident: gov_issue_ident(v, "customer", request.customer.as_ref()),
         otc: Otc {
             otc_issue: fields::text(v, "purpose", &request.purpose, 1, PURPOSE_MAX),
-            otc_value: Some(fields::secret(v, "code", &request.code, 100).into()),
+            otc_value,
+            value,
+            contact_info: None,
         },
         contact_info: None,
     })
