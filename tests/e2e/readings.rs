@@ -16,7 +16,7 @@ use tonic::Code;
 
 use crate::recurring_payments::{WALLET, commerce, wallet};
 use crate::security::{customer, status_request};
-use crate::support::{TestApp, cc, spawn_app_with};
+use crate::support::{TestApp, admin, cc, spawn_app_with};
 use pasarela_security::config::{CredentialFamily, HoldsQuery, OtcCodeField, OtcContactInfo};
 
 /// Sets the BCS emulator's readings of S14's query, S1's path and S16's credentials.
@@ -386,6 +386,66 @@ async fn the_name_of_s4s_code_works_when_it_matches_the_bank_and_fails_clearly_w
             &MALFORMED,
         )
         .await;
+    }
+}
+
+/// How many calls `sandbox` answered on `route` (`"POST /path"`).
+async fn calls_of(sandbox: &pasarela_sandbox::Sandbox, route: &str) -> u64 {
+    let calls = admin(sandbox, reqwest::Method::GET, "/calls", None).await;
+    calls["bcs"][route].as_u64().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_operation_on_another_host_is_reached_only_where_its_base_url_says() {
+    const S2: &str = "POST /securityManagement/V1/generateOTC";
+    let dir = tempfile::tempdir().expect("dir");
+    // The spec's CloudHub host: the camelCase paths only.
+    let cloudhub = pasarela_sandbox::Sandbox::start(pasarela_server::dev::sandbox_options(
+        &dir.path().join("cloudhub"),
+    ))
+    .await
+    .expect("a second bank host");
+    let (path, serves_camel) = bcs_readings(json!({ "serves": "camel_case" }));
+    admin(&cloudhub, reqwest::Method::PUT, path, Some(serves_camel)).await;
+    for elsewhere in [false, true] {
+        let cloudhub_url = cloudhub.bcs_url.clone();
+        let app = spawn_app_with(move |config| {
+            let security = security(config);
+            security.access_token = Some(crate::security::TOKEN.to_owned().into());
+            if elsewhere {
+                security
+                    .base_urls
+                    .insert("generate_otc".into(), cloudhub_url);
+            }
+        })
+        .await;
+        // The configured host: the kebab-case paths only.
+        let (path, serves_kebab) = bcs_readings(json!({ "serves": "kebab_case" }));
+        app.admin_send(reqwest::Method::PUT, path, serves_kebab)
+            .await;
+        let before = calls_of(&cloudhub, S2).await;
+
+        crate::security::client(&app)
+            .get_password_status(status_request("1", customer("1007641")))
+            .await
+            .expect("S1 lives on the configured host");
+        let generated = crate::security::client(&app)
+            .generate_otc(GenerateOtcRequest {
+                customer: cc("1007641"),
+                purpose: "LOGIN".into(),
+                ..Default::default()
+            })
+            .await;
+        if elsewhere {
+            generated.expect("S2 is sent to its own host");
+            assert_eq!(calls_of(&cloudhub, S2).await, before + 1);
+        } else {
+            let refused = generated.expect_err("the configured host has no S2");
+            assert_eq!(refused.code(), Code::Internal, "{refused:?}");
+            assert_eq!(crate::support::reason(&refused), "PROVIDER_PATH_NOT_FOUND");
+            assert_eq!(calls_of(&cloudhub, S2).await, before);
+        }
+        app.stop().await;
     }
 }
 

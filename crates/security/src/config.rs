@@ -20,6 +20,11 @@ pub use crate::bcs::token::{AuthStyle, TokenSettings};
 pub struct Config {
     /// The bank's base URL, e.g. `https://apis.dev.bancocajasocial.co/api`.
     pub base_url: String,
+    /// Another base URL for an operation, by its name, where the bank serves it on another
+    /// host (the spec prints a CloudHub host beside `apis.{env}`: docs/spec-decisions.md);
+    /// pasarela's credentials go there too.
+    #[serde(default)]
+    pub base_urls: BTreeMap<String, String>,
     /// MuleSoft client id (`X-Security-ClientID` / `client_id`).
     pub client_id: String,
     /// MuleSoft client secret (`X-Security-ClientSecret` / `client_secret`).

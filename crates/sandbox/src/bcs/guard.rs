@@ -10,8 +10,8 @@ use axum::http::HeaderMap;
 use chrono::{NaiveDate, NaiveDateTime};
 use regex::Regex;
 
-use super::envelope::{BcsError, Op};
-use super::state::{CredentialFamily, State};
+use super::envelope::{BcsError, Op, unknown_resource};
+use super::state::{CredentialFamily, PathFamily, State};
 
 /// The spec names each credential differently across operations; either spelling is accepted.
 const CLIENT_ID: &[&str] = &["X-Security-ClientID", "client_id"];
@@ -106,6 +106,9 @@ fn first_header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<Cow<'a, st
 
 /// Lets the request through, or answers the operation's 401 or 400 row.
 pub(crate) fn admit(state: &State, op: Op, headers: &HeaderMap) -> Result<(), BcsError> {
+    if !served_here(state, op) {
+        return Err(unknown_resource());
+    }
     if !credentials_accepted(state, family_of(state, op), headers) {
         return Err(op.unauthorized());
     }
@@ -127,6 +130,29 @@ pub(crate) fn admit(state: &State, op: Op, headers: &HeaderMap) -> Result<(), Bc
         }
     }
     Ok(())
+}
+
+/// Whether this host serves `op`'s family of paths.
+fn served_here(state: &State, op: Op) -> bool {
+    let camel = matches!(
+        op,
+        Op::GenerateOtcV1
+            | Op::GenerateOtcV3
+            | Op::ValidateOtc
+            | Op::ChallengeV1
+            | Op::DigitalEnroll
+            | Op::DigitalEnrollmentCheck
+    );
+    let family = if camel {
+        PathFamily::CamelCase
+    } else {
+        PathFamily::KebabCase
+    };
+    state
+        .bank()
+        .readings
+        .serves
+        .is_none_or(|served| served == family)
 }
 
 /// The one family `op` takes its credentials in, where the bank plays one for the

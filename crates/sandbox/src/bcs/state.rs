@@ -251,6 +251,21 @@ pub(crate) struct Readings {
     /// unset, either.
     #[serde(default)]
     pub otc_code_field: Option<OtcCodeField>,
+    /// The one family of paths this host serves, the other answered as no resource (the
+    /// spec prints a CloudHub host for the camelCase paths and `apis.{env}` for the rest);
+    /// unset, both.
+    #[serde(default)]
+    pub serves: Option<PathFamily>,
+}
+
+/// The two families of the bank's paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum PathFamily {
+    /// `/securityManagement/...`, `/retoManagement/...`, `/userManagement/...`: S2-S7.
+    CamelCase,
+    /// `/security-management/...` and the rest.
+    KebabCase,
 }
 
 /// Where S2 and S3's contact sits.
@@ -321,6 +336,7 @@ impl Default for Readings {
             unprinted_credentials: None,
             otc_contact_info: None,
             otc_code_field: None,
+            serves: None,
         }
     }
 }

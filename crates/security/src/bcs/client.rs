@@ -2,7 +2,6 @@
 //! credential headers), one pooled HTTP client, and one path for every call — validate,
 //! fill the invoker context, send, read the answer.
 
-use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,8 +9,8 @@ use std::time::{Duration, Instant};
 use pasarela_auth::{CallContext, Principal};
 use pasarela_idempotency::{IdempotencyMetrics, Store, reason};
 use pasarela_provider::{
-    BaseUrl, Credential, Delivery, Operation, Outbound, ProviderError, RawResponse, Violations,
-    deadline, reasons,
+    Credential, Delivery, Operation, Outbound, ProviderError, RawResponse, Violations, deadline,
+    reasons,
 };
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -24,56 +23,11 @@ use super::envelope;
 use super::errors::{DOMAIN, DecryptionFailure, MAX_TEXT, SERVICE_DOMAIN, bad_response};
 use super::identity::Identities;
 use super::invoker::{self, ProcessIdRule, SequenceError, TxIds};
+pub use super::routing::CredentialFamily;
+use super::routing::Routes;
 use super::token::{AccessToken, Current};
 use super::wire::{self, Outgoing, Unreadable};
 use crate::config::{Config, InvokerFields, Paths};
-
-/// Which headers carry pasarela's credentials. The spec names them three ways: the
-/// MuleSoft `X-Security-*` family (S1-S7, S10-S13), the same with the token in
-/// `Authorization: Bearer` (S17), and the gateway's `client_id`, `client_secret` and
-/// `Authorization: Bearer` (S14, S15, S18, S19). S8, S9 and S16 print none: their family is
-/// a guess, and a setting (`security.credential_headers`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CredentialFamily {
-    Mule,
-    MuleBearer,
-    Gateway,
-}
-
-/// The header names of one family.
-#[derive(Debug)]
-struct Credentials {
-    id: &'static str,
-    secret: &'static str,
-    token: &'static str,
-    bearer: bool,
-}
-
-impl CredentialFamily {
-    fn headers(self) -> &'static Credentials {
-        match self {
-            CredentialFamily::Mule => &Credentials {
-                id: "X-Security-ClientID",
-                secret: "X-Security-ClientSecret",
-                token: "X-Security-Token",
-                bearer: false,
-            },
-            CredentialFamily::MuleBearer => &Credentials {
-                id: "X-Security-ClientID",
-                secret: "X-Security-ClientSecret",
-                token: "Authorization",
-                bearer: true,
-            },
-            CredentialFamily::Gateway => &Credentials {
-                id: "client_id",
-                secret: "client_secret",
-                token: "Authorization",
-                bearer: true,
-            },
-        }
-    }
-}
 
 const MULE: CredentialFamily = CredentialFamily::Mule;
 const MULE_BEARER: CredentialFamily = CredentialFamily::MuleBearer;
@@ -382,7 +336,8 @@ const PATH_ID: &str = "{identSerialNum}";
 #[derive(Debug)]
 pub struct Bcs {
     outbound: Arc<Outbound>,
-    base_url: BaseUrl,
+    /// Where each operation is sent, and the headers of its credentials.
+    routes: Routes,
     client_id: String,
     client_secret: Credential,
     /// The token every call carries.
@@ -395,8 +350,6 @@ pub struct Bcs {
     bank_code: String,
     tx_ids: TxIds,
     decryption_failure: DecryptionFailure,
-    /// Operations sent with another credential family than their default.
-    credential_headers: BTreeMap<String, CredentialFamily>,
 }
 
 /// A request checked and ready to send: its invoker values and what it carries.
@@ -443,22 +396,6 @@ impl<B> Prepared<B> {
     }
 }
 
-/// `security.credential_headers`, each key an operation's name.
-fn checked_families(
-    families: BTreeMap<String, CredentialFamily>,
-) -> anyhow::Result<BTreeMap<String, CredentialFamily>> {
-    if let Some(unknown) = families
-        .keys()
-        .find(|name| !OPERATION_NAMES.contains(&name.as_str()))
-    {
-        anyhow::bail!(
-            "security.credential_headers.{unknown}: no such operation (one of {})",
-            OPERATION_NAMES.join(", ")
-        );
-    }
-    Ok(families)
-}
-
 /// Every operation above by name: their metric series exist from start-up.
 const OPERATION_NAMES: [&str; 20] = [
     PASSWORD_STATUS.name,
@@ -494,6 +431,7 @@ impl Bcs {
         )?;
         let outbound = Arc::new(Outbound::new(DOMAIN, &config.outbound)?);
         outbound.expect_operations(&OPERATION_NAMES);
+        let routes = Routes::new(&config, &OPERATION_NAMES)?;
         let token = AccessToken::new(
             config.access_token,
             config.token.as_ref(),
@@ -503,7 +441,7 @@ impl Bcs {
         outbound.expect_operations(token.operations());
         Ok(Self {
             outbound,
-            base_url: BaseUrl::parse(&config.base_url, "security.base_url")?,
+            routes,
             client_id: config.client_id,
             client_secret: config.client_secret,
             token,
@@ -513,7 +451,6 @@ impl Bcs {
             withdrawal_tx_id_prefix: config.withdrawal_tx_id_prefix,
             bank_code: config.bank_code,
             decryption_failure: config.decryption_failure,
-            credential_headers: checked_families(config.credential_headers)?,
             tx_ids: TxIds::new(store),
         })
     }
@@ -677,14 +614,6 @@ impl Bcs {
         })
     }
 
-    /// The headers `op`'s credentials travel in: configured, else its default.
-    fn credential_family<W>(&self, op: &Op<W>) -> CredentialFamily {
-        self.credential_headers
-            .get(op.name)
-            .copied()
-            .unwrap_or(op.credentials)
-    }
-
     /// One sending of a prepared request under a token and client secret, by `deadline`.
     async fn send_once<B: Serialize, W>(
         &self,
@@ -798,7 +727,7 @@ impl Bcs {
         outgoing: &Outgoing<B>,
         (token, client_secret): (Option<&str>, &SecretString),
     ) -> reqwest::RequestBuilder {
-        let credentials = self.credential_family(op).headers();
+        let credentials = self.routes.family(op.name, op.credentials).headers();
         let mut path = (op.path)(&self.paths).to_owned();
         if let Some(id) = &outgoing.path_id {
             path = path.replace(PATH_ID, &encode_segment(id));
@@ -807,7 +736,7 @@ impl Bcs {
         let mut request = self
             .outbound
             .client()
-            .request(op.method.clone(), self.base_url.join(&path))
+            .request(op.method.clone(), self.routes.base_url(op.name).join(&path))
             .header("Accept", "application/json")
             .header("X-Invoker-ProcessDate", now.format("%Y-%m-%d").to_string())
             .header(
@@ -998,7 +927,8 @@ mod tests {
             OutboundSettings::default().http.timeout
         );
         let bcs = Bcs::new(config, Arc::new(MemoryStore::default())).unwrap();
-        assert_eq!(bcs.base_url.join("/x").as_str(), "http://127.0.0.1:1/x");
+        let base = bcs.routes.base_url(PASSWORD_STATUS.name);
+        assert_eq!(base.join("/x").as_str(), "http://127.0.0.1:1/x");
         let withdrawal = bcs.base_invoker(&WITHDRAW_WITH_OTP);
         assert_eq!(
             (withdrawal.channel.as_str(), withdrawal.branch_id.as_str()),
