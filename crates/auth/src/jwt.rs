@@ -346,6 +346,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_rotated_secret_verifies_the_old_ones_tokens_for_the_overlap_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hs256");
+        std::fs::write(&file, "the first hs256 secret, 32 bytes or more\n").unwrap();
+        let secret = pasarela_provider::Credential::from_file(file.clone()).unwrap();
+        let config = |overlap| Config {
+            hs256_secret: Some(secret.clone()),
+            key_overlap: overlap,
+            ..Config::dev()
+        };
+        let old =
+            mint_dev_token(&config(Duration::ZERO), "ops", &[], Duration::from_secs(60)).unwrap();
+        let overlapping = Verifier::new(&config(Duration::from_secs(3600)))
+            .await
+            .unwrap();
+        let strict = Verifier::new(&config(Duration::ZERO)).await.unwrap();
+        for verifier in [&overlapping, &strict] {
+            verifier
+                .check(&old)
+                .await
+                .expect("the first secret's token");
+        }
+
+        std::fs::write(&file, "the second hs256 secret, 32 bytes or more\n").unwrap();
+        secret.look_again();
+        let new =
+            mint_dev_token(&config(Duration::ZERO), "ops", &[], Duration::from_secs(60)).unwrap();
+        assert_ne!(old, new, "signed with the new secret");
+        overlapping
+            .check(&old)
+            .await
+            .expect("the old token, within the overlap");
+        overlapping.check(&new).await.expect("the new token");
+        let refused = strict.check(&old).await.unwrap_err();
+        assert_eq!(refused.reason, Reason::TokenInvalidSignature);
+        strict.check(&new).await.expect("the new token");
+    }
+
+    #[tokio::test]
     async fn wrong_secret_wrong_audience_and_garbage_are_told_apart() {
         let verifier = dev_verifier().await;
         let other = Config {

@@ -170,6 +170,9 @@ impl Daviplata {
             operation = op.name,
             transaction_id = call.transaction_id,
         );
+        // The secret when the call began: a rotation during it must not let the one sent
+        // (still valid at Daviplata) through the scrub below.
+        let began_with = self.inner.client_secret.current();
         async {
             let body =
                 serde_json::to_vec(body).map_err(|_| internal("request body not encodable"))?;
@@ -192,10 +195,10 @@ impl Daviplata {
         .await
         // Every failure, the token request's too, loses the call's secrets and pasarela's.
         .map_err(|error| {
-            let client_secret = self.inner.client_secret.current();
+            let now = self.inner.client_secret.current();
             error
                 .scrub(call.secrets)
-                .scrub(&[client_secret.expose_secret()])
+                .scrub(&[began_with.expose_secret(), now.expose_secret()])
         })
         .inspect_err(|error| {
             span.in_scope(|| {
