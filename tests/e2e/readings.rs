@@ -19,12 +19,15 @@ use crate::security::{customer, status_request};
 use crate::support::{TestApp, admin, cc, spawn_app_with};
 use pasarela_security::config::{CredentialFamily, HoldsQuery, OtcCodeField, OtcContactInfo};
 
-/// Sets the BCS emulator's readings of S14's query, S1's path and S16's credentials.
+/// Sets the BCS emulator's readings of S14's query, S1's path and S16's credentials; the
+/// second bank serves the kebab-case family alone, its camelCase family on another host.
 async fn bank_reads(app: &TestApp, holds_query: &str, password_status_path: &str, s16: &str) {
+    let serves = (s16 == "gateway").then_some("kebab_case");
     let (path, readings) = bcs_readings(json!({
         "holds_query": holds_query,
         "password_status_path": password_status_path,
         "unprinted_credentials": s16,
+        "serves": serves,
     }));
     app.admin_send(reqwest::Method::PUT, path, readings).await;
 }
@@ -436,6 +439,19 @@ async fn an_operation_on_another_host_is_reached_only_where_its_base_url_says() 
                 ..Default::default()
             })
             .await;
+        // The probe asks S7 at each configured host: the family lives at the second only.
+        let second = cloudhub.bcs_url.clone();
+        let findings = probe_with(&app, |config| {
+            let base_urls = &mut security(config).base_urls;
+            base_urls.insert("generate_otc".into(), second.clone());
+            if elsewhere {
+                base_urls.insert("validate_digital_enrollment".into(), second.clone());
+            }
+        })
+        .await;
+        assert_eq!(matching(&findings, S7_HOST), [cloudhub.bcs_url.as_str()]);
+        let s7 = findings.iter().find(|f| f.key == S7_HOST).expect("asked");
+        assert_eq!(s7.matches(), Some(elsewhere), "{s7:?}");
         if elsewhere {
             generated.expect("S2 is sent to its own host");
             assert_eq!(calls_of(&cloudhub, S2).await, before + 1);
@@ -575,8 +591,17 @@ async fn the_merchant_id_spelling_works_when_it_matches_and_fails_clearly_when_n
 
 /// What `pasarela probe` finds against the sandbox with pasarela's dev configuration of it.
 async fn probe(app: &TestApp) -> Vec<pasarela_provider::probe::Finding> {
+    probe_with(app, |_| {}).await
+}
+
+/// [`probe`] with the dev configuration changed by `configure`.
+async fn probe_with(
+    app: &TestApp,
+    configure: impl FnOnce(&mut pasarela_server::config::Config),
+) -> Vec<pasarela_provider::probe::Finding> {
     let mut config = pasarela_server::dev::config_for(&app.sandbox, None).expect("dev config");
     security(&mut config).access_token = Some(crate::security::TOKEN.to_owned().into());
+    configure(&mut config);
     pasarela_server::probe::findings(&config, None)
         .await
         .expect("the probe runs")
@@ -705,6 +730,9 @@ fn matching<'a>(findings: &'a [pasarela_provider::probe::Finding], key: &str) ->
         .map(String::as_str)
         .collect()
 }
+
+/// The probe's key for the host of the camelCase family.
+const S7_HOST: &str = "security.base_urls.validate_digital_enrollment";
 
 /// The probe's key for the credential headers of S16.
 const S16_CREDENTIALS: &str = "security.credential_headers.get_authentication_level";

@@ -37,7 +37,48 @@ pub async fn probe(config: &Config) -> anyhow::Result<Vec<Finding>> {
         holds_query(config).await?,
         holds_record_base(config).await?,
         authentication_level_credentials(config).await?,
+        camel_case_host(config).await?,
     ])
+}
+
+/// S7, the read of the camelCase family (S2-S7), asked for nobody at each host the
+/// configuration names: where the family does not live the gateway has no such resource.
+/// The spec's CloudHub hosts are never asked unless configured: pasarela's credentials go
+/// to every host asked.
+async fn camel_case_host(config: &Config) -> anyhow::Result<Finding> {
+    let operation = client::VALIDATE_DIGITAL_ENROLLMENT.name;
+    let mut hosts = vec![config.base_url.clone()];
+    for host in config.base_urls.values() {
+        if !hosts.contains(host) {
+            hosts.push(host.clone());
+        }
+    }
+    let request = pb::ValidateDigitalEnrollmentRequest {
+        customer: Some(nobody()),
+        ..Default::default()
+    };
+    let mut outcomes = Vec::new();
+    for host in &hosts {
+        let mut asked = config.clone();
+        asked.base_urls.insert(operation.to_owned(), host.clone());
+        let bcs = Bcs::new(asked, Arc::new(MemoryStore::default()))?;
+        let taken = ask(&bcs, &client::VALIDATE_DIGITAL_ENROLLMENT, |v| {
+            wire::validate_digital_enrollment(&request, v)
+        })
+        .await;
+        outcomes.push((host.as_str(), taken));
+    }
+    let configured = config
+        .base_urls
+        .get(operation)
+        .unwrap_or(&config.base_url)
+        .clone();
+    Ok(finding(
+        "S2-S7 host (S7 asked)",
+        "security.base_urls.validate_digital_enrollment",
+        configured,
+        &outcomes,
+    ))
 }
 
 /// S1 asked for nobody at each path it may live at (pasarela's default, the spec's, and
