@@ -759,7 +759,7 @@ def report(results, command):
         "",
         "### Gateway overhead",
         "",
-        "Naive = `examples/naive_proxy.rs`, the tonic + reqwest + serde handler a team would "
+        "Naive = `tools/bench/naive_proxy.rs`, the tonic + reqwest + serde handler a team would "
         "write by hand (no auth, validation, metrics, audit, retries, idempotency), loaded "
         "like pasarela. Direct = h2load over HTTP/1.1 to the emulator with the request "
         "pasarela sent (captured); provider latency = a sandbox latency fault on every path "
@@ -808,7 +808,7 @@ def report(results, command):
         "### Floor",
         "",
         "The same invalid GetPasswordExpiration (refused by validation, INVALID_ARGUMENT, "
-        "before any provider call) against pasarela and against `examples/floor_server.rs`. "
+        "before any provider call) against pasarela and against `tools/bench/floor_server.rs`. "
         "Other answers, over all rounds = h2load failures plus pasarela answers other than "
         "INVALID_ARGUMENT.",
         "",

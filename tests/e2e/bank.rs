@@ -22,12 +22,13 @@ use serde_json::{Value, json};
 use tonic::Code;
 use tonic::transport::Channel;
 
-use crate::recurring_payments::{WALLET, charge, subscribe};
-use crate::security::{withdrawal, withdrawal_otp};
 use crate::support::bank::{
     Answer, Execution, History, KeyHistory, MoneyOp, Violation, check, figures,
 };
+use crate::support::recurring_payments::{WALLET, charge, subscribe};
 use crate::support::replica::{Replica, replica_bearer};
+use crate::support::security::{withdrawal, withdrawal_otp};
+use crate::support::tools;
 use crate::support::{Bearer, TestPostgres, admin, reason};
 
 const S18_PATH: &str = "/security-management/v3/withdrawal/otp";
@@ -58,6 +59,9 @@ fn runs() -> (Vec<u64>, Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn money_moves_once_through_killed_replicas_a_failed_over_ledger_and_lying_providers() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let (seeds, chaos) = runs();
     for seed in seeds {
         let (history, events) = run(seed, chaos).await;

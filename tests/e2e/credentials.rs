@@ -13,7 +13,7 @@ use pasarela_sandbox::Sandbox;
 use pasarela_security::TokenSettings;
 use tonic::Code;
 
-use crate::security::{client, customer, status_request, withdrawal, withdrawal_otp};
+use crate::support::security::{client, customer, status_request, withdrawal, withdrawal_otp};
 use crate::support::{TestApp, admin, reason, sandbox_with, spawn_app_on};
 
 /// The sandbox's Banco Caja Social token endpoint.

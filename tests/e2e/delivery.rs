@@ -17,10 +17,10 @@ use pasarela_recurring_payments::DocumentedAnswer;
 use pasarela_security::bcs::ERROR_TABLE;
 use serde_json::{Value, json};
 
-use crate::recurring_payments::{
+use crate::support::recurring_payments::{
     self as rp, OTHER_WALLET, WALLET, activation, cancellation, charge, request_otp, subscribe,
 };
-use crate::security::{self as sec, withdrawal, withdrawal_otp};
+use crate::support::security::{self as sec, withdrawal, withdrawal_otp};
 use crate::support::{TestApp, reason, spawn_app_with};
 
 const S18_PATH: &str = "/security-management/v3/withdrawal/otp";

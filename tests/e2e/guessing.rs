@@ -12,6 +12,7 @@ use tonic::transport::Endpoint;
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
+use crate::support::tools;
 use crate::support::{
     TestApp, TestRedis, bearer_with, cc, principal_token, reason, spawn_app_with,
 };
@@ -87,6 +88,9 @@ async fn forty_principals_guessing_one_members_password_are_stopped_together() {
 
 #[tokio::test]
 async fn replicas_sharing_redis_count_one_customers_guesses_together() {
+    if tools::lacking(&["redis-server"]) {
+        return;
+    }
     let redis = TestRedis::start().await;
     let shared = |config: &mut pasarela_server::Config| {
         config.auth.secret_attempts = budget(4);

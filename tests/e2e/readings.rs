@@ -14,8 +14,8 @@ use pasarela::security::v1::{
 use serde_json::json;
 use tonic::Code;
 
-use crate::recurring_payments::{WALLET, commerce, wallet};
-use crate::security::{customer, status_request};
+use crate::support::recurring_payments::{WALLET, commerce, wallet};
+use crate::support::security::{customer, status_request};
 use crate::support::{TestApp, admin, cc, spawn_app_with};
 use pasarela_security::config::{CredentialFamily, HoldsQuery, OtcCodeField, OtcContactInfo};
 
@@ -127,7 +127,7 @@ async fn the_password_status_values_work_when_they_match_the_bank_and_fail_clear
                 status: PasswordStatus::Locked.into(),
                 ..Default::default()
             };
-            crate::security::client(app)
+            crate::support::security::client(app)
                 .update_password_status(request)
                 .await
                 .map(drop)
@@ -158,7 +158,7 @@ async fn the_password_status_path_works_when_it_matches_the_bank_and_fails_clear
     };
     for (bank, setting, works) in four(("readme", README_S1), ("spec", SPEC_S1)) {
         let status = async |app: &TestApp| {
-            crate::security::client(app)
+            crate::support::security::client(app)
                 .get_password_status(status_request("4835799410", customer("1007641")))
                 .await
                 .map(drop)
@@ -189,14 +189,14 @@ async fn the_holds_query_casing_works_when_it_matches_the_bank_and_fails_clearly
                 filter: HoldFilter::All.into(),
                 ..Default::default()
             };
-            crate::security::client(app)
+            crate::support::security::client(app)
                 .list_channel_holds(request)
                 .await
                 .map(drop)
         };
         let configure = |config: &mut pasarela_server::config::Config| {
             let security = security(config);
-            security.access_token = Some(crate::security::TOKEN.to_owned().into());
+            security.access_token = Some(crate::support::security::TOKEN.to_owned().into());
             security.holds_query = setting;
         };
         case(
@@ -213,7 +213,7 @@ async fn the_holds_query_casing_works_when_it_matches_the_bank_and_fails_clearly
 
 /// S16 for a customer of the sandbox's fixtures.
 async fn authentication_level(app: &TestApp) -> Result<(), tonic::Status> {
-    crate::security::client(app)
+    crate::support::security::client(app)
         .get_authentication_level(GetAuthenticationLevelRequest {
             customer: cc("1030"),
             adviser: cc("1025"),
@@ -241,7 +241,7 @@ async fn the_credential_headers_of_s16_work_when_they_match_the_bank_and_fail_cl
     for (bank, setting, works) in cases {
         let configure = |config: &mut pasarela_server::config::Config| {
             let security = security(config);
-            security.access_token = Some(crate::security::TOKEN.to_owned().into());
+            security.access_token = Some(crate::support::security::TOKEN.to_owned().into());
             security
                 .credential_headers
                 .insert("get_authentication_level".into(), setting);
@@ -296,7 +296,7 @@ async fn the_kiban_key_header_works_when_it_matches_kiban_and_fails_clearly_when
 
 /// S2 with a contact to send the code to.
 async fn generate_otc_to_a_phone(app: &TestApp) -> Result<(), tonic::Status> {
-    crate::security::client(app)
+    crate::support::security::client(app)
         .generate_otc(GenerateOtcRequest {
             customer: cc("1007641"),
             purpose: "LOGIN".into(),
@@ -312,7 +312,7 @@ async fn generate_otc_to_a_phone(app: &TestApp) -> Result<(), tonic::Status> {
 
 /// S2 then S4 with the code the bank sent.
 async fn validate_a_sent_code(app: &TestApp) -> Result<(), tonic::Status> {
-    let mut client = crate::security::client(app);
+    let mut client = crate::support::security::client(app);
     client
         .generate_otc(GenerateOtcRequest {
             customer: cc("1007641"),
@@ -353,7 +353,7 @@ async fn the_place_of_s2s_contact_works_when_it_matches_the_bank_and_fails_clear
     for (bank, setting, works) in cases {
         let configure = |config: &mut pasarela_server::config::Config| {
             let security = security(config);
-            security.access_token = Some(crate::security::TOKEN.to_owned().into());
+            security.access_token = Some(crate::support::security::TOKEN.to_owned().into());
             security.otc_contact_info = setting;
         };
         case(
@@ -377,7 +377,7 @@ async fn the_name_of_s4s_code_works_when_it_matches_the_bank_and_fails_clearly_w
     for (bank, setting, works) in cases {
         let configure = |config: &mut pasarela_server::config::Config| {
             let security = security(config);
-            security.access_token = Some(crate::security::TOKEN.to_owned().into());
+            security.access_token = Some(crate::support::security::TOKEN.to_owned().into());
             security.otc_code_field = setting;
         };
         case(
@@ -414,7 +414,7 @@ async fn an_operation_on_another_host_is_reached_only_where_its_base_url_says() 
         let cloudhub_url = cloudhub.bcs_url.clone();
         let app = spawn_app_with(move |config| {
             let security = security(config);
-            security.access_token = Some(crate::security::TOKEN.to_owned().into());
+            security.access_token = Some(crate::support::security::TOKEN.to_owned().into());
             if elsewhere {
                 security
                     .base_urls
@@ -428,11 +428,11 @@ async fn an_operation_on_another_host_is_reached_only_where_its_base_url_says() 
             .await;
         let before = calls_of(&cloudhub, S2).await;
 
-        crate::security::client(&app)
+        crate::support::security::client(&app)
             .get_password_status(status_request("1", customer("1007641")))
             .await
             .expect("S1 lives on the configured host");
-        let generated = crate::security::client(&app)
+        let generated = crate::support::security::client(&app)
             .generate_otc(GenerateOtcRequest {
                 customer: cc("1007641"),
                 purpose: "LOGIN".into(),
@@ -473,7 +473,7 @@ async fn gateway_reads_client_id_from(app: &TestApp, header: &str) {
 
 /// D1 for the sandbox's first wallet.
 async fn request_subscription(app: &TestApp) -> Result<(), tonic::Status> {
-    crate::recurring_payments::client(app)
+    crate::support::recurring_payments::client(app)
         .request_subscription(RequestSubscriptionRequest {
             commerce: commerce(),
             wallet: wallet(WALLET),
@@ -600,7 +600,7 @@ async fn probe_with(
     configure: impl FnOnce(&mut pasarela_server::config::Config),
 ) -> Vec<pasarela_provider::probe::Finding> {
     let mut config = pasarela_server::dev::config_for(&app.sandbox, None).expect("dev config");
-    security(&mut config).access_token = Some(crate::security::TOKEN.to_owned().into());
+    security(&mut config).access_token = Some(crate::support::security::TOKEN.to_owned().into());
     configure(&mut config);
     pasarela_server::probe::findings(&config, None)
         .await
@@ -860,11 +860,13 @@ async fn the_activation_document_spelling_works_when_it_matches_and_fails_clearl
     );
     for (gateway, setting, works) in cases {
         let activate = async |app: &TestApp| {
-            let mut client = crate::recurring_payments::client(app);
-            let (session, otp) = crate::recurring_payments::request_otp(&mut client, WALLET).await;
+            let mut client = crate::support::recurring_payments::client(app);
+            let (session, otp) =
+                crate::support::recurring_payments::request_otp(&mut client, WALLET).await;
             let key = format!("activate-{gateway}-{setting:?}");
-            let request =
-                crate::recurring_payments::activation(&key, WALLET, &session, &otp, 100_000);
+            let request = crate::support::recurring_payments::activation(
+                &key, WALLET, &session, &otp, 100_000,
+            );
             client.activate_subscription(request).await.map(drop)
         };
         case(
@@ -887,7 +889,7 @@ async fn first_holds(
 ) -> Result<Vec<pasarela::security::v1::ChannelHold>, tonic::Status> {
     let app = spawn_app_with(|config| {
         let security = security(config);
-        security.access_token = Some(crate::security::TOKEN.to_owned().into());
+        security.access_token = Some(crate::support::security::TOKEN.to_owned().into());
         security.holds_record_base = setting;
     })
     .await;
@@ -902,7 +904,7 @@ async fn first_holds(
         }),
         ..Default::default()
     };
-    let listed = crate::security::client(&app)
+    let listed = crate::support::security::client(&app)
         .list_channel_holds(request)
         .await
         .map(|answer| answer.into_inner().holds);

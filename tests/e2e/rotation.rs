@@ -15,10 +15,11 @@ use pasarela::security::v1::security_service_client::SecurityServiceClient;
 use pasarela_provider::Credential;
 use serde_json::json;
 
-use crate::recurring_payments::{
+use crate::support::recurring_payments::{
     self as rp, WALLET, charge, client as rp_client, lab_setup, subscribe,
 };
-use crate::security::{customer, status_request};
+use crate::support::security::{customer, status_request};
+use crate::support::tools;
 use crate::support::{
     TestApp, TestPostgres, metric, reason, sandbox_with, spawn_app_on, spawn_app_with,
 };
@@ -241,6 +242,9 @@ async fn each_provider_secret_rotates_under_load_without_a_restart_or_a_failed_c
 /// rather than charged again.
 #[tokio::test]
 async fn a_rotated_record_key_still_replays_what_the_old_key_sealed() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     for overlap in [Duration::from_secs(3600), Duration::ZERO] {
         let db = TestPostgres::start().await;
         let dir = tempfile::tempdir().expect("dir");

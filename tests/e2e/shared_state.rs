@@ -10,7 +10,8 @@ use pasarela::security::v1::get_password_status_request::Subject;
 use pasarela::security::v1::{CustomerType, GetPasswordStatusRequest};
 use tonic::Code;
 
-use crate::security::{assert_error, client, shares_ledger, withdrawal, withdrawal_otp};
+use crate::support::security::{assert_error, client, shares_ledger, withdrawal, withdrawal_otp};
+use crate::support::tools;
 use crate::support::{TestApp, TestPostgres, cc, reason, spawn_app_with};
 
 const S18_ROUTE: (&str, &str) = ("bcs", "POST /security-management/v3/withdrawal/otp");
@@ -37,6 +38,9 @@ async fn withdrawals_sent(app: &TestApp) -> u64 {
 
 #[tokio::test]
 async fn a_forged_altered_or_moved_record_is_never_replayed() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let db = TestPostgres::start().await;
     let app = app_on(&db).await;
     let mut client = client(&app);
@@ -131,6 +135,9 @@ fn set_back(db: &TestPostgres, last: u64) {
 
 #[tokio::test]
 async fn a_tx_id_counter_moved_backwards_stops_calls_instead_of_repeating_a_tx_id() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let db = TestPostgres::start().await;
     let app = app_on(&db).await;
     let mut client = client(&app);
@@ -166,6 +173,9 @@ async fn a_tx_id_counter_moved_backwards_stops_calls_instead_of_repeating_a_tx_i
 /// repeated TxId, and nothing is sent under it.
 #[tokio::test]
 async fn a_tx_id_counter_set_back_across_a_restart_is_refused_by_the_database() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let db = TestPostgres::start().await;
     let app = app_on(&db).await;
     let mut first = client(&app);
@@ -203,6 +213,9 @@ async fn a_tx_id_counter_set_back_across_a_restart_is_refused_by_the_database() 
 /// while a withdrawal fails closed before anything is sent.
 #[tokio::test]
 async fn reads_need_no_ledger_and_withdrawals_fail_closed_without_it() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let mut db = TestPostgres::start().await;
     let app = app_on(&db).await;
     let mut client = client(&app);
@@ -242,6 +255,9 @@ async fn start_error(configure: impl FnOnce(&mut pasarela_server::Config)) -> St
 
 #[tokio::test]
 async fn only_the_configured_ca_s_ledger_and_the_right_password_start_the_service() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let db = TestPostgres::start().await;
     let stranger = TestPostgres::start().await;
     let foreign_ca = stranger.ca_file();
@@ -277,6 +293,9 @@ async fn only_the_configured_ca_s_ledger_and_the_right_password_start_the_servic
 
 #[tokio::test]
 async fn a_retry_after_the_ledger_is_sigkilled_and_restarted_replays_the_outcome() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let mut db = TestPostgres::start().await;
     let app = app_on(&db).await;
     let mut client = client(&app);
@@ -326,6 +345,9 @@ fn pasarela(args: &[&str], file: &std::path::Path) -> (bool, String) {
 
 #[tokio::test]
 async fn pasarela_migrate_brings_each_ledger_up_to_date_and_serve_refuses_an_older_one() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let db = TestPostgres::start().await;
     let (sandbox, _pki) = crate::support::sandbox().await;
     let dir = tempfile::tempdir().expect("temp dir");
@@ -377,6 +399,9 @@ async fn executed(app: &TestApp) -> u64 {
 
 #[tokio::test]
 async fn the_primary_sigkilled_mid_load_and_its_standby_promoted_lose_no_outcome() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let (primary, standby) = TestPostgres::start_with_standby().await;
     let app = spawn_app_with(|config| {
         shares_ledger(config, &primary);

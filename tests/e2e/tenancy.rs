@@ -21,8 +21,8 @@ use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use crate::recurring_payments::{self as rp, OTHER_WALLET, WALLET, wallet};
-use crate::security as sec;
+use crate::support::recurring_payments::{self as rp, OTHER_WALLET, WALLET, wallet};
+use crate::support::security as sec;
 use crate::support::{
     Bearer, Beside, TestApp, bearer_with, cc, error_metadata, reason, spawn_app_with,
     token_with_claims,

@@ -286,6 +286,9 @@ async fn a_peer_whose_unidentified_calls_keep_failing_is_told_to_wait_but_a_good
 
 #[tokio::test]
 async fn rate_limit_in_redis_holds_across_replicas_and_outlives_an_outage() {
+    if tools::lacking(&["redis-server"]) {
+        return;
+    }
     let redis = TestRedis::start().await;
     let config = Config {
         rate_limits: vec![RateLimit {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use pasarela_redis::Redis;
 use pasarela_test_support::redis_server::TestRedis;
+use pasarela_test_support::tools;
 use secrecy::SecretString;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
@@ -79,6 +80,9 @@ fn said(heard: &Heard, text: &str) -> bool {
 
 #[tokio::test]
 async fn sentinels_are_asked_with_their_own_credentials_and_only_then() {
+    if tools::lacking(&["redis-server"]) {
+        return;
+    }
     let redis = TestRedis::start().await;
     let primary: SocketAddr = ([127, 0, 0, 1], redis.port()).into();
     let (sentinel, heard) = fake_sentinel(primary).await;

@@ -417,21 +417,6 @@ fn own_dir(what: &str) -> PathBuf {
     dir
 }
 
-/// The newest installed PostgreSQL's programs (Debian keeps them off the PATH).
-static BIN: LazyLock<Option<PathBuf>> = LazyLock::new(|| {
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let version = entry.file_name().to_str()?.parse().ok()?;
-            Some((version, entry.path().join("bin")))
-        })
-        .collect();
-    versions.sort();
-    versions.pop().map(|(_, bin)| bin)
-});
-
 /// Whether this process runs as root, which PostgreSQL refuses to run as.
 static ROOT: LazyLock<bool> = LazyLock::new(|| {
     Command::new("id")
@@ -442,10 +427,7 @@ static ROOT: LazyLock<bool> = LazyLock::new(|| {
 
 /// PostgreSQL's program `name`.
 fn binary(name: &str) -> PathBuf {
-    match BIN.as_ref() {
-        Some(bin) => bin.join(name),
-        None => PathBuf::from(name),
-    }
+    crate::tools::postgres_bin().join(name)
 }
 
 /// `program`, run as the `postgres` user when this process is root.

@@ -6,6 +6,7 @@ use secrecy::ExposeSecret as _;
 
 use super::*;
 use crate::support::TestPostgres;
+use crate::support::tools;
 
 /// The services that move money, each with its ledger.
 pub(super) const LEDGER_SERVICES: [ServiceName; 2] =
@@ -166,7 +167,7 @@ enum Login<'a> {
 }
 
 fn psql(postgres: &TestPostgres, login: &Login<'_>, args: &[&OsStr]) -> std::process::Output {
-    let mut command = Command::new(tool("psql", INSTALLER));
+    let mut command = Command::new(tools::postgres_bin().join("psql"));
     command.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"]);
     let port = postgres.port;
     match login {
@@ -205,6 +206,9 @@ struct ServiceLogin {
 /// schema, a schema of its own making, temporary tables.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 pub(super) async fn each_services_ledger_role_touches_its_own_schema_only() {
+    if tools::lacking(&["kubectl", tools::POSTGRES]) {
+        return;
+    }
     let manifests = Manifests::of("dev");
     let (postgres, _files) = overlay_ledger(&manifests).await;
     let loopback = ledger_loopback(&manifests, &postgres);
@@ -318,6 +322,9 @@ pub(super) async fn each_services_ledger_role_touches_its_own_schema_only() {
 /// Secrets the services' pods read theirs from.
 #[test]
 pub(super) fn dev_postgres_speaks_tls_only_and_shares_each_password_with_its_service() {
+    if tools::lacking(&["kubectl", tools::POSTGRES]) {
+        return;
+    }
     let manifests = Manifests::of("dev");
     let database = database(&manifests);
     let container = first_container(database);
@@ -423,6 +430,9 @@ pub(super) fn prod_with_cloudnative_pg() -> String {
 /// services' egress reaches the Cluster's pods, whose policy admits them and not bureau.
 #[test]
 pub(super) fn cloudnative_pg_component_renders_a_synchronous_cluster_with_the_ledger_roles() {
+    if tools::lacking(&["kubectl"]) {
+        return;
+    }
     let yaml = prod_with_cloudnative_pg();
     let (valid, report) = super::manifests::validate("prod-cloudnative-pg", &yaml);
     assert!(valid, "validation fails:\n{report}");

@@ -32,12 +32,11 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::support::process::{DevProcess, mint_with_cli};
-use crate::support::{bearer_with, tool};
+use crate::support::{bearer_with, tool, tools};
 
 const OVERLAYS: [&str; 2] = ["dev", "prod"];
 /// The oldest Kubernetes the manifests promise to fit (gRPC probes GA, `preStop.sleep`).
 const KUBERNETES_VERSION: &str = "1.32";
-const INSTALLER: &str = "scripts/install-test-tools.sh";
 
 fn overlay_dir(overlay: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -64,7 +63,7 @@ fn render(overlay: &str) -> String {
 
 /// `kubectl kustomize` of the kustomization in `dir`.
 fn render_dir(dir: &Path) -> String {
-    let output = Command::new(tool("kubectl", INSTALLER))
+    let output = Command::new(tool("kubectl"))
         .arg("kustomize")
         .arg(dir)
         .output()

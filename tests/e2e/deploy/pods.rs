@@ -348,6 +348,9 @@ pub(super) async fn sandbox_on_the_overlay_pki(
 /// TLS. A withdrawal lands in security's own schema, written by its own role.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 pub(super) async fn dev_overlay_pods_serve_against_the_sandbox_with_their_secret_files() {
+    if tools::lacking(&["kubectl", "redis-server", tools::POSTGRES]) {
+        return;
+    }
     let manifests = Manifests::of("dev");
     let (sandbox, _pki) = sandbox_on_the_overlay_pki(&manifests).await;
     let (redis, _redis_files) = overlay_redis(&manifests).await;
@@ -372,9 +375,12 @@ pub(super) async fn dev_overlay_pods_serve_against_the_sandbox_with_their_secret
         .await
         .expect("security answers with the client credentials and token from files");
     assert_eq!(answer.into_inner().status(), PasswordStatus::Active);
-    let otp = crate::security::withdrawal_otp(&mut client).await;
+    let otp = crate::support::security::withdrawal_otp(&mut client).await;
     client
-        .withdraw_with_otp(crate::security::withdrawal(&otp, "deploy-dev-ledger"))
+        .withdraw_with_otp(crate::support::security::withdrawal(
+            &otp,
+            "deploy-dev-ledger",
+        ))
         .await
         .expect("a withdrawal claimed in the ledger the overlay sets up");
     assert_eq!(
@@ -418,6 +424,9 @@ pub(super) async fn dev_overlay_pods_serve_against_the_sandbox_with_their_secret
 /// accepted by the real loader and used.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 pub(super) async fn prod_overlay_pods_start_from_their_secret_files() {
+    if tools::lacking(&["kubectl", "redis-server", tools::POSTGRES]) {
+        return;
+    }
     let manifests = Manifests::of("prod");
     let dev = Manifests::of(SECRETS_OVERLAY);
     let (sandbox, _pki) = sandbox_on_the_overlay_pki(&dev).await;

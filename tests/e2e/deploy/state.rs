@@ -4,6 +4,9 @@ use super::*;
 
 #[test]
 pub(super) fn shutdown_timings_nest_pre_stop_then_drain_then_grace_period() {
+    if tools::lacking(&["kubectl"]) {
+        return;
+    }
     for overlay in OVERLAYS {
         let manifests = Manifests::of(overlay);
         for service in ServiceName::ALL {
@@ -69,6 +72,9 @@ pub(super) fn reaches_postgres(policy: &Value) -> bool {
 #[test]
 pub(super) fn idempotent_services_keep_their_records_in_postgres_and_limits_in_redis_when_they_can_scale_out()
  {
+    if tools::lacking(&["kubectl"]) {
+        return;
+    }
     for overlay in OVERLAYS {
         let manifests = Manifests::of(overlay);
         for service in ServiceName::ALL {

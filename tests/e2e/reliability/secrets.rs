@@ -72,9 +72,9 @@ async fn no_secret_reaches_a_log_line_or_an_error() {
 /// text: neither reaches the caller, the replay of the recorded refusal, or a log line.
 #[tokio::test]
 async fn provider_text_echoing_a_secret_is_scrubbed_before_the_caller_the_record_and_the_log() {
-    let app = crate::security::app().await;
-    let mut client = crate::security::client(&app);
-    let otp = crate::security::withdrawal_otp(&mut client).await;
+    let app = crate::support::security::app().await;
+    let mut client = crate::support::security::client(&app);
+    let otp = crate::support::security::withdrawal_otp(&mut client).await;
     let client_secret = app.sandbox.credentials.bcs_client_secret.clone();
     let echo = json!({
         "responseType": { "value": "ER" },
@@ -90,7 +90,7 @@ async fn provider_text_echoing_a_secret_is_scrubbed_before_the_caller_the_record
         json!({ "type": "status", "status": 400, "body": echo }),
     )
     .await;
-    let request = crate::security::withdrawal(&otp, "echoing-bank");
+    let request = crate::support::security::withdrawal(&otp, "echoing-bank");
     let refused = client.withdraw_with_otp(request.clone()).await.unwrap_err();
     let replayed = client.withdraw_with_otp(request).await.unwrap_err();
     for (what, status) in [("the answer", &refused), ("the replay", &replayed)] {
@@ -112,8 +112,8 @@ async fn provider_text_echoing_a_secret_is_scrubbed_before_the_caller_the_record
 /// to its bound: neither reaches the caller, not even in part.
 #[tokio::test]
 async fn a_short_card_secret_and_a_secret_at_the_texts_bound_are_scrubbed_too() {
-    let app = crate::security::app().await;
-    let mut client = crate::security::client(&app);
+    let app = crate::support::security::app().await;
+    let mut client = crate::support::security::client(&app);
     let echo = |desc: String| {
         json!({ "type": "status", "status": 400, "body": {
             "responseType": { "value": "ER" },
@@ -137,7 +137,7 @@ async fn a_short_card_secret_and_a_secret_at_the_texts_bound_are_scrubbed_too() 
     let text = &text.localized_message().expect("the bank's text").message;
     assert_eq!(text, "CVV *** INVALIDO");
 
-    let otp = crate::security::withdrawal_otp(&mut client).await;
+    let otp = crate::support::security::withdrawal_otp(&mut client).await;
     let at_the_bound = format!("{}{otp} FIN", "A".repeat(297));
     app.inject_once(
         "bcs",
@@ -146,7 +146,10 @@ async fn a_short_card_secret_and_a_secret_at_the_texts_bound_are_scrubbed_too() 
     )
     .await;
     let refused = client
-        .withdraw_with_otp(crate::security::withdrawal(&otp, "secret-at-the-bound"))
+        .withdraw_with_otp(crate::support::security::withdrawal(
+            &otp,
+            "secret-at-the-bound",
+        ))
         .await
         .unwrap_err();
     let text = refused.get_error_details();

@@ -5,6 +5,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::Command;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use pasarela_sandbox::Sandbox;
@@ -18,7 +20,9 @@ pub mod bank;
 pub mod corpus;
 pub mod http2;
 pub mod process;
+pub mod recurring_payments;
 pub mod replica;
+pub mod security;
 mod verbs;
 
 pub use verbs::{body_of, cc, cop, pesos};
@@ -27,6 +31,7 @@ use pasarela_test_support::captured_logs;
 pub use pasarela_test_support::captured_logs::logs;
 pub use pasarela_test_support::postgres_server::TestPostgres;
 pub use pasarela_test_support::redis_server::TestRedis;
+pub use pasarela_test_support::tools::{self, path as tool};
 
 /// The record key of the tests' shared ledgers: every replica of a test shares it.
 pub const RECORD_KEY: &str = "the e2e tests' idempotency record key, 32+ bytes";
@@ -360,31 +365,46 @@ pub async fn admin(
     response.json().await.unwrap_or(serde_json::Value::Null)
 }
 
-/// The `pasarela` binary next to this test binary (built by `scripts/test`).
+/// The `pasarela` binary the process-level tests run: `PASARELA_BIN`, or the workspace's
+/// own, built once per run of the tests (nothing to do when `./scripts/test` built it), so
+/// that a plain `cargo test` neither fails for want of it nor runs a stale one.
 pub fn pasarela_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("PASARELA_BIN") {
         return path.into();
     }
+    static BUILT: LazyLock<PathBuf> = LazyLock::new(build_pasarela);
+    BUILT.clone()
+}
+
+/// `cargo build` of the `pasarela` binary, in the profile and target directory of this
+/// test binary.
+fn build_pasarela() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe
         .parent()
         .and_then(|deps| deps.parent())
-        .expect("target dir");
-    let bin = dir.join("pasarela");
+        .expect("target dir")
+        .to_owned();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args([
+            "build",
+            "--locked",
+            "-p",
+            "pasarela-server",
+            "--bin",
+            "pasarela",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if dir.ends_with("release") {
+        build.arg("--release");
+    }
+    let output = build.output().expect("cargo runs");
     assert!(
-        bin.exists(),
-        "{} is missing: build it first (`cargo build -p pasarela-server`, done by scripts/test)",
-        bin.display()
+        output.status.success(),
+        "cargo build of the pasarela binary failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
     );
-    bin
-}
-
-/// A tool the project's scripts install; a clear failure when it is absent.
-pub fn tool(name: &str, installer: &str) -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    });
-    found.unwrap_or_else(|| panic!("`{name}` is not installed: run {installer}"))
+    dir.join("pasarela")
 }

@@ -92,7 +92,7 @@ impl DevProcess {
     }
 
     pub fn grpcurl(&self, args: &[&str]) -> String {
-        let output = Command::new(tool("grpcurl", "scripts/install-test-tools.sh"))
+        let output = Command::new(tool("grpcurl"))
             .arg("-plaintext")
             .args(args)
             .output()

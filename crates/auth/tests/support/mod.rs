@@ -22,6 +22,7 @@ use tonic_prost::ProstCodec;
 use pasarela_test_support::captured_logs;
 pub use pasarela_test_support::captured_logs::logs;
 pub use pasarela_test_support::redis_server::TestRedis;
+pub use pasarela_test_support::tools;
 
 pub const SECRET: &str = "integration-test-secret-of-at-least-32-bytes";
 pub const ISSUER: &str = "https://issuer.test";

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use pasarela_test_support::postgres_server::{CERTIFICATE_ROLE, TestPostgres};
+use pasarela_test_support::tools;
 
 use super::*;
 use crate::tests::new_key;
@@ -34,6 +35,9 @@ const MINUTE: Keep = Keep::For(Duration::from_secs(60));
 
 #[tokio::test]
 async fn claims_compare_and_swap_in_postgres() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let server = TestPostgres::start().await;
     let store = store(&server).await;
     crate::tests::claims_compare_and_swap(&store).await;
@@ -52,6 +56,9 @@ async fn claims_compare_and_swap_in_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_of_many_claims_from_two_pools_wins() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let server = TestPostgres::start().await;
     let stores = two_stores(&server).await;
     let claims: Vec<_> = (0..20)
@@ -78,6 +85,9 @@ async fn one_of_many_claims_from_two_pools_wins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_pools_never_reserve_the_same_number() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let server = TestPostgres::start().await;
     let stores = two_stores(&server).await;
     let reservations: Vec<_> = (0..40)
@@ -99,6 +109,9 @@ async fn two_pools_never_reserve_the_same_number() {
 
 #[tokio::test]
 async fn a_counter_set_back_cannot_hand_out_a_transaction_id_again() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let server = TestPostgres::start().await;
     let store = store(&server).await;
     let first = store.reserve("seq", 1, 0).await.unwrap();
@@ -132,6 +145,9 @@ async fn a_counter_set_back_cannot_hand_out_a_transaction_id_again() {
 
 #[tokio::test]
 async fn an_older_schema_is_upgraded_in_place_and_refused_until_it_is() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let server = TestPostgres::start().await;
     let older = PostgresConfig {
         migrate_at_start: false,
@@ -170,6 +186,9 @@ async fn an_older_schema_is_upgraded_in_place_and_refused_until_it_is() {
 
 #[tokio::test]
 async fn a_rotated_password_is_read_for_each_new_connection() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let server = TestPostgres::start().await;
     let settings = PostgresConfig {
         pool_size: 1,
@@ -198,6 +217,9 @@ async fn a_rotated_password_is_read_for_each_new_connection() {
 
 #[tokio::test]
 async fn only_the_configured_ca_s_server_is_trusted() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let server = TestPostgres::start().await;
     let stranger = TestPostgres::start().await;
     let wrong_ca = PostgresConfig {
@@ -218,6 +240,9 @@ async fn only_the_configured_ca_s_server_is_trusted() {
 
 #[tokio::test]
 async fn a_dead_database_fails_each_operation_closed() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let mut server = TestPostgres::start().await;
     let store = store(&server).await;
     server.kill();
@@ -229,6 +254,9 @@ async fn a_dead_database_fails_each_operation_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_claims_survive_the_sigkill_of_the_primary_and_a_promotion() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let (mut primary, standby) = TestPostgres::start_with_standby().await;
     let settings = PostgresConfig {
         statement_timeout: Duration::from_millis(1_500),
@@ -285,6 +313,9 @@ async fn acknowledged_claims_survive_the_sigkill_of_the_primary_and_a_promotion(
 
 #[tokio::test]
 async fn an_open_record_never_expires_and_the_sweep_spares_it() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let server = TestPostgres::start().await;
     let store = store(&server).await;
     let open = store.insert_new("open", "v", Keep::UntilSettled, new_key("t-open"));
@@ -301,6 +332,9 @@ async fn an_open_record_never_expires_and_the_sweep_spares_it() {
 /// Even where the role's own default acknowledges a commit before the standby has it.
 #[tokio::test]
 async fn a_claim_is_not_acknowledged_before_the_synchronous_standby_holds_it() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let (primary, mut standby) = TestPostgres::start_with_standby().await;
     primary.sql("ALTER ROLE pasarela SET synchronous_commit = local");
     let settings = PostgresConfig {
@@ -320,6 +354,9 @@ async fn a_claim_is_not_acknowledged_before_the_synchronous_standby_holds_it() {
 
 #[tokio::test]
 async fn plaintext_is_never_used_even_where_the_server_and_the_url_allow_it() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let server = TestPostgres::start().await;
     server.allow_plaintext();
     let plain_url = TestPostgres::url(&[&server]).replace(
@@ -341,6 +378,9 @@ async fn plaintext_is_never_used_even_where_the_server_and_the_url_allow_it() {
 
 #[tokio::test]
 async fn a_certificate_for_another_name_is_refused() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let server = TestPostgres::start().await;
     let elsewhere = format!(
         "host=wrong-name.invalid hostaddr=127.0.0.1 port={} user=pasarela dbname=pasarela",
@@ -366,6 +406,9 @@ async fn a_certificate_for_another_name_is_refused() {
 /// connection to a host that accepts but never answers would wait out the call's bound.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn connections_to_a_frozen_primary_are_dropped_and_the_promoted_standby_found() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let (mut primary, standby) = TestPostgres::start_with_standby().await;
     let settings = PostgresConfig {
         statement_timeout: Duration::from_secs(3),
@@ -399,6 +442,9 @@ async fn connections_to_a_frozen_primary_are_dropped_and_the_promoted_standby_fo
 
 #[tokio::test]
 async fn a_client_certificate_stands_for_a_password() {
+    if tools::lacking(&[tools::POSTGRES]) {
+        return;
+    }
     let server = TestPostgres::start().await;
     let url = format!(
         "postgresql://{CERTIFICATE_ROLE}@localhost:{}/pasarela",

@@ -19,10 +19,12 @@ use serde::de::DeserializeOwned;
 use tonic::{Code, Status};
 use tracing::Instrument as _;
 
-use super::envelope;
-use super::errors::{DOMAIN, DecryptionFailure, MAX_TEXT, SERVICE_DOMAIN, bad_response};
+use super::envelope::{self, Marker, Reading};
+use super::errors::{
+    CodesOn5xx, DOMAIN, DecryptionFailure, MAX_TEXT, SERVICE_DOMAIN, bad_response,
+};
 use super::identity::Identities;
-use super::invoker::{self, ProcessIdRule, SequenceError, TxIds};
+use super::invoker::{self, Field, ProcessIdRule, SequenceError, TxIds, field};
 pub use super::routing::CredentialFamily;
 use super::routing::Routes;
 use super::token::{AccessToken, Current};
@@ -55,13 +57,11 @@ pub struct Op<W> {
     credentials: CredentialFamily,
     channel: Channel,
     /// Invoker fields this operation's header list marks required beyond the table's.
-    required: &'static [&'static str],
-    /// The spec's success example carries `responseType.value` `OK`: an answer without
-    /// one is not taken for a success.
-    success_marker: bool,
-    /// Money moves: only `OK` is a success (not the `WR` warning other operations use),
-    /// anything but `OK` or an `ER…` refusal is unreadable, hence an unknown outcome.
-    ok_only: bool,
+    required: &'static [Field],
+    /// What `responseType.value` a success must carry.
+    marker: Marker,
+    /// What a code named on a 5xx that no table row lists means.
+    codes_on_5xx: CodesOn5xx,
     answer: PhantomData<fn() -> W>,
 }
 
@@ -75,18 +75,18 @@ pub enum Retry {
 }
 
 /// S12: "X-Invoker-Source ... (Required)", "X-Security-CustLoginId ... (Required)".
-const WITHDRAWAL_OTP_REQUIRED: &[&str] = &["source", "cust_login_id"];
+const WITHDRAWAL_OTP_REQUIRED: &[Field] = &[field::source, field::cust_login_id];
 
 /// S18: every header its table marks "SI".
-const WITHDRAWAL_REQUIRED: &[&str] = &[
-    "channel",
-    "branch_id",
-    "terminal_id",
-    "tx_id",
-    "session_key",
-    "sub_channel",
-    "action",
-    "modifier_user",
+const WITHDRAWAL_REQUIRED: &[Field] = &[
+    field::channel,
+    field::branch_id,
+    field::terminal_id,
+    field::tx_id,
+    field::session_key,
+    field::sub_channel,
+    field::action,
+    field::modifier_user,
 ];
 
 pub const PASSWORD_STATUS: Op<wire::PasswordStatusAnswer> = Op {
@@ -97,8 +97,8 @@ pub const PASSWORD_STATUS: Op<wire::PasswordStatusAnswer> = Op {
     credentials: MULE,
     channel: Channel::Api,
     required: &[],
-    success_marker: false,
-    ok_only: false,
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
     answer: PhantomData,
 };
 pub const GENERATE_OTC: Op<wire::Empty> = Op {
@@ -109,8 +109,8 @@ pub const GENERATE_OTC: Op<wire::Empty> = Op {
     credentials: MULE,
     channel: Channel::Api,
     required: &[],
-    success_marker: false,
-    ok_only: false,
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
     answer: PhantomData,
 };
 pub const GENERATE_OTC_V3: Op<wire::Empty> = Op {
@@ -121,8 +121,8 @@ pub const GENERATE_OTC_V3: Op<wire::Empty> = Op {
     credentials: MULE,
     channel: Channel::Api,
     required: &[],
-    success_marker: false,
-    ok_only: false,
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
     answer: PhantomData,
 };
 pub const VALIDATE_OTC: Op<wire::Empty> = Op {
@@ -133,8 +133,8 @@ pub const VALIDATE_OTC: Op<wire::Empty> = Op {
     credentials: MULE,
     channel: Channel::Api,
     required: &[],
-    success_marker: false,
-    ok_only: false,
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
     answer: PhantomData,
 };
 pub const TRANSACTION_CHALLENGE: Op<wire::ChallengeAnswer> = Op {
@@ -145,8 +145,8 @@ pub const TRANSACTION_CHALLENGE: Op<wire::ChallengeAnswer> = Op {
     credentials: MULE,
     channel: Channel::Api,
     required: &[],
-    success_marker: false,
-    ok_only: false,
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Refusal,
     answer: PhantomData,
 };
 pub const ENROLL_DIGITAL_USER: Op<wire::Empty> = Op {
@@ -157,8 +157,8 @@ pub const ENROLL_DIGITAL_USER: Op<wire::Empty> = Op {
     credentials: MULE,
     channel: Channel::Api,
     required: &[],
-    success_marker: false,
-    ok_only: false,
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Refusal,
     answer: PhantomData,
 };
 pub const VALIDATE_DIGITAL_ENROLLMENT: Op<wire::Empty> = Op {
@@ -169,8 +169,8 @@ pub const VALIDATE_DIGITAL_ENROLLMENT: Op<wire::Empty> = Op {
     credentials: MULE,
     channel: Channel::Api,
     required: &[],
-    success_marker: false,
-    ok_only: false,
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Refusal,
     answer: PhantomData,
 };
 pub const CHANGE_PASSWORD: Op<wire::Empty> = Op {
@@ -181,8 +181,8 @@ pub const CHANGE_PASSWORD: Op<wire::Empty> = Op {
     credentials: MULE,
     channel: Channel::Api,
     required: &[],
-    success_marker: false,
-    ok_only: false,
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
     answer: PhantomData,
 };
 pub const CREATE_USER: Op<wire::Empty> = Op {
@@ -193,8 +193,8 @@ pub const CREATE_USER: Op<wire::Empty> = Op {
     credentials: MULE,
     channel: Channel::Api,
     required: &[],
-    success_marker: false,
-    ok_only: false,
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
     answer: PhantomData,
 };
 // Checks a card PIN / CVV: a repeat could count as a second wrong attempt.
@@ -206,8 +206,8 @@ pub const VALIDATE_ENROLLMENT_CARD: Op<wire::Empty> = Op {
     credentials: MULE,
     channel: Channel::Api,
     required: &[],
-    success_marker: false,
-    ok_only: false,
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
     answer: PhantomData,
 };
 // Checks a card PIN / CVV: a repeat could count as a second wrong attempt.
@@ -219,8 +219,8 @@ pub const VALIDATE_PASSWORD_RECOVERY: Op<wire::Empty> = Op {
     credentials: MULE,
     channel: Channel::Api,
     required: &[],
-    success_marker: false,
-    ok_only: false,
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
     answer: PhantomData,
 };
 pub const REQUEST_WITHDRAWAL_OTP: Op<wire::WithdrawalOtpAnswer> = Op {
@@ -231,8 +231,8 @@ pub const REQUEST_WITHDRAWAL_OTP: Op<wire::WithdrawalOtpAnswer> = Op {
     credentials: MULE,
     channel: Channel::Api,
     required: WITHDRAWAL_OTP_REQUIRED,
-    success_marker: false,
-    ok_only: false,
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
     answer: PhantomData,
 };
 pub const UPDATE_PASSWORD_STATUS: Op<wire::PasswordStatusChange> = Op {
@@ -243,8 +243,8 @@ pub const UPDATE_PASSWORD_STATUS: Op<wire::PasswordStatusChange> = Op {
     credentials: MULE,
     channel: Channel::Api,
     required: &[],
-    success_marker: false,
-    ok_only: false,
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
     answer: PhantomData,
 };
 pub const LIST_CHANNEL_HOLDS: Op<wire::HoldsAnswer> = Op {
@@ -255,8 +255,8 @@ pub const LIST_CHANNEL_HOLDS: Op<wire::HoldsAnswer> = Op {
     credentials: GATEWAY,
     channel: Channel::Api,
     required: &[],
-    success_marker: true,
-    ok_only: false,
+    marker: Marker::Required,
+    codes_on_5xx: CodesOn5xx::Failure,
     answer: PhantomData,
 };
 pub const SET_CHANNEL_HOLD: Op<wire::Empty> = Op {
@@ -267,8 +267,8 @@ pub const SET_CHANNEL_HOLD: Op<wire::Empty> = Op {
     credentials: GATEWAY,
     channel: Channel::Api,
     required: &[],
-    success_marker: false,
-    ok_only: false,
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
     answer: PhantomData,
 };
 // A consultation sent as POST: repeating it changes nothing.
@@ -280,8 +280,8 @@ pub const AUTHENTICATION_LEVEL: Op<wire::AuthLevelAnswer> = Op {
     credentials: MULE,
     channel: Channel::Api,
     required: &[],
-    success_marker: false,
-    ok_only: false,
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
     answer: PhantomData,
 };
 pub const AUTHENTICATE_CHANNEL: Op<wire::AuthChannelAnswer> = Op {
@@ -292,8 +292,8 @@ pub const AUTHENTICATE_CHANNEL: Op<wire::AuthChannelAnswer> = Op {
     credentials: MULE_BEARER,
     channel: Channel::Api,
     required: &[],
-    success_marker: false,
-    ok_only: false,
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
     answer: PhantomData,
 };
 pub const WITHDRAW_WITH_OTP: Op<wire::WithdrawalAnswer> = Op {
@@ -304,8 +304,8 @@ pub const WITHDRAW_WITH_OTP: Op<wire::WithdrawalAnswer> = Op {
     credentials: GATEWAY,
     channel: Channel::Correspondent,
     required: WITHDRAWAL_REQUIRED,
-    success_marker: true,
-    ok_only: true,
+    marker: Marker::OkOnly,
+    codes_on_5xx: CodesOn5xx::Failure,
     answer: PhantomData,
 };
 /// S18 as a consulta (`X-Invoker-Action: R`, the same TxId): what became of a withdrawal
@@ -324,8 +324,8 @@ pub const QUESTION_CHALLENGE: Op<wire::ChallengeAnswer> = Op {
     credentials: GATEWAY,
     channel: Channel::Api,
     required: &[],
-    success_marker: false,
-    ok_only: false,
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Refusal,
     answer: PhantomData,
 };
 
@@ -369,12 +369,12 @@ impl<W> Op<W> {
         self.credentials
     }
 
-    /// What the envelope must say for an answer to be a success.
-    fn marker(&self) -> envelope::Marker {
-        match (self.success_marker, self.ok_only) {
-            (_, true) => envelope::Marker::OkOnly,
-            (true, false) => envelope::Marker::Required,
-            (false, false) => envelope::Marker::Optional,
+    /// How the envelope of its answers is read.
+    fn reading(&self) -> Reading {
+        Reading {
+            operation: self.name,
+            marker: self.marker,
+            codes_on_5xx: self.codes_on_5xx,
         }
     }
 }
@@ -600,7 +600,7 @@ impl Bcs {
                 }
             }
             tracing::debug!(status = raw.status.as_u16(), "bank answered");
-            envelope::read::<W>(op.name, op.marker(), &raw).map_err(|error| {
+            envelope::read::<W>(op.reading(), &raw).map_err(|error| {
                 let error = self.decryption_failure.blame(error);
                 self.scrubbed(error, &prepared.outgoing, (token.value(), &secret))
             })

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::errors::{Failure, bad_response, from_failure};
+use super::errors::{CodesOn5xx, Failure, bad_response, from_failure};
 
 /// `responseType.value`s that mean the operation went through (`WR`: done, with a warning).
 const SUCCESS_VALUES: &[&str] = &["OK", "WR"];
@@ -51,19 +51,31 @@ pub enum Marker {
     OkOnly,
 }
 
-/// The typed success body of `operation`, or the error its answer stands for, as `marker`
-/// says a success must look.
-pub fn read<T: DeserializeOwned>(
-    operation: &str,
-    marker: Marker,
-    raw: &RawResponse,
-) -> Result<T, ProviderError> {
+/// How one operation's answers are read.
+#[derive(Debug, Clone, Copy)]
+pub struct Reading {
+    pub operation: &'static str,
+    /// What a success must say.
+    pub marker: Marker,
+    /// What a code named on a 5xx that no table lists means.
+    pub codes_on_5xx: CodesOn5xx,
+}
+
+/// The typed success body of an operation, or the error its answer stands for, as its
+/// [`Reading`] says.
+pub fn read<T: DeserializeOwned>(reading: Reading, raw: &RawResponse) -> Result<T, ProviderError> {
+    let Reading {
+        operation,
+        marker,
+        codes_on_5xx,
+    } = reading;
     let status = raw.status.as_u16();
     let body = match parse_object(&raw.body) {
         Some(body) => body,
         None if status_speaks_alone(status) => {
             return Err(from_failure(
                 operation,
+                codes_on_5xx,
                 &Failure {
                     http: status,
                     ..Failure::default()
@@ -97,6 +109,7 @@ pub fn read<T: DeserializeOwned>(
         let detail = envelope.response_detail.unwrap_or_default();
         return Err(from_failure(
             operation,
+            codes_on_5xx,
             &Failure {
                 http: status,
                 value,
@@ -206,6 +219,14 @@ mod tests {
         trn_src_info: Value,
     }
 
+    fn reading(operation: &'static str, marker: Marker) -> Reading {
+        Reading {
+            operation,
+            marker,
+            codes_on_5xx: CodesOn5xx::Failure,
+        }
+    }
+
     #[test]
     fn every_key_starts_lower_case_at_every_depth() {
         let body = r#"{"ResponseType":{"Value":"OK"},"trnSrcInfo":[{"BlockingInfo":{"ÉxtraKey":1,"ok":2}}],"_x":{"Y":[]}}"#.as_bytes();
@@ -222,9 +243,9 @@ mod tests {
     fn both_casings_of_the_envelope_are_read() {
         let camel = r#"{"responseType":{"value":"ER"},"responseDetail":{"errorCode":"1008","errorDesc":"x","errorType":"OUD"}}"#;
         let pascal = r#"{"ResponseType":{"value":"ER"},"ResponseDetail":{"ErrorCode":"00068","ErrorDesc":"Usuario ya existe.","ErrorType":"OUD"}}"#;
-        let error = read::<Value>("op", Marker::Optional, &raw(400, camel)).unwrap_err();
+        let error = read::<Value>(reading("op", Marker::Optional), &raw(400, camel)).unwrap_err();
         assert_eq!(error.reason, "PASSWORD_EQUALS_ID");
-        let error = read::<Value>("op", Marker::Optional, &raw(400, pascal)).unwrap_err();
+        let error = read::<Value>(reading("op", Marker::Optional), &raw(400, pascal)).unwrap_err();
         assert_eq!(error.code, Code::AlreadyExists);
         assert_eq!(error.reason, "USER_ALREADY_EXISTS");
     }
@@ -232,16 +253,22 @@ mod tests {
     #[test]
     fn an_error_envelope_on_206_is_a_failure() {
         let body = r#"{"responseType":{"value":"ER"},"responseDetail":{"errorCode":"1","errorDesc":"BUSSINES MISTAKE","errorType":"BDA"}}"#;
-        let error =
-            read::<Value>("generate_otc_v3", Marker::Optional, &raw(206, body)).unwrap_err();
+        let error = read::<Value>(
+            reading("generate_otc_v3", Marker::Optional),
+            &raw(206, body),
+        )
+        .unwrap_err();
         assert_eq!(error.reason, "BUSINESS_RULE_REJECTED");
     }
 
     #[test]
     fn er500_with_an_empty_detail_is_unavailable() {
         let body = r#"{"responseType":{"value":"ER500"},"responseDetail":{"errorCode":"","errorDesc":"","errorType":""}}"#;
-        let error =
-            read::<Value>("list_channel_holds", Marker::Optional, &raw(500, body)).unwrap_err();
+        let error = read::<Value>(
+            reading("list_channel_holds", Marker::Optional),
+            &raw(500, body),
+        )
+        .unwrap_err();
         assert_eq!(error.code, Code::Unavailable);
         assert_eq!(error.details.metadata["provider_response_type"], "ER500");
     }
@@ -249,7 +276,7 @@ mod tests {
     #[test]
     fn pascal_case_bodies_reach_camel_case_structs() {
         let body = r#"{"ResponseType":{"Value":"OK"},"TrnSrcInfo":{"ResultsPagesGeneric":{"TotalRecords":"1"}}}"#;
-        let holds: Holds = read("op", Marker::Optional, &raw(200, body)).unwrap();
+        let holds: Holds = read(reading("op", Marker::Optional), &raw(200, body)).unwrap();
         assert_eq!(
             holds.trn_src_info["resultsPagesGeneric"]["totalRecords"],
             "1"
@@ -259,16 +286,16 @@ mod tests {
     #[test]
     fn a_success_without_envelope_is_read_unless_the_operation_has_a_marker() {
         let body = r#"{"trnSrcInfo":{}}"#;
-        assert!(read::<Holds>("op", Marker::Optional, &raw(200, body)).is_ok());
-        let error = read::<Holds>("op", Marker::Required, &raw(200, body)).unwrap_err();
+        assert!(read::<Holds>(reading("op", Marker::Optional), &raw(200, body)).is_ok());
+        let error = read::<Holds>(reading("op", Marker::Required), &raw(200, body)).unwrap_err();
         assert_eq!(error.reason, "PROVIDER_BAD_RESPONSE");
         let marked = r#"{"responseType":{"value":"OK"},"trnSrcInfo":{}}"#;
-        assert!(read::<Holds>("op", Marker::OkOnly, &raw(200, marked)).is_ok());
+        assert!(read::<Holds>(reading("op", Marker::OkOnly), &raw(200, marked)).is_ok());
         let warned = r#"{"responseType":{"value":"WR"},"trnSrcInfo":{}}"#;
-        assert!(read::<Holds>("op", Marker::Required, &raw(200, warned)).is_ok());
+        assert!(read::<Holds>(reading("op", Marker::Required), &raw(200, warned)).is_ok());
         for value in ["WR", "PENDIENTE"] {
             let body = format!(r#"{{"responseType":{{"value":"{value}"}},"trnSrcInfo":{{}}}}"#);
-            let error = read::<Holds>("op", Marker::OkOnly, &raw(200, &body)).unwrap_err();
+            let error = read::<Holds>(reading("op", Marker::OkOnly), &raw(200, &body)).unwrap_err();
             assert_eq!(error.reason, "PROVIDER_BAD_RESPONSE", "{value}");
         }
     }
@@ -276,26 +303,29 @@ mod tests {
     #[test]
     fn malformed_answers_are_bad_responses_without_the_body() {
         for body in ["", "<html>oops secret</html>", "{\"responseType\":", "[1]"] {
-            let error = read::<Value>("op", Marker::Optional, &raw(200, body)).unwrap_err();
+            let error =
+                read::<Value>(reading("op", Marker::Optional), &raw(200, body)).unwrap_err();
             assert_eq!(error.reason, "PROVIDER_BAD_RESPONSE", "{body:?}");
             assert_eq!(error.code, Code::Internal);
             assert!(!error.message.contains("oops"), "{}", error.message);
         }
-        let error =
-            read::<Holds>("op", Marker::Optional, &raw(200, r#"{"trnSrcInfo":1}"#)).map(|_| ());
+        let error = read::<Holds>(
+            reading("op", Marker::Optional),
+            &raw(200, r#"{"trnSrcInfo":1}"#),
+        )
+        .map(|_| ());
         assert!(error.is_ok(), "a Value field takes any shape");
     }
 
     #[test]
     fn a_gateway_page_keeps_the_meaning_of_its_status() {
         let error = read::<Value>(
-            "op",
-            Marker::Optional,
+            reading("op", Marker::Optional),
             &raw(502, "<html>Bad gateway</html>"),
         )
         .unwrap_err();
         assert_eq!(error.code, Code::Unavailable);
-        let error = read::<Value>("op", Marker::Optional, &raw(401, "")).unwrap_err();
+        let error = read::<Value>(reading("op", Marker::Optional), &raw(401, "")).unwrap_err();
         assert_eq!(error.reason, "PROVIDER_AUTH_FAILED");
     }
 }

@@ -134,17 +134,18 @@ const BY_STATUS: &[(u16, u16, Code, &str)] = &[
 const BY_RESPONSE_TYPE: &[(&str, Code, &str)] =
     &[("ER500", Code::Unavailable, reasons::PROVIDER_UNAVAILABLE)];
 
-/// Operations whose error tables put "All business validation errors, technical errors"
-/// under 500 (S5-S7), and S19, which prints no error table at all (a refusal on 500 is as
-/// likely): a code their bank names on a 5xx that no table lists is a rejection, which a
-/// retry would only repeat (for S19, a counted challenge answer sent again), not a failure
-/// of the bank.
-const BUSINESS_ERRORS_ON_5XX: &[&str] = &[
-    "create_transaction_challenge",
-    "enroll_digital_user",
-    "validate_digital_enrollment",
-    "create_question_challenge",
-];
+/// What a code the bank names on a 5xx means when no table row lists it: each operation
+/// says which (`Op::codes_on_5xx`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodesOn5xx {
+    /// The bank failed: `UNAVAILABLE`, worth a later retry.
+    Failure,
+    /// A business refusal, which a retry would only repeat: S5-S7, whose error tables put
+    /// "All business validation errors, technical errors" under 500, and S19, which prints
+    /// no error table at all (a refusal on 500 is as likely, and a retry would send a
+    /// counted challenge answer again).
+    Refusal,
+}
 
 /// (code, type) pairs whose meaning only their exact HTTP status gives, no nearer status
 /// standing in: S13's `32`/RGN is "already in that state" on 401 (its table) and "user does
@@ -180,7 +181,7 @@ pub fn lookup(http: u16, code: &str, kind: &str) -> Option<&'static ErrorRow> {
 
 /// The meaning of a failure no table row names: by its `responseType.value`, then by the
 /// operation's own rule for 5xx, then by its HTTP status.
-fn unlisted(operation: &str, failure: &Failure) -> (Code, &'static str) {
+fn unlisted(codes_on_5xx: CodesOn5xx, failure: &Failure) -> (Code, &'static str) {
     let by_type = BY_RESPONSE_TYPE
         .iter()
         .find(|(value, _, _)| value.eq_ignore_ascii_case(&failure.value));
@@ -189,7 +190,7 @@ fn unlisted(operation: &str, failure: &Failure) -> (Code, &'static str) {
     }
     let named_rejection = (500..=599).contains(&failure.http)
         && !failure.code.trim().is_empty()
-        && BUSINESS_ERRORS_ON_5XX.contains(&operation);
+        && codes_on_5xx == CodesOn5xx::Refusal;
     if named_rejection {
         return (Code::FailedPrecondition, reason::PROVIDER_REJECTED);
     }
@@ -202,12 +203,13 @@ fn unlisted(operation: &str, failure: &Failure) -> (Code, &'static str) {
     by_status(failure.http)
 }
 
-/// The rich error for a failure answered by `operation`.
-pub fn from_failure(operation: &str, failure: &Failure) -> ProviderError {
+/// The rich error for a failure answered by `operation`, which reads an unlisted code on a
+/// 5xx as `codes_on_5xx` says.
+pub fn from_failure(operation: &str, codes_on_5xx: CodesOn5xx, failure: &Failure) -> ProviderError {
     let row = lookup(failure.http, &failure.code, &failure.kind);
     let (code, reason) = match row {
         Some(row) => (row.grpc, row.reason),
-        None => unlisted(operation, failure),
+        None => unlisted(codes_on_5xx, failure),
     };
     let text = provider_text(&failure.desc).or_else(|| row.map(|row| row.text.to_owned()));
     // Only codes of the spec's tables are quoted in the message: an unlisted one is the
@@ -352,9 +354,12 @@ mod tests {
         }
     }
 
+    const FAILURE: CodesOn5xx = CodesOn5xx::Failure;
+    const REFUSAL: CodesOn5xx = CodesOn5xx::Refusal;
+
     #[test]
     fn a_failed_decryption_is_the_deployments_unless_told_it_is_the_callers() {
-        let wel = || from_failure("change_password", &failure(500, "00001", "WEL"));
+        let wel = || from_failure("change_password", FAILURE, &failure(500, "00001", "WEL"));
         let ours = DecryptionFailure::default().blame(wel());
         assert_eq!(
             (ours.code, ours.reason.as_str()),
@@ -375,7 +380,7 @@ mod tests {
             (theirs.code, theirs.reason.as_str()),
             (Code::FailedPrecondition, "DECRYPTION_FAILED")
         );
-        let other = from_failure("change_password", &failure(500, "00100", "TRX"));
+        let other = from_failure("change_password", FAILURE, &failure(500, "00100", "TRX"));
         let kept = DecryptionFailure::default().blame(other.clone());
         assert_eq!((kept.code, kept.reason), (other.code, other.reason));
     }
@@ -412,7 +417,7 @@ mod tests {
             (er(302, "", "", ""), Delivery::Unknown),
         ];
         for (answer, expected) in cases {
-            let error = from_failure("withdraw_with_otp", &answer);
+            let error = from_failure("withdraw_with_otp", FAILURE, &answer);
             assert_eq!(error.delivery, expected, "{answer:?}");
         }
         let lost = bad_response("withdraw_with_otp", 200, "truncated JSON");
@@ -447,7 +452,7 @@ mod tests {
         for http in [200, 206, 500] {
             let mut answer = failure(http, "", "");
             answer.value = "ER500".into();
-            let error = from_failure("list_channel_holds", &answer);
+            let error = from_failure("list_channel_holds", FAILURE, &answer);
             assert_eq!(error.code, Code::Unavailable, "{http}");
             assert!(error.details.retry_after.is_some(), "{http}");
         }
@@ -455,15 +460,17 @@ mod tests {
 
     #[test]
     fn an_unlisted_code_on_a_500_of_s5_to_s7_is_a_rejection_without_retry() {
-        for operation in BUSINESS_ERRORS_ON_5XX {
-            let error = from_failure(operation, &failure(500, "77777", "RGN"));
-            assert_eq!(error.code, Code::FailedPrecondition, "{operation}");
-            assert_eq!(error.reason, reason::PROVIDER_REJECTED);
-            assert!(error.details.retry_after.is_none(), "{operation}");
-        }
-        let elsewhere = from_failure("change_password", &failure(500, "77777", "RGN"));
+        let error = from_failure(
+            "enroll_digital_user",
+            REFUSAL,
+            &failure(500, "77777", "RGN"),
+        );
+        assert_eq!(error.code, Code::FailedPrecondition);
+        assert_eq!(error.reason, reason::PROVIDER_REJECTED);
+        assert!(error.details.retry_after.is_none());
+        let elsewhere = from_failure("change_password", FAILURE, &failure(500, "77777", "RGN"));
         assert_eq!(elsewhere.code, Code::Unavailable);
-        let no_code = from_failure("enroll_digital_user", &failure(503, "", ""));
+        let no_code = from_failure("enroll_digital_user", REFUSAL, &failure(503, "", ""));
         assert_eq!(
             no_code.code,
             Code::Unavailable,
@@ -474,7 +481,7 @@ mod tests {
     #[test]
     fn the_bank_unable_to_read_pasarelas_json_is_internal() {
         for (code, kind) in [("00400", "OUD"), ("400", "OUD")] {
-            let error = from_failure("update_password_status", &failure(400, code, kind));
+            let error = from_failure("update_password_status", FAILURE, &failure(400, code, kind));
             assert_eq!(error.code, Code::Internal, "{code}");
             assert_eq!(error.reason, reason::PROVIDER_REQUEST_MALFORMED);
         }
@@ -483,13 +490,17 @@ mod tests {
     #[test]
     fn a_resource_uri_the_bank_does_not_have_is_internal() {
         for (code, kind) in [("00404", "OUD"), ("404", "OUD")] {
-            let error = from_failure("get_password_status", &failure(404, code, kind));
+            let error = from_failure("get_password_status", FAILURE, &failure(404, code, kind));
             assert_eq!(error.code, Code::Internal, "{code}");
             assert_eq!(error.reason, reason::PROVIDER_PATH_NOT_FOUND);
         }
-        let nothing = from_failure("list_channel_holds", &failure(404, "NO FOUND", "BDA"));
+        let nothing = from_failure(
+            "list_channel_holds",
+            FAILURE,
+            &failure(404, "NO FOUND", "BDA"),
+        );
         assert_eq!(nothing.code, Code::NotFound, "a query that found nothing");
-        let bare = from_failure("get_password_status", &failure(404, "", ""));
+        let bare = from_failure("get_password_status", FAILURE, &failure(404, "", ""));
         assert_eq!(
             (bare.code, bare.reason.as_str()),
             (Code::Internal, reason::PROVIDER_PATH_NOT_FOUND),
@@ -499,10 +510,10 @@ mod tests {
 
     #[test]
     fn a_401_row_of_the_bank_is_never_unauthenticated() {
-        let error = from_failure("change_password", &failure(401, "401", "OUD"));
+        let error = from_failure("change_password", FAILURE, &failure(401, "401", "OUD"));
         assert_eq!(error.code, Code::Unavailable);
         assert_eq!(error.reason, reasons::PROVIDER_AUTH_FAILED);
-        let error = from_failure("change_password", &failure(401, "", ""));
+        let error = from_failure("change_password", FAILURE, &failure(401, "", ""));
         assert_eq!(error.reason, reasons::PROVIDER_AUTH_FAILED);
     }
 
@@ -516,7 +527,7 @@ mod tests {
             (302, Code::Internal, reasons::PROVIDER_BAD_RESPONSE),
         ];
         for (http, code, reason) in cases {
-            let error = from_failure("op", &failure(http, "99999", "XYZ"));
+            let error = from_failure("op", FAILURE, &failure(http, "99999", "XYZ"));
             assert_eq!(
                 (error.code, error.reason.as_str()),
                 (code, reason),
@@ -529,7 +540,7 @@ mod tests {
     fn metadata_and_text_come_from_the_answer() {
         let mut answer = failure(400, "1008", "OUD");
         answer.desc = "La clave es igual al numero de identificacion\n".into();
-        let error = from_failure("change_password", &answer);
+        let error = from_failure("change_password", FAILURE, &answer);
         assert_eq!(error.code, Code::InvalidArgument);
         assert_eq!(error.reason, "PASSWORD_EQUALS_ID");
         assert_eq!(error.details.metadata["provider_code"], "1008");
@@ -546,7 +557,11 @@ mod tests {
 
     #[test]
     fn the_table_text_stands_in_for_an_empty_description() {
-        let error = from_failure("update_password_status", &failure(401, "32", "RGN"));
+        let error = from_failure(
+            "update_password_status",
+            FAILURE,
+            &failure(401, "32", "RGN"),
+        );
         assert_eq!(
             error.details.localized.unwrap().1,
             "La clave ya se encuentra en el estado solicitado"

@@ -62,6 +62,13 @@ macro_rules! invoker_rules {
             required: $required,
         },)*];
 
+        /// Each field by name, for an operation's list of the fields it requires: a name
+        /// that is no field does not compile.
+        #[allow(non_upper_case_globals)]
+        pub mod field {
+            $(pub const $field: super::Field = super::Field(stringify!($field));)*
+        }
+
         /// Lays `over` on `base`: a non-empty field of `over` wins.
         pub fn merge(base: &mut InvokerFields, over: &InvokerFields) {
             $(if !over.$field.is_empty() {
@@ -324,10 +331,17 @@ fn problem(rule: &Rule, pattern: &Regex, value: &str) -> Option<String> {
     }
 }
 
-/// Records a violation for each of `names` (fields of `InvokerContext`) that is empty:
-/// headers one operation requires although the table marks them optional.
-pub fn require(fields: &InvokerFields, names: &[&str], violations: &mut Violations) {
-    for rule in RULES.iter().filter(|rule| names.contains(&rule.field)) {
+/// A field of `InvokerContext`, named only through [`field`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field(&'static str);
+
+/// Records a violation for each of `required` that is empty: headers one operation
+/// requires although the table marks them optional.
+pub fn require(fields: &InvokerFields, required: &[Field], violations: &mut Violations) {
+    for rule in RULES
+        .iter()
+        .filter(|rule| required.contains(&Field(rule.field)))
+    {
         if (rule.get)(fields).is_empty() {
             violations.add(
                 format!("invoker.{}", rule.field),
@@ -465,7 +479,11 @@ mod tests {
             ..InvokerFields::default()
         };
         let mut violations = Violations::new();
-        require(&fields, &["source", "terminal_id"], &mut violations);
+        require(
+            &fields,
+            &[field::source, field::terminal_id],
+            &mut violations,
+        );
         let message = violations.finish().unwrap_err().message().to_owned();
         assert!(message.contains("invoker.terminal_id"), "{message}");
         assert!(!message.contains("invoker.source"), "{message}");
