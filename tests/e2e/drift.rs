@@ -4,40 +4,12 @@
 //! `deploy/monitoring/` read).
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use serde_json::json;
 
 use crate::monitoring::PROBE_SERIES;
-use crate::support::process::free_port;
+use crate::support::process::{KilledOnDrop, free_port, metrics_once};
 use crate::support::{admin, pasarela_bin, sandbox, scrape};
-
-/// A probe process, killed when dropped.
-struct Probe(std::process::Child);
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The metrics text once `wanted` is in it, or what there was after 20 s.
-async fn metrics_once(url: &str, wanted: &str) -> String {
-    let mut last = String::new();
-    for _ in 0..200 {
-        if let Ok(answer) = reqwest::get(url).await
-            && let Ok(text) = answer.text().await
-        {
-            if text.contains(wanted) {
-                return text;
-            }
-            last = text;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{wanted} never appeared in:\n{last}");
-}
 
 #[tokio::test]
 async fn the_probe_exports_each_reading_and_sees_the_provider_change_it() {
@@ -65,7 +37,7 @@ holds_query = "table"
     )
     .expect("configuration written");
     let port = free_port();
-    let _probe = Probe(
+    let _probe = KilledOnDrop(
         Command::new(pasarela_bin())
             .args(["probe", "--every", "300ms", "--metrics-listen"])
             .arg(format!("127.0.0.1:{port}"))

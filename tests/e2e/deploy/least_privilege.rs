@@ -529,3 +529,86 @@ pub(super) async fn each_services_redis_user_reaches_its_own_keys_only() {
         "bureau with security's prefix must stop at start: {printed}"
     );
 }
+
+/// Each drift probe (security's and recurring-payments'; Kiban's calls are billed, so
+/// bureau has none) is one pod at a time that reads its provider's credentials and nothing
+/// else of its service's Secrets (no ledger, Redis, state key or gRPC certificate), runs
+/// `pasarela probe --every`, is covered by its service's NetworkPolicy (DNS, the provider,
+/// scrapes of its admin port), and is left out of the service's Service, disruption budget
+/// and Deployment.
+#[test]
+pub(super) fn each_drift_probe_reads_its_providers_credentials_only_and_serves_nothing() {
+    if tools::lacking(&["kubectl"]) {
+        return;
+    }
+    let expected = [
+        (
+            ServiceName::Security,
+            &["pasarela-security-credentials"][..],
+        ),
+        (
+            ServiceName::RecurringPayments,
+            &[
+                "pasarela-recurring-payments-credentials",
+                "pasarela-recurring-payments-mtls",
+            ][..],
+        ),
+    ];
+    for overlay in OVERLAYS {
+        let manifests = Manifests::of(overlay);
+        assert!(
+            manifests.probe_of(ServiceName::Bureau).is_none(),
+            "{overlay}: bureau"
+        );
+        for (service, credentials) in expected {
+            let context = format!("{overlay} {service:?}");
+            let probe = manifests.probe_of(service).expect("a drift probe");
+            assert_eq!(probe["spec"]["replicas"], 1, "{context}: one prober");
+            assert_eq!(probe["spec"]["strategy"]["type"], "Recreate", "{context}");
+            let read = secrets_read(probe);
+            let wanted: BTreeSet<String> = credentials.iter().map(|s| (*s).to_owned()).collect();
+            assert_eq!(
+                read, wanted,
+                "{context} reads its provider's credentials only"
+            );
+            let server = manifests.of_service("Deployment", service);
+            assert!(read.is_subset(&secrets_read(server)), "{context}");
+            let container = pasarela_container(probe);
+            assert_eq!(container["args"][0], "probe", "{context}");
+            assert_eq!(container["args"][1], "--every", "{context}");
+            assert!(
+                container["ports"]
+                    .as_array()
+                    .is_some_and(|ports| ports.iter().any(|p| p["name"] == "admin")),
+                "{context}: scraped on its admin port"
+            );
+
+            let labels = &probe["spec"]["template"]["metadata"]["labels"];
+            let policy = manifests.of_service("NetworkPolicy", service);
+            assert!(
+                peer_selects(&policy["spec"]["podSelector"], labels),
+                "{context}"
+            );
+            let served = manifests.of_service("Service", service);
+            let by_service = json!({ "matchLabels": served["spec"]["selector"] });
+            assert!(
+                !peer_selects(&by_service, labels),
+                "{context}: no gRPC traffic"
+            );
+            let budget = manifests.of_service("PodDisruptionBudget", service);
+            assert!(
+                !peer_selects(&budget["spec"]["selector"], labels),
+                "{context}"
+            );
+            assert!(
+                !peer_selects(&server["spec"]["selector"], labels),
+                "{context}"
+            );
+            let server_labels = &server["spec"]["template"]["metadata"]["labels"];
+            assert!(
+                !peer_selects(&probe["spec"]["selector"], server_labels),
+                "{context}"
+            );
+        }
+    }
+}

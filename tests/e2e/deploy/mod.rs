@@ -86,6 +86,9 @@ struct Manifests {
     secrets: BTreeMap<String, Map<String, Value>>,
 }
 
+/// The label that tells a service's serving pods (`server`) from its drift probe (`probe`).
+const ROLE: &str = "pasarela/role";
+
 /// The overlay that renders its Secrets (from obviously fake values).
 const SECRETS_OVERLAY: &str = "dev";
 
@@ -163,16 +166,27 @@ impl Manifests {
         self.objects.iter().filter(move |o| o["kind"] == kind)
     }
 
+    /// The Deployment of `service`'s drift probe (components/drift-probe), if it has one.
+    fn probe_of(&self, service: ServiceName) -> Option<&Value> {
+        let component = component(service);
+        self.all("Deployment").find(|o| {
+            let labels = &o["metadata"]["labels"];
+            labels["app.kubernetes.io/component"] == component && labels[ROLE] == "probe"
+        })
+    }
+
     fn named(&self, kind: &str, name: &str) -> Option<&Value> {
         self.all(kind).find(|o| o["metadata"]["name"] == name)
     }
 
-    /// The one object of `kind` that belongs to `service`.
+    /// The one object of `kind` that belongs to `service` and serves it (not its drift
+    /// probe: [`Manifests::probe_of`]).
     fn of_service(&self, kind: &str, service: ServiceName) -> &Value {
         let component = component(service);
         let found: Vec<_> = self
             .all(kind)
             .filter(|o| o["metadata"]["labels"]["app.kubernetes.io/component"] == component)
+            .filter(|o| o["metadata"]["labels"][ROLE] != "probe")
             .collect();
         assert_eq!(
             found.len(),

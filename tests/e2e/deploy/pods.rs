@@ -1,6 +1,7 @@
 //! The rendered pods run as real processes from their Secret files: dev against the sandbox and a ledger set up as the overlay's PostgreSQL is, prod against a loopback JWKS issuer.
 
 use super::*;
+use crate::support::process::{KilledOnDrop, free_port, metrics_once};
 
 /// A container's Secret volumes written out under a temp folder, the way the kubelet mounts
 /// them: each mount path with the folder standing for it.
@@ -101,7 +102,19 @@ impl PodProcess {
         service: ServiceName,
         loopback: &[(String, String)],
     ) -> PodProcess {
-        let deployment = manifests.of_service("Deployment", service);
+        Self::of_deployment(
+            manifests,
+            manifests.of_service("Deployment", service),
+            loopback,
+        )
+    }
+
+    /// Like [`PodProcess::of`], for the pods of any of the overlay's Deployments.
+    pub(super) fn of_deployment(
+        manifests: &Manifests,
+        deployment: &Value,
+        loopback: &[(String, String)],
+    ) -> PodProcess {
         let container = pasarela_container(deployment);
         let root = tempfile::tempdir().expect("temp dir");
         let mounts = mount_secrets(manifests, deployment, container, root.path());
@@ -238,20 +251,28 @@ pub(super) fn loopback_addresses(
     sandbox: &pasarela_sandbox::Sandbox,
     redis: &crate::support::TestRedis,
 ) -> Vec<(String, String)> {
+    let mut pairs = provider_loopback(manifests, sandbox);
+    pairs.extend(redis_loopback(manifests, redis));
+    pairs
+}
+
+/// Each provider's base URL as the overlay configures it, with its emulator in `sandbox`.
+fn provider_loopback(
+    manifests: &Manifests,
+    sandbox: &pasarela_sandbox::Sandbox,
+) -> Vec<(String, String)> {
     let emulators = [
         (ServiceName::Security, &sandbox.bcs_url),
         (ServiceName::Bureau, &sandbox.kiban_url),
         (ServiceName::RecurringPayments, &sandbox.daviplata_url),
     ];
-    let mut pairs: Vec<(String, String)> = emulators
+    emulators
         .into_iter()
         .map(|(service, emulator)| {
             let config = pod_config(manifests, manifests.of_service("Deployment", service));
             (provider_base_url(&config, service), emulator.clone())
         })
-        .collect();
-    pairs.extend(redis_loopback(manifests, redis));
-    pairs
+        .collect()
 }
 
 /// Each service's Redis URL as its pod reads it (its own ACL user), with `redis`'s host.
@@ -415,6 +436,75 @@ pub(super) async fn dev_overlay_pods_serve_against_the_sandbox_with_their_secret
             format!("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = '{schema}'");
         assert_eq!(ledger.sql(&owners), role, "{schema}");
     }
+}
+
+/// The dev overlay's drift probes, run the way their pods run them (the service's
+/// configuration, variables and provider credentials from files; no ledger, Redis or state
+/// key), against the sandbox: each exports its provider's readings on its admin port, none
+/// of them at odds with the overlay's configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+pub(super) async fn dev_overlay_drift_probes_export_readings_that_match_the_sandbox() {
+    if tools::lacking(&["kubectl"]) {
+        return;
+    }
+    let manifests = Manifests::of("dev");
+    let (sandbox, _pki) = sandbox_on_the_overlay_pki(&manifests).await;
+    let loopback = provider_loopback(&manifests, &sandbox);
+    for (service, provider) in [
+        (ServiceName::Security, "security"),
+        (ServiceName::RecurringPayments, "recurring_payments"),
+    ] {
+        let deployment = manifests.probe_of(service).expect("a drift probe");
+        let process = PodProcess::of_deployment(&manifests, deployment, &loopback);
+        let metrics = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let args = pod_args(deployment, metrics);
+        let mut command = process.command(&args[0]);
+        let child = command
+            .args(&args[1..])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("pasarela probe starts");
+        let _probe = KilledOnDrop(child);
+        let url = format!("http://{metrics}/metrics");
+        let text = metrics_once(&url, "pasarela_provider_reading{").await;
+        let readings: Vec<&str> = text
+            .lines()
+            .filter(|line| line.starts_with("pasarela_provider_reading{"))
+            .filter(|line| line.contains(&format!(r#"provider="{provider}""#)))
+            .collect();
+        assert!(
+            !readings.is_empty(),
+            "{service:?} exports readings:\n{text}"
+        );
+        // A check the sandbox's data cannot settle reads `unknown`; none may read `no`.
+        let mismatched: Vec<&&str> = readings
+            .iter()
+            .filter(|line| line.contains(r#"matches="no""#))
+            .collect();
+        assert!(mismatched.is_empty(), "{service:?}: {mismatched:?}");
+        assert!(
+            readings
+                .iter()
+                .any(|line| line.contains(r#"matches="yes""#)),
+            "{service:?}: the overlay's configuration matches the sandbox:\n{text}"
+        );
+    }
+}
+
+/// The container's arguments, with `--metrics-listen` at `metrics`.
+fn pod_args(deployment: &Value, metrics: std::net::SocketAddr) -> Vec<String> {
+    let mut args: Vec<String> = pasarela_container(deployment)["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|arg| arg.as_str().expect("text").to_owned())
+        .collect();
+    let at = args
+        .iter()
+        .position(|arg| arg == "--metrics-listen")
+        .expect("--metrics-listen");
+    args[at + 1] = metrics.to_string();
+    args
 }
 
 /// The prod overlay's pods start and turn ready with exactly their rendered configuration:

@@ -121,3 +121,31 @@ pub fn mint_with_cli(scope: &str) -> String {
         .expect("a token line")
         .to_owned()
 }
+
+/// A child process (`pasarela probe`, a rendered pod), killed when dropped.
+pub struct KilledOnDrop(pub std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The metrics text at `url` once `wanted` is in it; a failure with what there was after
+/// 30 s.
+pub async fn metrics_once(url: &str, wanted: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..300 {
+        if let Ok(answer) = reqwest::get(url).await
+            && let Ok(text) = answer.text().await
+        {
+            if text.contains(wanted) {
+                return text;
+            }
+            last = text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{wanted} never appeared at {url}:\n{last}");
+}
