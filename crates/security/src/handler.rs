@@ -1,12 +1,12 @@
-//! The gRPC handlers of `SecurityService`, written out: each names its operation and lets
-//! the wire module translate and check the request; the client reads the bank's answer
-//! into the proto response. Withdrawals run once per idempotency key.
+//! The gRPC handlers of `SecurityService`: each RPC runs its request as an `Operation`
+//! (`bcs::operation`), checked, counted where it checks a secret, sent and read the same
+//! way; withdrawals, written out, run once per idempotency key.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
-use pasarela::common::v1::{Identification, InvokerContext};
+use pasarela::common::v1::Identification;
 use pasarela::security::v1::security_service_server::SecurityService;
 use pasarela::security::v1::*;
 use pasarela_auth::{CallContext, Document, Principal, SecretAttempts, Trespass, check_end_user};
@@ -15,19 +15,17 @@ use pasarela_idempotency::{
     OnUnknown, Outcome, Proposed, Scope, SettleError, Witness, detached,
 };
 use pasarela_provider::{ProviderError, Violations};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tonic::{Request, Response, Status};
 
 use crate::Config;
-use crate::bcs::client::{self, Bcs, Op, Prepared, sequence_unavailable};
+use crate::bcs::client::{self, Bcs, Prepared, sequence_unavailable};
 use crate::bcs::errors::{DOMAIN, SERVICE_DOMAIN, not_found_yet, still_unknown};
 use crate::bcs::fields;
 use crate::bcs::invoker::{ACTION_CREATE, ACTION_READ, bank_now};
-use crate::bcs::wire::{self, Outgoing, Unreadable};
+use crate::bcs::operation::{Operation, Readings};
+use crate::bcs::wire;
 use crate::config::{
-    ConsultaBody, HoldsQuery, InvokerFields, OtcShape, PasswordStatusValues, ProviderCode,
-    Reconciliation, ReconciliationMode, RecordBase,
+    ConsultaBody, InvokerFields, OtcShape, ProviderCode, Reconciliation, ReconciliationMode,
 };
 use crate::reconciler::{self, Reconciler};
 
@@ -54,10 +52,8 @@ struct Core {
     reconciliation: Reconciliation,
     /// How long after an attempt a consulta's "not found" is believed.
     quiet_period: Duration,
-    /// S14's query: its names' casing, and the number of its first record.
-    holds_query: (HoldsQuery, RecordBase),
-    otc_shape: OtcShape,
-    password_status_values: PasswordStatusValues,
+    /// How the bank reads what its spec leaves open.
+    readings: Readings,
     /// Asks the bank about unknown withdrawals while the service lives, and before an
     /// operator's settlement of one is accepted.
     reconciler: Option<Arc<Reconciler>>,
@@ -95,12 +91,14 @@ impl Security {
             ReconciliationMode::Hold => OnUnknown::Hold,
         };
         let idempotency_config = config.idempotency.clone();
-        let holds_query = (config.holds_query, config.holds_record_base);
-        let otc_shape = OtcShape {
-            contact_info: config.otc_contact_info,
-            code_field: config.otc_code_field,
+        let readings = Readings {
+            otc_shape: OtcShape {
+                contact_info: config.otc_contact_info,
+                code_field: config.otc_code_field,
+            },
+            password_status_values: config.password_status_values,
+            holds_query: (config.holds_query, config.holds_record_base),
         };
-        let password_status_values = config.password_status_values;
         let bcs = Arc::new(Bcs::new(config, Arc::clone(&store))?);
         // A claim outlives its call before a repeat may take it over.
         let lease = idempotency_config.lease_or(bcs.ceiling())?;
@@ -119,9 +117,7 @@ impl Security {
                 attempts,
                 reconciliation,
                 quiet_period,
-                holds_query,
-                otc_shape,
-                password_status_values,
+                readings,
                 reconciler,
             }),
         })
@@ -137,47 +133,26 @@ impl Security {
         }
     }
 
-    /// Runs `op` with the request `build` makes; the bank's answer `W` becomes the proto
-    /// response `P` by its `TryFrom`.
-    /// `customer` is the request's: a tenant that binds its callers to an end user refuses
-    /// any other ([`check_end_user`]).
-    async fn call<B, W, P>(
+    /// Runs one operation: its customer checked against a tenant's end-user binding, a
+    /// request that checks a secret counted against the customer's budget (past it the
+    /// bank is not asked), the bank's request built and checked, the answer read.
+    async fn run<Q: Operation>(
         &self,
-        op: &Op<W>,
-        call: &CallContext,
-        invoker: Option<&InvokerContext>,
-        customer: Option<&Identification>,
-        build: impl FnOnce(&InvokerFields, &mut Violations) -> Outgoing<B>,
-    ) -> Result<Response<P>, Status>
-    where
-        B: Serialize,
-        W: DeserializeOwned,
-        P: TryFrom<W, Error = Unreadable>,
-    {
-        self.check_secret(op, call, invoker, customer, false, build)
-            .await
+        request: Request<Q>,
+    ) -> Result<Response<Q::Response>, Status> {
+        let call = CallContext::of(&request);
+        self.run_with(&call, request.into_inner()).await
     }
 
-    /// Like [`Security::call`] for an operation that tells a right secret of `customer`
-    /// from a wrong one: when `checks_secret`, a valid request is counted against the
-    /// customer's budget, and past it the bank is not asked.
-    async fn check_secret<B, W, P>(
+    async fn run_with<Q: Operation>(
         &self,
-        op: &Op<W>,
         call: &CallContext,
-        invoker: Option<&InvokerContext>,
-        customer: Option<&Identification>,
-        checks_secret: bool,
-        build: impl FnOnce(&InvokerFields, &mut Violations) -> Outgoing<B>,
-    ) -> Result<Response<P>, Status>
-    where
-        B: Serialize,
-        W: DeserializeOwned,
-        P: TryFrom<W, Error = Unreadable>,
-    {
+        request: Q,
+    ) -> Result<Response<Q::Response>, Status> {
+        let customer = request.customer();
         check_end_user(call.principal.as_ref(), document_of(customer))?;
         let holder = customer
-            .filter(|_| checks_secret)
+            .filter(|_| request.checks_secret())
             .map(|customer| fields::holder_key(customer.r#type, &customer.number));
         let admit = async {
             match &holder {
@@ -185,11 +160,41 @@ impl Security {
                 None => Ok(()),
             }
         };
+        let readings = &self.core.readings;
+        let build = |fields: &InvokerFields, v: &mut Violations| request.build(fields, readings, v);
         self.core
             .bcs
-            .run_admitted(op, call, invoker, build, admit, P::try_from)
+            .run_admitted(Q::OP, call, request.invoker(), build, admit, |answer| {
+                request.read(answer)
+            })
             .await
             .map(Response::new)
+    }
+
+    /// S15's auditing user and branch are the caller's identity's: another is refused.
+    fn check_own_identity(
+        &self,
+        call: &CallContext,
+        request: &SetChannelHoldRequest,
+    ) -> Result<(), Status> {
+        let own = self
+            .core
+            .bcs
+            .identity_of(&client::SET_CHANNEL_HOLD, call.principal.as_ref());
+        let chosen: Vec<&str> = [
+            ("user", &request.user, &own.user),
+            ("branch_id", &request.branch_id, &own.branch_id),
+        ]
+        .into_iter()
+        .filter(|(_, asked, own)| !asked.trim().is_empty() && asked.trim() != own.as_str())
+        .map(|(field, _, _)| field)
+        .collect();
+        if chosen.is_empty() {
+            return Ok(());
+        }
+        let fields = chosen.join(",");
+        let principal = call.principal.as_ref();
+        Err(Trespass::BankIdentity.refuse(principal, &[("fields", &fields)]))
     }
 }
 
@@ -388,235 +393,128 @@ fn settled(
     })))
 }
 
-/// `SecurityService`: each RPC names its operation and lets the wire module build the
-/// request; `Security::call` does the rest (the answer read by the response's `TryFrom`).
+/// `SecurityService`: each RPC is its request run as an [`Operation`] (the impls sit beside
+/// their wire sections, `bcs::wire`); S15 checks the caller's bank identity first, and S18
+/// moves money once per key.
 #[tonic::async_trait]
 impl SecurityService for Security {
     async fn get_password_status(
         &self,
         request: Request<GetPasswordStatusRequest>,
     ) -> Result<Response<GetPasswordStatusResponse>, Status> {
-        let call = CallContext::of(&request);
-        let r = request.into_inner();
-        let op = &client::PASSWORD_STATUS;
-        // Asked by alias, the customer is not known here: a tenant binding end users
-        // refuses it.
-        let customer = match &r.subject {
-            Some(get_password_status_request::Subject::Customer(customer)) => Some(customer),
-            _ => None,
-        };
-        self.call(op, &call, r.invoker.as_ref(), customer, |_, v| {
-            wire::get_password_status(&r, v)
-        })
-        .await
+        self.run(request).await
     }
 
     async fn generate_otc(
         &self,
         request: Request<GenerateOtcRequest>,
     ) -> Result<Response<GenerateOtcResponse>, Status> {
-        let call = CallContext::of(&request);
-        let r = request.into_inner();
-        let op = &client::GENERATE_OTC;
-        self.call(
-            op,
-            &call,
-            r.invoker.as_ref(),
-            r.customer.as_ref(),
-            |_, v| wire::generate_otc_v1(&r, self.core.otc_shape, v),
-        )
-        .await
+        self.run(request).await
     }
 
     async fn generate_otc_v3(
         &self,
         request: Request<GenerateOtcV3Request>,
     ) -> Result<Response<GenerateOtcV3Response>, Status> {
-        let call = CallContext::of(&request);
-        let r = request.into_inner();
-        let op = &client::GENERATE_OTC_V3;
-        self.call(
-            op,
-            &call,
-            r.invoker.as_ref(),
-            r.customer.as_ref(),
-            |_, v| wire::generate_otc_v3(&r, self.core.otc_shape, v),
-        )
-        .await
+        self.run(request).await
     }
 
     async fn validate_otc(
         &self,
         request: Request<ValidateOtcRequest>,
     ) -> Result<Response<ValidateOtcResponse>, Status> {
-        let call = CallContext::of(&request);
-        let r = request.into_inner();
-        let op = &client::VALIDATE_OTC;
-        self.check_secret(
-            op,
-            &call,
-            r.invoker.as_ref(),
-            r.customer.as_ref(),
-            true,
-            |_, v| wire::validate_otc(&r, self.core.otc_shape, v),
-        )
-        .await
+        self.run(request).await
     }
 
     async fn create_transaction_challenge(
         &self,
         request: Request<CreateTransactionChallengeRequest>,
     ) -> Result<Response<CreateTransactionChallengeResponse>, Status> {
-        let call = CallContext::of(&request);
-        let r = request.into_inner();
-        let op = &client::TRANSACTION_CHALLENGE;
-        self.call(
-            op,
-            &call,
-            r.invoker.as_ref(),
-            r.customer.as_ref(),
-            |_, v| wire::create_transaction_challenge(&r, v),
-        )
-        .await
+        self.run(request).await
     }
 
     async fn enroll_digital_user(
         &self,
         request: Request<EnrollDigitalUserRequest>,
     ) -> Result<Response<EnrollDigitalUserResponse>, Status> {
-        let call = CallContext::of(&request);
-        let r = request.into_inner();
-        let op = &client::ENROLL_DIGITAL_USER;
-        self.call(
-            op,
-            &call,
-            r.invoker.as_ref(),
-            r.customer.as_ref(),
-            |_, v| wire::enroll_digital_user(&r, v),
-        )
-        .await
+        self.run(request).await
     }
 
     async fn validate_digital_enrollment(
         &self,
         request: Request<ValidateDigitalEnrollmentRequest>,
     ) -> Result<Response<ValidateDigitalEnrollmentResponse>, Status> {
-        let call = CallContext::of(&request);
-        let r = request.into_inner();
-        let op = &client::VALIDATE_DIGITAL_ENROLLMENT;
-        self.call(
-            op,
-            &call,
-            r.invoker.as_ref(),
-            r.customer.as_ref(),
-            |_, v| wire::validate_digital_enrollment(&r, v),
-        )
-        .await
+        self.run(request).await
     }
 
     async fn change_password(
         &self,
         request: Request<ChangePasswordRequest>,
     ) -> Result<Response<ChangePasswordResponse>, Status> {
-        let call = CallContext::of(&request);
-        let r = request.into_inner();
-        let op = &client::CHANGE_PASSWORD;
-        self.check_secret(
-            op,
-            &call,
-            r.invoker.as_ref(),
-            r.customer.as_ref(),
-            true,
-            |_, v| wire::change_password(&r, v),
-        )
-        .await
+        self.run(request).await
     }
 
     async fn create_user(
         &self,
         request: Request<CreateUserRequest>,
     ) -> Result<Response<CreateUserResponse>, Status> {
-        let call = CallContext::of(&request);
-        let r = request.into_inner();
-        let op = &client::CREATE_USER;
-        self.call(
-            op,
-            &call,
-            r.invoker.as_ref(),
-            r.customer.as_ref(),
-            |_, v| wire::create_user(&r, v),
-        )
-        .await
+        self.run(request).await
     }
 
     async fn validate_enrollment_card(
         &self,
         request: Request<ValidateEnrollmentCardRequest>,
     ) -> Result<Response<ValidateEnrollmentCardResponse>, Status> {
-        let call = CallContext::of(&request);
-        let r = request.into_inner();
-        let op = &client::VALIDATE_ENROLLMENT_CARD;
-        self.check_secret(
-            op,
-            &call,
-            r.invoker.as_ref(),
-            r.customer.as_ref(),
-            true,
-            |_, v| wire::validate_enrollment_card(&r, v),
-        )
-        .await
+        self.run(request).await
     }
 
     async fn validate_password_recovery(
         &self,
         request: Request<ValidatePasswordRecoveryRequest>,
     ) -> Result<Response<ValidatePasswordRecoveryResponse>, Status> {
-        let call = CallContext::of(&request);
-        let r = request.into_inner();
-        let op = &client::VALIDATE_PASSWORD_RECOVERY;
-        self.check_secret(
-            op,
-            &call,
-            r.invoker.as_ref(),
-            r.customer.as_ref(),
-            true,
-            |_, v| wire::validate_password_recovery(&r, v),
-        )
-        .await
+        self.run(request).await
     }
 
     async fn request_withdrawal_otp(
         &self,
         request: Request<RequestWithdrawalOtpRequest>,
     ) -> Result<Response<RequestWithdrawalOtpResponse>, Status> {
-        let call = CallContext::of(&request);
-        let r = request.into_inner();
-        let op = &client::REQUEST_WITHDRAWAL_OTP;
-        self.call(
-            op,
-            &call,
-            r.invoker.as_ref(),
-            r.customer.as_ref(),
-            |_, v| wire::request_withdrawal_otp(&r, v),
-        )
-        .await
+        self.run(request).await
     }
 
     async fn update_password_status(
         &self,
         request: Request<UpdatePasswordStatusRequest>,
     ) -> Result<Response<UpdatePasswordStatusResponse>, Status> {
-        let call = CallContext::of(&request);
-        let r = request.into_inner();
-        let op = &client::UPDATE_PASSWORD_STATUS;
-        self.call(
-            op,
-            &call,
-            r.invoker.as_ref(),
-            r.customer.as_ref(),
-            |_, v| wire::update_password_status(&r, self.core.password_status_values, v),
-        )
-        .await
+        self.run(request).await
+    }
+
+    async fn get_authentication_level(
+        &self,
+        request: Request<GetAuthenticationLevelRequest>,
+    ) -> Result<Response<GetAuthenticationLevelResponse>, Status> {
+        self.run(request).await
+    }
+
+    async fn authenticate_channel(
+        &self,
+        request: Request<AuthenticateChannelRequest>,
+    ) -> Result<Response<AuthenticateChannelResponse>, Status> {
+        self.run(request).await
+    }
+
+    async fn create_question_challenge(
+        &self,
+        request: Request<CreateQuestionChallengeRequest>,
+    ) -> Result<Response<CreateQuestionChallengeResponse>, Status> {
+        self.run(request).await
+    }
+
+    async fn list_channel_holds(
+        &self,
+        request: Request<ListChannelHoldsRequest>,
+    ) -> Result<Response<ListChannelHoldsResponse>, Status> {
+        self.run(request).await
     }
 
     async fn set_channel_hold(
@@ -624,121 +522,9 @@ impl SecurityService for Security {
         request: Request<SetChannelHoldRequest>,
     ) -> Result<Response<SetChannelHoldResponse>, Status> {
         let call = CallContext::of(&request);
-        let r = request.into_inner();
-        let op = &client::SET_CHANNEL_HOLD;
-        // The auditing user and branch are the caller's identity's: another is refused.
-        let own = self.core.bcs.identity_of(op, call.principal.as_ref());
-        let chosen: Vec<&str> = [
-            ("user", &r.user, &own.user),
-            ("branch_id", &r.branch_id, &own.branch_id),
-        ]
-        .into_iter()
-        .filter(|(_, asked, own)| !asked.trim().is_empty() && asked.trim() != own.as_str())
-        .map(|(field, _, _)| field)
-        .collect();
-        if !chosen.is_empty() {
-            let fields = chosen.join(",");
-            let principal = call.principal.as_ref();
-            return Err(Trespass::BankIdentity.refuse(principal, &[("fields", &fields)]));
-        }
-        self.call(
-            op,
-            &call,
-            r.invoker.as_ref(),
-            r.customer.as_ref(),
-            |fields, v| {
-                let audit = wire::Audit {
-                    user: &fields.user,
-                    branch_id: &fields.branch_id,
-                };
-                wire::set_channel_hold(&r, audit, v)
-            },
-        )
-        .await
-    }
-
-    async fn get_authentication_level(
-        &self,
-        request: Request<GetAuthenticationLevelRequest>,
-    ) -> Result<Response<GetAuthenticationLevelResponse>, Status> {
-        let call = CallContext::of(&request);
-        let r = request.into_inner();
-        let op = &client::AUTHENTICATION_LEVEL;
-        self.call(
-            op,
-            &call,
-            r.invoker.as_ref(),
-            r.customer.as_ref(),
-            |_, v| wire::get_authentication_level(&r, bank_now(), v),
-        )
-        .await
-    }
-
-    async fn authenticate_channel(
-        &self,
-        request: Request<AuthenticateChannelRequest>,
-    ) -> Result<Response<AuthenticateChannelResponse>, Status> {
-        let call = CallContext::of(&request);
-        let r = request.into_inner();
-        let op = &client::AUTHENTICATE_CHANNEL;
-        // The first round asks for questions; a round with answers checks them.
-        let checks_secret = !r.answers.is_empty();
-        let customer = r.customer.as_ref();
-        self.check_secret(
-            op,
-            &call,
-            r.invoker.as_ref(),
-            customer,
-            checks_secret,
-            |_, v| wire::authenticate_channel(&r, v),
-        )
-        .await
-    }
-
-    async fn create_question_challenge(
-        &self,
-        request: Request<CreateQuestionChallengeRequest>,
-    ) -> Result<Response<CreateQuestionChallengeResponse>, Status> {
-        let call = CallContext::of(&request);
-        let r = request.into_inner();
-        let op = &client::QUESTION_CHALLENGE;
-        // The first round asks for questions; a round with answers checks them.
-        let checks_secret = !r.answers.is_empty();
-        let customer = r.customer.as_ref();
-        self.check_secret(
-            op,
-            &call,
-            r.invoker.as_ref(),
-            customer,
-            checks_secret,
-            |_, v| wire::create_question_challenge(&r, v),
-        )
-        .await
-    }
-
-    /// The page asked for shapes the response (its number and size).
-    async fn list_channel_holds(
-        &self,
-        request: Request<ListChannelHoldsRequest>,
-    ) -> Result<Response<ListChannelHoldsResponse>, Status> {
-        let call = CallContext::of(&request);
-        let r = request.into_inner();
-        let chosen = OnceLock::new();
-        let build = |_: &InvokerFields, v: &mut Violations| {
-            let (query, page) = wire::list_channel_holds(&r, self.core.holds_query, v);
-            chosen.get_or_init(|| page);
-            query
-        };
-        let read = |answer: wire::HoldsAnswer| {
-            answer.into_response(chosen.get().copied().unwrap_or_default())
-        };
-        let op = &client::LIST_CHANNEL_HOLDS;
-        check_end_user(call.principal.as_ref(), document_of(r.customer.as_ref()))?;
-        self.core
-            .bcs
-            .run(op, &call, r.invoker.as_ref(), build, read)
-            .await
-            .map(Response::new)
+        let request = request.into_inner();
+        self.check_own_identity(&call, &request)?;
+        self.run_with(&call, request).await
     }
 
     /// Runs on its own task: a caller hanging up must not abandon a withdrawal between

@@ -7,6 +7,7 @@ pub mod errors;
 pub(crate) mod fields;
 pub mod identity;
 pub mod invoker;
+pub mod operation;
 mod routing;
 pub mod token;
 pub mod wire;

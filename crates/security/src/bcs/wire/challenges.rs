@@ -758,6 +758,142 @@ impl TryFrom<AuthChannelAnswer> for pb::AuthenticateChannelResponse {
     }
 }
 
+// ---- the operations ----------------------------------------------------------------------
+
+impl Operation for pb::CreateTransactionChallengeRequest {
+    type Body = ChallengeRequest;
+    type Answer = ChallengeAnswer;
+    type Response = pb::CreateTransactionChallengeResponse;
+    const OP: &'static Op<ChallengeAnswer> = &client::TRANSACTION_CHALLENGE;
+
+    fn invoker(&self) -> Option<&InvokerContext> {
+        self.invoker.as_ref()
+    }
+
+    fn customer(&self) -> Option<&Identification> {
+        self.customer.as_ref()
+    }
+
+    fn build(
+        &self,
+        _: &InvokerFields,
+        _: &Readings,
+        v: &mut Violations,
+    ) -> Outgoing<ChallengeRequest> {
+        create_transaction_challenge(self, v)
+    }
+
+    fn read(
+        &self,
+        answer: ChallengeAnswer,
+    ) -> Result<pb::CreateTransactionChallengeResponse, Unreadable> {
+        answer.try_into()
+    }
+}
+
+impl Operation for pb::CreateQuestionChallengeRequest {
+    type Body = ChallengeRequest;
+    type Answer = ChallengeAnswer;
+    type Response = pb::CreateQuestionChallengeResponse;
+    const OP: &'static Op<ChallengeAnswer> = &client::QUESTION_CHALLENGE;
+
+    fn invoker(&self) -> Option<&InvokerContext> {
+        self.invoker.as_ref()
+    }
+
+    fn customer(&self) -> Option<&Identification> {
+        self.customer.as_ref()
+    }
+
+    /// The first round asks for questions; a round with answers checks them.
+    fn checks_secret(&self) -> bool {
+        !self.answers.is_empty()
+    }
+
+    fn build(
+        &self,
+        _: &InvokerFields,
+        _: &Readings,
+        v: &mut Violations,
+    ) -> Outgoing<ChallengeRequest> {
+        create_question_challenge(self, v)
+    }
+
+    fn read(
+        &self,
+        answer: ChallengeAnswer,
+    ) -> Result<pb::CreateQuestionChallengeResponse, Unreadable> {
+        answer.try_into()
+    }
+}
+
+impl Operation for pb::GetAuthenticationLevelRequest {
+    type Body = AuthLevelRequest;
+    type Answer = AuthLevelAnswer;
+    type Response = pb::GetAuthenticationLevelResponse;
+    const OP: &'static Op<AuthLevelAnswer> = &client::AUTHENTICATION_LEVEL;
+
+    fn invoker(&self) -> Option<&InvokerContext> {
+        self.invoker.as_ref()
+    }
+
+    fn customer(&self) -> Option<&Identification> {
+        self.customer.as_ref()
+    }
+
+    fn build(
+        &self,
+        _: &InvokerFields,
+        _: &Readings,
+        v: &mut Violations,
+    ) -> Outgoing<AuthLevelRequest> {
+        get_authentication_level(self, bank_now(), v)
+    }
+
+    fn read(
+        &self,
+        answer: AuthLevelAnswer,
+    ) -> Result<pb::GetAuthenticationLevelResponse, Unreadable> {
+        answer.try_into()
+    }
+}
+
+impl Operation for pb::AuthenticateChannelRequest {
+    type Body = AuthChannelRequest;
+    type Answer = AuthChannelAnswer;
+    type Response = pb::AuthenticateChannelResponse;
+    const OP: &'static Op<AuthChannelAnswer> = &client::AUTHENTICATE_CHANNEL;
+
+    fn invoker(&self) -> Option<&InvokerContext> {
+        self.invoker.as_ref()
+    }
+
+    fn customer(&self) -> Option<&Identification> {
+        self.customer.as_ref()
+    }
+
+    /// The first round asks for questions; a round with answers checks them.
+    fn checks_secret(&self) -> bool {
+        !self.answers.is_empty()
+    }
+
+    fn build(
+        &self,
+        _: &InvokerFields,
+        _: &Readings,
+        v: &mut Violations,
+    ) -> Outgoing<AuthChannelRequest> {
+        authenticate_channel(self, v)
+    }
+
+    fn read(
+        &self,
+        answer: AuthChannelAnswer,
+    ) -> Result<pb::AuthenticateChannelResponse, Unreadable> {
+        answer.try_into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -106,3 +106,110 @@ pub fn validate_password_recovery(
         &request.card_last_digits,
     )
 }
+
+// ---- the operations ----------------------------------------------------------------------
+
+impl Operation for pb::EnrollDigitalUserRequest {
+    type Body = EnrollmentRequest;
+    type Answer = Empty;
+    type Response = pb::EnrollDigitalUserResponse;
+    const OP: &'static Op<Empty> = &client::ENROLL_DIGITAL_USER;
+
+    fn invoker(&self) -> Option<&InvokerContext> {
+        self.invoker.as_ref()
+    }
+
+    fn customer(&self) -> Option<&Identification> {
+        self.customer.as_ref()
+    }
+
+    fn build(
+        &self,
+        _: &InvokerFields,
+        _: &Readings,
+        v: &mut Violations,
+    ) -> Outgoing<EnrollmentRequest> {
+        enroll_digital_user(self, v)
+    }
+
+    fn read(&self, answer: Empty) -> Result<pb::EnrollDigitalUserResponse, Unreadable> {
+        answer.try_into()
+    }
+}
+
+impl Operation for pb::ValidateDigitalEnrollmentRequest {
+    type Body = NoBody;
+    type Answer = Empty;
+    type Response = pb::ValidateDigitalEnrollmentResponse;
+    const OP: &'static Op<Empty> = &client::VALIDATE_DIGITAL_ENROLLMENT;
+
+    fn invoker(&self) -> Option<&InvokerContext> {
+        self.invoker.as_ref()
+    }
+
+    fn customer(&self) -> Option<&Identification> {
+        self.customer.as_ref()
+    }
+
+    fn build(&self, _: &InvokerFields, _: &Readings, v: &mut Violations) -> Outgoing<NoBody> {
+        validate_digital_enrollment(self, v)
+    }
+
+    fn read(&self, answer: Empty) -> Result<pb::ValidateDigitalEnrollmentResponse, Unreadable> {
+        answer.try_into()
+    }
+}
+
+impl Operation for pb::ValidateEnrollmentCardRequest {
+    type Body = NoBody;
+    type Answer = Empty;
+    type Response = pb::ValidateEnrollmentCardResponse;
+    const OP: &'static Op<Empty> = &client::VALIDATE_ENROLLMENT_CARD;
+
+    fn invoker(&self) -> Option<&InvokerContext> {
+        self.invoker.as_ref()
+    }
+
+    fn customer(&self) -> Option<&Identification> {
+        self.customer.as_ref()
+    }
+
+    fn checks_secret(&self) -> bool {
+        true
+    }
+
+    fn build(&self, _: &InvokerFields, _: &Readings, v: &mut Violations) -> Outgoing<NoBody> {
+        validate_enrollment_card(self, v)
+    }
+
+    fn read(&self, answer: Empty) -> Result<pb::ValidateEnrollmentCardResponse, Unreadable> {
+        answer.try_into()
+    }
+}
+
+impl Operation for pb::ValidatePasswordRecoveryRequest {
+    type Body = NoBody;
+    type Answer = Empty;
+    type Response = pb::ValidatePasswordRecoveryResponse;
+    const OP: &'static Op<Empty> = &client::VALIDATE_PASSWORD_RECOVERY;
+
+    fn invoker(&self) -> Option<&InvokerContext> {
+        self.invoker.as_ref()
+    }
+
+    fn customer(&self) -> Option<&Identification> {
+        self.customer.as_ref()
+    }
+
+    fn checks_secret(&self) -> bool {
+        true
+    }
+
+    fn build(&self, _: &InvokerFields, _: &Readings, v: &mut Violations) -> Outgoing<NoBody> {
+        validate_password_recovery(self, v)
+    }
+
+    fn read(&self, answer: Empty) -> Result<pb::ValidatePasswordRecoveryResponse, Unreadable> {
+        answer.try_into()
+    }
+}

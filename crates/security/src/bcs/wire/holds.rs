@@ -72,6 +72,15 @@ pub struct Page {
     pub size: i32,
 }
 
+impl Page {
+    /// The page `request` asks for, as [`list_channel_holds`] sends it (a request that
+    /// reached the bank was checked then).
+    fn of(request: &pb::ListChannelHoldsRequest) -> Page {
+        let (number, size) = page(&mut Violations::new(), request.page.as_ref());
+        Page { number, size }
+    }
+}
+
 /// S14's query names (document type, filter, first record, page size) in `casing`.
 fn holds_query_names(casing: HoldsQuery) -> [&'static str; 4] {
     match casing {
@@ -331,4 +340,67 @@ pub fn set_channel_hold(
             },
         },
     })
+}
+
+// ---- the operations ----------------------------------------------------------------------
+
+impl Operation for pb::ListChannelHoldsRequest {
+    type Body = NoBody;
+    type Answer = HoldsAnswer;
+    type Response = pb::ListChannelHoldsResponse;
+    const OP: &'static Op<HoldsAnswer> = &client::LIST_CHANNEL_HOLDS;
+
+    fn invoker(&self) -> Option<&InvokerContext> {
+        self.invoker.as_ref()
+    }
+
+    fn customer(&self) -> Option<&Identification> {
+        self.customer.as_ref()
+    }
+
+    fn build(
+        &self,
+        _: &InvokerFields,
+        readings: &Readings,
+        v: &mut Violations,
+    ) -> Outgoing<NoBody> {
+        list_channel_holds(self, readings.holds_query, v).0
+    }
+
+    /// The page asked for shapes the response (its number and size).
+    fn read(&self, answer: HoldsAnswer) -> Result<pb::ListChannelHoldsResponse, Unreadable> {
+        answer.into_response(Page::of(self))
+    }
+}
+
+impl Operation for pb::SetChannelHoldRequest {
+    type Body = SetHoldRequest;
+    type Answer = Empty;
+    type Response = pb::SetChannelHoldResponse;
+    const OP: &'static Op<Empty> = &client::SET_CHANNEL_HOLD;
+
+    fn invoker(&self) -> Option<&InvokerContext> {
+        self.invoker.as_ref()
+    }
+
+    fn customer(&self) -> Option<&Identification> {
+        self.customer.as_ref()
+    }
+
+    fn build(
+        &self,
+        fields: &InvokerFields,
+        _: &Readings,
+        v: &mut Violations,
+    ) -> Outgoing<SetHoldRequest> {
+        let audit = Audit {
+            user: &fields.user,
+            branch_id: &fields.branch_id,
+        };
+        set_channel_hold(self, audit, v)
+    }
+
+    fn read(&self, answer: Empty) -> Result<pb::SetChannelHoldResponse, Unreadable> {
+        answer.try_into()
+    }
 }

@@ -10,8 +10,12 @@ use pasarela_provider::Violations;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::client::{self, Op};
 use super::fields::{self, SECRET_MAX};
-use crate::config::{ConsultaBody, HoldsQuery, PasswordStatusValues, RecordBase};
+use super::invoker::bank_now;
+use super::operation::{Operation, Readings};
+use crate::config::{ConsultaBody, HoldsQuery, InvokerFields, PasswordStatusValues, RecordBase};
+use pasarela::common::v1::{Identification, InvokerContext};
 
 /// What one call sends: a path parameter, query parameters and a JSON body, each optional.
 pub struct Outgoing<B> {

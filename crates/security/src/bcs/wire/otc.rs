@@ -102,3 +102,93 @@ pub fn validate_otc(
         contact_info: None,
     })
 }
+
+// ---- the operations ----------------------------------------------------------------------
+
+impl Operation for pb::GenerateOtcRequest {
+    type Body = OtcRequest;
+    type Answer = Empty;
+    type Response = pb::GenerateOtcResponse;
+    const OP: &'static Op<Empty> = &client::GENERATE_OTC;
+
+    fn invoker(&self) -> Option<&InvokerContext> {
+        self.invoker.as_ref()
+    }
+
+    fn customer(&self) -> Option<&Identification> {
+        self.customer.as_ref()
+    }
+
+    fn build(
+        &self,
+        _: &InvokerFields,
+        readings: &Readings,
+        v: &mut Violations,
+    ) -> Outgoing<OtcRequest> {
+        generate_otc_v1(self, readings.otc_shape, v)
+    }
+
+    fn read(&self, answer: Empty) -> Result<pb::GenerateOtcResponse, Unreadable> {
+        answer.try_into()
+    }
+}
+
+impl Operation for pb::GenerateOtcV3Request {
+    type Body = OtcRequest;
+    type Answer = Empty;
+    type Response = pb::GenerateOtcV3Response;
+    const OP: &'static Op<Empty> = &client::GENERATE_OTC_V3;
+
+    fn invoker(&self) -> Option<&InvokerContext> {
+        self.invoker.as_ref()
+    }
+
+    fn customer(&self) -> Option<&Identification> {
+        self.customer.as_ref()
+    }
+
+    fn build(
+        &self,
+        _: &InvokerFields,
+        readings: &Readings,
+        v: &mut Violations,
+    ) -> Outgoing<OtcRequest> {
+        generate_otc_v3(self, readings.otc_shape, v)
+    }
+
+    fn read(&self, answer: Empty) -> Result<pb::GenerateOtcV3Response, Unreadable> {
+        answer.try_into()
+    }
+}
+
+impl Operation for pb::ValidateOtcRequest {
+    type Body = OtcRequest;
+    type Answer = Empty;
+    type Response = pb::ValidateOtcResponse;
+    const OP: &'static Op<Empty> = &client::VALIDATE_OTC;
+
+    fn invoker(&self) -> Option<&InvokerContext> {
+        self.invoker.as_ref()
+    }
+
+    fn customer(&self) -> Option<&Identification> {
+        self.customer.as_ref()
+    }
+
+    fn checks_secret(&self) -> bool {
+        true
+    }
+
+    fn build(
+        &self,
+        _: &InvokerFields,
+        readings: &Readings,
+        v: &mut Violations,
+    ) -> Outgoing<OtcRequest> {
+        validate_otc(self, readings.otc_shape, v)
+    }
+
+    fn read(&self, answer: Empty) -> Result<pb::ValidateOtcResponse, Unreadable> {
+        answer.try_into()
+    }
+}

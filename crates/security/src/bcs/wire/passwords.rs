@@ -248,6 +248,130 @@ fn instant(text: &str) -> Result<Option<prost_types::Timestamp>, Unreadable> {
     }
 }
 
+// ---- the operations ----------------------------------------------------------------------
+
+impl Operation for pb::GetPasswordStatusRequest {
+    type Body = NoBody;
+    type Answer = PasswordStatusAnswer;
+    type Response = pb::GetPasswordStatusResponse;
+    const OP: &'static Op<PasswordStatusAnswer> = &client::PASSWORD_STATUS;
+
+    fn invoker(&self) -> Option<&InvokerContext> {
+        self.invoker.as_ref()
+    }
+
+    fn customer(&self) -> Option<&Identification> {
+        // Asked by alias, the customer is not known here: a tenant binding end users
+        // refuses it.
+        match &self.subject {
+            Some(pb::get_password_status_request::Subject::Customer(customer)) => Some(customer),
+            _ => None,
+        }
+    }
+
+    fn build(&self, _: &InvokerFields, _: &Readings, v: &mut Violations) -> Outgoing<NoBody> {
+        get_password_status(self, v)
+    }
+
+    fn read(
+        &self,
+        answer: PasswordStatusAnswer,
+    ) -> Result<pb::GetPasswordStatusResponse, Unreadable> {
+        answer.try_into()
+    }
+}
+
+impl Operation for pb::ChangePasswordRequest {
+    type Body = ChangePasswordRequest;
+    type Answer = Empty;
+    type Response = pb::ChangePasswordResponse;
+    const OP: &'static Op<Empty> = &client::CHANGE_PASSWORD;
+
+    fn invoker(&self) -> Option<&InvokerContext> {
+        self.invoker.as_ref()
+    }
+
+    fn customer(&self) -> Option<&Identification> {
+        self.customer.as_ref()
+    }
+
+    fn checks_secret(&self) -> bool {
+        true
+    }
+
+    fn build(
+        &self,
+        _: &InvokerFields,
+        _: &Readings,
+        v: &mut Violations,
+    ) -> Outgoing<ChangePasswordRequest> {
+        change_password(self, v)
+    }
+
+    fn read(&self, answer: Empty) -> Result<pb::ChangePasswordResponse, Unreadable> {
+        answer.try_into()
+    }
+}
+
+impl Operation for pb::CreateUserRequest {
+    type Body = CreateUserRequest;
+    type Answer = Empty;
+    type Response = pb::CreateUserResponse;
+    const OP: &'static Op<Empty> = &client::CREATE_USER;
+
+    fn invoker(&self) -> Option<&InvokerContext> {
+        self.invoker.as_ref()
+    }
+
+    fn customer(&self) -> Option<&Identification> {
+        self.customer.as_ref()
+    }
+
+    fn build(
+        &self,
+        _: &InvokerFields,
+        _: &Readings,
+        v: &mut Violations,
+    ) -> Outgoing<CreateUserRequest> {
+        create_user(self, v)
+    }
+
+    fn read(&self, answer: Empty) -> Result<pb::CreateUserResponse, Unreadable> {
+        answer.try_into()
+    }
+}
+
+impl Operation for pb::UpdatePasswordStatusRequest {
+    type Body = UpdatePasswordStatusRequest;
+    type Answer = PasswordStatusChange;
+    type Response = pb::UpdatePasswordStatusResponse;
+    const OP: &'static Op<PasswordStatusChange> = &client::UPDATE_PASSWORD_STATUS;
+
+    fn invoker(&self) -> Option<&InvokerContext> {
+        self.invoker.as_ref()
+    }
+
+    fn customer(&self) -> Option<&Identification> {
+        self.customer.as_ref()
+    }
+
+    fn build(
+        &self,
+        _: &InvokerFields,
+        readings: &Readings,
+        v: &mut Violations,
+    ) -> Outgoing<UpdatePasswordStatusRequest> {
+        update_password_status(self, readings.password_status_values, v)
+    }
+
+    fn read(
+        &self,
+        answer: PasswordStatusChange,
+    ) -> Result<pb::UpdatePasswordStatusResponse, Unreadable> {
+        answer.try_into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

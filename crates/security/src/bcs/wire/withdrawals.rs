@@ -227,3 +227,36 @@ impl WithdrawalAnswer {
         })
     }
 }
+
+// ---- the operations ----------------------------------------------------------------------
+
+impl Operation for pb::RequestWithdrawalOtpRequest {
+    type Body = WithdrawalOtpRequest;
+    type Answer = WithdrawalOtpAnswer;
+    type Response = pb::RequestWithdrawalOtpResponse;
+    const OP: &'static Op<WithdrawalOtpAnswer> = &client::REQUEST_WITHDRAWAL_OTP;
+
+    fn invoker(&self) -> Option<&InvokerContext> {
+        self.invoker.as_ref()
+    }
+
+    fn customer(&self) -> Option<&Identification> {
+        self.customer.as_ref()
+    }
+
+    fn build(
+        &self,
+        _: &InvokerFields,
+        _: &Readings,
+        v: &mut Violations,
+    ) -> Outgoing<WithdrawalOtpRequest> {
+        request_withdrawal_otp(self, v)
+    }
+
+    fn read(
+        &self,
+        answer: WithdrawalOtpAnswer,
+    ) -> Result<pb::RequestWithdrawalOtpResponse, Unreadable> {
+        answer.try_into()
+    }
+}
