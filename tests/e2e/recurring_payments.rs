@@ -531,7 +531,7 @@ async fn second_replica(
         .recurring_payments
         .expect("recurring payments section");
     config.idempotency = serde_json::from_value(idempotency).expect("idempotency section");
-    let service = pasarela_recurring_payments::service(config, Default::default())
+    let (service, _ledger) = pasarela_recurring_payments::service(config, Default::default())
         .await
         .expect("service starts");
     let auth = pasarela_auth::AuthLayer::new(&pasarela_auth::Config::dev())

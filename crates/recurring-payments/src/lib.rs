@@ -20,12 +20,16 @@ pub use tenancy::Tenants;
 use pasarela::recurring_payments::v1::recurring_payments_service_server::RecurringPaymentsServiceServer;
 
 /// Builds the service once at start: the Daviplata client (mTLS identity read now) and
-/// the idempotency store.
+/// the idempotency store; answers its server and the ledger in which operators settle its
+/// unknown outcomes.
 pub async fn service(
     config: Config,
     metrics: pasarela_idempotency::IdempotencyMetrics,
-) -> anyhow::Result<RecurringPaymentsServiceServer<RecurringPayments>> {
-    Ok(RecurringPaymentsServiceServer::new(
-        RecurringPayments::new(config, metrics).await?,
-    ))
+) -> anyhow::Result<(
+    RecurringPaymentsServiceServer<RecurringPayments>,
+    pasarela_idempotency::Ledger,
+)> {
+    let payments = RecurringPayments::new(config, metrics).await?;
+    let ledger = payments.ledger();
+    Ok((RecurringPaymentsServiceServer::new(payments), ledger))
 }

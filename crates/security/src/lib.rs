@@ -11,3 +11,19 @@ mod reconciler;
 
 pub use config::{AuthStyle, Config, InvokerFields, Paths, TenantSettings, TokenSettings};
 pub use handler::Security;
+
+use pasarela::security::v1::security_service_server::SecurityServiceServer;
+use pasarela_idempotency::{IdempotencyMetrics, Ledger};
+
+/// Builds the service once at start: the bank's client, the idempotency store (the ledger
+/// connected now) and its reconciler; answers its server and the ledger in which operators
+/// settle its unknown withdrawals. `attempts` counts the checks of customers' secrets.
+pub async fn service(
+    config: Config,
+    attempts: pasarela_auth::SecretAttempts,
+    metrics: IdempotencyMetrics,
+) -> anyhow::Result<(SecurityServiceServer<Security>, Ledger)> {
+    let security = Security::new(config, attempts, metrics).await?;
+    let ledger = security.ledger();
+    Ok((SecurityServiceServer::new(security), ledger))
+}

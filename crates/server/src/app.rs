@@ -18,8 +18,6 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::ServiceBuilder;
 
-use pasarela::recurring_payments::v1::recurring_payments_service_server::RecurringPaymentsServiceServer;
-use pasarela::security::v1::security_service_server::SecurityServiceServer;
 use pasarela_auth::SecretAttempts;
 use pasarela_idempotency::{IdempotencyMetrics, Ledger};
 
@@ -249,29 +247,22 @@ async fn add_service(
     Ok(match name {
         ServiceName::Security => {
             let section = config.security.clone().with_context(missing)?;
-            let service =
-                pasarela_security::Security::new(section, attempts.clone(), metrics.clone())
-                    .await?;
-            let ledger = service.ledger();
-            routes
-                .add_service(SecurityServiceServer::new(service).max_decoding_message_size(limit));
+            let (server, ledger) =
+                pasarela_security::service(section, attempts.clone(), metrics.clone()).await?;
+            routes.add_service(server.max_decoding_message_size(limit));
             Some(ledger)
         }
         ServiceName::Bureau => {
             let section = config.bureau.clone().with_context(missing)?;
-            let service = pasarela_bureau::service(section, attempts.clone()).await?;
-            routes.add_service(service.max_decoding_message_size(limit));
+            let server = pasarela_bureau::service(section, attempts.clone()).await?;
+            routes.add_service(server.max_decoding_message_size(limit));
             None
         }
         ServiceName::RecurringPayments => {
             let section = config.recurring_payments.clone().with_context(missing)?;
-            let service =
-                pasarela_recurring_payments::RecurringPayments::new(section, metrics.clone())
-                    .await?;
-            let ledger = service.ledger();
-            routes.add_service(
-                RecurringPaymentsServiceServer::new(service).max_decoding_message_size(limit),
-            );
+            let (server, ledger) =
+                pasarela_recurring_payments::service(section, metrics.clone()).await?;
+            routes.add_service(server.max_decoding_message_size(limit));
             Some(ledger)
         }
     })
