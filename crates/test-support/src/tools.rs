@@ -69,8 +69,14 @@ pub fn postgres_bin() -> PathBuf {
         .unwrap_or_else(|| panic!("PostgreSQL is not installed: run {INSTALLER}"))
 }
 
+/// Whether [`SWITCH`] requires every tool: `required`, or unset; any other value is a
+/// mistake that would let tests pass by skipping, and fails.
 fn required() -> bool {
-    std::env::var(SWITCH).is_ok_and(|value| value == "required")
+    match std::env::var(SWITCH) {
+        Ok(value) if value == "required" => true,
+        Ok(value) => panic!("{SWITCH}={value:?}: the only value is `required`"),
+        Err(_) => false,
+    }
 }
 
 fn find(name: &str) -> Option<PathBuf> {

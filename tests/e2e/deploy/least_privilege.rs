@@ -583,6 +583,8 @@ pub(super) fn each_drift_probe_reads_its_providers_credentials_only_and_serves_n
                 "{context}: scraped on its admin port"
             );
 
+            let annotations = &probe["spec"]["template"]["metadata"]["annotations"];
+            assert_eq!(annotations["prometheus.io/scrape"], "true", "{context}");
             let labels = &probe["spec"]["template"]["metadata"]["labels"];
             let policy = manifests.of_service("NetworkPolicy", service);
             assert!(

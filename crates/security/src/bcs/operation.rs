@@ -40,10 +40,8 @@ pub trait Operation {
     fn customer(&self) -> Option<&Identification>;
 
     /// Whether this request tells a right secret of its customer from a wrong one, and is
-    /// counted against the customer's budget.
-    fn checks_secret(&self) -> bool {
-        false
-    }
+    /// counted against the customer's budget. No default: each operation says.
+    fn checks_secret(&self) -> bool;
 
     /// The bank's request, every field checked into `v`; `fields` are the invoker values
     /// the call is sent with.

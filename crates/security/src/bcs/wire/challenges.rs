@@ -774,6 +774,10 @@ impl Operation for pb::CreateTransactionChallengeRequest {
         self.customer.as_ref()
     }
 
+    fn checks_secret(&self) -> bool {
+        false
+    }
+
     fn build(
         &self,
         _: &InvokerFields,
@@ -839,6 +843,10 @@ impl Operation for pb::GetAuthenticationLevelRequest {
 
     fn customer(&self) -> Option<&Identification> {
         self.customer.as_ref()
+    }
+
+    fn checks_secret(&self) -> bool {
+        false
     }
 
     fn build(

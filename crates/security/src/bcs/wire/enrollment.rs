@@ -123,6 +123,10 @@ impl Operation for pb::EnrollDigitalUserRequest {
         self.customer.as_ref()
     }
 
+    fn checks_secret(&self) -> bool {
+        false
+    }
+
     fn build(
         &self,
         _: &InvokerFields,
@@ -149,6 +153,10 @@ impl Operation for pb::ValidateDigitalEnrollmentRequest {
 
     fn customer(&self) -> Option<&Identification> {
         self.customer.as_ref()
+    }
+
+    fn checks_secret(&self) -> bool {
+        false
     }
 
     fn build(&self, _: &InvokerFields, _: &Readings, v: &mut Violations) -> Outgoing<NoBody> {

@@ -358,6 +358,10 @@ impl Operation for pb::ListChannelHoldsRequest {
         self.customer.as_ref()
     }
 
+    fn checks_secret(&self) -> bool {
+        false
+    }
+
     fn build(
         &self,
         _: &InvokerFields,
@@ -385,6 +389,10 @@ impl Operation for pb::SetChannelHoldRequest {
 
     fn customer(&self) -> Option<&Identification> {
         self.customer.as_ref()
+    }
+
+    fn checks_secret(&self) -> bool {
+        false
     }
 
     fn build(

@@ -119,6 +119,10 @@ impl Operation for pb::GenerateOtcRequest {
         self.customer.as_ref()
     }
 
+    fn checks_secret(&self) -> bool {
+        false
+    }
+
     fn build(
         &self,
         _: &InvokerFields,
@@ -145,6 +149,10 @@ impl Operation for pb::GenerateOtcV3Request {
 
     fn customer(&self) -> Option<&Identification> {
         self.customer.as_ref()
+    }
+
+    fn checks_secret(&self) -> bool {
+        false
     }
 
     fn build(

@@ -269,6 +269,10 @@ impl Operation for pb::GetPasswordStatusRequest {
         }
     }
 
+    fn checks_secret(&self) -> bool {
+        false
+    }
+
     fn build(&self, _: &InvokerFields, _: &Readings, v: &mut Violations) -> Outgoing<NoBody> {
         get_password_status(self, v)
     }
@@ -327,6 +331,10 @@ impl Operation for pb::CreateUserRequest {
         self.customer.as_ref()
     }
 
+    fn checks_secret(&self) -> bool {
+        false
+    }
+
     fn build(
         &self,
         _: &InvokerFields,
@@ -353,6 +361,10 @@ impl Operation for pb::UpdatePasswordStatusRequest {
 
     fn customer(&self) -> Option<&Identification> {
         self.customer.as_ref()
+    }
+
+    fn checks_secret(&self) -> bool {
+        false
     }
 
     fn build(

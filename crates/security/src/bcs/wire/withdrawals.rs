@@ -244,6 +244,10 @@ impl Operation for pb::RequestWithdrawalOtpRequest {
         self.customer.as_ref()
     }
 
+    fn checks_secret(&self) -> bool {
+        false
+    }
+
     fn build(
         &self,
         _: &InvokerFields,
