@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out_dir.join("pasarela_descriptor.bin"),
         descriptors.encode_to_vec(),
     )?;
+    std::fs::write(out_dir.join("methods.rs"), methods(&descriptors))?;
 
     // `google.rpc` is in the descriptor set only so that reflection clients (grpcurl) can
     // decode error details; its Rust types come from tonic-types.
@@ -33,6 +34,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .skip_debug(REDACTED.iter().map(|name| format!(".{name}")))
         .compile_fds(generated)?;
     Ok(())
+}
+
+/// One const per service of `proto/pasarela`, its methods' names in snake case as declared
+/// (`SecurityService` -> `SECURITY_SERVICE`, `GenerateOtcV3` -> `generate_otc_v3`): the
+/// operations a service's metrics and settings know, read from the contract, not a list.
+fn methods(descriptors: &prost_types::FileDescriptorSet) -> String {
+    let mut out = String::new();
+    let services = descriptors
+        .file
+        .iter()
+        .filter(|file| file.package().starts_with("pasarela."))
+        .flat_map(|file| file.service.iter().map(move |service| (file, service)));
+    for (file, service) in services {
+        let names: Vec<String> = service
+            .method
+            .iter()
+            .map(|method| format!("{:?}", snake_case(method.name())))
+            .collect();
+        out.push_str(&format!(
+            "/// `{}.{}`'s methods.\npub const {}: &[&str] = &[{}];\n",
+            file.package(),
+            service.name(),
+            snake_case(service.name()).to_uppercase(),
+            names.join(", ")
+        ));
+    }
+    out
+}
+
+fn snake_case(name: &str) -> String {
+    let mut snake = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            snake.push('_');
+        }
+        snake.push(c.to_ascii_lowercase());
+    }
+    snake
 }
 
 /// The messages with a field the contracts mark secret; src/redacted.rs names the fields.

@@ -9,6 +9,12 @@ mod redacted;
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/pasarela_descriptor.bin"));
 
+/// Each service's methods by name, snake case, as the contracts declare them: what a
+/// service's metrics, settings and operation tables are checked against.
+pub mod methods {
+    include!(concat!(env!("OUT_DIR"), "/methods.rs"));
+}
+
 /// The generated modules, nested as their proto packages so that the relative paths prost
 /// writes between packages (`super::super::...::google::r#type`) resolve.
 mod generated {

@@ -165,7 +165,7 @@ async fn the_password_status_path_works_when_it_matches_the_bank_and_fails_clear
         };
         case(
             &format!("bank {bank}, pasarela {setting}"),
-            |config| security(config).paths.password_status = setting.into(),
+            |config| security(config).paths.set("get_password_status", setting),
             bcs_readings(json!({ "password_status_path": bank })),
             status,
             works,
@@ -746,7 +746,7 @@ async fn probe_names_the_setting_of_each_reading_the_sandbox_plays() {
         ["table", "camel"]
     );
     assert_eq!(
-        matching(&lenient, "security.paths.password_status"),
+        matching(&lenient, "security.paths.get_password_status"),
         [README_S1, SPEC_S1]
     );
     assert_eq!(
@@ -818,7 +818,7 @@ async fn probe_names_the_setting_of_each_reading_the_sandbox_plays() {
             "{bank}"
         );
         assert_eq!(
-            matching(&findings, "security.paths.password_status"),
+            matching(&findings, "security.paths.get_password_status"),
             [path],
             "{s1}"
         );

@@ -264,57 +264,71 @@ impl Default for Reconciliation {
     }
 }
 
-/// Operation paths, relative to `base_url`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Paths {
-    pub password_status: String,
-    pub generate_otc: String,
-    pub generate_otc_v3: String,
-    pub validate_otc: String,
-    pub transaction_challenge: String,
-    pub digital_enrollment: String,
-    pub change_password: String,
-    pub create_user: String,
-    /// `{identSerialNum}` is replaced by the customer's document number.
-    pub validate_enrollment_card: String,
-    /// `{identSerialNum}` is replaced by the customer's document number.
-    pub validate_password_recovery: String,
-    pub withdrawal_otp: String,
-    pub update_password_status: String,
-    /// `{identSerialNum}` is replaced by the customer's document number.
-    pub list_channel_holds: String,
-    pub set_channel_hold: String,
-    pub authentication_level: String,
-    pub authentication_channel: String,
-    pub withdraw_with_otp: String,
-    pub question_challenge: String,
-}
+/// Operation paths that differ from the spec's, relative to their base URL, by operation
+/// name (`security.paths.get_password_status`); each operation's own is in its row of the
+/// client's table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Paths(BTreeMap<String, String>);
 
-impl Default for Paths {
-    fn default() -> Self {
-        Self {
-            password_status: "/user/password/status".into(),
-            generate_otc: "/securityManagement/V1/generateOTC".into(),
-            generate_otc_v3: "/securityManagement/V3/generateOTC".into(),
-            validate_otc: "/securityManagement/V1/validateOTC".into(),
-            transaction_challenge: "/retoManagement/v1/Customer".into(),
-            digital_enrollment: "/userManagement/v1/Customer".into(),
-            change_password: "/user-management/v1/customer".into(),
-            create_user: "/security-management/v1/customer".into(),
-            validate_enrollment_card: "/security-management/v1/customer/{identSerialNum}/validate"
-                .into(),
-            validate_password_recovery:
-                "/security-management/v1/customer/{identSerialNum}/password".into(),
-            withdrawal_otp: "/security-management/v1/withdrawal/otp".into(),
-            update_password_status: "/security-management/v1/customer/password/status".into(),
-            list_channel_holds: "/security-management/v1/channelholds/{identSerialNum}".into(),
-            set_channel_hold: "/security-management/v1/channelholds".into(),
-            authentication_level: "/reto-management/v1/authentication-level".into(),
-            authentication_channel: "/reto-management/v1/authentication-channel".into(),
-            withdraw_with_otp: "/security-management/v3/withdrawal/otp".into(),
-            question_challenge: "/reto-management/v2/customer".into(),
+/// Keys `security.paths` had when they were a fixed list, and the operations each now names.
+/// Still read, with a warning, so that a configuration written for them keeps its paths.
+const FORMER_PATH_KEYS: &[(&str, &[&str])] = &[
+    ("password_status", &["get_password_status"]),
+    ("transaction_challenge", &["create_transaction_challenge"]),
+    (
+        "digital_enrollment",
+        &["enroll_digital_user", "validate_digital_enrollment"],
+    ),
+    ("withdrawal_otp", &["request_withdrawal_otp"]),
+    ("authentication_level", &["get_authentication_level"]),
+    ("authentication_channel", &["authenticate_channel"]),
+    ("question_challenge", &["create_question_challenge"]),
+];
+
+impl Paths {
+    /// Sends `operation` to `path`.
+    pub fn set(&mut self, operation: &str, path: impl Into<String>) {
+        self.0.insert(operation.to_owned(), path.into());
+    }
+
+    /// The path configured for `operation`, if any.
+    pub fn get(&self, operation: &str) -> Option<&str> {
+        self.0.get(operation).map(String::as_str)
+    }
+
+    /// Whether every operation keeps the spec's path.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The paths by operation name: a former key read as the operations it now names (an
+    /// operation's own key wins), any other key refused.
+    pub fn resolved(&self, operations: &[&str]) -> anyhow::Result<Self> {
+        let mut resolved = BTreeMap::new();
+        for (key, path) in &self.0 {
+            if operations.contains(&key.as_str()) {
+                resolved.insert(key.clone(), path.clone());
+                continue;
+            }
+            let Some((_, now)) = FORMER_PATH_KEYS.iter().find(|(former, _)| former == key) else {
+                anyhow::bail!(
+                    "security.paths.{key}: no such operation (one of {})",
+                    operations.join(", ")
+                );
+            };
+            tracing::warn!(
+                setting = %format!("security.paths.{key}"),
+                now = %now.join(", "),
+                "a former key of security.paths: name the operation instead"
+            );
+            for operation in now.iter() {
+                if !self.0.contains_key(*operation) {
+                    resolved.insert((*operation).to_owned(), path.clone());
+                }
+            }
         }
+        Ok(Self(resolved))
     }
 }
 

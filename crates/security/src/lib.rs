@@ -8,6 +8,7 @@ pub mod config;
 mod handler;
 pub mod probe;
 mod reconciler;
+mod withdrawal;
 
 pub use config::{AuthStyle, Config, InvokerFields, Paths, TenantSettings, TokenSettings};
 pub use handler::Security;

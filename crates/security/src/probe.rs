@@ -12,10 +12,10 @@ use pasarela_provider::{Violations, reasons};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::bcs::client::{self, Bcs, Op};
+use crate::bcs::client::{Bcs, Op};
 use crate::bcs::errors::{DOMAIN, reason};
 use crate::bcs::wire::{self, Outgoing};
-use crate::config::{Config, CredentialFamily, HoldsQuery, Paths, RecordBase};
+use crate::config::{Config, CredentialFamily, HoldsQuery, RecordBase};
 
 /// A document number no customer has: a read of it changes nothing at the bank.
 const NOBODY: &str = "9999999999";
@@ -46,7 +46,7 @@ pub async fn probe(config: &Config) -> anyhow::Result<Vec<Finding>> {
 /// The spec's CloudHub hosts are never asked unless configured: pasarela's credentials go
 /// to every host asked.
 async fn camel_case_host(config: &Config) -> anyhow::Result<Finding> {
-    let operation = client::VALIDATE_DIGITAL_ENROLLMENT.name;
+    let operation = wire::VALIDATE_DIGITAL_ENROLLMENT.name;
     let mut hosts = vec![config.base_url.clone()];
     for host in config.base_urls.values() {
         if !hosts.contains(host) {
@@ -62,7 +62,7 @@ async fn camel_case_host(config: &Config) -> anyhow::Result<Finding> {
         let mut asked = config.clone();
         asked.base_urls.insert(operation.to_owned(), host.clone());
         let bcs = Bcs::new(asked, Arc::new(MemoryStore::default()))?;
-        let taken = ask(&bcs, &client::VALIDATE_DIGITAL_ENROLLMENT, |v| {
+        let taken = ask(&bcs, &wire::VALIDATE_DIGITAL_ENROLLMENT, |v| {
             wire::validate_digital_enrollment(&request, v)
         })
         .await;
@@ -85,9 +85,14 @@ async fn camel_case_host(config: &Config) -> anyhow::Result<Finding> {
 /// the configured one): where it does not live the gateway answers that no such resource
 /// exists; where it does, the bank says the user does not exist.
 async fn password_status_path(config: &Config) -> anyhow::Result<Finding> {
-    let configured = config.paths.password_status.clone();
+    let operation = wire::PASSWORD_STATUS.path.setting;
+    let paths = config.paths.resolved(pasarela::methods::SECURITY_SERVICE)?;
+    let configured = paths
+        .get(operation)
+        .unwrap_or(wire::PASSWORD_STATUS.path.spec)
+        .to_owned();
     let mut candidates = vec![
-        Paths::default().password_status,
+        wire::PASSWORD_STATUS.path.spec.to_owned(),
         PRINTED_PASSWORD_STATUS.into(),
     ];
     if !candidates.contains(&configured) {
@@ -95,8 +100,8 @@ async fn password_status_path(config: &Config) -> anyhow::Result<Finding> {
     }
     let mut outcomes = Vec::new();
     for path in &candidates {
-        let mut paths = config.paths.clone();
-        paths.password_status = path.clone();
+        let mut paths = paths.clone();
+        paths.set(operation, path.clone());
         let bcs = Bcs::new(
             Config {
                 paths,
@@ -108,7 +113,7 @@ async fn password_status_path(config: &Config) -> anyhow::Result<Finding> {
     }
     Ok(finding(
         "S1 path",
-        "security.paths.password_status",
+        "security.paths.get_password_status",
         configured,
         &outcomes,
     ))
@@ -121,7 +126,7 @@ async fn ask_nobodys_password_status(bcs: &Bcs) -> Taken {
         subject: Some(pb::get_password_status_request::Subject::Customer(nobody())),
         ..Default::default()
     };
-    ask(bcs, &client::PASSWORD_STATUS, |v| {
+    ask(bcs, &wire::PASSWORD_STATUS, |v| {
         wire::get_password_status(&request, v)
     })
     .await
@@ -177,7 +182,7 @@ async fn list_nobodys_holds_from(bcs: &Bcs, query: (HoldsQuery, RecordBase)) -> 
         filter: pb::HoldFilter::All.into(),
         ..Default::default()
     };
-    ask(bcs, &client::LIST_CHANNEL_HOLDS, |v| {
+    ask(bcs, &wire::LIST_CHANNEL_HOLDS, |v| {
         wire::list_channel_holds(&request, query, v).0
     })
     .await
@@ -248,13 +253,7 @@ async fn authentication_level_credentials(config: &Config) -> anyhow::Result<Fin
             wire::get_authentication_level(&request, crate::bcs::invoker::bank_now(), v)
         };
         let outcome = bcs
-            .run(
-                &client::AUTHENTICATION_LEVEL,
-                &call,
-                None,
-                build,
-                |_| Ok(()),
-            )
+            .run(&wire::AUTHENTICATION_LEVEL, &call, None, build, |_| Ok(()))
             .await;
         let refused_credentials = [UNREAD, &[reasons::PROVIDER_AUTH_FAILED]].concat();
         let taken = match outcome {
@@ -266,10 +265,12 @@ async fn authentication_level_credentials(config: &Config) -> anyhow::Result<Fin
     let configured = families
         .iter()
         .find(|(_, family)| {
-            config.credential_headers.get(OPERATION).map_or(
-                *family == client::AUTHENTICATION_LEVEL.credentials(),
-                |set| set == family,
-            )
+            config
+                .credential_headers
+                .get(OPERATION)
+                .map_or(*family == wire::AUTHENTICATION_LEVEL.credentials(), |set| {
+                    set == family
+                })
         })
         .map_or("", |(name, _)| name);
     Ok(finding(

@@ -18,7 +18,7 @@ use crate::bcs::client::{self, Bcs};
 use crate::bcs::invoker::{ACTION_READ, bank_now};
 use crate::bcs::wire;
 use crate::config::{ConsultaBody, ProviderCode};
-use crate::handler::bank_has_none;
+use crate::withdrawal::bank_has_none;
 
 /// The lease's name in the ledger.
 const LEASE: &str = "withdrawal-reconciler";
@@ -87,7 +87,7 @@ impl Reconciler {
                 return;
             }
         }
-        let askable = match self.ledger.askable(client::WITHDRAW_WITH_OTP.name).await {
+        let askable = match self.ledger.askable(wire::WITHDRAW_WITH_OTP.name).await {
             Ok(askable) => askable,
             Err(error) => {
                 tracing::warn!(error = %error, "the reconciler could not list unknown outcomes");
@@ -140,7 +140,7 @@ impl Reconciler {
             }),
             ..CallContext::default()
         };
-        let op = &client::WITHDRAWAL_QUERY;
+        let op = &wire::WITHDRAWAL_QUERY;
         let prepared = self
             .bcs
             .prepare(op, &call, request.invoker.as_ref(), |_, v| {
@@ -162,7 +162,7 @@ impl Reconciler {
             }
         };
         match client::readable(
-            &client::WITHDRAW_WITH_OTP,
+            &wire::WITHDRAW_WITH_OTP,
             answer.into_response(tx_id.clone()),
         ) {
             Ok(response) => Heard::Paid(response),

@@ -24,16 +24,12 @@ use super::errors::{
     CodesOn5xx, DOMAIN, DecryptionFailure, MAX_TEXT, SERVICE_DOMAIN, bad_response,
 };
 use super::identity::Identities;
-use super::invoker::{self, Field, ProcessIdRule, SequenceError, TxIds, field};
+use super::invoker::{self, Field, ProcessIdRule, SequenceError, TxIds};
 pub use super::routing::CredentialFamily;
 use super::routing::Routes;
 use super::token::{AccessToken, Current};
 use super::wire::{self, Outgoing, Unreadable};
 use crate::config::{Config, InvokerFields, Paths};
-
-const MULE: CredentialFamily = CredentialFamily::Mule;
-const MULE_BEARER: CredentialFamily = CredentialFamily::MuleBearer;
-const GATEWAY: CredentialFamily = CredentialFamily::Gateway;
 
 /// How an operation fills the generated invoker values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,24 +41,35 @@ pub enum Channel {
     Correspondent,
 }
 
-/// One provider operation, typed by the answer its success body is read into.
+/// One provider operation, typed by the answer its success body is read into. Each row
+/// sits beside its wire section (`bcs::wire`).
 #[derive(Debug)]
 pub struct Op<W> {
-    /// Name in metrics, logs and `ErrorInfo.metadata.operation`.
+    /// Name in metrics, logs, `ErrorInfo.metadata.operation` and the per-operation
+    /// settings: the RPC's method in snake case (`pasarela::methods::SECURITY_SERVICE`).
     pub name: &'static str,
-    method: Method,
-    path: fn(&Paths) -> &str,
-    retry: Retry,
+    pub(crate) method: Method,
+    pub(crate) path: Path,
+    pub(crate) retry: Retry,
     /// The family the spec prints, or pasarela's guess where it prints none.
-    credentials: CredentialFamily,
-    channel: Channel,
+    pub(crate) credentials: CredentialFamily,
+    pub(crate) channel: Channel,
     /// Invoker fields this operation's header list marks required beyond the table's.
-    required: &'static [Field],
+    pub(crate) required: &'static [Field],
     /// What `responseType.value` a success must carry.
-    marker: Marker,
+    pub(crate) marker: Marker,
     /// What a code named on a 5xx that no table row lists means.
-    codes_on_5xx: CodesOn5xx,
-    answer: PhantomData<fn() -> W>,
+    pub(crate) codes_on_5xx: CodesOn5xx,
+    pub(crate) answer: PhantomData<fn() -> W>,
+}
+
+/// Where an operation is sent, relative to its base URL: the spec's path, unless
+/// `security.paths.<setting>` gives another.
+#[derive(Debug, Clone, Copy)]
+pub struct Path {
+    /// The operation whose path this is (the consulta is sent where the create is).
+    pub setting: &'static str,
+    pub spec: &'static str,
 }
 
 /// Whether pasarela repeats an operation after a transient failure.
@@ -73,261 +80,6 @@ pub enum Retry {
     /// A write, or a check of a secret the bank counts attempts of.
     Never,
 }
-
-/// S12: "X-Invoker-Source ... (Required)", "X-Security-CustLoginId ... (Required)".
-const WITHDRAWAL_OTP_REQUIRED: &[Field] = &[field::source, field::cust_login_id];
-
-/// S18: every header its table marks "SI".
-const WITHDRAWAL_REQUIRED: &[Field] = &[
-    field::channel,
-    field::branch_id,
-    field::terminal_id,
-    field::tx_id,
-    field::session_key,
-    field::sub_channel,
-    field::action,
-    field::modifier_user,
-];
-
-pub const PASSWORD_STATUS: Op<wire::PasswordStatusAnswer> = Op {
-    name: "get_password_status",
-    method: Method::GET,
-    path: |paths| &paths.password_status,
-    retry: Retry::Safe,
-    credentials: MULE,
-    channel: Channel::Api,
-    required: &[],
-    marker: Marker::Optional,
-    codes_on_5xx: CodesOn5xx::Failure,
-    answer: PhantomData,
-};
-pub const GENERATE_OTC: Op<wire::Empty> = Op {
-    name: "generate_otc",
-    method: Method::POST,
-    path: |paths| &paths.generate_otc,
-    retry: Retry::Never,
-    credentials: MULE,
-    channel: Channel::Api,
-    required: &[],
-    marker: Marker::Optional,
-    codes_on_5xx: CodesOn5xx::Failure,
-    answer: PhantomData,
-};
-pub const GENERATE_OTC_V3: Op<wire::Empty> = Op {
-    name: "generate_otc_v3",
-    method: Method::POST,
-    path: |paths| &paths.generate_otc_v3,
-    retry: Retry::Never,
-    credentials: MULE,
-    channel: Channel::Api,
-    required: &[],
-    marker: Marker::Optional,
-    codes_on_5xx: CodesOn5xx::Failure,
-    answer: PhantomData,
-};
-pub const VALIDATE_OTC: Op<wire::Empty> = Op {
-    name: "validate_otc",
-    method: Method::POST,
-    path: |paths| &paths.validate_otc,
-    retry: Retry::Never,
-    credentials: MULE,
-    channel: Channel::Api,
-    required: &[],
-    marker: Marker::Optional,
-    codes_on_5xx: CodesOn5xx::Failure,
-    answer: PhantomData,
-};
-pub const TRANSACTION_CHALLENGE: Op<wire::ChallengeAnswer> = Op {
-    name: "create_transaction_challenge",
-    method: Method::POST,
-    path: |paths| &paths.transaction_challenge,
-    retry: Retry::Never,
-    credentials: MULE,
-    channel: Channel::Api,
-    required: &[],
-    marker: Marker::Optional,
-    codes_on_5xx: CodesOn5xx::Refusal,
-    answer: PhantomData,
-};
-pub const ENROLL_DIGITAL_USER: Op<wire::Empty> = Op {
-    name: "enroll_digital_user",
-    method: Method::POST,
-    path: |paths| &paths.digital_enrollment,
-    retry: Retry::Never,
-    credentials: MULE,
-    channel: Channel::Api,
-    required: &[],
-    marker: Marker::Optional,
-    codes_on_5xx: CodesOn5xx::Refusal,
-    answer: PhantomData,
-};
-pub const VALIDATE_DIGITAL_ENROLLMENT: Op<wire::Empty> = Op {
-    name: "validate_digital_enrollment",
-    method: Method::GET,
-    path: |paths| &paths.digital_enrollment,
-    retry: Retry::Safe,
-    credentials: MULE,
-    channel: Channel::Api,
-    required: &[],
-    marker: Marker::Optional,
-    codes_on_5xx: CodesOn5xx::Refusal,
-    answer: PhantomData,
-};
-pub const CHANGE_PASSWORD: Op<wire::Empty> = Op {
-    name: "change_password",
-    method: Method::PUT,
-    path: |paths| &paths.change_password,
-    retry: Retry::Never,
-    credentials: MULE,
-    channel: Channel::Api,
-    required: &[],
-    marker: Marker::Optional,
-    codes_on_5xx: CodesOn5xx::Failure,
-    answer: PhantomData,
-};
-pub const CREATE_USER: Op<wire::Empty> = Op {
-    name: "create_user",
-    method: Method::POST,
-    path: |paths| &paths.create_user,
-    retry: Retry::Never,
-    credentials: MULE,
-    channel: Channel::Api,
-    required: &[],
-    marker: Marker::Optional,
-    codes_on_5xx: CodesOn5xx::Failure,
-    answer: PhantomData,
-};
-// Checks a card PIN / CVV: a repeat could count as a second wrong attempt.
-pub const VALIDATE_ENROLLMENT_CARD: Op<wire::Empty> = Op {
-    name: "validate_enrollment_card",
-    method: Method::GET,
-    path: |paths| &paths.validate_enrollment_card,
-    retry: Retry::Never,
-    credentials: MULE,
-    channel: Channel::Api,
-    required: &[],
-    marker: Marker::Optional,
-    codes_on_5xx: CodesOn5xx::Failure,
-    answer: PhantomData,
-};
-// Checks a card PIN / CVV: a repeat could count as a second wrong attempt.
-pub const VALIDATE_PASSWORD_RECOVERY: Op<wire::Empty> = Op {
-    name: "validate_password_recovery",
-    method: Method::GET,
-    path: |paths| &paths.validate_password_recovery,
-    retry: Retry::Never,
-    credentials: MULE,
-    channel: Channel::Api,
-    required: &[],
-    marker: Marker::Optional,
-    codes_on_5xx: CodesOn5xx::Failure,
-    answer: PhantomData,
-};
-pub const REQUEST_WITHDRAWAL_OTP: Op<wire::WithdrawalOtpAnswer> = Op {
-    name: "request_withdrawal_otp",
-    method: Method::POST,
-    path: |paths| &paths.withdrawal_otp,
-    retry: Retry::Never,
-    credentials: MULE,
-    channel: Channel::Api,
-    required: WITHDRAWAL_OTP_REQUIRED,
-    marker: Marker::Optional,
-    codes_on_5xx: CodesOn5xx::Failure,
-    answer: PhantomData,
-};
-pub const UPDATE_PASSWORD_STATUS: Op<wire::PasswordStatusChange> = Op {
-    name: "update_password_status",
-    method: Method::POST,
-    path: |paths| &paths.update_password_status,
-    retry: Retry::Never,
-    credentials: MULE,
-    channel: Channel::Api,
-    required: &[],
-    marker: Marker::Optional,
-    codes_on_5xx: CodesOn5xx::Failure,
-    answer: PhantomData,
-};
-pub const LIST_CHANNEL_HOLDS: Op<wire::HoldsAnswer> = Op {
-    name: "list_channel_holds",
-    method: Method::GET,
-    path: |paths| &paths.list_channel_holds,
-    retry: Retry::Safe,
-    credentials: GATEWAY,
-    channel: Channel::Api,
-    required: &[],
-    marker: Marker::Required,
-    codes_on_5xx: CodesOn5xx::Failure,
-    answer: PhantomData,
-};
-pub const SET_CHANNEL_HOLD: Op<wire::Empty> = Op {
-    name: "set_channel_hold",
-    method: Method::POST,
-    path: |paths| &paths.set_channel_hold,
-    retry: Retry::Never,
-    credentials: GATEWAY,
-    channel: Channel::Api,
-    required: &[],
-    marker: Marker::Optional,
-    codes_on_5xx: CodesOn5xx::Failure,
-    answer: PhantomData,
-};
-// A consultation sent as POST: repeating it changes nothing.
-pub const AUTHENTICATION_LEVEL: Op<wire::AuthLevelAnswer> = Op {
-    name: "get_authentication_level",
-    method: Method::POST,
-    path: |paths| &paths.authentication_level,
-    retry: Retry::Safe,
-    credentials: MULE,
-    channel: Channel::Api,
-    required: &[],
-    marker: Marker::Optional,
-    codes_on_5xx: CodesOn5xx::Failure,
-    answer: PhantomData,
-};
-pub const AUTHENTICATE_CHANNEL: Op<wire::AuthChannelAnswer> = Op {
-    name: "authenticate_channel",
-    method: Method::POST,
-    path: |paths| &paths.authentication_channel,
-    retry: Retry::Never,
-    credentials: MULE_BEARER,
-    channel: Channel::Api,
-    required: &[],
-    marker: Marker::Optional,
-    codes_on_5xx: CodesOn5xx::Failure,
-    answer: PhantomData,
-};
-pub const WITHDRAW_WITH_OTP: Op<wire::WithdrawalAnswer> = Op {
-    name: "withdraw_with_otp",
-    method: Method::POST,
-    path: |paths| &paths.withdraw_with_otp,
-    retry: Retry::Never,
-    credentials: GATEWAY,
-    channel: Channel::Correspondent,
-    required: WITHDRAWAL_REQUIRED,
-    marker: Marker::OkOnly,
-    codes_on_5xx: CodesOn5xx::Failure,
-    answer: PhantomData,
-};
-/// S18 as a consulta (`X-Invoker-Action: R`, the same TxId): what became of a withdrawal
-/// whose answer was lost. Sent once, like the create: it carries the create's body, and a
-/// gateway that ignored `R` would make each repeat a withdrawal; a failed consulta leaves
-/// the key unknown, and the caller's next retry asks again.
-pub const WITHDRAWAL_QUERY: Op<wire::WithdrawalAnswer> = Op {
-    name: "withdrawal_query",
-    ..WITHDRAW_WITH_OTP
-};
-pub const QUESTION_CHALLENGE: Op<wire::ChallengeAnswer> = Op {
-    name: "create_question_challenge",
-    method: Method::POST,
-    path: |paths| &paths.question_challenge,
-    retry: Retry::Never,
-    credentials: GATEWAY,
-    channel: Channel::Api,
-    required: &[],
-    marker: Marker::Optional,
-    codes_on_5xx: CodesOn5xx::Refusal,
-    answer: PhantomData,
-};
 
 /// Placeholder of the customer's document number in configured paths.
 const PATH_ID: &str = "{identSerialNum}";
@@ -396,29 +148,13 @@ impl<B> Prepared<B> {
     }
 }
 
-/// Every operation above by name: their metric series exist from start-up.
-const OPERATION_NAMES: [&str; 20] = [
-    PASSWORD_STATUS.name,
-    GENERATE_OTC.name,
-    GENERATE_OTC_V3.name,
-    VALIDATE_OTC.name,
-    TRANSACTION_CHALLENGE.name,
-    ENROLL_DIGITAL_USER.name,
-    VALIDATE_DIGITAL_ENROLLMENT.name,
-    CHANGE_PASSWORD.name,
-    CREATE_USER.name,
-    VALIDATE_ENROLLMENT_CARD.name,
-    VALIDATE_PASSWORD_RECOVERY.name,
-    REQUEST_WITHDRAWAL_OTP.name,
-    UPDATE_PASSWORD_STATUS.name,
-    LIST_CHANNEL_HOLDS.name,
-    SET_CHANNEL_HOLD.name,
-    AUTHENTICATION_LEVEL.name,
-    AUTHENTICATE_CHANNEL.name,
-    WITHDRAW_WITH_OTP.name,
-    WITHDRAWAL_QUERY.name,
-    QUESTION_CHALLENGE.name,
-];
+/// Every operation by name, read from the contract, and S18's consulta: their metric series
+/// exist from start-up, and their settings are checked against them.
+pub fn operation_names() -> Vec<&'static str> {
+    let mut names = pasarela::methods::SECURITY_SERVICE.to_vec();
+    names.push(wire::WITHDRAWAL_QUERY.name);
+    names
+}
 
 impl Bcs {
     /// `store` holds the TxId sequence (shared by every replica when it is Redis).
@@ -430,8 +166,10 @@ impl Bcs {
             &config.tenants,
         )?;
         let outbound = Arc::new(Outbound::new(DOMAIN, &config.outbound)?);
-        outbound.expect_operations(&OPERATION_NAMES);
-        let routes = Routes::new(&config, &OPERATION_NAMES)?;
+        let operations = operation_names();
+        outbound.expect_operations(&operations);
+        let routes = Routes::new(&config, &operations)?;
+        let paths = config.paths.resolved(pasarela::methods::SECURITY_SERVICE)?;
         let token = AccessToken::new(
             config.access_token,
             config.token.as_ref(),
@@ -445,7 +183,7 @@ impl Bcs {
             client_id: config.client_id,
             client_secret: config.client_secret,
             token,
-            paths: config.paths,
+            paths,
             identities,
             tx_id_prefix: config.tx_id_prefix,
             withdrawal_tx_id_prefix: config.withdrawal_tx_id_prefix,
@@ -728,7 +466,11 @@ impl Bcs {
         (token, client_secret): (Option<&str>, &SecretString),
     ) -> reqwest::RequestBuilder {
         let credentials = self.routes.family(op.name, op.credentials).headers();
-        let mut path = (op.path)(&self.paths).to_owned();
+        let mut path = self
+            .paths
+            .get(op.path.setting)
+            .unwrap_or(op.path.spec)
+            .to_owned();
         if let Some(id) = &outgoing.path_id {
             path = path.replace(PATH_ID, &encode_segment(id));
         }
@@ -874,16 +616,80 @@ mod tests {
     use pasarela_idempotency::MemoryStore;
     use pasarela_provider::outbound::OutboundSettings;
 
+    /// The rows of the client's table as written beside their wire sections:
+    /// `(name, path setting)` of every `Op` in `src/bcs/wire`.
+    fn rows() -> Vec<(String, String)> {
+        let wire = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bcs/wire");
+        let quoted = |line: &str, field: &str| {
+            let rest = line.trim().strip_prefix(field)?.strip_prefix(": \"")?;
+            Some(rest.split('"').next()?.to_owned())
+        };
+        let mut rows = Vec::new();
+        for file in std::fs::read_dir(wire).unwrap() {
+            let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+            let mut name = None;
+            for line in text.lines() {
+                if line.starts_with("pub const ") && line.contains(": Op<") {
+                    name = None;
+                }
+                name = quoted(line, "name").or(name);
+                if let (Some(name), Some(setting)) = (&name, quoted(line, "setting")) {
+                    rows.push((name.clone(), setting));
+                }
+            }
+        }
+        rows
+    }
+
     #[test]
-    fn every_operation_is_named_for_its_metrics() {
-        let declared = include_str!("client.rs")
-            .lines()
-            .filter(|line| line.starts_with("pub const ") && line.contains(": Op<"))
-            .count();
+    fn every_rpc_has_one_row_named_for_it_and_every_row_a_known_name() {
+        let rows = rows();
+        let known = operation_names();
+        for (name, setting) in &rows {
+            assert!(known.contains(&name.as_str()), "{name}: not an RPC");
+            assert!(
+                pasarela::methods::SECURITY_SERVICE.contains(&setting.as_str()),
+                "{name}: its path's setting {setting} is not an RPC"
+            );
+        }
+        for rpc in pasarela::methods::SECURITY_SERVICE {
+            let own = rows.iter().filter(|(name, _)| name == rpc).count();
+            assert_eq!(own, 1, "{rpc}: {own} rows");
+        }
         assert_eq!(
-            declared,
-            OPERATION_NAMES.len(),
-            "an Op missing from OPERATION_NAMES"
+            wire::WITHDRAWAL_QUERY.path.setting,
+            wire::WITHDRAW_WITH_OTP.name,
+            "the consulta is sent where the create is"
+        );
+    }
+
+    #[test]
+    fn a_former_path_key_still_sends_its_operations_and_an_unknown_one_is_refused() {
+        let config = |paths: serde_json::Value| -> Config {
+            serde_json::from_value(serde_json::json!({
+                "base_url": "http://127.0.0.1:1/",
+                "client_id": "id",
+                "client_secret": "secret",
+                "paths": paths,
+            }))
+            .unwrap()
+        };
+        let store = || Arc::new(MemoryStore::default()) as Arc<dyn Store>;
+        let former = serde_json::json!({
+            "digital_enrollment": "/old",
+            "validate_digital_enrollment": "/own",
+        });
+        let bcs = Bcs::new(config(former), store()).unwrap();
+        assert_eq!(bcs.paths.get("enroll_digital_user"), Some("/old"));
+        assert_eq!(bcs.paths.get("validate_digital_enrollment"), Some("/own"));
+        let refused = Bcs::new(
+            config(serde_json::json!({ "withdrawal_query": "/x" })),
+            store(),
+        )
+        .expect_err("the consulta has no path of its own");
+        assert!(
+            format!("{refused:#}").contains("security.paths.withdrawal_query"),
+            "{refused:#}"
         );
     }
 
@@ -927,13 +733,13 @@ mod tests {
             OutboundSettings::default().http.timeout
         );
         let bcs = Bcs::new(config, Arc::new(MemoryStore::default())).unwrap();
-        let base = bcs.routes.base_url(PASSWORD_STATUS.name);
+        let base = bcs.routes.base_url(wire::PASSWORD_STATUS.name);
         assert_eq!(base.join("/x").as_str(), "http://127.0.0.1:1/x");
-        let withdrawal = bcs.base_invoker(&WITHDRAW_WITH_OTP);
+        let withdrawal = bcs.base_invoker(&wire::WITHDRAW_WITH_OTP);
         assert_eq!(
             (withdrawal.channel.as_str(), withdrawal.branch_id.as_str()),
             ("13", "1108")
         );
-        assert_eq!(bcs.base_invoker(&CHANGE_PASSWORD).channel, "007");
+        assert_eq!(bcs.base_invoker(&wire::CHANGE_PASSWORD).channel, "007");
     }
 }

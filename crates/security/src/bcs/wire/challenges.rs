@@ -760,11 +760,27 @@ impl TryFrom<AuthChannelAnswer> for pb::AuthenticateChannelResponse {
 
 // ---- the operations ----------------------------------------------------------------------
 
+pub const TRANSACTION_CHALLENGE: Op<ChallengeAnswer> = Op {
+    name: "create_transaction_challenge",
+    method: Method::POST,
+    path: Path {
+        setting: "create_transaction_challenge",
+        spec: "/retoManagement/v1/Customer",
+    },
+    retry: Retry::Never,
+    credentials: CredentialFamily::Mule,
+    channel: Channel::Api,
+    required: &[],
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Refusal,
+    answer: PhantomData,
+};
+
 impl Operation for pb::CreateTransactionChallengeRequest {
     type Body = ChallengeRequest;
     type Answer = ChallengeAnswer;
     type Response = pb::CreateTransactionChallengeResponse;
-    const OP: &'static Op<ChallengeAnswer> = &client::TRANSACTION_CHALLENGE;
+    const OP: &'static Op<ChallengeAnswer> = &TRANSACTION_CHALLENGE;
 
     fn invoker(&self) -> Option<&InvokerContext> {
         self.invoker.as_ref()
@@ -795,11 +811,27 @@ impl Operation for pb::CreateTransactionChallengeRequest {
     }
 }
 
+pub const QUESTION_CHALLENGE: Op<ChallengeAnswer> = Op {
+    name: "create_question_challenge",
+    method: Method::POST,
+    path: Path {
+        setting: "create_question_challenge",
+        spec: "/reto-management/v2/customer",
+    },
+    retry: Retry::Never,
+    credentials: CredentialFamily::Gateway,
+    channel: Channel::Api,
+    required: &[],
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Refusal,
+    answer: PhantomData,
+};
+
 impl Operation for pb::CreateQuestionChallengeRequest {
     type Body = ChallengeRequest;
     type Answer = ChallengeAnswer;
     type Response = pb::CreateQuestionChallengeResponse;
-    const OP: &'static Op<ChallengeAnswer> = &client::QUESTION_CHALLENGE;
+    const OP: &'static Op<ChallengeAnswer> = &QUESTION_CHALLENGE;
 
     fn invoker(&self) -> Option<&InvokerContext> {
         self.invoker.as_ref()
@@ -831,11 +863,27 @@ impl Operation for pb::CreateQuestionChallengeRequest {
     }
 }
 
+pub const AUTHENTICATION_LEVEL: Op<AuthLevelAnswer> = Op {
+    name: "get_authentication_level",
+    method: Method::POST,
+    path: Path {
+        setting: "get_authentication_level",
+        spec: "/reto-management/v1/authentication-level",
+    },
+    retry: Retry::Safe,
+    credentials: CredentialFamily::Mule,
+    channel: Channel::Api,
+    required: &[],
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
+    answer: PhantomData,
+};
+
 impl Operation for pb::GetAuthenticationLevelRequest {
     type Body = AuthLevelRequest;
     type Answer = AuthLevelAnswer;
     type Response = pb::GetAuthenticationLevelResponse;
-    const OP: &'static Op<AuthLevelAnswer> = &client::AUTHENTICATION_LEVEL;
+    const OP: &'static Op<AuthLevelAnswer> = &AUTHENTICATION_LEVEL;
 
     fn invoker(&self) -> Option<&InvokerContext> {
         self.invoker.as_ref()
@@ -866,11 +914,27 @@ impl Operation for pb::GetAuthenticationLevelRequest {
     }
 }
 
+pub const AUTHENTICATE_CHANNEL: Op<AuthChannelAnswer> = Op {
+    name: "authenticate_channel",
+    method: Method::POST,
+    path: Path {
+        setting: "authenticate_channel",
+        spec: "/reto-management/v1/authentication-channel",
+    },
+    retry: Retry::Never,
+    credentials: CredentialFamily::MuleBearer,
+    channel: Channel::Api,
+    required: &[],
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
+    answer: PhantomData,
+};
+
 impl Operation for pb::AuthenticateChannelRequest {
     type Body = AuthChannelRequest;
     type Answer = AuthChannelAnswer;
     type Response = pb::AuthenticateChannelResponse;
-    const OP: &'static Op<AuthChannelAnswer> = &client::AUTHENTICATE_CHANNEL;
+    const OP: &'static Op<AuthChannelAnswer> = &AUTHENTICATE_CHANNEL;
 
     fn invoker(&self) -> Option<&InvokerContext> {
         self.invoker.as_ref()

@@ -109,11 +109,27 @@ pub fn validate_password_recovery(
 
 // ---- the operations ----------------------------------------------------------------------
 
+pub const ENROLL_DIGITAL_USER: Op<Empty> = Op {
+    name: "enroll_digital_user",
+    method: Method::POST,
+    path: Path {
+        setting: "enroll_digital_user",
+        spec: "/userManagement/v1/Customer",
+    },
+    retry: Retry::Never,
+    credentials: CredentialFamily::Mule,
+    channel: Channel::Api,
+    required: &[],
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Refusal,
+    answer: PhantomData,
+};
+
 impl Operation for pb::EnrollDigitalUserRequest {
     type Body = EnrollmentRequest;
     type Answer = Empty;
     type Response = pb::EnrollDigitalUserResponse;
-    const OP: &'static Op<Empty> = &client::ENROLL_DIGITAL_USER;
+    const OP: &'static Op<Empty> = &ENROLL_DIGITAL_USER;
 
     fn invoker(&self) -> Option<&InvokerContext> {
         self.invoker.as_ref()
@@ -141,11 +157,27 @@ impl Operation for pb::EnrollDigitalUserRequest {
     }
 }
 
+pub const VALIDATE_DIGITAL_ENROLLMENT: Op<Empty> = Op {
+    name: "validate_digital_enrollment",
+    method: Method::GET,
+    path: Path {
+        setting: "validate_digital_enrollment",
+        spec: "/userManagement/v1/Customer",
+    },
+    retry: Retry::Safe,
+    credentials: CredentialFamily::Mule,
+    channel: Channel::Api,
+    required: &[],
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Refusal,
+    answer: PhantomData,
+};
+
 impl Operation for pb::ValidateDigitalEnrollmentRequest {
     type Body = NoBody;
     type Answer = Empty;
     type Response = pb::ValidateDigitalEnrollmentResponse;
-    const OP: &'static Op<Empty> = &client::VALIDATE_DIGITAL_ENROLLMENT;
+    const OP: &'static Op<Empty> = &VALIDATE_DIGITAL_ENROLLMENT;
 
     fn invoker(&self) -> Option<&InvokerContext> {
         self.invoker.as_ref()
@@ -168,11 +200,27 @@ impl Operation for pb::ValidateDigitalEnrollmentRequest {
     }
 }
 
+pub const VALIDATE_ENROLLMENT_CARD: Op<Empty> = Op {
+    name: "validate_enrollment_card",
+    method: Method::GET,
+    path: Path {
+        setting: "validate_enrollment_card",
+        spec: "/security-management/v1/customer/{identSerialNum}/validate",
+    },
+    retry: Retry::Never,
+    credentials: CredentialFamily::Mule,
+    channel: Channel::Api,
+    required: &[],
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
+    answer: PhantomData,
+};
+
 impl Operation for pb::ValidateEnrollmentCardRequest {
     type Body = NoBody;
     type Answer = Empty;
     type Response = pb::ValidateEnrollmentCardResponse;
-    const OP: &'static Op<Empty> = &client::VALIDATE_ENROLLMENT_CARD;
+    const OP: &'static Op<Empty> = &VALIDATE_ENROLLMENT_CARD;
 
     fn invoker(&self) -> Option<&InvokerContext> {
         self.invoker.as_ref()
@@ -195,11 +243,27 @@ impl Operation for pb::ValidateEnrollmentCardRequest {
     }
 }
 
+pub const VALIDATE_PASSWORD_RECOVERY: Op<Empty> = Op {
+    name: "validate_password_recovery",
+    method: Method::GET,
+    path: Path {
+        setting: "validate_password_recovery",
+        spec: "/security-management/v1/customer/{identSerialNum}/password",
+    },
+    retry: Retry::Never,
+    credentials: CredentialFamily::Mule,
+    channel: Channel::Api,
+    required: &[],
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
+    answer: PhantomData,
+};
+
 impl Operation for pb::ValidatePasswordRecoveryRequest {
     type Body = NoBody;
     type Answer = Empty;
     type Response = pb::ValidatePasswordRecoveryResponse;
-    const OP: &'static Op<Empty> = &client::VALIDATE_PASSWORD_RECOVERY;
+    const OP: &'static Op<Empty> = &VALIDATE_PASSWORD_RECOVERY;
 
     fn invoker(&self) -> Option<&InvokerContext> {
         self.invoker.as_ref()

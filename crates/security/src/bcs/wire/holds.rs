@@ -344,11 +344,27 @@ pub fn set_channel_hold(
 
 // ---- the operations ----------------------------------------------------------------------
 
+pub const LIST_CHANNEL_HOLDS: Op<HoldsAnswer> = Op {
+    name: "list_channel_holds",
+    method: Method::GET,
+    path: Path {
+        setting: "list_channel_holds",
+        spec: "/security-management/v1/channelholds/{identSerialNum}",
+    },
+    retry: Retry::Safe,
+    credentials: CredentialFamily::Gateway,
+    channel: Channel::Api,
+    required: &[],
+    marker: Marker::Required,
+    codes_on_5xx: CodesOn5xx::Failure,
+    answer: PhantomData,
+};
+
 impl Operation for pb::ListChannelHoldsRequest {
     type Body = NoBody;
     type Answer = HoldsAnswer;
     type Response = pb::ListChannelHoldsResponse;
-    const OP: &'static Op<HoldsAnswer> = &client::LIST_CHANNEL_HOLDS;
+    const OP: &'static Op<HoldsAnswer> = &LIST_CHANNEL_HOLDS;
 
     fn invoker(&self) -> Option<&InvokerContext> {
         self.invoker.as_ref()
@@ -377,11 +393,27 @@ impl Operation for pb::ListChannelHoldsRequest {
     }
 }
 
+pub const SET_CHANNEL_HOLD: Op<Empty> = Op {
+    name: "set_channel_hold",
+    method: Method::POST,
+    path: Path {
+        setting: "set_channel_hold",
+        spec: "/security-management/v1/channelholds",
+    },
+    retry: Retry::Never,
+    credentials: CredentialFamily::Gateway,
+    channel: Channel::Api,
+    required: &[],
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
+    answer: PhantomData,
+};
+
 impl Operation for pb::SetChannelHoldRequest {
     type Body = SetHoldRequest;
     type Answer = Empty;
     type Response = pb::SetChannelHoldResponse;
-    const OP: &'static Op<Empty> = &client::SET_CHANNEL_HOLD;
+    const OP: &'static Op<Empty> = &SET_CHANNEL_HOLD;
 
     fn invoker(&self) -> Option<&InvokerContext> {
         self.invoker.as_ref()

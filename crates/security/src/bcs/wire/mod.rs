@@ -10,10 +10,18 @@ use pasarela_provider::Violations;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::client::{self, Op};
+use std::marker::PhantomData;
+
+use reqwest::Method;
+
+use super::client::{Channel, Op, Path, Retry};
+use super::envelope::Marker;
+use super::errors::CodesOn5xx;
 use super::fields::{self, SECRET_MAX};
 use super::invoker::bank_now;
+use super::invoker::{Field, field};
 use super::operation::{Operation, Readings};
+use super::routing::CredentialFamily;
 use crate::config::{ConsultaBody, HoldsQuery, InvokerFields, PasswordStatusValues, RecordBase};
 use pasarela::common::v1::{Identification, InvokerContext};
 

@@ -105,11 +105,27 @@ pub fn validate_otc(
 
 // ---- the operations ----------------------------------------------------------------------
 
+pub const GENERATE_OTC: Op<Empty> = Op {
+    name: "generate_otc",
+    method: Method::POST,
+    path: Path {
+        setting: "generate_otc",
+        spec: "/securityManagement/V1/generateOTC",
+    },
+    retry: Retry::Never,
+    credentials: CredentialFamily::Mule,
+    channel: Channel::Api,
+    required: &[],
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
+    answer: PhantomData,
+};
+
 impl Operation for pb::GenerateOtcRequest {
     type Body = OtcRequest;
     type Answer = Empty;
     type Response = pb::GenerateOtcResponse;
-    const OP: &'static Op<Empty> = &client::GENERATE_OTC;
+    const OP: &'static Op<Empty> = &GENERATE_OTC;
 
     fn invoker(&self) -> Option<&InvokerContext> {
         self.invoker.as_ref()
@@ -137,11 +153,27 @@ impl Operation for pb::GenerateOtcRequest {
     }
 }
 
+pub const GENERATE_OTC_V3: Op<Empty> = Op {
+    name: "generate_otc_v3",
+    method: Method::POST,
+    path: Path {
+        setting: "generate_otc_v3",
+        spec: "/securityManagement/V3/generateOTC",
+    },
+    retry: Retry::Never,
+    credentials: CredentialFamily::Mule,
+    channel: Channel::Api,
+    required: &[],
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
+    answer: PhantomData,
+};
+
 impl Operation for pb::GenerateOtcV3Request {
     type Body = OtcRequest;
     type Answer = Empty;
     type Response = pb::GenerateOtcV3Response;
-    const OP: &'static Op<Empty> = &client::GENERATE_OTC_V3;
+    const OP: &'static Op<Empty> = &GENERATE_OTC_V3;
 
     fn invoker(&self) -> Option<&InvokerContext> {
         self.invoker.as_ref()
@@ -169,11 +201,27 @@ impl Operation for pb::GenerateOtcV3Request {
     }
 }
 
+pub const VALIDATE_OTC: Op<Empty> = Op {
+    name: "validate_otc",
+    method: Method::POST,
+    path: Path {
+        setting: "validate_otc",
+        spec: "/securityManagement/V1/validateOTC",
+    },
+    retry: Retry::Never,
+    credentials: CredentialFamily::Mule,
+    channel: Channel::Api,
+    required: &[],
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
+    answer: PhantomData,
+};
+
 impl Operation for pb::ValidateOtcRequest {
     type Body = OtcRequest;
     type Answer = Empty;
     type Response = pb::ValidateOtcResponse;
-    const OP: &'static Op<Empty> = &client::VALIDATE_OTC;
+    const OP: &'static Op<Empty> = &VALIDATE_OTC;
 
     fn invoker(&self) -> Option<&InvokerContext> {
         self.invoker.as_ref()

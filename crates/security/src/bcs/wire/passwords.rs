@@ -250,11 +250,27 @@ fn instant(text: &str) -> Result<Option<prost_types::Timestamp>, Unreadable> {
 
 // ---- the operations ----------------------------------------------------------------------
 
+pub const PASSWORD_STATUS: Op<PasswordStatusAnswer> = Op {
+    name: "get_password_status",
+    method: Method::GET,
+    path: Path {
+        setting: "get_password_status",
+        spec: "/user/password/status",
+    },
+    retry: Retry::Safe,
+    credentials: CredentialFamily::Mule,
+    channel: Channel::Api,
+    required: &[],
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
+    answer: PhantomData,
+};
+
 impl Operation for pb::GetPasswordStatusRequest {
     type Body = NoBody;
     type Answer = PasswordStatusAnswer;
     type Response = pb::GetPasswordStatusResponse;
-    const OP: &'static Op<PasswordStatusAnswer> = &client::PASSWORD_STATUS;
+    const OP: &'static Op<PasswordStatusAnswer> = &PASSWORD_STATUS;
 
     fn invoker(&self) -> Option<&InvokerContext> {
         self.invoker.as_ref()
@@ -285,11 +301,27 @@ impl Operation for pb::GetPasswordStatusRequest {
     }
 }
 
+pub const CHANGE_PASSWORD: Op<Empty> = Op {
+    name: "change_password",
+    method: Method::PUT,
+    path: Path {
+        setting: "change_password",
+        spec: "/user-management/v1/customer",
+    },
+    retry: Retry::Never,
+    credentials: CredentialFamily::Mule,
+    channel: Channel::Api,
+    required: &[],
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
+    answer: PhantomData,
+};
+
 impl Operation for pb::ChangePasswordRequest {
     type Body = ChangePasswordRequest;
     type Answer = Empty;
     type Response = pb::ChangePasswordResponse;
-    const OP: &'static Op<Empty> = &client::CHANGE_PASSWORD;
+    const OP: &'static Op<Empty> = &CHANGE_PASSWORD;
 
     fn invoker(&self) -> Option<&InvokerContext> {
         self.invoker.as_ref()
@@ -317,11 +349,27 @@ impl Operation for pb::ChangePasswordRequest {
     }
 }
 
+pub const CREATE_USER: Op<Empty> = Op {
+    name: "create_user",
+    method: Method::POST,
+    path: Path {
+        setting: "create_user",
+        spec: "/security-management/v1/customer",
+    },
+    retry: Retry::Never,
+    credentials: CredentialFamily::Mule,
+    channel: Channel::Api,
+    required: &[],
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
+    answer: PhantomData,
+};
+
 impl Operation for pb::CreateUserRequest {
     type Body = CreateUserRequest;
     type Answer = Empty;
     type Response = pb::CreateUserResponse;
-    const OP: &'static Op<Empty> = &client::CREATE_USER;
+    const OP: &'static Op<Empty> = &CREATE_USER;
 
     fn invoker(&self) -> Option<&InvokerContext> {
         self.invoker.as_ref()
@@ -349,11 +397,27 @@ impl Operation for pb::CreateUserRequest {
     }
 }
 
+pub const UPDATE_PASSWORD_STATUS: Op<PasswordStatusChange> = Op {
+    name: "update_password_status",
+    method: Method::POST,
+    path: Path {
+        setting: "update_password_status",
+        spec: "/security-management/v1/customer/password/status",
+    },
+    retry: Retry::Never,
+    credentials: CredentialFamily::Mule,
+    channel: Channel::Api,
+    required: &[],
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
+    answer: PhantomData,
+};
+
 impl Operation for pb::UpdatePasswordStatusRequest {
     type Body = UpdatePasswordStatusRequest;
     type Answer = PasswordStatusChange;
     type Response = pb::UpdatePasswordStatusResponse;
-    const OP: &'static Op<PasswordStatusChange> = &client::UPDATE_PASSWORD_STATUS;
+    const OP: &'static Op<PasswordStatusChange> = &UPDATE_PASSWORD_STATUS;
 
     fn invoker(&self) -> Option<&InvokerContext> {
         self.invoker.as_ref()

@@ -228,13 +228,68 @@ impl WithdrawalAnswer {
     }
 }
 
+/// S12: "X-Invoker-Source ... (Required)", "X-Security-CustLoginId ... (Required)".
+const WITHDRAWAL_OTP_REQUIRED: &[Field] = &[field::source, field::cust_login_id];
+
+/// S18: every header its table marks "SI".
+const WITHDRAWAL_REQUIRED: &[Field] = &[
+    field::channel,
+    field::branch_id,
+    field::terminal_id,
+    field::tx_id,
+    field::session_key,
+    field::sub_channel,
+    field::action,
+    field::modifier_user,
+];
+
+pub const WITHDRAW_WITH_OTP: Op<WithdrawalAnswer> = Op {
+    name: "withdraw_with_otp",
+    method: Method::POST,
+    path: Path {
+        setting: "withdraw_with_otp",
+        spec: "/security-management/v3/withdrawal/otp",
+    },
+    retry: Retry::Never,
+    credentials: CredentialFamily::Gateway,
+    channel: Channel::Correspondent,
+    required: WITHDRAWAL_REQUIRED,
+    marker: Marker::OkOnly,
+    codes_on_5xx: CodesOn5xx::Failure,
+    answer: PhantomData,
+};
+/// S18 as a consulta (`X-Invoker-Action: R`, the same TxId): what became of a withdrawal
+/// whose answer was lost. Sent once, like the create: it carries the create's body, and a
+/// gateway that ignored `R` would make each repeat a withdrawal; a failed consulta leaves
+/// the key unknown, and the caller's next retry asks again.
+pub const WITHDRAWAL_QUERY: Op<WithdrawalAnswer> = Op {
+    name: "withdrawal_query",
+    ..WITHDRAW_WITH_OTP
+};
+
 // ---- the operations ----------------------------------------------------------------------
+
+pub const REQUEST_WITHDRAWAL_OTP: Op<WithdrawalOtpAnswer> = Op {
+    name: "request_withdrawal_otp",
+    method: Method::POST,
+    path: Path {
+        setting: "request_withdrawal_otp",
+        spec: "/security-management/v1/withdrawal/otp",
+    },
+    retry: Retry::Never,
+    credentials: CredentialFamily::Mule,
+    channel: Channel::Api,
+    required: WITHDRAWAL_OTP_REQUIRED,
+    marker: Marker::Optional,
+    codes_on_5xx: CodesOn5xx::Failure,
+    answer: PhantomData,
+};
 
 impl Operation for pb::RequestWithdrawalOtpRequest {
     type Body = WithdrawalOtpRequest;
     type Answer = WithdrawalOtpAnswer;
     type Response = pb::RequestWithdrawalOtpResponse;
-    const OP: &'static Op<WithdrawalOtpAnswer> = &client::REQUEST_WITHDRAWAL_OTP;
+    const OP: &'static Op<WithdrawalOtpAnswer> = &REQUEST_WITHDRAWAL_OTP;
 
     fn invoker(&self) -> Option<&InvokerContext> {
         self.invoker.as_ref()
