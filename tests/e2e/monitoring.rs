@@ -227,7 +227,7 @@ async fn the_series_alerts_read_exist_at_zero_from_start_up() {
     // provider families are global to this test process: others' calls may count them).
     let operations = [
         ("kiban.com", "password_expiry_date"),
-        ("daviplata.com", "subscription_payment"),
+        ("daviplata.com", "charge"),
         ("daviplata.com", "token"),
         ("bancocajasocial.com", "withdraw_with_otp"),
         ("bancocajasocial.com", "withdrawal_query"),

@@ -431,7 +431,7 @@ async fn a_failed_call_is_logged_with_the_transaction_id_daviplata_received() {
         .collect();
     assert_eq!(failed.len(), 1, "one failure line names {sent}: {failed:?}");
     assert_eq!(failed[0]["span"]["name"], "daviplata");
-    assert_eq!(failed[0]["span"]["operation"], "subscription_activate");
+    assert_eq!(failed[0]["span"]["operation"], "activate");
     assert_eq!(failed[0]["fields"]["reason"], "PROVIDER_BAD_RESPONSE");
     assert_eq!(
         failed[0]["fields"]["delivery"], "unknown",

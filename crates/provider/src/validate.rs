@@ -67,6 +67,14 @@ impl Violations {
             Err(bad_request(self.0))
         }
     }
+
+    /// Every violation at once; else `parsed`, the value the checks built. A check that
+    /// leaves a part out adds its violation, so a missing value with none is pasarela's
+    /// own fault, reported as such and never sent on.
+    pub fn finish_with<T>(self, parsed: Option<T>) -> Result<T, Status> {
+        self.finish()?;
+        parsed.ok_or_else(|| Status::internal("a checked request lost a part it was checked for"))
+    }
 }
 
 #[cfg(test)]

@@ -99,7 +99,9 @@ pub struct Paths {
     pub request: String,
     pub activate: String,
     pub cancel: String,
-    pub payment: String,
+    /// D4; `payment`, the key's former name, is still read.
+    #[serde(alias = "payment")]
+    pub charge: String,
 }
 
 impl Default for Paths {
@@ -109,7 +111,7 @@ impl Default for Paths {
             request: "/v1/payments/subscriptions/request".into(),
             activate: "/v1/payments/subscriptions/activate".into(),
             cancel: "/v1/payments/subscriptions/cancel".into(),
-            payment: "/v1/payments/subscriptions/payment".into(),
+            charge: "/v1/payments/subscriptions/payment".into(),
         }
     }
 }

@@ -1,8 +1,8 @@
-//! The gRPC handlers of `RecurringPaymentsService`: validate, hold the idempotency key,
-//! build the wire request, call Daviplata, answer.
+//! The gRPC handlers of `RecurringPaymentsService`: each RPC runs its request as a
+//! `Call` (`daviplata::operation`): parsed, admitted by its tenant, claimed once per
+//! idempotency key when it changes state, sent to Daviplata and read.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,15 +14,14 @@ use pasarela_idempotency::{
     Outcome, Proposed, Scope, SettleError, detached,
 };
 use pasarela_provider::{ProviderError, deadline};
-use serde::Serialize;
 use tonic::{Request, Response, Status};
 
 use crate::Config;
 use crate::daviplata::errors::DOMAIN;
+use crate::daviplata::operation::{Call, Operation, Readings};
 use crate::daviplata::wire::{self, Defaults, Reference};
 use crate::daviplata::{Daviplata, client};
 use crate::tenancy::{Act, Refusal, Subject, Tenants};
-use crate::validate;
 
 /// Idempotency records of activate, cancel and charge. Whether Daviplata may have acted is
 /// the `Delivery` each failure carries, set where the answer was read (`daviplata::errors`,
@@ -47,7 +46,7 @@ struct Core {
     idempotency: Idempotency,
     tenants: Tenants,
     defaults: Defaults,
-    lab_otp_passthrough: bool,
+    readings: Readings,
 }
 
 impl RecurringPayments {
@@ -86,7 +85,9 @@ impl RecurringPayments {
                 contracts,
                 tenants,
                 defaults: Defaults::of(&config),
-                lab_otp_passthrough: config.lab_otp_passthrough,
+                readings: Readings {
+                    pass_otp: config.lab_otp_passthrough,
+                },
             }),
         })
     }
@@ -95,7 +96,7 @@ impl RecurringPayments {
     pub fn ledger(&self) -> Ledger {
         Ledger::new(
             SERVICE,
-            &[ACTIVATE.operation, CANCEL.operation, CHARGE.operation],
+            &Operation::CHANGING_STATE,
             self.core.idempotency.clone(),
             settled,
         )
@@ -115,44 +116,15 @@ fn contracts_of(config: &Config) -> anyhow::Result<BTreeMap<String, Daviplata>> 
 /// The package operators name when they settle this service's keys.
 const SERVICE: &str = "pasarela.recurring_payments.v1";
 
-/// The response an operator's settlement replays: what Daviplata would have answered,
-/// with the approval or subscription the operator read in Daviplata's records.
+/// The response an operator's settlement replays, for the operation they name.
 fn settled(
     operation: &str,
     transaction_id: &str,
     approval: &Approval,
 ) -> Result<Outcome, SettleError> {
-    let result = Some(pb::ResultStatus {
-        status: 0,
-        message: "reconciled by an operator".into(),
-        transaction_id: transaction_id.to_owned(),
-        transaction_time: None,
-    });
-    match operation {
-        "activate" => Ok(Outcome::of(&Ok(pb::ActivateSubscriptionResponse {
-            result,
-            subscription: Some(pb::Subscription {
-                subscription_id: approval.subscription(operation)?,
-                ..pb::Subscription::default()
-            }),
-        }))),
-        "cancel" => Ok(Outcome::of(&Ok(pb::CancelSubscriptionResponse { result }))),
-        "charge" => Ok(Outcome::of(&Ok(pb::ChargeSubscriptionResponse {
-            result,
-            approval_number: approval.number(operation)?,
-            subscription: None,
-        }))),
-        other => Err(SettleError::NotFound(other.to_owned())),
-    }
-}
-
-/// An idempotency key within its caller's key space.
-#[derive(Clone, Copy)]
-struct KeyOf<'a> {
-    caller: &'a str,
-    key: &'a str,
-    /// The caller's key space before tenants and applications were part of it.
-    former: Option<&'a str>,
+    Operation::named(operation)
+        .ok_or_else(|| SettleError::NotFound(operation.to_owned()))?
+        .settled(transaction_id, approval)
 }
 
 /// When the provider call must be over: the caller's `grpc-timeout` or the ceiling.
@@ -165,38 +137,6 @@ fn deadline_of<T>(core: &Core, request: &Request<T>) -> Instant {
 }
 
 impl Core {
-    /// Runs `call` at most once per idempotency key and request under pasarela's own
-    /// transaction id: a repeat replays the first outcome; a lost outcome is held for an
-    /// operator, or re-sent with the same id when `resend_unknown_outcomes` is on.
-    async fn idempotent<R, F, Fut>(
-        &self,
-        operation: &'static str,
-        key: KeyOf<'_>,
-        request_without_key: &impl prost::Message,
-        deadline: Instant,
-        call: F,
-    ) -> Result<R, Status>
-    where
-        R: prost::Message + Default,
-        F: FnOnce(String) -> Fut,
-        Fut: Future<Output = Result<R, ProviderError>>,
-    {
-        let claim = Claim {
-            operation,
-            caller: key.caller,
-            key: key.key,
-            fingerprint: self.idempotency.fingerprint(operation, request_without_key),
-            transaction_id: Proposed::Ready(uuid::Uuid::new_v4().to_string()),
-            deadline,
-            // Daviplata has no status query: nothing to ask with later.
-            context: None,
-            former_caller: key.former,
-        };
-        self.idempotency
-            .once(claim, |attempt| call(attempt.transaction_id))
-            .await
-    }
-
     /// The client whose contract a caller's calls go under: its tenant's own, else the
     /// deployment's.
     fn daviplata_for(&self, principal: Option<&Principal>) -> &Daviplata {
@@ -221,212 +161,75 @@ impl Core {
         }
     }
 
-    async fn request(
+    /// Runs one request: parsed (every field checked, nothing sent otherwise), admitted by
+    /// the caller's tenant, then sent; a state change at most once per idempotency key,
+    /// under the record's transaction id.
+    async fn run<Q: Call>(
         &self,
-        request: pb::RequestSubscriptionRequest,
-        principal: Option<&Principal>,
+        request: Q,
+        principal: Option<Principal>,
         deadline: Instant,
-    ) -> Result<pb::RequestSubscriptionResponse, Status> {
-        validate::request(&request)?;
-        let subject = Subject {
-            commerce: request.commerce.as_ref(),
-            wallet: request.wallet.as_ref(),
+    ) -> Result<Q::Response, Status> {
+        let valid = request.parse()?;
+        self.admit(principal.as_ref(), request.subject(), Q::ACT)
+            .await?;
+        let daviplata = self.daviplata_for(principal.as_ref());
+        let Some(key) = request.key() else {
+            let reference = reference(request.transaction(), None);
+            return self
+                .send(daviplata, &request, &valid, reference, deadline)
+                .await
+                .map_err(Status::from);
         };
-        self.admit(principal, subject, Act::Ask).await?;
-        let reference = reference(request.transaction.as_ref(), None);
-        let body = wire::wallet_body(
-            &self.defaults,
-            &reference,
-            request.commerce.as_ref(),
-            request.wallet.as_ref(),
-        );
-        let pass_otp = self.lab_otp_passthrough;
-        let call = client::Call {
-            op: client::REQUEST,
-            transaction_id: Some(&reference.transaction_id),
-            wallet: None,
-            secrets: &[],
+        // A repeat replays the first outcome; a lost outcome is held for an operator, or
+        // re-sent under the same id when `resend_unknown_outcomes` is on.
+        let caller = Principal::key_or_anonymous(principal.as_ref());
+        let former = principal.as_ref().map(Principal::person);
+        let operation = Q::OPERATION.name();
+        let claim = Claim {
+            operation,
+            caller: &caller,
+            key,
+            fingerprint: self
+                .idempotency
+                .fingerprint(operation, &request.without_key()),
+            transaction_id: Proposed::Ready(uuid::Uuid::new_v4().to_string()),
+            deadline,
+            // Daviplata has no status query: nothing to ask with later.
+            context: None,
+            former_caller: former.as_deref(),
         };
-        self.daviplata_for(principal)
-            .call(call, &body, deadline, |answer| {
-                answer.into_request_response(pass_otp)
+        self.idempotency
+            .once(claim, |attempt| {
+                let reference = reference(request.transaction(), Some(attempt.transaction_id));
+                self.send(daviplata, &request, &valid, reference, deadline)
             })
             .await
-            .map_err(Status::from)
     }
 
-    /// Activate, cancel and charge: the key is held, then the request goes to Daviplata
-    /// under the record's transaction id.
-    async fn keyed<Q: Keyed, D: Serialize, R: prost::Message + Default>(
+    /// The request's body under `reference`, sent to Daviplata and read.
+    async fn send<Q: Call>(
         &self,
-        how: KeyedOp<Q, D, R>,
+        daviplata: &Daviplata,
         request: &Q,
-        principal: Option<&Principal>,
+        valid: &Q::Valid<'_>,
+        reference: Reference,
         deadline: Instant,
-        secrets: &[&str],
-    ) -> Result<R, Status> {
-        let caller = Principal::key_or_anonymous(principal);
-        let former = principal.map(Principal::person);
-        let key = KeyOf {
-            caller: &caller,
-            key: request.key(),
-            former: former.as_deref(),
+    ) -> Result<Q::Response, ProviderError> {
+        let body = Q::body(valid, &self.defaults, &reference);
+        let secrets = request.secrets();
+        let sending = client::Sending {
+            op: Q::OPERATION,
+            transaction_id: Some(&reference.transaction_id),
+            wallet: request.product_number(),
+            secrets: &secrets,
         };
-        let daviplata = self.daviplata_for(principal);
-        let unkeyed = request.without_key();
-        self.idempotent(how.operation, key, &unkeyed, deadline, |id| async move {
-            let reference = reference(request.transaction(), Some(id));
-            let body = (how.body)(&self.defaults, &reference, request);
-            let call = client::Call {
-                op: how.op,
-                transaction_id: Some(&reference.transaction_id),
-                wallet: request
-                    .wallet()
-                    .map(|wallet| wallet.product_number.as_str()),
-                secrets,
-            };
-            daviplata.call(call, &body, deadline, how.read).await
-        })
-        .await
-    }
-
-    async fn activate(
-        &self,
-        request: pb::ActivateSubscriptionRequest,
-        principal: Option<Principal>,
-        deadline: Instant,
-    ) -> Result<pb::ActivateSubscriptionResponse, Status> {
-        validate::activate(&request)?;
-        let subject = Subject {
-            commerce: request.commerce.as_ref(),
-            wallet: request.wallet.as_ref(),
-        };
-        self.admit(principal.as_ref(), subject, Act::Activate)
-            .await?;
-        let secrets: &[&str] = &[&request.otp_value];
-        self.keyed(ACTIVATE, &request, principal.as_ref(), deadline, secrets)
-            .await
-    }
-
-    async fn cancel(
-        &self,
-        request: pb::CancelSubscriptionRequest,
-        principal: Option<Principal>,
-        deadline: Instant,
-    ) -> Result<pb::CancelSubscriptionResponse, Status> {
-        validate::cancel(&request)?;
-        let subject = Subject {
-            commerce: request.commerce.as_ref(),
-            wallet: request.wallet.as_ref(),
-        };
-        self.admit(principal.as_ref(), subject, Act::Use).await?;
-        self.keyed(CANCEL, &request, principal.as_ref(), deadline, &[])
-            .await
-    }
-
-    async fn charge(
-        &self,
-        request: pb::ChargeSubscriptionRequest,
-        principal: Option<Principal>,
-        deadline: Instant,
-    ) -> Result<pb::ChargeSubscriptionResponse, Status> {
-        validate::charge(&request)?;
-        let subject = Subject {
-            commerce: request.commerce.as_ref(),
-            wallet: request.wallet.as_ref(),
-        };
-        self.admit(principal.as_ref(), subject, Act::Use).await?;
-        self.keyed(CHARGE, &request, principal.as_ref(), deadline, &[])
+        let readings = self.readings;
+        daviplata
+            .call(sending, &body, deadline, |answer| Q::read(answer, readings))
             .await
     }
 }
-
-/// A request that carries an idempotency key and may name its provider transaction.
-trait Keyed: prost::Message + Clone {
-    fn key(&self) -> &str;
-    fn transaction(&self) -> Option<&pb::ProviderTransaction>;
-    /// The wallet the call is about.
-    fn wallet(&self) -> Option<&pb::Wallet>;
-    /// The request as its fingerprint sees it: a repeat under another key is the same call.
-    fn without_key(&self) -> Self;
-}
-
-macro_rules! keyed {
-    ($($request:ty),+) => {$(
-        impl Keyed for $request {
-            fn key(&self) -> &str {
-                &self.idempotency_key
-            }
-            fn transaction(&self) -> Option<&pb::ProviderTransaction> {
-                self.transaction.as_ref()
-            }
-            fn wallet(&self) -> Option<&pb::Wallet> {
-                self.wallet.as_ref()
-            }
-            fn without_key(&self) -> Self {
-                Self {
-                    idempotency_key: String::new(),
-                    ..self.clone()
-                }
-            }
-        }
-    )+};
-}
-
-keyed!(
-    pb::ActivateSubscriptionRequest,
-    pb::CancelSubscriptionRequest,
-    pb::ChargeSubscriptionRequest
-);
-
-/// How one keyed operation is recorded, sent and read.
-struct KeyedOp<Q, D, R> {
-    /// The idempotency record's operation name (part of its fingerprint).
-    operation: &'static str,
-    op: client::BusinessOp,
-    body: fn(&Defaults, &Reference, &Q) -> wire::Envelope<D>,
-    read: fn(wire::Answer) -> Result<R, wire::Unreadable>,
-}
-
-const ACTIVATE: KeyedOp<
-    pb::ActivateSubscriptionRequest,
-    wire::ActivateDetail,
-    pb::ActivateSubscriptionResponse,
-> = KeyedOp {
-    operation: "activate",
-    op: client::ACTIVATE,
-    body: wire::activate_body,
-    read: wire::Answer::into_activate_response,
-};
-
-const CANCEL: KeyedOp<
-    pb::CancelSubscriptionRequest,
-    wire::WalletDetail,
-    pb::CancelSubscriptionResponse,
-> = KeyedOp {
-    operation: "cancel",
-    op: client::CANCEL,
-    body: |defaults, reference, request| {
-        wire::wallet_body(
-            defaults,
-            reference,
-            request.commerce.as_ref(),
-            request.wallet.as_ref(),
-        )
-    },
-    read: wire::Answer::into_cancel_response,
-};
-
-const CHARGE: KeyedOp<
-    pb::ChargeSubscriptionRequest,
-    wire::PaymentDetail,
-    pb::ChargeSubscriptionResponse,
-> = KeyedOp {
-    operation: "charge",
-    op: client::PAYMENT,
-    body: wire::payment_body,
-    read: wire::Answer::into_charge_response,
-};
 
 /// The `TransactionHeader` reference: the idempotency record's id on keyed calls, else
 /// the caller's, else a new UUID; the caller's time or now.
@@ -446,56 +249,49 @@ fn reference(transaction: Option<&pb::ProviderTransaction>, fixed_id: Option<Str
     }
 }
 
+impl RecurringPayments {
+    /// Runs `request` on its own task: a caller hanging up must not abandon a state change
+    /// between Daviplata's answer and its idempotency record.
+    async fn serve<Q: Call>(&self, request: Request<Q>) -> Result<Response<Q::Response>, Status> {
+        let deadline = deadline_of(&self.core, &request);
+        let principal = Principal::of(&request).cloned();
+        let core = Arc::clone(&self.core);
+        let request = request.into_inner();
+        detached(async move { core.run(request, principal, deadline).await })
+            .await
+            .map(Response::new)
+    }
+}
+
+/// `RecurringPaymentsService`: each RPC is its request run as a [`Call`] (the impls sit
+/// beside their wire sections, `daviplata::wire`).
 #[tonic::async_trait]
 impl RecurringPaymentsService for RecurringPayments {
     async fn request_subscription(
         &self,
         request: Request<pb::RequestSubscriptionRequest>,
     ) -> Result<Response<pb::RequestSubscriptionResponse>, Status> {
-        let deadline = deadline_of(&self.core, &request);
-        let principal = Principal::of(&request).cloned();
-        self.core
-            .request(request.into_inner(), principal.as_ref(), deadline)
-            .await
-            .map(Response::new)
+        self.serve(request).await
     }
 
     async fn activate_subscription(
         &self,
         request: Request<pb::ActivateSubscriptionRequest>,
     ) -> Result<Response<pb::ActivateSubscriptionResponse>, Status> {
-        let deadline = deadline_of(&self.core, &request);
-        let core = Arc::clone(&self.core);
-        let principal = Principal::of(&request).cloned();
-        detached(async move {
-            core.activate(request.into_inner(), principal, deadline)
-                .await
-        })
-        .await
-        .map(Response::new)
+        self.serve(request).await
     }
 
     async fn cancel_subscription(
         &self,
         request: Request<pb::CancelSubscriptionRequest>,
     ) -> Result<Response<pb::CancelSubscriptionResponse>, Status> {
-        let deadline = deadline_of(&self.core, &request);
-        let core = Arc::clone(&self.core);
-        let principal = Principal::of(&request).cloned();
-        detached(async move { core.cancel(request.into_inner(), principal, deadline).await })
-            .await
-            .map(Response::new)
+        self.serve(request).await
     }
 
     async fn charge_subscription(
         &self,
         request: Request<pb::ChargeSubscriptionRequest>,
     ) -> Result<Response<pb::ChargeSubscriptionResponse>, Status> {
-        let deadline = deadline_of(&self.core, &request);
-        let core = Arc::clone(&self.core);
-        let principal = Principal::of(&request).cloned();
-        detached(async move { core.charge(request.into_inner(), principal, deadline).await })
-            .await
-            .map(Response::new)
+        self.serve(request).await
     }
 }

@@ -14,9 +14,11 @@ use tonic::{Code, Request, Status};
 use crate::config::{CommerceField, Config, DocumentField, IdempotencyConfig};
 use crate::daviplata::client::{self, Daviplata};
 use crate::daviplata::errors::{DOMAIN, reason};
+use crate::daviplata::operation::Operation;
 use crate::daviplata::wire::{self, Defaults, Reference};
 use crate::handler::RecurringPayments;
 use crate::money;
+use crate::validate;
 
 /// The two spellings of the client id header the spec and IBM API Connect use.
 const CLIENT_ID_HEADERS: [&str; 2] = ["client_id", "x-ibm-client-id"];
@@ -65,8 +67,8 @@ async fn client_secret_header(config: &Config) -> anyhow::Result<Finding> {
 async fn empty_request(daviplata: &Daviplata) -> Taken {
     let now = Instant::now();
     let deadline = now.checked_add(daviplata.ceiling()).unwrap_or(now);
-    let call = client::Call {
-        op: client::REQUEST,
+    let call = client::Sending {
+        op: Operation::Request,
         transaction_id: None,
         wallet: None,
         secrets: &[],
@@ -267,6 +269,8 @@ async fn transaction_id_dedup(config: &Config, lab: &LabAccount) -> anyhow::Resu
         transaction_date: wire::transaction_date(None),
     };
     let charge = pb::ChargeSubscriptionRequest {
+        // Checked as any charge is; the key never leaves pasarela.
+        idempotency_key: "probe-dedup".to_owned(),
         commerce: Some(lab.commerce.clone()),
         wallet: Some(lab.wallet.clone()),
         amount: Some(Money {
@@ -275,20 +279,23 @@ async fn transaction_id_dedup(config: &Config, lab: &LabAccount) -> anyhow::Resu
         }),
         ..Default::default()
     };
-    let body = wire::payment_body(&defaults, &reference, &charge);
+    let payment = validate::charge(&charge)
+        .map_err(|status| anyhow::anyhow!("the lab account's charge: {}", status.message()))?;
+    let body = wire::payment_body(&defaults, &reference, &payment);
     // The same payment twice under one transactionId, then once under another: the
     // control tells a lab that answers every payment alike from one that deduplicates.
     let control = Reference {
         transaction_id: uuid::Uuid::new_v4().to_string(),
         ..reference
     };
-    let control_body = wire::payment_body(&defaults, &control, &charge);
+    let control_body = wire::payment_body(&defaults, &control, &payment);
     let first = (&reference.transaction_id, &body);
     let mut answers = Vec::new();
     for (id, body) in [first, first, (&control.transaction_id, &control_body)] {
-        let deadline = Instant::now() + daviplata.ceiling();
-        let call = client::Call {
-            op: client::PAYMENT,
+        let now = Instant::now();
+        let deadline = now.checked_add(daviplata.ceiling()).unwrap_or(now);
+        let call = client::Sending {
+            op: Operation::Charge,
             transaction_id: Some(id),
             wallet: Some(&lab.wallet.product_number),
             secrets: &[],

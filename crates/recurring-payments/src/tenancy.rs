@@ -88,6 +88,12 @@ pub struct Subject<'a> {
     pub wallet: Option<&'a pb::Wallet>,
 }
 
+impl<'a> Subject<'a> {
+    pub fn of(commerce: Option<&'a pb::Commerce>, wallet: Option<&'a pb::Wallet>) -> Self {
+        Self { commerce, wallet }
+    }
+}
+
 impl Subject<'_> {
     fn commerce_id(&self) -> &str {
         self.commerce.map_or("", |c| c.commerce_id.as_str())

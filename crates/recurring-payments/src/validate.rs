@@ -1,10 +1,12 @@
-//! Every field checked before any call to Daviplata, all violations reported at once. The
-//! spec gives few lengths; the limits here are pasarela's, written down in
+//! The parse step: every field checked before any call to Daviplata, all violations
+//! reported at once, and what the checks proved returned as a value the wire is built from
+//! (`Parties`, `Activation`, `Payment`), so that no builder reads an absent field as a
+//! default. The spec gives few lengths; the limits here are pasarela's, written down in
 //! `docs/recurring-payments.md`.
 
 use std::sync::LazyLock;
 
-use pasarela::common::v1::{DocumentType, Money};
+use pasarela::common::v1::{DocumentType, Identification, Money};
 use pasarela::recurring_payments::v1 as pb;
 use pasarela_idempotency as idempotency;
 use pasarela_provider::Violations;
@@ -39,10 +41,56 @@ fn optional_text(v: &mut Violations, field: &str, value: &str, max: usize) {
     v.printable(field, value);
 }
 
-fn commerce(v: &mut Violations, commerce: Option<&pb::Commerce>) {
+/// The merchant and the wallet of a request, checked: what every body is built from.
+pub struct Parties<'a> {
+    pub commerce: &'a pb::Commerce,
+    pub wallet: &'a pb::Wallet,
+    pub holder: &'a Identification,
+    /// The holder's document kind as Daviplata spells it.
+    pub document_code: &'static str,
+}
+
+/// D2's own fields, checked, beside its parties.
+pub struct Activation<'a> {
+    pub parties: Parties<'a>,
+    pub otp_value: &'a str,
+    pub otp_session_id: &'a str,
+    pub maximum: Option<&'a Money>,
+}
+
+/// D4's own fields, checked, beside its parties.
+pub struct Payment<'a> {
+    pub parties: Parties<'a>,
+    pub amount: &'a Money,
+    pub invoice_id: &'a str,
+    pub invoice_description: &'a str,
+    pub general_info: &'a [pb::GeneralInfo],
+}
+
+/// The merchant and the wallet, each checked; none when either is missing or its holder
+/// has no kind Daviplata reads (a violation says which).
+fn parties<'a>(
+    v: &mut Violations,
+    commerce: Option<&'a pb::Commerce>,
+    wallet: Option<&'a pb::Wallet>,
+) -> Option<Parties<'a>> {
+    let commerce = self::commerce(v, commerce);
+    let (wallet, holder, document_code) = self::wallet(v, wallet)?;
+    Some(Parties {
+        commerce: commerce?,
+        wallet,
+        holder,
+        document_code,
+    })
+}
+
+fn commerce<'a>(
+    v: &mut Violations,
+    commerce: Option<&'a pb::Commerce>,
+) -> Option<&'a pb::Commerce> {
     let Some(commerce) = commerce else {
         v.add("commerce", "is required");
-        return;
+        return None;
     };
     if v.required("commerce.commerce_id", &commerce.commerce_id) {
         v.pattern(
@@ -59,29 +107,36 @@ fn commerce(v: &mut Violations, commerce: Option<&pb::Commerce>) {
         COMMERCE_NAME_MAX,
     );
     optional_text(v, "commerce.category", &commerce.category, CATEGORY_MAX);
+    Some(commerce)
 }
 
-fn wallet(v: &mut Violations, wallet: Option<&pb::Wallet>) {
+/// The wallet, its holder and the holder's document code, checked.
+fn wallet<'a>(
+    v: &mut Violations,
+    wallet: Option<&'a pb::Wallet>,
+) -> Option<(&'a pb::Wallet, &'a Identification, &'static str)> {
     let Some(wallet) = wallet else {
         v.add("wallet", "is required");
-        return;
+        return None;
     };
-    match &wallet.holder {
-        None => v.add("wallet.holder", "is required"),
-        Some(holder) => {
-            let kind = DocumentType::try_from(holder.r#type).unwrap_or_default();
-            if document_code(kind).is_none() {
-                v.add("wallet.holder.type", "must be CC, CE or TI");
-            }
-            if v.required("wallet.holder.number", &holder.number) {
-                v.pattern(
-                    "wallet.holder.number",
-                    &holder.number,
-                    &DOCUMENT_NUMBER,
-                    "5 to 15 digits",
-                );
-            }
+    let holder = wallet.holder.as_ref().and_then(|holder| {
+        let kind = DocumentType::try_from(holder.r#type).unwrap_or_default();
+        let code = document_code(kind);
+        if code.is_none() {
+            v.add("wallet.holder.type", "must be CC, CE or TI");
         }
+        if v.required("wallet.holder.number", &holder.number) {
+            v.pattern(
+                "wallet.holder.number",
+                &holder.number,
+                &DOCUMENT_NUMBER,
+                "5 to 15 digits",
+            );
+        }
+        Some((holder, code?))
+    });
+    if wallet.holder.is_none() {
+        v.add("wallet.holder", "is required");
     }
     if !wallet.product_code.is_empty() {
         v.pattern(
@@ -99,6 +154,7 @@ fn wallet(v: &mut Violations, wallet: Option<&pb::Wallet>) {
             "10 digits",
         );
     }
+    holder.map(|(holder, code)| (wallet, holder, code))
 }
 
 /// Whose transaction id a call sends.
@@ -149,19 +205,17 @@ fn amount(v: &mut Violations, field: &str, money: &Money) {
     }
 }
 
-pub fn request(request: &pb::RequestSubscriptionRequest) -> Result<(), Status> {
+pub fn request(request: &pb::RequestSubscriptionRequest) -> Result<Parties<'_>, Status> {
     let mut v = Violations::new();
-    commerce(&mut v, request.commerce.as_ref());
-    wallet(&mut v, request.wallet.as_ref());
+    let parties = parties(&mut v, request.commerce.as_ref(), request.wallet.as_ref());
     transaction(&mut v, request.transaction.as_ref(), TransactionId::Caller);
-    v.finish()
+    v.finish_with(parties)
 }
 
-pub fn activate(request: &pb::ActivateSubscriptionRequest) -> Result<(), Status> {
+pub fn activate(request: &pb::ActivateSubscriptionRequest) -> Result<Activation<'_>, Status> {
     let mut v = Violations::new();
     idempotency::check_key(&mut v, &request.idempotency_key);
-    commerce(&mut v, request.commerce.as_ref());
-    wallet(&mut v, request.wallet.as_ref());
+    let parties = parties(&mut v, request.commerce.as_ref(), request.wallet.as_ref());
     if v.required("otp_value", &request.otp_value) {
         v.length("otp_value", &request.otp_value, 1, OTP_MAX);
         v.printable("otp_value", &request.otp_value);
@@ -182,32 +236,36 @@ pub fn activate(request: &pb::ActivateSubscriptionRequest) -> Result<(), Status>
         request.transaction.as_ref(),
         TransactionId::Pasarela,
     );
-    v.finish()
+    v.finish_with(parties.map(|parties| Activation {
+        parties,
+        otp_value: &request.otp_value,
+        otp_session_id: &request.otp_session_id,
+        maximum: request.maximum_amount.as_ref(),
+    }))
 }
 
-pub fn cancel(request: &pb::CancelSubscriptionRequest) -> Result<(), Status> {
+pub fn cancel(request: &pb::CancelSubscriptionRequest) -> Result<Parties<'_>, Status> {
     let mut v = Violations::new();
     idempotency::check_key(&mut v, &request.idempotency_key);
-    commerce(&mut v, request.commerce.as_ref());
-    wallet(&mut v, request.wallet.as_ref());
+    let parties = parties(&mut v, request.commerce.as_ref(), request.wallet.as_ref());
     transaction(
         &mut v,
         request.transaction.as_ref(),
         TransactionId::Pasarela,
     );
-    v.finish()
+    v.finish_with(parties)
 }
 
 /// The amount is checked against the subscription's maximum by Daviplata alone, which
 /// every replica asks: a copy kept here could be another replica's stale one.
-pub fn charge(request: &pb::ChargeSubscriptionRequest) -> Result<(), Status> {
+pub fn charge(request: &pb::ChargeSubscriptionRequest) -> Result<Payment<'_>, Status> {
     let mut v = Violations::new();
     idempotency::check_key(&mut v, &request.idempotency_key);
-    commerce(&mut v, request.commerce.as_ref());
-    wallet(&mut v, request.wallet.as_ref());
-    match &request.amount {
+    let parties = parties(&mut v, request.commerce.as_ref(), request.wallet.as_ref());
+    let amount = request.amount.as_ref();
+    match amount {
         None => v.add("amount", "is required"),
-        Some(money) => amount(&mut v, "amount", money),
+        Some(money) => self::amount(&mut v, "amount", money),
     }
     optional_text(&mut v, "invoice_id", &request.invoice_id, INVOICE_ID_MAX);
     optional_text(
@@ -239,7 +297,14 @@ pub fn charge(request: &pb::ChargeSubscriptionRequest) -> Result<(), Status> {
         request.transaction.as_ref(),
         TransactionId::Pasarela,
     );
-    v.finish()
+    let payment = parties.zip(amount).map(|(parties, amount)| Payment {
+        parties,
+        amount,
+        invoice_id: &request.invoice_id,
+        invoice_description: &request.invoice_description,
+        general_info: &request.general_info,
+    });
+    v.finish_with(payment)
 }
 
 #[cfg(test)]
@@ -288,6 +353,12 @@ mod tests {
     #[test]
     fn a_good_charge_passes() {
         charge(&good_charge()).unwrap();
+        request(&pb::RequestSubscriptionRequest {
+            commerce: good_charge().commerce,
+            wallet: good_charge().wallet,
+            ..Default::default()
+        })
+        .unwrap();
     }
 
     #[test]
@@ -315,7 +386,7 @@ mod tests {
             value: "x".into(),
         }];
         assert_eq!(
-            fields(charge(&bad).unwrap_err()),
+            fields(charge(&bad).err().expect("refused")),
             [
                 "idempotency_key",
                 "wallet.holder.type",
@@ -335,7 +406,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            fields(activate(&request).unwrap_err()),
+            fields(activate(&request).err().expect("refused")),
             ["commerce", "wallet", "otp_value", "otp_session_id"]
         );
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures::FutureExt as _;
-use pasarela_provider::outbound::{Operation, Outbound, RawResponse};
+use pasarela_provider::outbound::{self, Outbound, RawResponse};
 use pasarela_provider::token::{self, Token, TokenCache};
 use pasarela_provider::{BaseUrl, Credential, Delivery, ProviderError, metrics, reasons};
 use reqwest::StatusCode;
@@ -19,51 +19,20 @@ use tonic::Code;
 use tracing::Instrument as _;
 
 use super::errors::{self, DOMAIN, Fault};
+use super::operation::Operation;
 use super::wire::{Answer, Unreadable};
 use crate::config::{Config, Paths};
 
-/// One of the four business operations.
-#[derive(Debug, Clone, Copy)]
-pub struct BusinessOp {
-    name: &'static str,
-    /// Activate, cancel and payment change state: their lost answers are unknown outcomes.
-    changes_state: bool,
-    path: fn(&Paths) -> &str,
-}
-
-impl BusinessOp {
-    fn operation(self) -> Operation {
-        // None of them is repeated by pasarela: request sends the holder an SMS, the others
-        // move state or money.
-        Operation {
-            name: self.name,
-            safe_to_retry: false,
-        }
+/// How the outbound kit sees a business call: never repeated by pasarela (a request sends
+/// the holder an SMS, the others move state or money).
+fn sent_as(op: Operation) -> outbound::Operation {
+    outbound::Operation {
+        name: op.name(),
+        safe_to_retry: false,
     }
 }
 
-pub const REQUEST: BusinessOp = BusinessOp {
-    name: "subscription_request",
-    changes_state: false,
-    path: |p| &p.request,
-};
-pub const ACTIVATE: BusinessOp = BusinessOp {
-    name: "subscription_activate",
-    changes_state: true,
-    path: |p| &p.activate,
-};
-pub const CANCEL: BusinessOp = BusinessOp {
-    name: "subscription_cancel",
-    changes_state: true,
-    path: |p| &p.cancel,
-};
-pub const PAYMENT: BusinessOp = BusinessOp {
-    name: "subscription_payment",
-    changes_state: true,
-    path: |p| &p.payment,
-};
-
-const TOKEN: Operation = Operation {
+const TOKEN: outbound::Operation = outbound::Operation {
     name: "token",
     safe_to_retry: true,
 };
@@ -101,13 +70,8 @@ struct TokenRequest<'a> {
 impl Daviplata {
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let outbound = Outbound::new(DOMAIN, &config.outbound)?;
-        outbound.expect_operations(&[
-            REQUEST.name,
-            ACTIVATE.name,
-            CANCEL.name,
-            PAYMENT.name,
-            TOKEN.name,
-        ]);
+        outbound.expect_operations(&Operation::ALL.map(Operation::name));
+        outbound.expect_operations(&[TOKEN.name]);
         drop(
             metrics::global()
                 .token_refreshes
@@ -159,16 +123,16 @@ impl Daviplata {
     /// a line when it fails.
     pub async fn call<T>(
         &self,
-        call: Call<'_>,
+        sending: Sending<'_>,
         body: &impl Serialize,
         deadline: Instant,
         read: impl FnOnce(Answer) -> Result<T, Unreadable>,
     ) -> Result<T, ProviderError> {
-        let op = call.op;
+        let op = sending.op;
         let span = tracing::info_span!(
             "daviplata",
-            operation = op.name,
-            transaction_id = call.transaction_id,
+            operation = op.name(),
+            transaction_id = sending.transaction_id,
         );
         // The secret when the call began: a rotation during it must not let the one sent
         // (still valid at Daviplata) through the scrub below.
@@ -179,7 +143,7 @@ impl Daviplata {
             let mut response = self.send_once(op, &body, deadline).await?;
             if response.0.status == StatusCode::UNAUTHORIZED {
                 self.inner.tokens.invalidate(&response.1);
-                if op.changes_state {
+                if op.changes_state() {
                     // Renewed now, for the calls after this one; this one is not re-sent.
                     let renewed = self.token(deadline).await;
                     tracing::warn!(renewed = renewed.is_ok(), "daviplata refused the token of a state change: held, not re-sent");
@@ -189,7 +153,7 @@ impl Daviplata {
                 }
             }
             let token = response.1.value.expose_secret();
-            interpret(&call, response.0, read).map_err(|error| error.scrub(&[token]))
+            interpret(&sending, response.0, read).map_err(|error| error.scrub(&[token]))
         }
         .instrument(span.clone())
         .await
@@ -197,7 +161,7 @@ impl Daviplata {
         .map_err(|error| {
             let now = self.inner.client_secret.current();
             error
-                .scrub(call.secrets)
+                .scrub(sending.secrets)
                 .scrub(&[began_with.expose_secret(), now.expose_secret()])
         })
         .inspect_err(|error| {
@@ -209,7 +173,7 @@ impl Daviplata {
 
     async fn send_once(
         &self,
-        op: BusinessOp,
+        op: Operation,
         body: &[u8],
         deadline: Instant,
     ) -> Result<(RawResponse, Arc<Token>), ProviderError> {
@@ -222,7 +186,7 @@ impl Daviplata {
         let mut request = inner
             .outbound
             .client()
-            .post(inner.base_url.join((op.path)(&inner.paths)))
+            .post(inner.base_url.join(op.path(&inner.paths)))
             .header(&inner.client_id_header, &inner.client_id)
             .bearer_auth(token.value.expose_secret())
             .header(CONTENT_TYPE, "application/json")
@@ -233,7 +197,7 @@ impl Daviplata {
         }
         let response = inner
             .outbound
-            .send(op.operation(), request, remaining(deadline))
+            .send(sent_as(op), request, remaining(deadline))
             .await?;
         tracing::debug!(status = response.status.as_u16(), "daviplata answered");
         Ok((response, token))
@@ -295,8 +259,8 @@ fn remaining(deadline: Instant) -> Duration {
 
 /// One business call: what it is, and what of its body its answer must match.
 #[derive(Clone, Copy)]
-pub struct Call<'a> {
-    pub op: BusinessOp,
+pub struct Sending<'a> {
+    pub op: Operation,
     /// The body's `transactionId`, which a success of a state change must echo.
     pub transaction_id: Option<&'a str>,
     /// The wallet's `productNumber`: a subscription a success of a state change shows must
@@ -308,7 +272,7 @@ pub struct Call<'a> {
 
 /// A business answer: success read by `read`, a decline in a success envelope, or an error.
 fn interpret<T>(
-    sent: &Call<'_>,
+    sent: &Sending<'_>,
     response: RawResponse,
     read: impl FnOnce(Answer) -> Result<T, Unreadable>,
 ) -> Result<T, ProviderError> {
@@ -340,7 +304,7 @@ fn interpret<T>(
             ));
         }
     }
-    if sent.op.changes_state {
+    if sent.op.changes_state() {
         let wallet = answer
             .subscription
             .as_ref()
@@ -355,7 +319,7 @@ fn interpret<T>(
 /// `transactionId` other than the one sent, or a subscription of another wallet, is someone
 /// else's approval (a gateway that mixed answers up), so what became of this request is
 /// unknown. What the answer does not echo is not checked.
-fn bound_to(sent: &Call<'_>, echoed: &str, wallet: Option<&str>) -> Result<(), ProviderError> {
+fn bound_to(sent: &Sending<'_>, echoed: &str, wallet: Option<&str>) -> Result<(), ProviderError> {
     let differs = |expected: Option<&str>, echoed: Option<&str>| match (expected, echoed) {
         (Some(expected), Some(echoed)) => !echoed.trim().is_empty() && echoed.trim() != expected,
         _ => false,
@@ -366,13 +330,13 @@ fn bound_to(sent: &Call<'_>, echoed: &str, wallet: Option<&str>) -> Result<(), P
         return Ok(());
     }
     tracing::error!(
-        operation = sent.op.name,
+        operation = sent.op.name(),
         transaction_id = sent.transaction_id,
         echoed_transaction_id = echoed,
         other_wallet,
         "daviplata answered a success for another request: held as an unknown outcome"
     );
-    metrics::answer_mismatch(DOMAIN, sent.op.name);
+    metrics::answer_mismatch(DOMAIN, sent.op.name());
     let what = match other_transaction {
         true => "another transaction",
         false => "another wallet",

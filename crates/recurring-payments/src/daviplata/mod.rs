@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod errors;
+pub mod operation;
 pub mod wire;
 
 pub use client::Daviplata;

@@ -10,8 +10,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
 
+use super::operation::{Call, Operation, Readings};
 use crate::config::{CommerceField, Config, DocumentField};
 use crate::money;
+use crate::tenancy::{Act, Subject};
+use crate::validate::{self, Activation, Parties, Payment};
+use tonic::Status;
 
 /// Values every request carries that come from configuration, not from the caller.
 #[derive(Debug, Clone)]
@@ -172,10 +176,10 @@ pub const DEFAULT_PRODUCT_CODE: &str = "DVP_CO";
 fn envelope<D>(
     defaults: &Defaults,
     reference: &Reference,
-    commerce: Option<&pb::Commerce>,
+    parties: &Parties<'_>,
     detail: D,
 ) -> Envelope<D> {
-    let commerce = commerce.cloned().unwrap_or_default();
+    let commerce = parties.commerce;
     Envelope {
         consumer: Consumer {
             payment_provider_id: defaults.payment_provider_id.clone(),
@@ -187,29 +191,28 @@ fn envelope<D>(
                 .to_rfc3339_opts(SecondsFormat::Millis, true),
             api_rules_version: defaults.api_rules_version.clone(),
             commerce_key: defaults.commerce_id.key(),
-            commerce_id: commerce.commerce_id,
-            commerce_name: commerce.commerce_name,
-            category: commerce.category,
+            commerce_id: commerce.commerce_id.clone(),
+            commerce_name: commerce.commerce_name.clone(),
+            category: commerce.category.clone(),
         },
         detail,
     }
 }
 
-/// The wallet part of every detail. Validation has already checked the document kind.
-fn wallet_detail(wallet: Option<&pb::Wallet>, number_key: &'static str) -> WalletDetail {
-    let wallet = wallet.cloned().unwrap_or_default();
-    let holder = wallet.holder.unwrap_or_default();
+/// The wallet part of every detail.
+fn wallet_detail(parties: &Parties<'_>, number_key: &'static str) -> WalletDetail {
+    let wallet = parties.wallet;
     let product_code = if wallet.product_code.is_empty() {
-        DEFAULT_PRODUCT_CODE.to_owned()
+        DEFAULT_PRODUCT_CODE
     } else {
-        wallet.product_code
+        &wallet.product_code
     };
     WalletDetail {
-        identification_type: document_code(holder.r#type()).unwrap_or_default(),
-        identification_number: holder.number,
+        identification_type: parties.document_code,
+        identification_number: parties.holder.number.clone(),
         number_key,
-        product_code,
-        product_number: wallet.product_number,
+        product_code: product_code.to_owned(),
+        product_number: wallet.product_number.clone(),
     }
 }
 
@@ -217,53 +220,46 @@ fn wallet_detail(wallet: Option<&pb::Wallet>, number_key: &'static str) -> Walle
 pub fn wallet_body(
     defaults: &Defaults,
     reference: &Reference,
-    commerce: Option<&pb::Commerce>,
-    wallet: Option<&pb::Wallet>,
+    parties: &Parties<'_>,
 ) -> Envelope<WalletDetail> {
-    envelope(
-        defaults,
-        reference,
-        commerce,
-        // Every operation but D2 spells it as D2's example does; D2's spelling is configured.
-        wallet_detail(wallet, DocumentField::IdentificationNumber.key()),
-    )
+    // Every operation but D2 spells it as D2's example does; D2's spelling is configured.
+    let detail = wallet_detail(parties, DocumentField::IdentificationNumber.key());
+    envelope(defaults, reference, parties, detail)
 }
 
 pub fn activate_body(
     defaults: &Defaults,
     reference: &Reference,
-    request: &pb::ActivateSubscriptionRequest,
+    activation: &Activation<'_>,
 ) -> Envelope<ActivateDetail> {
+    let parties = &activation.parties;
     let detail = ActivateDetail {
-        wallet: wallet_detail(request.wallet.as_ref(), defaults.activation_document.key()),
+        wallet: wallet_detail(parties, defaults.activation_document.key()),
         amount_currency_type: money::CURRENCY,
-        amount_value: request
-            .maximum_amount
-            .as_ref()
+        amount_value: activation
+            .maximum
             .map(|max| money::to_wire(max.minor_units)),
-        otp_value: SecretString::from(request.otp_value.clone()),
-        otp_sesion_id: request.otp_session_id.clone(),
+        otp_value: SecretString::from(activation.otp_value),
+        otp_sesion_id: activation.otp_session_id.to_owned(),
     };
-    envelope(defaults, reference, request.commerce.as_ref(), detail)
+    envelope(defaults, reference, parties, detail)
 }
 
 pub fn payment_body(
     defaults: &Defaults,
     reference: &Reference,
-    request: &pb::ChargeSubscriptionRequest,
+    payment: &Payment<'_>,
 ) -> Envelope<PaymentDetail> {
+    let parties = &payment.parties;
     let detail = PaymentDetail {
-        wallet: wallet_detail(
-            request.wallet.as_ref(),
-            DocumentField::IdentificationNumber.key(),
-        ),
+        wallet: wallet_detail(parties, DocumentField::IdentificationNumber.key()),
         amount: Amount {
             amount_currency_type: money::CURRENCY,
-            amount_value: money::to_wire(request.amount.as_ref().map_or(0, |a| a.minor_units)),
+            amount_value: money::to_wire(payment.amount.minor_units),
         },
-        invoice_id: request.invoice_id.clone(),
-        invoice_description: request.invoice_description.clone(),
-        general_info: request
+        invoice_id: payment.invoice_id.to_owned(),
+        invoice_description: payment.invoice_description.to_owned(),
+        general_info: payment
             .general_info
             .iter()
             .map(|info| NameValue {
@@ -272,7 +268,7 @@ pub fn payment_body(
             })
             .collect(),
     };
-    envelope(defaults, reference, request.commerce.as_ref(), detail)
+    envelope(defaults, reference, parties, detail)
 }
 
 /// `resultStatus` (request, payment) or `ResultStatus` (activate, cancel).
@@ -551,6 +547,212 @@ pub fn transaction_date(given: Option<&prost_types::Timestamp>) -> DateTime<Utc>
         .unwrap_or_else(Utc::now)
 }
 
+// ---- the operations ----------------------------------------------------------------------
+
+impl Call for pb::RequestSubscriptionRequest {
+    const OPERATION: Operation = Operation::Request;
+    const ACT: Act = Act::Ask;
+    type Valid<'a> = Parties<'a>;
+    type Detail = WalletDetail;
+    type Response = pb::RequestSubscriptionResponse;
+
+    fn parse(&self) -> Result<Parties<'_>, Status> {
+        validate::request(self)
+    }
+
+    fn subject(&self) -> Subject<'_> {
+        Subject::of(self.commerce.as_ref(), self.wallet.as_ref())
+    }
+
+    fn transaction(&self) -> Option<&pb::ProviderTransaction> {
+        self.transaction.as_ref()
+    }
+
+    fn product_number(&self) -> Option<&str> {
+        self.wallet.as_ref().map(|w| w.product_number.as_str())
+    }
+
+    fn key(&self) -> Option<&str> {
+        None
+    }
+
+    fn without_key(&self) -> Self {
+        self.clone()
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        Vec::new()
+    }
+
+    fn body(
+        parties: &Parties<'_>,
+        defaults: &Defaults,
+        reference: &Reference,
+    ) -> Envelope<WalletDetail> {
+        wallet_body(defaults, reference, parties)
+    }
+
+    fn read(
+        answer: Answer,
+        readings: Readings,
+    ) -> Result<pb::RequestSubscriptionResponse, Unreadable> {
+        answer.into_request_response(readings.pass_otp)
+    }
+}
+
+impl Call for pb::ActivateSubscriptionRequest {
+    const OPERATION: Operation = Operation::Activate;
+    const ACT: Act = Act::Activate;
+    type Valid<'a> = Activation<'a>;
+    type Detail = ActivateDetail;
+    type Response = pb::ActivateSubscriptionResponse;
+
+    fn parse(&self) -> Result<Activation<'_>, Status> {
+        validate::activate(self)
+    }
+
+    fn subject(&self) -> Subject<'_> {
+        Subject::of(self.commerce.as_ref(), self.wallet.as_ref())
+    }
+
+    fn transaction(&self) -> Option<&pb::ProviderTransaction> {
+        self.transaction.as_ref()
+    }
+
+    fn product_number(&self) -> Option<&str> {
+        self.wallet.as_ref().map(|w| w.product_number.as_str())
+    }
+
+    fn key(&self) -> Option<&str> {
+        Some(&self.idempotency_key)
+    }
+
+    fn without_key(&self) -> Self {
+        Self {
+            idempotency_key: String::new(),
+            ..self.clone()
+        }
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        vec![&self.otp_value]
+    }
+
+    fn body(
+        activation: &Activation<'_>,
+        defaults: &Defaults,
+        reference: &Reference,
+    ) -> Envelope<ActivateDetail> {
+        activate_body(defaults, reference, activation)
+    }
+
+    fn read(answer: Answer, _: Readings) -> Result<pb::ActivateSubscriptionResponse, Unreadable> {
+        answer.into_activate_response()
+    }
+}
+
+impl Call for pb::CancelSubscriptionRequest {
+    const OPERATION: Operation = Operation::Cancel;
+    const ACT: Act = Act::Use;
+    type Valid<'a> = Parties<'a>;
+    type Detail = WalletDetail;
+    type Response = pb::CancelSubscriptionResponse;
+
+    fn parse(&self) -> Result<Parties<'_>, Status> {
+        validate::cancel(self)
+    }
+
+    fn subject(&self) -> Subject<'_> {
+        Subject::of(self.commerce.as_ref(), self.wallet.as_ref())
+    }
+
+    fn transaction(&self) -> Option<&pb::ProviderTransaction> {
+        self.transaction.as_ref()
+    }
+
+    fn product_number(&self) -> Option<&str> {
+        self.wallet.as_ref().map(|w| w.product_number.as_str())
+    }
+
+    fn key(&self) -> Option<&str> {
+        Some(&self.idempotency_key)
+    }
+
+    fn without_key(&self) -> Self {
+        Self {
+            idempotency_key: String::new(),
+            ..self.clone()
+        }
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        Vec::new()
+    }
+
+    fn body(
+        parties: &Parties<'_>,
+        defaults: &Defaults,
+        reference: &Reference,
+    ) -> Envelope<WalletDetail> {
+        wallet_body(defaults, reference, parties)
+    }
+
+    fn read(answer: Answer, _: Readings) -> Result<pb::CancelSubscriptionResponse, Unreadable> {
+        answer.into_cancel_response()
+    }
+}
+
+impl Call for pb::ChargeSubscriptionRequest {
+    const OPERATION: Operation = Operation::Charge;
+    const ACT: Act = Act::Use;
+    type Valid<'a> = Payment<'a>;
+    type Detail = PaymentDetail;
+    type Response = pb::ChargeSubscriptionResponse;
+
+    fn parse(&self) -> Result<Payment<'_>, Status> {
+        validate::charge(self)
+    }
+
+    fn subject(&self) -> Subject<'_> {
+        Subject::of(self.commerce.as_ref(), self.wallet.as_ref())
+    }
+
+    fn transaction(&self) -> Option<&pb::ProviderTransaction> {
+        self.transaction.as_ref()
+    }
+
+    fn product_number(&self) -> Option<&str> {
+        self.wallet.as_ref().map(|w| w.product_number.as_str())
+    }
+
+    fn key(&self) -> Option<&str> {
+        Some(&self.idempotency_key)
+    }
+
+    fn without_key(&self) -> Self {
+        Self {
+            idempotency_key: String::new(),
+            ..self.clone()
+        }
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        Vec::new()
+    }
+
+    fn body(
+        payment: &Payment<'_>,
+        defaults: &Defaults,
+        reference: &Reference,
+    ) -> Envelope<PaymentDetail> {
+        payment_body(defaults, reference, payment)
+    }
+
+    fn read(answer: Answer, _: Readings) -> Result<pb::ChargeSubscriptionResponse, Unreadable> {
+        answer.into_charge_response()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -597,6 +799,7 @@ mod tests {
     #[test]
     fn activate_body_matches_the_spec_example() {
         let request = pb::ActivateSubscriptionRequest {
+            idempotency_key: "order-1".into(),
             commerce: Some(commerce()),
             wallet: Some(wallet()),
             otp_value: "847687".into(),
@@ -607,8 +810,9 @@ mod tests {
             }),
             ..Default::default()
         };
+        let activation = validate::activate(&request).unwrap();
         let body =
-            serde_json::to_value(activate_body(&defaults(), &reference(), &request)).unwrap();
+            serde_json::to_value(activate_body(&defaults(), &reference(), &activation)).unwrap();
         let expected = serde_json::json!({
             "Consumer": { "paymentProviderId": "00000001" },
             "TransactionHeader": {
@@ -636,6 +840,7 @@ mod tests {
     #[test]
     fn payment_amount_is_an_exact_decimal_number() {
         let request = pb::ChargeSubscriptionRequest {
+            idempotency_key: "order-1".into(),
             commerce: Some(commerce()),
             wallet: Some(wallet()),
             amount: Some(Money {
@@ -644,8 +849,9 @@ mod tests {
             }),
             ..Default::default()
         };
+        let payment = validate::charge(&request).unwrap();
         let text =
-            serde_json::to_string(&payment_body(&defaults(), &reference(), &request)).unwrap();
+            serde_json::to_string(&payment_body(&defaults(), &reference(), &payment)).unwrap();
         assert!(
             text.contains(r#""Amount":{"amountCurrencyType":"COP","amountValue":15000.50}"#),
             "{text}"
