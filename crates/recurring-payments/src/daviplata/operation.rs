@@ -133,7 +133,10 @@ pub trait Call: prost::Message + Clone + Send + Sync + 'static {
     fn transaction(&self) -> Option<&pb::ProviderTransaction>;
 
     /// The wallet's product number, which a success of a state change must show.
-    fn product_number(&self) -> Option<&str>;
+    fn product_number(&self) -> Option<&str> {
+        let wallet = self.subject().wallet?;
+        Some(&wallet.product_number)
+    }
 
     /// The idempotency key, on the operations that change state.
     fn key(&self) -> Option<&str>;

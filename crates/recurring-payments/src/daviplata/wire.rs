@@ -568,10 +568,6 @@ impl Call for pb::RequestSubscriptionRequest {
         self.transaction.as_ref()
     }
 
-    fn product_number(&self) -> Option<&str> {
-        self.wallet.as_ref().map(|w| w.product_number.as_str())
-    }
-
     fn key(&self) -> Option<&str> {
         None
     }
@@ -617,10 +613,6 @@ impl Call for pb::ActivateSubscriptionRequest {
 
     fn transaction(&self) -> Option<&pb::ProviderTransaction> {
         self.transaction.as_ref()
-    }
-
-    fn product_number(&self) -> Option<&str> {
-        self.wallet.as_ref().map(|w| w.product_number.as_str())
     }
 
     fn key(&self) -> Option<&str> {
@@ -670,10 +662,6 @@ impl Call for pb::CancelSubscriptionRequest {
         self.transaction.as_ref()
     }
 
-    fn product_number(&self) -> Option<&str> {
-        self.wallet.as_ref().map(|w| w.product_number.as_str())
-    }
-
     fn key(&self) -> Option<&str> {
         Some(&self.idempotency_key)
     }
@@ -719,10 +707,6 @@ impl Call for pb::ChargeSubscriptionRequest {
 
     fn transaction(&self) -> Option<&pb::ProviderTransaction> {
         self.transaction.as_ref()
-    }
-
-    fn product_number(&self) -> Option<&str> {
-        self.wallet.as_ref().map(|w| w.product_number.as_str())
     }
 
     fn key(&self) -> Option<&str> {
