@@ -183,6 +183,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_charges_path_is_read_under_its_former_key_and_refused_under_both() {
+        let paths = |given: serde_json::Value| serde_json::from_value::<Paths>(given);
+        let former = paths(serde_json::json!({ "payment": "/old" })).unwrap();
+        assert_eq!(former.charge, "/old");
+        let own = paths(serde_json::json!({ "charge": "/own" })).unwrap();
+        assert_eq!(own.charge, "/own");
+        let both = paths(serde_json::json!({ "payment": "/old", "charge": "/own" }));
+        assert!(both.is_err(), "two paths for one operation");
+    }
+
+    #[test]
     fn the_payment_provider_id_has_no_default() {
         let without = serde_json::json!({
             "base_url": "https://daviplata.example",

@@ -250,16 +250,21 @@ fn reference(transaction: Option<&pb::ProviderTransaction>, fixed_id: Option<Str
 }
 
 impl RecurringPayments {
-    /// Runs `request` on its own task: a caller hanging up must not abandon a state change
-    /// between Daviplata's answer and its idempotency record.
+    /// Runs `request`; a state change on its own task, as a caller hanging up must not
+    /// abandon it between Daviplata's answer and its idempotency record. A request (D1)
+    /// runs in the call, and a caller hanging up stops it.
     async fn serve<Q: Call>(&self, request: Request<Q>) -> Result<Response<Q::Response>, Status> {
         let deadline = deadline_of(&self.core, &request);
         let principal = Principal::of(&request).cloned();
         let core = Arc::clone(&self.core);
         let request = request.into_inner();
-        detached(async move { core.run(request, principal, deadline).await })
-            .await
-            .map(Response::new)
+        let run = async move { core.run(request, principal, deadline).await };
+        let answered = if Q::OPERATION.changes_state() {
+            detached(run).await
+        } else {
+            run.await
+        };
+        answered.map(Response::new)
     }
 }
 

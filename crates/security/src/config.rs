@@ -302,8 +302,9 @@ impl Paths {
         self.0.is_empty()
     }
 
-    /// The paths by operation name: a former key read as the operations it now names (an
-    /// operation's own key wins), any other key refused.
+    /// The paths by operation name: a former key read as the operations it now names, any
+    /// other key refused, and an operation given a path twice (its own key and a former
+    /// one) refused rather than one of them silently ignored.
     pub fn resolved(&self, operations: &[&str]) -> anyhow::Result<Self> {
         let mut resolved = BTreeMap::new();
         for (key, path) in &self.0 {
@@ -317,15 +318,22 @@ impl Paths {
                     operations.join(", ")
                 );
             };
+            if let Some(own) = now
+                .iter()
+                .find(|operation| self.0.contains_key(**operation))
+            {
+                anyhow::bail!(
+                    "security.paths.{key} and security.paths.{own} both give {own}'s path: \
+                     keep {own} only"
+                );
+            }
             tracing::warn!(
                 setting = %format!("security.paths.{key}"),
                 now = %now.join(", "),
                 "a former key of security.paths: name the operation instead"
             );
             for operation in now.iter() {
-                if !self.0.contains_key(*operation) {
-                    resolved.insert((*operation).to_owned(), path.clone());
-                }
+                resolved.insert((*operation).to_owned(), path.clone());
             }
         }
         Ok(Self(resolved))

@@ -3,8 +3,9 @@
 use secrecy::ExposeSecret as _;
 
 use super::ledger::{LEDGER_SERVICES, prod_with_cloudnative_pg};
+use super::manifests::assert_network_policy;
 use super::pods::{overlay_redis, redis_loopback, redis_url, swap};
-use super::state::reaches_postgres;
+use super::state::{admits, peer_selects, reaches_postgres};
 use super::*;
 use crate::support::tools;
 
@@ -533,9 +534,10 @@ pub(super) async fn each_services_redis_user_reaches_its_own_keys_only() {
 /// Each drift probe (security's and recurring-payments'; Kiban's calls are billed, so
 /// bureau has none) is one pod at a time that reads its provider's credentials and nothing
 /// else of its service's Secrets (no ledger, Redis, state key or gRPC certificate), runs
-/// `pasarela probe --every`, is covered by its service's NetworkPolicy (DNS, the provider,
-/// scrapes of its admin port), and is left out of the service's Service, disruption budget
-/// and Deployment.
+/// `pasarela probe --every`, and is left out of the service's Service, disruption budget,
+/// Deployment and NetworkPolicy. Its own NetworkPolicy admits scrapes of its admin port and
+/// lets it reach DNS and its provider only, as narrowed as the service's own rules to them:
+/// no ledger, no Redis, and no ledger's or Redis's policy admits it.
 #[test]
 pub(super) fn each_drift_probe_reads_its_providers_credentials_only_and_serves_nothing() {
     if tools::lacking(&["kubectl"]) {
@@ -557,12 +559,16 @@ pub(super) fn each_drift_probe_reads_its_providers_credentials_only_and_serves_n
     for overlay in OVERLAYS {
         let manifests = Manifests::of(overlay);
         assert!(
-            manifests.probe_of(ServiceName::Bureau).is_none(),
+            manifests
+                .probe_of("Deployment", ServiceName::Bureau)
+                .is_none(),
             "{overlay}: bureau"
         );
         for (service, credentials) in expected {
             let context = format!("{overlay} {service:?}");
-            let probe = manifests.probe_of(service).expect("a drift probe");
+            let probe = manifests
+                .probe_of("Deployment", service)
+                .expect("a drift probe");
             assert_eq!(probe["spec"]["replicas"], 1, "{context}: one prober");
             assert_eq!(probe["spec"]["strategy"]["type"], "Recreate", "{context}");
             let read = secrets_read(probe);
@@ -586,11 +592,7 @@ pub(super) fn each_drift_probe_reads_its_providers_credentials_only_and_serves_n
             let annotations = &probe["spec"]["template"]["metadata"]["annotations"];
             assert_eq!(annotations["prometheus.io/scrape"], "true", "{context}");
             let labels = &probe["spec"]["template"]["metadata"]["labels"];
-            let policy = manifests.of_service("NetworkPolicy", service);
-            assert!(
-                peer_selects(&policy["spec"]["podSelector"], labels),
-                "{context}"
-            );
+            assert_probes_network(&manifests, service, labels, &context);
             let served = manifests.of_service("Service", service);
             let by_service = json!({ "matchLabels": served["spec"]["selector"] });
             assert!(
@@ -611,6 +613,46 @@ pub(super) fn each_drift_probe_reads_its_providers_credentials_only_and_serves_n
                 !peer_selects(&probe["spec"]["selector"], server_labels),
                 "{context}"
             );
+        }
+    }
+}
+
+/// The drift probe's network: its own policy selects it and the service's does not; the
+/// scrapers may reach its admin port and nothing else; it reaches DNS and the provider as
+/// the service's first two egress rules do, and nothing more; no database's or Redis's
+/// policy admits it.
+fn assert_probes_network(
+    manifests: &Manifests,
+    service: ServiceName,
+    labels: &Value,
+    context: &str,
+) {
+    let server = manifests.of_service("NetworkPolicy", service);
+    assert!(
+        !peer_selects(&server["spec"]["podSelector"], labels),
+        "{context}: the service's policy, with the ledger and Redis, is not the probe's"
+    );
+    let own = manifests
+        .probe_of("NetworkPolicy", service)
+        .expect("the drift probe's NetworkPolicy");
+    assert_network_policy(own, labels, context);
+    let ingress = own["spec"]["ingress"].as_array().expect("ingress rules");
+    let ports: Vec<&Value> = ingress
+        .iter()
+        .flat_map(|rule| rule["ports"].as_array().into_iter().flatten())
+        .map(|port| &port["port"])
+        .collect();
+    assert_eq!(ports, [&json!("admin")], "{context}: scrapes only");
+    let egress = own["spec"]["egress"].as_array().expect("egress rules");
+    let served = server["spec"]["egress"].as_array().expect("egress rules");
+    assert_eq!(
+        egress.as_slice(),
+        &served[..2],
+        "{context}: DNS and the provider, as the service reaches them"
+    );
+    for peer in ["postgres", "pasarela-ledger", "redis"] {
+        if let Some(policy) = manifests.named("NetworkPolicy", peer) {
+            assert!(!admits(policy, labels), "{context}: {peer} admits it");
         }
     }
 }

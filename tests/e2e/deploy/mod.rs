@@ -166,10 +166,11 @@ impl Manifests {
         self.objects.iter().filter(move |o| o["kind"] == kind)
     }
 
-    /// The Deployment of `service`'s drift probe (components/drift-probe), if it has one.
-    fn probe_of(&self, service: ServiceName) -> Option<&Value> {
+    /// The object of `kind` of `service`'s drift probe (components/drift-probe: its
+    /// Deployment, its NetworkPolicy), if it has one.
+    fn probe_of(&self, kind: &str, service: ServiceName) -> Option<&Value> {
         let component = component(service);
-        self.all("Deployment").find(|o| {
+        self.all(kind).find(|o| {
             let labels = &o["metadata"]["labels"];
             labels["app.kubernetes.io/component"] == component && labels[ROLE] == "probe"
         })

@@ -454,7 +454,9 @@ pub(super) async fn dev_overlay_drift_probes_export_readings_that_match_the_sand
         (ServiceName::Security, "security"),
         (ServiceName::RecurringPayments, "recurring_payments"),
     ] {
-        let deployment = manifests.probe_of(service).expect("a drift probe");
+        let deployment = manifests
+            .probe_of("Deployment", service)
+            .expect("a drift probe");
         let process = PodProcess::of_deployment(&manifests, deployment, &loopback);
         let metrics = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
         let args = pod_args(deployment, metrics);

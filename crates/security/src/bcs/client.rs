@@ -664,7 +664,7 @@ mod tests {
     }
 
     #[test]
-    fn a_former_path_key_still_sends_its_operations_and_an_unknown_one_is_refused() {
+    fn a_former_path_key_still_sends_its_operations_and_an_unknown_or_doubled_one_is_refused() {
         let config = |paths: serde_json::Value| -> Config {
             serde_json::from_value(serde_json::json!({
                 "base_url": "http://127.0.0.1:1/",
@@ -677,11 +677,21 @@ mod tests {
         let store = || Arc::new(MemoryStore::default()) as Arc<dyn Store>;
         let former = serde_json::json!({
             "digital_enrollment": "/old",
-            "validate_digital_enrollment": "/own",
+            "get_password_status": "/own",
         });
         let bcs = Bcs::new(config(former), store()).unwrap();
         assert_eq!(bcs.paths.get("enroll_digital_user"), Some("/old"));
-        assert_eq!(bcs.paths.get("validate_digital_enrollment"), Some("/own"));
+        assert_eq!(bcs.paths.get("validate_digital_enrollment"), Some("/old"));
+        assert_eq!(bcs.paths.get("get_password_status"), Some("/own"));
+        let doubled = serde_json::json!({
+            "digital_enrollment": "/old",
+            "validate_digital_enrollment": "/own",
+        });
+        let refused = Bcs::new(config(doubled), store()).expect_err("two paths for one");
+        assert!(
+            format!("{refused:#}").contains("keep validate_digital_enrollment only"),
+            "{refused:#}"
+        );
         let refused = Bcs::new(
             config(serde_json::json!({ "withdrawal_query": "/x" })),
             store(),

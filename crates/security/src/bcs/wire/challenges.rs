@@ -863,6 +863,7 @@ impl Operation for pb::CreateQuestionChallengeRequest {
     }
 }
 
+// A consultation sent as POST: repeating it changes nothing.
 pub const AUTHENTICATION_LEVEL: Op<AuthLevelAnswer> = Op {
     name: "get_authentication_level",
     method: Method::POST,

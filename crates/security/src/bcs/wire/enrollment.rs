@@ -200,6 +200,7 @@ impl Operation for pb::ValidateDigitalEnrollmentRequest {
     }
 }
 
+// Checks a card PIN / CVV: a repeat could count as a second wrong attempt.
 pub const VALIDATE_ENROLLMENT_CARD: Op<Empty> = Op {
     name: "validate_enrollment_card",
     method: Method::GET,
@@ -243,6 +244,7 @@ impl Operation for pb::ValidateEnrollmentCardRequest {
     }
 }
 
+// Checks a card PIN / CVV: a repeat could count as a second wrong attempt.
 pub const VALIDATE_PASSWORD_RECOVERY: Op<Empty> = Op {
     name: "validate_password_recovery",
     method: Method::GET,
