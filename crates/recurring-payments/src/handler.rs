@@ -171,11 +171,12 @@ impl Core {
         deadline: Instant,
     ) -> Result<Q::Response, Status> {
         let valid = request.parse()?;
-        self.admit(principal.as_ref(), request.subject(), Q::ACT)
-            .await?;
+        let parties = Q::parties(&valid);
+        let subject = Subject::of(Some(parties.commerce), Some(parties.wallet));
+        self.admit(principal.as_ref(), subject, Q::ACT).await?;
         let daviplata = self.daviplata_for(principal.as_ref());
         let Some(key) = request.key() else {
-            let reference = reference(request.transaction(), None);
+            let reference = reference(parties.transaction, None);
             return self
                 .send(daviplata, &request, &valid, reference, deadline)
                 .await
@@ -201,7 +202,7 @@ impl Core {
         };
         self.idempotency
             .once(claim, |attempt| {
-                let reference = reference(request.transaction(), Some(attempt.transaction_id));
+                let reference = reference(parties.transaction, Some(attempt.transaction_id));
                 self.send(daviplata, &request, &valid, reference, deadline)
             })
             .await
@@ -221,7 +222,7 @@ impl Core {
         let sending = client::Sending {
             op: Q::OPERATION,
             transaction_id: Some(&reference.transaction_id),
-            wallet: request.product_number(),
+            wallet: Some(&Q::parties(valid).wallet.product_number),
             secrets: &secrets,
         };
         let readings = self.readings;

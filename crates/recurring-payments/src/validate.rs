@@ -41,13 +41,15 @@ fn optional_text(v: &mut Violations, field: &str, value: &str, max: usize) {
     v.printable(field, value);
 }
 
-/// The merchant and the wallet of a request, checked: what every body is built from.
+/// The merchant, the wallet and the caller's transaction of a request, checked: what every
+/// body is built from.
 pub struct Parties<'a> {
     pub commerce: &'a pb::Commerce,
     pub wallet: &'a pb::Wallet,
     pub holder: &'a Identification,
     /// The holder's document kind as Daviplata spells it.
     pub document_code: &'static str,
+    pub transaction: Option<&'a pb::ProviderTransaction>,
 }
 
 /// D2's own fields, checked, beside its parties.
@@ -67,12 +69,14 @@ pub struct Payment<'a> {
     pub general_info: &'a [pb::GeneralInfo],
 }
 
-/// The merchant and the wallet, each checked; none when either is missing or its holder
-/// has no kind Daviplata reads (a violation says which).
+/// The merchant and the wallet, each checked, beside the caller's transaction (checked
+/// last, by [`transaction`]); none when the merchant or the wallet is missing or its
+/// holder has no kind Daviplata reads (a violation says which).
 fn parties<'a>(
     v: &mut Violations,
     commerce: Option<&'a pb::Commerce>,
     wallet: Option<&'a pb::Wallet>,
+    transaction: Option<&'a pb::ProviderTransaction>,
 ) -> Option<Parties<'a>> {
     let commerce = self::commerce(v, commerce);
     let (wallet, holder, document_code) = self::wallet(v, wallet)?;
@@ -81,6 +85,7 @@ fn parties<'a>(
         wallet,
         holder,
         document_code,
+        transaction,
     })
 }
 
@@ -207,7 +212,12 @@ fn amount(v: &mut Violations, field: &str, money: &Money) {
 
 pub fn request(request: &pb::RequestSubscriptionRequest) -> Result<Parties<'_>, Status> {
     let mut v = Violations::new();
-    let parties = parties(&mut v, request.commerce.as_ref(), request.wallet.as_ref());
+    let parties = parties(
+        &mut v,
+        request.commerce.as_ref(),
+        request.wallet.as_ref(),
+        request.transaction.as_ref(),
+    );
     transaction(&mut v, request.transaction.as_ref(), TransactionId::Caller);
     v.finish_with(parties)
 }
@@ -215,7 +225,12 @@ pub fn request(request: &pb::RequestSubscriptionRequest) -> Result<Parties<'_>, 
 pub fn activate(request: &pb::ActivateSubscriptionRequest) -> Result<Activation<'_>, Status> {
     let mut v = Violations::new();
     idempotency::check_key(&mut v, &request.idempotency_key);
-    let parties = parties(&mut v, request.commerce.as_ref(), request.wallet.as_ref());
+    let parties = parties(
+        &mut v,
+        request.commerce.as_ref(),
+        request.wallet.as_ref(),
+        request.transaction.as_ref(),
+    );
     if v.required("otp_value", &request.otp_value) {
         v.length("otp_value", &request.otp_value, 1, OTP_MAX);
         v.printable("otp_value", &request.otp_value);
@@ -247,7 +262,12 @@ pub fn activate(request: &pb::ActivateSubscriptionRequest) -> Result<Activation<
 pub fn cancel(request: &pb::CancelSubscriptionRequest) -> Result<Parties<'_>, Status> {
     let mut v = Violations::new();
     idempotency::check_key(&mut v, &request.idempotency_key);
-    let parties = parties(&mut v, request.commerce.as_ref(), request.wallet.as_ref());
+    let parties = parties(
+        &mut v,
+        request.commerce.as_ref(),
+        request.wallet.as_ref(),
+        request.transaction.as_ref(),
+    );
     transaction(
         &mut v,
         request.transaction.as_ref(),
@@ -261,7 +281,12 @@ pub fn cancel(request: &pb::CancelSubscriptionRequest) -> Result<Parties<'_>, St
 pub fn charge(request: &pb::ChargeSubscriptionRequest) -> Result<Payment<'_>, Status> {
     let mut v = Violations::new();
     idempotency::check_key(&mut v, &request.idempotency_key);
-    let parties = parties(&mut v, request.commerce.as_ref(), request.wallet.as_ref());
+    let parties = parties(
+        &mut v,
+        request.commerce.as_ref(),
+        request.wallet.as_ref(),
+        request.transaction.as_ref(),
+    );
     let amount = request.amount.as_ref();
     match amount {
         None => v.add("amount", "is required"),

@@ -10,7 +10,8 @@ use tonic::Status;
 
 use super::wire::{Answer, Defaults, Envelope, Reference, Unreadable};
 use crate::config::Paths;
-use crate::tenancy::{Act, Subject};
+use crate::tenancy::Act;
+use crate::validate::Parties;
 
 /// One of Daviplata's business operations (D1-D4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,17 +127,8 @@ pub trait Call: prost::Message + Clone + Send + Sync + 'static {
     /// Every field checked, all violations at once (`crate::validate`).
     fn parse(&self) -> Result<Self::Valid<'_>, Status>;
 
-    /// The merchant and the wallet, as the tenant's checks read them.
-    fn subject(&self) -> Subject<'_>;
-
-    /// The caller's `ProviderTransaction`, if given.
-    fn transaction(&self) -> Option<&pb::ProviderTransaction>;
-
-    /// The wallet's product number, which a success of a state change must show.
-    fn product_number(&self) -> Option<&str> {
-        let wallet = self.subject().wallet?;
-        Some(&wallet.product_number)
-    }
+    /// What every request carries, checked: merchant, wallet, the caller's transaction.
+    fn parties<'v>(valid: &'v Self::Valid<'_>) -> &'v Parties<'v>;
 
     /// The idempotency key, on the operations that change state.
     fn key(&self) -> Option<&str>;

@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use super::operation::{Call, Operation, Readings};
 use crate::config::{CommerceField, Config, DocumentField};
 use crate::money;
-use crate::tenancy::{Act, Subject};
+use crate::tenancy::Act;
 use crate::validate::{self, Activation, Parties, Payment};
 use tonic::Status;
 
@@ -560,12 +560,8 @@ impl Call for pb::RequestSubscriptionRequest {
         validate::request(self)
     }
 
-    fn subject(&self) -> Subject<'_> {
-        Subject::of(self.commerce.as_ref(), self.wallet.as_ref())
-    }
-
-    fn transaction(&self) -> Option<&pb::ProviderTransaction> {
-        self.transaction.as_ref()
+    fn parties<'v>(valid: &'v Parties<'_>) -> &'v Parties<'v> {
+        valid
     }
 
     fn key(&self) -> Option<&str> {
@@ -607,12 +603,8 @@ impl Call for pb::ActivateSubscriptionRequest {
         validate::activate(self)
     }
 
-    fn subject(&self) -> Subject<'_> {
-        Subject::of(self.commerce.as_ref(), self.wallet.as_ref())
-    }
-
-    fn transaction(&self) -> Option<&pb::ProviderTransaction> {
-        self.transaction.as_ref()
+    fn parties<'v>(valid: &'v Activation<'_>) -> &'v Parties<'v> {
+        &valid.parties
     }
 
     fn key(&self) -> Option<&str> {
@@ -654,12 +646,8 @@ impl Call for pb::CancelSubscriptionRequest {
         validate::cancel(self)
     }
 
-    fn subject(&self) -> Subject<'_> {
-        Subject::of(self.commerce.as_ref(), self.wallet.as_ref())
-    }
-
-    fn transaction(&self) -> Option<&pb::ProviderTransaction> {
-        self.transaction.as_ref()
+    fn parties<'v>(valid: &'v Parties<'_>) -> &'v Parties<'v> {
+        valid
     }
 
     fn key(&self) -> Option<&str> {
@@ -701,12 +689,8 @@ impl Call for pb::ChargeSubscriptionRequest {
         validate::charge(self)
     }
 
-    fn subject(&self) -> Subject<'_> {
-        Subject::of(self.commerce.as_ref(), self.wallet.as_ref())
-    }
-
-    fn transaction(&self) -> Option<&pb::ProviderTransaction> {
-        self.transaction.as_ref()
+    fn parties<'v>(valid: &'v Payment<'_>) -> &'v Parties<'v> {
+        &valid.parties
     }
 
     fn key(&self) -> Option<&str> {
