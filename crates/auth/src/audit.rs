@@ -55,7 +55,7 @@ impl Call {
             client_id = principal.and_then(|p| p.client_id.as_deref()).unwrap_or("-"),
             peer = self.peer.as_deref().unwrap_or("-"),
             method = %self.method,
-            code = crate::context::code_name(code),
+            code = pasarela_provider::grpc::code_name(code),
             reason = reason.map_or("-", Reason::name),
             latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,
             request_id = %self.request_id,
@@ -97,7 +97,10 @@ impl Body for AuditedBody {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(code) = frame.trailers_ref().and_then(crate::context::status_code) {
+                if let Some(code) = frame
+                    .trailers_ref()
+                    .and_then(pasarela_provider::grpc::status_code)
+                {
                     self.finish(code);
                 }
             }

@@ -13,7 +13,6 @@ use tower::{Layer, Service};
 
 use crate::audit::{AuditedBody, Call};
 use crate::config::Config;
-use crate::context::status_code;
 use crate::jwt::Verifier;
 use crate::mtls::CertificatePrincipals;
 use crate::policy::{Gate, MethodPath, Policy};
@@ -24,6 +23,7 @@ use crate::secret_attempts::SecretAttempts;
 use crate::shared_buckets::SharedBuckets;
 use crate::slots::{Slot, Slots, peer_key};
 use crate::tenancy::Tenancy;
+use pasarela_provider::grpc::status_code;
 
 /// Everything the layer decides with, shared by all connections (and so are the buckets
 /// of the rate limiter).

@@ -11,6 +11,7 @@ pub mod deadline;
 pub mod delivery;
 pub mod environment;
 pub mod errors;
+pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod outbound;

@@ -21,7 +21,7 @@ use tracing::Instrument as _;
 
 use crate::message_clock::{MessageClock, Pace};
 
-pub use pasarela_auth::context::REQUEST_ID;
+pub use pasarela_provider::grpc::REQUEST_ID;
 
 /// How much earlier than tonic's own `grpc-timeout` timer this layer answers, so that an
 /// expired call reads `DEADLINE_EXCEEDED` (tonic's timer answers `CANCELLED`).
@@ -152,7 +152,7 @@ fn born_at_zero(methods: &MethodNames) {
             method: method.clone(),
         }));
         for value in 0..=16 {
-            let code = pasarela_auth::context::code_name(tonic::Code::from_i32(value));
+            let code = pasarela_provider::grpc::code_name(tonic::Code::from_i32(value));
             drop(METRICS.calls.get_or_create(&CallLabels {
                 method: method.clone(),
                 code,
@@ -235,11 +235,11 @@ where
             .headers()
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
-            .and_then(pasarela_auth::context::parse_grpc_timeout);
+            .and_then(pasarela_provider::deadline::parse_grpc_timeout);
         // Read once here; the audit line and the handlers take it from the extension.
         request.extensions_mut().insert(CallContext {
             request_id: request_id.clone(),
-            deadline: timeout.and_then(pasarela_auth::context::deadline_after),
+            deadline: timeout.and_then(pasarela_provider::deadline::deadline_after),
             principal: None,
         });
         let path = request.uri().path();
@@ -276,7 +276,7 @@ where
                     .calls
                     .get_or_create(&CallLabels {
                         method,
-                        code: pasarela_auth::context::code_name(code),
+                        code: pasarela_provider::grpc::code_name(code),
                     })
                     .inc();
                 result.map(|response| {
@@ -373,7 +373,7 @@ fn ensure_request_id<B>(request: &mut Request<B>) -> String {
 /// The gRPC status of a unary answer: errors travel trailers-only (in the headers); an
 /// answer without `grpc-status` in its headers carries a message and ends OK.
 fn grpc_code<B>(response: &Response<B>) -> tonic::Code {
-    pasarela_auth::context::status_code(response.headers()).unwrap_or(tonic::Code::Ok)
+    pasarela_provider::grpc::status_code(response.headers()).unwrap_or(tonic::Code::Ok)
 }
 
 #[cfg(test)]
