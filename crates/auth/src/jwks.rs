@@ -145,7 +145,8 @@ impl Jwks {
 }
 
 async fn refresh_every(jwks: Weak<Jwks>, period: Duration) {
-    let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
+    let first = Instant::from_std(pasarela_provider::deadline::from_now(period));
+    let mut ticks = tokio::time::interval_at(first, period);
     loop {
         ticks.tick().await;
         let Some(jwks) = jwks.upgrade() else { return };

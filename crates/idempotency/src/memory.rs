@@ -110,8 +110,8 @@ impl Entries {
             Keep::For(ttl) => ttl,
             Keep::UntilSettled => OPEN_RETENTION,
         };
-        self.map
-            .insert(key.to_owned(), (value.to_owned(), Instant::now() + ttl));
+        let until = pasarela_provider::deadline::from_now(ttl);
+        self.map.insert(key.to_owned(), (value.to_owned(), until));
     }
 }
 

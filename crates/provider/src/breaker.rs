@@ -67,11 +67,18 @@ impl Breaker {
             Inner::Open { until } => Err(until - now),
             // A probe whose caller went away never reports; let another through after a
             // full open period instead of staying half-open forever.
-            Inner::HalfOpen { probe_started } if now >= probe_started + self.settings.open_for => {
-                *inner = Inner::HalfOpen { probe_started: now };
-                Ok(())
+            Inner::HalfOpen { probe_started } => {
+                let next = probe_started.checked_add(self.settings.open_for);
+                match next {
+                    Some(next) if now < next => Err(next - now),
+                    // An open period past the clock lets no second probe through.
+                    None => Err(self.settings.open_for),
+                    Some(_) => {
+                        *inner = Inner::HalfOpen { probe_started: now };
+                        Ok(())
+                    }
+                }
             }
-            Inner::HalfOpen { probe_started } => Err(probe_started + self.settings.open_for - now),
         }
     }
 
@@ -87,7 +94,7 @@ impl Breaker {
                 }
             }
             (_, false) => Inner::Open {
-                until: Instant::now() + self.settings.open_for,
+                until: crate::deadline::from_now(self.settings.open_for),
             },
         };
     }
@@ -131,6 +138,16 @@ mod tests {
         assert_eq!(b.state(), BreakerState::HalfOpen);
         b.record(true);
         assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn an_open_period_past_the_clock_keeps_the_circuit_open_without_a_panic() {
+        let b = breaker(Duration::MAX);
+        for _ in 0..3 {
+            b.record(false);
+        }
+        assert_eq!(b.state(), BreakerState::Open);
+        assert!(b.admit().is_err(), "still open");
     }
 
     #[test]

@@ -6,6 +6,16 @@ use std::time::{Duration, Instant};
 /// The gRPC deadline header (`<digits><unit>`).
 pub const GRPC_TIMEOUT: &str = "grpc-timeout";
 
+/// The longest wait added to the clock: a setting past a century is read as one.
+const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// `by` from now, `by` capped at a century, so that no setting (a TTL, a breaker's open
+/// time, a refresh period) can overflow the clock into a panic.
+pub fn from_now(by: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(by.min(LONGEST)).unwrap_or(now)
+}
+
 /// Time kept back from the caller's deadline so the answer reaches them before it expires.
 pub const MARGIN: Duration = Duration::from_millis(20);
 
@@ -99,5 +109,15 @@ mod tests {
             "the longest one is a deadline"
         );
         assert_eq!(deadline_after(Duration::MAX), None, "never a panic");
+    }
+
+    #[test]
+    fn no_setting_overflows_the_clock() {
+        let before = Instant::now();
+        assert!(
+            from_now(Duration::MAX) > before,
+            "a century at most, never a panic"
+        );
+        assert!(from_now(Duration::ZERO) >= before);
     }
 }

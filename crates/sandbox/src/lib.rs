@@ -235,6 +235,13 @@ async fn bind(host: IpAddr, port: u16, name: &str) -> anyhow::Result<TcpListener
 }
 
 /// The URL clients use: a wildcard listener is reached through loopback.
+/// When something issued now with `lifetime` expires; a lifetime past the clock is none,
+/// and the thing is expired at once.
+fn later(lifetime: std::time::Duration) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now.checked_add(lifetime).unwrap_or(now)
+}
+
 fn http_url(addr: SocketAddr) -> String {
     let ip = match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),

@@ -516,7 +516,7 @@ impl Bank {
     }
 
     pub fn expiry(&self) -> Instant {
-        Instant::now() + self.otc_ttl
+        crate::later(self.otc_ttl)
     }
 }
 

@@ -376,8 +376,7 @@ impl Daviplata {
         let now = Instant::now();
         let mut book = self.lock();
         book.tokens.retain(|_, (_, expires)| *expires > now);
-        // A lifetime past the clock is none: the token is expired at once.
-        let expires = now.checked_add(ttl).unwrap_or(now);
+        let expires = crate::later(ttl);
         book.tokens
             .insert(token.clone(), (client_id.to_owned(), expires));
         book.counters.tokens_issued += 1;
@@ -421,12 +420,15 @@ impl Daviplata {
             OtpSession {
                 otp: otp.clone(),
                 owner: Owner::of(&request, &request.detail),
-                expires_at: Instant::now() + ttl,
+                expires_at: crate::later(ttl),
                 used: false,
             },
         );
         book.counters.otps_sent += 1;
-        let expires = Utc::now() + ttl;
+        let expires = chrono::TimeDelta::from_std(ttl)
+            .ok()
+            .and_then(|ttl| Utc::now().checked_add_signed(ttl))
+            .unwrap_or_else(Utc::now);
         Ok(to_json(&RequestAnswer {
             result: result(transaction_id(&request), "Transacción aprobada"),
             info_otp: InfoOtp {
