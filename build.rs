@@ -19,6 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         descriptors.encode_to_vec(),
     )?;
     std::fs::write(out_dir.join("methods.rs"), methods(&descriptors))?;
+    let secrets = secret_fields(&descriptors)?;
+    std::fs::write(out_dir.join("secrets.rs"), redacting(&secrets))?;
 
     // `google.rpc` is in the descriptor set only so that reflection clients (grpcurl) can
     // decode error details; its Rust types come from tonic-types.
@@ -31,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .skip_debug(REDACTED.iter().map(|name| format!(".{name}")))
+        .skip_debug(secrets.iter().map(|(message, _)| format!(".{message}")))
         .compile_fds(generated)?;
     Ok(())
 }
@@ -74,22 +76,79 @@ fn snake_case(name: &str) -> String {
     snake
 }
 
-/// The messages with a field the contracts mark secret; src/redacted.rs names the fields.
-const REDACTED: &[&str] = &[
-    "pasarela.bureau.v1.GetPasswordExpirationRequest",
-    "pasarela.recurring_payments.v1.RequestSubscriptionResponse",
-    "pasarela.recurring_payments.v1.ActivateSubscriptionRequest",
-    "pasarela.security.v1.ValidateOtcRequest",
-    "pasarela.security.v1.EnrollDigitalUserRequest",
-    "pasarela.security.v1.ChangePasswordRequest",
-    "pasarela.security.v1.CreateUserRequest",
-    "pasarela.security.v1.ValidateEnrollmentCardRequest",
-    "pasarela.security.v1.ValidatePasswordRecoveryRequest",
-    "pasarela.security.v1.RequestWithdrawalOtpResponse",
-    "pasarela.security.v1.ChannelAnswer",
-    "pasarela.security.v1.WithdrawWithOtpRequest",
-    "pasarela.security.v1.QuestionAnswer",
-];
+/// A message by full name and its secret fields.
+type Secrets = Vec<(String, Vec<String>)>;
+
+/// What marks a field secret in the contracts: its comment begins with it.
+const SECRET_MARK: &str = "Secret:";
+
+/// Each message of `proto/pasarela` with a field whose comment begins `Secret:`, by full
+/// name, and those fields: the contracts say which fields are secret, once.
+fn secret_fields(
+    descriptors: &prost_types::FileDescriptorSet,
+) -> Result<Secrets, Box<dyn std::error::Error>> {
+    let mut secrets = Vec::new();
+    for file in &descriptors.file {
+        if !file.package().starts_with("pasarela.") {
+            continue;
+        }
+        let comments: Vec<(&[i32], &str)> = file
+            .source_code_info
+            .iter()
+            .flat_map(|info| &info.location)
+            .map(|location| (location.path.as_slice(), location.leading_comments()))
+            .collect();
+        let marked = |path: &[i32]| {
+            comments
+                .iter()
+                .any(|(at, comment)| *at == path && comment.trim_start().starts_with(SECRET_MARK))
+        };
+        for (m, message) in (0_i32..).zip(&file.message_type) {
+            // Messages nested in others would need their Rust module path below.
+            for (n, nested) in (0_i32..).zip(&message.nested_type) {
+                for f in (0_i32..).take(nested.field.len()) {
+                    if marked(&[4, m, 3, n, 2, f]) {
+                        return Err(
+                            format!("{}: a secret in a nested message", nested.name()).into()
+                        );
+                    }
+                }
+            }
+            let fields: Vec<String> = (0_i32..)
+                .zip(&message.field)
+                .filter(|(f, _)| marked(&[4, m, 2, *f]))
+                .map(|(_, field)| field.name().to_owned())
+                .collect();
+            if !fields.is_empty() {
+                secrets.push((format!("{}.{}", file.package(), message.name()), fields));
+            }
+        }
+    }
+    Ok(secrets)
+}
+
+/// `SECRET_FIELDS` and the redacting `Debug` of each message that has one, for
+/// src/redacted.rs.
+fn redacting(secrets: &[(String, Vec<String>)]) -> String {
+    let mut out = String::from(
+        "/// The secret fields of each message, as its proto comments mark them (`Secret:`).\n\
+         const SECRET_FIELDS: &[(&str, &[&str])] = &[\n",
+    );
+    for (message, fields) in secrets {
+        out.push_str(&format!("    ({message:?}, &{fields:?}),\n"));
+    }
+    out.push_str("];\n");
+    for (message, _) in secrets {
+        // `pasarela.security.v1.ValidateOtcRequest` is `crate::security::v1::ValidateOtcRequest`.
+        let path = message.trim_start_matches("pasarela.").replace('.', "::");
+        out.push_str(&format!(
+            "impl fmt::Debug for crate::{path} {{\n    \
+             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {{\n        \
+             redacted(self, {message:?}, f)\n    }}\n}}\n"
+        ));
+    }
+    out
+}
 
 fn collect_protos(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
