@@ -92,11 +92,18 @@ fn secret_fields(
         if !file.package().starts_with("pasarela.") {
             continue;
         }
+        // A field's comment above it, or after it on its line.
         let comments: Vec<(&[i32], &str)> = file
             .source_code_info
             .iter()
             .flat_map(|info| &info.location)
-            .map(|location| (location.path.as_slice(), location.leading_comments()))
+            .flat_map(|location| {
+                let path = location.path.as_slice();
+                [
+                    (path, location.leading_comments()),
+                    (path, location.trailing_comments()),
+                ]
+            })
             .collect();
         let marked = |path: &[i32]| {
             comments
@@ -114,11 +121,24 @@ fn secret_fields(
                     }
                 }
             }
-            let fields: Vec<String> = (0_i32..)
-                .zip(&message.field)
-                .filter(|(f, _)| marked(&[4, m, 2, *f]))
-                .map(|(_, field)| field.name().to_owned())
-                .collect();
+            let mut fields = Vec::new();
+            for (f, field) in (0_i32..).zip(&message.field) {
+                if !marked(&[4, m, 2, f]) {
+                    continue;
+                }
+                // Redaction writes a string in its place.
+                let string = field.r#type() == prost_types::field_descriptor_proto::Type::String
+                    && field.label() != prost_types::field_descriptor_proto::Label::Repeated;
+                if !string {
+                    return Err(format!(
+                        "{}.{}: a secret that is not one string",
+                        message.name(),
+                        field.name()
+                    )
+                    .into());
+                }
+                fields.push(field.name().to_owned());
+            }
             if !fields.is_empty() {
                 secrets.push((format!("{}.{}", file.package(), message.name()), fields));
             }

@@ -342,7 +342,7 @@ impl Config {
                 crate::jwks::check_url(url)?;
             }
             anyhow::ensure!(
-                jwks.max_stale >= jwks.refresh * 2,
+                jwks.max_stale >= jwks.refresh.saturating_mul(2),
                 "auth: auth.jwks.max_stale must be at least twice auth.jwks.refresh, or keys \
                  would go untrusted between two re-reads"
             );
@@ -363,8 +363,9 @@ impl Config {
             ("secret_attempts", &self.secret_attempts),
         ] {
             anyhow::ensure!(
-                budget.per_second > 0.0 && budget.per_second.is_finite() && budget.burst > 0,
-                "auth: auth.{key} needs per_second > 0 and burst > 0"
+                rate_is_sane(budget.per_second) && budget.burst > 0,
+                "auth: auth.{key} needs per_second of at least {MIN_PER_SECOND} (one a day) \
+                 and burst > 0"
             );
         }
         match &self.holder_key {
@@ -380,8 +381,9 @@ impl Config {
         }
         for limit in &self.rate_limits {
             anyhow::ensure!(
-                limit.per_second > 0.0 && limit.per_second.is_finite() && limit.burst > 0,
-                "auth: rate limit {:?} needs per_second > 0 and burst > 0",
+                rate_is_sane(limit.per_second) && limit.burst > 0,
+                "auth: rate limit {:?} needs per_second of at least {MIN_PER_SECOND} (one a \
+                 day) and burst > 0",
                 limit.name
             );
         }
@@ -421,6 +423,14 @@ impl TlsSettings {
     fn default_reload_every() -> Duration {
         Duration::from_secs(10)
     }
+}
+
+/// The slowest rate a limit or budget may have: one call a day. Slower is a typo, and a
+/// rate near zero would make an interval past what the clock holds.
+pub const MIN_PER_SECOND: f64 = 1.0 / 86_400.0;
+
+fn rate_is_sane(per_second: f64) -> bool {
+    per_second.is_finite() && per_second >= MIN_PER_SECOND
 }
 
 #[cfg(test)]

@@ -145,7 +145,10 @@ impl Jwks {
 }
 
 async fn refresh_every(jwks: Weak<Jwks>, period: Duration) {
-    let first = Instant::from_std(pasarela_provider::deadline::from_now(period));
+    // On tokio's clock, which tests pause; the period is at most a century.
+    let period = pasarela_provider::deadline::period(period);
+    let now = Instant::now();
+    let first = now.checked_add(period).unwrap_or(now);
     let mut ticks = tokio::time::interval_at(first, period);
     loop {
         ticks.tick().await;

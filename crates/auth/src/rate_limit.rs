@@ -91,12 +91,15 @@ impl RateLimiter {
         let groups = limits
             .iter()
             .map(|limit| {
-                let interval = Duration::from_secs_f64(1.0 / limit.per_second);
+                // A rate too slow for a Duration is as slow as one can be (configuration
+                // refuses it before this).
+                let interval =
+                    Duration::try_from_secs_f64(1.0 / limit.per_second).unwrap_or(Duration::MAX);
                 Group {
                     name: limit.name.clone(),
                     methods: MethodSet::new(&limit.methods),
                     interval,
-                    tolerance: interval * limit.burst.saturating_sub(1),
+                    tolerance: interval.saturating_mul(limit.burst.saturating_sub(1)),
                 }
             })
             .collect();
@@ -218,7 +221,11 @@ impl RateLimiter {
         if earliest > now {
             return Some(earliest - now);
         }
-        *tat = (*tat).max(now) + group.interval;
+        // Past the clock the call waits a whole interval instead of a panic.
+        let Some(next) = (*tat).max(now).checked_add(group.interval) else {
+            return Some(group.interval);
+        };
+        *tat = next;
         None
     }
 }

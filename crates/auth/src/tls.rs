@@ -193,8 +193,11 @@ impl Reload for ReloadingClientCa {
 }
 
 async fn reload_every<R: Reload>(files: Weak<R>, period: Duration) {
-    let start = tokio::time::Instant::now();
-    let mut ticks = tokio::time::interval_at(start.checked_add(period).unwrap_or(start), period);
+    // On tokio's clock, which tests pause; the period is at most a century.
+    let period = pasarela_provider::deadline::period(period);
+    let now = tokio::time::Instant::now();
+    let first = now.checked_add(period).unwrap_or(now);
+    let mut ticks = tokio::time::interval_at(first, period);
     loop {
         ticks.tick().await;
         let Some(files) = files.upgrade() else {

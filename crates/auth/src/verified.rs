@@ -59,7 +59,8 @@ impl VerifiedTokens {
         let Some(left) = Duration::from_secs(expires_at).checked_sub(now_unix) else {
             return;
         };
-        let until = Instant::from_std(pasarela_provider::deadline::from_now(left.min(MAX_AGE)));
+        let now = Instant::now();
+        let until = now.checked_add(left.min(MAX_AGE)).unwrap_or(now);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= CAPACITY {
             let now = Instant::now();

@@ -71,7 +71,7 @@ impl IdempotencyConfig {
     /// The configured lease, or three times `ceiling` (a token wait plus the call). A lease
     /// no longer than the call could let a repeat take over a claim still in flight.
     pub fn lease_or(&self, ceiling: Duration) -> anyhow::Result<Duration> {
-        let lease = self.lease.unwrap_or(ceiling * 3);
+        let lease = self.lease.unwrap_or(ceiling.saturating_mul(3));
         anyhow::ensure!(
             lease > ceiling,
             "idempotency.lease ({lease:?}) must be longer than the provider's deadline ceiling \

@@ -9,6 +9,17 @@ pub const GRPC_TIMEOUT: &str = "grpc-timeout";
 /// The longest wait added to the clock: a setting past a century is read as one.
 const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
+/// The shortest period a timer ticks at: a setting of zero (which tokio refuses with a
+/// panic) ticks every second.
+const SHORTEST_PERIOD: Duration = Duration::from_secs(1);
+
+/// A timer's period from a setting: at least a second, at most a century, so that neither
+/// a zero nor a period past the clock panics a background task (tokio adds the period to
+/// each tick).
+pub fn period(every: Duration) -> Duration {
+    every.clamp(SHORTEST_PERIOD, LONGEST)
+}
+
 /// `by` from now, `by` capped at a century, so that no setting (a TTL, a breaker's open
 /// time, a refresh period) can overflow the clock into a panic.
 pub fn from_now(by: Duration) -> Instant {

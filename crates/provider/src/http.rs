@@ -137,7 +137,7 @@ impl ReloadingClient {
 /// Looks at the files every `every` until the client is dropped; file reads and client
 /// builds run on the blocking pool.
 async fn watch(shared: Weak<Shared>, domain: &'static str, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
+    let mut ticks = tokio::time::interval(crate::deadline::period(every));
     ticks.tick().await;
     loop {
         ticks.tick().await;

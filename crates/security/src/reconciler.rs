@@ -63,7 +63,7 @@ impl Schedule {
 pub(crate) fn spawn(reconciler: Weak<Reconciler>, every: Duration) {
     tokio::spawn(async move {
         let mut schedule = Schedule::default();
-        let mut ticks = tokio::time::interval(every);
+        let mut ticks = tokio::time::interval(pasarela_provider::deadline::period(every));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;

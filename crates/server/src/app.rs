@@ -180,7 +180,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             result = &mut serving => result.context("gRPC server failed"),
             () = async {
                 let _ = bound.wait_for(|stop| *stop).await;
-                tokio::time::sleep(shutdown.drain_delay + shutdown.drain_timeout).await;
+                tokio::time::sleep(shutdown.drain_delay.saturating_add(shutdown.drain_timeout)).await;
             } => {
                 tracing::warn!("drain bound reached; closing the remaining calls");
                 Ok(())

@@ -110,7 +110,7 @@ pub async fn watch(
     });
     let server = axum::serve(listener, axum::Router::new().route("/metrics", metrics));
     let rounds = async {
-        let mut tick = tokio::time::interval(every);
+        let mut tick = tokio::time::interval(pasarela_provider::deadline::period(every));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
