@@ -18,7 +18,7 @@ pub const DEV_AUDIENCE: &str = "pasarela";
 /// The HS256 secret of `pasarela dev`. It is public on purpose: `pasarela token` and
 /// `pasarela dev` agree on it with nothing shared by hand, and it grants nothing elsewhere
 /// because `serve` refuses HS256 unless `allow_hs256 = true` is configured.
-const DEV_HS256_SECRET: &str = "pasarela-dev-only-hs256-secret-never-use-in-production";
+pub(crate) const DEV_HS256_SECRET: &str = "pasarela-dev-only-hs256-secret-never-use-in-production";
 
 /// Longest clock skew tolerated on `exp` and `nbf`.
 const MAX_LEEWAY: Duration = Duration::from_secs(300);

@@ -107,13 +107,18 @@ impl Verifier {
             .as_ref()
             .filter(|_| config.allow_hs256)
             .map(|secret| {
-                Keyring::new(
+                let ring = Keyring::new(
                     secret.clone(),
                     config.key_overlap,
                     crate::config::MIN_KEY_BYTES,
                     DecodingKey::from_secret,
                     "auth.hs256_secret",
-                )
+                )?;
+                // The published dev secret is refused in a reload as at start.
+                match config.insecure_dev_credentials {
+                    true => Ok(ring),
+                    false => ring.refusing(&[crate::config::DEV_HS256_SECRET]),
+                }
             })
             .transpose()?;
         if hs256.is_some() {

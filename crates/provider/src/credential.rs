@@ -186,6 +186,8 @@ pub struct Keyring<T> {
     credential: Credential,
     overlap: Duration,
     min_bytes: usize,
+    /// Lines never taken, at start or on a reload (a secret published with pasarela).
+    refused: Vec<Vec<u8>>,
     name: String,
     derive: fn(&[u8]) -> T,
     state: Mutex<RingState<T>>,
@@ -230,9 +232,23 @@ impl<T> Keyring<T> {
             credential,
             overlap,
             min_bytes,
+            refused: Vec::new(),
             name: name.to_owned(),
             derive,
         })
+    }
+
+    /// The same keyring, refusing `lines` now and in every reload: a file that lists one
+    /// is not taken, and the keys it replaced stay.
+    pub fn refusing(mut self, lines: &[&str]) -> anyhow::Result<Self> {
+        self.refused = lines.iter().map(|line| line.as_bytes().to_vec()).collect();
+        let listed = &self
+            .state
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .listed;
+        check_refused(listed, &self.refused, &self.name)?;
+        Ok(self)
     }
 
     /// The keys to use now.
@@ -246,7 +262,9 @@ impl<T> Keyring<T> {
         }
         if generation != state.generation {
             let listed = lines(value.expose_secret());
-            if let Err(error) = check_lines(&listed, self.min_bytes, &self.name) {
+            let checked = check_lines(&listed, self.min_bytes, &self.name)
+                .and_then(|()| check_refused(&listed, &self.refused, &self.name));
+            if let Err(error) = checked {
                 tracing::warn!(error = %error, "a changed keyring is not taken; keeping its keys");
             } else {
                 let until = now.checked_add(self.overlap).unwrap_or(now);
@@ -288,6 +306,14 @@ fn check_lines(listed: &[Vec<u8>], min_bytes: usize, name: &str) -> anyhow::Resu
     anyhow::ensure!(
         listed.iter().all(|key| key.len() >= min_bytes),
         "{name} must be at least {min_bytes} bytes (each line of it)"
+    );
+    Ok(())
+}
+
+fn check_refused(listed: &[Vec<u8>], refused: &[Vec<u8>], name: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !listed.iter().any(|key| refused.contains(key)),
+        "{name} lists a key that is published with pasarela: anyone could use it"
     );
     Ok(())
 }
@@ -436,6 +462,31 @@ mod tests {
             long.keys().verifying,
             ["old-key-old-key", "newer-key-newer", "new-key-new-key"]
         );
+    }
+
+    #[test]
+    fn a_refused_key_is_not_taken_at_start_nor_on_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys");
+        std::fs::write(&file, "own-key-own-key\n").unwrap();
+        let credential = Credential::from_file(file.clone()).unwrap();
+        let derive = |key: &[u8]| String::from_utf8(key.to_vec()).unwrap();
+        let ring = Keyring::new(credential.clone(), Duration::ZERO, 8, derive, "k")
+            .unwrap()
+            .refusing(&["published-secret"])
+            .unwrap();
+        std::fs::write(&file, "published-secret\nown-key-own-key\n").unwrap();
+        aged(&credential);
+        assert_eq!(
+            ring.keys().verifying,
+            ["own-key-own-key"],
+            "the reload is refused"
+        );
+        let published = Credential::fixed("published-secret".into());
+        let refused = Keyring::new(published, Duration::ZERO, 8, derive, "k")
+            .unwrap()
+            .refusing(&["published-secret"]);
+        assert!(refused.is_err(), "refused at start");
     }
 
     #[test]
