@@ -145,11 +145,7 @@ impl Jwks {
 }
 
 async fn refresh_every(jwks: Weak<Jwks>, period: Duration) {
-    // On tokio's clock, which tests pause; the period is at most a century.
-    let period = pasarela_provider::deadline::period(period);
-    let now = Instant::now();
-    let first = now.checked_add(period).unwrap_or(now);
-    let mut ticks = tokio::time::interval_at(first, period);
+    let mut ticks = pasarela_provider::deadline::ticks_after(period);
     loop {
         ticks.tick().await;
         let Some(jwks) = jwks.upgrade() else { return };

@@ -193,11 +193,7 @@ impl Reload for ReloadingClientCa {
 }
 
 async fn reload_every<R: Reload>(files: Weak<R>, period: Duration) {
-    // On tokio's clock, which tests pause; the period is at most a century.
-    let period = pasarela_provider::deadline::period(period);
-    let now = tokio::time::Instant::now();
-    let first = now.checked_add(period).unwrap_or(now);
-    let mut ticks = tokio::time::interval_at(first, period);
+    let mut ticks = pasarela_provider::deadline::ticks_after(period);
     loop {
         ticks.tick().await;
         let Some(files) = files.upgrade() else {

@@ -20,6 +20,14 @@ pub fn period(every: Duration) -> Duration {
     every.clamp(SHORTEST_PERIOD, LONGEST)
 }
 
+/// A timer that ticks every `every` (as [`period`] reads it), the first tick one period
+/// from now, on tokio's clock (which tests pause).
+pub fn ticks_after(every: Duration) -> tokio::time::Interval {
+    let every = period(every);
+    let now = tokio::time::Instant::now();
+    tokio::time::interval_at(now.checked_add(every).unwrap_or(now), every)
+}
+
 /// `by` from now, `by` capped at a century, so that no setting (a TTL, a breaker's open
 /// time, a refresh period) can overflow the clock into a panic.
 pub fn from_now(by: Duration) -> Instant {

@@ -137,8 +137,7 @@ impl ReloadingClient {
 /// Looks at the files every `every` until the client is dropped; file reads and client
 /// builds run on the blocking pool.
 async fn watch(shared: Weak<Shared>, domain: &'static str, every: Duration) {
-    let mut ticks = tokio::time::interval(crate::deadline::period(every));
-    ticks.tick().await;
+    let mut ticks = crate::deadline::ticks_after(every);
     loop {
         ticks.tick().await;
         let Some(shared) = shared.upgrade() else {

@@ -32,6 +32,13 @@ const UNREAD: &[&str] = &[
 
 /// Every check of this provider.
 pub async fn probe(config: &Config) -> anyhow::Result<Vec<Finding>> {
+    // Former `security.paths` keys read once here, not again (with their warning) by each
+    // client a check builds.
+    let paths = config.paths.resolved(pasarela::methods::SECURITY_SERVICE)?;
+    let config = &Config {
+        paths,
+        ..config.clone()
+    };
     Ok(vec![
         password_status_path(config).await?,
         holds_query(config).await?,
@@ -86,8 +93,8 @@ async fn camel_case_host(config: &Config) -> anyhow::Result<Finding> {
 /// exists; where it does, the bank says the user does not exist.
 async fn password_status_path(config: &Config) -> anyhow::Result<Finding> {
     let operation = wire::PASSWORD_STATUS.path.setting;
-    let paths = config.paths.resolved(pasarela::methods::SECURITY_SERVICE)?;
-    let configured = paths
+    let configured = config
+        .paths
         .get(operation)
         .unwrap_or(wire::PASSWORD_STATUS.path.spec)
         .to_owned();
@@ -100,7 +107,7 @@ async fn password_status_path(config: &Config) -> anyhow::Result<Finding> {
     }
     let mut outcomes = Vec::new();
     for path in &candidates {
-        let mut paths = paths.clone();
+        let mut paths = config.paths.clone();
         paths.set(operation, path.clone());
         let bcs = Bcs::new(
             Config {
